@@ -1,0 +1,1 @@
+"""pyggy's log engine: streams → topics → partitions → segments, metadata and offsets."""

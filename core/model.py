@@ -1,0 +1,163 @@
+"""Metadata entities shared by the engine and both wire packages.
+
+Ids are 0-based and recycled after delete, as in Iggy 0.9. Timestamps are µs since the epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.storage.partition_log import PartitionLog
+
+U64_MAX = 2**64 - 1
+NEVER_EXPIRE = U64_MAX
+UNLIMITED_SIZE = U64_MAX
+
+Identifier = int | str
+"""A numeric id or an exact name, as in Iggy's wire Identifier."""
+
+
+@dataclass(slots=True)
+class TopicOptions:
+    """Per-topic settings (Iggy 0.9 option catalog). Sizes in bytes, durations in µs."""
+
+    compression_algorithm: int = 1  # 1 none, 2 gzip (a placeholder, as in Iggy)
+    message_expiry: int = NEVER_EXPIRE
+    max_topic_size: int = UNLIMITED_SIZE
+    segment_size: int = 1 << 30
+    enforce_fsync: bool = False
+    messages_required_to_save: int = 1024
+    size_of_messages_required_to_save: int = 1 << 20
+    preallocate_segments: bool = False
+    durability: str = "replicated"
+    consumer_offset_durability: str = "replicated"
+    # Raw option entries the user set explicitly, in the order received: (key, kind, value bytes).
+    explicit: list[tuple[str, int, bytes]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class GlobalPermissions:
+    manage_servers: bool = False
+    read_servers: bool = False
+    manage_users: bool = False
+    read_users: bool = False
+    manage_streams: bool = False
+    read_streams: bool = False
+    manage_topics: bool = False
+    read_topics: bool = False
+    poll_messages: bool = False
+    send_messages: bool = False
+
+
+@dataclass(slots=True)
+class TopicPermissions:
+    manage_topic: bool = False
+    read_topic: bool = False
+    poll_messages: bool = False
+    send_messages: bool = False
+
+
+@dataclass(slots=True)
+class StreamPermissions:
+    manage_stream: bool = False
+    read_stream: bool = False
+    manage_topics: bool = False
+    read_topics: bool = False
+    poll_messages: bool = False
+    send_messages: bool = False
+    topics: dict[int, TopicPermissions] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Permissions:
+    global_: GlobalPermissions = field(default_factory=GlobalPermissions)
+    streams: dict[int, StreamPermissions] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PersonalAccessToken:
+    name: str
+    token_hash: str
+    expiry_at: int  # µs since epoch; 0 = never
+
+
+@dataclass(slots=True)
+class User:
+    id: int
+    username: str
+    password_hash: str
+    status: int  # 1 active, 2 inactive
+    created_at: int
+    permissions: Permissions | None = None
+    tokens: dict[str, PersonalAccessToken] = field(default_factory=dict)
+
+    @property
+    def is_root(self) -> bool:
+        return self.id == 0
+
+
+@dataclass(slots=True)
+class GroupMember:
+    """A live member of an Iggy consumer group (runtime only, tied to a client session)."""
+
+    id: int  # the client id the server gave the session
+    partitions: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ConsumerGroup:
+    id: int
+    name: str
+    members: dict[int, GroupMember] = field(default_factory=dict)
+    generation: int = 0
+
+
+@dataclass(slots=True)
+class Partition:
+    id: int
+    created_at: int
+    log: PartitionLog
+
+    @property
+    def current_offset(self) -> int:
+        """The newest offset in the partition (0 when empty, as Iggy reports it)."""
+        return max(self.log.next_offset - 1, 0)
+
+
+@dataclass(slots=True)
+class Topic:
+    id: int
+    stream_id: int
+    name: str
+    created_at: int
+    options: TopicOptions
+    partitions: list[Partition] = field(default_factory=list)
+    groups: dict[int, ConsumerGroup] = field(default_factory=dict)
+    # Round-robin cursor for Balanced partitioning (runtime only).
+    next_partition: int = 0
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(p.log.size_bytes for p in self.partitions)
+
+    @property
+    def messages_count(self) -> int:
+        return sum(p.log.messages_count for p in self.partitions)
+
+
+@dataclass(slots=True)
+class Stream:
+    id: int
+    name: str
+    created_at: int
+    topics: dict[int, Topic] = field(default_factory=dict)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(t.size_bytes for t in self.topics.values())
+
+    @property
+    def messages_count(self) -> int:
+        return sum(t.messages_count for t in self.topics.values())
