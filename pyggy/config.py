@@ -1,0 +1,369 @@
+"""Server configuration: Iggy's TOML section/key names, `IGGY_<SECTION>_<KEY>` overrides.
+
+Precedence: defaults < TOML file (`--config` or `IGGY_CONFIG_PATH`) < environment < CLI flags
+(applied by `pyggy.cli`). Durations are stored as float seconds and accept Iggy's humantime
+strings ("30 s"); sizes are int bytes and accept "64 MiB". Unknown keys are logged and ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import socket
+import tomllib
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from pyggy.units import parse_duration, parse_size
+
+log = logging.getLogger(__name__)
+
+DURATION = "duration"
+SIZE = "size"
+Duration = Annotated[float, DURATION]  # seconds
+Size = Annotated[int, SIZE]  # bytes
+
+MiB = 1024 * 1024
+LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error")
+# IGGY_* variables that are not config keys (never reported as unknown).
+NON_KEY_ENV = frozenset({"IGGY_CONFIG_PATH", "IGGY_ROOT_USERNAME", "IGGY_ROOT_PASSWORD"})
+
+
+class ConfigError(ValueError):
+    """An invalid config file, value or override."""
+
+
+@dataclass(slots=True)
+class PartitionConfig:
+    validate_checksum: bool = True
+
+
+@dataclass(slots=True)
+class StateConfig:
+    enforce_fsync: bool = True
+
+
+@dataclass(slots=True)
+class LoggingConfig:
+    level: str = "info"
+
+
+@dataclass(slots=True)
+class SystemConfig:
+    path: str = "local_data"
+    partition: PartitionConfig = field(default_factory=PartitionConfig)
+    state: StateConfig = field(default_factory=StateConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+@dataclass(slots=True)
+class TcpConfig:
+    enabled: bool = True
+    address: str = "127.0.0.1:8090"
+    max_frame_size: Size = 64 * MiB
+
+
+@dataclass(slots=True)
+class HttpConfig:
+    """Iggy's HTTP REST transport. Not implemented yet: enabling it only logs a warning."""
+
+    enabled: bool = False
+    address: str = "127.0.0.1:3000"
+
+
+@dataclass(slots=True)
+class KafkaConfig:
+    enabled: bool = True
+    address: str = "127.0.0.1:9092"
+    advertised_host: str = ""  # "" = host of `address` (machine hostname if wildcard)
+    advertised_port: int = 0  # 0 = port of `address`
+    auto_create_topics: bool = True
+
+    def advertised(self) -> tuple[str, int]:
+        """The (host, port) announced to Kafka clients in Metadata responses."""
+        host, port = split_address(self.address)
+        if not self.advertised_host and host in ("", "0.0.0.0", "::"):
+            host = socket.gethostname()
+        return self.advertised_host or host, self.advertised_port or port
+
+
+@dataclass(slots=True)
+class HeartbeatConfig:
+    enabled: bool = True
+    interval: Duration = 30.0
+
+
+@dataclass(slots=True)
+class ConsumerGroupConfig:
+    rebalancing_timeout: Duration = 30.0
+
+
+@dataclass(slots=True)
+class MessagesMaintenanceConfig:
+    cleaner_enabled: bool = True
+    interval: Duration = 60.0
+
+
+@dataclass(slots=True)
+class ArchiverConfig:
+    """Stub of Iggy 0.4/0.5's segment archiver (`kind` = "disk" or "s3")."""
+
+    enabled: bool = False
+    kind: str = "disk"
+
+
+@dataclass(slots=True)
+class DataMaintenanceConfig:
+    messages: MessagesMaintenanceConfig = field(default_factory=MessagesMaintenanceConfig)
+    archiver: ArchiverConfig = field(default_factory=ArchiverConfig)
+
+
+@dataclass(slots=True)
+class TokenCleanerConfig:
+    enabled: bool = True
+    interval: Duration = 60.0
+
+
+@dataclass(slots=True)
+class PersonalAccessTokenConfig:
+    max_tokens_per_user: int = 100
+    cleaner: TokenCleanerConfig = field(default_factory=TokenCleanerConfig)
+
+
+@dataclass(slots=True)
+class TelemetryExporterConfig:
+    transport: str = "grpc"  # "grpc" or "http"
+    endpoint: str = ""
+
+
+@dataclass(slots=True)
+class TelemetryConfig:
+    """OpenTelemetry logs and traces (stub: keys are read, nothing is exported yet)."""
+
+    enabled: bool = False
+    service_name: str = "pyggy"
+    logs: TelemetryExporterConfig = field(
+        default_factory=lambda: TelemetryExporterConfig(endpoint="http://localhost:7281/v1/logs")
+    )
+    traces: TelemetryExporterConfig = field(
+        default_factory=lambda: TelemetryExporterConfig(endpoint="http://localhost:7281/v1/traces")
+    )
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    system: SystemConfig = field(default_factory=SystemConfig)
+    tcp: TcpConfig = field(default_factory=TcpConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
+    consumer_group: ConsumerGroupConfig = field(default_factory=ConsumerGroupConfig)
+    data_maintenance: DataMaintenanceConfig = field(default_factory=DataMaintenanceConfig)
+    personal_access_token: PersonalAccessTokenConfig = field(
+        default_factory=PersonalAccessTokenConfig
+    )
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+
+
+# --- addresses --------------------------------------------------------------------------------
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """Split "host:port" or "[v6]:port" into (host, port)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"invalid address {address!r}: expected HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ConfigError(f"invalid address {address!r}: write IPv6 hosts as [HOST]:PORT")
+    return host, int(port)
+
+
+# --- schema walking ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One leaf key: its TOML path, env var, type hint and default."""
+
+    path: tuple[str, ...]
+    hint: Any
+    default: Any
+
+    @property
+    def key(self) -> str:
+        return ".".join(self.path)
+
+    @property
+    def env(self) -> str:
+        return "IGGY_" + "_".join(self.path).upper()
+
+    @property
+    def kind(self) -> str:
+        """One of "bool", "int", "float", "str", "duration", "size"."""
+        if typing.get_origin(self.hint) is Annotated:
+            return self.hint.__metadata__[0]
+        return self.hint.__name__
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+def _is_section(hint: Any) -> bool:
+    return isinstance(hint, type) and dataclasses.is_dataclass(hint)
+
+
+def iter_settings(obj: Any = None, prefix: tuple[str, ...] = ()) -> Iterator[Setting]:
+    """Every leaf key of the config schema with its default, in declaration order."""
+    obj = ServerConfig() if obj is None else obj
+    for f in dataclasses.fields(obj):
+        hint = _hints(type(obj))[f.name]
+        value = getattr(obj, f.name)
+        if _is_section(hint):
+            yield from iter_settings(value, prefix + (f.name,))
+        else:
+            yield Setting(prefix + (f.name,), hint, value)
+
+
+@functools.cache
+def env_settings() -> dict[str, Setting]:
+    """Map of `IGGY_<SECTION>_<KEY>` name to its setting."""
+    table = {s.env: s for s in iter_settings()}
+    assert len(table) == len(list(iter_settings())), "ambiguous env override names"
+    return table
+
+
+# --- coercion ---------------------------------------------------------------------------------
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def coerce(value: Any, hint: Any, key: str) -> Any:
+    """Convert a TOML or environment value to the type of `hint`; raise ConfigError."""
+    kind = Setting((key,), hint, None).kind
+    try:
+        if kind == DURATION:
+            return parse_duration(value)
+        if kind == SIZE:
+            return parse_size(value)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+                return value.strip().lower() in _TRUE
+        elif kind == "int":
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            if isinstance(value, str):
+                return int(value.strip().replace("_", ""))
+        elif kind == "float":
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+            if isinstance(value, str):
+                return float(value)
+        elif kind == "str":
+            if isinstance(value, str):
+                return value
+    except ValueError as e:
+        raise ConfigError(f"{key}: {e}") from None
+    raise ConfigError(f"{key}: expected {kind}, got {value!r}")
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def _apply_table(obj: Any, table: Mapping[str, Any], prefix: str = "") -> None:
+    hints = _hints(type(obj))
+    for name, value in table.items():
+        key = prefix + name
+        hint = hints.get(name)
+        if hint is None:
+            log.warning("unknown config key %r ignored", key)
+        elif _is_section(hint):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{key}: expected a [{key}] table, got {value!r}")
+            _apply_table(getattr(obj, name), value, key + ".")
+        elif isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a value, got a table")
+        else:
+            setattr(obj, name, coerce(value, hint, key))
+
+
+def set_value(config: ServerConfig, path: tuple[str, ...], value: Any) -> None:
+    """Set one leaf by path, coercing `value` (used for env overrides and CLI flags)."""
+    obj = config
+    for part in path[:-1]:
+        obj = getattr(obj, part)
+    setattr(obj, path[-1], coerce(value, _hints(type(obj))[path[-1]], ".".join(path)))
+
+
+def _apply_env(config: ServerConfig, env: Mapping[str, str]) -> None:
+    table = env_settings()
+    for name, value in env.items():
+        setting = table.get(name)
+        if setting is not None:
+            try:
+                set_value(config, setting.path, value)
+            except ConfigError as e:
+                raise ConfigError(f"{name}: {e}") from None
+        elif name.startswith("IGGY_") and name not in NON_KEY_ENV:
+            log.debug("environment variable %s is not a pyggy setting; ignored", name)
+
+
+def validate(config: ServerConfig) -> None:
+    """Check cross-field and range constraints; raise ConfigError."""
+    for name in ("tcp", "http", "kafka"):
+        try:
+            split_address(getattr(config, name).address)
+        except ConfigError as e:
+            raise ConfigError(f"{name}.address: {e}") from None
+    if not config.system.path:
+        raise ConfigError("system.path must not be empty")
+    if config.tcp.max_frame_size < 1024:
+        raise ConfigError("tcp.max_frame_size must be at least 1 KiB")
+    if config.system.logging.level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"system.logging.level must be one of {', '.join(LOG_LEVELS)}")
+    if not 0 <= config.kafka.advertised_port <= 65535:
+        raise ConfigError("kafka.advertised_port must be 0..65535")
+    for key, seconds in (
+        ("heartbeat.interval", config.heartbeat.interval),
+        ("data_maintenance.messages.interval", config.data_maintenance.messages.interval),
+        ("personal_access_token.cleaner.interval", config.personal_access_token.cleaner.interval),
+    ):
+        if seconds <= 0:
+            raise ConfigError(f"{key} must be positive")
+    if config.data_maintenance.archiver.kind not in ("disk", "s3"):
+        raise ConfigError('data_maintenance.archiver.kind must be "disk" or "s3"')
+    for exporter in (config.telemetry.logs, config.telemetry.traces):
+        if exporter.transport not in ("grpc", "http"):
+            raise ConfigError('telemetry transport must be "grpc" or "http"')
+
+
+def config_path(argv_config_path: str | None, env: Mapping[str, str]) -> str | None:
+    """The config file to read: `--config`, else `IGGY_CONFIG_PATH`, else none."""
+    return argv_config_path or env.get("IGGY_CONFIG_PATH") or None
+
+
+def load_config(argv_config_path: str | None, env: Mapping[str, str]) -> ServerConfig:
+    """Build the config from defaults, the TOML file (if any) and `IGGY_*` overrides."""
+    config = ServerConfig()
+    path = config_path(argv_config_path, env)
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"cannot read config file {path}: {e}") from None
+        _apply_table(config, data)
+    _apply_env(config, env)
+    validate(config)
+    return config
