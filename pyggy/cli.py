@@ -1,0 +1,143 @@
+"""`pyggy-server` command line: load config, set up logging and uvloop, run the server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.metadata
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pyggy.config import ConfigError, ServerConfig, config_path, load_config, set_value
+
+log = logging.getLogger("pyggy")
+
+DEFAULT_ROOT_CREDENTIALS = ("iggy", "iggy")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_LEVELS = {"trace": logging.DEBUG, "warn": logging.WARNING}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pyggy-server",
+        description="pyggy: an Iggy-style message streaming server (Iggy and Kafka protocols).",
+        epilog="Every config key can also be set as IGGY_<SECTION>_<KEY>, e.g. IGGY_TCP_ADDRESS.",
+    )
+    p.add_argument("--config", metavar="PATH", help="TOML config file (default: $IGGY_CONFIG_PATH)")
+    p.add_argument(
+        "--with-default-root-credentials",
+        action="store_true",
+        help="create the root user as iggy/iggy (instead of $IGGY_ROOT_USERNAME/PASSWORD "
+        "or a random password printed once)",
+    )
+    p.add_argument("-f", "--fresh", action="store_true", help="delete the data directory first")
+    p.add_argument("--tcp-address", metavar="HOST:PORT", help="Iggy TCP listener [tcp] address")
+    p.add_argument("--kafka-address", metavar="HOST:PORT", help="Kafka listener [kafka] address")
+    p.add_argument("--data-path", metavar="DIR", help="data directory [system] path")
+    p.add_argument(
+        "--log-level",
+        choices=("trace", "debug", "info", "warn", "warning", "error"),
+        help="log level (default: [system.logging] level, info)",
+    )
+    return p
+
+
+def root_credentials(
+    with_defaults: bool, env: Mapping[str, str]
+) -> tuple[str, str] | None:
+    """Flag → iggy/iggy; else both IGGY_ROOT_USERNAME and IGGY_ROOT_PASSWORD; else None.
+
+    None means: the server generates a random root password on first start and prints it once.
+    """
+    if with_defaults:
+        return DEFAULT_ROOT_CREDENTIALS
+    username = env.get("IGGY_ROOT_USERNAME")
+    password = env.get("IGGY_ROOT_PASSWORD")
+    if username and password:
+        return username, password
+    if username or password:
+        raise ConfigError("set both IGGY_ROOT_USERNAME and IGGY_ROOT_PASSWORD, or neither")
+    return None
+
+
+def apply_flags(config: ServerConfig, args: argparse.Namespace) -> None:
+    """CLI flags override file and environment."""
+    for flag, path in (
+        (args.tcp_address, ("tcp", "address")),
+        (args.kafka_address, ("kafka", "address")),
+        (args.data_path, ("system", "path")),
+        (args.log_level, ("system", "logging", "level")),
+    ):
+        if flag is not None:
+            set_value(config, path, flag)
+
+
+def log_level(name: str) -> int:
+    name = name.lower()
+    return _LEVELS.get(name) or logging.getLevelNamesMapping()[name.upper()]
+
+
+def wipe_data(path: str) -> None:
+    """`--fresh`: delete the data directory (refusing obviously wrong targets)."""
+    target = Path(path).resolve()
+    if target in (Path(target.anchor), Path.home().resolve(), Path.cwd().resolve()):
+        raise ConfigError(f"--fresh refuses to delete {target}")
+    if target.exists():
+        log.warning("--fresh: deleting data directory %s", target)
+        shutil.rmtree(target)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("pyggy")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
+        return "(dev)"
+
+
+def install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without it
+        log.warning("uvloop not available; using the default asyncio event loop")
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=log_level(args.log_level or "info"), format=LOG_FORMAT, stream=sys.stderr
+    )
+    env = os.environ
+    try:
+        config = load_config(args.config, env)
+        apply_flags(config, args)
+        credentials = root_credentials(args.with_default_root_credentials, env)
+        if args.fresh:
+            wipe_data(config.system.path)
+    except ConfigError as e:
+        log.error("configuration error: %s", e)
+        return 2
+    logging.getLogger().setLevel(log_level(config.system.logging.level))
+    log.info(
+        "pyggy %s starting: config %s, data in %s",
+        _version(), config_path(args.config, env) or "(defaults)",
+        Path(config.system.path).resolve(),
+    )
+    install_uvloop()
+
+    from pyggy import server
+
+    try:
+        server.run(config, credentials)
+    except KeyboardInterrupt:  # a second Ctrl-C while shutting down
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
