@@ -1,19 +1,53 @@
 """The log engine facade: the one object both wire packages call.
 
-Metadata changes go through the state machine and its state log before they return; partition
-appends go to the partition's log. Every method raises ``IggyError`` with an Iggy code on a
-business error (not found, already exists, invalid value).
+Metadata changes are applied by the state machine and appended to the state log before they
+return; partition appends go to the partition's log. Methods raise `IggyError` with an Iggy
+code on a business error (not found, already exists, invalid value).
 """
 
 from __future__ import annotations
 
+import logging
+import shutil
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from core.model import ConsumerGroup, Identifier, Permissions, Stream, Topic, User
+import xxhash
 
-CONSUMER = 1
-CONSUMER_GROUP = 2
+from core import auth, groups
+from core.clock import Clock, SystemClock
+from core.errors import ErrorCode, IggyError
+from core.metadata.machine import MetadataStateMachine, encode_options, permissions_to_dict
+from core.metadata.state_log import StateLog
+from core.model import (
+    NEVER_EXPIRE,
+    UNLIMITED_SIZE,
+    ConsumerGroup,
+    Identifier,
+    Partition,
+    Permissions,
+    PersonalAccessToken,
+    Stream,
+    Topic,
+    User,
+)
+from core.offsets import CONSUMER, CONSUMER_GROUP, ConsumerOffsets
+from core.options import reject_options
+from core.records import iggy_batch
+from core.records.encoding import ENCODING_IGGY
+from core.storage.fsync import GroupCommitter
+from core.storage.partition_log import PartitionLog
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CONSUMER", "CONSUMER_GROUP", "LogEngine", "PollResult"]
+
+# Polling strategies (Iggy wire values)
+OFFSET, TIMESTAMP, FIRST, LAST, NEXT = 1, 2, 3, 4, 5
+# Partitioning kinds
+BALANCED, PARTITION_ID, MESSAGES_KEY = 1, 2, 3
 
 
 @dataclass(slots=True)
@@ -21,88 +55,507 @@ class PollResult:
     partition_id: int
     current_offset: int
     count: int
-    chunks: list  # Iggy-encoded batch records (bytes-like), in order
+    chunks: list = field(default_factory=list)  # Iggy batch records (bytes-like), in order
+
+
+@dataclass(slots=True)
+class EngineStats:
+    start_time: int
+    read_bytes: int = 0
+    written_bytes: int = 0
 
 
 class LogEngine:
-    """Signatures only in this revision; implementation follows."""
+    """Streams, topics, partitions, users, offsets and groups of one node."""
 
-    # streams
-    def create_stream(self, name: str) -> Stream: ...
-    def get_stream(self, stream: Identifier) -> Stream | None: ...
-    def streams(self) -> list[Stream]: ...
-    def update_stream(self, stream: Identifier, name: str) -> None: ...
-    def delete_stream(self, stream: Identifier) -> None: ...
-    def purge_stream(self, stream: Identifier) -> None: ...
+    def __init__(self, root: Path, clock: Clock | None = None, validate_checksum: bool = True,
+                 state_fsync: bool = True) -> None:
+        self.root = Path(root)
+        self.clock = clock or SystemClock()
+        self.validate_checksum = validate_checksum
+        self.meta = MetadataStateMachine()
+        self.state = StateLog(self.root / "state" / "state.log", fsync=state_fsync)
+        self.committer = GroupCommitter()
+        self.offsets: dict[tuple[int, int, int], ConsumerOffsets] = {}
+        self.stats = EngineStats(start_time=self.clock.now_us())
+        self.generated_root_password: str | None = None
 
-    # topics
-    def create_topic(
-        self,
-        stream: Identifier,
-        name: str,
-        partitions_count: int,
-        options: Sequence[tuple[str, int, bytes]] = (),
-    ) -> Topic: ...
-    def get_topic(self, stream: Identifier, topic: Identifier) -> Topic | None: ...
-    def topics(self, stream: Identifier) -> list[Topic]: ...
-    def update_topic(
-        self, stream: Identifier, topic: Identifier, name: str,
-        options: Sequence[tuple[str, int, bytes]] = (),
-    ) -> None: ...
-    def delete_topic(self, stream: Identifier, topic: Identifier) -> None: ...
-    def purge_topic(self, stream: Identifier, topic: Identifier) -> None: ...
-    def create_partitions(self, stream: Identifier, topic: Identifier, count: int) -> None: ...
-    def delete_partitions(self, stream: Identifier, topic: Identifier, count: int) -> None: ...
-    def delete_segments(
-        self, stream: Identifier, topic: Identifier, partition_id: int, count: int
-    ) -> None: ...
+    # -- lifecycle -------------------------------------------------------------------------
+    def open(self, root_credentials: tuple[str, str] | None = None) -> None:
+        """Replay the state log, open every partition (recovering tails), ensure a root user."""
+        started = time.monotonic()
+        replayed = 0
+        for cmd in self.state.replay():
+            try:
+                self.meta.apply(cmd)
+            except IggyError as e:  # a command that failed live is never logged; be loud
+                log.error("state log command %s failed on replay: %s", cmd.get("type"), e)
+            replayed += 1
+        for stream in self.meta.streams.values():
+            for topic in stream.topics.values():
+                for p in topic.partitions:
+                    self._attach(topic, p, fresh=False)
+        self._remove_orphans()
+        if not self.meta.users:
+            username, password = root_credentials or ("iggy", "")
+            if not password:
+                password = auth.random_password()
+                self.generated_root_password = password
+            self._commit({"type": "create_user", "username": username,
+                          "password_hash": auth.hash_password(password), "status": 1,
+                          "permissions": None, "created_at": self.clock.now_us()})
+        log.info("engine opened %s: %d state entries, %d streams in %.0f ms", self.root,
+                 replayed, len(self.meta.streams), (time.monotonic() - started) * 1000)
 
-    # users and tokens
-    def create_user(
-        self, username: str, password: str, status: int, permissions: Permissions | None
-    ) -> User: ...
-    def get_user(self, user: Identifier) -> User | None: ...
-    def users(self) -> list[User]: ...
-    def update_user(self, user: Identifier, username: str | None, status: int | None) -> None: ...
-    def delete_user(self, user: Identifier) -> None: ...
-    def update_permissions(self, user: Identifier, permissions: Permissions | None) -> None: ...
-    def change_password(self, user: Identifier, current: str, new: str) -> None: ...
-    def authenticate(self, username: str, password: str) -> User: ...
-    def authenticate_token(self, token: str) -> User: ...
-    def create_token(self, user_id: int, name: str, expiry_us: int) -> str: ...
-    def tokens(self, user_id: int) -> list: ...
-    def delete_token(self, user_id: int, name: str) -> None: ...
+    def close(self) -> None:
+        """Flush and fsync every partition, mark them clean, close the state log."""
+        for stream in self.meta.streams.values():
+            for topic in stream.topics.values():
+                for p in topic.partitions:
+                    if p.log is not None:
+                        p.log.close(clean=True)
+        self.committer.close()
+        self.state.close()
 
-    # messages
-    async def append(
-        self, stream: Identifier, topic: Identifier, partition_id: int, batch: bytearray
-    ) -> tuple[int, int, int, int]:
+    def _partition_path(self, stream_id: int, topic_id: int, partition_id: int) -> Path:
+        return (self.root / "streams" / str(stream_id) / "topics" / str(topic_id) / "partitions"
+                / str(partition_id))
+
+    def _attach(self, topic: Topic, p: Partition, fresh: bool) -> None:
+        path = self._partition_path(topic.stream_id, topic.id, p.id)
+        if fresh and path.exists():  # leftovers of a deleted entity with a recycled id
+            shutil.rmtree(path)
+        p.log = PartitionLog(path, p.id, topic.options, self.committer, self.clock,
+                             self.validate_checksum)
+        p.log.open()
+        self.offsets[(topic.stream_id, topic.id, p.id)] = ConsumerOffsets(path)
+
+    def _detach(self, stream_id: int, topic: Topic, parts: Sequence[Partition]) -> None:
+        for p in parts:
+            if p.log is not None:
+                p.log.destroy()
+            self.offsets.pop((stream_id, topic.id, p.id), None)
+
+    def _remove_orphans(self) -> None:
+        streams_dir = self.root / "streams"
+        if not streams_dir.is_dir():
+            return
+        for sdir in streams_dir.iterdir():
+            s = self.meta.streams.get(int(sdir.name)) if sdir.name.isdigit() else None
+            if s is None:
+                shutil.rmtree(sdir, ignore_errors=True)
+                continue
+            for tdir in (sdir / "topics").glob("*"):
+                t = s.topics.get(int(tdir.name)) if tdir.name.isdigit() else None
+                if t is None:
+                    shutil.rmtree(tdir, ignore_errors=True)
+                    continue
+                for pdir in (tdir / "partitions").glob("*"):
+                    if not pdir.name.isdigit() or int(pdir.name) >= len(t.partitions):
+                        shutil.rmtree(pdir, ignore_errors=True)
+
+    def _commit(self, cmd: dict):
+        """Apply a metadata command, then append it to the state log (before any reply)."""
+        result = self.meta.apply(cmd)
+        self.state.append(cmd)
+        return result
+
+    # -- streams ---------------------------------------------------------------------------
+    def create_stream(self, name: str, options: Sequence = ()) -> Stream:
+        reject_options(options)
+        return self._commit({"type": "create_stream", "name": name,
+                             "created_at": self.clock.now_us()})
+
+    def get_stream(self, stream: Identifier) -> Stream | None:
+        try:
+            return self.meta.stream(stream)
+        except IggyError:
+            return None
+
+    def stream(self, stream: Identifier) -> Stream:
+        return self.meta.stream(stream)
+
+    def streams(self) -> list[Stream]:
+        return sorted(self.meta.streams.values(), key=lambda s: s.id)
+
+    def update_stream(self, stream: Identifier, name: str, options: Sequence = ()) -> None:
+        reject_options(options)
+        self._commit({"type": "update_stream", "stream_id": self.meta.stream(stream).id,
+                      "name": name})
+
+    def delete_stream(self, stream: Identifier) -> None:
+        s = self._commit({"type": "delete_stream", "stream_id": self.meta.stream(stream).id})
+        for t in s.topics.values():
+            self._detach(s.id, t, t.partitions)
+        shutil.rmtree(self.root / "streams" / str(s.id), ignore_errors=True)
+
+    def purge_stream(self, stream: Identifier) -> None:
+        for t in self.meta.stream(stream).topics.values():
+            self._purge(t)
+
+    # -- topics ----------------------------------------------------------------------------
+    def create_topic(self, stream: Identifier, name: str, partitions_count: int,
+                     options: Sequence[tuple[str, int, bytes]] = ()) -> Topic:
+        s = self.meta.stream(stream)
+        t = self._commit({"type": "create_topic", "stream_id": s.id, "name": name,
+                          "partitions_count": partitions_count,
+                          "options": encode_options(list(options)),
+                          "created_at": self.clock.now_us()})
+        for p in t.partitions:
+            self._attach(t, p, fresh=True)
+        return t
+
+    def get_topic(self, stream: Identifier, topic: Identifier) -> Topic | None:
+        try:
+            return self.meta.topic(stream, topic)
+        except IggyError:
+            return None
+
+    def topic(self, stream: Identifier, topic: Identifier) -> Topic:
+        return self.meta.topic(stream, topic)
+
+    def topics(self, stream: Identifier) -> list[Topic]:
+        return sorted(self.meta.stream(stream).topics.values(), key=lambda t: t.id)
+
+    def update_topic(self, stream: Identifier, topic: Identifier, name: str,
+                     options: Sequence[tuple[str, int, bytes]] = ()) -> None:
+        t = self.meta.topic(stream, topic)
+        self._commit({"type": "update_topic", "stream_id": t.stream_id, "topic_id": t.id,
+                      "name": name, "options": encode_options(list(options))})
+
+    def delete_topic(self, stream: Identifier, topic: Identifier) -> None:
+        t = self.meta.topic(stream, topic)
+        self._commit({"type": "delete_topic", "stream_id": t.stream_id, "topic_id": t.id})
+        self._detach(t.stream_id, t, t.partitions)
+        shutil.rmtree(self._partition_path(t.stream_id, t.id, 0).parent.parent,
+                      ignore_errors=True)
+
+    def purge_topic(self, stream: Identifier, topic: Identifier) -> None:
+        self._purge(self.meta.topic(stream, topic))
+
+    def _purge(self, t: Topic) -> None:
+        for p in t.partitions:
+            p.log.purge()
+            self.offsets[(t.stream_id, t.id, p.id)].clear()
+
+    def create_partitions(self, stream: Identifier, topic: Identifier, count: int) -> None:
+        t = self.meta.topic(stream, topic)
+        new = self._commit({"type": "create_partitions", "stream_id": t.stream_id,
+                            "topic_id": t.id, "count": count, "created_at": self.clock.now_us()})
+        for p in new:
+            self._attach(t, p, fresh=True)
+        self._rebalance_all(t)
+
+    def delete_partitions(self, stream: Identifier, topic: Identifier, count: int) -> None:
+        t = self.meta.topic(stream, topic)
+        gone = self._commit({"type": "delete_partitions", "stream_id": t.stream_id,
+                             "topic_id": t.id, "count": count})
+        self._detach(t.stream_id, t, gone)
+        self._rebalance_all(t)
+
+    def delete_segments(self, stream: Identifier, topic: Identifier, partition_id: int,
+                        count: int) -> None:
+        self.partition(self.meta.topic(stream, topic), partition_id).log.delete_oldest(count)
+
+    def partition(self, t: Topic, partition_id: int) -> Partition:
+        if not 0 <= partition_id < len(t.partitions):
+            raise IggyError(ErrorCode.PARTITION_NOT_FOUND, f"partition {partition_id} not found")
+        return t.partitions[partition_id]
+
+    # -- users and tokens ------------------------------------------------------------------
+    def create_user(self, username: str, password: str, status: int,
+                    permissions: Permissions | None, options: Sequence = ()) -> User:
+        reject_options(options)
+        if not 3 <= len(password) <= 100:
+            raise IggyError(ErrorCode.INVALID_PASSWORD, "password must be 3 to 100 characters")
+        return self._commit({"type": "create_user", "username": username,
+                             "password_hash": auth.hash_password(password), "status": status,
+                             "permissions": permissions_to_dict(permissions),
+                             "created_at": self.clock.now_us()})
+
+    def get_user(self, user: Identifier) -> User | None:
+        try:
+            return self.meta.user(user)
+        except IggyError:
+            return None
+
+    def user(self, user: Identifier) -> User:
+        return self.meta.user(user)
+
+    def users(self) -> list[User]:
+        return sorted(self.meta.users.values(), key=lambda u: u.id)
+
+    def update_user(self, user: Identifier, username: str | None, status: int | None,
+                    options: Sequence = ()) -> None:
+        reject_options(options)
+        self._commit({"type": "update_user", "user_id": self.meta.user(user).id,
+                      "username": username, "status": status})
+
+    def delete_user(self, user: Identifier) -> None:
+        self._commit({"type": "delete_user", "user_id": self.meta.user(user).id})
+
+    def update_permissions(self, user: Identifier, permissions: Permissions | None) -> None:
+        self._commit({"type": "update_permissions", "user_id": self.meta.user(user).id,
+                      "permissions": permissions_to_dict(permissions)})
+
+    def change_password(self, user: Identifier, current: str, new: str,
+                        check_current: bool = True) -> None:
+        u = self.meta.user(user)
+        if check_current and not auth.verify_password(current, u.password_hash):
+            raise IggyError(ErrorCode.INVALID_CREDENTIALS, "invalid current password")
+        if not 3 <= len(new) <= 100:
+            raise IggyError(ErrorCode.INVALID_PASSWORD, "password must be 3 to 100 characters")
+        self._commit({"type": "change_password", "user_id": u.id,
+                      "password_hash": auth.hash_password(new)})
+
+    def authenticate(self, username: str, password: str) -> User:
+        u = next((u for u in self.meta.users.values() if u.username == username), None)
+        if u is None or not auth.verify_password(password, u.password_hash):
+            raise IggyError(ErrorCode.INVALID_CREDENTIALS, "invalid credentials")
+        if u.status != 1:
+            raise IggyError(ErrorCode.USER_INACTIVE, "user inactive")
+        return u
+
+    def authenticate_token(self, token: str) -> User:
+        digest = auth.hash_token(token)
+        now = self.clock.now_us()
+        for u in self.meta.users.values():
+            for pat in u.tokens.values():
+                if pat.token_hash == digest:
+                    if pat.expiry_at and pat.expiry_at <= now:
+                        raise IggyError(ErrorCode.PAT_EXPIRED, "token expired")
+                    if u.status != 1:
+                        raise IggyError(ErrorCode.USER_INACTIVE, "user inactive")
+                    return u
+        raise IggyError(ErrorCode.INVALID_PAT, "invalid token")
+
+    def create_token(self, user_id: int, name: str, expiry_us: int,
+                     max_tokens: int = 100) -> str:
+        u = self.meta.user(user_id)
+        if len(u.tokens) >= max_tokens:
+            raise IggyError(ErrorCode.PATS_LIMIT_REACHED, "token limit reached")
+        token = auth.new_token()
+        expiry_at = 0 if expiry_us in (0, NEVER_EXPIRE) else self.clock.now_us() + expiry_us
+        self._commit({"type": "create_token", "user_id": u.id, "name": name,
+                      "token_hash": auth.hash_token(token), "expiry_at": expiry_at})
+        return token
+
+    def tokens(self, user_id: int) -> list[PersonalAccessToken]:
+        return sorted(self.meta.user(user_id).tokens.values(), key=lambda t: t.name)
+
+    def delete_token(self, user_id: int, name: str) -> None:
+        self._commit({"type": "delete_token", "user_id": user_id, "name": name})
+
+    # -- messages --------------------------------------------------------------------------
+    def resolve_partition(self, t: Topic, kind: int, value: object) -> int:
+        n = len(t.partitions)
+        if n == 0:
+            raise IggyError(ErrorCode.NO_PARTITIONS, "topic has no partitions")
+        if kind == PARTITION_ID:
+            return int(value)  # type: ignore[call-overload]
+        if kind == MESSAGES_KEY:
+            return xxhash.xxh32_intdigest(bytes(value)) % n  # type: ignore[arg-type]
+        pid = t.next_partition % n
+        t.next_partition = pid + 1
+        return pid
+
+    async def append(self, stream: Identifier, topic: Identifier, partitioning: tuple[int, object],
+                     batch: bytearray | memoryview, messages_count: int | None = None
+                     ) -> tuple[int, int, int, int]:
         """Validate, stamp and store one Iggy batch; return (stream, topic, partition, base)."""
-        ...
-    def poll(
-        self, stream: Identifier, topic: Identifier, partition_id: int,
-        strategy: int, value: int, count: int,
-        consumer_kind: int = CONSUMER, consumer_id: Identifier = 0, auto_commit: bool = False,
-    ) -> PollResult: ...
+        t = self.meta.topic(stream, topic)
+        p = self.partition(t, self.resolve_partition(t, *partitioning))
+        try:
+            info = iggy_batch.validate_batch(memoryview(batch), expected_count=messages_count,
+                                             verify_checksums=True)
+        except iggy_batch.BatchError as e:
+            raise IggyError(e.code, str(e)) from None
+        self._check_topic_full(t)
+        base = await p.log.append_iggy(batch, info.message_count)
+        self.stats.written_bytes += len(batch)
+        return t.stream_id, t.id, p.id, base
 
-    # consumer offsets
+    def _check_topic_full(self, t: Topic) -> None:
+        limit = t.options.max_topic_size
+        if limit != UNLIMITED_SIZE and limit and t.size_bytes >= limit and len(t.partitions):
+            # Like Iggy: a full topic first drops its oldest sealed segments, else refuses.
+            share = limit // len(t.partitions)
+            for p in t.partitions:
+                p.log.enforce_retention(self.clock.now_us(), NEVER_EXPIRE, share)
+            if t.size_bytes >= limit and all(len(p.log.segments) == 1 for p in t.partitions):
+                return  # only active segments left: keep accepting, the cleaner trims later
+            if t.size_bytes >= limit:
+                raise IggyError(ErrorCode.TOPIC_FULL, "topic is full")
+
+    def poll(self, stream: Identifier, topic: Identifier, partition_id: int | None,
+             strategy: int, value: int, count: int, consumer_kind: int = CONSUMER,
+             consumer_id: Identifier = 0, auto_commit: bool = False,
+             member_id: int | None = None) -> PollResult:
+        t = self.meta.topic(stream, topic)
+        key: Identifier = consumer_id
+        if consumer_kind == CONSUMER_GROUP:
+            g = self.meta.group(t.stream_id, t.id, consumer_id)
+            key = g.id
+            if member_id is not None:
+                if member_id not in g.members:
+                    raise IggyError(ErrorCode.CONSUMER_GROUP_MEMBER_NOT_FOUND, "not a member")
+                if partition_id is None:
+                    owned = g.members[member_id].partitions
+                    if not owned:
+                        return PollResult(0, 0, 0)
+                    partition_id = owned[g.generation % len(owned)]
+                elif not groups.owns(g, member_id, partition_id):
+                    raise IggyError(ErrorCode.CONSUMER_GROUP_PARTITION_NOT_OWNED,
+                                    "partition not owned")
+        pid = 0 if partition_id is None else partition_id
+        p = self.partition(t, pid)
+        plog = p.log
+        offsets = self.offsets[(t.stream_id, t.id, pid)]
+        start: int | None
+        if strategy == OFFSET:
+            start = value
+        elif strategy == TIMESTAMP:
+            start = plog.offset_for_timestamp(value)
+        elif strategy == FIRST:
+            start = plog.start_offset
+        elif strategy == LAST:
+            start = max(plog.next_offset - count, plog.start_offset)
+        elif strategy == NEXT:
+            stored = offsets.get(consumer_kind, key)
+            start = plog.start_offset if stored is None else stored + 1
+        else:
+            raise IggyError(ErrorCode.INVALID_FORMAT, "unknown polling strategy")
+        result = PollResult(pid, p.current_offset, 0)
+        if start is None or count <= 0 or start >= plog.next_offset:
+            return result
+        start = max(start, plog.start_offset)
+        remaining = count
+        for ref in plog.read(start, count):
+            if ref.encoding != ENCODING_IGGY:
+                continue  # Kafka-encoded batches are transcoded by the Kafka issue's work
+            chunk = iggy_batch.slice_batch(ref.data, start, remaining)
+            if not chunk:
+                continue
+            n = iggy_batch.batch_fields(chunk)[5]
+            result.chunks.append(chunk)
+            result.count += n
+            remaining -= n
+            self.stats.read_bytes += len(chunk)
+            if remaining <= 0:
+                break
+        if auto_commit and result.count:
+            last = start + result.count - 1
+            offsets.store(consumer_kind, key, last)
+        return result
+
+    # -- consumer offsets ------------------------------------------------------------------
+    def _offsets_for(self, kind: int, consumer: Identifier, stream: Identifier,
+                     topic: Identifier, partition_id: int | None
+                     ) -> tuple[ConsumerOffsets, Identifier, Partition]:
+        t = self.meta.topic(stream, topic)
+        key = consumer
+        if kind == CONSUMER_GROUP:
+            key = self.meta.group(t.stream_id, t.id, consumer).id
+        elif kind != CONSUMER:
+            raise IggyError(ErrorCode.INVALID_FORMAT, "invalid consumer kind")
+        p = self.partition(t, partition_id or 0)
+        return self.offsets[(t.stream_id, t.id, p.id)], key, p
+
     def store_offset(self, kind: int, consumer: Identifier, stream: Identifier,
-                     topic: Identifier, partition_id: int, offset: int) -> None: ...
-    def get_offset(self, kind: int, consumer: Identifier, stream: Identifier,
-                   topic: Identifier, partition_id: int) -> tuple[int, int] | None: ...
-    def delete_offset(self, kind: int, consumer: Identifier, stream: Identifier,
-                      topic: Identifier, partition_id: int) -> None: ...
+                     topic: Identifier, partition_id: int | None, offset: int) -> None:
+        offsets, key, p = self._offsets_for(kind, consumer, stream, topic, partition_id)
+        offsets.store(kind, key, min(offset, p.current_offset))
 
-    # consumer groups
-    def create_group(self, stream: Identifier, topic: Identifier, name: str) -> ConsumerGroup: ...
+    def get_offset(self, kind: int, consumer: Identifier, stream: Identifier,
+                   topic: Identifier, partition_id: int | None) -> tuple[int, int, int] | None:
+        """(partition id, current offset, stored offset) or None when nothing is stored."""
+        offsets, key, p = self._offsets_for(kind, consumer, stream, topic, partition_id)
+        stored = offsets.get(kind, key)
+        return None if stored is None else (p.id, p.current_offset, stored)
+
+    def delete_offset(self, kind: int, consumer: Identifier, stream: Identifier,
+                      topic: Identifier, partition_id: int | None) -> None:
+        offsets, key, _ = self._offsets_for(kind, consumer, stream, topic, partition_id)
+        if not offsets.delete(kind, key):
+            raise IggyError(ErrorCode.CONSUMER_OFFSET_NOT_FOUND, "consumer offset not found")
+
+    # -- consumer groups -------------------------------------------------------------------
+    def create_group(self, stream: Identifier, topic: Identifier, name: str) -> ConsumerGroup:
+        t = self.meta.topic(stream, topic)
+        return self._commit({"type": "create_group", "stream_id": t.stream_id,
+                             "topic_id": t.id, "name": name})
+
     def get_group(self, stream: Identifier, topic: Identifier,
-                  group: Identifier) -> ConsumerGroup | None: ...
-    def groups(self, stream: Identifier, topic: Identifier) -> list[ConsumerGroup]: ...
-    def delete_group(self, stream: Identifier, topic: Identifier, group: Identifier) -> None: ...
+                  group: Identifier) -> ConsumerGroup | None:
+        try:
+            return self.meta.group(stream, topic, group)
+        except IggyError:
+            return None
+
+    def group(self, stream: Identifier, topic: Identifier, group: Identifier) -> ConsumerGroup:
+        return self.meta.group(stream, topic, group)
+
+    def groups(self, stream: Identifier, topic: Identifier) -> list[ConsumerGroup]:
+        return sorted(self.meta.topic(stream, topic).groups.values(), key=lambda g: g.id)
+
+    def delete_group(self, stream: Identifier, topic: Identifier, group: Identifier) -> None:
+        t = self.meta.topic(stream, topic)
+        g = self._commit({"type": "delete_group", "stream_id": t.stream_id, "topic_id": t.id,
+                          "group_id": self.meta.group(t.stream_id, t.id, group).id})
+        for p in t.partitions:
+            self.offsets[(t.stream_id, t.id, p.id)].delete(CONSUMER_GROUP, g.id)
+
     def join_group(self, stream: Identifier, topic: Identifier, group: Identifier,
-                   member_id: int) -> None: ...
+                   member_id: int) -> None:
+        t = self.meta.topic(stream, topic)
+        groups.join(self.meta.group(t.stream_id, t.id, group), member_id, len(t.partitions))
+
     def leave_group(self, stream: Identifier, topic: Identifier, group: Identifier,
-                    member_id: int) -> None: ...
+                    member_id: int) -> None:
+        t = self.meta.topic(stream, topic)
+        g = self.meta.group(t.stream_id, t.id, group)
+        if not groups.leave(g, member_id, len(t.partitions)):
+            raise IggyError(ErrorCode.CONSUMER_GROUP_MEMBER_NOT_FOUND, "not a member")
+
     def sync_group(self, stream: Identifier, topic: Identifier, group: Identifier,
-                   member_id: int) -> tuple[int, list[int]] | None: ...
-    def member_gone(self, member_id: int) -> None: ...
+                   member_id: int) -> tuple[int, list[int]] | None:
+        g = self.meta.group(stream, topic, group)
+        m = g.members.get(member_id)
+        return None if m is None else (g.generation, list(m.partitions))
+
+    def member_gone(self, member_id: int) -> None:
+        """A client session ended: remove it from every group it joined."""
+        for s in self.meta.streams.values():
+            for t in s.topics.values():
+                for g in t.groups.values():
+                    groups.leave(g, member_id, len(t.partitions))
+
+    def _rebalance_all(self, t: Topic) -> None:
+        for g in t.groups.values():
+            groups.rebalance(g, len(t.partitions))
+
+    # -- maintenance -----------------------------------------------------------------------
+    def clean(self) -> int:
+        """Enforce message expiry and max topic size on sealed segments; return segments gone."""
+        now = self.clock.now_us()
+        removed = 0
+        for s in self.meta.streams.values():
+            for t in s.topics.values():
+                o = t.options
+                share = None
+                if o.max_topic_size not in (0, UNLIMITED_SIZE) and t.partitions:
+                    share = o.max_topic_size // len(t.partitions)
+                for p in t.partitions:
+                    removed += p.log.enforce_retention(now, o.message_expiry, share)
+        return removed
+
+    def counts(self) -> dict[str, int]:
+        topics = [t for s in self.meta.streams.values() for t in s.topics.values()]
+        parts = [p for t in topics for p in t.partitions]
+        return {
+            "streams": len(self.meta.streams), "topics": len(topics),
+            "partitions": len(parts), "segments": sum(p.log.segments_count for p in parts),
+            "messages": sum(p.log.messages_count for p in parts),
+            "size": sum(p.log.size_bytes for p in parts),
+            "groups": sum(len(t.groups) for t in topics),
+        }

@@ -1,0 +1,262 @@
+"""The deterministic metadata state machine.
+
+`apply(command)` validates a command against the current state and mutates it; applying the
+same commands in the same order always yields the same state (ids, names, timestamps come from
+the command or from the state). It never touches files: the engine does the data effects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from core.errors import ErrorCode, IggyError
+from core.model import (
+    ConsumerGroup,
+    GlobalPermissions,
+    Identifier,
+    Partition,
+    Permissions,
+    PersonalAccessToken,
+    Stream,
+    StreamPermissions,
+    Topic,
+    TopicOptions,
+    TopicPermissions,
+    User,
+)
+from core.options import topic_options
+
+MAX_PARTITIONS_PER_REQUEST = 1000
+MAX_PARTITIONS = 100_000
+
+
+def permissions_to_dict(p: Permissions | None) -> dict | None:
+    return None if p is None else asdict(p)
+
+
+def permissions_from_dict(d: dict | None) -> Permissions | None:
+    if d is None:
+        return None
+    streams = {}
+    for sid, sp in d.get("streams", {}).items():
+        topics = {int(tid): TopicPermissions(**tp) for tid, tp in sp.pop("topics", {}).items()}
+        streams[int(sid)] = StreamPermissions(**sp, topics=topics)
+    return Permissions(GlobalPermissions(**d["global_"]), streams)
+
+
+def encode_options(entries: list[tuple[str, int, bytes]]) -> list:
+    return [[k, kind, raw.hex()] for k, kind, raw in entries]
+
+
+def decode_options(items: list) -> list[tuple[str, int, bytes]]:
+    return [(k, kind, bytes.fromhex(raw)) for k, kind, raw in items]
+
+
+def check_name(name: str, code: ErrorCode) -> None:
+    if not 1 <= len(name.encode()) <= 255:
+        raise IggyError(code, "name must be 1 to 255 bytes")
+
+
+def free_id(taken: Any) -> int:
+    """The smallest id not in use (Iggy recycles 0-based ids)."""
+    i = 0
+    while i in taken:
+        i += 1
+    return i
+
+
+class MetadataStateMachine:
+    """Streams, topics, partitions, consumer groups, users and tokens."""
+
+    def __init__(self) -> None:
+        self.streams: dict[int, Stream] = {}
+        self.users: dict[int, User] = {}
+
+    # -- lookups ---------------------------------------------------------------------------
+    def stream(self, ident: Identifier) -> Stream:
+        if isinstance(ident, int):
+            s = self.streams.get(ident)
+            if s is None:
+                raise IggyError(ErrorCode.STREAM_ID_NOT_FOUND, f"stream {ident} not found")
+            return s
+        for s in self.streams.values():
+            if s.name == ident:
+                return s
+        raise IggyError(ErrorCode.STREAM_NAME_NOT_FOUND, f"stream {ident} not found")
+
+    def topic(self, stream: Identifier, ident: Identifier) -> Topic:
+        s = self.stream(stream)
+        if isinstance(ident, int):
+            t = s.topics.get(ident)
+            if t is None:
+                raise IggyError(ErrorCode.TOPIC_ID_NOT_FOUND, f"topic {ident} not found")
+            return t
+        for t in s.topics.values():
+            if t.name == ident:
+                return t
+        raise IggyError(ErrorCode.TOPIC_NAME_NOT_FOUND, f"topic {ident} not found")
+
+    def group(self, stream: Identifier, topic: Identifier, ident: Identifier) -> ConsumerGroup:
+        t = self.topic(stream, topic)
+        if isinstance(ident, int):
+            g = t.groups.get(ident)
+            if g is None:
+                raise IggyError(ErrorCode.CONSUMER_GROUP_ID_NOT_FOUND, f"group {ident} not found")
+            return g
+        for g in t.groups.values():
+            if g.name == ident:
+                return g
+        raise IggyError(ErrorCode.CONSUMER_GROUP_NAME_NOT_FOUND, f"group {ident} not found")
+
+    def user(self, ident: Identifier) -> User:
+        if isinstance(ident, int):
+            u = self.users.get(ident)
+        else:
+            u = next((u for u in self.users.values() if u.username == ident), None)
+        if u is None:
+            raise IggyError(ErrorCode.RESOURCE_NOT_FOUND, f"user {ident} not found")
+        return u
+
+    # -- apply -----------------------------------------------------------------------------
+    def apply(self, cmd: dict) -> Any:
+        handler = getattr(self, "_" + cmd["type"], None)
+        if handler is None:
+            raise IggyError(ErrorCode.INVALID_COMMAND, f"unknown state command {cmd['type']}")
+        return handler(cmd)
+
+    def _create_stream(self, c: dict) -> Stream:
+        check_name(c["name"], ErrorCode.INVALID_STREAM_NAME)
+        if any(s.name == c["name"] for s in self.streams.values()):
+            raise IggyError(ErrorCode.STREAM_NAME_ALREADY_EXISTS, "stream name already exists")
+        s = Stream(free_id(self.streams), c["name"], c["created_at"])
+        self.streams[s.id] = s
+        return s
+
+    def _update_stream(self, c: dict) -> None:
+        s = self.stream(c["stream_id"])
+        check_name(c["name"], ErrorCode.INVALID_STREAM_NAME)
+        if any(o.name == c["name"] and o.id != s.id for o in self.streams.values()):
+            raise IggyError(ErrorCode.STREAM_NAME_ALREADY_EXISTS, "stream name already exists")
+        s.name = c["name"]
+
+    def _delete_stream(self, c: dict) -> Stream:
+        return self.streams.pop(self.stream(c["stream_id"]).id)
+
+    def _create_topic(self, c: dict) -> Topic:
+        s = self.stream(c["stream_id"])
+        check_name(c["name"], ErrorCode.INVALID_TOPIC_NAME)
+        if any(t.name == c["name"] for t in s.topics.values()):
+            raise IggyError(ErrorCode.TOPIC_NAME_ALREADY_EXISTS, "topic name already exists")
+        count = c["partitions_count"]
+        if count > MAX_PARTITIONS_PER_REQUEST:
+            raise IggyError(ErrorCode.TOO_MANY_PARTITIONS, "too many partitions")
+        opts = topic_options(decode_options(c["options"]))
+        t = Topic(free_id(s.topics), s.id, c["name"], c["created_at"], opts)
+        t.partitions = [Partition(i, c["created_at"], None) for i in range(count)]  # type: ignore[arg-type]
+        s.topics[t.id] = t
+        return t
+
+    def _update_topic(self, c: dict) -> Topic:
+        t = self.topic(c["stream_id"], c["topic_id"])
+        check_name(c["name"], ErrorCode.INVALID_TOPIC_NAME)
+        s = self.streams[t.stream_id]
+        if any(o.name == c["name"] and o.id != t.id for o in s.topics.values()):
+            raise IggyError(ErrorCode.TOPIC_NAME_ALREADY_EXISTS, "topic name already exists")
+        new = topic_options(decode_options(c["options"]), base=t.options, update=True)
+        t.name = c["name"]
+        # Mutate in place: partition logs hold a reference to the options object.
+        for field in TopicOptions.__slots__:
+            setattr(t.options, field, getattr(new, field))
+        return t
+
+    def _delete_topic(self, c: dict) -> Topic:
+        t = self.topic(c["stream_id"], c["topic_id"])
+        return self.streams[t.stream_id].topics.pop(t.id)
+
+    def _create_partitions(self, c: dict) -> list[Partition]:
+        t = self.topic(c["stream_id"], c["topic_id"])
+        count = c["count"]
+        if count < 1 or count > MAX_PARTITIONS_PER_REQUEST:
+            raise IggyError(ErrorCode.INVALID_PARTITIONS_COUNT, "invalid partitions count")
+        if len(t.partitions) + count > MAX_PARTITIONS:
+            raise IggyError(ErrorCode.TOO_MANY_PARTITIONS, "too many partitions")
+        start = len(t.partitions)
+        new = [Partition(start + i, c["created_at"], None) for i in range(count)]  # type: ignore[arg-type]
+        t.partitions.extend(new)
+        return new
+
+    def _delete_partitions(self, c: dict) -> list[Partition]:
+        t = self.topic(c["stream_id"], c["topic_id"])
+        count = c["count"]
+        if count < 1 or count > len(t.partitions):
+            raise IggyError(ErrorCode.INVALID_PARTITIONS_COUNT, "invalid partitions count")
+        gone = t.partitions[-count:]
+        del t.partitions[-count:]
+        return gone
+
+    def _create_group(self, c: dict) -> ConsumerGroup:
+        t = self.topic(c["stream_id"], c["topic_id"])
+        check_name(c["name"], ErrorCode.INVALID_CONSUMER_GROUP_NAME)
+        if any(g.name == c["name"] for g in t.groups.values()):
+            raise IggyError(ErrorCode.CONSUMER_GROUP_NAME_ALREADY_EXISTS, "group already exists")
+        g = ConsumerGroup(free_id(t.groups), c["name"])
+        t.groups[g.id] = g
+        return g
+
+    def _delete_group(self, c: dict) -> ConsumerGroup:
+        g = self.group(c["stream_id"], c["topic_id"], c["group_id"])
+        return self.topic(c["stream_id"], c["topic_id"]).groups.pop(g.id)
+
+    def _create_user(self, c: dict) -> User:
+        check_name(c["username"], ErrorCode.INVALID_USERNAME)
+        if any(u.username == c["username"] for u in self.users.values()):
+            raise IggyError(ErrorCode.USER_ALREADY_EXISTS, "user already exists")
+        if c["status"] not in (1, 2):
+            raise IggyError(ErrorCode.INVALID_USER_STATUS, "invalid user status")
+        u = User(free_id(self.users), c["username"], c["password_hash"], c["status"],
+                 c["created_at"], permissions_from_dict(c["permissions"]))
+        self.users[u.id] = u
+        return u
+
+    def _update_user(self, c: dict) -> User:
+        u = self.user(c["user_id"])
+        name, status = c.get("username"), c.get("status")
+        if name is not None:
+            check_name(name, ErrorCode.INVALID_USERNAME)
+            if any(o.username == name and o.id != u.id for o in self.users.values()):
+                raise IggyError(ErrorCode.USER_ALREADY_EXISTS, "user already exists")
+        if status is not None and status not in (1, 2):
+            raise IggyError(ErrorCode.INVALID_USER_STATUS, "invalid user status")
+        if status is not None and u.is_root and status != 1:
+            raise IggyError(ErrorCode.CANNOT_CHANGE_PERMISSIONS, "root stays active")
+        u.username = name if name is not None else u.username
+        u.status = status if status is not None else u.status
+        return u
+
+    def _delete_user(self, c: dict) -> User:
+        u = self.user(c["user_id"])
+        if u.is_root:
+            raise IggyError(ErrorCode.CANNOT_DELETE_USER, "the root user cannot be deleted")
+        return self.users.pop(u.id)
+
+    def _update_permissions(self, c: dict) -> None:
+        u = self.user(c["user_id"])
+        if u.is_root:
+            raise IggyError(ErrorCode.CANNOT_CHANGE_PERMISSIONS, "root permissions are fixed")
+        u.permissions = permissions_from_dict(c["permissions"])
+
+    def _change_password(self, c: dict) -> None:
+        self.user(c["user_id"]).password_hash = c["password_hash"]
+
+    def _create_token(self, c: dict) -> None:
+        u = self.user(c["user_id"])
+        check_name(c["name"], ErrorCode.INVALID_PAT_NAME)
+        if c["name"] in u.tokens:
+            raise IggyError(ErrorCode.PAT_ALREADY_EXISTS, "token already exists")
+        u.tokens[c["name"]] = PersonalAccessToken(c["name"], c["token_hash"], c["expiry_at"])
+
+    def _delete_token(self, c: dict) -> None:
+        u = self.user(c["user_id"])
+        if u.tokens.pop(c["name"], None) is None:
+            raise IggyError(ErrorCode.RESOURCE_NOT_FOUND, "token not found")

@@ -1,0 +1,255 @@
+"""PartitionLog: the ordered segments of one partition, with append, read, retention, recovery."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import NamedTuple
+
+from core.clock import Clock
+from core.model import NEVER_EXPIRE, TopicOptions
+from core.records import iggy_batch
+from core.records.encoding import ENCODING_IGGY, peek_length, recognise
+from core.storage.fsync import GroupCommitter
+from core.storage.index import SegmentIndex
+from core.storage.segment import Segment
+
+log = logging.getLogger(__name__)
+
+CLEAN_MARKER = ".clean"
+PEEK_SIZE = 1 << 20
+
+
+class BatchRef(NamedTuple):
+    """A stored batch as read back: its encoding, bytes, first offset and record count."""
+
+    encoding: int
+    data: bytes | memoryview
+    base_offset: int
+    count: int
+    timestamp: int
+
+
+class PartitionLog:
+    """Segments of one partition on disk. Offsets start at 0 and are shared by both protocols."""
+
+    def __init__(self, path: Path, partition_id: int, options: TopicOptions,
+                 committer: GroupCommitter, clock: Clock, validate_checksum: bool = True) -> None:
+        self.path = path
+        self.partition_id = partition_id
+        self.options = options
+        self.committer = committer
+        self.clock = clock
+        self.validate_checksum = validate_checksum
+        self.segments: list[Segment] = []
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def next_offset(self) -> int:
+        return self.segments[-1].next_offset if self.segments else 0
+
+    @property
+    def start_offset(self) -> int:
+        """The first offset still stored (the log start offset)."""
+        for seg in self.segments:
+            if len(seg.index):
+                return seg.index.base_offsets[0]
+        return self.next_offset
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.size for s in self.segments)
+
+    @property
+    def messages_count(self) -> int:
+        return self.next_offset - self.start_offset
+
+    @property
+    def segments_count(self) -> int:
+        return len(self.segments)
+
+    # -- open / recover ------------------------------------------------------------------
+    def open(self) -> None:
+        """Open or create the partition directory, recovering a torn or corrupt tail."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        clean = (self.path / CLEAN_MARKER).exists()
+        (self.path / CLEAN_MARKER).unlink(missing_ok=True)
+        starts = sorted(int(p.stem) for p in self.path.glob("*.log"))
+        if not starts:
+            self.segments.append(Segment(self.path, 0))
+            return
+        for n, start in enumerate(starts):
+            seg = Segment(self.path, start)
+            self.segments.append(seg)
+            expected = self.segments[-2].next_offset if n else start
+            if start != expected:
+                log.warning("partition %s: segment %s does not follow offset %s; cutting here",
+                            self.path, start, expected)
+                self._cut_from(n)
+                return
+            ok = self._recover_segment(seg, full=not clean and n == len(starts) - 1)
+            if not ok:
+                self._cut_from(n + 1)
+                return
+
+    def _recover_segment(self, seg: Segment, full: bool) -> bool:
+        """Rebuild seg's index from its log as needed. False if a bad batch was cut off.
+
+        Index entries that tile the log from position 0 are trusted, except that the last one
+        (or, after an unclean stop, every batch of the tail segment) is re-read and verified.
+        """
+        stored = SegmentIndex.load(seg.index_path.read_bytes())
+        file_size = os.fstat(seg.fd).st_size
+        keep, pos, offset = 0, 0, seg.start_offset
+        while keep < len(stored):
+            b, p, _ts, _mts, ln, cnt, _enc = stored.entry(keep)
+            if p != pos or b != offset or p + ln > file_size:
+                break
+            pos, offset, keep = pos + ln, offset + cnt, keep + 1
+        verify_from = 0 if full else max(keep - 1, 0)
+        stored.truncate(verify_from)
+        seg.index = stored
+        pos = (stored.positions[-1] + stored.lengths[-1]) if verify_from else 0
+        offset = (stored.base_offsets[-1] + stored.counts[-1]) if verify_from else seg.start_offset
+        seg.max_timestamp = stored.max_timestamps[-1] if verify_from else 0
+        ok = True
+        while pos < file_size:
+            head = os.pread(seg.fd, min(PEEK_SIZE, file_size - pos), pos)
+            length = peek_length(memoryview(head))
+            found = None
+            if length is not None and pos + length <= file_size:
+                body = head if length <= len(head) else os.pread(seg.fd, length, pos)
+                found = recognise(memoryview(body)[:length], offset, verify=True)
+            if found is None:
+                log.warning("partition %s segment %020d: cut %d bytes at offset %d (position %d):"
+                            " torn or corrupt batch", self.path, seg.start_offset,
+                            file_size - pos, offset, pos)
+                os.ftruncate(seg.fd, pos)
+                ok = False
+                break
+            seg.max_timestamp = max(seg.max_timestamp, found.max_timestamp)
+            seg.index.add(offset, pos, found.timestamp, seg.max_timestamp, found.length,
+                          found.count, found.encoding)
+            pos += found.length
+            offset += found.count
+        seg.size = pos
+        seg.next_offset = offset
+        seg.rewrite_index()
+        return ok
+
+    def _cut_from(self, n: int) -> None:
+        """Delete segments n.. (everything after a cut)."""
+        for seg in self.segments[n:]:
+            log.warning("partition %s: removed segment %020d after a cut", self.path,
+                        seg.start_offset)
+            seg.delete()
+        del self.segments[n:]
+        if not self.segments:
+            self.segments.append(Segment(self.path, 0))
+
+    # -- append --------------------------------------------------------------------------
+    async def append_iggy(self, batch: bytearray | memoryview, count: int) -> int:
+        """Stamp a validated Iggy batch in place, store it, make it durable per policy.
+
+        Returns the base offset.
+        """
+        base = self.next_offset
+        now = self.clock.now_us()
+        iggy_batch.stamp_batch(batch, self.partition_id, base, now)
+        seg = self._writable_segment()
+        seg.append([batch], len(batch), base, count, now, now, ENCODING_IGGY)
+        if self.options.enforce_fsync:
+            await self.committer.sync(seg.fd)
+        return base
+
+    def _writable_segment(self) -> Segment:
+        seg = self.segments[-1]
+        if seg.size >= self.options.segment_size and len(seg.index):
+            seg.sealed = True
+            seg = Segment(self.path, seg.next_offset)
+            self.segments.append(seg)
+        return seg
+
+    # -- read ----------------------------------------------------------------------------
+    def read(self, offset: int, max_count: int, max_bytes: int = 1 << 62) -> list[BatchRef]:
+        """Batches from the one holding `offset`, until `max_count` records or `max_bytes`.
+
+        At least one batch is returned when any exists at or after `offset`.
+        """
+        out: list[BatchRef] = []
+        if offset < self.start_offset:
+            offset = self.start_offset
+        remaining = max_count
+        budget = max_bytes
+        for seg in self.segments:
+            if seg.next_offset <= offset or not len(seg.index):
+                continue
+            idx = seg.index
+            i = idx.find_offset(offset)
+            while i < len(idx) and remaining > 0:
+                ln = idx.lengths[i]
+                if out and ln > budget:
+                    return out
+                base, cnt = idx.base_offsets[i], idx.counts[i]
+                out.append(BatchRef(idx.encodings[i], seg.read_at(idx.positions[i], ln),
+                                    base, cnt, idx.timestamps[i]))
+                remaining -= base + cnt - max(offset, base)
+                budget -= ln
+                i += 1
+            if remaining <= 0 or budget <= 0:
+                break
+        return out
+
+    def offset_for_timestamp(self, timestamp: int, use_max: bool = False) -> int | None:
+        """First offset of the first batch with (max) timestamp ≥ `timestamp`."""
+        for seg in self.segments:
+            i = seg.index.find_timestamp(timestamp, use_max)
+            if i < len(seg.index):
+                return seg.index.base_offsets[i]
+        return None
+
+    # -- retention / purge ---------------------------------------------------------------
+    def delete_oldest(self, count: int) -> int:
+        """Delete up to `count` oldest sealed segments; return how many went."""
+        gone = 0
+        while gone < count and len(self.segments) > 1:
+            self.segments.pop(0).delete()
+            gone += 1
+        return gone
+
+    def enforce_retention(self, now_us: int, expiry_us: int, max_bytes: int | None) -> int:
+        """Drop sealed segments whose newest batch expired, or while over `max_bytes`."""
+        removed = 0
+        while len(self.segments) > 1:
+            first = self.segments[0]
+            idx = first.index
+            expired = not len(idx) or (
+                expiry_us != NEVER_EXPIRE and idx.timestamps[-1] + expiry_us <= now_us)
+            too_big = max_bytes is not None and self.size_bytes > max_bytes
+            if not (expired or too_big):
+                break
+            self.segments.pop(0).delete()
+            removed += 1
+        return removed
+
+    def purge(self) -> None:
+        """Remove every message; offsets start again at 0."""
+        for seg in self.segments:
+            seg.delete()
+        self.segments = [Segment(self.path, 0)]
+
+    def close(self, clean: bool = True) -> None:
+        for seg in self.segments:
+            if clean and seg.fd >= 0:
+                seg.sync()
+            seg.close()
+        if clean and self.path.exists():
+            (self.path / CLEAN_MARKER).touch()
+
+    def destroy(self) -> None:
+        for seg in self.segments:
+            seg.close()
+        self.segments = []
+        shutil.rmtree(self.path, ignore_errors=True)

@@ -1,0 +1,89 @@
+"""A segment: `{start:020}.log` holding batches as stored, plus its `.index` (one entry a batch)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core.storage.index import ENTRY_SIZE, SegmentIndex
+
+
+class Segment:
+    """One log file and its index. Appends go to the end; reads are positional."""
+
+    __slots__ = ("start_offset", "log_path", "index_path", "fd", "index_fd", "size", "index",
+                 "next_offset", "sealed", "max_timestamp")
+
+    def __init__(self, directory: Path, start_offset: int) -> None:
+        self.start_offset = start_offset
+        self.log_path = directory / f"{start_offset:020}.log"
+        self.index_path = directory / f"{start_offset:020}.index"
+        self.fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.index_fd = os.open(self.index_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.size = os.fstat(self.fd).st_size
+        self.index = SegmentIndex()
+        self.next_offset = start_offset
+        self.sealed = False
+        self.max_timestamp = 0
+
+    # -- writing -------------------------------------------------------------------------
+    def append(self, parts: list, length: int, base_offset: int, count: int, timestamp: int,
+               max_timestamp: int, encoding: int) -> None:
+        """Write one batch (given as buffers) at the end with one writev, then its index entry."""
+        written = os.pwritev(self.fd, parts, self.size) if len(parts) > 1 else os.pwrite(
+            self.fd, parts[0], self.size)
+        if written != length:  # a short write leaves a torn tail that recovery will cut
+            raise OSError(f"short write to {self.log_path}: {written} of {length}")
+        self.max_timestamp = max(self.max_timestamp, max_timestamp)
+        entry = self.index.add(base_offset, self.size, timestamp, self.max_timestamp, length,
+                               count, encoding)
+        os.pwrite(self.index_fd, entry, len(self.index) * ENTRY_SIZE - ENTRY_SIZE)
+        self.size += length
+        self.next_offset = base_offset + count
+
+    def truncate(self, entries: int) -> None:
+        """Keep the first `entries` batches; cut the log and index files after them."""
+        self.index.truncate(entries)
+        end = (self.index.positions[-1] + self.index.lengths[-1]) if entries else 0
+        os.ftruncate(self.fd, end)
+        os.ftruncate(self.index_fd, entries * ENTRY_SIZE)
+        self.size = end
+        self.next_offset = (self.index.base_offsets[-1] + self.index.counts[-1]) if entries \
+            else self.start_offset
+        self.max_timestamp = self.index.max_timestamps[-1] if entries else 0
+
+    def rewrite_index(self) -> None:
+        os.ftruncate(self.index_fd, 0)
+        os.pwrite(self.index_fd, self.index.to_bytes(), 0)
+
+    # -- reading -------------------------------------------------------------------------
+    def read_span(self, first: int, last: int) -> bytes:
+        """Bytes of batches first..last (inclusive index entries), contiguous on disk."""
+        pos = self.index.positions[first]
+        end = self.index.positions[last] + self.index.lengths[last]
+        return os.pread(self.fd, end - pos, pos)
+
+    def read_at(self, position: int, length: int) -> bytes:
+        return os.pread(self.fd, length, position)
+
+    @property
+    def messages_count(self) -> int:
+        return self.next_offset - self.start_offset
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def sync(self) -> None:
+        os.fdatasync(self.fd)
+        os.fdatasync(self.index_fd)
+
+    def close(self) -> None:
+        for fd in (self.fd, self.index_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fd = self.index_fd = -1
+
+    def delete(self) -> None:
+        self.close()
+        for path in (self.log_path, self.index_path):
+            path.unlink(missing_ok=True)

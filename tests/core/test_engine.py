@@ -1,0 +1,155 @@
+"""The log engine as a library: metadata, append/poll, offsets, groups, restart, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from core.engine import CONSUMER, CONSUMER_GROUP, FIRST, LAST, NEXT, OFFSET, TIMESTAMP, LogEngine
+from core.errors import ErrorCode, IggyError
+from core.records.iggy_batch import build_batch, iter_messages
+
+
+def batch(n: int, start: int = 0, size: int = 16) -> bytearray:
+    return build_batch([(i + 1, f"m{start + i:06d}".encode().ljust(size, b"."), b"", 1000 + i)
+                        for i in range(n)])
+
+
+def payloads(result) -> list[bytes]:
+    return [bytes(m[4]) for c in result.chunks for m in iter_messages(c)]
+
+
+@pytest.fixture
+def engine(tmp_path: Path):
+    e = LogEngine(tmp_path / "data", state_fsync=False)
+    e.open(("iggy", "iggy"))
+    yield e
+    e.close()
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_streams_topics_ids_are_zero_based_and_recycled(engine: LogEngine) -> None:
+    s0 = engine.create_stream("s0")
+    s1 = engine.create_stream("s1")
+    assert (s0.id, s1.id) == (0, 1)
+    with pytest.raises(IggyError) as e:
+        engine.create_stream("s0")
+    assert e.value.code == ErrorCode.STREAM_NAME_ALREADY_EXISTS
+    engine.delete_stream(0)
+    assert engine.create_stream("again").id == 0
+    t = engine.create_topic("s1", "t", 3)
+    assert t.id == 0 and [p.id for p in t.partitions] == [0, 1, 2]
+    assert engine.get_topic(1, "t") is t
+    assert engine.get_stream("missing") is None
+
+
+def test_append_and_poll_with_every_strategy(engine: LogEngine) -> None:
+    engine.create_stream("s")
+    engine.create_topic("s", "t", 1)
+    for k in range(5):
+        sid, tid, pid, base = run(engine.append("s", "t", (2, 0), batch(10, k * 10)))
+        assert (sid, tid, pid, base) == (0, 0, 0, k * 10)
+    r = engine.poll("s", "t", 0, OFFSET, 15, 7)
+    assert r.count == 7 and r.current_offset == 49
+    assert payloads(r)[0].startswith(b"m000015") and payloads(r)[-1].startswith(b"m000021")
+    assert engine.poll("s", "t", 0, FIRST, 0, 3).count == 3
+    last = engine.poll("s", "t", 0, LAST, 0, 4)
+    assert payloads(last)[0].startswith(b"m000046")
+    assert engine.poll("s", "t", 0, OFFSET, 50, 10).count == 0
+    ts = engine.poll("s", "t", 0, TIMESTAMP, 0, 100)
+    assert ts.count == 50
+    r1 = engine.poll("s", "t", 0, NEXT, 0, 20, CONSUMER, "c1", auto_commit=True)
+    r2 = engine.poll("s", "t", 0, NEXT, 0, 20, CONSUMER, "c1", auto_commit=True)
+    assert payloads(r1)[-1].startswith(b"m000019") and payloads(r2)[0].startswith(b"m000020")
+    assert engine.get_offset(CONSUMER, "c1", "s", "t", 0) == (0, 49, 39)
+
+
+def test_restart_keeps_metadata_messages_and_offsets(tmp_path: Path) -> None:
+    e = LogEngine(tmp_path, state_fsync=False)
+    e.open(("iggy", "iggy"))
+    e.create_stream("s")
+    e.create_topic("s", "t", 2, [("segment_size", 12, (1 << 20).to_bytes(8, "little"))])
+    for k in range(300):
+        run(e.append("s", "t", (2, k % 2), batch(10, k * 10, size=1000)))
+    e.store_offset(CONSUMER, 7, "s", "t", 1, 42)
+    segs = e.topic("s", "t").partitions[0].log.segments_count
+    assert segs > 1
+    e.close()
+    e2 = LogEngine(tmp_path, state_fsync=False)
+    e2.open()
+    t = e2.topic("s", "t")
+    assert t.options.segment_size == 1 << 20
+    assert t.partitions[0].log.next_offset == 1500
+    assert t.partitions[0].log.segments_count == segs
+    assert e2.get_offset(CONSUMER, 7, "s", "t", 1) == (1, 1499, 42)
+    r = e2.poll("s", "t", 1, OFFSET, 1234, 3)
+    assert r.count == 3
+    e2.authenticate("iggy", "iggy")
+    e2.close()
+
+
+def test_corrupt_last_batch_is_cut_on_restart(tmp_path: Path) -> None:
+    e = LogEngine(tmp_path, state_fsync=False)
+    e.open(("iggy", "iggy"))
+    e.create_stream("s")
+    e.create_topic("s", "t", 1)
+    for k in range(4):
+        run(e.append("s", "t", (2, 0), batch(10, k * 10)))
+    seg = e.topic("s", "t").partitions[0].log.segments[0]
+    last_pos = seg.index.positions[-1]
+    log_path = seg.log_path
+    e.close()
+    data = bytearray(log_path.read_bytes())
+    data[last_pos + 300] ^= 0xFF  # inside the last batch's first message
+    log_path.write_bytes(bytes(data))
+    e2 = LogEngine(tmp_path, state_fsync=False)
+    e2.open()
+    p = e2.topic("s", "t").partitions[0]
+    assert p.log.next_offset == 30
+    assert e2.poll("s", "t", 0, FIRST, 0, 100).count == 30
+    run(e2.append("s", "t", (2, 0), batch(1)))
+    assert p.log.next_offset == 31
+    e2.close()
+
+
+def test_consumer_group_assignment_and_fencing(engine: LogEngine) -> None:
+    engine.create_stream("s")
+    engine.create_topic("s", "t", 3)
+    g = engine.create_group("s", "t", "g")
+    assert g.id == 0
+    engine.join_group("s", "t", "g", 100)
+    gen1, parts = engine.sync_group("s", "t", "g", 100)
+    assert parts == [0, 1, 2]
+    engine.join_group("s", "t", "g", 200)
+    gen2, a = engine.sync_group("s", "t", "g", 100)
+    _, b = engine.sync_group("s", "t", "g", 200)
+    assert gen2 > gen1 and sorted(a + b) == [0, 1, 2] and not set(a) & set(b)
+    with pytest.raises(IggyError) as e:
+        engine.poll("s", "t", b[0], NEXT, 0, 1, CONSUMER_GROUP, "g", member_id=100)
+    assert e.value.code == ErrorCode.CONSUMER_GROUP_PARTITION_NOT_OWNED
+    engine.member_gone(200)
+    assert engine.sync_group("s", "t", "g", 100)[1] == [0, 1, 2]
+    assert engine.sync_group("s", "t", "g", 200) is None
+
+
+def test_users_tokens_and_permissions_survive_restart(tmp_path: Path) -> None:
+    e = LogEngine(tmp_path, state_fsync=False)
+    e.open(None)
+    assert e.generated_root_password
+    root_pw = e.generated_root_password
+    u = e.create_user("alice", "secret1", 1, None)
+    token = e.create_token(u.id, "tok", 0)
+    e.close()
+    e2 = LogEngine(tmp_path, state_fsync=False)
+    e2.open(None)
+    assert e2.generated_root_password is None
+    assert e2.authenticate("iggy", root_pw).id == 0
+    assert e2.authenticate_token(token).username == "alice"
+    with pytest.raises(IggyError):
+        e2.authenticate("alice", "wrong")
+    e2.close()
