@@ -12,7 +12,14 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pyggy.config import ConfigError, ServerConfig, config_path, load_config, set_value
+from pyggy.config import (
+    ConfigError,
+    ServerConfig,
+    config_path,
+    load_config,
+    set_value,
+    validate,
+)
 
 log = logging.getLogger("pyggy")
 
@@ -116,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config, env)
         apply_flags(config, args)
+        validate(config)
         credentials = root_credentials(args.with_default_root_credentials, env)
         if args.fresh:
             wipe_data(config.system.path)

@@ -1,0 +1,256 @@
+"""Run a real pyggy server as a subprocess, for tests (used by tests/conftest.py fixtures).
+
+The server is `sys.executable -m pyggy` on free loopback ports. Its output (stderr, with stdout
+merged in) is drained by a thread into `logs`, so the pipe never fills; `wait_for_log` blocks
+on a condition variable until a line appears, the process exits or the timeout expires.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+READY_LINE = "tcp listening on"
+_handed_out: set[int] = set()
+_PORT_IN_USE = re.compile(r"address already in use|errno 98", re.IGNORECASE)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A currently free TCP port on `host`, not handed out before in this process."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port found")
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or did not log readiness in time."""
+
+
+class PyggyServer:
+    """One pyggy server process with its own data directory and ports."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        data_path: Path | None = None,
+        tcp_port: int | None = None,
+        kafka_port: int | None = None,
+        args: Sequence[str] = (),
+        env: Mapping[str, str | None] | None = None,
+        default_root_credentials: bool = True,
+        start_timeout: float = 20.0,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.data_path = Path(data_path) if data_path else self.workdir / "data"
+        self._auto_ports = tcp_port is None and kafka_port is None
+        self.tcp_port = tcp_port or free_port()
+        self.kafka_port = kafka_port or free_port()
+        self.args = list(args)
+        self.extra_env = dict(env or {})
+        self.default_root_credentials = default_root_credentials
+        self.start_timeout = start_timeout
+        self.logs: list[str] = []
+        self._proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self._cond = threading.Condition()
+        self._eof = True
+        self._start_index = 0
+
+    # --- addresses ------------------------------------------------------------------------
+
+    @property
+    def tcp_address(self) -> str:
+        return f"127.0.0.1:{self.tcp_port}"
+
+    @property
+    def kafka_address(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    # --- process --------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.poll() if self._proc else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "pyggy"]
+        if self.default_root_credentials:
+            cmd.append("--with-default-root-credentials")
+        return cmd + self.args
+
+    def environment(self) -> dict[str, str]:
+        """The parent environment without its IGGY_* variables, plus this server's settings."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IGGY_")}
+        env.update(
+            PYTHONUNBUFFERED="1",
+            IGGY_SYSTEM_PATH=str(self.data_path),
+            IGGY_TCP_ADDRESS=self.tcp_address,
+            IGGY_KAFKA_ADDRESS=self.kafka_address,
+        )
+        for key, value in self.extra_env.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
+        return env
+
+    def start(self, timeout: float | None = None, wait: bool = True) -> PyggyServer:
+        """Spawn the server and (by default) wait for its "tcp listening on" line."""
+        if self.running:
+            raise RuntimeError("server already running")
+        for attempt in range(3):
+            self._spawn()
+            if not wait:
+                return self
+            try:
+                self.wait_for_log(READY_LINE, timeout or self.start_timeout)
+                return self
+            except ServerStartError:
+                retry = self._auto_ports and attempt < 2 and self._port_clash()
+                if not retry:
+                    self.kill()
+                    raise
+                self.tcp_port, self.kafka_port = free_port(), free_port()
+        raise AssertionError("unreachable")
+
+    def _port_clash(self) -> bool:
+        self._wait_exit(5.0)
+        return any(_PORT_IN_USE.search(line) for line in self.logs[self._start_index :])
+
+    def _spawn(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with self._cond:
+            self._start_index = len(self.logs)
+            self._eof = False
+        self._proc = subprocess.Popen(
+            self.command(),
+            cwd=self.workdir,
+            env=self.environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        self._reader = threading.Thread(
+            target=self._drain, args=(self._proc,), name=f"pyggy-log-{self._proc.pid}", daemon=True
+        )
+        self._reader.start()
+
+    def _drain(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            with self._cond:
+                self.logs.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        proc.stdout.close()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def wait_for_log(self, needle: str, timeout: float = 20.0, since_start: bool = True) -> str:
+        """Block until a log line containing `needle` appears (since the last start); return it."""
+        deadline = time.monotonic() + timeout
+        index = self._start_index if since_start else 0
+        with self._cond:
+            while True:
+                for line in self.logs[index:]:
+                    if needle in line:
+                        return line
+                index = len(self.logs)
+                if self._eof:
+                    raise ServerStartError(
+                        f"server exited (code {self._wait_exit(5.0)}) before logging "
+                        f"{needle!r}:\n{self.format_logs()}"
+                    )
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ServerStartError(
+                        f"no {needle!r} log line within {timeout} s:\n{self.format_logs()}"
+                    )
+                self._cond.wait(remaining)
+
+    def wait_exit(self, timeout: float = 15.0) -> int:
+        """Wait for the process to exit by itself; return its exit code."""
+        if self._proc is None:
+            raise RuntimeError("server was never started")
+        code = self._proc.wait(timeout)
+        self._join_reader()
+        return code
+
+    def _wait_exit(self, timeout: float) -> int | None:
+        try:
+            return self._proc.wait(timeout) if self._proc else None
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Send `sig` and wait for exit; return the exit code (negative = killed by signal)."""
+        if self._proc is None:
+            raise RuntimeError("server was never started")
+        if self._proc.poll() is None:
+            self._proc.send_signal(sig)
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+                self._join_reader()
+                raise AssertionError(
+                    f"server did not exit within {timeout} s of signal {sig}; killed\n"
+                    + self.format_logs()
+                ) from None
+        self._join_reader()
+        return self._proc.returncode
+
+    def kill(self) -> int:
+        """SIGKILL: a crash, no shutdown code runs."""
+        return self.stop(signal.SIGKILL)
+
+    def restart(self, sig: int = signal.SIGTERM, timeout: float | None = None) -> PyggyServer:
+        """Stop (if running) with `sig`, then start again on the same ports and data."""
+        if self.running:
+            self.stop(sig)
+        return self.start(timeout)
+
+    def close(self) -> int | None:
+        """Teardown: SIGTERM a running server; return its exit code (None if already stopped)."""
+        if not self.running:
+            self._join_reader()
+            return None
+        return self.stop(signal.SIGTERM)
+
+    def _join_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.join(5.0)
+
+    def format_logs(self, last: int = 200) -> str:
+        with self._cond:
+            lines = self.logs[-last:]
+        return "\n".join("    | " + line for line in lines)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else f"exited {self.returncode}"
+        return f"<PyggyServer tcp={self.tcp_address} kafka={self.kafka_address} {state}>"

@@ -1,0 +1,145 @@
+"""CLI: flags, root credentials, --fresh; and the server process lifecycle via the fixtures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pyggy import cli, server
+from pyggy.config import ConfigError, ServerConfig, load_config
+from pyggy.testing import PyggyServer, ServerStartError
+
+
+@pytest.fixture
+def captured_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
+    """Replace `pyggy.server.run`; record (config, credentials, loop policy) per call."""
+    calls: list = []
+    root = logging.getLogger()
+    level = root.level
+    monkeypatch.setattr(
+        server,
+        "run",
+        lambda config, creds: calls.append((config, creds, asyncio.get_event_loop_policy())),
+    )
+    for name in ("IGGY_ROOT_USERNAME", "IGGY_ROOT_PASSWORD", "IGGY_CONFIG_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    yield calls
+    asyncio.set_event_loop_policy(None)
+    root.setLevel(level)
+
+
+def test_root_credentials() -> None:
+    assert cli.root_credentials(True, {}) == ("iggy", "iggy")
+    env = {"IGGY_ROOT_USERNAME": "admin", "IGGY_ROOT_PASSWORD": "s3cret"}
+    assert cli.root_credentials(False, env) == ("admin", "s3cret")
+    assert cli.root_credentials(True, env) == ("iggy", "iggy")
+    assert cli.root_credentials(False, {}) is None
+    with pytest.raises(ConfigError):
+        cli.root_credentials(False, {"IGGY_ROOT_USERNAME": "admin"})
+
+
+def test_flags_beat_env_and_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[tcp]\naddress = '127.0.0.1:1'\n[kafka]\naddress = '127.0.0.1:2'\n")
+    args = cli.build_parser().parse_args(
+        ["--config", str(path), "--tcp-address", "127.0.0.1:10", "--data-path", "d",
+         "--log-level", "debug"]
+    )
+    config = load_config(args.config, {"IGGY_TCP_ADDRESS": "127.0.0.1:3", "IGGY_SYSTEM_PATH": "e"})
+    cli.apply_flags(config, args)
+    assert config.tcp.address == "127.0.0.1:10"
+    assert config.kafka.address == "127.0.0.1:2"
+    assert config.system.path == "d"
+    assert config.system.logging.level == "debug"
+
+
+def test_main_runs_server_with_uvloop(
+    captured_run: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IGGY_SYSTEM_PATH", str(tmp_path / "data"))
+    assert cli.main(["--with-default-root-credentials", "--kafka-address", "127.0.0.1:9999"]) == 0
+    (config, creds, policy), = captured_run
+    assert isinstance(config, ServerConfig)
+    assert config.system.path == str(tmp_path / "data")
+    assert config.kafka.address == "127.0.0.1:9999"
+    assert creds == ("iggy", "iggy")
+    assert type(policy).__module__.startswith("uvloop")
+
+
+def test_main_env_root_credentials(captured_run: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IGGY_ROOT_USERNAME", "admin")
+    monkeypatch.setenv("IGGY_ROOT_PASSWORD", "pw")
+    assert cli.main([]) == 0
+    assert captured_run[0][1] == ("admin", "pw")
+    monkeypatch.delenv("IGGY_ROOT_PASSWORD")
+    assert cli.main([]) == 2  # half-configured root user: refuse to start
+    assert len(captured_run) == 1
+
+
+def test_main_config_errors_exit_2(captured_run: list, tmp_path: Path) -> None:
+    assert cli.main(["--config", str(tmp_path / "missing.toml")]) == 2
+    assert cli.main(["--tcp-address", "nonsense"]) == 2
+    assert captured_run == []
+
+
+def test_fresh_deletes_data_dir(
+    captured_run: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    (data / "streams").mkdir(parents=True)
+    (data / "streams" / "x").write_text("old")
+    assert cli.main(["--fresh", "--data-path", str(data)]) == 0
+    assert not data.exists()
+    assert cli.main(["--fresh", "--data-path", str(data)]) == 0  # missing dir is fine
+
+
+def test_fresh_refuses_dangerous_targets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for target in (".", "/", str(Path.home())):
+        with pytest.raises(ConfigError):
+            cli.wipe_data(target)
+    assert tmp_path.exists()
+
+
+# --- the server process, through the shared fixtures ---------------------------------------
+
+
+def test_server_starts_and_logs_each_listener(pyggy_server: PyggyServer) -> None:
+    assert pyggy_server.running
+    assert pyggy_server.wait_for_log(f"tcp listening on {pyggy_server.tcp_address}")
+    assert pyggy_server.wait_for_log(f"kafka listening on {pyggy_server.kafka_address}")
+    host, port = pyggy_server.tcp_address.split(":")
+    socket.create_connection((host, int(port)), timeout=5).close()
+    assert pyggy_server.data_path.name == "data"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_graceful_shutdown(pyggy_server: PyggyServer, sig: int) -> None:
+    assert pyggy_server.stop(sig) == 0
+
+
+def test_kill_and_restart_on_same_ports(pyggy_server: PyggyServer) -> None:
+    tcp = pyggy_server.tcp_address
+    assert pyggy_server.kill() == -signal.SIGKILL
+    assert not pyggy_server.running
+    pyggy_server.restart()
+    assert pyggy_server.running and pyggy_server.tcp_address == tcp
+    assert sum("tcp listening on" in line for line in pyggy_server.logs) == 2
+
+
+def test_factory_env_and_bad_start(pyggy_server_factory: Callable[..., PyggyServer]) -> None:
+    a = pyggy_server_factory(env={"IGGY_KAFKA_ENABLED": "false"})
+    b = pyggy_server_factory()
+    assert a.tcp_address != b.tcp_address and a.data_path != b.data_path
+    a.stop()
+    assert not any("kafka listening on" in line for line in a.logs)
+    bad = pyggy_server_factory(start=False, args=["--config", "missing.toml"])
+    with pytest.raises(ServerStartError, match="not found"):
+        bad.start(timeout=20)
+    assert bad.returncode == 2
