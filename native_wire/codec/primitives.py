@@ -359,3 +359,24 @@ def decode_response_permissions(r: Reader) -> Permissions | None:
         return None
     sub = Reader(r.long_bytes())
     return decode_permissions(sub)
+
+
+# ---------------------------------------------------------------- SendMessages metadata
+
+
+def decode_send_metadata(r: Reader) -> tuple[int | str, int | str, int, int | bytes | None, int]:
+    """SendMessages prefix (both protocols): ``u32 metadata_length``, stream, topic,
+    partitioning, ``u32 messages_count`` → (stream, topic, kind, value, count).
+
+    ``metadata_length`` must equal the bytes of stream..messages_count; the batch (VSR) or
+    the index array + frames (classic) follow in ``r``.
+    """
+    declared = r.u32()
+    start = r.pos
+    stream = decode_identifier(r)
+    topic = decode_identifier(r)
+    kind, value = decode_partitioning(r)
+    count = r.u32()
+    if r.pos - start != declared:
+        raise WireError(ErrorCode.INVALID_FORMAT, "metadata_length mismatch")
+    return stream, topic, kind, value, count

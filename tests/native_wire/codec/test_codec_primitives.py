@@ -330,3 +330,15 @@ def test_random_bytes_only_raise_wire_error(data: bytes) -> None:
             fn2(data)
         except WireError:
             pass
+
+
+def test_send_metadata() -> None:
+    inner = p.encode_identifier("s") + p.encode_identifier(1) + p.encode_partitioning(2, 0)
+    inner += struct.pack("<I", 3)
+    raw = struct.pack("<I", len(inner)) + inner + b"BATCH"
+    r = Reader(raw)
+    assert p.decode_send_metadata(r) == ("s", 1, 2, 0, 3)
+    assert bytes(r.rest()) == b"BATCH"
+    with pytest.raises(WireError):
+        p.decode_send_metadata(Reader(struct.pack("<I", len(inner) + 1) + inner + b"x"))
+    assert_every_prefix_fails(p.decode_send_metadata, raw[: 4 + len(inner)])
