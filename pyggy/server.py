@@ -1,56 +1,91 @@
-"""PLACEHOLDER server assembly, to be replaced by the real one.
+"""Server assembly: the engine, the native listener, background maintenance, shutdown.
 
-Contract used by `pyggy.cli` and the test fixtures (keep it in the replacement):
+Contract used by `pyggy.cli` and the test fixtures:
 - `run(config, root_credentials)` blocks until SIGTERM/SIGINT, then returns (exit code 0);
   the CLI has already installed the uvloop event loop policy.
-- one INFO log line per listener: "tcp listening on HOST:PORT", "kafka listening on HOST:PORT"
-  (the fixtures wait for "tcp listening on").
-This placeholder binds the listeners and closes every connection it accepts.
+- one INFO log line per listener: "tcp listening on HOST:PORT" (the fixtures wait for it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import sys
+from pathlib import Path
 
+from core.engine import LogEngine
+from native_wire.context import NativeServer, NodeInfo
+from native_wire.listener import start_listener
 from pyggy.config import ServerConfig, split_address
 
 log = logging.getLogger(__name__)
 
 
-class _CloseAtOnce(asyncio.Protocol):
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.close()
+async def _periodic(interval: float, action, name: str) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            action()
+        except Exception:
+            log.exception("%s failed", name)
 
 
-async def _listen(name: str, address: str) -> asyncio.Server:
-    host, port = split_address(address)
-    server = await asyncio.get_running_loop().create_server(_CloseAtOnce, host, port)
-    bound = server.sockets[0].getsockname()
-    log.info("%s listening on %s:%d", name, bound[0], bound[1])
-    return server
+def _clean(engine: LogEngine) -> None:
+    removed = engine.clean()
+    if removed:
+        log.info("cleaner removed %d expired or oversized segments", removed)
 
 
 async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) -> None:
-    """Bind the enabled listeners and wait for SIGTERM/SIGINT."""
+    """Open the engine, bind the enabled listeners and serve until SIGTERM/SIGINT."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    engine = LogEngine(Path(config.system.path),
+                       validate_checksum=config.system.partition.validate_checksum,
+                       state_fsync=config.system.state.enforce_fsync)
+    engine.open(root_credentials)
+    if engine.generated_root_password:
+        # Printed once, at the first start, as Iggy does; it is stored only as a hash.
+        print(f"pyggy: generated root user 'iggy' with password: "
+              f"{engine.generated_root_password}", file=sys.stderr, flush=True)
     if config.http.enabled:
-        log.warning("[http] enabled, but the HTTP REST transport is not implemented yet")
-    servers = []
+        log.warning("[http] enabled, but the HTTP REST transport is not implemented; ignoring")
+    servers: list[asyncio.Server] = []
+    native = None
     if config.tcp.enabled:
-        servers.append(await _listen("tcp", config.tcp.address))
+        host, port = split_address(config.tcp.address)
+        native = NativeServer(engine, NodeInfo(
+            tcp_host=host, tcp_port=port,
+            max_tokens_per_user=config.personal_access_token.max_tokens_per_user))
+        server = await start_listener(native, host, port, config.tcp.max_frame_size)
+        bound = server.sockets[0].getsockname()
+        native.node.tcp_port = bound[1]
+        servers.append(server)
+        log.info("tcp listening on %s:%d", bound[0], bound[1])
     if config.kafka.enabled:
-        servers.append(await _listen("kafka", config.kafka.address))
+        log.warning("kafka listener requested on %s, but the Kafka protocol is not available "
+                    "in this build yet", config.kafka.address)
+    tasks = []
+    if config.data_maintenance.messages.cleaner_enabled:
+        tasks.append(loop.create_task(_periodic(config.data_maintenance.messages.interval,
+                                                lambda: _clean(engine), "cleaner")))
     await stop.wait()
     log.info("shutting down")
     for server in servers:
         server.close()
+    if native is not None:
+        native.close_all()
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     for server in servers:
         await server.wait_closed()
+    engine.close()
     log.info("stopped")
 
 

@@ -1,0 +1,88 @@
+"""What a handler sees: the engine, the node's identity, and the calling session."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from core.engine import LogEngine
+from core.errors import ErrorCode, IggyError
+from core.model import User
+
+
+@dataclass(slots=True)
+class Session:
+    """One client connection. `client_id` is the server's u32 id (also the group member id)."""
+
+    client_id: int
+    address: str
+    classic: bool = False
+    transport: int = 1  # 1 TCP
+    user: User | None = None
+    session_id: int = 0  # VSR session (fence epoch) handed out at login
+    vsr_client: int = 0
+
+    def require_user(self) -> User:
+        if self.user is None:
+            raise IggyError(ErrorCode.UNAUTHENTICATED, "unauthenticated")
+        return self.user
+
+
+@dataclass(slots=True)
+class NodeInfo:
+    """This node, as GET_CLUSTER_METADATA, GET_STATS and the login reply describe it."""
+
+    tcp_host: str = "127.0.0.1"
+    tcp_port: int = 8090
+    http_port: int = 0
+    cluster_name: str = "pyggy"
+    node_name: str = "pyggy-0"
+    version: str = "0.9.0"
+    max_tokens_per_user: int = 100
+
+
+@dataclass(slots=True)
+class NativeServer:
+    """State shared by all native connections: the engine, the node, the live sessions."""
+
+    engine: LogEngine
+    node: NodeInfo = field(default_factory=NodeInfo)
+    sessions: dict[int, Session] = field(default_factory=dict)
+    transports: dict[int, object] = field(default_factory=dict)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def open_session(self, address: str) -> Session:
+        s = Session(next(self._ids), address)
+        self.sessions[s.client_id] = s
+        return s
+
+    def close_session(self, s: Session) -> None:
+        self.sessions.pop(s.client_id, None)
+        self.transports.pop(s.client_id, None)
+        self.engine.member_gone(s.client_id)
+
+    def close_all(self) -> None:
+        """Close every client connection (shutdown)."""
+        for transport in list(self.transports.values()):
+            transport.close()  # type: ignore[attr-defined]
+
+    def next_session_id(self) -> int:
+        return next(self._ids)
+
+
+@dataclass(slots=True)
+class Context:
+    server: NativeServer
+    session: Session
+
+    @property
+    def engine(self) -> LogEngine:
+        return self.server.engine
+
+    @property
+    def classic(self) -> bool:
+        return self.session.classic
+
+    @property
+    def user(self) -> User:
+        return self.session.require_user()

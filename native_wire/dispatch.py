@@ -1,0 +1,165 @@
+"""Sans-I/O request handling: one complete frame in, reply buffers out.
+
+`handle_vsr` serves the Iggy 0.11 framing (256-byte headers) of apache-iggy 0.9;
+`handle_classic` serves the `[len][code]` framing of apache-iggy ≤ 0.8 on the same port.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from core.errors import ErrorCode, IggyError
+from native_wire.codec import frames
+from native_wire.codec import responses as rsp
+from native_wire.codec.codes import (
+    PROTOCOL_VERSION,
+    PROTOCOL_VERSION_MIN,
+    Code,
+    EvictionReason,
+    Operation,
+    is_protocol_compatible,
+)
+from native_wire.codec.reader import Reader, WireError
+from native_wire.context import Context, NativeServer, Session
+from native_wire.table import COMMANDS
+
+log = logging.getLogger(__name__)
+Reply = tuple[list, bool]  # (buffers to write, close the connection afterwards)
+
+
+async def _run(ctx: Context, code: int, body: memoryview) -> bytes | list:
+    cmd = COMMANDS.get(code)
+    if cmd is None or (ctx.classic and not cmd.classic):
+        raise IggyError(ErrorCode.INVALID_COMMAND, f"unknown command {code}")
+    if not cmd.pre_auth:
+        ctx.session.require_user()
+    r = Reader(body)
+    if cmd.is_async:
+        return await cmd.handler(ctx, r)
+    return cmd.handler(ctx, r)
+
+
+# -- VSR (0.11) ------------------------------------------------------------------------------
+async def handle_vsr(server: NativeServer, session: Session, frame: bytearray) -> Reply:
+    header = frames.parse_request_header(frame)
+    body = memoryview(frame)[frames.HEADER_SIZE:header.size]
+    op = header.operation
+    if op == Operation.REGISTER:
+        return _register(server, session, header, body)
+    try:
+        if session.user is not None and header.session != session.session_id and \
+                op != Operation.NON_REPLICATED:
+            raise IggyError(ErrorCode.INVALID_SESSION, "stale session")
+        frames.verify_request_checksum(header, body)
+        if op == Operation.LOGOUT:
+            session.require_user()
+            session.user = None
+            return [frames.build_reply(header, 0, b"", session.session_id)], False
+        if op != Operation.NON_REPLICATED and header.command_code == 0:
+            raise IggyError(ErrorCode.INVALID_COMMAND, f"operation {op} is not for clients")
+        payload = await _run(Context(server, session), header.command_code, body)
+    except (IggyError, WireError) as e:
+        return [frames.build_reply(header, e.code, b"", session.session_id)], False
+    if isinstance(payload, list):
+        size = sum(len(p) for p in payload)
+        return [frames.build_reply_header(header, 0, size, session.session_id), *payload], False
+    if frames.is_result_framed(op):
+        payload = frames.result_ok(payload)
+    return [frames.build_reply(header, 0, payload, session.session_id)], False
+
+
+def _evict(header: frames.RequestHeader, reason: int) -> Reply:
+    return [frames.build_eviction(header.client, reason, PROTOCOL_VERSION,
+                                  PROTOCOL_VERSION_MIN)], True
+
+
+def _register(server: NativeServer, session: Session, header: frames.RequestHeader,
+              body: memoryview) -> Reply:
+    """Login (code 40 username/password or 45 token; both arrive as operation Register)."""
+    try:
+        frames.verify_request_checksum(header, body)
+        r = Reader(body)
+        version = r.u32()
+        r.short_bytes()  # sdk name
+        r.short_bytes()  # sdk version
+        rest = r.rest()
+    except WireError:
+        return _evict(header, EvictionReason.MALFORMED_LOGIN)
+    if not is_protocol_compatible(version):
+        return _evict(header, EvictionReason.INCOMPATIBLE_PROTOCOL)
+    credentials = _login_shape(rest)
+    if credentials is None:
+        return _evict(header, EvictionReason.MALFORMED_LOGIN)
+    engine = server.engine
+    try:
+        if len(credentials) == 2:
+            user = engine.authenticate(*credentials)
+        else:
+            user = engine.authenticate_token(credentials[0])
+    except IggyError as e:
+        reason = {ErrorCode.USER_INACTIVE: EvictionReason.USER_INACTIVE}.get(
+            e.code, EvictionReason.INVALID_CREDENTIALS if len(credentials) == 2
+            else EvictionReason.INVALID_TOKEN)
+        log.info("login refused for %s: %s", session.address, e)
+        return _evict(header, reason)
+    session.user = user
+    session.vsr_client = header.client
+    session.session_id = server.next_session_id()
+    payload = rsp.encode_login_register(user.id, session.session_id, PROTOCOL_VERSION,
+                                        server.node.version)
+    return [frames.build_reply(header, 0, frames.result_ok(payload), session.session_id)], False
+
+
+def _login_shape(rest: memoryview) -> tuple[str, ...] | None:
+    """(username, password) if the body has that shape, else (token,), else None."""
+    for shape in (2, 1):
+        try:
+            r = Reader(rest)
+            values = tuple(r.short_string() for _ in range(shape))
+            r.long_bytes()  # context
+            r.done()
+            return values
+        except WireError:
+            continue
+    return None
+
+
+# -- classic (≤ 0.8) -------------------------------------------------------------------------
+async def handle_classic(server: NativeServer, session: Session, frame: bytearray) -> Reply:
+    try:
+        code, body = frames.parse_classic_request(frame)
+    except WireError as e:
+        return [frames.build_classic_response(e.code)], True
+    session.classic = True
+    try:
+        if code == Code.LOGIN_USER:
+            payload: bytes | list = _classic_login(server, session, Reader(body))
+        elif code == Code.LOGIN_WITH_PERSONAL_ACCESS_TOKEN:
+            r = Reader(body)
+            token = r.name()
+            r.done()
+            session.user = server.engine.authenticate_token(token)
+            payload = rsp.encode_identity(session.user.id)
+        elif code == Code.LOGOUT_USER:
+            session.require_user()
+            session.user = None
+            payload = b""
+        else:
+            payload = await _run(Context(server, session), code, body)
+    except (IggyError, WireError) as e:
+        return [frames.build_classic_response(e.code)], False
+    if isinstance(payload, list):
+        size = sum(len(p) for p in payload)
+        return [frames.build_classic_response_header(0, size), *payload], False
+    return [frames.build_classic_response(0, payload)], False
+
+
+def _classic_login(server: NativeServer, session: Session, r: Reader) -> bytes:
+    username = r.name()
+    password = r.short_string()
+    if r.remaining():
+        r.long_bytes()  # client version
+        r.long_bytes()  # context
+    r.done()
+    session.user = server.engine.authenticate(username, password)
+    return rsp.encode_identity(session.user.id)

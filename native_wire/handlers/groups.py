@@ -1,0 +1,71 @@
+"""Iggy consumer groups: get, list, create, delete, join, leave, sync."""
+
+from __future__ import annotations
+
+from core import permissions as perm
+from native_wire.codec import primitives as p
+from native_wire.codec import responses as rsp
+from native_wire.codec.reader import Reader
+from native_wire.context import Context
+
+
+def _topic(ctx: Context, r: Reader, manage: bool = False):
+    t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
+    check = perm.manage_topic if manage else perm.read_topic
+    allowed = check(ctx.user, t.stream_id, t.id) or (
+        not manage and perm.poll_messages(ctx.user, t.stream_id, t.id))
+    perm.ensure(allowed)
+    return t
+
+
+def get_group(ctx: Context, r: Reader) -> bytes:
+    t = _topic(ctx, r)
+    g = ctx.engine.get_group(t.stream_id, t.id, p.decode_identifier(r))
+    r.done()
+    return b"" if g is None else rsp.encode_consumer_group_details(g, len(t.partitions))
+
+
+def get_groups(ctx: Context, r: Reader) -> bytes:
+    t = _topic(ctx, r)
+    r.done()
+    return rsp.encode_consumer_groups(ctx.engine.groups(t.stream_id, t.id), len(t.partitions))
+
+
+def create_group(ctx: Context, r: Reader) -> bytes:
+    t = _topic(ctx, r)
+    name = r.name()
+    r.done()
+    g = ctx.engine.create_group(t.stream_id, t.id, name)
+    return rsp.encode_consumer_group_details(g, len(t.partitions))
+
+
+def delete_group(ctx: Context, r: Reader) -> bytes:
+    t = _topic(ctx, r)
+    ident = p.decode_identifier(r)
+    r.done()
+    ctx.engine.delete_group(t.stream_id, t.id, ident)
+    return b""
+
+
+def join_group(ctx: Context, r: Reader) -> bytes:
+    t = _topic(ctx, r)
+    ident = p.decode_identifier(r)
+    r.done()
+    ctx.engine.join_group(t.stream_id, t.id, ident, ctx.session.client_id)
+    return b""
+
+
+def leave_group(ctx: Context, r: Reader) -> bytes:
+    t = _topic(ctx, r)
+    ident = p.decode_identifier(r)
+    r.done()
+    ctx.engine.leave_group(t.stream_id, t.id, ident, ctx.session.client_id)
+    return b""
+
+
+def sync_group(ctx: Context, r: Reader) -> bytes:
+    t = _topic(ctx, r)
+    ident = p.decode_identifier(r)
+    r.done()
+    found = ctx.engine.sync_group(t.stream_id, t.id, ident, ctx.session.client_id)
+    return b"" if found is None else rsp.encode_sync(*found)

@@ -1,0 +1,68 @@
+"""Send and poll messages (the hot path: no per-message Python objects)."""
+
+from __future__ import annotations
+
+import uuid
+
+from core import permissions as perm
+from core.engine import CONSUMER_GROUP
+from core.errors import ErrorCode, IggyError
+from core.records import iggy_batch
+from native_wire.codec import primitives as p
+from native_wire.codec import responses as rsp
+from native_wire.codec.reader import Reader, WireError
+from native_wire.context import Context
+
+
+def _uuid() -> int:
+    return uuid.uuid4().int
+
+
+async def send_messages(ctx: Context, r: Reader) -> bytes:
+    metadata_length = r.u32()
+    start = r.pos
+    sid, tid = p.decode_identifier(r), p.decode_identifier(r)
+    partitioning = p.decode_partitioning(r)
+    count = r.u32()
+    if r.pos - start != metadata_length:
+        raise WireError(ErrorCode.INVALID_FORMAT, "metadata_length mismatch")
+    t = ctx.engine.topic(sid, tid)
+    perm.ensure(perm.send_messages(ctx.user, t.stream_id, t.id))
+    if ctx.classic:
+        batch = iggy_batch.classic_frames_to_batch(r.rest(), count, id_factory=_uuid)
+    else:
+        batch = r.rest()
+    confirmation = await ctx.engine.append(t.stream_id, t.id, partitioning, batch, count)
+    return rsp.encode_send_confirmations([confirmation])
+
+
+def poll_messages(ctx: Context, r: Reader) -> bytes | list:
+    kind, consumer = p.decode_consumer(r)
+    sid, tid = p.decode_identifier(r), p.decode_identifier(r)
+    partition_id = p.decode_optional_partition(r)
+    strategy, value = p.decode_polling_strategy(r)
+    count = r.u32()
+    auto_commit = r.u8() == 1
+    r.done()
+    t = ctx.engine.topic(sid, tid)
+    perm.ensure(perm.poll_messages(ctx.user, t.stream_id, t.id))
+    member = None
+    if kind == CONSUMER_GROUP:
+        g = ctx.engine.group(t.stream_id, t.id, consumer)
+        member = ctx.session.client_id if ctx.session.client_id in g.members else None
+    if count == 0:
+        raise IggyError(ErrorCode.INVALID_MESSAGES_COUNT, "count must be > 0")
+    result = ctx.engine.poll(t.stream_id, t.id, partition_id, strategy, value, count, kind,
+                             consumer, auto_commit, member)
+    if ctx.classic:
+        parts = [iggy_batch.classic_frames_and_count(c, 0, result.count) for c in result.chunks]
+        n = sum(k for _, k in parts)
+        return [rsp.encode_poll_prefix(result.partition_id, result.current_offset, n),
+                *(frames for frames, _ in parts)]
+    return [rsp.encode_poll_prefix(result.partition_id, result.current_offset, result.count),
+            *result.chunks]
+
+
+def flush_unsaved_buffer(ctx: Context, r: Reader) -> bytes:
+    ctx.session.require_user()
+    raise IggyError(ErrorCode.FEATURE_UNAVAILABLE, "every append is written at once")

@@ -1,0 +1,71 @@
+"""Streams: get, list, create, update, delete, purge."""
+
+from __future__ import annotations
+
+from core import permissions as perm
+from native_wire.codec import primitives as p
+from native_wire.codec import responses as rsp
+from native_wire.codec.reader import Reader
+from native_wire.context import Context
+
+
+def _details(ctx: Context, stream) -> bytes:
+    if ctx.classic:
+        return rsp.encode_stream_details_classic(stream)
+    return rsp.encode_stream_details(stream)
+
+
+def get_stream(ctx: Context, r: Reader) -> bytes:
+    ident = p.decode_identifier(r)
+    r.done()
+    s = ctx.engine.get_stream(ident)
+    if s is None:
+        return b""
+    perm.ensure(perm.read_stream(ctx.user, s.id))
+    return _details(ctx, s)
+
+
+def get_streams(ctx: Context, r: Reader) -> bytes:
+    r.done()
+    user = ctx.user
+    streams = [s for s in ctx.engine.streams() if perm.read_stream(user, s.id)]
+    if ctx.classic:
+        return rsp.encode_streams_classic(streams)
+    return rsp.encode_streams(streams)
+
+
+def create_stream(ctx: Context, r: Reader) -> bytes:
+    perm.ensure(perm.create_stream(ctx.user))
+    if ctx.classic:
+        name = r.name()
+        r.done()
+        return _details(ctx, ctx.engine.create_stream(name))
+    name = r.name()
+    options = p.decode_options(r.rest())
+    return _details(ctx, ctx.engine.create_stream(name, options))
+
+
+def update_stream(ctx: Context, r: Reader) -> bytes:
+    s = ctx.engine.stream(p.decode_identifier(r))
+    perm.ensure(perm.manage_stream(ctx.user, s.id))
+    name = r.name()
+    options = [] if ctx.classic else p.decode_options(r.rest())
+    r.done()
+    ctx.engine.update_stream(s.id, name, options)
+    return b""
+
+
+def delete_stream(ctx: Context, r: Reader) -> bytes:
+    s = ctx.engine.stream(p.decode_identifier(r))
+    r.done()
+    perm.ensure(perm.manage_stream(ctx.user, s.id))
+    ctx.engine.delete_stream(s.id)
+    return b""
+
+
+def purge_stream(ctx: Context, r: Reader) -> bytes:
+    s = ctx.engine.stream(p.decode_identifier(r))
+    r.done()
+    perm.ensure(perm.manage_stream(ctx.user, s.id))
+    ctx.engine.purge_stream(s.id)
+    return b""

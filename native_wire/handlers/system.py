@@ -1,0 +1,105 @@
+"""ping, stats, cluster metadata, describe options, clients."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import socket
+import threading
+
+from core import permissions as perm
+from core.options import TOPIC_CATALOG
+from native_wire.codec import responses as rsp
+from native_wire.codec.reader import Reader, WireError
+from native_wire.context import Context
+
+
+def ping(ctx: Context, r: Reader) -> bytes:
+    return b""
+
+
+def _memory() -> tuple[int, int, int]:
+    rss = total = available = 0
+    try:
+        with open("/proc/self/statm") as f:
+            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/meminfo") as f:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
+        total, available = info.get("MemTotal", 0), info.get("MemAvailable", 0)
+    except OSError:
+        pass
+    return rss, total, available
+
+
+def get_stats(ctx: Context, r: Reader) -> bytes:
+    perm.ensure(perm.read_servers(ctx.user))
+    engine = ctx.engine
+    c = engine.counts()
+    rss, total, available = _memory()
+    disk = shutil.disk_usage(engine.root)
+    now = engine.clock.now_us()
+    uname = platform.uname()
+    major, minor, patch = (int(x) for x in ctx.server.node.version.split(".")[:3])
+    return rsp.encode_stats(rsp.Stats(
+        process_id=os.getpid(), memory_usage=rss, total_memory=total,
+        available_memory=available, run_time=now - engine.stats.start_time,
+        start_time=engine.stats.start_time, read_bytes=engine.stats.read_bytes,
+        written_bytes=engine.stats.written_bytes, messages_size_bytes=c["size"],
+        streams_count=c["streams"], topics_count=c["topics"],
+        partitions_count=c["partitions"], segments_count=c["segments"],
+        messages_count=c["messages"], clients_count=len(ctx.server.sessions),
+        consumer_groups_count=c["groups"], hostname=socket.gethostname(),
+        os_name=uname.system, os_version=uname.version, kernel_version=uname.release,
+        iggy_server_version=ctx.server.node.version,
+        iggy_server_semver=rsp.semver_number(major, minor, patch),
+        threads_count=threading.active_count(), free_disk_space=disk.free,
+        total_disk_space=disk.total,
+    ))
+
+
+def get_cluster_metadata(ctx: Context, r: Reader) -> bytes:
+    ctx.session.require_user()
+    node = ctx.server.node
+    return rsp.encode_cluster_metadata(node.cluster_name, node.node_name, node.tcp_host,
+                                       node.tcp_port, http_port=node.http_port)
+
+
+def describe_options(ctx: Context, r: Reader) -> bytes:
+    ctx.session.require_user()
+    scope = r.u8()
+    r.done()
+    if scope == 1:
+        return rsp.encode_describe_options(TOPIC_CATALOG)
+    if scope in (2, 3):
+        return rsp.encode_describe_options([])
+    raise WireError(detail=f"unknown options scope {scope}")
+
+
+def _client(ctx: Context, client_id: int, details: bool) -> bytes:
+    s = ctx.server.sessions.get(client_id)
+    if s is None:
+        return b""
+    user_id = s.user.id if s.user else 0xFFFFFFFF
+    groups = [(t.stream_id, t.id, g.id) for st in ctx.engine.meta.streams.values()
+              for t in st.topics.values() for g in t.groups.values() if client_id in g.members]
+    if details:
+        return rsp.encode_client_details(s.client_id, user_id, s.transport, s.address, groups)
+    return rsp.encode_client(s.client_id, user_id, s.transport, s.address, len(groups))
+
+
+def get_me(ctx: Context, r: Reader) -> bytes:
+    ctx.session.require_user()
+    return _client(ctx, ctx.session.client_id, True)
+
+
+def get_client(ctx: Context, r: Reader) -> bytes:
+    perm.ensure(perm.read_servers(ctx.user))
+    client_id = r.u32()
+    r.done()
+    return _client(ctx, client_id, True)
+
+
+def get_clients(ctx: Context, r: Reader) -> bytes:
+    perm.ensure(perm.read_servers(ctx.user))
+    return b"".join(_client(ctx, cid, False) for cid in sorted(ctx.server.sessions))

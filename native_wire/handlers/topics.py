@@ -1,0 +1,127 @@
+"""Topics, partitions and segments."""
+
+from __future__ import annotations
+
+import struct
+
+from core import permissions as perm
+from core.model import NEVER_EXPIRE, UNLIMITED_SIZE
+from core.options import UINT8, UINT64
+from native_wire.codec import primitives as p
+from native_wire.codec import responses as rsp
+from native_wire.codec.reader import Reader
+from native_wire.context import Context
+
+_U64 = struct.Struct("<Q")
+
+
+def _details(ctx: Context, topic) -> bytes:
+    if ctx.classic:
+        return rsp.encode_topic_details_classic(topic)
+    return rsp.encode_topic_details(topic)
+
+
+def _classic_options(r: Reader) -> list[tuple[str, int, bytes]]:
+    """Classic fixed fields (compression, expiry, max size, replication factor) as options."""
+    compression = r.u8()
+    expiry = r.u64()
+    max_size = r.u64()
+    r.u8()  # replication factor: single node
+    opts: list[tuple[str, int, bytes]] = []
+    if compression:
+        opts.append(("compression_algorithm", UINT8, bytes((compression,))))
+    if expiry:
+        opts.append(("message_expiry", UINT64, _U64.pack(expiry if expiry else NEVER_EXPIRE)))
+    if max_size:
+        opts.append(("max_topic_size", UINT64, _U64.pack(max_size or UNLIMITED_SIZE)))
+    return opts
+
+
+def get_topic(ctx: Context, r: Reader) -> bytes:
+    sid, tid = p.decode_identifier(r), p.decode_identifier(r)
+    r.done()
+    t = ctx.engine.get_topic(sid, tid) if ctx.engine.get_stream(sid) else None
+    if t is None:
+        return b""
+    perm.ensure(perm.read_topic(ctx.user, t.stream_id, t.id))
+    return _details(ctx, t)
+
+
+def get_topics(ctx: Context, r: Reader) -> bytes:
+    s = ctx.engine.stream(p.decode_identifier(r))
+    r.done()
+    perm.ensure(perm.read_stream(ctx.user, s.id))
+    topics = ctx.engine.topics(s.id)
+    return rsp.encode_topics_classic(topics) if ctx.classic else rsp.encode_topics(topics)
+
+
+def create_topic(ctx: Context, r: Reader) -> bytes:
+    s = ctx.engine.stream(p.decode_identifier(r))
+    perm.ensure(perm.create_topic(ctx.user, s.id))
+    count = r.u32()
+    if ctx.classic:
+        options = _classic_options(r)
+        name = r.name()
+        r.done()
+    else:
+        name = r.name()
+        options = p.decode_options(r.rest())
+    return _details(ctx, ctx.engine.create_topic(s.id, name, count, options))
+
+
+def update_topic(ctx: Context, r: Reader) -> bytes:
+    t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
+    perm.ensure(perm.manage_topic(ctx.user, t.stream_id, t.id))
+    if ctx.classic:
+        options = _classic_options(r)
+        name = r.name()
+        r.done()
+    else:
+        name = r.name()
+        options = p.decode_options(r.rest())
+    ctx.engine.update_topic(t.stream_id, t.id, name, options)
+    return b""
+
+
+def delete_topic(ctx: Context, r: Reader) -> bytes:
+    t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
+    r.done()
+    perm.ensure(perm.manage_topic(ctx.user, t.stream_id, t.id))
+    ctx.engine.delete_topic(t.stream_id, t.id)
+    return b""
+
+
+def purge_topic(ctx: Context, r: Reader) -> bytes:
+    t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
+    r.done()
+    perm.ensure(perm.manage_topic(ctx.user, t.stream_id, t.id))
+    ctx.engine.purge_topic(t.stream_id, t.id)
+    return b""
+
+
+def create_partitions(ctx: Context, r: Reader) -> bytes:
+    t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
+    count = r.u32()
+    r.done()
+    perm.ensure(perm.manage_topic(ctx.user, t.stream_id, t.id))
+    ctx.engine.create_partitions(t.stream_id, t.id, count)
+    return b""
+
+
+def delete_partitions(ctx: Context, r: Reader) -> bytes:
+    t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
+    count = r.u32()
+    r.done()
+    perm.ensure(perm.manage_topic(ctx.user, t.stream_id, t.id))
+    ctx.engine.delete_partitions(t.stream_id, t.id, count)
+    return b""
+
+
+def delete_segments(ctx: Context, r: Reader) -> bytes:
+    t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
+    partition_id = r.u32()
+    count = r.u32()
+    r.done()
+    perm.ensure(perm.manage_topic(ctx.user, t.stream_id, t.id))
+    ctx.engine.delete_segments(t.stream_id, t.id, partition_id, count)
+    return b""

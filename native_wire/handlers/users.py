@@ -1,0 +1,108 @@
+"""Users and personal access tokens."""
+
+from __future__ import annotations
+
+from core import permissions as perm
+from core.errors import ErrorCode, IggyError
+from native_wire.codec import primitives as p
+from native_wire.codec import responses as rsp
+from native_wire.codec.reader import Reader
+from native_wire.context import Context
+
+
+def _details(ctx: Context, user) -> bytes:
+    return rsp.encode_user_details_classic(user) if ctx.classic else rsp.encode_user_details(user)
+
+
+def get_user(ctx: Context, r: Reader) -> bytes:
+    ident = p.decode_identifier(r)
+    r.done()
+    u = ctx.engine.get_user(ident)
+    if u is None:
+        return b""
+    if u.id != ctx.user.id:
+        perm.ensure(perm.read_users(ctx.user))
+    return _details(ctx, u)
+
+
+def get_users(ctx: Context, r: Reader) -> bytes:
+    r.done()
+    perm.ensure(perm.read_users(ctx.user))
+    users = ctx.engine.users()
+    return rsp.encode_users_classic(users) if ctx.classic else rsp.encode_users(users)
+
+
+def create_user(ctx: Context, r: Reader) -> bytes:
+    perm.ensure(perm.manage_users(ctx.user))
+    username = r.name()
+    password = r.short_string()
+    status = r.u8()
+    permissions = p.decode_request_permissions(r)
+    options = [] if ctx.classic else p.decode_options(r.rest())
+    r.done()
+    return _details(ctx, ctx.engine.create_user(username, password, status, permissions,
+                                                options))
+
+
+def delete_user(ctx: Context, r: Reader) -> bytes:
+    ident = p.decode_identifier(r)
+    r.done()
+    perm.ensure(perm.manage_users(ctx.user))
+    ctx.engine.delete_user(ident)
+    return b""
+
+
+def update_user(ctx: Context, r: Reader) -> bytes:
+    ident = p.decode_identifier(r)
+    username = r.name() if r.u8() else None
+    status = r.u8() if r.u8() else None
+    options = [] if ctx.classic else p.decode_options(r.rest())
+    r.done()
+    perm.ensure(perm.manage_users(ctx.user))
+    ctx.engine.update_user(ident, username, status, options)
+    return b""
+
+
+def update_permissions(ctx: Context, r: Reader) -> bytes:
+    ident = p.decode_identifier(r)
+    permissions = p.decode_request_permissions(r)
+    r.done()
+    perm.ensure(perm.manage_users(ctx.user))
+    ctx.engine.update_permissions(ident, permissions)
+    return b""
+
+
+def change_password(ctx: Context, r: Reader) -> bytes:
+    ident = p.decode_identifier(r)
+    current = r.short_string()
+    new = r.short_string()
+    r.done()
+    target = ctx.engine.user(ident)
+    own = target.id == ctx.user.id
+    if not own:
+        perm.ensure(perm.manage_users(ctx.user))
+    ctx.engine.change_password(target.id, current, new, check_current=own)
+    return b""
+
+
+def get_tokens(ctx: Context, r: Reader) -> bytes:
+    r.done()
+    return rsp.encode_pats(ctx.engine.tokens(ctx.user.id))
+
+
+def create_token(ctx: Context, r: Reader) -> bytes:
+    name = r.name()
+    expiry = r.u64()
+    r.done()
+    token = ctx.engine.create_token(ctx.user.id, name, expiry,
+                                    ctx.server.node.max_tokens_per_user)
+    return rsp.encode_raw_token(token)
+
+
+def delete_token(ctx: Context, r: Reader) -> bytes:
+    name = r.name()
+    r.done()
+    if name not in ctx.user.tokens:
+        raise IggyError(ErrorCode.RESOURCE_NOT_FOUND, "token not found")
+    ctx.engine.delete_token(ctx.user.id, name)
+    return b""

@@ -1,0 +1,174 @@
+"""The asyncio edge of the native protocol: bytes in, frames to the dispatcher, replies out.
+
+One BufferedProtocol per connection with a reused receive buffer; a frame larger than that
+buffer is received straight into a buffer of its own size. Requests of a connection are
+answered in order by one worker coroutine per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections import deque
+
+from native_wire.codec.frames import SIZE_FIELD_OFFSET, detect_protocol, frame_length
+from native_wire.codec.reader import WireError
+from native_wire.context import NativeServer
+from native_wire.dispatch import handle_classic, handle_vsr
+
+log = logging.getLogger(__name__)
+RECV_BUFFER = 256 * 1024
+MAX_QUEUED_BYTES = 64 * 1024 * 1024
+_U32 = struct.Struct("<I")
+
+
+class NativeConnection(asyncio.BufferedProtocol):
+    def __init__(self, server: NativeServer, max_frame: int) -> None:
+        self.server = server
+        self.max_frame = max_frame
+        self.buf = bytearray(RECV_BUFFER)
+        self.start = self.end = 0
+        self.big: bytearray | None = None
+        self.big_filled = 0
+        self.protocol: str | None = None
+        self.frames: deque[bytearray] = deque()
+        self.queued_bytes = 0
+        self.wakeup = asyncio.Event()
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.closed = False
+        self.reading_paused = False
+        self.transport: asyncio.Transport | None = None
+
+    # -- transport callbacks -------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.session = self.server.open_session(f"{peer[0]}:{peer[1]}" if peer else "?")
+        self.server.transports[self.session.client_id] = transport
+        self.worker = asyncio.get_running_loop().create_task(self._serve())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.wakeup.set()
+        self.writable.set()
+        self.server.close_session(self.session)
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self.big is not None:
+            return memoryview(self.big)[self.big_filled:]
+        if self.end == len(self.buf):
+            self._compact()
+        return memoryview(self.buf)[self.end:]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.big is not None:
+            self.big_filled += nbytes
+            if self.big_filled == len(self.big):
+                self._enqueue(self.big)
+                self.big = None
+            return
+        self.end += nbytes
+        try:
+            self._split()
+        except WireError as e:
+            log.info("closing %s: %s", self.session.address, e)
+            self._abort()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    # -- framing -------------------------------------------------------------------------
+    def _compact(self) -> None:
+        if self.start:
+            n = self.end - self.start
+            self.buf[:n] = self.buf[self.start:self.end]
+            self.start, self.end = 0, n
+
+    def _split(self) -> None:
+        while self.end > self.start:
+            view = memoryview(self.buf)[self.start:self.end]
+            if self.protocol is None:
+                if len(view) < 4:
+                    return
+                self.protocol = detect_protocol(view[:4])
+            length = frame_length(view, self.protocol, self.max_frame)  # type: ignore[arg-type]
+            if length:
+                self._enqueue(bytearray(view[:length]))
+                self.start += length
+                continue
+            declared = self._declared(view)
+            if declared and declared > len(self.buf):
+                self.big = bytearray(declared)
+                self.big[:len(view)] = view
+                self.big_filled = len(view)
+                self.start = self.end = 0
+            elif self.start and self.start + (declared or len(self.buf)) > len(self.buf):
+                self._compact()
+            return
+        self.start = self.end = 0
+
+    def _declared(self, view: memoryview) -> int:
+        if self.protocol == "vsr":
+            return _U32.unpack_from(view, SIZE_FIELD_OFFSET)[0] if len(view) >= 52 else 0
+        return 4 + _U32.unpack_from(view, 0)[0] if len(view) >= 4 else 0
+
+    def _enqueue(self, frame: bytearray) -> None:
+        self.frames.append(frame)
+        self.queued_bytes += len(frame)
+        if self.queued_bytes > MAX_QUEUED_BYTES and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()
+        self.wakeup.set()
+
+    def _abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- the per-connection worker -------------------------------------------------------
+    async def _serve(self) -> None:
+        handler = None
+        while not self.closed:
+            if not self.frames:
+                self.wakeup.clear()
+                await self.wakeup.wait()
+                continue
+            frame = self.frames.popleft()
+            self.queued_bytes -= len(frame)
+            if self.reading_paused and self.queued_bytes < MAX_QUEUED_BYTES // 2:
+                self.reading_paused = False
+                self.transport.resume_reading()
+            handler = handler or (handle_vsr if self.protocol == "vsr" else handle_classic)
+            try:
+                parts, close = await handler(self.server, self.session, frame)
+            except WireError as e:
+                log.info("closing %s: bad frame: %s", self.session.address, e)
+                self._abort()
+                return
+            except Exception:
+                log.exception("closing %s: internal error", self.session.address)
+                self._abort()
+                return
+            if self.closed:
+                return
+            self.transport.writelines(parts)
+            if close:
+                self._abort()
+                return
+            if not self.writable.is_set():
+                await self.writable.wait()
+
+
+async def start_listener(server: NativeServer, host: str, port: int,
+                         max_frame: int) -> asyncio.Server:
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(lambda: NativeConnection(server, max_frame), host, port,
+                                    reuse_address=True)
