@@ -2,11 +2,15 @@
 # Create or refresh the test environments (idempotent; a stamp file skips work when up to date):
 #   .venv         pyggy (editable) + its [test] extras, apache-iggy 0.9.0 among them
 #   .venv-iggy08  apache-iggy==0.8.0 alone (classic protocol client; conflicts with 0.9.0)
-# Downloads are cached in ${XDG_CACHE_HOME:-~/.cache}/pyggy/pip. Set PYTHON to pick the interpreter.
+# Downloads are kept in a wheelhouse, ${XDG_CACHE_HOME:-~/.cache}/pyggy/wheels: installs run offline
+# from it and only what is missing is downloaded (pip's own HTTP cache, .../pyggy/pip, is used too
+# but skips index responses without caching headers). Set PYTHON to pick the interpreter.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-export PIP_CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/pyggy/pip"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/pyggy"
+WHEELHOUSE="$CACHE/wheels"
+export PIP_CACHE_DIR="$CACHE/pip"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off
 IGGY08_REQUIREMENT="apache-iggy==0.8.0"
 
@@ -21,7 +25,25 @@ if [[ -z $PY ]]; then
     exit 1
 fi
 
-# ensure_venv DIR STAMP PIP_ARGS...: (re)create DIR and pip install unless DIR/.pyggy-stamp == STAMP
+# pip_install PYTHON DOWNLOAD_REQS -- INSTALL_ARGS: install offline from the wheelhouse; if that
+# fails, download DOWNLOAD_REQS (and their dependencies) into it and install again.
+pip_install() {
+    local py=$1
+    shift
+    local download=()
+    while [[ $1 != -- ]]; do download+=("$1"); shift; done
+    shift
+    mkdir -p "$WHEELHOUSE"
+    if "$py" -m pip install --quiet --no-index --find-links "$WHEELHOUSE" "$@" >/dev/null 2>&1; then
+        return
+    fi
+    echo "==> downloading into $WHEELHOUSE: ${download[*]}"
+    "$py" -m pip download --quiet --dest "$WHEELHOUSE" "${download[@]}"
+    "$py" -m pip install --quiet --no-index --find-links "$WHEELHOUSE" "$@"
+}
+
+# ensure_venv DIR STAMP DOWNLOAD_REQS -- INSTALL_ARGS: (re)create DIR and install into it unless
+# DIR/.pyggy-stamp == STAMP
 ensure_venv() {
     local dir=$1 stamp=$2
     shift 2
@@ -34,12 +56,20 @@ ensure_venv() {
         return
     fi
     [[ -x $dir/bin/python ]] || { echo "==> creating $dir with $PY"; "$PY" -m venv "$dir"; }
-    echo "==> pip install $* into $dir"
-    "$dir/bin/python" -m pip install --quiet "$@"
+    echo "==> installing into $dir"
+    pip_install "$dir/bin/python" "$@"
     printf '%s' "$stamp" >"$dir/.pyggy-stamp"
 }
 
+# Build requirements + dependencies + [test] extras, one per line, from pyproject.toml.
+mapfile -t project_reqs < <("$PY" -c '
+import tomllib
+p = tomllib.load(open("pyproject.toml", "rb"))
+print("\n".join(p["build-system"]["requires"] + p["project"]["dependencies"]
+                + p["project"]["optional-dependencies"]["test"]))')
+
 py_version=$("$PY" -c 'import sys; print(sys.version.split()[0])')
 project_hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
-ensure_venv .venv "py$py_version $project_hash" -e '.[test]'
-ensure_venv .venv-iggy08 "py$py_version $IGGY08_REQUIREMENT" "$IGGY08_REQUIREMENT"
+ensure_venv .venv "py$py_version $project_hash" "${project_reqs[@]}" -- -e '.[test]'
+ensure_venv .venv-iggy08 "py$py_version $IGGY08_REQUIREMENT" \
+    "$IGGY08_REQUIREMENT" -- "$IGGY08_REQUIREMENT"
