@@ -21,6 +21,8 @@ class Session:
     user: User | None = None
     session_id: int = 0  # VSR session (fence epoch) handed out at login
     vsr_client: int = 0
+    # classic group polls without a partition: round-robin cursor per (stream, topic, group)
+    group_cursors: dict[tuple[int, int, int], int] = field(default_factory=dict)
 
     def require_user(self) -> User:
         if self.user is None:

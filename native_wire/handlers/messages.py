@@ -50,6 +50,15 @@ def poll_messages(ctx: Context, r: Reader) -> bytes | list:
     if kind == CONSUMER_GROUP:
         g = ctx.engine.group(t.stream_id, t.id, consumer)
         member = ctx.session.client_id if ctx.session.client_id in g.members else None
+        if ctx.classic:
+            if member is None:
+                raise IggyError(ErrorCode.CONSUMER_GROUP_MEMBER_NOT_FOUND, "not a member")
+            if partition_id is None:
+                partition_id = _classic_group_partition(ctx, t.stream_id, t.id, g)
+            elif partition_id not in g.members[member].partitions:
+                partition_id = None
+            if partition_id is None:  # nothing (of that) assigned: empty reply, as 0.8 does
+                return [rsp.encode_poll_prefix(0, 0, 0)]
     if count == 0:
         raise IggyError(ErrorCode.INVALID_MESSAGES_COUNT, "count must be > 0")
     result = ctx.engine.poll(t.stream_id, t.id, partition_id, strategy, value, count, kind,
@@ -61,6 +70,18 @@ def poll_messages(ctx: Context, r: Reader) -> bytes | list:
                 *(frames for frames, _ in parts)]
     return [rsp.encode_poll_prefix(result.partition_id, result.current_offset, result.count),
             *result.chunks]
+
+
+def _classic_group_partition(ctx: Context, stream_id: int, topic_id: int, g) -> int | None:
+    """0.8 group polls carry no partition: the server picks the member's partitions in turn
+    (one step per poll, as the 0.8 server's per-member ``partition_index``)."""
+    owned = g.members[ctx.session.client_id].partitions
+    if not owned:
+        return None
+    key = (stream_id, topic_id, g.id)
+    turn = ctx.session.group_cursors.get(key, 0)
+    ctx.session.group_cursors[key] = turn + 1
+    return owned[turn % len(owned)]
 
 
 def flush_unsaved_buffer(ctx: Context, r: Reader) -> bytes:
