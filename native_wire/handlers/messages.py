@@ -33,6 +33,8 @@ async def send_messages(ctx: Context, r: Reader) -> bytes:
     else:
         batch = r.rest()
     confirmation = await ctx.engine.append(t.stream_id, t.id, partitioning, batch, count)
+    if ctx.classic:
+        return b""  # the 0.8 server answers SendMessages with an empty body
     return rsp.encode_send_confirmations([confirmation])
 
 
