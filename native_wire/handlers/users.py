@@ -48,7 +48,13 @@ def delete_user(ctx: Context, r: Reader) -> bytes:
     ident = p.decode_identifier(r)
     r.done()
     perm.ensure(perm.manage_users(ctx.user))
-    ctx.engine.delete_user(ident)
+    target = ctx.engine.user(ident)
+    ctx.engine.delete_user(target.id)
+    # Like Iggy, the deleted user's sessions end: they must not keep acting as the user (nor
+    # as a later user that gets the recycled id).
+    for session in ctx.server.sessions.values():
+        if session.user is target:
+            session.user = None
     return b""
 
 
