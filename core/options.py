@@ -135,6 +135,8 @@ def topic_options(entries: Sequence[tuple[str, int, bytes]],
         if update and key not in UPDATABLE:
             raise IggyError(ErrorCode.UNSUPPORTED_OPTION_KEY, f"option {key} is not updatable")
         _apply(opts, key, kind, bytes(raw))
+        if not update:  # create admission stores its own parse, in the key's canonical kind
+            kind, raw = _canonical(opts)[key]
         opts.explicit = [e for e in opts.explicit if e[0] != key] + [(key, kind, bytes(raw))]
     return opts
 
@@ -170,7 +172,12 @@ TOPIC_CATALOG: list[tuple[str, int, bytes, str]] = [
 def derived_entries(opts: TopicOptions) -> list[tuple[str, int, bytes]]:
     """Effective values of the catalog keys not set explicitly (TopicHeader's derived block)."""
     explicit = {k for k, _, _ in opts.explicit}
-    values = {
+    return [(k, kind, raw) for k, (kind, raw) in _canonical(opts).items() if k not in explicit]
+
+
+def _canonical(opts: TopicOptions) -> dict[str, tuple[int, bytes]]:
+    """Every catalog key's effective value in its canonical kind (the catalog's kind)."""
+    return {
         "compression_algorithm": (STRING, b"none" if opts.compression_algorithm == 1 else b"gzip"),
         "consumer_offset_durability": (STRING, opts.consumer_offset_durability.encode()),
         "durability": (STRING, opts.durability.encode()),
@@ -183,4 +190,3 @@ def derived_entries(opts: TopicOptions) -> list[tuple[str, int, bytes]]:
         "size_of_messages_required_to_save": (UINT64,
                                               _u64(opts.size_of_messages_required_to_save)),
     }
-    return [(k, kind, raw) for k, (kind, raw) in values.items() if k not in explicit]
