@@ -381,7 +381,9 @@ def raw_records(view: Buffer, limit: int = DEFAULT_LIMIT) -> Iterator[RawRecord]
     Header keys stay bytes. Decompresses when needed; validates structure as it goes.
     """
     mv = _view(view)
-    (_, _, _, _, _, attrs, _, base_ts, max_ts, _, _, _, count) = batch_fields(mv)
+    (_, _, _, magic, _, attrs, _, base_ts, max_ts, _, _, _, count) = batch_fields(mv)
+    if magic != MAGIC:
+        raise _invalid(f"magic {magic}: only record batch v2 is accepted")
     append_time = bool(attrs & TIMESTAMP_TYPE_MASK)
     body = records_region(mv, limit)
     pos, end, n = 0, len(body), 0
@@ -403,6 +405,8 @@ def raw_records(view: Buffer, limit: int = DEFAULT_LIMIT) -> Iterator[RawRecord]
             vlen, pos = varint(body, pos)
             value, pos = _take(body, pos, vlen, stop)
             hcount, pos = varint(body, pos)
+            if hcount < 0:
+                raise _invalid(f"record {n}: headerCount {hcount}")
             headers: list[tuple[bytes, bytes | None]] = []
             for _ in range(hcount):
                 if pos >= stop:

@@ -133,6 +133,8 @@ def test_header_rules() -> None:
         bad[kb.MAGIC_OFFSET] = magic
         with _Code(KafkaErrorCode.INVALID_RECORD):
             kb.validate_batch(bad)
+        with _Code(KafkaErrorCode.INVALID_RECORD):
+            list(kb.iter_records(bad))
     bad = _recrc(bytearray(data))
     bad[kb.ATTRIBUTES_OFFSET + 1] |= 5
     with _Code(KafkaErrorCode.UNSUPPORTED_COMPRESSION_TYPE):
@@ -177,6 +179,7 @@ def _record(body: bytes) -> bytes:
     (_record(b"\x00\x00\x00\x03\x01\x00"), 1),  # keyLength −2
     (_record(b"\x00\x00\x00\x01\x01\x02\x01\x00\x01"), 1),  # header keyLength −1
     (_record(b"\x00\x00\x00\x01\x01\x7e"), 1),  # 63 headers in no bytes
+    (_record(b"\x00\x00\x00\x01\x01\x01"), 1),  # headerCount −1
     (_record(b"\x00\x00\x00\x01\x01\x00"), 2),  # fewer records than recordsCount
     (_record(b"\x00\x00\x00\x01\x01\x00") * 2, 1),  # more records than recordsCount
     (b"\x0a\x00\x00\x00", 1),  # truncated record
