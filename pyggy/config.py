@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from pyggy.units import parse_duration, parse_size
+from core.units import parse_duration, parse_size
 
 log = logging.getLogger(__name__)
 

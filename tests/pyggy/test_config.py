@@ -15,7 +15,7 @@ from pyggy.config import (
     load_config,
     split_address,
 )
-from pyggy.units import format_duration, format_size, parse_duration, parse_size
+from core.units import format_duration, format_size, parse_duration, parse_size
 
 
 @pytest.mark.parametrize(
