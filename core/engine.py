@@ -464,7 +464,9 @@ class LogEngine:
     def store_offset(self, kind: int, consumer: Identifier, stream: Identifier,
                      topic: Identifier, partition_id: int | None, offset: int) -> None:
         offsets, key, p = self._offsets_for(kind, consumer, stream, topic, partition_id)
-        offsets.store(kind, key, min(offset, p.current_offset))
+        if offset > p.current_offset:  # as Iggy: an offset past the partition's end is refused
+            raise IggyError(ErrorCode.INVALID_OFFSET, f"offset {offset} > {p.current_offset}")
+        offsets.store(kind, key, offset)
 
     def get_offset(self, kind: int, consumer: Identifier, stream: Identifier,
                    topic: Identifier, partition_id: int | None) -> tuple[int, int, int] | None:
