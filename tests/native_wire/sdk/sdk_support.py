@@ -44,8 +44,10 @@ UNAUTHORIZED = "Unauthorized"  # 41
 INVALID_CREDENTIALS = "Invalid credentials"  # Eviction 9 (and 42)
 INVALID_PAT = "Invalid personal access token"  # Eviction 10 (and 53)
 
-# Personal access tokens (not exposed by the typed Python API).
+# Personal access tokens and GET_CONSUMER_OFFSET (not exposed by the typed Python API).
 GET_PATS, CREATE_PAT, DELETE_PAT = 41, 42, 43
+GET_CONSUMER_OFFSET = 120
+CONSUMER, CONSUMER_GROUP = 1, 2
 
 
 def now_us() -> int:
@@ -129,6 +131,25 @@ async def list_pats(client: IggyClient) -> list[tuple[str, int]]:
 async def delete_pat(client: IggyClient, name: str) -> None:
     """DELETE_PERSONAL_ACCESS_TOKEN (43): `Name name` → empty."""
     assert await client.send_binary_request(DELETE_PAT, _name(name)) == b""
+
+
+def _identifier(value: int | str) -> bytes:
+    if isinstance(value, int):
+        return struct.pack("<BBI", 1, 4, value)
+    return bytes((2,)) + _name(value)
+
+
+async def get_consumer_offset(client: IggyClient, kind: int, consumer: int | str,
+                              stream: int | str, topic: int | str,
+                              partition_id: int | None) -> tuple[int, int, int] | None:
+    """GET_CONSUMER_OFFSET (120): the server's (partition id, current offset, stored offset),
+    or None when nothing is stored. `kind`: CONSUMER or CONSUMER_GROUP."""
+    partition = struct.pack("<BI", 0, 0) if partition_id is None else \
+        struct.pack("<BI", 1, partition_id)
+    body = (bytes((kind,)) + _identifier(consumer) + _identifier(stream) + _identifier(topic)
+            + partition)
+    reply = await client.send_binary_request(GET_CONSUMER_OFFSET, body)
+    return struct.unpack("<IQQ", reply) if reply else None
 
 
 async def poll(client: IggyClient, stream: str | int, topic: str | int,
