@@ -233,3 +233,27 @@ def build_classic_response(status: int = 0, payload: bytes | bytearray | memoryv
 def build_classic_response_header(status: int, payload_len: int) -> bytes:
     """The 8-byte classic response prefix alone (for scatter writes)."""
     return _CLASSIC_RESPONSE.pack(status, 0 if status else payload_len)
+
+
+def build_request(code: int, body: bytes | bytearray | memoryview = b"", *, client: int,
+                  request: int = 1, session: int = 0, operation: int | None = None,
+                  checksum: bool = False) -> bytes:
+    """A client RequestHeader + body, as the 0.9 SDK builds it (for tests and the bench).
+
+    `operation` defaults to the one a 0.9 client sends for `code` (NonReplicated otherwise).
+    """
+    from native_wire.codec.codes import OPERATION_FOR_CODE
+
+    op = OPERATION_FOR_CODE.get(code, Operation.NON_REPLICATED) if operation is None \
+        else operation
+    k = xxhash.xxh3_64_intdigest(body) if checksum else 0
+    header = _REQUEST.pack(HEADER_SIZE + len(body), HeaderCommand.REQUEST, client & _MASK64,
+                           client >> 64, k, 0, 0, request, op, session, 0,
+                           code if op == Operation.NON_REPLICATED else 0)
+    return header + body
+
+
+def parse_reply_header(buf: bytes | bytearray | memoryview) -> tuple[int, int, int]:
+    """(command byte, size, status) of a reply or eviction header (client side)."""
+    size, command, *_rest, status = _REPLY.unpack_from(buf, 0)
+    return command, size, status if command == HeaderCommand.REPLY else buf[255]

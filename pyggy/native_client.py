@@ -1,0 +1,113 @@
+"""A small blocking client of the native 0.11 protocol, for the bench tool and tests.
+
+It speaks just enough (login, create stream/topic, send a prebuilt batch, poll) to drive the
+server at full speed without the SDK's per-message objects.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import uuid
+
+from native_wire.codec import frames
+from native_wire.codec.codes import Code, Operation
+from native_wire.codec.primitives import (
+    encode_consumer,
+    encode_identifier,
+    encode_name,
+    encode_optional_partition,
+    encode_partitioning,
+    encode_polling_strategy,
+)
+
+_U32 = struct.Struct("<I")
+
+
+class NativeError(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+        super().__init__(f"status {status}")
+
+
+class NativeClient:
+    """One connection; one request in flight (lockstep, as the SDK)."""
+
+    def __init__(self, address: str, timeout: float = 30.0) -> None:
+        host, port = address.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.client = uuid.uuid4().int or 1
+        self.session = 0
+        self.request = 1
+        self.recv_buf = bytearray(1 << 20)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _recv_exact(self, n: int) -> memoryview:
+        if len(self.recv_buf) < n:
+            self.recv_buf = bytearray(n)
+        view = memoryview(self.recv_buf)[:n]
+        got = 0
+        while got < n:
+            k = self.sock.recv_into(view[got:])
+            if not k:
+                raise ConnectionError("server closed the connection")
+            got += k
+        return view
+
+    def call(self, code: int, body: bytes | bytearray | memoryview = b"", *,
+             operation: int | None = None, parts: list | None = None) -> memoryview:
+        """Send one request; return the reply body (a view valid until the next call)."""
+        op = operation
+        total = body if parts is None else b""
+        size = len(body) if parts is None else sum(len(p) for p in parts)
+        header = frames.build_request(code, b"", client=self.client, request=self.request,
+                                      session=self.session, operation=op)
+        header = bytearray(header)
+        _U32.pack_into(header, frames.SIZE_FIELD_OFFSET, frames.HEADER_SIZE + size)
+        if code == Code.LOGIN_REGISTER or op == Operation.REGISTER:
+            header = bytearray(frames.build_request(code, total, client=self.client, request=0,
+                                                    operation=Operation.REGISTER,
+                                                    checksum=True))[:frames.HEADER_SIZE]
+        self.sock.sendmsg([header, *(parts if parts is not None else [body])])
+        if operation not in (Operation.REGISTER,):
+            self.request += 1
+        head = bytes(self._recv_exact(frames.HEADER_SIZE))
+        command, size, status = frames.parse_reply_header(head)
+        body_view = self._recv_exact(size - frames.HEADER_SIZE)
+        if command != 8 or status:
+            raise NativeError(status)
+        return body_view
+
+    def login(self, username: str, password: str) -> None:
+        body = (_U32.pack(11264) + encode_name("pyggy-bench") + encode_name("0.1.0")
+                + encode_name(username) + encode_name(password) + _U32.pack(0))
+        reply = self.call(Code.LOGIN_REGISTER, body, operation=Operation.REGISTER)
+        self.session = struct.unpack_from("<Q", reply, 8)[0]
+
+    def create_stream(self, name: str) -> None:
+        self.call(Code.CREATE_STREAM, encode_name(name))
+
+    def create_topic(self, stream: str, name: str, partitions: int,
+                     options: bytes = b"") -> None:
+        self.call(Code.CREATE_TOPIC, encode_identifier(stream) + _U32.pack(partitions)
+                  + encode_name(name) + options)
+
+    def send(self, stream: str, topic: str, partition: int, batch: bytes | bytearray,
+             count: int) -> int:
+        """Send one prebuilt batch; return the base offset."""
+        meta = (encode_identifier(stream) + encode_identifier(topic)
+                + encode_partitioning(2, partition) + _U32.pack(count))
+        reply = self.call(Code.SEND_MESSAGES, parts=[_U32.pack(len(meta)) + meta, batch])
+        return struct.unpack_from("<Q", reply, 16)[0] if len(reply) >= 24 else -1
+
+    def poll(self, stream: str, topic: str, partition: int, offset: int, count: int
+             ) -> tuple[int, int]:
+        """Poll from an offset; return (message count, reply bytes)."""
+        body = (encode_consumer(1, 1) + encode_identifier(stream) + encode_identifier(topic)
+                + encode_optional_partition(partition) + encode_polling_strategy(1, offset)
+                + _U32.pack(count) + b"\x00")
+        reply = self.call(Code.POLL_MESSAGES, body)
+        return _U32.unpack_from(reply, 12)[0], len(reply)
