@@ -35,8 +35,8 @@ from core.model import (
 )
 from core.offsets import CONSUMER, CONSUMER_GROUP, ConsumerOffsets
 from core.options import reject_options
-from core.records import iggy_batch
-from core.records.encoding import ENCODING_IGGY
+from core.records import iggy_batch, kafka_batch, transcode
+from core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
 from core.storage.fsync import GroupCommitter
 from core.storage.partition_log import PartitionLog
 
@@ -375,6 +375,30 @@ class LogEngine:
         self.stats.written_bytes += len(batch)
         return t.stream_id, t.id, p.id, base
 
+    async def append_kafka(self, t: Topic, partition_id: int, batch: bytearray | memoryview,
+                           info: kafka_batch.KafkaBatchInfo, log_append_time: bool = False
+                           ) -> int:
+        """Store one validated Kafka batch (stamped in place); return its base offset."""
+        p = self.partition(t, partition_id)
+        self._check_topic_full(t)
+        base = await p.log.append_kafka(batch, info.record_count, info.max_timestamp,
+                                        log_append_time)
+        self.stats.written_bytes += len(batch)
+        return base
+
+    def read_kafka(self, t: Topic, partition_id: int, offset: int, max_bytes: int) -> list:
+        """Kafka RecordBatch bytes from the batch holding `offset`, up to about `max_bytes`
+        (at least one batch). Kafka batches are served verbatim; Iggy batches transcoded."""
+        p = self.partition(t, partition_id)
+        out: list = []
+        for ref in p.log.read(offset, 1 << 62, max_bytes):
+            self.stats.read_bytes += len(ref.data)
+            if ref.encoding == ENCODING_KAFKA:
+                out.append(ref.data)
+            else:
+                out.append(transcode.iggy_to_kafka(memoryview(ref.data)))
+        return out
+
     def _check_topic_full(self, t: Topic) -> None:
         limit = t.options.max_topic_size
         if limit != UNLIMITED_SIZE and limit and t.size_bytes >= limit and len(t.partitions):
@@ -430,21 +454,28 @@ class LogEngine:
             return result
         start = max(start, plog.start_offset)
         remaining = count
+        last = start - 1
         for ref in plog.read(start, count):
-            if ref.encoding != ENCODING_IGGY:
-                continue  # Kafka-encoded batches are transcoded by the Kafka issue's work
-            chunk = iggy_batch.slice_batch(ref.data, start, remaining)
-            if not chunk:
-                continue
-            n = iggy_batch.batch_fields(chunk)[5]
-            result.chunks.append(chunk)
-            result.count += n
-            remaining -= n
-            self.stats.read_bytes += len(chunk)
+            self.stats.read_bytes += len(ref.data)
+            if ref.encoding == ENCODING_IGGY:
+                batches = [ref.data]
+            else:  # a Kafka batch seen through the Iggy door: transcoded, offsets kept
+                batches = transcode.split_iggy(transcode.kafka_to_iggy(
+                    memoryview(ref.data), partition_id=pid, timestamp_us=ref.timestamp))
+            for data in batches:
+                chunk = iggy_batch.slice_batch(data, start, remaining)
+                if not chunk:
+                    continue
+                n = iggy_batch.batch_fields(chunk)[5]
+                result.chunks.append(chunk)
+                result.count += n
+                remaining -= n
+                last = iggy_batch.batch_offsets(chunk)[1]
+                if remaining <= 0:
+                    break
             if remaining <= 0:
                 break
         if auto_commit and result.count:
-            last = start + result.count - 1
             offsets.store(consumer_kind, key, last)
         return result
 

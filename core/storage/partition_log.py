@@ -10,8 +10,8 @@ from typing import NamedTuple
 
 from core.clock import Clock
 from core.model import NEVER_EXPIRE, TopicOptions
-from core.records import iggy_batch
-from core.records.encoding import ENCODING_IGGY, peek_length, recognise
+from core.records import iggy_batch, kafka_batch
+from core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA, peek_length, recognise
 from core.storage.fsync import GroupCommitter
 from core.storage.index import SegmentIndex
 from core.storage.segment import Segment
@@ -160,6 +160,23 @@ class PartitionLog:
         iggy_batch.stamp_batch(batch, self.partition_id, base, now)
         seg = self._writable_segment()
         seg.append([batch], len(batch), base, count, now, now, ENCODING_IGGY)
+        if self.options.enforce_fsync:
+            await self.committer.sync(seg.fd)
+        return base
+
+    async def append_kafka(self, batch: bytearray | memoryview, count: int,
+                           max_timestamp_ms: int, log_append_time: bool = False) -> int:
+        """Stamp a validated Kafka RecordBatch v2 in place, store it, make it durable.
+
+        Returns the base offset. The index keeps the append time and the batch's max
+        timestamp (µs) so both Iggy timestamp polls and Kafka ListOffsets can search.
+        """
+        base = self.next_offset
+        now = self.clock.now_us()
+        kafka_batch.stamp_batch(batch, base, now // 1000 if log_append_time else None)
+        max_us = now if log_append_time else max(max_timestamp_ms, 0) * 1000
+        seg = self._writable_segment()
+        seg.append([batch], len(batch), base, count, now, max_us, ENCODING_KAFKA)
         if self.options.enforce_fsync:
             await self.committer.sync(seg.fd)
         return base

@@ -153,3 +153,26 @@ def test_users_tokens_and_permissions_survive_restart(tmp_path: Path) -> None:
     with pytest.raises(IggyError):
         e2.authenticate("alice", "wrong")
     e2.close()
+
+
+def test_one_log_two_doors_offsets_are_shared(engine: LogEngine) -> None:
+    from core.records import kafka_batch
+
+    engine.create_stream("kafka")
+    t = engine.create_topic("kafka", "orders", 1)
+    run(engine.append("kafka", "orders", (2, 0), batch(3)))  # offsets 0..2 via Iggy
+    kb = kafka_batch.build_batch([(1_700_000_000_000 + i, b"k%d" % i, b"v%d" % i,
+                                   [("h", b"x")]) for i in range(4)])
+    info = kafka_batch.validate_batch(kb, produce=False)
+    base = run(engine.append_kafka(t, 0, kb, info))
+    assert base == 3
+    polled = engine.poll("kafka", "orders", 0, OFFSET, 0, 100)
+    assert polled.count == 7
+    offsets = [m[0] for c in polled.chunks for m in iter_messages(c)]
+    assert offsets == list(range(7))
+    assert payloads(polled)[3:] == [b"v0", b"v1", b"v2", b"v3"]
+    fetched = engine.read_kafka(t, 0, 0, 1 << 20)
+    records = [r for data in fetched for r in kafka_batch.iter_records(data)]
+    assert [r[0] for r in records] == list(range(7))
+    assert records[4][2:4] == (b"k1", b"v1")
+    assert records[0][3].startswith(b"m000000")
