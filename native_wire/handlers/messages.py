@@ -61,6 +61,8 @@ def poll_messages(ctx: Context, r: Reader) -> bytes | list:
                 partition_id = None
             if partition_id is None:  # nothing (of that) assigned: empty reply, as 0.8 does
                 return [rsp.encode_poll_prefix(0, 0, 0)]
+        elif member is None:  # 0.9 fences group polls by ownership: a non-member owns nothing
+            raise IggyError(ErrorCode.CONSUMER_GROUP_PARTITION_NOT_OWNED, "not a member")
     if count == 0:
         raise IggyError(ErrorCode.INVALID_MESSAGES_COUNT, "count must be > 0")
     result = ctx.engine.poll(t.stream_id, t.id, partition_id, strategy, value, count, kind,
