@@ -343,6 +343,15 @@ class LogEngine:
     def tokens(self, user_id: int) -> list[PersonalAccessToken]:
         return sorted(self.meta.user(user_id).tokens.values(), key=lambda t: t.name)
 
+    def expire_tokens(self) -> int:
+        """Delete personal access tokens past their expiry; return how many went."""
+        now = self.clock.now_us()
+        expired = [(u.id, t.name) for u in self.meta.users.values() for t in u.tokens.values()
+                   if t.expiry_at and t.expiry_at <= now]
+        for user_id, name in expired:
+            self.delete_token(user_id, name)
+        return len(expired)
+
     def delete_token(self, user_id: int, name: str) -> None:
         self._commit({"type": "delete_token", "user_id": user_id, "name": name})
 

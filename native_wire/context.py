@@ -21,6 +21,7 @@ class Session:
     user: User | None = None
     session_id: int = 0  # VSR session (fence epoch) handed out at login
     vsr_client: int = 0
+    last_seen: float = 0.0  # monotonic time of the last request (every request is a heartbeat)
     # classic group polls without a partition: round-robin cursor per (stream, topic, group)
     group_cursors: dict[tuple[int, int, int], int] = field(default_factory=dict)
 
@@ -62,6 +63,19 @@ class NativeServer:
         self.sessions.pop(s.client_id, None)
         self.transports.pop(s.client_id, None)
         self.engine.member_gone(s.client_id)
+
+    def reap_stale(self, now: float, interval: float) -> list[Session]:
+        """Close sessions silent for 1.2 × interval that hold a consumer-group membership."""
+        members = {m for s in self.engine.meta.streams.values() for t in s.topics.values()
+                   for g in t.groups.values() for m in g.members}
+        stale = [s for s in self.sessions.values()
+                 if s.client_id in members and now - s.last_seen > 1.2 * interval]
+        for s in stale:
+            transport = self.transports.get(s.client_id)
+            if transport is not None:
+                transport.close()  # type: ignore[attr-defined]
+            self.close_session(s)
+        return stale
 
     def close_all(self) -> None:
         """Close every client connection (shutdown)."""

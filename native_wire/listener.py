@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 from collections import deque
 
 from native_wire.codec.frames import SIZE_FIELD_OFFSET, detect_protocol, frame_length
@@ -47,6 +48,7 @@ class NativeConnection(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         self.session = self.server.open_session(f"{peer[0]}:{peer[1]}" if peer else "?")
         self.server.transports[self.session.client_id] = transport
+        self.session.last_seen = time.monotonic()
         self.worker = asyncio.get_running_loop().create_task(self._serve())
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -143,6 +145,7 @@ class NativeConnection(asyncio.BufferedProtocol):
                 continue
             frame = self.frames.popleft()
             self.queued_bytes -= len(frame)
+            self.session.last_seen = time.monotonic()
             if self.reading_paused and self.queued_bytes < MAX_QUEUED_BYTES // 2:
                 self.reading_paused = False
                 self.transport.resume_reading()

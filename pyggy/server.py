@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 from core.engine import LogEngine
@@ -36,6 +37,12 @@ def _clean(engine: LogEngine) -> None:
     removed = engine.clean()
     if removed:
         log.info("cleaner removed %d expired or oversized segments", removed)
+
+
+def _reap(native: NativeServer, interval: float) -> None:
+    for s in native.reap_stale(time.monotonic(), interval):
+        log.info("released stale client %d (%s) and its group memberships", s.client_id,
+                 s.address)
 
 
 async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) -> None:
@@ -73,6 +80,14 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) 
     if config.data_maintenance.messages.cleaner_enabled:
         tasks.append(loop.create_task(_periodic(config.data_maintenance.messages.interval,
                                                 lambda: _clean(engine), "cleaner")))
+    pat_cleaner = config.personal_access_token.cleaner
+    if pat_cleaner.enabled:
+        tasks.append(loop.create_task(_periodic(pat_cleaner.interval, engine.expire_tokens,
+                                                "token cleaner")))
+    if native is not None and config.heartbeat.enabled:
+        interval = config.heartbeat.interval
+        tasks.append(loop.create_task(_periodic(
+            interval / 2, lambda: _reap(native, interval), "heartbeat")))
     await stop.wait()
     log.info("shutting down")
     for server in servers:

@@ -176,3 +176,26 @@ def test_one_log_two_doors_offsets_are_shared(engine: LogEngine) -> None:
     assert [r[0] for r in records] == list(range(7))
     assert records[4][2:4] == (b"k1", b"v1")
     assert records[0][3].startswith(b"m000000")
+
+
+def test_expired_tokens_are_refused_and_cleaned(tmp_path: Path) -> None:
+    class Clock:
+        now = 1_000_000_000
+
+        def now_us(self) -> int:
+            return self.now
+
+        def monotonic(self) -> float:
+            return self.now / 1e6
+
+    clock = Clock()
+    e = LogEngine(tmp_path, clock=clock, state_fsync=False)
+    e.open(("iggy", "iggy"))
+    token = e.create_token(0, "short", 1_000_000)  # expires in 1 s
+    assert e.authenticate_token(token).id == 0
+    clock.now += 2_000_000
+    with pytest.raises(IggyError) as err:
+        e.authenticate_token(token)
+    assert err.value.code == ErrorCode.PAT_EXPIRED
+    assert e.expire_tokens() == 1 and e.tokens(0) == []
+    e.close()
