@@ -1,0 +1,1 @@
+"""pyggy-bench: load generators and reports for the native and (later) Kafka protocols."""

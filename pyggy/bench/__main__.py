@@ -1,0 +1,3 @@
+from pyggy.bench.cli import main
+
+main()
