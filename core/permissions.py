@@ -41,6 +41,12 @@ def create_stream(user: User) -> bool:
     return user.is_root or _parts(user, None, None)[0].manage_streams
 
 
+def read_streams(user: User) -> bool:
+    """Listing every stream needs the global read_streams or manage_streams."""
+    g = _parts(user, None, None)[0]
+    return user.is_root or g.manage_streams or g.read_streams
+
+
 def read_stream(user: User, stream_id: int) -> bool:
     g, s, _ = _parts(user, stream_id, None)
     return user.is_root or g.manage_streams or g.read_streams or s.manage_stream or s.read_stream
