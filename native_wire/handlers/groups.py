@@ -9,11 +9,13 @@ from native_wire.codec.reader import Reader
 from native_wire.context import Context
 
 
-def _topic(ctx: Context, r: Reader, manage: bool = False):
+def _topic(ctx: Context, r: Reader, sync: bool = False):
+    """The topic, if the user may manage its consumer groups: read_topic, as in Iggy (the
+    SDK's permission docs: reading a topic includes managing its groups; polling does not).
+    SYNC only reports the caller's own assignment, so poll_messages is enough for it."""
     t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
-    check = perm.manage_topic if manage else perm.read_topic
-    allowed = check(ctx.user, t.stream_id, t.id) or (
-        not manage and perm.poll_messages(ctx.user, t.stream_id, t.id))
+    allowed = perm.read_topic(ctx.user, t.stream_id, t.id) or (
+        sync and perm.poll_messages(ctx.user, t.stream_id, t.id))
     perm.ensure(allowed)
     return t
 
@@ -64,7 +66,7 @@ def leave_group(ctx: Context, r: Reader) -> bytes:
 
 
 def sync_group(ctx: Context, r: Reader) -> bytes:
-    t = _topic(ctx, r)
+    t = _topic(ctx, r, sync=True)
     ident = p.decode_identifier(r)
     r.done()
     found = ctx.engine.sync_group(t.stream_id, t.id, ident, ctx.session.client_id)
