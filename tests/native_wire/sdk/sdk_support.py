@@ -190,6 +190,18 @@ async def take(consumer: IggyConsumer, n: int, timeout: float = 10.0) -> list[Re
     return out
 
 
+async def outcomes(calls: dict[str, Callable[[], Awaitable[Any]]]) -> dict[str, str]:
+    """Run each call in turn: name → "ok", or the text of the RuntimeError it raised."""
+    out = {}
+    for name, call in calls.items():
+        try:
+            await call()
+            out[name] = "ok"
+        except RuntimeError as e:
+            out[name] = str(e)
+    return out
+
+
 async def wait_until(probe: Callable[[], Awaitable[T]], timeout: float = 5.0,
                      what: str = "condition") -> T:
     """Re-run `probe` until it returns something truthy; return that (fails on timeout)."""

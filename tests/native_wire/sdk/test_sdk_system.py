@@ -14,6 +14,7 @@ from sdk_support import (
     connect,
     connect_anonymous,
     now_us,
+    outcomes,
     poll,
 )
 
@@ -70,14 +71,8 @@ def _unauthenticated_calls(c: IggyClient) -> dict:
 
 
 async def _assert_all_refused(client: IggyClient) -> None:
-    outcomes = {}
-    for name, call in _unauthenticated_calls(client).items():
-        try:
-            await call()
-            outcomes[name] = "succeeded"
-        except RuntimeError as e:
-            outcomes[name] = str(e)
-    assert outcomes == {name: UNAUTHENTICATED for name in outcomes}
+    got = await outcomes(_unauthenticated_calls(client))
+    assert got == {name: UNAUTHENTICATED for name in got}
 
 
 async def test_every_command_but_ping_and_login_is_refused_before_login(
