@@ -125,6 +125,19 @@ def _login_shape(rest: memoryview) -> tuple[str, ...] | None:
 
 
 # -- classic (≤ 0.8) -------------------------------------------------------------------------
+# The 0.8 server answers these reads with an empty body (the SDK's None / []) when the stream,
+# topic, group or offset they name does not exist, instead of an error status.
+_CLASSIC_EMPTY_IF_MISSING = frozenset({
+    Code.GET_TOPICS, Code.GET_CONSUMER_GROUP, Code.GET_CONSUMER_GROUPS, Code.GET_CONSUMER_OFFSET,
+})
+_MISSING = frozenset({
+    ErrorCode.RESOURCE_NOT_FOUND, ErrorCode.STREAM_ID_NOT_FOUND, ErrorCode.STREAM_NAME_NOT_FOUND,
+    ErrorCode.TOPIC_ID_NOT_FOUND, ErrorCode.TOPIC_NAME_NOT_FOUND, ErrorCode.PARTITION_NOT_FOUND,
+    ErrorCode.CONSUMER_OFFSET_NOT_FOUND, ErrorCode.CONSUMER_GROUP_ID_NOT_FOUND,
+    ErrorCode.CONSUMER_GROUP_NAME_NOT_FOUND,
+})
+
+
 async def handle_classic(server: NativeServer, session: Session, frame: bytearray) -> Reply:
     try:
         code, body = frames.parse_classic_request(frame)
@@ -147,6 +160,8 @@ async def handle_classic(server: NativeServer, session: Session, frame: bytearra
         else:
             payload = await _run(Context(server, session), code, body)
     except (IggyError, WireError) as e:
+        if code in _CLASSIC_EMPTY_IF_MISSING and e.code in _MISSING:
+            return [frames.build_classic_response(0, b"")], False
         return [frames.build_classic_response(e.code)], False
     if isinstance(payload, list):
         size = sum(len(p) for p in payload)
