@@ -38,13 +38,16 @@ def get_stats(ctx: Context, r: Reader) -> bytes:
     c = engine.counts()
     rss, total, available = _memory()
     disk = shutil.disk_usage(engine.root)
-    now = engine.clock.now_us()
+    # whole-second precision, as the SDK documents `start_time`/`run_time` (Iggy reads both
+    # from the process table)
+    start = engine.stats.start_time // 1_000_000 * 1_000_000
+    run_time = (engine.clock.now_us() - start) // 1_000_000 * 1_000_000
     uname = platform.uname()
     major, minor, patch = (int(x) for x in ctx.server.node.version.split(".")[:3])
     return rsp.encode_stats(rsp.Stats(
         process_id=os.getpid(), memory_usage=rss, total_memory=total,
-        available_memory=available, run_time=now - engine.stats.start_time,
-        start_time=engine.stats.start_time, read_bytes=engine.stats.read_bytes,
+        available_memory=available, run_time=run_time,
+        start_time=start, read_bytes=engine.stats.read_bytes,
         written_bytes=engine.stats.written_bytes, messages_size_bytes=c["size"],
         streams_count=c["streams"], topics_count=c["topics"],
         partitions_count=c["partitions"], segments_count=c["segments"],

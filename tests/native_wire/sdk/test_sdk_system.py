@@ -161,6 +161,9 @@ async def test_get_stats_describes_the_server_and_its_contents(
     # the server started a moment ago, and it has been running since
     assert now_us() - 60_000_000 < before.start_time <= now_us()
     assert 0 <= before.run_time.total_seconds() < 60
+    # both with whole-second precision, as the SDK documents them
+    assert before.start_time % 1_000_000 == 0
+    assert before.run_time.microseconds == 0
 
     await root.create_stream("s1")
     await root.create_stream("s2")
