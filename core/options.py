@@ -136,7 +136,7 @@ def topic_options(entries: Sequence[tuple[str, int, bytes]],
             raise IggyError(ErrorCode.UNSUPPORTED_OPTION_KEY, f"option {key} is not updatable")
         _apply(opts, key, kind, bytes(raw))
         if not update:  # create admission stores its own parse, in the key's canonical kind
-            kind, raw = _canonical(opts)[key]
+            kind, raw = _canonical(opts).get(key, (kind, raw))
         opts.explicit = [e for e in opts.explicit if e[0] != key] + [(key, kind, bytes(raw))]
     return opts
 
