@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from core import permissions as perm
+from core.engine import CONSUMER_GROUP
+from core.errors import ErrorCode, IggyError
 from native_wire.codec import primitives as p
 from native_wire.codec import responses as rsp
 from native_wire.codec.reader import Reader
@@ -23,12 +25,27 @@ def get_offset(ctx: Context, r: Reader) -> bytes:
     return b"" if found is None else rsp.encode_consumer_offset(*found)
 
 
+def _classic_checks(ctx: Context, kind: int, consumer, t, partition_id: int | None,
+                    offset: int | None = None) -> None:
+    """What the 0.8 server refuses: a group offset written by a non-member (5006), an offset
+    beyond the partition's newest one or on a partition that never held a message (4100)."""
+    if kind == CONSUMER_GROUP and \
+            ctx.session.client_id not in ctx.engine.group(t.stream_id, t.id, consumer).members:
+        raise IggyError(ErrorCode.CONSUMER_GROUP_MEMBER_NOT_FOUND, "not a member")
+    if offset is not None:
+        part = ctx.engine.partition(t, partition_id or 0)
+        if part.log.next_offset == 0 or offset > part.current_offset:
+            raise IggyError(ErrorCode.INVALID_OFFSET, f"invalid offset {offset}")
+
+
 def store_offset(ctx: Context, r: Reader) -> bytes:
     kind, consumer, t, partition_id = _target(ctx, r)
     offset = r.u64()
     if not ctx.classic:
         r.u8()  # ack level: every store is written before the reply
     r.done()
+    if ctx.classic:
+        _classic_checks(ctx, kind, consumer, t, partition_id, offset)
     ctx.engine.store_offset(kind, consumer, t.stream_id, t.id, partition_id, offset)
     return b""
 
@@ -38,5 +55,7 @@ def delete_offset(ctx: Context, r: Reader) -> bytes:
     if not ctx.classic:
         r.u8()
     r.done()
+    if ctx.classic:
+        _classic_checks(ctx, kind, consumer, t, partition_id)
     ctx.engine.delete_offset(kind, consumer, t.stream_id, t.id, partition_id)
     return b""

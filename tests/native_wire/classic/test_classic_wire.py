@@ -145,6 +145,11 @@ def test_consumer_offsets(raw: ClassicClient) -> None:
         "partition_id": 0, "current_offset": 4, "stored_offset": 2, "length": 20}
     assert [m["offset"] for m in raw.poll(consumer, "s", "t", 0, NEXT)["messages"]] == [3, 4]
     assert raw.get_offset(consumer, "s", "t", 1) is None
+    for partition, offset in ((0, 5), (1, 0)):  # past the newest offset; never-written partition
+        with pytest.raises(ClassicError) as e:
+            raw.store_offset(consumer, "s", "t", partition, offset)
+        assert e.value.code == 4100  # InvalidOffset
+    assert raw.get_offset(consumer, "s", "t", 0)["stored_offset"] == 2
     assert raw.delete_offset(consumer, "s", "t", 0) == b""
     assert raw.get_offset(consumer, "s", "t", 0) is None
     raw.poll(consumer, "s", "t", 0, NEXT, count=2, auto_commit=True)
@@ -173,6 +178,10 @@ def test_consumer_groups(raw: ClassicClient) -> None:
     assert raw.get_offset(group, "s", "t", 1)["stored_offset"] == 0
     raw.leave_group("s", "t", "g")
     assert raw.get_group("s", "t", "g")["members"] == []
+    with pytest.raises(ClassicError) as e:  # offsets of a group are written by its members
+        raw.store_offset(group, "s", "t", 0, 0)
+    assert e.value.code == 5006
+    assert raw.get_offset(group, "s", "t", 1)["stored_offset"] == 0  # but readable by anyone
     assert [x["name"] for x in raw.get_groups("s", "t")] == ["g"]
 
 
