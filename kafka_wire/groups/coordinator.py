@@ -1,0 +1,201 @@
+"""GroupCoordinator: membership plus committed offsets and the group admin APIs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+
+from core.clock import Clock
+from kafka_wire.groups.errors import GroupError
+from kafka_wire.groups.membership import Membership
+from kafka_wire.groups.results import (
+    FetchedOffset,
+    GroupDescription,
+    GroupListing,
+    MemberDescription,
+)
+from kafka_wire.groups.state import Group, GroupState
+from kafka_wire.groups.store import CommittedOffset, OffsetStore, TopicPartition
+
+S = GroupState
+
+#: (topic, partition, offset, leader_epoch (-1: none), metadata (None: none))
+OffsetCommitEntry = tuple[str, int, int, int, str | None]
+
+
+class GroupCoordinator(Membership):
+    """Classic consumer groups of one broker (see ``Membership`` for the rebalance protocol).
+
+    ``offsets`` persists committed offsets; groups that have offsets in it exist (Empty) from
+    the start. ``partition_exists(topic, partition)``, when given, makes OffsetCommit answer
+    UNKNOWN_TOPIC_OR_PARTITION for partitions the broker does not have.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        offsets: OffsetStore,
+        *,
+        initial_rebalance_delay_ms: int = 0,
+        min_session_timeout_ms: int = 6_000,
+        max_session_timeout_ms: int = 1_800_000,
+        new_member_join_timeout_ms: int = 300_000,
+        max_group_size: int | None = None,
+        offset_metadata_max_bytes: int = 4096,
+        partition_exists: Callable[[str, int], bool] | None = None,
+        new_future: Callable[[], asyncio.Future] | None = None,
+        new_uuid: Callable[[], str] | None = None,
+    ) -> None:
+        super().__init__(
+            clock,
+            initial_rebalance_delay_ms=initial_rebalance_delay_ms,
+            min_session_timeout_ms=min_session_timeout_ms,
+            max_session_timeout_ms=max_session_timeout_ms,
+            new_member_join_timeout_ms=new_member_join_timeout_ms,
+            max_group_size=max_group_size,
+            new_future=new_future,
+            new_uuid=new_uuid,
+        )
+        self.offsets = offsets
+        self.offset_metadata_max_bytes = offset_metadata_max_bytes
+        self.partition_exists = partition_exists
+        for group_id in offsets.groups():
+            self.groups[group_id] = Group(group_id)
+
+    # ---------------------------------------------------------------- offsets
+
+    def commit_offsets(self, group_id: str, generation_id: int, member_id: str,
+                       group_instance_id: str | None,
+                       offsets: Sequence[OffsetCommitEntry]) -> list[GroupError]:
+        """OffsetCommit; one error per entry, in order. Generation -1 with no member is a
+        simple (standalone/admin) commit, accepted while the group is Empty or unknown."""
+        code = self._validate_commit(group_id, generation_id, member_id, group_instance_id)
+        if code:
+            return [code] * len(offsets)
+        codes: list[GroupError] = []
+        accepted: dict[TopicPartition, CommittedOffset] = {}
+        for topic, partition, offset, leader_epoch, metadata in offsets:
+            metadata = metadata or ""
+            if self.partition_exists is not None and not self.partition_exists(topic, partition):
+                codes.append(GroupError.UNKNOWN_TOPIC_OR_PARTITION)
+            elif len(metadata) > self.offset_metadata_max_bytes:
+                codes.append(GroupError.OFFSET_METADATA_TOO_LARGE)
+            else:
+                accepted[(topic, partition)] = CommittedOffset(offset, leader_epoch, metadata)
+                codes.append(GroupError.NONE)
+        if accepted:
+            self.offsets.put(group_id, accepted)
+        return codes
+
+    def _validate_commit(self, group_id: str, generation_id: int, member_id: str,
+                         group_instance_id: str | None) -> GroupError:
+        # Kafka ClassicGroup.validateOffsetCommit
+        if not group_id:
+            return GroupError.INVALID_GROUP_ID
+        group = self.groups.get(group_id)
+        if group is None:
+            if generation_id >= 0:
+                return GroupError.ILLEGAL_GENERATION
+            self.groups[group_id] = group = Group(group_id)  # a "simple" group
+        if generation_id < 0 and group.state is S.EMPTY:
+            return GroupError.NONE
+        if generation_id >= 0 or member_id or group_instance_id is not None:
+            code = group.validate_member(member_id, group_instance_id)
+            if code:
+                return code
+            if generation_id != group.generation:
+                return GroupError.ILLEGAL_GENERATION
+        elif group.state is not S.EMPTY:
+            return GroupError.UNKNOWN_MEMBER_ID
+        if group.state is S.COMPLETING_REBALANCE:
+            return GroupError.REBALANCE_IN_PROGRESS
+        if member_id in group.members:
+            member = group.members[member_id]
+            member.expires_at = max(member.expires_at, self._now() + member.session_timeout_ms)
+        return GroupError.NONE
+
+    def fetch_offsets(self, group_id: str,
+                      topics: Sequence[tuple[str, Sequence[int]]] | None,
+                      ) -> list[FetchedOffset]:
+        """OffsetFetch for (topic, partitions) pairs, or every committed partition when
+        ``topics`` is None. No commit (or no group) is offset -1, not an error."""
+        if topics is None:
+            return [FetchedOffset(t, p, o.offset, o.leader_epoch, o.metadata, GroupError.NONE)
+                    for (t, p), o in sorted(self.offsets.offsets(group_id).items())]
+        out = []
+        for topic, partitions in topics:
+            for partition in partitions:
+                o = self.offsets.get(group_id, topic, partition)
+                if o is None:
+                    out.append(FetchedOffset(topic, partition, -1, -1, "", GroupError.NONE))
+                else:
+                    out.append(FetchedOffset(topic, partition, o.offset, o.leader_epoch,
+                                             o.metadata, GroupError.NONE))
+        return out
+
+    def delete_offsets(self, group_id: str, partitions: Sequence[TopicPartition],
+                       ) -> tuple[GroupError, list[GroupError]]:
+        """OffsetDelete: (group error, one error per partition). A non-empty "consumer" group
+        keeps the offsets of topics it subscribes to (GROUP_SUBSCRIBED_TO_TOPIC)."""
+        group = self.groups.get(group_id)
+        if group is None:
+            return GroupError.GROUP_ID_NOT_FOUND, []
+        subscribed: set[str] | None = set()
+        if group.state is not S.EMPTY:
+            if group.protocol_type != "consumer":
+                return GroupError.NON_EMPTY_GROUP, []
+            subscribed = group.subscribed_topics()  # None: unreadable, assume every topic
+        codes, doomed = [], []
+        for topic, partition in partitions:
+            if subscribed is None or topic in subscribed:
+                codes.append(GroupError.GROUP_SUBSCRIBED_TO_TOPIC)
+            else:
+                doomed.append((topic, partition))
+                codes.append(GroupError.NONE)
+        if doomed:
+            self.offsets.delete(group_id, doomed)
+        return GroupError.NONE, codes
+
+    # ---------------------------------------------------------------- admin
+
+    def describe(self, group_id: str) -> GroupDescription:
+        """DescribeGroups entry; metadata, assignments and protocol name only when Stable."""
+        group = self.groups.get(group_id)
+        if group is None:
+            return GroupDescription(GroupError.GROUP_ID_NOT_FOUND, group_id, S.DEAD.value,
+                                    "", "", ())
+        stable = group.state is S.STABLE
+        members = tuple(
+            MemberDescription(m.member_id, m.group_instance_id, m.client_id, m.client_host,
+                              m.metadata(group.protocol_name) if stable else b"",
+                              m.assignment if stable else b"")
+            for m in group.members.values())
+        return GroupDescription(GroupError.NONE, group_id, group.state.value,
+                                group.protocol_type or "",
+                                (group.protocol_name or "") if stable else "", members)
+
+    def list_groups(self, states_filter: Iterable[str] | None = None,
+                    types_filter: Iterable[str] | None = None) -> list[GroupListing]:
+        """ListGroups; empty or None filters match all; names compare case-insensitively."""
+        states = {s.lower() for s in states_filter or ()}
+        types = {t.lower() for t in types_filter or ()}
+        if types and "classic" not in types:
+            return []
+        return [GroupListing(g.group_id, g.protocol_type or "", g.state.value)
+                for g in self.groups.values()
+                if not states or g.state.value.lower() in states]
+
+    def delete_groups(self, group_ids: Iterable[str]) -> list[tuple[str, GroupError]]:
+        """DeleteGroups: Empty groups go with their offsets; others are NON_EMPTY_GROUP."""
+        results = []
+        for group_id in group_ids:
+            group = self.groups.get(group_id)
+            if group is None:
+                results.append((group_id, GroupError.GROUP_ID_NOT_FOUND))
+            elif group.state is not S.EMPTY:
+                results.append((group_id, GroupError.NON_EMPTY_GROUP))
+            else:
+                del self.groups[group_id]
+                self.offsets.delete_group(group_id)
+                results.append((group_id, GroupError.NONE))
+        return results
