@@ -472,7 +472,7 @@ class Membership:
         expired = [m for m in group.members.values() if now >= m.expires_at and (
             m.is_new or (not m.awaiting_join and m.sync_future is None))]
         for m in expired:
-            self._evict(group, m, "session timeout")
+            self._evict(group, m, "new member join timeout" if m.is_new else "session timeout")
         if expired:
             self._after_removal(group, now, "session timeout")
         elif expired_pending:
