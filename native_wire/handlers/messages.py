@@ -90,4 +90,18 @@ def _classic_group_partition(ctx: Context, stream_id: int, topic_id: int, g) -> 
 
 def flush_unsaved_buffer(ctx: Context, r: Reader) -> bytes:
     ctx.session.require_user()
-    raise IggyError(ErrorCode.FEATURE_UNAVAILABLE, "every append is written at once")
+    if not ctx.classic:
+        raise IggyError(ErrorCode.FEATURE_UNAVAILABLE, "every append is written at once")
+    # The 0.8 server flushes (and with fsync=1 syncs) one partition. Appends are written at
+    # once here, so there is nothing unsaved: check the target, sync if asked, reply empty.
+    t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
+    partition_id = r.u32()
+    fsync = r.u8() == 1
+    r.done()
+    perm.ensure(perm.send_messages(ctx.user, t.stream_id, t.id))
+    part = ctx.engine.partition(t, partition_id)
+    if fsync:
+        for segment in part.log.segments:
+            if segment.fd >= 0:
+                segment.sync()
+    return b""

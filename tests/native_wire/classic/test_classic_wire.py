@@ -8,6 +8,7 @@ used for cross-protocol checks of user headers.
 from __future__ import annotations
 
 import asyncio
+import struct
 
 import pytest
 import xxhash
@@ -22,6 +23,7 @@ from classic_wire import (
     PARTITION_ID,
     ClassicClient,
     ClassicError,
+    identifier,
     parse_tlv,
     tlv,
 )
@@ -131,6 +133,20 @@ def test_partitioning_and_frames(raw: ClassicClient) -> None:
             assert m["offset"] == i and m["reserved"] == 0 and m["timestamp"] > 0
             # checksum = xxh3_64 of the 64-byte-header frame after the checksum field
             assert m["checksum"] == xxhash.xxh3_64_intdigest(m["frame"][8:])
+
+
+def test_flush_unsaved_buffer(raw: ClassicClient) -> None:
+    """0.8 flushes a partition's buffer; pyggy has none, so it checks the target and says OK."""
+    raw.login()
+    raw.create_stream("s")
+    raw.create_topic("s", "t", 1)
+    raw.send("s", "t", (PARTITION_ID, 0), [(0, b"x", b"")])
+    for fsync in (0, 1):
+        assert raw.request(102, identifier("s") + identifier("t")
+                           + struct.pack("<IB", 0, fsync)) == b""
+    with pytest.raises(ClassicError) as e:
+        raw.request(102, identifier("s") + identifier("t") + struct.pack("<IB", 5, 0))
+    assert e.value.code == 3007  # PartitionNotFound
 
 
 def test_consumer_offsets(raw: ClassicClient) -> None:
