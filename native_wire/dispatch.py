@@ -151,7 +151,12 @@ async def handle_classic(server: NativeServer, session: Session, frame: bytearra
             r = Reader(body)
             token = r.name()
             r.done()
-            session.user = server.engine.authenticate_token(token)
+            try:
+                session.user = server.engine.authenticate_token(token)
+            except IggyError as e:  # 0.8 reports an unknown token as ResourceNotFound
+                if e.code == ErrorCode.INVALID_PAT:
+                    raise IggyError(ErrorCode.RESOURCE_NOT_FOUND, "unknown token") from None
+                raise
             payload = rsp.encode_identity(session.user.id)
         elif code == Code.LOGOUT_USER:
             session.require_user()

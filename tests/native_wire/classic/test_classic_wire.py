@@ -24,6 +24,7 @@ from classic_wire import (
     ClassicClient,
     ClassicError,
     identifier,
+    name,
     parse_tlv,
     tlv,
 )
@@ -70,6 +71,22 @@ def test_login_logout_and_users(raw: ClassicClient, pyggy_server: PyggyServer) -
         raw.get_users()
     assert e.value.code == 41  # Unauthorized: no permissions
     assert raw.get_user(1)["username"] == "alice"  # but oneself is readable
+
+
+def test_personal_access_tokens(raw: ClassicClient, pyggy_server: PyggyServer) -> None:
+    raw.login()
+    body = raw.request(42, name("ci") + struct.pack("<Q", 0))  # Name token
+    token = body[1:1 + body[0]].decode()
+    assert len(body) == 1 + body[0] and token
+    listed = raw.request(41)
+    assert listed == name("ci") + struct.pack("<Q", 0)  # Name, u64 expiry_at (0 = never)
+    with ClassicClient(pyggy_server.tcp_address) as other:
+        assert struct.unpack("<I", other.request(44, name(token)))[0] == 0  # user id
+        assert [s["name"] for s in other.get_streams()] == []
+    assert raw.request(43, name("ci")) == b""
+    with ClassicClient(pyggy_server.tcp_address) as other, pytest.raises(ClassicError) as e:
+        other.request(44, name(token))
+    assert e.value.code == 20  # ResourceNotFound, as 0.8 reports an unknown token
 
 
 def test_streams_and_topics(raw: ClassicClient) -> None:
