@@ -113,9 +113,11 @@ async def test_auto_commit_on_poll_lets_the_next_member_resume(
     member = await _member(first, AutoCommit.When(AutoCommitWhen.PollingMessages()),
                            batch_length=2)
     assert payloads(await take(member, 4)) == [b"m0", b"m1", b"m2", b"m3"]
-    await wait_until(lambda: get_consumer_offset(root, CONSUMER_GROUP, "g", "s", "t", 0),
-                     what="a stored offset")
-    assert await get_consumer_offset(root, CONSUMER_GROUP, "g", "s", "t", 0) == (0, 5, 3)
+
+    async def stored_3() -> bool:
+        return await get_consumer_offset(root, CONSUMER_GROUP, "g", "s", "t", 0) == (0, 5, 3)
+
+    await wait_until(stored_3, what="offset 3 (the last polled) stored")
     await _leave(root, first)
 
     second = await connect(pyggy_server)
@@ -142,10 +144,14 @@ async def test_auto_commit_after_each_consumed_message(
 
     await asyncio.wait_for(member.consume_messages(handle, stop), 10)
     assert seen[:3] == [b"m0", b"m1", b"m2"]
-    stored = await wait_until(
-        lambda: get_consumer_offset(root, CONSUMER_GROUP, "g", "s", "t", 0),
-        what="a stored offset")
-    assert stored[0] == 0 and 1 <= stored[2] <= len(seen) - 1
+
+    async def committed() -> tuple[int, int, int] | None:
+        found = await get_consumer_offset(root, CONSUMER_GROUP, "g", "s", "t", 0)
+        return found if found and found[2] >= 1 else None
+
+    # each consumed message's offset is stored (the last one may still be in flight)
+    stored = await wait_until(committed, what="the offsets of consumed messages")
+    assert stored[:2] == (0, 9) and stored[2] <= len(seen) - 1
     assert member.get_last_consumed_offset(0) == len(seen) - 1
 
 
