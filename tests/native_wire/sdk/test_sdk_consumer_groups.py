@@ -146,6 +146,8 @@ async def test_two_members_split_the_partitions_and_a_leaver_hands_them_over(
 
     # b leaves: a owns everything and continues where b's commits left off
     await client_b.leave_consumer_group("s", "t", "g")
+    del b, client_b  # gone for good: an idle consumer with auto-join could rejoin later
+    gc.collect()
     group = await root.get_consumer_group("s", "t", "g")
     _assert_split(group, 4, 1)
     for p in range(4):

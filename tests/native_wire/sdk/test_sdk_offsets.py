@@ -86,6 +86,7 @@ async def test_a_member_stores_and_deletes_offsets_by_hand(
 
     # the next member of the group resumes after the stored offsets
     await _leave(root, first)
+    del member, first  # dropped: it can not rejoin behind our back
     second = await connect(pyggy_server)
     successor = await _member(second, AutoCommit.Disabled())
     [resumed] = await take(successor, 1)
@@ -98,6 +99,7 @@ async def test_a_member_stores_and_deletes_offsets_by_hand(
     with pytest.raises(RuntimeError, match="^Consumer offset for consumer .* was not found"):
         await successor.delete_offset(0)
     await _leave(root, second)
+    del successor, second
     third = await connect(pyggy_server)
     restarted = await take(await _member(third, AutoCommit.Disabled()), 5)
     assert payloads(restarted) == [b"a0", b"a1", b"a2", b"a3", b"a4"]
@@ -119,6 +121,7 @@ async def test_auto_commit_on_poll_lets_the_next_member_resume(
 
     await wait_until(stored_3, what="offset 3 (the last polled) stored")
     await _leave(root, first)
+    del member, first
 
     second = await connect(pyggy_server)
     assert payloads(await take(await _member(second, AutoCommit.Disabled()), 2)) == [
