@@ -9,6 +9,7 @@ from core.clock import Clock
 from kafka_wire.groups.errors import GroupError
 from kafka_wire.groups.membership import Membership
 from kafka_wire.groups.results import (
+    Eviction,
     FetchedOffset,
     GroupDescription,
     GroupListing,
@@ -28,7 +29,9 @@ class GroupCoordinator(Membership):
 
     ``offsets`` persists committed offsets; groups that have offsets in it exist (Empty) from
     the start. ``partition_exists(topic, partition)``, when given, makes OffsetCommit answer
-    UNKNOWN_TOPIC_OR_PARTITION for partitions the broker does not have.
+    UNKNOWN_TOPIC_OR_PARTITION for partitions the broker does not have. A group with no
+    member, pending member id or committed offset is forgotten once it has been Empty for
+    ``empty_group_retention_ms`` (Kafka drops such groups at its periodic offsets cleanup).
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class GroupCoordinator(Membership):
         max_session_timeout_ms: int = 1_800_000,
         new_member_join_timeout_ms: int = 300_000,
         max_group_size: int | None = None,
+        empty_group_retention_ms: int = 600_000,
         offset_metadata_max_bytes: int = 4096,
         partition_exists: Callable[[str, int], bool] | None = None,
         new_future: Callable[[], asyncio.Future] | None = None,
@@ -59,8 +63,25 @@ class GroupCoordinator(Membership):
         self.offsets = offsets
         self.offset_metadata_max_bytes = offset_metadata_max_bytes
         self.partition_exists = partition_exists
+        self.empty_group_retention_ms = empty_group_retention_ms
         for group_id in offsets.groups():
             self.groups[group_id] = Group(group_id)
+
+    def tick(self, now: float | None = None) -> list[Eviction]:
+        """``Membership.tick``, then forget idle Empty groups that hold no offsets."""
+        evictions = super().tick(now)
+        now_ms = (self.clock.monotonic() if now is None else now) * 1000.0
+        for group in list(self.groups.values()):
+            if group.state is not S.EMPTY or group.pending:
+                group.empty_since = None
+            elif group.empty_since is None:
+                group.empty_since = now_ms
+            elif now_ms - group.empty_since >= self.empty_group_retention_ms:
+                if self.offsets.offsets(group.group_id):
+                    group.empty_since = now_ms  # look again one retention period later
+                else:
+                    del self.groups[group.group_id]
+        return evictions
 
     # ---------------------------------------------------------------- offsets
 

@@ -174,7 +174,10 @@ class Membership:
         if group.state in (S.COMPLETING_REBALANCE, S.STABLE):
             # changed metadata, or the leader rejoining (it may have seen new partitions)
             self._update_member(member, r, future)
-            self._prepare_rebalance(group, now, f"member {member.member_id} rejoined")
+            if len(group.members) == 1:
+                group.protocol_type = r.protocol_type
+            self._prepare_rebalance(group, now, f"member {member.member_id} rejoined"
+                                    f" (client reason: {r.reason})")
             return None
         return error(GroupError.UNKNOWN_MEMBER_ID)
 
@@ -188,7 +191,8 @@ class Membership:
         group.add(member)
         if group.state is S.PREPARING_REBALANCE and group.delay_until is not None:
             group.delay_until = min(now + self.initial_rebalance_delay_ms, group.delay_cap)
-        self._rebalance_or_complete(group, now, f"new member {member_id} joined")
+        self._rebalance_or_complete(group, now, f"new member {member_id} joined"
+                                    f" (client reason: {r.reason})")
 
     def _update_member(self, member: Member, r: _Join, future: asyncio.Future) -> None:
         member.protocols = r.protocols

@@ -75,6 +75,7 @@ class Group:
     delay_cap: float = 0.0
     pending_sync: set[str] = field(default_factory=set)  # joined but have not synced yet
     sync_deadline: float | None = None
+    empty_since: float | None = None  # for dropping idle Empty groups
 
     def add(self, member: Member) -> None:
         if not self.members:

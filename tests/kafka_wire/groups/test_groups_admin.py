@@ -45,3 +45,20 @@ def test_delete_groups(h: Harness) -> None:
     assert h.store.groups() == []
     assert h.coord.fetch_offsets("g", [("t", [0])])[0].offset == -1
     assert done(h.join_new()).generation_id == 1  # a fresh group under the same id
+
+
+def test_idle_empty_groups_without_offsets_are_forgotten() -> None:
+    h = Harness(empty_group_retention_ms=60_000)
+    (a,) = h.stable_group(1, group="kept")
+    h.coord.commit_offsets("kept", 1, a, None, [("t", 0, 1, -1, "")])
+    (b,) = h.stable_group(1, group="gone")
+    h.coord.leave("kept", [(a, None, None)])
+    h.coord.leave("gone", [(b, None, None)])
+    done(h.join(group="pending-only"))
+    h.advance(0)
+    h.advance(59_999)
+    assert {g.group_id for g in h.coord.list_groups()} == {"kept", "gone", "pending-only"}
+    h.advance(1)  # the tick at 59.999 s dropped the pending id: that group's wait began then
+    assert {g.group_id for g in h.coord.list_groups()} == {"kept", "pending-only"}
+    h.advance(60_000)
+    assert {g.group_id for g in h.coord.list_groups()} == {"kept"}
