@@ -166,8 +166,13 @@ def is_flexible(api_key: int, version: int) -> bool:
     Kafka's flexible ranges are open-ended (``N+``), so this also answers for versions above
     the supported range, which is what choosing a request header version needs.
     """
-    pair = by_api_key().get(api_key)
-    return pair is not None and pair[0].is_flexible(version)
+    first = _first_flexible().get(api_key)
+    return first is not None and version >= first
+
+
+@cache
+def _first_flexible() -> dict[int, int | None]:
+    return {k: req.flexible for k, (req, _) in by_api_key().items()}
 
 
 def decode_data(name: str, version: int, data: Buffer, *, strict: bool = False) -> dict:

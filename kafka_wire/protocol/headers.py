@@ -76,9 +76,12 @@ def parse_request_header(frame: Buffer) -> tuple[RequestHeader, int]:
         pos += n
     version = request_header_version(api_key, api_version)
     if version == 2:
-        io = Input(frame, pos)
-        skip_tags(io)
-        pos = io.pos
+        if pos < len(frame) and frame[pos] == 0:  # the usual empty tag buffer
+            pos += 1
+        else:
+            io = Input(frame, pos)
+            skip_tags(io)
+            pos = io.pos
     return RequestHeader(api_key, api_version, correlation_id, client_id, version), pos
 
 

@@ -342,14 +342,18 @@ def w_cnstr(io: Any, s: str | None) -> None:
         w_cstr(io, s)
 
 
-def _blob_len(b: Buffer) -> int:
-    if not isinstance(b, bytes | bytearray | memoryview):
+def _flat(b: Buffer) -> Buffer:
+    """``b`` checked to be bytes-like; a memoryview is made a flat byte view (len = bytes)."""
+    if isinstance(b, memoryview):
+        return b if b.format == "B" and b.ndim == 1 else b.cast("B")
+    if not isinstance(b, bytes | bytearray):
         raise TypeError(f"expected bytes, got {type(b).__name__}")
-    return b.nbytes if isinstance(b, memoryview) else len(b)
+    return b
 
 
 def w_bytes(io: Any, b: Buffer) -> None:
-    io.write(I32.pack(_blob_len(b)))
+    b = _flat(b)
+    io.write(I32.pack(len(b)))
     io.write(b)
 
 
@@ -361,7 +365,8 @@ def w_nbytes(io: Any, b: Buffer | None) -> None:
 
 
 def w_cbytes(io: Any, b: Buffer) -> None:
-    io.write(uvarint(_blob_len(b) + 1))
+    b = _flat(b)
+    io.write(uvarint(len(b) + 1))
     io.write(b)
 
 

@@ -40,7 +40,7 @@ def test_every_truncation_fails(name: str, key: int, version: int, kind: Any) ->
             c.decode(raw[:cut])
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=800, deadline=None, suppress_health_check=list(HealthCheck))
 @given(case=st.sampled_from(CASES), blob=st.binary(max_size=64))
 def test_random_bytes_decode_or_raise_decode_error(case: tuple, blob: bytes) -> None:
     _, key, version, kind = case

@@ -13,6 +13,7 @@ import pytest
 from kafka_wire.protocol.schemas import ANY, Field, Message, messages
 
 load_json = pytest.importorskip("kafka.protocol.schemas.load_json").load_json
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # importlib.resources API
 
 _JSON_TYPES = {
     "int8": "i8", "int16": "i16", "int32": "i32", "int64": "i64", "uint16": "u16",
