@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import platform
 import socket
+import struct
 
 import pytest
 from apache_iggy import HeaderValue, IggyClient, PollingStrategy, SendMessage
+from rawclient import REPLY, RawClient
 from sdk_support import (
     INVALID_CREDENTIALS,
     UNAUTHENTICATED,
@@ -216,3 +218,66 @@ async def test_describe_options_lists_the_topic_catalog(root: IggyClient) -> Non
     with pytest.raises(ValueError):
         await root.describe_options("partition")
 
+
+
+def _ident(value: int | str) -> bytes:
+    if isinstance(value, int):
+        return struct.pack("<BBI", 1, 4, value)
+    return bytes((2, len(value))) + value.encode()
+
+
+def _name(value: str) -> bytes:
+    return bytes((len(value),)) + value.encode()
+
+
+async def test_the_server_itself_refuses_what_the_sdk_keeps_back_before_login(
+        root: IggyClient, pyggy_server: PyggyServer) -> None:
+    """Before login the SDK sends only non-replicated commands (and gets status 40); it holds
+    metadata and partition operations back itself. A raw client shows the server refuses
+    those too: with a made-up session (status 40) and with none (the connection drops)."""
+    await root.create_stream("s")
+    await root.create_topic("s", "t", 1)
+    await root.create_consumer_group("s", "t", "g")
+    s, t, g = _ident("s"), _ident("t"), _ident("g")
+    replicated = {
+        202: _name("evil"), 204: s + _name("evil"), 203: s, 205: s,
+        302: s + struct.pack("<I", 1) + _name("evil"), 304: s + t + _name("evil"),
+        303: s + t, 305: s + t, 402: s + t + struct.pack("<I", 1),
+        403: s + t + struct.pack("<I", 1), 503: s + t + struct.pack("<II", 0, 1),
+        602: s + t + _name("evil"), 603: s + t + g, 604: s + t + g, 605: s + t + g,
+        33: _name("evil") + _name("password") + b"\x01\x00", 35: _ident(0) + b"\x00\x00",
+        34: _ident(0), 37: _ident(0) + _name("iggy") + _name("other"), 36: _ident(0) + b"\x00",
+        42: _name("evil") + bytes(8), 43: _name("evil"),
+        121: b"\x01" + _ident(1) + s + t + struct.pack("<BIQB", 1, 0, 0, 1),
+        122: b"\x01" + _ident(1) + s + t + struct.pack("<BIB", 1, 0, 1),
+    }
+    raw = RawClient(pyggy_server.tcp_address)
+    try:
+        assert raw.send(1).status == 0  # PING
+        for code in (10, 12, 13, 20, 21, 22, 31, 32, 41, 100, 120, 200, 201, 300, 301, 600,
+                     601, 606):
+            reply = raw.send(code, b"")
+            assert (code, reply.command, reply.status, reply.body) == (code, REPLY, 40, b"")
+        for code, body in replicated.items():
+            reply = raw.send(code, body, session=7)
+            assert (code, reply.command, reply.status, reply.body) == (code, REPLY, 40, b"")
+        assert raw.send(202, _name("evil"), session=0) is None  # no session: dropped
+    finally:
+        raw.close()
+
+    # nothing happened
+    assert [x.name for x in await root.get_streams()] == ["s"]
+    assert [x.name for x in await root.get_topics("s")] == ["t"]
+    assert [x.name for x in await root.get_consumer_groups("s", "t")] == ["g"]
+    assert [u.username for u in await root.get_users()] == ["iggy"]
+    assert await root.send_binary_request(41, b"") == b""  # no tokens
+
+    # the same raw client, logged in, is served (so the refusals above were not about format)
+    raw = RawClient(pyggy_server.tcp_address)
+    try:
+        assert raw.login("iggy", "iggy").status == 0
+        reply = raw.send(202, _name("made-raw"))
+        assert (reply.command, reply.status, reply.body[:4]) == (REPLY, 0, b"\x00\x00\x00\x00")
+    finally:
+        raw.close()
+    assert (await root.get_stream("made-raw")).id == 1
