@@ -79,6 +79,8 @@ class LogEngine:
         self.offsets: dict[tuple[int, int, int], ConsumerOffsets] = {}
         self.stats = EngineStats(start_time=self.clock.now_us())
         self.generated_root_password: str | None = None
+        # Called as listener(topic, partition_id) after every append, through either door.
+        self.append_listeners: list = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self, root_credentials: tuple[str, str] | None = None) -> None:
@@ -382,6 +384,7 @@ class LogEngine:
         self._check_topic_full(t)
         base = await p.log.append_iggy(batch, info.message_count)
         self.stats.written_bytes += len(batch)
+        self._appended(t, p.id)
         return t.stream_id, t.id, p.id, base
 
     async def append_kafka(self, t: Topic, partition_id: int, batch: bytearray | memoryview,
@@ -393,7 +396,12 @@ class LogEngine:
         base = await p.log.append_kafka(batch, info.record_count, info.max_timestamp,
                                         log_append_time)
         self.stats.written_bytes += len(batch)
+        self._appended(t, partition_id)
         return base
+
+    def _appended(self, t: Topic, partition_id: int) -> None:
+        for listener in self.append_listeners:
+            listener(t, partition_id)
 
     def read_kafka(self, t: Topic, partition_id: int, offset: int, max_bytes: int) -> list:
         """Kafka RecordBatch bytes from the batch holding `offset`, up to about `max_bytes`

@@ -111,6 +111,8 @@ def _apply(opts: TopicOptions, key: str, kind: int, raw: bytes) -> None:
         opts.size_of_messages_required_to_save = value
     elif key == "preallocate_segments":
         opts.preallocate_segments = _bool(key, kind, raw)
+    elif key.startswith("kafka.") and kind == STRING and len(key) > 6:
+        _text(key, raw)  # a Kafka topic config kept for the Kafka door (`kafka.<name>`)
     elif key in ("durability", "consumer_offset_durability"):
         value = _text(key, raw) if kind == STRING else ""
         if value not in ("replicated", "persisted"):
@@ -132,7 +134,7 @@ def topic_options(entries: Sequence[tuple[str, int, bytes]],
         if key in seen:
             raise IggyError(ErrorCode.INVALID_OPTION_VALUE, f"duplicate option {key}")
         seen.add(key)
-        if update and key not in UPDATABLE:
+        if update and key not in UPDATABLE and not key.startswith("kafka."):
             raise IggyError(ErrorCode.UNSUPPORTED_OPTION_KEY, f"option {key} is not updatable")
         _apply(opts, key, kind, bytes(raw))
         if not update:  # create admission stores its own parse, in the key's canonical kind

@@ -81,6 +81,10 @@ class KafkaConfig:
     advertised_host: str = ""  # "" = host of `address` (machine hostname if wildcard)
     advertised_port: int = 0  # 0 = port of `address`
     auto_create_topics: bool = True
+    default_stream: str = "kafka"  # the Iggy stream of topics created through Kafka
+    stream_separator: str = "."  # Kafka "<stream>.<topic>" reaches other streams' topics
+    num_partitions: int = 1  # partitions of an auto-created topic
+    max_frame_size: Size = 100 * MiB
 
     def advertised(self) -> tuple[str, int]:
         """The (host, port) announced to Kafka clients in Metadata responses."""

@@ -39,6 +39,29 @@ def _clean(engine: LogEngine) -> None:
         log.info("cleaner removed %d expired or oversized segments", removed)
 
 
+async def _start_kafka(config: ServerConfig, engine: LogEngine,
+                       connections: set) -> asyncio.Server:
+    from kafka_wire.context import KafkaServer
+    from kafka_wire.listener import start_listener as start_kafka
+    from kafka_wire.settings import KafkaSettings
+
+    k = config.kafka
+    host, port = split_address(k.address)
+    settings = KafkaSettings(default_stream=k.default_stream,
+                             stream_separator=k.stream_separator,
+                             auto_create_topics=k.auto_create_topics,
+                             num_partitions=k.num_partitions, max_frame_size=k.max_frame_size)
+    kafka = KafkaServer(engine, settings)
+    server = await start_kafka(kafka, host, port, connections)
+    bound = server.sockets[0].getsockname()
+    settings.host, settings.port = k.advertised()
+    if not k.advertised_port:
+        settings.port = bound[1]
+    log.info("kafka listening on %s:%d (advertised as %s:%d)", bound[0], bound[1],
+             settings.host, settings.port)
+    return server
+
+
 def _reap(native: NativeServer, interval: float) -> None:
     for s in native.reap_stale(time.monotonic(), interval):
         log.info("released stale client %d (%s) and its group memberships", s.client_id,
@@ -73,9 +96,9 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) 
         native.node.tcp_port = bound[1]
         servers.append(server)
         log.info("tcp listening on %s:%d", bound[0], bound[1])
+    kafka_connections: set = set()
     if config.kafka.enabled:
-        log.warning("kafka listener requested on %s, but the Kafka protocol is not available "
-                    "in this build yet", config.kafka.address)
+        servers.append(await _start_kafka(config, engine, kafka_connections))
     tasks = []
     if config.data_maintenance.messages.cleaner_enabled:
         tasks.append(loop.create_task(_periodic(config.data_maintenance.messages.interval,
@@ -94,6 +117,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) 
         server.close()
     if native is not None:
         native.close_all()
+    for connection in list(kafka_connections):
+        connection.close()
     for task in tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -1,0 +1,61 @@
+"""State shared by all Kafka connections, and what a handler sees of its connection."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from core.engine import LogEngine
+from core.model import Topic
+from kafka_wire.producers import ProducerStates
+from kafka_wire.settings import KafkaSettings
+from kafka_wire.topics import TopicMap
+
+
+class AppendWaiters:
+    """Wakes long-polling fetches when a partition they wait on receives data."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[tuple[int, int, int], list[asyncio.Future[None]]] = {}
+
+    def wait(self, keys: list[tuple[int, int, int]]) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for key in keys:
+            self._waiting.setdefault(key, []).append(fut)
+        return fut
+
+    def discard(self, keys: list[tuple[int, int, int]], fut: asyncio.Future[None]) -> None:
+        for key in keys:
+            futs = self._waiting.get(key)
+            if futs and fut in futs:
+                futs.remove(fut)
+                if not futs:
+                    del self._waiting[key]
+
+    def appended(self, topic: Topic, partition_id: int) -> None:
+        for fut in self._waiting.pop((topic.stream_id, topic.id, partition_id), ()):
+            if not fut.done():
+                fut.set_result(None)
+
+
+@dataclass(slots=True)
+class KafkaServer:
+    engine: LogEngine
+    settings: KafkaSettings = field(default_factory=KafkaSettings)
+    topics: TopicMap = field(init=False)
+    producers: ProducerStates = field(default_factory=ProducerStates)
+    waiters: AppendWaiters = field(default_factory=AppendWaiters)
+    coordinator: object | None = None  # kafka_wire.groups.GroupCoordinator, set by the server
+
+    def __post_init__(self) -> None:
+        self.topics = TopicMap(self.engine, self.settings)
+        self.engine.append_listeners.append(self.waiters.appended)
+
+
+@dataclass(slots=True)
+class Connection:
+    """One client connection as handlers see it."""
+
+    server: KafkaServer
+    host: str
+    client_id: str | None = None

@@ -1,0 +1,47 @@
+"""Sans-I/O Kafka request handling: one frame (without its size prefix) in, reply buffers out."""
+
+from __future__ import annotations
+
+import logging
+import struct
+
+from kafka_wire.context import Connection
+from kafka_wire.handlers.api_versions import unsupported_version_body
+from kafka_wire.protocol.codec import decode_request, encode_response, encode_response_parts
+from kafka_wire.protocol.headers import API_VERSIONS, encode_response_header, parse_request_header
+from kafka_wire.registry import REGISTRY
+
+log = logging.getLogger(__name__)
+_SIZE = struct.Struct(">i")
+
+
+class CloseConnection(Exception):
+    """The request cannot be answered within the protocol: close this connection."""
+
+
+def _frame(head: bytes, parts: list) -> list:
+    size = len(head) + sum(len(p) for p in parts)
+    return [_SIZE.pack(size) + head, *parts]
+
+
+async def handle_frame(conn: Connection, frame: memoryview) -> list | None:
+    """Reply buffers for one request, or None when the request gets no reply (acks=0)."""
+    header, pos = parse_request_header(frame)
+    key, version, corr = header.api_key, header.api_version, header.correlation_id
+    if header.client_id is not None:
+        conn.client_id = header.client_id
+    api = REGISTRY.get(key)
+    if api is None or not api.min_version <= version <= api.max_version:
+        if key == API_VERSIONS:  # answered with a v0 body and the supported ranges
+            head = encode_response_header(API_VERSIONS, 0, corr)
+            return _frame(head, [encode_response(API_VERSIONS, 0, unsupported_version_body())])
+        raise CloseConnection(f"unsupported api {key} v{version}")
+    request = decode_request(key, version, frame[pos:])
+    if api.is_async:
+        response = await api.handler(conn, request, version)
+    else:
+        response = api.handler(conn, request, version)
+    if response is None:
+        return None
+    return _frame(encode_response_header(key, version, corr),
+                  encode_response_parts(key, version, response))

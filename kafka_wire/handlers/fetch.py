@@ -1,0 +1,80 @@
+"""Fetch (1): long poll on max_wait/min_bytes, max_bytes and partition max_bytes.
+
+Every requested partition is answered. A fetch offset inside a batch returns that whole batch
+(the client skips the records before its offset). Kafka batches are served as stored; Iggy
+batches are transcoded. There are no fetch sessions: the response's session id is 0, so
+clients keep sending full fetches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from kafka_wire.context import Connection
+from kafka_wire.protocol.errors import ErrorCode
+
+
+def _partition(conn: Connection, t, p: dict, budget: list[int]) -> dict:
+    index = p["partition"]
+    out = {"partition_index": index, "error_code": ErrorCode.NONE, "high_watermark": -1,
+           "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": [],
+           "preferred_read_replica": -1, "records": None}
+    if t is None or not 0 <= index < len(t.partitions):
+        out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        return out
+    plog = t.partitions[index].log
+    hw, start = plog.next_offset, plog.start_offset
+    out.update(high_watermark=hw, last_stable_offset=hw, log_start_offset=start)
+    offset = p["fetch_offset"]
+    if offset < start or offset > hw:
+        out["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
+        return out
+    if offset == hw or budget[0] <= 0:
+        out["records"] = b""
+        return out
+    limit = min(p["partition_max_bytes"], budget[0])
+    chunks = conn.server.engine.read_kafka(t, index, offset, max(limit, 1))
+    data = b"".join(chunks)
+    budget[0] -= len(data)
+    out["records"] = data
+    return out
+
+
+def _respond(conn: Connection, req: dict, resolved: list) -> tuple[dict, int]:
+    budget = [req.get("max_bytes", 0x7FFFFFFF)]
+    responses = []
+    total = 0
+    for topic, t in resolved:
+        parts = [_partition(conn, t, p, budget) for p in topic["partitions"]]
+        total += sum(len(p["records"] or b"") for p in parts)
+        responses.append({"topic": topic["topic"], "partitions": parts})
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "session_id": 0,
+            "responses": responses}, total
+
+
+async def handle(conn: Connection, req: dict, version: int) -> dict:
+    server = conn.server
+    resolved = [(topic, server.topics.resolve(topic["topic"])) for topic in req["topics"]]
+    response, total = _respond(conn, req, resolved)
+    wait_ms = req["max_wait_ms"]
+    if total >= max(req["min_bytes"], 1) or wait_ms <= 0:
+        return response
+    keys = [(t.stream_id, t.id, p["partition"]) for topic, t in resolved if t is not None
+            for p in topic["partitions"]]
+    if not keys:
+        return response
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_ms / 1000
+    while total < max(req["min_bytes"], 1):
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        fut = server.waiters.wait(keys)
+        try:
+            await asyncio.wait_for(fut, remaining)
+        except TimeoutError:
+            break
+        finally:
+            server.waiters.discard(keys, fut)
+        response, total = _respond(conn, req, resolved)
+    return response

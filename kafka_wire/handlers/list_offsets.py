@@ -1,0 +1,63 @@
+"""ListOffsets (2): earliest (-2), latest (-1), max timestamp (-3) and by timestamp."""
+
+from __future__ import annotations
+
+from core.records import kafka_batch
+from kafka_wire.context import Connection
+from kafka_wire.protocol.errors import ErrorCode
+
+EARLIEST, LATEST, MAX_TIMESTAMP = -2, -1, -3
+
+
+def _records(conn: Connection, t, index: int, offset: int):
+    """(offset, timestamp ms) of the Kafka view of records from the batch holding `offset`."""
+    hw = t.partitions[index].log.next_offset
+    while offset < hw:
+        chunks = conn.server.engine.read_kafka(t, index, offset, 1 << 20)
+        if not chunks:
+            return
+        for data in chunks:
+            for rec in kafka_batch.iter_records(data):
+                if rec[0] >= offset:
+                    yield rec[0], rec[1]
+            offset = max(offset, kafka_batch.batch_fields(data)[0]
+                         + kafka_batch.batch_fields(data)[6] + 1)
+
+
+def _lookup(conn: Connection, t, index: int, timestamp: int) -> tuple[int, int]:
+    plog = t.partitions[index].log
+    if timestamp == EARLIEST:
+        return -1, plog.start_offset
+    if timestamp == LATEST:
+        return -1, plog.next_offset
+    if timestamp == MAX_TIMESTAMP:
+        best = (-1, -1)
+        for off, ts in _records(conn, t, index, plog.start_offset):
+            if ts > best[0]:
+                best = (ts, off)
+        return best
+    first = plog.offset_for_timestamp(timestamp * 1000, use_max=True)
+    if first is None:
+        return -1, -1
+    for off, ts in _records(conn, t, index, first):
+        if ts >= timestamp:
+            return ts, off
+    return -1, -1
+
+
+def handle(conn: Connection, req: dict, version: int) -> dict:
+    topics = []
+    for topic in req["topics"]:
+        t = conn.server.topics.resolve(topic["name"])
+        parts = []
+        for p in topic["partitions"]:
+            index = p["partition_index"]
+            entry = {"partition_index": index, "error_code": ErrorCode.NONE, "timestamp": -1,
+                     "offset": -1, "leader_epoch": 0, "old_style_offsets": []}
+            if t is None or not 0 <= index < len(t.partitions):
+                entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                entry["timestamp"], entry["offset"] = _lookup(conn, t, index, p["timestamp"])
+            parts.append(entry)
+        topics.append({"name": topic["name"], "partitions": parts})
+    return {"throttle_time_ms": 0, "topics": topics}

@@ -1,0 +1,75 @@
+"""Produce (0): RecordBatch v2 validated (CRC-32C), stamped in place and stored as received.
+
+Compressed batches are stored without recompression. Idempotent producers get per-partition
+sequence checks; a retried duplicate batch is answered with its original offset.
+"""
+
+from __future__ import annotations
+
+from core.errors import IggyError
+from core.records import kafka_batch
+from kafka_wire.context import Connection
+from kafka_wire.protocol.errors import ErrorCode
+from kafka_wire.topics import topic_config
+
+
+def _partition_result(index: int, error: int, base: int = -1, start: int = -1,
+                      append_ms: int = -1, message: str | None = None) -> dict:
+    return {"index": index, "error_code": error, "base_offset": base,
+            "log_append_time_ms": append_ms, "log_start_offset": start, "record_errors": [],
+            "error_message": message}
+
+
+async def _produce(conn: Connection, t, index: int, records) -> dict:
+    server = conn.server
+    if t is None or not 0 <= index < len(t.partitions):
+        return _partition_result(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    plog = t.partitions[index].log
+    if records is None or len(records) == 0:
+        return _partition_result(index, ErrorCode.CORRUPT_MESSAGE, message="no records")
+    max_bytes = int(topic_config(t, "max.message.bytes"))
+    log_append_time = topic_config(t, "message.timestamp.type") == "LogAppendTime"
+    key = (t.stream_id, t.id, index)
+    view = memoryview(records)
+    if view.readonly:
+        view = memoryview(bytearray(view))
+    try:
+        spans = kafka_batch.split_batches(view)
+        infos = [kafka_batch.validate_batch(view[a:b], produce=True, max_size=max_bytes)
+                 for a, b in spans]
+    except kafka_batch.KafkaBatchError as e:
+        return _partition_result(index, e.code, message=str(e))
+    first_base = -1
+    for (a, b), info in zip(spans, infos, strict=True):
+        error, duplicate = server.producers.check(info.producer_id, info.producer_epoch,
+                                                  info.base_sequence, info.record_count, key)
+        if error:
+            return _partition_result(index, error, start=plog.start_offset)
+        if duplicate is not None:
+            base = duplicate
+        else:
+            try:
+                base = await server.engine.append_kafka(t, index, view[a:b], info,
+                                                        log_append_time)
+            except IggyError as e:
+                return _partition_result(index, ErrorCode.KAFKA_STORAGE_ERROR
+                                         if e.code != 3009 else ErrorCode.POLICY_VIOLATION,
+                                         message=str(e))
+            server.producers.record(info.producer_id, info.producer_epoch, info.base_sequence,
+                                    info.record_count, key, base)
+        if first_base < 0:
+            first_base = base
+    append_ms = server.engine.clock.now_us() // 1000 if log_append_time else -1
+    return _partition_result(index, ErrorCode.NONE, first_base, plog.start_offset, append_ms)
+
+
+async def handle(conn: Connection, req: dict, version: int) -> dict | None:
+    responses = []
+    for td in req["topic_data"]:
+        t = conn.server.topics.resolve(td["name"])
+        parts = [await _produce(conn, t, pd["index"], pd["records"])
+                 for pd in td["partition_data"]]
+        responses.append({"name": td["name"], "partition_responses": parts})
+    if req["acks"] == 0:
+        return None  # acks=0: Kafka sends no response at all
+    return {"responses": responses, "throttle_time_ms": 0}

@@ -1,0 +1,88 @@
+"""Idempotent producers: producer ids, epochs and per-partition sequence checks (KIP-98).
+
+A batch with producerId ≥ 0 must carry the next expected sequence for its partition. A retried
+batch (one of the last five of that producer on that partition) is answered with its original
+offset and not stored again; a gap is OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch is
+INVALID_PRODUCER_EPOCH.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+
+from kafka_wire.protocol.errors import ErrorCode
+
+RECENT = 5
+INT32_MAX = 2**31 - 1
+
+
+@dataclass(slots=True)
+class PartitionSequence:
+    epoch: int
+    next_sequence: int
+    # (first sequence, last sequence, base offset) of the last few batches, for retries
+    recent: deque = field(default_factory=lambda: deque(maxlen=RECENT))
+
+
+class ProducerStates:
+    def __init__(self, first_id: int = 1000) -> None:
+        self._ids = itertools.count(first_id)
+        self.epochs: dict[int, int] = {}
+        self.transactional: dict[str, tuple[int, int]] = {}
+        self.partitions: dict[tuple[int, tuple[int, int, int]], PartitionSequence] = {}
+
+    def init(self, transactional_id: str | None, producer_id: int = -1,
+             producer_epoch: int = -1) -> tuple[int, int, int]:
+        """InitProducerId: (error, producer id, epoch)."""
+        if transactional_id:
+            pid, epoch = self.transactional.get(transactional_id, (next(self._ids), -1))
+            epoch += 1
+            self.transactional[transactional_id] = (pid, epoch)
+            self.epochs[pid] = epoch
+            return ErrorCode.NONE, pid, epoch
+        if producer_id >= 0 and producer_id in self.epochs:
+            if producer_epoch != self.epochs[producer_id]:
+                return ErrorCode.PRODUCER_FENCED, -1, -1
+            epoch = self.epochs[producer_id] + 1
+            if epoch > 32767:
+                producer_id, epoch = next(self._ids), 0
+            self.epochs[producer_id] = epoch
+            return ErrorCode.NONE, producer_id, epoch
+        pid = next(self._ids)
+        self.epochs[pid] = 0
+        return ErrorCode.NONE, pid, 0
+
+    def check(self, pid: int, epoch: int, base_seq: int, count: int,
+              key: tuple[int, int, int]) -> tuple[int, int | None]:
+        """Before appending: (error, duplicate's original base offset or None)."""
+        if pid < 0:
+            return ErrorCode.NONE, None
+        known = self.epochs.get(pid)
+        if known is None:
+            self.epochs[pid] = epoch  # a producer id from a previous server life
+        elif epoch < known:
+            return ErrorCode.INVALID_PRODUCER_EPOCH, None
+        state = self.partitions.get((pid, key))
+        if state is None or epoch > state.epoch:
+            return ErrorCode.NONE, None  # new producer/epoch on this partition: any start
+        last = base_seq + count - 1
+        for first_seq, last_seq, base_offset in state.recent:
+            if first_seq == base_seq and last_seq == last:
+                return ErrorCode.NONE, base_offset
+        if base_seq != state.next_sequence:
+            return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, None
+        return ErrorCode.NONE, None
+
+    def record(self, pid: int, epoch: int, base_seq: int, count: int,
+               key: tuple[int, int, int], base_offset: int) -> None:
+        """After appending: remember the batch for retries and the next sequence."""
+        if pid < 0:
+            return
+        state = self.partitions.get((pid, key))
+        if state is None or epoch > state.epoch:
+            state = self.partitions[(pid, key)] = PartitionSequence(epoch, 0)
+        last = base_seq + count - 1
+        state.recent.append((base_seq, last, base_offset))
+        state.next_sequence = 0 if last == INT32_MAX else last + 1

@@ -1,0 +1,55 @@
+"""The Kafka handler registry: api key → versions → handler. ApiVersions is computed from it.
+
+Version bounds follow the reference's table (kafka.md §0.1): low versions are kept so old
+librdkafka (kcat) detects its features; Produce 13+, Fetch 13+ (topic ids) are not offered.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kafka_wire.handlers import (
+    api_versions,
+    cluster,
+    fetch,
+    list_offsets,
+    metadata,
+    produce,
+    producer_id,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    key: int
+    name: str
+    min_version: int
+    max_version: int
+    handler: Callable
+    is_async: bool
+
+
+_ROWS: list[tuple[int, str, int, int, Callable]] = [
+    (0, "Produce", 0, 12, produce.handle),
+    (1, "Fetch", 4, 12, fetch.handle),
+    (2, "ListOffsets", 1, 7, list_offsets.handle),
+    (3, "Metadata", 0, 12, metadata.handle),
+    (10, "FindCoordinator", 0, 4, cluster.find_coordinator),
+    (18, "ApiVersions", 0, 4, api_versions.handle),
+    (22, "InitProducerId", 0, 5, producer_id.handle),
+    (23, "OffsetForLeaderEpoch", 2, 4, cluster.offset_for_leader_epoch),
+    (60, "DescribeCluster", 0, 1, cluster.describe_cluster),
+]
+
+REGISTRY: dict[int, Api] = {}
+
+
+def register(key: int, name: str, lo: int, hi: int, handler: Callable) -> None:
+    """Add (or replace) one API row."""
+    REGISTRY[key] = Api(key, name, lo, hi, handler, inspect.iscoroutinefunction(handler))
+
+
+for _row in _ROWS:
+    register(*_row)

@@ -1,0 +1,19 @@
+"""What the Kafka door needs to know about its node and its defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class KafkaSettings:
+    host: str = "127.0.0.1"  # advertised in Metadata / FindCoordinator
+    port: int = 9092
+    node_id: int = 0
+    cluster_id: str = "pyggy-cluster-0000000"
+    default_stream: str = "kafka"  # the Iggy stream that holds topics created through Kafka
+    stream_separator: str = "."  # topic "<stream>.<topic>" reaches topics of other streams
+    auto_create_topics: bool = True
+    num_partitions: int = 1  # partitions of an auto-created topic
+    max_message_bytes: int = 1_048_588  # Kafka's message.max.bytes default
+    max_frame_size: int = 100 * 1024 * 1024
