@@ -2,6 +2,8 @@
 # Create or refresh the test environments (idempotent; a stamp file skips work when up to date):
 #   .venv         pyggy (editable) + its [test] extras, apache-iggy 0.9.0 among them
 #   .venv-iggy08  apache-iggy==0.8.0 alone (classic protocol client; conflicts with 0.9.0)
+#   kcat          the Debian package (apt-get), for the Kafka client tests
+#   tests/kafka_wire/clients/node/node_modules   kafkajs 2.2.4 + codecs (npm ci, project-local)
 # Downloads are kept in a wheelhouse, ${XDG_CACHE_HOME:-~/.cache}/pyggy/wheels: installs run offline
 # from it and only what is missing is downloaded (pip's own HTTP cache, .../pyggy/pip, is used too
 # but skips index responses without caching headers). Set PYTHON to pick the interpreter.
@@ -73,3 +75,39 @@ project_hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
 ensure_venv .venv "py$py_version $project_hash" "${project_reqs[@]}" -- -e '.[test]'
 ensure_venv .venv-iggy08 "py$py_version $IGGY08_REQUIREMENT" \
     "$IGGY08_REQUIREMENT" -- "$IGGY08_REQUIREMENT"
+
+# kcat (the Debian package: kcat 1.7.1 linking librdkafka 2.0.2) for tests/kafka_wire/clients.
+# apt keeps its downloads in /var/cache/apt/archives; the package lists are refreshed only when
+# kcat is missing. Without root (or sudo) this only warns: the kcat tests then skip, or fail
+# under CI.
+if ! command -v kcat >/dev/null; then
+    SUDO=()
+    [[ $(id -u) -eq 0 ]] || SUDO=(sudo -n)
+    if [[ $(id -u) -eq 0 ]] || sudo -n true 2>/dev/null; then
+        echo "==> installing kcat (apt-get)"
+        export DEBIAN_FRONTEND=noninteractive
+        "${SUDO[@]}" apt-get update -qq
+        "${SUDO[@]}" apt-get install -y -qq kcat >/dev/null
+    else
+        echo "install-test-deps: kcat missing and not root: install it with 'apt-get install kcat'" >&2
+    fi
+fi
+
+# kafkajs and its codecs for tests/kafka_wire/clients/test_kafkajs.py: `npm ci` into the
+# project-local node_modules from the committed package-lock.json, with npm's cache under
+# ~/.cache (offline-first); skipped while node_modules matches the lock file.
+NODE_DIR=tests/kafka_wire/clients/node
+if command -v npm >/dev/null; then
+    node_stamp="$(node --version) $(sha256sum "$NODE_DIR/package-lock.json" | cut -d' ' -f1)"
+    if [[ -f $NODE_DIR/node_modules/.pyggy-stamp
+          && "$(cat "$NODE_DIR/node_modules/.pyggy-stamp")" == "$node_stamp" ]]; then
+        echo "==> $NODE_DIR/node_modules up to date"
+    else
+        echo "==> npm ci in $NODE_DIR"
+        (cd "$NODE_DIR" && npm ci --cache "$CACHE/npm" --prefer-offline --no-audit --no-fund \
+            --loglevel=error >/dev/null)
+        printf '%s' "$node_stamp" >"$NODE_DIR/node_modules/.pyggy-stamp"
+    fi
+else
+    echo "install-test-deps: npm missing: the kafkajs tests skip (or fail under CI)" >&2
+fi
