@@ -25,6 +25,7 @@ from core.model import (
     NEVER_EXPIRE,
     UNLIMITED_SIZE,
     ConsumerGroup,
+    GlobalPermissions,
     Identifier,
     Partition,
     Permissions,
@@ -103,9 +104,11 @@ class LogEngine:
             if not password:
                 password = auth.random_password()
                 self.generated_root_password = password
+            full = Permissions(GlobalPermissions(*([True] * 10)))  # root, as Iggy shows it
             self._commit({"type": "create_user", "username": username,
                           "password_hash": auth.hash_password(password), "status": 1,
-                          "permissions": None, "created_at": self.clock.now_us()})
+                          "permissions": permissions_to_dict(full),
+                          "created_at": self.clock.now_us()})
         log.info("engine opened %s: %d state entries, %d streams in %.0f ms", self.root,
                  replayed, len(self.meta.streams), (time.monotonic() - started) * 1000)
 
