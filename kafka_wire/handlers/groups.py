@@ -1,0 +1,161 @@
+"""Classic consumer groups: JoinGroup (11), SyncGroup (14), Heartbeat (12), LeaveGroup (13),
+DescribeGroups (15), ListGroups (16), DeleteGroups (42).
+
+Thin adapters around `kafka_wire.groups.GroupCoordinator` (``conn.server.coordinator``):
+decode fields per version, call the coordinator, await the JoinGroup/SyncGroup futures it
+resolves when the rebalance gets there, and write the answer in the version's shape. Without a
+coordinator every request gets COORDINATOR_NOT_AVAILABLE (retriable).
+"""
+
+from __future__ import annotations
+
+from kafka_wire.context import Connection
+from kafka_wire.groups import GroupCoordinator, GroupError
+from kafka_wire.protocol.errors import ErrorCode
+
+NO_COORDINATOR = ErrorCode.COORDINATOR_NOT_AVAILABLE
+# DescribeGroups v3+ include_authorized_operations: there are no ACLs, so every operation a
+# group resource has (READ 3, DELETE 6, DESCRIBE 8 as AclOperation bits) is allowed
+GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
+NOT_REQUESTED = -2147483648  # INT32_MIN: authorized operations not asked for
+
+
+def coordinator(conn: Connection) -> GroupCoordinator | None:
+    return conn.server.coordinator  # type: ignore[return-value]
+
+
+def client_host(conn: Connection) -> str:
+    """What Kafka reports as a member's client host ("/127.0.0.1")."""
+    return "/" + conn.host
+
+
+async def join_group(conn: Connection, req: dict, version: int) -> dict:
+    coord = coordinator(conn)
+    if coord is None:
+        result = None
+        error, member_id = NO_COORDINATOR, req["member_id"]
+    else:
+        future = coord.join(
+            req["group_id"], req["member_id"],
+            req["group_instance_id"] if version >= 5 else None,
+            conn.client_id or "", client_host(conn),
+            req["session_timeout_ms"],
+            req["rebalance_timeout_ms"] if version >= 1 else -1,
+            req["protocol_type"],
+            [(p["name"], p["metadata"]) for p in req["protocols"]],
+            require_known_member_id=version >= 4,
+            supports_skip_assignment=version >= 9,
+            reason=req["reason"] if version >= 8 else None)
+        result = await future
+        error, member_id = result.error_code, result.member_id
+    protocol_name = result.protocol_name if result else None
+    if protocol_name is None and version < 7:
+        protocol_name = ""  # not nullable before v7
+    return {
+        "throttle_time_ms": 0,
+        "error_code": int(error),
+        "generation_id": result.generation_id if result else -1,
+        "protocol_type": result.protocol_type if result else None,
+        "protocol_name": protocol_name,
+        "leader": result.leader if result else "",
+        "skip_assignment": result.skip_assignment if result else False,
+        "member_id": member_id,
+        "members": [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
+                     "metadata": m.metadata} for m in result.members] if result else [],
+    }
+
+
+async def sync_group(conn: Connection, req: dict, version: int) -> dict:
+    coord = coordinator(conn)
+    if coord is None:
+        return {"throttle_time_ms": 0, "error_code": NO_COORDINATOR, "protocol_type": None,
+                "protocol_name": None, "assignment": b""}
+    result = await coord.sync(
+        req["group_id"], req["generation_id"], req["member_id"],
+        req["group_instance_id"] if version >= 3 else None,
+        req["protocol_type"] if version >= 5 else None,
+        req["protocol_name"] if version >= 5 else None,
+        [(a["member_id"], a["assignment"]) for a in req["assignments"]])
+    return {"throttle_time_ms": 0, "error_code": int(result.error_code),
+            "protocol_type": result.protocol_type, "protocol_name": result.protocol_name,
+            "assignment": result.assignment}
+
+
+def heartbeat(conn: Connection, req: dict, version: int) -> dict:
+    coord = coordinator(conn)
+    if coord is None:
+        return {"throttle_time_ms": 0, "error_code": NO_COORDINATOR}
+    error = coord.heartbeat(req["group_id"], req["generation_id"], req["member_id"],
+                            req["group_instance_id"] if version >= 3 else None)
+    return {"throttle_time_ms": 0, "error_code": int(error)}
+
+
+def leave_group(conn: Connection, req: dict, version: int) -> dict:
+    """v0–2 name one member and carry its error at the top level; v3+ a batch of members."""
+    coord = coordinator(conn)
+    if version < 3:
+        members = [{"member_id": req["member_id"], "group_instance_id": None, "reason": None}]
+    else:
+        members = req["members"]
+    if coord is None:
+        top, codes = NO_COORDINATOR, [NO_COORDINATOR] * len(members)
+    else:
+        top, codes = coord.leave(req["group_id"], [
+            (m["member_id"], m["group_instance_id"], m["reason"] if version >= 5 else None)
+            for m in members])
+    if version < 3:
+        error = top or (codes[0] if codes else GroupError.NONE)
+        return {"throttle_time_ms": 0, "error_code": int(error), "members": []}
+    return {"throttle_time_ms": 0, "error_code": int(top), "members": [
+        {"member_id": m["member_id"], "group_instance_id": m["group_instance_id"],
+         "error_code": int(code)} for m, code in zip(members, codes, strict=True)]}
+
+
+def describe_groups(conn: Connection, req: dict, version: int) -> dict:
+    """An unknown group is state "Dead" with error NONE (GROUP_ID_NOT_FOUND is v6+)."""
+    coord = coordinator(conn)
+    operations = GROUP_OPERATIONS if version >= 3 and req[
+        "include_authorized_operations"] else NOT_REQUESTED
+    groups = []
+    for group_id in req["groups"]:
+        if coord is None:
+            groups.append({"error_code": NO_COORDINATOR, "group_id": group_id,
+                           "group_state": "", "protocol_type": "", "protocol_data": "",
+                           "members": [], "authorized_operations": NOT_REQUESTED})
+            continue
+        d = coord.describe(group_id)
+        error = d.error_code
+        if error == GroupError.GROUP_ID_NOT_FOUND:
+            error = GroupError.NONE
+        groups.append({
+            "error_code": int(error), "group_id": d.group_id, "group_state": d.state,
+            "protocol_type": d.protocol_type, "protocol_data": d.protocol_name,
+            "members": [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
+                         "client_id": m.client_id, "client_host": m.client_host,
+                         "member_metadata": m.metadata, "member_assignment": m.assignment}
+                        for m in d.members],
+            "authorized_operations": operations if error == GroupError.NONE
+            else NOT_REQUESTED})
+    return {"throttle_time_ms": 0, "groups": groups}
+
+
+def list_groups(conn: Connection, req: dict, version: int) -> dict:
+    coord = coordinator(conn)
+    if coord is None:
+        return {"throttle_time_ms": 0, "error_code": NO_COORDINATOR, "groups": []}
+    listed = coord.list_groups(req["states_filter"] if version >= 4 else None,
+                               req["types_filter"] if version >= 5 else None)
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "groups": [
+        {"group_id": g.group_id, "protocol_type": g.protocol_type, "group_state": g.state,
+         "group_type": g.group_type} for g in listed]}
+
+
+def delete_groups(conn: Connection, req: dict, version: int) -> dict:
+    coord = coordinator(conn)
+    names = req["groups_names"]
+    if coord is None:
+        results = [(name, NO_COORDINATOR) for name in names]
+    else:
+        results = coord.delete_groups(names)
+    return {"throttle_time_ms": 0, "results": [
+        {"group_id": group_id, "error_code": int(code)} for group_id, code in results]}

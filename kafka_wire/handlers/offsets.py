@@ -1,0 +1,95 @@
+"""Committed offsets of Kafka consumer groups: OffsetCommit (8), OffsetFetch (9), OffsetDelete (47).
+
+Offsets live in the group coordinator's offset store (``<data>/kafka/offsets``), keyed by group
+and by the topic name the client used. They are the Kafka "next offset to read" and are not
+shared with Iggy consumer or consumer-group offsets (README, "Kafka consumer groups").
+"""
+
+from __future__ import annotations
+
+from kafka_wire.context import Connection
+from kafka_wire.groups import FetchedOffset, GroupError
+from kafka_wire.handlers.groups import NO_COORDINATOR, coordinator
+from kafka_wire.protocol.errors import ErrorCode
+
+
+def _by_topic(rows: list[tuple[str, dict]]) -> list[dict]:
+    """``[{"name", "partitions"}]`` from (topic, partition entry) rows, topics in first-seen
+    order."""
+    topics: dict[str, list[dict]] = {}
+    for topic, entry in rows:
+        topics.setdefault(topic, []).append(entry)
+    return [{"name": name, "partitions": parts} for name, parts in topics.items()]
+
+
+def offset_commit(conn: Connection, req: dict, version: int) -> dict:
+    coord = coordinator(conn)
+    entries = [(t["name"], p["partition_index"], p["committed_offset"],
+                p["committed_leader_epoch"] if version >= 6 else -1, p["committed_metadata"])
+               for t in req["topics"] for p in t["partitions"]]
+    if coord is None:
+        codes = [NO_COORDINATOR] * len(entries)
+    else:
+        codes = coord.commit_offsets(
+            req["group_id"], req["generation_id_or_member_epoch"], req["member_id"],
+            req["group_instance_id"] if version >= 7 else None, entries)
+    return {"throttle_time_ms": 0, "topics": _by_topic([
+        (topic, {"partition_index": partition, "error_code": int(code)})
+        for (topic, partition, *_), code in zip(entries, codes, strict=True)])}
+
+
+def _partition(f: FetchedOffset) -> dict:
+    return {"partition_index": f.partition, "committed_offset": f.offset,
+            "committed_leader_epoch": f.leader_epoch, "metadata": f.metadata,
+            "error_code": int(f.error_code)}
+
+
+def _fetch_group(conn: Connection, group_id: str, topics: list | None,
+                 ) -> tuple[int, list[dict]]:
+    """(group error, response topics) for one group; ``topics`` None asks for every
+    committed partition."""
+    coord = coordinator(conn)
+    if coord is None:
+        return NO_COORDINATOR, []
+    if not group_id:
+        return GroupError.INVALID_GROUP_ID, []
+    wanted = None if topics is None else [(t["name"], t["partition_indexes"]) for t in topics]
+    out = _by_topic([(f.topic, _partition(f)) for f in coord.fetch_offsets(group_id, wanted)])
+    answered = {t["name"] for t in out}
+    # a topic asked for with no partition is still answered
+    out += [{"name": t["name"], "partitions": []} for t in topics or ()
+            if t["name"] not in answered]
+    return ErrorCode.NONE, out
+
+
+def offset_fetch(conn: Connection, req: dict, version: int) -> dict:
+    """v1–7 fetch one group (v1: listed topics only, v2+: topics null = all committed); v8+
+    fetch a batch of groups, each with its own error."""
+    if version >= 8:
+        groups = []
+        for g in req["groups"]:
+            error, topics = _fetch_group(conn, g["group_id"], g["topics"])
+            groups.append({"group_id": g["group_id"], "topics": topics,
+                           "error_code": int(error)})
+        return {"throttle_time_ms": 0, "groups": groups}
+    error, topics = _fetch_group(conn, req["group_id"], req["topics"])
+    if error and version < 2:  # no top-level error code: report it per partition
+        topics = [{"name": t["name"], "partitions": [
+            {"partition_index": p, "committed_offset": -1, "committed_leader_epoch": -1,
+             "metadata": "", "error_code": int(error)} for p in t["partition_indexes"]]}
+            for t in req["topics"] or ()]
+    return {"throttle_time_ms": 0, "topics": topics, "error_code": int(error)}
+
+
+def offset_delete(conn: Connection, req: dict, version: int) -> dict:
+    coord = coordinator(conn)
+    partitions = [(t["name"], p["partition_index"]) for t in req["topics"]
+                  for p in t["partitions"]]
+    if coord is None:
+        return {"error_code": NO_COORDINATOR, "throttle_time_ms": 0, "topics": []}
+    error, codes = coord.delete_offsets(req["group_id"], partitions)
+    if error:
+        return {"error_code": int(error), "throttle_time_ms": 0, "topics": []}
+    return {"error_code": ErrorCode.NONE, "throttle_time_ms": 0, "topics": _by_topic([
+        (topic, {"partition_index": partition, "error_code": int(code)})
+        for (topic, partition), code in zip(partitions, codes, strict=True)])}
