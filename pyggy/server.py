@@ -39,9 +39,15 @@ def _clean(engine: LogEngine) -> None:
         log.info("cleaner removed %d expired or oversized segments", removed)
 
 
+def _tick_groups(coordinator) -> None:
+    for e in coordinator.tick():
+        log.info("kafka group %s: evicted member %s: %s", e.group_id, e.member_id, e.reason)
+
+
 async def _start_kafka(config: ServerConfig, engine: LogEngine,
-                       connections: set) -> asyncio.Server:
+                       connections: set, tasks: list) -> asyncio.Server:
     from kafka_wire.context import KafkaServer
+    from kafka_wire.groups import FileOffsetStore, GroupCoordinator
     from kafka_wire.listener import start_listener as start_kafka
     from kafka_wire.settings import KafkaSettings
 
@@ -52,6 +58,18 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine,
                              auto_create_topics=k.auto_create_topics,
                              num_partitions=k.num_partitions, max_frame_size=k.max_frame_size)
     kafka = KafkaServer(engine, settings)
+
+    def partition_exists(topic: str, partition: int) -> bool:
+        t = kafka.topics.resolve(topic)
+        return t is not None and 0 <= partition < len(t.partitions)
+
+    # Kafka group offsets: a store of their own, apart from Iggy consumer offsets (README)
+    offsets = FileOffsetStore(Path(config.system.path) / "kafka" / "offsets",
+                              fsync=config.system.state.enforce_fsync)
+    kafka.coordinator = GroupCoordinator(engine.clock, offsets,
+                                         partition_exists=partition_exists)
+    tasks.append(asyncio.get_running_loop().create_task(_periodic(
+        0.1, lambda: _tick_groups(kafka.coordinator), "kafka group timers")))
     server = await start_kafka(kafka, host, port, connections)
     bound = server.sockets[0].getsockname()
     settings.host, settings.port = k.advertised()
@@ -97,9 +115,9 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) 
         servers.append(server)
         log.info("tcp listening on %s:%d", bound[0], bound[1])
     kafka_connections: set = set()
-    if config.kafka.enabled:
-        servers.append(await _start_kafka(config, engine, kafka_connections))
     tasks = []
+    if config.kafka.enabled:
+        servers.append(await _start_kafka(config, engine, kafka_connections, tasks))
     if config.data_maintenance.messages.cleaner_enabled:
         tasks.append(loop.create_task(_periodic(config.data_maintenance.messages.interval,
                                                 lambda: _clean(engine), "cleaner")))
