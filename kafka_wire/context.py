@@ -59,3 +59,4 @@ class Connection:
     server: KafkaServer
     host: str
     client_id: str | None = None
+    apis_used: set[tuple[int, int]] = field(default_factory=set)  # (api key, version), logged

@@ -36,6 +36,10 @@ async def handle_frame(conn: Connection, frame: memoryview) -> list | None:
             head = encode_response_header(API_VERSIONS, 0, corr)
             return _frame(head, [encode_response(API_VERSIONS, 0, unsupported_version_body())])
         raise CloseConnection(f"unsupported api {key} v{version}")
+    if (key, version) not in conn.apis_used:  # debug log: the versions each client picks
+        conn.apis_used.add((key, version))
+        log.debug("kafka client %r from %s uses %s v%d", conn.client_id, conn.host, api.name,
+                  version)
     request = decode_request(key, version, frame[pos:])
     if api.is_async:
         response = await api.handler(conn, request, version)
