@@ -33,7 +33,9 @@ def handle(conn: Connection, req: dict, version: int) -> dict:
         for item in requested:
             name = item.get("name")
             if name is None:
-                topics.append({"error_code": ErrorCode.UNKNOWN_TOPIC_ID, "name": None,
+                # by id only (v10+); the response name is nullable from v12 on
+                topics.append({"error_code": ErrorCode.UNKNOWN_TOPIC_ID,
+                               "name": None if version >= 12 else "",
                                "topic_id": item.get("topic_id", bytes(16)), "partitions": []})
                 continue
             t = server.topics.resolve(name)
