@@ -27,7 +27,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.max_frame = server.settings.max_frame_size
         self.buf = bytearray(RECV_BUFFER)
         self.start = self.end = 0
-        self.big: bytearray | None = None
+        self.big: bytearray | None = None  # a frame larger than `buf`, grown as it arrives
+        self.big_size = 0  # the bytes that frame declares
         self.big_filled = 0
         self.frames: deque[bytearray] = deque()
         self.queued = 0
@@ -58,6 +59,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self.big is not None:
+            if self.big_filled == len(self.big):  # (no view of it is exported here)
+                grow = min(len(self.big), self.big_size - len(self.big))
+                self.big += bytes(grow)
             return memoryview(self.big)[self.big_filled:]
         if self.end == len(self.buf):
             self._compact()
@@ -66,7 +70,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         if self.big is not None:
             self.big_filled += nbytes
-            if self.big_filled == len(self.big):
+            if self.big_filled == self.big_size:
                 self._enqueue(self.big)
                 self.big = None
             return
@@ -93,7 +97,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if len(view) >= 4:
                 declared = _SIZE.unpack_from(view, 0)[0] + 4
                 if declared > len(self.buf):
-                    self.big = bytearray(declared - 4)
+                    # Memory follows the bytes received, not the size declared: a client
+                    # announcing 100 MiB and sending little costs little.
+                    self.big_size = declared - 4
+                    self.big = bytearray(min(self.big_size, 2 * len(self.buf)))
                     self.big[:len(view) - 4] = view[4:]
                     self.big_filled = len(view) - 4
                     self.start = self.end = 0
