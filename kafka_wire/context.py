@@ -59,4 +59,6 @@ class Connection:
     server: KafkaServer
     host: str
     client_id: str | None = None
+    closed: bool = False  # the client went away (set by the listener)
+    parked: asyncio.Future | None = None  # the long poll to wake when it does
     apis_used: set[tuple[int, int]] = field(default_factory=set)  # (api key, version), logged

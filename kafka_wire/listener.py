@@ -47,6 +47,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.conn.closed = True
+        parked = self.conn.parked
+        if parked is not None and not parked.done():
+            parked.set_result(None)  # a long poll for a client that is gone ends now
         self.connections.discard(self)
         self.wakeup.set()
         self.writable.set()

@@ -59,22 +59,26 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
     wait_ms = req["max_wait_ms"]
     if total >= max(req["min_bytes"], 1) or wait_ms <= 0:
         return response
-    keys = [(t.stream_id, t.id, p["partition"]) for topic, t in resolved if t is not None
-            for p in topic["partitions"]]
+    keys = list(dict.fromkeys((t.stream_id, t.id, p["partition"]) for topic, t in resolved
+                              if t is not None for p in topic["partitions"]))
     if not keys:
         return response
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_ms / 1000
     while total < max(req["min_bytes"], 1):
         remaining = deadline - loop.time()
-        if remaining <= 0:
+        if remaining <= 0 or conn.closed:
             break
         fut = server.waiters.wait(keys)
+        conn.parked = fut
         try:
             await asyncio.wait_for(fut, remaining)
         except TimeoutError:
             break
         finally:
+            conn.parked = None
             server.waiters.discard(keys, fut)
+        if conn.closed:
+            break
         response, total = _respond(conn, req, resolved)
     return response
