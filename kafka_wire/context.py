@@ -12,6 +12,10 @@ from kafka_wire.settings import KafkaSettings
 from kafka_wire.topics import TopicMap
 
 
+class CloseConnection(Exception):
+    """The request cannot be answered within the protocol: close this connection."""
+
+
 class AppendWaiters:
     """Wakes long-polling fetches when a partition they wait on receives data."""
 

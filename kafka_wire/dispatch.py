@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import struct
 
-from kafka_wire.context import Connection
+from kafka_wire.context import CloseConnection, Connection
 from kafka_wire.handlers.api_versions import unsupported_version_body
 from kafka_wire.protocol.codec import decode_request, encode_response, encode_response_parts
 from kafka_wire.protocol.headers import API_VERSIONS, encode_response_header, parse_request_header
@@ -13,10 +13,7 @@ from kafka_wire.registry import REGISTRY
 
 log = logging.getLogger(__name__)
 _SIZE = struct.Struct(">i")
-
-
-class CloseConnection(Exception):
-    """The request cannot be answered within the protocol: close this connection."""
+__all__ = ["CloseConnection", "handle_frame"]
 
 
 def _frame(head: bytes, parts: list) -> list:

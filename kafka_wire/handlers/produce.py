@@ -1,14 +1,17 @@
 """Produce (0): RecordBatch v2 validated (CRC-32C), stamped in place and stored as received.
 
-Compressed batches are stored without recompression. Idempotent producers get per-partition
-sequence checks; a retried duplicate batch is answered with its original offset.
+Compressed batches are decompressed (bounded) to check their records, then stored as sent.
+Idempotent producers get per-partition sequence checks; a retried duplicate batch is answered
+with its original offset. acks outside -1/0/1 is INVALID_REQUIRED_ACKS; an acks=0 request that
+fails is answered by closing the connection, as Kafka does (there is no response to carry it).
 """
 
 from __future__ import annotations
 
 from core.errors import IggyError
 from core.records import kafka_batch
-from kafka_wire.context import Connection
+from core.records.compression import DEFAULT_LIMIT
+from kafka_wire.context import CloseConnection, Connection
 from kafka_wire.protocol.errors import ErrorCode
 from kafka_wire.topics import topic_config
 
@@ -35,7 +38,10 @@ async def _produce(conn: Connection, t, index: int, records) -> dict:
         view = memoryview(bytearray(view))
     try:
         spans = kafka_batch.split_batches(view)
-        infos = [kafka_batch.validate_batch(view[a:b], produce=True, max_size=max_bytes)
+        # Records are checked inside compressed batches too (decompressed up to the limit the
+        # read paths use), so what is stored can always be read back through both doors.
+        infos = [kafka_batch.validate_batch(view[a:b], produce=True, max_size=max_bytes,
+                                            decompress=True, limit=DEFAULT_LIMIT)
                  for a, b in spans]
     except kafka_batch.KafkaBatchError as e:
         return _partition_result(index, e.code, message=str(e))
@@ -64,12 +70,21 @@ async def _produce(conn: Connection, t, index: int, records) -> dict:
 
 
 async def handle(conn: Connection, req: dict, version: int) -> dict | None:
+    acks = req["acks"]
     responses = []
     for td in req["topic_data"]:
-        t = conn.server.topics.resolve(td["name"])
-        parts = [await _produce(conn, t, pd["index"], pd["records"])
-                 for pd in td["partition_data"]]
+        if acks not in (-1, 0, 1):
+            parts = [_partition_result(pd["index"], ErrorCode.INVALID_REQUIRED_ACKS)
+                     for pd in td["partition_data"]]
+        else:
+            t = conn.server.topics.resolve(td["name"])
+            parts = [await _produce(conn, t, pd["index"], pd["records"])
+                     for pd in td["partition_data"]]
         responses.append({"name": td["name"], "partition_responses": parts})
-    if req["acks"] == 0:
-        return None  # acks=0: Kafka sends no response at all
+    if acks == 0:  # Kafka sends no response at all, and closes the connection on an error
+        failed = [p for r in responses for p in r["partition_responses"] if p["error_code"]]
+        if failed:
+            raise CloseConnection(f"acks=0 produce failed with error {failed[0]['error_code']}"
+                                  f": {failed[0]['error_message']}")
+        return None
     return {"responses": responses, "throttle_time_ms": 0}
