@@ -223,10 +223,15 @@ class LogEngine:
         return sorted(self.meta.stream(stream).topics.values(), key=lambda t: t.id)
 
     def update_topic(self, stream: Identifier, topic: Identifier, name: str,
-                     options: Sequence[tuple[str, int, bytes]] = ()) -> None:
+                     options: Sequence[tuple[str, int, bytes]] = (),
+                     reset: Sequence[str] = ()) -> None:
+        """Rename and patch options; keys in `reset` return to their defaults first."""
         t = self.meta.topic(stream, topic)
-        self._commit({"type": "update_topic", "stream_id": t.stream_id, "topic_id": t.id,
-                      "name": name, "options": encode_options(list(options))})
+        cmd = {"type": "update_topic", "stream_id": t.stream_id, "topic_id": t.id,
+               "name": name, "options": encode_options(list(options))}
+        if reset:
+            cmd["reset"] = list(reset)
+        self._commit(cmd)
 
     def delete_topic(self, stream: Identifier, topic: Identifier) -> None:
         t = self.meta.topic(stream, topic)
@@ -261,6 +266,15 @@ class LogEngine:
     def delete_segments(self, stream: Identifier, topic: Identifier, partition_id: int,
                         count: int) -> None:
         self.partition(self.meta.topic(stream, topic), partition_id).log.delete_oldest(count)
+
+    def delete_records(self, t: Topic, partition_id: int, offset: int) -> int:
+        """Raise a partition's log start offset to `offset` (Kafka DeleteRecords): records
+        below it are no longer readable through either door. Returns the new start offset."""
+        p = self.partition(t, partition_id)
+        if not 0 <= offset <= p.log.next_offset:
+            raise IggyError(ErrorCode.INVALID_OFFSET,
+                            f"offset {offset} is outside 0..{p.log.next_offset}")
+        return p.log.advance_start(offset)
 
     def partition(self, t: Topic, partition_id: int) -> Partition:
         if not 0 <= partition_id < len(t.partitions):

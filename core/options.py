@@ -123,12 +123,21 @@ def _apply(opts: TopicOptions, key: str, kind: int, raw: bytes) -> None:
 
 
 def topic_options(entries: Sequence[tuple[str, int, bytes]],
-                  base: TopicOptions | None = None, update: bool = False) -> TopicOptions:
+                  base: TopicOptions | None = None, update: bool = False,
+                  reset: Sequence[str] = ()) -> TopicOptions:
     """Validate option entries and return the resulting options (a new object).
 
-    With `update`, only the updatable keys are accepted and `base` is patched.
+    With `update`, only the updatable keys are accepted and `base` is patched; the keys in
+    `reset` (updatable or `kafka.*`) first go back to their defaults and stop being explicit.
     """
     opts = replace(base, explicit=list(base.explicit)) if base else TopicOptions()
+    defaults = TopicOptions()
+    for key in reset:
+        if key not in UPDATABLE and not (key.startswith("kafka.") and len(key) > 6):
+            raise IggyError(ErrorCode.UNSUPPORTED_OPTION_KEY, f"option {key} is not updatable")
+        if key in UPDATABLE:
+            setattr(opts, key, getattr(defaults, key))
+        opts.explicit = [e for e in opts.explicit if e[0] != key]
     seen: set[str] = set()
     for key, kind, raw in entries:
         if key in seen:

@@ -163,7 +163,8 @@ class MetadataStateMachine:
         s = self.streams[t.stream_id]
         if any(o.name == c["name"] and o.id != t.id for o in s.topics.values()):
             raise IggyError(ErrorCode.TOPIC_NAME_ALREADY_EXISTS, "topic name already exists")
-        new = topic_options(decode_options(c["options"]), base=t.options, update=True)
+        new = topic_options(decode_options(c["options"]), base=t.options, update=True,
+                            reset=c.get("reset", ()))
         t.name = c["name"]
         # Mutate in place: partition logs hold a reference to the options object.
         for field in TopicOptions.__slots__:

@@ -19,6 +19,7 @@ from core.storage.segment import Segment
 log = logging.getLogger(__name__)
 
 CLEAN_MARKER = ".clean"
+START_OFFSET_FILE = "start_offset"
 PEEK_SIZE = 1 << 20
 
 
@@ -44,6 +45,9 @@ class PartitionLog:
         self.clock = clock
         self.validate_checksum = validate_checksum
         self.segments: list[Segment] = []
+        # A log start offset set by Kafka DeleteRecords (persisted in START_OFFSET_FILE):
+        # records below it are gone for both doors even while their segment is still on disk.
+        self.floor = 0
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -52,10 +56,10 @@ class PartitionLog:
 
     @property
     def start_offset(self) -> int:
-        """The first offset still stored (the log start offset)."""
+        """The log start offset: the first offset still stored, raised to the floor."""
         for seg in self.segments:
             if len(seg.index):
-                return seg.index.base_offsets[0]
+                return min(max(seg.index.base_offsets[0], self.floor), seg.next_offset)
         return self.next_offset
 
     @property
@@ -74,6 +78,13 @@ class PartitionLog:
     def open(self) -> None:
         """Open or create the partition directory, recovering a torn or corrupt tail."""
         self.path.mkdir(parents=True, exist_ok=True)
+        self.floor = self._load_floor()
+        self._open_segments()
+        if self.floor > self.next_offset:  # a recovered tail was cut below the floor
+            self._store_floor(self.next_offset)
+        self._drop_below_floor()
+
+    def _open_segments(self) -> None:
         clean = (self.path / CLEAN_MARKER).exists()
         (self.path / CLEAN_MARKER).unlink(missing_ok=True)
         starts = sorted(int(p.stem) for p in self.path.glob("*.log"))
@@ -220,12 +231,60 @@ class PartitionLog:
         return out
 
     def offset_for_timestamp(self, timestamp: int, use_max: bool = False) -> int | None:
-        """First offset of the first batch with (max) timestamp ≥ `timestamp`."""
+        """First offset of the first batch with (max) timestamp ≥ `timestamp` (not below the
+        log start offset)."""
         for seg in self.segments:
+            if seg.next_offset <= self.floor:
+                continue
             i = seg.index.find_timestamp(timestamp, use_max)
             if i < len(seg.index):
-                return seg.index.base_offsets[i]
+                return max(seg.index.base_offsets[i], self.start_offset)
         return None
+
+    # -- log start offset (Kafka DeleteRecords) ------------------------------------------
+    def advance_start(self, offset: int) -> int:
+        """Raise the log start offset to `offset` (≤ next offset); return the start offset.
+
+        Records below it can no longer be read through either door; sealed segments wholly
+        below it are deleted (the active segment stays until it rolls and the cleaner or the
+        next call removes it). An offset at or below the current start changes nothing.
+        """
+        if offset > self.next_offset:
+            raise ValueError(f"offset {offset} is past the end {self.next_offset}")
+        if offset > self.start_offset:
+            self._store_floor(offset)
+            self._drop_below_floor()
+        return self.start_offset
+
+    def _drop_below_floor(self) -> int:
+        removed = 0
+        while len(self.segments) > 1 and self.segments[0].next_offset <= self.floor:
+            self.segments.pop(0).delete()
+            removed += 1
+        return removed
+
+    def _load_floor(self) -> int:
+        try:
+            return max(int((self.path / START_OFFSET_FILE).read_text().strip()), 0)
+        except (OSError, ValueError):
+            return 0
+
+    def _store_floor(self, offset: int) -> None:
+        """Persist the floor atomically (temp file, fsync, rename, fsync the directory)."""
+        tmp = self.path / (START_OFFSET_FILE + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, f"{offset}\n".encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path / START_OFFSET_FILE)
+        dfd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        self.floor = offset
 
     # -- retention / purge ---------------------------------------------------------------
     def delete_oldest(self, count: int) -> int:
@@ -238,7 +297,7 @@ class PartitionLog:
 
     def enforce_retention(self, now_us: int, expiry_us: int, max_bytes: int | None) -> int:
         """Drop sealed segments whose newest batch expired, or while over `max_bytes`."""
-        removed = 0
+        removed = self._drop_below_floor()
         while len(self.segments) > 1:
             first = self.segments[0]
             idx = first.index
@@ -256,6 +315,8 @@ class PartitionLog:
         for seg in self.segments:
             seg.delete()
         self.segments = [Segment(self.path, 0)]
+        self.floor = 0
+        (self.path / START_OFFSET_FILE).unlink(missing_ok=True)
 
     def close(self, clean: bool = True) -> None:
         for seg in self.segments:
