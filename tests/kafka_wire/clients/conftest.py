@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import PARTITIONS, log_api_versions
+from support import PARTITIONS, LosingProxy, log_api_versions
 
 from pyggy.testing import PyggyServer
 
@@ -64,3 +64,21 @@ def node_dir() -> Path:
     if not (NODE_DIR / "node_modules" / "kafkajs" / "package.json").is_file():
         _missing(f"kafkajs not installed in {NODE_DIR}; run scripts/install-test-deps.sh")
     return NODE_DIR
+
+
+@pytest.fixture
+def losing_proxy(tmp_path: Path) -> Iterator[tuple[PyggyServer, LosingProxy]]:
+    """A server of its own behind a `LosingProxy` (first Produce response lost); clients
+    bootstrap to `proxy.address` and the server advertises it."""
+    proxy = LosingProxy(drops=1)
+    server = PyggyServer(tmp_path, args=["--log-level", "debug"],
+                         env={"IGGY_KAFKA_NUM_PARTITIONS": str(PARTITIONS),
+                              "IGGY_KAFKA_ADVERTISED_PORT": str(proxy.port)}).start()
+    server.wait_for_log("kafka listening on")
+    host, port = server.kafka_address.split(":")
+    proxy.upstream = (host, int(port))
+    yield server, proxy
+    proxy.close()
+    log_api_versions(server)
+    code = server.close()
+    assert code in (None, 0), f"server exited with {code}\n{server.format_logs()}"

@@ -18,6 +18,7 @@ import asyncio
 import re
 import socket
 import struct
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -194,6 +195,12 @@ class RawKafka:
         self.close()
 
 
+def metadata(raw: RawKafka, topic: str) -> dict:
+    """Metadata v4 of one topic, auto-creating it (as clients do before producing)."""
+    response = raw.call(3, 4, {"topics": [{"name": topic}], "allow_auto_topic_creation": True})
+    return response["topics"][0]
+
+
 def produce_batch(raw: RawKafka, topic: str, partition: int, batch: bytes,
                   version: int = 9) -> dict:
     """One Produce (acks=all) of one partition → that partition's response entry."""
@@ -245,3 +252,139 @@ def iggy_headers(message) -> dict:
     """A ReceiveMessage's user headers as {key: HeaderValue}, String keys as `str`."""
     return {k.value if "String(" in repr(k) else k: v
             for k, v in (message.user_headers() or {}).items()}
+
+
+def fetch_raw(raw: RawKafka, topic: str, partition: int, offset: int = 0,
+              max_bytes: int = 64 << 20) -> dict:
+    """One Fetch v11 of one partition → that partition's response entry (records as bytes)."""
+    response = raw.call(1, 11, {
+        "replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "max_bytes": max_bytes,
+        "isolation_level": 0, "session_id": 0, "session_epoch": -1,
+        "topics": [{"topic": topic, "partitions": [{
+            "partition": partition, "current_leader_epoch": -1, "fetch_offset": offset,
+            "log_start_offset": -1, "partition_max_bytes": max_bytes}]}],
+        "forgotten_topics_data": [], "rack_id": ""})
+    return response["responses"][0]["partitions"][0]
+
+
+def stored_batches(server: PyggyServer, topic: str, partition: int) -> list[tuple[int, int]]:
+    """(base offset, attributes) of every batch a Kafka fetch of the partition returns."""
+    from core.records import kafka_batch
+
+    out = []
+    with RawKafka(server.kafka_address) as raw:
+        offset = 0
+        while True:
+            data = fetch_raw(raw, topic, partition, offset)["records"] or b""
+            if not data:
+                return out
+            for a, b in kafka_batch.split_batches(memoryview(data)):
+                fields = kafka_batch.batch_fields(memoryview(data)[a:b])
+                out.append((fields[0], fields[5]))
+                offset = fields[0] + fields[6] + 1
+
+
+def stored_codecs(server: PyggyServer, topic: str, partition: int) -> set[str]:
+    """The compression codecs of the partition's batches, as a consumer receives them."""
+    from core.records.compression import CODEC_NAMES
+
+    return {CODEC_NAMES[attrs & 7] for _, attrs in stored_batches(server, topic, partition)}
+
+
+# --- a proxy that loses Produce responses: real producer retries ---------------------------
+class LosingProxy:
+    """A TCP proxy in front of the Kafka door that, for the first `drops` Produce responses,
+    closes the client's connection instead of delivering them: the batch is stored, the
+    producer never hears so and sends it again (an idempotent producer with the same
+    sequence numbers, which must get the original offsets back).
+
+    The server must advertise the proxy's port (`[kafka] advertised_port`), or clients go
+    around it after their first Metadata.
+    """
+
+    def __init__(self, drops: int = 1) -> None:
+        self.drops = drops
+        self.dropped: list[int] = []  # correlation ids of the lost responses
+        self.upstream: tuple[str, int] | None = None
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.sockets: list[socket.socket] = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            assert self.upstream is not None
+            server = socket.create_connection(self.upstream)
+            with self.lock:
+                self.sockets += [client, server]
+            apis: dict[int, int] = {}
+            threading.Thread(target=self._requests, args=(client, server, apis),
+                             daemon=True).start()
+            threading.Thread(target=self._responses, args=(server, client, apis),
+                             daemon=True).start()
+
+    @staticmethod
+    def _frames(sock: socket.socket):
+        buf = bytearray()
+        while True:
+            while len(buf) < 4 or len(buf) < 4 + struct.unpack_from(">i", buf)[0]:
+                chunk = sock.recv(1 << 16)
+                if not chunk:
+                    return
+                buf += chunk
+            end = 4 + struct.unpack_from(">i", buf)[0]
+            yield bytes(buf[:end])
+            del buf[:end]
+
+    def _requests(self, client: socket.socket, server: socket.socket,
+                  apis: dict[int, int]) -> None:
+        try:
+            for frame in self._frames(client):
+                api_key, _version, correlation = struct.unpack_from(">hhi", frame, 4)
+                apis[correlation] = api_key
+                server.sendall(frame)
+        except OSError:
+            pass
+        self._close_pair(client, server)
+
+    def _responses(self, server: socket.socket, client: socket.socket,
+                   apis: dict[int, int]) -> None:
+        try:
+            for frame in self._frames(server):
+                correlation = struct.unpack_from(">i", frame, 4)[0]
+                with self.lock:
+                    lose = apis.pop(correlation, None) == 0 and self.drops > 0
+                    if lose:
+                        self.drops -= 1
+                        self.dropped.append(correlation)
+                if lose:
+                    break
+                client.sendall(frame)
+        except OSError:
+            pass
+        self._close_pair(client, server)
+
+    @staticmethod
+    def _close_pair(*socks: socket.socket) -> None:
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
+        with self.lock:
+            self._close_pair(*self.sockets)

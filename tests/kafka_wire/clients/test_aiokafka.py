@@ -17,6 +17,7 @@ from support import (
     iggy_send,
     make_records,
     normalize_headers,
+    stored_codecs,
 )
 
 from pyggy.testing import PyggyServer
@@ -25,16 +26,20 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio]
 CLIENT_ID = "aiokafka"
 
 
-async def producer(server: PyggyServer, **config) -> AIOKafkaProducer:
+def _address(server: PyggyServer | str) -> str:
+    return server if isinstance(server, str) else server.kafka_address
+
+
+async def producer(server: PyggyServer | str, **config) -> AIOKafkaProducer:
     config.setdefault("acks", "all")
-    p = AIOKafkaProducer(bootstrap_servers=server.kafka_address, client_id=CLIENT_ID,
+    p = AIOKafkaProducer(bootstrap_servers=_address(server), client_id=CLIENT_ID,
                          linger_ms=5, **config)
     await p.start()
     return p
 
 
-async def consumer(server: PyggyServer, **config) -> AIOKafkaConsumer:
-    c = AIOKafkaConsumer(bootstrap_servers=server.kafka_address, client_id=CLIENT_ID,
+async def consumer(server: PyggyServer | str, **config) -> AIOKafkaConsumer:
+    c = AIOKafkaConsumer(bootstrap_servers=_address(server), client_id=CLIENT_ID,
                          enable_auto_commit=False, **config)
     await c.start()
     return c
@@ -86,6 +91,9 @@ async def test_compression(kafka_server: PyggyServer, topic: str, codec: str):
     await assign_from_start(c, topic)
     check_round_trip(records, acks, await consume(c, len(records)))
     await c.stop()
+    stored = [await asyncio.to_thread(stored_codecs, kafka_server, topic, p)
+              for p in range(PARTITIONS)]
+    assert set().union(*stored) == {codec}
 
 
 async def test_seek_by_offset_and_by_timestamp(kafka_server: PyggyServer, topic: str):
@@ -122,6 +130,22 @@ async def test_idempotent_producer(kafka_server: PyggyServer, topic: str):
     await p.stop()
     assert pid >= 0 and epoch >= 0
     c = await consumer(kafka_server)
+    await assign_from_start(c, topic)
+    check_round_trip(records, acks, await consume(c, len(records)))
+    await c.stop()
+
+
+async def test_idempotent_retry_after_a_lost_response_is_not_stored_twice(losing_proxy,
+                                                                          topic: str):
+    """The proxy loses the first Produce response: aiokafka reconnects and sends the batch
+    again with the same sequence; pyggy answers with the original offset."""
+    _server, proxy = losing_proxy
+    records = make_records(500, null_header_values=False)
+    p = await producer(proxy.address, enable_idempotence=True, retry_backoff_ms=20)
+    acks = await produce(p, topic, records)
+    await p.stop()
+    assert len(proxy.dropped) == 1
+    c = await consumer(proxy.address)
     await assign_from_start(c, topic)
     check_round_trip(records, acks, await consume(c, len(records)))
     await c.stop()

@@ -9,13 +9,18 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from support import (
     PARTITIONS,
     Got,
+    RawKafka,
     Rec,
     check_round_trip,
+    fetch_raw,
     iggy_headers,
     iggy_poll,
     iggy_send,
     make_records,
+    metadata,
     normalize_headers,
+    produce_batch,
+    stored_codecs,
 )
 
 from pyggy.testing import PyggyServer
@@ -23,14 +28,16 @@ from pyggy.testing import PyggyServer
 pytestmark = pytest.mark.timeout(120)
 
 
-def producer(server: PyggyServer, **config) -> KafkaProducer:
+def producer(server: PyggyServer | str, **config) -> KafkaProducer:
     config.setdefault("acks", "all")
-    return KafkaProducer(bootstrap_servers=server.kafka_address, client_id="kafka-python",
-                         linger_ms=5, **config)
+    address = server if isinstance(server, str) else server.kafka_address
+    return KafkaProducer(bootstrap_servers=address, client_id="kafka-python", linger_ms=5,
+                         **config)
 
 
-def consumer(server: PyggyServer, **config) -> KafkaConsumer:
-    return KafkaConsumer(bootstrap_servers=server.kafka_address, client_id="kafka-python",
+def consumer(server: PyggyServer | str, **config) -> KafkaConsumer:
+    address = server if isinstance(server, str) else server.kafka_address
+    return KafkaConsumer(bootstrap_servers=address, client_id="kafka-python",
                          enable_auto_commit=False, **config)
 
 
@@ -80,6 +87,10 @@ def test_compression(kafka_server: PyggyServer, topic: str, codec: str):
     assign_from_start(c, topic)
     check_round_trip(records, acks, consume(c, len(records)))
     c.close()
+    # stored and served as the client compressed it (kafka-python leaves a batch
+    # uncompressed when compression would not make it smaller)
+    assert codec in set().union(*(stored_codecs(kafka_server, topic, p)
+                                  for p in range(PARTITIONS)))
 
 
 def test_seek_by_offset_and_by_timestamp(kafka_server: PyggyServer, topic: str):
@@ -123,6 +134,21 @@ def test_idempotent_producer_is_default_and_gets_a_producer_id(kafka_server: Pyg
     check_round_trip(make_records(100, null_header_values=False), acks, got)
 
 
+def test_idempotent_retry_after_a_lost_response_is_not_stored_twice(losing_proxy, topic: str):
+    """The proxy loses the first Produce response: kafka-python reconnects and sends the batch
+    again with the same sequence; pyggy answers with the original offset."""
+    server, proxy = losing_proxy
+    records = make_records(500, null_header_values=False)
+    p = producer(proxy.address, retry_backoff_ms=20)
+    acks = produce(p, topic, records)
+    p.close()
+    assert len(proxy.dropped) == 1
+    c = consumer(proxy.address)
+    assign_from_start(c, topic)
+    check_round_trip(records, acks, consume(c, len(records)))
+    c.close()
+
+
 def test_kafka_to_iggy_and_back(kafka_server: PyggyServer, topic: str):
     p = producer(kafka_server)
     sent = [Rec(b"k1", b"hello", (("h", b"v"),)), Rec(None, b"no key"),
@@ -163,3 +189,46 @@ def test_kafka_to_iggy_and_back(kafka_server: PyggyServer, topic: str):
     assert got[5].headers[0] == ("trace", b"t-1")
     assert got[5].headers[-1][0] == "iggy.headers"  # String-valued header: kinds preserved
     assert (got[6].value, got[6].offset) == (b"after", 6)
+
+
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
+def test_raw_duplicate_batches_get_their_original_offsets(kafka_server: PyggyServer,
+                                                          topic: str, codec: str):
+    """What a retrying idempotent producer sends, built by hand: the same batch (producer id,
+    epoch, sequence) again, compressed with each codec."""
+    from core.records import compression
+    from core.records.kafka_batch import build_batch
+
+    codec_id = {v: k for k, v in compression.CODEC_NAMES.items()}[codec]
+    now = int(time.time() * 1000)
+    with RawKafka(kafka_server.kafka_address) as raw:
+        assert metadata(raw, topic)["error_code"] == 0
+        init = raw.call(22, 4, {"transactional_id": None, "transaction_timeout_ms": 60000,
+                                "producer_id": -1, "producer_epoch": -1})
+        pid, epoch = init["producer_id"], init["producer_epoch"]
+        assert init["error_code"] == 0 and pid >= 0
+
+        def batch(seq: int, n: int = 10) -> bytes:
+            return bytes(build_batch([(now, b"k", b"v%d" % (seq + i), [("h", b"x")])
+                                      for i in range(n)], compression=codec_id,
+                                     producer_id=pid, producer_epoch=epoch, base_sequence=seq))
+
+        firsts = [produce_batch(raw, topic, 2, batch(seq)) for seq in (0, 10, 20)]
+        assert [(r["error_code"], r["base_offset"]) for r in firsts] == [(0, 0), (0, 10),
+                                                                          (0, 20)]
+        again = produce_batch(raw, topic, 2, batch(20))  # the last batch, retried
+        assert (again["error_code"], again["base_offset"]) == (0, 20)
+        again = produce_batch(raw, topic, 2, batch(0))  # an older one still remembered
+        assert (again["error_code"], again["base_offset"]) == (0, 0)
+        gap = produce_batch(raw, topic, 2, batch(40))
+        assert gap["error_code"] == 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
+        assert fetch_raw(raw, topic, 2)["high_watermark"] == 30
+        nxt = produce_batch(raw, topic, 2, batch(30))
+        assert (nxt["error_code"], nxt["base_offset"]) == (0, 30)
+    c = consumer(kafka_server)
+    tp = TopicPartition(topic, 2)
+    c.assign([tp])
+    c.seek(tp, 0)
+    got = consume(c, 40)
+    c.close()
+    assert [(g.offset, g.value) for g in got] == [(i, b"v%d" % i) for i in range(40)]
