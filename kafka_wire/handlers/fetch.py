@@ -18,7 +18,7 @@ def _partition(conn: Connection, t, p: dict, budget: list[int]) -> dict:
     index = p["partition"]
     out = {"partition_index": index, "error_code": ErrorCode.NONE, "high_watermark": -1,
            "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": [],
-           "preferred_read_replica": -1, "records": None}
+           "preferred_read_replica": -1, "records": b""}
     if t is None or not 0 <= index < len(t.partitions):
         out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return out
