@@ -70,13 +70,18 @@ async def assign_from_start(c: AIOKafkaConsumer, topic: str) -> None:
 
 async def test_10k_keyed_records_with_headers_round_trip(kafka_server: PyggyServer,
                                                          topic: str):
+    """acks=all producer; a group consumer (subscribe, earliest) reads everything back and
+    commits its positions."""
     records = make_records(10_000, null_header_values=False)
     p = await producer(kafka_server)
     acks = await produce(p, topic, records)
     await p.stop()
-    c = await consumer(kafka_server)
-    await assign_from_start(c, topic)
+    c = await consumer(kafka_server, group_id=f"g-{topic}", auto_offset_reset="earliest")
+    c.subscribe([topic])
     got = await consume(c, len(records))
+    await c.commit()
+    ends = {p: 1 + max(o for q, o in acks if q == p) for p in range(PARTITIONS)}
+    assert {tp.partition: await c.committed(tp) for tp in c.assignment()} == ends
     await c.stop()
     check_round_trip(records, acks, got)
 

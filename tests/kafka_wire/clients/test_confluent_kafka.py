@@ -85,12 +85,18 @@ def assign_from_start(c: Consumer, topic: str) -> None:
 
 
 def test_10k_keyed_records_with_headers_round_trip(kafka_server: PyggyServer, topic: str):
+    """acks=all producer; a group consumer (subscribe, earliest) reads everything back and
+    commits its positions."""
     records = make_records(10_000)
     p = producer(kafka_server)
     acks = produce(p, topic, records)
-    c = consumer(kafka_server)
-    assign_from_start(c, topic)
+    c = consumer(kafka_server, group_id=f"g-{topic}", auto_offset_reset="earliest")
+    c.subscribe([topic])
     got = consume(c, len(records))
+    c.commit(asynchronous=False)
+    ends = {p: 1 + max(o for q, o in acks if q == p) for p in range(PARTITIONS)}
+    committed = c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+    assert {tp.partition: tp.offset for tp in committed} == ends
     c.close()
     check_round_trip(records, acks, got)
 

@@ -66,13 +66,18 @@ def assign_from_start(c: KafkaConsumer, topic: str) -> list[TopicPartition]:
 
 
 def test_10k_keyed_records_with_headers_round_trip(kafka_server: PyggyServer, topic: str):
+    """acks=all producer; a group consumer (subscribe, earliest) reads everything back and
+    commits its positions."""
     records = make_records(10_000, null_header_values=False)
     p = producer(kafka_server)
     acks = produce(p, topic, records)
     p.close()
-    c = consumer(kafka_server)
-    assign_from_start(c, topic)
+    c = consumer(kafka_server, group_id=f"g-{topic}", auto_offset_reset="earliest")
+    c.subscribe([topic])
     got = consume(c, len(records))
+    c.commit()
+    ends = {p: 1 + max(o for q, o in acks if q == p) for p in range(PARTITIONS)}
+    assert {tp.partition: c.committed(tp) for tp in c.assignment()} == ends
     c.close()
     check_round_trip(records, acks, got)
 

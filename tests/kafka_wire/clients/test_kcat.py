@@ -65,7 +65,7 @@ def test_features_librdkafka_2_0_2_enables(kcat: str, kafka_server: PyggyServer)
 def test_10k_keyed_records_with_headers_round_trip(kcat: str, kafka_server: PyggyServer,
                                                    topic: str):
     """-K: key delimiter (empty key + -Z = null key, empty value + -Z = tombstone), -H headers
-    (repeated, empty value) on every record; consumed with -J."""
+    (repeated, empty value) on every record; consumed by a balanced consumer (-G) with -J."""
     n = 10_000
     lines = []
     expected = []
@@ -77,7 +77,9 @@ def test_10k_keyed_records_with_headers_round_trip(kcat: str, kafka_server: Pygg
     run(kcat, kafka_server, "-P", "-t", topic, "-K:", "-Z", "-H", "rep=a", "-H", "rep=b",
          "-H", "empty=", "-H", "h=zażółć", "-X", "acks=all", "-X", "linger.ms=5",
          stdin="".join(lines).encode())
-    got = consume_json(kcat, kafka_server, topic)
+    out = run(kcat, kafka_server, "-G", f"g-{topic}", "-X", "auto.offset.reset=earliest",
+              "-c", str(n), "-q", "-J", topic, timeout=60)
+    got = [json.loads(line) for line in out.splitlines() if line]
     assert len(got) == n
     assert len({(g["partition"], g["offset"]) for g in got}) == n
     by_partition: dict[int, list[dict]] = defaultdict(list)
