@@ -47,6 +47,9 @@ def _lookup(conn: Connection, t, index: int, timestamp: int) -> tuple[int, int]:
 
 def handle(conn: Connection, req: dict, version: int) -> dict:
     topics = []
+    # A lookup can read a whole partition (max timestamp): a request naming one partition
+    # many times does it once, not once per mention.
+    done: dict[tuple[int, int, int, int], tuple[int, int]] = {}
     for topic in req["topics"]:
         t = conn.server.topics.resolve(topic["name"])
         parts = []
@@ -57,7 +60,10 @@ def handle(conn: Connection, req: dict, version: int) -> dict:
             if t is None or not 0 <= index < len(t.partitions):
                 entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
-                entry["timestamp"], entry["offset"] = _lookup(conn, t, index, p["timestamp"])
+                key = (t.stream_id, t.id, index, p["timestamp"])
+                if key not in done:
+                    done[key] = _lookup(conn, t, index, p["timestamp"])
+                entry["timestamp"], entry["offset"] = done[key]
             parts.append(entry)
         topics.append({"name": topic["name"], "partitions": parts})
     return {"throttle_time_ms": 0, "topics": topics}
