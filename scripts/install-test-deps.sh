@@ -4,6 +4,8 @@
 #   .venv-iggy08  apache-iggy==0.8.0 alone (classic protocol client; conflicts with 0.9.0)
 #   kcat          the Debian package (apt-get), for the Kafka client tests
 #   tests/kafka_wire/clients/node/node_modules   kafkajs 2.2.4 + codecs (npm ci, project-local)
+#   Apache Kafka 4.x jars (broker + CLI tools) for interop_tests/, resolved by Maven into
+#     ~/.cache/pyggy/m2 and copied to ~/.cache/pyggy/kafka-libs/<version>-<pom hash>
 # Downloads are kept in a wheelhouse, ${XDG_CACHE_HOME:-~/.cache}/pyggy/wheels: installs run offline
 # from it and only what is missing is downloaded (pip's own HTTP cache, .../pyggy/pip, is used too
 # but skips index responses without caching headers). Set PYTHON to pick the interpreter.
@@ -110,4 +112,14 @@ if command -v npm >/dev/null; then
     fi
 else
     echo "install-test-deps: npm missing: the kafkajs tests skip (or fail under CI)" >&2
+fi
+
+# A real Apache Kafka broker and its CLI tools for interop_tests/: Maven resolves
+# interop_tests/kafka_broker/pom.xml into ${XDG_CACHE_HOME:-~/.cache}/pyggy/m2 and the runtime
+# classpath is kept in .../pyggy/kafka-libs/<version>-<pom hash> (skipped once complete).
+# Needs Java 17 + Maven; without them the interop tests skip (or fail under CI).
+if command -v java >/dev/null && command -v mvn >/dev/null; then
+    .venv/bin/python -m interop_tests.kafka_broker.broker resolve
+else
+    echo "install-test-deps: java/mvn missing: the interop tests skip (or fail under CI)" >&2
 fi
