@@ -205,3 +205,30 @@ def test_kafka_to_iggy_and_back(kcat: str, kafka_server: PyggyServer, topic: str
     assert (offset, key, value) == ("3", "ik", "from iggy")
     # user headers reach Kafka as headers; their order is the SDK's (a hash map)
     assert "x=y" in headers.split(",")
+
+
+def test_readme_kafka_quick_starts(kcat: str, pyggy_server: PyggyServer):
+    """The README's kcat lines, then its confluent-kafka snippet, on a default server."""
+    import re
+    import sys
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    pyggy_server.wait_for_log("kafka listening on")
+    address = pyggy_server.kafka_address
+
+    section = readme.split("### Quick start with kcat", 1)[1]
+    script = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c",
+                          script.replace("127.0.0.1:9092", address)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert f"broker 0 at {address} (controller)" in out.stdout
+    assert 'topic "greetings" with 1 partitions:' in out.stdout
+    assert out.stdout.endswith("0/0 user1=hello source=readme\n0/1 user2=world source=readme\n")
+
+    section = readme.split("### Quick start with confluent-kafka", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    out = subprocess.run([sys.executable, "-c", code.replace("127.0.0.1:9092", address)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "0 user1 hello\n1 user2 world\n2 user3 hi from Python\n"
