@@ -1,0 +1,61 @@
+"""Build (with Maven, cached) and run interop_tests/java_client: the official Java client with
+its default configuration (idempotent producer), a group consumer and the AdminClient."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+from interop_tests.kafka_broker.broker import BrokerUnavailable, maven_repo
+
+PROJECT = Path(__file__).resolve().parent / "java_client"
+MAIN = "dev.pyggy.interop.ClientScenario"
+
+
+def _source_hash() -> str:
+    h = hashlib.sha256()
+    for path in sorted([PROJECT / "pom.xml", *PROJECT.rglob("*.java")]):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def build(timeout: float = 600.0) -> Path:
+    """`mvn package` unless target/ matches the sources; returns the target directory."""
+    target = PROJECT / "target"
+    stamp = target / ".pyggy-stamp"
+    digest = _source_hash()
+    if stamp.is_file() and stamp.read_text() == digest:
+        return target
+    for tool in ("java", "mvn"):
+        if shutil.which(tool) is None:
+            raise BrokerUnavailable(f"{tool} not found on PATH")
+    proc = subprocess.run(
+        ["mvn", "-q", "-B", f"-Dmaven.repo.local={maven_repo()}", "package"],
+        cwd=PROJECT, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
+        raise BrokerUnavailable(f"mvn could not build {PROJECT}:\n{tail}")
+    stamp.write_text(digest)
+    return target
+
+
+def run(target: Path, bootstrap: str, topic: str, group: str, timeout: float = 180.0) -> dict:
+    """Run the scenario; {key: value text} from its RESULT lines (raises if it failed)."""
+    proc = subprocess.run(
+        ["java", "-Xmx256m", "-XX:ActiveProcessorCount=2", "-XX:TieredStopAtLevel=1",
+         "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+         "-cp", f"{target / 'classes'}:{target / 'libs'}/*", MAIN, bootstrap, topic, group],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    results = dict(
+        line[len("RESULT "):].split("=", 1)
+        for line in proc.stdout.splitlines() if line.startswith("RESULT ")
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"Java client exited {proc.returncode}; results so far {results}\n{proc.stderr[-4000:]}"
+        )
+    return results
