@@ -37,8 +37,10 @@ class ProducerStates:
              producer_epoch: int = -1) -> tuple[int, int, int]:
         """InitProducerId: (error, producer id, epoch)."""
         if transactional_id:
-            pid, epoch = self.transactional.get(transactional_id, (next(self._ids), -1))
+            pid, epoch = self.transactional.get(transactional_id, (-1, -1))
             epoch += 1
+            if pid < 0 or epoch > 32767:  # new, or its INT16 epochs are used up: a new id
+                pid, epoch = next(self._ids), 0
             self.transactional[transactional_id] = (pid, epoch)
             self.epochs[pid] = epoch
             return ErrorCode.NONE, pid, epoch
