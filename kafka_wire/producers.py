@@ -77,6 +77,11 @@ class ProducerStates:
             return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, None
         return ErrorCode.NONE, None
 
+    def forget_topic(self, stream_id: int, topic_id: int) -> None:
+        """A topic was deleted: drop its sequences (Iggy recycles topic ids)."""
+        for k in [k for k in self.partitions if k[1][:2] == (stream_id, topic_id)]:
+            del self.partitions[k]
+
     def record(self, pid: int, epoch: int, base_seq: int, count: int,
                key: tuple[int, int, int], base_offset: int) -> None:
         """After appending: remember the batch for retries and the next sequence."""

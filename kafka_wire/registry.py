@@ -11,8 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kafka_wire.handlers import (
+    admin,
     api_versions,
     cluster,
+    configs,
     fetch,
     groups,
     list_offsets,
@@ -48,9 +50,16 @@ _ROWS: list[tuple[int, str, int, int, Callable]] = [
     (15, "DescribeGroups", 0, 5, groups.describe_groups),
     (16, "ListGroups", 0, 5, groups.list_groups),
     (18, "ApiVersions", 0, 4, api_versions.handle),
+    (19, "CreateTopics", 2, 7, admin.create_topics),
+    (20, "DeleteTopics", 1, 6, admin.delete_topics),
+    (21, "DeleteRecords", 0, 2, admin.delete_records),
     (22, "InitProducerId", 0, 5, producer_id.handle),
     (23, "OffsetForLeaderEpoch", 2, 4, cluster.offset_for_leader_epoch),
+    (32, "DescribeConfigs", 1, 4, configs.describe_configs),
+    (33, "AlterConfigs", 0, 2, configs.alter_configs),
+    (37, "CreatePartitions", 0, 3, admin.create_partitions),
     (42, "DeleteGroups", 0, 2, groups.delete_groups),
+    (44, "IncrementalAlterConfigs", 0, 1, configs.incremental_alter_configs),
     (47, "OffsetDelete", 0, 0, offsets.offset_delete),
     (60, "DescribeCluster", 0, 1, cluster.describe_cluster),
 ]

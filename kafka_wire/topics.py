@@ -15,10 +15,13 @@ import hashlib
 import re
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from core.engine import LogEngine
 from core.errors import IggyError
-from core.model import NEVER_EXPIRE, UNLIMITED_SIZE, Topic
+from core.metadata.machine import MAX_PARTITIONS_PER_REQUEST
+from core.model import NEVER_EXPIRE, UNLIMITED_SIZE, Topic, TopicOptions
+from core.options import MAX_SEGMENT, MIN_SEGMENT, topic_options
 from kafka_wire.protocol.errors import ErrorCode
 from kafka_wire.settings import KafkaSettings
 
@@ -65,14 +68,26 @@ class TopicMap:
                 if LEGAL_NAME.match(name):
                     yield name, t
 
-    def create(self, name: str, partitions: int, configs: dict[str, str | None]) -> Topic:
-        """Create a topic in the default stream (made on first use)."""
+    def create(self, name: str, partitions: int, configs: dict[str, str | None],
+               validate_only: bool = False) -> Topic | None:
+        """Create a topic in the default stream (made on first use); with `validate_only`,
+        check everything and create nothing (None)."""
         check_name(name)
         if self.resolve(name) is not None:
             raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
         if partitions < 1:
-            raise KafkaError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be > 0.")
+            raise KafkaError(ErrorCode.INVALID_PARTITIONS,
+                             "Number of partitions was set to an invalid non-positive value.")
+        if partitions > MAX_PARTITIONS_PER_REQUEST:
+            raise KafkaError(ErrorCode.INVALID_PARTITIONS, f"pyggy creates at most "
+                             f"{MAX_PARTITIONS_PER_REQUEST} partitions per request.")
         options = configs_to_options(configs)
+        try:
+            topic_options(options)  # what Iggy would refuse (segment sizes)
+        except IggyError as e:
+            raise KafkaError(ErrorCode.INVALID_CONFIG, str(e)) from None
+        if validate_only:
+            return None
         engine = self.engine
         if engine.get_stream(self.settings.default_stream) is None:
             engine.create_stream(self.settings.default_stream)
@@ -81,11 +96,32 @@ class TopicMap:
         except IggyError as e:
             raise KafkaError(ErrorCode.INVALID_CONFIG, str(e)) from None
 
+    def delete(self, t: Topic) -> None:
+        self.engine.delete_topic(t.stream_id, t.id)
+
+    def by_id(self, raw: bytes) -> tuple[str, Topic] | None:
+        """The (Kafka name, topic) whose topic id is `raw`."""
+        for name, t in self.all():
+            if topic_id(t) == raw:
+                return name, t
+        return None
+
 
 def check_name(name: str) -> None:
-    if not LEGAL_NAME.match(name) or name in (".", ".."):
-        raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION,
-                         f"Topic name '{name}' is illegal")
+    """Kafka's topic name rules (`Topic.validate`), with its messages."""
+    why = None
+    if not name:
+        why = "Topic name is illegal, it can't be empty"
+    elif name in (".", ".."):
+        why = "Topic name cannot be \".\" or \"..\""
+    elif len(name) > 249:
+        why = ("Topic name is illegal, it can't be longer than 249 characters, topic name: "
+               f"{name}")
+    elif not LEGAL_NAME.match(name):
+        why = (f"Topic name \"{name}\" is illegal, it contains a character other than ASCII "
+               "alphanumerics, '.', '_' and '-'")
+    if why:
+        raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, why)
 
 
 def topic_id(t: Topic) -> bytes:
@@ -95,10 +131,25 @@ def topic_id(t: Topic) -> bytes:
 
 
 # -- configs ----------------------------------------------------------------------------------
-# Kafka config → (Iggy option, to-option, from-option). Others are kept as `kafka.<name>`.
+# Kafka topic configs. Three map onto Iggy topic options (and so are enforced, and seen by
+# the Iggy door): retention.ms → message_expiry, retention.bytes → max_topic_size (Iggy's
+# limit is topic-wide, Kafka's is per partition), segment.bytes → segment_size (fixed at
+# creation, as in Iggy). Every other one is kept as the option `kafka.<name>` (a string);
+# the Kafka door enforces max.message.bytes and message.timestamp.type, the rest are stored
+# and described but have no effect (a single node has no replicas, pyggy does not compact).
+
+# DescribeConfigs config types (v3+) and sources
+BOOLEAN, STRING_TYPE, INT, SHORT, LONG, DOUBLE, LIST = 1, 2, 3, 4, 5, 6, 7
+DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
+INT_RANGE = (-(2**31), 2**31 - 1)
+LONG_RANGE = (-(2**63), 2**63 - 1)
+
+
 def _ms_to_expiry(v: str) -> bytes:
     ms = int(v)
-    return _U64.pack(NEVER_EXPIRE if ms < 0 else ms * 1000)
+    if ms < 0:
+        return _U64.pack(NEVER_EXPIRE)
+    return _U64.pack(max(ms * 1000, 1))  # Iggy reads 0 as "never"; Kafka's 0 is "at once"
 
 
 def _expiry_to_ms(raw: bytes) -> str:
@@ -108,7 +159,7 @@ def _expiry_to_ms(raw: bytes) -> str:
 
 def _bytes_to_size(v: str) -> bytes:
     n = int(v)
-    return _U64.pack(UNLIMITED_SIZE if n < 0 else n)
+    return _U64.pack(UNLIMITED_SIZE if n < 0 else max(n, 1))  # Iggy reads 0 as unlimited
 
 
 def _size_to_bytes(raw: bytes) -> str:
@@ -122,80 +173,151 @@ MAPPED = {
     "segment.bytes": ("segment_size", lambda v: _U64.pack(int(v)), lambda r: str(
         _U64.unpack(r)[0])),
 }
+NOT_ALTERABLE = {"segment.bytes"}  # Iggy's segment_size cannot change after creation
 
-# Topic configs Kafka clients ask about, with Kafka's defaults (source DEFAULT_CONFIG).
-DEFAULTS: dict[str, str] = {
-    "cleanup.policy": "delete",
-    "compression.type": "producer",
-    "delete.retention.ms": "86400000",
-    "file.delete.delay.ms": "60000",
-    "flush.messages": "9223372036854775807",
-    "flush.ms": "9223372036854775807",
-    "index.interval.bytes": "4096",
-    "max.compaction.lag.ms": "9223372036854775807",
-    "max.message.bytes": "1048588",
-    "message.timestamp.after.max.ms": "9223372036854775807",
-    "message.timestamp.before.max.ms": "9223372036854775807",
-    "message.timestamp.type": "CreateTime",
-    "min.cleanable.dirty.ratio": "0.5",
-    "min.compaction.lag.ms": "0",
-    "min.insync.replicas": "1",
-    "preallocate": "false",
-    "retention.bytes": "-1",
-    "retention.ms": "604800000",
-    "segment.bytes": "1073741824",
-    "segment.index.bytes": "10485760",
-    "segment.jitter.ms": "0",
-    "segment.ms": "604800000",
-    "unclean.leader.election.enable": "false",
+
+@dataclass(frozen=True, slots=True)
+class ConfigDef:
+    default: str
+    type: int
+    synonym: str | None = None  # the broker config that supplies the default
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] = ()
+    item: str | None = None  # regex every LIST item must match
+    hint: str = ""  # why a value is refused, when pyggy is stricter than Kafka
+
+
+_THROTTLED = r"^(\*|\d+:\d+)$"
+_O = TopicOptions()
+CONFIGS: dict[str, ConfigDef] = {
+    "cleanup.policy": ConfigDef("delete", LIST, "log.cleanup.policy", choices=("delete",),
+                                hint="pyggy does not compact logs, only delete is supported"),
+    "compression.gzip.level": ConfigDef("-1", INT, "compression.gzip.level", -1, 9),
+    "compression.lz4.level": ConfigDef("9", INT, "compression.lz4.level", 1, 17),
+    "compression.type": ConfigDef("producer", STRING_TYPE, "compression.type", choices=(
+        "uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")),
+    "compression.zstd.level": ConfigDef("3", INT, "compression.zstd.level", -131072, 22),
+    "delete.retention.ms": ConfigDef("86400000", LONG, "log.cleaner.delete.retention.ms", 0),
+    "file.delete.delay.ms": ConfigDef("60000", LONG, "log.segment.delete.delay.ms", 0),
+    "flush.messages": ConfigDef("9223372036854775807", LONG, "log.flush.interval.messages", 1),
+    "flush.ms": ConfigDef("9223372036854775807", LONG, "log.flush.interval.ms", 0),
+    "follower.replication.throttled.replicas": ConfigDef("", LIST, None, item=_THROTTLED),
+    "index.interval.bytes": ConfigDef("4096", INT, "log.index.interval.bytes", 0),
+    "leader.replication.throttled.replicas": ConfigDef("", LIST, None, item=_THROTTLED),
+    "max.compaction.lag.ms": ConfigDef("9223372036854775807", LONG,
+                                       "log.cleaner.max.compaction.lag.ms", 1),
+    "max.message.bytes": ConfigDef("1048588", INT, "message.max.bytes", 0),
+    "message.timestamp.after.max.ms": ConfigDef("9223372036854775807", LONG,
+                                                "log.message.timestamp.after.max.ms", 0),
+    "message.timestamp.before.max.ms": ConfigDef("9223372036854775807", LONG,
+                                                 "log.message.timestamp.before.max.ms", 0),
+    "message.timestamp.type": ConfigDef("CreateTime", STRING_TYPE, "log.message.timestamp.type",
+                                        choices=("CreateTime", "LogAppendTime")),
+    "min.cleanable.dirty.ratio": ConfigDef("0.5", DOUBLE, "log.cleaner.min.cleanable.ratio",
+                                           0, 1),
+    "min.compaction.lag.ms": ConfigDef("0", LONG, "log.cleaner.min.compaction.lag.ms", 0),
+    "min.insync.replicas": ConfigDef("1", INT, "min.insync.replicas", 1),
+    "preallocate": ConfigDef("false", BOOLEAN, "log.preallocate"),
+    "retention.bytes": ConfigDef(_size_to_bytes(_U64.pack(_O.max_topic_size)), LONG,
+                                 "log.retention.bytes"),
+    "retention.ms": ConfigDef(_expiry_to_ms(_U64.pack(_O.message_expiry)), LONG,
+                              "log.retention.ms", -1),
+    "segment.bytes": ConfigDef(str(_O.segment_size), INT, "log.segment.bytes", MIN_SEGMENT,
+                               MAX_SEGMENT, hint="pyggy needs a multiple of 512 between "
+                               f"{MIN_SEGMENT} and {MAX_SEGMENT}"),
+    "segment.index.bytes": ConfigDef("10485760", INT, "log.index.size.max.bytes", 4),
+    "segment.jitter.ms": ConfigDef("0", LONG, "log.roll.jitter.ms", 0),
+    "segment.ms": ConfigDef("604800000", LONG, "log.roll.ms", 1),
+    "unclean.leader.election.enable": ConfigDef("false", BOOLEAN,
+                                                "unclean.leader.election.enable"),
 }
-CHOICES = {
-    "cleanup.policy": {"delete"},
-    "compression.type": {"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"},
-    "message.timestamp.type": {"CreateTime", "LogAppendTime"},
-}
+# Topic configs Kafka clients ask about, with this server's defaults (source DEFAULT_CONFIG).
+DEFAULTS: dict[str, str] = {name: d.default for name, d in CONFIGS.items()}
+_TYPE_NAMES = {INT: "INT", LONG: "LONG", DOUBLE: "DOUBLE"}
 
 
-def validate_config(name: str, value: str | None) -> None:
-    if name not in DEFAULTS:
+def _invalid(name: str, value: str, why: str) -> KafkaError:
+    return KafkaError(ErrorCode.INVALID_CONFIG,
+                      f"Invalid value {value} for configuration {name}: {why}")
+
+
+def list_items(value: str) -> list[str]:
+    """The items of a LIST config value, trimmed, without blanks or repeats."""
+    return list(dict.fromkeys(x.strip() for x in value.split(",") if x.strip()))
+
+
+def validate_config(name: str, value: str | None) -> str | None:
+    """Check a topic config value as Kafka would (plus pyggy's limits); the normalized value."""
+    d = CONFIGS.get(name)
+    if d is None:
         raise KafkaError(ErrorCode.INVALID_CONFIG, f"Unknown topic config name: {name}")
     if value is None:
-        return
-    if name in CHOICES:
-        if value not in CHOICES[name]:
-            raise KafkaError(ErrorCode.INVALID_CONFIG,
-                             f"Invalid value {value} for configuration {name}")
-        return
-    if DEFAULTS[name] in ("true", "false"):
-        if value not in ("true", "false"):
-            raise KafkaError(ErrorCode.INVALID_CONFIG,
-                             f"Invalid value {value} for configuration {name}")
-        return
+        return None
+    text = value.strip()
+    if d.type == BOOLEAN:
+        if text.lower() not in ("true", "false"):
+            raise _invalid(name, value, "Expected value to be either true or false")
+        return text.lower()
+    if d.type == LIST:
+        items = list_items(text)
+        for x in items:
+            if d.choices and x not in d.choices:
+                raise _invalid(name, value, d.hint or f"String must be one of: "
+                               f"{', '.join(d.choices)}")
+            if d.item and not re.match(d.item, x):
+                raise _invalid(name, value, "expected '*' or partitionId:brokerId entries")
+        if d.choices and not items:
+            raise _invalid(name, value, d.hint or "the list must not be empty")
+        return ",".join(items)
+    if d.type == STRING_TYPE:
+        if d.choices and text not in d.choices:
+            raise _invalid(name, value, f"String must be one of: {', '.join(d.choices)}")
+        return text
     try:
-        float(value) if "." in DEFAULTS[name] else int(value)
+        number: float = float(text) if d.type == DOUBLE else int(text)
+        if number != number:  # NaN
+            raise ValueError(text)
     except ValueError:
-        raise KafkaError(ErrorCode.INVALID_CONFIG,
-                         f"Invalid value {value} for configuration {name}") from None
+        raise _invalid(name, value, f"Not a number of type {_TYPE_NAMES[d.type]}") from None
+    lo_t, hi_t = INT_RANGE if d.type == INT else LONG_RANGE if d.type == LONG else (None, None)
+    if lo_t is not None and not lo_t <= number <= hi_t:
+        raise _invalid(name, value, f"Not a number of type {_TYPE_NAMES[d.type]}")
+    if d.lo is not None and number < d.lo:
+        raise _invalid(name, value, d.hint or f"Value must be at least {d.lo:g}")
+    if d.hi is not None and number > d.hi:
+        raise _invalid(name, value, d.hint or f"Value must be no more than {d.hi:g}")
+    if name == "segment.bytes" and number % 512:
+        raise _invalid(name, value, d.hint)
+    if name == "compression.gzip.level" and number == 0:
+        raise _invalid(name, value, "Value must be -1 or between 1 and 9")
+    return text if d.type == DOUBLE else str(number)
+
+
+def config_option(name: str, value: str) -> tuple[str, int, bytes]:
+    """The Iggy option entry for a validated Kafka config value."""
+    if name in MAPPED:
+        option, to_option, _ = MAPPED[name]
+        return option, UINT64, to_option(value)
+    return f"kafka.{name}", STRING, value.encode()
+
+
+def option_key(name: str) -> str:
+    return MAPPED[name][0] if name in MAPPED else f"kafka.{name}"
 
 
 def configs_to_options(configs: dict[str, str | None]) -> list[tuple[str, int, bytes]]:
     options: list[tuple[str, int, bytes]] = []
     for name, value in configs.items():
-        validate_config(name, value)
-        if value is None:
-            continue
-        if name in MAPPED:
-            option, to_option, _ = MAPPED[name]
-            options.append((option, UINT64, to_option(value)))
-        else:
-            options.append((f"kafka.{name}", STRING, value.encode()))
+        normalized = validate_config(name, value)
+        if normalized is not None:
+            options.append(config_option(name, normalized))
     return options
 
 
-def topic_configs(t: Topic) -> dict[str, tuple[str, bool]]:
-    """Every known config of a topic: name → (value, is_default)."""
+def options_configs(o: TopicOptions) -> dict[str, tuple[str, bool]]:
+    """Every known config of topic options: name → (value, is_default)."""
     out = {name: (value, True) for name, value in DEFAULTS.items()}
-    o = t.options
     explicit = {k for k, _, _ in o.explicit}
     out["retention.ms"] = (_expiry_to_ms(_U64.pack(o.message_expiry)),
                            "message_expiry" not in explicit)
@@ -203,10 +325,63 @@ def topic_configs(t: Topic) -> dict[str, tuple[str, bool]]:
                               "max_topic_size" not in explicit)
     out["segment.bytes"] = (str(o.segment_size), "segment_size" not in explicit)
     for key, _kind, raw in o.explicit:
-        if key.startswith("kafka."):
+        if key.startswith("kafka.") and key[6:] in CONFIGS:
             out[key[6:]] = (raw.decode(errors="replace"), False)
     return out
 
 
+def topic_configs(t: Topic) -> dict[str, tuple[str, bool]]:
+    """Every known config of a topic: name → (value, is_default)."""
+    return options_configs(t.options)
+
+
 def topic_config(t: Topic, name: str) -> str:
     return topic_configs(t)[name][0]
+
+
+def dynamic_configs(t: Topic) -> dict[str, str]:
+    """The topic's configs that are set on it (DYNAMIC_TOPIC_CONFIG), name → value."""
+    return {name: value for name, (value, default) in topic_configs(t).items() if not default}
+
+
+def plan_update(t: Topic, desired: dict[str, str]) -> tuple[list[tuple[str, int, bytes]],
+                                                            list[str]]:
+    """Option entries and resets that make `desired` (validated values) the topic's whole
+    dynamic config set. Raises INVALID_CONFIG for changes Iggy cannot make."""
+    effective = topic_configs(t)
+    current = {n: v for n, (v, default) in effective.items() if not default}
+    entries: list[tuple[str, int, bytes]] = []
+    reset: list[str] = []
+    for name in sorted(set(current) | set(desired)):
+        if name in desired:
+            value = desired[name]
+            if current.get(name) == value:
+                continue
+            if name in NOT_ALTERABLE:
+                if effective[name][0] == value:
+                    continue
+                raise KafkaError(ErrorCode.INVALID_CONFIG,
+                                 f"{name} cannot be changed on an existing topic: pyggy (as "
+                                 f"Iggy) fixes the segment size when the topic is created")
+            entries.append(config_option(name, value))
+        else:
+            if name in NOT_ALTERABLE:
+                if effective[name][0] == DEFAULTS[name]:
+                    continue
+                raise KafkaError(ErrorCode.INVALID_CONFIG,
+                                 f"{name} cannot be changed on an existing topic: pyggy (as "
+                                 f"Iggy) fixes the segment size when the topic is created")
+            reset.append(option_key(name))
+    return entries, reset
+
+
+def apply_update(engine: LogEngine, t: Topic, desired: dict[str, str],
+                 validate_only: bool = False) -> None:
+    """Make `desired` the topic's dynamic config set (or only check that it could be)."""
+    entries, reset = plan_update(t, desired)
+    try:
+        topic_options(entries, base=t.options, update=True, reset=reset)
+        if not validate_only and (entries or reset):
+            engine.update_topic(t.stream_id, t.id, t.name, entries, reset)
+    except IggyError as e:
+        raise KafkaError(ErrorCode.INVALID_CONFIG, str(e)) from None

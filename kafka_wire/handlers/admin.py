@@ -1,0 +1,256 @@
+"""Topic administration: CreateTopics (19), DeleteTopics (20), CreatePartitions (37),
+DeleteRecords (21).
+
+Topics created here are Iggy topics of the stream `[kafka] default_stream`; a Kafka name
+`<stream>.<topic>` reaches (and may delete, grow or trim) a topic of another stream. One broker:
+a replication factor of 1 (or -1, the default) is all there is. Every change is applied before
+the response is sent, so Metadata shows it at once.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from core.errors import IggyError
+from core.metadata.machine import MAX_PARTITIONS_PER_REQUEST
+from core.options import topic_options
+from kafka_wire.context import Connection
+from kafka_wire.protocol.errors import ErrorCode
+from kafka_wire.topics import (
+    DEFAULT_CONFIG,
+    DYNAMIC_TOPIC_CONFIG,
+    KafkaError,
+    check_name,
+    configs_to_options,
+    options_configs,
+    topic_configs,
+    topic_id,
+)
+
+ZERO_ID = bytes(16)
+HIGH_WATERMARK = -1
+UNKNOWN_TOPIC = "This server does not host this topic-partition."
+UNKNOWN_ID = "This server does not host this topic ID."
+
+
+def _uuid_bytes(value) -> bytes:
+    if isinstance(value, UUID):
+        return value.bytes
+    return bytes(value or ZERO_ID)
+
+
+def _duplicates(names: list) -> set:
+    seen: set = set()
+    return {n for n in names if n in seen or seen.add(n)}
+
+
+# -- CreateTopics ---------------------------------------------------------------------------
+def _create_one(conn: Connection, item: dict, validate_only: bool, version: int) -> dict:
+    server = conn.server
+    node = server.settings.node_id
+    name = item["name"]
+    partitions, rf = item["num_partitions"], item["replication_factor"]
+    assignments = item["assignments"] or []
+    check_name(name)
+    if server.topics.resolve(name) is not None:
+        raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+    if assignments:
+        if partitions != -1 or rf != -1:
+            raise KafkaError(ErrorCode.INVALID_REQUEST,
+                             "Both numPartitions or replicationFactor and replicasAssignments "
+                             "were set. Both cannot be used at the same time.")
+        indexes = sorted(a["partition_index"] for a in assignments)
+        if indexes != list(range(len(assignments))):
+            raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                             "Partitions must be numbered 0 to N-1 without gaps.")
+        for a in assignments:
+            if list(a["broker_ids"]) != [node]:
+                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                 f"Replica assignment {list(a['broker_ids'])} of partition "
+                                 f"{a['partition_index']}: this cluster has the one broker "
+                                 f"{node}.")
+        partitions, rf = len(assignments), 1
+    if partitions == -1:
+        partitions = server.settings.num_partitions
+    if rf == -1:
+        rf = 1
+    if partitions <= 0:
+        raise KafkaError(ErrorCode.INVALID_PARTITIONS,
+                         "Number of partitions was set to an invalid non-positive value.")
+    if rf <= 0:
+        raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                         "Replication factor must be larger than 0, or -1 to use the default "
+                         "value.")
+    if rf > 1:
+        raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                         f"Unable to replicate the partition {rf} time(s): The target "
+                         f"replication factor of {rf} cannot be reached because only 1 "
+                         f"broker(s) are registered.")
+    configs: dict[str, str | None] = {}
+    for c in item["configs"] or []:
+        if c["value"] is None:
+            raise KafkaError(ErrorCode.INVALID_CONFIG,
+                             f"Null value not supported for topic configs: {c['name']}")
+        configs[c["name"]] = c["value"]
+    t = server.topics.create(name, partitions, configs, validate_only=validate_only)
+    result = {"num_partitions": partitions, "replication_factor": rf}
+    if t is not None:
+        result["topic_id"] = topic_id(t)
+        described = topic_configs(t)
+    else:  # validate_only: the configs the topic would have
+        described = options_configs(topic_options(configs_to_options(configs)))
+    if version >= 5:
+        result["configs"] = [
+            {"name": n, "value": v, "read_only": False, "is_sensitive": False,
+             "config_source": DEFAULT_CONFIG if default else DYNAMIC_TOPIC_CONFIG}
+            for n, (v, default) in sorted(described.items())]
+    return result
+
+
+def create_topics(conn: Connection, req: dict, version: int) -> dict:
+    items = req["topics"]
+    dupes = _duplicates([i["name"] for i in items])
+    results = []
+    for item in items:
+        out = {"name": item["name"], "topic_id": ZERO_ID, "error_code": ErrorCode.NONE,
+               "error_message": None, "topic_config_error_code": ErrorCode.NONE,
+               "num_partitions": -1, "replication_factor": -1, "configs": []}
+        if item["name"] in dupes:
+            out["error_code"] = ErrorCode.INVALID_REQUEST
+            out["error_message"] = (f"Create topics request from client `{conn.client_id}` "
+                                    f"contains multiple entries for the following topics: "
+                                    f"{', '.join(sorted(dupes))}")
+        else:
+            try:
+                out.update(_create_one(conn, item, req["validate_only"], version))
+            except KafkaError as e:
+                out["error_code"], out["error_message"] = e.code, e.message or None
+        results.append(out)
+    return {"throttle_time_ms": 0, "topics": results}
+
+
+# -- DeleteTopics ---------------------------------------------------------------------------
+def _forget(conn: Connection, t) -> None:
+    conn.server.topics.delete(t)
+    conn.server.producers.forget_topic(t.stream_id, t.id)
+
+
+def delete_topics(conn: Connection, req: dict, version: int) -> dict:
+    topics = conn.server.topics
+    wanted = (req["topics"] if version >= 6
+              else [{"name": n, "topic_id": ZERO_ID} for n in req["topic_names"]])
+    responses = []
+    for item in wanted:
+        name, raw_id = item["name"], _uuid_bytes(item["topic_id"])
+        out = {"name": name, "topic_id": raw_id, "error_code": ErrorCode.NONE,
+               "error_message": None}
+        if name is not None and raw_id != ZERO_ID:
+            out["error_code"] = ErrorCode.INVALID_REQUEST
+            out["error_message"] = "A topic is named by its name or its id, not both."
+        elif name is None:
+            found = topics.by_id(raw_id) if raw_id != ZERO_ID else None
+            if found is None:
+                out["error_code"], out["error_message"] = ErrorCode.UNKNOWN_TOPIC_ID, UNKNOWN_ID
+            else:
+                out["name"] = found[0]
+                _forget(conn, found[1])
+        else:
+            t = topics.resolve(name)
+            if t is None:
+                out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                out["error_message"] = UNKNOWN_TOPIC
+            else:
+                out["topic_id"] = topic_id(t)
+                _forget(conn, t)
+        if version < 6:
+            out["topic_id"] = ZERO_ID
+        if version < 5:
+            out["error_message"] = None
+        responses.append(out)
+    return {"throttle_time_ms": 0, "responses": responses}
+
+
+# -- CreatePartitions -----------------------------------------------------------------------
+def _grow(conn: Connection, item: dict, validate_only: bool) -> None:
+    server = conn.server
+    name, count = item["name"], item["count"]
+    t = server.topics.resolve(name)
+    if t is None:
+        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                         f"The topic '{name}' does not exist.")
+    current = len(t.partitions)
+    if count == current:
+        raise KafkaError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {current} "
+                         f"partitions.")
+    if count < current:
+        raise KafkaError(ErrorCode.INVALID_PARTITIONS,
+                         f"The topic {name} currently has {current} partition(s); {count} "
+                         f"would not be an increase.")
+    if count - current > MAX_PARTITIONS_PER_REQUEST:
+        raise KafkaError(ErrorCode.INVALID_PARTITIONS, f"pyggy adds at most "
+                         f"{MAX_PARTITIONS_PER_REQUEST} partitions per request.")
+    assignments = item["assignments"]
+    if assignments is not None:
+        if len(assignments) != count - current:
+            raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                             f"Increasing the number of partitions by {count - current} but "
+                             f"{len(assignments)} assignments provided.")
+        node = server.settings.node_id
+        for a in assignments:
+            if list(a["broker_ids"]) != [node]:
+                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                 f"Replica assignment {list(a['broker_ids'])}: this cluster "
+                                 f"has the one broker {node}.")
+    if validate_only:
+        return
+    try:
+        server.engine.create_partitions(t.stream_id, t.id, count - current)
+    except IggyError as e:
+        raise KafkaError(ErrorCode.INVALID_PARTITIONS, str(e)) from None
+
+
+def create_partitions(conn: Connection, req: dict, version: int) -> dict:
+    items = req["topics"]
+    dupes = _duplicates([i["name"] for i in items])
+    results = []
+    for item in items:
+        out = {"name": item["name"], "error_code": ErrorCode.NONE, "error_message": None}
+        if item["name"] in dupes:
+            out["error_code"] = ErrorCode.INVALID_REQUEST
+            out["error_message"] = "Duplicate topic in request."
+        else:
+            try:
+                _grow(conn, item, req["validate_only"])
+            except KafkaError as e:
+                out["error_code"], out["error_message"] = e.code, e.message or None
+        results.append(out)
+    return {"throttle_time_ms": 0, "results": results}
+
+
+# -- DeleteRecords --------------------------------------------------------------------------
+def delete_records(conn: Connection, req: dict, version: int) -> dict:
+    """Raise each partition's log start offset to the requested offset (-1: the high
+    watermark). Records below it are gone for both doors; whole sealed segments below it are
+    deleted from disk at once, the rest when their segment rolls."""
+    server = conn.server
+    topics = []
+    for topic in req["topics"]:
+        t = server.topics.resolve(topic["name"])
+        parts = []
+        for p in topic["partitions"]:
+            index, offset = p["partition_index"], p["offset"]
+            out = {"partition_index": index, "low_watermark": -1,
+                   "error_code": ErrorCode.NONE}
+            if t is None or not 0 <= index < len(t.partitions):
+                out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                hw = t.partitions[index].log.next_offset
+                if offset == HIGH_WATERMARK:
+                    offset = hw
+                if not 0 <= offset <= hw:
+                    out["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
+                else:
+                    out["low_watermark"] = server.engine.delete_records(t, index, offset)
+            parts.append(out)
+        topics.append({"name": topic["name"], "partitions": parts})
+    return {"throttle_time_ms": 0, "topics": topics}

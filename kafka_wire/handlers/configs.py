@@ -1,0 +1,241 @@
+"""Configs: DescribeConfigs (32), AlterConfigs (33), IncrementalAlterConfigs (44).
+
+Topic resources (type 2) list every config of `kafka_wire.topics.CONFIGS` with its real value:
+source DYNAMIC_TOPIC_CONFIG when set on the topic (through Kafka, or through Iggy for the
+mapped options), DEFAULT_CONFIG otherwise. Alter* change the topic's Iggy options through the
+engine (`update_topic`), so both doors see the change; `segment.bytes` cannot change after
+creation (Iggy's segment_size is fixed), which is refused with INVALID_CONFIG.
+The broker resource (type 4) is described with this node's settings; it cannot be altered.
+"""
+
+from __future__ import annotations
+
+from kafka_wire.context import Connection
+from kafka_wire.protocol.errors import ErrorCode
+from kafka_wire.topics import (
+    BOOLEAN,
+    CONFIGS,
+    DEFAULT_CONFIG,
+    DEFAULTS,
+    DYNAMIC_TOPIC_CONFIG,
+    INT,
+    LIST,
+    SHORT,
+    STATIC_BROKER_CONFIG,
+    STRING_TYPE,
+    KafkaError,
+    apply_update,
+    check_name,
+    dynamic_configs,
+    list_items,
+    topic_configs,
+    validate_config,
+)
+
+TOPIC, BROKER = 2, 4
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+
+
+# -- DescribeConfigs ------------------------------------------------------------------------
+def _entry(name: str, value: str | None, source: int, read_only: bool, typ: int,
+           synonyms: list[dict]) -> dict:
+    return {"name": name, "value": value, "read_only": read_only, "config_source": source,
+            "is_default": source == DEFAULT_CONFIG, "is_sensitive": False,
+            "synonyms": synonyms, "config_type": typ, "documentation": None}
+
+
+def _topic(conn: Connection, name: str, keys, synonyms: bool) -> list[dict]:
+    check_name(name)
+    t = conn.server.topics.resolve(name)
+    if t is None:
+        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                         f"The topic '{name}' does not exist.")
+    out = []
+    for cname, (value, default) in sorted(topic_configs(t).items()):
+        if keys is not None and cname not in keys:
+            continue
+        d = CONFIGS[cname]
+        syn = []
+        if synonyms:
+            if not default:
+                syn.append({"name": cname, "value": value, "source": DYNAMIC_TOPIC_CONFIG})
+            if d.synonym:
+                syn.append({"name": d.synonym, "value": DEFAULTS[cname],
+                            "source": DEFAULT_CONFIG})
+        out.append(_entry(cname, value, DEFAULT_CONFIG if default else DYNAMIC_TOPIC_CONFIG,
+                          False, d.type, syn))
+    return out
+
+
+def broker_configs(conn: Connection) -> list[tuple[str, str, int, int]]:
+    """(name, value, source, type) of this node's broker configs."""
+    server = conn.server
+    s = server.settings
+    listener = f"PLAINTEXT://{s.host}:{s.port}"
+    rows = [
+        ("advertised.listeners", listener, STATIC_BROKER_CONFIG, STRING_TYPE),
+        ("auto.create.topics.enable", str(s.auto_create_topics).lower(), STATIC_BROKER_CONFIG,
+         BOOLEAN),
+        ("broker.id", str(s.node_id), STATIC_BROKER_CONFIG, INT),
+        ("default.replication.factor", "1", DEFAULT_CONFIG, INT),
+        ("delete.topic.enable", "true", DEFAULT_CONFIG, BOOLEAN),
+        ("listeners", listener, STATIC_BROKER_CONFIG, STRING_TYPE),
+        ("log.dirs", str(server.engine.root), STATIC_BROKER_CONFIG, STRING_TYPE),
+        ("node.id", str(s.node_id), STATIC_BROKER_CONFIG, INT),
+        ("num.partitions", str(s.num_partitions), STATIC_BROKER_CONFIG, INT),
+        ("offsets.topic.replication.factor", "1", DEFAULT_CONFIG, SHORT),
+        ("process.roles", "broker,controller", STATIC_BROKER_CONFIG, LIST),
+        ("socket.request.max.bytes", str(s.max_frame_size), STATIC_BROKER_CONFIG, INT),
+        ("transaction.state.log.min.isr", "1", DEFAULT_CONFIG, INT),
+        ("transaction.state.log.replication.factor", "1", DEFAULT_CONFIG, SHORT),
+    ]
+    seen = {r[0] for r in rows}
+    for cname, d in CONFIGS.items():
+        if d.synonym and d.synonym not in seen:
+            value = str(s.max_message_bytes) if d.synonym == "message.max.bytes" \
+                else DEFAULTS[cname]
+            rows.append((d.synonym, value, DEFAULT_CONFIG, d.type))
+            seen.add(d.synonym)
+    return sorted(rows)
+
+
+def _broker(conn: Connection, name: str, keys, synonyms: bool) -> list[dict]:
+    _check_broker(conn, name)
+    out = []
+    for cname, value, source, typ in broker_configs(conn):
+        if keys is not None and cname not in keys:
+            continue
+        syn = [{"name": cname, "value": value, "source": source}] if synonyms else []
+        out.append(_entry(cname, value, source, True, typ, syn))
+    return out
+
+
+def _check_broker(conn: Connection, name: str) -> None:
+    node = conn.server.settings.node_id
+    if name not in ("", str(node)):
+        raise KafkaError(ErrorCode.INVALID_REQUEST,
+                         f"Unexpected broker id, expected {node} or empty string, but received "
+                         f"{name}")
+
+
+def describe_configs(conn: Connection, req: dict, version: int) -> dict:
+    results = []
+    for r in req["resources"]:
+        rtype, name, keys = r["resource_type"], r["resource_name"], r["configuration_keys"]
+        out = {"error_code": ErrorCode.NONE, "error_message": None, "resource_type": rtype,
+               "resource_name": name, "configs": []}
+        keys = None if keys is None else set(keys)
+        try:
+            if rtype == TOPIC:
+                out["configs"] = _topic(conn, name, keys, req["include_synonyms"])
+            elif rtype == BROKER:
+                out["configs"] = _broker(conn, name, keys, req["include_synonyms"])
+            else:
+                raise KafkaError(ErrorCode.INVALID_REQUEST,
+                                 f"Unsupported resource type: {rtype}")
+        except KafkaError as e:
+            out["error_code"], out["error_message"] = e.code, e.message or None
+        results.append(out)
+    return {"throttle_time_ms": 0, "results": results}
+
+
+# -- AlterConfigs / IncrementalAlterConfigs -------------------------------------------------
+def _duplicate_keys(configs: list[dict]) -> None:
+    names = [c["name"] for c in configs]
+    if len(set(names)) != len(names):
+        raise KafkaError(ErrorCode.INVALID_REQUEST, "Error due to duplicate config keys")
+
+
+def _resolve(conn: Connection, name: str):
+    check_name(name)
+    t = conn.server.topics.resolve(name)
+    if t is None:
+        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                         f"The topic '{name}' does not exist.")
+    return t
+
+
+def _not_topic(conn: Connection, r: dict) -> None:
+    if r["resource_type"] == BROKER:
+        _check_broker(conn, r["resource_name"])
+        if r["configs"]:
+            names = ", ".join(sorted({c["name"] for c in r["configs"]}))
+            raise KafkaError(ErrorCode.INVALID_CONFIG,
+                             f"Cannot update these configs dynamically: {names} (pyggy "
+                             f"broker configs are static)")
+        return
+    raise KafkaError(ErrorCode.INVALID_REQUEST,
+                     f"Unsupported resource type: {r['resource_type']}")
+
+
+def _alter_legacy(conn: Connection, r: dict, validate_only: bool) -> None:
+    if r["resource_type"] != TOPIC:
+        return _not_topic(conn, r)
+    t = _resolve(conn, r["resource_name"])
+    _duplicate_keys(r["configs"])
+    desired: dict[str, str] = {}
+    for c in r["configs"]:
+        if c["value"] is None:
+            raise KafkaError(ErrorCode.INVALID_CONFIG,
+                             f"Null value not supported for topic configs: {c['name']}")
+        desired[c["name"]] = validate_config(c["name"], c["value"])  # type: ignore[assignment]
+    apply_update(conn.server.engine, t, desired, validate_only)
+    return None
+
+
+def _alter_incremental(conn: Connection, r: dict, validate_only: bool) -> None:
+    if r["resource_type"] != TOPIC:
+        return _not_topic(conn, r)
+    t = _resolve(conn, r["resource_name"])
+    _duplicate_keys(r["configs"])
+    desired = dynamic_configs(t)
+    for c in r["configs"]:
+        name, op, value = c["name"], c["config_operation"], c["value"]
+        validate_config(name, None)  # unknown names fail for every operation
+        if op == SET:
+            if value is None:
+                raise KafkaError(ErrorCode.INVALID_CONFIG,
+                                 f"Null value not supported for : {name}")
+            desired[name] = validate_config(name, value)  # type: ignore[assignment]
+        elif op == DELETE:
+            desired.pop(name, None)
+        elif op in (APPEND, SUBTRACT):
+            verb = "append" if op == APPEND else "subtract"
+            if CONFIGS[name].type != LIST:
+                raise KafkaError(ErrorCode.INVALID_CONFIG,
+                                 f"Config value {verb} is not allowed for config key: {name}")
+            items = list_items(desired.get(name, DEFAULTS[name]))
+            change = list_items(value or "")
+            if op == APPEND:
+                items += [x for x in change if x not in items]
+            else:
+                items = [x for x in items if x not in change]
+            desired[name] = validate_config(name, ",".join(items))  # type: ignore[assignment]
+        else:
+            raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unknown operation type {op}")
+    apply_update(conn.server.engine, t, desired, validate_only)
+    return None
+
+
+def _alter(conn: Connection, req: dict, one) -> dict:
+    responses = []
+    for r in req["resources"]:
+        out = {"error_code": ErrorCode.NONE, "error_message": None,
+               "resource_type": r["resource_type"], "resource_name": r["resource_name"]}
+        try:
+            one(conn, r, req["validate_only"])
+        except KafkaError as e:
+            out["error_code"], out["error_message"] = e.code, e.message or None
+        responses.append(out)
+    return {"throttle_time_ms": 0, "responses": responses}
+
+
+def alter_configs(conn: Connection, req: dict, version: int) -> dict:
+    """Replace the whole dynamic config set of each topic (unlisted configs go back to their
+    defaults)."""
+    return _alter(conn, req, _alter_legacy)
+
+
+def incremental_alter_configs(conn: Connection, req: dict, version: int) -> dict:
+    """SET / DELETE / APPEND / SUBTRACT per config; APPEND/SUBTRACT on LIST configs only."""
+    return _alter(conn, req, _alter_incremental)
