@@ -185,7 +185,10 @@ class PartitionLog:
         base = self.next_offset
         now = self.clock.now_us()
         kafka_batch.stamp_batch(batch, base, now // 1000 if log_append_time else None)
-        max_us = now if log_append_time else max(max_timestamp_ms, 0) * 1000
+        # the index column is u64 µs: a client's timestamp beyond it is clamped (an overflow
+        # here left the segment's index half-written and failed every later batch)
+        max_us = now if log_append_time else min(max(max_timestamp_ms, 0),
+                                                 ((1 << 64) - 1) // 1000) * 1000
         seg = self._writable_segment()
         seg.append([batch], len(batch), base, count, now, max_us, ENCODING_KAFKA)
         if self.options.enforce_fsync:

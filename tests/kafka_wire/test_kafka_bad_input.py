@@ -641,6 +641,29 @@ def test_acks_zero_answers_nothing_but_closes_on_error(server) -> None:
     c.close()
 
 
+def test_extreme_timestamps_are_stored_and_spoil_nothing(server, producer) -> None:
+    """Kafka accepts any timestamp by default; one past the log index's µs range was an
+    overflow that left the partition refusing every later batch."""
+    t = "extreme-timestamps"
+    metadata(producer, [t])
+    sent = []
+    for ts in (2**62, 2**63 - 1, -(2**63), -5, 1_700_000_000_000):
+        b = kafka_batch.build_batch([(ts, b"k", b"v", [])])
+        (p,) = produce(producer, t, [(0, bytes(b))])
+        assert p["error_code"] == 0, (ts, p)
+        sent.append(b)
+    hw, data = fetch(producer, t)
+    assert hw == len(sent)
+    pos = 0
+    for b in sent:
+        n = kafka_batch.peek_length(memoryview(data)[pos:])
+        assert data[pos + kafka_batch.MAGIC_OFFSET:pos + n] == bytes(b[kafka_batch.MAGIC_OFFSET:])
+        pos += n
+    resp = producer.call(LIST_OFFSETS, 7, {"replica_id": -1, "isolation_level": 0, "topics": [
+        {"name": t, "partitions": [{"partition_index": 0, "timestamp": -3}]}]})
+    assert resp["topics"][0]["partitions"][0]["offset"] == 1  # the largest: 2**63 - 1
+
+
 @pytest.mark.parametrize("acks", [2, -2, 5, 32767])
 def test_invalid_acks(server, producer, acks: int) -> None:
     (p,) = produce(producer, TARGET, [(0, bytes(batch(b"x")))], acks=acks)
