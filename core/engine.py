@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from core.records import iggy_batch, kafka_batch, transcode
 from core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
 from core.storage.fsync import GroupCommitter
 from core.storage.partition_log import PartitionLog
+from core.storage.tiered import RemoteFetch, RemoteSegments
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ __all__ = ["CONSUMER", "CONSUMER_GROUP", "LogEngine", "PollResult"]
 OFFSET, TIMESTAMP, FIRST, LAST, NEXT = 1, 2, 3, 4, 5
 # Partitioning kinds
 BALANCED, PARTITION_ID, MESSAGES_KEY = 1, 2, 3
+# (topic, partition, partition directory) -> the partition's archive tier, or None
+RemoteFactory = Callable[[Topic, Partition, Path], RemoteSegments | None]
+FETCH_ROUNDS = 8  # non-blocking read attempts (each after awaiting a fetch) before blocking
 
 
 @dataclass(slots=True)
@@ -70,8 +74,10 @@ class LogEngine:
     """Streams, topics, partitions, users, offsets and groups of one node."""
 
     def __init__(self, root: Path, clock: Clock | None = None, validate_checksum: bool = True,
-                 state_fsync: bool = True) -> None:
+                 state_fsync: bool = True, remote: RemoteFactory | None = None) -> None:
         self.root = Path(root)
+        # Tiered storage: gives each partition log its archive tier (injected by the server).
+        self.remote = remote
         self.clock = clock or SystemClock()
         self.validate_checksum = validate_checksum
         self.meta = MetadataStateMachine()
@@ -130,8 +136,9 @@ class LogEngine:
         path = self._partition_path(topic.stream_id, topic.id, p.id)
         if fresh and path.exists():  # leftovers of a deleted entity with a recycled id
             shutil.rmtree(path)
+        remote = self.remote(topic, p, path) if self.remote is not None else None
         p.log = PartitionLog(path, p.id, topic.options, self.committer, self.clock,
-                             self.validate_checksum)
+                             self.validate_checksum, remote)
         p.log.open()
         self.offsets[(topic.stream_id, topic.id, p.id)] = ConsumerOffsets(path)
 
@@ -420,18 +427,30 @@ class LogEngine:
         for listener in self.append_listeners:
             listener(t, partition_id)
 
-    def read_kafka(self, t: Topic, partition_id: int, offset: int, max_bytes: int) -> list:
+    def read_kafka(self, t: Topic, partition_id: int, offset: int, max_bytes: int,
+                   block: bool = True) -> list:
         """Kafka RecordBatch bytes from the batch holding `offset`, up to about `max_bytes`
-        (at least one batch). Kafka batches are served verbatim; Iggy batches transcoded."""
+        (at least one batch). Kafka batches are served verbatim; Iggy batches transcoded.
+        `block` as in `PartitionLog.read` (archived data)."""
         p = self.partition(t, partition_id)
         out: list = []
-        for ref in p.log.read(offset, 1 << 62, max_bytes):
+        for ref in p.log.read(offset, 1 << 62, max_bytes, block):
             self.stats.read_bytes += len(ref.data)
             if ref.encoding == ENCODING_KAFKA:
                 out.append(ref.data)
             else:
                 out.append(transcode.iggy_to_kafka(memoryview(ref.data)))
         return out
+
+    async def read_kafka_async(self, t: Topic, partition_id: int, offset: int,
+                               max_bytes: int) -> list:
+        """`read_kafka` that awaits archived data instead of blocking the event loop."""
+        for _ in range(FETCH_ROUNDS):
+            try:
+                return self.read_kafka(t, partition_id, offset, max_bytes, block=False)
+            except RemoteFetch as need:
+                await need.fetch()
+        return self.read_kafka(t, partition_id, offset, max_bytes)
 
     def _check_topic_full(self, t: Topic) -> None:
         limit = t.options.max_topic_size
@@ -440,7 +459,8 @@ class LogEngine:
             share = limit // len(t.partitions)
             for p in t.partitions:
                 p.log.enforce_retention(self.clock.now_us(), NEVER_EXPIRE, share)
-            if t.size_bytes >= limit and all(len(p.log.segments) == 1 for p in t.partitions):
+            if t.size_bytes >= limit and all(len(p.log.segments) == 1 and not p.log.tiered
+                                             for p in t.partitions):
                 return  # only active segments left: keep accepting, the cleaner trims later
             if t.size_bytes >= limit:
                 raise IggyError(ErrorCode.TOPIC_FULL, "topic is full")
@@ -448,7 +468,9 @@ class LogEngine:
     def poll(self, stream: Identifier, topic: Identifier, partition_id: int | None,
              strategy: int, value: int, count: int, consumer_kind: int = CONSUMER,
              consumer_id: Identifier = 0, auto_commit: bool = False,
-             member_id: int | None = None) -> PollResult:
+             member_id: int | None = None, block: bool = True) -> PollResult:
+        """Poll `count` messages by strategy. `block` as in `PartitionLog.read` (archived
+        data); nothing changes before the read, so a RemoteFetch leaves no trace."""
         t = self.meta.topic(stream, topic)
         key: Identifier = consumer_id
         if consumer_kind == CONSUMER_GROUP:
@@ -473,7 +495,7 @@ class LogEngine:
         if strategy == OFFSET:
             start = value
         elif strategy == TIMESTAMP:
-            start = plog.offset_for_timestamp(value)
+            start = plog.offset_for_timestamp(value, block=block)
         elif strategy == FIRST:
             start = plog.start_offset
         elif strategy == LAST:
@@ -489,7 +511,7 @@ class LogEngine:
         start = max(start, plog.start_offset)
         remaining = count
         last = start - 1
-        for ref in plog.read(start, count):
+        for ref in plog.read(start, count, block=block):
             self.stats.read_bytes += len(ref.data)
             if ref.encoding == ENCODING_IGGY:
                 batches = [ref.data]
@@ -512,6 +534,15 @@ class LogEngine:
         if auto_commit and result.count:
             offsets.store(consumer_kind, key, last)
         return result
+
+    async def poll_async(self, *args, **kwargs) -> PollResult:
+        """`poll` that awaits archived data instead of blocking the event loop."""
+        for _ in range(FETCH_ROUNDS):
+            try:
+                return self.poll(*args, block=False, **kwargs)
+            except RemoteFetch as need:
+                await need.fetch()
+        return self.poll(*args, **kwargs)
 
     # -- consumer offsets ------------------------------------------------------------------
     def _offsets_for(self, kind: int, consumer: Identifier, stream: Identifier,
@@ -615,6 +646,22 @@ class LogEngine:
                 for p in t.partitions:
                     removed += p.log.enforce_retention(now, o.message_expiry, share)
         return removed
+
+    def offload(self) -> int:
+        """Tiering: drop local copies of archived sealed segments beyond each topic's
+        `local_retention_bytes` / `local_retention_segments`; return how many went."""
+        gone = 0
+        for s in self.meta.streams.values():
+            for t in s.topics.values():
+                o = t.options
+                max_bytes = None if o.local_retention_bytes in (0, UNLIMITED_SIZE) \
+                    else o.local_retention_bytes
+                max_segments = o.local_retention_segments or None
+                if max_bytes is None and max_segments is None:
+                    continue
+                for p in t.partitions:
+                    gone += p.log.offload(max_bytes, max_segments)
+        return gone
 
     def counts(self) -> dict[str, int]:
         topics = [t for s in self.meta.streams.values() for t in s.topics.values()]

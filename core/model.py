@@ -33,6 +33,10 @@ class TopicOptions:
     preallocate_segments: bool = False
     durability: str = "replicated"
     consumer_offset_durability: str = "replicated"
+    # Tiered storage: newest bytes / segments kept on local disk once older ones are archived
+    # (UNLIMITED_SIZE / 0 = keep everything local).
+    local_retention_bytes: int = UNLIMITED_SIZE
+    local_retention_segments: int = 0
     # Raw option entries the user set explicitly, in the order received: (key, kind, value bytes).
     explicit: list[tuple[str, int, bytes]] = field(default_factory=list)
 

@@ -17,7 +17,8 @@ UINT8, UINT32, UINT64 = 9, 11, 12
 
 MIN_SEGMENT = 1 << 20
 MAX_SEGMENT = 1 << 30
-UPDATABLE = {"compression_algorithm", "message_expiry", "max_topic_size"}
+UPDATABLE = {"compression_algorithm", "message_expiry", "max_topic_size", "local_retention_bytes",
+             "local_retention_segments"}
 
 
 def _bad(key: str) -> IggyError:
@@ -111,6 +112,18 @@ def _apply(opts: TopicOptions, key: str, kind: int, raw: bytes) -> None:
         opts.size_of_messages_required_to_save = value
     elif key == "preallocate_segments":
         opts.preallocate_segments = _bool(key, kind, raw)
+    elif key == "local_retention_bytes":
+        opts.local_retention_bytes = _size(key, kind, raw, UNLIMITED_SIZE)
+    elif key == "local_retention_segments":
+        if kind == STRING:
+            text = _text(key, raw).strip().lower()
+            if text in ("unlimited", "none"):
+                text = "0"
+            if not text.isdigit():
+                raise _bad(key)
+            opts.local_retention_segments = int(text)
+        else:
+            opts.local_retention_segments = _int(key, kind, raw)
     elif key.startswith("kafka.") and kind == STRING and len(key) > 6:
         _text(key, raw)  # a Kafka topic config kept for the Kafka door (`kafka.<name>`)
     elif key in ("durability", "consumer_offset_durability"):
@@ -169,6 +182,12 @@ TOPIC_CATALOG: list[tuple[str, int, bytes, str]] = [
      "Durability of consumer offsets: replicated or persisted"),
     ("durability", STRING, b"replicated", "Durability of messages: replicated or persisted"),
     ("enforce_fsync", BOOL, b"\x00", "fsync every append before acknowledging it"),
+    ("local_retention_bytes", UINT64, _u64(UNLIMITED_SIZE),
+     "Tiered storage: bytes kept on local disk; older archived segments are read from the "
+     "archive"),
+    ("local_retention_segments", UINT64, _u64(0),
+     "Tiered storage: newest segments kept on local disk (0 = all); older archived segments "
+     "are read from the archive"),
     ("max_topic_size", UINT64, _u64(UNLIMITED_SIZE), "Maximum topic size in bytes"),
     ("message_expiry", UINT64, _u64(NEVER_EXPIRE), "Message expiry in microseconds"),
     ("messages_required_to_save", UINT32, struct.pack("<I", 1024),
@@ -193,6 +212,8 @@ def _canonical(opts: TopicOptions) -> dict[str, tuple[int, bytes]]:
         "consumer_offset_durability": (STRING, opts.consumer_offset_durability.encode()),
         "durability": (STRING, opts.durability.encode()),
         "enforce_fsync": (BOOL, b"\x01" if opts.enforce_fsync else b"\x00"),
+        "local_retention_bytes": (UINT64, _u64(opts.local_retention_bytes)),
+        "local_retention_segments": (UINT64, _u64(opts.local_retention_segments)),
         "max_topic_size": (UINT64, _u64(opts.max_topic_size)),
         "message_expiry": (UINT64, _u64(opts.message_expiry)),
         "messages_required_to_save": (UINT32, struct.pack("<I", opts.messages_required_to_save)),

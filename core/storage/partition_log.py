@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,12 +16,14 @@ from core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA, peek_length, re
 from core.storage.fsync import GroupCommitter
 from core.storage.index import SegmentIndex
 from core.storage.segment import Segment
+from core.storage.tiered import RemoteFetch, RemoteSegment, RemoteSegments
 
 log = logging.getLogger(__name__)
 
 CLEAN_MARKER = ".clean"
 START_OFFSET_FILE = "start_offset"
 PEEK_SIZE = 1 << 20
+PREFETCH_MAX = 8 << 20  # most bytes one non-blocking read of archived data asks to fetch
 
 
 class BatchRef(NamedTuple):
@@ -37,7 +40,8 @@ class PartitionLog:
     """Segments of one partition on disk. Offsets start at 0 and are shared by both protocols."""
 
     def __init__(self, path: Path, partition_id: int, options: TopicOptions,
-                 committer: GroupCommitter, clock: Clock, validate_checksum: bool = True) -> None:
+                 committer: GroupCommitter, clock: Clock, validate_checksum: bool = True,
+                 remote: RemoteSegments | None = None) -> None:
         self.path = path
         self.partition_id = partition_id
         self.options = options
@@ -48,6 +52,10 @@ class PartitionLog:
         # A log start offset set by Kafka DeleteRecords (persisted in START_OFFSET_FILE):
         # records below it are gone for both doors even while their segment is still on disk.
         self.floor = 0
+        # The archive tier (injected; see core/storage/tiered.py) and the segments below the
+        # first local one that exist only there, oldest first, ending where local ones begin.
+        self.remote = remote
+        self.tiered: list[RemoteSegment] = []
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -57,6 +65,8 @@ class PartitionLog:
     @property
     def start_offset(self) -> int:
         """The log start offset: the first offset still stored, raised to the floor."""
+        if self.tiered:
+            return min(max(self.tiered[0].start_offset, self.floor), self.next_offset)
         for seg in self.segments:
             if len(seg.index):
                 return min(max(seg.index.base_offsets[0], self.floor), seg.next_offset)
@@ -64,6 +74,11 @@ class PartitionLog:
 
     @property
     def size_bytes(self) -> int:
+        """Bytes stored, locally and (for segments only there) in the archive."""
+        return sum(s.size for s in self.segments) + sum(r.size for r in self.tiered)
+
+    @property
+    def local_bytes(self) -> int:
         return sum(s.size for s in self.segments)
 
     @property
@@ -72,7 +87,7 @@ class PartitionLog:
 
     @property
     def segments_count(self) -> int:
-        return len(self.segments)
+        return len(self.segments) + len(self.tiered)
 
     # -- open / recover ------------------------------------------------------------------
     def open(self) -> None:
@@ -80,6 +95,7 @@ class PartitionLog:
         self.path.mkdir(parents=True, exist_ok=True)
         self.floor = self._load_floor()
         self._open_segments()
+        self._attach_tiered()
         if self.floor > self.next_offset:  # a recovered tail was cut below the floor
             self._store_floor(self.next_offset)
         self._drop_below_floor()
@@ -104,6 +120,25 @@ class PartitionLog:
             if not ok:
                 self._cut_from(n + 1)
                 return
+
+    def _attach_tiered(self) -> None:
+        """Take the archived segments that end exactly where the local ones begin."""
+        if self.remote is None:
+            return
+        first = self.segments[0].start_offset
+        chain: list[RemoteSegment] = []
+        for r in reversed(self.remote.segments()):
+            if r.start_offset >= first:
+                continue  # an archived copy of a segment still on local disk
+            if r.next_offset != (chain[-1].start_offset if chain else first):
+                log.warning("partition %s: archived segments below offset %d do not join the "
+                            "log; they are dropped", self.path, r.next_offset)
+                for gone in self.remote.segments():
+                    if gone.next_offset <= r.next_offset:
+                        self.remote.drop(gone.start_offset)
+                break
+            chain.append(r)
+        self.tiered = chain[::-1]
 
     def _recover_segment(self, seg: Segment, full: bool) -> bool:
         """Rebuild seg's index from its log as needed. False if a bad batch was cut off.
@@ -204,16 +239,24 @@ class PartitionLog:
         return seg
 
     # -- read ----------------------------------------------------------------------------
-    def read(self, offset: int, max_count: int, max_bytes: int = 1 << 62) -> list[BatchRef]:
+    def read(self, offset: int, max_count: int, max_bytes: int = 1 << 62,
+             block: bool = True) -> list[BatchRef]:
         """Batches from the one holding `offset`, until `max_count` records or `max_bytes`.
 
-        At least one batch is returned when any exists at or after `offset`.
+        At least one batch is returned when any exists at or after `offset`. Offsets below the
+        first local segment are read from the archive tier; with `block` false, a first batch
+        not cached raises RemoteFetch (await its fetch(), then read again) and a later one
+        ends the read early.
         """
         out: list[BatchRef] = []
         if offset < self.start_offset:
             offset = self.start_offset
         remaining = max_count
         budget = max_bytes
+        if self.tiered and offset < self.segments[0].start_offset:
+            remaining, budget, done = self._read_tiered(offset, remaining, budget, out, block)
+            if done:
+                return out
         for seg in self.segments:
             if seg.next_offset <= offset or not len(seg.index):
                 continue
@@ -233,9 +276,54 @@ class PartitionLog:
                 break
         return out
 
-    def offset_for_timestamp(self, timestamp: int, use_max: bool = False) -> int | None:
+    def _read_tiered(self, offset: int, remaining: int, budget: int, out: list[BatchRef],
+                     block: bool) -> tuple[int, int, bool]:
+        """`read` over the archive-only segments; returns (remaining, budget, done)."""
+        remote = self.remote
+        assert remote is not None
+        for r in self.tiered:
+            if r.next_offset <= offset:
+                continue
+            idx = remote.index(r.start_offset, block)
+            if idx is None:
+                if out:
+                    return remaining, budget, True
+                raise RemoteFetch(partial(remote.fetch_index, r.start_offset))
+            i = idx.find_offset(offset)
+            while i < len(idx) and remaining > 0:
+                ln = idx.lengths[i]
+                if out and ln > budget:
+                    return remaining, budget, True
+                data = remote.read(r.start_offset, idx.positions[i], ln, block)
+                if data is None:
+                    if out:
+                        return remaining, budget, True
+                    span = _span(idx, i, offset, remaining, budget)
+                    raise RemoteFetch(partial(remote.fetch, r.start_offset, idx.positions[i],
+                                              span))
+                base, cnt = idx.base_offsets[i], idx.counts[i]
+                out.append(BatchRef(idx.encodings[i], data, base, cnt, idx.timestamps[i]))
+                remaining -= base + cnt - max(offset, base)
+                budget -= ln
+                i += 1
+            if remaining <= 0 or budget <= 0:
+                return remaining, budget, True
+        return remaining, budget, False
+
+    def offset_for_timestamp(self, timestamp: int, use_max: bool = False,
+                             block: bool = True) -> int | None:
         """First offset of the first batch with (max) timestamp ≥ `timestamp` (not below the
-        log start offset)."""
+        log start offset). `block` as in `read`."""
+        for r in self.tiered:
+            if (r.max_timestamp if use_max else r.last_timestamp) < timestamp:
+                continue
+            assert self.remote is not None
+            idx = self.remote.index(r.start_offset, block)
+            if idx is None:
+                raise RemoteFetch(partial(self.remote.fetch_index, r.start_offset))
+            i = idx.find_timestamp(timestamp, use_max)
+            if i < len(idx):
+                return max(idx.base_offsets[i], self.start_offset)
         for seg in self.segments:
             if seg.next_offset <= self.floor:
                 continue
@@ -261,8 +349,11 @@ class PartitionLog:
 
     def _drop_below_floor(self) -> int:
         removed = 0
+        while self.tiered and self.tiered[0].next_offset <= self.floor:
+            self._drop_first_tiered()
+            removed += 1
         while len(self.segments) > 1 and self.segments[0].next_offset <= self.floor:
-            self.segments.pop(0).delete()
+            self._delete_first()
             removed += 1
         return removed
 
@@ -290,17 +381,42 @@ class PartitionLog:
         self.floor = offset
 
     # -- retention / purge ---------------------------------------------------------------
+    def _delete_first(self) -> None:
+        """Delete the oldest local segment, and its archived copy if it has one."""
+        seg = self.segments.pop(0)
+        if self.remote is not None:
+            self.remote.drop(seg.start_offset)
+        seg.delete()
+
+    def _drop_first_tiered(self) -> None:
+        r = self.tiered.pop(0)
+        assert self.remote is not None
+        self.remote.drop(r.start_offset)
+
     def delete_oldest(self, count: int) -> int:
-        """Delete up to `count` oldest sealed segments; return how many went."""
+        """Delete up to `count` oldest sealed segments (archived ones first); return how many
+        went."""
         gone = 0
+        while gone < count and self.tiered:
+            self._drop_first_tiered()
+            gone += 1
         while gone < count and len(self.segments) > 1:
-            self.segments.pop(0).delete()
+            self._delete_first()
             gone += 1
         return gone
 
     def enforce_retention(self, now_us: int, expiry_us: int, max_bytes: int | None) -> int:
-        """Drop sealed segments whose newest batch expired, or while over `max_bytes`."""
+        """Drop sealed segments whose newest batch expired, or while over `max_bytes`
+        (archived-only segments first: retention covers the archive too)."""
         removed = self._drop_below_floor()
+        while self.tiered:
+            r = self.tiered[0]
+            expired = expiry_us != NEVER_EXPIRE and r.last_timestamp + expiry_us <= now_us
+            too_big = max_bytes is not None and self.size_bytes > max_bytes
+            if not (expired or too_big):
+                break
+            self._drop_first_tiered()
+            removed += 1
         while len(self.segments) > 1:
             first = self.segments[0]
             idx = first.index
@@ -309,12 +425,38 @@ class PartitionLog:
             too_big = max_bytes is not None and self.size_bytes > max_bytes
             if not (expired or too_big):
                 break
-            self.segments.pop(0).delete()
+            self._delete_first()
             removed += 1
         return removed
 
+    def offload(self, max_bytes: int | None, max_segments: int | None) -> int:
+        """Tiering: delete the local copies of the oldest sealed segments while more than
+        `max_segments` segments or `max_bytes` bytes are local, but only segments the archive
+        has confirmed; the first one not confirmed stops it (the local log stays contiguous).
+        The active segment always stays. Returns how many local copies went."""
+        if self.remote is None:
+            return 0
+        gone = 0
+        while len(self.segments) > 1:
+            seg = self.segments[0]
+            over = ((max_segments is not None and len(self.segments) > max_segments)
+                    or (max_bytes is not None and self.local_bytes > max_bytes))
+            idx = seg.index
+            if not over or not len(idx) or not self.remote.is_archived(
+                    seg.start_offset, seg.next_offset, seg.size):
+                break
+            self.tiered.append(RemoteSegment(seg.start_offset, seg.next_offset, seg.size,
+                                             idx.timestamps[0], idx.timestamps[-1],
+                                             idx.max_timestamps[-1]))
+            self.segments.pop(0).delete()
+            gone += 1
+        return gone
+
     def purge(self) -> None:
-        """Remove every message; offsets start again at 0."""
+        """Remove every message (archived copies too); offsets start again at 0."""
+        if self.remote is not None:
+            self.remote.drop_all()
+        self.tiered = []
         for seg in self.segments:
             seg.delete()
         self.segments = [Segment(self.path, 0)]
@@ -330,7 +472,26 @@ class PartitionLog:
             (self.path / CLEAN_MARKER).touch()
 
     def destroy(self) -> None:
+        if self.remote is not None:
+            self.remote.drop_all()
+        self.tiered = []
         for seg in self.segments:
             seg.close()
         self.segments = []
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _span(idx: SegmentIndex, i: int, offset: int, remaining: int, budget: int) -> int:
+    """Bytes from batch i on that a read for `remaining` records / `budget` bytes would take
+    (at least batch i, at most PREFETCH_MAX)."""
+    span = 0
+    while i < len(idx) and remaining > 0 and span < PREFETCH_MAX:
+        ln = idx.lengths[i]
+        if span and ln > budget:
+            break
+        base = idx.base_offsets[i]
+        span += ln
+        budget -= ln
+        remaining -= base + idx.counts[i] - max(offset, base)
+        i += 1
+    return span

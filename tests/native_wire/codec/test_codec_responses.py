@@ -101,7 +101,7 @@ def test_topic_header_layout_and_options() -> None:
     assert derived["consumer_offset_durability"] == (2, b"replicated")
     assert [k for k, _, _ in d["derived"]] == sorted(derived)
     full = rs.effective_topic_options(TopicOptions())
-    assert len(full) == 10 and full[0] == ("compression_algorithm", 2, b"none")
+    assert len(full) == 12 and full[0] == ("compression_algorithm", 2, b"none")
 
 
 def test_topic_details_and_list() -> None:

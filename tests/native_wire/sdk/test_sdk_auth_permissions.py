@@ -155,7 +155,7 @@ async def test_a_user_without_permissions_is_refused_everything_but_itself(
 
     # what needs no permission: ping, the option catalog, oneself, one's own password/tokens
     await nobody.ping()
-    assert len(await nobody.describe_options("topic")) == 10
+    assert len(await nobody.describe_options("topic")) == 12
     assert (await nobody.get_user("nobody")).username == "nobody"
     await nobody.change_password("nobody", "nobody-pw", "nobody-pw2")
     token = await create_pat(nobody, "mine")

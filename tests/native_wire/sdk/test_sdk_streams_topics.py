@@ -113,7 +113,8 @@ async def test_a_topic_created_with_every_option_reports_them(root: IggyClient) 
         messages_required_to_save=10,
         size_of_messages_required_to_save=4096,
         preallocate_segments=True,
-        options={"enforce_fsync": "true"},
+        options={"enforce_fsync": "true", "local_retention_bytes": "512 MiB",
+                 "local_retention_segments": "3"},
     )
     t = await root.get_topic("s", "events")
     assert (t.id, t.name, t.partitions_count, t.messages_count, t.size) == (
@@ -130,6 +131,8 @@ async def test_a_topic_created_with_every_option_reports_them(root: IggyClient) 
         "consumer_offset_durability": "replicated",
         "durability": "persisted",
         "enforce_fsync": True,  # sent as the text "true", stored in its canonical kind
+        "local_retention_bytes": 512 << 20,
+        "local_retention_segments": 3,
         "max_topic_size": 1 << 30,
         "message_expiry": SEVEN_DAYS_US,
         "messages_required_to_save": 10,
@@ -175,6 +178,8 @@ async def test_a_topic_with_defaults_derives_the_rest(root: IggyClient) -> None:
     assert plain.derived_options.to_scalar_dict() == {
         "compression_algorithm": "none",
         "enforce_fsync": False,
+        "local_retention_bytes": NEVER,
+        "local_retention_segments": 0,
         "max_topic_size": NEVER,
         "message_expiry": NEVER,
         "messages_required_to_save": 1024,

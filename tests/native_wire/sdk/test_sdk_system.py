@@ -194,6 +194,7 @@ async def test_describe_options_lists_the_topic_catalog(root: IggyClient) -> Non
     topic = {o.key: o for o in await root.describe_options("topic")}
     assert sorted(topic) == [
         "compression_algorithm", "consumer_offset_durability", "durability", "enforce_fsync",
+        "local_retention_bytes", "local_retention_segments",
         "max_topic_size", "message_expiry", "messages_required_to_save",
         "preallocate_segments", "segment_size", "size_of_messages_required_to_save",
     ]
@@ -202,6 +203,8 @@ async def test_describe_options_lists_the_topic_catalog(root: IggyClient) -> Non
         "consumer_offset_durability": ("string", HeaderValue.String("replicated")),
         "durability": ("string", HeaderValue.String("replicated")),
         "enforce_fsync": ("bool", HeaderValue.Bool(False)),
+        "local_retention_bytes": ("uint64", HeaderValue.UnsignedInt64(2**64 - 1)),
+        "local_retention_segments": ("uint64", HeaderValue.UnsignedInt64(0)),
         "max_topic_size": ("uint64", HeaderValue.UnsignedInt64(2**64 - 1)),
         "message_expiry": ("uint64", HeaderValue.UnsignedInt64(2**64 - 1)),
         "messages_required_to_save": ("uint32", HeaderValue.UnsignedInt32(1024)),
