@@ -19,6 +19,7 @@ from pathlib import Path
 from core.engine import LogEngine
 from native_wire.context import NativeServer, NodeInfo
 from native_wire.listener import start_listener
+from pyggy.archiving import setup as setup_archiving
 from pyggy.config import ServerConfig, split_address
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,9 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine,
     # Kafka group offsets: a store of their own, apart from Iggy consumer offsets (README)
     offsets = FileOffsetStore(Path(config.system.path) / "kafka" / "offsets",
                               fsync=config.system.state.enforce_fsync)
-    kafka.coordinator = GroupCoordinator(engine.clock, offsets,
-                                         partition_exists=partition_exists)
+    kafka.coordinator = GroupCoordinator(
+        engine.clock, offsets, partition_exists=partition_exists,
+        initial_rebalance_delay_ms=round(k.group_initial_rebalance_delay * 1000))
     tasks.append(asyncio.get_running_loop().create_task(_periodic(
         0.1, lambda: _tick_groups(kafka.coordinator), "kafka group timers")))
     server = await start_kafka(kafka, host, port, connections)
@@ -92,9 +94,11 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    archiving = setup_archiving(config)  # None unless [data_maintenance.archiver] enabled
     engine = LogEngine(Path(config.system.path),
                        validate_checksum=config.system.partition.validate_checksum,
-                       state_fsync=config.system.state.enforce_fsync)
+                       state_fsync=config.system.state.enforce_fsync,
+                       remote=archiving.remote if archiving is not None else None)
     engine.open(root_credentials)
     if engine.generated_root_password:
         # Printed once, at the first start, as Iggy does; it is stored only as a hash.
@@ -118,6 +122,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) 
     tasks = []
     if config.kafka.enabled:
         servers.append(await _start_kafka(config, engine, kafka_connections, tasks))
+    if archiving is not None:
+        tasks.append(archiving.start(engine))
     if config.data_maintenance.messages.cleaner_enabled:
         tasks.append(loop.create_task(_periodic(config.data_maintenance.messages.interval,
                                                 lambda: _clean(engine), "cleaner")))
@@ -143,6 +149,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) 
             await task
     for server in servers:
         await server.wait_closed()
+    if archiving is not None:
+        archiving.close()
     engine.close()
     log.info("stopped")
 

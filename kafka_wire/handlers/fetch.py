@@ -3,18 +3,21 @@
 Every requested partition is answered. A fetch offset inside a batch returns that whole batch
 (the client skips the records before its offset). Kafka batches are served as stored; Iggy
 batches are transcoded. There are no fetch sessions: the response's session id is 0, so
-clients keep sending full fetches.
+clients keep sending full fetches. Offsets in archived (tiered) segments are read from the
+archive without blocking the event loop; if the archive cannot be read, that partition answers
+KAFKA_STORAGE_ERROR (retriable).
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from core.storage.tiered import RemoteReadError
 from kafka_wire.context import Connection
 from kafka_wire.protocol.errors import ErrorCode
 
 
-def _partition(conn: Connection, t, p: dict, budget: list[int]) -> dict:
+async def _partition(conn: Connection, t, p: dict, budget: list[int]) -> dict:
     index = p["partition"]
     out = {"partition_index": index, "error_code": ErrorCode.NONE, "high_watermark": -1,
            "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": [],
@@ -33,19 +36,23 @@ def _partition(conn: Connection, t, p: dict, budget: list[int]) -> dict:
         out["records"] = b""
         return out
     limit = min(p["partition_max_bytes"], budget[0])
-    chunks = conn.server.engine.read_kafka(t, index, offset, max(limit, 1))
+    try:
+        chunks = await conn.server.engine.read_kafka_async(t, index, offset, max(limit, 1))
+    except RemoteReadError:
+        out["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
+        return out
     data = b"".join(chunks)
     budget[0] -= len(data)
     out["records"] = data
     return out
 
 
-def _respond(conn: Connection, req: dict, resolved: list) -> tuple[dict, int]:
+async def _respond(conn: Connection, req: dict, resolved: list) -> tuple[dict, int]:
     budget = [req.get("max_bytes", 0x7FFFFFFF)]
     responses = []
     total = 0
     for topic, t in resolved:
-        parts = [_partition(conn, t, p, budget) for p in topic["partitions"]]
+        parts = [await _partition(conn, t, p, budget) for p in topic["partitions"]]
         total += sum(len(p["records"] or b"") for p in parts)
         responses.append({"topic": topic["topic"], "partitions": parts})
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "session_id": 0,
@@ -55,7 +62,7 @@ def _respond(conn: Connection, req: dict, resolved: list) -> tuple[dict, int]:
 async def handle(conn: Connection, req: dict, version: int) -> dict:
     server = conn.server
     resolved = [(topic, server.topics.resolve(topic["topic"])) for topic in req["topics"]]
-    response, total = _respond(conn, req, resolved)
+    response, total = await _respond(conn, req, resolved)
     wait_ms = req["max_wait_ms"]
     if total >= max(req["min_bytes"], 1) or wait_ms <= 0:
         return response
@@ -80,5 +87,5 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
             server.waiters.discard(keys, fut)
         if conn.closed:
             break
-        response, total = _respond(conn, req, resolved)
+        response, total = await _respond(conn, req, resolved)
     return response

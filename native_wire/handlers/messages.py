@@ -38,7 +38,7 @@ async def send_messages(ctx: Context, r: Reader) -> bytes:
     return rsp.encode_send_confirmations([confirmation])
 
 
-def poll_messages(ctx: Context, r: Reader) -> bytes | list:
+async def poll_messages(ctx: Context, r: Reader) -> bytes | list:
     kind, consumer = p.decode_consumer(r)
     sid, tid = p.decode_identifier(r), p.decode_identifier(r)
     partition_id = p.decode_optional_partition(r)
@@ -65,8 +65,9 @@ def poll_messages(ctx: Context, r: Reader) -> bytes | list:
             raise IggyError(ErrorCode.CONSUMER_GROUP_PARTITION_NOT_OWNED, "not a member")
     if count == 0:
         raise IggyError(ErrorCode.INVALID_MESSAGES_COUNT, "count must be > 0")
-    result = ctx.engine.poll(t.stream_id, t.id, partition_id, strategy, value, count, kind,
-                             consumer, auto_commit, member)
+    # async: a poll of archived (tiered) segments awaits their bytes instead of blocking
+    result = await ctx.engine.poll_async(t.stream_id, t.id, partition_id, strategy, value,
+                                         count, kind, consumer, auto_commit, member)
     if ctx.classic:
         parts = [iggy_batch.classic_frames_and_count(c, 0, result.count) for c in result.chunks]
         n = sum(k for _, k in parts)

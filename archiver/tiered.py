@@ -1,0 +1,269 @@
+"""Tiered storage: each partition's manifest of archived segments and reads served from the
+archive through a bounded cache. `TieredPartition` is core's `RemoteSegments`.
+
+The manifest, `<partition dir>/archive.json`, lists the segments confirmed in the archive
+(uploaded and verified): bounds, timestamps, object keys, sizes and SHA-256s. It is the only
+source of "this segment is safely archived": a local segment is deleted only once it is listed
+there (`PartitionLog.offload`). It is rewritten atomically (temporary file, fsync, rename,
+fsync of the directory) and lives and dies with the partition directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from archiver.base import Archiver, ArchiverError
+from archiver.cache import RangeCache
+from archiver.threads import DaemonExecutor
+from core.storage.index import ENTRY_SIZE, SegmentIndex
+from core.storage.tiered import RemoteReadError, RemoteSegment
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "archive.json"
+PENDING_DELETES = "pending_deletes.json"
+READ_BACKOFF = 5.0  # seconds reads fail fast after the archive failed a read
+
+
+@dataclass(slots=True)
+class Entry:
+    """One archived segment, as recorded in the manifest."""
+
+    start: int
+    next: int
+    size: int
+    first_ts: int
+    last_ts: int
+    max_ts: int
+    log_key: str
+    log_sha256: str
+    index_key: str
+    index_size: int
+    index_sha256: str
+
+    def remote(self) -> RemoteSegment:
+        return RemoteSegment(self.start, self.next, self.size, self.first_ts, self.last_ts,
+                             self.max_ts)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+class TieredStore:
+    """Everything partitions share: the archiver, the read cache, the thread pools, the queue
+    of objects to delete. `remote_for` is the factory `LogEngine(remote=...)` takes."""
+
+    def __init__(self, archiver: Archiver, state_dir: Path, cache_size: int,
+                 names: Callable[[int, int], tuple[str, str]] | None = None) -> None:
+        self.archiver = archiver
+        self.cache = RangeCache(cache_size)
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # names(stream_id, topic_id) -> (stream name, topic name), set by the server.
+        self.names = names
+        self.readers = DaemonExecutor(4, "pyggy-archive-read")
+        self.pending_deletes: list[str] = self._load_pending()
+        self.live_keys: set[str] = set()
+        self.read_down_until = 0.0
+        self.read_error = ""
+        self.wake: Callable[[], None] = lambda: None  # the archiver service's wake-up
+
+    # -- factory -----------------------------------------------------------------------------
+    def remote_for(self, topic, partition, path: Path) -> TieredPartition:
+        return TieredPartition(self, topic.stream_id, topic.id, partition.id, Path(path))
+
+    # -- deletion queue ----------------------------------------------------------------------
+    def _load_pending(self) -> list[str]:
+        try:
+            return list(json.loads((self.state_dir / PENDING_DELETES).read_text()))
+        except (OSError, ValueError):
+            return []
+
+    def save_pending(self) -> None:
+        write_atomic(self.state_dir / PENDING_DELETES, json.dumps(self.pending_deletes).encode())
+
+    def queue_delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self.cache.forget(key)
+            if key not in self.pending_deletes:
+                self.pending_deletes.append(key)
+        self.save_pending()
+        self.wake()
+
+    def unqueue(self, keys: list[str]) -> None:
+        """An upload is about to (re)write these keys: a queued delete of them must not run."""
+        if any(k in self.pending_deletes for k in keys):
+            self.pending_deletes = [k for k in self.pending_deletes if k not in keys]
+            self.save_pending()
+
+    # -- reads -------------------------------------------------------------------------------
+    def _check_reads(self) -> None:
+        if time.monotonic() < self.read_down_until:
+            raise RemoteReadError(f"archive unavailable ({self.read_error}); retrying shortly")
+
+    def _read_failed(self, e: Exception) -> RemoteReadError:
+        self.read_error = str(e)
+        self.read_down_until = time.monotonic() + READ_BACKOFF
+        log.warning("tiered read from %s failed: %s", self.archiver.describe(), e)
+        return RemoteReadError(f"archived segment unavailable: {e}")
+
+    def read_sync(self, key: str, start: int, length: int) -> bytes:
+        self._check_reads()
+        try:
+            return self.archiver.read_range(key, start, length)
+        except ArchiverError as e:
+            raise self._read_failed(e) from None
+
+    async def read_async(self, key: str, start: int, length: int) -> bytes:
+        self._check_reads()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.readers, self.archiver.read_range, key,
+                                              start, length)
+        except ArchiverError as e:
+            raise self._read_failed(e) from None
+
+    def close(self) -> None:
+        self.readers.shutdown(wait=False)
+
+
+class TieredPartition:
+    """One partition's archive tier (core's `RemoteSegments`)."""
+
+    def __init__(self, store: TieredStore, stream_id: int, topic_id: int, partition_id: int,
+                 path: Path) -> None:
+        self.store = store
+        self.stream_id, self.topic_id, self.partition_id = stream_id, topic_id, partition_id
+        self.path = path
+        self.generation = 0  # bumped by drop_all: uploads begun before it are stale
+        self.entries: dict[int, Entry] = {}
+        self._load()
+
+    # -- manifest ----------------------------------------------------------------------------
+    def _load(self) -> None:
+        try:
+            doc = json.loads((self.path / MANIFEST).read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as e:
+            log.error("partition %s: unreadable archive manifest (%s); treating nothing as "
+                      "archived", self.path, e)
+            return
+        for item in doc.get("segments", []):
+            e = Entry(**item)
+            self.entries[e.start] = e
+            self.store.live_keys.update((e.log_key, e.index_key))
+
+    def _save(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        doc = {"version": 1, "segments": [asdict(self.entries[s]) for s in sorted(self.entries)]}
+        write_atomic(self.path / MANIFEST, json.dumps(doc, indent=1).encode())
+
+    def add(self, entry: Entry) -> None:
+        """Record a segment as confirmed in the archive (after a verified upload)."""
+        self.entries[entry.start] = entry
+        self.store.live_keys.update((entry.log_key, entry.index_key))
+        self._save()
+
+    def keys(self, start: int) -> tuple[str, str] | None:
+        e = self.entries.get(start)
+        return None if e is None else (e.log_key, e.index_key)
+
+    # -- RemoteSegments ----------------------------------------------------------------------
+    def segments(self) -> list[RemoteSegment]:
+        return [self.entries[s].remote() for s in sorted(self.entries)]
+
+    def is_archived(self, start_offset: int, next_offset: int, size: int) -> bool:
+        e = self.entries.get(start_offset)
+        return e is not None and e.next == next_offset and e.size == size
+
+    def _entry(self, start_offset: int) -> Entry:
+        e = self.entries.get(start_offset)
+        if e is None:
+            raise RemoteReadError(f"segment {start_offset} of partition {self.partition_id} "
+                                  "is not in the archive")
+        return e
+
+    def _parse_index(self, e: Entry, data: bytes) -> SegmentIndex:
+        import hashlib
+
+        if len(data) != e.index_size or hashlib.sha256(data).hexdigest() != e.index_sha256:
+            raise RemoteReadError(f"archived index {e.index_key} does not match its checksum")
+        index = SegmentIndex.load(data)
+        self.store.cache.put_object(e.index_key, index, len(data) + len(index) * ENTRY_SIZE)
+        return index
+
+    def index(self, start_offset: int, block: bool = True) -> SegmentIndex | None:
+        e = self._entry(start_offset)
+        index = self.store.cache.get_object(e.index_key)
+        if index is not None or not block:
+            return index
+        return self._parse_index(e, self.store.read_sync(e.index_key, 0, e.index_size))
+
+    async def fetch_index(self, start_offset: int) -> None:
+        e = self._entry(start_offset)
+        if self.store.cache.get_object(e.index_key) is None:
+            data = await self.store.read_async(e.index_key, 0, e.index_size)
+            self._parse_index(e, data)
+
+    def read(self, start_offset: int, position: int, length: int,
+             block: bool = True) -> bytes | None:
+        e = self._entry(start_offset)
+        cache = self.store.cache
+        data = cache.get(e.log_key, position, length)
+        if data is not None or not block:
+            return data
+        for start, end in cache.missing(e.log_key, position, length, e.size):
+            cache.put(e.log_key, start, self.store.read_sync(e.log_key, start, end - start))
+        data = cache.get(e.log_key, position, length)
+        if data is None:  # larger than the whole cache: read it directly
+            data = self.store.read_sync(e.log_key, position, length)
+        return data
+
+    async def fetch(self, start_offset: int, position: int, length: int) -> None:
+        e = self._entry(start_offset)
+        cache = self.store.cache
+        ranges = cache.missing(e.log_key, position, min(length, e.size - position), e.size)
+        results = await asyncio.gather(*(self.store.read_async(e.log_key, s, end - s)
+                                         for s, end in ranges))
+        for (start, _), data in zip(ranges, results, strict=True):
+            cache.put(e.log_key, start, data)
+
+    def drop(self, start_offset: int) -> None:
+        e = self.entries.pop(start_offset, None)
+        if e is None:
+            return
+        self.store.live_keys.difference_update((e.log_key, e.index_key))
+        self._save()
+        self.store.queue_delete([e.log_key, e.index_key])
+
+    def drop_all(self) -> None:
+        self.generation += 1
+        if not self.entries:
+            return
+        keys = [k for e in self.entries.values() for k in (e.log_key, e.index_key)]
+        self.entries.clear()
+        self.store.live_keys.difference_update(keys)
+        if self.path.exists():
+            self._save()
+        self.store.queue_delete(keys)

@@ -1,0 +1,133 @@
+"""`pyggy-restore` (or `python -m pyggy.restore`): give a fresh server the metadata archived by
+`[data_maintenance.state] archiver_enabled` — streams, topics and their options, partitions,
+users, permissions, personal access tokens, consumer groups.
+
+It reads the same configuration as `pyggy-server` (`--config`, `IGGY_*` variables, `--data-path`)
+to find the archive (`[data_maintenance.archiver] kind` and its disk or S3 keys) and the data
+directory, checks every entry of the archived state log (CRC-32C, order, and that the commands
+apply), and writes it to `<data>/state/state.log`. The server then starts with that metadata.
+Messages are not part of the state log; they stay in the archive under `streams/`.
+
+    pyggy-restore --list                       # the archived state-log snapshots
+    pyggy-restore --data-path /var/lib/pyggy   # restore the newest one
+    pyggy-restore --key state/20250101T120000.000000Z/state.log --force
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from archiver import layout
+from archiver.base import ArchiverError
+from archiver.tiered import write_atomic
+from core.errors import IggyError
+from core.metadata.machine import MetadataStateMachine
+from core.metadata.state_log import StateLog
+from pyggy.archiving import make_archiver
+from pyggy.config import ConfigError, load_config, set_value, validate
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pyggy-restore", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="PATH", help="TOML config file (default: "
+                   "$IGGY_CONFIG_PATH), as for pyggy-server")
+    p.add_argument("--data-path", metavar="DIR", help="data directory to restore into "
+                   "([system] path)")
+    p.add_argument("--key", help="archived state log to restore (default: the newest)")
+    p.add_argument("--list", action="store_true", help="list archived state logs and exit")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing state log (kept as state.log.bak-<time>)")
+    return p
+
+
+def snapshots(archiver) -> list[tuple[str, int]]:
+    return [(k, n) for k, n in archiver.list(layout.STATE_PREFIX) if k.endswith("/state.log")]
+
+
+def choose(found: list[tuple[str, int]], overwrite: bool) -> str | None:
+    """The newest snapshot: `state/state.log` when overwriting, else the latest stamped one
+    (each falling back to the other)."""
+    keys = [k for k, _ in found]
+    stamped = sorted(k for k in keys if k != layout.STATE_KEY)
+    fixed = [layout.STATE_KEY] if layout.STATE_KEY in keys else []
+    order = fixed + stamped[-1:] if overwrite else stamped[-1:] + fixed
+    return order[0] if order else None
+
+
+def check(data: bytes) -> dict[str, int]:
+    """Replay the state log into a scratch state machine; raise ValueError unless every byte
+    is a valid entry and every command applies. Returns counts of what it holds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "state.log"
+        path.write_bytes(data)
+        log = StateLog(path, fsync=False)
+        meta = MetadataStateMachine()
+        entries = 0
+        for cmd in log.replay():
+            try:
+                meta.apply(cmd)
+            except IggyError as e:
+                raise ValueError(f"entry {entries} ({cmd.get('type')}) does not apply: {e}"
+                                 ) from None
+            entries += 1
+        log.close()
+        if log.size != len(data):
+            raise ValueError(f"only {log.size} of {len(data)} bytes are valid entries")
+    topics = [t for s in meta.streams.values() for t in s.topics.values()]
+    return {"entries": entries, "streams": len(meta.streams), "topics": len(topics),
+            "partitions": sum(len(t.partitions) for t in topics), "users": len(meta.users)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config, os.environ)
+        if args.data_path:
+            set_value(config, ("system", "path"), args.data_path)
+        validate(config)
+        archiver = make_archiver(config)
+        archiver.init()
+        found = snapshots(archiver)
+        if args.list:
+            for key, size in found:
+                print(f"{key}\t{size}")
+            return 0
+        key = args.key or choose(found, config.data_maintenance.state.overwrite)
+        if key is None:
+            print(f"pyggy-restore: no archived state log in {archiver.describe()}",
+                  file=sys.stderr)
+            return 1
+        data = archiver.read_all(key)
+        counts = check(data)
+    except (ConfigError, ArchiverError) as e:
+        print(f"pyggy-restore: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print(f"pyggy-restore: {key} is not a usable state log: {e}", file=sys.stderr)
+        return 1
+    target = Path(config.system.path) / "state" / "state.log"
+    if target.exists() and target.stat().st_size:
+        if not args.force:
+            print(f"pyggy-restore: {target} exists; refusing to replace it without --force",
+                  file=sys.stderr)
+            return 1
+        backup = target.with_name(f"state.log.bak-{time.strftime('%Y%m%dT%H%M%S')}")
+        target.rename(backup)
+        print(f"kept the previous state log as {backup}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, data)
+    print(f"restored {counts['entries']} state entries ({counts['streams']} streams, "
+          f"{counts['topics']} topics, {counts['partitions']} partitions, {counts['users']} "
+          f"users) from {key} in {archiver.describe()} into {target}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Archiving and tiered reads in process: an engine, a disk archive wrapped in FaultyArchiver,
+and the archiver service's passes driven by hand (no timers)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from archiver import layout
+from archiver.base import ArchiverError
+from archiver.disk import DiskArchiver
+from archiver.faulty import FaultyArchiver
+from archiver.service import ArchiverService, ServiceSettings
+from archiver.tiered import MANIFEST, TieredStore
+from core.engine import FIRST, OFFSET, TIMESTAMP, LogEngine
+from core.model import NEVER_EXPIRE
+from core.records import kafka_batch
+from core.records.iggy_batch import build_batch, iter_messages
+from core.storage.tiered import RemoteReadError
+
+SEGMENT = 4000  # bytes; in-process tests set it below Iggy's 1 MiB minimum directly
+
+
+class Node:
+    """An engine with a tiered store over a (faulty) disk archive, and its service."""
+
+    def __init__(self, root: Path, cache_size: int = 1 << 20) -> None:
+        self.root = root
+        self.faulty = FaultyArchiver(DiskArchiver(root / "archive"))
+        self.store = TieredStore(self.faulty, root / "data" / "archiver", cache_size)
+        self.engine = LogEngine(root / "data", state_fsync=False, remote=self.store.remote_for)
+        self.engine.open(("iggy", "iggy"))
+        self.service = ArchiverService(self.engine, self.store, ServiceSettings(
+            messages=True, state=True, interval=3600, staging_dir=root / "staging",
+            state_interval=0))
+
+    def topic(self, local_segments: int = 2):
+        if self.engine.get_stream("s") is None:
+            self.engine.create_stream("s")
+        t = self.engine.get_topic("s", "t") or self.engine.create_topic("s", "t", 1)
+        t.options.segment_size = SEGMENT
+        t.options.local_retention_segments = local_segments
+        return t
+
+    async def produce(self, n: int, per_batch: int = 10, start: int = 0) -> None:
+        for k in range(start, start + n, per_batch):
+            msgs = [(i + 1, f"message-{i:06d}".encode().ljust(100, b"."), b"", 1000 + i)
+                    for i in range(k, k + per_batch)]
+            await self.engine.append("s", "t", (2, 0), build_batch(msgs), per_batch)
+
+    def close(self) -> None:
+        self.service.close()
+        self.engine.close()
+
+
+def payloads(result) -> list[tuple[int, bytes]]:
+    return [(m[0], bytes(m[4])) for c in result.chunks for m in iter_messages(c)]
+
+
+async def poll_all(engine: LogEngine, block: bool = False) -> list[tuple[int, bytes]]:
+    out, offset = [], 0
+    while True:
+        if block:
+            r = engine.poll("s", "t", 0, OFFSET, offset, 37)
+        else:
+            r = await engine.poll_async("s", "t", 0, OFFSET, offset, 37)
+        if not r.count:
+            return out
+        got = payloads(r)
+        out += got
+        offset = got[-1][0] + 1
+
+
+def expected(n: int) -> list[tuple[int, bytes]]:
+    return [(i, f"message-{i:06d}".encode().ljust(100, b".")) for i in range(n)]
+
+
+def test_sealed_segments_are_archived_offloaded_and_read_back(tmp_path: Path) -> None:
+    async def main() -> None:
+        node = Node(tmp_path)
+        t = node.topic(local_segments=2)
+        await node.produce(500)
+        plog = t.partitions[0].log
+        sealed = len(plog.segments) - 1
+        assert sealed >= 5
+        assert await node.service._pass()
+        assert node.service.counters.segments_archived == sealed
+        # only the newest 2 segments stay local; the rest is read from the archive
+        assert len(plog.segments) == 2 and len(plog.tiered) == sealed - 1
+        assert plog.start_offset == 0 and plog.next_offset == 500
+        assert plog.segments_count == sealed + 1
+        # the archive is a browsable tree with the same bytes as the local files were
+        keys = [k for k, _ in node.faulty.list("streams/")]
+        assert keys[0] == "streams/s/topics/t/partitions/0/00000000000000000000.index"
+        assert len(keys) == 2 * sealed
+        assert await poll_all(node.engine) == expected(500)
+        assert await poll_all(node.engine, block=True) == expected(500)
+        # FIRST and TIMESTAMP strategies reach into the archive too
+        first = await node.engine.poll_async("s", "t", 0, FIRST, 0, 5)
+        assert payloads(first) == expected(5)
+        ts = plog.tiered[1].first_timestamp
+        by_time = await node.engine.poll_async("s", "t", 0, TIMESTAMP, ts, 1)
+        assert payloads(by_time)[0][0] == plog.tiered[1].start_offset
+        # the Kafka door: the same offsets, transcoded, from offset 0
+        offsets = []
+        offset = 0
+        while offset < 500:
+            chunks = await node.engine.read_kafka_async(t, 0, offset, 3000)
+            for data in chunks:
+                offsets += [rec[0] for rec in kafka_batch.iter_records(data)]
+            offset = offsets[-1] + 1
+        assert offsets == list(range(500))
+        assert node.store.cache.size <= node.store.cache.capacity + SEGMENT
+        node.close()
+
+        # a restart keeps the tiers: manifest + local files
+        again = Node(tmp_path)
+        plog = again.engine.topic("s", "t").partitions[0].log
+        assert len(plog.tiered) == sealed - 1 and plog.start_offset == 0
+        assert await poll_all(again.engine) == expected(500)
+        again.close()
+
+    asyncio.run(main())
+
+
+def test_archive_outage_keeps_local_segments_and_catches_up(tmp_path: Path, caplog) -> None:
+    async def main() -> None:
+        node = Node(tmp_path)
+        t = node.topic(local_segments=1)
+        plog = t.partitions[0].log
+        await node.produce(200)
+        assert await node.service._pass()
+        archived = node.service.counters.segments_archived
+        node.faulty.down = True  # injected: a real moto cannot be made unreachable mid-request
+        await node.produce(300, start=200)
+        local_before = [s.start_offset for s in plog.segments]
+        for _ in range(3):
+            assert not await node.service._pass()
+        # nothing new archived, nothing deleted locally, appends and local reads go on
+        assert node.service.counters.segments_archived == archived
+        assert [s.start_offset for s in plog.segments] == local_before
+        assert len(plog.segments) > 3
+        last = await node.engine.poll_async("s", "t", 0, OFFSET, 450, 50)
+        assert payloads(last) == expected(500)[450:]
+        # old archived offsets fail cleanly while the archive is down
+        node.store.cache.entries.clear()
+        node.store.cache.size = 0
+        with pytest.raises(RemoteReadError):
+            await node.engine.poll_async("s", "t", 0, OFFSET, 0, 10)
+        node.faulty.down = False
+        node.store.read_down_until = 0
+        assert await node.service._pass()
+        assert len(plog.segments) == 1
+        assert await poll_all(node.engine) == expected(500)
+        node.close()
+
+    with caplog.at_level(logging.INFO, logger="archiver"):
+        asyncio.run(main())
+    text = caplog.text
+    assert "segments stay on local disk" in text
+    assert "reachable again" in text
+
+
+def test_a_corrupted_upload_is_caught_and_redone(tmp_path: Path) -> None:
+    async def main() -> None:
+        node = Node(tmp_path)
+        t = node.topic(local_segments=1)
+        plog = t.partitions[0].log
+        await node.produce(100)
+        node.faulty.corrupt_uploads = 1  # injected: a byte flipped in transit
+        assert not await node.service._pass()
+        assert node.service.counters.segments_archived == 0
+        assert not plog.tiered and len(plog.segments) > 2
+        assert await node.service._pass()
+        assert len(plog.segments) == 1 and plog.tiered
+        assert await poll_all(node.engine) == expected(100)
+        node.close()
+
+    asyncio.run(main())
+
+
+def test_wrong_credentials_are_logged_not_fatal(tmp_path: Path, caplog) -> None:
+    async def main() -> None:
+        node = Node(tmp_path)
+        # injected: moto does not check signatures, so a refused key is simulated here
+        node.faulty.init_error = ArchiverError("S3 refused init on bucket 'iggy': "
+                                               "InvalidAccessKeyId", permanent=True)
+        t = node.topic(local_segments=1)
+        await node.produce(100)
+        assert not await node.service._pass()
+        assert not await node.service._pass()
+        assert len(t.partitions[0].log.segments) > 2
+        node.faulty.init_error = None
+        assert await node.service._pass()
+        assert len(t.partitions[0].log.segments) == 1
+        node.close()
+
+    with caplog.at_level(logging.INFO, logger="archiver"):
+        asyncio.run(main())
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "InvalidAccessKeyId" in errors[0].getMessage()
+    assert "no local segment is deleted" in errors[0].getMessage()
+
+
+def test_retention_purge_and_delete_reach_the_archive(tmp_path: Path) -> None:
+    async def main() -> None:
+        node = Node(tmp_path)
+        t = node.topic(local_segments=1)
+        plog = t.partitions[0].log
+        await node.produce(300)
+        assert await node.service._pass()
+        tiered = len(plog.tiered)
+        # max size: the oldest archived segments go first, from the archive too
+        total = plog.size_bytes
+        t.options.max_topic_size = total - 2 * SEGMENT
+        node.engine.clean()
+        assert len(plog.tiered) < tiered and plog.start_offset > 0
+        assert plog.size_bytes <= t.options.max_topic_size
+        assert node.store.pending_deletes
+        assert await node.service._pass()
+        assert not node.store.pending_deletes
+        left = {k for k, _ in node.faulty.list("streams/")}
+        assert len(left) == 2 * len(plog.tiered)
+        first = await node.engine.poll_async("s", "t", 0, FIRST, 0, 1)
+        assert payloads(first)[0][0] == plog.start_offset
+        # expiry: everything sealed is older than 1 µs by now
+        t.options.max_topic_size = 2**64 - 1
+        t.options.message_expiry = 1
+        node.engine.clean()
+        assert not plog.tiered
+        assert await node.service._pass()
+        assert node.faulty.list("streams/") == []
+        t.options.message_expiry = NEVER_EXPIRE
+        # purge: archive emptied, offsets restart at 0 and the new segment 0 archives anew
+        await node.produce(200, start=0)
+        assert await node.service._pass() and node.faulty.list("streams/")
+        node.engine.purge_topic("s", "t")
+        assert plog.next_offset == 0 and not plog.tiered
+        await node.produce(150)
+        assert await node.service._pass()
+        assert await poll_all(node.engine) == expected(150)
+        manifest = (plog.path / MANIFEST).read_text()
+        assert "00000000000000000000.log" in manifest
+        # delete: the archive of the topic goes with it
+        node.engine.delete_topic("s", "t")
+        assert await node.service._pass()
+        assert node.faulty.list("streams/") == []
+        node.close()
+
+    asyncio.run(main())
+
+
+def test_state_log_snapshots(tmp_path: Path) -> None:
+    async def main() -> None:
+        node = Node(tmp_path)
+        node.topic()
+        assert await node.service._pass()
+        assert node.faulty.list("state/") == [
+            (layout.STATE_KEY, node.engine.state.size)]
+        snapshots = node.service.counters.state_snapshots
+        assert await node.service._pass()  # unchanged: not uploaded again
+        assert node.service.counters.state_snapshots == snapshots
+        node.engine.create_stream("other")
+        assert await node.service._pass()
+        assert node.service.counters.state_snapshots == snapshots + 1
+        data = node.faulty.read_all(layout.STATE_KEY)
+        assert data == node.engine.state.path.read_bytes()
+        node.close()
+
+    asyncio.run(main())
+
+
+def test_layout_names_are_one_component() -> None:
+    log_key, index_key = layout.segment_keys("a/b", "..", 3, 42)
+    assert log_key == ("streams/a%2Fb/topics/%2E%2E/partitions/3/"
+                       "00000000000000000042.log")
+    assert layout.parse_segment_key(index_key) == ("a/b", "..", 3, 42, "index")
