@@ -109,8 +109,6 @@ class ConsumerGroupConfig:
 class MessagesMaintenanceConfig:
     cleaner_enabled: bool = True
     interval: Duration = 60.0
-
-
     archiver_enabled: bool = False  # archive sealed segments (needs [data_maintenance.archiver])
 
 
@@ -134,24 +132,26 @@ class S3ArchiverConfig:
     endpoint: str = "http://localhost:9000"
     region: str = "eu-west-1"
     tmp_upload_dir: str = "local_data/s3_tmp"
+
+
 @dataclass(slots=True)
 class ArchiverConfig:
     """Iggy 0.4/0.5's archiver keys (`kind` = "disk" or "s3"), plus pyggy's read cache."""
 
     enabled: bool = False
     kind: str = "disk"
-
-
     cache_size: Size = 64 * MiB  # pyggy's own: archived bytes cached for tiered reads
     disk: DiskArchiverConfig = field(default_factory=DiskArchiverConfig)
     s3: S3ArchiverConfig = field(default_factory=S3ArchiverConfig)
+
+
 @dataclass(slots=True)
 class DataMaintenanceConfig:
     messages: MessagesMaintenanceConfig = field(default_factory=MessagesMaintenanceConfig)
     archiver: ArchiverConfig = field(default_factory=ArchiverConfig)
-
-
     state: StateMaintenanceConfig = field(default_factory=StateMaintenanceConfig)
+
+
 @dataclass(slots=True)
 class TokenCleanerConfig:
     enabled: bool = True
@@ -367,17 +367,13 @@ def validate(config: ServerConfig) -> None:
         ("heartbeat.interval", config.heartbeat.interval),
         ("data_maintenance.messages.interval", config.data_maintenance.messages.interval),
         ("personal_access_token.cleaner.interval", config.personal_access_token.cleaner.interval),
+        ("data_maintenance.state.interval", config.data_maintenance.state.interval),
     ):
         if seconds <= 0:
             raise ConfigError(f"{key} must be positive")
     archiver = config.data_maintenance.archiver
     if archiver.kind not in ("disk", "s3"):
-        ("data_maintenance.state.interval", config.data_maintenance.state.interval),
         raise ConfigError('data_maintenance.archiver.kind must be "disk" or "s3"')
-    for exporter in (config.telemetry.logs, config.telemetry.traces):
-        if exporter.transport not in ("grpc", "http"):
-            raise ConfigError('telemetry transport must be "grpc" or "http"')
-
     if archiver.enabled and archiver.kind == "s3" and not archiver.s3.bucket:
         raise ConfigError("data_maintenance.archiver.s3.bucket must not be empty")
     if archiver.enabled and archiver.kind == "disk" and not archiver.disk.path:
@@ -385,6 +381,10 @@ def validate(config: ServerConfig) -> None:
     if archiver.s3.endpoint and not archiver.s3.endpoint.startswith(("http://", "https://")):
         raise ConfigError("data_maintenance.archiver.s3.endpoint must be an http:// or https:// "
                           "URL (or empty for AWS)")
+    for exporter in (config.telemetry.logs, config.telemetry.traces):
+        if exporter.transport not in ("grpc", "http"):
+            raise ConfigError('telemetry transport must be "grpc" or "http"')
+
 
 def config_path(argv_config_path: str | None, env: Mapping[str, str]) -> str | None:
     """The config file to read: `--config`, else `IGGY_CONFIG_PATH`, else none."""

@@ -388,3 +388,35 @@ class LosingProxy:
         self.listener.close()
         with self.lock:
             self._close_pair(*self.sockets)
+
+
+def check_iggy_view(server: PyggyServer, topic: str, sent: Sequence[Rec],
+                    acks: Sequence[tuple[int, int]], partition: int) -> int:
+    """What the Iggy door shows of Kafka-produced records (core/records/transcode.py):
+    same offsets; payload = value (a null or empty value is the payload 00 with header
+    `kafka.value` = null/empty); `kafka.key` = key; plain headers as they are. Returns the
+    number of messages checked."""
+    expected = {offset: rec for rec, (p, offset) in zip(sent, acks, strict=True)
+                if p == partition}
+    messages = iggy_poll(server, "kafka", topic, partition)
+    assert [m.offset() for m in messages] == sorted(expected)
+    for m in messages:
+        rec = expected[m.offset()]
+        heads = {k: v.value for k, v in iggy_headers(m).items()}
+        if rec.value:
+            assert m.payload() == rec.value, m.offset()
+            assert "kafka.value" not in heads
+        else:
+            assert m.payload() == b"\x00"
+            assert heads["kafka.value"] == ("null" if rec.value is None else "empty")
+        if rec.key is not None and 0 < len(rec.key) <= 255:
+            assert heads["kafka.key"] == rec.key, m.offset()
+        else:
+            assert "kafka.key" not in heads
+        names = [k for k, _ in rec.headers]
+        exact = any(v is None or not v or names.count(k) > 1 for k, v in rec.headers)
+        assert ("kafka.exact.0" in heads) == exact, (m.offset(), rec.headers, heads)
+        for k, v in rec.headers:
+            if v and names.count(k) == 1:
+                assert heads[k] == v
+    return len(messages)

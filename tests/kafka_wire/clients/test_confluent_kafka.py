@@ -10,6 +10,7 @@ from support import (
     PARTITIONS,
     Got,
     Rec,
+    check_iggy_view,
     check_round_trip,
     iggy_headers,
     iggy_poll,
@@ -99,6 +100,7 @@ def test_10k_keyed_records_with_headers_round_trip(kafka_server: PyggyServer, to
     assert {tp.partition: tp.offset for tp in committed} == ends
     c.close()
     check_round_trip(records, acks, got)
+    assert check_iggy_view(kafka_server, topic, records, acks, partition=1) > 1000
 
 
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])

@@ -11,6 +11,7 @@ from support import (
     Got,
     RawKafka,
     Rec,
+    check_iggy_view,
     check_round_trip,
     fetch_raw,
     iggy_headers,
@@ -80,6 +81,7 @@ def test_10k_keyed_records_with_headers_round_trip(kafka_server: PyggyServer, to
     assert {tp.partition: c.committed(tp) for tp in c.assignment()} == ends
     c.close()
     check_round_trip(records, acks, got)
+    assert check_iggy_view(kafka_server, topic, records, acks, partition=0) > 1000
 
 
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
