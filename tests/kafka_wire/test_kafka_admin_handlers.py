@@ -1,0 +1,393 @@
+"""The admin handlers at every version they are registered for, in process.
+
+Requests are built with the codec at each version, go through `dispatch.handle_frame` to the
+handlers and a real engine, and the responses are decoded strictly at the same version.
+Real clients (kafka-python, confluent-kafka, the Iggy SDK) are in test_admin_e2e.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from core.engine import FIRST, LogEngine
+from core.model import NEVER_EXPIRE
+from core.records.iggy_batch import build_batch
+from kafka_wire.context import Connection, KafkaServer
+from kafka_wire.dispatch import handle_frame
+from kafka_wire.protocol import decode_response, parse_response_header, request_frame
+from kafka_wire.registry import REGISTRY
+from kafka_wire.topics import CONFIGS, DEFAULTS, topic_id
+
+pytestmark = pytest.mark.asyncio
+
+CREATE, DELETE, DELETE_RECORDS, DESCRIBE, ALTER, CREATE_PARTS, INCREMENTAL = \
+    19, 20, 21, 32, 33, 37, 44
+NONE, OUT_OF_RANGE, UNKNOWN_TOPIC, INVALID_TOPIC = 0, 1, 3, 17
+ALREADY_EXISTS, INVALID_PARTITIONS, INVALID_RF, INVALID_ASSIGNMENT, INVALID_CONFIG = \
+    36, 37, 38, 39, 40
+INVALID_REQUEST, UNKNOWN_TOPIC_ID = 42, 100
+ZERO = UUID(int=0)
+
+
+def versions(key: int) -> list[int]:
+    api = REGISTRY[key]
+    return list(range(api.min_version, api.max_version + 1))
+
+
+class Door:
+    def __init__(self, server: KafkaServer) -> None:
+        self.server = server
+        self.conn = Connection(server, "127.0.0.1")
+        self.corr = itertools.count(1)
+
+    async def call(self, key: int, version: int, body: dict) -> dict:
+        corr = next(self.corr)
+        frame = request_frame(key, version, corr, "admin-test", body)
+        parts = await handle_frame(self.conn, memoryview(frame)[4:])
+        data = b"".join(bytes(p) for p in parts)[4:]
+        got, pos = parse_response_header(data, key, version)
+        assert got == corr
+        return decode_response(key, version, data[pos:], strict=True)
+
+    async def create(self, version: int, *topics: dict, validate_only: bool = False) -> list:
+        items = [{"num_partitions": 1, "replication_factor": -1, "assignments": [],
+                  "configs": []} | t for t in topics]
+        r = await self.call(CREATE, version, {"topics": items, "timeout_ms": 1000,
+                                              "validate_only": validate_only})
+        return r["topics"]
+
+    def topic(self, name: str):
+        return self.server.topics.resolve(name)
+
+
+@pytest.fixture
+def door(tmp_path: Path) -> Iterator[Door]:
+    engine = LogEngine(tmp_path / "data", state_fsync=False)
+    engine.open(("iggy", "iggy"))
+    yield Door(KafkaServer(engine))
+    engine.close()
+
+
+def configs(*pairs: tuple[str, str | None]) -> list[dict]:
+    return [{"name": n, "value": v} for n, v in pairs]
+
+
+# -- CreateTopics ---------------------------------------------------------------------------
+@pytest.mark.parametrize("version", versions(CREATE))
+async def test_create_topics(door: Door, version: int) -> None:
+    (r,) = await door.create(version, {"name": "t", "num_partitions": 2,
+                                       "configs": configs(("retention.ms", "60000"))})
+    assert (r["name"], r["error_code"], r["error_message"]) == ("t", NONE, None)
+    t = door.topic("t")
+    assert len(t.partitions) == 2 and t.options.message_expiry == 60_000_000
+    if version >= 5:
+        assert (r["num_partitions"], r["replication_factor"]) == (2, 1)
+        got = {c["name"]: c for c in r["configs"]}
+        assert set(got) == set(CONFIGS)
+        assert (got["retention.ms"]["value"], got["retention.ms"]["config_source"]) == (
+            "60000", 1)
+        assert got["segment.bytes"]["config_source"] == 5
+        assert not any(c["read_only"] or c["is_sensitive"] for c in got.values())
+    else:
+        assert (r["num_partitions"], r["replication_factor"], r["configs"]) == (-1, -1, None)
+    assert r["topic_id"] == (UUID(bytes=topic_id(t)) if version >= 7 else ZERO)
+
+    (r,) = await door.create(version, {"name": "t"})
+    assert (r["error_code"], r["error_message"]) == (ALREADY_EXISTS, "Topic 't' already exists.")
+
+
+@pytest.mark.parametrize("version", [2, 5, 7])
+async def test_create_topics_errors(door: Door, version: int) -> None:
+    rs = await door.create(
+        version,
+        {"name": "dup"}, {"name": "dup"},
+        {"name": "a b"},
+        {"name": "x" * 250},
+        {"name": "."},
+        {"name": "rf3", "replication_factor": 3},
+        {"name": "rf0", "replication_factor": 0},
+        {"name": "p0", "num_partitions": 0},
+        {"name": "pneg", "num_partitions": -2},
+        {"name": "cfg", "configs": configs(("retention.ms", "x"))},
+        {"name": "cfgnull", "configs": configs(("retention.ms", None))},
+        {"name": "cfgunknown", "configs": configs(("foo", "1"))},
+        {"name": "seg", "configs": configs(("segment.bytes", "1048577"))},
+        {"name": "assign", "num_partitions": 2,
+         "assignments": [{"partition_index": 0, "broker_ids": [0]}]},
+        {"name": "assign2", "num_partitions": -1,
+         "assignments": [{"partition_index": 0, "broker_ids": [0, 1]}]},
+        {"name": "assign3", "num_partitions": -1,
+         "assignments": [{"partition_index": 1, "broker_ids": [0]}]},
+    )
+    codes = {r["name"]: r["error_code"] for r in rs}
+    assert codes == {"dup": INVALID_REQUEST, "a b": INVALID_TOPIC, "x" * 250: INVALID_TOPIC,
+                     ".": INVALID_TOPIC, "rf3": INVALID_RF, "rf0": INVALID_RF,
+                     "p0": INVALID_PARTITIONS, "pneg": INVALID_PARTITIONS,
+                     "cfg": INVALID_CONFIG, "cfgnull": INVALID_CONFIG,
+                     "cfgunknown": INVALID_CONFIG, "seg": INVALID_CONFIG,
+                     "assign": INVALID_REQUEST, "assign2": INVALID_ASSIGNMENT,
+                     "assign3": INVALID_ASSIGNMENT}
+    assert all(r["error_message"] for r in rs)
+    assert [r["error_code"] for r in rs[:2]] == [INVALID_REQUEST, INVALID_REQUEST]
+    assert list(door.server.topics.all()) == []
+
+
+async def test_create_topics_defaults_assignments_and_validate_only(door: Door) -> None:
+    door.server.settings.num_partitions = 3
+    rs = await door.create(
+        7,
+        {"name": "dflt", "num_partitions": -1, "replication_factor": -1},
+        {"name": "assigned", "num_partitions": -1, "assignments": [
+            {"partition_index": 1, "broker_ids": [0]}, {"partition_index": 0, "broker_ids": [0]}]},
+    )
+    assert [(r["num_partitions"], r["replication_factor"]) for r in rs] == [(3, 1), (2, 1)]
+    assert len(door.topic("dflt").partitions) == 3
+    assert len(door.topic("assigned").partitions) == 2
+    (r,) = await door.create(7, {"name": "vo", "num_partitions": 4,
+                                 "configs": configs(("max.message.bytes", "100"))},
+                             validate_only=True)
+    assert (r["error_code"], r["num_partitions"], r["topic_id"]) == (NONE, 4, ZERO)
+    assert {c["name"]: c["value"] for c in r["configs"]}["max.message.bytes"] == "100"
+    assert door.topic("vo") is None
+    (r,) = await door.create(7, {"name": "vo", "replication_factor": 2}, validate_only=True)
+    assert r["error_code"] == INVALID_RF
+
+
+# -- DeleteTopics ---------------------------------------------------------------------------
+@pytest.mark.parametrize("version", versions(DELETE))
+async def test_delete_topics(door: Door, version: int) -> None:
+    await door.create(7, {"name": "a"}, {"name": "b"})
+    tid = topic_id(door.topic("b"))
+    if version >= 6:
+        body = {"topics": [{"name": "a", "topic_id": ZERO},
+                           {"name": None, "topic_id": UUID(bytes=tid)},
+                           {"name": "nope", "topic_id": ZERO},
+                           {"name": None, "topic_id": UUID(int=5)},
+                           {"name": "a", "topic_id": UUID(int=5)}], "timeout_ms": 1000}
+    else:
+        body = {"topic_names": ["a", "b", "nope"], "timeout_ms": 1000}
+    r = await door.call(DELETE, version, body)
+    got = [(x["name"], x["error_code"]) for x in r["responses"]]
+    if version >= 6:
+        assert got == [("a", NONE), ("b", NONE), ("nope", UNKNOWN_TOPIC),
+                       (None, UNKNOWN_TOPIC_ID), ("a", INVALID_REQUEST)]
+        assert r["responses"][1]["topic_id"] == UUID(bytes=tid)
+    else:
+        assert got == [("a", NONE), ("b", NONE), ("nope", UNKNOWN_TOPIC)]
+    messages = [x["error_message"] for x in r["responses"]]
+    assert messages[0] is None
+    assert (messages[2] is not None) == (version >= 5)
+    assert door.topic("a") is None and door.topic("b") is None
+
+
+# -- CreatePartitions -----------------------------------------------------------------------
+@pytest.mark.parametrize("version", versions(CREATE_PARTS))
+async def test_create_partitions(door: Door, version: int) -> None:
+    await door.create(7, {"name": "g", "num_partitions": 2}, {"name": "h", "num_partitions": 2})
+
+    async def grow(*topics: dict, validate_only: bool = False) -> dict:
+        items = [{"assignments": None} | t for t in topics]
+        r = await door.call(CREATE_PARTS, version, {"topics": items, "timeout_ms": 1000,
+                                                    "validate_only": validate_only})
+        return {x["name"]: (x["error_code"], x["error_message"]) for x in r["results"]}
+
+    assert await grow({"name": "g", "count": 4}) == {"g": (NONE, None)}
+    assert len(door.topic("g").partitions) == 4
+    r = await grow({"name": "g", "count": 4}, {"name": "h", "count": 1},
+                   {"name": "nope", "count": 3})
+    assert r["g"] == (INVALID_PARTITIONS, "Topic already has 4 partitions.")
+    assert r["h"][0] == INVALID_PARTITIONS and "would not be an increase" in r["h"][1]
+    assert r["nope"][0] == UNKNOWN_TOPIC
+    assert await grow({"name": "h", "count": 9}, validate_only=True) == {"h": (NONE, None)}
+    assert len(door.topic("h").partitions) == 2
+    r = await grow({"name": "h", "count": 3, "assignments": [{"broker_ids": [1]}]},
+                   {"name": "g", "count": 6, "assignments": [{"broker_ids": [0]}]})
+    assert r["h"][0] == INVALID_ASSIGNMENT and r["g"][0] == INVALID_ASSIGNMENT
+    r = await grow({"name": "h", "count": 3, "assignments": [{"broker_ids": [0]}]})
+    assert r == {"h": (NONE, None)} and len(door.topic("h").partitions) == 3
+    r = await grow({"name": "g", "count": 5}, {"name": "g", "count": 6})
+    assert r["g"][0] == INVALID_REQUEST and len(door.topic("g").partitions) == 4
+
+
+# -- DeleteRecords --------------------------------------------------------------------------
+@pytest.mark.parametrize("version", versions(DELETE_RECORDS))
+async def test_delete_records(door: Door, version: int) -> None:
+    await door.create(7, {"name": "d", "num_partitions": 2})
+    engine = door.server.engine
+    for k in range(3):
+        batch = build_batch([(i + 1, b"m%d" % (k * 10 + i), b"", 0) for i in range(10)])
+        await engine.append("kafka", "d", (2, 0), batch)
+
+    async def trim(*parts: tuple[int, int], topic: str = "d") -> list:
+        r = await door.call(DELETE_RECORDS, version, {"topics": [{"name": topic, "partitions": [
+            {"partition_index": p, "offset": o} for p, o in parts]}], "timeout_ms": 1000})
+        return [(x["partition_index"], x["low_watermark"], x["error_code"])
+                for x in r["topics"][0]["partitions"]]
+
+    assert await trim((0, 15)) == [(0, 15, NONE)]
+    assert await trim((0, 3)) == [(0, 15, NONE)]
+    assert await trim((0, 31), (0, -2), (1, 1), (5, 0)) == [
+        (0, -1, OUT_OF_RANGE), (0, -1, OUT_OF_RANGE), (1, -1, OUT_OF_RANGE),
+        (5, -1, UNKNOWN_TOPIC)]
+    assert await trim((0, 0), topic="nope") == [(0, -1, UNKNOWN_TOPIC)]
+    polled = engine.poll("kafka", "d", 0, FIRST, 0, 2)
+    assert polled.count == 2
+    assert await trim((0, -1), (1, -1)) == [(0, 30, NONE), (1, 0, NONE)]
+    assert engine.poll("kafka", "d", 0, FIRST, 0, 10).count == 0
+
+
+# -- DescribeConfigs ------------------------------------------------------------------------
+@pytest.mark.parametrize("version", versions(DESCRIBE))
+async def test_describe_configs(door: Door, version: int) -> None:
+    await door.create(7, {"name": "c", "configs": configs(("retention.ms", "5000"),
+                                                          ("cleanup.policy", "delete"))})
+    body = {"resources": [
+        {"resource_type": 2, "resource_name": "c", "configuration_keys": None},
+        {"resource_type": 2, "resource_name": "c",
+         "configuration_keys": ["retention.ms", "segment.bytes", "no.such"]},
+        {"resource_type": 2, "resource_name": "nope", "configuration_keys": None},
+        {"resource_type": 4, "resource_name": "0", "configuration_keys": None},
+        {"resource_type": 4, "resource_name": "7", "configuration_keys": None},
+        {"resource_type": 8, "resource_name": "0", "configuration_keys": None},
+    ], "include_synonyms": True, "include_documentation": True}
+    r = await door.call(DESCRIBE, version, body)
+    full, picked, unknown, broker, other_broker, logger = r["results"]
+    assert [x["error_code"] for x in r["results"]] == [
+        NONE, NONE, UNKNOWN_TOPIC, NONE, INVALID_REQUEST, INVALID_REQUEST]
+    got = {c["name"]: c for c in full["configs"]}
+    assert set(got) == set(CONFIGS)
+    ret = got["retention.ms"]
+    assert (ret["value"], ret["config_source"], ret["read_only"]) == ("5000", 1, False)
+    assert [(s["name"], s["source"]) for s in ret["synonyms"]] == [
+        ("retention.ms", 1), ("log.retention.ms", 5)]
+    assert got["cleanup.policy"]["config_source"] == 1
+    assert got["max.message.bytes"]["value"] == DEFAULTS["max.message.bytes"]
+    assert got["max.message.bytes"]["synonyms"] == [
+        {"name": "message.max.bytes", "value": "1048588", "source": 5}]
+    if version >= 3:
+        assert (ret["config_type"], got["cleanup.policy"]["config_type"]) == (5, 7)
+        assert got["min.cleanable.dirty.ratio"]["config_type"] == 6
+        assert ret["documentation"] is None
+    else:
+        assert ret["config_type"] == 0
+    assert [c["name"] for c in picked["configs"]] == ["retention.ms", "segment.bytes"]
+    assert unknown["configs"] == [] and "does not exist" in unknown["error_message"]
+    b = {c["name"]: c for c in broker["configs"]}
+    assert b["broker.id"]["value"] == "0" and b["broker.id"]["config_source"] == 4
+    assert b["log.retention.ms"]["value"] == "-1" and b["log.retention.ms"]["config_source"] == 5
+    assert all(c["read_only"] for c in b.values())
+
+    r = await door.call(DESCRIBE, version, {"resources": [
+        {"resource_type": 2, "resource_name": "c", "configuration_keys": None},
+        {"resource_type": 4, "resource_name": "", "configuration_keys": ["num.partitions"]},
+    ], "include_synonyms": False, "include_documentation": False})
+    assert all(c["synonyms"] == [] for res in r["results"] for c in res["configs"])
+    assert [c["name"] for c in r["results"][1]["configs"]] == ["num.partitions"]
+
+
+# -- AlterConfigs / IncrementalAlterConfigs -------------------------------------------------
+def dynamic(door: Door, name: str) -> dict:
+    from kafka_wire.topics import dynamic_configs
+
+    return dynamic_configs(door.topic(name))
+
+
+@pytest.mark.parametrize("version", versions(ALTER))
+async def test_alter_configs(door: Door, version: int) -> None:
+    await door.create(7, {"name": "a", "configs": configs(("retention.ms", "5000"),
+                                                          ("flush.ms", "10"))})
+
+    async def alter(name: str, pairs, rtype: int = 2, validate_only: bool = False) -> tuple:
+        r = await door.call(ALTER, version, {"resources": [
+            {"resource_type": rtype, "resource_name": name, "configs": configs(*pairs)}],
+            "validate_only": validate_only})
+        (x,) = r["responses"]
+        assert (x["resource_type"], x["resource_name"]) == (rtype, name)
+        return x["error_code"], x["error_message"]
+
+    assert await alter("a", [("retention.bytes", "1000000"), ("flush.ms", "20")]) == (NONE, None)
+    assert dynamic(door, "a") == {"retention.bytes": "1000000", "flush.ms": "20"}
+    t = door.topic("a")
+    assert t.options.message_expiry == NEVER_EXPIRE and t.options.max_topic_size == 1_000_000
+    assert await alter("a", [("retention.ms", "1")], validate_only=True) == (NONE, None)
+    assert dynamic(door, "a") == {"retention.bytes": "1000000", "flush.ms": "20"}
+    assert (await alter("a", [("retention.ms", "x")]))[0] == INVALID_CONFIG
+    assert (await alter("a", [("retention.ms", None)]))[0] == INVALID_CONFIG
+    assert (await alter("a", [("flush.ms", "1"), ("flush.ms", "2")]))[0] == INVALID_REQUEST
+    assert (await alter("a", [("segment.bytes", "2097152")]))[0] == INVALID_CONFIG
+    assert await alter("a", [("segment.bytes", "1073741824")]) == (NONE, None)
+    assert (await alter("nope", [("flush.ms", "1")]))[0] == UNKNOWN_TOPIC
+    assert await alter("a", []) == (NONE, None)
+    assert dynamic(door, "a") == {}
+    assert (await alter("0", [("num.partitions", "2")], rtype=4))[0] == INVALID_CONFIG
+    assert await alter("0", [], rtype=4) == (NONE, None)
+    assert (await alter("3", [], rtype=4))[0] == INVALID_REQUEST
+    assert (await alter("x", [], rtype=16))[0] == INVALID_REQUEST
+
+
+@pytest.mark.parametrize("version", versions(INCREMENTAL))
+async def test_incremental_alter_configs(door: Door, version: int) -> None:
+    await door.create(7, {"name": "i", "configs": configs(("retention.ms", "5000"))})
+
+    async def alter(*ops: tuple[str, int, str | None], validate_only: bool = False,
+                    name: str = "i") -> int:
+        r = await door.call(INCREMENTAL, version, {"resources": [
+            {"resource_type": 2, "resource_name": name, "configs": [
+                {"name": n, "config_operation": op, "value": v} for n, op, v in ops]}],
+            "validate_only": validate_only})
+        return r["responses"][0]["error_code"]
+
+    assert await alter(("flush.ms", 0, "7"), ("retention.ms", 1, None),
+                       ("leader.replication.throttled.replicas", 2, "1:0, 0:0")) == NONE
+    assert dynamic(door, "i") == {"flush.ms": "7",
+                                  "leader.replication.throttled.replicas": "1:0,0:0"}
+    assert door.topic("i").options.message_expiry == NEVER_EXPIRE
+    assert await alter(("leader.replication.throttled.replicas", 3, "1:0,5:5")) == NONE
+    assert dynamic(door, "i")["leader.replication.throttled.replicas"] == "0:0"
+    assert await alter(("cleanup.policy", 2, "delete")) == NONE  # already there
+    assert await alter(("cleanup.policy", 2, "compact")) == INVALID_CONFIG
+    assert await alter(("cleanup.policy", 3, "delete")) == INVALID_CONFIG  # would be empty
+    assert await alter(("retention.ms", 2, "1")) == INVALID_CONFIG
+    assert await alter(("retention.ms", 3, "1")) == INVALID_CONFIG
+    assert await alter(("retention.ms", 0, None)) == INVALID_CONFIG
+    assert await alter(("no.such", 1, None)) == INVALID_CONFIG
+    assert await alter(("flush.ms", 9, "1")) == INVALID_REQUEST
+    assert await alter(("flush.ms", 0, "1"), ("flush.ms", 1, None)) == INVALID_REQUEST
+    assert await alter(("flush.ms", 1, None), validate_only=True) == NONE
+    assert "flush.ms" in dynamic(door, "i")
+    assert await alter(("flush.ms", 1, None), ("retention.bytes", 0, "0")) == NONE
+    assert dynamic(door, "i") == {"leader.replication.throttled.replicas": "0:0",
+                                  "cleanup.policy": "delete", "retention.bytes": "1"}
+    assert await alter(("flush.ms", 0, "1"), name="nope") == UNKNOWN_TOPIC
+
+
+async def test_alter_configs_survive_restart(tmp_path: Path) -> None:
+    engine = LogEngine(tmp_path / "data", state_fsync=False)
+    engine.open(("iggy", "iggy"))
+    door = Door(KafkaServer(engine))
+    await door.create(7, {"name": "r", "configs": configs(("retention.ms", "5000"),
+                                                          ("flush.ms", "3"))})
+    r = await door.call(INCREMENTAL, 1, {"resources": [{"resource_type": 2, "resource_name": "r",
+                                                        "configs": [
+        {"name": "retention.ms", "config_operation": 1, "value": None},
+        {"name": "segment.ms", "config_operation": 0, "value": "100"}]}], "validate_only": False})
+    assert r["responses"][0]["error_code"] == NONE
+    engine.close()
+    engine = LogEngine(tmp_path / "data", state_fsync=False)
+    engine.open()
+    try:
+        assert dynamic(Door(KafkaServer(engine)), "r") == {"flush.ms": "3", "segment.ms": "100"}
+    finally:
+        engine.close()
+
+
+async def test_registry_rows() -> None:
+    rows = {k: (REGISTRY[k].min_version, REGISTRY[k].max_version) for k in
+            (CREATE, DELETE, DELETE_RECORDS, DESCRIBE, ALTER, CREATE_PARTS, INCREMENTAL)}
+    assert rows == {19: (2, 7), 20: (1, 6), 21: (0, 2), 32: (1, 4), 33: (0, 2), 37: (0, 3),
+                    44: (0, 1)}
