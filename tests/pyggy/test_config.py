@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from core.units import format_duration, format_size, parse_duration, parse_size
 from pyggy.config import (
     ConfigError,
     ServerConfig,
@@ -15,7 +16,6 @@ from pyggy.config import (
     load_config,
     split_address,
 )
-from core.units import format_duration, format_size, parse_duration, parse_size
 
 
 @pytest.mark.parametrize(
