@@ -191,8 +191,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     srv = PyggyServer(tmp_path_factory.mktemp("kafka-fuzz")).start()
     srv.wait_for_log("kafka listening on")
     c = RawKafka(srv.kafka_port)
-    topics = metadata(c, [KEEP, TARGET, PARKING])["topics"]
-    assert [t["error_code"] for t in topics] == [0, 0, 0], topics
+    topics = metadata(c, [KEEP, TARGET, PARKING, "valid-crc-fuzz"])["topics"]
+    assert [t["error_code"] for t in topics] == [0, 0, 0, 0], topics
     for b in SEEDED:
         (p,) = produce(c, KEEP, [(0, bytes(b))], acks=-1)
         assert p["error_code"] == 0, p
@@ -662,6 +662,48 @@ def test_extreme_timestamps_are_stored_and_spoil_nothing(server, producer) -> No
     resp = producer.call(LIST_OFFSETS, 7, {"replica_id": -1, "isolation_level": 0, "topics": [
         {"name": t, "partitions": [{"partition_index": 0, "timestamp": -3}]}]})
     assert resp["topics"][0]["partitions"][0]["offset"] == 1  # the largest: 2**63 - 1
+
+
+_REFUSALS = {2, 10, 32, 45, 46, 47, 48, 49, 59, 76, 87, 90}  # what a batch can earn
+_records = st.lists(st.tuples(
+    st.integers(0, 2**41), st.none() | st.binary(max_size=16), st.none() | st.binary(max_size=40),
+    st.lists(st.tuples(st.text(max_size=4), st.none() | st.binary(max_size=4)), max_size=2)),
+    min_size=1, max_size=4)
+
+
+@settings(max_examples=max(40, EXAMPLES), deadline=None,
+          suppress_health_check=list(HealthCheck), database=None)
+@given(records=_records, compression=st.integers(0, 4),
+       producer_ids=st.just((-1, -1, -1)) | st.tuples(st.integers(-2, 2**63 - 1),
+                                                    st.integers(-2, 32767),
+                                                    st.integers(-2, 2**31 - 1)),
+       transactional=st.booleans(),
+       pokes=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=3))
+def test_fuzzed_batches_with_valid_crc(server, producer, records, compression, producer_ids,
+                                       transactional, pokes) -> None:
+    """Batches built from random records and producer fields, maybe with a few bytes poked
+    (CRC recomputed): each is stored exactly as sent or refused with a batch error code."""
+    pid, epoch, seq = producer_ids
+    b = kafka_batch.build_batch([(ts, k, v, h) for ts, k, v, h in records],
+                                compression=compression, producer_id=pid,
+                                producer_epoch=epoch, base_sequence=seq,
+                                transactional=transactional)
+    for at, value in pokes:
+        if kafka_batch.ATTRIBUTES_OFFSET <= at < len(b):  # (earlier bytes are not CRC'd)
+            b[at] = value
+    recrc(b)
+    (p,) = produce(producer, "valid-crc-fuzz", [(0, bytes(b))])
+    if p["error_code"]:
+        assert p["error_code"] in _REFUSALS, p
+        return
+    hw, data = fetch(producer, "valid-crc-fuzz", p["base_offset"])
+    stored = data[:kafka_batch.peek_length(data)]
+    assert struct.unpack_from(">q", stored)[0] == p["base_offset"]
+    if stored[kafka_batch.MAGIC_OFFSET:] != bytes(b[kafka_batch.MAGIC_OFFSET:]):
+        # an idempotent retry (same producer, epoch, sequences) is answered with the offset
+        # of the batch stored first, whatever its contents
+        fields, mine = kafka_batch.batch_fields(stored), kafka_batch.batch_fields(b)
+        assert pid >= 0 and fields[6] == mine[6] and fields[9:12] == mine[9:12]
 
 
 @pytest.mark.parametrize("acks", [2, -2, 5, 32767])
