@@ -483,3 +483,42 @@ def test_iggy_created_topic_is_a_kafka_topic(server: PyggyServer, kadmin: KafkaA
     assert iggy(server, lambda cl: cl.get_topic("other", "events")).partitions_count == 3
     assert done(cadmin.delete_topics(["other.events"])) == {"other.events": None}
     assert iggy(server, lambda cl: cl.get_topic("other", "events")) is None
+
+
+# -- aiokafka (non-flexible versions: CreateTopics v3, DescribeConfigs v2, AlterConfigs v1,
+# CreatePartitions v1, DeleteTopics v3, DeleteRecords v2) -----------------------------------
+def test_aiokafka_admin(server: PyggyServer) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+    from aiokafka.admin import NewPartitions as ANewPartitions
+    from aiokafka.admin import NewTopic as ANewTopic
+    from aiokafka.admin.config_resource import ConfigResource as AConfigResource
+    from aiokafka.admin.config_resource import ConfigResourceType as AType
+    from aiokafka.structs import TopicPartition as ATopicPartition
+
+    async def run() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=server.kafka_address)
+        await admin.start()
+        try:
+            r = await admin.create_topics([ANewTopic("ak", 3, 1,
+                                                     topic_configs={"retention.ms": "1000"})])
+            assert [e[1] for e in r.topic_errors] == [0]
+            r = await admin.create_topics([ANewTopic("ak", 3, 1)])
+            assert [e[1] for e in r.topic_errors] == [36]
+            assert "ak" in await admin.list_topics()
+            (r,) = await admin.describe_configs([AConfigResource(AType.TOPIC, "ak")])
+            entries = {e[0]: e for e in r.resources[0][4]}
+            assert entries["retention.ms"][1:4] == ("1000", False, 1)
+            assert entries["cleanup.policy"][1:4] == ("delete", False, 5)
+            (r,) = await admin.alter_configs([AConfigResource(AType.TOPIC, "ak",
+                                                              {"retention.ms": "2000"})])
+            assert r.resources[0][0] == 0
+            r = await admin.create_partitions({"ak": ANewPartitions(5)})
+            assert [e[1] for e in r.topic_errors] == [0]
+            tp = ATopicPartition("ak", 0)
+            assert await admin.delete_records({tp: RecordsToDelete(0)}) == {tp: 0}
+            r = await admin.delete_topics(["ak"])
+            assert [e[1] for e in r.topic_error_codes] == [0]
+        finally:
+            await admin.close()
+
+    asyncio.run(run())
