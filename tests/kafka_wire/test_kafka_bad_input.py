@@ -35,6 +35,7 @@ from kafka_wire.protocol import (
 )
 from kafka_wire.protocol.schemas import by_api_key
 from kafka_wire.registry import REGISTRY
+from pyggy.native_client import NativeClient
 from pyggy.testing import PyggyServer
 
 sys.path.insert(0, str(Path(__file__).parent / "protocol"))
@@ -745,6 +746,15 @@ def test_zz_acknowledged_data_is_intact_memory_bounded_and_no_internal_errors(
         assert stored[8:12] == bytes(sent[8:12])
         offset += struct.unpack_from(">i", stored, kafka_batch.RECORDS_COUNT_OFFSET)[0]
     assert_served(bystander)
+    # everything the Kafka door accepted reads back through the native door too
+    native = NativeClient(server.tcp_address, timeout=REPLY_TIMEOUT)
+    native.login("iggy", "iggy")
+    for topic in (KEEP, "valid-crc-fuzz", "extreme-timestamps", "compressed-big-ok",
+                  "neighbour-target", "acks-zero-target"):
+        hw, _ = fetch(bystander, topic)
+        count, _ = native.poll("kafka", topic, 0, 0, 1_000_000)
+        assert count == hw, (topic, count, hw)
+    native.close()
     pid = server.pid
     assert pid and rss_kib(pid) < 512 * 1024, f"server RSS {rss_kib(pid)} KiB"
     logs = server.format_logs(last=1_000_000)
