@@ -47,7 +47,7 @@ _ROWS: list[tuple[int, str, int, int, Callable]] = [
     (12, "Heartbeat", 0, 4, groups.heartbeat),
     (13, "LeaveGroup", 0, 5, groups.leave_group),
     (14, "SyncGroup", 0, 5, groups.sync_group),
-    (15, "DescribeGroups", 0, 5, groups.describe_groups),
+    (15, "DescribeGroups", 0, 6, groups.describe_groups),
     (16, "ListGroups", 0, 5, groups.list_groups),
     (18, "ApiVersions", 0, 4, api_versions.handle),
     (19, "CreateTopics", 2, 7, admin.create_topics),

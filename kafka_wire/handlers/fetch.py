@@ -27,11 +27,11 @@ async def _partition(conn: Connection, t, p: dict, budget: list[int]) -> dict:
         return out
     plog = t.partitions[index].log
     hw, start = plog.next_offset, plog.start_offset
-    out.update(high_watermark=hw, last_stable_offset=hw, log_start_offset=start)
     offset = p["fetch_offset"]
-    if offset < start or offset > hw:
+    if offset < start or offset > hw:  # Kafka leaves the watermarks at -1 with this error
         out["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
         return out
+    out.update(high_watermark=hw, last_stable_offset=hw, log_start_offset=start)
     if offset == hw or budget[0] <= 0:
         out["records"] = b""
         return out

@@ -112,7 +112,7 @@ def leave_group(conn: Connection, req: dict, version: int) -> dict:
 
 
 def describe_groups(conn: Connection, req: dict, version: int) -> dict:
-    """An unknown group is state "Dead" with error NONE (GROUP_ID_NOT_FOUND is v6+)."""
+    """An unknown group is state "Dead": error NONE up to v5, GROUP_ID_NOT_FOUND from v6."""
     coord = coordinator(conn)
     operations = GROUP_OPERATIONS if version >= 3 and req[
         "include_authorized_operations"] else NOT_REQUESTED
@@ -125,10 +125,15 @@ def describe_groups(conn: Connection, req: dict, version: int) -> dict:
             continue
         d = coord.describe(group_id)
         error = d.error_code
+        message = None
         if error == GroupError.GROUP_ID_NOT_FOUND:
-            error = GroupError.NONE
+            if version < 6:
+                error = GroupError.NONE
+            else:
+                message = f"Group {group_id} not found."
         groups.append({
-            "error_code": int(error), "group_id": d.group_id, "group_state": d.state,
+            "error_code": int(error), "error_message": message, "group_id": d.group_id,
+            "group_state": d.state,
             "protocol_type": d.protocol_type, "protocol_data": d.protocol_name,
             "members": [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
                          "client_id": m.client_id, "client_host": m.client_host,

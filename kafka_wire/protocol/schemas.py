@@ -46,8 +46,8 @@ LeaveGroupRequest k13 v0-5 flex4+: GroupId:str | MemberId:str v0-2 | Members[]{M
 LeaveGroupResponse k13 v0-5 flex4+: ThrottleTimeMs:i32 v1+ | ErrorCode:i16 | Members[]{MemberId:str v3+ | GroupInstanceId:str? v3+ | ErrorCode:i16 v3+} v3+
 SyncGroupRequest k14 v0-5 flex4+: GroupId:str | GenerationId:i32 | MemberId:str | GroupInstanceId:str? v3+ | ProtocolType:str? v5+ | ProtocolName:str? v5+ | Assignments[]{MemberId:str | Assignment:bytes}
 SyncGroupResponse k14 v0-5 flex4+: ThrottleTimeMs:i32 v1+ | ErrorCode:i16 | ProtocolType:str? v5+ | ProtocolName:str? v5+ | Assignment:bytes
-DescribeGroupsRequest k15 v0-5 flex5+: Groups:[]str | IncludeAuthorizedOperations:bool v3+
-DescribeGroupsResponse k15 v0-5 flex5+: ThrottleTimeMs:i32 v1+ | Groups[]{ErrorCode:i16 | ErrorMessage:str? v6+ | GroupId:str | GroupState:str | ProtocolType:str | ProtocolData:str | Members[]{MemberId:str | GroupInstanceId:str? v4+ | ClientId:str | ClientHost:str | MemberMetadata:bytes | MemberAssignment:bytes} | AuthorizedOperations:i32 v3+ =-2147483648}
+DescribeGroupsRequest k15 v0-6 flex5+: Groups:[]str | IncludeAuthorizedOperations:bool v3+
+DescribeGroupsResponse k15 v0-6 flex5+: ThrottleTimeMs:i32 v1+ | Groups[]{ErrorCode:i16 | ErrorMessage:str? v6+ | GroupId:str | GroupState:str | ProtocolType:str | ProtocolData:str | Members[]{MemberId:str | GroupInstanceId:str? v4+ | ClientId:str | ClientHost:str | MemberMetadata:bytes | MemberAssignment:bytes} | AuthorizedOperations:i32 v3+ =-2147483648}
 ListGroupsRequest k16 v0-5 flex3+: StatesFilter:[]str v4+ | TypesFilter:[]str v5+
 ListGroupsResponse k16 v0-5 flex3+: ThrottleTimeMs:i32 v1+ | ErrorCode:i16 | Groups[]{GroupId:str | ProtocolType:str | GroupState:str v4+ | GroupType:str v5+}
 SaslHandshakeRequest k17 v0-1 flexnone: Mechanism:str
