@@ -85,6 +85,8 @@ class KafkaConfig:
     stream_separator: str = "."  # Kafka "<stream>.<topic>" reaches other streams' topics
     num_partitions: int = 1  # partitions of an auto-created topic
     max_frame_size: Size = 100 * MiB
+    # an empty consumer group waits this long for more members before its first assignment
+    group_initial_rebalance_delay: Duration = 0.5
 
     def advertised(self) -> tuple[str, int]:
         """The (host, port) announced to Kafka clients in Metadata responses."""
@@ -363,6 +365,8 @@ def validate(config: ServerConfig) -> None:
         raise ConfigError(f"system.logging.level must be one of {', '.join(LOG_LEVELS)}")
     if not 0 <= config.kafka.advertised_port <= 65535:
         raise ConfigError("kafka.advertised_port must be 0..65535")
+    if config.kafka.group_initial_rebalance_delay < 0:
+        raise ConfigError("kafka.group_initial_rebalance_delay must not be negative")
     for key, seconds in (
         ("heartbeat.interval", config.heartbeat.interval),
         ("data_maintenance.messages.interval", config.data_maintenance.messages.interval),
