@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.abc import ConsumerRebalanceListener as AioRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError as AioCommitFailed
 from aiokafka.errors import IllegalStateError as AioIllegalState
@@ -38,7 +39,13 @@ from aiokafka.errors import KafkaError as AioKafkaError
 from aiokafka.structs import OffsetAndMetadata as AioOffset
 from aiokafka.structs import TopicPartition as AioTP
 from apache_iggy import Consumer, IggyClient, PollingStrategy
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import (
+    ConsumerRebalanceListener,
+    KafkaAdminClient,
+    KafkaConsumer,
+    KafkaProducer,
+    TopicPartition,
+)
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -168,51 +175,81 @@ def described_split(description: dict) -> list[frozenset[int]]:
 
 
 class Member(threading.Thread):
-    """A kafka-python group member on its own thread: poll, record, commit what it read."""
+    """A kafka-python group member on its own thread: poll, record what it read, commit it
+    every `commit_every` batches and whenever it is idle (so some records are always
+    uncommitted when a rebalance moves their partition). A rebalance drops what is pending."""
 
     def __init__(self, name: str, address: str, topic: str, group: str, history: History,
-                 **config: Any) -> None:
+                 commit_every: int = 1, **config: Any) -> None:
         super().__init__(name=name, daemon=True)
         self.config = dict(bootstrap_servers=address, group_id=group, client_id=name,
                            enable_auto_commit=False, auto_offset_reset="earliest",
                            session_timeout_ms=SESSION_MS, heartbeat_interval_ms=HEARTBEAT_MS,
                            max_poll_records=5, fetch_max_wait_ms=100)
         self.config.update(config)
-        self.topic, self.history = topic, history
+        self.topic, self.history, self.commit_every = topic, history, commit_every
         self.assigned: frozenset[int] = frozenset()
         self.count = 0
+        self.uncommitted: list[tuple[int, int]] = []
+        self.abandoned: set[tuple[int, int]] = set()  # read, never committed, left behind
+        self.dirty = False
         self.halt = threading.Event()
         self.error: BaseException | None = None
         self.start()
 
     def run(self) -> None:
         try:
-            consumer = KafkaConsumer(**self.config)
-            consumer.subscribe([self.topic])
-            while not self.halt.is_set():
-                batch = consumer.poll(timeout_ms=50)
-                now = time.monotonic()
-                for tp, records in batch.items():
-                    for r in records:
-                        self.history.consumed.append((now, self.name, tp.partition, r.offset))
-                    self.count += len(records)
-                self.assigned = frozenset(tp.partition for tp in consumer.assignment())
-                if not batch:
-                    continue
-                offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)
-                           for tp, records in batch.items()}
-                try:
-                    consumer.commit(offsets)
-                except KafkaError:
-                    continue  # a rebalance got there first: these records stay uncommitted
-                done = time.monotonic()
-                self.history.commits += [(done, tp.partition, o.offset)
-                                         for tp, o in offsets.items()]
-            consumer.close(autocommit=False)  # LeaveGroup
+            self._run()
         except BaseException as e:  # reported by stop()
             self.error = e
 
-    def stop(self) -> None:
+    def _run(self) -> None:
+        pending: dict[TopicPartition, int] = {}
+        member = self
+
+        class Revoked(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                pending.clear()  # their new owner starts at the last commit
+                member.uncommitted.clear()
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                pass
+
+        consumer = KafkaConsumer(**self.config)
+        consumer.subscribe([self.topic], listener=Revoked())
+        batches = 0
+        while True:
+            batch = consumer.poll(timeout_ms=50)
+            now = time.monotonic()
+            for tp, records in batch.items():
+                for r in records:
+                    self.history.consumed.append((now, self.name, tp.partition, r.offset))
+                    self.uncommitted.append((tp.partition, r.offset))
+                pending[tp] = records[-1].offset + 1
+                self.count += len(records)
+            self.assigned = frozenset(tp.partition for tp in consumer.assignment())
+            batches += bool(batch)
+            if self.halt.is_set() and (not self.dirty or batch):
+                break  # a dirty stop leaves right after reading a batch it does not commit
+            if pending and (not batch or batches % self.commit_every == 0):
+                self._commit(consumer, pending)
+        self.abandoned = set(self.uncommitted) if self.dirty else set()
+        consumer.close(autocommit=False)  # LeaveGroup
+
+    def _commit(self, consumer: KafkaConsumer, pending: dict[TopicPartition, int]) -> None:
+        offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in pending.items()}
+        pending.clear()
+        try:
+            consumer.commit(offsets)
+        except KafkaError:
+            return  # a rebalance got there first: these records stay uncommitted
+        done = time.monotonic()
+        self.history.commits += [(done, tp.partition, o.offset) for tp, o in offsets.items()]
+        self.uncommitted.clear()
+
+    def stop(self, dirty: bool = False) -> None:
+        """Stop and leave the group; `dirty`: right after reading a batch, uncommitted."""
+        self.dirty = dirty
         self.halt.set()
         self.join(30)
         assert not self.is_alive(), f"{self.name} did not stop"
@@ -287,30 +324,37 @@ def test_kafka_python_member_leaves_and_another_joins_mid_stream(
     create_topic(pyggy_server, "stream")
     history = History()
     producer = Producer(address, "stream")
-    a, b, c = (Member(n, address, "stream", "g", history) for n in ("a", "b", "c"))
+    a, b, c = (Member(n, address, "stream", "g", history, commit_every=2)
+               for n in ("a", "b", "c"))
     d = None
     try:
         wait_for(lambda: split([a.assigned, b.assigned, c.assigned])
                  and min(a.count, b.count, c.count) >= 10, what="three members consuming")
-        a.stop()  # leaves mid-stream
+        a.stop(dirty=True)  # leaves mid-stream with records it read but did not commit
         wait_for(lambda: split([b.assigned, c.assigned]), what="b and c taking over")
         seen = b.count + c.count
         wait_for(lambda: b.count + c.count >= seen + 20, what="b and c consuming")
-        d = Member("d", address, "stream", "g", history)
+        d = Member("d", address, "stream", "g", history, commit_every=2)
         wait_for(lambda: split([b.assigned, c.assigned, d.assigned]) and d.count >= 10,
                  what="d joining and consuming")
         produced = producer.stop()
-        wait_for(lambda: history.offsets() >= produced, what="every record consumed")
+        ends = {p: max(o for q, o in produced if q == p) + 1 for p in range(PARTITIONS)}
+        wait_for(lambda: history.offsets() >= produced and all(
+            any(cp == p and off == end for _, cp, off in history.commits)
+            for p, end in ends.items()), what="every record consumed and committed")
     finally:
         producer.halt.set()
         stop_all(*[m for m in (a, b, c, d) if m is not None])
     assert len(produced) > 100
     history.check(produced)
-    # b, c, d committed everything they read: nothing is left for a newcomer
+    # what a read but never committed was read again by the members that took over
+    assert a.abandoned
+    again = {(p, o) for _, name, p, o in history.consumed if name != "a"}
+    assert a.abandoned <= again
+    # the group's committed offsets are the ends of the partitions
     final = KafkaConsumer(bootstrap_servers=address, group_id="g", enable_auto_commit=False)
     committed = {p: final.committed(TopicPartition("stream", p)) for p in range(PARTITIONS)}
     final.close()
-    ends = {p: max(o for q, o in produced if q == p) + 1 for p in range(PARTITIONS)}
     assert committed == ends
 
 
@@ -535,45 +579,72 @@ async def test_kafka_and_iggy_group_offsets_are_separate(pyggy_server: PyggyServ
 
 
 class AioMember:
-    """An aiokafka group member as a task: getmany, record, commit what it read."""
+    """An aiokafka group member as a task, committing as `Member` does."""
 
     def __init__(self, name: str, address: str, topic: str, group: str, history: History,
-                 **config: Any) -> None:
-        self.name, self.history = name, history
+                 commit_every: int = 1, **config: Any) -> None:
+        self.name, self.history, self.commit_every = name, history, commit_every
         self.consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=address, group_id=group, client_id=name,
+            bootstrap_servers=address, group_id=group, client_id=name,
             enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=SESSION_MS, heartbeat_interval_ms=HEARTBEAT_MS,
             max_poll_records=5, fetch_max_wait_ms=100, **config)
+        self.topic = topic
         self.assigned: frozenset[int] = frozenset()
         self.count = 0
+        self.pending: dict[AioTP, int] = {}
+        self.uncommitted: list[tuple[int, int]] = []
+        self.abandoned: set[tuple[int, int]] = set()
+        self.dirty = False
         self.halt = asyncio.Event()
         self.task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
+        member = self
+
+        class Revoked(AioRebalanceListener):
+            async def on_partitions_revoked(self, revoked: Any) -> None:
+                member.pending.clear()  # their new owner starts at the last commit
+                member.uncommitted.clear()
+
+            async def on_partitions_assigned(self, assigned: Any) -> None:
+                pass
+
+        self.consumer.subscribe([self.topic], listener=Revoked())
         await self.consumer.start()
+        batches = 0
         try:
-            while not self.halt.is_set():
+            while True:
                 batch = await self.consumer.getmany(timeout_ms=50)
                 now = time.monotonic()
                 for tp, records in batch.items():
                     for r in records:
                         self.history.consumed.append((now, self.name, tp.partition, r.offset))
+                        self.uncommitted.append((tp.partition, r.offset))
+                    self.pending[tp] = records[-1].offset + 1
                     self.count += len(records)
                 self.assigned = frozenset(tp.partition for tp in self.consumer.assignment())
-                if not batch:
-                    continue
-                offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
-                try:
-                    await self.consumer.commit(offsets)
-                except (AioCommitFailed, AioIllegalState, AioKafkaError):
-                    continue  # a rebalance got there first: these records stay uncommitted
-                done = time.monotonic()
-                self.history.commits += [(done, tp.partition, o) for tp, o in offsets.items()]
+                batches += bool(batch)
+                if self.halt.is_set() and (not self.dirty or batch):
+                    break
+                if self.pending and (not batch or batches % self.commit_every == 0):
+                    await self._commit()
+            self.abandoned = set(self.uncommitted) if self.dirty else set()
         finally:
             await self.consumer.stop()  # LeaveGroup
 
-    async def stop(self) -> None:
+    async def _commit(self) -> None:
+        offsets, self.pending = self.pending, {}
+        try:
+            await self.consumer.commit(offsets)
+        except (AioCommitFailed, AioIllegalState, AioKafkaError):
+            return  # a rebalance got there first: these records stay uncommitted
+        done = time.monotonic()
+        self.history.commits += [(done, tp.partition, o) for tp, o in offsets.items()]
+        self.uncommitted.clear()
+
+    async def stop(self, dirty: bool = False) -> None:
+        self.dirty = dirty
         self.halt.set()
         await asyncio.wait_for(self.task, 30)
 
@@ -614,7 +685,8 @@ async def test_aiokafka_members_split_leave_and_join_mid_stream(
             await producer.stop()
 
     producing = asyncio.ensure_future(keep_producing())
-    a, b, c = (AioMember(n, address, "stream", "g", history) for n in ("a", "b", "c"))
+    a, b, c = (AioMember(n, address, "stream", "g", history, commit_every=2)
+               for n in ("a", "b", "c"))
     d = None
     try:
         await await_for(lambda: split([a.assigned, b.assigned, c.assigned])
@@ -630,16 +702,19 @@ async def test_aiokafka_members_split_leave_and_join_mid_stream(
         assert (group[0], group[1], group[2], group[3]) == (0, "g", "Stable", "consumer")
         assert sorted(m[1] for m in group[5]) == ["a", "b", "c"]  # client ids
 
-        await a.stop()  # leaves mid-stream
+        await a.stop(dirty=True)  # leaves mid-stream with records it did not commit
         await await_for(lambda: split([b.assigned, c.assigned]), what="b and c taking over")
         seen = b.count + c.count
         await await_for(lambda: b.count + c.count >= seen + 20, what="b and c consuming")
-        d = AioMember("d", address, "stream", "g", history)
+        d = AioMember("d", address, "stream", "g", history, commit_every=2)
         await await_for(lambda: split([b.assigned, c.assigned, d.assigned]) and d.count >= 10,
                         what="d joining and consuming")
         halt.set()
         await producing
-        await await_for(lambda: history.offsets() >= acked, what="every record consumed")
+        ends = {p: max(o for q, o in acked if q == p) + 1 for p in range(PARTITIONS)}
+        await await_for(lambda: history.offsets() >= acked and all(
+            any(cp == p and off == end for _, cp, off in history.commits)
+            for p, end in ends.items()), what="every record consumed and committed")
     finally:
         halt.set()
         for m in (a, b, c, d):
@@ -648,6 +723,15 @@ async def test_aiokafka_members_split_leave_and_join_mid_stream(
         await producing
     assert len(acked) > 100
     history.check(acked)
+    assert a.abandoned
+    assert a.abandoned <= {(p, o) for _, name, p, o in history.consumed if name != "a"}
+    admin = AIOKafkaAdminClient(bootstrap_servers=address)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets("g")
+    finally:
+        await admin.close()
+    assert {tp.partition: o.offset for tp, o in committed.items()} == ends
 
 
 @pytest.mark.asyncio
