@@ -108,20 +108,19 @@ class TopicMap:
 
 
 def check_name(name: str) -> None:
-    """Kafka's topic name rules (`Topic.validate`), with its messages."""
+    """Kafka's topic name rules, with Kafka 4.1's messages."""
     why = None
     if not name:
-        why = "Topic name is illegal, it can't be empty"
+        why = "the empty string is not allowed"
     elif name in (".", ".."):
-        why = "Topic name cannot be \".\" or \"..\""
+        why = f"'{name}' is not allowed"
     elif len(name) > 249:
-        why = ("Topic name is illegal, it can't be longer than 249 characters, topic name: "
-               f"{name}")
+        why = f"the length of '{name}' is longer than the max allowed length 249"
     elif not LEGAL_NAME.match(name):
-        why = (f"Topic name \"{name}\" is illegal, it contains a character other than ASCII "
-               "alphanumerics, '.', '_' and '-'")
+        why = (f"'{name}' contains one or more characters other than ASCII alphanumerics, "
+               "'.', '_' and '-'")
     if why:
-        raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, why)
+        raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"Topic name is invalid: {why}")
 
 
 def topic_id(t: Topic) -> bytes:
@@ -189,6 +188,8 @@ class ConfigDef:
 
 
 _THROTTLED = r"^(\*|\d+:\d+)$"
+_THROTTLED_HINT = ("{name} must be the literal '*' or a list of replicas in the following "
+                   "format: [partitionId]:[brokerId],[partitionId]:[brokerId],...")
 _O = TopicOptions()
 CONFIGS: dict[str, ConfigDef] = {
     "cleanup.policy": ConfigDef("delete", LIST, "log.cleanup.policy", choices=("delete",),
@@ -201,7 +202,8 @@ CONFIGS: dict[str, ConfigDef] = {
     "delete.retention.ms": ConfigDef("86400000", LONG, "log.cleaner.delete.retention.ms", 0),
     "file.delete.delay.ms": ConfigDef("60000", LONG, "log.segment.delete.delay.ms", 0),
     "flush.messages": ConfigDef("9223372036854775807", LONG, "log.flush.interval.messages", 1),
-    "flush.ms": ConfigDef("9223372036854775807", LONG, "log.flush.interval.ms", 0),
+    "flush.ms": ConfigDef("9223372036854775807", LONG, None, 0),  # log.flush.interval.ms
+    # is unset in Kafka, so it is no synonym there either
     "follower.replication.throttled.replicas": ConfigDef("", LIST, None, item=_THROTTLED),
     "index.interval.bytes": ConfigDef("4096", INT, "log.index.interval.bytes", 0),
     "leader.replication.throttled.replicas": ConfigDef("", LIST, None, item=_THROTTLED),
@@ -266,9 +268,10 @@ def validate_config(name: str, value: str | None) -> str | None:
                 raise _invalid(name, value, d.hint or f"String must be one of: "
                                f"{', '.join(d.choices)}")
             if d.item and not re.match(d.item, x):
-                raise _invalid(name, value, "expected '*' or partitionId:brokerId entries")
+                raise _invalid(name, f"[{', '.join(items)}]", _THROTTLED_HINT.format(name=name))
         if d.choices and not items:
-            raise _invalid(name, value, d.hint or "the list must not be empty")
+            raise _invalid(name, value, "pyggy supports only cleanup.policy=delete (no "
+                           "compaction, and no empty policy)")
         return ",".join(items)
     if d.type == STRING_TYPE:
         if d.choices and text not in d.choices:

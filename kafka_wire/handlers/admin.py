@@ -44,6 +44,21 @@ def _duplicates(names: list) -> set:
     return {n for n in names if n in seen or seen.add(n)}
 
 
+def _check_replicas(brokers: list[int], node: int) -> None:
+    """A manual assignment can only name this broker, once (Kafka's messages)."""
+    for b in brokers:
+        if b != node:
+            raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"The manual partition "
+                             f"assignment includes broker {b}, but no such broker is "
+                             f"registered.")
+    if len(brokers) > 1:
+        raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"The manual partition "
+                         f"assignment includes the broker {node} more than once.")
+    if not brokers:
+        raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                         "The manual partition assignment includes an empty replica list.")
+
+
 # -- CreateTopics ---------------------------------------------------------------------------
 def _create_one(conn: Connection, item: dict, validate_only: bool, version: int) -> dict:
     server = conn.server
@@ -55,20 +70,16 @@ def _create_one(conn: Connection, item: dict, validate_only: bool, version: int)
     if server.topics.resolve(name) is not None:
         raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
     if assignments:
-        if partitions != -1 or rf != -1:
-            raise KafkaError(ErrorCode.INVALID_REQUEST,
-                             "Both numPartitions or replicationFactor and replicasAssignments "
-                             "were set. Both cannot be used at the same time.")
+        for field, value in (("numPartitions", partitions), ("replicationFactor", rf)):
+            if value != -1:
+                raise KafkaError(ErrorCode.INVALID_REQUEST, f"A manual partition assignment "
+                                 f"was specified, but {field} was not set to -1.")
         indexes = sorted(a["partition_index"] for a in assignments)
         if indexes != list(range(len(assignments))):
             raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                             "Partitions must be numbered 0 to N-1 without gaps.")
+                             "partitions should be a consecutive 0-based integer sequence")
         for a in assignments:
-            if list(a["broker_ids"]) != [node]:
-                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                 f"Replica assignment {list(a['broker_ids'])} of partition "
-                                 f"{a['partition_index']}: this cluster has the one broker "
-                                 f"{node}.")
+            _check_replicas(list(a["broker_ids"]), node)
         partitions, rf = len(assignments), 1
     if partitions == -1:
         partitions = server.settings.num_partitions
@@ -107,9 +118,16 @@ def _create_one(conn: Connection, item: dict, validate_only: bool, version: int)
     return result
 
 
-def create_topics(conn: Connection, req: dict, version: int) -> dict:
-    items = req["topics"]
+def _once(items: list[dict]) -> tuple[list[dict], set]:
+    """The items with one entry per name (the first), and the names given more than once."""
     dupes = _duplicates([i["name"] for i in items])
+    seen: set = set()
+    firsts = [i for i in items if not (i["name"] in seen or seen.add(i["name"]))]
+    return firsts, dupes
+
+
+def create_topics(conn: Connection, req: dict, version: int) -> dict:
+    items, dupes = _once(req["topics"])
     results = []
     for item in items:
         out = {"name": item["name"], "topic_id": ZERO_ID, "error_code": ErrorCode.NONE,
@@ -117,9 +135,7 @@ def create_topics(conn: Connection, req: dict, version: int) -> dict:
                "num_partitions": -1, "replication_factor": -1, "configs": []}
         if item["name"] in dupes:
             out["error_code"] = ErrorCode.INVALID_REQUEST
-            out["error_message"] = (f"Create topics request from client `{conn.client_id}` "
-                                    f"contains multiple entries for the following topics: "
-                                    f"{', '.join(sorted(dupes))}")
+            out["error_message"] = "Duplicate topic name."
         else:
             try:
                 out.update(_create_one(conn, item, req["validate_only"], version))
@@ -146,9 +162,12 @@ def delete_topics(conn: Connection, req: dict, version: int) -> dict:
                "error_message": None}
         if name is not None and raw_id != ZERO_ID:
             out["error_code"] = ErrorCode.INVALID_REQUEST
-            out["error_message"] = "A topic is named by its name or its id, not both."
+            out["error_message"] = "You may not specify both topic name and topic id."
+        elif name is None and raw_id == ZERO_ID:
+            out["error_code"] = ErrorCode.INVALID_REQUEST
+            out["error_message"] = "Neither topic name nor id were specified."
         elif name is None:
-            found = topics.by_id(raw_id) if raw_id != ZERO_ID else None
+            found = topics.by_id(raw_id)
             if found is None:
                 out["error_code"], out["error_message"] = ErrorCode.UNKNOWN_TOPIC_ID, UNKNOWN_ID
             else:
@@ -176,12 +195,11 @@ def _grow(conn: Connection, item: dict, validate_only: bool) -> None:
     name, count = item["name"], item["count"]
     t = server.topics.resolve(name)
     if t is None:
-        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                         f"The topic '{name}' does not exist.")
+        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     current = len(t.partitions)
     if count == current:
         raise KafkaError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {current} "
-                         f"partitions.")
+                         f"partition(s).")
     if count < current:
         raise KafkaError(ErrorCode.INVALID_PARTITIONS,
                          f"The topic {name} currently has {current} partition(s); {count} "
@@ -193,14 +211,10 @@ def _grow(conn: Connection, item: dict, validate_only: bool) -> None:
     if assignments is not None:
         if len(assignments) != count - current:
             raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                             f"Increasing the number of partitions by {count - current} but "
-                             f"{len(assignments)} assignments provided.")
-        node = server.settings.node_id
+                             f"Attempted to add {count - current} additional partition(s), but "
+                             f"only {len(assignments)} assignment(s) were specified.")
         for a in assignments:
-            if list(a["broker_ids"]) != [node]:
-                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                 f"Replica assignment {list(a['broker_ids'])}: this cluster "
-                                 f"has the one broker {node}.")
+            _check_replicas(list(a["broker_ids"]), server.settings.node_id)
     if validate_only:
         return
     try:
@@ -210,14 +224,13 @@ def _grow(conn: Connection, item: dict, validate_only: bool) -> None:
 
 
 def create_partitions(conn: Connection, req: dict, version: int) -> dict:
-    items = req["topics"]
-    dupes = _duplicates([i["name"] for i in items])
+    items, dupes = _once(req["topics"])
     results = []
     for item in items:
         out = {"name": item["name"], "error_code": ErrorCode.NONE, "error_message": None}
         if item["name"] in dupes:
             out["error_code"] = ErrorCode.INVALID_REQUEST
-            out["error_message"] = "Duplicate topic in request."
+            out["error_message"] = "Duplicate topic name."
         else:
             try:
                 _grow(conn, item, req["validate_only"])
@@ -237,8 +250,8 @@ def delete_records(conn: Connection, req: dict, version: int) -> dict:
     for topic in req["topics"]:
         t = server.topics.resolve(topic["name"])
         parts = []
-        for p in topic["partitions"]:
-            index, offset = p["partition_index"], p["offset"]
+        wanted = {p["partition_index"]: p["offset"] for p in topic["partitions"]}  # last wins
+        for index, offset in wanted.items():
             out = {"partition_index": index, "low_watermark": -1,
                    "error_code": ErrorCode.NONE}
             if t is None or not 0 <= index < len(t.partitions):

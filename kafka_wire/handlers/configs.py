@@ -32,7 +32,7 @@ from kafka_wire.topics import (
     validate_config,
 )
 
-TOPIC, BROKER = 2, 4
+TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS = 2, 4, 8, 16
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
@@ -124,12 +124,16 @@ def describe_configs(conn: Connection, req: dict, version: int) -> dict:
         rtype, name, keys = r["resource_type"], r["resource_name"], r["configuration_keys"]
         out = {"error_code": ErrorCode.NONE, "error_message": None, "resource_type": rtype,
                "resource_name": name, "configs": []}
-        keys = None if keys is None else set(keys)
+        keys = set(keys) if keys else None  # null or empty: every config, as Kafka does
         try:
             if rtype == TOPIC:
                 out["configs"] = _topic(conn, name, keys, req["include_synonyms"])
             elif rtype == BROKER:
                 out["configs"] = _broker(conn, name, keys, req["include_synonyms"])
+            elif rtype == BROKER_LOGGER:
+                _check_broker(conn, name)  # no logger levels are exposed: none to describe
+            elif rtype == CLIENT_METRICS:
+                pass  # no client metrics subscriptions: nothing to describe
             else:
                 raise KafkaError(ErrorCode.INVALID_REQUEST,
                                  f"Unsupported resource type: {rtype}")
@@ -160,9 +164,8 @@ def _not_topic(conn: Connection, r: dict) -> None:
         _check_broker(conn, r["resource_name"])
         if r["configs"]:
             names = ", ".join(sorted({c["name"] for c in r["configs"]}))
-            raise KafkaError(ErrorCode.INVALID_CONFIG,
-                             f"Cannot update these configs dynamically: {names} (pyggy "
-                             f"broker configs are static)")
+            raise KafkaError(ErrorCode.INVALID_REQUEST,
+                             f"Cannot update these configs dynamically: Set({names})")
         return
     raise KafkaError(ErrorCode.INVALID_REQUEST,
                      f"Unsupported resource type: {r['resource_type']}")
@@ -176,8 +179,8 @@ def _alter_legacy(conn: Connection, r: dict, validate_only: bool) -> None:
     desired: dict[str, str] = {}
     for c in r["configs"]:
         if c["value"] is None:
-            raise KafkaError(ErrorCode.INVALID_CONFIG,
-                             f"Null value not supported for topic configs: {c['name']}")
+            raise KafkaError(ErrorCode.INVALID_REQUEST,
+                             f"Null value not supported for : {c['name']}")
         desired[c["name"]] = validate_config(c["name"], c["value"])  # type: ignore[assignment]
     apply_update(conn.server.engine, t, desired, validate_only)
     return None
@@ -191,28 +194,29 @@ def _alter_incremental(conn: Connection, r: dict, validate_only: bool) -> None:
     desired = dynamic_configs(t)
     for c in r["configs"]:
         name, op, value = c["name"], c["config_operation"], c["value"]
-        validate_config(name, None)  # unknown names fail for every operation
-        if op == SET:
-            if value is None:
-                raise KafkaError(ErrorCode.INVALID_CONFIG,
-                                 f"Null value not supported for : {name}")
-            desired[name] = validate_config(name, value)  # type: ignore[assignment]
-        elif op == DELETE:
+        if op == DELETE:  # deleting a config that does not exist is fine, as in Kafka
             desired.pop(name, None)
-        elif op in (APPEND, SUBTRACT):
-            verb = "append" if op == APPEND else "subtract"
+            continue
+        if op not in (SET, APPEND, SUBTRACT):
+            raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unknown operation type {op}")
+        if value is None:
+            raise KafkaError(ErrorCode.INVALID_REQUEST,
+                             f"Null value not supported for : {name}")
+        validate_config(name, None)  # unknown names
+        if op == SET:
+            desired[name] = validate_config(name, value)  # type: ignore[assignment]
+        else:
+            verb = "APPEND" if op == APPEND else "SUBTRACT"
             if CONFIGS[name].type != LIST:
                 raise KafkaError(ErrorCode.INVALID_CONFIG,
-                                 f"Config value {verb} is not allowed for config key: {name}")
+                                 f"Can't {verb} to key {name} because its type is not LIST.")
             items = list_items(desired.get(name, DEFAULTS[name]))
-            change = list_items(value or "")
+            change = list_items(value)
             if op == APPEND:
                 items += [x for x in change if x not in items]
             else:
                 items = [x for x in items if x not in change]
             desired[name] = validate_config(name, ",".join(items))  # type: ignore[assignment]
-        else:
-            raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unknown operation type {op}")
     apply_update(conn.server.engine, t, desired, validate_only)
     return None
 

@@ -129,7 +129,7 @@ def test_kafka_python_topic_lifecycle(kadmin: KafkaAdminClient) -> None:
 
     kadmin.create_partitions({"orders": 5})
     assert partition_count(kadmin, "orders") == 5
-    with pytest.raises(kerrors.InvalidPartitionsError, match="already has 5 partitions"):
+    with pytest.raises(kerrors.InvalidPartitionsError, match=r"already has 5 partition\(s\)"):
         kadmin.create_partitions({"orders": 5})
     with pytest.raises(kerrors.InvalidPartitionsError, match="would not be an increase"):
         kadmin.create_partitions({"orders": 4})
@@ -239,7 +239,7 @@ def test_kafka_python_describe_broker_and_unknown_topic(kadmin: KafkaAdminClient
         kadmin._manager.run(_describe_raw, kadmin, "missing-topic")
     r = kadmin.alter_configs([KConfigResource("BROKER", "0", {"num.partitions": "3"})],
                              raise_on_unknown=False)
-    assert r["broker"]["0"].startswith("[Error 40]")
+    assert r["broker"]["0"].startswith("[Error 42]")
 
 
 async def _describe_raw(admin: KafkaAdminClient, topic: str):
@@ -368,7 +368,7 @@ def test_confluent_alter_configs(cadmin: AdminClient) -> None:
     bad = ConfigResource(ResourceType.TOPIC, "alt", incremental_configs=[
         ConfigEntry("retention.ms", "1", incremental_operation=AlterConfigOpType.SUBTRACT)])
     (err,) = done(cadmin.incremental_alter_configs([bad])).values()
-    assert err.code() == 40 and "subtract is not allowed" in err.str()
+    assert err.code() == 40 and "Can't SUBTRACT to key retention.ms" in err.str()
 
     delete = ConfigResource(ResourceType.TOPIC, "alt", incremental_configs=[
         ConfigEntry("message.timestamp.type", None,

@@ -123,6 +123,8 @@ async def test_create_topics_errors(door: Door, version: int) -> None:
          "assignments": [{"partition_index": 0, "broker_ids": [0, 1]}]},
         {"name": "assign3", "num_partitions": -1,
          "assignments": [{"partition_index": 1, "broker_ids": [0]}]},
+        {"name": "assign4", "num_partitions": -1,
+         "assignments": [{"partition_index": 0, "broker_ids": [0, 0]}]},
     )
     codes = {r["name"]: r["error_code"] for r in rs}
     assert codes == {"dup": INVALID_REQUEST, "a b": INVALID_TOPIC, "x" * 250: INVALID_TOPIC,
@@ -131,9 +133,17 @@ async def test_create_topics_errors(door: Door, version: int) -> None:
                      "cfg": INVALID_CONFIG, "cfgnull": INVALID_CONFIG,
                      "cfgunknown": INVALID_CONFIG, "seg": INVALID_CONFIG,
                      "assign": INVALID_REQUEST, "assign2": INVALID_ASSIGNMENT,
-                     "assign3": INVALID_ASSIGNMENT}
+                     "assign3": INVALID_ASSIGNMENT, "assign4": INVALID_ASSIGNMENT}
+    messages = {r["name"]: r["error_message"] for r in rs}
+    assert messages["a b"] == ("Topic name is invalid: 'a b' contains one or more characters "
+                               "other than ASCII alphanumerics, '.', '_' and '-'")
+    assert messages["assign2"] == ("The manual partition assignment includes broker 1, but no "
+                                   "such broker is registered.")
+    assert messages["assign4"] == ("The manual partition assignment includes the broker 0 more "
+                                   "than once.")
     assert all(r["error_message"] for r in rs)
-    assert [r["error_code"] for r in rs[:2]] == [INVALID_REQUEST, INVALID_REQUEST]
+    assert [r["name"] for r in rs].count("dup") == 1  # one result per name, as Kafka
+    assert rs[0]["error_message"] == "Duplicate topic name."
     assert list(door.server.topics.all()) == []
 
 
@@ -168,14 +178,15 @@ async def test_delete_topics(door: Door, version: int) -> None:
                            {"name": None, "topic_id": UUID(bytes=tid)},
                            {"name": "nope", "topic_id": ZERO},
                            {"name": None, "topic_id": UUID(int=5)},
-                           {"name": "a", "topic_id": UUID(int=5)}], "timeout_ms": 1000}
+                           {"name": "a", "topic_id": UUID(int=5)},
+                           {"name": None, "topic_id": ZERO}], "timeout_ms": 1000}
     else:
         body = {"topic_names": ["a", "b", "nope"], "timeout_ms": 1000}
     r = await door.call(DELETE, version, body)
     got = [(x["name"], x["error_code"]) for x in r["responses"]]
     if version >= 6:
         assert got == [("a", NONE), ("b", NONE), ("nope", UNKNOWN_TOPIC),
-                       (None, UNKNOWN_TOPIC_ID), ("a", INVALID_REQUEST)]
+                       (None, UNKNOWN_TOPIC_ID), ("a", INVALID_REQUEST), (None, INVALID_REQUEST)]
         assert r["responses"][1]["topic_id"] == UUID(bytes=tid)
     else:
         assert got == [("a", NONE), ("b", NONE), ("nope", UNKNOWN_TOPIC)]
@@ -200,9 +211,9 @@ async def test_create_partitions(door: Door, version: int) -> None:
     assert len(door.topic("g").partitions) == 4
     r = await grow({"name": "g", "count": 4}, {"name": "h", "count": 1},
                    {"name": "nope", "count": 3})
-    assert r["g"] == (INVALID_PARTITIONS, "Topic already has 4 partitions.")
+    assert r["g"] == (INVALID_PARTITIONS, "Topic already has 4 partition(s).")
     assert r["h"][0] == INVALID_PARTITIONS and "would not be an increase" in r["h"][1]
-    assert r["nope"][0] == UNKNOWN_TOPIC
+    assert r["nope"] == (UNKNOWN_TOPIC, None)
     assert await grow({"name": "h", "count": 9}, validate_only=True) == {"h": (NONE, None)}
     assert len(door.topic("h").partitions) == 2
     r = await grow({"name": "h", "count": 3, "assignments": [{"broker_ids": [1]}]},
@@ -231,9 +242,9 @@ async def test_delete_records(door: Door, version: int) -> None:
 
     assert await trim((0, 15)) == [(0, 15, NONE)]
     assert await trim((0, 3)) == [(0, 15, NONE)]
-    assert await trim((0, 31), (0, -2), (1, 1), (5, 0)) == [
-        (0, -1, OUT_OF_RANGE), (0, -1, OUT_OF_RANGE), (1, -1, OUT_OF_RANGE),
-        (5, -1, UNKNOWN_TOPIC)]
+    assert await trim((0, 31), (1, 1), (5, 0)) == [
+        (0, -1, OUT_OF_RANGE), (1, -1, OUT_OF_RANGE), (5, -1, UNKNOWN_TOPIC)]
+    assert await trim((0, 20), (0, -2)) == [(0, -1, OUT_OF_RANGE)]  # the last one counts
     assert await trim((0, 0), topic="nope") == [(0, -1, UNKNOWN_TOPIC)]
     polled = engine.poll("kafka", "d", 0, FIRST, 0, 2)
     assert polled.count == 2
@@ -254,11 +265,14 @@ async def test_describe_configs(door: Door, version: int) -> None:
         {"resource_type": 4, "resource_name": "0", "configuration_keys": None},
         {"resource_type": 4, "resource_name": "7", "configuration_keys": None},
         {"resource_type": 8, "resource_name": "0", "configuration_keys": None},
+        {"resource_type": 32, "resource_name": "g", "configuration_keys": None},
+        {"resource_type": 2, "resource_name": "c", "configuration_keys": []},
     ], "include_synonyms": True, "include_documentation": True}
     r = await door.call(DESCRIBE, version, body)
-    full, picked, unknown, broker, other_broker, logger = r["results"]
+    full, picked, unknown, broker, other_broker, logger, group, empty_keys = r["results"]
     assert [x["error_code"] for x in r["results"]] == [
-        NONE, NONE, UNKNOWN_TOPIC, NONE, INVALID_REQUEST, INVALID_REQUEST]
+        NONE, NONE, UNKNOWN_TOPIC, NONE, INVALID_REQUEST, NONE, INVALID_REQUEST, NONE]
+    assert logger["configs"] == [] and empty_keys["configs"] == full["configs"]
     got = {c["name"]: c for c in full["configs"]}
     assert set(got) == set(CONFIGS)
     ret = got["retention.ms"]
@@ -317,14 +331,15 @@ async def test_alter_configs(door: Door, version: int) -> None:
     assert await alter("a", [("retention.ms", "1")], validate_only=True) == (NONE, None)
     assert dynamic(door, "a") == {"retention.bytes": "1000000", "flush.ms": "20"}
     assert (await alter("a", [("retention.ms", "x")]))[0] == INVALID_CONFIG
-    assert (await alter("a", [("retention.ms", None)]))[0] == INVALID_CONFIG
+    assert (await alter("a", [("retention.ms", None)]))[0] == INVALID_REQUEST
     assert (await alter("a", [("flush.ms", "1"), ("flush.ms", "2")]))[0] == INVALID_REQUEST
     assert (await alter("a", [("segment.bytes", "2097152")]))[0] == INVALID_CONFIG
     assert await alter("a", [("segment.bytes", "1073741824")]) == (NONE, None)
     assert (await alter("nope", [("flush.ms", "1")]))[0] == UNKNOWN_TOPIC
     assert await alter("a", []) == (NONE, None)
     assert dynamic(door, "a") == {}
-    assert (await alter("0", [("num.partitions", "2")], rtype=4))[0] == INVALID_CONFIG
+    assert await alter("0", [("num.partitions", "2")], rtype=4) == (
+        INVALID_REQUEST, "Cannot update these configs dynamically: Set(num.partitions)")
     assert await alter("0", [], rtype=4) == (NONE, None)
     assert (await alter("3", [], rtype=4))[0] == INVALID_REQUEST
     assert (await alter("x", [], rtype=16))[0] == INVALID_REQUEST
@@ -354,8 +369,10 @@ async def test_incremental_alter_configs(door: Door, version: int) -> None:
     assert await alter(("cleanup.policy", 3, "delete")) == INVALID_CONFIG  # would be empty
     assert await alter(("retention.ms", 2, "1")) == INVALID_CONFIG
     assert await alter(("retention.ms", 3, "1")) == INVALID_CONFIG
-    assert await alter(("retention.ms", 0, None)) == INVALID_CONFIG
-    assert await alter(("no.such", 1, None)) == INVALID_CONFIG
+    assert await alter(("retention.ms", 0, None)) == INVALID_REQUEST
+    assert await alter(("retention.ms", 2, None)) == INVALID_REQUEST
+    assert await alter(("no.such", 0, "1")) == INVALID_CONFIG
+    assert await alter(("no.such", 1, None)) == NONE  # deleting what is not there: fine
     assert await alter(("flush.ms", 9, "1")) == INVALID_REQUEST
     assert await alter(("flush.ms", 0, "1"), ("flush.ms", 1, None)) == INVALID_REQUEST
     assert await alter(("flush.ms", 1, None), validate_only=True) == NONE
