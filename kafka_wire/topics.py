@@ -166,8 +166,16 @@ def _size_to_bytes(raw: bytes) -> str:
     return "-1" if n == UNLIMITED_SIZE else str(n)
 
 
+def _local_size_to_bytes(raw: bytes) -> str:
+    n = _U64.unpack(raw)[0]
+    return "-2" if n == UNLIMITED_SIZE else str(n)  # Kafka's -2: no local limit of its own
+
+
 MAPPED = {
     "retention.ms": ("message_expiry", _ms_to_expiry, _expiry_to_ms),
+    # tiered storage: bytes kept on local disk (older archived segments are read from the
+    # archive); -1 and -2 mean no local limit
+    "local.retention.bytes": ("local_retention_bytes", _bytes_to_size, _local_size_to_bytes),
     "retention.bytes": ("max_topic_size", _bytes_to_size, _size_to_bytes),
     "segment.bytes": ("segment_size", lambda v: _U64.pack(int(v)), lambda r: str(
         _U64.unpack(r)[0])),
@@ -207,6 +215,7 @@ CONFIGS: dict[str, ConfigDef] = {
     "follower.replication.throttled.replicas": ConfigDef("", LIST, None, item=_THROTTLED),
     "index.interval.bytes": ConfigDef("4096", INT, "log.index.interval.bytes", 0),
     "leader.replication.throttled.replicas": ConfigDef("", LIST, None, item=_THROTTLED),
+    "local.retention.bytes": ConfigDef("-2", LONG, "log.local.retention.bytes", -2),
     "max.compaction.lag.ms": ConfigDef("9223372036854775807", LONG,
                                        "log.cleaner.max.compaction.lag.ms", 1),
     "max.message.bytes": ConfigDef("1048588", INT, "message.max.bytes", 0),
@@ -327,6 +336,8 @@ def options_configs(o: TopicOptions) -> dict[str, tuple[str, bool]]:
     out["retention.bytes"] = (_size_to_bytes(_U64.pack(o.max_topic_size)),
                               "max_topic_size" not in explicit)
     out["segment.bytes"] = (str(o.segment_size), "segment_size" not in explicit)
+    out["local.retention.bytes"] = (_local_size_to_bytes(_U64.pack(o.local_retention_bytes)),
+                                    "local_retention_bytes" not in explicit)
     for key, _kind, raw in o.explicit:
         if key.startswith("kafka.") and key[6:] in CONFIGS:
             out[key[6:]] = (raw.decode(errors="replace"), False)

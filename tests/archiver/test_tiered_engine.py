@@ -278,3 +278,16 @@ def test_layout_names_are_one_component() -> None:
     assert log_key == ("streams/a%2Fb/topics/%2E%2E/partitions/3/"
                        "00000000000000000042.log")
     assert layout.parse_segment_key(index_key) == ("a/b", "..", 3, 42, "index")
+
+
+def test_kafka_local_retention_bytes_maps_to_the_topic_option() -> None:
+    from core.options import topic_options
+    from kafka_wire.topics import configs_to_options, options_configs
+
+    opts = topic_options(configs_to_options({"local.retention.bytes": "1048576"}))
+    assert opts.local_retention_bytes == 1 << 20
+    assert options_configs(opts)["local.retention.bytes"] == ("1048576", False)
+    assert options_configs(topic_options([]))["local.retention.bytes"] == ("-2", True)
+    for no_limit in ("-1", "-2"):
+        opts = topic_options(configs_to_options({"local.retention.bytes": no_limit}))
+        assert opts.local_retention_bytes == 2**64 - 1
