@@ -584,11 +584,11 @@ class AioMember:
     def __init__(self, name: str, address: str, topic: str, group: str, history: History,
                  commit_every: int = 1, **config: Any) -> None:
         self.name, self.history, self.commit_every = name, history, commit_every
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=address, group_id=group, client_id=name,
-            enable_auto_commit=False, auto_offset_reset="earliest",
-            session_timeout_ms=SESSION_MS, heartbeat_interval_ms=HEARTBEAT_MS,
-            max_poll_records=5, fetch_max_wait_ms=100, **config)
+        self.consumer = AIOKafkaConsumer(**{
+            "bootstrap_servers": address, "group_id": group, "client_id": name,
+            "enable_auto_commit": False, "auto_offset_reset": "earliest",
+            "session_timeout_ms": SESSION_MS, "heartbeat_interval_ms": HEARTBEAT_MS,
+            "max_poll_records": 5, "fetch_max_wait_ms": 100, **config})
         self.topic = topic
         self.assigned: frozenset[int] = frozenset()
         self.count = 0
@@ -596,6 +596,7 @@ class AioMember:
         self.uncommitted: list[tuple[int, int]] = []
         self.abandoned: set[tuple[int, int]] = set()
         self.dirty = False
+        self.revocations = 0
         self.halt = asyncio.Event()
         self.task = asyncio.ensure_future(self._run())
 
@@ -606,6 +607,7 @@ class AioMember:
             async def on_partitions_revoked(self, revoked: Any) -> None:
                 member.pending.clear()  # their new owner starts at the last commit
                 member.uncommitted.clear()
+                member.revocations += 1
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
                 pass
@@ -732,6 +734,46 @@ async def test_aiokafka_members_split_leave_and_join_mid_stream(
     finally:
         await admin.close()
     assert {tp.partition: o.offset for tp, o in committed.items()} == ends
+
+
+@pytest.mark.asyncio
+async def test_aiokafka_static_member_restarts_without_rebalance_then_expires(
+        pyggy_server: PyggyServer) -> None:
+    """group.instance.id (JoinGroup v5): a static member that restarts within its session
+    takes its old partitions back and the other member is not disturbed; one that does not
+    come back is evicted when its session times out, and the other takes everything."""
+    address = kafka_address(pyggy_server)
+    await create_topic_async(pyggy_server, "t")
+    await aio_produce(address, "t", 3)
+    history = History()
+    static = {"session_timeout_ms": 6_000}  # the shortest the coordinator accepts
+    s1 = AioMember("s1", address, "t", "static", history, group_instance_id="i1", **static)
+    s2 = AioMember("s2", address, "t", "static", history, group_instance_id="i2", **static)
+    try:
+        await await_for(lambda: split([s1.assigned, s2.assigned]), what="a split")
+        before, revocations = s1.assigned, s2.revocations
+        first = describe(address, "static")["members"]
+        await s1.stop()  # a static member sends no LeaveGroup
+        s1 = AioMember("s1", address, "t", "static", history, group_instance_id="i1", **static)
+        await await_for(lambda: s1.assigned, what="s1 back")
+        assert s1.assigned == before
+        assert s2.revocations == revocations  # no rebalance
+        second = describe(address, "static")
+        assert second["group_state"] == "Stable"
+        assert sorted(m["group_instance_id"] for m in second["members"]) == ["i1", "i2"]
+        ids = {m["group_instance_id"]: m["member_id"] for m in first}
+        now = {m["group_instance_id"]: m["member_id"] for m in second["members"]}
+        assert now["i2"] == ids["i2"] and now["i1"] != ids["i1"]
+        assert now["i1"].startswith("i1-")
+
+        await s1.stop()  # and does not come back: evicted after its 6 s session
+        await await_for(lambda: s2.assigned == {0, 1, 2}, timeout=20,
+                        what="s2 taking over after s1's session timeout")
+        line = pyggy_server.wait_for_log(f"evicted member {now['i1']}")
+        assert "session timeout" in line
+    finally:
+        await s1.stop()
+        await s2.stop()
 
 
 @pytest.mark.asyncio
