@@ -6,8 +6,9 @@
   the archiver service retries whole uploads with its own backoff on top.
 - Objects up to 8 MiB are one PUT; larger ones a multipart upload (parts of 8 MiB or more, at
   most 10,000), aborted on failure so no part is left behind.
-- Integrity: every request body carries Content-MD5 (S3 rejects a body that arrives different);
-  every object carries its SHA-256 in `x-amz-meta-sha256`. After the upload the object is
+- Integrity: the bytes sent must hash to the SHA-256 taken of the file before the upload; every
+  request body carries Content-MD5 (S3 rejects a body that arrives different); every object
+  carries its SHA-256 in `x-amz-meta-sha256`. After the upload the object is
   HEADed: its length, its SHA-256 metadata and its ETag (MD5, or for multipart the MD5 of the
   part MD5s with "-<parts>") must match what was computed locally. When the ETag is not an
   MD5 (SSE-KMS buckets) the object is read back and hashed instead.
@@ -127,8 +128,8 @@ class S3Archiver:
 
     def _put(self, key: str, source: Source) -> str:
         data = os.pread(source.fd, source.size, 0)
-        if len(data) != source.size:
-            raise ArchiverError(f"source of {key} shorter than {source.size} bytes")
+        if len(data) != source.size or hashlib.sha256(data).hexdigest() != source.sha256:
+            raise ChecksumMismatch(f"source of {key} changed since it was hashed")
         md5 = hashlib.md5(data)
         self._client.put_object(Bucket=self.bucket, Key=key, Body=data,
                                 ContentMD5=_b64(md5.digest()),
@@ -141,9 +142,11 @@ class S3Archiver:
                                                       Metadata={"sha256": source.sha256})
         upload_id = upload["UploadId"]
         parts, digests = [], []
+        whole = hashlib.sha256()
         try:
             for number, start in enumerate(range(0, source.size, part_size), 1):
                 data = os.pread(source.fd, min(part_size, source.size - start), start)
+                whole.update(data)
                 md5 = hashlib.md5(data).digest()
                 digests.append(md5)
                 reply = self._client.upload_part(Bucket=self.bucket, Key=key,
@@ -153,6 +156,8 @@ class S3Archiver:
                     raise ChecksumMismatch(f"S3 part {number} of {key}: ETag {reply['ETag']}, "
                                            f"expected {md5.hex()}")
                 parts.append({"ETag": reply["ETag"], "PartNumber": number})
+            if whole.hexdigest() != source.sha256:
+                raise ChecksumMismatch(f"source of {key} changed since it was hashed")
             self._client.complete_multipart_upload(Bucket=self.bucket, Key=key,
                                                    UploadId=upload_id,
                                                    MultipartUpload={"Parts": parts})

@@ -30,9 +30,9 @@ def moto_s3(tmp_path: Path) -> Iterator[MotoS3]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shared_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
-    """A moto S3 server shared by the tests of a module: each uses buckets of its own."""
+    """A moto S3 server shared by tests that never stop it: each uses buckets of its own."""
     server = _start(tmp_path_factory.mktemp("moto"))
     yield server
     server.stop()
