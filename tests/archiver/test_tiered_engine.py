@@ -291,3 +291,37 @@ def test_kafka_local_retention_bytes_maps_to_the_topic_option() -> None:
     for no_limit in ("-1", "-2"):
         opts = topic_options(configs_to_options({"local.retention.bytes": no_limit}))
         assert opts.local_retention_bytes == 2**64 - 1
+
+
+def test_a_slow_archive_blocks_no_one(tmp_path: Path) -> None:
+    """Injected latency (FaultyArchiver.delay): uploads and archived reads take their time in
+    worker threads while appends and local polls go on at full speed."""
+
+    async def main() -> None:
+        node = Node(tmp_path)
+        t = node.topic(local_segments=1)
+        await node.produce(200)
+        assert await node.service._pass()  # archive and offload at full speed first
+        await node.produce(100, start=200)
+        node.store.cache.entries.clear()
+        node.store.cache.size = 0
+        node.faulty.delay = 0.5
+        loop = asyncio.get_running_loop()
+        upload = asyncio.create_task(node.service._pass())
+        archived = asyncio.create_task(node.engine.poll_async("s", "t", 0, OFFSET, 0, 10))
+        await asyncio.sleep(0.05)
+        started = loop.time()
+        await node.produce(50, start=300)
+        local = await node.engine.poll_async("s", "t", 0, OFFSET, 340, 10)
+        assert loop.time() - started < 0.3  # neither waited for the archive
+        assert payloads(local) == expected(350)[340:]
+        assert not upload.done() and not archived.done()
+        assert payloads(await archived) == expected(10)
+        assert await upload
+        node.faulty.delay = 0
+        assert await node.service._pass()  # segments that sealed during the slow pass
+        assert len(t.partitions[0].log.segments) == 1
+        assert await poll_all(node.engine) == expected(350)
+        node.close()
+
+    asyncio.run(main())
