@@ -66,3 +66,6 @@ class Connection:
     closed: bool = False  # the client went away (set by the listener)
     parked: asyncio.Future | None = None  # the long poll to wake when it does
     apis_used: set[tuple[int, int]] = field(default_factory=set)  # (api key, version), logged
+    sasl: str = ""  # SASL state (kafka_wire.handlers.sasl): "", "v0", "v1" or "done"
+    user: str | None = None  # the pyggy user a SASL client authenticated as
+    close_after_reply: bool = False  # close once the current response is written

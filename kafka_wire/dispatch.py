@@ -6,6 +6,7 @@ import logging
 import struct
 
 from kafka_wire.context import CloseConnection, Connection
+from kafka_wire.handlers import sasl
 from kafka_wire.handlers.api_versions import unsupported_version_body
 from kafka_wire.protocol.codec import decode_request, encode_response, encode_response_parts
 from kafka_wire.protocol.headers import API_VERSIONS, encode_response_header, parse_request_header
@@ -13,6 +14,7 @@ from kafka_wire.registry import REGISTRY
 
 log = logging.getLogger(__name__)
 _SIZE = struct.Struct(">i")
+SASL_AUTHENTICATE = 36
 __all__ = ["CloseConnection", "handle_frame"]
 
 
@@ -23,6 +25,8 @@ def _frame(head: bytes, parts: list) -> list:
 
 async def handle_frame(conn: Connection, frame: memoryview) -> list | None:
     """Reply buffers for one request, or None when the request gets no reply (acks=0)."""
+    if conn.sasl == sasl.V0_TOKEN:  # after SaslHandshake v0: a bare token, no header
+        return sasl.raw_token(conn, frame)
     header, pos = parse_request_header(frame)
     key, version, corr = header.api_key, header.api_version, header.correlation_id
     if header.client_id is not None:
@@ -33,6 +37,8 @@ async def handle_frame(conn: Connection, frame: memoryview) -> list | None:
             head = encode_response_header(API_VERSIONS, 0, corr)
             return _frame(head, [encode_response(API_VERSIONS, 0, unsupported_version_body())])
         raise CloseConnection(f"unsupported api {key} v{version}")
+    if conn.sasl == sasl.V1_TOKEN and key not in (API_VERSIONS, SASL_AUTHENTICATE):
+        raise CloseConnection(f"{api.name} before SASL authentication completed")
     if (key, version) not in conn.apis_used:  # debug log: the versions each client picks
         conn.apis_used.add((key, version))
         log.debug("kafka client %r from %s uses %s v%d", conn.client_id, conn.host, api.name,

@@ -152,6 +152,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 return
             if parts:
                 self.transport.writelines(parts)
+            if self.conn.close_after_reply:  # e.g. failed SASL: the error, then close
+                log.info("closing kafka connection from %s after its reply", self.conn.host)
+                self.close()
+                return
             if not self.writable.is_set():
                 await self.writable.wait()
 

@@ -22,6 +22,7 @@ from kafka_wire.handlers import (
     offsets,
     produce,
     producer_id,
+    sasl,
 )
 
 
@@ -49,6 +50,7 @@ _ROWS: list[tuple[int, str, int, int, Callable]] = [
     (14, "SyncGroup", 0, 5, groups.sync_group),
     (15, "DescribeGroups", 0, 6, groups.describe_groups),
     (16, "ListGroups", 0, 5, groups.list_groups),
+    (17, "SaslHandshake", 0, 1, sasl.handshake),
     (18, "ApiVersions", 0, 4, api_versions.handle),
     (19, "CreateTopics", 2, 7, admin.create_topics),
     (20, "DeleteTopics", 1, 6, admin.delete_topics),
@@ -57,6 +59,7 @@ _ROWS: list[tuple[int, str, int, int, Callable]] = [
     (23, "OffsetForLeaderEpoch", 2, 4, cluster.offset_for_leader_epoch),
     (32, "DescribeConfigs", 1, 4, configs.describe_configs),
     (33, "AlterConfigs", 0, 2, configs.alter_configs),
+    (36, "SaslAuthenticate", 0, 2, sasl.authenticate),
     (37, "CreatePartitions", 0, 3, admin.create_partitions),
     (42, "DeleteGroups", 0, 2, groups.delete_groups),
     (44, "IncrementalAlterConfigs", 0, 1, configs.incremental_alter_configs),

@@ -43,6 +43,9 @@ from strategies import message_strategy  # noqa: E402
 
 PRODUCE, FETCH, LIST_OFFSETS, METADATA, API_VERSIONS = 0, 1, 2, 3, 18
 JOIN_GROUP, SYNC_GROUP = 11, 14  # answered when the rebalance gets there
+# SASL: a refused handshake or authentication is answered, then the connection closed (as
+# Kafka does); after a v0 handshake the next frame is a bare token, so the probe closes it too
+SASL_HANDSHAKE, SASL_AUTHENTICATE = 17, 36
 MAX_FRAME = 100 * 1024 * 1024  # [kafka] max_frame_size default
 MAX_MESSAGE_BYTES = 1_048_588  # max.message.bytes default
 KEEP = "acknowledged-before-fuzz"  # longer than any topic name the strategies generate
@@ -285,7 +288,8 @@ def test_valid_encodings_intact_truncated_or_flipped(server, bystander, key: int
             at = data.draw(st.integers(0, len(raw) - 1))
             raw[at] ^= data.draw(st.integers(1, 255))
     outcome = exchange(server, key, version, bytes(raw))
-    if how == "intact" and not (key == PRODUCE and value["acks"] == 0):
+    if how == "intact" and not (key == PRODUCE and value["acks"] == 0) \
+            and key not in (SASL_HANDSHAKE, SASL_AUTHENTICATE):
         # (a failed acks=0 produce is answered by closing the connection)
         assert outcome in ("reply", "parked"), "a valid request closed the connection"
     else:
