@@ -350,7 +350,14 @@ def topic_configs(t: Topic) -> dict[str, tuple[str, bool]]:
 
 
 def topic_config(t: Topic, name: str) -> str:
-    return topic_configs(t)[name][0]
+    """One config's value (the Produce path asks for two per partition: kept cheap)."""
+    if name in MAPPED:
+        return topic_configs(t)[name][0]
+    key = f"kafka.{name}"
+    for k, _kind, raw in reversed(t.options.explicit):
+        if k == key:
+            return raw.decode(errors="replace")
+    return DEFAULTS[name]
 
 
 def dynamic_configs(t: Topic) -> dict[str, str]:
