@@ -146,9 +146,20 @@ def create_topics(conn: Connection, req: dict, version: int) -> dict:
 
 
 # -- DeleteTopics ---------------------------------------------------------------------------
-def _forget(conn: Connection, t) -> None:
-    conn.server.topics.delete(t)
-    conn.server.producers.forget_topic(t.stream_id, t.id)
+def _forget(conn: Connection, name: str, t) -> None:
+    """Delete a topic with what the Kafka door keeps about it: idempotent producers'
+    sequences and the groups' committed offsets (as Kafka does; a topic made again under the
+    same name starts without them)."""
+    server = conn.server
+    server.topics.delete(t)
+    server.producers.forget_topic(t.stream_id, t.id)
+    coordinator = server.coordinator
+    if coordinator is not None:
+        store = coordinator.offsets  # type: ignore[attr-defined]
+        for group in store.groups():
+            doomed = [tp for tp in store.offsets(group) if tp[0] == name]
+            if doomed:
+                store.delete(group, doomed)
 
 
 def delete_topics(conn: Connection, req: dict, version: int) -> dict:
@@ -172,7 +183,7 @@ def delete_topics(conn: Connection, req: dict, version: int) -> dict:
                 out["error_code"], out["error_message"] = ErrorCode.UNKNOWN_TOPIC_ID, UNKNOWN_ID
             else:
                 out["name"] = found[0]
-                _forget(conn, found[1])
+                _forget(conn, found[0], found[1])
         else:
             t = topics.resolve(name)
             if t is None:
@@ -180,7 +191,7 @@ def delete_topics(conn: Connection, req: dict, version: int) -> dict:
                 out["error_message"] = UNKNOWN_TOPIC
             else:
                 out["topic_id"] = topic_id(t)
-                _forget(conn, t)
+                _forget(conn, name, t)
         if version < 6:
             out["topic_id"] = ZERO_ID
         if version < 5:

@@ -408,3 +408,25 @@ async def test_registry_rows() -> None:
             (CREATE, DELETE, DELETE_RECORDS, DESCRIBE, ALTER, CREATE_PARTS, INCREMENTAL)}
     assert rows == {19: (2, 7), 20: (1, 6), 21: (0, 2), 32: (1, 4), 33: (0, 2), 37: (0, 3),
                     44: (0, 1)}
+
+
+async def test_delete_topics_forgets_group_offsets_and_producer_state(door: Door) -> None:
+    from kafka_wire.groups import GroupCoordinator, MemoryOffsetStore
+    from kafka_wire.groups.store import CommittedOffset
+
+    server = door.server
+    store = MemoryOffsetStore()
+    server.coordinator = GroupCoordinator(server.engine.clock, store)
+    await door.create(7, {"name": "gone", "num_partitions": 2}, {"name": "kept"})
+    t = door.topic("gone")
+    store.put("g", {("gone", 0): CommittedOffset(5, -1, ""),
+                    ("gone", 1): CommittedOffset(7, -1, ""),
+                    ("kept", 0): CommittedOffset(3, -1, "")})
+    store.put("h", {("gone", 1): CommittedOffset(1, -1, "")})
+    server.producers.record(1000, 0, 0, 5, (t.stream_id, t.id, 0), 0)
+    r = await door.call(DELETE, 6, {"topics": [{"name": None, "topic_id": UUID(bytes=topic_id(t))}],
+                                    "timeout_ms": 1000})
+    assert r["responses"][0]["error_code"] == NONE
+    assert store.offsets("g") == {("kept", 0): CommittedOffset(3, -1, "")}
+    assert store.offsets("h") == {}
+    assert not server.producers.partitions
