@@ -1,5 +1,5 @@
-"""Kafka consumer groups end to end: kafka-python 3.0.12 and aiokafka 0.14.0, unmodified,
-against a pyggy server subprocess (`pyggy_server`).
+"""Kafka consumer groups end to end: kafka-python 3.0.12 and aiokafka 0.14.0 (and one
+confluent-kafka 2.16.1 test), unmodified, against a pyggy server subprocess (`pyggy_server`).
 
 - three members of a group split a three-partition topic (disjoint, complete assignments, as
   the members and DescribeGroups see them);
@@ -11,6 +11,7 @@ against a pyggy server subprocess (`pyggy_server`).
   at the committed offsets, and the metadata comes back;
 - DescribeGroups / ListGroups / DeleteGroups / OffsetDelete through the admin clients;
 - Kafka group offsets and Iggy consumer(-group) offsets are separate namespaces (README);
+- static members (group.instance.id) restart without a rebalance and expire by session;
 - the group API versions each client negotiates (read from the server's debug log).
 
 Topics are created through the Iggy door (apache-iggy SDK, stream `kafka`), so they have three
@@ -871,6 +872,65 @@ async def test_aiokafka_admin_lists_and_describes(pyggy_server: PyggyServer) -> 
     finally:
         await member.stop()
         await admin.close()
+
+
+# ---------------------------------------------------------------------------- confluent-kafka
+
+
+def test_confluent_kafka_group(pyggy_server_factory) -> None:
+    """confluent-kafka 2.16.1 (librdkafka 2.16): the flexible OffsetCommit/OffsetFetch v9 the
+    Python clients do not send; a second member splits the partitions; metadata round-trips."""
+    from confluent_kafka import Consumer
+    from confluent_kafka import TopicPartition as CkTP
+    from confluent_kafka.admin import AdminClient
+
+    server = pyggy_server_factory(args=["--log-level", "debug"])
+    address = kafka_address(server)
+    create_topic(server, "t")
+    produce(address, "t", 10)
+    conf = {"bootstrap.servers": address, "group.id": "ck", "client.id": "ck",
+            "auto.offset.reset": "earliest", "enable.auto.commit": False,
+            "heartbeat.interval.ms": HEARTBEAT_MS, "session.timeout.ms": SESSION_MS}
+    started = time.monotonic()
+    first = Consumer(conf)
+    first.subscribe(["t"])
+    read: set[tuple[int, int]] = set()
+
+    def poll_first() -> bool:
+        m = first.poll(0.05)
+        if m is not None and m.error() is None:
+            read.add((m.partition(), m.offset()))
+        return len(read) == 30
+
+    wait_for(poll_first, what="30 records")
+    assert time.monotonic() - started < 10
+    first.commit(offsets=[CkTP("t", p, 7, metadata=f"ck-{p}") for p in range(PARTITIONS)],
+                 asynchronous=False)
+    second = Consumer(conf)
+    second.subscribe(["t"])
+    try:
+        def both() -> bool:
+            first.poll(0.02)
+            second.poll(0.02)
+            return split([frozenset(tp.partition for tp in c.assignment())
+                          for c in (first, second)])
+
+        wait_for(both, what="a split between two members")
+        committed = second.committed([CkTP("t", p) for p in range(PARTITIONS)], timeout=10)
+        assert [(tp.partition, tp.offset, tp.metadata) for tp in committed] == [
+            (p, 7, f"ck-{p}") for p in range(PARTITIONS)]
+        admin = AdminClient({"bootstrap.servers": address, "client.id": "ck"})
+        description = admin.describe_consumer_groups(["ck"])["ck"].result(10)
+        assert (description.group_id, str(description.state), len(description.members)) == (
+            "ck", "ConsumerGroupState.STABLE", 2)
+        assert "ck" in [g.group_id for g in admin.list_consumer_groups().result(10).valid]
+    finally:
+        second.close()
+        first.close()
+    used = api_versions(server, "ck")
+    assert {api: used.get(api) for api in GROUP_APIS[:8]} == {
+        "JoinGroup": {5}, "SyncGroup": {3}, "Heartbeat": {3}, "LeaveGroup": {1},
+        "OffsetCommit": {9}, "OffsetFetch": {9}, "DescribeGroups": {5}, "ListGroups": {5}}
 
 
 # ---------------------------------------------------------------------------- versions
