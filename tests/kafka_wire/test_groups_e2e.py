@@ -6,9 +6,10 @@ confluent-kafka 2.16.1 test), unmodified, against a pyggy server subprocess (`py
 - a member leaves and another joins while records keep arriving: no record is lost, and a
   record is consumed twice only if no commit covering it had completed before it was read
   again (the new owner starts exactly at the committed offset);
-- a new member of an empty group gets records right away (no initial rebalance delay);
-- commit (with metadata), stop the consumer, restart the server: a new consumer resumes exactly
-  at the committed offsets, and the metadata comes back;
+- a new member of an empty group gets records within 2 s (the initial rebalance delay is
+  `[kafka] group_initial_rebalance_delay`, 500 ms, not Kafka's 3 s);
+- commit (with metadata), stop the consumer, kill -9 and restart the server: a new consumer
+  resumes exactly at the committed offsets, and the metadata comes back;
 - DescribeGroups / ListGroups / DeleteGroups / OffsetDelete through the admin clients;
 - Kafka group offsets and Iggy consumer(-group) offsets are separate namespaces (README);
 - static members (group.instance.id) restart without a rebalance and expire by session;
