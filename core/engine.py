@@ -88,6 +88,9 @@ class LogEngine:
         self.generated_root_password: str | None = None
         # Called as listener(topic, partition_id) after every append, through either door.
         self.append_listeners: list = []
+        # Called as listener(stream name, topic, partitions) after partitions are deleted
+        # (with their stream or topic, or by delete_partitions), through either door.
+        self.delete_listeners: list = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self, root_credentials: tuple[str, str] | None = None) -> None:
@@ -148,6 +151,10 @@ class LogEngine:
                 p.log.destroy()
             self.offsets.pop((stream_id, topic.id, p.id), None)
 
+    def _deleted(self, stream_name: str, topic: Topic, parts: Sequence[Partition]) -> None:
+        for listener in self.delete_listeners:
+            listener(stream_name, topic, parts)
+
     def _remove_orphans(self) -> None:
         streams_dir = self.root / "streams"
         if not streams_dir.is_dir():
@@ -199,6 +206,7 @@ class LogEngine:
         s = self._commit({"type": "delete_stream", "stream_id": self.meta.stream(stream).id})
         for t in s.topics.values():
             self._detach(s.id, t, t.partitions)
+            self._deleted(s.name, t, t.partitions)
         shutil.rmtree(self.root / "streams" / str(s.id), ignore_errors=True)
 
     def purge_stream(self, stream: Identifier) -> None:
@@ -244,6 +252,7 @@ class LogEngine:
         t = self.meta.topic(stream, topic)
         self._commit({"type": "delete_topic", "stream_id": t.stream_id, "topic_id": t.id})
         self._detach(t.stream_id, t, t.partitions)
+        self._deleted(self.meta.streams[t.stream_id].name, t, t.partitions)
         shutil.rmtree(self._partition_path(t.stream_id, t.id, 0).parent.parent,
                       ignore_errors=True)
 
@@ -268,6 +277,7 @@ class LogEngine:
         gone = self._commit({"type": "delete_partitions", "stream_id": t.stream_id,
                              "topic_id": t.id, "count": count})
         self._detach(t.stream_id, t, gone)
+        self._deleted(self.meta.streams[t.stream_id].name, t, gone)
         self._rebalance_all(t)
 
     def delete_segments(self, stream: Identifier, topic: Identifier, partition_id: int,

@@ -56,10 +56,13 @@ class TopicMap:
         return None
 
     def name_of(self, t: Topic) -> str:
-        stream = self.engine.meta.streams[t.stream_id]
-        if stream.name == self.settings.default_stream:
-            return t.name
-        return f"{stream.name}{self.settings.stream_separator}{t.name}"
+        return self.kafka_name(self.engine.meta.streams[t.stream_id].name, t.name)
+
+    def kafka_name(self, stream: str, topic: str) -> str:
+        """The Kafka name of Iggy topic `topic` of stream `stream`."""
+        if stream == self.settings.default_stream:
+            return topic
+        return f"{stream}{self.settings.stream_separator}{topic}"
 
     def all(self) -> Iterator[tuple[str, Topic]]:
         for stream in self.engine.streams():

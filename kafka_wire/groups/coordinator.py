@@ -177,6 +177,19 @@ class GroupCoordinator(Membership):
             self.offsets.delete(group_id, doomed)
         return GroupError.NONE, codes
 
+    def forget_partitions(self, topic: str, partitions: Iterable[int]) -> int:
+        """Drop every group's committed offsets of these partitions (the topic, or some of its
+        partitions, were deleted: as Kafka, a topic created again under the name starts with
+        no committed offsets). Returns how many offsets were dropped."""
+        doomed = {(topic, p) for p in partitions}
+        dropped = 0
+        for group_id in self.offsets.groups():
+            mine = [tp for tp in self.offsets.offsets(group_id) if tp in doomed]
+            if mine:
+                self.offsets.delete(group_id, mine)
+                dropped += len(mine)
+        return dropped
+
     # ---------------------------------------------------------------- admin
 
     def describe(self, group_id: str) -> GroupDescription:

@@ -199,3 +199,17 @@ def test_expired_tokens_are_refused_and_cleaned(tmp_path: Path) -> None:
     assert err.value.code == ErrorCode.PAT_EXPIRED
     assert e.expire_tokens() == 1 and e.tokens(0) == []
     e.close()
+
+
+def test_delete_listeners_hear_every_partition_deletion(engine: LogEngine) -> None:
+    heard: list[tuple[str, str, list[int]]] = []
+    engine.delete_listeners.append(
+        lambda stream, topic, parts: heard.append((stream, topic.name, [p.id for p in parts])))
+    engine.create_stream("s")
+    engine.create_topic("s", "a", 3)
+    engine.create_topic("s", "b", 1)
+    engine.create_topic("s", "c", 2)
+    engine.delete_partitions("s", "a", 2)
+    engine.delete_topic("s", "b")
+    engine.delete_stream("s")
+    assert heard == [("s", "a", [1, 2]), ("s", "b", [0]), ("s", "a", [0]), ("s", "c", [0, 1])]

@@ -498,6 +498,42 @@ def test_kafka_python_offset_delete(pyggy_server: PyggyServer) -> None:
         again.close(autocommit=False)
 
 
+def test_a_deleted_topic_takes_its_committed_offsets_along(pyggy_server: PyggyServer) -> None:
+    """As in Kafka: a topic deleted (through either door) and created again under the same
+    name starts with no committed offsets, instead of resuming at the old topic's."""
+    from kafka.admin import NewTopic
+
+    address = kafka_address(pyggy_server)
+    create_topic(pyggy_server, "gone")
+    create_topic(pyggy_server, "kept", 1)
+    admin = KafkaAdminClient(bootstrap_servers=address)
+    consumer = KafkaConsumer(bootstrap_servers=address, group_id="g", enable_auto_commit=False)
+    tps = [TopicPartition("gone", p) for p in range(PARTITIONS)] + [TopicPartition("kept", 0)]
+
+    def commit_all() -> None:
+        admin.alter_group_offsets("g", {tp: OffsetAndMetadata(5, "m", -1) for tp in tps})
+        assert [consumer.committed(tp) for tp in tps] == [5, 5, 5, 5]
+
+    async def delete_and_create_through_iggy() -> None:
+        client = await iggy_client(pyggy_server)
+        await client.delete_topic("kafka", "gone")
+        await client.create_topic("kafka", "gone", PARTITIONS)
+
+    try:
+        produce(address, "gone", 6)
+        commit_all()
+        asyncio.run(delete_and_create_through_iggy())
+        assert [consumer.committed(tp) for tp in tps] == [None, None, None, 5]
+        commit_all()
+        admin.delete_topics(["gone"])
+        admin.create_topics([NewTopic("gone", PARTITIONS, 1)])
+        assert [consumer.committed(tp) for tp in tps] == [None, None, None, 5]
+        pyggy_server.wait_for_log("dropped 3 committed Kafka group offsets of deleted topic gone")
+    finally:
+        consumer.close(autocommit=False)
+        admin.close()
+
+
 # ---------------------------------------------------------------------------- Kafka vs Iggy
 
 

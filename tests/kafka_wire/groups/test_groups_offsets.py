@@ -118,3 +118,15 @@ def test_subscription_parser_is_bounded() -> None:
                 b"\x00\x00\x7f\xff\xff\xff", b"\x00\x00\x00\x00\x00\x01\xff\xff",
                 b"\x00\x00\x00\x00\x00\x01\x00\x01\xff"):
         assert subscription_topics(bad) is None
+
+
+def test_forget_partitions_drops_every_groups_offsets_of_them(h: Harness) -> None:
+    h.coord.commit_offsets("a", -1, "", None, [("t", 0, 1, -1, ""), ("t", 1, 2, -1, ""),
+                                              ("u", 0, 3, -1, "")])
+    h.coord.commit_offsets("b", -1, "", None, [("t", 1, 4, -1, "")])
+    assert h.coord.forget_partitions("t", [1, 2]) == 2
+    assert {g: sorted(h.store.offsets(g)) for g in h.store.groups()} == {
+        "a": [("t", 0), ("u", 0)]}
+    assert h.coord.forget_partitions("t", [0]) == 1
+    assert h.coord.forget_partitions("nope", [0]) == 0
+    assert [tuple(f)[:3] for f in h.coord.fetch_offsets("a", None)] == [("u", 0, 3)]
