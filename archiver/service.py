@@ -76,6 +76,7 @@ class ArchiverService:
         self._last_loud = 0.0
         self._state_due = 0.0
         self._state_sha = self._load_state_record()
+        self.telemetry = None  # set by the server: `.background(name)` spans, or None
         store.wake = self.wake
         engine.append_listeners.append(self._appended)
 
@@ -99,7 +100,13 @@ class ArchiverService:
                  "on" if self.settings.state else "off")
         while True:
             self._wake.clear()
-            if await self._pass():
+            if self.telemetry is None:
+                ok = await self._pass()
+            else:
+                with self.telemetry.background("archiver.pass",  # type: ignore[attr-defined]
+                                               **{"archiver.kind": self.archiver.describe()}):
+                    ok = await self._pass()
+            if ok:
                 delay = self.settings.interval
                 if self.settings.state:
                     delay = min(delay, max(self._state_due - time.monotonic(), 0.05))

@@ -43,6 +43,7 @@ from core.storage.partition_log import PartitionLog
 from core.storage.tiered import RemoteFetch, RemoteSegments
 
 log = logging.getLogger(__name__)
+_LOGGED_COMMANDS = frozenset({"create_stream", "create_topic"})
 
 __all__ = ["CONSUMER", "CONSUMER_GROUP", "LogEngine", "PollResult"]
 
@@ -177,6 +178,8 @@ class LogEngine:
         """Apply a metadata command, then append it to the state log (before any reply)."""
         result = self.meta.apply(cmd)
         self.state.append(cmd)
+        if cmd["type"] in _LOGGED_COMMANDS:  # names only: commands may hold password hashes
+            log.info("metadata: %s %r", cmd["type"], cmd.get("name", ""))
         return result
 
     # -- streams ---------------------------------------------------------------------------

@@ -50,6 +50,7 @@ class KafkaServer:
     producers: ProducerStates = field(default_factory=ProducerStates)
     waiters: AppendWaiters = field(default_factory=AppendWaiters)
     coordinator: object | None = None  # kafka_wire.groups.GroupCoordinator, set by the server
+    telemetry: object | None = None  # pyggy.telemetry.Telemetry when [telemetry] is on
 
     def __post_init__(self) -> None:
         self.topics = TopicMap(self.engine, self.settings)

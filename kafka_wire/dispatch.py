@@ -44,7 +44,11 @@ async def handle_frame(conn: Connection, frame: memoryview) -> list | None:
         log.debug("kafka client %r from %s uses %s v%d", conn.client_id, conn.host, api.name,
                   version)
     request = decode_request(key, version, frame[pos:])
-    if api.is_async:
+    telemetry = conn.server.telemetry
+    if telemetry is not None:  # a span named kafka.<Api> (pyggy/telemetry.py)
+        response = await telemetry.kafka_request(  # type: ignore[attr-defined]
+            conn, api, version, request, lambda: _call(api, conn, request, version))
+    elif api.is_async:
         response = await api.handler(conn, request, version)
     else:
         response = api.handler(conn, request, version)
@@ -52,3 +56,9 @@ async def handle_frame(conn: Connection, frame: memoryview) -> list | None:
         return None
     return _frame(encode_response_header(key, version, corr),
                   encode_response_parts(key, version, response))
+
+
+async def _call(api, conn: Connection, request, version: int):
+    if api.is_async:
+        return await api.handler(conn, request, version)
+    return api.handler(conn, request, version)

@@ -51,6 +51,7 @@ class NativeServer:
     engine: LogEngine
     node: NodeInfo = field(default_factory=NodeInfo)
     sessions: dict[int, Session] = field(default_factory=dict)
+    telemetry: object | None = None  # pyggy.telemetry.Telemetry when [telemetry] is on
     transports: dict[int, object] = field(default_factory=dict)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -90,6 +91,7 @@ class NativeServer:
 class Context:
     server: NativeServer
     session: Session
+    span: object | None = None  # pyggy.telemetry.RequestSpan while telemetry is on
 
     @property
     def engine(self) -> LogEngine:

@@ -31,6 +31,19 @@ async def _run(ctx: Context, code: int, body: memoryview) -> bytes | list:
     cmd = COMMANDS.get(code)
     if cmd is None or (ctx.classic and not cmd.classic):
         raise IggyError(ErrorCode.INVALID_COMMAND, f"unknown command {code}")
+    telemetry = ctx.server.telemetry
+    if telemetry is not None:  # a span named from the command table (pyggy/telemetry.py)
+        return await telemetry.native_command(ctx, cmd, body, _call)
+    if not cmd.pre_auth:
+        ctx.session.require_user()
+    r = Reader(body)
+    if cmd.is_async:
+        return await cmd.handler(ctx, r)
+    return cmd.handler(ctx, r)
+
+
+async def _call(ctx: Context, cmd, body: memoryview) -> bytes | list:
+    """`_run`'s body after the lookup, for the telemetry hook to wrap."""
     if not cmd.pre_auth:
         ctx.session.require_user()
     r = Reader(body)

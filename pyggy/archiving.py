@@ -50,8 +50,9 @@ class Archiving:
     def remote(self):
         return self.store.remote_for
 
-    def start(self, engine: LogEngine) -> asyncio.Task:
+    def start(self, engine: LogEngine, telemetry=None) -> asyncio.Task:
         self.service = ArchiverService(engine, self.store, self.settings)
+        self.service.telemetry = telemetry  # pyggy.telemetry.Telemetry: a span per pass
         return asyncio.get_running_loop().create_task(self.service.run())
 
     def close(self) -> None:

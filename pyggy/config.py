@@ -174,10 +174,14 @@ class TelemetryExporterConfig:
 
 @dataclass(slots=True)
 class TelemetryConfig:
-    """OpenTelemetry logs and traces (stub: keys are read, nothing is exported yet)."""
+    """OpenTelemetry logs and traces over OTLP (pyggy/telemetry.py); needs pyggy[telemetry]."""
 
     enabled: bool = False
     service_name: str = "pyggy"
+    # pyggy's own: spans / log records queued per signal (beyond that they are dropped), and
+    # how long one export may take (an unreachable receiver costs this, in the exporter thread)
+    max_queue_size: int = 2048
+    export_timeout: Duration = 5.0
     logs: TelemetryExporterConfig = field(
         default_factory=lambda: TelemetryExporterConfig(endpoint="http://localhost:7281/v1/logs")
     )
@@ -385,6 +389,10 @@ def validate(config: ServerConfig) -> None:
     if archiver.s3.endpoint and not archiver.s3.endpoint.startswith(("http://", "https://")):
         raise ConfigError("data_maintenance.archiver.s3.endpoint must be an http:// or https:// "
                           "URL (or empty for AWS)")
+    if config.telemetry.max_queue_size < 1:
+        raise ConfigError("telemetry.max_queue_size must be at least 1")
+    if config.telemetry.export_timeout <= 0:
+        raise ConfigError("telemetry.export_timeout must be positive")
     for exporter in (config.telemetry.logs, config.telemetry.traces):
         if exporter.transport not in ("grpc", "http"):
             raise ConfigError('telemetry transport must be "grpc" or "http"')

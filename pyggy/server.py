@@ -21,6 +21,8 @@ from native_wire.context import NativeServer, NodeInfo
 from native_wire.listener import start_listener
 from pyggy.archiving import setup as setup_archiving
 from pyggy.config import ServerConfig, split_address
+from pyggy.telemetry import background
+from pyggy.telemetry import setup as setup_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +42,20 @@ def _clean(engine: LogEngine) -> None:
         log.info("cleaner removed %d expired or oversized segments", removed)
 
 
-def _tick_groups(coordinator) -> None:
+def _tick_groups(coordinator, telemetry=None) -> None:
     for e in coordinator.tick():
+        if telemetry is not None:  # a span per eviction (it starts a rebalance)
+            with telemetry.background("kafka.group.evict", **{
+                    "messaging.system": "kafka", "messaging.consumer.group.name": e.group_id,
+                    "kafka.member.id": e.member_id, "kafka.evict.reason": e.reason}):
+                log.info("kafka group %s: evicted member %s: %s", e.group_id, e.member_id,
+                         e.reason)
+            continue
         log.info("kafka group %s: evicted member %s: %s", e.group_id, e.member_id, e.reason)
 
 
 async def _start_kafka(config: ServerConfig, engine: LogEngine,
-                       connections: set, tasks: list) -> asyncio.Server:
+                       connections: set, tasks: list, telemetry=None) -> asyncio.Server:
     from kafka_wire.context import KafkaServer
     from kafka_wire.groups import FileOffsetStore, GroupCoordinator
     from kafka_wire.listener import start_listener as start_kafka
@@ -59,6 +68,7 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine,
                              auto_create_topics=k.auto_create_topics,
                              num_partitions=k.num_partitions, max_frame_size=k.max_frame_size)
     kafka = KafkaServer(engine, settings)
+    kafka.telemetry = telemetry
 
     def partition_exists(topic: str, partition: int) -> bool:
         t = kafka.topics.resolve(topic)
@@ -71,7 +81,7 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine,
         engine.clock, offsets, partition_exists=partition_exists,
         initial_rebalance_delay_ms=round(k.group_initial_rebalance_delay * 1000))
     tasks.append(asyncio.get_running_loop().create_task(_periodic(
-        0.1, lambda: _tick_groups(kafka.coordinator), "kafka group timers")))
+        0.1, lambda: _tick_groups(kafka.coordinator, telemetry), "kafka group timers")))
 
     def forget_offsets(stream: str, topic, partitions) -> None:
         name = kafka.topics.kafka_name(stream, topic.name)
@@ -103,6 +113,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    telemetry = setup_telemetry(config.telemetry)  # None (no OpenTelemetry import) when off
     archiving = setup_archiving(config)  # None unless [data_maintenance.archiver] enabled
     engine = LogEngine(Path(config.system.path),
                        validate_checksum=config.system.partition.validate_checksum,
@@ -121,7 +132,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) 
         host, port = split_address(config.tcp.address)
         native = NativeServer(engine, NodeInfo(
             tcp_host=host, tcp_port=port,
-            max_tokens_per_user=config.personal_access_token.max_tokens_per_user))
+            max_tokens_per_user=config.personal_access_token.max_tokens_per_user),
+            telemetry=telemetry)
         server = await start_listener(native, host, port, config.tcp.max_frame_size)
         bound = server.sockets[0].getsockname()
         native.node.tcp_port = bound[1]
@@ -130,20 +142,24 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) 
     kafka_connections: set = set()
     tasks = []
     if config.kafka.enabled:
-        servers.append(await _start_kafka(config, engine, kafka_connections, tasks))
+        servers.append(await _start_kafka(config, engine, kafka_connections, tasks, telemetry))
     if archiving is not None:
-        tasks.append(archiving.start(engine))
+        tasks.append(archiving.start(engine, telemetry))
     if config.data_maintenance.messages.cleaner_enabled:
         tasks.append(loop.create_task(_periodic(config.data_maintenance.messages.interval,
-                                                lambda: _clean(engine), "cleaner")))
+                                                background(telemetry, "cleaner",
+                                                           lambda: _clean(engine)),
+                                                "cleaner")))
     pat_cleaner = config.personal_access_token.cleaner
     if pat_cleaner.enabled:
-        tasks.append(loop.create_task(_periodic(pat_cleaner.interval, engine.expire_tokens,
-                                                "token cleaner")))
+        tasks.append(loop.create_task(_periodic(
+            pat_cleaner.interval, background(telemetry, "token_cleaner", engine.expire_tokens),
+            "token cleaner")))
     if native is not None and config.heartbeat.enabled:
         interval = config.heartbeat.interval
         tasks.append(loop.create_task(_periodic(
-            interval / 2, lambda: _reap(native, interval), "heartbeat")))
+            interval / 2, background(telemetry, "heartbeat.reap", lambda: _reap(native, interval)),
+            "heartbeat")))
     await stop.wait()
     log.info("shutting down")
     for server in servers:
@@ -162,6 +178,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) 
         archiving.close()
     engine.close()
     log.info("stopped")
+    if telemetry is not None:
+        telemetry.shutdown()
 
 
 def run(config: ServerConfig, root_credentials: tuple[str, str] | None) -> None:

@@ -33,6 +33,9 @@ async def send_messages(ctx: Context, r: Reader) -> bytes:
     else:
         batch = r.rest()
     confirmation = await ctx.engine.append(t.stream_id, t.id, partitioning, batch, count)
+    if ctx.span is not None:  # telemetry on: attributes, links to traceparent headers
+        ctx.span.on_send(ctx.engine.stream(t.stream_id).name, t.name,  # type: ignore[attr-defined]
+                         confirmation[2], confirmation[3], count, batch)
     if ctx.classic:
         return b""  # the 0.8 server answers SendMessages with an empty body
     return rsp.encode_send_confirmations([confirmation])
@@ -68,6 +71,10 @@ async def poll_messages(ctx: Context, r: Reader) -> bytes | list:
     # async: a poll of archived (tiered) segments awaits their bytes instead of blocking
     result = await ctx.engine.poll_async(t.stream_id, t.id, partition_id, strategy, value,
                                          count, kind, consumer, auto_commit, member)
+    if ctx.span is not None:
+        ctx.span.on_poll(ctx.engine.stream(t.stream_id).name, t.name,  # type: ignore[attr-defined]
+                         result.partition_id, result.current_offset, result.count,
+                         sum(len(c) for c in result.chunks))
     if ctx.classic:
         parts = [iggy_batch.classic_frames_and_count(c, 0, result.count) for c in result.chunks]
         n = sum(k for _, k in parts)
