@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -208,3 +209,18 @@ def test_telemetry_off_imports_no_opentelemetry() -> None:
 ])
 def test_parse_traceparent(value, expected) -> None:
     assert parse_traceparent(value) == expected
+
+
+def test_compose_wires_pyggy_to_collector_and_jaeger() -> None:
+    yaml = pytest.importorskip("yaml")
+    root = Path(__file__).resolve().parents[2]
+    services = yaml.safe_load((root / "compose.yaml").read_text())["services"]
+    env = services["pyggy"]["environment"]
+    assert env["IGGY_TELEMETRY_ENABLED"] == "true"
+    assert env["IGGY_TELEMETRY_TRACES_ENDPOINT"].startswith("http://otel-collector:4317")
+    assert env["IGGY_TELEMETRY_LOGS_ENDPOINT"] == "http://otel-collector:4318/v1/logs"
+    mount = services["otel-collector"]["volumes"][0].split(":")
+    collector = yaml.safe_load((root / mount[0]).read_text())
+    assert collector["exporters"]["otlp/jaeger"]["endpoint"] == "jaeger:4317"
+    assert "otlp/jaeger" in collector["service"]["pipelines"]["traces"]["exporters"]
+    assert "jaeger" in services
