@@ -7,15 +7,20 @@ import logging
 import struct
 from collections import deque
 
+from core.framing import FrameAssembler
 from kafka_wire.context import Connection, KafkaServer
 from kafka_wire.dispatch import CloseConnection, handle_frame
 from kafka_wire.protocol.errors import KafkaDecodeError
 from kafka_wire.protocol.headers import frame_length
 
 log = logging.getLogger(__name__)
-RECV_BUFFER = 256 * 1024
 MAX_QUEUED_BYTES = 64 * 1024 * 1024
 _SIZE = struct.Struct(">i")
+
+
+def _declared(view: memoryview) -> int:
+    """The whole length (prefix included) a frame announces, 0 until its prefix is here."""
+    return _SIZE.unpack_from(view, 0)[0] + 4 if len(view) >= 4 else 0
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
@@ -24,12 +29,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, server: KafkaServer, connections: set) -> None:
         self.server = server
         self.connections = connections
-        self.max_frame = server.settings.max_frame_size
-        self.buf = bytearray(RECV_BUFFER)
-        self.start = self.end = 0
-        self.big: bytearray | None = None  # a frame larger than `buf`, grown as it arrives
-        self.big_size = 0  # the bytes that frame declares
-        self.big_filled = 0
+        max_frame = server.settings.max_frame_size
+        self.assembler = FrameAssembler(lambda view: frame_length(view, max_frame), _declared)
         self.frames: deque[bytearray] = deque()
         self.queued = 0
         self.wakeup = asyncio.Event()
@@ -62,57 +63,17 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.writable.set()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        if self.big is not None:
-            if self.big_filled == len(self.big):  # (no view of it is exported here)
-                grow = min(len(self.big), self.big_size - len(self.big))
-                self.big += bytes(grow)
-            return memoryview(self.big)[self.big_filled:]
-        if self.end == len(self.buf):
-            self._compact()
-        return memoryview(self.buf)[self.end:]
+        return self.assembler.get_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self.big is not None:
-            self.big_filled += nbytes
-            if self.big_filled == self.big_size:
-                self._enqueue(self.big)
-                self.big = None
-            return
-        self.end += nbytes
         try:
-            self._split()
+            frames = self.assembler.buffer_updated(nbytes)
         except KafkaDecodeError as e:
             log.info("closing kafka connection from %s: %s", self.conn.host, e)
             self.close()
-
-    def _compact(self) -> None:
-        n = self.end - self.start
-        self.buf[:n] = self.buf[self.start:self.end]
-        self.start, self.end = 0, n
-
-    def _split(self) -> None:
-        while self.end > self.start:
-            view = memoryview(self.buf)[self.start:self.end]
-            length = frame_length(view, self.max_frame)
-            if length:
-                self._enqueue(bytearray(view[4:length]))
-                self.start += length
-                continue
-            if len(view) >= 4:
-                declared = _SIZE.unpack_from(view, 0)[0] + 4
-                if declared > len(self.buf):
-                    # Memory follows the bytes received, not the size declared: a client
-                    # announcing 100 MiB and sending little costs little.
-                    self.big_size = declared - 4
-                    self.big = bytearray(min(self.big_size, 2 * len(self.buf)))
-                    self.big[:len(view) - 4] = view[4:]
-                    self.big_filled = len(view) - 4
-                    self.start = self.end = 0
-                    return
-                if self.start + declared > len(self.buf):
-                    self._compact()
             return
-        self.start = self.end = 0
+        for frame in frames:
+            self._enqueue(frame)
 
     def _enqueue(self, frame: bytearray) -> None:
         self.frames.append(frame)
@@ -138,7 +99,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self.reading_paused = False
                 self.transport.resume_reading()
             try:
-                parts = await handle_frame(self.conn, memoryview(frame))
+                parts = await handle_frame(self.conn, memoryview(frame)[4:])
             except (KafkaDecodeError, CloseConnection) as e:
                 log.info("closing kafka connection from %s: %s", self.conn.host, e)
                 self.close()

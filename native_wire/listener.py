@@ -1,8 +1,7 @@
 """The asyncio edge of the native protocol: bytes in, frames to the dispatcher, replies out.
 
-One BufferedProtocol per connection with a reused receive buffer; a frame larger than that
-buffer is received straight into a buffer of its own size. Requests of a connection are
-answered in order by one worker coroutine per connection.
+One BufferedProtocol per connection; `core.framing.FrameAssembler` owns the receive buffers.
+Requests of a connection are answered in order by one worker coroutine per connection.
 """
 
 from __future__ import annotations
@@ -13,13 +12,13 @@ import struct
 import time
 from collections import deque
 
+from core.framing import FrameAssembler
 from native_wire.codec.frames import SIZE_FIELD_OFFSET, detect_protocol, frame_length
 from native_wire.codec.reader import WireError
 from native_wire.context import NativeServer
 from native_wire.dispatch import handle_classic, handle_vsr
 
 log = logging.getLogger(__name__)
-RECV_BUFFER = 256 * 1024
 MAX_QUEUED_BYTES = 64 * 1024 * 1024
 _U32 = struct.Struct("<I")
 
@@ -28,10 +27,7 @@ class NativeConnection(asyncio.BufferedProtocol):
     def __init__(self, server: NativeServer, max_frame: int) -> None:
         self.server = server
         self.max_frame = max_frame
-        self.buf = bytearray(RECV_BUFFER)
-        self.start = self.end = 0
-        self.big: bytearray | None = None
-        self.big_filled = 0
+        self.assembler = FrameAssembler(self._frame_length, self._declared)
         self.protocol: str | None = None
         self.frames: deque[bytearray] = deque()
         self.queued_bytes = 0
@@ -64,58 +60,28 @@ class NativeConnection(asyncio.BufferedProtocol):
         self.writable.set()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        if self.big is not None:
-            return memoryview(self.big)[self.big_filled:]
-        if self.end == len(self.buf):
-            self._compact()
-        return memoryview(self.buf)[self.end:]
+        return self.assembler.get_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self.big is not None:
-            self.big_filled += nbytes
-            if self.big_filled == len(self.big):
-                self._enqueue(self.big)
-                self.big = None
-            return
-        self.end += nbytes
         try:
-            self._split()
+            frames = self.assembler.buffer_updated(nbytes)
         except WireError as e:
             log.info("closing %s: %s", self.session.address, e)
             self._abort()
+            return
+        for frame in frames:
+            self._enqueue(frame)
 
     def eof_received(self) -> bool | None:
         return None
 
-    # -- framing -------------------------------------------------------------------------
-    def _compact(self) -> None:
-        if self.start:
-            n = self.end - self.start
-            self.buf[:n] = self.buf[self.start:self.end]
-            self.start, self.end = 0, n
-
-    def _split(self) -> None:
-        while self.end > self.start:
-            view = memoryview(self.buf)[self.start:self.end]
-            if self.protocol is None:
-                if len(view) < 4:
-                    return
-                self.protocol = detect_protocol(view[:4])
-            length = frame_length(view, self.protocol, self.max_frame)  # type: ignore[arg-type]
-            if length:
-                self._enqueue(bytearray(view[:length]))
-                self.start += length
-                continue
-            declared = self._declared(view)
-            if declared and declared > len(self.buf):
-                self.big = bytearray(declared)
-                self.big[:len(view)] = view
-                self.big_filled = len(view)
-                self.start = self.end = 0
-            elif self.start and self.start + (declared or len(self.buf)) > len(self.buf):
-                self._compact()
-            return
-        self.start = self.end = 0
+    # -- framing: the protocol is told apart by a connection's first four bytes -----------
+    def _frame_length(self, view: memoryview) -> int:
+        if self.protocol is None:
+            if len(view) < 4:
+                return 0
+            self.protocol = detect_protocol(view[:4])
+        return frame_length(view, self.protocol, self.max_frame)  # type: ignore[arg-type]
 
     def _declared(self, view: memoryview) -> int:
         if self.protocol == "vsr":
