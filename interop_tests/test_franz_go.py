@@ -151,7 +151,5 @@ def test_kgo_passes_on_pyggy_as_on_real_kafka(kgo_runs: dict[str, KgoRun]) -> No
         if got == "PASS" or (got == "SKIP" and _skipped_on_pyggy_by_design(name)):
             continue
         differ[name] = got
-    assert not differ, (
-        f"passed on real Kafka, not on pyggy: {differ}\n{pyggy.tail()}"
-    )
+    assert not differ, f"passed on real Kafka, not on pyggy: {differ}\n{pyggy.tail()}"
     assert pyggy.returncode == 0 or os.environ.get("PYGGY_KGO_TESTS"), pyggy.tail()
