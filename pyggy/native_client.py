@@ -103,11 +103,35 @@ class NativeClient:
         reply = self.call(Code.SEND_MESSAGES, parts=[_U32.pack(len(meta)) + meta, batch])
         return struct.unpack_from("<Q", reply, 16)[0] if len(reply) >= 24 else -1
 
-    def poll(self, stream: str, topic: str, partition: int, offset: int, count: int
-             ) -> tuple[int, int]:
-        """Poll from an offset; return (message count, reply bytes)."""
+    def poll(self, stream: str, topic: str, partition: int, offset: int, count: int,
+             view: bool = False) -> tuple[int, int | memoryview]:
+        """Poll from an offset; return (message count, reply bytes or, with `view`, the reply
+        view, valid until the next call)."""
         body = (encode_consumer(1, 1) + encode_identifier(stream) + encode_identifier(topic)
                 + encode_optional_partition(partition) + encode_polling_strategy(1, offset)
                 + _U32.pack(count) + b"\x00")
         reply = self.call(Code.POLL_MESSAGES, body)
-        return _U32.unpack_from(reply, 12)[0], len(reply)
+        return _U32.unpack_from(reply, 12)[0], reply if view else len(reply)
+
+    def create_group(self, stream: str, topic: str, name: str) -> None:
+        self.call(Code.CREATE_CONSUMER_GROUP, encode_identifier(stream)
+                  + encode_identifier(topic) + encode_name(name))
+
+    def join_group(self, stream: str, topic: str, group: str) -> None:
+        self.call(Code.JOIN_CONSUMER_GROUP, encode_identifier(stream)
+                  + encode_identifier(topic) + encode_identifier(group))
+
+    def poll_group(self, stream: str, topic: str, group: str, count: int
+                   ) -> tuple[int, memoryview]:
+        """Poll the next messages of this member's partitions, committing as it goes.
+
+        A reply whose partition id asks for a re-sync counts as an empty poll."""
+        body = (encode_consumer(2, group) + encode_identifier(stream)
+                + encode_identifier(topic) + encode_optional_partition(None)
+                + encode_polling_strategy(5, 0) + _U32.pack(count) + b"\x01")
+        reply = self.call(Code.POLL_MESSAGES, body)
+        if _U32.unpack_from(reply, 0)[0] == 0xFFFFFFFF:
+            self.call(Code.SYNC_CONSUMER_GROUP, encode_identifier(stream)
+                      + encode_identifier(topic) + encode_identifier(group))
+            return 0, reply
+        return _U32.unpack_from(reply, 12)[0], reply

@@ -198,6 +198,14 @@ def stamp_batch(buf: bytearray | memoryview, partition_id: int, base_offset: int
     _seal(mv, mv, BATCH_HEADER_SIZE, len(mv))
 
 
+def reseal_origin(buf: bytearray | memoryview, origin_timestamp: int) -> None:
+    """Rewrite a built batch's origin_timestamp in place and reseal its checksum (a client
+    resending one prebuilt batch with a fresh send time: frame checksums are unaffected)."""
+    mv = _view(buf)
+    _U64.pack_into(mv, 24, origin_timestamp)
+    _seal(mv, mv, BATCH_HEADER_SIZE, len(mv))
+
+
 def batch_fields(buf: Buffer) -> tuple[int, int, int, int, int, int]:
     """(partition_id, base_offset, base_timestamp, origin_timestamp, batch_length, count)."""
     mv = _view(buf)

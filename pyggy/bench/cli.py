@@ -1,4 +1,28 @@
-"""`pyggy-bench`: run a workload against a running server and print a summary table."""
+"""pyggy-bench: load generators for pyggy (or any Iggy / Kafka broker), modelled on iggy-bench
+and Kafka's perf tools.
+
+Modes (each for --protocol native or kafka):
+  pinned-producer    P producer processes, each pinned to stream (topic) i % streams; batch b
+                     goes to partition b % partitions. Reports send→ack latency per batch.
+  pinned-consumer    fills the topics first (untimed), then C consumer processes each read a
+                     fixed set of (stream, partition) pairs from offset 0 until every message
+                     is read. Reports the round trip of each poll (Kafka: consume() call).
+  producer-consumer  producers and pinned consumers at the same time.
+  consumer-group     fills first, then C consumers in one consumer group (native: server-side
+                     assignment, poll NEXT with auto-commit; Kafka: subscribe, group
+                     rebalance) read everything.
+  end-to-end         producers and consumers at the same time; latency is receive time minus
+                     the send time carried in the batch (native: origin_timestamp; Kafka: the
+                     first 8 payload bytes of each batch's first record).
+  native-send-poll   (older) one producer then one consumer on one connection, lean client.
+  sdk-send-poll      (older) the same through the apache-iggy SDK.
+
+Native load: pyggy's lean blocking client (prebuilt batches, no per-message objects), one
+process per actor. Kafka load: confluent-kafka (librdkafka), one process per actor; a batch is
+messages-per-batch produce() calls to one partition (librdkafka batches them; linger.ms 5).
+Output: a progress line on stderr, a summary table (msgs/s, MB/s, latency p50/p90/p99/p999/max
+in ms), optionally --json PATH and --png PATH (needs matplotlib: pip install 'pyggy[bench]').
+"""
 
 from __future__ import annotations
 
@@ -9,12 +33,52 @@ import platform
 import sys
 from datetime import UTC, datetime
 
-from pyggy.bench.native import native_send_poll, sdk_send_poll
+MODE_HELP = {
+    "pinned-producer": "producers only, each pinned to one stream",
+    "pinned-consumer": "fill, then consumers pinned to (stream, partition) pairs",
+    "producer-consumer": "pinned producers and consumers at the same time",
+    "consumer-group": "fill, then consumers in one consumer group",
+    "end-to-end": "producers and consumers at once; send-to-receive latency",
+}
+
+
+def _add_common(m: argparse.ArgumentParser) -> None:
+    m.add_argument("--protocol", choices=("native", "kafka"), default="native")
+    m.add_argument("--address", help="server address (default 127.0.0.1:8090 native, "
+                   "127.0.0.1:9092 kafka)")
+    m.add_argument("--message-size", type=int, default=1000, help="payload bytes (1000)")
+    m.add_argument("--messages-per-batch", type=int, default=1000,
+                   help="messages per send/poll (1000)")
+    m.add_argument("--producers", type=int, default=1, help="producer processes (1)")
+    m.add_argument("--consumers", type=int, default=1, help="consumer processes (1)")
+    m.add_argument("--streams", type=int, default=1,
+                   help="streams (native) / topics (kafka) (1)")
+    m.add_argument("--partitions", type=int, default=1, help="partitions per topic (1)")
+    m.add_argument("--total-messages", type=int, default=1_000_000,
+                   help="messages to produce in all, rounded up to whole batches (1e6)")
+    m.add_argument("--duration", type=float,
+                   help="seconds to run instead of a message count")
+    m.add_argument("--fsync", action="store_true",
+                   help="topics with enforce_fsync (Kafka peers: flush.messages=1)")
+    m.add_argument("--acks", default="1", help="Kafka producer acks: 0, 1 or all (1)")
+    m.add_argument("--native-address",
+                   help="kafka protocol against pyggy: create the topics on this native "
+                   "address (so --fsync sets enforce_fsync); they are '<stream>.t' on Kafka")
+    m.add_argument("--username", default="iggy")
+    m.add_argument("--password", default="iggy")
+    m.add_argument("--json", metavar="PATH", help="write parameters, results and the "
+                   "throughput series as JSON")
+    m.add_argument("--png", metavar="PATH", help="write a chart: throughput over time and "
+                   "latency percentiles")
+    m.add_argument("--quiet", action="store_true", help="no progress line")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pyggy-bench", description=__doc__)
+    p = argparse.ArgumentParser(prog="pyggy-bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
+    for name, help_text in MODE_HELP.items():
+        _add_common(sub.add_parser(name, help=help_text, description=help_text))
     for name, help_text in (
         ("native-send-poll", "pinned producer then consumer with pyggy's lean native client"),
         ("sdk-send-poll", "pinned producer then consumer through the apache-iggy SDK"),
@@ -28,8 +92,60 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+def format_table(stats: list[dict]) -> str:
+    head = (f"{'role':<12}{'actors':>7}{'messages':>12}{'MB':>10}{'s':>8}{'msgs/s':>13}"
+            f"{'MB/s':>9}{'p50':>8}{'p90':>8}{'p99':>8}{'p999':>8}{'max':>8}  (latency ms)")
+    lines = [head]
+    for s in stats:
+        lines.append(
+            f"{s['role']:<12}{s['actors']:>7}{s['messages']:>12,}{s['bytes'] / 1e6:>10.1f}"
+            f"{s['seconds']:>8.2f}{s['msgs_per_s']:>13,.0f}{s['mb_per_s']:>9.1f}"
+            f"{s['p50_ms']:>8.2f}{s['p90_ms']:>8.2f}{s['p99_ms']:>8.2f}{s['p999_ms']:>8.2f}"
+            f"{s['max_ms']:>8.2f}")
+    return "\n".join(lines)
+
+
+def write_png(path: str, result: dict, title: str, message_size: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = result["series"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for idx, name in ((1, "produced"), (2, "consumed")):
+        xs, ys = [], []
+        for prev, cur in zip(series, series[1:], strict=False):
+            dt = cur[0] - prev[0]
+            if dt > 0:
+                xs.append(cur[0])
+                ys.append((cur[idx] - prev[idx]) * message_size / dt / 1e6)
+        if any(ys):
+            a.plot(xs, ys, label=name)
+    a.set_xlabel("seconds")
+    a.set_ylabel("MB/s")
+    a.set_title("throughput over time")
+    a.legend()
+    names = ["p50", "p90", "p99", "p999", "max"]
+    stats = result["stats"]
+    width = 0.8 / max(1, len(stats))
+    for k, s in enumerate(stats):
+        b.bar([i + k * width for i in range(len(names))],
+              [s[f"{n}_ms"] for n in names], width, label=s["role"])
+    b.set_xticks([i + width * (len(stats) - 1) / 2 for i in range(len(names))], names)
+    b.set_ylabel("ms")
+    b.set_yscale("log")
+    b.set_title("latency percentiles")
+    b.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _legacy(args: argparse.Namespace) -> None:
+    from pyggy.bench.native import native_send_poll, sdk_send_poll
+
     run = native_send_poll if args.mode == "native-send-poll" else sdk_send_poll
     results = run(args.address, args.batches, args.messages_per_batch, args.message_size)
     print(f"{'mode':<14}{'messages':>12}{'msgs/s':>14}{'MB/s':>10}")
@@ -47,3 +163,49 @@ def main(argv: list[str] | None = None) -> None:
         # The SDK's native runtime can abort while the interpreter tears down after a run;
         # the results are written by now, so leave without running finalizers.
         os._exit(0)
+
+
+def params_from_args(args: argparse.Namespace):
+    from pyggy.bench.workload import Params
+
+    address = args.address or ("127.0.0.1:8090" if args.protocol == "native"
+                               else "127.0.0.1:9092")
+    return Params(mode=args.mode, protocol=args.protocol, address=address,
+                  message_size=args.message_size, messages_per_batch=args.messages_per_batch,
+                  producers=args.producers, consumers=args.consumers, streams=args.streams,
+                  partitions=args.partitions, total_messages=args.total_messages,
+                  duration=args.duration, fsync=args.fsync, acks=args.acks,
+                  username=args.username, password=args.password,
+                  native_address=args.native_address)
+
+
+def run_cli(argv: list[str] | None = None) -> dict | None:
+    """Parse, run, print; return the result (stats and series) of a bench mode."""
+    args = build_parser().parse_args(argv)
+    if args.mode in ("native-send-poll", "sdk-send-poll"):
+        _legacy(args)
+        return None
+    from pyggy.bench.runner import run
+
+    p = params_from_args(args)
+    if p.mode == "end-to-end" and p.message_size < 8 and p.protocol == "kafka":
+        raise SystemExit("end-to-end over kafka needs --message-size >= 8")
+    result = run(p, progress=not args.quiet)
+    title = (f"{p.mode} {p.protocol} {p.address}: {p.producers}P/{p.consumers}C, "
+             f"{p.message_size} B x {p.messages_per_batch}, {p.streams}S x {p.partitions}P"
+             f"{', fsync' if p.fsync else ''}")
+    print(title)
+    print(format_table(result["stats"]))
+    if args.json:
+        doc = {"date": datetime.now(UTC).isoformat(), "machine": platform.platform(),
+               "cpus": os.cpu_count(), "params": p.as_dict(), **result}
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=2)
+    if args.png:
+        write_png(args.png, result, title, p.message_size)
+    sys.stdout.flush()
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_cli(argv)

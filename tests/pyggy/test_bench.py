@@ -1,0 +1,69 @@
+"""Smoke runs of every pyggy-bench mode against a real server: the run completes and the
+counts add up (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pyggy.bench.cli import MODE_HELP, build_parser, run_cli
+from pyggy.testing import PyggyServer
+
+MODES = list(MODE_HELP)
+
+
+def _run(server: PyggyServer, protocol: str, mode: str, tmp_path, *extra: str) -> dict:
+    address = server.tcp_address if protocol == "native" else server.kafka_address
+    out = tmp_path / f"{protocol}-{mode}.json"
+    result = run_cli([mode, "--protocol", protocol, "--address", address, "--quiet",
+                      "--total-messages", "2000", "--messages-per-batch", "100",
+                      "--message-size", "64", "--producers", "2", "--consumers", "2",
+                      "--partitions", "2", "--json", str(out), *extra])
+    assert json.loads(out.read_text())["stats"] == result["stats"]
+    return result
+
+
+def _check(mode: str, result: dict) -> None:
+    roles = {s["role"]: s for s in result["stats"]}
+    produces = mode in ("pinned-producer", "producer-consumer", "end-to-end")
+    consumes = mode != "pinned-producer"
+    assert ("producers" in roles) == produces and ("consumers" in roles) == consumes
+    for s in roles.values():
+        assert s["messages"] == 2000 and s["bytes"] == 2000 * 64
+        assert s["latency_samples"] > 0
+    if mode == "end-to-end":
+        assert roles["end-to-end"]["latency_samples"] > 0
+
+
+def test_help_documents_every_mode(capsys) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    text = capsys.readouterr().out
+    for mode in MODES:
+        assert mode in text
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_native_modes(pyggy_server: PyggyServer, tmp_path, mode: str) -> None:
+    _check(mode, _run(pyggy_server, "native", mode, tmp_path))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_kafka_modes(pyggy_server: PyggyServer, tmp_path, mode: str) -> None:
+    _check(mode, _run(pyggy_server, "kafka", mode, tmp_path))
+
+
+def test_fsync_topics_and_png(pyggy_server: PyggyServer, tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "chart.png"
+    result = _run(pyggy_server, "native", "producer-consumer", tmp_path, "--fsync",
+                  "--png", str(png))
+    _check("producer-consumer", result)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_kafka_through_native_topics(pyggy_server: PyggyServer, tmp_path) -> None:
+    result = _run(pyggy_server, "kafka", "producer-consumer", tmp_path, "--fsync",
+                  "--native-address", pyggy_server.tcp_address)
+    _check("producer-consumer", result)
