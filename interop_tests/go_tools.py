@@ -86,7 +86,10 @@ def build_kgo_tests(workdir: Path) -> Path:
             path.chmod(path.stat().st_mode | stat.S_IWUSR)
     binary = src / "pkg" / "kgo" / "kgo.test"
     if not binary.exists():
-        _go(["test", "-mod=mod", "-p", "1", "-c", "-o", str(binary), "./pkg/kgo"], cwd=src)
+        _go(
+            ["test", "-mod=mod", "-trimpath", "-p", "1", "-c", "-o", str(binary), "./pkg/kgo"],
+            cwd=src,
+        )
     return binary
 
 
@@ -94,7 +97,7 @@ def build_go_client(workdir: Path) -> Path:
     """interop_tests/go_client built into `workdir` (module downloads and builds are cached)."""
     binary = workdir / "go-client"
     if not binary.exists():
-        _go(["build", "-mod=readonly", "-o", str(binary), "."], cwd=GO_CLIENT)
+        _go(["build", "-mod=readonly", "-trimpath", "-o", str(binary), "."], cwd=GO_CLIENT)
     return binary
 
 

@@ -4,6 +4,7 @@
 #   .venv-iggy08  apache-iggy==0.8.0 alone (classic protocol client; conflicts with 0.9.0)
 #   kcat          the Debian package (apt-get), for the Kafka client tests
 #   tests/kafka_wire/clients/node/node_modules   kafkajs 2.2.4 + codecs (npm ci, project-local)
+#   Go modules (franz-go pkg/kgo tests, sarama) for interop_tests/, in ~/.cache/pyggy/go
 #   Apache Kafka 4.x jars (broker + CLI tools) for interop_tests/, resolved by Maven into
 #     ~/.cache/pyggy/m2 and copied to ~/.cache/pyggy/kafka-libs/<version>-<pom hash>
 # Downloads are kept in a wheelhouse, ${XDG_CACHE_HOME:-~/.cache}/pyggy/wheels: installs run offline
@@ -122,4 +123,15 @@ if command -v java >/dev/null && command -v mvn >/dev/null; then
     .venv/bin/python -m interop_tests.kafka_broker.broker resolve
 else
     echo "install-test-deps: java/mvn missing: the interop tests skip (or fail under CI)" >&2
+fi
+
+# Go modules for interop_tests/test_franz_go.py (franz-go's pkg/kgo tests, module source from the
+# Go module proxy) and interop_tests/test_go_clients.py (interop_tests/go_client: sarama +
+# franz-go, pinned in its go.mod/go.sum): `go mod download` and builds into
+# ${XDG_CACHE_HOME:-~/.cache}/pyggy/go/{mod,build} (offline once cached). A failed download fails
+# this script; without Go the tests skip (or fail under CI).
+if command -v go >/dev/null; then
+    .venv/bin/python -m interop_tests.go_tools download
+else
+    echo "install-test-deps: go missing: the Go interop tests skip (or fail under CI)" >&2
 fi
