@@ -419,7 +419,7 @@ class LogEngine:
         except iggy_batch.BatchError as e:
             raise IggyError(e.code, str(e)) from None
         self._check_topic_full(t)
-        base = await p.log.append_iggy(batch, info.message_count)
+        base = await p.log.append_iggy(batch, info.message_count, info.frame_sums)
         self.stats.written_bytes += len(batch)
         self._appended(t, p.id)
         return t.stream_id, t.id, p.id, base

@@ -72,6 +72,9 @@ class BatchInfo(NamedTuple):
     origin_timestamp: int
     max_origin_timestamp: int
     first_offset_delta: int = 0
+    # every frame's checksum field in order (when checksums were verified): stamping reseals
+    # the batch from these without walking the frames again
+    frame_sums: bytes = b""
 
 
 def _view(buf: Buffer) -> memoryview:
@@ -112,11 +115,7 @@ def validate_batch(
     _, _, _, origin, length, stored, count = _header(mv)
     if count == 0 or (expected_count is not None and count != expected_count):
         raise _fail(ErrorCode.INVALID_MESSAGES_COUNT, f"bad message_count {count}")
-    hasher = None
-    if verify_checksums:
-        hasher = xxh3_64()
-        hasher.update(mv[0:40])
-        hasher.update(mv[48:52])
+    sums = bytearray() if verify_checksums else None
     unpack = _FRAME_CHECK.unpack_from
     pos = BATCH_HEADER_SIZE
     index = 0
@@ -145,17 +144,29 @@ def validate_batch(
             raise _fail(ErrorCode.INVALID_FORMAT, f"offset_delta {delta} at frame {index}")
         if ts_delta > max_ts_delta:
             max_ts_delta = ts_delta
-        if hasher is not None:
+        if sums is not None:
             if xxh3_64_intdigest(mv[pos + 8 : end]) != checksum:
                 raise _fail(ErrorCode.INVALID_MESSAGE_CHECKSUM, f"frame {index} checksum")
-            hasher.update(mv[pos : pos + 8])
+            sums += mv[pos : pos + 8]
         pos = end
         index += 1
     if index != count:
         raise _fail(ErrorCode.INVALID_MESSAGES_COUNT, f"{index} frames, count {count}")
-    if hasher is not None and hasher.intdigest() != stored:
+    if sums is None:
+        return BatchInfo(count, length, origin, origin + max_ts_delta, first_delta)
+    frame_sums = bytes(sums)
+    if _batch_checksum(mv, frame_sums) != stored:
         raise _fail(ErrorCode.INVALID_BATCH_CHECKSUM, "batch checksum mismatch")
-    return BatchInfo(count, length, origin, origin + max_ts_delta, first_delta)
+    return BatchInfo(count, length, origin, origin + max_ts_delta, first_delta, frame_sums)
+
+
+def _batch_checksum(header: Buffer, frame_sums: Buffer) -> int:
+    """xxh3_64(header[0:40] ‖ header[48:52] ‖ the frames' checksum fields), one pass."""
+    hasher = xxh3_64()
+    hasher.update(header[0:40])
+    hasher.update(header[48:52])
+    hasher.update(frame_sums)
+    return hasher.intdigest()
 
 
 def _hash_frames(mv: memoryview, pos: int, end: int, hasher: xxh3_64) -> int:
@@ -187,15 +198,19 @@ def _seal(mv: memoryview, header: memoryview | bytearray, start: int, end: int) 
 
 
 def stamp_batch(buf: bytearray | memoryview, partition_id: int, base_offset: int,
-                base_timestamp: int) -> None:
+                base_timestamp: int, frame_sums: bytes = b"") -> None:
     """Write partition_id, base_offset, base_timestamp in place and reseal the batch checksum.
 
     ``buf`` must be writable and already validated (frame checksums are unaffected).
+    ``frame_sums`` (from :func:`validate_batch`) reseals without walking the frames.
     """
     mv = _view(buf)
     _header(mv)
     _STAMP.pack_into(mv, 0, partition_id, base_offset, base_timestamp)
-    _seal(mv, mv, BATCH_HEADER_SIZE, len(mv))
+    if frame_sums and len(frame_sums) == 8 * _U32.unpack_from(mv, 48)[0]:
+        _U64.pack_into(mv, 40, _batch_checksum(mv, frame_sums))
+    else:
+        _seal(mv, mv, BATCH_HEADER_SIZE, len(mv))
 
 
 def reseal_origin(buf: bytearray | memoryview, origin_timestamp: int) -> None:
@@ -292,6 +307,11 @@ def slice_batch(buf: Buffer, first_offset: int, max_count: int) -> Buffer:
     if max_count <= 0:
         return b""
     mv = _view(buf)
+    _, base, _, _, _, _, n = _header(mv)
+    if (n <= max_count and len(mv) > BATCH_HEADER_SIZE + FRAME_HEADER_SIZE
+            and base + _DELTA.unpack_from(mv, BATCH_HEADER_SIZE + 24)[0] >= first_offset):
+        # the whole batch is wanted (stored deltas are contiguous): no walk over the frames
+        return buf
     start, end, count = select_frames(mv, first_offset, max_count)
     if count == 0:
         return b""

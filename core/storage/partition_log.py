@@ -196,14 +196,15 @@ class PartitionLog:
             self.segments.append(Segment(self.path, 0))
 
     # -- append --------------------------------------------------------------------------
-    async def append_iggy(self, batch: bytearray | memoryview, count: int) -> int:
+    async def append_iggy(self, batch: bytearray | memoryview, count: int,
+                          frame_sums: bytes = b"") -> int:
         """Stamp a validated Iggy batch in place, store it, make it durable per policy.
 
         Returns the base offset.
         """
         base = self.next_offset
         now = self.clock.now_us()
-        iggy_batch.stamp_batch(batch, self.partition_id, base, now)
+        iggy_batch.stamp_batch(batch, self.partition_id, base, now, frame_sums)
         seg = self._writable_segment()
         seg.append([batch], len(batch), base, count, now, now, ENCODING_IGGY)
         if self.options.enforce_fsync:

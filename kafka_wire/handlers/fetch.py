@@ -15,6 +15,7 @@ import asyncio
 from core.storage.tiered import RemoteReadError
 from kafka_wire.context import Connection
 from kafka_wire.protocol.errors import ErrorCode
+from kafka_wire.protocol.primitives import RecordParts
 
 
 async def _partition(conn: Connection, t, p: dict, budget: list[int]) -> dict:
@@ -41,7 +42,7 @@ async def _partition(conn: Connection, t, p: dict, budget: list[int]) -> dict:
     except RemoteReadError:
         out["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
         return out
-    data = b"".join(chunks)
+    data = chunks[0] if len(chunks) == 1 else RecordParts(chunks)  # written uncopied
     budget[0] -= len(data)
     out["records"] = data
     return out

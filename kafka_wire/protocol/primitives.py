@@ -342,6 +342,23 @@ def w_cnstr(io: Any, s: str | None) -> None:
         w_cstr(io, s)
 
 
+class RecordParts:
+    """A RECORDS value held as several buffers (e.g. batches read from the log): written
+    chunk by chunk, never joined; ``len`` is the byte length."""
+
+    __slots__ = ("parts", "nbytes")
+
+    def __init__(self, parts: list) -> None:
+        self.parts = parts
+        self.nbytes = sum(map(len, parts))
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.parts)
+
+
 def _flat(b: Buffer) -> Buffer:
     """``b`` checked to be bytes-like; a memoryview is made a flat byte view (len = bytes)."""
     if isinstance(b, memoryview):
@@ -352,6 +369,11 @@ def _flat(b: Buffer) -> Buffer:
 
 
 def w_bytes(io: Any, b: Buffer) -> None:
+    if type(b) is RecordParts:
+        io.write(I32.pack(b.nbytes))
+        for part in b.parts:
+            io.write(part)
+        return
     b = _flat(b)
     io.write(I32.pack(len(b)))
     io.write(b)
@@ -365,6 +387,11 @@ def w_nbytes(io: Any, b: Buffer | None) -> None:
 
 
 def w_cbytes(io: Any, b: Buffer) -> None:
+    if type(b) is RecordParts:
+        io.write(uvarint(b.nbytes + 1))
+        for part in b.parts:
+            io.write(part)
+        return
     b = _flat(b)
     io.write(uvarint(len(b) + 1))
     io.write(b)
