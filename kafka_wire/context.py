@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 from core.engine import LogEngine
@@ -14,6 +15,9 @@ from kafka_wire.topics import TopicMap
 
 class CloseConnection(Exception):
     """The request cannot be answered within the protocol: close this connection."""
+
+
+log = logging.getLogger(__name__)
 
 
 class AppendWaiters:
@@ -55,6 +59,23 @@ class KafkaServer:
     def __post_init__(self) -> None:
         self.topics = TopicMap(self.engine, self.settings)
         self.engine.append_listeners.append(self.waiters.appended)
+        self.engine.delete_listeners.append(self.forget_deleted)
+
+    def forget_deleted(self, stream: str, topic: Topic, partitions) -> int:
+        """Partitions deleted through either door take their Kafka-side state with them:
+        idempotent producers' sequences and the groups' committed offsets (as Kafka does; a
+        topic created again under the same name starts without them). Returns the offsets
+        dropped."""
+        ids = {p.id for p in partitions}
+        self.producers.forget_partitions(topic.stream_id, topic.id, ids)
+        if self.coordinator is None:
+            return 0
+        name = self.topics.kafka_name(stream, topic.name)
+        dropped = self.coordinator.forget_partitions(name, sorted(ids))  # type: ignore[attr-defined]
+        if dropped:
+            log.info("dropped %d committed Kafka group offsets of deleted topic %s", dropped,
+                     name)
+        return dropped
 
 
 @dataclass(slots=True)

@@ -77,9 +77,11 @@ class ProducerStates:
             return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, None
         return ErrorCode.NONE, None
 
-    def forget_topic(self, stream_id: int, topic_id: int) -> None:
-        """A topic was deleted: drop its sequences (Iggy recycles topic ids)."""
-        for k in [k for k in self.partitions if k[1][:2] == (stream_id, topic_id)]:
+    def forget_partitions(self, stream_id: int, topic_id: int, partitions: set[int]) -> None:
+        """Partitions (or a whole topic) were deleted: drop their sequences (Iggy recycles
+        topic ids, so a topic created again must not inherit them)."""
+        for k in [k for k in self.partitions
+                  if k[1][:2] == (stream_id, topic_id) and k[1][2] in partitions]:
             del self.partitions[k]
 
     def record(self, pid: int, epoch: int, base_seq: int, count: int,

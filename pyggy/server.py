@@ -83,14 +83,6 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine,
     tasks.append(asyncio.get_running_loop().create_task(_periodic(
         0.1, lambda: _tick_groups(kafka.coordinator, telemetry), "kafka group timers")))
 
-    def forget_offsets(stream: str, topic, partitions) -> None:
-        name = kafka.topics.kafka_name(stream, topic.name)
-        dropped = kafka.coordinator.forget_partitions(name, [p.id for p in partitions])
-        if dropped:
-            log.info("dropped %d committed Kafka group offsets of deleted topic %s", dropped,
-                     name)
-
-    engine.delete_listeners.append(forget_offsets)
     server = await start_kafka(kafka, host, port, connections)
     bound = server.sockets[0].getsockname()
     settings.host, settings.port = k.advertised()

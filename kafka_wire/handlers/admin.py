@@ -147,19 +147,10 @@ def create_topics(conn: Connection, req: dict, version: int) -> dict:
 
 # -- DeleteTopics ---------------------------------------------------------------------------
 def _forget(conn: Connection, name: str, t) -> None:
-    """Delete a topic with what the Kafka door keeps about it: idempotent producers'
-    sequences and the groups' committed offsets (as Kafka does; a topic made again under the
-    same name starts without them)."""
-    server = conn.server
-    server.topics.delete(t)
-    server.producers.forget_topic(t.stream_id, t.id)
-    coordinator = server.coordinator
-    if coordinator is not None:
-        store = coordinator.offsets  # type: ignore[attr-defined]
-        for group in store.groups():
-            doomed = [tp for tp in store.offsets(group) if tp[0] == name]
-            if doomed:
-                store.delete(group, doomed)
+    """Delete a topic. What the Kafka door keeps about it (idempotent producers' sequences,
+    the groups' committed offsets) goes with it through the engine's delete listener, which
+    serves a delete through either door."""
+    conn.server.topics.delete(t)
 
 
 def delete_topics(conn: Connection, req: dict, version: int) -> dict:
