@@ -112,8 +112,10 @@ def test_compression(kafka_server: PyggyServer, topic: str, codec: str):
     assign_from_start(c, topic)
     check_round_trip(records, acks, consume(c, len(records)))
     c.close()
-    assert set().union(*(stored_codecs(kafka_server, topic, p) for p in range(PARTITIONS))) \
-        == {codec}
+    stored = set().union(*(stored_codecs(kafka_server, topic, p) for p in range(PARTITIONS)))
+    # Stored as the client sent it. librdkafka sends a batch uncompressed when compressing
+    # would not make it smaller (a batch of a record or two), so "none" may appear beside it.
+    assert codec in stored and stored <= {codec, "none"}
 
 
 def test_seek_by_offset_and_by_timestamp(kafka_server: PyggyServer, topic: str):
