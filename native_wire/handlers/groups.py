@@ -20,6 +20,14 @@ def _topic(ctx: Context, r: Reader, sync: bool = False):
     return t
 
 
+def _group(ctx: Context, r: Reader, sync: bool = False):
+    """(topic, group identifier) of a request that names stream, topic and group."""
+    t = _topic(ctx, r, sync)
+    ident = p.decode_identifier(r)
+    r.done()
+    return t, ident
+
+
 def get_group(ctx: Context, r: Reader) -> bytes:
     t = _topic(ctx, r)
     g = ctx.engine.get_group(t.stream_id, t.id, p.decode_identifier(r))
@@ -42,32 +50,24 @@ def create_group(ctx: Context, r: Reader) -> bytes:
 
 
 def delete_group(ctx: Context, r: Reader) -> bytes:
-    t = _topic(ctx, r)
-    ident = p.decode_identifier(r)
-    r.done()
+    t, ident = _group(ctx, r)
     ctx.engine.delete_group(t.stream_id, t.id, ident)
     return b""
 
 
 def join_group(ctx: Context, r: Reader) -> bytes:
-    t = _topic(ctx, r)
-    ident = p.decode_identifier(r)
-    r.done()
+    t, ident = _group(ctx, r)
     ctx.engine.join_group(t.stream_id, t.id, ident, ctx.session.client_id)
     return b""
 
 
 def leave_group(ctx: Context, r: Reader) -> bytes:
-    t = _topic(ctx, r)
-    ident = p.decode_identifier(r)
-    r.done()
+    t, ident = _group(ctx, r)
     ctx.engine.leave_group(t.stream_id, t.id, ident, ctx.session.client_id)
     return b""
 
 
 def sync_group(ctx: Context, r: Reader) -> bytes:
-    t = _topic(ctx, r, sync=True)
-    ident = p.decode_identifier(r)
-    r.done()
+    t, ident = _group(ctx, r, sync=True)
     found = ctx.engine.sync_group(t.stream_id, t.id, ident, ctx.session.client_id)
     return b"" if found is None else rsp.encode_sync(*found)

@@ -69,9 +69,15 @@ def create_topic(ctx: Context, r: Reader) -> bytes:
     return _details(ctx, ctx.engine.create_topic(s.id, name, count, options))
 
 
-def update_topic(ctx: Context, r: Reader) -> bytes:
+def _managed_topic(ctx: Context, r: Reader):
+    """The topic named by the request's stream and topic identifiers, if the user manages it."""
     t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
     perm.ensure(perm.manage_topic(ctx.user, t.stream_id, t.id))
+    return t
+
+
+def update_topic(ctx: Context, r: Reader) -> bytes:
+    t = _managed_topic(ctx, r)
     if ctx.classic:
         options = _classic_options(r)
         name = r.name()
@@ -84,44 +90,39 @@ def update_topic(ctx: Context, r: Reader) -> bytes:
 
 
 def delete_topic(ctx: Context, r: Reader) -> bytes:
-    t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
+    t = _managed_topic(ctx, r)
     r.done()
-    perm.ensure(perm.manage_topic(ctx.user, t.stream_id, t.id))
     ctx.engine.delete_topic(t.stream_id, t.id)
     return b""
 
 
 def purge_topic(ctx: Context, r: Reader) -> bytes:
-    t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
+    t = _managed_topic(ctx, r)
     r.done()
-    perm.ensure(perm.manage_topic(ctx.user, t.stream_id, t.id))
     ctx.engine.purge_topic(t.stream_id, t.id)
     return b""
 
 
 def create_partitions(ctx: Context, r: Reader) -> bytes:
-    t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
+    t = _managed_topic(ctx, r)
     count = r.u32()
     r.done()
-    perm.ensure(perm.manage_topic(ctx.user, t.stream_id, t.id))
     ctx.engine.create_partitions(t.stream_id, t.id, count)
     return b""
 
 
 def delete_partitions(ctx: Context, r: Reader) -> bytes:
-    t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
+    t = _managed_topic(ctx, r)
     count = r.u32()
     r.done()
-    perm.ensure(perm.manage_topic(ctx.user, t.stream_id, t.id))
     ctx.engine.delete_partitions(t.stream_id, t.id, count)
     return b""
 
 
 def delete_segments(ctx: Context, r: Reader) -> bytes:
-    t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
+    t = _managed_topic(ctx, r)
     partition_id = r.u32()
     count = r.u32()
     r.done()
-    perm.ensure(perm.manage_topic(ctx.user, t.stream_id, t.id))
     ctx.engine.delete_segments(t.stream_id, t.id, partition_id, count)
     return b""
