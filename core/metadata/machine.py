@@ -74,40 +74,31 @@ class MetadataStateMachine:
         self.users: dict[int, User] = {}
 
     # -- lookups ---------------------------------------------------------------------------
-    def stream(self, ident: Identifier) -> Stream:
+    @staticmethod
+    def _find(items: dict, ident: Identifier, what: str, id_code: ErrorCode,
+              name_code: ErrorCode):
+        """The entity with this id, or this exact name (Iggy's Identifier), else its error."""
         if isinstance(ident, int):
-            s = self.streams.get(ident)
-            if s is None:
-                raise IggyError(ErrorCode.STREAM_ID_NOT_FOUND, f"stream {ident} not found")
-            return s
-        for s in self.streams.values():
-            if s.name == ident:
-                return s
-        raise IggyError(ErrorCode.STREAM_NAME_NOT_FOUND, f"stream {ident} not found")
+            found = items.get(ident)
+        else:
+            found = next((e for e in items.values() if e.name == ident), None)
+        if found is None:
+            code = id_code if isinstance(ident, int) else name_code
+            raise IggyError(code, f"{what} {ident} not found")
+        return found
+
+    def stream(self, ident: Identifier) -> Stream:
+        return self._find(self.streams, ident, "stream", ErrorCode.STREAM_ID_NOT_FOUND,
+                          ErrorCode.STREAM_NAME_NOT_FOUND)
 
     def topic(self, stream: Identifier, ident: Identifier) -> Topic:
-        s = self.stream(stream)
-        if isinstance(ident, int):
-            t = s.topics.get(ident)
-            if t is None:
-                raise IggyError(ErrorCode.TOPIC_ID_NOT_FOUND, f"topic {ident} not found")
-            return t
-        for t in s.topics.values():
-            if t.name == ident:
-                return t
-        raise IggyError(ErrorCode.TOPIC_NAME_NOT_FOUND, f"topic {ident} not found")
+        return self._find(self.stream(stream).topics, ident, "topic",
+                          ErrorCode.TOPIC_ID_NOT_FOUND, ErrorCode.TOPIC_NAME_NOT_FOUND)
 
     def group(self, stream: Identifier, topic: Identifier, ident: Identifier) -> ConsumerGroup:
-        t = self.topic(stream, topic)
-        if isinstance(ident, int):
-            g = t.groups.get(ident)
-            if g is None:
-                raise IggyError(ErrorCode.CONSUMER_GROUP_ID_NOT_FOUND, f"group {ident} not found")
-            return g
-        for g in t.groups.values():
-            if g.name == ident:
-                return g
-        raise IggyError(ErrorCode.CONSUMER_GROUP_NAME_NOT_FOUND, f"group {ident} not found")
+        return self._find(self.topic(stream, topic).groups, ident, "group",
+                          ErrorCode.CONSUMER_GROUP_ID_NOT_FOUND,
+                          ErrorCode.CONSUMER_GROUP_NAME_NOT_FOUND)
 
     def user(self, ident: Identifier) -> User:
         if isinstance(ident, int):
