@@ -115,49 +115,62 @@ def validate_batch(
     _, _, _, origin, length, stored, count = _header(mv)
     if count == 0 or (expected_count is not None and count != expected_count):
         raise _fail(ErrorCode.INVALID_MESSAGES_COUNT, f"bad message_count {count}")
-    sums = bytearray() if verify_checksums else None
+    # The hot loop: one unpack, one combined limits test and one checksum per frame; a frame
+    # that fails the combined test goes to _frame_error for the exact error code. It ends by
+    # `count` or by the buffer (every frame advances at least FRAME_HEADER_SIZE).
     unpack = _FRAME_CHECK.unpack_from
+    digest = xxh3_64_intdigest
+    sums: list[int] = []
+    keep = sums.append
     pos = BATCH_HEADER_SIZE
-    index = 0
-    first_delta = -1
+    first_delta = 0
+    if allow_sliced and length >= pos + FRAME_HEADER_SIZE:
+        first_delta = _U32.unpack_from(mv, pos + 24)[0]
     max_ts_delta = 0
-    while pos < length:
-        if index == count:
-            raise _fail(ErrorCode.INVALID_MESSAGES_COUNT, f"more frames than count {count}")
-        if length - pos < FRAME_HEADER_SIZE:
+    for index in range(first_delta, first_delta + count):
+        if pos + FRAME_HEADER_SIZE > length:
+            if pos == length:
+                raise _fail(ErrorCode.INVALID_MESSAGES_COUNT,
+                            f"{index - first_delta} frames, count {count}")
             raise _fail(ErrorCode.INVALID_FORMAT, "truncated frame header")
         checksum, delta, ts_delta, uh_len, pl_len, reserved = unpack(mv, pos)
-        if reserved:
-            raise _fail(ErrorCode.INVALID_RESERVED_FIELD, "frame reserved bytes not zero")
-        if pl_len == 0:
-            raise _fail(ErrorCode.EMPTY_MESSAGE_PAYLOAD, "empty payload")
-        if pl_len > MAX_PAYLOAD_SIZE:
-            raise _fail(ErrorCode.TOO_BIG_MESSAGE_PAYLOAD, f"payload {pl_len} B")
-        if uh_len > MAX_USER_HEADERS_SIZE:
-            raise _fail(ErrorCode.TOO_BIG_USER_HEADERS, f"user headers {uh_len} B")
         end = pos + FRAME_HEADER_SIZE + pl_len + uh_len
-        if end > length:
-            raise _fail(ErrorCode.INVALID_MESSAGE_PAYLOAD_LENGTH, "frame overruns batch")
-        if first_delta < 0:
-            first_delta = delta if allow_sliced else 0
-        if delta != first_delta + index:
-            raise _fail(ErrorCode.INVALID_FORMAT, f"offset_delta {delta} at frame {index}")
+        if (reserved or delta != index or end > length or not 0 < pl_len <= MAX_PAYLOAD_SIZE
+                or uh_len > MAX_USER_HEADERS_SIZE):
+            raise _frame_error(index - first_delta, delta, index, uh_len, pl_len, reserved,
+                               end > length)
         if ts_delta > max_ts_delta:
             max_ts_delta = ts_delta
-        if sums is not None:
-            if xxh3_64_intdigest(mv[pos + 8 : end]) != checksum:
-                raise _fail(ErrorCode.INVALID_MESSAGE_CHECKSUM, f"frame {index} checksum")
-            sums += mv[pos : pos + 8]
+        if verify_checksums:
+            if digest(mv[pos + 8 : end]) != checksum:
+                raise _fail(ErrorCode.INVALID_MESSAGE_CHECKSUM,
+                            f"frame {index - first_delta} checksum")
+            keep(checksum)
         pos = end
-        index += 1
-    if index != count:
-        raise _fail(ErrorCode.INVALID_MESSAGES_COUNT, f"{index} frames, count {count}")
-    if sums is None:
+    if pos != length:
+        raise _fail(ErrorCode.INVALID_MESSAGES_COUNT, f"more frames than count {count}")
+    if not verify_checksums:
         return BatchInfo(count, length, origin, origin + max_ts_delta, first_delta)
-    frame_sums = bytes(sums)
+    frame_sums = struct.pack(f"<{count}Q", *sums)
     if _batch_checksum(mv, frame_sums) != stored:
         raise _fail(ErrorCode.INVALID_BATCH_CHECKSUM, "batch checksum mismatch")
     return BatchInfo(count, length, origin, origin + max_ts_delta, first_delta, frame_sums)
+
+
+def _frame_error(frame: int, delta: int, want_delta: int, uh_len: int, pl_len: int,
+                 reserved: int, overruns: bool) -> BatchError:
+    """The error for a frame that failed validate_batch's combined test (first rule wins)."""
+    if reserved:
+        return _fail(ErrorCode.INVALID_RESERVED_FIELD, "frame reserved bytes not zero")
+    if pl_len == 0:
+        return _fail(ErrorCode.EMPTY_MESSAGE_PAYLOAD, "empty payload")
+    if pl_len > MAX_PAYLOAD_SIZE:
+        return _fail(ErrorCode.TOO_BIG_MESSAGE_PAYLOAD, f"payload {pl_len} B")
+    if uh_len > MAX_USER_HEADERS_SIZE:
+        return _fail(ErrorCode.TOO_BIG_USER_HEADERS, f"user headers {uh_len} B")
+    if overruns:
+        return _fail(ErrorCode.INVALID_MESSAGE_PAYLOAD_LENGTH, "frame overruns batch")
+    return _fail(ErrorCode.INVALID_FORMAT, f"offset_delta {delta} at frame {frame}")
 
 
 def _batch_checksum(header: Buffer, frame_sums: Buffer) -> int:

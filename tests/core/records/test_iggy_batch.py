@@ -162,6 +162,10 @@ def test_truncations_raise_batch_error_only():
         _exercise(bytes(cut))
         with pytest.raises(ib.BatchError):
             ib.validate_batch(cut)
+        if n >= 40:  # the same cut with batch_length saying so: the frame walk meets the end
+            consistent = bytearray(cut)
+            struct.pack_into("<Q", consistent, 32, n)
+            _exercise(bytes(consistent))
 
 
 def _exercise(buf: bytes) -> None:
