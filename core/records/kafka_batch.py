@@ -256,7 +256,9 @@ def validate_batch(
 def _walk(buf: Buffer, pos: int, end: int, count: int) -> None:
     """Check that ``count`` records tile buf[pos:end] exactly, offset deltas 0..count−1.
 
-    Ints only; one-byte varints (the common case) are decoded inline.
+    Ints only. One- and two-byte varints (lengths up to 8191: the common case) are decoded
+    inline, the timestampDelta is skipped unread; a record that does not add up fails on
+    ``pos != stop`` whatever went wrong inside it.
     """
     n = 0
     varint = _varint
@@ -266,39 +268,47 @@ def _walk(buf: Buffer, pos: int, end: int, count: int) -> None:
                 raise _invalid(f"more records than recordsCount {count}")
             b = buf[pos]
             if b < 0x80:
-                length, pos = (b >> 1) ^ -(b & 1), pos + 1
+                length = (b >> 1) ^ -(b & 1)
+                pos += 1
+            elif buf[pos + 1] < 0x80:
+                b = (b & 0x7F) | (buf[pos + 1] << 7)
+                length = (b >> 1) ^ -(b & 1)
+                pos += 2
             else:
                 length, pos = varint(buf, pos)
             stop = pos + length
             if length < 6 or stop > end:
                 raise _invalid(f"record {n}: length {length}")
             pos += 1  # attributes
-            if buf[pos] < 0x80:  # timestampDelta
+            while buf[pos] >= 0x80:  # timestampDelta
                 pos += 1
-            else:
-                pos = varint(buf, pos)[1]
-            b = buf[pos]
+            b = buf[pos + 1]
             if b < 0x80:
-                delta, pos = (b >> 1) ^ -(b & 1), pos + 1
+                delta = (b >> 1) ^ -(b & 1)
+                pos += 2
             else:
-                delta, pos = varint(buf, pos)
+                delta, pos = varint(buf, pos + 1)
             if delta != n:
                 raise _invalid(f"record {n}: offsetDelta {delta}")
             for _ in (0, 1):  # key, value
                 b = buf[pos]
                 if b < 0x80:
-                    size, pos = (b >> 1) ^ -(b & 1), pos + 1
+                    size = (b >> 1) ^ -(b & 1)
+                    pos += 1
+                elif buf[pos + 1] < 0x80:
+                    b = (b & 0x7F) | (buf[pos + 1] << 7)
+                    size = (b >> 1) ^ -(b & 1)
+                    pos += 2
                 else:
                     size, pos = varint(buf, pos)
                 if size > 0:
                     pos += size
                 elif size < -1:
                     raise _invalid(f"record {n}: field length {size}")
-            b = buf[pos]
-            if b == 0:
-                pos += 1
-            else:
+            if buf[pos]:
                 pos = _walk_headers(buf, pos, stop, n)
+            else:
+                pos += 1
             if pos != stop:
                 raise _invalid(f"record {n}: fields do not fill its length")
             n += 1
