@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import logging
 import os
 import shutil
@@ -99,10 +98,10 @@ def wipe_data(path: str) -> None:
 
 
 def _version() -> str:
-    try:
-        return importlib.metadata.version("pyggy")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
-        return "(dev)"
+    # not importlib.metadata: importing it costs ~50 ms of a ~350 ms cold start
+    from pyggy import __version__
+
+    return __version__
 
 
 def install_uvloop() -> None:
