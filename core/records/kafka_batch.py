@@ -256,9 +256,9 @@ def validate_batch(
 def _walk(buf: Buffer, pos: int, end: int, count: int) -> None:
     """Check that ``count`` records tile buf[pos:end] exactly, offset deltas 0..count−1.
 
-    Ints only. One- and two-byte varints (lengths up to 8191: the common case) are decoded
-    inline, the timestampDelta is skipped unread; a record that does not add up fails on
-    ``pos != stop`` whatever went wrong inside it.
+    Ints only. One- and two-byte varints (values up to 8191: the common case for lengths and
+    offset deltas) are decoded inline, the timestampDelta is skipped unread; a record that does
+    not add up fails on ``pos != stop`` whatever went wrong inside it.
     """
     n = 0
     varint = _varint
@@ -282,12 +282,17 @@ def _walk(buf: Buffer, pos: int, end: int, count: int) -> None:
             pos += 1  # attributes
             while buf[pos] >= 0x80:  # timestampDelta
                 pos += 1
-            b = buf[pos + 1]
+            pos += 1
+            b = buf[pos]
             if b < 0x80:
+                delta = (b >> 1) ^ -(b & 1)
+                pos += 1
+            elif buf[pos + 1] < 0x80:
+                b = (b & 0x7F) | (buf[pos + 1] << 7)
                 delta = (b >> 1) ^ -(b & 1)
                 pos += 2
             else:
-                delta, pos = varint(buf, pos + 1)
+                delta, pos = varint(buf, pos)
             if delta != n:
                 raise _invalid(f"record {n}: offsetDelta {delta}")
             for _ in (0, 1):  # key, value
