@@ -4,18 +4,26 @@ A batch with producerId ≥ 0 must carry the next expected sequence for its part
 batch (one of the last five of that producer on that partition) is answered with its original
 offset and not stored again; a gap is OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch is
 INVALID_PRODUCER_EPOCH.
+
+Across restarts (producers outlive a broker restart and retry into the new one): producer ids
+are handed out in blocks whose end is made durable (``reserve``) before the first id of the block
+is used, so no id is given twice; and a partition's sequences are rebuilt from the producer
+fields of its stored batches (``restore``) before its first idempotent batch is checked, as
+Kafka rebuilds its producer state from the log.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from kafka_wire.protocol.errors import ErrorCode
 
 RECENT = 5
 INT32_MAX = 2**31 - 1
+ID_BLOCK = 1000
 
 
 @dataclass(slots=True)
@@ -27,11 +35,38 @@ class PartitionSequence:
 
 
 class ProducerStates:
-    def __init__(self, first_id: int = 1000) -> None:
+    """Producer ids, epochs and sequences. ``reserve(end)`` is called before ids up to ``end``
+    (exclusive) are handed out; a server persists it and passes it back as ``first_id``."""
+
+    def __init__(self, first_id: int = 1000,
+                 reserve: Callable[[int], None] | None = None) -> None:
         self._ids = itertools.count(first_id)
+        self._reserved = first_id
+        self._reserve = reserve
         self.epochs: dict[int, int] = {}
         self.transactional: dict[str, tuple[int, int]] = {}
         self.partitions: dict[tuple[int, tuple[int, int, int]], PartitionSequence] = {}
+        self.restored: set[tuple[int, int, int]] = set()
+
+    def _new_id(self) -> int:
+        pid = next(self._ids)
+        if pid >= self._reserved:
+            self._reserved = pid + ID_BLOCK
+            if self._reserve is not None:
+                self._reserve(self._reserved)
+        return pid
+
+    def restore(self, key: tuple[int, int, int],
+                batches: Iterable[tuple[int, int, int, int, int]]) -> None:
+        """Rebuild partition ``key``'s sequences from its stored batches, oldest first:
+        (base offset, producer id, epoch, base sequence, record count) each."""
+        self.restored.add(key)
+        for base_offset, pid, epoch, base_seq, count in batches:
+            if pid < 0 or base_seq < 0:
+                continue
+            if epoch > self.epochs.get(pid, -1):
+                self.epochs[pid] = epoch
+            self.record(pid, epoch, base_seq, count, key, base_offset)
 
     def init(self, transactional_id: str | None, producer_id: int = -1,
              producer_epoch: int = -1) -> tuple[int, int, int]:
@@ -40,7 +75,7 @@ class ProducerStates:
             pid, epoch = self.transactional.get(transactional_id, (-1, -1))
             epoch += 1
             if pid < 0 or epoch > 32767:  # new, or its INT16 epochs are used up: a new id
-                pid, epoch = next(self._ids), 0
+                pid, epoch = self._new_id(), 0
             self.transactional[transactional_id] = (pid, epoch)
             self.epochs[pid] = epoch
             return ErrorCode.NONE, pid, epoch
@@ -49,10 +84,10 @@ class ProducerStates:
                 return ErrorCode.PRODUCER_FENCED, -1, -1
             epoch = self.epochs[producer_id] + 1
             if epoch > 32767:
-                producer_id, epoch = next(self._ids), 0
+                producer_id, epoch = self._new_id(), 0
             self.epochs[producer_id] = epoch
             return ErrorCode.NONE, producer_id, epoch
-        pid = next(self._ids)
+        pid = self._new_id()
         self.epochs[pid] = 0
         return ErrorCode.NONE, pid, 0
 
@@ -83,6 +118,8 @@ class ProducerStates:
         for k in [k for k in self.partitions
                   if k[1][:2] == (stream_id, topic_id) and k[1][2] in partitions]:
             del self.partitions[k]
+        self.restored -= {k for k in self.restored
+                          if k[:2] == (stream_id, topic_id) and k[2] in partitions}
 
     def record(self, pid: int, epoch: int, base_seq: int, count: int,
                key: tuple[int, int, int], base_offset: int) -> None:

@@ -59,6 +59,8 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine,
     from kafka_wire.context import KafkaServer
     from kafka_wire.groups import FileOffsetStore, GroupCoordinator
     from kafka_wire.listener import start_listener as start_kafka
+    from kafka_wire.producer_ids import ProducerIdFile
+    from kafka_wire.producers import ProducerStates
     from kafka_wire.settings import KafkaSettings
 
     k = config.kafka
@@ -67,7 +69,9 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine,
                              stream_separator=k.stream_separator,
                              auto_create_topics=k.auto_create_topics,
                              num_partitions=k.num_partitions, max_frame_size=k.max_frame_size)
-    kafka = KafkaServer(engine, settings)
+    # producer ids continue after a restart (kafka_wire/producers.py)
+    ids = ProducerIdFile(Path(config.system.path) / "kafka" / "producer_ids")
+    kafka = KafkaServer(engine, settings, producers=ProducerStates(ids.load(1000), ids.store))
     kafka.telemetry = telemetry
 
     def partition_exists(topic: str, partition: int) -> bool:

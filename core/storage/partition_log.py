@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -276,6 +277,16 @@ class PartitionLog:
             if remaining <= 0 or budget <= 0:
                 break
         return out
+
+    def batch_heads(self, encoding: int, size: int, segments: int = 2
+                    ) -> Iterator[tuple[int, bytes]]:
+        """(base offset, first `size` bytes) of each batch stored with `encoding` in the last
+        `segments` local segments, oldest first: one positional read per batch."""
+        for seg in self.segments[-segments:]:
+            idx = seg.index
+            for i in range(len(idx)):
+                if idx.encodings[i] == encoding:
+                    yield idx.base_offsets[i], seg.read_at(idx.positions[i], size)
 
     def _read_tiered(self, offset: int, remaining: int, budget: int, out: list[BatchRef],
                      block: bool) -> tuple[int, int, bool]:

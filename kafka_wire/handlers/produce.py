@@ -2,15 +2,21 @@
 
 Compressed batches are decompressed (bounded) to check their records, then stored as sent.
 Idempotent producers get per-partition sequence checks; a retried duplicate batch is answered
-with its original offset. acks outside -1/0/1 is INVALID_REQUIRED_ACKS; an acks=0 request that
-fails is answered by closing the connection, as Kafka does (there is no response to carry it).
+with its original offset. A partition's sequences are rebuilt from its stored batches before
+its first idempotent batch after a start (producers retry into a restarted server). acks
+outside -1/0/1 is INVALID_REQUIRED_ACKS; an acks=0 request that fails is answered by closing
+the connection, as Kafka does (there is no response to carry it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from core.errors import IggyError
 from core.records import kafka_batch
 from core.records.compression import DEFAULT_LIMIT
+from core.records.encoding import ENCODING_KAFKA
+from core.storage.partition_log import PartitionLog
 from kafka_wire.context import CloseConnection, Connection
 from kafka_wire.protocol.errors import ErrorCode
 from kafka_wire.topics import topic_config
@@ -21,6 +27,17 @@ def _partition_result(index: int, error: int, base: int = -1, start: int = -1,
     return {"index": index, "error_code": error, "base_offset": base,
             "log_append_time_ms": append_ms, "log_start_offset": start, "record_errors": [],
             "error_message": message}
+
+
+def _stored_producer_batches(plog: PartitionLog) -> Iterator[tuple[int, int, int, int, int]]:
+    """(base offset, producer id, epoch, base sequence, count) of the partition's recent
+    stored Kafka batches (control batches skipped), from their headers alone."""
+    for base, head in plog.batch_heads(ENCODING_KAFKA, kafka_batch.HEADER_SIZE):
+        if len(head) < kafka_batch.HEADER_SIZE:
+            continue
+        fields = kafka_batch.batch_fields(head)
+        if not fields[5] & kafka_batch.CONTROL_MASK:
+            yield base, fields[9], fields[10], fields[11], fields[6] + 1
 
 
 async def _produce(conn: Connection, t, index: int, records) -> dict:
@@ -45,6 +62,8 @@ async def _produce(conn: Connection, t, index: int, records) -> dict:
                  for a, b in spans]
     except kafka_batch.KafkaBatchError as e:
         return _partition_result(index, e.code, message=str(e))
+    if key not in server.producers.restored and any(i.producer_id >= 0 for i in infos):
+        server.producers.restore(key, _stored_producer_batches(plog))
     first_base = -1
     for (a, b), info in zip(spans, infos, strict=True):
         error, duplicate = server.producers.check(info.producer_id, info.producer_epoch,

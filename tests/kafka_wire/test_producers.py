@@ -1,0 +1,65 @@
+"""ProducerStates across a restart: ids reserved in blocks before use, sequences rebuilt from
+stored batches (kafka_wire/producers.py), and the reservation file (kafka_wire/producer_ids.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kafka_wire.producer_ids import ProducerIdFile
+from kafka_wire.producers import ID_BLOCK, ProducerStates
+from kafka_wire.protocol.errors import ErrorCode
+
+KEY = (1, 2, 0)
+
+
+def test_ids_are_reserved_before_use_and_never_repeat_after_a_restart() -> None:
+    marks: list[int] = []
+    first = ProducerStates(1000, marks.append)
+    ids = [first.init(None)[1] for _ in range(ID_BLOCK + 5)]
+    assert marks == [1000 + ID_BLOCK, 1000 + 2 * ID_BLOCK]
+    assert all(pid < marks[-1] for pid in ids)
+    # a restart starts from the last durable mark: every later id is new
+    again = ProducerStates(marks[-1], marks.append)
+    later = {again.init(None)[1] for _ in range(10)}
+    assert not later & set(ids)
+
+
+def test_restored_sequences_answer_retries_and_refuse_gaps() -> None:
+    before = ProducerStates()
+    _, pid, epoch = before.init(None)
+    stored = []  # what the log holds: (base offset, pid, epoch, base sequence, count)
+    offset = 0
+    for seq in (0, 3, 6):
+        assert before.check(pid, epoch, seq, 3, KEY) == (ErrorCode.NONE, None)
+        before.record(pid, epoch, seq, 3, KEY, offset)
+        stored.append((offset, pid, epoch, seq, 3))
+        offset += 3
+    after = ProducerStates(5000)
+    after.restore(KEY, stored)
+    assert KEY in after.restored
+    assert after.check(pid, epoch, 6, 3, KEY) == (ErrorCode.NONE, 6)  # a retry: its offset
+    assert after.check(pid, epoch, 3, 3, KEY) == (ErrorCode.NONE, 3)
+    assert after.check(pid, epoch, 12, 3, KEY) == (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, None)
+    assert after.check(pid, epoch, 9, 3, KEY) == (ErrorCode.NONE, None)
+    assert after.check(pid, epoch - 1, 9, 3, KEY)[0] == ErrorCode.INVALID_PRODUCER_EPOCH
+    # batches without a producer id are not producer state
+    other = ProducerStates()
+    other.restore(KEY, [(0, -1, -1, -1, 5)])
+    assert other.partitions == {}
+
+
+def test_deleting_a_partition_forgets_that_it_was_restored() -> None:
+    states = ProducerStates()
+    states.restore(KEY, [(0, 7, 0, 0, 1)])
+    states.forget_partitions(KEY[0], KEY[1], {KEY[2]})
+    assert KEY not in states.restored and not states.partitions
+
+
+def test_id_file_round_trip_and_corruption(tmp_path: Path) -> None:
+    f = ProducerIdFile(tmp_path / "kafka" / "producer_ids")
+    assert f.load(1000) == 1000  # no file yet
+    f.store(3000)
+    assert f.load(1000) == 3000
+    assert not list(f.path.parent.glob("*.tmp"))
+    f.path.write_text("garbage\n")
+    assert f.load(1000) > 10**15  # far above any id a mark could have allowed
