@@ -138,10 +138,12 @@ def local_logs(server: PyggyServer) -> dict[str, bytes]:
 
 
 def produce_both(server: PyggyServer) -> list[bytes]:
-    """Iggy, Kafka, Iggy again: ~3.4 MB, so three 1 MiB segments seal."""
+    """Iggy, Kafka, Iggy again: ~3.9 MB, so at least three 1 MiB segments seal (a segment
+    rotates on the first append past 1 MiB, so it holds up to 1 MiB plus one batch: ~1.15 MB
+    with these batches, however the Kafka client's batching falls)."""
     sent = iggy_produce(server, 0, 1100)
     sent += kafka_produce(server, 1100, 1100)
-    sent += iggy_produce(server, 2200, 1000)
+    sent += iggy_produce(server, 2200, 1500)
     return sent
 
 
