@@ -187,10 +187,12 @@ def test_segments_archived_tiered_and_read_back_by_both_doors(
     sealed = sorted(local)[:-1]
     assert len(sealed) >= 3
 
-    # every sealed segment appears in the archive, byte for byte, with its index
+    # every sealed segment appears in the archive, byte for byte, with its index (uploaded
+    # after the log: wait for both)
     def archived() -> dict[str, int]:
         found = archive.objects(PREFIX)
-        return found if all(PREFIX + n in found for n in sealed) else {}
+        keys = [PREFIX + n for n in sealed] + [PREFIX + n[:-4] + ".index" for n in sealed]
+        return found if all(k in found for k in keys) else {}
 
     found = wait_for("sealed segments in the archive", archived, server=server)
     for name in sealed:
