@@ -1,6 +1,7 @@
 """Sans-I/O Kafka wire codec: schemas as data, compiled `construct` codecs, headers, errors."""
 
 from .codec import (
+    MAX_REQUEST_ELEMENTS,
     Codec,
     codec,
     decode_data,
@@ -36,7 +37,8 @@ from .headers import (
 )
 
 __all__ = [
-    "Codec", "ErrorCode", "FrameError", "KafkaDecodeError", "KafkaEncodeError", "RequestHeader",
+    "MAX_REQUEST_ELEMENTS", "Codec", "ErrorCode", "FrameError", "KafkaDecodeError",
+    "KafkaEncodeError", "RequestHeader",
     "UnsupportedVersionError", "codec", "decode_data", "decode_request", "decode_response",
     "decode_versioned", "encode_data", "encode_request", "encode_request_header",
     "encode_response", "encode_response_header", "encode_response_parts", "encode_versioned",

@@ -23,6 +23,11 @@ from .errors import KafkaDecodeError, KafkaEncodeError, UnsupportedVersionError
 from .primitives import Buffer, Input, Output
 from .schemas import Field, Message, by_api_key, messages
 
+# Array elements one request may hold in all: far above what clients send (a Fetch or
+# OffsetCommit naming 10,000 partitions is ~10,000) and small enough that decoding it and
+# answering it stay well under a second and a few hundred MB.
+MAX_REQUEST_ELEMENTS = 100_000
+
 Kind = Literal["request", "response"]
 
 
@@ -71,10 +76,12 @@ class Codec:
             self._parse = lambda io, this: con._parse(io, this, "(parsing)")
             self._build = lambda obj, io, this: con._build(obj, io, this, "(building)")
 
-    def decode(self, data: Buffer, strict: bool = False) -> dict[str, Any]:
-        """Decode a whole body; ``strict`` also rejects trailing bytes."""
+    def decode(self, data: Buffer, strict: bool = False,
+               max_elements: int | None = None) -> dict[str, Any]:
+        """Decode a whole body; ``strict`` also rejects trailing bytes; ``max_elements`` caps
+        the array elements of the whole body (nested ones included)."""
         try:
-            io = Input(data)
+            io = Input(data, budget=None if max_elements is None else [max_elements])
             value = self._parse(io, None)
         except KafkaDecodeError:
             raise
@@ -134,8 +141,11 @@ def data_codec(name: str, version: int) -> Codec:
     return Codec(message, version)
 
 
-def decode_request(api_key: int, version: int, body: Buffer, *, strict: bool = False) -> dict:
-    return codec(api_key, version, "request").decode(body, strict)
+def decode_request(api_key: int, version: int, body: Buffer, *, strict: bool = False,
+                   max_elements: int | None = MAX_REQUEST_ELEMENTS) -> dict:
+    """A request body; more than ``max_elements`` array elements in all is a decode error
+    (one 10 MB Metadata request of empty topic names would otherwise be 5 million dicts)."""
+    return codec(api_key, version, "request").decode(body, strict, max_elements)
 
 
 def decode_response(api_key: int, version: int, body: Buffer, *, strict: bool = False) -> dict:

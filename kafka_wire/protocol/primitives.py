@@ -25,16 +25,22 @@ ZERO_UUID = UUID(int=0)
 
 
 class Input:
-    """A read cursor over ``buf`` (a memoryview); construct streams need only read/tell/seek."""
+    """A read cursor over ``buf`` (a memoryview); construct streams need only read/tell/seek.
 
-    __slots__ = ("buf", "pos", "end")
+    ``budget`` (a one-item list, shared with the cursors of tagged fields) caps the array
+    elements one decode may create, so a small request cannot unfold into millions of Python
+    objects; None: no cap.
+    """
 
-    def __init__(self, data: Buffer, pos: int = 0) -> None:
+    __slots__ = ("buf", "pos", "end", "budget")
+
+    def __init__(self, data: Buffer, pos: int = 0, budget: list[int] | None = None) -> None:
         self.buf = data if isinstance(data, memoryview) else memoryview(data)
         if self.buf.format != "B" or self.buf.ndim != 1:
             self.buf = self.buf.cast("B")
         self.pos = pos
         self.end = len(self.buf)
+        self.budget = budget
 
     def take(self, n: int) -> int:
         """Advance by ``n`` bytes and return the old position."""
@@ -242,6 +248,11 @@ def r_uuid(io: Input) -> UUID:
 def _check_count(io: Input, n: int, min_size: int) -> int:
     if n * min_size > io.end - io.pos:
         raise KafkaDecodeError(f"array of {n} elements cannot fit in {io.end - io.pos} bytes")
+    budget = io.budget
+    if budget is not None:
+        budget[0] -= n
+        if budget[0] < 0:
+            raise KafkaDecodeError("more array elements than one request may hold")
     return n
 
 
@@ -283,7 +294,7 @@ def r_tags(io: Input) -> list[tuple[int, Input]]:
         tag = r_uvarint(io)
         size = r_uvarint(io)
         q = io.take(size)
-        out.append((tag, Input(io.buf[q : q + size])))
+        out.append((tag, Input(io.buf[q : q + size], budget=io.budget)))
     return out
 
 

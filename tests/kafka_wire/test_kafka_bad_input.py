@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from core.records import kafka_batch
 from kafka_wire.protocol import (
+    MAX_REQUEST_ELEMENTS,
     ErrorCode,
     KafkaDecodeError,
     decode_request,
@@ -364,6 +365,33 @@ def test_large_declared_frames_do_not_allocate_up_front(server, bystander) -> No
     assert_served(bystander)
 
 
+def test_requests_unfolding_into_millions_of_objects_are_refused(server, bystander) -> None:
+    """A 10 MB Metadata request of 5 million empty topic names fits its bytes but would be
+    5 million dicts (GBs, and a minute of one core): the decoder's element cap closes that
+    connection at once; a request just under the cap is answered."""
+    head = encode_request_header(METADATA, 1, 1, "unfold")
+    before = rss_kib(server.pid)
+    for n in (5_000_000, MAX_REQUEST_ELEMENTS + 1):
+        body = struct.pack(">i", n) + b"\x00\x00" * n
+        c = RawKafka(server.kafka_port)
+        started = time.monotonic()
+        c.sock.sendall(_SIZE.pack(len(head) + len(body)) + head + body)
+        c.assert_eof(within=5.0)
+        assert time.monotonic() - started < 5.0
+        c.close()
+        assert_served(bystander)
+    assert rss_kib(server.pid) - before < 200 * 1024
+    n = MAX_REQUEST_ELEMENTS
+    c = RawKafka(server.kafka_port)
+    c.sock.sendall(_SIZE.pack(len(head) + 4 + 2 * n) + head + struct.pack(">i", n)
+                   + b"\x00\x00" * n)
+    topics = c.recv(METADATA, 1, 1)["topics"]
+    assert len(topics) == n and all(t["error_code"] == ErrorCode.INVALID_TOPIC_EXCEPTION
+                                    for t in topics[:10])
+    c.close()
+    assert_served(bystander)
+
+
 def test_parked_fetches_of_clients_that_left_are_dropped(server, bystander) -> None:
     """A long poll naming one partition 40 000 times, from a client that then goes away,
     neither stalls the server nor stays in memory until its max_wait_ms (24 days)."""
@@ -388,9 +416,11 @@ def test_parked_fetches_of_clients_that_left_are_dropped(server, bystander) -> N
 
 
 def test_a_partition_named_many_times_is_looked_up_once(server, bystander) -> None:
-    """ListOffsets max-timestamp reads a whole partition: 100 000 mentions of it in one
-    request must not mean 100 000 scans (that stalled every connection for ~20 s)."""
-    parts = [{"partition_index": 0, "current_leader_epoch": -1, "timestamp": -3}] * 100_000
+    """ListOffsets max-timestamp reads a whole partition: ~100 000 mentions of it in one
+    request (as many as a request may hold) must not mean 100 000 scans (that stalled every
+    connection for ~20 s)."""
+    parts = [{"partition_index": 0, "current_leader_epoch": -1, "timestamp": -3}] * (
+        MAX_REQUEST_ELEMENTS - 1)  # + the topic
     c = RawKafka(server.kafka_port, timeout=60)
     try:
         started = time.monotonic()

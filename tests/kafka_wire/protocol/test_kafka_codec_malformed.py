@@ -6,6 +6,7 @@ Every decode either returns a value or raises `KafkaDecodeError`, quickly; never
 from __future__ import annotations
 
 import random
+import struct
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from strategies import all_cases, message, sample_value
 
 from kafka_wire.protocol import (
+    MAX_REQUEST_ELEMENTS,
     KafkaDecodeError,
     KafkaEncodeError,
     UnsupportedVersionError,
@@ -85,6 +87,26 @@ def test_huge_array_count_fails_fast() -> None:
     with pytest.raises(KafkaDecodeError, match="cannot fit"):
         decode_data("ConsumerProtocolAssignment", 0,
                     bytes.fromhex("00000001 0001 74 3b9aca00") + b"\x00" * 12)  # fmt: skip
+
+
+def test_a_request_may_hold_at_most_max_request_elements() -> None:
+    """Arrays that fit their bytes but unfold into too many objects: 2-byte empty topic names
+    (Metadata v1), and Fetch v4 topics × partitions (the cap counts nested elements)."""
+    n = MAX_REQUEST_ELEMENTS
+    ok = decode_request(3, 1, struct.pack(">i", n) + b"\x00\x00" * n)
+    assert len(ok["topics"]) == n
+    with pytest.raises(KafkaDecodeError, match="more array elements"):
+        decode_request(3, 1, struct.pack(">i", n + 1) + b"\x00\x00" * (n + 1))
+    assert len(decode_request(3, 1, struct.pack(">i", n + 1) + b"\x00\x00" * (n + 1),
+                              max_elements=None)["topics"]) == n + 1
+    partition = struct.pack(">iqi", 0, 0, 1 << 20)  # Fetch v4: partition, offset, max bytes
+    topics = 2
+    per_topic = n // topics  # topics + topics × per_topic > n
+    topic = b"\x00\x01t" + struct.pack(">i", per_topic) + partition * per_topic
+    body = struct.pack(">iiiib", -1, 0, 0, 1 << 20, 0) + struct.pack(">i", topics) + topic * 2
+    with pytest.raises(KafkaDecodeError, match="more array elements"):
+        decode_request(1, 4, body)
+    assert len(decode_request(1, 4, body, max_elements=n + topics)["topics"]) == topics
 
 
 def test_huge_string_and_bytes_lengths_fail() -> None:
