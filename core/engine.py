@@ -54,6 +54,9 @@ BALANCED, PARTITION_ID, MESSAGES_KEY = 1, 2, 3
 # (topic, partition, partition directory) -> the partition's archive tier, or None
 RemoteFactory = Callable[[Topic, Partition, Path], RemoteSegments | None]
 FETCH_ROUNDS = 8  # non-blocking read attempts (each after awaiting a fetch) before blocking
+# Stored bytes one poll reads at most (at least one batch): a poll may return fewer messages
+# than asked, and clients poll again; without it `count` = 2**32 - 1 read a whole partition.
+POLL_MAX_BYTES = 64 << 20
 
 
 @dataclass(slots=True)
@@ -86,6 +89,7 @@ class LogEngine:
         self.committer = GroupCommitter()
         self.offsets: dict[tuple[int, int, int], ConsumerOffsets] = {}
         self.stats = EngineStats(start_time=self.clock.now_us())
+        self.poll_max_bytes = POLL_MAX_BYTES
         self.generated_root_password: str | None = None
         # Called as listener(topic, partition_id) after every append, through either door.
         self.append_listeners: list = []
@@ -524,7 +528,7 @@ class LogEngine:
         start = max(start, plog.start_offset)
         remaining = count
         last = start - 1
-        for ref in plog.read(start, count, block=block):
+        for ref in plog.read(start, count, self.poll_max_bytes, block=block):
             self.stats.read_bytes += len(ref.data)
             if ref.encoding == ENCODING_IGGY:
                 batches = [ref.data]

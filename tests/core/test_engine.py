@@ -69,6 +69,28 @@ def test_append_and_poll_with_every_strategy(engine: LogEngine) -> None:
     assert engine.get_offset(CONSUMER, "c1", "s", "t", 0) == (0, 49, 39)
 
 
+def test_a_poll_reads_a_bounded_number_of_bytes(engine: LogEngine) -> None:
+    """A poll asking for 2**32 - 1 messages gets whole batches up to `poll_max_bytes` (at
+    least one), and the next poll goes on from there, so nothing is skipped."""
+    engine.create_stream("s")
+    engine.create_topic("s", "t", 1)
+    for k in range(8):
+        run(engine.append("s", "t", (2, 0), batch(100, k * 100, size=1000)))
+    engine.poll_max_bytes = 250_000  # ~2.4 stored batches of ~104 KB
+    got: list[bytes] = []
+    offset = 0
+    while True:
+        r = engine.poll("s", "t", 0, OFFSET, offset, 2**32 - 1)
+        if not r.count:
+            break
+        assert r.count in (100, 200)  # whole batches, never more than fit the budget
+        got += payloads(r)
+        offset += r.count
+    assert [p[:7] for p in got] == [b"m%06d" % i for i in range(800)]
+    engine.poll_max_bytes = 10  # smaller than one batch: still one batch
+    assert engine.poll("s", "t", 0, OFFSET, 0, 2**32 - 1).count == 100
+
+
 def test_restart_keeps_metadata_messages_and_offsets(tmp_path: Path) -> None:
     e = LogEngine(tmp_path, state_fsync=False)
     e.open(("iggy", "iggy"))
