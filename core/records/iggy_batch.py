@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 from xxhash import xxh3_64, xxh3_64_intdigest
 
@@ -137,8 +137,7 @@ def validate_batch(
         end = pos + FRAME_HEADER_SIZE + pl_len + uh_len
         if (reserved or delta != index or end > length or not 0 < pl_len <= MAX_PAYLOAD_SIZE
                 or uh_len > MAX_USER_HEADERS_SIZE):
-            raise _frame_error(index - first_delta, delta, index, uh_len, pl_len, reserved,
-                               end > length)
+            _frame_error(index - first_delta, delta, uh_len, pl_len, reserved, end > length)
         if ts_delta > max_ts_delta:
             max_ts_delta = ts_delta
         if verify_checksums:
@@ -157,20 +156,15 @@ def validate_batch(
     return BatchInfo(count, length, origin, origin + max_ts_delta, first_delta, frame_sums)
 
 
-def _frame_error(frame: int, delta: int, want_delta: int, uh_len: int, pl_len: int,
-                 reserved: int, overruns: bool) -> BatchError:
-    """The error for a frame that failed validate_batch's combined test (first rule wins)."""
+def _frame_error(frame: int, delta: int, uh_len: int, pl_len: int, reserved: int,
+                 overruns: bool) -> NoReturn:
+    """Raise the error of a frame that failed validate_batch's combined test (first rule wins)."""
     if reserved:
-        return _fail(ErrorCode.INVALID_RESERVED_FIELD, "frame reserved bytes not zero")
-    if pl_len == 0:
-        return _fail(ErrorCode.EMPTY_MESSAGE_PAYLOAD, "empty payload")
-    if pl_len > MAX_PAYLOAD_SIZE:
-        return _fail(ErrorCode.TOO_BIG_MESSAGE_PAYLOAD, f"payload {pl_len} B")
-    if uh_len > MAX_USER_HEADERS_SIZE:
-        return _fail(ErrorCode.TOO_BIG_USER_HEADERS, f"user headers {uh_len} B")
+        raise _fail(ErrorCode.INVALID_RESERVED_FIELD, "frame reserved bytes not zero")
+    _check_message(pl_len, uh_len)
     if overruns:
-        return _fail(ErrorCode.INVALID_MESSAGE_PAYLOAD_LENGTH, "frame overruns batch")
-    return _fail(ErrorCode.INVALID_FORMAT, f"offset_delta {delta} at frame {frame}")
+        raise _fail(ErrorCode.INVALID_MESSAGE_PAYLOAD_LENGTH, "frame overruns batch")
+    raise _fail(ErrorCode.INVALID_FORMAT, f"offset_delta {delta} at frame {frame}")
 
 
 def _batch_checksum(header: Buffer, frame_sums: Buffer) -> int:
