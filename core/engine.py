@@ -12,6 +12,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import xxhash
@@ -40,6 +41,7 @@ from core.records import iggy_batch, kafka_batch, transcode
 from core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
 from core.storage.fsync import GroupCommitter
 from core.storage.partition_log import PartitionLog
+from core.storage.segment import Segment
 from core.storage.tiered import RemoteFetch, RemoteSegments
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,9 @@ class LogEngine:
         # Called as listener(stream name, topic, partitions) after partitions are deleted
         # (with their stream or topic, or by delete_partitions), through either door.
         self.delete_listeners: list = []
+        # Called as listener(topic, partition_id, segment) when a partition's active segment
+        # is sealed (it reached segment_size and the next batch starts a new one).
+        self.seal_listeners: list = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self, root_credentials: tuple[str, str] | None = None) -> None:
@@ -148,7 +153,12 @@ class LogEngine:
         p.log = PartitionLog(path, p.id, topic.options, self.committer, self.clock,
                              self.validate_checksum, remote)
         p.log.open()
+        p.log.on_seal = partial(self._sealed, topic, p.id)
         self.offsets[(topic.stream_id, topic.id, p.id)] = ConsumerOffsets(path)
+
+    def _sealed(self, topic: Topic, partition_id: int, segment: Segment) -> None:
+        for listener in self.seal_listeners:
+            listener(topic, partition_id, segment)
 
     def _detach(self, stream_id: int, topic: Topic, parts: Sequence[Partition]) -> None:
         for p in parts:

@@ -116,6 +116,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) 
                        state_fsync=config.system.state.enforce_fsync,
                        remote=archiving.remote if archiving is not None else None)
     engine.open(root_credentials)
+    if telemetry is not None:
+        engine.seal_listeners.append(telemetry.segment_sealed)
     if engine.generated_root_password:
         # Printed once, at the first start, as Iggy does; it is stored only as a hash.
         print(f"pyggy: generated root user 'iggy' with password: "

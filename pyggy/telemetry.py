@@ -258,6 +258,17 @@ class Telemetry:
                                                attributes=attributes) as span:
             yield span
 
+    def segment_sealed(self, topic: Any, partition_id: int, segment: Any) -> None:
+        """An engine seal listener: a `segment.seal` span (a child of the request whose append
+        sealed it) with the segment's partition, offsets and size."""
+        self.tracer.start_span("segment.seal", kind=self._INTERNAL, attributes={
+            "iggy.stream.id": topic.stream_id, "messaging.destination.name": topic.name,
+            "messaging.destination.partition.id": str(partition_id),
+            "iggy.segment.start_offset": segment.start_offset,
+            "iggy.segment.end_offset": segment.next_offset - 1,
+            "iggy.segment.size_bytes": segment.size,
+            "iggy.segment.batches": len(segment.index)}).end()
+
     def shutdown(self) -> None:
         """Flush what the queues hold (bounded by the export timeout) and stop exporting."""
         logging.getLogger().removeHandler(self.log_handler)

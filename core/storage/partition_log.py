@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -57,6 +57,8 @@ class PartitionLog:
         # first local one that exist only there, oldest first, ending where local ones begin.
         self.remote = remote
         self.tiered: list[RemoteSegment] = []
+        # Called with the segment just sealed (the engine's seal listeners hang here).
+        self.on_seal: Callable[[Segment], None] | None = None
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -236,8 +238,10 @@ class PartitionLog:
         seg = self.segments[-1]
         if seg.size >= self.options.segment_size and len(seg.index):
             seg.sealed = True
-            seg = Segment(self.path, seg.next_offset)
+            sealed, seg = seg, Segment(self.path, seg.next_offset)
             self.segments.append(seg)
+            if self.on_seal is not None:
+                self.on_seal(sealed)
         return seg
 
     # -- read ----------------------------------------------------------------------------

@@ -36,6 +36,7 @@ class Span:
     attributes: dict[str, Any]
     links: list[tuple[bytes, bytes, dict[str, Any]]]  # (trace_id, span_id, attributes)
     resource: dict[str, Any]
+    parent_span_id: bytes = b""
 
 
 @dataclass
@@ -64,7 +65,7 @@ class Sink:
                         self.spans.append(Span(
                             s.name, s.trace_id, s.span_id, s.kind, attrs(s.attributes),
                             [(ln.trace_id, ln.span_id, attrs(ln.attributes))
-                             for ln in s.links], resource))
+                             for ln in s.links], resource, s.parent_span_id))
             self.cond.notify_all()
 
     def add_logs(self, req: logs_service_pb2.ExportLogsServiceRequest) -> None:

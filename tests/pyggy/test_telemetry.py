@@ -141,6 +141,38 @@ def test_spans_logs_and_cross_protocol_trace_context(pyggy_server_factory,
         receiver.close()
 
 
+def test_a_sealed_segment_is_a_span_inside_the_send_that_sealed_it(pyggy_server_factory
+                                                                    ) -> None:
+    receiver = GrpcReceiver()
+    try:
+        server = pyggy_server_factory(env=_env("grpc", receiver.endpoint("traces"), "grpc",
+                                               receiver.endpoint("logs")))
+
+        async def fill() -> None:
+            client = IggyClient(server.tcp_address)
+            await client.connect()
+            await client.login_user("iggy", "iggy")
+            await client.create_stream("seal")
+            await client.create_topic("seal", "t", partitions_count=1,
+                                      options={"segment_size": "1 MiB"})
+            for _ in range(12):  # 100 KB batches: the eleventh goes past 1 MiB
+                await client.send_messages("seal", "t", 0,
+                                           [SendMessage(b"x" * 1000) for _ in range(100)])
+
+        asyncio.run(fill())
+        seal = _one(receiver.sink, "segment.seal")
+        a = seal.attributes
+        assert (a["messaging.destination.name"], a["messaging.destination.partition.id"],
+                a["iggy.segment.start_offset"]) == ("t", "0", 0)
+        assert a["iggy.segment.size_bytes"] >= 1 << 20
+        assert a["iggy.segment.end_offset"] == a["iggy.segment.batches"] * 100 - 1
+        sends = [s for s in receiver.sink.spans if s.name == "message.send"]
+        assert any(s.span_id == seal.parent_span_id and s.trace_id == seal.trace_id
+                   for s in sends)
+    finally:
+        receiver.close()
+
+
 def _rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as fh:
         return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
