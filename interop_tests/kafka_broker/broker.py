@@ -256,6 +256,18 @@ class KafkaCli:
 # --- brokers --------------------------------------------------------------------------------
 
 
+def stop_process(proc: subprocess.Popen | None, grace: float) -> None:
+    """SIGTERM a running broker process, SIGKILL it after `grace` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -404,14 +416,7 @@ class JvmKafka(RealKafka):
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc, 30)
 
     def format_logs(self, last: int = 200) -> str:
         with self._cond:
