@@ -34,6 +34,9 @@ MAX_NAME = 255
 MAX_TLV_FIELD = 255
 MAX_KNOWN_KIND = 15
 MAX_OPTIONS = 1024
+# stream + topic entries one permissions block may hold: it is kept in memory and in the state
+# log, so a 64 MiB body must not become millions of objects
+MAX_PERMISSION_ENTRIES = 100_000
 MAX_OPTIONS_BYTES = 100_000
 MAX_USER_HEADERS_SIZE = 100_000
 
@@ -291,16 +294,24 @@ def decode_permissions(r: Reader) -> Permissions:
     flags = _BOOLS10.unpack(r.bytes(10))
     glob = GlobalPermissions(*(b != 0 for b in flags))
     perms = Permissions(global_=glob)
+    entries = 0
     if r.u8():
         while True:
             sid, *sf = _STREAM_PERMS.unpack(r.bytes(_STREAM_PERMS.size))
             stream = StreamPermissions(*(b != 0 for b in sf))
+            entries += 1
             if r.u8():
                 while True:
                     tid, *tf = _TOPIC_PERMS.unpack(r.bytes(_TOPIC_PERMS.size))
                     stream.topics[tid] = TopicPermissions(*(b != 0 for b in tf))
+                    entries += 1
+                    if entries > MAX_PERMISSION_ENTRIES:
+                        break
                     if not r.u8():
                         break
+            if entries > MAX_PERMISSION_ENTRIES:
+                raise WireError(ErrorCode.INVALID_FORMAT,
+                                f"more than {MAX_PERMISSION_ENTRIES} permission entries")
             perms.streams[sid] = stream
             if not r.u8():
                 break

@@ -309,6 +309,31 @@ def test_optional_permissions_forms() -> None:
                    + raw + b"\x00")
 
 
+def test_permissions_entries_are_capped() -> None:
+    """A permissions block is kept in memory and in the state log: at most
+    MAX_PERMISSION_ENTRIES stream + topic entries, however large the body may be."""
+    cap = p.MAX_PERMISSION_ENTRIES
+
+    def block(streams: int, topics_of_first: int) -> bytes:
+        out = bytearray(10) + b"\x01"
+        for i in range(streams):
+            out += struct.pack("<I", i) + bytes(6)
+            if i == 0 and topics_of_first:
+                out += b"\x01" + b"".join(struct.pack("<I", t) + bytes(4) + b"\x01"
+                                          for t in range(topics_of_first))[:-1] + b"\x00"
+            else:
+                out += b"\x00"
+            out += b"\x01" if i < streams - 1 else b"\x00"
+        return bytes(out)
+
+    assert len(decode_all(p.decode_permissions, block(cap, 0)).streams) == cap
+    for raw in (block(cap + 1, 0), block(2, cap)):
+        with pytest.raises(WireError) as e:
+            decode_all(p.decode_permissions, raw)
+        assert e.value.code == ErrorCode.INVALID_FORMAT
+    assert len(decode_all(p.decode_permissions, block(1, cap - 1)).streams[0].topics) == cap - 1
+
+
 # ---------------------------------------------------------------- fuzzing
 
 DECODERS = [p.decode_identifier, p.decode_name, p.decode_consumer, p.decode_optional_partition,
