@@ -9,7 +9,7 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 COPY . /src
-RUN pip install --no-cache-dir "/src[telemetry]" \
+RUN pip install --no-cache-dir "/src[telemetry,s3]" \
     && rm -rf /src \
     && useradd --system --uid 10001 --home-dir /app pyggy \
     && mkdir -p /app/local_data \

@@ -10,10 +10,10 @@
 - `service.ArchiverService`: the background task that archives, offloads and deletes.
 """
 
-from archiver.base import Archiver, ArchiverError, ChecksumMismatch, Source, Stored
-from archiver.disk import DiskArchiver
-from archiver.faulty import FaultyArchiver
-from archiver.s3 import S3Archiver
+from pyggy.archiver.base import Archiver, ArchiverError, ChecksumMismatch, Source, Stored
+from pyggy.archiver.disk import DiskArchiver
+from pyggy.archiver.faulty import FaultyArchiver
+from pyggy.archiver.s3 import S3Archiver
 
 __all__ = ["Archiver", "ArchiverError", "ChecksumMismatch", "DiskArchiver", "FaultyArchiver",
            "S3Archiver", "Source", "Stored"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from archiver.base import ArchiverError, ChecksumMismatch, Source, Stored, sha256_fd
+from pyggy.archiver.base import ArchiverError, ChecksumMismatch, Source, Stored, sha256_fd
 
 COPY_CHUNK = 4 << 20
 

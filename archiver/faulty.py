@@ -9,7 +9,7 @@ import tempfile
 import threading
 import time
 
-from archiver.base import Archiver, ArchiverError, Source, Stored
+from pyggy.archiver.base import Archiver, ArchiverError, Source, Stored
 
 
 class FaultyArchiver:

@@ -21,7 +21,7 @@ import hashlib
 import os
 from typing import Any
 
-from archiver.base import ArchiverError, ChecksumMismatch, Source, Stored, sha256_stream
+from pyggy.archiver.base import ArchiverError, ChecksumMismatch, Source, Stored, sha256_stream
 
 MULTIPART_THRESHOLD = 8 << 20
 MIN_PART = 8 << 20

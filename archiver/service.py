@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from archiver import layout
-from archiver.base import Archiver, ArchiverError, Source, sha256_fd
-from archiver.threads import DaemonExecutor
-from archiver.tiered import Entry, TieredPartition, TieredStore, write_atomic
-from core.engine import LogEngine
-from core.storage.index import ENTRY_SIZE
+from pyggy.archiver import layout
+from pyggy.archiver.base import Archiver, ArchiverError, Source, sha256_fd
+from pyggy.archiver.threads import DaemonExecutor
+from pyggy.archiver.tiered import Entry, TieredPartition, TieredStore, write_atomic
+from pyggy.core.engine import LogEngine
+from pyggy.core.storage.index import ENTRY_SIZE
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from archiver.base import Archiver, ArchiverError
-from archiver.cache import RangeCache
-from archiver.threads import DaemonExecutor
-from core.storage.index import ENTRY_SIZE, SegmentIndex
-from core.storage.tiered import RemoteReadError, RemoteSegment
+from pyggy.archiver.base import Archiver, ArchiverError
+from pyggy.archiver.cache import RangeCache
+from pyggy.archiver.threads import DaemonExecutor
+from pyggy.core.storage.index import ENTRY_SIZE, SegmentIndex
+from pyggy.core.storage.tiered import RemoteReadError, RemoteSegment
 
 log = logging.getLogger(__name__)
 

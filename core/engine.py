@@ -16,13 +16,12 @@ from functools import partial
 from pathlib import Path
 
 import xxhash
-
-from core import auth, groups
-from core.clock import Clock, SystemClock
-from core.errors import ErrorCode, IggyError
-from core.metadata.machine import MetadataStateMachine, encode_options, permissions_to_dict
-from core.metadata.state_log import StateLog
-from core.model import (
+from pyggy.core import auth, groups
+from pyggy.core.clock import Clock, SystemClock
+from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.metadata.machine import MetadataStateMachine, encode_options, permissions_to_dict
+from pyggy.core.metadata.state_log import StateLog
+from pyggy.core.model import (
     NEVER_EXPIRE,
     UNLIMITED_SIZE,
     ConsumerGroup,
@@ -35,14 +34,14 @@ from core.model import (
     Topic,
     User,
 )
-from core.offsets import CONSUMER, CONSUMER_GROUP, ConsumerOffsets
-from core.options import reject_options
-from core.records import iggy_batch, kafka_batch, transcode
-from core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
-from core.storage.fsync import GroupCommitter
-from core.storage.partition_log import PartitionLog
-from core.storage.segment import Segment
-from core.storage.tiered import RemoteFetch, RemoteSegments
+from pyggy.core.offsets import CONSUMER, CONSUMER_GROUP, ConsumerOffsets
+from pyggy.core.options import reject_options
+from pyggy.core.records import iggy_batch, kafka_batch, transcode
+from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
+from pyggy.core.storage.fsync import GroupCommitter
+from pyggy.core.storage.partition_log import PartitionLog
+from pyggy.core.storage.segment import Segment
+from pyggy.core.storage.tiered import RemoteFetch, RemoteSegments
 
 log = logging.getLogger(__name__)
 _LOGGED_COMMANDS = frozenset({"create_stream", "create_topic"})

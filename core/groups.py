@@ -6,7 +6,7 @@ group and bump its generation, which fences stale polls (ConsumerGroupPartitionN
 
 from __future__ import annotations
 
-from core.model import ConsumerGroup, GroupMember
+from pyggy.core.model import ConsumerGroup, GroupMember
 
 
 def rebalance(group: ConsumerGroup, partitions_count: int) -> None:

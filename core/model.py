@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from core.storage.partition_log import PartitionLog
+    from pyggy.core.storage.partition_log import PartitionLog
 
 U64_MAX = 2**64 - 1
 NEVER_EXPIRE = U64_MAX

@@ -11,7 +11,7 @@ import shutil
 import struct
 from pathlib import Path
 
-from core.model import Identifier
+from pyggy.core.model import Identifier
 
 CONSUMER = 1
 CONSUMER_GROUP = 2

@@ -6,9 +6,9 @@ import struct
 from collections.abc import Sequence
 from dataclasses import replace
 
-from core.errors import ErrorCode, IggyError
-from core.model import NEVER_EXPIRE, UNLIMITED_SIZE, TopicOptions
-from core.units import parse_duration, parse_size
+from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.model import NEVER_EXPIRE, UNLIMITED_SIZE, TopicOptions
+from pyggy.core.units import parse_duration, parse_size
 
 # TLV value kinds
 RAW, STRING, BOOL = 1, 2, 3

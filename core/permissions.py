@@ -6,8 +6,14 @@ The root user (id 0) may do everything.
 
 from __future__ import annotations
 
-from core.errors import ErrorCode, IggyError
-from core.model import GlobalPermissions, Permissions, StreamPermissions, TopicPermissions, User
+from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.model import (
+    GlobalPermissions,
+    Permissions,
+    StreamPermissions,
+    TopicPermissions,
+    User,
+)
 
 
 def _parts(user: User, stream_id: int | None, topic_id: int | None

@@ -6,11 +6,11 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from core.engine import LogEngine
-from core.model import Topic
-from kafka_wire.producers import ProducerStates
-from kafka_wire.settings import KafkaSettings
-from kafka_wire.topics import TopicMap
+from pyggy.core.engine import LogEngine
+from pyggy.core.model import Topic
+from pyggy.kafka_wire.producers import ProducerStates
+from pyggy.kafka_wire.settings import KafkaSettings
+from pyggy.kafka_wire.topics import TopicMap
 
 
 class CloseConnection(Exception):

@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 import struct
 
-from kafka_wire.context import CloseConnection, Connection
-from kafka_wire.handlers import sasl
-from kafka_wire.handlers.api_versions import unsupported_version_body
-from kafka_wire.protocol.codec import decode_request, encode_response, encode_response_parts
-from kafka_wire.protocol.headers import API_VERSIONS, encode_response_header, parse_request_header
-from kafka_wire.registry import REGISTRY
+from pyggy.kafka_wire.context import CloseConnection, Connection
+from pyggy.kafka_wire.handlers import sasl
+from pyggy.kafka_wire.handlers.api_versions import unsupported_version_body
+from pyggy.kafka_wire.protocol.codec import decode_request, encode_response, encode_response_parts
+from pyggy.kafka_wire.protocol.headers import (
+    API_VERSIONS,
+    encode_response_header,
+    parse_request_header,
+)
+from pyggy.kafka_wire.registry import REGISTRY
 
 log = logging.getLogger(__name__)
 _SIZE = struct.Struct(">i")

@@ -7,11 +7,11 @@ import logging
 import struct
 from collections import deque
 
-from core.framing import FrameAssembler
-from kafka_wire.context import Connection, KafkaServer
-from kafka_wire.dispatch import CloseConnection, handle_frame
-from kafka_wire.protocol.errors import KafkaDecodeError
-from kafka_wire.protocol.headers import frame_length
+from pyggy.core.framing import FrameAssembler
+from pyggy.kafka_wire.context import Connection, KafkaServer
+from pyggy.kafka_wire.dispatch import CloseConnection, handle_frame
+from pyggy.kafka_wire.protocol.errors import KafkaDecodeError
+from pyggy.kafka_wire.protocol.headers import frame_length
 
 log = logging.getLogger(__name__)
 MAX_QUEUED_BYTES = 64 * 1024 * 1024

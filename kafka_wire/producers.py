@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from kafka_wire.protocol.errors import ErrorCode
+from pyggy.kafka_wire.protocol.errors import ErrorCode
 
 RECENT = 5
 INT32_MAX = 2**31 - 1

@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kafka_wire.handlers import (
+from pyggy.kafka_wire.handlers import (
     admin,
     api_versions,
     cluster,

@@ -17,13 +17,13 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from core.engine import LogEngine
-from core.errors import IggyError
-from core.metadata.machine import MAX_PARTITIONS_PER_REQUEST
-from core.model import NEVER_EXPIRE, UNLIMITED_SIZE, Topic, TopicOptions
-from core.options import MAX_SEGMENT, MIN_SEGMENT, topic_options
-from kafka_wire.protocol.errors import ErrorCode
-from kafka_wire.settings import KafkaSettings
+from pyggy.core.engine import LogEngine
+from pyggy.core.errors import IggyError
+from pyggy.core.metadata.machine import MAX_PARTITIONS_PER_REQUEST
+from pyggy.core.model import NEVER_EXPIRE, UNLIMITED_SIZE, Topic, TopicOptions
+from pyggy.core.options import MAX_SEGMENT, MIN_SEGMENT, topic_options
+from pyggy.kafka_wire.protocol.errors import ErrorCode
+from pyggy.kafka_wire.settings import KafkaSettings
 
 LEGAL_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 STRING, UINT64 = 2, 12

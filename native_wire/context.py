@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from core.engine import LogEngine
-from core.errors import ErrorCode, IggyError
-from core.model import User
+from pyggy.core.engine import LogEngine
+from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.model import User
 
 
 @dataclass(slots=True)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 
-from core.errors import ErrorCode, IggyError
-from native_wire.codec import frames
-from native_wire.codec import responses as rsp
-from native_wire.codec.codes import (
+from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.native_wire.codec import frames
+from pyggy.native_wire.codec import responses as rsp
+from pyggy.native_wire.codec.codes import (
     PROTOCOL_VERSION,
     PROTOCOL_VERSION_MIN,
     Code,
@@ -19,9 +19,9 @@ from native_wire.codec.codes import (
     Operation,
     is_protocol_compatible,
 )
-from native_wire.codec.reader import Reader, WireError
-from native_wire.context import Context, NativeServer, Session
-from native_wire.table import COMMANDS
+from pyggy.native_wire.codec.reader import Reader, WireError
+from pyggy.native_wire.context import Context, NativeServer, Session
+from pyggy.native_wire.table import COMMANDS
 
 log = logging.getLogger(__name__)
 Reply = tuple[list, bool]  # (buffers to write, close the connection afterwards)

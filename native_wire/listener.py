@@ -12,11 +12,11 @@ import struct
 import time
 from collections import deque
 
-from core.framing import FrameAssembler
-from native_wire.codec.frames import SIZE_FIELD_OFFSET, detect_protocol, frame_length
-from native_wire.codec.reader import WireError
-from native_wire.context import NativeServer
-from native_wire.dispatch import handle_classic, handle_vsr
+from pyggy.core.framing import FrameAssembler
+from pyggy.native_wire.codec.frames import SIZE_FIELD_OFFSET, detect_protocol, frame_length
+from pyggy.native_wire.codec.reader import WireError
+from pyggy.native_wire.context import NativeServer
+from pyggy.native_wire.dispatch import handle_classic, handle_vsr
 
 log = logging.getLogger(__name__)
 MAX_QUEUED_BYTES = 64 * 1024 * 1024

@@ -6,8 +6,8 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from native_wire.codec.codes import NOT_IN_CLASSIC, Code
-from native_wire.handlers import groups, messages, offsets, streams, system, topics, users
+from pyggy.native_wire.codec.codes import NOT_IN_CLASSIC, Code
+from pyggy.native_wire.handlers import groups, messages, offsets, streams, system, topics, users
 
 
 @dataclass(frozen=True, slots=True)

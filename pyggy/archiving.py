@@ -7,12 +7,12 @@ import asyncio
 import logging
 from pathlib import Path
 
-from archiver.base import Archiver
-from archiver.disk import DiskArchiver
-from archiver.service import ArchiverService, ServiceSettings
-from archiver.tiered import TieredStore
-from core.engine import LogEngine
+from pyggy.archiver.base import Archiver
+from pyggy.archiver.disk import DiskArchiver
+from pyggy.archiver.service import ArchiverService, ServiceSettings
+from pyggy.archiver.tiered import TieredStore
 from pyggy.config import ServerConfig
+from pyggy.core.engine import LogEngine
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ STORE_DIR = "archiver"  # under [system] path: pending deletions, last state sna
 def make_archiver(config: ServerConfig) -> Archiver:
     a = config.data_maintenance.archiver
     if a.kind == "s3":
-        from archiver.s3 import S3Archiver
+        from pyggy.archiver.s3 import S3Archiver
 
         s3 = a.s3
         return S3Archiver(bucket=s3.bucket, endpoint=s3.endpoint, region=s3.region,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import logging
 import socket
 import tomllib
@@ -17,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from core.units import parse_duration, parse_size
+from pyggy.core.units import parse_duration, parse_size
 
 log = logging.getLogger(__name__)
 
@@ -384,6 +385,9 @@ def validate(config: ServerConfig) -> None:
         raise ConfigError('data_maintenance.archiver.kind must be "disk" or "s3"')
     if archiver.enabled and archiver.kind == "s3" and not archiver.s3.bucket:
         raise ConfigError("data_maintenance.archiver.s3.bucket must not be empty")
+    if archiver.enabled and archiver.kind == "s3" and importlib.util.find_spec("boto3") is None:
+        raise ConfigError('data_maintenance.archiver.kind = "s3" needs boto3: '
+                          "pip install 'pyggy[s3]'")
     if archiver.enabled and archiver.kind == "disk" and not archiver.disk.path:
         raise ConfigError("data_maintenance.archiver.disk.path must not be empty")
     if archiver.s3.endpoint and not archiver.s3.endpoint.startswith(("http://", "https://")):

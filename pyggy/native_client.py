@@ -10,9 +10,9 @@ import socket
 import struct
 import uuid
 
-from native_wire.codec import frames
-from native_wire.codec.codes import Code, Operation
-from native_wire.codec.primitives import (
+from pyggy.native_wire.codec import frames
+from pyggy.native_wire.codec.codes import Code, Operation
+from pyggy.native_wire.codec.primitives import (
     encode_consumer,
     encode_identifier,
     encode_name,

@@ -23,14 +23,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from archiver import layout
-from archiver.base import ArchiverError
-from archiver.tiered import write_atomic
-from core.errors import IggyError
-from core.metadata.machine import MetadataStateMachine
-from core.metadata.state_log import StateLog
+from pyggy.archiver import layout
+from pyggy.archiver.base import ArchiverError
+from pyggy.archiver.tiered import write_atomic
 from pyggy.archiving import make_archiver
 from pyggy.config import ConfigError, load_config, set_value, validate
+from pyggy.core.errors import IggyError
+from pyggy.core.metadata.machine import MetadataStateMachine
+from pyggy.core.metadata.state_log import StateLog
 
 
 def build_parser() -> argparse.ArgumentParser:

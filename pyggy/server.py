@@ -16,11 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from core.engine import LogEngine
-from native_wire.context import NativeServer, NodeInfo
-from native_wire.listener import start_listener
 from pyggy.archiving import setup as setup_archiving
 from pyggy.config import ServerConfig, split_address
+from pyggy.core.engine import LogEngine
+from pyggy.native_wire.context import NativeServer, NodeInfo
+from pyggy.native_wire.listener import start_listener
 from pyggy.telemetry import background
 from pyggy.telemetry import setup as setup_telemetry
 
@@ -56,12 +56,12 @@ def _tick_groups(coordinator, telemetry=None) -> None:
 
 async def _start_kafka(config: ServerConfig, engine: LogEngine,
                        connections: set, tasks: list, telemetry=None) -> asyncio.Server:
-    from kafka_wire.context import KafkaServer
-    from kafka_wire.groups import FileOffsetStore, GroupCoordinator
-    from kafka_wire.listener import start_listener as start_kafka
-    from kafka_wire.producer_ids import ProducerIdFile
-    from kafka_wire.producers import ProducerStates
-    from kafka_wire.settings import KafkaSettings
+    from pyggy.kafka_wire.context import KafkaServer
+    from pyggy.kafka_wire.groups import FileOffsetStore, GroupCoordinator
+    from pyggy.kafka_wire.listener import start_listener as start_kafka
+    from pyggy.kafka_wire.producer_ids import ProducerIdFile
+    from pyggy.kafka_wire.producers import ProducerStates
+    from pyggy.kafka_wire.settings import KafkaSettings
 
     k = config.kafka
     host, port = split_address(k.address)

@@ -60,7 +60,7 @@ def parse_traceparent(value: bytes | bytearray | memoryview | None) -> tuple[int
 
 def kafka_traceparents(records: Any, limit: int = MAX_LINKED_RECORDS) -> list[bytes]:
     """`traceparent` header values of the first `limit` records of a Produce records field."""
-    from core.records import kafka_batch
+    from pyggy.core.records import kafka_batch
 
     found: list[bytes] = []
     if not records:
@@ -81,8 +81,8 @@ def kafka_traceparents(records: Any, limit: int = MAX_LINKED_RECORDS) -> list[by
 
 def iggy_traceparents(batch: Any, limit: int = MAX_LINKED_RECORDS) -> list[bytes]:
     """`traceparent` user header values of the first `limit` messages of an Iggy batch."""
-    from core.records import iggy_batch
-    from core.records import user_headers as uh
+    from pyggy.core.records import iggy_batch
+    from pyggy.core.records import user_headers as uh
 
     found: list[bytes] = []
     for n, (_o, _t, _ot, _id, _payload, headers) in enumerate(iggy_batch.iter_messages(batch)):
@@ -285,7 +285,7 @@ def _not_otel(record: logging.LogRecord) -> bool:
 
 def _request_attributes(key: int, req: dict, attributes: dict, links: list) -> None:
     if key == 0:  # Produce
-        from core.records import kafka_batch
+        from pyggy.core.records import kafka_batch
 
         topics = req.get("topic_data") or []
         count = size = 0

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from core.errors import ErrorCode, IggyError
-from core.model import (
+from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.model import (
     ConsumerGroup,
     GlobalPermissions,
     Identifier,
@@ -25,7 +25,7 @@ from core.model import (
     TopicPermissions,
     User,
 )
-from core.options import topic_options
+from pyggy.core.options import topic_options
 
 MAX_PARTITIONS_PER_REQUEST = 1000
 MAX_PARTITIONS = 100_000

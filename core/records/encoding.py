@@ -56,7 +56,7 @@ def recognise(view: memoryview, expected_offset: int, verify: bool = True) -> St
 
 
 def _recognise_iggy(view: memoryview, expected_offset: int, verify: bool) -> StoredBatch | None:
-    from core.records import iggy_batch
+    from pyggy.core.records import iggy_batch
 
     _pid, base, base_ts, _origin, length, _count = iggy_batch.batch_fields(view)
     if base != expected_offset or not iggy_batch.BATCH_HEADER_SIZE <= length <= len(view):
@@ -70,7 +70,7 @@ def _recognise_iggy(view: memoryview, expected_offset: int, verify: bool) -> Sto
 
 def _recognise_kafka(view: memoryview, expected_offset: int, verify: bool) -> StoredBatch | None:
     """A Kafka batch: its index timestamps are its maxTimestamp (ms → µs, ≥ 0)."""
-    from core.records import kafka_batch
+    from pyggy.core.records import kafka_batch
 
     base = kafka_batch.batch_fields(view)[0]
     length = kafka_batch.peek_length(view)
@@ -88,11 +88,11 @@ def peek_length(view: memoryview) -> int | None:
     """The stored length of the batch starting at `view`, from its header alone."""
     encoding = encoding_of(view)
     if encoding == ENCODING_IGGY:
-        from core.records import iggy_batch
+        from pyggy.core.records import iggy_batch
 
         return iggy_batch.batch_fields(view)[4]
     if encoding == ENCODING_KAFKA:
-        from core.records import kafka_batch
+        from pyggy.core.records import kafka_batch
 
         length = kafka_batch.peek_length(view)
         return length if length >= kafka_batch.HEADER_SIZE else None

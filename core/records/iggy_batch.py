@@ -29,9 +29,8 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import NamedTuple, NoReturn
 
+from pyggy.core.errors import ErrorCode, IggyError
 from xxhash import xxh3_64, xxh3_64_intdigest
-
-from core.errors import ErrorCode, IggyError
 
 BATCH_HEADER_SIZE = 256
 FRAME_HEADER_SIZE = 48

@@ -28,9 +28,8 @@ from enum import IntEnum
 from typing import NamedTuple
 
 from crc32c import crc32c
-
-from core.records import compression as codecs
-from core.records.compression import DEFAULT_LIMIT, CompressionError
+from pyggy.core.records import compression as codecs
+from pyggy.core.records.compression import DEFAULT_LIMIT, CompressionError
 
 HEADER_SIZE = 61
 LOG_OVERHEAD = 12  # baseOffset + batchLength: the bytes batchLength does not count

@@ -70,11 +70,11 @@ from __future__ import annotations
 
 import struct
 
-from core.errors import ErrorCode
-from core.records import iggy_batch, kafka_batch
-from core.records import user_headers as uh
-from core.records.compression import DEFAULT_LIMIT
-from core.records.kafka_batch import KafkaBatchError, KafkaErrorCode, put_varint, read_varint
+from pyggy.core.errors import ErrorCode
+from pyggy.core.records import iggy_batch, kafka_batch
+from pyggy.core.records import user_headers as uh
+from pyggy.core.records.compression import DEFAULT_LIMIT
+from pyggy.core.records.kafka_batch import KafkaBatchError, KafkaErrorCode, put_varint, read_varint
 
 KEY = b"kafka.key"
 VALUE = b"kafka.value"

@@ -10,14 +10,14 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-from core.clock import Clock
-from core.model import NEVER_EXPIRE, TopicOptions
-from core.records import iggy_batch, kafka_batch
-from core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA, peek_length, recognise
-from core.storage.fsync import GroupCommitter
-from core.storage.index import SegmentIndex
-from core.storage.segment import Segment
-from core.storage.tiered import RemoteFetch, RemoteSegment, RemoteSegments
+from pyggy.core.clock import Clock
+from pyggy.core.model import NEVER_EXPIRE, TopicOptions
+from pyggy.core.records import iggy_batch, kafka_batch
+from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA, peek_length, recognise
+from pyggy.core.storage.fsync import GroupCommitter
+from pyggy.core.storage.index import SegmentIndex
+from pyggy.core.storage.segment import Segment
+from pyggy.core.storage.tiered import RemoteFetch, RemoteSegment, RemoteSegments
 
 log = logging.getLogger(__name__)
 

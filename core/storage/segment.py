@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.storage.index import ENTRY_SIZE, SegmentIndex
+from pyggy.core.storage.index import ENTRY_SIZE, SegmentIndex
 
 
 class Segment:

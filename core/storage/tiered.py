@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.errors import ErrorCode, IggyError
-from core.storage.index import SegmentIndex
+from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.storage.index import SegmentIndex
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,9 @@ future JoinGroup/SyncGroup return, and encode the result; the server calls ``tic
 every 100 ms. Nothing here touches sockets or the codec.
 """
 
-from kafka_wire.groups.coordinator import GroupCoordinator, OffsetCommitEntry
-from kafka_wire.groups.errors import GroupError
-from kafka_wire.groups.results import (
+from pyggy.kafka_wire.groups.coordinator import GroupCoordinator, OffsetCommitEntry
+from pyggy.kafka_wire.groups.errors import GroupError
+from pyggy.kafka_wire.groups.results import (
     Eviction,
     FetchedOffset,
     GroupDescription,
@@ -17,14 +17,14 @@ from kafka_wire.groups.results import (
     MemberDescription,
     SyncResult,
 )
-from kafka_wire.groups.state import GroupState
-from kafka_wire.groups.store import (
+from pyggy.kafka_wire.groups.state import GroupState
+from pyggy.kafka_wire.groups.store import (
     CommittedOffset,
     FileOffsetStore,
     MemoryOffsetStore,
     OffsetStore,
 )
-from kafka_wire.groups.subscription import subscription_topics
+from pyggy.kafka_wire.groups.subscription import subscription_topics
 
 __all__ = [
     "CommittedOffset",

@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
 
-from core.clock import Clock
-from kafka_wire.groups.errors import GroupError
-from kafka_wire.groups.membership import Membership
-from kafka_wire.groups.results import (
+from pyggy.core.clock import Clock
+from pyggy.kafka_wire.groups.errors import GroupError
+from pyggy.kafka_wire.groups.membership import Membership
+from pyggy.kafka_wire.groups.results import (
     Eviction,
     FetchedOffset,
     GroupDescription,
     GroupListing,
     MemberDescription,
 )
-from kafka_wire.groups.state import Group, GroupState
-from kafka_wire.groups.store import CommittedOffset, OffsetStore, TopicPartition
+from pyggy.kafka_wire.groups.state import Group, GroupState
+from pyggy.kafka_wire.groups.store import CommittedOffset, OffsetStore, TopicPartition
 
 S = GroupState
 

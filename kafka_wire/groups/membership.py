@@ -15,10 +15,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from core.clock import Clock
-from kafka_wire.groups.errors import GroupError
-from kafka_wire.groups.results import Eviction, JoinResult, SyncResult
-from kafka_wire.groups.state import Group, GroupState, Member, Protocols, normalize_protocols
+from pyggy.core.clock import Clock
+from pyggy.kafka_wire.groups.errors import GroupError
+from pyggy.kafka_wire.groups.results import Eviction, JoinResult, SyncResult
+from pyggy.kafka_wire.groups.state import Group, GroupState, Member, Protocols, normalize_protocols
 
 log = logging.getLogger(__name__)
 

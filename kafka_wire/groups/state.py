@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from kafka_wire.groups.errors import GroupError
-from kafka_wire.groups.results import JoinMember
-from kafka_wire.groups.subscription import subscription_topics
+from pyggy.kafka_wire.groups.errors import GroupError
+from pyggy.kafka_wire.groups.results import JoinMember
+from pyggy.kafka_wire.groups.subscription import subscription_topics
 
 Protocols = tuple[tuple[str, bytes], ...]
 

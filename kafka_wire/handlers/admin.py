@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from core.errors import IggyError
-from core.metadata.machine import MAX_PARTITIONS_PER_REQUEST
-from core.options import topic_options
-from kafka_wire.context import Connection
-from kafka_wire.protocol.errors import ErrorCode
-from kafka_wire.topics import (
+from pyggy.core.errors import IggyError
+from pyggy.core.metadata.machine import MAX_PARTITIONS_PER_REQUEST
+from pyggy.core.options import topic_options
+from pyggy.kafka_wire.context import Connection
+from pyggy.kafka_wire.protocol.errors import ErrorCode
+from pyggy.kafka_wire.topics import (
     DEFAULT_CONFIG,
     DYNAMIC_TOPIC_CONFIG,
     KafkaError,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from kafka_wire.context import Connection
-from kafka_wire.protocol.errors import ErrorCode
+from pyggy.kafka_wire.context import Connection
+from pyggy.kafka_wire.protocol.errors import ErrorCode
 
 
 def api_keys() -> list[dict]:
-    from kafka_wire.registry import REGISTRY
+    from pyggy.kafka_wire.registry import REGISTRY
 
     return [{"api_key": key, "min_version": e.min_version, "max_version": e.max_version}
             for key, e in sorted(REGISTRY.items())]

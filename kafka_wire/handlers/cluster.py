@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kafka_wire.context import Connection
-from kafka_wire.protocol.errors import ErrorCode
+from pyggy.kafka_wire.context import Connection
+from pyggy.kafka_wire.protocol.errors import ErrorCode
 
 
 def find_coordinator(conn: Connection, req: dict, version: int) -> dict:

@@ -10,9 +10,9 @@ The broker resource (type 4) is described with this node's settings; it cannot b
 
 from __future__ import annotations
 
-from kafka_wire.context import Connection
-from kafka_wire.protocol.errors import ErrorCode
-from kafka_wire.topics import (
+from pyggy.kafka_wire.context import Connection
+from pyggy.kafka_wire.protocol.errors import ErrorCode
+from pyggy.kafka_wire.topics import (
     BOOLEAN,
     CONFIGS,
     DEFAULT_CONFIG,

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 
-from core.storage.tiered import RemoteReadError
-from kafka_wire.context import Connection
-from kafka_wire.protocol.errors import ErrorCode
-from kafka_wire.protocol.primitives import RecordParts
+from pyggy.core.storage.tiered import RemoteReadError
+from pyggy.kafka_wire.context import Connection
+from pyggy.kafka_wire.protocol.errors import ErrorCode
+from pyggy.kafka_wire.protocol.primitives import RecordParts
 
 
 async def _partition(conn: Connection, t, p: dict, budget: list[int]) -> dict:

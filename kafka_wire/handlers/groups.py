@@ -9,9 +9,9 @@ coordinator every request gets COORDINATOR_NOT_AVAILABLE (retriable).
 
 from __future__ import annotations
 
-from kafka_wire.context import Connection
-from kafka_wire.groups import GroupCoordinator, GroupError
-from kafka_wire.protocol.errors import ErrorCode
+from pyggy.kafka_wire.context import Connection
+from pyggy.kafka_wire.groups import GroupCoordinator, GroupError
+from pyggy.kafka_wire.protocol.errors import ErrorCode
 
 NO_COORDINATOR = ErrorCode.COORDINATOR_NOT_AVAILABLE
 # DescribeGroups v3+ include_authorized_operations: there are no ACLs, so every operation a

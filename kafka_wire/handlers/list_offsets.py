@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.records import kafka_batch
-from kafka_wire.context import Connection
-from kafka_wire.protocol.errors import ErrorCode
+from pyggy.core.records import kafka_batch
+from pyggy.kafka_wire.context import Connection
+from pyggy.kafka_wire.protocol.errors import ErrorCode
 
 EARLIEST, LATEST, MAX_TIMESTAMP = -2, -1, -3
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from kafka_wire.context import Connection
-from kafka_wire.protocol.errors import ErrorCode
-from kafka_wire.topics import KafkaError, topic_id
+from pyggy.kafka_wire.context import Connection
+from pyggy.kafka_wire.protocol.errors import ErrorCode
+from pyggy.kafka_wire.topics import KafkaError, topic_id
 
 NO_OPERATIONS = -2147483648
 

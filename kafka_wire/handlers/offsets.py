@@ -7,10 +7,10 @@ shared with Iggy consumer or consumer-group offsets (README, "Kafka consumer gro
 
 from __future__ import annotations
 
-from kafka_wire.context import Connection
-from kafka_wire.groups import FetchedOffset, GroupError
-from kafka_wire.handlers.groups import NO_COORDINATOR, coordinator
-from kafka_wire.protocol.errors import ErrorCode
+from pyggy.kafka_wire.context import Connection
+from pyggy.kafka_wire.groups import FetchedOffset, GroupError
+from pyggy.kafka_wire.handlers.groups import NO_COORDINATOR, coordinator
+from pyggy.kafka_wire.protocol.errors import ErrorCode
 
 
 def _by_topic(rows: list[tuple[str, dict]]) -> list[dict]:

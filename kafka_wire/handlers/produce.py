@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from core.errors import IggyError
-from core.records import kafka_batch
-from core.records.compression import DEFAULT_LIMIT
-from core.records.encoding import ENCODING_KAFKA
-from core.storage.partition_log import PartitionLog
-from kafka_wire.context import CloseConnection, Connection
-from kafka_wire.protocol.errors import ErrorCode
-from kafka_wire.topics import topic_config
+from pyggy.core.errors import IggyError
+from pyggy.core.records import kafka_batch
+from pyggy.core.records.compression import DEFAULT_LIMIT
+from pyggy.core.records.encoding import ENCODING_KAFKA
+from pyggy.core.storage.partition_log import PartitionLog
+from pyggy.kafka_wire.context import CloseConnection, Connection
+from pyggy.kafka_wire.protocol.errors import ErrorCode
+from pyggy.kafka_wire.topics import topic_config
 
 
 def _partition_result(index: int, error: int, base: int = -1, start: int = -1,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kafka_wire.context import Connection
+from pyggy.kafka_wire.context import Connection
 
 
 def handle(conn: Connection, req: dict, version: int) -> dict:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import struct
 
-from core.errors import IggyError
-from kafka_wire.context import CloseConnection, Connection
-from kafka_wire.protocol.errors import ErrorCode
+from pyggy.core.errors import IggyError
+from pyggy.kafka_wire.context import CloseConnection, Connection
+from pyggy.kafka_wire.protocol.errors import ErrorCode
 
 MECHANISMS = ["PLAIN"]
 NONE, V0_TOKEN, V1_TOKEN, DONE = "", "v0", "v1", "done"  # Connection.sasl states

@@ -32,7 +32,7 @@ def _sname(fmt: str) -> str:
 
 def _use(code: Any, *names: str) -> None:
     """Make primitives' ``names`` global in the generated module."""
-    code.append(f"from kafka_wire.protocol.primitives import {', '.join(names)}")
+    code.append(f"from pyggy.kafka_wire.protocol.primitives import {', '.join(names)}")
 
 
 class KafkaConstruct(Construct):

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 import xxhash
-
-from core.errors import ErrorCode
-from native_wire.codec.codes import (
+from pyggy.core.errors import ErrorCode
+from pyggy.native_wire.codec.codes import (
     CODE_FOR_OPERATION,
     HeaderCommand,
     Operation,
 )
-from native_wire.codec.reader import WireError
+from pyggy.native_wire.codec.reader import WireError
 
 HEADER_SIZE = 256
 SIZE_FIELD_OFFSET = 48
@@ -242,7 +241,7 @@ def build_request(code: int, body: bytes | bytearray | memoryview = b"", *, clie
 
     `operation` defaults to the one a 0.9 client sends for `code` (NonReplicated otherwise).
     """
-    from native_wire.codec.codes import OPERATION_FOR_CODE
+    from pyggy.native_wire.codec.codes import OPERATION_FOR_CODE
 
     op = OPERATION_FOR_CODE.get(code, Operation.NON_REPLICATED) if operation is None \
         else operation

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import struct
 
-from core.errors import ErrorCode
-from core.model import (
+from pyggy.core.errors import ErrorCode
+from pyggy.core.model import (
     GlobalPermissions,
     Permissions,
     StreamPermissions,
     TopicPermissions,
 )
-from native_wire.codec.codes import (
+from pyggy.native_wire.codec.codes import (
     CONSUMER,
     CONSUMER_GROUP,
     PARTITIONING_BALANCED,
@@ -19,7 +19,7 @@ from native_wire.codec.codes import (
     PARTITIONING_PARTITION_ID,
     HeaderKind,
 )
-from native_wire.codec.reader import Reader, WireError, decode_utf8
+from pyggy.native_wire.codec.reader import Reader, WireError, decode_utf8
 
 _U32 = struct.Struct("<I")
 _ID_NUMERIC = struct.Struct("<BBI")

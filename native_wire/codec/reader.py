@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from core.errors import ErrorCode
+from pyggy.core.errors import ErrorCode
 
 _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")

@@ -10,7 +10,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from core.model import (
+from pyggy.core.model import (
     ConsumerGroup,
     Partition,
     PersonalAccessToken,
@@ -19,8 +19,8 @@ from core.model import (
     TopicOptions,
     User,
 )
-from native_wire.codec.codes import HeaderKind
-from native_wire.codec.primitives import (
+from pyggy.native_wire.codec.codes import HeaderKind
+from pyggy.native_wire.codec.primitives import (
     Option,
     encode_name,
     encode_options_block,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from core import permissions as perm
-from core.engine import CONSUMER_GROUP
-from core.errors import ErrorCode, IggyError
-from core.records import iggy_batch
-from native_wire.codec import primitives as p
-from native_wire.codec import responses as rsp
-from native_wire.codec.reader import Reader, WireError
-from native_wire.context import Context
+from pyggy.core import permissions as perm
+from pyggy.core.engine import CONSUMER_GROUP
+from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.records import iggy_batch
+from pyggy.native_wire.codec import primitives as p
+from pyggy.native_wire.codec import responses as rsp
+from pyggy.native_wire.codec.reader import Reader, WireError
+from pyggy.native_wire.context import Context
 
 
 def _uuid() -> int:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from core import permissions as perm
-from core.engine import CONSUMER_GROUP
-from core.errors import ErrorCode, IggyError
-from native_wire.codec import primitives as p
-from native_wire.codec import responses as rsp
-from native_wire.codec.reader import Reader
-from native_wire.context import Context
+from pyggy.core import permissions as perm
+from pyggy.core.engine import CONSUMER_GROUP
+from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.native_wire.codec import primitives as p
+from pyggy.native_wire.codec import responses as rsp
+from pyggy.native_wire.codec.reader import Reader
+from pyggy.native_wire.context import Context
 
 
 def _target(ctx: Context, r: Reader):

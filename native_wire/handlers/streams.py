@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from core import permissions as perm
-from native_wire.codec import primitives as p
-from native_wire.codec import responses as rsp
-from native_wire.codec.reader import Reader
-from native_wire.context import Context
+from pyggy.core import permissions as perm
+from pyggy.native_wire.codec import primitives as p
+from pyggy.native_wire.codec import responses as rsp
+from pyggy.native_wire.codec.reader import Reader
+from pyggy.native_wire.context import Context
 
 
 def _details(ctx: Context, stream) -> bytes:

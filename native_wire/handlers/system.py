@@ -8,11 +8,11 @@ import shutil
 import socket
 import threading
 
-from core import permissions as perm
-from core.options import TOPIC_CATALOG
-from native_wire.codec import responses as rsp
-from native_wire.codec.reader import Reader, WireError
-from native_wire.context import Context
+from pyggy.core import permissions as perm
+from pyggy.core.options import TOPIC_CATALOG
+from pyggy.native_wire.codec import responses as rsp
+from pyggy.native_wire.codec.reader import Reader, WireError
+from pyggy.native_wire.context import Context
 
 
 def ping(ctx: Context, r: Reader) -> bytes:

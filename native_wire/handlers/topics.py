@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import struct
 
-from core import permissions as perm
-from core.model import NEVER_EXPIRE, UNLIMITED_SIZE
-from core.options import UINT8, UINT64
-from native_wire.codec import primitives as p
-from native_wire.codec import responses as rsp
-from native_wire.codec.reader import Reader
-from native_wire.context import Context
+from pyggy.core import permissions as perm
+from pyggy.core.model import NEVER_EXPIRE, UNLIMITED_SIZE
+from pyggy.core.options import UINT8, UINT64
+from pyggy.native_wire.codec import primitives as p
+from pyggy.native_wire.codec import responses as rsp
+from pyggy.native_wire.codec.reader import Reader
+from pyggy.native_wire.context import Context
 
 _U64 = struct.Struct("<Q")
 

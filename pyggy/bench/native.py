@@ -6,7 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from core.records.iggy_batch import build_batch
+from pyggy.core.records.iggy_batch import build_batch
 from pyggy.native_client import NativeClient
 
 

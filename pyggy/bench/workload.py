@@ -91,8 +91,8 @@ def _payload(size: int) -> bytes:
 # --- native ---------------------------------------------------------------------------------
 
 def native_setup(p: Params) -> None:
-    from native_wire.codec.primitives import encode_options
     from pyggy.native_client import NativeClient
+    from pyggy.native_wire.codec.primitives import encode_options
 
     c = NativeClient(p.native_address or p.address)
     c.login(p.username, p.password)
@@ -107,7 +107,7 @@ def native_setup(p: Params) -> None:
 
 
 def native_producer(p: Params, i: int, counters, go, ready, results, stop_at) -> None:
-    from core.records import iggy_batch
+    from pyggy.core.records import iggy_batch
     from pyggy.native_client import NativeClient
 
     c = NativeClient(p.address)

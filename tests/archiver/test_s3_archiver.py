@@ -8,10 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
+from pyggy.archiver.base import ArchiverError, ChecksumMismatch, Source
+from pyggy.archiver.s3 import MULTIPART_THRESHOLD, S3Archiver
 from s3support import KEY_ID, KEY_SECRET, REGION, MotoS3
-
-from archiver.base import ArchiverError, ChecksumMismatch, Source
-from archiver.s3 import MULTIPART_THRESHOLD, S3Archiver
 
 
 def archiver(s3: MotoS3, bucket: str) -> S3Archiver:

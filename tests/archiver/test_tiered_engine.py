@@ -8,18 +8,17 @@ import logging
 from pathlib import Path
 
 import pytest
-
-from archiver import layout
-from archiver.base import ArchiverError
-from archiver.disk import DiskArchiver
-from archiver.faulty import FaultyArchiver
-from archiver.service import ArchiverService, ServiceSettings
-from archiver.tiered import MANIFEST, TieredStore
-from core.engine import FIRST, OFFSET, TIMESTAMP, LogEngine
-from core.model import NEVER_EXPIRE
-from core.records import kafka_batch
-from core.records.iggy_batch import build_batch, iter_messages
-from core.storage.tiered import RemoteReadError
+from pyggy.archiver import layout
+from pyggy.archiver.base import ArchiverError
+from pyggy.archiver.disk import DiskArchiver
+from pyggy.archiver.faulty import FaultyArchiver
+from pyggy.archiver.service import ArchiverService, ServiceSettings
+from pyggy.archiver.tiered import MANIFEST, TieredStore
+from pyggy.core.engine import FIRST, OFFSET, TIMESTAMP, LogEngine
+from pyggy.core.model import NEVER_EXPIRE
+from pyggy.core.records import kafka_batch
+from pyggy.core.records.iggy_batch import build_batch, iter_messages
+from pyggy.core.storage.tiered import RemoteReadError
 
 SEGMENT = 4000  # bytes; in-process tests set it below Iggy's 1 MiB minimum directly
 
@@ -281,8 +280,8 @@ def test_layout_names_are_one_component() -> None:
 
 
 def test_kafka_local_retention_bytes_maps_to_the_topic_option() -> None:
-    from core.options import topic_options
-    from kafka_wire.topics import configs_to_options, options_configs
+    from pyggy.core.options import topic_options
+    from pyggy.kafka_wire.topics import configs_to_options, options_configs
 
     opts = topic_options(configs_to_options({"local.retention.bytes": "1048576"}))
     assert opts.local_retention_bytes == 1 << 20

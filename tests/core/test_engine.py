@@ -6,10 +6,18 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
-from core.engine import CONSUMER, CONSUMER_GROUP, FIRST, LAST, NEXT, OFFSET, TIMESTAMP, LogEngine
-from core.errors import ErrorCode, IggyError
-from core.records.iggy_batch import build_batch, iter_messages
+from pyggy.core.engine import (
+    CONSUMER,
+    CONSUMER_GROUP,
+    FIRST,
+    LAST,
+    NEXT,
+    OFFSET,
+    TIMESTAMP,
+    LogEngine,
+)
+from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.records.iggy_batch import build_batch, iter_messages
 
 
 def batch(n: int, start: int = 0, size: int = 16) -> bytearray:
@@ -178,7 +186,7 @@ def test_users_tokens_and_permissions_survive_restart(tmp_path: Path) -> None:
 
 
 def test_one_log_two_doors_offsets_are_shared(engine: LogEngine) -> None:
-    from core.records import kafka_batch
+    from pyggy.core.records import kafka_batch
 
     engine.create_stream("kafka")
     t = engine.create_topic("kafka", "orders", 1)

@@ -7,8 +7,7 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from core.framing import FrameAssembler
+from pyggy.core.framing import FrameAssembler
 
 _SIZE = struct.Struct(">I")
 

@@ -6,14 +6,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
-from core.clock import SystemClock
-from core.engine import FIRST, LAST, NEXT, OFFSET, TIMESTAMP, LogEngine
-from core.errors import ErrorCode, IggyError
-from core.model import NEVER_EXPIRE, TopicOptions
-from core.records.iggy_batch import build_batch, iter_messages
-from core.storage.fsync import GroupCommitter
-from core.storage.partition_log import START_OFFSET_FILE, PartitionLog
+from pyggy.core.clock import SystemClock
+from pyggy.core.engine import FIRST, LAST, NEXT, OFFSET, TIMESTAMP, LogEngine
+from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.model import NEVER_EXPIRE, TopicOptions
+from pyggy.core.records.iggy_batch import build_batch, iter_messages
+from pyggy.core.storage.fsync import GroupCommitter
+from pyggy.core.storage.partition_log import START_OFFSET_FILE, PartitionLog
 
 
 def batch(n: int, start: int = 0, size: int = 16) -> bytearray:

@@ -50,8 +50,8 @@ from kafka import (
 )
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
+from pyggy.kafka_wire.registry import REGISTRY
 
-from kafka_wire.registry import REGISTRY
 from pyggy.testing import PyggyServer
 
 PARTITIONS = 3

@@ -13,15 +13,14 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-
-from core.engine import FIRST, LogEngine
-from core.model import NEVER_EXPIRE
-from core.records.iggy_batch import build_batch
-from kafka_wire.context import Connection, KafkaServer
-from kafka_wire.dispatch import handle_frame
-from kafka_wire.protocol import decode_response, parse_response_header, request_frame
-from kafka_wire.registry import REGISTRY
-from kafka_wire.topics import CONFIGS, DEFAULTS, topic_id
+from pyggy.core.engine import FIRST, LogEngine
+from pyggy.core.model import NEVER_EXPIRE
+from pyggy.core.records.iggy_batch import build_batch
+from pyggy.kafka_wire.context import Connection, KafkaServer
+from pyggy.kafka_wire.dispatch import handle_frame
+from pyggy.kafka_wire.protocol import decode_response, parse_response_header, request_frame
+from pyggy.kafka_wire.registry import REGISTRY
+from pyggy.kafka_wire.topics import CONFIGS, DEFAULTS, topic_id
 
 pytestmark = pytest.mark.asyncio
 
@@ -306,7 +305,7 @@ async def test_describe_configs(door: Door, version: int) -> None:
 
 # -- AlterConfigs / IncrementalAlterConfigs -------------------------------------------------
 def dynamic(door: Door, name: str) -> dict:
-    from kafka_wire.topics import dynamic_configs
+    from pyggy.kafka_wire.topics import dynamic_configs
 
     return dynamic_configs(door.topic(name))
 
@@ -411,8 +410,8 @@ async def test_registry_rows() -> None:
 
 
 async def test_delete_topics_forgets_group_offsets_and_producer_state(door: Door) -> None:
-    from kafka_wire.groups import GroupCoordinator, MemoryOffsetStore
-    from kafka_wire.groups.store import CommittedOffset
+    from pyggy.kafka_wire.groups import GroupCoordinator, MemoryOffsetStore
+    from pyggy.kafka_wire.groups.store import CommittedOffset
 
     server = door.server
     store = MemoryOffsetStore()

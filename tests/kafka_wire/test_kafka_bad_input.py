@@ -21,9 +21,8 @@ import pytest
 from crc32c import crc32c
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from core.records import kafka_batch
-from kafka_wire.protocol import (
+from pyggy.core.records import kafka_batch
+from pyggy.kafka_wire.protocol import (
     MAX_REQUEST_ELEMENTS,
     ErrorCode,
     KafkaDecodeError,
@@ -34,8 +33,9 @@ from kafka_wire.protocol import (
     parse_response_header,
     request_frame,
 )
-from kafka_wire.protocol.schemas import by_api_key
-from kafka_wire.registry import REGISTRY
+from pyggy.kafka_wire.protocol.schemas import by_api_key
+from pyggy.kafka_wire.registry import REGISTRY
+
 from pyggy.native_client import NativeClient
 from pyggy.testing import PyggyServer
 
@@ -751,7 +751,7 @@ def test_invalid_acks(server, producer, acks: int) -> None:
 def test_transactional_epochs_never_overflow_int16() -> None:
     """InitProducerId again and again for one transactional id: past epoch 32767 the id gets
     a new producer id at epoch 0 (an epoch of 32768 could not be encoded: internal error)."""
-    from kafka_wire.producers import ProducerStates
+    from pyggy.kafka_wire.producers import ProducerStates
 
     states = ProducerStates()
     answers = [states.init("again-and-again") for _ in range(32_770)]

@@ -14,14 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from core.engine import LogEngine
-from kafka_wire.context import Connection, KafkaServer
-from kafka_wire.dispatch import handle_frame
-from kafka_wire.groups import GroupCoordinator, MemoryOffsetStore
-from kafka_wire.protocol import decode_response, parse_response_header, request_frame
-from kafka_wire.protocol.codec import decode_versioned, encode_versioned
-from kafka_wire.registry import REGISTRY
+from pyggy.core.engine import LogEngine
+from pyggy.kafka_wire.context import Connection, KafkaServer
+from pyggy.kafka_wire.dispatch import handle_frame
+from pyggy.kafka_wire.groups import GroupCoordinator, MemoryOffsetStore
+from pyggy.kafka_wire.protocol import decode_response, parse_response_header, request_frame
+from pyggy.kafka_wire.protocol.codec import decode_versioned, encode_versioned
+from pyggy.kafka_wire.registry import REGISTRY
 
 pytestmark = pytest.mark.asyncio
 

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pyggy.core.engine import LogEngine
+from pyggy.kafka_wire.context import CloseConnection, Connection, KafkaServer
+from pyggy.kafka_wire.dispatch import handle_frame
+from pyggy.kafka_wire.protocol import decode_response, parse_response_header, request_frame
 
-from core.engine import LogEngine
-from kafka_wire.context import CloseConnection, Connection, KafkaServer
-from kafka_wire.dispatch import handle_frame
-from kafka_wire.protocol import decode_response, parse_response_header, request_frame
 from pyggy.testing import PyggyServer
 
 HANDSHAKE, API_VERSIONS, METADATA, AUTHENTICATE = 17, 18, 3, 36

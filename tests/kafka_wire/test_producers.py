@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kafka_wire.producer_ids import ProducerIdFile
-from kafka_wire.producers import ID_BLOCK, ProducerStates
-from kafka_wire.protocol.errors import ErrorCode
+from pyggy.kafka_wire.producer_ids import ProducerIdFile
+from pyggy.kafka_wire.producers import ID_BLOCK, ProducerStates
+from pyggy.kafka_wire.protocol.errors import ErrorCode
 
 KEY = (1, 2, 0)
 

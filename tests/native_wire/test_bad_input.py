@@ -13,11 +13,11 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pyggy.core.records.iggy_batch import build_batch
+from pyggy.native_wire.codec import frames
+from pyggy.native_wire.codec.codes import Code
+from pyggy.native_wire.table import COMMANDS
 
-from core.records.iggy_batch import build_batch
-from native_wire.codec import frames
-from native_wire.codec.codes import Code
-from native_wire.table import COMMANDS
 from pyggy.native_client import NativeClient, NativeError
 from pyggy.testing import PyggyServer
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-from native_wire.codec.codes import Code
-from native_wire.codec.primitives import encode_identifier
+from pyggy.native_wire.codec.codes import Code
+from pyggy.native_wire.codec.primitives import encode_identifier
+
 from pyggy.native_client import NativeClient
 
 

@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 
 import pytest
+from pyggy.core.units import format_duration, format_size, parse_duration, parse_size
 
-from core.units import format_duration, format_size, parse_duration, parse_size
 from pyggy.config import (
     ConfigError,
     ServerConfig,

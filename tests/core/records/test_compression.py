@@ -13,9 +13,8 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka import codec as kafka_codec
-
-from core.records import compression as c
-from core.records.compression import CompressionError
+from pyggy.core.records import compression as c
+from pyggy.core.records.compression import CompressionError
 
 DATA = b"".join(b"record %d payload " % i * (i % 5 + 1) for i in range(3000)) + os.urandom(500)
 

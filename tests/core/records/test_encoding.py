@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.clock import SystemClock
-from core.model import TopicOptions
-from core.records import iggy_batch as ib
-from core.records import kafka_batch as kb
-from core.records.encoding import (
+from pyggy.core.clock import SystemClock
+from pyggy.core.model import TopicOptions
+from pyggy.core.records import iggy_batch as ib
+from pyggy.core.records import kafka_batch as kb
+from pyggy.core.records.encoding import (
     ENCODING_IGGY,
     ENCODING_KAFKA,
     StoredBatch,
@@ -17,9 +17,9 @@ from core.records.encoding import (
     peek_length,
     recognise,
 )
-from core.storage.fsync import GroupCommitter
-from core.storage.partition_log import PartitionLog
-from core.storage.segment import Segment
+from pyggy.core.storage.fsync import GroupCommitter
+from pyggy.core.storage.partition_log import PartitionLog
+from pyggy.core.storage.segment import Segment
 
 T_MS = 1_795_717_532_295
 

@@ -9,9 +9,8 @@ import pytest
 import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from core.errors import ErrorCode
-from core.records import iggy_batch as ib
+from pyggy.core.errors import ErrorCode
+from pyggy.core.records import iggy_batch as ib
 
 GOLDEN = Path(__file__).parent / "golden"
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

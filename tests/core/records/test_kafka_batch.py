@@ -9,10 +9,9 @@ from crc32c import crc32c
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
-
-from core.records import compression as codecs
-from core.records import kafka_batch as kb
-from core.records.kafka_batch import KafkaBatchError, KafkaErrorCode
+from pyggy.core.records import compression as codecs
+from pyggy.core.records import kafka_batch as kb
+from pyggy.core.records.kafka_batch import KafkaBatchError, KafkaErrorCode
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 T0 = 1_795_717_532_295

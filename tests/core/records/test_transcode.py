@@ -9,13 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kafka.record.default_records import DefaultRecordBatch
-
-from core.records import compression as codecs
-from core.records import iggy_batch as ib
-from core.records import kafka_batch as kb
-from core.records import transcode as tc
-from core.records import user_headers as uh
-from core.records.kafka_batch import KafkaBatchError, KafkaErrorCode
+from pyggy.core.records import compression as codecs
+from pyggy.core.records import iggy_batch as ib
+from pyggy.core.records import kafka_batch as kb
+from pyggy.core.records import transcode as tc
+from pyggy.core.records import user_headers as uh
+from pyggy.core.records.kafka_batch import KafkaBatchError, KafkaErrorCode
 
 FAST = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 GOLDEN = Path(__file__).parent / "golden"

@@ -165,7 +165,7 @@ class RawKafka:
         self.correlation = 0
 
     def call(self, api_key: int, version: int, body: dict) -> dict:
-        from kafka_wire.protocol import decode_response, parse_response_header, request_frame
+        from pyggy.kafka_wire.protocol import decode_response, parse_response_header, request_frame
 
         self.correlation += 1
         self.sock.sendall(request_frame(api_key, version, self.correlation, self.client_id,
@@ -269,7 +269,7 @@ def fetch_raw(raw: RawKafka, topic: str, partition: int, offset: int = 0,
 
 def stored_batches(server: PyggyServer, topic: str, partition: int) -> list[tuple[int, int]]:
     """(base offset, attributes) of every batch a Kafka fetch of the partition returns."""
-    from core.records import kafka_batch
+    from pyggy.core.records import kafka_batch
 
     out = []
     with RawKafka(server.kafka_address) as raw:
@@ -286,7 +286,7 @@ def stored_batches(server: PyggyServer, topic: str, partition: int) -> list[tupl
 
 def stored_codecs(server: PyggyServer, topic: str, partition: int) -> set[str]:
     """The compression codecs of the partition's batches, as a consumer receives them."""
-    from core.records.compression import CODEC_NAMES
+    from pyggy.core.records.compression import CODEC_NAMES
 
     return {CODEC_NAMES[attrs & 7] for _, attrs in stored_batches(server, topic, partition)}
 

@@ -203,8 +203,8 @@ def test_raw_duplicate_batches_get_their_original_offsets(kafka_server: PyggySer
                                                           topic: str, codec: str):
     """What a retrying idempotent producer sends, built by hand: the same batch (producer id,
     epoch, sequence) again, compressed with each codec."""
-    from core.records import compression
-    from core.records.kafka_batch import build_batch
+    from pyggy.core.records import compression
+    from pyggy.core.records.kafka_batch import build_batch
 
     codec_id = {v: k for k, v in compression.CODEC_NAMES.items()}[codec]
     now = int(time.time() * 1000)

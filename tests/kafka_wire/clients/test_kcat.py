@@ -125,9 +125,8 @@ def test_seek_by_offset_and_timestamp_and_query(kcat: str, kafka_server: PyggySe
                                                 topic: str):
     base = int(time.time() * 1000) - 100_000
     # kcat cannot set record timestamps: a raw Produce writes them, kcat reads
+    from pyggy.core.records.kafka_batch import build_batch
     from support import RawKafka, metadata, produce_batch
-
-    from core.records.kafka_batch import build_batch
 
     batch = build_batch([(base + i * 1000, None, b"v%d" % i, ()) for i in range(30)])
     with RawKafka(kafka_server.kafka_address) as raw:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from pyggy.core.records.kafka_batch import build_batch
+from pyggy.kafka_wire.protocol.errors import ErrorCode
 from support import PARTITIONS, RawKafka, fetch_raw, metadata, produce_batch
 
-from core.records.kafka_batch import build_batch
-from kafka_wire.protocol.errors import ErrorCode
 from pyggy.testing import PyggyServer
 
 pytestmark = pytest.mark.timeout(120)

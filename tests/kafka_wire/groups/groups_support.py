@@ -11,8 +11,7 @@ import itertools
 from collections.abc import Sequence
 
 from kafka.protocol.consumer.metadata import ConsumerProtocolSubscription
-
-from kafka_wire.groups import (
+from pyggy.kafka_wire.groups import (
     GroupCoordinator,
     GroupError,
     JoinResult,

@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 from groups_support import SESSION_MS, FakeClock, Harness, done, subscription
-
-from kafka_wire.groups import GroupCoordinator, GroupError, JoinMember, MemoryOffsetStore
+from pyggy.kafka_wire.groups import GroupCoordinator, GroupError, JoinMember, MemoryOffsetStore
 
 E = GroupError
 

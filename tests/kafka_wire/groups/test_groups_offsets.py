@@ -5,15 +5,14 @@ from __future__ import annotations
 import pytest
 from groups_support import Harness, done, subscription
 from kafka.protocol.consumer.metadata import ConsumerProtocolSubscription
-
-from kafka_wire.groups import (
+from pyggy.kafka_wire.groups import (
     CommittedOffset,
     FileOffsetStore,
     GroupError,
     MemoryOffsetStore,
     subscription_topics,
 )
-from kafka_wire.groups.store import decode_group_file, encode_group_file
+from pyggy.kafka_wire.groups.store import decode_group_file, encode_group_file
 
 E = GroupError
 

@@ -6,8 +6,7 @@ import random
 
 import pytest
 from groups_support import Harness, subscription
-
-from kafka_wire.groups import GroupState
+from pyggy.kafka_wire.groups import GroupState
 
 S = GroupState
 PROTOCOLS = [[("range", subscription("t"))], [("range", subscription("t", "u"))],

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from groups_support import REBALANCE_MS, SESSION_MS, Harness, done
-
-from kafka_wire.groups import GroupError
+from pyggy.kafka_wire.groups import GroupError
 
 E = GroupError
 

@@ -6,8 +6,7 @@ from functools import cache
 from typing import Any
 
 from hypothesis import strategies as st
-
-from kafka_wire.protocol.schemas import Field, Message, by_api_key, messages
+from pyggy.kafka_wire.protocol.schemas import Field, Message, by_api_key, messages
 
 _INTS = {
     "i8": (-(2**7), 2**7 - 1), "i16": (-(2**15), 2**15 - 1), "i32": (-(2**31), 2**31 - 1),

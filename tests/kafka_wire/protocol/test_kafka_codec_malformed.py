@@ -13,9 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import all_cases, message, sample_value
-
-from kafka_wire.protocol import (
+from pyggy.kafka_wire.protocol import (
     MAX_REQUEST_ELEMENTS,
     KafkaDecodeError,
     KafkaEncodeError,
@@ -25,6 +23,7 @@ from kafka_wire.protocol import (
     decode_request,
     encode_request,
 )
+from strategies import all_cases, message, sample_value
 
 CASES = all_cases()
 IDS = [f"{name}-v{v}" for name, _, v, _ in CASES]

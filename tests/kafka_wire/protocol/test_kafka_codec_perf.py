@@ -10,7 +10,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kafka_wire.protocol import decode_request, parse_request_header, request_frame, response_frame
+from pyggy.kafka_wire.protocol import (
+    decode_request,
+    parse_request_header,
+    request_frame,
+    response_frame,
+)
 
 
 def _best_us(fn: Callable[[], Any], n: int = 200) -> float:

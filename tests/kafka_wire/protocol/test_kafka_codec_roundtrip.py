@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pyggy.kafka_wire.protocol import codec as get_codec
+from pyggy.kafka_wire.protocol.codec import Codec
 from strategies import all_cases, message, message_strategy
-
-from kafka_wire.protocol import codec as get_codec
-from kafka_wire.protocol.codec import Codec
 
 CASES = all_cases()
 IDS = [f"{name}-v{v}" for name, _, v, _ in CASES]
@@ -131,7 +130,7 @@ def test_records_are_zero_copy_views() -> None:
 
 
 def test_encode_parts_keep_records_uncopied() -> None:
-    from kafka_wire.protocol import encode_response_parts
+    from pyggy.kafka_wire.protocol import encode_response_parts
 
     records = memoryview(bytearray(100_000))
     value = {"responses": [{"topic": "t", "partitions": [{"records": records}]}]}
@@ -141,7 +140,7 @@ def test_encode_parts_keep_records_uncopied() -> None:
 
 
 def test_versioned_consumer_protocol() -> None:
-    from kafka_wire.protocol import decode_versioned, encode_versioned
+    from pyggy.kafka_wire.protocol import decode_versioned, encode_versioned
 
     sub = {"topics": ["a", "b"], "user_data": None, "owned_partitions": [
         {"topic": "a", "partitions": [0, 1]}], "generation_id": 3, "rack_id": "r1"}  # fmt: skip

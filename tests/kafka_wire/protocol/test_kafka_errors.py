@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from kafka_wire.protocol import ErrorCode
-from kafka_wire.protocol.errors import RETRIABLE
+from pyggy.kafka_wire.protocol import ErrorCode
+from pyggy.kafka_wire.protocol.errors import RETRIABLE
 
 kafka_errors = pytest.importorskip("kafka.errors")
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from kafka_wire.protocol import (
+from pyggy.kafka_wire.protocol import (
     FrameError,
     KafkaDecodeError,
     RequestHeader,

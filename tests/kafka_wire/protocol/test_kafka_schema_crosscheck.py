@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from kafka_wire.protocol.schemas import ANY, Field, Message, messages
+from pyggy.kafka_wire.protocol.schemas import ANY, Field, Message, messages
 
 load_json = pytest.importorskip("kafka.protocol.schemas.load_json").load_json
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # importlib.resources API
@@ -98,7 +97,7 @@ def test_fields_match_kafka_json(msg: Message) -> None:
 
 
 def test_every_brief_api_is_covered() -> None:
-    from kafka_wire.protocol import supported_versions
+    from pyggy.kafka_wire.protocol import supported_versions
 
     assert supported_versions() == {
         0: (0, 12), 1: (4, 12), 2: (1, 7), 3: (0, 12), 8: (2, 9), 9: (1, 9), 10: (0, 4),

@@ -8,11 +8,10 @@ import pytest
 import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from core.errors import ErrorCode
-from native_wire.codec import frames as f
-from native_wire.codec.codes import Code, EvictionReason, Operation
-from native_wire.codec.reader import WireError
+from pyggy.core.errors import ErrorCode
+from pyggy.native_wire.codec import frames as f
+from pyggy.native_wire.codec.codes import Code, EvictionReason, Operation
+from pyggy.native_wire.codec.reader import WireError
 
 CLIENT = (0xDEADBEEF << 64) | 0x1234
 

@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from core.errors import ErrorCode
-from core.model import GlobalPermissions, Permissions, StreamPermissions, TopicPermissions
-from native_wire.codec import primitives as p
-from native_wire.codec.reader import Reader, WireError
+from pyggy.core.errors import ErrorCode
+from pyggy.core.model import GlobalPermissions, Permissions, StreamPermissions, TopicPermissions
+from pyggy.native_wire.codec import primitives as p
+from pyggy.native_wire.codec.reader import Reader, WireError
 
 names = st.text(min_size=1, max_size=60).filter(lambda s: 0 < len(s.encode()) <= 255)
 identifiers = st.one_of(st.integers(0, 2**32 - 1), names)

@@ -7,9 +7,8 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from core.errors import ErrorCode
-from native_wire.codec.reader import Reader, WireError
+from pyggy.core.errors import ErrorCode
+from pyggy.native_wire.codec.reader import Reader, WireError
 
 
 def test_integers_little_endian() -> None:

@@ -6,7 +6,7 @@ import struct
 from types import SimpleNamespace
 from typing import Any
 
-from core.model import (
+from pyggy.core.model import (
     ConsumerGroup,
     GlobalPermissions,
     GroupMember,
@@ -18,9 +18,9 @@ from core.model import (
     TopicOptions,
     User,
 )
-from native_wire.codec import responses as rs
-from native_wire.codec.primitives import decode_options_block, decode_response_permissions
-from native_wire.codec.reader import Reader
+from pyggy.native_wire.codec import responses as rs
+from pyggy.native_wire.codec.primitives import decode_options_block, decode_response_permissions
+from pyggy.native_wire.codec.reader import Reader
 
 
 def partition(pid: int, next_offset: int = 0) -> Partition:

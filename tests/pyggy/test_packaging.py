@@ -1,0 +1,50 @@
+"""The wheel installs one top-level package, `pyggy`, holding every source folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SOURCE_FOLDERS = {"pyggy": "pyggy", "core": "pyggy.core", "native_wire": "pyggy.native_wire",
+                  "kafka_wire": "pyggy.kafka_wire", "archiver": "pyggy.archiver"}
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def test_every_source_package_is_listed_under_the_pyggy_namespace():
+    setuptools = _pyproject()["tool"]["setuptools"]
+    assert setuptools["package-dir"] == {name: folder for folder, name in SOURCE_FOLDERS.items()}
+    found = set()
+    for folder, name in SOURCE_FOLDERS.items():
+        for init in (REPO / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(REPO / folder)
+            found.add(name if rel == Path(".") else f"{name}.{'.'.join(rel.parts)}")
+    assert set(setuptools["packages"]) == found
+
+
+def test_boto3_is_an_extra_not_a_dependency():
+    project = _pyproject()["project"]
+    assert not any(d.startswith("boto3") for d in project["dependencies"])
+    assert any(d.startswith("boto3") for d in project["optional-dependencies"]["s3"])
+    assert "Operating System :: POSIX :: Linux" in project["classifiers"]
+    assert (REPO / "LICENSE").read_text().lstrip().startswith("Apache License")
+
+
+def test_wheel_installs_nothing_but_pyggy(tmp_path: Path):
+    wheelhouse = Path.home() / ".cache" / "pyggy" / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-index",
+                    "--find-links", str(wheelhouse), "--wheel-dir", str(tmp_path), str(REPO)],
+                   check=True, capture_output=True, timeout=240)
+    (wheel,) = tmp_path.glob("pyggy-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert tops == {"pyggy", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1]
+                    + ".dist-info"}
+    assert "pyggy/core/engine.py" in names and "pyggy/kafka_wire/listener.py" in names
+    assert any(n.endswith("licenses/LICENSE") for n in names)
