@@ -1,4 +1,19 @@
-"""SegmentIndex: one fixed-size entry per batch, searched by offset and by timestamp."""
+"""SegmentIndex: one fixed-size entry per batch, searched by offset and by timestamp.
+
+Entry (48 bytes, little endian): base offset u64, position u64, append time µs u64, max
+timestamp µs u64, length u32, record count u32, encoding u8, flags u8, crc u32, check u16.
+
+- `crc` is the CRC-32C of the batch's stored bytes (after stamping): a read compares it with one
+  C call per batch before anything is served (`PartitionLog.read`).
+- `check` is the low 16 bits of the CRC-32C of the entry's first 46 bytes, so a
+  flipped bit in an entry (a wrong position, timestamp or encoding) is caught when the index is
+  loaded, and the entry is rebuilt from the log.
+- `flags`: HAS_CRC marks an entry written in this format. Entries of the first format (flags,
+  check and crc all zero: the seven padding bytes it had) load as "legacy": their batches are
+  verified by their own checksums instead, and the entry is upgraded when that succeeds.
+  DAMAGED marks a range of the log that failed verification and could not be repaired yet: it
+  is kept (never cut), and served as a storage error until a copy repairs it.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +21,35 @@ import struct
 from array import array
 from bisect import bisect_left, bisect_right
 
-# base_offset, position, timestamp (append time, µs), max_timestamp (µs), length, count, encoding
-ENTRY = struct.Struct("<QQQQIIB7x")
+from crc32c import crc32c
+
+ENTRY = struct.Struct("<QQQQIIBBIH")
 ENTRY_SIZE = ENTRY.size  # 48
+_CHECKED = ENTRY_SIZE - 2  # the check covers every byte before it
+HAS_CRC = 1
+DAMAGED = 2
+_COLUMNS = ("base_offsets", "positions", "timestamps", "max_timestamps", "lengths", "counts",
+            "encodings", "flags", "crcs")
+_TYPES = "QQQQIIBBI"
+
+
+def pack_entry(base_offset: int, position: int, timestamp: int, max_timestamp: int,
+               length: int, count: int, encoding: int, flags: int, crc: int) -> bytes:
+    """An entry's bytes with its check filled in."""
+    raw = ENTRY.pack(base_offset, position, timestamp, max_timestamp, length, count, encoding,
+                     flags, crc, 0)[:_CHECKED]
+    return raw + (crc32c(raw) & 0xFFFF).to_bytes(2, "little")
+
+
+def entry_ok(raw: memoryview | bytes, fields: tuple, legacy_allowed: bool = True) -> bool:
+    """True if the 48 bytes (unpacked as `fields`) are a sound entry: its check holds, or it
+    is a legacy entry (flags, crc and check zero; a batch of some length and count) where one
+    may still stand (`legacy_allowed`: no entry of this format came before it, so a zeroed
+    sector never passes for legacy entries)."""
+    if not fields[7] & HAS_CRC:
+        return (legacy_allowed and fields[7] == 0 and fields[8] == 0 and fields[9] == 0
+                and fields[4] > 0 and fields[5] > 0)
+    return crc32c(raw[:_CHECKED]) & 0xFFFF == fields[9]
 
 
 class SegmentIndex:
@@ -18,8 +59,7 @@ class SegmentIndex:
     lookups are binary searches.
     """
 
-    __slots__ = ("base_offsets", "positions", "timestamps", "max_timestamps", "lengths",
-                 "counts", "encodings")
+    __slots__ = _COLUMNS
 
     def __init__(self) -> None:
         self.base_offsets = array("Q")
@@ -29,12 +69,14 @@ class SegmentIndex:
         self.lengths = array("I")
         self.counts = array("I")
         self.encodings = array("B")
+        self.flags = array("B")
+        self.crcs = array("I")
 
     def __len__(self) -> int:
         return len(self.base_offsets)
 
     def add(self, base_offset: int, position: int, timestamp: int, max_timestamp: int,
-            length: int, count: int, encoding: int) -> bytes:
+            length: int, count: int, encoding: int, flags: int = HAS_CRC, crc: int = 0) -> bytes:
         """Append an entry; return its on-disk bytes."""
         self.base_offsets.append(base_offset)
         self.positions.append(position)
@@ -43,18 +85,35 @@ class SegmentIndex:
         self.lengths.append(length)
         self.counts.append(count)
         self.encodings.append(encoding)
-        return ENTRY.pack(base_offset, position, timestamp, max_timestamp, length, count,
-                          encoding)
+        self.flags.append(flags)
+        self.crcs.append(crc)
+        return pack_entry(base_offset, position, timestamp, max_timestamp, length, count,
+                          encoding, flags, crc)
 
-    def entry(self, i: int) -> tuple[int, int, int, int, int, int, int]:
+    def entry(self, i: int) -> tuple[int, int, int, int, int, int, int, int, int]:
         return (self.base_offsets[i], self.positions[i], self.timestamps[i],
-                self.max_timestamps[i], self.lengths[i], self.counts[i], self.encodings[i])
+                self.max_timestamps[i], self.lengths[i], self.counts[i], self.encodings[i],
+                self.flags[i], self.crcs[i])
+
+    def entry_bytes(self, i: int) -> bytes:
+        return pack_entry(*self.entry(i))
+
+    def set_crc(self, i: int, crc: int, flags: int = HAS_CRC) -> bytes:
+        """Record a verified batch's CRC (upgrading a legacy entry, or clearing DAMAGED);
+        return the entry's new bytes."""
+        self.crcs[i] = crc
+        self.flags[i] = flags
+        return self.entry_bytes(i)
+
+    def replace(self, i: int, entries: list[tuple]) -> None:
+        """Replace entry i by `entries` (tuples as `entry` returns them)."""
+        for n, (name, typecode) in enumerate(zip(_COLUMNS, _TYPES, strict=True)):
+            getattr(self, name)[i:i + 1] = array(typecode, (e[n] for e in entries))
 
     def truncate(self, n: int) -> None:
         """Keep only the first n entries."""
-        for col in (self.base_offsets, self.positions, self.timestamps, self.max_timestamps,
-                    self.lengths, self.counts, self.encodings):
-            del col[n:]
+        for name in _COLUMNS:
+            del getattr(self, name)[n:]
 
     def find_offset(self, offset: int) -> int:
         """Index of the batch holding `offset` (or the first batch after it); len() if none."""
@@ -76,12 +135,42 @@ class SegmentIndex:
 
     @classmethod
     def load(cls, data: bytes) -> SegmentIndex:
-        """Parse an index file's bytes; a torn final entry is ignored."""
-        index = cls()
+        """Parse an index file's bytes up to the first entry that fails its check (a torn
+        final entry, or a damaged one: the log is the authority, recovery rebuilds the rest)."""
         usable = len(data) - len(data) % ENTRY_SIZE
-        for fields in ENTRY.iter_unpack(memoryview(data)[:usable]):
-            index.add(*fields)
+        view = memoryview(data)[:usable]
+        rows = []
+        pos = 0
+        legacy = True
+        for fields in ENTRY.iter_unpack(view):
+            if not entry_ok(view[pos:pos + ENTRY_SIZE], fields, legacy):
+                break
+            legacy = legacy and not fields[7]
+            rows.append(fields)
+            pos += ENTRY_SIZE
+        index = cls()
+        if rows:
+            columns = list(zip(*rows, strict=True))
+            del columns[9]  # the check
+            for name, typecode, values in zip(_COLUMNS, _TYPES, columns, strict=True):
+                setattr(index, name, array(typecode, values))
         return index
 
+    @classmethod
+    def load_entries(cls, data: bytes) -> list[tuple | None]:
+        """Every entry of an index file's bytes, None where an entry fails its check: what
+        recovery consults to find valid batches past a damaged one."""
+        usable = len(data) - len(data) % ENTRY_SIZE
+        view = memoryview(data)
+        out: list[tuple | None] = []
+        pos = 0
+        legacy = True
+        for fields in ENTRY.iter_unpack(view[:usable]):
+            ok = entry_ok(view[pos:pos + ENTRY_SIZE], fields, legacy)
+            legacy = legacy and not (ok and fields[7])
+            out.append(fields[:9] if ok else None)
+            pos += ENTRY_SIZE
+        return out
+
     def to_bytes(self) -> bytes:
-        return b"".join(ENTRY.pack(*self.entry(i)) for i in range(len(self)))
+        return b"".join(self.entry_bytes(i) for i in range(len(self)))

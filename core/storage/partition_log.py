@@ -11,11 +11,16 @@ from pathlib import Path
 from typing import NamedTuple
 
 from pyggy.core.clock import Clock
+from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.model import NEVER_EXPIRE, TopicOptions
 from pyggy.core.records import iggy_batch, kafka_batch
-from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA, peek_length, recognise
+from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
+from pyggy.core.storage import lost_found
 from pyggy.core.storage.fsync import GroupCommitter
-from pyggy.core.storage.index import SegmentIndex
+from pyggy.core.storage.health import WriteHealth
+from pyggy.core.storage.index import DAMAGED, SegmentIndex
+from pyggy.core.storage.recovery import recover_segment
+from pyggy.core.storage.repair import check_archived, sound, verified
 from pyggy.core.storage.segment import Segment
 from pyggy.core.storage.tiered import RemoteFetch, RemoteSegment, RemoteSegments
 
@@ -23,7 +28,6 @@ log = logging.getLogger(__name__)
 
 CLEAN_MARKER = ".clean"
 START_OFFSET_FILE = "start_offset"
-PEEK_SIZE = 1 << 20
 PREFETCH_MAX = 8 << 20  # most bytes one non-blocking read of archived data asks to fetch
 
 
@@ -42,7 +46,8 @@ class PartitionLog:
 
     def __init__(self, path: Path, partition_id: int, options: TopicOptions,
                  committer: GroupCommitter, clock: Clock, validate_checksum: bool = True,
-                 remote: RemoteSegments | None = None) -> None:
+                 remote: RemoteSegments | None = None, lost_found: Path | None = None,
+                 health: WriteHealth | None = None) -> None:
         self.path = path
         self.partition_id = partition_id
         self.options = options
@@ -59,6 +64,12 @@ class PartitionLog:
         self.tiered: list[RemoteSegment] = []
         # Called with the segment just sealed (the engine's seal listeners hang here).
         self.on_seal: Callable[[Segment], None] | None = None
+        # Where recovery puts bytes it cannot account for (never deleted).
+        self.lost_found = lost_found or path / "lost+found"
+        # Shared by the partitions of one engine: logs write failures without a flood.
+        self.health = health or WriteHealth(clock)
+        # (segment start, position) of damaged batches already logged once.
+        self.reported: set[tuple[int, int]] = set()
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -106,23 +117,32 @@ class PartitionLog:
     def _open_segments(self) -> None:
         clean = (self.path / CLEAN_MARKER).exists()
         (self.path / CLEAN_MARKER).unlink(missing_ok=True)
-        starts = sorted(int(p.stem) for p in self.path.glob("*.log"))
+        starts = sorted(int(p.stem) for p in self.path.glob("*.log") if p.stem.isdigit())
         if not starts:
             self.segments.append(Segment(self.path, 0))
             return
         for n, start in enumerate(starts):
+            expected = self.segments[-1].next_offset if self.segments else start
+            if start != expected:
+                self._set_aside(starts[n:], expected)
+                break
             seg = Segment(self.path, start)
             self.segments.append(seg)
-            expected = self.segments[-2].next_offset if n else start
-            if start != expected:
-                log.warning("partition %s: segment %s does not follow offset %s; cutting here",
-                            self.path, start, expected)
-                self._cut_from(n)
-                return
-            ok = self._recover_segment(seg, full=not clean and n == len(starts) - 1)
-            if not ok:
-                self._cut_from(n + 1)
-                return
+            last = n == len(starts) - 1
+            recover_segment(seg, full=not clean and last,
+                            next_start=None if last else starts[n + 1],
+                            may_be_torn=last and not clean, lost_found_root=self.lost_found)
+
+    def _set_aside(self, starts: list[int], expected: int) -> None:
+        """Segments that do not continue the log (a gap or an overlap: an external change)
+        are moved to lost+found, never deleted; the log continues from `expected`."""
+        for start in starts:
+            for suffix in (".log", ".index"):
+                path = self.path / f"{start:020}{suffix}"
+                if path.exists():
+                    where = lost_found.move_aside(self.lost_found, path)
+                    log.error("partition %s: segment %s does not continue the log at offset "
+                              "%d; moved to %s", self.path, path.name, expected, where)
 
     def _attach_tiered(self) -> None:
         """Take the archived segments that end exactly where the local ones begin."""
@@ -143,61 +163,6 @@ class PartitionLog:
             chain.append(r)
         self.tiered = chain[::-1]
 
-    def _recover_segment(self, seg: Segment, full: bool) -> bool:
-        """Rebuild seg's index from its log as needed. False if a bad batch was cut off.
-
-        Index entries that tile the log from position 0 are trusted, except that the last one
-        (or, after an unclean stop, every batch of the tail segment) is re-read and verified.
-        """
-        stored = SegmentIndex.load(seg.index_path.read_bytes())
-        file_size = os.fstat(seg.fd).st_size
-        keep, pos, offset = 0, 0, seg.start_offset
-        while keep < len(stored):
-            b, p, _ts, _mts, ln, cnt, _enc = stored.entry(keep)
-            if p != pos or b != offset or p + ln > file_size:
-                break
-            pos, offset, keep = pos + ln, offset + cnt, keep + 1
-        verify_from = 0 if full else max(keep - 1, 0)
-        stored.truncate(verify_from)
-        seg.index = stored
-        pos = (stored.positions[-1] + stored.lengths[-1]) if verify_from else 0
-        offset = (stored.base_offsets[-1] + stored.counts[-1]) if verify_from else seg.start_offset
-        seg.max_timestamp = stored.max_timestamps[-1] if verify_from else 0
-        ok = True
-        while pos < file_size:
-            head = os.pread(seg.fd, min(PEEK_SIZE, file_size - pos), pos)
-            length = peek_length(memoryview(head))
-            found = None
-            if length is not None and pos + length <= file_size:
-                body = head if length <= len(head) else os.pread(seg.fd, length, pos)
-                found = recognise(memoryview(body)[:length], offset, verify=True)
-            if found is None:
-                log.warning("partition %s segment %020d: cut %d bytes at offset %d (position %d):"
-                            " torn or corrupt batch", self.path, seg.start_offset,
-                            file_size - pos, offset, pos)
-                os.ftruncate(seg.fd, pos)
-                ok = False
-                break
-            seg.max_timestamp = max(seg.max_timestamp, found.max_timestamp)
-            seg.index.add(offset, pos, found.timestamp, seg.max_timestamp, found.length,
-                          found.count, found.encoding)
-            pos += found.length
-            offset += found.count
-        seg.size = pos
-        seg.next_offset = offset
-        seg.rewrite_index()
-        return ok
-
-    def _cut_from(self, n: int) -> None:
-        """Delete segments n.. (everything after a cut)."""
-        for seg in self.segments[n:]:
-            log.warning("partition %s: removed segment %020d after a cut", self.path,
-                        seg.start_offset)
-            seg.delete()
-        del self.segments[n:]
-        if not self.segments:
-            self.segments.append(Segment(self.path, 0))
-
     # -- append --------------------------------------------------------------------------
     async def append_iggy(self, batch: bytearray | memoryview, count: int,
                           frame_sums: bytes = b"") -> int:
@@ -208,10 +173,7 @@ class PartitionLog:
         base = self.next_offset
         now = self.clock.now_us()
         iggy_batch.stamp_batch(batch, self.partition_id, base, now, frame_sums)
-        seg = self._writable_segment()
-        seg.append([batch], len(batch), base, count, now, now, ENCODING_IGGY)
-        if self.options.enforce_fsync:
-            await self.committer.sync(seg.fd)
+        await self._store(batch, base, count, now, now, ENCODING_IGGY)
         return base
 
     async def append_kafka(self, batch: bytearray | memoryview, count: int,
@@ -228,11 +190,24 @@ class PartitionLog:
         # here left the segment's index half-written and failed every later batch)
         max_us = now if log_append_time else min(max(max_timestamp_ms, 0),
                                                  ((1 << 64) - 1) // 1000) * 1000
-        seg = self._writable_segment()
-        seg.append([batch], len(batch), base, count, now, max_us, ENCODING_KAFKA)
-        if self.options.enforce_fsync:
-            await self.committer.sync(seg.fd)
+        await self._store(batch, base, count, now, max_us, ENCODING_KAFKA)
         return base
+
+    async def _store(self, batch: bytearray | memoryview, base: int, count: int, timestamp: int,
+                     max_timestamp: int, encoding: int) -> None:
+        """Write a stamped batch and make it durable per policy; a write or fsync failure
+        (full disk, I/O error) becomes a storage error for this request only: the segment is
+        left as it was before the batch, and the next append tries again."""
+        try:
+            seg = self._writable_segment()
+            seg.append([batch], len(batch), base, count, timestamp, max_timestamp, encoding)
+            if self.options.enforce_fsync:
+                await self.committer.sync(seg.fd)
+        except OSError as e:
+            self.health.failed(str(self.path), e)
+            raise IggyError(ErrorCode.CANNOT_SAVE_MESSAGES_TO_SEGMENT,
+                            f"cannot store the batch: {e.strerror or e}") from None
+        self.health.succeeded()
 
     def _writable_segment(self) -> Segment:
         seg = self.segments[-1]
@@ -272,9 +247,14 @@ class PartitionLog:
                 ln = idx.lengths[i]
                 if out and ln > budget:
                     return out
+                data = seg.read_at(idx.positions[i], ln)
+                if (self.validate_checksum or idx.flags[i] & DAMAGED) and not sound(idx, i, data):
+                    if out:  # a short read; the next one starts at this batch
+                        return out
+                    data = verified(self, seg, i, data, block)
+                    ln = idx.lengths[i]
                 base, cnt = idx.base_offsets[i], idx.counts[i]
-                out.append(BatchRef(idx.encodings[i], seg.read_at(idx.positions[i], ln),
-                                    base, cnt, idx.timestamps[i]))
+                out.append(BatchRef(idx.encodings[i], data, base, cnt, idx.timestamps[i]))
                 remaining -= base + cnt - max(offset, base)
                 budget -= ln
                 i += 1
@@ -317,6 +297,10 @@ class PartitionLog:
                     span = _span(idx, i, offset, remaining, budget)
                     raise RemoteFetch(partial(remote.fetch, r.start_offset, idx.positions[i],
                                               span))
+                if self.validate_checksum and not sound(idx, i, data):
+                    if out:  # a short read; the next one starts at this batch
+                        return remaining, budget, True
+                    check_archived(self, r.start_offset, idx, i, data)
                 base, cnt = idx.base_offsets[i], idx.counts[i]
                 out.append(BatchRef(idx.encodings[i], data, base, cnt, idx.timestamps[i]))
                 remaining -= base + cnt - max(offset, base)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
+from crc32c import crc32c
 from pyggy.core.storage.index import ENTRY_SIZE, SegmentIndex
 
 
@@ -29,17 +31,52 @@ class Segment:
     # -- writing -------------------------------------------------------------------------
     def append(self, parts: list, length: int, base_offset: int, count: int, timestamp: int,
                max_timestamp: int, encoding: int) -> None:
-        """Write one batch (given as buffers) at the end with one writev, then its index entry."""
-        written = os.pwritev(self.fd, parts, self.size) if len(parts) > 1 else os.pwrite(
-            self.fd, parts[0], self.size)
-        if written != length:  # a short write leaves a torn tail that recovery will cut
-            raise OSError(f"short write to {self.log_path}: {written} of {length}")
+        """Write one batch (given as buffers) at the end with one writev, then its index entry
+        (holding the batch's CRC-32C).
+
+        On an OSError (a full disk, an I/O error) or a short write, whatever part of the batch
+        reached the files is cut off again before the error is raised, so the segment stays as
+        it was: the batch is not stored and nothing after it moves.
+        """
+        crc = 0
+        for part in parts:
+            crc = crc32c(part, crc)
+        n = len(self.index)
+        try:
+            written = os.pwritev(self.fd, parts, self.size) if len(parts) > 1 else os.pwrite(
+                self.fd, parts[0], self.size)
+            if written != length:  # a regular file writes short only when it runs out of room
+                raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (short write to "
+                              f"{self.log_path}: {written} of {length} bytes)")
+            entry = self.index.add(base_offset, self.size, timestamp,
+                                   max(self.max_timestamp, max_timestamp), length, count,
+                                   encoding, crc=crc)
+            os.pwrite(self.index_fd, entry, n * ENTRY_SIZE)
+        except OSError:
+            self.index.truncate(n)
+            self._cut_back(n)
+            raise
         self.max_timestamp = max(self.max_timestamp, max_timestamp)
-        entry = self.index.add(base_offset, self.size, timestamp, self.max_timestamp, length,
-                               count, encoding)
-        os.pwrite(self.index_fd, entry, len(self.index) * ENTRY_SIZE - ENTRY_SIZE)
         self.size += length
         self.next_offset = base_offset + count
+
+    def _cut_back(self, entries: int) -> None:
+        """Best effort after a failed append: the files end where the segment did."""
+        for fd, end in ((self.fd, self.size), (self.index_fd, entries * ENTRY_SIZE)):
+            try:
+                os.ftruncate(fd, end)
+            except OSError:
+                pass  # recovery cuts a torn tail at the next start
+
+    def rewrite_entry(self, i: int) -> None:
+        """Write index entry i again (after it was repaired or upgraded in memory)."""
+        os.pwrite(self.index_fd, self.index.entry_bytes(i), i * ENTRY_SIZE)
+
+    def write_at(self, position: int, data: bytes) -> None:
+        """Overwrite stored bytes in place with a verified copy, durably (a repair)."""
+        if os.pwrite(self.fd, data, position) != len(data):
+            raise OSError(f"short write to {self.log_path} at {position}")
+        os.fdatasync(self.fd)
 
     def truncate(self, entries: int) -> None:
         """Keep the first `entries` batches; cut the log and index files after them."""

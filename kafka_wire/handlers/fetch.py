@@ -4,14 +4,16 @@ Every requested partition is answered. A fetch offset inside a batch returns tha
 (the client skips the records before its offset). Kafka batches are served as stored; Iggy
 batches are transcoded. There are no fetch sessions: the response's session id is 0, so
 clients keep sending full fetches. Offsets in archived (tiered) segments are read from the
-archive without blocking the event loop; if the archive cannot be read, that partition answers
-KAFKA_STORAGE_ERROR (retriable).
+archive without blocking the event loop; if the archive cannot be read, or a stored batch fails
+its checksum and no verified copy repairs it, that partition answers KAFKA_STORAGE_ERROR
+(retriable) — corrupt bytes are never sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from pyggy.core.storage.repair import CorruptBatch
 from pyggy.core.storage.tiered import RemoteReadError
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
@@ -39,7 +41,7 @@ async def _partition(conn: Connection, t, p: dict, budget: list[int]) -> dict:
     limit = min(p["partition_max_bytes"], budget[0])
     try:
         chunks = await conn.server.engine.read_kafka_async(t, index, offset, max(limit, 1))
-    except RemoteReadError:
+    except (RemoteReadError, CorruptBatch):  # archive unreachable, or a damaged stored batch
         out["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
         return out
     data = chunks[0] if len(chunks) == 1 else RecordParts(chunks)  # written uncopied

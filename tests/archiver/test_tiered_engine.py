@@ -1,5 +1,5 @@
 """Archiving and tiered reads in process: an engine, a disk archive wrapped in FaultyArchiver,
-and the archiver service's passes driven by hand (no timers)."""
+and the archiver service's passes driven by hand (no timers; see archive_node.py)."""
 
 from __future__ import annotations
 
@@ -8,73 +8,14 @@ import logging
 from pathlib import Path
 
 import pytest
+from archive_node import SEGMENT, Node, expected, payloads, poll_all
 from pyggy.archiver import layout
 from pyggy.archiver.base import ArchiverError
-from pyggy.archiver.disk import DiskArchiver
-from pyggy.archiver.faulty import FaultyArchiver
-from pyggy.archiver.service import ArchiverService, ServiceSettings
-from pyggy.archiver.tiered import MANIFEST, TieredStore
-from pyggy.core.engine import FIRST, OFFSET, TIMESTAMP, LogEngine
+from pyggy.archiver.tiered import MANIFEST
+from pyggy.core.engine import FIRST, OFFSET, TIMESTAMP
 from pyggy.core.model import NEVER_EXPIRE
 from pyggy.core.records import kafka_batch
-from pyggy.core.records.iggy_batch import build_batch, iter_messages
 from pyggy.core.storage.tiered import RemoteReadError
-
-SEGMENT = 4000  # bytes; in-process tests set it below Iggy's 1 MiB minimum directly
-
-
-class Node:
-    """An engine with a tiered store over a (faulty) disk archive, and its service."""
-
-    def __init__(self, root: Path, cache_size: int = 1 << 20) -> None:
-        self.root = root
-        self.faulty = FaultyArchiver(DiskArchiver(root / "archive"))
-        self.store = TieredStore(self.faulty, root / "data" / "archiver", cache_size)
-        self.engine = LogEngine(root / "data", state_fsync=False, remote=self.store.remote_for)
-        self.engine.open(("iggy", "iggy"))
-        self.service = ArchiverService(self.engine, self.store, ServiceSettings(
-            messages=True, state=True, interval=3600, staging_dir=root / "staging",
-            state_interval=0))
-
-    def topic(self, local_segments: int = 2):
-        if self.engine.get_stream("s") is None:
-            self.engine.create_stream("s")
-        t = self.engine.get_topic("s", "t") or self.engine.create_topic("s", "t", 1)
-        t.options.segment_size = SEGMENT
-        t.options.local_retention_segments = local_segments
-        return t
-
-    async def produce(self, n: int, per_batch: int = 10, start: int = 0) -> None:
-        for k in range(start, start + n, per_batch):
-            msgs = [(i + 1, f"message-{i:06d}".encode().ljust(100, b"."), b"", 1000 + i)
-                    for i in range(k, k + per_batch)]
-            await self.engine.append("s", "t", (2, 0), build_batch(msgs), per_batch)
-
-    def close(self) -> None:
-        self.service.close()
-        self.engine.close()
-
-
-def payloads(result) -> list[tuple[int, bytes]]:
-    return [(m[0], bytes(m[4])) for c in result.chunks for m in iter_messages(c)]
-
-
-async def poll_all(engine: LogEngine, block: bool = False) -> list[tuple[int, bytes]]:
-    out, offset = [], 0
-    while True:
-        if block:
-            r = engine.poll("s", "t", 0, OFFSET, offset, 37)
-        else:
-            r = await engine.poll_async("s", "t", 0, OFFSET, offset, 37)
-        if not r.count:
-            return out
-        got = payloads(r)
-        out += got
-        offset = got[-1][0] + 1
-
-
-def expected(n: int) -> list[tuple[int, bytes]]:
-    return [(i, f"message-{i:06d}".encode().ljust(100, b".")) for i in range(n)]
 
 
 def test_sealed_segments_are_archived_offloaded_and_read_back(tmp_path: Path) -> None:
@@ -156,7 +97,7 @@ def test_archive_outage_keeps_local_segments_and_catches_up(tmp_path: Path, capl
         assert await poll_all(node.engine) == expected(500)
         node.close()
 
-    with caplog.at_level(logging.INFO, logger="archiver"):
+    with caplog.at_level(logging.INFO, logger="pyggy.archiver"):
         asyncio.run(main())
     text = caplog.text
     assert "segments stay on local disk" in text
@@ -197,7 +138,7 @@ def test_wrong_credentials_are_logged_not_fatal(tmp_path: Path, caplog) -> None:
         assert len(t.partitions[0].log.segments) == 1
         node.close()
 
-    with caplog.at_level(logging.INFO, logger="archiver"):
+    with caplog.at_level(logging.INFO, logger="pyggy.archiver"):
         asyncio.run(main())
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "InvalidAccessKeyId" in errors[0].getMessage()

@@ -123,7 +123,7 @@ def test_restart_keeps_metadata_messages_and_offsets(tmp_path: Path) -> None:
     e2.close()
 
 
-def test_corrupt_last_batch_is_cut_on_restart(tmp_path: Path) -> None:
+def test_corrupt_last_batch_is_refused_never_served_or_cut(tmp_path: Path) -> None:
     e = LogEngine(tmp_path, state_fsync=False)
     e.open(("iggy", "iggy"))
     e.create_stream("s")
@@ -140,10 +140,15 @@ def test_corrupt_last_batch_is_cut_on_restart(tmp_path: Path) -> None:
     e2 = LogEngine(tmp_path, state_fsync=False)
     e2.open()
     p = e2.topic("s", "t").partitions[0]
-    assert p.log.next_offset == 30
-    assert e2.poll("s", "t", 0, FIRST, 0, 100).count == 30
+    assert p.log.next_offset == 40  # acknowledged offsets are never cut after a clean stop
+    assert e2.poll("s", "t", 0, FIRST, 0, 100).count == 30  # served up to the damage
+    with pytest.raises(IggyError) as err:
+        e2.poll("s", "t", 0, OFFSET, 30, 100)
+    assert err.value.code == ErrorCode.CANNOT_READ_MESSAGE
     run(e2.append("s", "t", (2, 0), batch(1)))
-    assert p.log.next_offset == 31
+    assert p.log.next_offset == 41
+    assert e2.poll("s", "t", 0, OFFSET, 40, 10).count == 1
+    assert log_path.read_bytes()[:len(data)] == bytes(data)
     e2.close()
 
 

@@ -1,0 +1,156 @@
+"""What a read does with a stored batch that fails verification: repair it or refuse it.
+
+`PartitionLog.read` checks every batch it serves against the CRC-32C in its index entry (one C
+call per batch). This module handles the rest, off the hot path:
+
+- an entry of the first index format (no CRC) is verified by the batch's own checksums and, if
+  sound, upgraded in place (its CRC recorded);
+- a batch whose bytes do not match, or a range recovery marked DAMAGED, is repaired from the
+  archive when the archive holds a verified copy of the segment (the archived bytes must match
+  the archived index's CRCs, and the archived entries must describe the same batches); the
+  local bytes are overwritten in place, made durable, and the read goes on;
+- otherwise the read refuses it with `CorruptBatch` (Iggy: CANNOT_READ_MESSAGE; the Kafka door
+  answers KAFKA_STORAGE_ERROR for that partition). Bad bytes are never served.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import TYPE_CHECKING
+
+from crc32c import crc32c
+from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.records.encoding import recognise
+from pyggy.core.storage.index import DAMAGED, HAS_CRC, SegmentIndex
+from pyggy.core.storage.tiered import RemoteFetch, RemoteReadError
+
+if TYPE_CHECKING:
+    from pyggy.core.storage.partition_log import PartitionLog
+    from pyggy.core.storage.segment import Segment
+
+log = logging.getLogger(__name__)
+
+
+class CorruptBatch(IggyError):
+    """A stored batch failed verification and no verified copy could replace it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.CANNOT_READ_MESSAGE, message)
+
+
+def sound(idx: SegmentIndex, i: int, data: bytes) -> bool:
+    """The hot-path test: the entry carries a CRC and the bytes match it."""
+    return idx.flags[i] == HAS_CRC and crc32c(data) == idx.crcs[i]
+
+
+def verified(plog: PartitionLog, seg: Segment, i: int, data: bytes, block: bool) -> bytes:
+    """Bytes of entry i of `seg` that are proven sound (upgraded, or repaired from the
+    archive); raises CorruptBatch, or RemoteFetch when `block` is false and the archived
+    copy must be fetched first. A repaired DAMAGED range may become several entries: entry i
+    is then the first of them (callers read its fields after this call)."""
+    idx = seg.index
+    flags = idx.flags[i]
+    if flags == 0:  # first index format: the batch's own checksums decide
+        found = recognise(memoryview(data), idx.base_offsets[i], verify=True)
+        if found is not None and found.length == len(data) and found.count == idx.counts[i]:
+            idx.set_crc(i, crc32c(data))
+            _best_effort(seg.rewrite_entry, i)
+            return data
+    repaired = _from_archive(plog, seg, i, block)
+    if repaired is not None:
+        return repaired
+    base = idx.base_offsets[i]
+    what = "is marked damaged" if flags & DAMAGED else "fails its checksum"
+    message = (f"partition {plog.partition_id}: stored batch at offset {base} "
+               f"(segment {seg.log_path}, position {idx.positions[i]}) {what}; "
+               "no verified copy to repair it from")
+    key = (seg.start_offset, idx.positions[i])
+    if key not in plog.reported:  # one log line per damaged batch, not one per read
+        plog.reported.add(key)
+        log.error("%s", message)
+    raise CorruptBatch(message)
+
+
+def check_archived(plog: PartitionLog, start_offset: int, idx: SegmentIndex, i: int,
+                   data: bytes) -> None:
+    """A batch read from the archive (the only copy left) that failed the CRC test: accepted
+    only for an archived index of the first format whose batch passes its own checksums;
+    otherwise refused with CorruptBatch."""
+    if idx.flags[i] == 0 and recognise(memoryview(data), idx.base_offsets[i], verify=True):
+        return
+    message = (f"partition {plog.partition_id}: archived batch at offset {idx.base_offsets[i]} "
+               f"(archived segment {start_offset}) fails its checksum")
+    key = (start_offset, idx.positions[i])
+    if key not in plog.reported:
+        plog.reported.add(key)
+        log.error("%s", message)
+    raise CorruptBatch(message)
+
+
+def _from_archive(plog: PartitionLog, seg: Segment, i: int, block: bool) -> bytes | None:
+    remote = plog.remote
+    if remote is None or not remote.is_archived(seg.start_offset, seg.next_offset, seg.size):
+        return None
+    idx = seg.index
+    try:
+        ridx = remote.index(seg.start_offset, block)
+        if ridx is None:
+            raise RemoteFetch(partial(remote.fetch_index, seg.start_offset))
+        first, last = _covering(ridx, idx.positions[i], idx.lengths[i], idx.base_offsets[i],
+                                idx.counts[i])
+        if first is None:
+            return None
+        pos, length = idx.positions[i], idx.lengths[i]
+        data = remote.read(seg.start_offset, pos, length, block)
+        if data is None:
+            raise RemoteFetch(partial(remote.fetch, seg.start_offset, pos, length))
+    except RemoteReadError as e:
+        log.warning("partition %s: could not read the archived copy of segment %d to repair "
+                    "offset %d: %s", plog.path, seg.start_offset, idx.base_offsets[i], e)
+        return None
+    for j in range(first, last):  # every archived batch of the range must verify
+        at = ridx.positions[j] - pos
+        part = data[at:at + ridx.lengths[j]]
+        if ridx.flags[j] & HAS_CRC:
+            if ridx.flags[j] != HAS_CRC or crc32c(part) != ridx.crcs[j]:
+                return None
+        elif recognise(memoryview(part), ridx.base_offsets[j], verify=True) is None:
+            return None
+    seg.write_at(pos, data)
+    if last - first == 1:
+        idx.set_crc(i, ridx.crcs[first] if ridx.flags[first] & HAS_CRC else crc32c(data))
+        _best_effort(seg.rewrite_entry, i)
+    else:  # a damaged range that held several batches: take the archived entries for it
+        idx.replace(i, [ridx.entry(j) for j in range(first, last)])
+        _best_effort(seg.rewrite_index)
+    plog.reported.discard((seg.start_offset, pos))
+    log.warning("partition %s: repaired offsets %d..%d of segment %d from the archive",
+                plog.path, idx.base_offsets[i], idx.base_offsets[i] + idx.counts[i] - 1,
+                seg.start_offset)
+    return data[:idx.lengths[i]]  # entry i is now the first archived batch of the range
+
+
+def _covering(ridx: SegmentIndex, pos: int, length: int, base: int,
+              count: int) -> tuple[int, int] | tuple[None, None]:
+    """The archived entries [first, last) that tile exactly the local range."""
+    first = ridx.find_offset(base)
+    if first >= len(ridx) or ridx.positions[first] != pos or ridx.base_offsets[first] != base:
+        return None, None
+    end, last, offset = pos, first, base
+    while last < len(ridx) and end < pos + length:
+        if ridx.positions[last] != end or ridx.base_offsets[last] != offset:
+            return None, None
+        end += ridx.lengths[last]
+        offset += ridx.counts[last]
+        last += 1
+    if end != pos + length or offset != base + count:
+        return None, None
+    return first, last
+
+
+def _best_effort(action, *args) -> None:
+    try:
+        action(*args)
+    except OSError as e:  # the data is right in memory; the index is rebuilt at the next start
+        log.warning("could not rewrite an index entry: %s", e)
