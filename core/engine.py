@@ -39,7 +39,9 @@ from pyggy.core.options import reject_options
 from pyggy.core.records import iggy_batch, kafka_batch, transcode
 from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
 from pyggy.core.storage.fsync import GroupCommitter
+from pyggy.core.storage.health import WriteHealth
 from pyggy.core.storage.partition_log import PartitionLog
+from pyggy.core.storage.scrub import ScrubReport, scrub_partition
 from pyggy.core.storage.segment import Segment
 from pyggy.core.storage.tiered import RemoteFetch, RemoteSegments
 
@@ -58,6 +60,7 @@ FETCH_ROUNDS = 8  # non-blocking read attempts (each after awaiting a fetch) bef
 # Stored bytes one poll reads at most (at least one batch): a poll may return fewer messages
 # than asked, and clients poll again; without it `count` = 2**32 - 1 read a whole partition.
 POLL_MAX_BYTES = 64 << 20
+LOST_FOUND = "lost+found"  # under the data directory: what recovery could not account for
 
 
 @dataclass(slots=True)
@@ -88,6 +91,7 @@ class LogEngine:
         self.meta = MetadataStateMachine()
         self.state = StateLog(self.root / "state" / "state.log", fsync=state_fsync)
         self.committer = GroupCommitter()
+        self.health = WriteHealth(self.clock)
         self.offsets: dict[tuple[int, int, int], ConsumerOffsets] = {}
         self.stats = EngineStats(start_time=self.clock.now_us())
         self.poll_max_bytes = POLL_MAX_BYTES
@@ -150,7 +154,9 @@ class LogEngine:
             shutil.rmtree(path)
         remote = self.remote(topic, p, path) if self.remote is not None else None
         p.log = PartitionLog(path, p.id, topic.options, self.committer, self.clock,
-                             self.validate_checksum, remote)
+                             self.validate_checksum, remote,
+                             lost_found=self.root / LOST_FOUND / path.relative_to(self.root),
+                             health=self.health)
         p.log.open()
         p.log.on_seal = partial(self._sealed, topic, p.id)
         self.offsets[(topic.stream_id, topic.id, p.id)] = ConsumerOffsets(path)
@@ -672,6 +678,19 @@ class LogEngine:
                 for p in t.partitions:
                     removed += p.log.enforce_retention(now, o.message_expiry, share)
         return removed
+
+    def scrub(self) -> ScrubReport:
+        """Verify every stored batch of every local segment now (blocking reads of the
+        archive for repairs): what `pyggy-scrub` runs after `open`."""
+        report = ScrubReport()
+        for plog in self.partition_logs():
+            for _ in scrub_partition(plog, report):
+                pass
+        return report
+
+    def partition_logs(self) -> list[PartitionLog]:
+        return [p.log for s in self.meta.streams.values() for t in s.topics.values()
+                for p in t.partitions if p.log is not None]
 
     def offload(self) -> int:
         """Tiering: drop local copies of archived sealed segments beyond each topic's

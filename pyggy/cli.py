@@ -11,6 +11,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from pyggy import datadir
 from pyggy.config import (
     ConfigError,
     ServerConfig,
@@ -124,10 +125,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         apply_flags(config, args)
         validate(config)
         credentials = root_credentials(args.with_default_root_credentials, env)
+        datadir.unlock(datadir.lock(config.system.path))  # refuse before deleting anything
         if args.fresh:
             wipe_data(config.system.path)
+        data_lock = datadir.lock(config.system.path)  # held until the process ends
     except ConfigError as e:
         log.error("configuration error: %s", e)
+        return 2
+    except datadir.DataDirBusy as e:
+        log.error("%s", e)
         return 2
     logging.getLogger().setLevel(log_level(config.system.logging.level))
     log.info(
@@ -143,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.run(config, credentials)
     except KeyboardInterrupt:  # a second Ctrl-C while shutting down
         return 130
+    finally:
+        datadir.unlock(data_lock)
     return 0
 
 

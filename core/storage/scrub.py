@@ -1,0 +1,66 @@
+"""Scrubbing: read every stored batch of a partition back and verify it, repairing what a
+verified copy can repair — the same checks and repairs as a read (`core/storage/repair.py`),
+walked over the whole local log instead of what a client asks for.
+
+Used by `pyggy-scrub` (offline, blocking reads of the archive) and by the server's optional
+background scrubber (on the event loop: `scrub_partition` yields after each batch so the caller
+can pace it, and a repair that must fetch from the archive is awaited, not blocked on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from pyggy.core.storage.index import HAS_CRC
+from pyggy.core.storage.partition_log import PartitionLog
+from pyggy.core.storage.repair import CorruptBatch, sound, verified
+from pyggy.core.storage.tiered import RemoteFetch
+
+
+@dataclass(slots=True)
+class ScrubReport:
+    """What a scrub saw: batches and bytes verified, and what it found."""
+
+    batches: int = 0
+    bytes: int = 0
+    upgraded: int = 0  # first-format index entries verified and given a CRC
+    repaired: int = 0  # batches (or damaged ranges) rewritten from a verified copy
+    refused: list[str] = field(default_factory=list)  # damage nothing could repair
+
+    def add(self, other: ScrubReport) -> None:
+        self.batches += other.batches
+        self.bytes += other.bytes
+        self.upgraded += other.upgraded
+        self.repaired += other.repaired
+        self.refused += other.refused
+
+
+def scrub_partition(plog: PartitionLog, report: ScrubReport, block: bool = True
+                    ) -> Iterator[RemoteFetch | None]:
+    """Verify every batch of the partition's local segments into `report`. Yields None after
+    each batch and, when `block` is false, a RemoteFetch to await before the same batch is
+    tried again."""
+    for seg in list(plog.segments):
+        i = 0
+        while i < len(seg.index) and seg.fd >= 0:
+            idx = seg.index
+            flags = idx.flags[i]
+            data = seg.read_at(idx.positions[i], idx.lengths[i])
+            if not sound(idx, i, data):
+                try:
+                    verified(plog, seg, i, data, block)
+                except RemoteFetch as need:
+                    yield need
+                    continue
+                except CorruptBatch as e:
+                    report.refused.append(str(e))
+                else:
+                    if flags == 0 and idx.flags[i] == HAS_CRC:
+                        report.upgraded += 1
+                    else:
+                        report.repaired += 1
+            report.batches += 1
+            report.bytes += idx.lengths[i]
+            i += 1
+            yield None
