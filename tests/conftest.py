@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,3 +67,53 @@ def iggy08_python() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+class SmallDisk:
+    """A tmpfs of a given size mounted for one test: a real full disk (ENOSPC) on demand."""
+
+    def __init__(self, mount: Path) -> None:
+        self.path = mount
+        self.filler = mount / "filler"
+
+    def fill(self, leave: int = 0) -> None:
+        """Write a filler file until at most `leave` bytes stay free."""
+        with open(self.filler, "ab") as f:
+            while True:
+                free = os.statvfs(self.path).f_bavail * os.statvfs(self.path).f_frsize
+                if free <= leave:
+                    break
+                try:
+                    f.write(bytes(min(1 << 20, max(free - leave, 4096))))
+                    f.flush()
+                except OSError:
+                    break
+
+    def free(self) -> None:
+        self.filler.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[[str], SmallDisk]]:
+    """`make("32m")` → a SmallDisk mounted under tmp_path (unmounted at teardown).
+
+    Mounting needs root, which CI has; without it the test fails under CI and skips elsewhere.
+    """
+    mounts: list[Path] = []
+
+    def make(size: str) -> SmallDisk:
+        mount = tmp_path / f"disk{len(mounts)}"
+        mount.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                               str(mount)], capture_output=True, text=True)
+        if done.returncode:
+            message = f"cannot mount a tmpfs (root needed): {done.stderr.strip()}"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        mounts.append(mount)
+        return SmallDisk(mount)
+
+    yield make
+    for mount in mounts:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
