@@ -17,6 +17,7 @@ with what to fix, and retried every `max_backoff` seconds: never a crash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ from pyggy.archiver.threads import DaemonExecutor
 from pyggy.archiver.tiered import Entry, TieredPartition, TieredStore, write_atomic
 from pyggy.core.engine import LogEngine
 from pyggy.core.storage.index import ENTRY_SIZE
+from pyggy.core.storage.scrub import verify_segment_file
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,10 @@ class Counters:
     failures: int = 0
 
 
+class DamagedSegment(Exception):
+    """A sealed segment failed verification: it is not uploaded."""
+
+
 class ArchiverService:
     def __init__(self, engine: LogEngine, store: TieredStore, settings: ServiceSettings) -> None:
         self.engine = engine
@@ -68,6 +74,7 @@ class ArchiverService:
         self.settings = settings
         self.io = DaemonExecutor(1, "pyggy-archive-io")
         self.counters = Counters()
+        self.damaged: set[str] = set()  # log keys of segments not archived: they failed checks
         self.ready = False
         self._wake = asyncio.Event()
         self._seen: dict[tuple[int, int, int], int] = {}
@@ -213,6 +220,7 @@ class ArchiverService:
                                                  seg.start_offset)
         idx = seg.index
         size, index_size = seg.size, len(idx) * ENTRY_SIZE
+        index_bytes = idx.to_bytes()  # what the segment's reads trust, checked against the log
         bounds = (seg.start_offset, seg.next_offset, size, idx.timestamps[0],
                   idx.timestamps[-1], idx.max_timestamps[-1])
         generation = tp.generation
@@ -227,8 +235,15 @@ class ArchiverService:
             return
         self.store.unqueue([log_key, index_key])
         started = time.monotonic()
-        log_sha, index_sha = await self._call(self._upload_files, log_fd, size, log_key,
-                                              index_fd, index_size, index_key)
+        try:
+            log_sha, index_sha = await self._call(self._upload_files, log_fd, size, log_key,
+                                                  index_fd, index_bytes, index_key)
+        except DamagedSegment as e:
+            if log_key not in self.damaged:  # once per segment, not once per pass
+                self.damaged.add(log_key)
+                log.error("archiver: segment %s is not archived: %s (pyggy-scrub reports it; "
+                          "the damaged batches are refused to readers)", seg.log_path, e)
+            return
         still_there = (p.log is not None and p.log.remote is tp and tp.generation == generation
                        and any(s is seg for s in p.log.segments) and seg.size == size)
         if not still_there:  # deleted, purged or retained away during the upload
@@ -244,18 +259,29 @@ class ArchiverService:
                  bounds[0], bounds[1] - 1, size, time.monotonic() - started)
 
     def _upload_files(self, log_fd: int, size: int, log_key: str, index_fd: int,
-                      index_size: int, index_key: str) -> tuple[str, str]:
-        """Worker thread: hash and upload the log, then the index; verified by the archiver."""
+                      index_bytes: bytes, index_key: str) -> tuple[str, str]:
+        """Worker thread: verify the segment (the archive must only ever hold sound copies),
+        then hash and upload the log, then the index; verified by the archiver."""
         log_src = index_src = None
+        index_size = len(index_bytes)
         try:
+            problems = verify_segment_file(log_fd, index_bytes)
+            if problems:
+                raise DamagedSegment("; ".join(problems[:3]))
+            if os.pread(index_fd, index_size + 1, 0) != index_bytes:
+                # the file rotted (or holds more): upload the entries the reads trust instead
+                os.close(index_fd)
+                index_fd = os.memfd_create("pyggy-index")
+                os.pwrite(index_fd, index_bytes, 0)
             log_src = Source(log_fd, size, sha256_fd(log_fd, size))
             index_src = Source(index_fd, index_size, sha256_fd(index_fd, index_size))
             self.archiver.archive(log_key, log_src)
             self.archiver.archive(index_key, index_src)
             return log_src.sha256, index_src.sha256
         finally:
-            os.close(log_fd)
-            os.close(index_fd)
+            for fd in (log_fd, index_fd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     # -- state log ---------------------------------------------------------------------------
     def _load_state_record(self) -> str | None:

@@ -2,17 +2,22 @@
 verified copy can repair — the same checks and repairs as a read (`core/storage/repair.py`),
 walked over the whole local log instead of what a client asks for.
 
-Used by `pyggy-scrub` (offline, blocking reads of the archive) and by the server's optional
+Used by `pyggy-scrub` (offline, blocking reads of the archive), by the server's optional
 background scrubber (on the event loop: `scrub_partition` yields after each batch so the caller
-can pace it, and a repair that must fetch from the archive is awaited, not blocked on).
+can pace it, and a repair that must fetch from the archive is awaited, not blocked on), and by
+the archiver before it uploads a sealed segment (`verify_segment_file`: the archive never
+receives damaged bytes, so it can be the copy that repairs come from).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pyggy.core.storage.index import HAS_CRC
+from crc32c import crc32c
+from pyggy.core.records.encoding import recognise
+from pyggy.core.storage.index import ENTRY_SIZE, HAS_CRC, SegmentIndex
 from pyggy.core.storage.partition_log import PartitionLog
 from pyggy.core.storage.repair import CorruptBatch, sound, verified
 from pyggy.core.storage.tiered import RemoteFetch
@@ -64,3 +69,22 @@ def scrub_partition(plog: PartitionLog, report: ScrubReport, block: bool = True
             report.bytes += idx.lengths[i]
             i += 1
             yield None
+
+
+def verify_segment_file(log_fd: int, index_bytes: bytes) -> list[str]:
+    """Check a sealed segment's log against its index (given as entry bytes) without touching
+    either: every batch against its CRC, or its own checksums for first-format entries. Returns
+    the problems found (empty: sound). Safe on a worker thread (positional reads only)."""
+    idx = SegmentIndex.load(index_bytes)
+    problems = []
+    if len(idx) * ENTRY_SIZE != len(index_bytes):
+        problems.append(f"index entries {len(idx)}.. fail their checks")
+    for i in range(len(idx)):
+        data = os.pread(log_fd, idx.lengths[i], idx.positions[i])
+        flags = idx.flags[i]
+        ok = (flags == HAS_CRC and crc32c(data) == idx.crcs[i]) or (
+            flags == 0 and recognise(memoryview(data), idx.base_offsets[i], verify=True))
+        if not ok:
+            problems.append(f"batch at offset {idx.base_offsets[i]} (position "
+                            f"{idx.positions[i]}) fails its checksum")
+    return problems

@@ -111,3 +111,41 @@ def test_an_offloaded_segment_whose_archived_copy_is_bad_is_refused(tmp_path: Pa
         node.close()
 
     asyncio.run(main())
+
+
+def test_a_damaged_segment_is_never_archived(tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        node = Node(tmp_path)
+        node.topic(local_segments=100)
+        await node.produce(100)  # sealed segments, none archived yet
+        plog = node.engine.topic("s", "t").partitions[0].log
+        seg = plog.segments[0]
+        flip(seg.log_path, seg.index.positions[1] + 200)
+        for _ in range(3):
+            await node.service._pass()
+        assert not plog.remote.is_archived(seg.start_offset, seg.next_offset, seg.size)
+        assert plog.remote.is_archived(plog.segments[1].start_offset,
+                                       plog.segments[1].next_offset, plog.segments[1].size)
+        assert not list((tmp_path / "archive").rglob(f"{seg.start_offset:020}.log"))
+        node.close()
+
+    with caplog.at_level(logging.ERROR, logger="pyggy.archiver"):
+        asyncio.run(main())
+    assert caplog.text.count("is not archived") == 1
+
+
+def test_a_rotten_index_file_is_archived_as_the_reads_trust_it(tmp_path: Path) -> None:
+    async def main() -> None:
+        node = Node(tmp_path)
+        node.topic(local_segments=1)
+        await node.produce(100)
+        plog = node.engine.topic("s", "t").partitions[0].log
+        seg = plog.segments[0]
+        flip(seg.index_path, ENTRY_SIZE + 7)  # the file rots while the server runs
+        assert await node.service._pass()
+        assert plog.tiered  # offloaded: reads now come from the archived index
+        assert await poll_all(node.engine) == expected(100)
+        node.close()
+
+    asyncio.run(main())
