@@ -149,10 +149,21 @@ class ArchiverConfig:
 
 
 @dataclass(slots=True)
+class ScrubConfig:
+    """pyggy's own: re-read and verify every stored batch in the background, at a bounded rate
+    (repairs from the archive as reads do; `pyggy-scrub` does the same offline)."""
+
+    enabled: bool = False
+    interval: Duration = 24 * 3600.0  # from the start of one pass to the next
+    rate: Size = 32 * MiB  # bytes verified per second at most
+
+
+@dataclass(slots=True)
 class DataMaintenanceConfig:
     messages: MessagesMaintenanceConfig = field(default_factory=MessagesMaintenanceConfig)
     archiver: ArchiverConfig = field(default_factory=ArchiverConfig)
     state: StateMaintenanceConfig = field(default_factory=StateMaintenanceConfig)
+    scrub: ScrubConfig = field(default_factory=ScrubConfig)
 
 
 @dataclass(slots=True)
@@ -377,6 +388,8 @@ def validate(config: ServerConfig) -> None:
         ("data_maintenance.messages.interval", config.data_maintenance.messages.interval),
         ("personal_access_token.cleaner.interval", config.personal_access_token.cleaner.interval),
         ("data_maintenance.state.interval", config.data_maintenance.state.interval),
+        ("data_maintenance.scrub.interval", config.data_maintenance.scrub.interval),
+        ("data_maintenance.scrub.rate", config.data_maintenance.scrub.rate),
     ):
         if seconds <= 0:
             raise ConfigError(f"{key} must be positive")

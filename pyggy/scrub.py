@@ -15,6 +15,7 @@ segment data. Everything found is reported; the exit code is 0 when nothing is l
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -27,6 +28,7 @@ from pyggy.archiving import setup as setup_archiving
 from pyggy.config import ConfigError, load_config, set_value, validate
 from pyggy.core.engine import LogEngine
 from pyggy.core.errors import IggyError
+from pyggy.core.storage.scrub import ScrubReport, scrub_partition
 
 log = logging.getLogger("pyggy.scrub")
 _SEGMENT_LOGGERS = frozenset({"pyggy.core.storage.recovery", "pyggy.core.storage.repair"})
@@ -42,6 +44,30 @@ class _Findings(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith("pyggy.core") or record.name.startswith("pyggy.archiver"):
             self.records.append(record)
+
+
+async def background(engine: LogEngine, interval: float, rate: int) -> None:
+    """The server's scrubber: a pass over every partition every `interval` seconds, verifying
+    at most `rate` bytes a second, awaiting archive fetches for repairs; one log line a pass."""
+    loop = asyncio.get_running_loop()
+    while True:
+        began = started = loop.time()
+        report = ScrubReport()
+        for plog in engine.partition_logs():
+            done = report.bytes
+            for need in scrub_partition(plog, report, block=False):
+                if need is not None:
+                    await need.fetch()
+                    continue
+                ahead = (report.bytes - done) / rate - (loop.time() - started)
+                if ahead > 0.05:  # ahead of the rate: let the rest of the server run
+                    await asyncio.sleep(ahead)
+                    started, done = loop.time(), report.bytes
+        level = logging.ERROR if report.refused else logging.INFO
+        log.log(level, "scrub: %d batches, %d bytes verified; %d repaired, %d upgraded, %d "
+                "damaged and refused", report.batches, report.bytes, report.repaired,
+                report.upgraded, len(report.refused))
+        await asyncio.sleep(max(interval - (loop.time() - began), 0))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -148,6 +148,11 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) 
                                                 background(telemetry, "cleaner",
                                                            lambda: _clean(engine)),
                                                 "cleaner")))
+    scrub = config.data_maintenance.scrub
+    if scrub.enabled:
+        from pyggy.scrub import background as scrubber
+
+        tasks.append(loop.create_task(scrubber(engine, scrub.interval, scrub.rate)))
     pat_cleaner = config.personal_access_token.cleaner
     if pat_cleaner.enabled:
         tasks.append(loop.create_task(_periodic(

@@ -87,3 +87,37 @@ def test_a_second_server_on_the_same_data_is_refused(pyggy_server: PyggyServer,
     second.start(wait=False)
     assert second.wait_exit(timeout=20) == 2
     assert "in use by another pyggy process" in second.format_logs()
+
+
+def test_the_background_scrubber_repairs_rot_nobody_reads(pyggy_server_factory,
+                                                           tmp_path: Path) -> None:
+    from apache_iggy import IggyClient, SendMessage
+
+    server = pyggy_server_factory(env={
+        "IGGY_DATA_MAINTENANCE_ARCHIVER_ENABLED": "true",
+        "IGGY_DATA_MAINTENANCE_ARCHIVER_KIND": "disk",
+        "IGGY_DATA_MAINTENANCE_ARCHIVER_DISK_PATH": str(tmp_path / "archive"),
+        "IGGY_DATA_MAINTENANCE_MESSAGES_ARCHIVER_ENABLED": "true",
+        "IGGY_DATA_MAINTENANCE_MESSAGES_INTERVAL": "1 s",
+        "IGGY_DATA_MAINTENANCE_SCRUB_ENABLED": "true",
+        "IGGY_DATA_MAINTENANCE_SCRUB_INTERVAL": "1 s"})
+
+    async def produce() -> None:
+        client = IggyClient(server.tcp_address)
+        await client.connect()
+        await client.login_user("iggy", "iggy")
+        await client.create_stream("s")
+        await client.create_topic("s", "t", 1, options={"segment_size": "1 MiB"})
+        for _ in range(15):
+            await client.send_messages("s", "t", 0, [SendMessage(b"z" * 1024)] * 100)
+
+    asyncio.run(produce())
+    server.wait_for_log("archived segment streams/s/topics/t/partitions/0/"
+                        "00000000000000000000.log", 20)
+    server.wait_for_log("scrub: ", 20)
+    first = server.data_path / "streams/0/topics/0/partitions/0/00000000000000000000.log"
+    good = first.read_bytes()
+    flip(first, 5 * (256 + 100 * (48 + 1024)) + 1000)
+    line = server.wait_for_log("1 repaired", 20)
+    assert "0 damaged" in line
+    assert first.read_bytes() == good
