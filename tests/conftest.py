@@ -117,3 +117,13 @@ def small_disk(tmp_path: Path) -> Iterator[Callable[[str], SmallDisk]]:
     yield make
     for mount in mounts:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the fault-injection table when fault tests ran (tests/core/faults/)."""
+    import sys
+
+    table = sys.modules.get("fault_table")
+    if table is not None and table.ROWS:
+        terminalreporter.section("storage fault injection: file kind x case x outcome")
+        terminalreporter.write_line(table.render())

@@ -118,17 +118,26 @@ def _from_archive(plog: PartitionLog, seg: Segment, i: int, block: bool) -> byte
         elif recognise(memoryview(part), ridx.base_offsets[j], verify=True) is None:
             return None
     seg.write_at(pos, data)
-    if last - first == 1:
+    if idx.flags[i] & DAMAGED:  # a placeholder entry (one or more batches): take the archive's
+        idx.replace(i, [_sound_entry(ridx, j, data, pos) for j in range(first, last)])
+        _best_effort(seg.rewrite_index)
+    else:
         idx.set_crc(i, ridx.crcs[first] if ridx.flags[first] & HAS_CRC else crc32c(data))
         _best_effort(seg.rewrite_entry, i)
-    else:  # a damaged range that held several batches: take the archived entries for it
-        idx.replace(i, [ridx.entry(j) for j in range(first, last)])
-        _best_effort(seg.rewrite_index)
     plog.reported.discard((seg.start_offset, pos))
     log.warning("partition %s: repaired offsets %d..%d of segment %d from the archive",
                 plog.path, idx.base_offsets[i], idx.base_offsets[i] + idx.counts[i] - 1,
                 seg.start_offset)
     return data[:idx.lengths[i]]  # entry i is now the first archived batch of the range
+
+
+def _sound_entry(ridx: SegmentIndex, j: int, data: bytes, pos: int) -> tuple:
+    """Archived entry j as a local entry with its CRC (computed for a first-format entry)."""
+    entry = ridx.entry(j)
+    if entry[7] & HAS_CRC:
+        return entry
+    at = ridx.positions[j] - pos
+    return entry[:7] + (HAS_CRC, crc32c(data[at:at + ridx.lengths[j]]))
 
 
 def _covering(ridx: SegmentIndex, pos: int, length: int, base: int,
