@@ -17,8 +17,10 @@ UINT8, UINT32, UINT64 = 9, 11, 12
 
 MIN_SEGMENT = 1 << 20
 MAX_SEGMENT = 1 << 30
+# Iggy updates the first three; pyggy also lets tiering and the fsync policy change on a live
+# topic (every append reads the policy, so the change holds from the next one)
 UPDATABLE = {"compression_algorithm", "message_expiry", "max_topic_size", "local_retention_bytes",
-             "local_retention_segments"}
+             "local_retention_segments", "enforce_fsync"}
 
 
 def _bad(key: str) -> IggyError:

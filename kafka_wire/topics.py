@@ -26,7 +26,8 @@ from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.settings import KafkaSettings
 
 LEGAL_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
-STRING, UINT64 = 2, 12
+STRING, BOOL, UINT64 = 2, 3, 12
+NO_FLUSH = "9223372036854775807"  # Kafka's flush.messages default: the OS flushes
 _U64 = struct.Struct("<Q")
 
 
@@ -174,14 +175,18 @@ def _local_size_to_bytes(raw: bytes) -> str:
     return "-2" if n == UNLIMITED_SIZE else str(n)  # Kafka's -2: no local limit of its own
 
 
-MAPPED = {
-    "retention.ms": ("message_expiry", _ms_to_expiry, _expiry_to_ms),
+MAPPED = {  # Kafka config → (Iggy option, its kind, to option, from option)
+    "retention.ms": ("message_expiry", UINT64, _ms_to_expiry, _expiry_to_ms),
     # tiered storage: bytes kept on local disk (older archived segments are read from the
     # archive); -1 and -2 mean no local limit
-    "local.retention.bytes": ("local_retention_bytes", _bytes_to_size, _local_size_to_bytes),
-    "retention.bytes": ("max_topic_size", _bytes_to_size, _size_to_bytes),
-    "segment.bytes": ("segment_size", lambda v: _U64.pack(int(v)), lambda r: str(
+    "local.retention.bytes": ("local_retention_bytes", UINT64, _bytes_to_size,
+                              _local_size_to_bytes),
+    "retention.bytes": ("max_topic_size", UINT64, _bytes_to_size, _size_to_bytes),
+    "segment.bytes": ("segment_size", UINT64, lambda v: _U64.pack(int(v)), lambda r: str(
         _U64.unpack(r)[0])),
+    # fsync every append before acknowledging it (flush.messages=1), or leave it to the OS
+    "flush.messages": ("enforce_fsync", BOOL, lambda v: b"\x01" if v == "1" else b"\x00",
+                       lambda r: "1" if r == b"\x01" else NO_FLUSH),
 }
 NOT_ALTERABLE = {"segment.bytes"}  # Iggy's segment_size cannot change after creation
 
@@ -212,7 +217,10 @@ CONFIGS: dict[str, ConfigDef] = {
     "compression.zstd.level": ConfigDef("3", INT, "compression.zstd.level", -131072, 22),
     "delete.retention.ms": ConfigDef("86400000", LONG, "log.cleaner.delete.retention.ms", 0),
     "file.delete.delay.ms": ConfigDef("60000", LONG, "log.segment.delete.delay.ms", 0),
-    "flush.messages": ConfigDef("9223372036854775807", LONG, "log.flush.interval.messages", 1),
+    "flush.messages": ConfigDef(NO_FLUSH, LONG, "log.flush.interval.messages", 1,
+                                choices=("1", NO_FLUSH),
+                                hint="pyggy fsyncs every append (1) or leaves flushing to "
+                                     "the OS (the default); other intervals are not supported"),
     "flush.ms": ConfigDef("9223372036854775807", LONG, None, 0),  # log.flush.interval.ms
     # is unset in Kafka, so it is no synonym there either
     "follower.replication.throttled.replicas": ConfigDef("", LIST, None, item=_THROTTLED),
@@ -304,6 +312,8 @@ def validate_config(name: str, value: str | None) -> str | None:
         raise _invalid(name, value, d.hint or f"Value must be no more than {d.hi:g}")
     if name == "segment.bytes" and number % 512:
         raise _invalid(name, value, d.hint)
+    if d.choices and str(number) not in d.choices:  # a number pyggy supports only some of
+        raise _invalid(name, value, d.hint)
     if name == "compression.gzip.level" and number == 0:
         raise _invalid(name, value, "Value must be -1 or between 1 and 9")
     return text if d.type == DOUBLE else str(number)
@@ -312,8 +322,8 @@ def validate_config(name: str, value: str | None) -> str | None:
 def config_option(name: str, value: str) -> tuple[str, int, bytes]:
     """The Iggy option entry for a validated Kafka config value."""
     if name in MAPPED:
-        option, to_option, _ = MAPPED[name]
-        return option, UINT64, to_option(value)
+        option, kind, to_option, _ = MAPPED[name]
+        return option, kind, to_option(value)
     return f"kafka.{name}", STRING, value.encode()
 
 
@@ -341,6 +351,8 @@ def options_configs(o: TopicOptions) -> dict[str, tuple[str, bool]]:
     out["segment.bytes"] = (str(o.segment_size), "segment_size" not in explicit)
     out["local.retention.bytes"] = (_local_size_to_bytes(_U64.pack(o.local_retention_bytes)),
                                     "local_retention_bytes" not in explicit)
+    out["flush.messages"] = ("1" if o.enforce_fsync else NO_FLUSH,
+                             "enforce_fsync" not in explicit)
     for key, _kind, raw in o.explicit:
         if key.startswith("kafka.") and key[6:] in CONFIGS:
             out[key[6:]] = (raw.decode(errors="replace"), False)

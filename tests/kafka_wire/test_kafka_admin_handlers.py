@@ -429,3 +429,25 @@ async def test_delete_topics_forgets_group_offsets_and_producer_state(door: Door
     assert store.offsets("g") == {("kept", 0): CommittedOffset(3, -1, "")}
     assert store.offsets("h") == {}
     assert not server.producers.partitions
+
+
+async def test_flush_messages_1_is_fsync_on_every_append(door: Door) -> None:
+    """Kafka's flush.messages=1 is Iggy's enforce_fsync (one option, both doors); intervals
+    pyggy cannot honour are refused, never silently ignored."""
+    r = await door.create(7, {"name": "f", "configs": configs(("flush.messages", "1"))},
+                          {"name": "g", "configs": configs(("flush.messages", "500"))})
+    assert [t["error_code"] for t in r] == [NONE, INVALID_CONFIG]
+    assert door.topic("f").options.enforce_fsync is True
+    assert dynamic(door, "f") == {"flush.messages": "1"}
+
+    async def alter(value: str | None) -> int:
+        op = 0 if value is not None else 1
+        r = await door.call(INCREMENTAL, 1, {"resources": [
+            {"resource_type": 2, "resource_name": "f", "configs": [
+                {"name": "flush.messages", "config_operation": op, "value": value}]}],
+            "validate_only": False})
+        return r["responses"][0]["error_code"]
+
+    assert await alter("2") == INVALID_CONFIG
+    assert await alter(None) == NONE
+    assert door.topic("f").options.enforce_fsync is False and dynamic(door, "f") == {}
