@@ -156,7 +156,7 @@ def test_archive_outage_keeps_local_segments_and_catches_up(tmp_path: Path, capl
         assert await poll_all(node.engine) == expected(500)
         node.close()
 
-    with caplog.at_level(logging.INFO, logger="archiver"):
+    with caplog.at_level(logging.INFO, logger="pyggy.archiver"):
         asyncio.run(main())
     text = caplog.text
     assert "segments stay on local disk" in text
@@ -197,7 +197,7 @@ def test_wrong_credentials_are_logged_not_fatal(tmp_path: Path, caplog) -> None:
         assert len(t.partitions[0].log.segments) == 1
         node.close()
 
-    with caplog.at_level(logging.INFO, logger="archiver"):
+    with caplog.at_level(logging.INFO, logger="pyggy.archiver"):
         asyncio.run(main())
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "InvalidAccessKeyId" in errors[0].getMessage()
