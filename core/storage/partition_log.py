@@ -14,6 +14,7 @@ from pyggy.core.clock import Clock
 from pyggy.core.model import NEVER_EXPIRE, TopicOptions
 from pyggy.core.records import iggy_batch, kafka_batch
 from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA, peek_length, recognise
+from pyggy.core.storage import small_file
 from pyggy.core.storage.fsync import GroupCommitter
 from pyggy.core.storage.index import SegmentIndex
 from pyggy.core.storage.segment import Segment
@@ -374,26 +375,22 @@ class PartitionLog:
         return removed
 
     def _load_floor(self) -> int:
+        """The persisted floor (two checksummed copies, core/storage/small_file.py). When both
+        are damaged the floor is 0: a lower floor hides nothing (records below the lost one
+        are readable again); an error says so and the copies go to lost+found."""
+        f = small_file.SmallFile(self.path / START_OFFSET_FILE, legacy=small_file.decimal)
         try:
-            return max(int((self.path / START_OFFSET_FILE).read_text().strip()), 0)
-        except (OSError, ValueError):
+            payload = f.read()
+            return 0 if payload is None else small_file.decimal_value(payload)
+        except (small_file.CorruptFile, ValueError) as e:
+            log.error("partition %s: log start offset lost (%s); using 0, which hides no "
+                      "record", self.path, e)
+            f.set_aside("damaged log start offset")
             return 0
 
     def _store_floor(self, offset: int) -> None:
-        """Persist the floor atomically (temp file, fsync, rename, fsync the directory)."""
-        tmp = self.path / (START_OFFSET_FILE + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, f"{offset}\n".encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path / START_OFFSET_FILE)
-        dfd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        """Persist the floor durably (two checksummed copies, each fdatasync'd)."""
+        small_file.SmallFile(self.path / START_OFFSET_FILE).write(f"{offset}".encode())
         self.floor = offset
 
     # -- retention / purge ---------------------------------------------------------------
