@@ -25,7 +25,8 @@ def captured_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
     monkeypatch.setattr(
         server,
         "run",
-        lambda config, creds: calls.append((config, creds, asyncio.get_event_loop_policy())),
+        lambda config, creds, repair_state=False: calls.append(
+            (config, creds, asyncio.get_event_loop_policy())),
     )
     for name in ("IGGY_ROOT_USERNAME", "IGGY_ROOT_PASSWORD", "IGGY_CONFIG_PATH"):
         monkeypatch.delenv(name, raising=False)
