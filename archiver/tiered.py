@@ -195,8 +195,8 @@ class TieredPartition:
         except (CorruptFile, ValueError, TypeError, AttributeError) as e:
             log.error("partition %s: archive manifest lost (%s); re-listing the archive",
                       self.path, e)
+            entries = self._relist()  # CorruptFile if it cannot be: the files stay as they are
             self.manifest.set_aside("damaged archive manifest")
-            entries = self._relist()
             self._remember(entries)
             self._save()
             return

@@ -3,8 +3,8 @@ yet reserved (see ProducerStates: ids are reserved in blocks), as decimal text i
 checksummed copies (core/storage/small_file.py).
 
 If both copies are damaged, ids continue far above any the lost mark could have allowed (the
-current time in microseconds, above 10**15): an id is never handed out twice; an error says so
-and the damaged copies go to lost+found."""
+current time in microseconds, above 10**15, stored at once): an id is never handed out twice;
+an error says so and the damaged copies are copied to lost+found."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import logging
 import time
 from pathlib import Path
 
+from pyggy.core.storage.lost_found import LostAndFound
 from pyggy.core.storage.small_file import CorruptFile, SmallFile, decimal, decimal_value
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,11 @@ class ProducerIdFile:
             fresh = time.time_ns() // 1000
             log.error("producer id mark unreadable (%s): producer ids continue from %d", e,
                       fresh)
-            self.file.set_aside("damaged producer id mark")
+            found = LostAndFound.near(self.path)
+            for p in (self.file.path, self.file.copy):
+                if p.exists():
+                    found.copy(p, "damaged producer id mark")
+            self.store(fresh)  # at once: a restart before the first new id must not go back
             return fresh
         return max(default, mark)
 

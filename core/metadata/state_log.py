@@ -119,7 +119,8 @@ class Merged:
     damage: Damage | None = None  # set when replay had to stop before the end
 
 
-def merge(copies: Sequence[bytes | memoryview], strict_tail: bool) -> Merged:
+def merge(copies: Sequence[bytes | memoryview], strict_tail: bool,
+          names: Sequence[str] = ("state.log", "state.log.copy")) -> Merged:
     """Walk the copies entry by entry (sans-I/O). `strict_tail`: an entry present but bad in
     every copy at the end is damage, not a torn tail (mirrored copies written with fsync)."""
     out = Merged(repaired=[[] for _ in copies])
@@ -142,7 +143,7 @@ def merge(copies: Sequence[bytes | memoryview], strict_tail: bool) -> Merged:
             continue
         if all(f is None for f in found):
             return out
-        reasons = "; ".join(f"copy {n}: {f or 'ends here'}" for n, f in enumerate(found))
+        reasons = "; ".join(f"{names[n]}: {f or 'ends here'}" for n, f in enumerate(found))
         later = any(valid_entry_after(c, pos, index) is not None for c in copies)
         if later or (strict_tail and None not in found):
             out.damage = Damage(pos, index, reasons)
@@ -172,7 +173,8 @@ class StateLog:
         `repair` (then the provable prefix is kept, the damaged files copied to lost+found)."""
         copies = [_read(self.path), _read(self.mirror)]
         mirrored = self.mirror.exists()
-        merged = merge(copies if mirrored else copies[:1], strict_tail=mirrored and self.fsync)
+        merged = merge(copies if mirrored else copies[:1], strict_tail=mirrored and self.fsync,
+                       names=(self.path.name, self.mirror.name))
         if merged.damage is not None:
             d = merged.damage
             if not repair:

@@ -15,6 +15,7 @@ from pyggy.core.storage.small_file import (
     SmallFile,
     copy_path,
     decimal,
+    decimal_value,
     decode,
     encode,
 )
@@ -123,3 +124,13 @@ def test_decode_truncated_or_flipped_is_a_clean_error(seq: int, payload: bytes, 
     flipped[pos] ^= 1 << bit
     with pytest.raises(ValueError):
         decode(bytes(flipped))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40))
+def test_decimal_decoders_take_digits_only(data: bytes) -> None:
+    try:
+        payload = decimal(data)
+    except ValueError:
+        return
+    assert payload.isdigit() and decimal_value(payload) == int(data.decode("ascii"))
