@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -169,4 +171,35 @@ def test_a_full_disk_fails_metadata_commands_cleanly(small_tmpfs, caplog) -> Non
         ["iggy"] + [f"u{i}" for i in users])
     assert again.get_offset(CONSUMER, 1, "s", "t", 0)[2] == 4
     assert again.state.path.read_bytes() == again.state.mirror.read_bytes()
+    again.close()
+
+
+def test_no_inode_for_the_segment_files_undoes_the_topic(small_tmpfs) -> None:
+    """The partition directories could be made, the segment files not (no inode left): the
+    command is undone by its inverse and fails with the storage error."""
+    mount = small_tmpfs(1 << 20)
+    subprocess.run(["mount", "-o", "remount,nr_inodes=400", str(mount)], check=True)
+    root = mount / "data"
+    e = opened(root, state_fsync=True)
+    e.create_stream("s")
+    e.create_topic("s", "t", 1)
+    n = 0
+    while os.statvfs(mount).f_ffree > 3:  # left: topics/1, its partitions/ and partitions/0
+        (mount / f"inode{n}").touch()
+        n += 1
+    with pytest.raises(IggyError) as err:
+        e.create_topic("s", "t2", 1)
+    assert err.value.code == ErrorCode.CANNOT_WRITE_TO_FILE
+    assert e.get_topic("s", "t2") is None
+    assert not (root / "streams/0/topics/1/partitions/0").exists()
+    # logged, then undone by its inverse (not refused before the log: the directories fit)
+    assert b'"delete_topic"' in (root / "state/state.log").read_bytes()
+    for i in range(n):
+        (mount / f"inode{i}").unlink()
+    e.create_topic("s", "t3", 1)  # id 1 again, on a clean directory
+    send(e, 2, topic="t3")
+    e.close()
+    again = opened(root)
+    assert [t.name for t in again.topics("s")] == ["t", "t3"]
+    assert again.topic("s", "t3").partitions[0].log.next_offset == 2
     again.close()
