@@ -33,7 +33,7 @@ from pyggy.archiver.base import Archiver, ArchiverError
 from pyggy.archiver.cache import RangeCache
 from pyggy.archiver.threads import DaemonExecutor
 from pyggy.core.storage.index import ENTRY_SIZE, SegmentIndex
-from pyggy.core.storage.small_file import CorruptFile, SmallFile
+from pyggy.core.storage.small_file import CorruptFile, SmallFile, sync_dir
 from pyggy.core.storage.tiered import RemoteReadError, RemoteSegment
 
 log = logging.getLogger(__name__)
@@ -79,11 +79,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    sync_dir(path.parent)
 
 
 class TieredStore:

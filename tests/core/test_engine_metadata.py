@@ -4,7 +4,6 @@ commands are logged before they change memory, and a full disk fails them cleanl
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
 import subprocess
@@ -14,6 +13,8 @@ import pytest
 from pyggy.core.engine import CONSUMER, NEXT, LogEngine
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.records.iggy_batch import build_batch
+
+from pyggy.testing import fill_disk
 
 
 def opened(root: Path, **kw) -> LogEngine:
@@ -111,19 +112,6 @@ def test_a_consumer_offset_lost_in_both_copies_restarts_from_the_log_start(
     again.close()
 
 
-def fill(mount: Path) -> Path:
-    """Take every free byte of a file system; return the filler file."""
-    filler = mount / "filler"
-    with open(filler, "wb", buffering=0) as f:
-        for chunk in (1 << 16, 4096, 1):
-            try:
-                while True:
-                    f.write(b"\0" * chunk)
-            except OSError as e:
-                assert e.errno == errno.ENOSPC
-    return filler
-
-
 def until_refused(attempt) -> tuple[list[int], int]:
     """Call attempt(i) for i = 0, 1, ... until the disk refuses one (appends inside the last
     page of a file may still fit): the ones that succeeded, and the refused one."""
@@ -145,7 +133,7 @@ def test_a_full_disk_fails_metadata_commands_cleanly(small_tmpfs, caplog) -> Non
     e.create_stream("s")
     e.create_topic("s", "t", 1)
     send(e, 5)
-    filler = fill(root.parent)
+    filler = fill_disk(root.parent)
     with caplog.at_level(logging.WARNING):
         streams, no_stream = until_refused(lambda i: e.create_stream(f"s{i:03d}" + "n" * 200))
         topics, no_topic = until_refused(lambda i: e.create_topic("s", f"t{i}", 2))

@@ -22,6 +22,8 @@ from pyggy.kafka_wire.protocol import decode_response, parse_response_header, re
 from pyggy.kafka_wire.registry import REGISTRY
 from pyggy.kafka_wire.topics import CONFIGS, DEFAULTS, topic_id
 
+from pyggy.testing import fill_disk
+
 pytestmark = pytest.mark.asyncio
 
 CREATE, DELETE, DELETE_RECORDS, DESCRIBE, ALTER, CREATE_PARTS, INCREMENTAL = \
@@ -441,14 +443,7 @@ async def test_a_full_disk_answers_kafka_storage_error(small_tmpfs) -> None:
     (r,) = await door.create(7, {"name": "t", "num_partitions": 1})
     assert r["error_code"] == NONE
     await engine.append("kafka", "t", (2, 0), build_batch([(1, b"m", b"", 1)] * 3), 3)
-    filler = root / "filler"
-    with open(filler, "wb", buffering=0) as f:
-        for chunk in (1 << 16, 4096, 1):
-            try:
-                while True:
-                    f.write(b"\0" * chunk)
-            except OSError:
-                pass
+    filler = fill_disk(root)
     codes = []
     for i in range(300):  # a command may still fit in the state log's last page
         (r,) = await door.create(7, {"name": f"full-{i}-" + "x" * 200})
