@@ -1,7 +1,8 @@
 """`pyggy-server` command line: load config, set up logging and uvloop, run the server.
 
-Exit codes: 0 after a clean shutdown, 2 for a configuration error, 3 when the server refuses to
-start on damaged metadata (the error names the file and the ways out), 130 on a second Ctrl-C.
+Exit codes: 0 after a clean shutdown, 1 when the first start cannot store its metadata (full
+disk), 2 for a configuration error, 3 when the server refuses to start on damaged metadata (the
+error names the file and the ways out), 130 on a second Ctrl-C.
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_uvloop()
 
     from pyggy import server
+    from pyggy.core.errors import IggyError
     from pyggy.core.storage.small_file import CorruptFile
 
     try:
@@ -158,6 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CorruptFile as e:  # damaged beyond repair: say what and how out, no traceback
         log.error("refusing to start: %s", e)
         return 3
+    except IggyError as e:  # e.g. the root user cannot be stored on a full disk
+        log.error("cannot start: %s", e)
+        return 1
     return 0
 
 
