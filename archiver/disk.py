@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from pyggy.archiver.base import ArchiverError, ChecksumMismatch, Source, Stored, sha256_fd
+from pyggy.core.storage.small_file import sync_dir
 
 COPY_CHUNK = 4 << 20
 
@@ -69,7 +70,7 @@ class DiskArchiver:
             finally:
                 os.close(fd)
             os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            sync_dir(path.parent)
             fd = os.open(path, os.O_RDONLY)
             try:
                 size = os.fstat(fd).st_size
@@ -133,11 +134,3 @@ class DiskArchiver:
                 if key.startswith(prefix):
                     out.append((key, p.stat().st_size))
         return sorted(out)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

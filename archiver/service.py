@@ -31,6 +31,7 @@ from pyggy.archiver.base import Archiver, ArchiverError, Source, sha256_fd
 from pyggy.archiver.threads import DaemonExecutor
 from pyggy.archiver.tiered import Entry, TieredPartition, TieredStore, write_atomic
 from pyggy.core.engine import LogEngine
+from pyggy.core.metadata.state_log import CorruptState, StateLog
 from pyggy.core.storage.index import ENTRY_SIZE
 from pyggy.core.storage.scrub import verify_segment_file
 
@@ -295,7 +296,11 @@ class ArchiverService:
         size = state.size
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         key = layout.state_key(self.settings.state_overwrite, stamp)
-        sha = await self._call(self._upload_state, state.path, size, key)
+        try:
+            sha = await self._call(self._upload_state, state, size, key)
+        except CorruptState as e:  # never archive what does not verify
+            log.error("archiver: state log not archived: %s", e)
+            return
         if sha is None:
             return
         self._state_sha = sha
@@ -304,14 +309,14 @@ class ArchiverService:
         self.counters.state_snapshots += 1
         log.info("archiver: archived the state log as %s (%d bytes)", key, size)
 
-    def _upload_state(self, path: Path, size: int, key: str) -> str | None:
-        """Worker thread: snapshot the first `size` bytes of the state log into the staging
-        directory (appends may go on meanwhile), upload it unless unchanged."""
+    def _upload_state(self, state: StateLog, size: int, key: str) -> str | None:
+        """Worker thread: snapshot the first `size` bytes of the state log, every entry
+        verified in either copy, into the staging directory (appends may go on meanwhile),
+        upload it unless unchanged."""
         staging = self.settings.staging_dir
         staging.mkdir(parents=True, exist_ok=True)
         snapshot = staging / f"state-{os.getpid()}.log"
-        with open(path, "rb") as src, open(snapshot, "wb") as dst:
-            dst.write(src.read(size))
+        snapshot.write_bytes(state.read_verified(size))
         try:
             source = Source.open(snapshot)
             try:

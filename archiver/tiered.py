@@ -4,13 +4,22 @@ archive through a bounded cache. `TieredPartition` is core's `RemoteSegments`.
 The manifest, `<partition dir>/archive.json`, lists the segments confirmed in the archive
 (uploaded and verified): bounds, timestamps, object keys, sizes and SHA-256s. It is the only
 source of "this segment is safely archived": a local segment is deleted only once it is listed
-there (`PartitionLog.offload`). It is rewritten atomically (temporary file, fsync, rename,
-fsync of the directory) and lives and dies with the partition directory.
+there (`PartitionLog.offload`). It is kept as two checksummed copies, each fsynced
+(core/storage/small_file.py), and lives and dies with the partition directory. If both copies
+are damaged it is rebuilt by re-listing the partition's prefix in the archive (each segment's
+index is read back for its bounds; objects queued for deletion are left out), with an error
+log and the damaged copies in lost+found; if the archive cannot be listed then, the server
+refuses to start rather than hide the archived segments (`CorruptFile`).
+
+The queue of archived objects to delete, `<state dir>/pending_deletes.json`, is kept the same
+way; if both its copies are damaged the queue starts empty: those objects stay in the archive
+(space, never data, is lost), and an error says so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -19,10 +28,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pyggy.archiver import layout
 from pyggy.archiver.base import Archiver, ArchiverError
 from pyggy.archiver.cache import RangeCache
 from pyggy.archiver.threads import DaemonExecutor
 from pyggy.core.storage.index import ENTRY_SIZE, SegmentIndex
+from pyggy.core.storage.small_file import CorruptFile, SmallFile, sync_dir
 from pyggy.core.storage.tiered import RemoteReadError, RemoteSegment
 
 log = logging.getLogger(__name__)
@@ -53,6 +64,12 @@ class Entry:
                              self.max_ts)
 
 
+def _json(data: bytes) -> bytes:
+    """`Legacy` decoder of the one-copy JSON files these were before."""
+    json.loads(data)
+    return data
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -62,11 +79,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    sync_dir(path.parent)
 
 
 class TieredStore:
@@ -94,13 +107,21 @@ class TieredStore:
 
     # -- deletion queue ----------------------------------------------------------------------
     def _load_pending(self) -> list[str]:
+        self._pending = SmallFile(self.state_dir / PENDING_DELETES, legacy=_json)
         try:
-            return list(json.loads((self.state_dir / PENDING_DELETES).read_text()))
-        except (OSError, ValueError):
+            payload = self._pending.read()
+            keys = [] if payload is None else json.loads(payload)
+            if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
+                raise ValueError("not a list of keys")
+            return keys
+        except (CorruptFile, ValueError) as e:
+            log.error("archive deletion queue lost (%s): the objects it held stay in the "
+                      "archive (space, not data, is lost)", e)
+            self._pending.set_aside("damaged archive deletion queue")
             return []
 
     def save_pending(self) -> None:
-        write_atomic(self.state_dir / PENDING_DELETES, json.dumps(self.pending_deletes).encode())
+        self._pending.write(json.dumps(self.pending_deletes).encode())
 
     def queue_delete(self, keys: list[str]) -> None:
         for key in keys:
@@ -161,23 +182,66 @@ class TieredPartition:
 
     # -- manifest ----------------------------------------------------------------------------
     def _load(self) -> None:
+        self.manifest = SmallFile(self.path / MANIFEST, legacy=_json)
         try:
-            doc = json.loads((self.path / MANIFEST).read_text())
-        except FileNotFoundError:
+            payload = self.manifest.read()
+            if payload is None:
+                return
+            entries = [Entry(**item) for item in json.loads(payload).get("segments", [])]
+        except (CorruptFile, ValueError, TypeError, AttributeError) as e:
+            log.error("partition %s: archive manifest lost (%s); re-listing the archive",
+                      self.path, e)
+            entries = self._relist()  # CorruptFile if it cannot be: the files stay as they are
+            self.manifest.set_aside("damaged archive manifest")
+            self._remember(entries)
+            self._save()
             return
-        except (OSError, ValueError) as e:
-            log.error("partition %s: unreadable archive manifest (%s); treating nothing as "
-                      "archived", self.path, e)
-            return
-        for item in doc.get("segments", []):
-            e = Entry(**item)
+        self._remember(entries)
+
+    def _remember(self, entries: list[Entry]) -> None:
+        for e in entries:
             self.entries[e.start] = e
             self.store.live_keys.update((e.log_key, e.index_key))
+
+    def _relist(self) -> list[Entry]:
+        """The segments under this partition's prefix in the archive, from their indexes
+        (their logs are not read: `log_sha256` stays empty). CorruptFile if that fails."""
+        try:
+            if self.store.names is None:
+                raise ArchiverError("the stream and topic names are unknown")
+            prefix = layout.partition_prefix(*self.store.names(self.stream_id, self.topic_id),
+                                             self.partition_id)
+            objects = dict(self.store.archiver.list(prefix))
+            entries = []
+            for key, size in sorted(objects.items()):
+                parsed = layout.parse_segment_key(key)
+                log_key = key.removesuffix(".index") + ".log"
+                if (parsed is None or parsed[4] != "index" or log_key not in objects
+                        or key in self.store.pending_deletes):
+                    continue
+                data = self.store.archiver.read_all(key)
+                idx = SegmentIndex.load(data)
+                if not len(idx) or idx.positions[-1] + idx.lengths[-1] != objects[log_key]:
+                    log.error("archive: %s does not describe %s; left out", key, log_key)
+                    continue
+                entries.append(Entry(parsed[3], idx.base_offsets[-1] + idx.counts[-1],
+                                     objects[log_key], idx.timestamps[0], idx.timestamps[-1],
+                                     idx.max_timestamps[-1], log_key, "", key, size,
+                                     hashlib.sha256(data).hexdigest()))
+        except ArchiverError as e:
+            raise CorruptFile(self.path / MANIFEST, (
+                f"{self.path / MANIFEST}: archive manifest lost and the archive cannot be "
+                f"listed to rebuild it ({e}); refusing to start rather than hide the archived "
+                f"segments. Start again once {self.store.archiver.describe()} is reachable"
+            )) from None
+        log.warning("partition %s: archive manifest rebuilt from the archive: %d segment(s)",
+                    self.path, len(entries))
+        return entries
 
     def _save(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         doc = {"version": 1, "segments": [asdict(self.entries[s]) for s in sorted(self.entries)]}
-        write_atomic(self.path / MANIFEST, json.dumps(doc, indent=1).encode())
+        self.manifest.write(json.dumps(doc, indent=1).encode())
 
     def add(self, entry: Entry) -> None:
         """Record a segment as confirmed in the archive (after a verified upload)."""
@@ -205,8 +269,6 @@ class TieredPartition:
         return e
 
     def _parse_index(self, e: Entry, data: bytes) -> SegmentIndex:
-        import hashlib
-
         if len(data) != e.index_size or hashlib.sha256(data).hexdigest() != e.index_sha256:
             raise RemoteReadError(f"archived index {e.index_key} does not match its checksum")
         index = SegmentIndex.load(data)

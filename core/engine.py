@@ -1,8 +1,12 @@
 """The log engine facade: the one object both wire packages call.
 
-Metadata changes are applied by the state machine and appended to the state log before they
-return; partition appends go to the partition's log. Methods raise `IggyError` with an Iggy
-code on a business error (not found, already exists, invalid value).
+Metadata changes are appended to the (mirrored) state log, then applied by the state machine,
+before they return; partition appends go to the partition's log. Methods raise `IggyError`
+with an Iggy code on a business error (not found, already exists, invalid value), and
+CANNOT_WRITE_TO_FILE when the disk refuses a metadata or offset write (ENOSPC, EIO).
+
+Nothing metadata cannot account for is deleted: directories under `streams/` that the state
+log does not know go to `<data>/lost+found/` (core/storage/lost_found.py).
 """
 
 from __future__ import annotations
@@ -19,7 +23,13 @@ import xxhash
 from pyggy.core import auth, groups
 from pyggy.core.clock import Clock, SystemClock
 from pyggy.core.errors import ErrorCode, IggyError
-from pyggy.core.metadata.machine import MetadataStateMachine, encode_options, permissions_to_dict
+from pyggy.core.metadata.machine import (
+    MAX_PARTITIONS_PER_REQUEST,
+    MetadataStateMachine,
+    encode_options,
+    free_id,
+    permissions_to_dict,
+)
 from pyggy.core.metadata.state_log import StateLog
 from pyggy.core.model import (
     NEVER_EXPIRE,
@@ -39,7 +49,8 @@ from pyggy.core.options import reject_options
 from pyggy.core.records import iggy_batch, kafka_batch, transcode
 from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
 from pyggy.core.storage.fsync import GroupCommitter
-from pyggy.core.storage.health import WriteHealth
+from pyggy.core.storage.lost_found import LostAndFound
+from pyggy.core.storage.outage import WriteOutage
 from pyggy.core.storage.partition_log import PartitionLog
 from pyggy.core.storage.scrub import ScrubReport, scrub_partition
 from pyggy.core.storage.segment import Segment
@@ -60,7 +71,6 @@ FETCH_ROUNDS = 8  # non-blocking read attempts (each after awaiting a fetch) bef
 # Stored bytes one poll reads at most (at least one batch): a poll may return fewer messages
 # than asked, and clients poll again; without it `count` = 2**32 - 1 read a whole partition.
 POLL_MAX_BYTES = 64 << 20
-LOST_FOUND = "lost+found"  # under the data directory: what recovery could not account for
 
 
 @dataclass(slots=True)
@@ -90,8 +100,12 @@ class LogEngine:
         self.validate_checksum = validate_checksum
         self.meta = MetadataStateMachine()
         self.state = StateLog(self.root / "state" / "state.log", fsync=state_fsync)
+        self.lost_found = LostAndFound(self.root)
+        self.metadata_writes = WriteOutage("metadata", self.clock, log)
+        self.offset_writes = WriteOutage("consumer offsets", self.clock, log)
         self.committer = GroupCommitter()
-        self.health = WriteHealth(self.clock)
+        self.message_writes = WriteOutage("messages", self.clock, log,
+                                          ErrorCode.CANNOT_SAVE_MESSAGES_TO_SEGMENT)
         self.offsets: dict[tuple[int, int, int], ConsumerOffsets] = {}
         self.stats = EngineStats(start_time=self.clock.now_us())
         self.poll_max_bytes = POLL_MAX_BYTES
@@ -106,11 +120,15 @@ class LogEngine:
         self.seal_listeners: list = []
 
     # -- lifecycle -------------------------------------------------------------------------
-    def open(self, root_credentials: tuple[str, str] | None = None) -> None:
-        """Replay the state log, open every partition (recovering tails), ensure a root user."""
+    def open(self, root_credentials: tuple[str, str] | None = None,
+             repair_state: bool = False) -> None:
+        """Replay the state log, open every partition (recovering tails), ensure a root user.
+
+        Raises `CorruptState` when the state log is damaged beyond repair; `repair_state` then
+        keeps its provable prefix instead (see core/metadata/state_log.py)."""
         started = time.monotonic()
         replayed = 0
-        for cmd in self.state.replay():
+        for cmd in self.state.replay(repair=repair_state, lost_found=self.lost_found):
             try:
                 self.meta.apply(cmd)
             except IggyError as e:  # a command that failed live is never logged; be loud
@@ -119,7 +137,7 @@ class LogEngine:
         for stream in self.meta.streams.values():
             for topic in stream.topics.values():
                 for p in topic.partitions:
-                    self._attach(topic, p, fresh=False)
+                    self._attach(topic, p)
         self._remove_orphans()
         if not self.meta.users:
             username, password = root_credentials or ("iggy", "")
@@ -148,18 +166,58 @@ class LogEngine:
         return (self.root / "streams" / str(stream_id) / "topics" / str(topic_id) / "partitions"
                 / str(partition_id))
 
-    def _attach(self, topic: Topic, p: Partition, fresh: bool) -> None:
+    def _attach(self, topic: Topic, p: Partition) -> None:
         path = self._partition_path(topic.stream_id, topic.id, p.id)
-        if fresh and path.exists():  # leftovers of a deleted entity with a recycled id
-            shutil.rmtree(path)
         remote = self.remote(topic, p, path) if self.remote is not None else None
         p.log = PartitionLog(path, p.id, topic.options, self.committer, self.clock,
                              self.validate_checksum, remote,
-                             lost_found=self.root / LOST_FOUND / path.relative_to(self.root),
-                             health=self.health)
+                             lost_found=self.lost_found, writes=self.message_writes)
         p.log.open()
         p.log.on_seal = partial(self._sealed, topic, p.id)
-        self.offsets[(topic.stream_id, topic.id, p.id)] = ConsumerOffsets(path)
+        self.offsets[(topic.stream_id, topic.id, p.id)] = ConsumerOffsets(path, self.lost_found)
+
+    def _new_partition_dirs(self, stream_id: int, topic_id: int, first: int,
+                            count: int) -> list[Path]:
+        """Create the directories of partitions a command is about to create, before it is
+        logged, so a full disk fails the command and leaves nothing half made. A directory
+        left over from a deleted partition with the same id goes to lost+found first."""
+        made: list[Path] = []
+        try:
+            for pid in range(first, first + min(max(count, 0), MAX_PARTITIONS_PER_REQUEST)):
+                path = self._partition_path(stream_id, topic_id, pid)
+                if path.exists():
+                    self._set_aside(path, "leftover of a deleted partition whose id is used "
+                                    "again")
+                path.mkdir(parents=True)
+                made.append(path)
+        except OSError as e:
+            self._remove_dirs(made)
+            raise self.metadata_writes.failed(e) from None
+        return made
+
+    def _remove_dirs(self, made: list[Path]) -> None:
+        """Remove the directories `_new_partition_dirs` made for a failed command, and their
+        parents up to `streams/` while empty (rmdir: a directory with anything in it stays)."""
+        stop = self.root / "streams"
+        for path in reversed(made):
+            while path != stop and stop in path.parents:
+                try:
+                    path.rmdir()
+                except OSError:
+                    break
+                path = path.parent
+
+    def _attach_new(self, t: Topic, parts: Sequence[Partition], undo: dict) -> None:
+        """Open the logs of partitions just created; if the disk refuses (no inode left, EIO),
+        the command is undone by its inverse and fails with the storage error."""
+        try:
+            for p in parts:
+                self._attach(t, p)
+        except OSError as e:
+            error = self.metadata_writes.failed(e)
+            self._detach(t.stream_id, t, parts)  # their directories: made by this command
+            self._commit(undo)
+            raise error from None
 
     def _sealed(self, topic: Topic, partition_id: int, segment: Segment) -> None:
         for listener in self.seal_listeners:
@@ -175,28 +233,51 @@ class LogEngine:
         for listener in self.delete_listeners:
             listener(stream_name, topic, parts)
 
+    def _set_aside(self, path: Path, why: str) -> None:
+        """Move a directory metadata does not account for to lost+found (an empty tree, which
+        holds nothing to account for, is just removed)."""
+        if not any(f.is_file() or f.is_symlink() for f in path.rglob("*")):
+            for d in sorted((d for d in path.rglob("*")), key=lambda d: -len(d.parts)):
+                d.rmdir()
+            path.rmdir()
+            return
+        self.lost_found.move(path, why)
+
     def _remove_orphans(self) -> None:
+        """Directories under `streams/` that the state log does not know go to lost+found."""
         streams_dir = self.root / "streams"
         if not streams_dir.is_dir():
             return
-        for sdir in streams_dir.iterdir():
+        why = "not in the metadata (state log)"
+        for sdir in sorted(streams_dir.iterdir()):
             s = self.meta.streams.get(int(sdir.name)) if sdir.name.isdigit() else None
             if s is None:
-                shutil.rmtree(sdir, ignore_errors=True)
+                self._set_aside(sdir, f"stream directory {why}")
                 continue
-            for tdir in (sdir / "topics").glob("*"):
+            for tdir in sorted((sdir / "topics").glob("*")):
                 t = s.topics.get(int(tdir.name)) if tdir.name.isdigit() else None
                 if t is None:
-                    shutil.rmtree(tdir, ignore_errors=True)
+                    self._set_aside(tdir, f"topic directory {why}")
                     continue
-                for pdir in (tdir / "partitions").glob("*"):
+                for pdir in sorted((tdir / "partitions").glob("*")):
                     if not pdir.name.isdigit() or int(pdir.name) >= len(t.partitions):
-                        shutil.rmtree(pdir, ignore_errors=True)
+                        self._set_aside(pdir, f"partition directory {why}")
 
     def _commit(self, cmd: dict):
-        """Apply a metadata command, then append it to the state log (before any reply)."""
-        result = self.meta.apply(cmd)
-        self.state.append(cmd)
+        """Append a metadata command to the state log, then apply it (before any reply).
+
+        A full or failing disk fails the command with CANNOT_WRITE_TO_FILE and changes
+        nothing; a command the state machine refuses is cut off the log again."""
+        try:
+            pos = self.state.append(cmd)
+        except OSError as e:
+            raise self.metadata_writes.failed(e) from None
+        self.metadata_writes.ok()
+        try:
+            result = self.meta.apply(cmd)
+        except Exception:
+            self.state.rollback(pos)
+            raise
         if cmd["type"] in _LOGGED_COMMANDS:  # names only: commands may hold password hashes
             log.info("metadata: %s %r", cmd["type"], cmd.get("name", ""))
         return result
@@ -239,12 +320,18 @@ class LogEngine:
     def create_topic(self, stream: Identifier, name: str, partitions_count: int,
                      options: Sequence[tuple[str, int, bytes]] = ()) -> Topic:
         s = self.meta.stream(stream)
-        t = self._commit({"type": "create_topic", "stream_id": s.id, "name": name,
-                          "partitions_count": partitions_count,
-                          "options": encode_options(list(options)),
-                          "created_at": self.clock.now_us()})
-        for p in t.partitions:
-            self._attach(t, p, fresh=True)
+        # the id the command will get (the state machine takes the smallest free one)
+        made = self._new_partition_dirs(s.id, free_id(s.topics), 0, partitions_count)
+        try:
+            t = self._commit({"type": "create_topic", "stream_id": s.id, "name": name,
+                              "partitions_count": partitions_count,
+                              "options": encode_options(list(options)),
+                              "created_at": self.clock.now_us()})
+        except IggyError:
+            self._remove_dirs(made)
+            raise
+        self._attach_new(t, t.partitions, {"type": "delete_topic", "stream_id": s.id,
+                                           "topic_id": t.id})
         return t
 
     def get_topic(self, stream: Identifier, topic: Identifier) -> Topic | None:
@@ -288,10 +375,16 @@ class LogEngine:
 
     def create_partitions(self, stream: Identifier, topic: Identifier, count: int) -> None:
         t = self.meta.topic(stream, topic)
-        new = self._commit({"type": "create_partitions", "stream_id": t.stream_id,
-                            "topic_id": t.id, "count": count, "created_at": self.clock.now_us()})
-        for p in new:
-            self._attach(t, p, fresh=True)
+        made = self._new_partition_dirs(t.stream_id, t.id, len(t.partitions), count)
+        try:
+            new = self._commit({"type": "create_partitions", "stream_id": t.stream_id,
+                                "topic_id": t.id, "count": count,
+                                "created_at": self.clock.now_us()})
+        except IggyError:
+            self._remove_dirs(made)
+            raise
+        self._attach_new(t, new, {"type": "delete_partitions", "stream_id": t.stream_id,
+                                  "topic_id": t.id, "count": len(new)})
         self._rebalance_all(t)
 
     def delete_partitions(self, stream: Identifier, topic: Identifier, count: int) -> None:
@@ -313,7 +406,10 @@ class LogEngine:
         if not 0 <= offset <= p.log.next_offset:
             raise IggyError(ErrorCode.INVALID_OFFSET,
                             f"offset {offset} is outside 0..{p.log.next_offset}")
-        return p.log.advance_start(offset)
+        try:
+            return p.log.advance_start(offset)
+        except OSError as e:  # the new start offset could not be stored: nothing changed
+            raise self.metadata_writes.failed(e) from None
 
     def partition(self, t: Topic, partition_id: int) -> Partition:
         if not 0 <= partition_id < len(t.partitions):
@@ -564,7 +660,7 @@ class LogEngine:
             if remaining <= 0:
                 break
         if auto_commit and result.count:
-            offsets.store(consumer_kind, key, last)
+            self._store(offsets, consumer_kind, key, last)
         return result
 
     async def poll_async(self, *args, **kwargs) -> PollResult:
@@ -594,7 +690,14 @@ class LogEngine:
         offsets, key, p = self._offsets_for(kind, consumer, stream, topic, partition_id)
         if offset > p.current_offset:  # as Iggy: an offset past the partition's end is refused
             raise IggyError(ErrorCode.INVALID_OFFSET, f"offset {offset} > {p.current_offset}")
-        offsets.store(kind, key, offset)
+        self._store(offsets, kind, key, offset)
+
+    def _store(self, offsets: ConsumerOffsets, kind: int, key: Identifier, offset: int) -> None:
+        try:
+            offsets.store(kind, key, offset)
+        except OSError as e:
+            raise self.offset_writes.failed(e) from None
+        self.offset_writes.ok()
 
     def get_offset(self, kind: int, consumer: Identifier, stream: Identifier,
                    topic: Identifier, partition_id: int | None) -> tuple[int, int, int] | None:

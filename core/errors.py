@@ -80,9 +80,17 @@ class ErrorCode(IntEnum):
     INVALID_CONSUMER_GROUP_NAME = 5005
     CONSUMER_GROUP_MEMBER_NOT_FOUND = 5006
     CONSUMER_GROUP_PARTITION_NOT_OWNED = 5009
+    # Iggy's file errors: a write the disk refused (ENOSPC, EIO); the Kafka door answers it
+    # as KAFKA_STORAGE_ERROR
+    CANNOT_WRITE_TO_FILE = 10006
     ALREADY_AUTHENTICATED = 14000
     INVALID_SESSION = 14001
     INCOMPATIBLE_PROTOCOL_VERSION = 14003
+
+
+STORAGE_ERRORS = frozenset({ErrorCode.CANNOT_WRITE_TO_FILE,
+                            ErrorCode.CANNOT_SAVE_MESSAGES_TO_SEGMENT,
+                            ErrorCode.CANNOT_READ_MESSAGE})
 
 
 class IggyError(Exception):

@@ -1,46 +1,53 @@
-"""Where producer ids continue after a restart: `<data>/kafka/producer_ids`, one decimal line
-holding the first id not yet reserved (see ProducerStates: ids are reserved in blocks)."""
+"""Where producer ids continue after a restart: `<data>/kafka/producer_ids`, the first id not
+yet reserved (see ProducerStates: ids are reserved in blocks), as decimal text in two
+checksummed copies (core/storage/small_file.py).
+
+If both copies are damaged, ids continue far above any the lost mark could have allowed (the
+current time in microseconds, above 10**15, stored at once): an id is never handed out twice;
+an error says so and the damaged copies are copied to lost+found."""
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
+from pyggy.core.storage.lost_found import LostAndFound
+from pyggy.core.storage.small_file import CorruptFile, SmallFile, decimal, decimal_value
+
 log = logging.getLogger(__name__)
+MAX_MARK = 2**62
 
 
 class ProducerIdFile:
-    """The reservation mark, replaced atomically and always fsynced (a reused producer id
-    would mix two producers' sequences); it is written once per block of ids."""
+    """The reservation mark, always fsynced (a reused producer id would mix two producers'
+    sequences); it is written once per block of ids."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.file = SmallFile(self.path, legacy=decimal)
 
     def load(self, default: int) -> int:
         try:
-            text = self.path.read_text().strip()
-        except FileNotFoundError:
-            return default
-        if not text.isdigit() or int(text) >= 2**62:
+            payload = self.file.read()
+            if payload is None:
+                return default
+            mark = decimal_value(payload)
+            if mark >= MAX_MARK:
+                raise ValueError(f"mark {mark} is out of range")
+        except (CorruptFile, ValueError) as e:
             # ids must not be handed out twice: start far above any the old mark allowed
             fresh = time.time_ns() // 1000
-            log.error("%s is unreadable (%r): producer ids continue from %d", self.path,
-                      text[:40], fresh)
+            log.error("producer id mark unreadable (%s): producer ids continue from %d", e,
+                      fresh)
+            found = LostAndFound.near(self.path)
+            for p in (self.file.path, self.file.copy):
+                if p.exists():
+                    found.copy(p, "damaged producer id mark")
+            self.store(fresh)  # at once: a restart before the first new id must not go back
             return fresh
-        return max(default, int(text))
+        return max(default, mark)
 
     def store(self, next_free: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w") as f:
-            f.write(f"{next_free}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        self.file.write(f"{next_free}".encode())

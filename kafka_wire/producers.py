@@ -51,9 +51,9 @@ class ProducerStates:
     def _new_id(self) -> int:
         pid = next(self._ids)
         if pid >= self._reserved:
+            if self._reserve is not None:  # OSError: nothing reserved, the id never used
+                self._reserve(pid + ID_BLOCK)
             self._reserved = pid + ID_BLOCK
-            if self._reserve is not None:
-                self._reserve(self._reserved)
         return pid
 
     def restore(self, key: tuple[int, int, int],

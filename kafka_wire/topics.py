@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pyggy.core.engine import LogEngine
-from pyggy.core.errors import IggyError
+from pyggy.core.errors import STORAGE_ERRORS, IggyError
 from pyggy.core.metadata.machine import MAX_PARTITIONS_PER_REQUEST
 from pyggy.core.model import NEVER_EXPIRE, UNLIMITED_SIZE, Topic, TopicOptions
 from pyggy.core.options import MAX_SEGMENT, MIN_SEGMENT, topic_options
@@ -38,6 +38,13 @@ class KafkaError(Exception):
         self.code = int(code)
         self.message = message
         super().__init__(message or f"kafka error {code}")
+
+
+def kafka_error(e: IggyError, default: int) -> KafkaError:
+    """The Kafka error for an engine error: KAFKA_STORAGE_ERROR when the disk refused a
+    write (ENOSPC, EIO), else `default`."""
+    return KafkaError(ErrorCode.KAFKA_STORAGE_ERROR if e.code in STORAGE_ERRORS else default,
+                      str(e))
 
 
 class TopicMap:
@@ -93,12 +100,12 @@ class TopicMap:
         if validate_only:
             return None
         engine = self.engine
-        if engine.get_stream(self.settings.default_stream) is None:
-            engine.create_stream(self.settings.default_stream)
         try:
+            if engine.get_stream(self.settings.default_stream) is None:
+                engine.create_stream(self.settings.default_stream)
             return engine.create_topic(self.settings.default_stream, name, partitions, options)
         except IggyError as e:
-            raise KafkaError(ErrorCode.INVALID_CONFIG, str(e)) from None
+            raise kafka_error(e, ErrorCode.INVALID_CONFIG) from None
 
     def delete(self, t: Topic) -> None:
         self.engine.delete_topic(t.stream_id, t.id)
@@ -420,4 +427,4 @@ def apply_update(engine: LogEngine, t: Topic, desired: dict[str, str],
         if not validate_only and (entries or reset):
             engine.update_topic(t.stream_id, t.id, t.name, entries, reset)
     except IggyError as e:
-        raise KafkaError(ErrorCode.INVALID_CONFIG, str(e)) from None
+        raise kafka_error(e, ErrorCode.INVALID_CONFIG) from None

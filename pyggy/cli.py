@@ -1,4 +1,9 @@
-"""`pyggy-server` command line: load config, set up logging and uvloop, run the server."""
+"""`pyggy-server` command line: load config, set up logging and uvloop, run the server.
+
+Exit codes: 0 after a clean shutdown, 1 when the first start cannot store its metadata (full
+disk), 2 for a configuration error, 3 when the server refuses to start on damaged metadata (the
+error names the file and the ways out), 130 on a second Ctrl-C.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         "or a random password printed once)",
     )
     p.add_argument("-f", "--fresh", action="store_true", help="delete the data directory first")
+    p.add_argument(
+        "--repair-state",
+        action="store_true",
+        help="if both copies of the state log are damaged at one entry, keep the entries "
+        "before it and move the damaged files (and the streams only they described) to "
+        "<data>/lost+found/ instead of refusing to start",
+    )
     p.add_argument("--tcp-address", metavar="HOST:PORT", help="Iggy TCP listener [tcp] address")
     p.add_argument("--kafka-address", metavar="HOST:PORT", help="Kafka listener [kafka] address")
     p.add_argument("--data-path", metavar="DIR", help="data directory [system] path")
@@ -144,11 +156,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_uvloop()
 
     from pyggy import server
+    from pyggy.core.errors import IggyError
+    from pyggy.core.storage.small_file import CorruptFile
 
     try:
-        server.run(config, credentials)
+        server.run(config, credentials, repair_state=args.repair_state)
     except KeyboardInterrupt:  # a second Ctrl-C while shutting down
         return 130
+    except CorruptFile as e:  # damaged beyond repair: say what and how out, no traceback
+        log.error("refusing to start: %s", e)
+        return 3
+    except IggyError as e:  # e.g. the root user cannot be stored on a full disk
+        log.error("cannot start: %s", e)
+        return 1
     finally:
         datadir.unlock(data_lock)
     return 0

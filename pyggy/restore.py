@@ -5,8 +5,10 @@ users, permissions, personal access tokens, consumer groups.
 It reads the same configuration as `pyggy-server` (`--config`, `IGGY_*` variables, `--data-path`)
 to find the archive (`[data_maintenance.archiver] kind` and its disk or S3 keys) and the data
 directory, checks every entry of the archived state log (CRC-32C, order, and that the commands
-apply), and writes it to `<data>/state/state.log`. The server then starts with that metadata.
-Messages are not part of the state log; they stay in the archive under `streams/`.
+apply), and writes it to `<data>/state/state.log` (the server writes its mirror,
+`state.log.copy`, when it starts). The server then starts with that metadata. Messages are not
+part of the state log; they stay in the archive under `streams/`. It is also the way out when
+the server refuses to start because both copies of the local state log are damaged.
 
     pyggy-restore --list                       # the archived state-log snapshots
     pyggy-restore --data-path /var/lib/pyggy   # restore the newest one
@@ -18,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +31,7 @@ from pyggy.archiving import make_archiver
 from pyggy.config import ConfigError, load_config, set_value, validate
 from pyggy.core.errors import IggyError
 from pyggy.core.metadata.machine import MetadataStateMachine
-from pyggy.core.metadata.state_log import StateLog
+from pyggy.core.metadata.state_log import MIRROR_SUFFIX, merge
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,22 +65,18 @@ def choose(found: list[tuple[str, int]], overwrite: bool) -> str | None:
 def check(data: bytes) -> dict[str, int]:
     """Replay the state log into a scratch state machine; raise ValueError unless every byte
     is a valid entry and every command applies. Returns counts of what it holds."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "state.log"
-        path.write_bytes(data)
-        log = StateLog(path, fsync=False)
-        meta = MetadataStateMachine()
-        entries = 0
-        for cmd in log.replay():
-            try:
-                meta.apply(cmd)
-            except IggyError as e:
-                raise ValueError(f"entry {entries} ({cmd.get('type')}) does not apply: {e}"
-                                 ) from None
-            entries += 1
-        log.close()
-        if log.size != len(data):
-            raise ValueError(f"only {log.size} of {len(data)} bytes are valid entries")
+    merged = merge([data], strict_tail=True)
+    if len(merged.good) != len(data):
+        raise ValueError(f"only {len(merged.good)} of {len(data)} bytes are valid entries")
+    meta = MetadataStateMachine()
+    entries = 0
+    for cmd in merged.commands:
+        try:
+            meta.apply(cmd)
+        except IggyError as e:
+            raise ValueError(f"entry {entries} ({cmd.get('type')}) does not apply: {e}"
+                             ) from None
+        entries += 1
     topics = [t for s in meta.streams.values() for t in s.topics.values()]
     return {"entries": entries, "streams": len(meta.streams), "topics": len(topics),
             "partitions": sum(len(t.partitions) for t in topics), "users": len(meta.users)}
@@ -113,15 +110,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pyggy-restore: {key} is not a usable state log: {e}", file=sys.stderr)
         return 1
     target = Path(config.system.path) / "state" / "state.log"
-    if target.exists() and target.stat().st_size:
+    copies = [target, target.with_name(target.name + MIRROR_SUFFIX)]
+    if any(p.exists() and p.stat().st_size for p in copies):
         if not args.force:
             print(f"pyggy-restore: {target} exists; refusing to replace it without --force",
                   file=sys.stderr)
             return 1
-        backup = target.with_name(f"state.log.bak-{time.strftime('%Y%m%dT%H%M%S')}")
-        target.rename(backup)
-        print(f"kept the previous state log as {backup}")
+        stamp = time.strftime('%Y%m%dT%H%M%S')
+        for p in copies:
+            if p.exists():
+                backup = p.with_name(f"{p.name}.bak-{stamp}")
+                p.rename(backup)
+                print(f"kept the previous {p.name} as {backup}")
     target.parent.mkdir(parents=True, exist_ok=True)
+    copies[1].unlink(missing_ok=True)  # the server writes the mirror from this log
     write_atomic(target, data)
     print(f"restored {counts['entries']} state entries ({counts['streams']} streams, "
           f"{counts['topics']} topics, {counts['partitions']} partitions, {counts['users']} "

@@ -29,6 +29,7 @@ from pyggy.config import ConfigError, load_config, set_value, validate
 from pyggy.core.engine import LogEngine
 from pyggy.core.errors import IggyError
 from pyggy.core.storage.scrub import ScrubReport, scrub_partition
+from pyggy.core.storage.small_file import CorruptFile
 
 log = logging.getLogger("pyggy.scrub")
 _SEGMENT_LOGGERS = frozenset({"pyggy.core.storage.recovery", "pyggy.core.storage.repair"})
@@ -106,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine.open(None)
         report = engine.scrub()
         engine.close()
-    except (IggyError, OSError) as e:
+    except (IggyError, OSError, CorruptFile) as e:  # metadata damaged beyond repair, ...
         log.error("cannot open %s: %s", root.resolve(), e)
         return 1
     finally:

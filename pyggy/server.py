@@ -79,8 +79,15 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine,
         return t is not None and 0 <= partition < len(t.partitions)
 
     # Kafka group offsets: a store of their own, apart from Iggy consumer offsets (README)
+    def log_start(topic: str, partition: int) -> int | None:
+        t = kafka.topics.resolve(topic)
+        if t is None or not 0 <= partition < len(t.partitions):
+            return None
+        return t.partitions[partition].log.start_offset
+
     offsets = FileOffsetStore(Path(config.system.path) / "kafka" / "offsets",
-                              fsync=config.system.state.enforce_fsync)
+                              fsync=config.system.state.enforce_fsync, log_start=log_start,
+                              lost_found=engine.lost_found)
     kafka.coordinator = GroupCoordinator(
         engine.clock, offsets, partition_exists=partition_exists,
         initial_rebalance_delay_ms=round(k.group_initial_rebalance_delay * 1000))
@@ -103,8 +110,10 @@ def _reap(native: NativeServer, interval: float) -> None:
                  s.address)
 
 
-async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) -> None:
-    """Open the engine, bind the enabled listeners and serve until SIGTERM/SIGINT."""
+async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
+                repair_state: bool = False) -> None:
+    """Open the engine, bind the enabled listeners and serve until SIGTERM/SIGINT.
+    `CorruptFile` when metadata is damaged beyond repair (see pyggy.cli)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -115,7 +124,17 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) 
                        validate_checksum=config.system.partition.validate_checksum,
                        state_fsync=config.system.state.enforce_fsync,
                        remote=archiving.remote if archiving is not None else None)
-    engine.open(root_credentials)
+    if archiving is not None:  # names of archive keys, to re-list a lost manifest
+        archiving.store.names = lambda sid, tid: (engine.meta.streams[sid].name,
+                                                  engine.meta.streams[sid].topics[tid].name)
+    try:
+        engine.open(root_credentials, repair_state=repair_state)
+    except BaseException:
+        if archiving is not None:
+            archiving.close()
+        if telemetry is not None:
+            telemetry.shutdown()
+        raise
     if telemetry is not None:
         engine.seal_listeners.append(telemetry.segment_sealed)
     if engine.generated_root_password:
@@ -185,6 +204,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None) 
         telemetry.shutdown()
 
 
-def run(config: ServerConfig, root_credentials: tuple[str, str] | None) -> None:
+def run(config: ServerConfig, root_credentials: tuple[str, str] | None,
+        repair_state: bool = False) -> None:
     """Run the server until a shutdown signal arrives."""
-    asyncio.run(serve(config, root_credentials))
+    asyncio.run(serve(config, root_credentials, repair_state))

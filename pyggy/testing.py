@@ -7,6 +7,7 @@ on a condition variable until a line appears, the process exits or the timeout e
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal
@@ -254,3 +255,18 @@ class PyggyServer:
     def __repr__(self) -> str:
         state = "running" if self.running else f"exited {self.returncode}"
         return f"<PyggyServer tcp={self.tcp_address} kafka={self.kafka_address} {state}>"
+
+
+def fill_disk(directory: Path) -> Path:
+    """Take every free byte of the file system holding `directory` (a test's small tmpfs);
+    return the filler file, whose deletion gives the space back."""
+    filler = Path(directory) / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        for chunk in (1 << 16, 4096, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+    return filler

@@ -69,61 +69,25 @@ def iggy08_python() -> Path:
     return path
 
 
-class SmallDisk:
-    """A tmpfs of a given size mounted for one test: a real full disk (ENOSPC) on demand."""
-
-    def __init__(self, mount: Path) -> None:
-        self.path = mount
-        self.filler = mount / "filler"
-
-    def fill(self, leave: int = 0) -> None:
-        """Write a filler file until at most `leave` bytes stay free."""
-        with open(self.filler, "ab") as f:
-            while True:
-                free = os.statvfs(self.path).f_bavail * os.statvfs(self.path).f_frsize
-                if free <= leave:
-                    break
-                try:
-                    f.write(bytes(min(1 << 20, max(free - leave, 4096))))
-                    f.flush()
-                except OSError:
-                    break
-
-    def free(self) -> None:
-        self.filler.unlink(missing_ok=True)
-
-
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Callable[[str], SmallDisk]]:
-    """`make("32m")` → a SmallDisk mounted under tmp_path (unmounted at teardown).
+def small_tmpfs(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """`mount(size)` → an empty tmpfs of `size` bytes under `tmp_path`: a real disk that fills
+    up (ENOSPC). Mounting needs root: without it this fails under CI, skips otherwise."""
+    mounted: list[Path] = []
 
-    Mounting needs root, which CI has; without it the test fails under CI and skips elsewhere.
-    """
-    mounts: list[Path] = []
-
-    def make(size: str) -> SmallDisk:
-        mount = tmp_path / f"disk{len(mounts)}"
-        mount.mkdir()
+    def mount(size: int) -> Path:
+        target = tmp_path / f"tmpfs{len(mounted)}"
+        target.mkdir()
         done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
-                               str(mount)], capture_output=True, text=True)
+                               str(target)], capture_output=True, text=True, check=False)
         if done.returncode:
-            message = f"cannot mount a tmpfs (root needed): {done.stderr.strip()}"
+            message = f"cannot mount a tmpfs ({done.stderr.strip()}); run the tests as root"
             if os.environ.get("CI"):
                 pytest.fail(message)
             pytest.skip(message)
-        mounts.append(mount)
-        return SmallDisk(mount)
+        mounted.append(target)
+        return target
 
-    yield make
-    for mount in mounts:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    """Print the fault-injection table when fault tests ran (tests/core/faults/)."""
-    import sys
-
-    table = sys.modules.get("fault_table")
-    if table is not None and table.ROWS:
-        terminalreporter.section("storage fault injection: file kind x case x outcome")
-        terminalreporter.write_line(table.render())
+    yield mount
+    for target in mounted:
+        subprocess.run(["umount", "-l", str(target)], check=False)

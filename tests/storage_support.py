@@ -70,3 +70,10 @@ def outcome(log: PartitionLog, stored: Stored) -> list[str]:
         else:
             out.append("ok" if bytes(refs[0].data) == data else "WRONG")
     return out
+
+
+def kept_aside(path: Path, pattern: str = "*") -> list[Path]:
+    """Files of the partition at `path` that recovery moved or copied to lost+found (outside a
+    data directory, the lost+found of the partition's parent directory)."""
+    return [p for p in (path.parent / "lost+found").rglob(pattern)
+            if p.is_file() and path.name in p.relative_to(path.parent).parts]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -11,14 +10,15 @@ from pathlib import Path
 from typing import NamedTuple
 
 from pyggy.core.clock import Clock
-from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.errors import ErrorCode
 from pyggy.core.model import NEVER_EXPIRE, TopicOptions
 from pyggy.core.records import iggy_batch, kafka_batch
 from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
-from pyggy.core.storage import lost_found
+from pyggy.core.storage import small_file
 from pyggy.core.storage.fsync import GroupCommitter
-from pyggy.core.storage.health import WriteHealth
 from pyggy.core.storage.index import DAMAGED, SegmentIndex
+from pyggy.core.storage.lost_found import LostAndFound
+from pyggy.core.storage.outage import WriteOutage
 from pyggy.core.storage.recovery import recover_segment
 from pyggy.core.storage.repair import check_archived, sound, verified
 from pyggy.core.storage.segment import Segment
@@ -46,8 +46,8 @@ class PartitionLog:
 
     def __init__(self, path: Path, partition_id: int, options: TopicOptions,
                  committer: GroupCommitter, clock: Clock, validate_checksum: bool = True,
-                 remote: RemoteSegments | None = None, lost_found: Path | None = None,
-                 health: WriteHealth | None = None) -> None:
+                 remote: RemoteSegments | None = None, lost_found: LostAndFound | None = None,
+                 writes: WriteOutage | None = None) -> None:
         self.path = path
         self.partition_id = partition_id
         self.options = options
@@ -65,9 +65,10 @@ class PartitionLog:
         # Called with the segment just sealed (the engine's seal listeners hang here).
         self.on_seal: Callable[[Segment], None] | None = None
         # Where recovery puts bytes it cannot account for (never deleted).
-        self.lost_found = lost_found or path / "lost+found"
+        self.lost_found = lost_found or LostAndFound.near(path)
         # Shared by the partitions of one engine: logs write failures without a flood.
-        self.health = health or WriteHealth(clock)
+        self.writes = writes or WriteOutage("messages", clock, log,
+                                            ErrorCode.CANNOT_SAVE_MESSAGES_TO_SEGMENT)
         # (segment start, position) of damaged batches already logged once.
         self.reported: set[tuple[int, int]] = set()
 
@@ -131,7 +132,7 @@ class PartitionLog:
             last = n == len(starts) - 1
             recover_segment(seg, full=not clean and last,
                             next_start=None if last else starts[n + 1],
-                            may_be_torn=last and not clean, lost_found_root=self.lost_found)
+                            may_be_torn=last and not clean, lost_found=self.lost_found)
 
     def _set_aside(self, starts: list[int], expected: int) -> None:
         """Segments that do not continue the log (a gap or an overlap: an external change)
@@ -140,9 +141,8 @@ class PartitionLog:
             for suffix in (".log", ".index"):
                 path = self.path / f"{start:020}{suffix}"
                 if path.exists():
-                    where = lost_found.move_aside(self.lost_found, path)
-                    log.error("partition %s: segment %s does not continue the log at offset "
-                              "%d; moved to %s", self.path, path.name, expected, where)
+                    self.lost_found.move(path, f"the segment does not continue the log at "
+                                               f"offset {expected}")
 
     def _attach_tiered(self) -> None:
         """Take the archived segments that end exactly where the local ones begin."""
@@ -204,10 +204,8 @@ class PartitionLog:
             if self.options.enforce_fsync:
                 await self.committer.sync(seg.fd)
         except OSError as e:
-            self.health.failed(str(self.path), e)
-            raise IggyError(ErrorCode.CANNOT_SAVE_MESSAGES_TO_SEGMENT,
-                            f"cannot store the batch: {e.strerror or e}") from None
-        self.health.succeeded()
+            raise self.writes.failed(e) from None
+        self.writes.ok()
 
     def _writable_segment(self) -> Segment:
         seg = self.segments[-1]
@@ -358,26 +356,22 @@ class PartitionLog:
         return removed
 
     def _load_floor(self) -> int:
+        """The persisted floor (two checksummed copies, core/storage/small_file.py). When both
+        are damaged the floor is 0: a lower floor hides nothing (records below the lost one
+        are readable again); an error says so and the copies go to lost+found."""
+        f = small_file.SmallFile(self.path / START_OFFSET_FILE, legacy=small_file.decimal)
         try:
-            return max(int((self.path / START_OFFSET_FILE).read_text().strip()), 0)
-        except (OSError, ValueError):
+            payload = f.read()
+            return 0 if payload is None else small_file.decimal_value(payload)
+        except (small_file.CorruptFile, ValueError) as e:
+            log.error("partition %s: log start offset lost (%s); using 0, which hides no "
+                      "record", self.path, e)
+            f.set_aside("damaged log start offset")
             return 0
 
     def _store_floor(self, offset: int) -> None:
-        """Persist the floor atomically (temp file, fsync, rename, fsync the directory)."""
-        tmp = self.path / (START_OFFSET_FILE + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, f"{offset}\n".encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path / START_OFFSET_FILE)
-        dfd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        """Persist the floor durably (two checksummed copies, each fdatasync'd)."""
+        small_file.SmallFile(self.path / START_OFFSET_FILE).write(f"{offset}".encode())
         self.floor = offset
 
     # -- retention / purge ---------------------------------------------------------------

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 from crc32c import crc32c
 from pyggy.core.records.encoding import peek_length, recognise
-from pyggy.core.storage import lost_found
 from pyggy.core.storage.index import DAMAGED, HAS_CRC, SegmentIndex
+from pyggy.core.storage.lost_found import LostAndFound
 from pyggy.core.storage.segment import Segment
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ _RESYNC_CANDIDATES = 64  # later index entries tried to find where valid data re
 
 
 def recover_segment(seg: Segment, *, full: bool, next_start: int | None, may_be_torn: bool,
-                    lost_found_root: Path) -> bool:
+                    lost_found: LostAndFound) -> bool:
     """Rebuild `seg.index` (and its file, when it changed) from the log. Returns False when a
     torn tail was cut off (the segment's end moved back); damaged interior ranges are kept.
 
@@ -93,11 +92,9 @@ def recover_segment(seg: Segment, *, full: bool, next_start: int | None, may_be_
         if resume is None and not may_be_torn and entry is not None:
             resume = (pos + entry[4], offset + entry[5])  # corruption, not a torn write
         if resume is None:
-            where = lost_found.copy_tail(lost_found_root, seg.fd, seg.log_path.name, pos,
-                                         file_size)
-            log.warning("partition segment %s: cut a torn tail of %d bytes at offset %d "
-                        "(position %d); its bytes are kept in %s", seg.log_path,
-                        file_size - pos, offset, pos, where)
+            lost_found.copy_range(seg.fd, seg.log_path, pos, file_size,
+                                  f"a torn tail of {file_size - pos} bytes at offset {offset} "
+                                  f"(position {pos}), cut from the segment")
             os.ftruncate(seg.fd, pos)
             ok = False
             break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Sequence
 
 from pyggy.core.clock import Clock
@@ -18,6 +19,7 @@ from pyggy.kafka_wire.groups.results import (
 from pyggy.kafka_wire.groups.state import Group, GroupState
 from pyggy.kafka_wire.groups.store import CommittedOffset, OffsetStore, TopicPartition
 
+log = logging.getLogger(__name__)
 S = GroupState
 
 #: (topic, partition, offset, leader_epoch (-1: none), metadata (None: none))
@@ -105,7 +107,12 @@ class GroupCoordinator(Membership):
                 accepted[(topic, partition)] = CommittedOffset(offset, leader_epoch, metadata)
                 codes.append(GroupError.NONE)
         if accepted:
-            self.offsets.put(group_id, accepted)
+            try:
+                self.offsets.put(group_id, accepted)
+            except OSError as e:  # as Kafka answers a KAFKA_STORAGE_ERROR of its offsets log
+                log.error("kafka group %s: offsets could not be stored: %s", group_id, e)
+                return [GroupError.NOT_COORDINATOR if c == GroupError.NONE else c
+                        for c in codes]
         return codes
 
     def _validate_commit(self, group_id: str, generation_id: int, member_id: str,

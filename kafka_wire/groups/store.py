@@ -8,9 +8,12 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple, Protocol
+
+from pyggy.core.storage.lost_found import LostAndFound
+from pyggy.core.storage.small_file import COPY_SUFFIX, CorruptFile, SmallFile
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,7 @@ class MemoryOffsetStore:
 _MAGIC = b"PGOF"
 _HEADER = struct.Struct(">4sII")  # magic, CRC-32 of the payload, payload length
 _SUFFIX = ".offsets"
+LOST_GROUPS = "lost_groups"  # digests of groups whose offsets file was lost (JSON list)
 
 
 def _file_name(group: str) -> str:
@@ -106,41 +110,109 @@ def decode_group_file(data: bytes) -> tuple[str, dict[TopicPartition, CommittedO
     return group, offsets
 
 
+def _legacy(data: bytes) -> bytes:
+    """The files before two copies were this encoding alone; it stays the payload."""
+    try:
+        decode_group_file(data)
+    except (KeyError, TypeError) as e:
+        raise ValueError(str(e)) from None
+    return data
+
+
 class FileOffsetStore(MemoryOffsetStore):
     """One small checksummed file per group under ``path``, loaded at start.
 
-    Every change rewrites that group's file atomically: write a temporary file, fsync it,
-    rename it over the old one, fsync the directory. Unreadable files are logged and skipped
-    (left in place). The writes are synchronous; with ``fsync=False`` they cost no disk flush.
+    Every change rewrites that group's file, kept as two checksummed copies (each fsynced unless
+    ``fsync=False``; core/storage/small_file.py): a damaged copy is repaired from the other. If
+    both are damaged the group's offsets are lost; that is refused loudly, never a silent
+    reset: an error names the file, the copies go to lost+found (a copy; the file stays until
+    the group commits again), and the group is remembered in ``lost_groups``: OffsetFetch then
+    answers a partition it has no offset for with the partition's log start (``log_start``),
+    so its consumers read everything again (duplicates, never a skip) whatever their
+    auto.offset.reset says. Files of the old format (one copy) still load.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True,
+                 log_start: Callable[[str, int], int | None] | None = None,
+                 lost_found: LostAndFound | None = None) -> None:
         super().__init__()
         self.path = Path(path)
         self.fsync = fsync
+        self.log_start = log_start
         self.path.mkdir(parents=True, exist_ok=True)
+        self._files: dict[str, SmallFile] = {}
+        self._lost = SmallFile(self.path / LOST_GROUPS, durable=fsync)
+        self.lost: set[str] = set(self._load_lost())
+        lost_before = len(self.lost)
+        names = set()
         for f in sorted(self.path.iterdir()):
             if f.name.endswith(".tmp"):
                 f.unlink(missing_ok=True)
-            elif f.name.endswith(_SUFFIX):
-                self._load(f)
+            elif f.name.removesuffix(COPY_SUFFIX).endswith(_SUFFIX):
+                names.add(f.name.removesuffix(COPY_SUFFIX))
+        for name in sorted(names):
+            self._load(self._file(name), lost_found)
+        if len(self.lost) != lost_before:
+            self._save_lost()
 
-    def _load(self, f: Path) -> None:
+    def _file(self, name: str) -> SmallFile:
+        f = self._files.get(name)
+        if f is None:
+            f = self._files[name] = SmallFile(self.path / name, durable=self.fsync,
+                                              legacy=_legacy)
+        return f
+
+    def _load_lost(self) -> list[str]:
         try:
-            group, offsets = decode_group_file(f.read_bytes())
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("skipping unreadable offsets file %s: %s", f, exc)
+            payload = self._lost.read()
+            return [] if payload is None else list(json.loads(payload))
+        except (CorruptFile, ValueError, TypeError) as e:
+            # without the list, a lost group's consumers could skip: keep refusing loudly
+            raise CorruptFile(self._lost.path, f"{e}; this list of Kafka groups whose "
+                              f"offsets were lost cannot be read: restore both copies, or "
+                              f"delete them to let those groups reset as their clients say"
+                              ) from None
+
+    def _save_lost(self) -> None:
+        self._lost.write(json.dumps(sorted(self.lost)).encode())
+
+    def _load(self, f: SmallFile, lost_found: LostAndFound | None) -> None:
+        try:
+            payload = f.read()
+            if payload is None:
+                return
+            group, offsets = decode_group_file(payload)
+        except (CorruptFile, ValueError, KeyError, TypeError) as exc:
+            log.error("Kafka group offsets lost: %s; until that group commits again, "
+                      "OffsetFetch answers its partitions with their log start (its consumers "
+                      "read again from there: duplicates, never a skip)", exc)
+            if f.path.name not in self.lost:  # first seen: keep the damaged bytes
+                found = lost_found or LostAndFound.near(f.path)
+                for p in (f.path, f.copy):
+                    if p.exists():
+                        found.copy(p, "damaged Kafka group offsets")
+                self.lost.add(f.path.name)
             return
-        if f.name != _file_name(group):
-            log.warning("skipping offsets file %s: it holds group %r", f, group)
+        if f.path.name != _file_name(group):
+            log.warning("skipping offsets file %s: it holds group %r", f.path, group)
             return
         if offsets:
             self._data[group] = offsets
 
+    def get(self, group: str, topic: str, partition: int) -> CommittedOffset | None:
+        found = super().get(group, topic, partition)
+        if found is None and self.lost and self.log_start is not None \
+                and _file_name(group) in self.lost:
+            start = self.log_start(topic, partition)
+            if start is not None:
+                return CommittedOffset(start, -1, "")
+        return found
+
     def put(self, group: str, offsets: Mapping[TopicPartition, CommittedOffset]) -> None:
-        super().put(group, offsets)
+        """Write first (OSError when the disk refuses: nothing changes), then remember."""
         if offsets:
-            self._write(group)
+            self._write(group, {**self._data.get(group, {}), **offsets})
+            super().put(group, offsets)
 
     def delete(self, group: str, partitions: Iterable[TopicPartition]) -> None:
         super().delete(group, partitions)
@@ -149,29 +221,15 @@ class FileOffsetStore(MemoryOffsetStore):
     def delete_group(self, group: str) -> None:
         super().delete_group(group)
         self._write(group)
+        if _file_name(group) in self.lost:
+            self.lost.discard(_file_name(group))
+            self._save_lost()
 
-    def _write(self, group: str) -> None:
-        final = self.path / _file_name(group)
-        offsets = self._data.get(group)
+    def _write(self, group: str, offsets: Mapping | None = None) -> None:
+        f = self._file(_file_name(group))
+        offsets = self._data.get(group) if offsets is None else offsets
         if not offsets:
-            if final.exists():
-                final.unlink()
-                self._sync_dir()
+            if f.path.exists() or f.copy.exists():
+                f.remove()
             return
-        tmp = final.with_name(final.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(encode_group_file(group, offsets))
-            f.flush()
-            if self.fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, final)
-        self._sync_dir()
-
-    def _sync_dir(self) -> None:
-        if not self.fsync:
-            return
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        f.write(encode_group_file(group, offsets))

@@ -22,6 +22,7 @@ from pyggy.kafka_wire.topics import (
     KafkaError,
     check_name,
     configs_to_options,
+    kafka_error,
     options_configs,
     topic_configs,
     topic_id,
@@ -146,11 +147,15 @@ def create_topics(conn: Connection, req: dict, version: int) -> dict:
 
 
 # -- DeleteTopics ---------------------------------------------------------------------------
-def _forget(conn: Connection, name: str, t) -> None:
+def _forget(conn: Connection, name: str, t, out: dict) -> None:
     """Delete a topic. What the Kafka door keeps about it (idempotent producers' sequences,
     the groups' committed offsets) goes with it through the engine's delete listener, which
-    serves a delete through either door."""
-    conn.server.topics.delete(t)
+    serves a delete through either door. A refused delete is written into `out`."""
+    try:
+        conn.server.topics.delete(t)
+    except IggyError as e:
+        error = kafka_error(e, ErrorCode.UNKNOWN_SERVER_ERROR)
+        out["error_code"], out["error_message"] = error.code, error.message
 
 
 def delete_topics(conn: Connection, req: dict, version: int) -> dict:
@@ -174,7 +179,7 @@ def delete_topics(conn: Connection, req: dict, version: int) -> dict:
                 out["error_code"], out["error_message"] = ErrorCode.UNKNOWN_TOPIC_ID, UNKNOWN_ID
             else:
                 out["name"] = found[0]
-                _forget(conn, found[0], found[1])
+                _forget(conn, found[0], found[1], out)
         else:
             t = topics.resolve(name)
             if t is None:
@@ -182,7 +187,7 @@ def delete_topics(conn: Connection, req: dict, version: int) -> dict:
                 out["error_message"] = UNKNOWN_TOPIC
             else:
                 out["topic_id"] = topic_id(t)
-                _forget(conn, name, t)
+                _forget(conn, name, t, out)
         if version < 6:
             out["topic_id"] = ZERO_ID
         if version < 5:
@@ -222,7 +227,7 @@ def _grow(conn: Connection, item: dict, validate_only: bool) -> None:
     try:
         server.engine.create_partitions(t.stream_id, t.id, count - current)
     except IggyError as e:
-        raise KafkaError(ErrorCode.INVALID_PARTITIONS, str(e)) from None
+        raise kafka_error(e, ErrorCode.INVALID_PARTITIONS) from None
 
 
 def create_partitions(conn: Connection, req: dict, version: int) -> dict:
@@ -265,7 +270,10 @@ def delete_records(conn: Connection, req: dict, version: int) -> dict:
                 if not 0 <= offset <= hw:
                     out["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
                 else:
-                    out["low_watermark"] = server.engine.delete_records(t, index, offset)
+                    try:
+                        out["low_watermark"] = server.engine.delete_records(t, index, offset)
+                    except IggyError as e:
+                        out["error_code"] = kafka_error(e, ErrorCode.UNKNOWN_SERVER_ERROR).code
             parts.append(out)
         topics.append({"name": topic["name"], "partitions": parts})
     return {"throttle_time_ms": 0, "topics": topics}

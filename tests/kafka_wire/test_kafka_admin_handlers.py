@@ -22,6 +22,8 @@ from pyggy.kafka_wire.protocol import decode_response, parse_response_header, re
 from pyggy.kafka_wire.registry import REGISTRY
 from pyggy.kafka_wire.topics import CONFIGS, DEFAULTS, topic_id
 
+from pyggy.testing import fill_disk
+
 pytestmark = pytest.mark.asyncio
 
 CREATE, DELETE, DELETE_RECORDS, DESCRIBE, ALTER, CREATE_PARTS, INCREMENTAL = \
@@ -451,3 +453,32 @@ async def test_flush_messages_1_is_fsync_on_every_append(door: Door) -> None:
     assert await alter("2") == INVALID_CONFIG
     assert await alter(None) == NONE
     assert door.topic("f").options.enforce_fsync is False and dynamic(door, "f") == {}
+
+
+async def test_a_full_disk_answers_kafka_storage_error(small_tmpfs) -> None:
+    """ENOSPC on a real (tmpfs) disk: admin requests get KAFKA_STORAGE_ERROR (56), the
+    connection lives on, and they succeed again once space is back."""
+    root = small_tmpfs(1 << 20)
+    engine = LogEngine(root / "data", state_fsync=True)
+    engine.open(("iggy", "iggy"))
+    door = Door(KafkaServer(engine))
+    (r,) = await door.create(7, {"name": "t", "num_partitions": 1})
+    assert r["error_code"] == NONE
+    await engine.append("kafka", "t", (2, 0), build_batch([(1, b"m", b"", 1)] * 3), 3)
+    filler = fill_disk(root)
+    codes = []
+    for i in range(300):  # a command may still fit in the state log's last page
+        (r,) = await door.create(7, {"name": f"full-{i}-" + "x" * 200})
+        codes.append(r["error_code"])
+        if r["error_code"]:
+            break
+    assert codes[-1] == 56 and "No space left on device" in r["error_message"]
+    assert door.topic(f"full-{len(codes) - 1}-" + "x" * 200) is None
+    delete = {"topics": [{"name": "t", "partitions": [{"partition_index": 0, "offset": 2}]}],
+              "timeout_ms": 1000}
+    (p,) = (await door.call(DELETE_RECORDS, 2, delete))["topics"][0]["partitions"]
+    assert p["error_code"] == 56 and door.topic("t").partitions[0].log.start_offset == 0
+    filler.unlink()
+    (r,) = await door.create(7, {"name": "after"})
+    assert r["error_code"] == NONE and door.topic("after") is not None
+    engine.close()

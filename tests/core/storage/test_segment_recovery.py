@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pyggy.core.storage.index import DAMAGED, ENTRY_SIZE, HAS_CRC, SegmentIndex
 from pyggy.core.storage.partition_log import CLEAN_MARKER
-from storage_support import fill, open_log, outcome
+from storage_support import fill, kept_aside, open_log, outcome
 
 
 def flip(path: Path, position: int, mask: int = 0x01) -> None:
@@ -74,7 +74,7 @@ def test_a_torn_tail_after_a_crash_is_cut_and_its_bytes_kept(tmp_path: Path):
     log = open_log(log.path)
     assert outcome(log, stored) == ["ok"] * 5 + ["gone"]
     assert log.next_offset == stored[-1][0]
-    kept = list((log.path / "lost+found").rglob("*.log.from-*"))
+    kept = kept_aside(log.path, "*.log.from-*")
     assert len(kept) == 1 and kept[0].read_bytes() == stored[-1][1][:torn - seg.index.positions[-1]]
 
 
@@ -130,7 +130,7 @@ def test_a_segment_that_does_not_continue_the_log_is_moved_aside(tmp_path: Path)
     gone.log_path.unlink()  # an operator deleted a file: segments 3.. no longer join the log
     gone.index_path.unlink()
     log = open_log(log.path)
-    moved = sorted(p.name for p in (log.path / "lost+found").rglob("*.log"))
+    moved = sorted(p.name for p in kept_aside(log.path, "*.log"))
     assert moved == names[3:]
     assert log.next_offset == gone.start_offset
     assert outcome(log, stored) == ["ok"] * kept + ["gone"] * (len(stored) - kept)

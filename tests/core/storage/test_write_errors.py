@@ -10,12 +10,14 @@ import pytest
 from pyggy.core.errors import ErrorCode, IggyError
 from storage_support import fill, iggy, open_log, outcome
 
+from pyggy.testing import fill_disk
 
-def test_disk_full_then_space_again(small_disk, caplog: pytest.LogCaptureFixture) -> None:
-    disk = small_disk("2m")
-    log = open_log(disk.path / "p", segment_size=64 << 10)
+
+def test_disk_full_then_space_again(small_tmpfs, caplog: pytest.LogCaptureFixture) -> None:
+    mount = small_tmpfs(2 << 20)
+    log = open_log(mount / "p", segment_size=64 << 10)
     stored = fill(log, 20)
-    disk.fill(leave=0)
+    filler = fill_disk(mount)
     sizes = [(s.log_path.stat().st_size, s.index_path.stat().st_size) for s in log.segments]
     end = log.next_offset
 
@@ -32,10 +34,10 @@ def test_disk_full_then_space_again(small_disk, caplog: pytest.LogCaptureFixture
         assert log.next_offset == end
         assert [(s.log_path.stat().st_size, s.index_path.stat().st_size)
                 for s in log.segments] == sizes
-        assert caplog.text.count("writes are failing") == 1
-        disk.free()
+        assert caplog.text.count("messages cannot be written") == 1
+        filler.unlink()
         assert asyncio.run(append()) == end
-        assert caplog.text.count("writes succeed again") == 1
+        assert caplog.text.count("messages can be written again") == 1
     assert outcome(log, stored) == ["ok"] * len(stored)
     log.close()
     reopened = open_log(log.path, segment_size=64 << 10)

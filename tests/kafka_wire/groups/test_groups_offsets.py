@@ -12,7 +12,7 @@ from pyggy.kafka_wire.groups import (
     MemoryOffsetStore,
     subscription_topics,
 )
-from pyggy.kafka_wire.groups.store import decode_group_file, encode_group_file
+from pyggy.kafka_wire.groups.store import _file_name, decode_group_file, encode_group_file
 
 E = GroupError
 
@@ -81,7 +81,9 @@ def test_file_store_survives_a_restart(tmp_path) -> None:
     assert again.coord.delete_groups(["grp/ü"]) == [("grp/ü", E.NONE)]
     third = FileOffsetStore(tmp_path / "offsets")
     assert third.groups() == []
-    assert sorted(p.name for p in (tmp_path / "offsets").iterdir()) == ["junk.offsets"]
+    # the unreadable file stays (a lost group's marker) and was copied to lost+found once
+    assert sorted(p.name for p in (tmp_path / "offsets").glob("*.offsets*")) == ["junk.offsets"]
+    assert [p.name for p in (tmp_path / "offsets").rglob("lost+found/*/*")] == ["junk.offsets"]
 
 
 def test_group_file_checksum() -> None:
@@ -129,3 +131,27 @@ def test_forget_partitions_drops_every_groups_offsets_of_them(h: Harness) -> Non
     assert h.coord.forget_partitions("t", [0]) == 1
     assert h.coord.forget_partitions("nope", [0]) == 0
     assert [tuple(f)[:3] for f in h.coord.fetch_offsets("a", None)] == [("u", 0, 3)]
+
+
+def test_old_single_files_load_and_a_lost_group_reads_from_the_log_start(tmp_path) -> None:
+    d = tmp_path / "offsets"
+    d.mkdir()
+    old = encode_group_file("old", {("t", 0): CommittedOffset(5, -1, "")})
+    (d / _file_name("old")).write_bytes(old)  # the format before two copies
+    lost = d / _file_name("lost")
+    store = FileOffsetStore(d, log_start=lambda topic, p: {("t", 0): 3}.get((topic, p)))
+    store.put("lost", {("t", 0): CommittedOffset(9, -1, "")})
+    assert FileOffsetStore(d).offsets("old") == {("t", 0): CommittedOffset(5, -1, "")}
+    assert (d / (_file_name("old") + ".copy")).exists()  # upgraded
+    for p in (lost, lost.with_name(lost.name + ".copy")):
+        p.write_bytes(b"\0" * p.stat().st_size)
+    again = FileOffsetStore(d, log_start=lambda topic, p: {("t", 0): 3}.get((topic, p)))
+    # lost: OffsetFetch gets the log start, never "no offset" (a reset to latest would skip)
+    assert again.get("lost", "t", 0) == CommittedOffset(3, -1, "")
+    assert again.get("lost", "other", 0) is None and again.get("old", "t", 1) is None
+    third = FileOffsetStore(d, log_start=lambda topic, p: 0)
+    assert third.get("lost", "t", 0) == CommittedOffset(0, -1, "")  # remembered across starts
+    third.put("lost", {("t", 0): CommittedOffset(11, -1, "")})
+    assert FileOffsetStore(d).get("lost", "t", 0) == CommittedOffset(11, -1, "")
+    third.delete_group("lost")
+    assert FileOffsetStore(d, log_start=lambda topic, p: 0).get("lost", "t", 0) is None

@@ -1,0 +1,57 @@
+"""The archive manifest and deletion queue on disk: old one-copy JSON files still load, and a
+manifest lost in both copies is rebuilt from the archive, or refuses when it cannot be."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from pyggy.archiver.disk import DiskArchiver
+from pyggy.archiver.faulty import FaultyArchiver
+from pyggy.archiver.tiered import MANIFEST, PENDING_DELETES, TieredStore
+from pyggy.core.storage.small_file import CorruptFile, decode
+
+
+def store(tmp_path: Path, down: bool = False) -> TieredStore:
+    archiver = FaultyArchiver(DiskArchiver(tmp_path / "archive"))
+    archiver.down = down
+    s = TieredStore(archiver, tmp_path / "data" / "archiver", 1 << 20)
+    s.names = lambda sid, tid: ("s", "t")
+    return s
+
+
+def partition(s: TieredStore, path: Path):
+    return s.remote_for(SimpleNamespace(stream_id=0, id=0), SimpleNamespace(id=0), path)
+
+
+def test_old_json_files_load_and_are_upgraded(tmp_path: Path) -> None:
+    state = tmp_path / "data" / "archiver"
+    state.mkdir(parents=True)
+    (state / PENDING_DELETES).write_text(json.dumps(["a.log", "a.index"]))
+    p = tmp_path / "data" / "p"
+    p.mkdir()
+    entry = {"start": 0, "next": 10, "size": 100, "first_ts": 1, "last_ts": 2, "max_ts": 2,
+             "log_key": "k.log", "log_sha256": "x", "index_key": "k.index", "index_size": 48,
+             "index_sha256": "y"}
+    (p / MANIFEST).write_text(json.dumps({"version": 1, "segments": [entry]}))
+    s = store(tmp_path)
+    assert s.pending_deletes == ["a.log", "a.index"]
+    tp = partition(s, p)
+    assert tp.keys(0) == ("k.log", "k.index")
+    assert decode((p / MANIFEST).read_bytes()) == decode((p / (MANIFEST + ".copy")).read_bytes())
+    s.close()
+
+
+def test_a_lost_manifest_with_an_unreachable_archive_refuses(tmp_path: Path) -> None:
+    p = tmp_path / "data" / "p"
+    p.mkdir(parents=True)
+    (p / MANIFEST).write_bytes(b"PGSF\x01 garbage")
+    (p / (MANIFEST + ".copy")).write_bytes(b"")
+    s = store(tmp_path, down=True)
+    with pytest.raises(CorruptFile) as e:
+        partition(s, p)
+    assert "cannot be listed" in str(e.value) and "refusing to start" in str(e.value)
+    assert (p / MANIFEST).exists()  # kept: the next start refuses again, never forgets
+    s.close()
