@@ -24,14 +24,17 @@ class ScramClient:
     def first(self) -> bytes:
         return (self.gs2 + self.first_bare).encode()
 
-    def final(self, server_first: bytes) -> bytes:
+    def final(self, server_first: bytes, repeat_nonce: bool = False) -> bytes:
+        """The client-final message; `repeat_nonce` sends the client nonce twice, as
+        librdkafka 2.0.2 does."""
         attrs = dict(a.split("=", 1) for a in server_first.decode().split(","))
         nonce, salt, iterations = attrs["r"], base64.b64decode(attrs["s"]), int(attrs["i"])
         assert nonce.startswith(self.nonce)
         salted = hashlib.pbkdf2_hmac(self.hash, self.password.encode(), salt, iterations)
         client_key = hmac.digest(salted, b"Client Key", self.hash)
         stored = hashlib.new(self.hash, client_key).digest()
-        without_proof = f"c={base64.b64encode(self.gs2.encode()).decode()},r={nonce}"
+        sent = self.nonce + nonce if repeat_nonce else nonce
+        without_proof = f"c={base64.b64encode(self.gs2.encode()).decode()},r={sent}"
         message = f"{self.first_bare},{server_first.decode()},{without_proof}".encode()
         signature = hmac.digest(stored, message, self.hash)
         proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))

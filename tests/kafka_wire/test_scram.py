@@ -73,6 +73,15 @@ def test_bad_client_first_is_refused(first: bytes, why: str) -> None:
         ScramExchange.start("SCRAM-SHA-256", first)
 
 
+def test_a_repeated_client_nonce_is_accepted() -> None:
+    """librdkafka 2.0.2 (kcat 1.7.1) sends r=<client nonce><client nonce><server nonce>."""
+    cred = auth.scram_credential("secret", "SCRAM-SHA-256")
+    client = ScramClient("SCRAM-SHA-256", "alice", "secret")
+    ex = ScramExchange.start("SCRAM-SHA-256", client.first())
+    valid, server_final = ex.final(client.final(ex.server_first(cred), repeat_nonce=True))
+    assert valid and client.verify(server_final)
+
+
 def test_matching_authzid_and_escapes_are_accepted() -> None:
     ex = ScramExchange.start("SCRAM-SHA-256", b"n,a=b=3Dc,n=b=3Dc,r=abc")
     assert ex.username == "b=c"
@@ -83,7 +92,7 @@ def test_bad_client_final_is_refused() -> None:
     client = ScramClient("SCRAM-SHA-256", "alice", "secret")
     ex = ScramExchange.start("SCRAM-SHA-256", client.first())
     final = client.final(ex.server_first(cred))
-    for bad, why in ((final.replace(b"r=", b"r=X"), "nonce"),
+    for bad, why in ((final.replace(b",p=", b"X,p="), "nonce"),
                      (final.replace(b"c=biws", b"c=eSws"), "channel binding"),
                      (final.rsplit(b",p=", 1)[0], "p= last"),
                      (final[:-4] + b"!!!=", "proof")):
