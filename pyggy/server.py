@@ -71,8 +71,10 @@ def _kafka_authentication(config: ServerConfig) -> bool:
     k = config.kafka
     host = split_address(k.address)[0]
     required = kafka_requires_auth(k)
-    why = f"{k.authentication}" + (f": {host} is {'' if loopback_only(host) else 'not '}"
-                                   f"loopback-only" if k.authentication == "auto" else "")
+    if k.authentication == "auto":
+        why = f"auto: {host or '*'} is {'' if loopback_only(host) else 'not '}loopback-only"
+    else:
+        why = "[kafka] authentication"
     log.info("kafka authentication: %s (%s)", "sasl" if required else "none", why)
     if not required and not loopback_only(host):
         log.warning("kafka listener %s accepts anonymous clients with full access to every "
