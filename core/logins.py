@@ -2,11 +2,12 @@
 
 - The slow password check runs in the engine's worker pool (`core.auth.HashPool`), never on
   the event loop; an unknown user name is checked against a dummy hash, so it costs the same.
-- `LoginGuard` limits guessing per client address: the first `address_free_failures` failures
-  in `failure_window` pass at once, later attempts wait a doubling delay (queued one after
-  another), and after `max_address_failures` the address is refused without any check until
-  its failures age out. Each connection also waits a doubling delay after each of its own
-  failures and is closed after `max_connection_failures`.
+- `LoginGuard` limits guessing per client address and user name: the first `free_failures`
+  failures in `failure_window` pass at once, later attempts wait a doubling delay (queued one
+  after another), and after `max_failures` that name is refused from that address without any
+  check until its failures age out; after `max_address_failures` (any names) the whole
+  address is. Each connection also waits a doubling delay after each of its own failures and is
+  closed after `max_connection_failures`.
 - `Audit` logs successful and failed logins and permission refusals (user, address, door,
   operation) once per burst: repeats within `window` seconds are counted and reported with
   the next line. Passwords and tokens are never logged.
@@ -39,12 +40,13 @@ Sleep = Callable[[float], Awaitable[None]]
 @dataclass(slots=True)
 class GuardSettings:
     max_connection_failures: int = 3
-    address_free_failures: int = 5
-    max_address_failures: int = 20
+    free_failures: int = 5  # per address and user name, answered without delay
+    max_failures: int = 20  # per address and user name, then refused unchecked
+    max_address_failures: int = 100  # per address, whatever the user names
     failure_window: float = 60.0  # seconds a failure counts against its address
     failure_delay: float = 0.1  # first backoff; doubles with each further failure
     max_delay: float = 2.0
-    max_addresses: int = 10_000  # addresses remembered at most (the oldest idle go first)
+    max_entries: int = 10_000  # addresses (and address + user pairs) remembered at most
 
 
 class LockedOut(Exception):
@@ -52,14 +54,21 @@ class LockedOut(Exception):
 
 
 @dataclass(slots=True)
-class _Address:
+class _Failures:
     failures: deque = field(default_factory=deque)  # monotonic times, oldest first
     pending: int = 0  # attempts admitted and not finished (they count as failures)
     next_slot: float = 0.0  # when the next delayed attempt may start
 
+    def recent(self) -> int:
+        return len(self.failures) + self.pending
+
 
 class LoginGuard:
-    """Per-address failed-login backoff and lockout (state in memory, bounded)."""
+    """Failed-login backoff and lockout per client address and user name, and a higher
+    limit per address whatever the names (password spraying); in memory, bounded.
+
+    A client retrying a wrong password slows down and then locks out that user name from
+    its address, not the other users behind the same address (until the address limit)."""
 
     def __init__(self, settings: GuardSettings | None = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Sleep = asyncio.sleep
@@ -67,65 +76,69 @@ class LoginGuard:
         self.settings = settings or GuardSettings()
         self.clock = clock
         self.sleep = sleep
-        self._addresses: dict[str, _Address] = {}
+        self._entries: dict[object, _Failures] = {}  # host, or (host, user)
 
-    def _entry(self, host: str, now: float) -> _Address:
-        a = self._addresses.get(host)
-        if a is None:
-            if len(self._addresses) >= self.settings.max_addresses:
+    def _entry(self, key: object, now: float) -> _Failures:
+        e = self._entries.get(key)
+        if e is None:
+            if len(self._entries) >= self.settings.max_entries:
                 self._forget(now)
-            a = self._addresses[host] = _Address()
+            e = self._entries[key] = _Failures()
         horizon = now - self.settings.failure_window
-        while a.failures and a.failures[0] <= horizon:
-            a.failures.popleft()
-        return a
+        while e.failures and e.failures[0] <= horizon:
+            e.failures.popleft()
+        return e
 
     def _forget(self, now: float) -> None:
         horizon = now - self.settings.failure_window
-        for host in [h for h, a in self._addresses.items()
-                     if not a.pending and (not a.failures or a.failures[-1] <= horizon)]:
-            del self._addresses[host]
-        while len(self._addresses) >= self.settings.max_addresses:  # all busy: oldest go
-            del self._addresses[next(iter(self._addresses))]
+        for key in [k for k, e in self._entries.items()
+                    if not e.pending and (not e.failures or e.failures[-1] <= horizon)]:
+            del self._entries[key]
+        while len(self._entries) >= self.settings.max_entries:  # all busy: oldest go
+            del self._entries[next(iter(self._entries))]
 
-    def recent(self, host: str) -> int:
-        """Failures (and attempts in progress) that count against `host` now."""
-        a = self._entry(host, self.clock())
-        return len(a.failures) + a.pending
+    def recent(self, host: str, user: str | None = None) -> int:
+        """Failures (and attempts in progress) that count against `host` (and `user`)."""
+        return self._entry(host if user is None else (host, user), self.clock()).recent()
 
-    async def admit(self, host: str) -> None:
-        """Wait until an attempt from `host` may be checked; raise LockedOut if it may not."""
+    async def admit(self, host: str, user: str) -> None:
+        """Wait until an attempt may be checked; raise LockedOut if it may not."""
         s = self.settings
         now = self.clock()
-        a = self._entry(host, now)
-        recent = len(a.failures) + a.pending
-        if recent >= s.max_address_failures:
+        address, pair = self._entry(host, now), self._entry((host, user), now)
+        if address.recent() >= s.max_address_failures or pair.recent() >= s.max_failures:
             raise LockedOut(host)
-        excess = recent + 1 - s.address_free_failures
-        if excess <= 0:
-            a.pending += 1
-            return
-        delay = min(s.failure_delay * 2 ** (excess - 1), s.max_delay)
-        start = max(now, a.next_slot) + delay
-        if start - now > s.failure_window:
-            raise LockedOut(host)
-        a.next_slot = start
-        a.pending += 1
-        try:
-            await self.sleep(start - now)
-        except BaseException:
-            a.pending -= 1
-            raise
+        excess = pair.recent() + 1 - s.free_failures
+        wait = 0.0
+        if excess > 0:
+            start = max(now, pair.next_slot) + min(s.failure_delay * 2 ** (excess - 1),
+                                                   s.max_delay)
+            if start - now > s.failure_window:
+                raise LockedOut(host)
+            pair.next_slot, wait = start, start - now
+        address.pending += 1
+        pair.pending += 1
+        if wait:
+            try:
+                await self.sleep(wait)
+            except BaseException:
+                self._release(host, user, ok=True)
+                raise
 
-    def done(self, host: str, ok: bool) -> None:
+    def done(self, host: str, user: str, ok: bool) -> None:
         """An admitted attempt finished."""
+        self._release(host, user, ok)
+
+    def _release(self, host: str, user: str, ok: bool) -> None:
         now = self.clock()
-        a = self._entry(host, now)
-        a.pending = max(a.pending - 1, 0)
-        if not ok:
-            a.failures.append(now)
-            while len(a.failures) > self.settings.max_address_failures:
-                a.failures.popleft()
+        for key, cap in ((host, self.settings.max_address_failures),
+                         ((host, user), self.settings.max_failures)):
+            e = self._entry(key, now)
+            e.pending = max(e.pending - 1, 0)
+            if not ok:
+                e.failures.append(now)
+                while len(e.failures) > cap:
+                    e.failures.popleft()
 
     async def connection_failed(self, state: LoginState) -> None:
         """Count a failure against one connection and wait its doubling delay."""
@@ -231,8 +244,9 @@ class Logins:
 
     async def _checked(self, att: Attempt, username: str | None, how: str,
                        check: Callable[[], Awaitable[User]]) -> User:
+        name = username or ""  # token logins have no user name
         try:
-            await self.guard.admit(att.host)
+            await self.guard.admit(att.host, name)
         except LockedOut:
             att.state.failures = att.state.limit = max(att.state.failures, 1)
             self.audit.login(False, username, att.host, att.door, how,
@@ -241,14 +255,14 @@ class Logins:
         try:
             user = await check()
         except IggyError as e:
-            self.guard.done(att.host, False)
+            self.guard.done(att.host, name, False)
             self.audit.login(False, username, att.host, att.door, how, str(e))
             await self.guard.connection_failed(att.state)
             raise
         except BaseException:  # not a failed login (e.g. shutdown): only end the attempt
-            self.guard.done(att.host, True)
+            self.guard.done(att.host, name, True)
             raise
-        self.guard.done(att.host, True)
+        self.guard.done(att.host, name, True)
         self.audit.login(True, user.username, att.host, att.door, how)
         return user
 

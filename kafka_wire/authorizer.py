@@ -14,7 +14,8 @@ users on this door). Root may do everything. Otherwise:
   every one of them that exists, and a group with none needs poll on at least one topic;
 - the cluster: DESCRIBE / DESCRIBE_CONFIGS = read_servers, ALTER / ALTER_CONFIGS /
   CLUSTER_ACTION = manage_servers, CREATE = manage_topics (global), IDEMPOTENT_WRITE = send
-  on at least one topic (KIP-679: WRITE implies it);
+  on at least one topic (KIP-679: WRITE implies it). As in Kafka, DescribeCluster (like
+  Metadata's broker list) is answered to every principal; only its bitset depends on them;
 - users (ACLs, SCRAM credentials): DESCRIBE = read_users, ALTER = manage_users.
 
 Refusals are Kafka's codes (TOPIC_/GROUP_/CLUSTER_AUTHORIZATION_FAILED) and are logged once
@@ -71,9 +72,10 @@ RULES: dict[int, dict[int, int]] = {
     42: {GROUP: DELETE},  # DeleteGroups
     44: {TOPIC: ALTER_CONFIGS, CLUSTER: ALTER_CONFIGS},  # IncrementalAlterConfigs
     47: {GROUP: DELETE, TOPIC: READ},  # OffsetDelete
+    48: {CLUSTER: DESCRIBE_CONFIGS},  # DescribeClientQuotas
     50: {USERS: DESCRIBE},  # DescribeUserScramCredentials
     51: {USERS: ALTER},  # AlterUserScramCredentials
-    60: {CLUSTER: DESCRIBE},  # DescribeCluster
+    60: {},  # DescribeCluster: any principal, as in Kafka (the bitset tells what it may do)
 }
 REFUSED = {TOPIC: ErrorCode.TOPIC_AUTHORIZATION_FAILED,
            GROUP: ErrorCode.GROUP_AUTHORIZATION_FAILED,

@@ -69,6 +69,7 @@ _ROWS: list[tuple[int, str, int, int, Callable]] = [
     (42, "DeleteGroups", 0, 2, groups.delete_groups),
     (44, "IncrementalAlterConfigs", 0, 1, configs.incremental_alter_configs),
     (47, "OffsetDelete", 0, 0, offsets.offset_delete),
+    (48, "DescribeClientQuotas", 0, 1, cluster.describe_client_quotas),
     (50, "DescribeUserScramCredentials", 0, 0, scram_credentials.describe),
     (51, "AlterUserScramCredentials", 0, 0, scram_credentials.alter),
     (60, "DescribeCluster", 0, 1, cluster.describe_cluster),

@@ -109,8 +109,9 @@ class LoginConfig:
 
     hash_workers: int = 1  # threads hashing passwords (scrypt, SCRAM), off the event loop
     max_connection_failures: int = 3  # failed logins before a connection is closed
-    address_free_failures: int = 5  # failed logins per address before delays start
-    max_address_failures: int = 20  # then the address is refused until failures age out
+    free_failures: int = 5  # failed logins per address and user name before delays start
+    max_failures: int = 20  # then that name is refused from that address for a while
+    max_address_failures: int = 100  # per address, any names: then the address is refused
     failure_window: Duration = 60.0  # how long a failed login counts against its address
     failure_delay: Duration = 0.1  # first delay; doubles with each further failure
     max_delay: Duration = 2.0
@@ -421,11 +422,12 @@ def validate(config: ServerConfig) -> None:
     if config.kafka.connections_max_reauth < 0:
         raise ConfigError("kafka.connections_max_reauth must not be negative")
     login = config.login
-    for key in ("hash_workers", "max_connection_failures", "max_address_failures"):
+    for key in ("hash_workers", "max_connection_failures", "max_failures",
+                "max_address_failures"):
         if getattr(login, key) < 1:
             raise ConfigError(f"login.{key} must be at least 1")
-    if login.address_free_failures < 0:
-        raise ConfigError("login.address_free_failures must not be negative")
+    if login.free_failures < 0:
+        raise ConfigError("login.free_failures must not be negative")
     if login.failure_window <= 0 or login.failure_delay < 0 or login.max_delay < 0:
         raise ConfigError("login.failure_window must be positive and the delays not negative")
     for key, seconds in (

@@ -61,7 +61,7 @@ def _logins(config: ServerConfig, engine: LogEngine) -> Logins:
     c = config.login
     return Logins(engine, LoginGuard(GuardSettings(
         max_connection_failures=c.max_connection_failures,
-        address_free_failures=c.address_free_failures,
+        free_failures=c.free_failures, max_failures=c.max_failures,
         max_address_failures=c.max_address_failures, failure_window=c.failure_window,
         failure_delay=c.failure_delay, max_delay=c.max_delay)), Audit())
 

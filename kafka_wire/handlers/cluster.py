@@ -1,4 +1,5 @@
-"""FindCoordinator (10), OffsetForLeaderEpoch (23), DescribeCluster (60): one broker."""
+"""FindCoordinator (10), OffsetForLeaderEpoch (23), DescribeCluster (60): one broker;
+DescribeClientQuotas (48): pyggy has no client quotas, so there are none to describe."""
 
 from __future__ import annotations
 
@@ -55,14 +56,18 @@ def offset_for_leader_epoch(conn: Connection, req: dict, version: int) -> dict:
 
 def describe_cluster(conn: Connection, req: dict, version: int) -> dict:
     s = conn.server.settings
-    error = authz.cluster(conn)
-    if error:
-        return {"throttle_time_ms": 0, "error_code": error, "error_message":
-                "Cluster authorization failed.", "endpoint_type": 1, "cluster_id": "",
-                "controller_id": -1, "brokers": []}
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None,
             "endpoint_type": 1, "cluster_id": s.cluster_id, "controller_id": s.node_id,
             "brokers": [{"broker_id": s.node_id, "host": s.host, "port": s.port,
                          "rack": None}],
             "cluster_authorized_operations": authz.cluster_operations(conn)
             if req["include_cluster_authorized_operations"] else authz.NOT_REQUESTED}
+
+
+def describe_client_quotas(conn: Connection, req: dict, version: int) -> dict:
+    """No quotas exist (kafka-configs --describe asks for them beside SCRAM credentials)."""
+    if denied := authz.cluster(conn):
+        return {"throttle_time_ms": 0, "error_code": denied,
+                "error_message": "Cluster authorization failed.", "entries": None}
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None,
+            "entries": []}

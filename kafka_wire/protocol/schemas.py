@@ -92,6 +92,8 @@ IncrementalAlterConfigsRequest k44 v0-1 flex1+: Resources[]{ResourceType:i8 | Re
 IncrementalAlterConfigsResponse k44 v0-1 flex1+: ThrottleTimeMs:i32 | Responses[]{ErrorCode:i16 | ErrorMessage:str? | ResourceType:i8 | ResourceName:str}
 OffsetDeleteRequest k47 v0 flexnone: GroupId:str | Topics[]{Name:str | Partitions[]{PartitionIndex:i32}}
 OffsetDeleteResponse k47 v0 flexnone: ErrorCode:i16 | ThrottleTimeMs:i32 | Topics[]{Name:str | Partitions[]{PartitionIndex:i32 | ErrorCode:i16}}
+DescribeClientQuotasRequest k48 v0-1 flex1+: Components[]{EntityType:str | MatchType:i8 | Match:str?} | Strict:bool
+DescribeClientQuotasResponse k48 v0-1 flex1+: ThrottleTimeMs:i32 | ErrorCode:i16 | ErrorMessage:str? | Entries[]{Entity[]{EntityType:str | EntityName:str?} | Values[]{Key:str | Value:f64}}?
 DescribeUserScramCredentialsRequest k50 v0 flex0+: Users[]{Name:str}?
 DescribeUserScramCredentialsResponse k50 v0 flex0+: ThrottleTimeMs:i32 | ErrorCode:i16 | ErrorMessage:str? | Results[]{User:str | ErrorCode:i16 | ErrorMessage:str? | CredentialInfos[]{Mechanism:i8 | Iterations:i32}}
 AlterUserScramCredentialsRequest k51 v0 flex0+: Deletions[]{Name:str | Mechanism:i8} | Upsertions[]{Name:str | Mechanism:i8 | Iterations:i32 | Salt:bytes | SaltedPassword:bytes}

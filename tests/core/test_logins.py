@@ -71,54 +71,74 @@ def run(coro):
 
 def test_guard_free_failures_then_doubling_delays_then_lockout() -> None:
     t = FakeTime()
-    g = LoginGuard(GuardSettings(address_free_failures=2, max_address_failures=5,
-                                 failure_delay=0.1, max_delay=0.3), t.clock, t.sleep)
+    g = LoginGuard(GuardSettings(free_failures=2, max_failures=5, failure_delay=0.1,
+                                 max_delay=0.3), t.clock, t.sleep)
 
-    async def fail_once() -> None:
-        await g.admit("10.0.0.1")
-        g.done("10.0.0.1", False)
+    async def fail_once(user: str = "alice", host: str = "10.0.0.1") -> None:
+        await g.admit(host, user)
+        g.done(host, user, False)
 
     for _ in range(5):
         run(fail_once())
     assert t.slept == [0.1, 0.2, 0.3]  # failures 3, 4, 5 waited; capped at max_delay
     with pytest.raises(LockedOut):
-        run(g.admit("10.0.0.1"))
-    run(g.admit("10.0.0.2"))  # other addresses are not affected
-    g.done("10.0.0.2", True)
+        run(g.admit("10.0.0.1", "alice"))
+    run(fail_once("bob"))  # another name from the same address is not delayed
+    run(g.admit("10.0.0.2", "alice"))  # nor the same name from another address
+    g.done("10.0.0.2", "alice", True)
+    assert t.slept == [0.1, 0.2, 0.3]
     t.now += 61  # the failures age out of the window
     run(fail_once())
-    assert g.recent("10.0.0.1") == 1
+    assert g.recent("10.0.0.1", "alice") == 1
+
+
+def test_guard_locks_out_an_address_that_tries_many_names() -> None:
+    t = FakeTime()
+    g = LoginGuard(GuardSettings(max_address_failures=10), t.clock, t.sleep)
+
+    async def spray() -> None:
+        for i in range(10):
+            await g.admit("10.9.9.9", f"user{i}")
+            g.done("10.9.9.9", f"user{i}", False)
+
+    run(spray())
+    assert t.slept == []  # one failure per name: no per-name delay
+    with pytest.raises(LockedOut):
+        run(g.admit("10.9.9.9", "someone-else"))
+    assert g.recent("10.9.9.9") == 10
 
 
 def test_guard_counts_attempts_in_flight_and_serializes_them() -> None:
     """A parallel burst: attempts not yet finished count, and delayed ones queue up."""
     t = FakeTime(advance=False)
-    g = LoginGuard(GuardSettings(address_free_failures=1, max_address_failures=4,
-                                 failure_delay=1.0, max_delay=1.0), t.clock, t.sleep)
+    g = LoginGuard(GuardSettings(free_failures=1, max_failures=4, failure_delay=1.0,
+                                 max_delay=1.0), t.clock, t.sleep)
 
     async def burst() -> list:
-        return await asyncio.gather(*(g.admit("h") for _ in range(6)), return_exceptions=True)
+        return await asyncio.gather(*(g.admit("h", "u") for _ in range(6)),
+                                    return_exceptions=True)
 
     results = run(burst())
     assert sum(isinstance(r, LockedOut) for r in results) == 2  # pending ones count
     assert t.slept == [1.0, 2.0, 3.0]  # one after another, not all at once
-    assert g.recent("h") == 4
+    assert g.recent("h", "u") == 4 and g.recent("h") == 4
     for _ in range(4):
-        g.done("h", True)
-    assert g.recent("h") == 0
+        g.done("h", "u", True)
+    assert g.recent("h", "u") == 0 and g.recent("h") == 0
 
 
 def test_guard_memory_is_bounded() -> None:
     t = FakeTime()
-    g = LoginGuard(GuardSettings(max_addresses=100), t.clock, t.sleep)
+    g = LoginGuard(GuardSettings(max_entries=100), t.clock, t.sleep)
 
     async def many() -> None:
         for i in range(1000):
-            await g.admit(f"10.0.{i // 256}.{i % 256}")
-            g.done(f"10.0.{i // 256}.{i % 256}", False)
+            host = f"10.0.{i // 256}.{i % 256}"
+            await g.admit(host, "u")
+            g.done(host, "u", False)
 
     run(many())
-    assert len(g._addresses) <= 100
+    assert len(g._entries) <= 100
 
 
 def test_connection_failures_wait_and_exhaust() -> None:
@@ -199,8 +219,7 @@ def test_a_failing_pool_fails_the_login_not_the_server(engine: LogEngine) -> Non
 
 def test_hashing_never_blocks_the_event_loop(engine: LogEngine) -> None:
     engine.hasher = auth.ThreadHashPool(1)
-    logins = Logins(engine, LoginGuard(GuardSettings(address_free_failures=100,
-                                                     max_address_failures=100,
+    logins = Logins(engine, LoginGuard(GuardSettings(free_failures=100, max_failures=100,
                                                      failure_delay=0.0)))
 
     async def go() -> float:
@@ -238,8 +257,7 @@ def test_plain_takes_the_password_or_a_token_of_that_user(engine: LogEngine) -> 
 
 
 def test_lockout_refuses_even_the_right_password(engine: LogEngine) -> None:
-    logins = Logins(engine, LoginGuard(GuardSettings(max_address_failures=3,
-                                                     failure_delay=0.0)))
+    logins = Logins(engine, LoginGuard(GuardSettings(max_failures=3, failure_delay=0.0)))
     for _ in range(3):
         with pytest.raises(IggyError):
             run(logins.password("alice", "wrong", attempt("10.1.1.1")))

@@ -103,7 +103,7 @@ class Bystander(threading.Thread):
 
 
 # Every attempt hashed: no free-failure limit, no lockout, no delays (the guard off).
-UNGUARDED = {"IGGY_LOGIN_ADDRESS_FREE_FAILURES": "100000",
+UNGUARDED = {"IGGY_LOGIN_FREE_FAILURES": "100000", "IGGY_LOGIN_MAX_FAILURES": "100000",
              "IGGY_LOGIN_MAX_ADDRESS_FAILURES": "100000",
              "IGGY_LOGIN_MAX_CONNECTION_FAILURES": "100000", "IGGY_LOGIN_FAILURE_DELAY": "0 s"}
 
