@@ -14,6 +14,7 @@ Whether a request may be served without a session is `check_session`'s (from dis
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 
@@ -23,6 +24,7 @@ from pyggy.kafka_wire.context import CloseConnection, Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.scram import ScramError, ScramExchange
 
+log = logging.getLogger(__name__)
 MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 NONE, V0_TOKEN, V1_TOKEN, DONE = "", "v0", "v1", "done"  # Connection.sasl states
 _SIZE = struct.Struct(">i")
@@ -91,8 +93,11 @@ async def _step(conn: Connection, token: bytes) -> tuple[bytes, bool]:
 
 
 def _authenticated(conn: Connection, user: User, expiry_us: int) -> None:
-    if conn.reauth and conn.user is not None and conn.user.id != user.id:
-        raise AuthFailed("Authentication failed: re-authentication must keep the same user")
+    if conn.reauth and conn.user is not None:
+        if conn.user.id != user.id:
+            raise AuthFailed("Authentication failed: re-authentication must keep the same "
+                             "user")
+        log.debug("kafka connection from %s re-authenticated as %r", conn.host, user.username)
     conn.user = user
     conn.sasl = DONE
     conn.reauth = False

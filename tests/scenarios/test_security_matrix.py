@@ -71,6 +71,13 @@ def cast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PyggyServer
     for p in principals:  # no password or token ever reaches the log
         assert p.secret not in logs or p.secret == "iggy", f"{p.name}'s secret in the log"
     assert "Traceback" not in logs
+    # logins and refusals of both doors are logged (once per burst)
+    for line in ("login: user 'alice' from 127.0.0.1 (kafka door, SCRAM-SHA-256)",
+                 "login: user 'alice' from 127.0.0.1 (iggy door, password)",
+                 "permission refused: user 'alice' from 127.0.0.1 (kafka door): "
+                 "DeleteTopics topic 'shared'",
+                 "permission refused: user 'alice' from 127.0.0.1 (iggy door): topic.delete"):
+        assert line in logs, line
 
 
 def run_cells(server: PyggyServer, principals: list[Principal], client: str,
