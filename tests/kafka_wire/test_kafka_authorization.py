@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import logging
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kafka_door import Door as BaseDoor
 from pyggy.core.engine import LogEngine
 from pyggy.core.model import GlobalPermissions, Permissions, StreamPermissions, TopicPermissions
 from pyggy.kafka_wire import authorizer as authz
-from pyggy.kafka_wire.context import CloseConnection, Connection, KafkaServer
-from pyggy.kafka_wire.dispatch import handle_frame
+from pyggy.kafka_wire.context import CloseConnection, KafkaServer
 from pyggy.kafka_wire.groups import GroupCoordinator, MemoryOffsetStore
-from pyggy.kafka_wire.protocol import decode_response, parse_response_header, request_frame
 from pyggy.kafka_wire.protocol.codec import encode_versioned
 from pyggy.kafka_wire.settings import KafkaSettings
 from sasl_support import ScramClient
@@ -44,27 +42,12 @@ READ, WRITE, CREATE, DESCRIBE, DESCRIBE_CONFIGS_OP = 3, 4, 5, 8, 10
 ALL_TOPIC_OPS = {3, 4, 5, 6, 7, 8, 10, 11}
 
 
-class Door:
+class Door(BaseDoor):
     def __init__(self, server: KafkaServer, user: str | None = None) -> None:
-        self.server = server
-        self.conn = Connection(server, "127.0.0.1")
-        self.corr = itertools.count(1)
+        super().__init__(server, "authz-test")
         if user is not None:
             self.conn.user = server.engine.user(user)
             self.conn.sasl = "done"
-
-    async def call(self, key: int, version: int, body: dict) -> dict:
-        corr = next(self.corr)
-        frame = request_frame(key, version, corr, "authz-test", body)
-        parts = await handle_frame(self.conn, memoryview(frame)[4:])
-        data = b"".join(bytes(p) for p in parts)[4:]
-        got, pos = parse_response_header(data, key, version)
-        assert got == corr
-        return decode_response(key, version, data[pos:], strict=True)
-
-    async def raw(self, token: bytes) -> bytes:
-        parts = await handle_frame(self.conn, memoryview(token))
-        return b"".join(bytes(p) for p in parts)
 
     async def metadata(self, names: list[str] | None, version: int = 12,
                        auto_create: bool = True, ops: bool = False) -> dict:

@@ -1,42 +1,24 @@
-"""SASL/PLAIN on the Kafka door: SaslHandshake v0/v1 and SaslAuthenticate v0-2 in process
+"""SASL on the Kafka door: SaslHandshake v0/v1 and SaslAuthenticate v0-2 with PLAIN in process
 (state machine, raw v0 tokens, refusals), then kafka-python, confluent-kafka and aiokafka
-authenticating against a real server with pyggy's users."""
+authenticating against a real server with pyggy's users. SCRAM, tokens and KIP-368 are in
+test_kafka_authorization.py and test_scram.py."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kafka_door import Door
 from pyggy.core.engine import LogEngine
-from pyggy.kafka_wire.context import CloseConnection, Connection, KafkaServer
-from pyggy.kafka_wire.dispatch import handle_frame
-from pyggy.kafka_wire.protocol import decode_response, parse_response_header, request_frame
+from pyggy.kafka_wire.context import CloseConnection, KafkaServer
 
 from pyggy.testing import PyggyServer
 
 HANDSHAKE, API_VERSIONS, METADATA, AUTHENTICATE = 17, 18, 3, 36
 NONE, UNSUPPORTED_MECHANISM, ILLEGAL_STATE, AUTH_FAILED = 0, 33, 34, 58
 MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-
-
-class Door:
-    def __init__(self, server: KafkaServer) -> None:
-        self.conn = Connection(server, "127.0.0.1")
-        self.corr = itertools.count(1)
-
-    async def call(self, key: int, version: int, body: dict) -> dict:
-        frame = request_frame(key, version, next(self.corr), "sasl-test", body)
-        parts = await handle_frame(self.conn, memoryview(frame)[4:])
-        data = b"".join(bytes(p) for p in parts)[4:]
-        _, pos = parse_response_header(data, key, version)
-        return decode_response(key, version, data[pos:], strict=True)
-
-    async def raw(self, token: bytes) -> bytes:
-        parts = await handle_frame(self.conn, memoryview(token))
-        return b"".join(bytes(p) for p in parts)
 
 
 @pytest.fixture
