@@ -121,8 +121,9 @@ class ScramExchange:
             raise ScramError("SCRAM client-final message needs c= and r=")
         if attrs[0][1] != base64.b64encode(self.gs2_header.encode()).decode():
             raise ScramError("SCRAM channel binding data does not match")
-        # librdkafka 2.0.2 (kcat 1.7.1) sends its client nonce twice; as Kafka's broker does,
-        # a nonce that ends with the combined one is accepted (the server part stays last)
+        # librdkafka 2.0.2 (kcat 1.7.1) sends its client nonce twice. Kafka's broker long
+        # accepted that (its ScramSaslServer compared with endsWith), and so does pyggy: the
+        # server's fresh nonce must still end the attribute, and the proof signs all of it.
         if not attrs[1][1].endswith(self.nonce):
             raise ScramError("SCRAM nonce does not match")
         try:
