@@ -135,9 +135,8 @@ def test_a_flood_of_wrong_logins_does_not_delay_a_bystander(tmp_path: Path, guar
     finally:
         assert server.close() in (None, 0)
     logs = "\n".join(server.logs)
-    for door in ("iggy door, password", "kafka door, PLAIN"):
-        assert f"login failed: user 'iggy' from 127.0.0.1 ({door}): invalid credentials" \
-            in logs
+    for door in ("iggy door, password", "kafka door, PLAIN"):  # (the reason varies: wrong
+        assert f"login failed: user 'iggy' from 127.0.0.1 ({door}): " in logs  # or lockout)
     if guard == "default":
         assert "too many failed logins from this address" in logs  # the lockout took over
     assert WRONG not in logs
