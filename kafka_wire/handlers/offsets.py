@@ -76,8 +76,8 @@ def _fetch_group(conn: Connection, group_id: str, topics: list | None,
     names = conn.server.topics
     if topics is None:  # every committed topic the principal may describe
         wanted = None
-        fetched = [f for f in coord.fetch_offsets(group_id, None)
-                   if (t := names.resolve(f.topic)) is not None and authz.describable(conn, t)]
+        fetched = [f for f in coord.fetch_offsets(group_id, None) if conn.user is None or (
+            (t := names.resolve(f.topic)) is not None and authz.describable(conn, t))]
     else:
         refused = _topic_errors(conn, (t["name"] for t in topics))
         wanted = [(t["name"], t["partition_indexes"]) for t in topics
