@@ -1,13 +1,33 @@
-"""Password and personal-access-token hashing (stdlib scrypt / SHA-256)."""
+"""Secrets: password hashes (scrypt), SCRAM credentials (RFC 5802/7677), token hashes, and
+the bounded worker pool that runs the slow ones off the event loop.
+
+Every function here is pure and CPU-bound; `hashlib.scrypt` and `hashlib.pbkdf2_hmac` release
+the GIL, so a `ThreadHashPool` keeps the event loop free while they run.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+from pyggy.core.model import ScramCredential
 
 _N, _R, _P = 1 << 14, 8, 1
+T = TypeVar("T")
+
+# SCRAM mechanisms and the hash each uses (RFC 7677 for SHA-256; SHA-512 as Kafka offers it)
+SCRAM_HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
+# Iterations pyggy uses when it derives a credential from a password. Kafka's clients refuse
+# fewer than 4096 and Kafka stores at most 16384 (KIP-554), the bounds kept here too.
+SCRAM_ITERATIONS = 4096
+MIN_ITERATIONS, MAX_ITERATIONS = 4096, 16384
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -28,6 +48,56 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(digest, base64.b64decode(digest_b64))
 
 
+@functools.cache
+def dummy_hash() -> str:
+    """A hash no password matches, checked for unknown users so they cost the same time."""
+    return hash_password(secrets.token_urlsafe(32))
+
+
+def check_password(password: str, stored: str | None) -> bool:
+    """`verify_password`, or the same work against `dummy_hash()` when there is no user."""
+    if stored is None:
+        verify_password(password, dummy_hash())
+        return False
+    return verify_password(password, stored)
+
+
+# -- SCRAM ------------------------------------------------------------------------------------
+def scram_from_salted(mechanism: str, salted: bytes, salt: bytes,
+                      iterations: int) -> ScramCredential:
+    """The stored credential for a SaltedPassword (RFC 5802 §3: StoredKey, ServerKey)."""
+    name = SCRAM_HASHES[mechanism]
+    client_key = hmac.digest(salted, b"Client Key", name)
+    return ScramCredential(salt, iterations, hashlib.new(name, client_key).digest(),
+                           hmac.digest(salted, b"Server Key", name))
+
+
+def scram_credential(password: str, mechanism: str, salt: bytes | None = None,
+                     iterations: int = SCRAM_ITERATIONS) -> ScramCredential:
+    """Derive a SCRAM credential from a password. As Kafka's clients do, the password is
+    UTF-8 encoded without SASLprep."""
+    salt = salt or secrets.token_bytes(32)
+    salted = hashlib.pbkdf2_hmac(SCRAM_HASHES[mechanism], password.encode(), salt, iterations)
+    return scram_from_salted(mechanism, salted, salt, iterations)
+
+
+def password_record(password: str) -> tuple[str, dict[str, ScramCredential]]:
+    """Everything stored for a password: its scrypt hash and one SCRAM credential per
+    mechanism (one worker-pool job)."""
+    return hash_password(password), {m: scram_credential(password, m) for m in SCRAM_HASHES}
+
+
+def scram_to_dict(creds: dict[str, ScramCredential]) -> dict[str, list]:
+    return {m: [c.salt.hex(), c.iterations, c.stored_key.hex(), c.server_key.hex()]
+            for m, c in creds.items()}
+
+
+def scram_from_dict(d: dict[str, list] | None) -> dict[str, ScramCredential]:
+    return {m: ScramCredential(bytes.fromhex(s), int(i), bytes.fromhex(k), bytes.fromhex(v))
+            for m, (s, i, k, v) in (d or {}).items()}
+
+
+# -- tokens -----------------------------------------------------------------------------------
 def new_token() -> str:
     """A random token (URL-safe, 43 characters), shown to the user once."""
     return secrets.token_urlsafe(32)
@@ -39,3 +109,31 @@ def hash_token(token: str) -> str:
 
 def random_password() -> str:
     return secrets.token_urlsafe(18)
+
+
+# -- the worker pool --------------------------------------------------------------------------
+class HashPool(Protocol):
+    """Runs a slow, pure function (a password hash) without blocking the event loop."""
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+    def close(self) -> None: ...
+
+
+class ThreadHashPool:
+    """A fixed number of worker threads; jobs beyond them wait in the executor's queue, which
+    holds at most one job per connection (a connection's requests are answered in order)."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = max(1, workers)
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="pyggy-hash")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None

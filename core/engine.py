@@ -40,6 +40,7 @@ from pyggy.core.model import (
     Partition,
     Permissions,
     PersonalAccessToken,
+    ScramCredential,
     Stream,
     Topic,
     User,
@@ -92,8 +93,11 @@ class LogEngine:
     """Streams, topics, partitions, users, offsets and groups of one node."""
 
     def __init__(self, root: Path, clock: Clock | None = None, validate_checksum: bool = True,
-                 state_fsync: bool = True, remote: RemoteFactory | None = None) -> None:
+                 state_fsync: bool = True, remote: RemoteFactory | None = None,
+                 hasher: auth.HashPool | None = None) -> None:
         self.root = Path(root)
+        # Password hashing runs here, off the event loop (the async user methods use it).
+        self.hasher: auth.HashPool = hasher or auth.ThreadHashPool()
         # Tiered storage: gives each partition log its archive tier (injected by the server).
         self.remote = remote
         self.clock = clock or SystemClock()
@@ -145,10 +149,7 @@ class LogEngine:
                 password = auth.random_password()
                 self.generated_root_password = password
             full = Permissions(GlobalPermissions(*([True] * 10)))  # root, as Iggy shows it
-            self._commit({"type": "create_user", "username": username,
-                          "password_hash": auth.hash_password(password), "status": 1,
-                          "permissions": permissions_to_dict(full),
-                          "created_at": self.clock.now_us()})
+            self._commit(self._user_command(username, auth.password_record(password), 1, full))
         log.info("engine opened %s: %d state entries, %d streams in %.0f ms", self.root,
                  replayed, len(self.meta.streams), (time.monotonic() - started) * 1000)
 
@@ -160,6 +161,7 @@ class LogEngine:
                     if p.log is not None:
                         p.log.close(clean=True)
         self.committer.close()
+        self.hasher.close()
         self.state.close()
 
     def _partition_path(self, stream_id: int, topic_id: int, partition_id: int) -> Path:
@@ -417,15 +419,34 @@ class LogEngine:
         return t.partitions[partition_id]
 
     # -- users and tokens ------------------------------------------------------------------
-    def create_user(self, username: str, password: str, status: int,
-                    permissions: Permissions | None, options: Sequence = ()) -> User:
+    # A password is stored as its scrypt hash plus SCRAM credentials derived from it; the
+    # `*_async` methods compute them in the worker pool (`hasher`), the others inline.
+    def _user_command(self, username: str, record: tuple[str, dict], status: int,
+                      permissions: Permissions | None) -> dict:
+        return {"type": "create_user", "username": username, "password_hash": record[0],
+                "scram": auth.scram_to_dict(record[1]), "status": status,
+                "permissions": permissions_to_dict(permissions),
+                "created_at": self.clock.now_us()}
+
+    @staticmethod
+    def _check_new_user(options: Sequence, password: str) -> None:
         reject_options(options)
         if not 3 <= len(password) <= 100:
             raise IggyError(ErrorCode.INVALID_PASSWORD, "password must be 3 to 100 characters")
-        return self._commit({"type": "create_user", "username": username,
-                             "password_hash": auth.hash_password(password), "status": status,
-                             "permissions": permissions_to_dict(permissions),
-                             "created_at": self.clock.now_us()})
+
+    def create_user(self, username: str, password: str, status: int,
+                    permissions: Permissions | None, options: Sequence = ()) -> User:
+        self._check_new_user(options, password)
+        return self._commit(self._user_command(username, auth.password_record(password), status,
+                                               permissions))
+
+    async def create_user_async(self, username: str, password: str, status: int,
+                                permissions: Permissions | None, options: Sequence = ()) -> User:
+        self._check_new_user(options, password)
+        if any(u.username == username for u in self.meta.users.values()):  # before the work
+            raise IggyError(ErrorCode.USER_ALREADY_EXISTS, "user already exists")
+        record = await self.hasher.run(auth.password_record, password)
+        return self._commit(self._user_command(username, record, status, permissions))
 
     def get_user(self, user: Identifier) -> User | None:
         try:
@@ -457,14 +478,41 @@ class LogEngine:
         u = self.meta.user(user)
         if check_current and not auth.verify_password(current, u.password_hash):
             raise IggyError(ErrorCode.INVALID_CREDENTIALS, "invalid current password")
-        if not 3 <= len(new) <= 100:
+        self._set_password(u, new, auth.password_record(new) if 3 <= len(new) <= 100 else None)
+
+    async def change_password_async(self, user: Identifier, current: str, new: str,
+                                    check_current: bool = True) -> None:
+        """`change_password` with both hashes computed in the worker pool."""
+        u = self.meta.user(user)
+        if check_current and not await self.hasher.run(auth.verify_password, current,
+                                                        u.password_hash):
+            raise IggyError(ErrorCode.INVALID_CREDENTIALS, "invalid current password")
+        record = await self.hasher.run(auth.password_record, new) if 3 <= len(new) <= 100 \
+            else None
+        self._set_password(u, new, record)
+
+    def _set_password(self, u: User, new: str, record: tuple[str, dict] | None) -> None:
+        if record is None:
             raise IggyError(ErrorCode.INVALID_PASSWORD, "password must be 3 to 100 characters")
-        self._commit({"type": "change_password", "user_id": u.id,
-                      "password_hash": auth.hash_password(new)})
+        self._commit({"type": "change_password", "user_id": u.id, "password_hash": record[0],
+                      "scram": auth.scram_to_dict(record[1])})
+
+    def set_scram(self, user: Identifier, mechanism: str, credential: ScramCredential) -> None:
+        """Add or replace one SCRAM credential of a user (the password stays as it is)."""
+        self._commit({"type": "set_scram", "user_id": self.meta.user(user).id,
+                      "mechanism": mechanism, "salt": credential.salt.hex(),
+                      "iterations": credential.iterations,
+                      "stored_key": credential.stored_key.hex(),
+                      "server_key": credential.server_key.hex()})
+
+    def delete_scram(self, user: Identifier, mechanism: str) -> None:
+        self._commit({"type": "delete_scram", "user_id": self.meta.user(user).id,
+                      "mechanism": mechanism})
 
     def authenticate(self, username: str, password: str) -> User:
+        """Check a password inline (the doors use `core.logins.Logins`, off the loop)."""
         u = next((u for u in self.meta.users.values() if u.username == username), None)
-        if u is None or not auth.verify_password(password, u.password_hash):
+        if not auth.check_password(password, u.password_hash if u is not None else None):
             raise IggyError(ErrorCode.INVALID_CREDENTIALS, "invalid credentials")
         if u.status != 1:
             raise IggyError(ErrorCode.USER_INACTIVE, "user inactive")

@@ -80,6 +80,16 @@ class Permissions:
     streams: dict[int, StreamPermissions] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class ScramCredential:
+    """A SCRAM credential (RFC 5802 §3): what the server keeps instead of the password."""
+
+    salt: bytes
+    iterations: int
+    stored_key: bytes  # H(ClientKey)
+    server_key: bytes  # HMAC(SaltedPassword, "Server Key")
+
+
 @dataclass(slots=True)
 class PersonalAccessToken:
     name: str
@@ -96,6 +106,9 @@ class User:
     created_at: int
     permissions: Permissions | None = None
     tokens: dict[str, PersonalAccessToken] = field(default_factory=dict)
+    # SCRAM credentials by mechanism ("SCRAM-SHA-256", "SCRAM-SHA-512"); empty for users
+    # whose password was last set before pyggy stored them (they can still use PLAIN)
+    scram: dict[str, ScramCredential] = field(default_factory=dict)
 
     @property
     def is_root(self) -> bool:

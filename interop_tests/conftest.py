@@ -70,6 +70,17 @@ def kafka_cli(tmp_path_factory: pytest.TempPathFactory) -> KafkaCli:
 
 
 @pytest.fixture(scope="session")
+def java_target() -> Path:
+    """interop_tests/java_client built with Maven (cached by source hash)."""
+    from interop_tests import java_client
+
+    try:
+        return java_client.build()
+    except BrokerUnavailable as e:
+        _unavailable(str(e))
+
+
+@pytest.fixture(scope="session")
 def pyggy_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyggyServer]:
     """A pyggy server for the whole interop session; its Kafka door is `.kafka_address`.
     Auto-created topics get as many partitions as on the real broker."""

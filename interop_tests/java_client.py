@@ -42,12 +42,13 @@ def build(timeout: float = 600.0) -> Path:
     return target
 
 
-def run(target: Path, bootstrap: str, topic: str, group: str, timeout: float = 180.0) -> dict:
-    """Run the scenario; {key: value text} from its RESULT lines (raises if it failed)."""
+def run(target: Path, *args: str, main: str = MAIN, timeout: float = 180.0) -> dict:
+    """Run a program of the project (by default the scenario: BOOTSTRAP TOPIC GROUP);
+    {key: value text} from its RESULT lines (raises if it failed)."""
     proc = subprocess.run(
         ["java", "-Xmx256m", "-XX:ActiveProcessorCount=2", "-XX:TieredStopAtLevel=1",
          "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-         "-cp", f"{target / 'classes'}:{target / 'libs'}/*", MAIN, bootstrap, topic, group],
+         "-cp", f"{target / 'classes'}:{target / 'libs'}/*", main, *args],
         capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
     results = dict(

@@ -4,14 +4,10 @@ group consumer with commitSync, group offsets and description. Same results on b
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
-import pytest
-
 from interop_tests import java_client
-from interop_tests.kafka_broker.broker import BrokerUnavailable
 
 OFFSETS = "{" + ", ".join(f"{p}=[{', '.join(map(str, range(20)))}]" for p in range(3)) + "}"
 EXPECTED = {
@@ -30,16 +26,6 @@ EXPECTED = {
     "admin.group_members": "0",
     "admin.delete": "ok",
 }
-
-
-@pytest.fixture(scope="session")
-def java_target() -> Path:
-    try:
-        return java_client.build()
-    except BrokerUnavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(str(e), pytrace=False)
-        pytest.skip(str(e))
 
 
 def test_java_client_same_on_both(brokers: dict[str, str], java_target: Path) -> None:

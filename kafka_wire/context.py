@@ -7,7 +7,8 @@ import logging
 from dataclasses import dataclass, field
 
 from pyggy.core.engine import LogEngine
-from pyggy.core.model import Topic
+from pyggy.core.logins import Attempt, Logins, LoginState
+from pyggy.core.model import Topic, User
 from pyggy.kafka_wire.producers import ProducerStates
 from pyggy.kafka_wire.settings import KafkaSettings
 from pyggy.kafka_wire.topics import TopicMap
@@ -55,8 +56,11 @@ class KafkaServer:
     waiters: AppendWaiters = field(default_factory=AppendWaiters)
     coordinator: object | None = None  # kafka_wire.groups.GroupCoordinator, set by the server
     telemetry: object | None = None  # pyggy.telemetry.Telemetry when [telemetry] is on
+    logins: Logins = None  # type: ignore[assignment]  # shared with the Iggy door (server.py)
 
     def __post_init__(self) -> None:
+        if self.logins is None:
+            self.logins = Logins(self.engine)
         self.topics = TopicMap(self.engine, self.settings)
         self.engine.append_listeners.append(self.waiters.appended)
         self.engine.delete_listeners.append(self.forget_deleted)
@@ -89,5 +93,15 @@ class Connection:
     parked: asyncio.Future | None = None  # the long poll to wake when it does
     apis_used: set[tuple[int, int]] = field(default_factory=set)  # (api key, version), logged
     sasl: str = ""  # SASL state (kafka_wire.handlers.sasl): "", "v0", "v1" or "done"
-    user: str | None = None  # the pyggy user a SASL client authenticated as
+    mechanism: str = ""  # the SASL mechanism of the handshake
+    exchange: object | None = None  # a SCRAM exchange in progress (kafka_wire.scram)
+    reauth: bool = False  # the SASL exchange in progress re-authenticates (KIP-368)
+    expires: float | None = None  # monotonic end of the SASL session (KIP-368), None: never
+    user: User | None = None  # the principal; None = anonymous (only if the listener allows)
+    logins: LoginState = field(default_factory=LoginState)
+    api_key: int = -1  # the API of the request being handled (kafka_wire.authorizer)
     close_after_reply: bool = False  # close once the current response is written
+
+    def attempt(self) -> Attempt:
+        """A login attempt of this connection (for `core.logins.Logins`)."""
+        return Attempt(self.host, "kafka", self.logins)

@@ -18,7 +18,8 @@ from pyggy.kafka_wire.registry import REGISTRY
 
 log = logging.getLogger(__name__)
 _SIZE = struct.Struct(">i")
-SASL_AUTHENTICATE = 36
+SASL_HANDSHAKE, SASL_AUTHENTICATE = 17, 36
+PRE_AUTH = frozenset({API_VERSIONS, SASL_HANDSHAKE, SASL_AUTHENTICATE})
 __all__ = ["CloseConnection", "handle_frame"]
 
 
@@ -30,7 +31,7 @@ def _frame(head: bytes, parts: list) -> list:
 async def handle_frame(conn: Connection, frame: memoryview) -> list | None:
     """Reply buffers for one request, or None when the request gets no reply (acks=0)."""
     if conn.sasl == sasl.V0_TOKEN:  # after SaslHandshake v0: a bare token, no header
-        return sasl.raw_token(conn, frame)
+        return await sasl.raw_token(conn, frame)
     header, pos = parse_request_header(frame)
     key, version, corr = header.api_key, header.api_version, header.correlation_id
     if header.client_id is not None:
@@ -41,8 +42,11 @@ async def handle_frame(conn: Connection, frame: memoryview) -> list | None:
             head = encode_response_header(API_VERSIONS, 0, corr)
             return _frame(head, [encode_response(API_VERSIONS, 0, unsupported_version_body())])
         raise CloseConnection(f"unsupported api {key} v{version}")
-    if conn.sasl == sasl.V1_TOKEN and key not in (API_VERSIONS, SASL_AUTHENTICATE):
-        raise CloseConnection(f"{api.name} before SASL authentication completed")
+    if key not in PRE_AUTH:  # authenticated if required, session alive (KIP-368)
+        sasl.check_session(conn, api.name)
+    elif conn.sasl == sasl.V1_TOKEN and key == SASL_HANDSHAKE:
+        raise CloseConnection("SaslHandshake during a SASL exchange")
+    conn.api_key = key  # for kafka_wire.authorizer
     if (key, version) not in conn.apis_used:  # debug log: the versions each client picks
         conn.apis_used.add((key, version))
         log.debug("kafka client %r from %s uses %s v%d", conn.client_id, conn.host, api.name,

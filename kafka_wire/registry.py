@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyggy.kafka_wire.handlers import (
+    acls,
     admin,
     api_versions,
     cluster,
@@ -23,6 +24,7 @@ from pyggy.kafka_wire.handlers import (
     produce,
     producer_id,
     sasl,
+    scram_credentials,
 )
 
 
@@ -57,6 +59,9 @@ _ROWS: list[tuple[int, str, int, int, Callable]] = [
     (21, "DeleteRecords", 0, 2, admin.delete_records),
     (22, "InitProducerId", 0, 5, producer_id.handle),
     (23, "OffsetForLeaderEpoch", 2, 4, cluster.offset_for_leader_epoch),
+    (29, "DescribeAcls", 1, 3, acls.describe_acls),
+    (30, "CreateAcls", 1, 3, acls.create_acls),
+    (31, "DeleteAcls", 1, 3, acls.delete_acls),
     (32, "DescribeConfigs", 1, 4, configs.describe_configs),
     (33, "AlterConfigs", 0, 2, configs.alter_configs),
     (36, "SaslAuthenticate", 0, 2, sasl.authenticate),
@@ -64,6 +69,9 @@ _ROWS: list[tuple[int, str, int, int, Callable]] = [
     (42, "DeleteGroups", 0, 2, groups.delete_groups),
     (44, "IncrementalAlterConfigs", 0, 1, configs.incremental_alter_configs),
     (47, "OffsetDelete", 0, 0, offsets.offset_delete),
+    (48, "DescribeClientQuotas", 0, 1, cluster.describe_client_quotas),
+    (50, "DescribeUserScramCredentials", 0, 0, scram_credentials.describe),
+    (51, "AlterUserScramCredentials", 0, 0, scram_credentials.alter),
     (60, "DescribeCluster", 0, 1, cluster.describe_cluster),
 ]
 

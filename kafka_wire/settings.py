@@ -17,3 +17,11 @@ class KafkaSettings:
     num_partitions: int = 1  # partitions of an auto-created topic
     max_message_bytes: int = 1_048_588  # Kafka's message.max.bytes default
     max_frame_size: int = 100 * 1024 * 1024
+    # Only ApiVersions and the SASL APIs are served before a successful SASL authentication
+    # (`[kafka] authentication` "sasl", or "auto" on a listener that is not loopback-only);
+    # False lets anonymous clients in with full access. The listener may also arm an
+    # authentication deadline on it.
+    requires_auth: bool = False
+    # KIP-368: a SASL session lasts this long (ms) before the client must re-authenticate on
+    # the same connection (`[kafka] connections_max_reauth`); 0 = forever
+    reauth_ms: int = 0

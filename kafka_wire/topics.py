@@ -2,10 +2,12 @@
 
 The rule (documented in the README):
 - A Kafka topic `orders` is the Iggy topic `orders` of the stream `[kafka] default_stream`
-  (`kafka` by default); topics created through Kafka (CreateTopics or auto-creation) go there,
-  and the stream is created on first use.
+  (`kafka` by default), which is created on first use.
 - A Kafka topic `<stream>.<topic>` (separator `[kafka] stream_separator`) reaches the Iggy
-  topic `<topic>` of any other stream, so Kafka clients see every Iggy topic.
+  topic `<topic>` of any other existing stream, so Kafka clients see every Iggy topic.
+- Creating (CreateTopics or auto-creation) follows the same rule: `<stream>.<topic>` is created
+  in the existing stream `<stream>`; a name whose prefix is no other stream goes, whole, to the
+  default stream (where reading finds it first).
 Partitions and offsets are the same through both doors.
 """
 
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from pyggy.core.engine import LogEngine
 from pyggy.core.errors import STORAGE_ERRORS, IggyError
 from pyggy.core.metadata.machine import MAX_PARTITIONS_PER_REQUEST
-from pyggy.core.model import NEVER_EXPIRE, UNLIMITED_SIZE, Topic, TopicOptions
+from pyggy.core.model import NEVER_EXPIRE, UNLIMITED_SIZE, Stream, Topic, TopicOptions
 from pyggy.core.options import MAX_SEGMENT, MIN_SEGMENT, topic_options
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.settings import KafkaSettings
@@ -79,10 +81,24 @@ class TopicMap:
                 if LEGAL_NAME.match(name):
                     yield name, t
 
+    def target(self, name: str) -> tuple[Stream | None, str]:
+        """Where the topic of this Kafka name is, or would be created: its stream (None: the
+        default stream, not created yet) and its Iggy topic name."""
+        engine, s = self.engine, self.settings
+        default = engine.get_stream(s.default_stream)
+        if default is not None and engine.get_topic(default.id, name) is not None:
+            return default, name
+        stream, sep, topic = name.partition(s.stream_separator)
+        if sep and topic and stream != s.default_stream:
+            other = engine.get_stream(stream)
+            if other is not None:
+                return other, topic
+        return default, name
+
     def create(self, name: str, partitions: int, configs: dict[str, str | None],
                validate_only: bool = False) -> Topic | None:
-        """Create a topic in the default stream (made on first use); with `validate_only`,
-        check everything and create nothing (None)."""
+        """Create a topic where `target` puts it (the default stream is made on first use);
+        with `validate_only`, check everything and create nothing (None)."""
         check_name(name)
         if self.resolve(name) is not None:
             raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
@@ -100,10 +116,11 @@ class TopicMap:
         if validate_only:
             return None
         engine = self.engine
+        stream, topic = self.target(name)
         try:
-            if engine.get_stream(self.settings.default_stream) is None:
-                engine.create_stream(self.settings.default_stream)
-            return engine.create_topic(self.settings.default_stream, name, partitions, options)
+            if stream is None:
+                stream = engine.create_stream(self.settings.default_stream)
+            return engine.create_topic(stream.id, topic, partitions, options)
         except IggyError as e:
             raise kafka_error(e, ErrorCode.INVALID_CONFIG) from None
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from pyggy.core.engine import LogEngine
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.logins import Attempt, Logins, LoginState, host_of
 from pyggy.core.model import User
 
 
@@ -24,6 +25,15 @@ class Session:
     last_seen: float = 0.0  # monotonic time of the last request (every request is a heartbeat)
     # classic group polls without a partition: round-robin cursor per (stream, topic, group)
     group_cursors: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    logins: LoginState = field(default_factory=LoginState)  # failed logins on this connection
+
+    @property
+    def host(self) -> str:
+        return host_of(self.address)
+
+    def attempt(self) -> Attempt:
+        """A login attempt of this connection (for `core.logins.Logins`)."""
+        return Attempt(self.host, "iggy", self.logins)
 
     def require_user(self) -> User:
         if self.user is None:
@@ -53,7 +63,12 @@ class NativeServer:
     sessions: dict[int, Session] = field(default_factory=dict)
     telemetry: object | None = None  # pyggy.telemetry.Telemetry when [telemetry] is on
     transports: dict[int, object] = field(default_factory=dict)
+    logins: Logins = None  # type: ignore[assignment]  # shared with the Kafka door (server.py)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def __post_init__(self) -> None:
+        if self.logins is None:
+            self.logins = Logins(self.engine)
 
     def open_session(self, address: str) -> Session:
         s = Session(next(self._ids), address)

@@ -27,19 +27,24 @@ log = logging.getLogger(__name__)
 Reply = tuple[list, bool]  # (buffers to write, close the connection afterwards)
 
 
+_REFUSALS = frozenset({ErrorCode.UNAUTHENTICATED, ErrorCode.UNAUTHORIZED})
+
+
 async def _run(ctx: Context, code: int, body: memoryview) -> bytes | list:
     cmd = COMMANDS.get(code)
     if cmd is None or (ctx.classic and not cmd.classic):
         raise IggyError(ErrorCode.INVALID_COMMAND, f"unknown command {code}")
-    telemetry = ctx.server.telemetry
-    if telemetry is not None:  # a span named from the command table (pyggy/telemetry.py)
-        return await telemetry.native_command(ctx, cmd, body, _call)
-    if not cmd.pre_auth:
-        ctx.session.require_user()
-    r = Reader(body)
-    if cmd.is_async:
-        return await cmd.handler(ctx, r)
-    return cmd.handler(ctx, r)
+    try:
+        telemetry = ctx.server.telemetry
+        if telemetry is not None:  # a span named from the command table (pyggy/telemetry.py)
+            return await telemetry.native_command(ctx, cmd, body, _call)
+        return await _call(ctx, cmd, body)
+    except IggyError as e:
+        if e.code in _REFUSALS:  # logged once per burst (core/logins.py Audit)
+            user = ctx.session.user
+            ctx.server.logins.audit.refused(user.username if user else None, ctx.session.host,
+                                            "iggy", cmd.name)
+        raise
 
 
 async def _call(ctx: Context, cmd, body: memoryview) -> bytes | list:
@@ -58,7 +63,7 @@ async def handle_vsr(server: NativeServer, session: Session, frame: bytearray) -
     body = memoryview(frame)[frames.HEADER_SIZE:header.size]
     op = header.operation
     if op == Operation.REGISTER:
-        return _register(server, session, header, body)
+        return await _register(server, session, header, body)
     try:
         if session.user is not None and header.session != session.session_id and \
                 op != Operation.NON_REPLICATED:
@@ -86,8 +91,8 @@ def _evict(header: frames.RequestHeader, reason: int) -> Reply:
                                   PROTOCOL_VERSION_MIN)], True
 
 
-def _register(server: NativeServer, session: Session, header: frames.RequestHeader,
-              body: memoryview) -> Reply:
+async def _register(server: NativeServer, session: Session, header: frames.RequestHeader,
+                    body: memoryview) -> Reply:
     """Login (code 40 username/password or 45 token; both arrive as operation Register)."""
     try:
         frames.verify_request_checksum(header, body)
@@ -103,17 +108,16 @@ def _register(server: NativeServer, session: Session, header: frames.RequestHead
     credentials = _login_shape(rest)
     if credentials is None:
         return _evict(header, EvictionReason.MALFORMED_LOGIN)
-    engine = server.engine
+    logins = server.logins
     try:
         if len(credentials) == 2:
-            user = engine.authenticate(*credentials)
+            user = await logins.password(*credentials, session.attempt())
         else:
-            user = engine.authenticate_token(credentials[0])
-    except IggyError as e:
+            user = await logins.token(credentials[0], session.attempt())
+    except IggyError as e:  # logged by Logins (once per burst)
         reason = {ErrorCode.USER_INACTIVE: EvictionReason.USER_INACTIVE}.get(
             e.code, EvictionReason.INVALID_CREDENTIALS if len(credentials) == 2
             else EvictionReason.INVALID_TOKEN)
-        log.info("login refused for %s: %s", session.address, e)
         return _evict(header, reason)
     session.user = user
     session.vsr_client = header.client
@@ -159,13 +163,13 @@ async def handle_classic(server: NativeServer, session: Session, frame: bytearra
     session.classic = True
     try:
         if code == Code.LOGIN_USER:
-            payload: bytes | list = _classic_login(server, session, Reader(body))
+            payload: bytes | list = await _classic_login(server, session, Reader(body))
         elif code == Code.LOGIN_WITH_PERSONAL_ACCESS_TOKEN:
             r = Reader(body)
             token = r.name()
             r.done()
             try:
-                session.user = server.engine.authenticate_token(token)
+                session.user = await server.logins.token(token, session.attempt())
             except IggyError as e:  # 0.8 reports an unknown token as ResourceNotFound
                 if e.code == ErrorCode.INVALID_PAT:
                     raise IggyError(ErrorCode.RESOURCE_NOT_FOUND, "unknown token") from None
@@ -180,19 +184,20 @@ async def handle_classic(server: NativeServer, session: Session, frame: bytearra
     except (IggyError, WireError) as e:
         if code in _CLASSIC_EMPTY_IF_MISSING and e.code in _MISSING:
             return [frames.build_classic_response(0, b"")], False
-        return [frames.build_classic_response(e.code)], False
+        # a connection that failed to log in too often is closed after the error
+        return [frames.build_classic_response(e.code)], session.logins.exhausted
     if isinstance(payload, list):
         size = sum(len(p) for p in payload)
         return [frames.build_classic_response_header(0, size), *payload], False
     return [frames.build_classic_response(0, payload)], False
 
 
-def _classic_login(server: NativeServer, session: Session, r: Reader) -> bytes:
+async def _classic_login(server: NativeServer, session: Session, r: Reader) -> bytes:
     username = r.name()
     password = r.short_string()
     if r.remaining():
         r.long_bytes()  # client version
         r.long_bytes()  # context
     r.done()
-    session.user = server.engine.authenticate(username, password)
+    session.user = await server.logins.password(username, password, session.attempt())
     return rsp.encode_identity(session.user.id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
+import ipaddress
 import logging
 import socket
 import tomllib
@@ -88,6 +89,11 @@ class KafkaConfig:
     max_frame_size: Size = 100 * MiB
     # an empty consumer group waits this long for more members before its first assignment
     group_initial_rebalance_delay: Duration = 0.5
+    # "sasl": only ApiVersions and SASL before a successful SASL login; "none": anonymous
+    # clients get full access; "auto": "none" on a loopback-only address, else "sasl"
+    authentication: str = "auto"
+    # KIP-368: SASL sessions last this long, then the client re-authenticates; 0 = forever
+    connections_max_reauth: Duration = 0.0
 
     def advertised(self) -> tuple[str, int]:
         """The (host, port) announced to Kafka clients in Metadata responses."""
@@ -95,6 +101,20 @@ class KafkaConfig:
         if not self.advertised_host and host in ("", "0.0.0.0", "::"):
             host = socket.gethostname()
         return self.advertised_host or host, self.advertised_port or port
+
+
+@dataclass(slots=True)
+class LoginConfig:
+    """Both doors' logins (core/logins.py): hashing pool, backoff and lockout."""
+
+    hash_workers: int = 1  # threads hashing passwords (scrypt, SCRAM), off the event loop
+    max_connection_failures: int = 3  # failed logins before a connection is closed
+    free_failures: int = 5  # failed logins per address and user name before delays start
+    max_failures: int = 20  # then that name is refused from that address for a while
+    max_address_failures: int = 100  # per address, any names: then the address is refused
+    failure_window: Duration = 60.0  # how long a failed login counts against its address
+    failure_delay: Duration = 0.1  # first delay; doubles with each further failure
+    max_delay: Duration = 2.0
 
 
 @dataclass(slots=True)
@@ -208,6 +228,7 @@ class ServerConfig:
     tcp: TcpConfig = field(default_factory=TcpConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    login: LoginConfig = field(default_factory=LoginConfig)
     heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
     consumer_group: ConsumerGroupConfig = field(default_factory=ConsumerGroupConfig)
     data_maintenance: DataMaintenanceConfig = field(default_factory=DataMaintenanceConfig)
@@ -230,6 +251,30 @@ def split_address(address: str) -> tuple[str, int]:
     elif ":" in host:
         raise ConfigError(f"invalid address {address!r}: write IPv6 hosts as [HOST]:PORT")
     return host, int(port)
+
+
+def loopback_only(host: str) -> bool:
+    """Whether a listener bound to `host` serves this machine only (127.0.0.0/8, ::1, or a
+    name that resolves to those alone); wildcards and other addresses do not."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    if host in ("", "*"):
+        return False
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(
+        ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos)
+
+
+def kafka_requires_auth(kafka: KafkaConfig) -> bool:
+    """The `[kafka] authentication` decision: must clients log in with SASL?"""
+    if kafka.authentication == "auto":
+        return not loopback_only(split_address(kafka.address)[0])
+    return kafka.authentication == "sasl"
 
 
 # --- schema walking ---------------------------------------------------------------------------
@@ -383,6 +428,19 @@ def validate(config: ServerConfig) -> None:
         raise ConfigError("kafka.advertised_port must be 0..65535")
     if config.kafka.group_initial_rebalance_delay < 0:
         raise ConfigError("kafka.group_initial_rebalance_delay must not be negative")
+    if config.kafka.authentication not in ("auto", "sasl", "none"):
+        raise ConfigError('kafka.authentication must be "auto", "sasl" or "none"')
+    if config.kafka.connections_max_reauth < 0:
+        raise ConfigError("kafka.connections_max_reauth must not be negative")
+    login = config.login
+    for key in ("hash_workers", "max_connection_failures", "max_failures",
+                "max_address_failures"):
+        if getattr(login, key) < 1:
+            raise ConfigError(f"login.{key} must be at least 1")
+    if login.free_failures < 0:
+        raise ConfigError("login.free_failures must not be negative")
+    if login.failure_window <= 0 or login.failure_delay < 0 or login.max_delay < 0:
+        raise ConfigError("login.failure_window must be positive and the delays not negative")
     for key, seconds in (
         ("heartbeat.interval", config.heartbeat.interval),
         ("data_maintenance.messages.interval", config.data_maintenance.messages.interval),

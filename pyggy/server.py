@@ -17,8 +17,10 @@ import time
 from pathlib import Path
 
 from pyggy.archiving import setup as setup_archiving
-from pyggy.config import ServerConfig, split_address
+from pyggy.config import ServerConfig, kafka_requires_auth, loopback_only, split_address
+from pyggy.core.auth import ThreadHashPool
 from pyggy.core.engine import LogEngine
+from pyggy.core.logins import Audit, GuardSettings, LoginGuard, Logins
 from pyggy.native_wire.context import NativeServer, NodeInfo
 from pyggy.native_wire.listener import start_listener
 from pyggy.telemetry import background
@@ -54,7 +56,34 @@ def _tick_groups(coordinator, telemetry=None) -> None:
         log.info("kafka group %s: evicted member %s: %s", e.group_id, e.member_id, e.reason)
 
 
-async def _start_kafka(config: ServerConfig, engine: LogEngine,
+def _logins(config: ServerConfig, engine: LogEngine) -> Logins:
+    """One login service for both doors: the same users, guard and audit."""
+    c = config.login
+    return Logins(engine, LoginGuard(GuardSettings(
+        max_connection_failures=c.max_connection_failures,
+        free_failures=c.free_failures, max_failures=c.max_failures,
+        max_address_failures=c.max_address_failures, failure_window=c.failure_window,
+        failure_delay=c.failure_delay, max_delay=c.max_delay)), Audit())
+
+
+def _kafka_authentication(config: ServerConfig) -> bool:
+    """Decide (and log) whether Kafka clients must log in; warn about an open listener."""
+    k = config.kafka
+    host = split_address(k.address)[0]
+    required = kafka_requires_auth(k)
+    if k.authentication == "auto":
+        why = f"auto: {host or '*'} is {'' if loopback_only(host) else 'not '}loopback-only"
+    else:
+        why = "[kafka] authentication"
+    log.info("kafka authentication: %s (%s)", "sasl" if required else "none", why)
+    if not required and not loopback_only(host):
+        log.warning("kafka listener %s accepts anonymous clients with full access to every "
+                    "stream ([kafka] authentication = \"none\"); anyone who can reach it can "
+                    "read, write and delete", k.address)
+    return required
+
+
+async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
                        connections: set, tasks: list, telemetry=None) -> asyncio.Server:
     from pyggy.kafka_wire.context import KafkaServer
     from pyggy.kafka_wire.groups import FileOffsetStore, GroupCoordinator
@@ -68,10 +97,13 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine,
     settings = KafkaSettings(default_stream=k.default_stream,
                              stream_separator=k.stream_separator,
                              auto_create_topics=k.auto_create_topics,
-                             num_partitions=k.num_partitions, max_frame_size=k.max_frame_size)
+                             num_partitions=k.num_partitions, max_frame_size=k.max_frame_size,
+                             requires_auth=_kafka_authentication(config),
+                             reauth_ms=round(k.connections_max_reauth * 1000))
     # producer ids continue after a restart (kafka_wire/producers.py)
     ids = ProducerIdFile(Path(config.system.path) / "kafka" / "producer_ids")
-    kafka = KafkaServer(engine, settings, producers=ProducerStates(ids.load(1000), ids.store))
+    kafka = KafkaServer(engine, settings, producers=ProducerStates(ids.load(1000), ids.store),
+                        logins=logins)
     kafka.telemetry = telemetry
 
     def partition_exists(topic: str, partition: int) -> bool:
@@ -123,7 +155,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
     engine = LogEngine(Path(config.system.path),
                        validate_checksum=config.system.partition.validate_checksum,
                        state_fsync=config.system.state.enforce_fsync,
-                       remote=archiving.remote if archiving is not None else None)
+                       remote=archiving.remote if archiving is not None else None,
+                       hasher=ThreadHashPool(config.login.hash_workers))
     if archiving is not None:  # names of archive keys, to re-list a lost manifest
         archiving.store.names = lambda sid, tid: (engine.meta.streams[sid].name,
                                                   engine.meta.streams[sid].topics[tid].name)
@@ -135,6 +168,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
         if telemetry is not None:
             telemetry.shutdown()
         raise
+    logins = _logins(config, engine)
     if telemetry is not None:
         engine.seal_listeners.append(telemetry.segment_sealed)
     if engine.generated_root_password:
@@ -150,7 +184,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
         native = NativeServer(engine, NodeInfo(
             tcp_host=host, tcp_port=port,
             max_tokens_per_user=config.personal_access_token.max_tokens_per_user),
-            telemetry=telemetry)
+            telemetry=telemetry, logins=logins)
         server = await start_listener(native, host, port, config.tcp.max_frame_size)
         bound = server.sockets[0].getsockname()
         native.node.tcp_port = bound[1]
@@ -159,7 +193,11 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
     kafka_connections: set = set()
     tasks = []
     if config.kafka.enabled:
-        servers.append(await _start_kafka(config, engine, kafka_connections, tasks, telemetry))
+        servers.append(await _start_kafka(config, engine, logins, kafka_connections, tasks,
+                                          telemetry))
+    # repeats of logged logins and refusals are reported once their burst is over
+    tasks.append(loop.create_task(_periodic(logins.audit.window, logins.audit.flush,
+                                            "audit")))
     if archiving is not None:
         tasks.append(archiving.start(engine, telemetry))
     if config.data_maintenance.messages.cleaner_enabled:
@@ -198,6 +236,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
         await server.wait_closed()
     if archiving is not None:
         archiving.close()
+    logins.audit.flush(force=True)
     engine.close()
     log.info("stopped")
     if telemetry is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from pyggy.core.auth import SCRAM_HASHES, scram_from_dict
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.model import (
     ConsumerGroup,
@@ -18,6 +19,7 @@ from pyggy.core.model import (
     Partition,
     Permissions,
     PersonalAccessToken,
+    ScramCredential,
     Stream,
     StreamPermissions,
     Topic,
@@ -207,7 +209,8 @@ class MetadataStateMachine:
         if c["status"] not in (1, 2):
             raise IggyError(ErrorCode.INVALID_USER_STATUS, "invalid user status")
         u = User(free_id(self.users), c["username"], c["password_hash"], c["status"],
-                 c["created_at"], permissions_from_dict(c["permissions"]))
+                 c["created_at"], permissions_from_dict(c["permissions"]),
+                 scram=scram_from_dict(c.get("scram")))
         self.users[u.id] = u
         return u
 
@@ -239,7 +242,25 @@ class MetadataStateMachine:
         u.permissions = permissions_from_dict(c["permissions"])
 
     def _change_password(self, c: dict) -> None:
-        self.user(c["user_id"]).password_hash = c["password_hash"]
+        u = self.user(c["user_id"])
+        u.password_hash = c["password_hash"]
+        # credentials derived from the old password go with it (logs older than SCRAM
+        # support carry none: such a user is left with PLAIN only)
+        u.scram = scram_from_dict(c.get("scram"))
+
+    def _set_scram(self, c: dict) -> None:
+        """Add or replace one SCRAM credential (Kafka's AlterUserScramCredentials)."""
+        u = self.user(c["user_id"])
+        if c["mechanism"] not in SCRAM_HASHES:
+            raise IggyError(ErrorCode.INVALID_COMMAND, f"unknown mechanism {c['mechanism']}")
+        u.scram[c["mechanism"]] = ScramCredential(
+            bytes.fromhex(c["salt"]), c["iterations"], bytes.fromhex(c["stored_key"]),
+            bytes.fromhex(c["server_key"]))
+
+    def _delete_scram(self, c: dict) -> None:
+        u = self.user(c["user_id"])
+        if u.scram.pop(c["mechanism"], None) is None:
+            raise IggyError(ErrorCode.RESOURCE_NOT_FOUND, "no such SCRAM credential")
 
     def _create_token(self, c: dict) -> None:
         u = self.user(c["user_id"])

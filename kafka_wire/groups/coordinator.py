@@ -18,6 +18,7 @@ from pyggy.kafka_wire.groups.results import (
 )
 from pyggy.kafka_wire.groups.state import Group, GroupState
 from pyggy.kafka_wire.groups.store import CommittedOffset, OffsetStore, TopicPartition
+from pyggy.kafka_wire.groups.subscription import subscription_topics
 
 log = logging.getLogger(__name__)
 S = GroupState
@@ -196,6 +197,17 @@ class GroupCoordinator(Membership):
                 self.offsets.delete(group_id, mine)
                 dropped += len(mine)
         return dropped
+
+    def group_topics(self, group_id: str) -> set[str]:
+        """The topics a group consumes: its members' subscriptions (consumer protocol; other
+        protocols' metadata is opaque) and the topics it has committed offsets for."""
+        topics = {topic for topic, _ in self.offsets.offsets(group_id)}
+        group = self.groups.get(group_id)
+        if group is not None:
+            for m in group.members.values():
+                for _, metadata in m.protocols:
+                    topics.update(subscription_topics(metadata) or ())
+        return topics
 
     # ---------------------------------------------------------------- admin
 

@@ -1,8 +1,9 @@
 """Topic administration: CreateTopics (19), DeleteTopics (20), CreatePartitions (37),
 DeleteRecords (21).
 
-Topics created here are Iggy topics of the stream `[kafka] default_stream`; a Kafka name
-`<stream>.<topic>` reaches (and may delete, grow or trim) a topic of another stream. One broker:
+Topics created here go where kafka_wire/topics.py's naming rule puts them: `<stream>.<topic>`
+into the existing stream `<stream>`, any other name into `[kafka] default_stream`; each needs
+the principal's right on the stream or topic (kafka_wire/authorizer.py). One broker:
 a replication factor of 1 (or -1, the default) is all there is. Every change is applied before
 the response is sent, so Metadata shows it at once.
 """
@@ -14,6 +15,7 @@ from uuid import UUID
 from pyggy.core.errors import IggyError
 from pyggy.core.metadata.machine import MAX_PARTITIONS_PER_REQUEST
 from pyggy.core.options import topic_options
+from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.topics import (
@@ -32,6 +34,7 @@ ZERO_ID = bytes(16)
 HIGH_WATERMARK = -1
 UNKNOWN_TOPIC = "This server does not host this topic-partition."
 UNKNOWN_ID = "This server does not host this topic ID."
+AUTHORIZATION_FAILED = "Topic authorization failed."
 
 
 def _uuid_bytes(value) -> bytes:
@@ -68,6 +71,8 @@ def _create_one(conn: Connection, item: dict, validate_only: bool, version: int)
     partitions, rf = item["num_partitions"], item["replication_factor"]
     assignments = item["assignments"] or []
     check_name(name)
+    if authz.missing_topic(conn, name):  # CREATE where the name puts it, existing or not
+        raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED, AUTHORIZATION_FAILED)
     if server.topics.resolve(name) is not None:
         raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
     if assignments:
@@ -175,16 +180,21 @@ def delete_topics(conn: Connection, req: dict, version: int) -> dict:
             out["error_message"] = "Neither topic name nor id were specified."
         elif name is None:
             found = topics.by_id(raw_id)
-            if found is None:
+            if found is None or not authz.describable(conn, found[1]):
                 out["error_code"], out["error_message"] = ErrorCode.UNKNOWN_TOPIC_ID, UNKNOWN_ID
+            elif denied := authz.topic(conn, found[1], found[0]):
+                out["error_code"], out["error_message"] = denied, AUTHORIZATION_FAILED
             else:
                 out["name"] = found[0]
                 _forget(conn, found[0], found[1], out)
         else:
             t = topics.resolve(name)
             if t is None:
-                out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                out["error_message"] = UNKNOWN_TOPIC
+                denied = authz.missing_topic(conn, name, authz.DESCRIBE)
+                out["error_code"] = denied or ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                out["error_message"] = AUTHORIZATION_FAILED if denied else UNKNOWN_TOPIC
+            elif denied := authz.topic(conn, t, name):
+                out["error_code"], out["error_message"] = denied, AUTHORIZATION_FAILED
             else:
                 out["topic_id"] = topic_id(t)
                 _forget(conn, name, t, out)
@@ -201,6 +211,9 @@ def _grow(conn: Connection, item: dict, validate_only: bool) -> None:
     server = conn.server
     name, count = item["name"], item["count"]
     t = server.topics.resolve(name)
+    denied = authz.topic_by_name(conn, name, t)
+    if denied:
+        raise KafkaError(denied, AUTHORIZATION_FAILED)
     if t is None:
         raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     current = len(t.partitions)
@@ -256,12 +269,15 @@ def delete_records(conn: Connection, req: dict, version: int) -> dict:
     topics = []
     for topic in req["topics"]:
         t = server.topics.resolve(topic["name"])
+        denied = authz.topic_by_name(conn, topic["name"], t)
         parts = []
         wanted = {p["partition_index"]: p["offset"] for p in topic["partitions"]}  # last wins
         for index, offset in wanted.items():
             out = {"partition_index": index, "low_watermark": -1,
                    "error_code": ErrorCode.NONE}
-            if t is None or not 0 <= index < len(t.partitions):
+            if denied:
+                out["error_code"] = denied
+            elif t is None or not 0 <= index < len(t.partitions):
                 out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
                 hw = t.partitions[index].log.next_offset

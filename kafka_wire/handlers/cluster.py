@@ -1,20 +1,34 @@
-"""FindCoordinator (10), OffsetForLeaderEpoch (23), DescribeCluster (60): one broker."""
+"""FindCoordinator (10), OffsetForLeaderEpoch (23), DescribeCluster (60): one broker;
+DescribeClientQuotas (48): pyggy has no client quotas, so there are none to describe."""
 
 from __future__ import annotations
 
+from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 
+GROUP_KEY = 0  # key_type: 0 a consumer group, 1 a transactional id
+
+
+def _coordinator(conn: Connection, key: str, key_type: int) -> dict:
+    s = conn.server.settings
+    error = authz.group(conn, key) if key_type == GROUP_KEY else ErrorCode.NONE
+    if error:
+        return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": error,
+                "error_message": f"Not authorized to access group: {key}"}
+    return {"key": key, "node_id": s.node_id, "host": s.host, "port": s.port,
+            "error_code": ErrorCode.NONE, "error_message": None}
+
 
 def find_coordinator(conn: Connection, req: dict, version: int) -> dict:
-    s = conn.server.settings
+    """Always this broker, for the groups the principal may describe."""
+    key_type = req["key_type"] if version >= 1 else GROUP_KEY
     if version >= 4:
         return {"throttle_time_ms": 0, "coordinators": [
-            {"key": key, "node_id": s.node_id, "host": s.host, "port": s.port,
-             "error_code": ErrorCode.NONE, "error_message": None}
-            for key in req["coordinator_keys"]]}
-    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None,
-            "node_id": s.node_id, "host": s.host, "port": s.port}
+            _coordinator(conn, key, key_type) for key in req["coordinator_keys"]]}
+    out = _coordinator(conn, req["key"], key_type)
+    del out["key"]
+    return {"throttle_time_ms": 0, **out}
 
 
 def offset_for_leader_epoch(conn: Connection, req: dict, version: int) -> dict:
@@ -22,12 +36,15 @@ def offset_for_leader_epoch(conn: Connection, req: dict, version: int) -> dict:
     topics = []
     for topic in req["topics"]:
         t = conn.server.topics.resolve(topic["topic"])
+        denied = authz.topic_by_name(conn, topic["topic"], t)
         parts = []
         for p in topic["partitions"]:
             index = p["partition"]
             entry = {"error_code": ErrorCode.NONE, "partition": index, "leader_epoch": -1,
                      "end_offset": -1}
-            if t is None or not 0 <= index < len(t.partitions):
+            if denied:
+                entry["error_code"] = denied
+            elif t is None or not 0 <= index < len(t.partitions):
                 entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             elif p["leader_epoch"] >= 0:
                 entry["leader_epoch"] = 0
@@ -43,4 +60,14 @@ def describe_cluster(conn: Connection, req: dict, version: int) -> dict:
             "endpoint_type": 1, "cluster_id": s.cluster_id, "controller_id": s.node_id,
             "brokers": [{"broker_id": s.node_id, "host": s.host, "port": s.port,
                          "rack": None}],
-            "cluster_authorized_operations": -2147483648}
+            "cluster_authorized_operations": authz.cluster_operations(conn)
+            if req["include_cluster_authorized_operations"] else authz.NOT_REQUESTED}
+
+
+def describe_client_quotas(conn: Connection, req: dict, version: int) -> dict:
+    """No quotas exist (kafka-configs --describe asks for them beside SCRAM credentials)."""
+    if denied := authz.cluster(conn):
+        return {"throttle_time_ms": 0, "error_code": denied,
+                "error_message": "Cluster authorization failed.", "entries": None}
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None,
+            "entries": []}

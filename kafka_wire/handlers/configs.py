@@ -10,6 +10,7 @@ The broker resource (type 4) is described with this node's settings; it cannot b
 
 from __future__ import annotations
 
+from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.topics import (
@@ -45,11 +46,7 @@ def _entry(name: str, value: str | None, source: int, read_only: bool, typ: int,
 
 
 def _topic(conn: Connection, name: str, keys, synonyms: bool) -> list[dict]:
-    check_name(name)
-    t = conn.server.topics.resolve(name)
-    if t is None:
-        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                         f"The topic '{name}' does not exist.")
+    t = _resolve(conn, name)
     out = []
     for cname, (value, default) in sorted(topic_configs(t).items()):
         if keys is not None and cname not in keys:
@@ -116,6 +113,8 @@ def _check_broker(conn: Connection, name: str) -> None:
         raise KafkaError(ErrorCode.INVALID_REQUEST,
                          f"Unexpected broker id, expected {node} or empty string, but received "
                          f"{name}")
+    if denied := authz.cluster(conn):
+        raise KafkaError(denied, "Cluster authorization failed.")
 
 
 def describe_configs(conn: Connection, req: dict, version: int) -> dict:
@@ -132,8 +131,8 @@ def describe_configs(conn: Connection, req: dict, version: int) -> dict:
                 out["configs"] = _broker(conn, name, keys, req["include_synonyms"])
             elif rtype == BROKER_LOGGER:
                 _check_broker(conn, name)  # no logger levels are exposed: none to describe
-            elif rtype == CLIENT_METRICS:
-                pass  # no client metrics subscriptions: nothing to describe
+            elif rtype == CLIENT_METRICS:  # no client metrics subscriptions: none to describe
+                _check_broker(conn, "")
             else:
                 raise KafkaError(ErrorCode.INVALID_REQUEST,
                                  f"Unsupported resource type: {rtype}")
@@ -151,8 +150,11 @@ def _duplicate_keys(configs: list[dict]) -> None:
 
 
 def _resolve(conn: Connection, name: str):
+    """The topic, if the principal may do this API's operation on it."""
     check_name(name)
     t = conn.server.topics.resolve(name)
+    if denied := authz.topic_by_name(conn, name, t):
+        raise KafkaError(denied, "Topic authorization failed.")
     if t is None:
         raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                          f"The topic '{name}' does not exist.")

@@ -15,16 +15,20 @@ import asyncio
 
 from pyggy.core.storage.repair import CorruptBatch
 from pyggy.core.storage.tiered import RemoteReadError
+from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.protocol.primitives import RecordParts
 
 
-async def _partition(conn: Connection, t, p: dict, budget: list[int]) -> dict:
+async def _partition(conn: Connection, t, denied: int, p: dict, budget: list[int]) -> dict:
     index = p["partition"]
     out = {"partition_index": index, "error_code": ErrorCode.NONE, "high_watermark": -1,
            "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": [],
            "preferred_read_replica": -1, "records": b""}
+    if denied:
+        out["error_code"] = denied
+        return out
     if t is None or not 0 <= index < len(t.partitions):
         out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return out
@@ -54,8 +58,8 @@ async def _respond(conn: Connection, req: dict, resolved: list) -> tuple[dict, i
     budget = [req.get("max_bytes", 0x7FFFFFFF)]
     responses = []
     total = 0
-    for topic, t in resolved:
-        parts = [await _partition(conn, t, p, budget) for p in topic["partitions"]]
+    for topic, t, denied in resolved:
+        parts = [await _partition(conn, t, denied, p, budget) for p in topic["partitions"]]
         total += sum(len(p["records"] or b"") for p in parts)
         responses.append({"topic": topic["topic"], "partitions": parts})
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "session_id": 0,
@@ -64,12 +68,16 @@ async def _respond(conn: Connection, req: dict, resolved: list) -> tuple[dict, i
 
 async def handle(conn: Connection, req: dict, version: int) -> dict:
     server = conn.server
-    resolved = [(topic, server.topics.resolve(topic["topic"])) for topic in req["topics"]]
+    resolved = []
+    for topic in req["topics"]:
+        t = server.topics.resolve(topic["topic"])
+        denied = authz.topic_by_name(conn, topic["topic"], t)
+        resolved.append((topic, None if denied else t, denied))
     response, total = await _respond(conn, req, resolved)
     wait_ms = req["max_wait_ms"]
     if total >= max(req["min_bytes"], 1) or wait_ms <= 0:
         return response
-    keys = list(dict.fromkeys((t.stream_id, t.id, p["partition"]) for topic, t in resolved
+    keys = list(dict.fromkeys((t.stream_id, t.id, p["partition"]) for topic, t, _ in resolved
                               if t is not None for p in topic["partitions"]))
     if not keys:
         return response

@@ -4,20 +4,21 @@ DescribeGroups (15), ListGroups (16), DeleteGroups (42).
 Thin adapters around `kafka_wire.groups.GroupCoordinator` (``conn.server.coordinator``):
 decode fields per version, call the coordinator, await the JoinGroup/SyncGroup futures it
 resolves when the rebalance gets there, and write the answer in the version's shape. Without a
-coordinator every request gets COORDINATOR_NOT_AVAILABLE (retriable).
+coordinator every request gets COORDINATOR_NOT_AVAILABLE (retriable). Each needs the group's
+right (kafka_wire/authorizer.py: poll on every topic the group consumes), else
+GROUP_AUTHORIZATION_FAILED; ListGroups lists the groups the principal may describe.
 """
 
 from __future__ import annotations
 
+from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.groups import GroupCoordinator, GroupError
+from pyggy.kafka_wire.groups.subscription import subscription_topics
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 
 NO_COORDINATOR = ErrorCode.COORDINATOR_NOT_AVAILABLE
-# DescribeGroups v3+ include_authorized_operations: there are no ACLs, so every operation a
-# group resource has (READ 3, DELETE 6, DESCRIBE 8 as AclOperation bits) is allowed
-GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
-NOT_REQUESTED = -2147483648  # INT32_MIN: authorized operations not asked for
+NOT_REQUESTED = authz.NOT_REQUESTED  # INT32_MIN: authorized operations not asked for
 
 
 def coordinator(conn: Connection) -> GroupCoordinator | None:
@@ -29,11 +30,19 @@ def client_host(conn: Connection) -> str:
     return "/" + conn.host
 
 
+def _subscribed(req: dict) -> set[str]:
+    """The topics a joining consumer subscribes to (other protocols' metadata is opaque)."""
+    if req["protocol_type"] != "consumer":
+        return set()
+    return {t for p in req["protocols"] for t in subscription_topics(p["metadata"]) or ()}
+
+
 async def join_group(conn: Connection, req: dict, version: int) -> dict:
     coord = coordinator(conn)
-    if coord is None:
+    denied = authz.group(conn, req["group_id"], _subscribed(req))
+    if coord is None or denied:
         result = None
-        error, member_id = NO_COORDINATOR, req["member_id"]
+        error, member_id = denied or NO_COORDINATOR, req["member_id"]
     else:
         future = coord.join(
             req["group_id"], req["member_id"],
@@ -67,9 +76,10 @@ async def join_group(conn: Connection, req: dict, version: int) -> dict:
 
 async def sync_group(conn: Connection, req: dict, version: int) -> dict:
     coord = coordinator(conn)
-    if coord is None:
-        return {"throttle_time_ms": 0, "error_code": NO_COORDINATOR, "protocol_type": None,
-                "protocol_name": None, "assignment": b""}
+    denied = authz.group(conn, req["group_id"])
+    if coord is None or denied:
+        return {"throttle_time_ms": 0, "error_code": denied or NO_COORDINATOR,
+                "protocol_type": None, "protocol_name": None, "assignment": b""}
     result = await coord.sync(
         req["group_id"], req["generation_id"], req["member_id"],
         req["group_instance_id"] if version >= 3 else None,
@@ -83,8 +93,9 @@ async def sync_group(conn: Connection, req: dict, version: int) -> dict:
 
 def heartbeat(conn: Connection, req: dict, version: int) -> dict:
     coord = coordinator(conn)
-    if coord is None:
-        return {"throttle_time_ms": 0, "error_code": NO_COORDINATOR}
+    denied = authz.group(conn, req["group_id"])
+    if coord is None or denied:
+        return {"throttle_time_ms": 0, "error_code": denied or NO_COORDINATOR}
     error = coord.heartbeat(req["group_id"], req["generation_id"], req["member_id"],
                             req["group_instance_id"] if version >= 3 else None)
     return {"throttle_time_ms": 0, "error_code": int(error)}
@@ -97,8 +108,10 @@ def leave_group(conn: Connection, req: dict, version: int) -> dict:
         members = [{"member_id": req["member_id"], "group_instance_id": None, "reason": None}]
     else:
         members = req["members"]
-    if coord is None:
-        top, codes = NO_COORDINATOR, [NO_COORDINATOR] * len(members)
+    denied = authz.group(conn, req["group_id"])
+    if coord is None or denied:
+        top = denied or NO_COORDINATOR
+        codes = [top] * len(members)
     else:
         top, codes = coord.leave(req["group_id"], [
             (m["member_id"], m["group_instance_id"], m["reason"] if version >= 5 else None)
@@ -114,12 +127,12 @@ def leave_group(conn: Connection, req: dict, version: int) -> dict:
 def describe_groups(conn: Connection, req: dict, version: int) -> dict:
     """An unknown group is state "Dead": error NONE up to v5, GROUP_ID_NOT_FOUND from v6."""
     coord = coordinator(conn)
-    operations = GROUP_OPERATIONS if version >= 3 and req[
-        "include_authorized_operations"] else NOT_REQUESTED
+    with_ops = version >= 3 and req["include_authorized_operations"]
     groups = []
     for group_id in req["groups"]:
-        if coord is None:
-            groups.append({"error_code": NO_COORDINATOR, "group_id": group_id,
+        denied = authz.group(conn, group_id)
+        if coord is None or denied:
+            groups.append({"error_code": denied or NO_COORDINATOR, "group_id": group_id,
                            "group_state": "", "protocol_type": "", "protocol_data": "",
                            "members": [], "authorized_operations": NOT_REQUESTED})
             continue
@@ -139,8 +152,8 @@ def describe_groups(conn: Connection, req: dict, version: int) -> dict:
                          "client_id": m.client_id, "client_host": m.client_host,
                          "member_metadata": m.metadata, "member_assignment": m.assignment}
                         for m in d.members],
-            "authorized_operations": operations if error == GroupError.NONE
-            else NOT_REQUESTED})
+            "authorized_operations": authz.group_operations(conn, group_id)
+            if with_ops and error == GroupError.NONE else NOT_REQUESTED})
     return {"throttle_time_ms": 0, "groups": groups}
 
 
@@ -152,15 +165,17 @@ def list_groups(conn: Connection, req: dict, version: int) -> dict:
                                req["types_filter"] if version >= 5 else None)
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "groups": [
         {"group_id": g.group_id, "protocol_type": g.protocol_type, "group_state": g.state,
-         "group_type": g.group_type} for g in listed]}
+         "group_type": g.group_type} for g in listed if authz.group_allowed(conn, g.group_id)]}
 
 
 def delete_groups(conn: Connection, req: dict, version: int) -> dict:
     coord = coordinator(conn)
     names = req["groups_names"]
+    denied = {name: code for name in names if (code := authz.group(conn, name))}
     if coord is None:
-        results = [(name, NO_COORDINATOR) for name in names]
+        results = [(name, denied.get(name, NO_COORDINATOR)) for name in names]
     else:
-        results = coord.delete_groups(names)
+        done = iter(coord.delete_groups([n for n in names if n not in denied]))
+        results = [(name, denied[name]) if name in denied else next(done) for name in names]
     return {"throttle_time_ms": 0, "results": [
         {"group_id": group_id, "error_code": int(code)} for group_id, code in results]}

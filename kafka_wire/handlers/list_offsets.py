@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pyggy.core.records import kafka_batch
+from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 
@@ -52,12 +53,15 @@ def handle(conn: Connection, req: dict, version: int) -> dict:
     done: dict[tuple[int, int, int, int], tuple[int, int]] = {}
     for topic in req["topics"]:
         t = conn.server.topics.resolve(topic["name"])
+        denied = authz.topic_by_name(conn, topic["name"], t)
         parts = []
         for p in topic["partitions"]:
             index = p["partition_index"]
             entry = {"partition_index": index, "error_code": ErrorCode.NONE, "timestamp": -1,
                      "offset": -1, "leader_epoch": 0, "old_style_offsets": []}
-            if t is None or not 0 <= index < len(t.partitions):
+            if denied:
+                entry["error_code"] = denied
+            elif t is None or not 0 <= index < len(t.partitions):
                 entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
                 key = (t.stream_id, t.id, index, p["timestamp"])

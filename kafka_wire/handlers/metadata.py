@@ -1,12 +1,19 @@
-"""Metadata (3): the one broker, and the topics asked for (auto-created when allowed)."""
+"""Metadata (3): the one broker, and the topics asked for (auto-created when allowed).
+
+Only topics the principal may describe are listed; one it names without that right is
+TOPIC_AUTHORIZATION_FAILED whether it exists or not, and auto-creation also needs the right
+to create it where it would go (kafka_wire/authorizer.py). The authorized-operations bitsets
+are filled in when asked for (v8+).
+"""
 
 from __future__ import annotations
 
+from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.topics import KafkaError, topic_id
 
-NO_OPERATIONS = -2147483648
+NO_OPERATIONS = authz.NOT_REQUESTED
 
 
 def partitions(t, node_id: int) -> list[dict]:
@@ -15,19 +22,48 @@ def partitions(t, node_id: int) -> list[dict]:
             for p in t.partitions]
 
 
-def topic_entry(name: str, t, node_id: int) -> dict:
+def topic_entry(name: str, t, node_id: int, operations: int = NO_OPERATIONS) -> dict:
     return {"error_code": ErrorCode.NONE, "name": name, "topic_id": topic_id(t),
             "is_internal": False, "partitions": partitions(t, node_id),
-            "topic_authorized_operations": NO_OPERATIONS}
+            "topic_authorized_operations": operations}
+
+
+def _error(code: int, name: str) -> dict:
+    return {"error_code": code, "name": name, "topic_id": bytes(16), "partitions": []}
+
+
+def _named(conn: Connection, name: str, allow_create: bool) -> tuple[object | None, int]:
+    """(topic, NONE) or (None, its error) for a topic named in the request."""
+    server = conn.server
+    s = server.settings
+    t = server.topics.resolve(name)
+    if t is not None:
+        return (None, denied) if (denied := authz.topic(conn, t, name)) else (t, ErrorCode.NONE)
+    denied = authz.missing_topic(conn, name)
+    if denied or not (allow_create and s.auto_create_topics):
+        return None, denied or ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    denied = authz.missing_topic(conn, name, authz.CREATE)
+    if denied:
+        return None, denied
+    try:
+        return server.topics.create(name, s.num_partitions, {}), ErrorCode.NONE
+    except KafkaError as e:
+        return None, e.code
 
 
 def handle(conn: Connection, req: dict, version: int) -> dict:
     server = conn.server
     s = server.settings
     requested = req.get("topics")
+    with_ops = version >= 8 and req.get("include_topic_authorized_operations", False)
+
+    def entry(name: str, t) -> dict:
+        ops = authz.topic_operations(conn, t) if with_ops else NO_OPERATIONS
+        return topic_entry(name, t, s.node_id, ops)
+
     topics = []
     if requested is None or (version == 0 and not requested):
-        topics = [topic_entry(name, t, s.node_id) for name, t in server.topics.all()]
+        topics = [entry(name, t) for name, t in server.topics.all() if authz.describable(conn, t)]
     else:
         allow = req.get("allow_auto_topic_creation", True) if version >= 4 else True
         for item in requested:
@@ -38,23 +74,16 @@ def handle(conn: Connection, req: dict, version: int) -> dict:
                                "name": None if version >= 12 else "",
                                "topic_id": item.get("topic_id", bytes(16)), "partitions": []})
                 continue
-            t = server.topics.resolve(name)
-            if t is None and allow and s.auto_create_topics:
-                try:
-                    t = server.topics.create(name, s.num_partitions, {})
-                except KafkaError as e:
-                    topics.append({"error_code": e.code, "name": name, "partitions": []})
-                    continue
-            if t is None:
-                topics.append({"error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "name": name,
-                               "topic_id": bytes(16), "partitions": []})
-            else:
-                topics.append(topic_entry(name, t, s.node_id))
+            t, error = _named(conn, name, allow)
+            topics.append(entry(name, t) if t is not None else _error(error, name))
+    cluster_ops = NO_OPERATIONS
+    if 8 <= version <= 10 and req.get("include_cluster_authorized_operations", False):
+        cluster_ops = authz.cluster_operations(conn)
     return {
         "throttle_time_ms": 0,
         "brokers": [{"node_id": s.node_id, "host": s.host, "port": s.port, "rack": None}],
         "cluster_id": s.cluster_id,
         "controller_id": s.node_id,
         "topics": topics,
-        "cluster_authorized_operations": NO_OPERATIONS,
+        "cluster_authorized_operations": cluster_ops,
     }

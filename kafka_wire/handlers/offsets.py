@@ -3,10 +3,12 @@
 Offsets live in the group coordinator's offset store (``<data>/kafka/offsets``), keyed by group
 and by the topic name the client used. They are the Kafka "next offset to read" and are not
 shared with Iggy consumer or consumer-group offsets (README, "Kafka consumer groups").
+Each needs the group's right and, per topic, the topic's (kafka_wire/authorizer.py).
 """
 
 from __future__ import annotations
 
+from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.groups import FetchedOffset, GroupError
 from pyggy.kafka_wire.handlers.groups import NO_COORDINATOR, coordinator
@@ -22,17 +24,33 @@ def _by_topic(rows: list[tuple[str, dict]]) -> list[dict]:
     return [{"name": name, "partitions": parts} for name, parts in topics.items()]
 
 
+def _topic_errors(conn: Connection, names) -> dict[str, int]:
+    """The topics (of these names) the principal may not touch, with their error."""
+    topics = conn.server.topics
+    out = {}
+    for name in dict.fromkeys(names):
+        if denied := authz.topic_by_name(conn, name, topics.resolve(name)):
+            out[name] = denied
+    return out
+
+
 def offset_commit(conn: Connection, req: dict, version: int) -> dict:
     coord = coordinator(conn)
     entries = [(t["name"], p["partition_index"], p["committed_offset"],
                 p["committed_leader_epoch"] if version >= 6 else -1, p["committed_metadata"])
                for t in req["topics"] for p in t["partitions"]]
-    if coord is None:
+    group_denied = authz.group(conn, req["group_id"])
+    denied = {} if group_denied else _topic_errors(conn, (e[0] for e in entries))
+    allowed = [e for e in entries if e[0] not in denied]
+    if group_denied:
+        codes = [group_denied] * len(entries)
+    elif coord is None:
         codes = [NO_COORDINATOR] * len(entries)
     else:
-        codes = coord.commit_offsets(
+        done = iter(coord.commit_offsets(
             req["group_id"], req["generation_id_or_member_epoch"], req["member_id"],
-            req["group_instance_id"] if version >= 7 else None, entries)
+            req["group_instance_id"] if version >= 7 else None, allowed) if allowed else ())
+        codes = [denied[e[0]] if e[0] in denied else next(done) for e in entries]
     return {"throttle_time_ms": 0, "topics": _by_topic([
         (topic, {"partition_index": partition, "error_code": int(code)})
         for (topic, partition, *_), code in zip(entries, codes, strict=True)])}
@@ -53,8 +71,21 @@ def _fetch_group(conn: Connection, group_id: str, topics: list | None,
         return NO_COORDINATOR, []
     if not group_id:
         return GroupError.INVALID_GROUP_ID, []
-    wanted = None if topics is None else [(t["name"], t["partition_indexes"]) for t in topics]
-    out = _by_topic([(f.topic, _partition(f)) for f in coord.fetch_offsets(group_id, wanted)])
+    if denied := authz.group(conn, group_id):
+        return denied, []
+    names = conn.server.topics
+    if topics is None:  # every committed topic the principal may describe
+        wanted = None
+        fetched = [f for f in coord.fetch_offsets(group_id, None) if conn.user is None or (
+            (t := names.resolve(f.topic)) is not None and authz.describable(conn, t))]
+    else:
+        refused = _topic_errors(conn, (t["name"] for t in topics))
+        wanted = [(t["name"], t["partition_indexes"]) for t in topics
+                  if t["name"] not in refused]
+        fetched = coord.fetch_offsets(group_id, wanted) if wanted else []
+        fetched += [FetchedOffset(t["name"], p, -1, -1, "", refused[t["name"]])
+                    for t in topics if t["name"] in refused for p in t["partition_indexes"]]
+    out = _by_topic([(f.topic, _partition(f)) for f in fetched])
     answered = {t["name"] for t in out}
     # a topic asked for with no partition is still answered
     out += [{"name": t["name"], "partitions": []} for t in topics or ()
@@ -87,9 +118,15 @@ def offset_delete(conn: Connection, req: dict, version: int) -> dict:
                   for p in t["partitions"]]
     if coord is None:
         return {"error_code": NO_COORDINATOR, "throttle_time_ms": 0, "topics": []}
-    error, codes = coord.delete_offsets(req["group_id"], partitions)
+    if denied := authz.group(conn, req["group_id"]):
+        return {"error_code": denied, "throttle_time_ms": 0, "topics": []}
+    refused = _topic_errors(conn, (topic for topic, _ in partitions))
+    allowed = [tp for tp in partitions if tp[0] not in refused]
+    error, done = coord.delete_offsets(req["group_id"], allowed)
     if error:
         return {"error_code": int(error), "throttle_time_ms": 0, "topics": []}
+    results = iter(done)
+    codes = [refused[topic] if topic in refused else next(results) for topic, _ in partitions]
     return {"error_code": ErrorCode.NONE, "throttle_time_ms": 0, "topics": _by_topic([
         (topic, {"partition_index": partition, "error_code": int(code)})
         for (topic, partition), code in zip(partitions, codes, strict=True)])}

@@ -17,6 +17,7 @@ from pyggy.core.records import kafka_batch
 from pyggy.core.records.compression import DEFAULT_LIMIT
 from pyggy.core.records.encoding import ENCODING_KAFKA
 from pyggy.core.storage.partition_log import PartitionLog
+from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import CloseConnection, Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.topics import topic_config
@@ -97,7 +98,9 @@ async def handle(conn: Connection, req: dict, version: int) -> dict | None:
                      for pd in td["partition_data"]]
         else:
             t = conn.server.topics.resolve(td["name"])
-            parts = [await _produce(conn, t, pd["index"], pd["records"])
+            denied = authz.topic_by_name(conn, td["name"], t)
+            parts = [_partition_result(pd["index"], denied) if denied
+                     else await _produce(conn, t, pd["index"], pd["records"])
                      for pd in td["partition_data"]]
         responses.append({"name": td["name"], "partition_responses": parts})
     if acks == 0:  # Kafka sends no response at all, and closes the connection on an error

@@ -72,6 +72,12 @@ EndTxnRequest k26 v0-4 flex3+: TransactionalId:str | ProducerId:i64 | ProducerEp
 EndTxnResponse k26 v0-4 flex3+: ThrottleTimeMs:i32 | ErrorCode:i16 | ProducerId:i64 v5+ =-1 | ProducerEpoch:i16 v5+ =-1
 TxnOffsetCommitRequest k28 v0-3 flex3+: TransactionalId:str | GroupId:str | ProducerId:i64 | ProducerEpoch:i16 | GenerationId:i32 v3+ =-1 | MemberId:str v3+ | GroupInstanceId:str? v3+ | Topics[]{Name:str | Partitions[]{PartitionIndex:i32 | CommittedOffset:i64 | CommittedLeaderEpoch:i32 v2+ =-1 | CommittedMetadata:str?}}
 TxnOffsetCommitResponse k28 v0-3 flex3+: ThrottleTimeMs:i32 | Topics[]{Name:str | Partitions[]{PartitionIndex:i32 | ErrorCode:i16}}
+DescribeAclsRequest k29 v1-3 flex2+: ResourceTypeFilter:i8 | ResourceNameFilter:str? | PatternTypeFilter:i8 v1+ =3 | PrincipalFilter:str? | HostFilter:str? | Operation:i8 | PermissionType:i8
+DescribeAclsResponse k29 v1-3 flex2+: ThrottleTimeMs:i32 | ErrorCode:i16 | ErrorMessage:str? | Resources[]{ResourceType:i8 | ResourceName:str | PatternType:i8 v1+ =3 | Acls[]{Principal:str | Host:str | Operation:i8 | PermissionType:i8}}
+CreateAclsRequest k30 v1-3 flex2+: Creations[]{ResourceType:i8 | ResourceName:str | ResourcePatternType:i8 v1+ =3 | Principal:str | Host:str | Operation:i8 | PermissionType:i8}
+CreateAclsResponse k30 v1-3 flex2+: ThrottleTimeMs:i32 | Results[]{ErrorCode:i16 | ErrorMessage:str?}
+DeleteAclsRequest k31 v1-3 flex2+: Filters[]{ResourceTypeFilter:i8 | ResourceNameFilter:str? | PatternTypeFilter:i8 v1+ =3 | PrincipalFilter:str? | HostFilter:str? | Operation:i8 | PermissionType:i8}
+DeleteAclsResponse k31 v1-3 flex2+: ThrottleTimeMs:i32 | FilterResults[]{ErrorCode:i16 | ErrorMessage:str? | MatchingAcls[]{ErrorCode:i16 | ErrorMessage:str? | ResourceType:i8 | ResourceName:str | PatternType:i8 v1+ =3 | Principal:str | Host:str | Operation:i8 | PermissionType:i8}}
 DescribeConfigsRequest k32 v1-4 flex4+: Resources[]{ResourceType:i8 | ResourceName:str | ConfigurationKeys:[]str?} | IncludeSynonyms:bool v1+ | IncludeDocumentation:bool v3+
 DescribeConfigsResponse k32 v1-4 flex4+: ThrottleTimeMs:i32 | Results[]{ErrorCode:i16 | ErrorMessage:str? | ResourceType:i8 | ResourceName:str | Configs[]{Name:str | Value:str? | ReadOnly:bool | ConfigSource:i8 v1+ =-1 | IsDefault:bool v0 | IsSensitive:bool | Synonyms[]{Name:str v1+ | Value:str? v1+ | Source:i8 v1+} v1+ | ConfigType:i8 v3+ | Documentation:str? v3+}}
 AlterConfigsRequest k33 v0-2 flex2+: Resources[]{ResourceType:i8 | ResourceName:str | Configs[]{Name:str | Value:str?}} | ValidateOnly:bool
@@ -86,6 +92,12 @@ IncrementalAlterConfigsRequest k44 v0-1 flex1+: Resources[]{ResourceType:i8 | Re
 IncrementalAlterConfigsResponse k44 v0-1 flex1+: ThrottleTimeMs:i32 | Responses[]{ErrorCode:i16 | ErrorMessage:str? | ResourceType:i8 | ResourceName:str}
 OffsetDeleteRequest k47 v0 flexnone: GroupId:str | Topics[]{Name:str | Partitions[]{PartitionIndex:i32}}
 OffsetDeleteResponse k47 v0 flexnone: ErrorCode:i16 | ThrottleTimeMs:i32 | Topics[]{Name:str | Partitions[]{PartitionIndex:i32 | ErrorCode:i16}}
+DescribeClientQuotasRequest k48 v0-1 flex1+: Components[]{EntityType:str | MatchType:i8 | Match:str?} | Strict:bool
+DescribeClientQuotasResponse k48 v0-1 flex1+: ThrottleTimeMs:i32 | ErrorCode:i16 | ErrorMessage:str? | Entries[]{Entity[]{EntityType:str | EntityName:str?} | Values[]{Key:str | Value:f64}}?
+DescribeUserScramCredentialsRequest k50 v0 flex0+: Users[]{Name:str}?
+DescribeUserScramCredentialsResponse k50 v0 flex0+: ThrottleTimeMs:i32 | ErrorCode:i16 | ErrorMessage:str? | Results[]{User:str | ErrorCode:i16 | ErrorMessage:str? | CredentialInfos[]{Mechanism:i8 | Iterations:i32}}
+AlterUserScramCredentialsRequest k51 v0 flex0+: Deletions[]{Name:str | Mechanism:i8} | Upsertions[]{Name:str | Mechanism:i8 | Iterations:i32 | Salt:bytes | SaltedPassword:bytes}
+AlterUserScramCredentialsResponse k51 v0 flex0+: ThrottleTimeMs:i32 | Results[]{User:str | ErrorCode:i16 | ErrorMessage:str?}
 DescribeClusterRequest k60 v0-1 flex0+: IncludeClusterAuthorizedOperations:bool | EndpointType:i8 v1+ =1 | IncludeFencedBrokers:bool v2+
 DescribeClusterResponse k60 v0-1 flex0+: ThrottleTimeMs:i32 | ErrorCode:i16 | ErrorMessage:str? | EndpointType:i8 v1+ =1 | ClusterId:str | ControllerId:i32 =-1 | Brokers[]{BrokerId:i32 | Host:str | Port:i32 | Rack:str? | IsFenced:bool v2+} | ClusterAuthorizedOperations:i32 =-2147483648
 ConsumerProtocolSubscription v0-3 flexnone: Topics:[]str | UserData:bytes? | OwnedPartitions[]{Topic:str v1+ | Partitions:[]i32 v1+} v1+ | GenerationId:i32 v2+ =-1 | RackId:str? v3+

@@ -32,7 +32,7 @@ def get_users(ctx: Context, r: Reader) -> bytes:
     return rsp.encode_users_classic(users) if ctx.classic else rsp.encode_users(users)
 
 
-def create_user(ctx: Context, r: Reader) -> bytes:
+async def create_user(ctx: Context, r: Reader) -> bytes:
     perm.ensure(perm.manage_users(ctx.user))
     username = r.name()
     password = r.short_string()
@@ -40,8 +40,8 @@ def create_user(ctx: Context, r: Reader) -> bytes:
     permissions = p.decode_request_permissions(r)
     options = [] if ctx.classic else p.decode_options(r.rest())
     r.done()
-    return _details(ctx, ctx.engine.create_user(username, password, status, permissions,
-                                                options))
+    user = await ctx.engine.create_user_async(username, password, status, permissions, options)
+    return _details(ctx, user)
 
 
 def delete_user(ctx: Context, r: Reader) -> bytes:
@@ -78,7 +78,9 @@ def update_permissions(ctx: Context, r: Reader) -> bytes:
     return b""
 
 
-def change_password(ctx: Context, r: Reader) -> bytes:
+async def change_password(ctx: Context, r: Reader) -> bytes:
+    """Hashes run in the worker pool; checking one's own current password is a login (it
+    counts against the connection and address like one, see core/logins.py)."""
     ident = p.decode_identifier(r)
     current = r.short_string()
     new = r.short_string()
@@ -87,7 +89,12 @@ def change_password(ctx: Context, r: Reader) -> bytes:
     own = target.id == ctx.user.id
     if not own:
         perm.ensure(perm.manage_users(ctx.user))
-    ctx.engine.change_password(target.id, current, new, check_current=own)
+    else:
+        try:
+            await ctx.server.logins.password(target.username, current, ctx.session.attempt())
+        except IggyError:
+            raise IggyError(ErrorCode.INVALID_CREDENTIALS, "invalid current password") from None
+    await ctx.engine.change_password_async(target.id, current, new, check_current=False)
     return b""
 
 

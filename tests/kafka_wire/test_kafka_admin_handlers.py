@@ -7,18 +7,16 @@ Real clients (kafka-python, confluent-kafka, the Iggy SDK) are in test_admin_e2e
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
 
 import pytest
+from kafka_door import Door as BaseDoor
 from pyggy.core.engine import FIRST, LogEngine
 from pyggy.core.model import NEVER_EXPIRE
 from pyggy.core.records.iggy_batch import build_batch
-from pyggy.kafka_wire.context import Connection, KafkaServer
-from pyggy.kafka_wire.dispatch import handle_frame
-from pyggy.kafka_wire.protocol import decode_response, parse_response_header, request_frame
+from pyggy.kafka_wire.context import KafkaServer
 from pyggy.kafka_wire.registry import REGISTRY
 from pyggy.kafka_wire.topics import CONFIGS, DEFAULTS, topic_id
 
@@ -40,21 +38,7 @@ def versions(key: int) -> list[int]:
     return list(range(api.min_version, api.max_version + 1))
 
 
-class Door:
-    def __init__(self, server: KafkaServer) -> None:
-        self.server = server
-        self.conn = Connection(server, "127.0.0.1")
-        self.corr = itertools.count(1)
-
-    async def call(self, key: int, version: int, body: dict) -> dict:
-        corr = next(self.corr)
-        frame = request_frame(key, version, corr, "admin-test", body)
-        parts = await handle_frame(self.conn, memoryview(frame)[4:])
-        data = b"".join(bytes(p) for p in parts)[4:]
-        got, pos = parse_response_header(data, key, version)
-        assert got == corr
-        return decode_response(key, version, data[pos:], strict=True)
-
+class Door(BaseDoor):
     async def create(self, version: int, *topics: dict, validate_only: bool = False) -> list:
         items = [{"num_partitions": 1, "replication_factor": -1, "assignments": [],
                   "configs": []} | t for t in topics]

@@ -9,16 +9,14 @@ mapping drifts fails here. End-to-end behaviour with real clients is in test_gro
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kafka_door import Door as BaseDoor
 from pyggy.core.engine import LogEngine
-from pyggy.kafka_wire.context import Connection, KafkaServer
-from pyggy.kafka_wire.dispatch import handle_frame
+from pyggy.kafka_wire.context import KafkaServer
 from pyggy.kafka_wire.groups import GroupCoordinator, MemoryOffsetStore
-from pyggy.kafka_wire.protocol import decode_response, parse_response_header, request_frame
 from pyggy.kafka_wire.protocol.codec import decode_versioned, encode_versioned
 from pyggy.kafka_wire.registry import REGISTRY
 
@@ -44,22 +42,11 @@ def subscription(*topics: str) -> bytes:
                             {"topics": list(topics), "user_data": None})
 
 
-class Door:
+class Door(BaseDoor):
     """One client connection into an in-process Kafka door with a group coordinator."""
 
     def __init__(self, server: KafkaServer, client_id: str = "c") -> None:
-        self.conn = Connection(server, "127.0.0.1")
-        self.client_id = client_id
-        self.corr = itertools.count(1)
-
-    async def call(self, key: int, version: int, body: dict) -> dict:
-        corr = next(self.corr)
-        frame = request_frame(key, version, corr, self.client_id, body)
-        parts = await handle_frame(self.conn, memoryview(frame)[4:])
-        data = b"".join(bytes(p) for p in parts)[4:]
-        got, pos = parse_response_header(data, key, version)
-        assert got == corr
-        return decode_response(key, version, data[pos:], strict=True)
+        super().__init__(server, client_id)
 
     async def join(self, version: int, group: str, member_id: str = "", *,
                    instance: str | None = None, protocols: list | None = None,

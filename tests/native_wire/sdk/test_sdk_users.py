@@ -152,7 +152,7 @@ async def test_an_inactive_user_cannot_log_in_until_activated(
     # Unauthenticated and, with its reconnection policy off, reports the dropped session.
     with pytest.raises(RuntimeError, match="^(Disconnected|Unauthenticated)$"):
         await connect(pyggy_server, "dora", "dora-pw", reconnect=False)
-    pyggy_server.wait_for_log("login refused", timeout=5)
+    pyggy_server.wait_for_log("login failed: user 'dora'", timeout=5)
 
     await root.update_user("dora", status=UserStatus.Active)
     await client.login_user("dora", "dora-pw")

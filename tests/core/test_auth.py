@@ -1,0 +1,83 @@
+"""Stored secrets: SCRAM credentials, what the state log keeps for a password, the dummy
+hash for unknown users, and users from data directories that predate SCRAM. (The RFC 7677
+test vector is in tests/kafka_wire/test_scram.py, with the exchange.)"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from pyggy.core import auth
+from pyggy.core.engine import LogEngine
+from pyggy.core.errors import ErrorCode, IggyError
+
+
+def test_password_record_has_both_mechanisms_with_fresh_salts() -> None:
+    phc, scram = auth.password_record("pencil")
+    assert auth.verify_password("pencil", phc) and not auth.verify_password("pencil!", phc)
+    assert set(scram) == {"SCRAM-SHA-256", "SCRAM-SHA-512"}
+    assert all(c.iterations >= 4096 and len(c.salt) == 32 for c in scram.values())
+    assert scram["SCRAM-SHA-512"].stored_key != scram["SCRAM-SHA-256"].stored_key
+    assert len(scram["SCRAM-SHA-512"].server_key) == 64
+    again = auth.password_record("pencil")[1]
+    assert again["SCRAM-SHA-256"].salt != scram["SCRAM-SHA-256"].salt
+    assert auth.scram_from_dict(auth.scram_to_dict(scram)) == scram
+
+
+def test_unknown_user_check_costs_a_hash() -> None:
+    stored = auth.hash_password("right")
+    auth.dummy_hash()  # computed once, at the first unknown user
+    known = min(_timed(auth.check_password, "wrong", stored) for _ in range(5))
+    unknown = min(_timed(auth.check_password, "wrong", None) for _ in range(5))
+    assert not auth.check_password("right", None)
+    assert 0.5 < unknown / known < 2, (known, unknown)
+
+
+def _timed(fn, *args) -> float:
+    t = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t
+
+
+def test_password_changes_carry_scram_through_the_state_log(tmp_path: Path) -> None:
+    e = LogEngine(tmp_path, state_fsync=False)
+    e.open(("iggy", "iggy"))
+    root_scram = dict(e.user("iggy").scram)
+    assert set(root_scram) == set(auth.SCRAM_HASHES)  # root gets them at first start
+    alice = asyncio.run(e.create_user_async("alice", "first-pw", 1, None))
+    first = dict(alice.scram)
+    asyncio.run(e.change_password_async("alice", "first-pw", "second-pw"))
+    assert alice.scram and alice.scram != first
+    with pytest.raises(IggyError) as err:
+        asyncio.run(e.change_password_async("alice", "nope", "third-pw"))
+    assert err.value.code == ErrorCode.INVALID_CREDENTIALS
+    e.delete_scram("alice", "SCRAM-SHA-512")
+    kept = dict(alice.scram)
+    e.close()
+    log = (tmp_path / "state" / "state.log").read_bytes()
+    assert b"first-pw" not in log and b"second-pw" not in log  # never the password itself
+    e2 = LogEngine(tmp_path, state_fsync=False)
+    e2.open()
+    assert e2.user("alice").scram == kept and set(kept) == {"SCRAM-SHA-256"}
+    assert e2.user("iggy").scram == root_scram
+    assert e2.authenticate("alice", "second-pw").username == "alice"
+    e2.close()
+
+
+def test_users_from_before_scram_keep_plain_only(tmp_path: Path) -> None:
+    """A state log written before SCRAM support has no credentials: PLAIN still works."""
+    e = LogEngine(tmp_path, state_fsync=False)
+    e.meta.apply({"type": "create_user", "username": "old", "password_hash":
+                  auth.hash_password("old-pw"), "status": 1, "permissions": None,
+                  "created_at": 1})
+    old = e.meta.user("old")
+    assert old.scram == {} and e.authenticate("old", "old-pw") is old
+    e.meta.apply({"type": "change_password", "user_id": old.id,
+                  "password_hash": auth.hash_password("new-pw")})
+    assert old.scram == {}
+    with pytest.raises(IggyError):
+        e.meta.apply({"type": "set_scram", "user_id": old.id, "mechanism": "SCRAM-SHA-1",
+                      "salt": "00", "iterations": 4096, "stored_key": "00",
+                      "server_key": "00"})
