@@ -17,3 +17,7 @@ class KafkaSettings:
     num_partitions: int = 1  # partitions of an auto-created topic
     max_message_bytes: int = 1_048_588  # Kafka's message.max.bytes default
     max_frame_size: int = 100 * 1024 * 1024
+    # Whether a client must authenticate (SASL) before other requests; the transport closes a
+    # connection that has not within [kafka] auth_timeout. Nothing sets it yet: the Kafka door
+    # serves anonymous clients until [kafka] authentication exists.
+    requires_auth: bool = False
