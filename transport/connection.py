@@ -34,8 +34,8 @@ class Connection(asyncio.BufferedProtocol):
         self.door = door
         self.loop = listener.loop
         self.assembler = FrameAssembler(door.frame_length, door.declared_length,
-                                        listener.limits.buffer_size)
-        self.frames: deque[bytearray] = deque()
+                                        listener.read_buffer)
+        self.frames: deque[bytearray] | None = None  # made with the worker, at the first frame
         self.queued = 0
         self.waiter: asyncio.Future[None] | None = None  # the idle worker waits on it
         self.drain: asyncio.Future[None] | None = None  # set while the peer reads too slowly
@@ -98,7 +98,8 @@ class Connection(asyncio.BufferedProtocol):
         if self.watchdog is not None:
             self.watchdog.cancel()
             self.watchdog = None
-        self.frames.clear()
+        if self.frames is not None:
+            self.frames.clear()
         self.assembler.release()
         if self.counted:
             self.counted = False
@@ -127,17 +128,19 @@ class Connection(asyncio.BufferedProtocol):
             self.close()
             return
         if frames:
+            queue = self.frames
+            if queue is None:  # the first request: a queue and the worker that empties it
+                queue = self.frames = deque()
+                self.worker = self.loop.create_task(self._serve(queue))
+            else:
+                self._wake()
             for frame in frames:
-                self.frames.append(frame)
+                queue.append(frame)
                 self.queued += len(frame)
             if self.queued > self.listener.limits.max_queued_bytes and not self.reading_paused:
                 self.reading_paused = True
                 self.partial_since = 0.0  # not the peer's fault while we do not read
                 self.transport.pause_reading()  # type: ignore[union-attr]
-            if self.worker is None:
-                self.worker = self.loop.create_task(self._serve())
-            else:
-                self._wake()
         if self.timed:
             self._read_seen(bool(frames))
 
@@ -152,10 +155,11 @@ class Connection(asyncio.BufferedProtocol):
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def _serve(self) -> None:
-        frames, door, limits = self.frames, self.door, self.listener.limits
+    async def _serve(self, frames: deque[bytearray]) -> None:
+        door, limits = self.door, self.listener.limits
         while not self.closed:
             if not frames:
+                frame = parts = None  # an idle connection keeps no request or reply alive
                 self.waiter = self.loop.create_future()
                 await self.waiter
                 continue

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from pyggy.transport.framing import SMALL_BUFFER
+from pyggy.transport.framing import SHARED_BUFFER
 
 MAX_QUEUED_BYTES = 64 * 1024 * 1024
 
@@ -23,7 +23,7 @@ class Limits:
     - `auth_timeout`: a connection whose door requires authentication and that has not
       authenticated this long after it opened is closed.
     - `max_queued_bytes`: reading pauses while this many received bytes wait for the worker.
-    - `buffer_size`: the small receive buffer of a connection (see framing.py).
+    - `read_buffer`: the receive buffer all connections of the listener share (framing.py).
     """
 
     max_connections: int = 10_000
@@ -31,7 +31,7 @@ class Limits:
     idle_timeout: float = 0.0
     auth_timeout: float = 0.0
     max_queued_bytes: int = MAX_QUEUED_BYTES
-    buffer_size: int = SMALL_BUFFER
+    read_buffer: int = SHARED_BUFFER
 
     @property
     def timed(self) -> bool:

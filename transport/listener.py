@@ -7,6 +7,7 @@ import logging
 import ssl
 from collections.abc import Callable
 
+from pyggy.transport import heap
 from pyggy.transport.connection import Connection
 from pyggy.transport.door import Door
 from pyggy.transport.limits import BurstLog, Limits
@@ -26,6 +27,7 @@ class Listener:
         self.limits = limits or Limits()
         self.tls = tls
         self.connections: set[Connection] = set()
+        self.read_buffer = bytearray(self.limits.read_buffer)  # see framing.py
         self.events = BurstLog(log)
         self.server: asyncio.Server | None = None
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start
@@ -56,6 +58,7 @@ class Listener:
 
     def forget(self, conn: Connection) -> None:
         self.connections.discard(conn)
+        heap.TRIMMER.connection_closed()
 
     def timed_out(self, conn: Connection, why: str) -> None:
         self.events.note(f"{self.name}: closing connections: {why}", f"from {conn.peer}")
@@ -68,6 +71,7 @@ class Listener:
         for conn in list(self.connections):
             conn.close()
         self.events.close()
+        heap.TRIMMER.cancel()
 
     async def wait_closed(self) -> None:
         if self.server is not None:
