@@ -72,7 +72,7 @@ def _tls_contexts(config: ServerConfig) -> dict[str, ssl.SSLContext | None]:
     hosts = ["localhost", "127.0.0.1", "::1", socket.gethostname(),
              split_address(config.tcp.address)[0], split_address(config.kafka.address)[0],
              config.kafka.advertised()[0]]
-    hosts = [h for h in hosts if h not in ("", "0.0.0.0", "::")]
+    hosts = list(dict.fromkeys(h for h in hosts if h not in ("", "0.0.0.0", "::")))
     contexts: dict[str, ssl.SSLContext | None] = {}
     for name in ("tcp", "kafka"):
         section = getattr(config, name)

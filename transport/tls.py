@@ -23,12 +23,13 @@ class TlsError(ValueError):
 def server_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLContext:
     """A server-side context (TLS 1.2 or later) presenting `cert_file` (PEM: the certificate,
     then any intermediates) with the private key in `key_file`."""
+    for path in (cert_file, key_file):
+        if not Path(path).is_file():
+            raise TlsError(f"{path}: not found")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(str(cert_file), str(key_file))
-    except FileNotFoundError as e:
-        raise TlsError(f"{e.filename}: not found") from None
     except (OSError, ssl.SSLError) as e:
         raise TlsError(f"cannot load certificate {cert_file} with key {key_file}: {e}") from None
     return context

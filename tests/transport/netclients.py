@@ -97,12 +97,13 @@ def closed_within(sock: socket.socket, seconds: float) -> float:
 _BYSTANDER = r"""
 import json, socket, struct, sys, threading, time
 sys.path.insert(0, sys.argv[3])
-from netclients import kafka_api_versions, native_ping
-from pyggy.native_wire.codec import frames
-native = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-kafka = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
-for s in (native, kafka):
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+from netclients import kafka_api_versions
+from pyggy.native_client import NativeClient
+from pyggy.native_wire.codec.codes import Code
+native = NativeClient(f"127.0.0.1:{sys.argv[1]}", timeout=10)
+native.login("iggy", "iggy")
+kafka = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10)
+kafka.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 def exact(s, n):
     data = b""
     while len(data) < n:
@@ -115,11 +116,9 @@ stop = threading.Event()
 threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
 latencies = []
 print("ready", flush=True)
-while not stop.is_set():
+while not stop.is_set() or len(latencies) < 50:
     t = time.perf_counter()
-    native.sendall(native_ping())
-    _, size, status = frames.parse_reply_header(exact(native, frames.HEADER_SIZE))
-    exact(native, size - frames.HEADER_SIZE)
+    native.call(Code.PING)
     kafka.sendall(kafka_api_versions())
     exact(kafka, struct.unpack(">i", exact(kafka, 4))[0])
     latencies.append((time.perf_counter() - t) * 1000 / 2)
@@ -129,8 +128,9 @@ print(json.dumps(latencies), flush=True)
 
 
 class Bystander:
-    """A process alternating a native ping and a Kafka ApiVersions on two connections, timing
-    each; `stop()` returns the latencies in ms."""
+    """A process alternating a native ping (logged in as iggy) and a Kafka ApiVersions on two
+    connections, timing each; `stop()` returns the latencies in ms (each the mean of one ping
+    and one ApiVersions)."""
 
     def __init__(self, tcp_port: int, kafka_port: int) -> None:
         here = str(Path(__file__).parent)
