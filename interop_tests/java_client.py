@@ -42,12 +42,16 @@ def build(timeout: float = 600.0) -> Path:
     return target
 
 
-def run(target: Path, bootstrap: str, topic: str, group: str, timeout: float = 180.0) -> dict:
-    """Run the scenario; {key: value text} from its RESULT lines (raises if it failed)."""
+def run(target: Path, bootstrap: str, topic: str, group: str, timeout: float = 180.0,
+        properties: Path | None = None) -> dict:
+    """Run the scenario; {key: value text} from its RESULT lines (raises if it failed).
+    `properties`: a Java properties file of extra client settings (e.g. SSL)."""
+    extra = [str(properties)] if properties is not None else []
     proc = subprocess.run(
         ["java", "-Xmx256m", "-XX:ActiveProcessorCount=2", "-XX:TieredStopAtLevel=1",
          "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-         "-cp", f"{target / 'classes'}:{target / 'libs'}/*", MAIN, bootstrap, topic, group],
+         "-cp", f"{target / 'classes'}:{target / 'libs'}/*", MAIN, bootstrap, topic, group,
+         *extra],
         capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
     results = dict(

@@ -226,3 +226,37 @@ def test_bad_tls_settings_stop_the_start_with_exit_code_2(pyggy_server_factory,
     with pytest.raises(ServerStartError, match=message):
         server.start(timeout=20)
     assert server.returncode == 2
+
+
+def test_readme_tls_examples(pyggy_server_factory) -> None:
+    """The README's kcat lines (SSL, SASL_SSL) and SDK snippet, on a server started as the
+    README says (both doors with TLS and the generated certificate)."""
+    import re
+    import sys
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Connections and TLS", 1)[1].split("\n## ", 1)[0]
+    shell = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    start, _, kcat_lines = shell.partition("\n")
+    assert start.startswith("IGGY_TCP_TLS_ENABLED=true IGGY_KAFKA_TLS_ENABLED=true pyggy-server")
+    server = pyggy_server_factory(env=tls_env())
+    server.wait_for_log("kafka listening on")
+    cert = str(server.data_path / "certs" / "pyggy_cert.pem")
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", kcat_lines.replace(
+        "127.0.0.1:9092", server.kafka_address).replace("local_data/certs/pyggy_cert.pem", cert)],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count(f"broker 0 at {server.kafka_address} (controller)") == 2
+
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = code.replace("127.0.0.1:8090", server.tcp_address).replace(
+        "local_data/certs/pyggy_cert.pem", cert)
+    # os._exit: apache-iggy 0.9.0 sometimes aborts at interpreter exit after a login (see
+    # tests/test_readme.py); leaving at once after the output keeps the check honest
+    program = ("import asyncio, os, sys\n\nasync def main():\n"
+               + "".join(f"    {line}\n" for line in code.splitlines())
+               + "    await client.ping()\n    print('pong')\n\nasyncio.run(main())\n"
+               + "sys.stdout.flush()\nos._exit(0)\n")
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and out.stdout == "pong\n", out.stderr
