@@ -49,7 +49,7 @@ class CertAuthority:
         return cls(key, cert, path)
 
     def issue(self, directory: Path, hosts: list[str]) -> tuple[Path, Path]:
-        """A server certificate for `hosts`: (certificate chain file, key file)."""
+        """A certificate for `hosts` (server or client): (certificate chain file, key file)."""
         key = ec.generate_private_key(ec.SECP256R1())
         sans: list[x509.GeneralName] = []
         for host in hosts:
@@ -65,12 +65,13 @@ class CertAuthority:
                 .not_valid_after(now + datetime.timedelta(days=7))
                 .add_extension(x509.SubjectAlternativeName(sans), critical=False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                      ExtendedKeyUsageOID.CLIENT_AUTH]),
                                critical=False)
                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                     self.key.public_key()), critical=False)
                 .sign(self.key, hashes.SHA256()))
-        chain, key_file = directory / "server-chain.pem", directory / "server-key.pem"
+        chain, key_file = directory / f"{hosts[0]}-chain.pem", directory / f"{hosts[0]}-key.pem"
         chain.write_bytes(cert.public_bytes(_PEM) + self.cert.public_bytes(_PEM))
         key_file.write_bytes(key.private_bytes(_PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))

@@ -288,3 +288,41 @@ def test_both_event_loops_serve_the_same(loop_factory) -> None:
         listener.close()
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(asyncio.wait_for(main(), 60))
+
+
+def test_tls_connections_expose_the_peer_certificate(tmp_path) -> None:
+    """mTLS is not configured by pyggy yet; the hook is there: with a context that asks for
+    client certificates, a door sees the peer's certificate on its connection."""
+    import ssl
+
+    from certs import CertAuthority
+    from pyggy.transport import tls
+
+    tls.generate_self_signed(tmp_path / "server.pem", tmp_path / "server.key", ["127.0.0.1"])
+    ca = CertAuthority.create(tmp_path / "ca")
+    client_chain, client_key = ca.issue(tmp_path / "ca", ["client.example"])
+    context = tls.server_context(tmp_path / "server.pem", tmp_path / "server.key")
+    context.verify_mode = ssl.CERT_OPTIONAL
+    context.load_verify_locations(ca.cert_file)
+
+    async def main() -> None:
+        listener, port = await serve(Limits(), tls=context)
+        client_context = ssl.create_default_context(cafile=tmp_path / "server.pem")
+        client_context.load_cert_chain(client_chain, client_key)
+        c = await Client.open(port, ssl=client_context)
+        assert await c.call(b"who") == b"who"
+        (conn,) = listener.connections
+        assert conn.tls
+        assert conn.peer_certificate(binary=False)["subject"] == \
+            ((("commonName", "client.example"),),)
+        assert conn.peer_certificate() == ssl.PEM_cert_to_DER_cert(
+            client_chain.read_text().split("-----END CERTIFICATE-----")[0]
+            + "-----END CERTIFICATE-----\n")
+        listener.close()
+        plain, plain_port = await serve(Limits())
+        p = await Client.open(plain_port)
+        assert await p.call(b"x") == b"x"
+        (conn,) = plain.connections
+        assert not conn.tls and conn.peer_certificate() is None
+        plain.close()
+    run(main)
