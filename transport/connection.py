@@ -168,8 +168,8 @@ class Connection(asyncio.BufferedProtocol):
             if self.reading_paused and self.queued < limits.max_queued_bytes // 2:
                 self.reading_paused = False
                 self.transport.resume_reading()  # type: ignore[union-attr]
-                if self.assembler.pending:
-                    self.partial_since = self.loop.time()
+                if self.timed and self.assembler.pending:
+                    self._partial_began(self.loop.time())
             try:
                 parts, close = await door.handle(frame)
             except door.bad_input as e:
@@ -197,15 +197,18 @@ class Connection(asyncio.BufferedProtocol):
     # -- timeouts --------------------------------------------------------------------------
     def _read_seen(self, completed: bool) -> None:
         """After a read, with timeouts on: note activity and when a partial frame began."""
-        limits = self.listener.limits
         now = self.last_active = self.loop.time()
         if not self.assembler.pending or self.reading_paused:
             self.partial_since = 0.0
         elif completed or not self.partial_since:
-            self.partial_since = now
-            if limits.frame_read_timeout and \
-                    self.watchdog_at > now + limits.frame_read_timeout:
-                self._arm(now + limits.frame_read_timeout)
+            self._partial_began(now)
+
+    def _partial_began(self, now: float) -> None:
+        """A frame is incomplete from `now` on: make sure the watchdog wakes in time for it."""
+        self.partial_since = now
+        timeout = self.listener.limits.frame_read_timeout
+        if timeout and self.watchdog_at > now + timeout:
+            self._arm(now + timeout)
 
     def _arm(self, when: float) -> None:
         if self.watchdog is not None:

@@ -67,8 +67,13 @@ class FrameAssembler:
 
     def buffer_updated(self, nbytes: int) -> list[bytearray]:
         own = self.own
-        buf = self.shared if own is None else own
         end = self.end = self.end + nbytes
+        if own is None:
+            buf = self.shared
+        elif end < self.need:  # more of a frame whose length is known: nothing to cut yet
+            return []
+        else:
+            buf = own
         frames: list[bytearray] = []
         start = 0
         while start < end:

@@ -246,7 +246,8 @@ def test_reading_pauses_while_requests_queue_and_no_timeout_blames_the_peer() ->
         limits = Limits(max_queued_bytes=64 * 1024, frame_read_timeout=0.3)
         listener, port = await serve(limits)
         c = await Client.open(port)
-        c.writer.write(msg(b"wait") + b"".join(msg(b"z" * 1000) for _ in range(2000)))
+        half = msg(b"never completed")[:9]  # read while paused, or after: timed out either way
+        c.writer.write(msg(b"wait") + b"".join(msg(b"z" * 1000) for _ in range(2000)) + half)
         (conn,) = listener.connections
         await settle(lambda: conn.reading_paused)
         assert conn.queued <= 64 * 1024 + limits.read_buffer  # stops at the mark, plus one read
@@ -256,6 +257,7 @@ def test_reading_pauses_while_requests_queue_and_no_timeout_blames_the_peer() ->
         assert await c.reply() == b"wait"
         for _ in range(2000):
             assert await c.reply() == b"z" * 1000
+        assert await c.closed_within(5) < 5  # the half frame, once reading resumed
         listener.close()
     run(main)
 
