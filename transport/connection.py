@@ -105,6 +105,7 @@ class Connection(asyncio.BufferedProtocol):
             self.counted = False
             self.listener.forget(self)
             self.door.closed()
+        self.transport = None  # a TLS transport and its protocol refer to each other
 
     def pause_writing(self) -> None:
         if self.drain is None:

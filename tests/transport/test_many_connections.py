@@ -1,10 +1,12 @@
 """4,000 idle connections, half on each door, against a real server: they cost little memory
-while open, give it back when they close, and a bystander client stays fast throughout."""
+while open, give it back when they close, and a bystander client stays fast throughout. The
+same, on a smaller scale, for connections over TLS."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import time
 
 from netclients import (
@@ -69,3 +71,43 @@ def test_4000_idle_connections_cost_little_and_leave_nothing_behind(
     assert final_rss <= start_rss + 20, f"RSS {final_rss:.1f} MiB after close (start {start_rss})"
     assert len(latencies) > 100 and p99(latencies) <= 50, f"bystander p99 {p99(latencies)} ms"
     assert "Traceback" not in server.format_logs(last=100000)
+
+
+def test_idle_tls_connections_cost_at_most_32_kib_and_leave_nothing_behind(
+        pyggy_server_factory) -> None:
+    per_door = 500
+    raise_open_files(2 * per_door + 200)
+    server = pyggy_server_factory(env={"IGGY_TCP_AUTH_TIMEOUT": "10 m",
+                                       "IGGY_TCP_TLS_ENABLED": "true",
+                                       "IGGY_KAFKA_TLS_ENABLED": "true"})
+    server.wait_for_log("kafka listening on")
+    context = ssl.create_default_context(cafile=server.data_path / "certs" / "pyggy_cert.pem")
+
+    async def warm_up() -> None:  # the server's first TLS handshakes allocate for good
+        for w in await open_idle(server.kafka_port, 20, kafka_roundtrip, ssl=context):
+            w.close()
+
+    asyncio.run(warm_up())
+    assert wait_until(lambda: open_files(server.pid) < 30)
+    start_rss, start_files = rss_mib(server.pid), open_files(server.pid)
+
+    async def story() -> float:
+        kafka = await open_idle(server.kafka_port, per_door, kafka_roundtrip, ssl=context)
+        native = await open_idle(server.tcp_port, per_door, native_roundtrip, ssl=context)
+        await asyncio.sleep(1.0)
+        open_rss = rss_mib(server.pid)
+        for writer in kafka + native:
+            writer.close()
+        await asyncio.gather(*(w.wait_closed() for w in kafka + native),
+                             return_exceptions=True)
+        return open_rss
+
+    open_rss = asyncio.run(story())
+    assert wait_until(lambda: open_files(server.pid) <= start_files + 5), "sockets kept open"
+    wait_until(lambda: rss_mib(server.pid) <= start_rss + 10, 5.0)
+    final_rss = rss_mib(server.pid)
+    per_connection = (open_rss - start_rss) * 1024 / (2 * per_door)
+    print(f"TLS: RSS {start_rss:.1f} MiB at start, {open_rss:.1f} MiB with {2 * per_door} idle "
+          f"connections ({per_connection:.1f} KiB each), {final_rss:.1f} MiB after they closed")
+    assert per_connection <= 32, f"{per_connection:.1f} KiB per idle TLS connection"
+    assert final_rss <= start_rss + 20, f"RSS {final_rss:.1f} MiB after close (start {start_rss})"
