@@ -12,6 +12,10 @@ import os
 import ssl
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 SELF_SIGNED_DAYS = 365
 
@@ -59,12 +63,6 @@ def generate_self_signed(cert_file: str | Path, key_file: str | Path, hosts: Ite
     names = list(dict.fromkeys(h for h in hosts if h))
     if not names:
         raise TlsError("a self-signed certificate needs at least one host name")
-    sans: list[x509.GeneralName] = []
-    for name in names:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            sans.append(x509.DNSName(name))
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pyggy self-signed")])
@@ -76,7 +74,7 @@ def generate_self_signed(cert_file: str | Path, key_file: str | Path, hosts: Ite
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(hours=1))
         .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(subject_alt_names(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(
             digital_signature=True, content_commitment=False, key_encipherment=False,
@@ -90,6 +88,19 @@ def generate_self_signed(cert_file: str | Path, key_file: str | Path, hosts: Ite
                                 serialization.NoEncryption())
     _write(Path(key_file), key_pem, 0o600)
     _write(Path(cert_file), cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+def subject_alt_names(hosts: Iterable[str]) -> x509.SubjectAlternativeName:
+    """The SAN extension naming `hosts`: IP addresses as such, anything else as a DNS name."""
+    from cryptography import x509
+
+    sans: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            sans.append(x509.DNSName(host))
+    return x509.SubjectAlternativeName(sans)
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
