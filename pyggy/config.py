@@ -3,7 +3,7 @@
 Precedence: defaults < TOML file (`--config` or `IGGY_CONFIG_PATH`) < environment < CLI flags
 (applied by `pyggy.cli`). Durations are stored as float seconds and accept Iggy's humantime
 strings ("30 s"); sizes are int bytes and accept "64 MiB". An unknown key or `IGGY_*` variable
-is a startup error when it is security-relevant (see `security_relevant`), else a warning.
+is a startup error when it is security-relevant (see `SECURITY_WORDS`), else a warning.
 """
 
 from __future__ import annotations
