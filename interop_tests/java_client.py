@@ -42,13 +42,16 @@ def build(timeout: float = 600.0) -> Path:
     return target
 
 
-def run(target: Path, *args: str, main: str = MAIN, timeout: float = 180.0) -> dict:
+def run(target: Path, *args: str, main: str = MAIN, timeout: float = 180.0,
+        properties: Path | None = None) -> dict:
     """Run a program of the project (by default the scenario: BOOTSTRAP TOPIC GROUP);
-    {key: value text} from its RESULT lines (raises if it failed)."""
+    {key: value text} from its RESULT lines (raises if it failed). `properties`: a Java
+    properties file of extra client settings (e.g. SSL), passed as the last argument."""
+    extra = [str(properties)] if properties is not None else []
     proc = subprocess.run(
         ["java", "-Xmx256m", "-XX:ActiveProcessorCount=2", "-XX:TieredStopAtLevel=1",
          "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-         "-cp", f"{target / 'classes'}:{target / 'libs'}/*", main, *args],
+         "-cp", f"{target / 'classes'}:{target / 'libs'}/*", main, *args, *extra],
         capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
     results = dict(

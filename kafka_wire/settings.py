@@ -19,8 +19,8 @@ class KafkaSettings:
     max_frame_size: int = 100 * 1024 * 1024
     # Only ApiVersions and the SASL APIs are served before a successful SASL authentication
     # (`[kafka] authentication` "sasl", or "auto" on a listener that is not loopback-only);
-    # False lets anonymous clients in with full access. The listener may also arm an
-    # authentication deadline on it.
+    # False lets anonymous clients in with full access. The transport closes a connection
+    # that has not authenticated within [kafka] auth_timeout.
     requires_auth: bool = False
     # KIP-368: a SASL session lasts this long (ms) before the client must re-authenticate on
     # the same connection (`[kafka] connections_max_reauth`); 0 = forever

@@ -161,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         server.run(config, credentials, repair_state=args.repair_state)
+    except ConfigError as e:  # found while starting, e.g. an unreadable TLS certificate
+        log.error("configuration error: %s", e)
+        return 2
     except KeyboardInterrupt:  # a second Ctrl-C while shutting down
         return 130
     except CorruptFile as e:  # damaged beyond repair: say what and how out, no traceback

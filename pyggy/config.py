@@ -2,7 +2,8 @@
 
 Precedence: defaults < TOML file (`--config` or `IGGY_CONFIG_PATH`) < environment < CLI flags
 (applied by `pyggy.cli`). Durations are stored as float seconds and accept Iggy's humantime
-strings ("30 s"); sizes are int bytes and accept "64 MiB". Unknown keys are logged and ignored.
+strings ("30 s"); sizes are int bytes and accept "64 MiB". An unknown key or `IGGY_*` variable
+is a startup error when it is security-relevant (see `SECURITY_WORDS`), else a warning.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import tomllib
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 from pyggy.core.units import parse_duration, parse_size
@@ -62,10 +64,26 @@ class SystemConfig:
 
 
 @dataclass(slots=True)
+class TlsConfig:
+    """Iggy's `[tcp.tls]` keys, also used as `[kafka.tls]`. Empty file names mean
+    `<system.path>/certs/pyggy_cert.pem` and `pyggy_key.pem`."""
+
+    enabled: bool = False
+    self_signed: bool = True  # generate a certificate when cert_file does not exist
+    cert_file: str = ""
+    key_file: str = ""
+
+
+@dataclass(slots=True)
 class TcpConfig:
     enabled: bool = True
     address: str = "127.0.0.1:8090"
     max_frame_size: Size = 64 * MiB
+    # pyggy's own limits (pyggy/transport): see README "Connections and TLS"
+    max_connections: int = 10_000
+    frame_read_timeout: Duration = 30.0
+    auth_timeout: Duration = 10.0
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass(slots=True)
@@ -94,6 +112,11 @@ class KafkaConfig:
     authentication: str = "auto"
     # KIP-368: SASL sessions last this long, then the client re-authenticates; 0 = forever
     connections_max_reauth: Duration = 0.0
+    max_connections: int = 10_000
+    frame_read_timeout: Duration = 30.0
+    connections_max_idle: Duration = 600.0  # Kafka's connections.max.idle.ms (10 min)
+    auth_timeout: Duration = 10.0  # only while the Kafka door requires authentication
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
     def advertised(self) -> tuple[str, int]:
         """The (host, port) announced to Kafka clients in Metadata responses."""
@@ -373,6 +396,79 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
 # --- loading ----------------------------------------------------------------------------------
 
 
+# An unknown setting whose path has one of these words as a section or key (or as the start of a
+# key, e.g. a misspelt `auth_timout`) is security-relevant: a typo there must not leave TLS or
+# authentication silently off, so it stops the server (unless its section says enabled = false).
+SECURITY_WORDS = frozenset({"tls", "ssl", "auth", "authentication", "sasl"})
+
+
+def _security_index(parts: list[str]) -> int:
+    """Index of the first security-relevant part of a setting's path, -1 if none."""
+    for i, part in enumerate(parts):
+        word = part.lower()
+        if word in SECURITY_WORDS or word.split("_", 1)[0] in SECURITY_WORDS:
+            return i
+    return -1
+
+
+def _leaves(value: Any, path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    if isinstance(value, Mapping) and value:
+        for name, sub in value.items():
+            yield from _leaves(sub, path + (name,))
+    else:
+        yield path
+
+
+def _switched_off(data: Mapping[str, Any], section: tuple[str, ...]) -> bool:
+    table: Any = data
+    for part in section:
+        table = table.get(part) if isinstance(table, Mapping) else None
+    return isinstance(table, Mapping) and table.get("enabled") is False
+
+
+def _unknown_security_keys(data: Mapping[str, Any], obj: Any = None,
+                           path: tuple[str, ...] = ()) -> Iterator[str]:
+    """Dotted names of unknown, security-relevant keys in a TOML document (see SECURITY_WORDS)."""
+    obj = ServerConfig() if obj is None else obj
+    table: Any = data
+    for part in path:
+        table = table[part]
+    hints = _hints(type(obj))
+    for name, value in table.items():
+        hint = hints.get(name)
+        if hint is not None:
+            if _is_section(hint) and isinstance(value, Mapping):
+                yield from _unknown_security_keys(data, getattr(obj, name), path + (name,))
+            continue
+        for leaf in _leaves(value, path + (name,)):
+            i = _security_index(list(leaf))
+            if i >= 0 and not (i < len(leaf) - 1 and _switched_off(data, leaf[:i + 1])):
+                yield ".".join(leaf)
+
+
+def _unknown_security_env(env: Mapping[str, str]) -> Iterator[str]:
+    """Unknown `IGGY_*` variables that are security-relevant (see SECURITY_WORDS)."""
+    known = env_settings()
+    for name in env:
+        if not name.startswith("IGGY_") or name in known or name in NON_KEY_ENV:
+            continue
+        tokens = name[len("IGGY_"):].split("_")
+        i = _security_index(tokens)
+        if i < 0:
+            continue
+        switch = "IGGY_" + "_".join(tokens[:i + 1]) + "_ENABLED"
+        if env.get(switch, "").strip().lower() not in _FALSE:
+            yield name
+
+
+def _refuse_unknown_security(names: list[str]) -> None:
+    if names:
+        raise ConfigError(
+            f"unknown security setting{'s' if len(names) > 1 else ''} {', '.join(names)}: "
+            "pyggy does not have it, and will not start without what it asks for (remove it, "
+            "or set its section's enabled = false)")
+
+
 def _apply_table(obj: Any, table: Mapping[str, Any], prefix: str = "") -> None:
     hints = _hints(type(obj))
     for name, value in table.items():
@@ -400,6 +496,7 @@ def set_value(config: ServerConfig, path: tuple[str, ...], value: Any) -> None:
 
 def _apply_env(config: ServerConfig, env: Mapping[str, str]) -> None:
     table = env_settings()
+    _refuse_unknown_security(sorted(_unknown_security_env(env)))
     for name, value in env.items():
         setting = table.get(name)
         if setting is not None:
@@ -408,7 +505,7 @@ def _apply_env(config: ServerConfig, env: Mapping[str, str]) -> None:
             except ConfigError as e:
                 raise ConfigError(f"{name}: {e}") from None
         elif name.startswith("IGGY_") and name not in NON_KEY_ENV:
-            log.debug("environment variable %s is not a pyggy setting; ignored", name)
+            log.warning("environment variable %s is not a pyggy setting; ignored", name)
 
 
 def validate(config: ServerConfig) -> None:
@@ -464,6 +561,8 @@ def validate(config: ServerConfig) -> None:
     if archiver.s3.endpoint and not archiver.s3.endpoint.startswith(("http://", "https://")):
         raise ConfigError("data_maintenance.archiver.s3.endpoint must be an http:// or https:// "
                           "URL (or empty for AWS)")
+    for name in ("tcp", "kafka"):
+        _validate_listener(name, getattr(config, name))
     if config.telemetry.max_queue_size < 1:
         raise ConfigError("telemetry.max_queue_size must be at least 1")
     if config.telemetry.export_timeout <= 0:
@@ -471,6 +570,27 @@ def validate(config: ServerConfig) -> None:
     for exporter in (config.telemetry.logs, config.telemetry.traces):
         if exporter.transport not in ("grpc", "http"):
             raise ConfigError('telemetry transport must be "grpc" or "http"')
+
+
+def _validate_listener(name: str, section: TcpConfig | KafkaConfig) -> None:
+    if section.max_connections < 1:
+        raise ConfigError(f"{name}.max_connections must be at least 1")
+    for key in ("frame_read_timeout", "auth_timeout", "connections_max_idle"):
+        if getattr(section, key, 0) < 0:
+            raise ConfigError(f"{name}.{key} must not be negative (0 turns it off)")
+    tls = section.tls
+    if tls.enabled and not tls.self_signed and not (tls.cert_file and tls.key_file):
+        raise ConfigError(f"{name}.tls: set cert_file and key_file, or self_signed = true")
+    if tls.enabled and bool(tls.cert_file) != bool(tls.key_file):
+        raise ConfigError(f"{name}.tls: set both cert_file and key_file, or neither")
+
+
+def tls_files(config: ServerConfig, tls: TlsConfig) -> tuple[str, str]:
+    """The (certificate, key) paths of a `[*.tls]` section; empty = under `[system] path`."""
+    if tls.cert_file:
+        return tls.cert_file, tls.key_file
+    certs = Path(config.system.path) / "certs"
+    return str(certs / "pyggy_cert.pem"), str(certs / "pyggy_key.pem")
 
 
 def config_path(argv_config_path: str | None, env: Mapping[str, str]) -> str | None:
@@ -490,6 +610,7 @@ def load_config(argv_config_path: str | None, env: Mapping[str, str]) -> ServerC
             raise ConfigError(f"config file not found: {path}") from None
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise ConfigError(f"cannot read config file {path}: {e}") from None
+        _refuse_unknown_security(list(_unknown_security_keys(data)))
         _apply_table(config, data)
     _apply_env(config, env)
     validate(config)

@@ -12,12 +12,23 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
+import ssl
 import sys
 import time
 from pathlib import Path
 
 from pyggy.archiving import setup as setup_archiving
-from pyggy.config import ServerConfig, kafka_requires_auth, loopback_only, split_address
+from pyggy.config import (
+    ConfigError,
+    KafkaConfig,
+    ServerConfig,
+    TcpConfig,
+    kafka_requires_auth,
+    loopback_only,
+    split_address,
+    tls_files,
+)
 from pyggy.core.auth import ThreadHashPool
 from pyggy.core.engine import LogEngine
 from pyggy.core.logins import Audit, GuardSettings, LoginGuard, Logins
@@ -25,6 +36,8 @@ from pyggy.native_wire.context import NativeServer, NodeInfo
 from pyggy.native_wire.listener import start_listener
 from pyggy.telemetry import background
 from pyggy.telemetry import setup as setup_telemetry
+from pyggy.transport import Limits, Listener
+from pyggy.transport.limits import raise_fd_limit
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +96,51 @@ def _kafka_authentication(config: ServerConfig) -> bool:
     return required
 
 
-async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
-                       connections: set, tasks: list, telemetry=None) -> asyncio.Server:
+def _limits(section: TcpConfig | KafkaConfig, idle_timeout: float = 0.0) -> Limits:
+    return Limits(max_connections=section.max_connections,
+                  frame_read_timeout=section.frame_read_timeout, idle_timeout=idle_timeout,
+                  auth_timeout=section.auth_timeout)
+
+
+def _tls_contexts(config: ServerConfig) -> dict[str, ssl.SSLContext | None]:
+    """The server TLS context of each listener with TLS on (None for the others), generating a
+    self-signed certificate where one is asked for and missing; a ConfigError if one fails."""
+    from pyggy.transport import tls
+
+    hosts = ["localhost", "127.0.0.1", "::1", socket.gethostname(),
+             split_address(config.tcp.address)[0], split_address(config.kafka.address)[0],
+             config.kafka.advertised()[0]]
+    hosts = list(dict.fromkeys(h for h in hosts if h not in ("", "0.0.0.0", "::")))
+    contexts: dict[str, ssl.SSLContext | None] = {}
+    for name in ("tcp", "kafka"):
+        section = getattr(config, name)
+        contexts[name] = None
+        if not (section.enabled and section.tls.enabled):
+            continue
+        cert, key = tls_files(config, section.tls)
+        try:
+            if section.tls.self_signed and tls.ensure_self_signed(cert, key, hosts):
+                log.info("%s: generated a self-signed TLS certificate %s for %s (clients can "
+                         "trust it as their CA file)", name, cert, ", ".join(hosts))
+            contexts[name] = tls.server_context(cert, key)
+        except tls.TlsError as e:
+            raise ConfigError(f"{name}.tls: {e}") from None
+    return contexts
+
+
+def _check_fd_limit(config: ServerConfig) -> None:
+    """Raise the open-file limit to fit max_connections (plus room for data files), or say
+    that it cannot."""
+    wanted = sum(s.max_connections for s in (config.tcp, config.kafka) if s.enabled) + 1024
+    soft = raise_fd_limit(wanted)
+    if soft < wanted:
+        log.warning("open-file limit %d is below what max_connections needs (%d): connections "
+                    "beyond it fail to be accepted; raise `ulimit -n` or lower max_connections",
+                    soft, wanted)
+
+
+async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins, tasks: list,
+                       tls: ssl.SSLContext | None, telemetry=None) -> Listener:
     from pyggy.kafka_wire.context import KafkaServer
     from pyggy.kafka_wire.groups import FileOffsetStore, GroupCoordinator
     from pyggy.kafka_wire.listener import start_listener as start_kafka
@@ -126,14 +182,14 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
     tasks.append(asyncio.get_running_loop().create_task(_periodic(
         0.1, lambda: _tick_groups(kafka.coordinator, telemetry), "kafka group timers")))
 
-    server = await start_kafka(kafka, host, port, connections)
-    bound = server.sockets[0].getsockname()
+    listener = await start_kafka(kafka, host, port, _limits(k, k.connections_max_idle), tls)
+    bound = listener.server.sockets[0].getsockname()  # type: ignore[union-attr]
     settings.host, settings.port = k.advertised()
     if not k.advertised_port:
         settings.port = bound[1]
-    log.info("kafka listening on %s:%d (advertised as %s:%d)", bound[0], bound[1],
-             settings.host, settings.port)
-    return server
+    log.info("kafka listening on %s:%d (advertised as %s:%d)%s", bound[0], bound[1],
+             settings.host, settings.port, " with TLS" if tls is not None else "")
+    return listener
 
 
 def _reap(native: NativeServer, interval: float) -> None:
@@ -150,6 +206,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    tls = _tls_contexts(config)  # first: a bad certificate stops the start before any data
+    _check_fd_limit(config)
     telemetry = setup_telemetry(config.telemetry)  # None (no OpenTelemetry import) when off
     archiving = setup_archiving(config)  # None unless [data_maintenance.archiver] enabled
     engine = LogEngine(Path(config.system.path),
@@ -177,7 +235,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
               f"{engine.generated_root_password}", file=sys.stderr, flush=True)
     if config.http.enabled:
         log.warning("[http] enabled, but the HTTP REST transport is not implemented; ignoring")
-    servers: list[asyncio.Server] = []
+    listeners: list[Listener] = []
     native = None
     if config.tcp.enabled:
         host, port = split_address(config.tcp.address)
@@ -185,16 +243,17 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
             tcp_host=host, tcp_port=port,
             max_tokens_per_user=config.personal_access_token.max_tokens_per_user),
             telemetry=telemetry, logins=logins)
-        server = await start_listener(native, host, port, config.tcp.max_frame_size)
-        bound = server.sockets[0].getsockname()
+        listener = await start_listener(native, host, port, config.tcp.max_frame_size,
+                                        _limits(config.tcp), tls["tcp"])
+        bound = listener.server.sockets[0].getsockname()  # type: ignore[union-attr]
         native.node.tcp_port = bound[1]
-        servers.append(server)
-        log.info("tcp listening on %s:%d", bound[0], bound[1])
-    kafka_connections: set = set()
+        listeners.append(listener)
+        log.info("tcp listening on %s:%d%s", bound[0], bound[1],
+                 " with TLS" if tls["tcp"] is not None else "")
     tasks = []
     if config.kafka.enabled:
-        servers.append(await _start_kafka(config, engine, logins, kafka_connections, tasks,
-                                          telemetry))
+        listeners.append(await _start_kafka(config, engine, logins, tasks, tls["kafka"],
+                                            telemetry))
     # repeats of logged logins and refusals are reported once their burst is over
     tasks.append(loop.create_task(_periodic(logins.audit.window, logins.audit.flush,
                                             "audit")))
@@ -222,18 +281,14 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
             "heartbeat")))
     await stop.wait()
     log.info("shutting down")
-    for server in servers:
-        server.close()
-    if native is not None:
-        native.close_all()
-    for connection in list(kafka_connections):
-        connection.close()
+    for listener in listeners:
+        listener.close()  # stop accepting, close every connection
     for task in tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    for server in servers:
-        await server.wait_closed()
+    for listener in listeners:
+        await listener.wait_closed()
     if archiving is not None:
         archiving.close()
     logins.audit.flush(force=True)

@@ -93,6 +93,10 @@ def test_defaults() -> None:
     assert not c.data_maintenance.archiver.enabled
     assert c.personal_access_token.max_tokens_per_user == 100
     assert c.system.partition.validate_checksum and c.system.state.enforce_fsync
+    assert c.tcp.max_connections == c.kafka.max_connections == 10_000
+    assert c.tcp.frame_read_timeout == c.kafka.frame_read_timeout == 30.0
+    assert c.tcp.auth_timeout == 10.0 and c.kafka.connections_max_idle == 600.0
+    assert not c.tcp.tls.enabled and c.tcp.tls.self_signed and not c.kafka.tls.enabled
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -208,14 +212,77 @@ def test_precedence_defaults_file_env(tmp_path: Path) -> None:
 
 
 def test_unknown_keys_warn(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    text = "[tcp]\nbogus = 1\naddress = '127.0.0.1:1'\n[tcp.tls]\nenabled = true\n[quic]\nx = 1\n"
+    text = ("[tcp]\nbogus = 1\naddress = '127.0.0.1:1'\n[websocket]\nenabled = true\n"
+            "[quic]\nx = 1\n")
     with caplog.at_level(logging.WARNING, logger="pyggy.config"):
-        c = load_config(write(tmp_path, text), {})
+        c = load_config(write(tmp_path, text), {"IGGY_QUIC_ENABLED": "true"})
     assert c.tcp.address == "127.0.0.1:1"
     messages = [r.getMessage() for r in caplog.records]
     assert any("'tcp.bogus'" in m for m in messages)
-    assert any("'tcp.tls'" in m for m in messages)
+    assert any("'websocket'" in m for m in messages)
     assert any("'quic'" in m for m in messages)
+    assert any("IGGY_QUIC_ENABLED" in m for m in messages)
+
+
+def test_tls_keys_are_known_in_files_and_environment(tmp_path: Path) -> None:
+    text = ("[tcp.tls]\nenabled = true\ncert_file = 'c.pem'\nkey_file = 'k.pem'\n"
+            "[kafka.tls]\nenabled = true\n")
+    c = load_config(write(tmp_path, text), {"IGGY_KAFKA_TLS_SELF_SIGNED": "false",
+                                             "IGGY_KAFKA_TLS_CERT_FILE": "kc.pem",
+                                             "IGGY_KAFKA_TLS_KEY_FILE": "kk.pem"})
+    assert c.tcp.tls.enabled and c.tcp.tls.cert_file == "c.pem" and c.tcp.tls.self_signed
+    assert c.kafka.tls.enabled and not c.kafka.tls.self_signed
+    assert c.kafka.tls.cert_file == "kc.pem" and c.kafka.tls.key_file == "kk.pem"
+    assert load_config(None, {"IGGY_TCP_TLS_ENABLED": "true"}).tcp.tls.enabled
+
+
+@pytest.mark.parametrize("text", [
+    "[tcp.tls]\nenabled = true\nca_file = 'ca.pem'\n",  # a TLS key pyggy lacks (mTLS)
+    "[tcp.tls]\nenable = true\n",  # a typo: TLS would silently stay off
+    "[kafka]\nauthentication_mode = 'sasl'\n",  # not pyggy's key: auth must not be guessed
+    "[kafka]\nauth_timout = '5 s'\n",
+    "[kafka.sasl]\nmechanisms = ['PLAIN']\n",
+    "[http.tls]\nenabled = true\n",
+    "[cluster.auth]\nshared_secret = 'x'\n",
+])
+def test_unknown_security_keys_stop_the_start(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match="unknown security setting"):
+        load_config(write(tmp_path, text), {})
+
+
+@pytest.mark.parametrize("env", [
+    {"IGGY_TCP_TLS_ENABLD": "true"},
+    {"IGGY_KAFKA_AUTHENTICATION_MODE": "sasl"},
+    {"IGGY_HTTP_TLS_CERT_FILE": "c.pem"},
+    {"IGGY_KAFKA_SSL_KEYSTORE": "x"},
+])
+def test_unknown_security_variables_stop_the_start(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match=next(iter(env))):
+        load_config(None, env)
+
+
+def test_security_sections_switched_off_only_warn(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Iggy's own config has [http.tls] and [websocket.tls] with enabled = false: harmless."""
+    text = ("[http.tls]\nenabled = false\ncert_file = 'c.pem'\n"
+            "[websocket.tls]\nenabled = false\n[tcp.tls]\nenabled = false\nca_file = 'x'\n")
+    env = {"IGGY_HTTP_TLS_ENABLED": "false", "IGGY_HTTP_TLS_KEY_FILE": "k.pem"}
+    with caplog.at_level(logging.WARNING, logger="pyggy.config"):
+        c = load_config(write(tmp_path, text), env)
+    assert not c.tcp.tls.enabled
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "http.tls" in messages and "IGGY_HTTP_TLS_KEY_FILE" in messages
+
+
+@pytest.mark.parametrize("text", [
+    "[tcp]\nmax_connections = 0\n",
+    "[kafka]\nconnections_max_idle = -1\n",
+    "[tcp.tls]\nenabled = true\nself_signed = false\n",
+    "[kafka.tls]\nenabled = true\ncert_file = 'c.pem'\n",
+])
+def test_invalid_connection_settings(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError):
+        load_config(write(tmp_path, text), {})
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 package dev.pyggy.interop;
 
+import java.io.FileReader;
+import java.io.Reader;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -33,10 +35,11 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 /**
- * ClientScenario BOOTSTRAP TOPIC GROUP: AdminClient creates TOPIC (3 partitions), a producer
+ * ClientScenario BOOTSTRAP TOPIC GROUP [CLIENT_PROPERTIES_FILE]: AdminClient creates TOPIC (3 partitions), a producer
  * with the default configuration (idempotent, acks=all) sends 60 keyed records with headers,
  * a consumer in GROUP reads them all and commits, then the AdminClient reads the group back.
  * Prints "RESULT key=value" lines (broker-independent values only) for the Python test.
+ * The optional properties file adds settings to every client (e.g. security.protocol=SSL).
  */
 public final class ClientScenario {
     static final int RECORDS = 60;
@@ -45,6 +48,11 @@ public final class ClientScenario {
         String bootstrap = args[0], topic = args[1], group = args[2];
         Properties common = new Properties();
         common.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        if (args.length > 3) {
+            try (Reader in = new FileReader(args[3], StandardCharsets.UTF_8)) {
+                common.load(in);
+            }
+        }
 
         try (Admin admin = Admin.create(common)) {
             String created;

@@ -1,0 +1,52 @@
+"""What a protocol door plugs into the transport: one small adapter per connection."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from pyggy.transport.connection import Connection
+
+Buffer = bytes | bytearray | memoryview
+Reply = tuple[Sequence[Buffer] | None, bool]  # (buffers to write, close once they are written)
+
+
+class Door(Protocol):
+    """The protocol side of one connection.
+
+    `bad_input` lists the exceptions that mean "this peer broke the protocol": raised by
+    `frame_length` or `handle`, they close the connection with one info line; anything else
+    closes it as an internal error (logged with its traceback).
+    """
+
+    bad_input: tuple[type[Exception], ...]
+
+    def frame_length(self, view: memoryview) -> int:
+        """Length of the complete frame at the start of `view`, 0 while it is incomplete."""
+        ...
+
+    def declared_length(self, view: memoryview) -> int:
+        """Length the frame at the start of `view` announces, 0 until that is readable."""
+        ...
+
+    def handle(self, frame: bytearray) -> Awaitable[Reply]:
+        """Answer one frame (a bytearray the door owns and may change in place)."""
+        ...
+
+    def opened(self, conn: Connection) -> None:
+        """The connection is accepted (and counted): open the door's session."""
+        ...
+
+    def closed(self) -> None:
+        """The connection is gone: close the session."""
+        ...
+
+    @property
+    def requires_auth(self) -> bool:
+        """Whether the listener's `auth_timeout` applies to this connection."""
+        ...
+
+    def is_authenticated(self) -> bool:
+        """Whether the peer has authenticated (checked when `auth_timeout` expires)."""
+        ...

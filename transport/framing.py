@@ -1,0 +1,110 @@
+"""FrameAssembler: the sans-I/O receive side of a connection, whatever protocol it speaks.
+
+A connection reads into the space `get_buffer()` hands out and reports it with
+`buffer_updated(n)`, which returns every frame completed by those bytes, as bytearrays the caller
+owns (handlers may stamp batches in place).
+
+Memory follows the traffic. A connection with no partial frame reads into a buffer shared by all
+connections of its listener (reads are synchronous: each read is cut into frames before the next
+connection reads), so an idle connection holds no receive buffer at all, and a read can carry
+many small frames, each copied out whole. Only bytes of an incomplete frame stay with the
+connection, in a buffer of its own sized for that frame and grown as its bytes actually arrive
+(so a peer that announces a huge frame and sends little costs little); when the frame completes
+in it, that buffer is handed over as the frame, without a copy, and the connection holds nothing
+again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+SHARED_BUFFER = 256 * 1024  # one per listener: the most one read takes in
+BIG_START = 64 * 1024  # a partial frame's own buffer: at least this (capped at the frame) ...
+BIG_GROWTH = 4  # ... and at most this many times the bytes that came so far
+HEADER_ROOM = 1024  # own buffer for a frame whose length is not readable yet
+
+
+class FrameAssembler:
+    """`frame_length(view)`: the length of the complete frame at the start of `view`, 0 while it
+    is incomplete (raising for a frame it refuses); `declared_length(view)`: the length the
+    frame at the start of `view` announces, 0 while that is not readable yet. `shared`: the
+    read buffer this connection uses while it holds no partial frame."""
+
+    __slots__ = ("frame_length", "declared_length", "shared", "own", "end", "need")
+
+    def __init__(self, frame_length: Callable[[memoryview], int],
+                 declared_length: Callable[[memoryview], int],
+                 shared: bytearray | None = None) -> None:
+        self.frame_length = frame_length
+        self.declared_length = declared_length
+        self.shared = shared if shared is not None else bytearray(SHARED_BUFFER)
+        self.own: bytearray | None = None  # holds the incomplete frame, from index 0
+        self.end = 0  # bytes in the buffer being read into (own, or shared: then 0)
+        self.need = 0  # the incomplete frame's declared length, 0 = not readable yet
+
+    @property
+    def pending(self) -> bool:
+        """Part of a frame has arrived and its remainder has not."""
+        return self.own is not None
+
+    @property
+    def allocated(self) -> int:
+        """Bytes of receive buffer this connection holds on its own."""
+        return len(self.own) if self.own is not None else 0
+
+    def get_buffer(self) -> memoryview:
+        own = self.own
+        if own is None:
+            return memoryview(self.shared)
+        if self.end == len(own):  # full: grow with the bytes that actually came
+            size = len(own)
+            size = min(self.need, size * BIG_GROWTH) if self.need > size else 2 * size
+            # A new buffer rather than a resize: the transport may still hold a view.
+            grown = bytearray(size)
+            grown[:self.end] = own
+            self.own = own = grown
+        return memoryview(own)[self.end:]
+
+    def buffer_updated(self, nbytes: int) -> list[bytearray]:
+        own = self.own
+        end = self.end = self.end + nbytes
+        if own is None:
+            buf = self.shared
+        elif end < self.need:  # more of a frame whose length is known: nothing to cut yet
+            return []
+        else:
+            buf = own
+        frames: list[bytearray] = []
+        start = 0
+        while start < end:
+            view = memoryview(buf)[start:end]
+            length = self.frame_length(view)
+            if not length:
+                break
+            if buf is own and length == len(own):  # exactly its own buffer: no copy
+                frames.append(own)
+            else:
+                frames.append(bytearray(view[:length]))
+            start += length
+        if start == end:
+            self.own, self.end, self.need = None, 0, 0
+            return frames
+        self._keep(buf, start, end)
+        return frames
+
+    def _keep(self, buf: bytearray, start: int, end: int) -> None:
+        """Move the incomplete frame at buf[start:end] to the start of an own buffer."""
+        have = end - start
+        view = memoryview(buf)[start:end]
+        self.need = need = self.declared_length(view)
+        if buf is self.own and start == 0:
+            return  # already in place (get_buffer grows it when full)
+        size = min(need, max(BIG_START, BIG_GROWTH * have)) if need else \
+            max(HEADER_ROOM, 2 * have)
+        own = bytearray(max(size, have))
+        own[:have] = view
+        self.own, self.end = own, have
+
+    def release(self) -> None:
+        """Drop the connection's own buffer (it closed)."""
+        self.own, self.end, self.need = None, 0, 0
