@@ -131,8 +131,11 @@ class RepairMixin:
     def _on_repair_prepare(self, m: Message) -> None:
         p: Message = m.inner  # type: ignore[attr-defined]
         op = p.op
-        if (self.status == RECOVERING or self.transferring or op <= self.commit_min
-                or op > self.commit_min + 2 * self.slots):
+        if self.status == RECOVERING or self.transferring or op > self.commit_min + 2 * self.slots:
+            return
+        if op <= self.commit_min:
+            if m.flags & FROM_PRIMARY and self.status == NORMAL and m.view == self.view:
+                self._ack_executed(p)
             return
         normal = self.status == NORMAL
         h = self.log.get(op)

@@ -309,6 +309,8 @@ class Replica(view_change.ViewChangeMixin, repair.RepairMixin):
             view=self.view, log_view=self.log_view, commit_max=self.commit_max, op=self.op,
             checkpoint_op=cp, checkpoint_header=header, snapshot_area=area, snapshot_size=size,
             snapshot_checksum=checksum, view_headers=vh))
+        if self.mutant == "advertise_undurable_view":  # pretend the write already completed
+            self.view_durable, self.log_view_durable = self.view, self.log_view
 
     def _on_superblock_durable(self, state: SuperblockState) -> None:
         self.view_durable = max(self.view_durable, state.view)
@@ -392,7 +394,9 @@ class Replica(view_change.ViewChangeMixin, repair.RepairMixin):
         acks = self.pipeline.get(m.op)
         if acks is not None and self.log[m.op].checksum == m.prepare_checksum:
             acks.add(m.replica)
-            self._try_commit_primary()
+        if m.commit > self.commit_max and m.commit <= self.op:
+            self.commit_max = m.commit  # the acker executed these: they are committed
+        self._try_commit_primary()
 
     def _try_commit_primary(self) -> None:
         need = 0 if self.mutant == "commit_before_quorum" else self.q.replication
@@ -441,6 +445,9 @@ class Replica(view_change.ViewChangeMixin, repair.RepairMixin):
             return
         self._heard_from_primary()
         if self.transferring:
+            return
+        if m.op <= self.commit_min:
+            self._ack_executed(m)
             return
         self._accept_canonical(m, ack=True)
         self._commit()
@@ -515,6 +522,15 @@ class Replica(view_change.ViewChangeMixin, repair.RepairMixin):
                 self._try_commit_primary()
         elif self.mutant != "ack_not_durable":
             self._send_prepare_ok(op)
+
+    def _ack_executed(self, p: Message) -> None:
+        """A retransmitted prepare we already executed: acknowledge it if it is durable here
+        (the primary may have missed our first PrepareOk)."""
+        if self.committed_ring.get(p.op % self.slots) == (p.op, p.checksum) and \
+                self.journal.durable(p.op, p.checksum):
+            self._send(self.primary_index, self._msg(
+                C.PREPARE_OK, parent=p.parent, prepare_checksum=p.checksum, op=p.op,
+                commit=self.commit_min))
 
     def _send_prepare_ok(self, op: int) -> None:
         if self.status != NORMAL or self.is_primary or self.transferring or op <= self.commit_min:

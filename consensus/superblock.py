@@ -1,9 +1,11 @@
 """The superblock: a replica's durable VSR state for one group, in four checksummed copies.
 
-Every update writes all four copies with one new sequence number, copies 0-1 first and 2-3 only
-once those are durable: a crash tears at most one pair, so the newest completed state always
-survives in the other pair, and one corrupt copy (bit rot) never makes the state regress. Open
-picks the valid copy with the highest sequence.
+Every update writes all four copies with one new sequence number, one pair of copies first and
+the other only once those are durable: a crash tears at most one pair, so the newest completed
+state always survives in the other pair, and one corrupt copy (bit rot) never makes the state
+regress. Open picks the valid copy with the highest sequence, and the next update starts with the
+pair holding fewer intact copies of it (after a crash tore one pair, the intact pair is kept
+until the torn one has been rewritten).
 
 Copy layout: fixed fields (`_FIXED`), the header of the checkpoint op (256 B), `vh_max` view
 headers (256 B each: the log suffix [commit_max, op] known when the copy was written, all from
@@ -55,6 +57,7 @@ class Superblock:
         self.replica_count, self.vh_max = replica_count, vh_max
         self.copy_size = _FIXED.size + HEADER_SIZE * (1 + vh_max) + 16
         self.sequence = 0
+        self._pairs = ((0, 2), (2, 4))
         self._inflight: tuple[int, SuperblockState, set[int]] | None = None
         self._next: SuperblockState | None = None
 
@@ -90,14 +93,17 @@ class Superblock:
                                          area, snap_size, snap_sum, vh)
 
     def open(self) -> SuperblockState:
-        best: tuple[int, SuperblockState] | None = None
-        for copy in range(COPIES):
-            got = self.decode(self.storage.read(ZONE, copy * self.copy_size, self.copy_size))
-            if got is not None and (best is None or got[0] > best[0]):
-                best = got
+        found = [self.decode(self.storage.read(ZONE, copy * self.copy_size, self.copy_size))
+                 for copy in range(COPIES)]
+        best = max((got for got in found if got is not None), key=lambda got: got[0],
+                   default=None)
         if best is None:
             raise SuperblockError("no intact superblock copy")
         self.sequence = best[0]
+        # The next update writes first the pair holding fewer intact newest copies, so the
+        # pair that carries the current state is overwritten only once the other is durable.
+        newest = [got is not None and got[0] == best[0] for got in found]
+        self._pairs = ((2, 4), (0, 2)) if sum(newest[:2]) > sum(newest[2:]) else ((0, 2), (2, 4))
         return best[1]
 
     def format(self, state: SuperblockState) -> None:
@@ -120,8 +126,9 @@ class Superblock:
 
     def _start(self, state: SuperblockState) -> None:
         self.sequence += 1
-        self._inflight = (self.sequence, state, {0, 1})
-        self._issue(0, 2)
+        first = self._pairs[0]
+        self._inflight = (self.sequence, state, set(range(*first)))
+        self._issue(*first)
 
     def _issue(self, first: int, last: int) -> None:
         assert self._inflight is not None
@@ -140,9 +147,10 @@ class Superblock:
         waiting.discard(token[2])
         if waiting:
             return None
-        if token[2] in (0, 1):
-            self._inflight = (sequence, state, {2, 3})
-            self._issue(2, 4)
+        first, second = self._pairs
+        if first[0] <= token[2] < first[1]:
+            self._inflight = (sequence, state, set(range(*second)))
+            self._issue(*second)
             return None
         self._inflight = None
         if self._next is not None:

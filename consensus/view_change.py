@@ -140,6 +140,9 @@ class ViewChangeMixin:
         self._rsv_sent_at = -(1 << 30)
 
     def _start_view_change(self, view: int) -> None:
+        # A view whose log this replica installed has started: never run its view change again
+        # (after a restart, its primary would otherwise prepare a second, different op there).
+        view = max(view, self.log_view + 1)
         if view > self.view:
             self.view = view
             self.stats["view_changes"] += 1
@@ -428,6 +431,9 @@ class ViewChangeMixin:
         self._installing = False
         self._enter_normal_timers()
         if self.is_primary:
+            for k, acks in self.pipeline.items():  # writes that completed while installing
+                if self.journal.durable(k, self.log[k].checksum):
+                    acks.add(self.replica)
             for r in self.others:
                 self._send_start_view(r, ZERO16)
             self._retransmit_prepares()

@@ -73,7 +73,11 @@ class Disk:
             count = max(1, len(self.zones.get(zone, b"")) // size)
             other = self.prng.randrange(count) * size
             unit, other_unit = offset // size, other // size
-            if other_unit != unit and self._may_damage(zone, unit) and \
+            if zone == SUPERBLOCK:  # the other copy gets this (valid) version: no harm there
+                if other_unit != unit and self._may_damage(zone, unit):
+                    self._taint(zone, unit)
+                    target = other
+            elif other_unit != unit and self._may_damage(zone, unit) and \
                     self._may_damage(zone, other_unit):
                 self._taint(zone, unit)
                 self._taint(zone, other_unit)
@@ -120,6 +124,8 @@ class Disk:
                 self._store(w[1], w[5], bytes(data))
             elif r < (1 + self.faults.crash_tear) / 2:
                 self._store(w[1], w[5], w[3])
+                if w[5] == w[2] and self.on_durable is not None:
+                    self.on_durable(w[1], w[2], w[3])
         self.pending = []
 
     # -- internals ---------------------------------------------------------------------------
