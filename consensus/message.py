@@ -218,8 +218,8 @@ def header_list(m: Message) -> list[Message]:
 
 def prepare_header(p: Message) -> bytes:
     """The 256 header bytes of a decoded or encoded prepare."""
-    raw = p.raw
-    return raw[:HEADER_SIZE] if raw is not None else p._header  # type: ignore[attr-defined]
+    header = getattr(p, "_header", None)
+    return header if header is not None and p.raw is None else encode(p)[:HEADER_SIZE]
 
 
 def root_prepare(cluster: bytes, group: int) -> Message:

@@ -24,6 +24,10 @@ class Options:
     repair_interval: int = 100
     repair_chunk_max: int = 128
     snapshot_chunk: int = 1 << 20
+    # "star": the primary sends each prepare to every backup (TigerBeetle since 2026);
+    # "chain": to its successor, each backup forwarding to the next (Iggy). Retransmits go
+    # straight from the primary to whoever has not acknowledged, in both.
+    replication: str = "star"
 
     @property
     def message_size_max(self) -> int:
@@ -31,6 +35,8 @@ class Options:
                                  (self.pipeline_max + 1) * HEADER_SIZE)
 
     def validate(self) -> Options:
+        if self.replication not in ("star", "chain"):
+            raise ValueError("replication is 'star' or 'chain'")
         if not 1 <= self.pipeline_max < HEADERS_MAX:
             raise ValueError("pipeline_max must be in 1..127")
         if self.checkpoint_interval + 2 * self.pipeline_max > self.journal_slots:

@@ -383,7 +383,11 @@ class Replica(view_change.ViewChangeMixin, repair.RepairMixin):
         self.log[op] = self.cache[op] = p
         self.pipeline[op] = set()
         self.journal.write(op, p.raw, p.checksum)  # type: ignore[arg-type]
-        self._broadcast(p)
+        if self.options.replication == "chain":
+            if self.n > 1:
+                self._send((self.replica + 1) % self.n, p)
+        else:
+            self._broadcast(p)
 
     def _on_prepare_ok(self, m: Message) -> None:
         if m.view > self.view:
@@ -449,7 +453,11 @@ class Replica(view_change.ViewChangeMixin, repair.RepairMixin):
         if m.op <= self.commit_min:
             self._ack_executed(m)
             return
-        self._accept_canonical(m, ack=True)
+        new = m.op not in self.log
+        if self._accept_canonical(m, ack=True) and new and self.options.replication == "chain":
+            successor = (self.replica + 1) % self.n
+            if successor != self.primary_index:
+                self._send(successor, m)
         self._commit()
 
     def _on_commit(self, m: Message) -> None:

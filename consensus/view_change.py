@@ -49,7 +49,7 @@ class Plan:
     log_view: int
     op: int
     commit: int
-    headers: dict[int, Message]  # canonical headers of (commit, op] that are known
+    headers: dict[int, Message]  # canonical headers of [commit, op] that are known
     expected: dict[int, bytes]  # ops of (commit, op] known only by checksum
     holders: dict[int, list[int]]  # op -> senders holding its body
 
@@ -72,6 +72,10 @@ def merge(dvcs: Mapping[int, DoViewChange], nack_quorum: int, known: Mapping[int
                 seen = headers.setdefault(op, h)
                 if seen.checksum != h.checksum:
                     raise Divergence(f"canonical logs disagree at op {op}")
+    for d in dvcs.values():  # the header at the commit point: executed, hence canonical
+        if d.commit == commit and commit in d.headers:
+            headers[commit] = d.headers[commit]
+            break
     index = {(op, h.checksum): h for d in dvcs.values() for op, h in d.headers.items()}
     expected: dict[int, bytes] = {}
     for op in range(head - 1, commit, -1):
@@ -89,6 +93,9 @@ def merge(dvcs: Mapping[int, DoViewChange], nack_quorum: int, known: Mapping[int
             headers[op] = h
         elif h.checksum != above.parent:
             raise Divergence(f"canonical hash chain broken at op {op}")
+    anchor, above = headers.get(commit), headers.get(commit + 1)
+    if anchor is not None and above is not None and anchor.checksum != above.parent:
+        raise Divergence(f"log above the commit point {commit} does not chain to it")
     plan = Plan(log_view, head, commit, headers, expected, {})
     for op in range(commit + 1, head + 1):
         checksum = plan.checksum(op)
@@ -303,12 +310,16 @@ class ViewChangeMixin:
         """Install the chosen log as this view's and persist it; StartView once durable."""
         for k in [k for k in self.log if k > plan.commit]:
             del self.log[k]
-        anchor = plan.headers.get(plan.commit)
-        if anchor is not None and plan.commit > self.commit_min:
-            self._set_log(plan.commit, anchor)
         for k in range(plan.commit + 1, plan.op + 1):
             self.log[k] = self.cache[k]
-        self._verify_below(plan.commit + 1 if plan.op > plan.commit else plan.commit)
+        anchor = plan.headers.get(plan.commit)
+        if plan.op > plan.commit:
+            self._verify_below(plan.commit + 1)
+        elif anchor is not None and plan.commit > self.commit_min:
+            self._set_log(plan.commit, anchor)
+            self._verify_below(plan.commit)
+        else:
+            self._verify_below(plan.commit + 1)  # nothing vouches for our entries: drop them
         self.op = max(plan.op, self.commit_min)
         self.commit_max = max(self.commit_max, plan.commit)
         self.log_view = self.view
@@ -325,7 +336,12 @@ class ViewChangeMixin:
         self._persist()
 
     def _verify_below(self, top: int) -> None:
-        """Keep log entries below `top` only while they hash-chain down from it."""
+        """Keep log entries below `top` only while they hash-chain down from the canonical entry
+        at `top` (all of them go if there is none)."""
+        if top > self.commit_min and top not in self.log:
+            for j in range(self.commit_min + 1, top):
+                self.log.pop(j, None)
+            return
         k = top - 1
         while k > self.commit_min:
             above = self.log.get(k + 1)

@@ -75,7 +75,7 @@ class SimOptions:
 
 
 def swarm(seed: int, replicas: int, ticks: int, liveness_ticks: int = 5000,
-          mutant: str | None = None) -> SimOptions:
+          mutant: str | None = None, replication: str = "star") -> SimOptions:
     """The options of one seed (TigerBeetle's swarm testing: every knob drawn per seed)."""
     r = _sub(seed, "options")
     pipeline = r.choice((2, 4, 8))
@@ -88,7 +88,7 @@ def swarm(seed: int, replicas: int, ticks: int, liveness_ticks: int = 5000,
                    view_change_retransmit=10, view_change_status_timeout=r.randrange(50, 100),
                    request_start_view_interval=20, view_probe_attempts_max=3,
                    repair_interval=r.randrange(6, 16), repair_chunk_max=8,
-                   snapshot_chunk=r.choice((256, 1024, 4096)))
+                   snapshot_chunk=r.choice((256, 1024, 4096)), replication=replication)
     calm = r.random() < 0.15  # some seeds run without network faults
     net = NetworkFaults(
         loss=0.0 if calm else r.uniform(0, 0.15), replay=0.0 if calm else r.uniform(0, 0.2),
@@ -157,7 +157,8 @@ class Simulation:
         self.stats = {"view_changes": 0, "crashes": 0, "restarts": 0, "pauses": 0,
                       "disk_faults": 0, "network_faults": 0, "committed": 0, "repaired": 0,
                       "repair_bytes": 0, "transfers": 0, "transfer_bytes": 0,
-                      "decode_errors": 0, "primary_crash_to_view": []}
+                      "decode_errors": 0, "messages": 0, "primary_crash_to_view": [],
+                      "latency": []}
         self._primary_crashes: dict[int, tuple[int, int]] = {}  # group -> (tick, view)
         self.nodes = [Node(i) for i in range(self.n)]
         probe = Superblock(None, cluster=CLUSTER, group=0, replica=0, replica_count=self.n,
@@ -271,6 +272,7 @@ class Simulation:
             c = self.clients[dst - self.n]
             req = c.on_reply(now, m)
             if req is not None:
+                self.stats["latency"].append(now - req.sent)
                 self.checker.on_ack(c.group, c.id, req.operation, req.number, req.body, m)
             return
         node = self.nodes[dst]
@@ -290,6 +292,7 @@ class Simulation:
             if kind == SEND:
                 m = a[2]
                 raw = encode(m)
+                self.stats["messages"] += 1
                 self.checker.on_send(node.index, g, r, m)
                 self.network.send(now, node.index, a[1], raw)
             elif kind == REPLY:
@@ -404,8 +407,8 @@ class Simulation:
 
 
 def run_seed(seed: int, replicas: int, ticks: int, liveness_ticks: int = 5000,
-             mutant: str | None = None) -> Result:
-    return Simulation(swarm(seed, replicas, ticks, liveness_ticks, mutant)).run()
+             mutant: str | None = None, replication: str = "star") -> Result:
+    return Simulation(swarm(seed, replicas, ticks, liveness_ticks, mutant, replication)).run()
 
 
 __all__ = ["Result", "SimOptions", "Simulation", "run_seed", "swarm", "snapshot_zone"]
