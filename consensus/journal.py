@@ -9,8 +9,11 @@ header survives in the other zone), so the replica reports it as faulty instead 
 op it may have acknowledged. A slot with neither copy intact was never durable (a torn write), so
 it may be treated as empty.
 
-Writes to one slot are serialised (a newer write waits for the one in flight); an op is durable
-once both of its writes are.
+The header copy is written only once the prepare is durable, so an intact header copy whose
+prepare is damaged proves the prepare *was* durable (it rotted or was misdirected since: the op
+may have been acknowledged); a prepare torn by a crash never got its header copy, so the replica
+knows it never acknowledged it. Writes to one slot are serialised (a newer write waits for the
+one in flight); an op is durable once its header copy is.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class Journal:
         self.slot_size = FRAME + prepare_max
         self.seq = 0
         self._durable: dict[int, tuple[int, bytes]] = {}  # slot -> (op, checksum) on disk
-        self._inflight: dict[int, list] = {}  # slot -> [op, checksum, seq, writes left]
+        self._inflight: dict[int, list] = {}  # slot -> [op, checksum, seq, framed header]
         self._queued: dict[int, tuple[int, bytes, bytes]] = {}
 
     # -- writes -----------------------------------------------------------------------------------
@@ -79,20 +82,18 @@ class Journal:
         self.seq += 1
         frame = _frame(self.seq, checksum)
         self._durable.pop(slot, None)
-        self._inflight[slot] = [op, checksum, self.seq, 2]
-        self.storage.write(PREPARES, slot * self.slot_size, frame + raw, ("j", slot, self.seq))
-        self.storage.write(HEADERS, slot * _HEADER_ENTRY, frame + raw[:HEADER_SIZE],
-                           ("j", slot, self.seq))
+        self._inflight[slot] = [op, checksum, self.seq, frame + raw[:HEADER_SIZE]]
+        self.storage.write(PREPARES, slot * self.slot_size, frame + raw, ("j", slot, self.seq, 0))
 
     def on_write_done(self, token: Hashable) -> tuple[int, bytes] | None:
         if not isinstance(token, tuple) or token[0] != "j":
             return None
-        slot, seq = token[1], token[2]
+        slot, seq, phase = token[1], token[2], token[3]
         entry = self._inflight.get(slot)
         if entry is None or entry[2] != seq:
             return None
-        entry[3] -= 1
-        if entry[3]:
+        if phase == 0:  # the prepare is down: now its header copy
+            self.storage.write(HEADERS, slot * _HEADER_ENTRY, entry[3], ("j", slot, seq, 1))
             return None
         del self._inflight[slot]
         op, checksum = entry[0], entry[1]

@@ -67,7 +67,7 @@ FIELDS: dict[int, tuple[tuple[str, str], ...]] = {
     C.COMMIT: (("commit_checksum", "16s"), ("commit", "Q"), ("group", "Q")),
     C.START_VIEW_CHANGE: (("group", "Q"),),
     C.DO_VIEW_CHANGE: (("op", "Q"), ("commit", "Q"), ("group", "Q"), ("log_view", "I"),
-                       ("_p", "4x"), ("present", "16s")),
+                       ("_p", "4x"), ("present", "16s"), ("nack", "16s")),
     C.START_VIEW: (("op", "Q"), ("commit", "Q"), ("group", "Q"), ("nonce", "16s")),
     C.EVICTION: (("client", "16s"), ("session", "Q"), ("group", "Q")),
     C.REQUEST_START_VIEW: (("group", "Q"), ("nonce", "16s")),
@@ -101,7 +101,7 @@ class Message:
     """One message: header fields as attributes (absent fields read as 0/zero bytes) + body."""
 
     checksum = checksum_body = cluster = ZERO16
-    client = parent = prepare_checksum = commit_checksum = nonce = present = ZERO16
+    client = parent = prepare_checksum = commit_checksum = nonce = present = nack = ZERO16
     snapshot_checksum = ZERO16
     size = view = release = command = replica = 0
     session = request = op = commit = timestamp = operation = group = log_view = 0

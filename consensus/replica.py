@@ -131,9 +131,13 @@ class Replica(view_change.ViewChangeMixin, repair.RepairMixin):
             cp % self.slots: (cp, cp_header.checksum)}
         self._deferred: set[int] = set()  # canonical prepares waiting for the journal window
         found = self.journal.recover()
+        # ops whose prepare was durable here but is damaged now: never nacked (maybe acked)
+        self.faulty: dict[int, bytes] = {}
         for op, rec in found.items():
             if op > cp and rec.prepare is not None:
                 self.cache[op] = rec.prepare
+            elif op > cp:
+                self.faulty[op] = rec.header.checksum
         for raw in sb.view_headers:
             h = decode_header(raw)
             if h.op > cp:

@@ -2,9 +2,10 @@
 
 Each DoViewChange states the sender's `log_view` (last view it was normal in), head `op`,
 `commit` (min of what it knows committed and its head) and the headers of its log suffix
-(commit, op], with a bit for each saying whether it holds the body. A header missing from a
-sender's suffix is a *nack*: the sender never durably held that prepare, so it never
-acknowledged it.
+[commit, op], with two bits each: it holds the body (`present`), and it never durably held that
+prepare, so it never acknowledged it (`nack`: a header it only learned from a StartView or a
+hash chain). An op missing from a sender's suffix is a nack too. An op whose prepare the sender
+did hold but lost to a damaged disk is *not* a nack: it may have acknowledged it.
 
 Rules (VRR §4.2 with TigerBeetle's protocol-aware recovery):
 - canonical = the messages with the highest log_view; their logs agree where they overlap, and
@@ -38,10 +39,14 @@ class DoViewChange:
     commit: int
     headers: dict[int, Message]
     present: set[int] = field(default_factory=set)
+    nacks: set[int] = field(default_factory=set)
 
-    def has(self, op: int, checksum: bytes | None) -> bool:
+    def lists(self, op: int, checksum: bytes | None) -> bool:
         h = self.headers.get(op)
         return h is not None and (checksum is None or h.checksum == checksum)
+
+    def may_have_acked(self, op: int, checksum: bytes | None) -> bool:
+        return op <= self.commit or (self.lists(op, checksum) and op not in self.nacks)
 
 
 @dataclass
@@ -100,12 +105,12 @@ def merge(dvcs: Mapping[int, DoViewChange], nack_quorum: int, known: Mapping[int
     for op in range(commit + 1, head + 1):
         checksum = plan.checksum(op)
         plan.holders[op] = [d.replica for d in dvcs.values()
-                            if checksum is not None and op in d.present and d.has(op, checksum)]
+                            if checksum is not None and op in d.present and d.lists(op, checksum)]
         if checksum is not None and op in known and known[op].checksum == checksum:
             plan.holders[op].append(-1)  # the new primary itself
     for op in range(commit + 1, head + 1):
         if truncate_on_any_nack:
-            nacks = sum(1 for d in dvcs.values() if op > d.commit and not d.has(op, None))
+            nacks = sum(1 for d in dvcs.values() if not d.may_have_acked(op, None))
             if nacks:
                 _truncate(plan, op)
                 break
@@ -113,8 +118,7 @@ def merge(dvcs: Mapping[int, DoViewChange], nack_quorum: int, known: Mapping[int
         if plan.holders[op]:
             continue
         checksum = plan.checksum(op)
-        nacks = sum(1 for d in dvcs.values() if op > d.commit and not d.has(op, checksum)
-                    and (checksum is not None or op not in d.headers))
+        nacks = sum(1 for d in dvcs.values() if not d.may_have_acked(op, checksum))
         if nacks >= nack_quorum:
             _truncate(plan, op)
             break
@@ -217,7 +221,9 @@ class ViewChangeMixin:
         commit = min(self.commit_max, self.op)
         headers = {k: h for k in range(commit, self.op + 1) if (h := self.log.get(k)) is not None}
         present = {k for k in headers if k > commit and self._present(k) is not None}
-        return DoViewChange(self.replica, self.log_view, self.op, commit, headers, present)
+        nacks = {k for k, h in headers.items() if k > commit and not self.journal.durable(
+            k, h.checksum) and self.faulty.get(k) != h.checksum}
+        return DoViewChange(self.replica, self.log_view, self.op, commit, headers, present, nacks)
 
     def _send_do_view_change(self) -> None:
         if self.view_durable < self.view or self.transferring:
@@ -225,9 +231,10 @@ class ViewChangeMixin:
         d = self._own_dvc()
         ops = sorted(d.headers, reverse=True)
         bits = sum(1 << i for i, k in enumerate(ops) if k in d.present)
+        nacks = sum(1 << i for i, k in enumerate(ops) if k in d.nacks)
         self._send(self.primary_index, self._msg(
             Command.DO_VIEW_CHANGE, op=d.op, commit=d.commit, log_view=d.log_view,
-            present=bits.to_bytes(16, "little"),
+            present=bits.to_bytes(16, "little"), nack=nacks.to_bytes(16, "little"),
             body=b"".join(prepare_header(d.headers[k]) for k in ops)))
 
     def _note_start_view_change(self, sender: int) -> None:
@@ -270,10 +277,11 @@ class ViewChangeMixin:
                 or len(ops) > self.options.pipeline_max + 1
                 or any(not m.commit <= k <= m.op for k in ops)):
             return
-        bits = int.from_bytes(m.present, "little")
+        bits, nack = int.from_bytes(m.present, "little"), int.from_bytes(m.nack, "little")
         present = {k for i, k in enumerate(ops) if bits >> i & 1 and k > m.commit}
+        nacks = {k for i, k in enumerate(ops) if nack >> i & 1 and k > m.commit}
         self._dvcs[m.replica] = DoViewChange(m.replica, m.log_view, m.op, m.commit,
-                                             {h.op: h for h in headers}, present)
+                                             {h.op: h for h in headers}, present, nacks)
         self._try_finish_view_change(request=False)
 
     def _try_finish_view_change(self, request: bool) -> None:

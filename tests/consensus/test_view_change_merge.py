@@ -75,3 +75,16 @@ def test_the_commit_point_anchors_the_new_log():
     log = chain(range(1, 8), view=1)
     plan = merge({0: dvc(0, 1, log, 7, 7), 1: dvc(1, 1, log, 4, 7)}, nack_quorum=2, known={})
     assert plan.op == plan.commit == 7 and plan.headers[7].checksum == log[7].checksum
+
+
+def test_a_header_learned_but_never_written_is_a_nack_a_rotten_one_is_not():
+    log = chain(range(1, 9), view=1)
+    learned = [dvc(r, 1, log, 5, 8) for r in (0, 1)]
+    for d in learned:  # both know op 8 from a StartView only: neither ever acknowledged it
+        d.present.discard(8)
+        d.nacks.add(8)
+    assert merge({0: learned[0], 1: learned[1]}, nack_quorum=2, known={}).op == 7
+    rotten = dvc(1, 1, log, 5, 8)
+    rotten.present.discard(8)  # held it durably, the disk damaged it: it may have acked it
+    plan = merge({0: learned[0], 1: rotten}, nack_quorum=2, known={})
+    assert plan.op == 8 and plan.holders[8] == []
