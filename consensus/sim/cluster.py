@@ -92,6 +92,7 @@ def swarm(seed: int, replicas: int, ticks: int, liveness_ticks: int = 5000,
     calm = r.random() < 0.15  # some seeds run without network faults
     net = NetworkFaults(
         loss=0.0 if calm else r.uniform(0, 0.15), replay=0.0 if calm else r.uniform(0, 0.2),
+        corrupt=0.0 if calm else r.uniform(0, 0.01),
         delay_min=r.randrange(0, 3), delay_mean=r.uniform(1, 8), capacity=r.randrange(8, 64),
         partition=0.0 if calm else r.uniform(0, 0.004), unpartition=r.uniform(0.005, 0.05),
         stability=r.randrange(50, 200), asymmetric=r.random(),
@@ -286,6 +287,10 @@ class Simulation:
             self._process(node, m.group, r, r.on_message(m))
 
     def _process(self, node: Node, g: int, r: Replica, actions: list[tuple]) -> None:
+        if self._primary_crashes:
+            self._watch_view(g, r)
+        if not actions:
+            return
         now = self.clock.tick
         for a in actions:
             kind = a[0]
@@ -301,7 +306,6 @@ class Simulation:
                     self.network.send(now, node.index, c.endpoint, encode(a[2]))
             elif kind == COMMITTED:
                 self.checker.on_commit(node.index, g, a[1], a[2], a[3])
-        self._watch_view(g, r)
 
     # -- faults ----------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The simulator's state machines: a metadata plane and a partition, small but shaped like pyggy's.
 
-Metadata: streams, topics, users, permissions, tokens, consumer-group offsets and Kafka producer
-ids; ids are assigned at apply, so every replica assigns the same ones. Replies are
+Metadata: streams, topics, partitions, users, permissions, tokens, consumer groups and their
+offsets, and Kafka producer ids; ids are assigned at apply, so every replica assigns the same
+ones. Replies are
 `status u8 + value u64` (status 0 ok, 1 exists, 2 not found).
 
 Partition: an append-only record log whose prepares carry batches *already stamped by the
@@ -22,8 +23,8 @@ from ..view_change import Divergence
 # metadata operations
 CREATE_STREAM, DELETE_STREAM, CREATE_TOPIC, DELETE_TOPIC = 16, 17, 18, 19
 CREATE_USER, DELETE_USER, UPDATE_PERMISSIONS, CREATE_TOKEN = 20, 21, 22, 23
-STORE_GROUP_OFFSET, INIT_PRODUCER_ID = 24, 25
-METADATA_OPERATIONS = tuple(range(16, 26))
+STORE_GROUP_OFFSET, INIT_PRODUCER_ID, CREATE_CONSUMER_GROUP, CREATE_PARTITIONS = 24, 25, 26, 27
+METADATA_OPERATIONS = tuple(range(16, 28))
 # partition operations
 APPEND, DELETE_RECORDS, PURGE, RETENTION = 32, 33, 34, 35
 OK, EXISTS, NOT_FOUND = 0, 1, 2
@@ -53,7 +54,8 @@ def unpack_names(body: bytes) -> list[str]:
 class MetadataModel:
     def __init__(self) -> None:
         self.state: dict = {"streams": {}, "topics": {}, "users": {}, "tokens": [],
-                            "offsets": {}, "next_id": 1, "next_pid": 1000}
+                            "offsets": {}, "groups": {}, "partitions": {}, "next_id": 1,
+                            "next_pid": 1000}
 
     def stamp(self, operation: int, body: bytes,
               pending: Sequence[tuple[int, bytes]]) -> bytes | None:
@@ -65,10 +67,14 @@ class MetadataModel:
         if operation == INIT_PRODUCER_ID:
             s["next_pid"] += 1
             return _REPLY.pack(OK, s["next_pid"] - 1)
+        if operation == CREATE_PARTITIONS:  # topic -> partition count
+            count = s["partitions"][names[0]] = s["partitions"].get(names[0], 0) + 1
+            return _REPLY.pack(OK, count)
         key = "/".join(names)
         table = {CREATE_STREAM: "streams", DELETE_STREAM: "streams", CREATE_TOPIC: "topics",
                  DELETE_TOPIC: "topics", CREATE_USER: "users", DELETE_USER: "users",
-                 UPDATE_PERMISSIONS: "users", STORE_GROUP_OFFSET: "offsets"}.get(operation)
+                 UPDATE_PERMISSIONS: "users", STORE_GROUP_OFFSET: "offsets",
+                 CREATE_CONSUMER_GROUP: "groups"}.get(operation)
         if operation == CREATE_TOKEN:
             if key in s["tokens"]:
                 return _REPLY.pack(EXISTS, 0)
@@ -76,7 +82,7 @@ class MetadataModel:
             s["tokens"].sort()
             return _REPLY.pack(OK, len(s["tokens"]))
         items = s[table]
-        if operation in (CREATE_STREAM, CREATE_TOPIC, CREATE_USER):
+        if operation in (CREATE_STREAM, CREATE_TOPIC, CREATE_USER, CREATE_CONSUMER_GROUP):
             if key in items:
                 return _REPLY.pack(EXISTS, items[key])
             items[key] = s["next_id"]

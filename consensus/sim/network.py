@@ -1,7 +1,7 @@
 """A simulated packet network between replicas and clients (after TigerBeetle's packet simulator).
 
-Each packet gets a delay (minimum + exponential), so packets reorder; it may be lost or
-duplicated (replayed later); a directed path holds at most `capacity` packets in flight (more
+Each packet gets a delay (minimum + exponential), so packets reorder; it may be lost, corrupted
+(one flipped bit) or duplicated (replayed later); a directed path holds at most `capacity` packets in flight (more
 are dropped); a path may be clogged for a while (packets wait); replicas may be partitioned
 symmetrically or one-way (packets across the cut are dropped when they would arrive). Endpoints
 0..n-1 are replicas, n.. are clients (clients are never partitioned, only lossy).
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 class NetworkFaults:
     loss: float = 0.0
     replay: float = 0.0
+    corrupt: float = 0.0  # a bit flipped in transit (the receiver's checksum must catch it)
     delay_min: int = 1
     delay_mean: float = 3.0
     capacity: int = 64
@@ -48,6 +49,10 @@ class Network:
         count = self.inflight.get(path, 0)
         if count >= f.capacity:
             return
+        if f.corrupt and self.prng.random() < f.corrupt:
+            damaged = bytearray(data)
+            damaged[self.prng.randrange(len(damaged))] ^= 1 << self.prng.randrange(8)
+            data = bytes(damaged)
         copies = 2 if f.replay and self.prng.random() < f.replay else 1
         for _ in range(copies):
             due = now + f.delay_min + int(self.prng.expovariate(1.0 / f.delay_mean))

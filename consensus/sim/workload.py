@@ -64,7 +64,8 @@ class Client:
             return models.RETENTION, struct.pack("<Q", r.randrange(8, 64))
         operation = r.choice(models.METADATA_OPERATIONS)
         names = [f"s{r.randrange(6)}", f"t{r.randrange(4)}"][:1 + (operation in (
-            models.CREATE_TOPIC, models.DELETE_TOPIC, models.CREATE_TOKEN))]
+            models.CREATE_TOPIC, models.DELETE_TOPIC, models.CREATE_TOKEN,
+            models.CREATE_CONSUMER_GROUP))]
         return operation, models.pack_names(*names)
 
     def tick(self, now: int, issue: bool) -> list[tuple[int, bytes]]:
