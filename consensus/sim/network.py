@@ -1,9 +1,10 @@
 """A simulated packet network between replicas and clients (after TigerBeetle's packet simulator).
 
 Each packet gets a delay (minimum + exponential), so packets reorder; it may be lost, corrupted
-(one flipped bit) or duplicated (replayed later); a directed path holds at most `capacity` packets in flight (more
-are dropped); a path may be clogged for a while (packets wait); replicas may be partitioned
-symmetrically or one-way (packets across the cut are dropped when they would arrive). Endpoints
+(one flipped bit) or duplicated (replayed later); a directed path holds at most `capacity`
+packets in flight (more are dropped); a path may be clogged for a while (packets wait); replicas
+may be partitioned symmetrically or one-way (packets across the cut are dropped when they would
+arrive). Endpoints
 0..n-1 are replicas, n.. are clients (clients are never partitioned, only lossy).
 """
 
