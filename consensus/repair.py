@@ -18,9 +18,8 @@ from __future__ import annotations
 import xxhash
 
 from .message import COMMITTED, FROM_PRIMARY, ZERO16, Command, Message, encode
-from .status import NORMAL, RECOVERING, VIEW_CHANGE
+from .status import NORMAL, RECOVERING, VIEW_CHANGE, Divergence
 from .storage import snapshot_zone
-from .view_change import Divergence
 
 
 class Transfer:

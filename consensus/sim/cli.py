@@ -80,6 +80,7 @@ class Summary:
                                            "network_faults"))
         median = statistics.median(self.crash_to_view) if self.crash_to_view else 0
         latency = statistics.median(self.latency) if self.latency else 0
+        p90 = statistics.quantiles(self.latency, n=10)[-1] if len(self.latency) > 1 else 0
         per_op = t.get("messages", 0) / max(t.get("committed", 0), 1)
         per_min = self.seeds / elapsed * 60 if elapsed else 0
         return [
@@ -87,7 +88,8 @@ class Summary:
             f"wall {elapsed:.1f} s ({per_min:,.0f} seeds/min)",
             f"ops committed {t.get('committed', 0):,} "
             f"({t.get('committed', 0) / max(elapsed, 1e-9):,.0f} simulated ops/s), client acks "
-            f"{t.get('acks', 0):,} (median latency {latency:.0f} ticks), reads checked "
+            f"{t.get('acks', 0):,} (latency p50 {latency:.0f} / p90 {p90:.0f} ticks), reads "
+            f"checked "
             f"{t.get('reads', 0):,}, replica messages per op {per_op:.1f}",
             f"view changes {t.get('view_changes', 0):,}; faults injected {faults:,} (crashes "
             f"{t.get('crashes', 0):,}, restarts {t.get('restarts', 0):,}, pauses "

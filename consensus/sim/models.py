@@ -18,7 +18,7 @@ import json
 import struct
 from collections.abc import Sequence
 
-from ..view_change import Divergence
+from ..status import Divergence
 
 # metadata operations
 CREATE_STREAM, DELETE_STREAM, CREATE_TOPIC, DELETE_TOPIC = 16, 17, 18, 19

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pyggy.consensus.log_choice import DoViewChange, merge
 from pyggy.consensus.message import Command, Message, encode
-from pyggy.consensus.view_change import Divergence, DoViewChange, merge
+from pyggy.consensus.status import Divergence
 
 
 def chain(ops: range, view: int, tag: bytes = b"", base: dict | None = None) -> dict[int, Message]:
