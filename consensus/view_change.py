@@ -147,21 +147,30 @@ class ViewChangeMixin:
         self._note_start_view_change(m.replica)
         if not self.is_primary:
             return
-        try:
-            headers = header_list(m)
-        except DecodeError:
+        headers = self._suffix_headers(m)
+        if headers is None or m.log_view > m.view:
             return
         ops = [h.op for h in headers]
-        if (ops != sorted(set(ops), reverse=True) or m.commit > m.op or m.log_view > m.view
-                or len(ops) > self.options.pipeline_max + 1
-                or any(not m.commit <= k <= m.op for k in ops)):
-            return
         bits, nack = int.from_bytes(m.present, "little"), int.from_bytes(m.nack, "little")
         present = {k for i, k in enumerate(ops) if bits >> i & 1 and k > m.commit}
         nacks = {k for i, k in enumerate(ops) if nack >> i & 1 and k > m.commit}
         self._dvcs[m.replica] = DoViewChange(m.replica, m.log_view, m.op, m.commit,
                                              {h.op: h for h in headers}, present, nacks)
         self._try_finish_view_change(request=False)
+
+    def _suffix_headers(self, m: Message) -> list[Message] | None:
+        """The headers of a DoViewChange / StartView, if they form a plausible log suffix:
+        distinct ops, highest first, within [commit, op], no more than the pipeline allows."""
+        try:
+            headers = header_list(m)
+        except DecodeError:
+            return None
+        ops = [h.op for h in headers]
+        if (ops != sorted(set(ops), reverse=True) or m.commit > m.op
+                or len(ops) > self.options.pipeline_max + 1
+                or any(not m.commit <= k <= m.op for k in ops)):
+            return None
+        return headers
 
     def _try_finish_view_change(self, request: bool) -> None:
         if (self.status != VIEW_CHANGE or not self.is_primary or self._installing
@@ -268,16 +277,13 @@ class ViewChangeMixin:
             return
         if m.view == self.view and self.status == NORMAL:
             return
-        try:
-            headers = header_list(m)
-        except DecodeError:
+        headers = self._suffix_headers(m)
+        if headers is None:
             return
         ops = [h.op for h in headers]
-        if (ops != sorted(set(ops), reverse=True) or m.commit > m.op
-                or any(not m.commit <= k <= m.op for k in ops)
-                or (m.op > m.commit and (not ops or ops[0] != m.op))
-                or any(headers[i + 1].checksum != headers[i].parent
-                       for i in range(len(headers) - 1) if ops[i + 1] == ops[i] - 1)):
+        if (m.op > m.commit and (not ops or ops[0] != m.op)) or any(
+                headers[i + 1].checksum != headers[i].parent
+                for i in range(len(headers) - 1) if ops[i + 1] == ops[i] - 1):
             return
         if self.log_view == m.view:  # same log: only add what we lack
             for h in headers:

@@ -21,7 +21,6 @@ from ..options import Options
 from ..quorums import quorums
 from ..replica import Replica
 from ..status import COMMITTED, NORMAL, REPLY, SEND
-from ..storage import snapshot_zone
 from ..superblock import ZONE as SUPERBLOCK
 from ..superblock import Superblock
 from . import models
@@ -414,5 +413,3 @@ def run_seed(seed: int, replicas: int, ticks: int, liveness_ticks: int = 5000,
              mutant: str | None = None, replication: str = "star") -> Result:
     return Simulation(swarm(seed, replicas, ticks, liveness_ticks, mutant, replication)).run()
 
-
-__all__ = ["Result", "SimOptions", "Simulation", "run_seed", "swarm", "snapshot_zone"]

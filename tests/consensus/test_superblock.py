@@ -22,16 +22,22 @@ def complete(sb: Superblock, storage: MemoryStorage) -> SuperblockState | None:
     return last
 
 
+def formatted(state: SuperblockState | None = None) -> tuple[MemoryStorage, Superblock]:
+    """A freshly formatted superblock, opened."""
+    storage = MemoryStorage()
+    make(storage).format(state or SuperblockState())
+    storage.take_done()
+    sb = make(storage)
+    sb.open()
+    return storage, sb
+
+
 def corrupt(storage: MemoryStorage, sb: Superblock, copy: int) -> None:
     storage.zones[ZONE][copy * sb.copy_size + 20] ^= 0xFF
 
 
 def test_update_is_durable_only_after_both_pairs():
-    storage = MemoryStorage()
-    sb = make(storage)
-    sb.format(SuperblockState())
-    storage.take_done()
-    sb.open()
+    storage, sb = formatted()
     sb.write(SuperblockState(view=3, log_view=2, commit_max=9, op=10))
     first = storage.take_done()
     assert [t[2] for t in first] == [0, 1]  # one pair first
@@ -42,11 +48,7 @@ def test_update_is_durable_only_after_both_pairs():
 
 
 def test_one_corrupt_copy_never_regresses_the_state():
-    storage = MemoryStorage()
-    sb = make(storage)
-    sb.format(SuperblockState())
-    storage.take_done()
-    sb.open()
+    storage, sb = formatted()
     sb.write(SuperblockState(view=5, log_view=5))
     complete(sb, storage)
     for copy in range(4):
@@ -56,10 +58,7 @@ def test_one_corrupt_copy_never_regresses_the_state():
 
 
 def test_after_a_torn_pair_the_next_update_rewrites_that_pair_first():
-    storage = MemoryStorage()
-    sb = make(storage)
-    sb.format(SuperblockState(view=1))
-    storage.take_done()
+    storage, sb = formatted(SuperblockState(view=1))
     corrupt(storage, sb, 2)
     corrupt(storage, sb, 3)  # as if a crash tore copies 2 and 3 mid-update
     reopened = make(storage)
@@ -69,10 +68,7 @@ def test_after_a_torn_pair_the_next_update_rewrites_that_pair_first():
 
 
 def test_no_intact_copy_or_another_replica_refuses_to_open():
-    storage = MemoryStorage()
-    sb = make(storage)
-    sb.format(SuperblockState())
-    storage.take_done()
+    storage, sb = formatted()
     with pytest.raises(SuperblockError):
         make(storage, replica=1).open()
     for copy in range(4):
