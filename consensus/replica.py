@@ -191,6 +191,12 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
                 return
 
     def _become_solo_primary(self) -> None:
+        """Solo: every boot starts a new view, so what it prepares after cutting a torn tail never
+        shares a (view, op) with a prepare it made before the crash (the superblock's view
+        headers may still name those); requests wait until that view is durable."""
+        self.view += 1
+        self.log_view = self.view
+        self._persist()
         self.status = NORMAL
         self.pipeline = {k: set() for k in range(self.commit_max + 1, self.op + 1)}
         for k, acks in self.pipeline.items():

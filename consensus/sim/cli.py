@@ -15,6 +15,7 @@ import argparse
 import multiprocessing
 import os
 import random
+import signal
 import statistics
 import sys
 import time
@@ -44,14 +45,23 @@ def _run(job: Job) -> Result:
     return run_seed(*job)
 
 
+def _worker_init() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def run_many(jobs: list[Job], workers: int) -> Iterator[Result]:
     """Results in completion order; `workers` processes (1 = in this process)."""
     if workers <= 1:
         yield from map(_run, jobs)
         return
     ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with ctx.Pool(workers) as pool:
+    with ctx.Pool(workers, initializer=_worker_init) as pool:
         yield from pool.imap_unordered(_run, jobs, chunksize=4)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 class Summary:
@@ -160,8 +170,28 @@ def main(argv: list[str] | None = None) -> int:
     summary = Summary()
     show_bar = not a.quiet and a.seeds is not None and sys.stderr.isatty()
     began = time.monotonic()
+    signal.signal(signal.SIGTERM, _interrupt)  # stopping a long run still prints its summary
+    try:
+        _run_all(a, jobs, summary, show_bar, began)
+    except KeyboardInterrupt:
+        print(f"interrupted after {summary.seeds} of {len(jobs)} seeds")
+    if show_bar:
+        sys.stderr.write("\n")
+    for line in summary.lines(time.monotonic() - began):
+        print(line, flush=True)
+    if a.expect_failure:
+        return 0 if summary.failed else 1
+    return 1 if summary.failed or summary.seeds < len(jobs) else 0
+
+
+def _run_all(a: argparse.Namespace, jobs: list[Job], summary: Summary, show_bar: bool,
+             began: float) -> None:
     for r in run_many(jobs, max(1, min(a.jobs, os.cpu_count() or 1))):
         summary.add(r)
+        if a.quiet and summary.seeds % 1000 == 0:
+            rate = summary.seeds / (time.monotonic() - began) * 60
+            print(f"progress: {summary.seeds}/{len(jobs)} seeds, {summary.failed} failed, "
+                  f"{rate:,.0f} seeds/min", flush=True)
         if a.seed is not None:
             print(f"seed {r.seed}: {'ok' if r.ok else 'FAILED'} after {r.ticks} ticks, trace "
                   f"hash {r.trace_hash}")
@@ -175,10 +205,3 @@ def main(argv: list[str] | None = None) -> int:
         if show_bar:
             sys.stderr.write(_bar(summary.seeds, len(jobs), summary.failed, began))
             sys.stderr.flush()
-    if show_bar:
-        sys.stderr.write("\n")
-    for line in summary.lines(time.monotonic() - began):
-        print(line)
-    if a.expect_failure:
-        return 0 if summary.failed else 1
-    return 1 if summary.failed else 0
