@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyggy.consensus.journal import FRAME, HEADERS, PREPARES, Journal
 from pyggy.consensus.message import Command, Message, encode
 from pyggy.consensus.storage import MemoryStorage
@@ -99,3 +101,21 @@ def test_a_slot_with_both_copies_torn_was_never_durable():
     storage.zones[PREPARES][3 * j.slot_size + 5] ^= 1
     storage.zones[HEADERS][3 * (FRAME + 256) + 5] ^= 1
     assert sorted(Journal(storage, SLOTS, PREPARE_MAX).recover()) == [1, 2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=SLOTS * (FRAME + PREPARE_MAX)), st.binary(max_size=SLOTS * (FRAME + 256)),
+       st.data())
+def test_recovery_from_arbitrary_bytes_never_crashes(prepares, headers, data):
+    """Garbage, or real entries with garbage spliced in: recovery keeps only intact entries."""
+    j, storage = written([prepare(op) for op in range(1, 1 + data.draw(st.integers(0, SLOTS)))])
+    for zone, junk in ((PREPARES, prepares), (HEADERS, headers)):
+        at = data.draw(st.integers(0, max(0, len(storage.zones.get(zone, b"")))))
+        buf = storage.zones.setdefault(zone, bytearray())
+        buf[at:at + len(junk)] = junk
+    found = Journal(storage, SLOTS, PREPARE_MAX).recover()
+    assert len({op % SLOTS for op in found}) == len(found)  # one entry per slot at most
+    for op, rec in found.items():
+        assert rec.header.op == op
+        if rec.prepare is not None:
+            assert rec.prepare.checksum == rec.header.checksum and rec.prepare.op == op

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyggy.consensus.storage import MemoryStorage
 from pyggy.consensus.superblock import ZONE, Superblock, SuperblockError, SuperblockState
 
@@ -80,3 +82,19 @@ def test_no_intact_copy_or_another_replica_refuses_to_open():
 def test_log_view_above_view_is_refused():
     with pytest.raises(ValueError):
         make(MemoryStorage()).encode(SuperblockState(view=1, log_view=2), 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0), st.integers(0, 7))
+def test_any_flipped_bit_makes_a_copy_unreadable(position, bit):
+    storage, sb = formatted(SuperblockState(view=2, log_view=1, commit_max=3, op=4))
+    data = bytearray(storage.read(ZONE, 0, sb.copy_size))
+    data[position % len(data)] ^= 1 << bit
+    assert sb.decode(bytes(data)) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=4096))
+def test_random_bytes_never_decode(data):
+    sb = make(MemoryStorage())
+    assert sb.decode(data.ljust(sb.copy_size, b"\0")[:sb.copy_size]) is None
