@@ -57,8 +57,10 @@ class RepairMixin:
         chunk = self.options.repair_chunk_max
         ranged = self._msg(Command.REQUEST_PREPARES, from_op=first,
                            to_op=min(top, first + chunk - 1))
-        self._send(self.prng.choice(self.others) if self.is_primary else self.primary_index,
-                   ranged)
+        peer = self.prng.choice(self.others)
+        self._send(peer, ranged)  # anyone serves what it executed (the primary's copy may rot)
+        if not self.is_primary and peer != self.primary_index:
+            self._send(self.primary_index, ranged)
         for k in range(top, first - 1, -1):
             if self._present(k) is not None:
                 continue
@@ -105,15 +107,16 @@ class RepairMixin:
         for op in range(m.from_op, min(m.to_op, m.from_op + chunk - 1) + 1):
             if op <= self.commit_min:
                 p = self._find_committed(op)
-                if p is None:
-                    self._maybe_evicted(m.replica, op)
-                    return
+                if p is None:  # evicted (then say so), or damaged here: serve the rest
+                    if op <= self.checkpoint[0]:
+                        self._maybe_evicted(m.replica, op)
+                        return
+                    continue
                 self._send_repair(m.replica, p, COMMITTED)
             elif self.status == NORMAL and self.is_primary and m.view == self.view:
                 p = self._present(op)
-                if p is None:
-                    return
-                self._send_repair(m.replica, p, FROM_PRIMARY)
+                if p is not None:
+                    self._send_repair(m.replica, p, FROM_PRIMARY)
             else:
                 return
 
