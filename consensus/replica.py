@@ -3,7 +3,8 @@
 Inputs: `on_message(msg)`, `tick()` (one 10 ms step of its clock) and `on_write_done(token)`
 (a storage write became durable). Each returns the actions to carry out, as tuples:
 `(SEND, replica, msg)`, `(REPLY, client, msg)` and `(COMMITTED, op, prepare, applied)` (an op
-executed here; `applied` is False for a duplicate or a request of an evicted session).
+executed here; `applied` is False when the op was a retry of an executed request and was
+skipped).
 Persistence goes through the injected storage (journal, superblock, snapshot areas).
 
 Status: NORMAL (primary = view % n prepares, backups acknowledge), VIEW_CHANGE, RECOVERING (after
