@@ -1,4 +1,5 @@
-"""Invariants of vsr.md §4.2, checked on every event and every tick; a breach raises Violation.
+"""Safety invariants S1–S10 (docs/consensus.md), checked on every event and tick; a breach raises
+Violation.
 
 The checker trusts nothing a replica says about itself where ground truth exists: durability is
 read from the simulated disks (what reached them, either copy of a journal slot; the superblock
