@@ -1,9 +1,10 @@
 """A simulated disk: writes become durable after a delay; crashes and faults within a fault model.
 
-Faults (after TigerBeetle's storage fault model, src/testing/storage.zig in its repository): a crash loses, completes or tears (a random
-range overwritten with garbage) each write still in flight; on a *faulty* disk also bit rot of
-durable bytes, read errors (corrupt data returned), write corruption and misdirected writes
-(the data lands on another unit of the same zone, the target keeps its old bytes).
+Faults (after TigerBeetle's storage fault model, src/testing/storage.zig in its repository): a
+crash loses, completes or tears (a random range overwritten with garbage) each write still in
+flight; on a *faulty* disk also bit rot of durable bytes, read errors (corrupt data returned),
+write corruption and misdirected writes (the data lands on another unit of the same zone, the
+target keeps its old bytes).
 
 The fault atlas keeps the damage within what the protocol tolerates: only one replica per group
 gets a faulty disk, and on it at most one of the two copies of a journal slot (prepare, header
