@@ -11,7 +11,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SOURCE_FOLDERS = {"pyggy": "pyggy", "core": "pyggy.core", "native_wire": "pyggy.native_wire",
                   "kafka_wire": "pyggy.kafka_wire", "archiver": "pyggy.archiver",
-                  "transport": "pyggy.transport"}
+                  "transport": "pyggy.transport",
+                  "consensus": "pyggy.consensus"}
 
 
 def _pyproject() -> dict:

@@ -1,0 +1,39 @@
+"""What a group replicates: the narrow interface the replica drives at prepare and commit time.
+
+The metadata plane and each partition plug their own machine in (the simulator's models in
+`pyggy.consensus.sim.models`; pyggy's engine in the cluster issue). Operations below
+`OPERATION_MIN` belong to the replica itself (session registration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+REGISTER = 1
+OPERATION_MIN = 16
+
+
+class StateMachine(Protocol):
+    def stamp(self, operation: int, body: bytes,
+              pending: Sequence[tuple[int, bytes]]) -> bytes | None:
+        """Primary only: the body to replicate for a request, given the prepared but not yet
+        executed ops ahead of it as (operation, body), oldest first (a partition assigns the base
+        offset here, so every replica stores the same bytes). None rejects the request."""
+        ...
+
+    def apply(self, op: int, operation: int, body: bytes, timestamp: int) -> bytes:
+        """Execute a committed op (same result on every replica); returns the reply body."""
+        ...
+
+    def read(self, query: bytes) -> bytes:
+        """Answer a query from executed (committed) state only."""
+        ...
+
+    def snapshot(self) -> bytes:
+        """Deterministic bytes of the executed state (checkpoints and state transfer)."""
+        ...
+
+    def restore(self, data: bytes) -> None:
+        """Replace the state with a snapshot's."""
+        ...
