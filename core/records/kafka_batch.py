@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
-from enum import IntEnum
 from typing import NamedTuple
 
 from crc32c import crc32c
 from pyggy.core.records import compression as codecs
 from pyggy.core.records.compression import DEFAULT_LIMIT, CompressionError
+from pyggy.core.records.kafka_errors import ErrorCode
 
 HEADER_SIZE = 61
 LOG_OVERHEAD = 12  # baseOffset + batchLength: the bytes batchLength does not count
@@ -72,21 +72,10 @@ _U16 = struct.Struct(">H")
 _ATTR_MAXTS = struct.Struct(">H12xq")  # attributes @21, maxTimestamp @35 (unpack only)
 
 
-class KafkaErrorCode(IntEnum):
-    """The Kafka error codes a batch can earn (kafka.md §7)."""
-
-    CORRUPT_MESSAGE = 2
-    MESSAGE_TOO_LARGE = 10
-    INVALID_TIMESTAMP = 32
-    UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
-    UNSUPPORTED_COMPRESSION_TYPE = 76
-    INVALID_RECORD = 87
-
-
 class KafkaBatchError(ValueError):
     """A malformed, corrupt or unacceptable batch; ``code`` is the Kafka error code."""
 
-    def __init__(self, code: KafkaErrorCode | int, detail: str = "") -> None:
+    def __init__(self, code: ErrorCode | int, detail: str = "") -> None:
         self.code = int(code)
         super().__init__(detail or f"kafka error {self.code}")
 
@@ -113,11 +102,11 @@ def _view(buf: Buffer) -> memoryview:
 
 
 def _corrupt(detail: str) -> KafkaBatchError:
-    return KafkaBatchError(KafkaErrorCode.CORRUPT_MESSAGE, detail)
+    return KafkaBatchError(ErrorCode.CORRUPT_MESSAGE, detail)
 
 
 def _invalid(detail: str) -> KafkaBatchError:
-    return KafkaBatchError(KafkaErrorCode.INVALID_RECORD, detail)
+    return KafkaBatchError(ErrorCode.INVALID_RECORD, detail)
 
 
 # --- varints (zig-zag, as in records) ---------------------------------------------------
@@ -217,7 +206,7 @@ def validate_batch(
     mv = _view(view)
     size = len(mv)
     if max_size is not None and size > max_size:
-        raise KafkaBatchError(KafkaErrorCode.MESSAGE_TOO_LARGE, f"batch {size} B > {max_size}")
+        raise KafkaBatchError(ErrorCode.MESSAGE_TOO_LARGE, f"batch {size} B > {max_size}")
     if size < HEADER_SIZE:
         raise _corrupt(f"batch shorter than header: {size} B")
     (_, length, _, magic, crc, attrs, last_delta, base_ts, max_ts, pid, epoch, base_seq,
@@ -230,7 +219,7 @@ def validate_batch(
         raise _corrupt("CRC-32C mismatch")
     codec = attrs & COMPRESSION_MASK
     if codec > codecs.ZSTD:
-        raise KafkaBatchError(KafkaErrorCode.UNSUPPORTED_COMPRESSION_TYPE, f"codec {codec}")
+        raise KafkaBatchError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, f"codec {codec}")
     if count < 1 or last_delta + 1 != count:
         raise _invalid(f"recordsCount {count}, lastOffsetDelta {last_delta}")
     control = bool(attrs & CONTROL_MASK)
@@ -372,9 +361,9 @@ def records_region(view: Buffer, limit: int = DEFAULT_LIMIT) -> Buffer:
     try:
         return codecs.decompress(codec, mv[RECORDS_OFFSET:], limit)
     except CompressionError as e:
-        code = KafkaErrorCode.MESSAGE_TOO_LARGE if e.too_large else (
-            KafkaErrorCode.UNSUPPORTED_COMPRESSION_TYPE if codec > codecs.ZSTD
-            else KafkaErrorCode.CORRUPT_MESSAGE)
+        code = ErrorCode.MESSAGE_TOO_LARGE if e.too_large else (
+            ErrorCode.UNSUPPORTED_COMPRESSION_TYPE if codec > codecs.ZSTD
+            else ErrorCode.CORRUPT_MESSAGE)
         raise KafkaBatchError(code, str(e)) from None
 
 
