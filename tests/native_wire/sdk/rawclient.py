@@ -39,6 +39,7 @@ class Reply:
     operation: int
     body: bytes
     reason: int = 0  # eviction reason
+    protocol_versions: tuple[int, int] = (0, 0)  # eviction 14: the server's version, its minimum
 
 
 class RawClient:
@@ -80,7 +81,8 @@ class RawClient:
         size = struct.unpack_from("<I", head, 48)[0]
         body = self._exactly(size - HEADER) if size > HEADER else b""
         if head[60] == EVICTION:
-            return Reply(EVICTION, 0, 0, b"", reason=head[255])
+            versions = struct.unpack_from("<II", head, 144)
+            return Reply(EVICTION, 0, 0, b"", reason=head[255], protocol_versions=versions)
         return Reply(head[60], struct.unpack_from("<I", head, 216)[0], head[208], body or b"")
 
     def _exactly(self, n: int) -> bytes | None:
@@ -95,23 +97,31 @@ class RawClient:
             out += chunk
         return bytes(out)
 
-    def login(self, username: str, password: str) -> Reply | None:
-        """LOGIN_REGISTER (code 40, operation Register): protocol 0.11.0, "rust-sdk"."""
+    def login(self, username: str, password: str, *, version: int = 11264,
+              checksum: int | None = None) -> Reply | None:
+        """LOGIN_REGISTER (code 40, operation Register) as protocol `version` (packed
+        major<<20 | minor<<10 | patch; 11264 = 0.11.0), "rust-sdk"; `checksum` stamps that
+        request_checksum instead of xxh3_64(body)."""
 
         def short(s: str) -> bytes:
             raw = s.encode()
             return bytes((len(raw),)) + raw
 
-        body = (struct.pack("<I", 11264) + short("rust-sdk") + short("0.11.0") + short(username)
+        body = (struct.pack("<I", version) + short("rust-sdk") + short("0.11.0") + short(username)
                 + short(password) + struct.pack("<I", 0))
+        reply = self.register(body, checksum)
+        if reply and reply.command == REPLY and reply.status == 0:
+            self.session = struct.unpack_from("<Q", reply.body, 8)[0]
+        return reply
+
+    def register(self, body: bytes, checksum: int | None = None) -> Reply | None:
+        """One operation-Register request carrying `body` (a login of any shape)."""
         header = bytearray(HEADER)
         struct.pack_into("<I", header, 48, HEADER + len(body))
         header[60] = REQUEST
         header[128:144] = self.client.to_bytes(16, "little")
-        header[144:152] = xxhash.xxh3_64_intdigest(body).to_bytes(8, "little")
+        stamp = xxhash.xxh3_64_intdigest(body) if checksum is None else checksum
+        header[144:160] = stamp.to_bytes(16, "little")
         header[176] = REGISTER
         self.sock.sendall(bytes(header) + body)
-        reply = self._read()
-        if reply and reply.command == REPLY and reply.status == 0:
-            self.session = struct.unpack_from("<Q", reply.body, 8)[0]
-        return reply
+        return self._read()
