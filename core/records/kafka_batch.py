@@ -1,9 +1,10 @@
 """Zero-copy view of a Kafka RecordBatch v2 (magic 2): split, validate, stamp, iterate, build.
 
-Header (61 B, big-endian; kafka.md §2.3): baseOffset i64 @0, batchLength i32 @8 (= total − 12),
-partitionLeaderEpoch i32 @12, magic i8 @16, crc u32 @17, attributes i16 @21,
-lastOffsetDelta i32 @23, baseTimestamp i64 @27, maxTimestamp i64 @35, producerId i64 @43,
-producerEpoch i16 @51, baseSequence i32 @53, recordsCount i32 @57, records @61.
+Header (61 B, big-endian; https://kafka.apache.org/documentation/#recordbatch): baseOffset
+i64 @0, batchLength i32 @8 (= total − 12), partitionLeaderEpoch i32 @12, magic i8 @16, crc u32
+@17, attributes i16 @21, lastOffsetDelta i32 @23, baseTimestamp i64 @27, maxTimestamp i64 @35,
+producerId i64 @43, producerEpoch i16 @51, baseSequence i32 @53, recordsCount i32 @57,
+records @61.
 
 crc = CRC-32C over bytes [21, end). baseOffset, batchLength, partitionLeaderEpoch and magic
 are outside it, so stamping an offset and an epoch never touches the CRC; LogAppendTime
@@ -12,9 +13,9 @@ are outside it, so stamping an offset and an epoch never touches the CRC; LogApp
 attributes: bits 0-2 codec (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd), bit 3 LogAppendTime,
 bit 4 transactional, bit 5 control, bit 6 delete horizon.
 
-Record (§2.4, all zig-zag varints): length, attributes i8, timestampDelta (varlong),
-offsetDelta, keyLength (−1 null), key, valueLength (−1 null), value, headerCount, then per
-header keyLength (≥ 0), key (UTF-8), valueLength (−1 null), value.
+Record (…/documentation/#record, all zig-zag varints): length, attributes i8,
+timestampDelta (varlong), offsetDelta, keyLength (−1 null), key, valueLength (−1 null), value,
+headerCount, then per header keyLength (≥ 0), key (UTF-8), valueLength (−1 null), value.
 
 Producer batches carry offset deltas 0..n−1 and ``lastOffsetDelta + 1 == recordsCount``;
 :func:`validate_batch` requires both (the log maps offsets 1:1 onto Iggy messages).
@@ -513,7 +514,7 @@ def build_batch(
 def build_control_batch(commit: bool, producer_id: int, producer_epoch: int,
                         coordinator_epoch: int, timestamp_ms: int, base_offset: int = 0,
                         partition_leader_epoch: int = 0) -> bytearray:
-    """A COMMIT/ABORT transaction marker batch (kafka.md §2.7)."""
+    """A COMMIT/ABORT transaction marker batch (KIP-98; …/documentation/#controlbatch)."""
     key = struct.pack(">hh", 0, 1 if commit else 0)
     value = struct.pack(">hi", 0, coordinator_epoch)
     return build_batch([(timestamp_ms, key, value, ())], base_offset, 0, producer_id,

@@ -1,5 +1,7 @@
-"""A tiny blocking client for the Iggy 0.11 (VSR) framing, written from the reference
-(iggy-protocol.md §2–§4), independent of pyggy's codec.
+"""A tiny blocking client for the Iggy 0.11 (VSR) framing, written from Iggy's public protocol
+docs (https://iggy.apache.org/docs/0.9/binary-protocol/framing/ and
+https://iggy.apache.org/docs/0.9/binary-protocol/connection-lifecycle/),
+independent of pyggy's codec.
 
 For what the official SDK will not put on the wire: it refuses metadata and partition
 operations client-side before login, so only a raw client can show that the *server* refuses
@@ -19,7 +21,7 @@ HEADER = 256
 REQUEST, REPLY, EVICTION = 5, 8, 13
 REGISTER, NON_REPLICATED = 1, 2
 
-# The operation byte a 0.9 client sends for each replicated command code (reference §3).
+# The operation byte a 0.9 client sends for each replicated command code (Iggy's commands page).
 OPERATION = {
     202: 128, 204: 129, 203: 130, 205: 131,  # streams: create, update, delete, purge
     302: 132, 304: 133, 303: 134, 305: 135,  # topics
