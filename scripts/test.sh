@@ -27,7 +27,7 @@ lint_rc=0
 run_pytest() {
     local label=$1 python=$2 rc=0 t0=$SECONDS
     shift 2
-    echo "==> pytest $* ($label)"
+    echo "==> pytest${*:+ $*} ($label)"
     "$python" -m pytest "$@" || rc=$?
     echo "==> pytest ($label): exit $rc after $((SECONDS - t0)) s"
     if [[ $rc -eq 5 ]]; then
