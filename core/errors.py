@@ -82,6 +82,7 @@ class ErrorCode(IntEnum):
     CONSUMER_GROUP_PARTITION_NOT_OWNED = 5009
     # Iggy's file errors: a write the disk refused (ENOSPC, EIO); the Kafka door answers it
     # as KAFKA_STORAGE_ERROR
+    SNAPSHOT_FILE_COMPLETION_FAILED = 9000
     CANNOT_WRITE_TO_FILE = 10006
     ALREADY_AUTHENTICATED = 14000
     INVALID_SESSION = 14001

@@ -31,19 +31,6 @@ def _unavailable(message: str) -> None:
     pytest.skip(message)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.interop)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "interop: runs against a real Apache Kafka broker too (interop_tests/)"
-    )
-
-
 @pytest.fixture(scope="session")
 def real_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealKafka]:
     """A running real Kafka broker: `.bootstrap` ("127.0.0.1:port"), `.kind` (external, docker

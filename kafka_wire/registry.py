@@ -1,7 +1,11 @@
-"""The Kafka handler registry: api key → versions → handler. ApiVersions is computed from it.
+"""The Kafka handler registry: api key → versions → handler. The one source of what is offered.
 
-Version bounds follow the reference's table (kafka.md §0.1): low versions are kept so old
-librdkafka (kcat) detects its features; Produce 13+, Fetch 13+ (topic ids) are not offered.
+Each row names an API and its handler; the API key and the supported versions come from the
+API's schema line (`pyggy.kafka_wire.protocol.schemas`, where each range is written once and
+checked field by field against Kafka's JSON message definitions). ApiVersions answers from
+this table, the README's API table is checked against it (tests/test_readme.py) and the tests
+read their ranges from it. Low versions are kept so old clients (librdkafka 2.0 in kcat) detect
+their features; Produce 13+ and Fetch 13+ (topics named by id, KIP-516) are not offered.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pyggy.kafka_wire.handlers import (
     sasl,
     scram_credentials,
 )
+from pyggy.kafka_wire.protocol.schemas import messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,49 +43,53 @@ class Api:
     is_async: bool
 
 
-_ROWS: list[tuple[int, str, int, int, Callable]] = [
-    (0, "Produce", 0, 12, produce.handle),
-    (1, "Fetch", 4, 12, fetch.handle),
-    (2, "ListOffsets", 1, 7, list_offsets.handle),
-    (3, "Metadata", 0, 12, metadata.handle),
-    (8, "OffsetCommit", 2, 9, offsets.offset_commit),
-    (9, "OffsetFetch", 1, 9, offsets.offset_fetch),
-    (10, "FindCoordinator", 0, 4, cluster.find_coordinator),
-    (11, "JoinGroup", 0, 9, groups.join_group),
-    (12, "Heartbeat", 0, 4, groups.heartbeat),
-    (13, "LeaveGroup", 0, 5, groups.leave_group),
-    (14, "SyncGroup", 0, 5, groups.sync_group),
-    (15, "DescribeGroups", 0, 6, groups.describe_groups),
-    (16, "ListGroups", 0, 5, groups.list_groups),
-    (17, "SaslHandshake", 0, 1, sasl.handshake),
-    (18, "ApiVersions", 0, 4, api_versions.handle),
-    (19, "CreateTopics", 2, 7, admin.create_topics),
-    (20, "DeleteTopics", 1, 6, admin.delete_topics),
-    (21, "DeleteRecords", 0, 2, admin.delete_records),
-    (22, "InitProducerId", 0, 5, producer_id.handle),
-    (23, "OffsetForLeaderEpoch", 2, 4, cluster.offset_for_leader_epoch),
-    (29, "DescribeAcls", 1, 3, acls.describe_acls),
-    (30, "CreateAcls", 1, 3, acls.create_acls),
-    (31, "DeleteAcls", 1, 3, acls.delete_acls),
-    (32, "DescribeConfigs", 1, 4, configs.describe_configs),
-    (33, "AlterConfigs", 0, 2, configs.alter_configs),
-    (36, "SaslAuthenticate", 0, 2, sasl.authenticate),
-    (37, "CreatePartitions", 0, 3, admin.create_partitions),
-    (42, "DeleteGroups", 0, 2, groups.delete_groups),
-    (44, "IncrementalAlterConfigs", 0, 1, configs.incremental_alter_configs),
-    (47, "OffsetDelete", 0, 0, offsets.offset_delete),
-    (48, "DescribeClientQuotas", 0, 1, cluster.describe_client_quotas),
-    (50, "DescribeUserScramCredentials", 0, 0, scram_credentials.describe),
-    (51, "AlterUserScramCredentials", 0, 0, scram_credentials.alter),
-    (60, "DescribeCluster", 0, 1, cluster.describe_cluster),
+_ROWS: list[tuple[str, Callable]] = [
+    ("Produce", produce.handle),
+    ("Fetch", fetch.handle),
+    ("ListOffsets", list_offsets.handle),
+    ("Metadata", metadata.handle),
+    ("OffsetCommit", offsets.offset_commit),
+    ("OffsetFetch", offsets.offset_fetch),
+    ("FindCoordinator", cluster.find_coordinator),
+    ("JoinGroup", groups.join_group),
+    ("Heartbeat", groups.heartbeat),
+    ("LeaveGroup", groups.leave_group),
+    ("SyncGroup", groups.sync_group),
+    ("DescribeGroups", groups.describe_groups),
+    ("ListGroups", groups.list_groups),
+    ("SaslHandshake", sasl.handshake),
+    ("ApiVersions", api_versions.handle),
+    ("CreateTopics", admin.create_topics),
+    ("DeleteTopics", admin.delete_topics),
+    ("DeleteRecords", admin.delete_records),
+    ("InitProducerId", producer_id.handle),
+    ("OffsetForLeaderEpoch", cluster.offset_for_leader_epoch),
+    ("DescribeAcls", acls.describe_acls),
+    ("CreateAcls", acls.create_acls),
+    ("DeleteAcls", acls.delete_acls),
+    ("DescribeConfigs", configs.describe_configs),
+    ("AlterConfigs", configs.alter_configs),
+    ("SaslAuthenticate", sasl.authenticate),
+    ("CreatePartitions", admin.create_partitions),
+    ("DeleteGroups", groups.delete_groups),
+    ("IncrementalAlterConfigs", configs.incremental_alter_configs),
+    ("OffsetDelete", offsets.offset_delete),
+    ("DescribeClientQuotas", cluster.describe_client_quotas),
+    ("DescribeUserScramCredentials", scram_credentials.describe),
+    ("AlterUserScramCredentials", scram_credentials.alter),
+    ("DescribeCluster", cluster.describe_cluster),
 ]
 
 REGISTRY: dict[int, Api] = {}
 
 
-def register(key: int, name: str, lo: int, hi: int, handler: Callable) -> None:
-    """Add (or replace) one API row."""
-    REGISTRY[key] = Api(key, name, lo, hi, handler, inspect.iscoroutinefunction(handler))
+def register(name: str, handler: Callable) -> None:
+    """Add (or replace) the API `name`; its key and versions are those of `<name>Request`."""
+    schema = messages()[f"{name}Request"]
+    assert schema.api_key is not None, name
+    lo, hi = schema.versions
+    REGISTRY[schema.api_key] = Api(schema.api_key, name, lo, hi, handler,
+                                   inspect.iscoroutinefunction(handler))
 
 
 for _row in _ROWS:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from pyggy.core.engine import LogEngine
 from pyggy.core.errors import ErrorCode, IggyError
@@ -54,6 +56,18 @@ class NodeInfo:
     max_tokens_per_user: int = 100
 
 
+class SnapshotSource(Protocol):
+    """What GET_SNAPSHOT_FILE (code 11) reads: the server's diagnostics as a zip archive
+    (pyggy/diagnostics.py). Raises `IggyError` (FEATURE_UNAVAILABLE for a compression it cannot
+    write, SNAPSHOT_FILE_COMPLETION_FAILED while another snapshot is collected or on failure)."""
+
+    async def snapshot(self, sections: Sequence[str], compression: str,
+                       stats: Mapping[str, Any]) -> bytes:
+        """`sections` (codec/snapshot.py names) zipped with `compression`; `stats` are the
+        values GET_STATS reports, for the resource_usage section."""
+        ...
+
+
 @dataclass(slots=True)
 class NativeServer:
     """State shared by all native connections: the engine, the node, the live sessions."""
@@ -64,6 +78,7 @@ class NativeServer:
     telemetry: object | None = None  # pyggy.telemetry.Telemetry when [telemetry] is on
     transports: dict[int, object] = field(default_factory=dict)
     logins: Logins = None  # type: ignore[assignment]  # shared with the Kafka door (server.py)
+    snapshots: SnapshotSource | None = None  # diagnostics for GET_SNAPSHOT_FILE (server.py)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:

@@ -93,19 +93,25 @@ def _evict(header: frames.RequestHeader, reason: int) -> Reply:
 
 async def _register(server: NativeServer, session: Session, header: frames.RequestHeader,
                     body: memoryview) -> Reply:
-    """Login (code 40 username/password or 45 token; both arrive as operation Register)."""
+    """Login (code 40 username/password or 45 token; both arrive as operation Register).
+
+    The version prefix is read first, as Iggy's server does: a client of another protocol
+    revision (which may stamp its request checksum differently) is told the accepted range
+    (eviction 14) rather than that its request is malformed; then the checksum is verified."""
     try:
-        frames.verify_request_checksum(header, body)
         r = Reader(body)
         version = r.u32()
         r.short_bytes()  # sdk name
         r.short_bytes()  # sdk version
-        rest = r.rest()
     except WireError:
         return _evict(header, EvictionReason.MALFORMED_LOGIN)
     if not is_protocol_compatible(version):
         return _evict(header, EvictionReason.INCOMPATIBLE_PROTOCOL)
-    credentials = _login_shape(rest)
+    try:
+        frames.verify_request_checksum(header, body)
+    except WireError:
+        return _evict(header, EvictionReason.MALFORMED_LOGIN)
+    credentials = _login_shape(r.rest())
     if credentials is None:
         return _evict(header, EvictionReason.MALFORMED_LOGIN)
     logins = server.logins

@@ -26,6 +26,7 @@ class Command:
 _ROWS: list[tuple[Code, str, Callable]] = [
     (Code.PING, "ping", system.ping),
     (Code.GET_STATS, "stats", system.get_stats),
+    (Code.GET_SNAPSHOT_FILE, "snapshot", system.get_snapshot),
     (Code.GET_CLUSTER_METADATA, "cluster.metadata", system.get_cluster_metadata),
     (Code.DESCRIBE_OPTIONS, "options.describe", system.describe_options),
     (Code.GET_ME, "me", system.get_me),

@@ -25,6 +25,7 @@ from pyggy.config import (
     set_value,
     validate,
 )
+from pyggy.diagnostics import LOG_TAIL
 
 log = logging.getLogger("pyggy")
 
@@ -131,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=log_level(args.log_level or "info"), format=LOG_FORMAT, stream=sys.stderr
     )
+    LOG_TAIL.setFormatter(logging.Formatter(LOG_FORMAT))  # recent lines, for `iggy snapshot`
+    logging.getLogger().addHandler(LOG_TAIL)
     env = os.environ
     try:
         config = load_config(args.config, env)

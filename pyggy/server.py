@@ -32,6 +32,7 @@ from pyggy.config import (
 from pyggy.core.auth import ThreadHashPool
 from pyggy.core.engine import LogEngine
 from pyggy.core.logins import Audit, GuardSettings, LoginGuard, Logins
+from pyggy.diagnostics import Diagnostics
 from pyggy.native_wire.context import NativeServer, NodeInfo
 from pyggy.native_wire.listener import start_listener
 from pyggy.telemetry import background
@@ -242,7 +243,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
         native = NativeServer(engine, NodeInfo(
             tcp_host=host, tcp_port=port,
             max_tokens_per_user=config.personal_access_token.max_tokens_per_user),
-            telemetry=telemetry, logins=logins)
+            telemetry=telemetry, logins=logins, snapshots=Diagnostics(config))
         listener = await start_listener(native, host, port, config.tcp.max_frame_size,
                                         _limits(config.tcp), tls["tcp"])
         bound = listener.server.sockets[0].getsockname()  # type: ignore[union-attr]

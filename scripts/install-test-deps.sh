@@ -2,6 +2,8 @@
 # Create or refresh the test environments (idempotent; a stamp file skips work when up to date):
 #   .venv         pyggy (editable) + its [test] extras, apache-iggy 0.9.0 among them
 #   .venv-iggy08  apache-iggy==0.8.0 alone (classic protocol client; conflicts with 0.9.0)
+#   .venv-313     as .venv, on Python 3.13 (scripts/test.sh runs the unit tier on it); made when
+#                 python3.13 (or PYTHON313) is found, else skipped with a warning
 #   kcat          the Debian package (apt-get), for the Kafka client tests
 #   tests/kafka_wire/clients/node/node_modules   kafkajs 2.2.4 + codecs (npm ci, project-local)
 #   Go modules (franz-go pkg/kgo tests, sarama) for interop_tests/, in ~/.cache/pyggy/go
@@ -79,6 +81,28 @@ project_hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
 ensure_venv .venv "py$py_version $project_hash" "${project_reqs[@]}" -- -e '.[test]'
 ensure_venv .venv-iggy08 "py$py_version $IGGY08_REQUIREMENT" \
     "$IGGY08_REQUIREMENT" -- "$IGGY08_REQUIREMENT"
+
+# The same environment on Python 3.13, for the unit tier's second run (scripts/test.sh): the
+# cp313 wheels are downloaded into the wheelhouse the first time, then installs are offline.
+# (a pyenv shim named python3.13 fails unless 3.13 is pyenv's selected version, hence the
+# interpreters under pyenv's root, which the CI machine image carries)
+PY313=""
+for candidate in ${PYTHON313:-} python3.13 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13*/bin/python3.13; do
+    if command -v "$candidate" >/dev/null \
+            && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null
+    then
+        PY313=$candidate
+        break
+    fi
+done
+if [[ -n $PY313 ]]; then
+    py313_version=$("$PY313" -c 'import sys; print(sys.version.split()[0])')
+    PY=$PY313 ensure_venv .venv-313 "py$py313_version $project_hash" "${project_reqs[@]}" \
+        -- -e '.[test]'
+else
+    echo "install-test-deps: python3.13 not found (set PYTHON313=...): no .venv-313, so" \
+        "scripts/test.sh skips the Python 3.13 unit tier (fails under CI)" >&2
+fi
 
 # kcat (the Debian package: kcat 1.7.1 linking librdkafka 2.0.2) for tests/kafka_wire/clients.
 # apt keeps its downloads in /var/cache/apt/archives; the package lists are refreshed only when

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pyggy.core.records.kafka_errors import ErrorCode
+from pyggy.kafka_wire.registry import REGISTRY
+
 from pyggy.config import iter_settings
 from pyggy.testing import PyggyServer
 
@@ -28,6 +31,37 @@ def test_config_reference_lists_every_key() -> None:
         row = f"| `[{'.'.join(s.path[:-1])}]` `{s.path[-1]}` |"
         assert row in README, f"README lacks a row for {s.key}"
         assert f"`{s.env}`" in README
+
+
+def _versions(lo: int, hi: int) -> str:
+    return str(lo) if lo == hi else f"{lo}–{hi}"
+
+
+def test_kafka_api_table_is_the_registry() -> None:
+    section = README.split("### Kafka APIs and versions\n", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    expected = [f"| {a.name} | {key} | {_versions(a.min_version, a.max_version)} |"
+                for key, a in sorted(REGISTRY.items())]
+    assert rows == expected, "the README's Kafka API table should read:\n" + "\n".join(expected)
+
+
+def test_kafka_api_versions_in_the_text_are_the_registry() -> None:
+    apis = {a.name: (a.min_version, a.max_version) for a in REGISTRY.values()}
+    mentions = re.findall(r"\b([A-Z][A-Za-z]+)\s+v(\d+)(?:[–-](\d+))?(?![\d+])", README)
+    checked = 0
+    for name, lo, hi in mentions:
+        if name in apis:
+            assert (int(lo), int(hi or lo)) == apis[name], f"README: {name} v{lo}–{hi}"
+            checked += 1
+    assert checked >= 15  # the consumer group, admin and SASL paragraphs name 19
+
+
+def test_kafka_error_codes_in_the_text_are_the_table() -> None:
+    named = re.findall(r"\b([A-Z][A-Z_]+[A-Z]) \(?(-?\d+)\b", README)
+    pairs = [(name, int(code)) for name, code in named if name in ErrorCode.__members__]
+    assert pairs  # the Security section names codes with their numbers
+    for name, code in pairs:
+        assert ErrorCode[name] == code, f"README: {name} {code}"
 
 
 def test_quick_start_runs(pyggy_server: PyggyServer) -> None:

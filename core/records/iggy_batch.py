@@ -1,7 +1,7 @@
 """Zero-copy view of an Iggy 0.11 message batch, plus the classic (≤0.8) 64-byte frames.
 
 Batch = 256-byte header + frames; frame = 48-byte header + payload + user headers
-(iggy-protocol.md §6.4). All integers little-endian.
+(https://iggy.apache.org/docs/0.9/binary-protocol/messages/). All integers little-endian.
 
 Header: partition_id u64 @0, base_offset u64 @8, base_timestamp u64 @16,
 origin_timestamp u64 @24, batch_length u64 @32, batch_checksum u64 @40,

@@ -1,9 +1,10 @@
 """Zero-copy view of a Kafka RecordBatch v2 (magic 2): split, validate, stamp, iterate, build.
 
-Header (61 B, big-endian; kafka.md §2.3): baseOffset i64 @0, batchLength i32 @8 (= total − 12),
-partitionLeaderEpoch i32 @12, magic i8 @16, crc u32 @17, attributes i16 @21,
-lastOffsetDelta i32 @23, baseTimestamp i64 @27, maxTimestamp i64 @35, producerId i64 @43,
-producerEpoch i16 @51, baseSequence i32 @53, recordsCount i32 @57, records @61.
+Header (61 B, big-endian; https://kafka.apache.org/documentation/#recordbatch): baseOffset
+i64 @0, batchLength i32 @8 (= total − 12), partitionLeaderEpoch i32 @12, magic i8 @16, crc u32
+@17, attributes i16 @21, lastOffsetDelta i32 @23, baseTimestamp i64 @27, maxTimestamp i64 @35,
+producerId i64 @43, producerEpoch i16 @51, baseSequence i32 @53, recordsCount i32 @57,
+records @61.
 
 crc = CRC-32C over bytes [21, end). baseOffset, batchLength, partitionLeaderEpoch and magic
 are outside it, so stamping an offset and an epoch never touches the CRC; LogAppendTime
@@ -12,9 +13,9 @@ are outside it, so stamping an offset and an epoch never touches the CRC; LogApp
 attributes: bits 0-2 codec (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd), bit 3 LogAppendTime,
 bit 4 transactional, bit 5 control, bit 6 delete horizon.
 
-Record (§2.4, all zig-zag varints): length, attributes i8, timestampDelta (varlong),
-offsetDelta, keyLength (−1 null), key, valueLength (−1 null), value, headerCount, then per
-header keyLength (≥ 0), key (UTF-8), valueLength (−1 null), value.
+Record (…/documentation/#record, all zig-zag varints): length, attributes i8,
+timestampDelta (varlong), offsetDelta, keyLength (−1 null), key, valueLength (−1 null), value,
+headerCount, then per header keyLength (≥ 0), key (UTF-8), valueLength (−1 null), value.
 
 Producer batches carry offset deltas 0..n−1 and ``lastOffsetDelta + 1 == recordsCount``;
 :func:`validate_batch` requires both (the log maps offsets 1:1 onto Iggy messages).
@@ -24,12 +25,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
-from enum import IntEnum
 from typing import NamedTuple
 
 from crc32c import crc32c
 from pyggy.core.records import compression as codecs
 from pyggy.core.records.compression import DEFAULT_LIMIT, CompressionError
+from pyggy.core.records.kafka_errors import ErrorCode
 
 HEADER_SIZE = 61
 LOG_OVERHEAD = 12  # baseOffset + batchLength: the bytes batchLength does not count
@@ -72,21 +73,10 @@ _U16 = struct.Struct(">H")
 _ATTR_MAXTS = struct.Struct(">H12xq")  # attributes @21, maxTimestamp @35 (unpack only)
 
 
-class KafkaErrorCode(IntEnum):
-    """The Kafka error codes a batch can earn (kafka.md §7)."""
-
-    CORRUPT_MESSAGE = 2
-    MESSAGE_TOO_LARGE = 10
-    INVALID_TIMESTAMP = 32
-    UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
-    UNSUPPORTED_COMPRESSION_TYPE = 76
-    INVALID_RECORD = 87
-
-
 class KafkaBatchError(ValueError):
     """A malformed, corrupt or unacceptable batch; ``code`` is the Kafka error code."""
 
-    def __init__(self, code: KafkaErrorCode | int, detail: str = "") -> None:
+    def __init__(self, code: ErrorCode | int, detail: str = "") -> None:
         self.code = int(code)
         super().__init__(detail or f"kafka error {self.code}")
 
@@ -113,11 +103,11 @@ def _view(buf: Buffer) -> memoryview:
 
 
 def _corrupt(detail: str) -> KafkaBatchError:
-    return KafkaBatchError(KafkaErrorCode.CORRUPT_MESSAGE, detail)
+    return KafkaBatchError(ErrorCode.CORRUPT_MESSAGE, detail)
 
 
 def _invalid(detail: str) -> KafkaBatchError:
-    return KafkaBatchError(KafkaErrorCode.INVALID_RECORD, detail)
+    return KafkaBatchError(ErrorCode.INVALID_RECORD, detail)
 
 
 # --- varints (zig-zag, as in records) ---------------------------------------------------
@@ -217,7 +207,7 @@ def validate_batch(
     mv = _view(view)
     size = len(mv)
     if max_size is not None and size > max_size:
-        raise KafkaBatchError(KafkaErrorCode.MESSAGE_TOO_LARGE, f"batch {size} B > {max_size}")
+        raise KafkaBatchError(ErrorCode.MESSAGE_TOO_LARGE, f"batch {size} B > {max_size}")
     if size < HEADER_SIZE:
         raise _corrupt(f"batch shorter than header: {size} B")
     (_, length, _, magic, crc, attrs, last_delta, base_ts, max_ts, pid, epoch, base_seq,
@@ -230,7 +220,7 @@ def validate_batch(
         raise _corrupt("CRC-32C mismatch")
     codec = attrs & COMPRESSION_MASK
     if codec > codecs.ZSTD:
-        raise KafkaBatchError(KafkaErrorCode.UNSUPPORTED_COMPRESSION_TYPE, f"codec {codec}")
+        raise KafkaBatchError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, f"codec {codec}")
     if count < 1 or last_delta + 1 != count:
         raise _invalid(f"recordsCount {count}, lastOffsetDelta {last_delta}")
     control = bool(attrs & CONTROL_MASK)
@@ -372,9 +362,9 @@ def records_region(view: Buffer, limit: int = DEFAULT_LIMIT) -> Buffer:
     try:
         return codecs.decompress(codec, mv[RECORDS_OFFSET:], limit)
     except CompressionError as e:
-        code = KafkaErrorCode.MESSAGE_TOO_LARGE if e.too_large else (
-            KafkaErrorCode.UNSUPPORTED_COMPRESSION_TYPE if codec > codecs.ZSTD
-            else KafkaErrorCode.CORRUPT_MESSAGE)
+        code = ErrorCode.MESSAGE_TOO_LARGE if e.too_large else (
+            ErrorCode.UNSUPPORTED_COMPRESSION_TYPE if codec > codecs.ZSTD
+            else ErrorCode.CORRUPT_MESSAGE)
         raise KafkaBatchError(code, str(e)) from None
 
 
@@ -524,7 +514,7 @@ def build_batch(
 def build_control_batch(commit: bool, producer_id: int, producer_epoch: int,
                         coordinator_epoch: int, timestamp_ms: int, base_offset: int = 0,
                         partition_leader_epoch: int = 0) -> bytearray:
-    """A COMMIT/ABORT transaction marker batch (kafka.md §2.7)."""
+    """A COMMIT/ABORT transaction marker batch (KIP-98; …/documentation/#controlbatch)."""
     key = struct.pack(">hh", 0, 1 if commit else 0)
     value = struct.pack(">hi", 0, coordinator_epoch)
     return build_batch([(timestamp_ms, key, value, ())], base_offset, 0, producer_id,

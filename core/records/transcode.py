@@ -74,7 +74,8 @@ from pyggy.core.errors import ErrorCode
 from pyggy.core.records import iggy_batch, kafka_batch
 from pyggy.core.records import user_headers as uh
 from pyggy.core.records.compression import DEFAULT_LIMIT
-from pyggy.core.records.kafka_batch import KafkaBatchError, KafkaErrorCode, put_varint, read_varint
+from pyggy.core.records.kafka_batch import KafkaBatchError, put_varint, read_varint
+from pyggy.core.records.kafka_errors import ErrorCode as KafkaError
 
 KEY = b"kafka.key"
 VALUE = b"kafka.value"
@@ -207,7 +208,7 @@ def record_to_message(key: bytes | None, value: bytes | None, headers: Headers,
         return back
     message = _encode(key, value, headers, timestamp_ms)
     if message is None:
-        raise KafkaBatchError(KafkaErrorCode.MESSAGE_TOO_LARGE, "value too big for Iggy")
+        raise KafkaBatchError(KafkaError.MESSAGE_TOO_LARGE, "value too big for Iggy")
     return message
 
 

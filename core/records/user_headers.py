@@ -1,4 +1,5 @@
-"""Iggy user headers: the TLV block of a message (iggy-protocol.md §5, §6.4).
+"""Iggy user headers: the TLV block of a message
+(https://iggy.apache.org/docs/0.9/binary-protocol/encodings/ and .../messages/).
 
 Entries ``u8 kind, u32 len (1..255, LE), data`` alternate key, value; the block holds an
 even number of them, at most 100 000 bytes. Kinds: 1 Raw, 2 String, 3 Bool, 4 Int8,

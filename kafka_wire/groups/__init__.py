@@ -6,7 +6,6 @@ every 100 ms. Nothing here touches sockets or the codec.
 """
 
 from pyggy.kafka_wire.groups.coordinator import GroupCoordinator, OffsetCommitEntry
-from pyggy.kafka_wire.groups.errors import GroupError
 from pyggy.kafka_wire.groups.results import (
     Eviction,
     FetchedOffset,
@@ -33,7 +32,6 @@ __all__ = [
     "FileOffsetStore",
     "GroupCoordinator",
     "GroupDescription",
-    "GroupError",
     "GroupListing",
     "GroupState",
     "JoinMember",

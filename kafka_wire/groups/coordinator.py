@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 
 from pyggy.core.clock import Clock
-from pyggy.kafka_wire.groups.errors import GroupError
+from pyggy.core.records.kafka_errors import ErrorCode
 from pyggy.kafka_wire.groups.membership import Membership
 from pyggy.kafka_wire.groups.results import (
     Eviction,
@@ -90,58 +90,58 @@ class GroupCoordinator(Membership):
 
     def commit_offsets(self, group_id: str, generation_id: int, member_id: str,
                        group_instance_id: str | None,
-                       offsets: Sequence[OffsetCommitEntry]) -> list[GroupError]:
+                       offsets: Sequence[OffsetCommitEntry]) -> list[ErrorCode]:
         """OffsetCommit; one error per entry, in order. Generation -1 with no member is a
         simple (standalone/admin) commit, accepted while the group is Empty or unknown."""
         code = self._validate_commit(group_id, generation_id, member_id, group_instance_id)
         if code:
             return [code] * len(offsets)
-        codes: list[GroupError] = []
+        codes: list[ErrorCode] = []
         accepted: dict[TopicPartition, CommittedOffset] = {}
         for topic, partition, offset, leader_epoch, metadata in offsets:
             metadata = metadata or ""
             if self.partition_exists is not None and not self.partition_exists(topic, partition):
-                codes.append(GroupError.UNKNOWN_TOPIC_OR_PARTITION)
+                codes.append(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
             elif len(metadata) > self.offset_metadata_max_bytes:
-                codes.append(GroupError.OFFSET_METADATA_TOO_LARGE)
+                codes.append(ErrorCode.OFFSET_METADATA_TOO_LARGE)
             else:
                 accepted[(topic, partition)] = CommittedOffset(offset, leader_epoch, metadata)
-                codes.append(GroupError.NONE)
+                codes.append(ErrorCode.NONE)
         if accepted:
             try:
                 self.offsets.put(group_id, accepted)
             except OSError as e:  # as Kafka answers a KAFKA_STORAGE_ERROR of its offsets log
                 log.error("kafka group %s: offsets could not be stored: %s", group_id, e)
-                return [GroupError.NOT_COORDINATOR if c == GroupError.NONE else c
+                return [ErrorCode.NOT_COORDINATOR if c == ErrorCode.NONE else c
                         for c in codes]
         return codes
 
     def _validate_commit(self, group_id: str, generation_id: int, member_id: str,
-                         group_instance_id: str | None) -> GroupError:
+                         group_instance_id: str | None) -> ErrorCode:
         # Kafka ClassicGroup.validateOffsetCommit
         if not group_id:
-            return GroupError.INVALID_GROUP_ID
+            return ErrorCode.INVALID_GROUP_ID
         group = self.groups.get(group_id)
         if group is None:
             if generation_id >= 0:
-                return GroupError.ILLEGAL_GENERATION
+                return ErrorCode.ILLEGAL_GENERATION
             self.groups[group_id] = group = Group(group_id)  # a "simple" group
         if generation_id < 0 and group.state is S.EMPTY:
-            return GroupError.NONE
+            return ErrorCode.NONE
         if generation_id >= 0 or member_id or group_instance_id is not None:
             code = group.validate_member(member_id, group_instance_id)
             if code:
                 return code
             if generation_id != group.generation:
-                return GroupError.ILLEGAL_GENERATION
+                return ErrorCode.ILLEGAL_GENERATION
         elif group.state is not S.EMPTY:
-            return GroupError.UNKNOWN_MEMBER_ID
+            return ErrorCode.UNKNOWN_MEMBER_ID
         if group.state is S.COMPLETING_REBALANCE:
-            return GroupError.REBALANCE_IN_PROGRESS
+            return ErrorCode.REBALANCE_IN_PROGRESS
         if member_id in group.members:
             member = group.members[member_id]
             member.expires_at = max(member.expires_at, self._now() + member.session_timeout_ms)
-        return GroupError.NONE
+        return ErrorCode.NONE
 
     def fetch_offsets(self, group_id: str,
                       topics: Sequence[tuple[str, Sequence[int]]] | None,
@@ -149,41 +149,41 @@ class GroupCoordinator(Membership):
         """OffsetFetch for (topic, partitions) pairs, or every committed partition when
         ``topics`` is None. No commit (or no group) is offset -1, not an error."""
         if topics is None:
-            return [FetchedOffset(t, p, o.offset, o.leader_epoch, o.metadata, GroupError.NONE)
+            return [FetchedOffset(t, p, o.offset, o.leader_epoch, o.metadata, ErrorCode.NONE)
                     for (t, p), o in sorted(self.offsets.offsets(group_id).items())]
         out = []
         for topic, partitions in topics:
             for partition in partitions:
                 o = self.offsets.get(group_id, topic, partition)
                 if o is None:
-                    out.append(FetchedOffset(topic, partition, -1, -1, "", GroupError.NONE))
+                    out.append(FetchedOffset(topic, partition, -1, -1, "", ErrorCode.NONE))
                 else:
                     out.append(FetchedOffset(topic, partition, o.offset, o.leader_epoch,
-                                             o.metadata, GroupError.NONE))
+                                             o.metadata, ErrorCode.NONE))
         return out
 
     def delete_offsets(self, group_id: str, partitions: Sequence[TopicPartition],
-                       ) -> tuple[GroupError, list[GroupError]]:
+                       ) -> tuple[ErrorCode, list[ErrorCode]]:
         """OffsetDelete: (group error, one error per partition). A non-empty "consumer" group
         keeps the offsets of topics it subscribes to (GROUP_SUBSCRIBED_TO_TOPIC)."""
         group = self.groups.get(group_id)
         if group is None:
-            return GroupError.GROUP_ID_NOT_FOUND, []
+            return ErrorCode.GROUP_ID_NOT_FOUND, []
         subscribed: set[str] | None = set()
         if group.state is not S.EMPTY:
             if group.protocol_type != "consumer":
-                return GroupError.NON_EMPTY_GROUP, []
+                return ErrorCode.NON_EMPTY_GROUP, []
             subscribed = group.subscribed_topics()  # None: unreadable, assume every topic
         codes, doomed = [], []
         for topic, partition in partitions:
             if subscribed is None or topic in subscribed:
-                codes.append(GroupError.GROUP_SUBSCRIBED_TO_TOPIC)
+                codes.append(ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC)
             else:
                 doomed.append((topic, partition))
-                codes.append(GroupError.NONE)
+                codes.append(ErrorCode.NONE)
         if doomed:
             self.offsets.delete(group_id, doomed)
-        return GroupError.NONE, codes
+        return ErrorCode.NONE, codes
 
     def forget_partitions(self, topic: str, partitions: Iterable[int]) -> int:
         """Drop every group's committed offsets of these partitions (the topic, or some of its
@@ -215,7 +215,7 @@ class GroupCoordinator(Membership):
         """DescribeGroups entry; metadata, assignments and protocol name only when Stable."""
         group = self.groups.get(group_id)
         if group is None:
-            return GroupDescription(GroupError.GROUP_ID_NOT_FOUND, group_id, S.DEAD.value,
+            return GroupDescription(ErrorCode.GROUP_ID_NOT_FOUND, group_id, S.DEAD.value,
                                     "", "", ())
         stable = group.state is S.STABLE
         members = tuple(
@@ -223,7 +223,7 @@ class GroupCoordinator(Membership):
                               m.metadata(group.protocol_name) if stable else b"",
                               m.assignment if stable else b"")
             for m in group.members.values())
-        return GroupDescription(GroupError.NONE, group_id, group.state.value,
+        return GroupDescription(ErrorCode.NONE, group_id, group.state.value,
                                 group.protocol_type or "",
                                 (group.protocol_name or "") if stable else "", members)
 
@@ -238,17 +238,17 @@ class GroupCoordinator(Membership):
                 for g in self.groups.values()
                 if not states or g.state.value.lower() in states]
 
-    def delete_groups(self, group_ids: Iterable[str]) -> list[tuple[str, GroupError]]:
+    def delete_groups(self, group_ids: Iterable[str]) -> list[tuple[str, ErrorCode]]:
         """DeleteGroups: Empty groups go with their offsets; others are NON_EMPTY_GROUP."""
         results = []
         for group_id in group_ids:
             group = self.groups.get(group_id)
             if group is None:
-                results.append((group_id, GroupError.GROUP_ID_NOT_FOUND))
+                results.append((group_id, ErrorCode.GROUP_ID_NOT_FOUND))
             elif group.state is not S.EMPTY:
-                results.append((group_id, GroupError.NON_EMPTY_GROUP))
+                results.append((group_id, ErrorCode.NON_EMPTY_GROUP))
             else:
                 del self.groups[group_id]
                 self.offsets.delete_group(group_id)
-                results.append((group_id, GroupError.NONE))
+                results.append((group_id, ErrorCode.NONE))
         return results

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pyggy.core.clock import Clock
-from pyggy.kafka_wire.groups.errors import GroupError
+from pyggy.core.records.kafka_errors import ErrorCode
 from pyggy.kafka_wire.groups.results import Eviction, JoinResult, SyncResult
 from pyggy.kafka_wire.groups.state import Group, GroupState, Member, Protocols, normalize_protocols
 
@@ -116,29 +116,29 @@ class Membership:
         return future
 
     def _join(self, r: _Join, future: asyncio.Future) -> JoinResult | None:
-        def error(code: GroupError, member_id: str = r.member_id) -> JoinResult:
+        def error(code: ErrorCode, member_id: str = r.member_id) -> JoinResult:
             return JoinResult(code, member_id=member_id)
 
         if not r.group_id:
-            return error(GroupError.INVALID_GROUP_ID)
+            return error(ErrorCode.INVALID_GROUP_ID)
         if not self.min_session_timeout_ms <= r.session_timeout_ms <= self.max_session_timeout_ms:
-            return error(GroupError.INVALID_SESSION_TIMEOUT)
+            return error(ErrorCode.INVALID_SESSION_TIMEOUT)
         now = self._now()
         group = self.groups.get(r.group_id)
         if group is None:
             if r.member_id:
-                return error(GroupError.UNKNOWN_MEMBER_ID)
+                return error(ErrorCode.UNKNOWN_MEMBER_ID)
             group = Group(r.group_id)  # registered once the join is accepted
         known = r.member_id if r.member_id in group.members else None
         if r.group_instance_id is not None and not r.member_id:
             known = group.static.get(r.group_instance_id)
         if not group.supports(r.protocol_type, [n for n, _ in r.protocols], exclude=known):
-            return error(GroupError.INCONSISTENT_GROUP_PROTOCOL)
+            return error(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
 
         if not r.member_id:
             if known is None and self.max_group_size is not None and (
                     len(group.members) + len(group.pending) >= self.max_group_size):
-                return error(GroupError.GROUP_MAX_SIZE_REACHED)
+                return error(ErrorCode.GROUP_MAX_SIZE_REACHED)
             self.groups.setdefault(group.group_id, group)
             if r.group_instance_id is not None:
                 new_id = f"{r.group_instance_id}-{self._new_uuid()}"
@@ -149,7 +149,7 @@ class Membership:
             new_id = f"{r.client_id}-{self._new_uuid()}"
             if r.require_known_member_id:
                 group.pending[new_id] = now + r.session_timeout_ms
-                return error(GroupError.MEMBER_ID_REQUIRED, new_id)
+                return error(ErrorCode.MEMBER_ID_REQUIRED, new_id)
             self._add_member(group, new_id, r, future, now)
             return None
 
@@ -179,7 +179,7 @@ class Membership:
             self._prepare_rebalance(group, now, f"member {member.member_id} rejoined"
                                     f" (client reason: {r.reason})")
             return None
-        return error(GroupError.UNKNOWN_MEMBER_ID)
+        return error(ErrorCode.UNKNOWN_MEMBER_ID)
 
     def _add_member(self, group: Group, member_id: str, r: _Join, future: asyncio.Future,
                     now: float) -> None:
@@ -200,7 +200,7 @@ class Membership:
         member.rebalance_timeout_ms = r.rebalance_timeout_ms
         if member.join_future is not future:
             # a second JoinGroup while one is parked: the first asker gave up (reconnected)
-            _resolve(member.join_future, JoinResult(GroupError.REBALANCE_IN_PROGRESS,
+            _resolve(member.join_future, JoinResult(ErrorCode.REBALANCE_IN_PROGRESS,
                                                     member_id=member.member_id))
         member.join_future = future
 
@@ -212,7 +212,7 @@ class Membership:
                         r.session_timeout_ms, r.rebalance_timeout_ms, r.protocols,
                         is_new=False, expires_at=now + r.session_timeout_ms)
         old = group.replace(old_id, member)
-        fenced = GroupError.FENCED_INSTANCE_ID
+        fenced = ErrorCode.FENCED_INSTANCE_ID
         _resolve(old.join_future, JoinResult(fenced, member_id=old_id))
         _resolve(old.sync_future, SyncResult(fenced))
         log.info("group %s: static member %s replaced %s", group.group_id, new_id, old_id)
@@ -221,7 +221,7 @@ class Membership:
                 return self._current_join(group, member, skip_assignment=group.leader == new_id)
             # before v9 a leader cannot skip the assignment: answer it as a follower (leader =
             # the id it replaced), so it syncs and gets the assignment it kept
-            return JoinResult(GroupError.NONE, member_id=new_id, generation_id=group.generation,
+            return JoinResult(ErrorCode.NONE, member_id=new_id, generation_id=group.generation,
                               protocol_type=group.protocol_type,
                               protocol_name=group.protocol_name, leader=old_id)
         member.join_future = future
@@ -231,7 +231,7 @@ class Membership:
     def _current_join(self, group: Group, member: Member,
                       skip_assignment: bool = False) -> JoinResult:
         is_leader = member.member_id == group.leader
-        return JoinResult(GroupError.NONE, member_id=member.member_id,
+        return JoinResult(ErrorCode.NONE, member_id=member.member_id,
                           generation_id=group.generation, protocol_type=group.protocol_type,
                           protocol_name=group.protocol_name, leader=group.leader or "",
                           members=group.leader_members() if is_leader else (),
@@ -249,7 +249,7 @@ class Membership:
         if group.state is S.COMPLETING_REBALANCE:
             for m in group.members.values():
                 m.assignment = b""
-                _resolve(m.sync_future, SyncResult(GroupError.REBALANCE_IN_PROGRESS))
+                _resolve(m.sync_future, SyncResult(ErrorCode.REBALANCE_IN_PROGRESS))
                 m.sync_future = None
         was_empty = group.state is S.EMPTY
         group.state = S.PREPARING_REBALANCE
@@ -306,14 +306,14 @@ class Membership:
                  group.group_id, group.generation, len(group.members), group.protocol_name,
                  group.leader)
 
-    def _remove_member(self, group: Group, member: Member, code: GroupError) -> None:
+    def _remove_member(self, group: Group, member: Member, code: ErrorCode) -> None:
         group.remove(member.member_id)
         _resolve(member.join_future, JoinResult(code, member_id=member.member_id))
         _resolve(member.sync_future, SyncResult(code))
         member.join_future = member.sync_future = None
 
     def _evict(self, group: Group, member: Member, reason: str) -> None:
-        self._remove_member(group, member, GroupError.UNKNOWN_MEMBER_ID)
+        self._remove_member(group, member, ErrorCode.UNKNOWN_MEMBER_ID)
         self._evictions.append(Eviction(group.group_id, member.member_id, reason))
         log.info("group %s: removed member %s: %s", group.group_id, member.member_id, reason)
 
@@ -350,30 +350,30 @@ class Membership:
               protocol_name: str | None,
               assignments: Sequence[tuple[str, bytes]]) -> SyncResult | None:
         if not group_id:
-            return SyncResult(GroupError.INVALID_GROUP_ID)
+            return SyncResult(ErrorCode.INVALID_GROUP_ID)
         group = self.groups.get(group_id)
         if group is None:
-            return SyncResult(GroupError.UNKNOWN_MEMBER_ID)
+            return SyncResult(ErrorCode.UNKNOWN_MEMBER_ID)
         code = group.validate_member(member_id, group_instance_id)
         if code:
             return SyncResult(code)
         if generation_id != group.generation:
-            return SyncResult(GroupError.ILLEGAL_GENERATION)
+            return SyncResult(ErrorCode.ILLEGAL_GENERATION)
         if (protocol_type is not None and protocol_type != group.protocol_type
                 or protocol_name is not None and protocol_name != group.protocol_name):
-            return SyncResult(GroupError.INCONSISTENT_GROUP_PROTOCOL)
+            return SyncResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
         member = group.members[member_id]
         now = self._now()
         if group.state is S.PREPARING_REBALANCE:
-            return SyncResult(GroupError.REBALANCE_IN_PROGRESS)
+            return SyncResult(ErrorCode.REBALANCE_IN_PROGRESS)
         member.expires_at = now + member.session_timeout_ms
         self._synced(group, member_id)
         if group.state is S.STABLE:
-            return SyncResult(GroupError.NONE, group.protocol_type, group.protocol_name,
+            return SyncResult(ErrorCode.NONE, group.protocol_type, group.protocol_name,
                               member.assignment)
         if group.state is not S.COMPLETING_REBALANCE:
-            return SyncResult(GroupError.UNKNOWN_MEMBER_ID)
-        _resolve(member.sync_future, SyncResult(GroupError.REBALANCE_IN_PROGRESS))
+            return SyncResult(ErrorCode.UNKNOWN_MEMBER_ID)
+        _resolve(member.sync_future, SyncResult(ErrorCode.REBALANCE_IN_PROGRESS))
         member.sync_future = future
         if member_id == group.leader:
             given = {mid: bytes(a) for mid, a in assignments}
@@ -382,7 +382,7 @@ class Membership:
                 m.assignment = given.get(m.member_id, b"")  # an omitted member gets b""
                 if m.sync_future is not None:
                     m.expires_at = now + m.session_timeout_ms
-                    _resolve(m.sync_future, SyncResult(GroupError.NONE, group.protocol_type,
+                    _resolve(m.sync_future, SyncResult(ErrorCode.NONE, group.protocol_type,
                                                        group.protocol_name, m.assignment))
                     m.sync_future = None
             log.info("group %s: stable at generation %d", group.group_id, group.generation)
@@ -397,61 +397,61 @@ class Membership:
     # ---------------------------------------------------------------- Heartbeat, LeaveGroup
 
     def heartbeat(self, group_id: str, generation_id: int, member_id: str,
-                  group_instance_id: str | None = None) -> GroupError:
+                  group_instance_id: str | None = None) -> ErrorCode:
         """Heartbeat: refreshes the session; REBALANCE_IN_PROGRESS tells a member to rejoin."""
         if not group_id:
-            return GroupError.INVALID_GROUP_ID
+            return ErrorCode.INVALID_GROUP_ID
         group = self.groups.get(group_id)
         if group is None:
-            return GroupError.UNKNOWN_MEMBER_ID
+            return ErrorCode.UNKNOWN_MEMBER_ID
         code = group.validate_member(member_id, group_instance_id)
         if code:
             return code
         if generation_id != group.generation:
-            return GroupError.ILLEGAL_GENERATION
+            return ErrorCode.ILLEGAL_GENERATION
         if group.state is S.EMPTY:
-            return GroupError.UNKNOWN_MEMBER_ID
+            return ErrorCode.UNKNOWN_MEMBER_ID
         member = group.members[member_id]
         member.expires_at = self._now() + member.session_timeout_ms
         if group.state is S.PREPARING_REBALANCE:
-            return GroupError.REBALANCE_IN_PROGRESS
-        return GroupError.NONE
+            return ErrorCode.REBALANCE_IN_PROGRESS
+        return ErrorCode.NONE
 
     def leave(self, group_id: str, members: Sequence[tuple[str, str | None, str | None]],
-              ) -> tuple[GroupError, list[GroupError]]:
+              ) -> tuple[ErrorCode, list[ErrorCode]]:
         """LeaveGroup for (member_id, group_instance_id, reason) entries; returns the top-level
         error and one error per entry (v0–2: send the single entry's error as the top level)."""
         if not group_id:
-            return GroupError.INVALID_GROUP_ID, [GroupError.INVALID_GROUP_ID] * len(members)
+            return ErrorCode.INVALID_GROUP_ID, [ErrorCode.INVALID_GROUP_ID] * len(members)
         group = self.groups.get(group_id)
         if group is None:
-            return GroupError.NONE, [GroupError.UNKNOWN_MEMBER_ID] * len(members)
+            return ErrorCode.NONE, [ErrorCode.UNKNOWN_MEMBER_ID] * len(members)
         now, codes, removed = self._now(), [], []
         for member_id, instance_id, reason in members:
             if instance_id is not None:
                 known = group.static.get(instance_id)
                 if known is None:
-                    codes.append(GroupError.UNKNOWN_MEMBER_ID)
+                    codes.append(ErrorCode.UNKNOWN_MEMBER_ID)
                     continue
                 if member_id and member_id != known:
-                    codes.append(GroupError.FENCED_INSTANCE_ID)
+                    codes.append(ErrorCode.FENCED_INSTANCE_ID)
                     continue
                 member_id = known
             if member_id in group.pending:
                 del group.pending[member_id]
             elif member_id in group.members:
                 member = group.members[member_id]
-                self._remove_member(group, member, GroupError.UNKNOWN_MEMBER_ID)
+                self._remove_member(group, member, ErrorCode.UNKNOWN_MEMBER_ID)
                 removed.append(f"{member_id} ({reason or 'no reason'})")
             else:
-                codes.append(GroupError.UNKNOWN_MEMBER_ID)
+                codes.append(ErrorCode.UNKNOWN_MEMBER_ID)
                 continue
-            codes.append(GroupError.NONE)
+            codes.append(ErrorCode.NONE)
         if removed:
             self._after_removal(group, now, "left: " + ", ".join(removed))
         else:
             self._maybe_complete_join(group, now)
-        return GroupError.NONE, codes
+        return ErrorCode.NONE, codes
 
     # ---------------------------------------------------------------- timers
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from pyggy.kafka_wire.groups.errors import GroupError
+from pyggy.core.records.kafka_errors import ErrorCode
 from pyggy.kafka_wire.groups.results import JoinMember
 from pyggy.kafka_wire.groups.subscription import subscription_topics
 
@@ -111,14 +111,14 @@ class Group:
             self.pending_sync.add(member.member_id)
         return old
 
-    def validate_member(self, member_id: str, group_instance_id: str | None) -> GroupError:
+    def validate_member(self, member_id: str, group_instance_id: str | None) -> ErrorCode:
         """Kafka's ``validateMember``: the static mapping wins when an instance id is given."""
         if group_instance_id is not None:
             known = self.static.get(group_instance_id)
             if known is None:
-                return GroupError.UNKNOWN_MEMBER_ID
-            return GroupError.NONE if known == member_id else GroupError.FENCED_INSTANCE_ID
-        return GroupError.NONE if member_id in self.members else GroupError.UNKNOWN_MEMBER_ID
+                return ErrorCode.UNKNOWN_MEMBER_ID
+            return ErrorCode.NONE if known == member_id else ErrorCode.FENCED_INSTANCE_ID
+        return ErrorCode.NONE if member_id in self.members else ErrorCode.UNKNOWN_MEMBER_ID
 
     def supports(self, protocol_type: str, names: Sequence[str],
                  exclude: str | None = None) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
-from pyggy.kafka_wire.groups import GroupCoordinator, GroupError
+from pyggy.kafka_wire.groups import GroupCoordinator
 from pyggy.kafka_wire.groups.subscription import subscription_topics
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 
@@ -117,7 +117,7 @@ def leave_group(conn: Connection, req: dict, version: int) -> dict:
             (m["member_id"], m["group_instance_id"], m["reason"] if version >= 5 else None)
             for m in members])
     if version < 3:
-        error = top or (codes[0] if codes else GroupError.NONE)
+        error = top or (codes[0] if codes else ErrorCode.NONE)
         return {"throttle_time_ms": 0, "error_code": int(error), "members": []}
     return {"throttle_time_ms": 0, "error_code": int(top), "members": [
         {"member_id": m["member_id"], "group_instance_id": m["group_instance_id"],
@@ -139,9 +139,9 @@ def describe_groups(conn: Connection, req: dict, version: int) -> dict:
         d = coord.describe(group_id)
         error = d.error_code
         message = None
-        if error == GroupError.GROUP_ID_NOT_FOUND:
+        if error == ErrorCode.GROUP_ID_NOT_FOUND:
             if version < 6:
-                error = GroupError.NONE
+                error = ErrorCode.NONE
             else:
                 message = f"Group {group_id} not found."
         groups.append({
@@ -153,7 +153,7 @@ def describe_groups(conn: Connection, req: dict, version: int) -> dict:
                          "member_metadata": m.metadata, "member_assignment": m.assignment}
                         for m in d.members],
             "authorized_operations": authz.group_operations(conn, group_id)
-            if with_ops and error == GroupError.NONE else NOT_REQUESTED})
+            if with_ops and error == ErrorCode.NONE else NOT_REQUESTED})
     return {"throttle_time_ms": 0, "groups": groups}
 
 

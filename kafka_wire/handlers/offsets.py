@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
-from pyggy.kafka_wire.groups import FetchedOffset, GroupError
+from pyggy.kafka_wire.groups import FetchedOffset
 from pyggy.kafka_wire.handlers.groups import NO_COORDINATOR, coordinator
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 
@@ -70,7 +70,7 @@ def _fetch_group(conn: Connection, group_id: str, topics: list | None,
     if coord is None:
         return NO_COORDINATOR, []
     if not group_id:
-        return GroupError.INVALID_GROUP_ID, []
+        return ErrorCode.INVALID_GROUP_ID, []
     if denied := authz.group(conn, group_id):
         return denied, []
     names = conn.server.topics

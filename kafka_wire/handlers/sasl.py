@@ -2,7 +2,8 @@
 SCRAM-SHA-512 against pyggy's users (the ones the Iggy door logs in).
 
 Handshake v1 carries the tokens in SaslAuthenticate requests; after a handshake v0 the next
-frames are raw tokens (no request header), answered by size-prefixed raw tokens (kafka.md §6).
+frames are raw tokens (no request header), answered by size-prefixed raw tokens (KIP-43;
+SaslAuthenticate: KIP-152).
 A failed authentication is answered (SASL_AUTHENTICATION_FAILED with a message) and the
 connection closed. PLAIN accepts a user's password or one of its personal access tokens; SCRAM
 uses the credentials stored when the password was set (or by AlterUserScramCredentials).

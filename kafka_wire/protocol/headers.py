@@ -1,4 +1,5 @@
-"""Kafka framing and request/response headers (kafka.md §1.6, §2.1).
+"""Kafka framing and request/response headers (the Kafka protocol guide,
+https://kafka.apache.org/protocol#protocol_messages; header v2 and tag buffers: KIP-482).
 
 A frame is ``INT32 size`` + ``size`` bytes of message; a request message is a header then the
 body. Request header v1 = api_key, api_version, correlation_id, client_id (INT16-length nullable

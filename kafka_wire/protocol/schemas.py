@@ -1,15 +1,21 @@
 """Kafka message schemas as data: one dense line per message, parsed once into `Message` trees.
 
-Notation (as in kafka.md Appendix A): ``Name k<api> v<lo>-<hi> flex<N>+|flexnone: fields``, the
+Notation (pyggy's own shorthand for Kafka's JSON message definitions):
+``Name k<api> v<lo>-<hi> flex<N>+|flexnone: fields``, the
 fields separated by `` | ``. A field is ``Name:type`` (``i8 i16 i32 i64 u16 u32 f64 bool uuid str
 bytes records`` or ``[]type``), ``Name[]{...}`` (array of structs) or ``Name{...}`` (struct),
 then optionally ``?`` (nullable wherever present) or ``?(A+)``/``?(A-B)`` (nullable in those
 versions), ``vA``/``vA-B``/``vA+`` (field versions; absent = all), ``@tN`` (tagged field N) and
-``=x`` (a non-zero default). The ``v`` range of a message is the range this server supports.
-Field lists follow Apache Kafka's message definitions (clients/.../common/message/*.json).
+``=x`` (a non-zero default). The ``v`` range of a message is the range this server supports:
+it is written here only, and the handler registry (`pyggy.kafka_wire.registry`), ApiVersions,
+the README and the tests take it from here (an API without a registry row, such as the
+transaction APIs, is known to the codec but not offered). Field lists follow Apache Kafka's message
+definitions (``clients/src/main/resources/common/message/*.json``);
+tests/kafka_wire/protocol/test_kafka_schema_crosscheck.py compares them, version by version,
+with those of the Kafka release the interop suite runs.
 """
 
-# ruff: noqa: E501  (one schema per line, as in the reference notation)
+# ruff: noqa: E501  (one schema per line)
 from __future__ import annotations
 
 import re

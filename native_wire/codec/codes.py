@@ -1,4 +1,5 @@
-"""Command codes, VSR operations, header commands and eviction reasons (reference §2–§3)."""
+"""Command codes, VSR operations, header commands and eviction reasons (Iggy's framing and
+commands pages, https://iggy.apache.org/docs/0.9/binary-protocol/)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ class Code(IntEnum):
     SYNC_CONSUMER_GROUP = 606
 
 
-# Codes the classic (0.8) protocol does not have (Appendix A).
+# Codes the classic (0.8) protocol does not have (https://iggy.apache.org/docs/0.8/binary-protocol/commands/).
 NOT_IN_CLASSIC = frozenset({13, 14, 40, 45, 103, 104, 123, 606})
 
 

@@ -1,4 +1,5 @@
-"""Framing: VSR 256-byte headers (§2), result sections (§2.3), classic frames (Appendix A)."""
+"""Framing: VSR 256-byte headers, result sections and evictions (https://iggy.apache.org/docs/0.9/binary-protocol/framing/),
+and the classic `[len][code]` frames of server 0.8 (https://iggy.apache.org/docs/0.8/binary-protocol/)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ class RequestHeader:
 
 
 def parse_request_header(buf: bytes | bytearray | memoryview) -> RequestHeader:
-    """Decode and validate a request header (§2.1) from the first 256 bytes of ``buf``.
+    """Decode and validate a request header (RequestHeader, framing page) from the first
+    256 bytes of ``buf``.
 
     Checks: command byte 5, size ≥ 256, client ≠ 0, operation ≠ 0, Register ⇒ session = 0
     and request = 0, other non-NonReplicated ops ⇒ session > 0 and request > 0. Unknown
@@ -98,7 +100,7 @@ def verify_request_checksum(header: RequestHeader, body: bytes | bytearray | mem
 def build_reply_header(
     header: RequestHeader, status: int, body_len: int, session_op: int
 ) -> bytes:
-    """A 256-byte ReplyHeader echoing the request's identity fields (§2.2, appendix B)."""
+    """A 256-byte ReplyHeader echoing the request's identity fields (ReplyHeader, framing page)."""
     k = header.request_checksum
     c = header.client
     return _REPLY.pack(
@@ -122,14 +124,14 @@ def build_reply(
 def build_eviction(
     client: int, reason: int, server_version: int = 0, server_version_min: int = 0
 ) -> bytes:
-    """A header-only EvictionHeader (§2.4); versions only matter for reason 14."""
+    """A header-only EvictionHeader (framing page); versions only matter for reason 14."""
     return _EVICTION.pack(
         HEADER_SIZE, HeaderCommand.EVICTION, client & _MASK64, client >> 64, server_version,
         server_version_min, reason,
     )
 
 
-# ---------------------------------------------------------------- result section (§2.3)
+# ---------------------------------------------------------------- result section
 
 RESULT_OK = b"\x00\x00\x00\x00"
 
@@ -204,7 +206,7 @@ def frame_length(
     return classic_frame_length(buf, max_size)
 
 
-# ---------------------------------------------------------------- classic framing (Appendix A)
+# ---------------------------------------------------------------- classic framing (server 0.8)
 
 
 def parse_classic_request(frame: bytes | bytearray | memoryview) -> tuple[int, memoryview]:

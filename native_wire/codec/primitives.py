@@ -1,4 +1,5 @@
-"""Shared encodings (reference §5): identifiers, names, consumers, TLV blocks, permissions."""
+"""Shared encodings (https://iggy.apache.org/docs/0.9/binary-protocol/encodings/):
+identifiers, names, consumers, TLV blocks, permissions."""
 
 from __future__ import annotations
 
@@ -290,7 +291,7 @@ _GLOBAL_FIELDS = (
 
 
 def decode_permissions(r: Reader) -> Permissions:
-    """Permissions layout of §5 (linked lists with ``has_next`` bytes)."""
+    """Permissions layout of the encodings page (linked lists with ``has_next`` bytes)."""
     flags = _BOOLS10.unpack(r.bytes(10))
     glob = GlobalPermissions(*(b != 0 for b in flags))
     perms = Permissions(global_=glob)

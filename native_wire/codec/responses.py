@@ -1,4 +1,5 @@
-"""Reply payload encoders (reference §6) for the VSR (0.9) and classic (0.8) protocols.
+"""Reply payload encoders for the VSR (0.9) and classic (0.8) protocols (Iggy's commands page,
+https://iggy.apache.org/docs/0.9/binary-protocol/commands/).
 
 Every function returns the typed payload only: wrap it with ``frames.result_ok`` for
 result-framed operations and with a reply/classic header to send it.
@@ -259,7 +260,7 @@ def encode_send_confirmations(confirmations: Sequence[tuple[int, int, int, int]]
 
 @dataclass(slots=True)
 class Stats:
-    """Values of a GET_STATS reply (§6.1). ``cache_metrics``: (stream, topic, partition,
+    """Values of a GET_STATS reply (commands page). ``cache_metrics``: (stream, topic, partition,
     hits, misses, hit_ratio)."""
 
     process_id: int = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import shutil
@@ -9,8 +10,11 @@ import socket
 import threading
 
 from pyggy.core import permissions as perm
+from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.options import TOPIC_CATALOG
 from pyggy.native_wire.codec import responses as rsp
+from pyggy.native_wire.codec import snapshot
+from pyggy.native_wire.codec.frames import HEADER_SIZE, MAX_MESSAGE_SIZE
 from pyggy.native_wire.codec.reader import Reader, WireError
 from pyggy.native_wire.context import Context
 
@@ -34,6 +38,10 @@ def _memory() -> tuple[int, int, int]:
 
 def get_stats(ctx: Context, r: Reader) -> bytes:
     perm.ensure(perm.read_servers(ctx.user))
+    return rsp.encode_stats(_stats(ctx))
+
+
+def _stats(ctx: Context) -> rsp.Stats:
     engine = ctx.engine
     c = engine.counts()
     rss, total, available = _memory()
@@ -44,7 +52,7 @@ def get_stats(ctx: Context, r: Reader) -> bytes:
     run_time = (engine.clock.now_us() - start) // 1_000_000 * 1_000_000
     uname = platform.uname()
     major, minor, patch = (int(x) for x in ctx.server.node.version.split(".")[:3])
-    return rsp.encode_stats(rsp.Stats(
+    return rsp.Stats(
         process_id=os.getpid(), memory_usage=rss, total_memory=total,
         available_memory=available, run_time=run_time,
         start_time=start, read_bytes=engine.stats.read_bytes,
@@ -58,7 +66,22 @@ def get_stats(ctx: Context, r: Reader) -> bytes:
         iggy_server_semver=rsp.semver_number(major, minor, patch),
         threads_count=threading.active_count(), free_disk_space=disk.free,
         total_disk_space=disk.total,
-    ))
+    )
+
+
+async def get_snapshot(ctx: Context, r: Reader) -> bytes:
+    """A zip of the server's diagnostics; needs read_servers (or manage_servers), as in Iggy:
+    the archive describes the host."""
+    perm.ensure(perm.read_servers(ctx.user))
+    compression, sections = snapshot.decode_request(r.rest())
+    source = ctx.server.snapshots
+    if source is None:
+        raise IggyError(ErrorCode.FEATURE_UNAVAILABLE, "no diagnostics on this server")
+    archive = await source.snapshot(sections, compression, dataclasses.asdict(_stats(ctx)))
+    if HEADER_SIZE + len(archive) > MAX_MESSAGE_SIZE:  # a client refuses larger frames
+        raise IggyError(ErrorCode.SNAPSHOT_FILE_COMPLETION_FAILED,
+                        f"snapshot of {len(archive)} bytes exceeds the frame limit")
+    return archive
 
 
 def get_cluster_metadata(ctx: Context, r: Reader) -> bytes:

@@ -20,6 +20,7 @@ import pytest
 from kafka_door import Door as BaseDoor
 from pyggy.core.engine import LogEngine
 from pyggy.core.model import GlobalPermissions, Permissions, StreamPermissions, TopicPermissions
+from pyggy.core.records.kafka_errors import ErrorCode as E
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import CloseConnection, KafkaServer
 from pyggy.kafka_wire.groups import GroupCoordinator, MemoryOffsetStore
@@ -34,8 +35,11 @@ CREATE_TOPICS, DELETE_TOPICS, DELETE_RECORDS, INIT_PID = 19, 20, 21, 22
 DESCRIBE_ACLS, CREATE_ACLS, DELETE_ACLS, DESCRIBE_CONFIGS, ALTER_CONFIGS = 29, 30, 31, 32, 33
 AUTHENTICATE, CREATE_PARTITIONS, DELETE_GROUPS = 36, 37, 42
 DESCRIBE_SCRAM, ALTER_SCRAM, DESCRIBE_CLUSTER = 50, 51, 60
-NONE, UNKNOWN_TOPIC, TOPIC_DENIED, GROUP_DENIED, CLUSTER_DENIED = 0, 3, 29, 30, 31
-INVALID_REQUEST, AUTH_FAILED, MEMBER_ID_REQUIRED = 42, 58, 79
+NONE, UNKNOWN_TOPIC = E.NONE, E.UNKNOWN_TOPIC_OR_PARTITION
+TOPIC_DENIED, GROUP_DENIED, CLUSTER_DENIED = \
+    E.TOPIC_AUTHORIZATION_FAILED, E.GROUP_AUTHORIZATION_FAILED, E.CLUSTER_AUTHORIZATION_FAILED
+INVALID_REQUEST, AUTH_FAILED, MEMBER_ID_REQUIRED = \
+    E.INVALID_REQUEST, E.SASL_AUTHENTICATION_FAILED, E.MEMBER_ID_REQUIRED
 TOPIC_RES, GROUP_RES, CLUSTER_RES = 2, 3, 4
 ANY, LITERAL, PREFIXED, ALLOW, DENY = 1, 3, 4, 3, 2
 READ, WRITE, CREATE, DESCRIBE, DESCRIBE_CONFIGS_OP = 3, 4, 5, 8, 10
@@ -173,7 +177,8 @@ def test_create_topics_follows_the_stream_naming_rule(server: KafkaServer) -> No
         bob = Door(server, "bob")
         assert await bob.create_code("secret.bobs") == NONE
         assert await bob.create_code("bobs-in-kafka") == TOPIC_DENIED
-        assert await bob.create_code("secret.x") == 36  # exists, and bob may create there
+        # exists, and bob may create there
+        assert await bob.create_code("secret.x") == E.TOPIC_ALREADY_EXISTS
         assert await Door(server, "carol").create_code("secret.x") == TOPIC_DENIED
 
     run(go())

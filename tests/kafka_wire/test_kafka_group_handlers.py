@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from kafka_door import Door as BaseDoor
 from pyggy.core.engine import LogEngine
+from pyggy.core.records.kafka_errors import ErrorCode as E
 from pyggy.kafka_wire.context import KafkaServer
 from pyggy.kafka_wire.groups import GroupCoordinator, MemoryOffsetStore
 from pyggy.kafka_wire.protocol.codec import decode_versioned, encode_versioned
@@ -24,9 +25,13 @@ pytestmark = pytest.mark.asyncio
 
 OFFSET_COMMIT, OFFSET_FETCH, JOIN, HEARTBEAT, LEAVE, SYNC = 8, 9, 11, 12, 13, 14
 DESCRIBE, LIST, DELETE, OFFSET_DELETE = 15, 16, 42, 47
-NONE, UNKNOWN_TOPIC, NOT_AVAILABLE, ILLEGAL_GENERATION = 0, 3, 15, 22
-INCONSISTENT_PROTOCOL, INVALID_GROUP, UNKNOWN_MEMBER, INVALID_SESSION = 23, 24, 25, 26
-REBALANCING, NON_EMPTY, NOT_FOUND, MEMBER_ID_REQUIRED, SUBSCRIBED = 27, 68, 69, 79, 86
+NONE, UNKNOWN_TOPIC = E.NONE, E.UNKNOWN_TOPIC_OR_PARTITION
+NOT_AVAILABLE = E.COORDINATOR_NOT_AVAILABLE
+ILLEGAL_GENERATION, INCONSISTENT_PROTOCOL = E.ILLEGAL_GENERATION, E.INCONSISTENT_GROUP_PROTOCOL
+INVALID_GROUP, UNKNOWN_MEMBER, INVALID_SESSION = E.INVALID_GROUP_ID, E.UNKNOWN_MEMBER_ID, \
+    E.INVALID_SESSION_TIMEOUT
+REBALANCING, NON_EMPTY, NOT_FOUND = E.REBALANCE_IN_PROGRESS, E.NON_EMPTY_GROUP, E.GROUP_ID_NOT_FOUND
+MEMBER_ID_REQUIRED, SUBSCRIBED = E.MEMBER_ID_REQUIRED, E.GROUP_SUBSCRIBED_TO_TOPIC
 INT32_MIN = -2147483648
 GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)  # READ, DELETE, DESCRIBE
 SESSION_MS = 10_000
@@ -207,7 +212,7 @@ async def test_static_members(door: Door, v: int) -> None:
     assert again["skip_assignment"] is (v >= 9)
     if v >= 9:
         assert again["leader"] == again["member_id"] and len(again["members"]) == 1
-    assert (await door.call(HEARTBEAT, min(v, 4), hb))["error_code"] == 82  # FENCED
+    assert (await door.call(HEARTBEAT, min(v, 4), hb))["error_code"] == E.FENCED_INSTANCE_ID
 
 
 async def test_sync_v5_checks_the_protocol(door: Door) -> None:

@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 from kafka_door import Door
 from pyggy.core.engine import LogEngine
+from pyggy.core.records.kafka_errors import ErrorCode as E
 from pyggy.kafka_wire.context import CloseConnection, KafkaServer
 
 from pyggy.testing import PyggyServer
 
 HANDSHAKE, API_VERSIONS, METADATA, AUTHENTICATE = 17, 18, 3, 36
-NONE, UNSUPPORTED_MECHANISM, ILLEGAL_STATE, AUTH_FAILED = 0, 33, 34, 58
+NONE, UNSUPPORTED_MECHANISM, ILLEGAL_STATE, AUTH_FAILED = \
+    E.NONE, E.UNSUPPORTED_SASL_MECHANISM, E.ILLEGAL_SASL_STATE, E.SASL_AUTHENTICATION_FAILED
 MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 

@@ -23,11 +23,12 @@ from apache_iggy import (
     TcpConfig,
     TopicPermissions,
 )
+from pyggy.core.records.kafka_errors import ErrorCode as E
 
 from pyggy.testing import PyggyServer
 
 ALICE_PASSWORD = "alice-Pa55!word-7Qx"  # never in a server log (checked)
-OK, TOPIC_DENIED, GROUP_DENIED = 0, 29, 30
+OK, TOPIC_DENIED, GROUP_DENIED = E.NONE, E.TOPIC_AUTHORIZATION_FAILED, E.GROUP_AUTHORIZATION_FAILED
 SHARED, FORBIDDEN = "shared", "secret.x"
 EVERY_TOPIC = {"shared", "other", "secret.x"}
 TOPIC_OPS = ("describe", "produce", "consume", "commit", "alter", "delete_records")

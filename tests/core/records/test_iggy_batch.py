@@ -127,7 +127,7 @@ def test_real_sdk_0_9_0_batch_validates_and_is_reproduced_by_build_batch():
     msgs = list(ib.iter_messages(golden))
     assert [(m[3], bytes(m[4])) for m in msgs] == [
         (42, b"hello"), (2**100 + 7, b"second"), (3, b"x" * 300)]
-    # {"k": "v", "n": 5}: String key/value, then String key / Uint8 value (TLV, §5)
+    # {"k": "v", "n": 5}: String key/value, then String key / Uint8 value (TLV)
     assert bytes(msgs[0][5]) == bytes.fromhex("02010000006b02010000007602010000006e090100000005")
     rebuilt = ib.build_batch([(m[3], bytes(m[4]), bytes(m[5]), m[2]) for m in msgs])
     assert rebuilt == golden  # every checksum computed exactly as the SDK does

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 from pyggy.core.records import compression as codecs
 from pyggy.core.records import kafka_batch as kb
-from pyggy.core.records.kafka_batch import KafkaBatchError, KafkaErrorCode
+from pyggy.core.records.kafka_batch import KafkaBatchError
+from pyggy.core.records.kafka_errors import ErrorCode
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 T0 = 1_795_717_532_295
@@ -105,7 +106,7 @@ def test_control_batch() -> None:
     assert record.commit and record.offset == 40
     marker = (40, T0, b"\x00\x00\x00\x01", b"\x00\x00\x00\x00\x00\x05", [])
     assert list(kb.iter_records(data)) == [marker]
-    with _Code(KafkaErrorCode.INVALID_RECORD):
+    with _Code(ErrorCode.INVALID_RECORD):
         kb.validate_batch(data, produce=True)
 
 
@@ -123,26 +124,26 @@ def _small() -> bytearray:
 
 def test_header_rules() -> None:
     data = _small()
-    with _Code(KafkaErrorCode.MESSAGE_TOO_LARGE):
+    with _Code(ErrorCode.MESSAGE_TOO_LARGE):
         kb.validate_batch(data, max_size=len(data) - 1)
-    with _Code(KafkaErrorCode.CORRUPT_MESSAGE):
+    with _Code(ErrorCode.CORRUPT_MESSAGE):
         kb.validate_batch(data[:60])
     for magic in (0, 1, 3):
         bad = bytearray(data)
         bad[kb.MAGIC_OFFSET] = magic
-        with _Code(KafkaErrorCode.INVALID_RECORD):
+        with _Code(ErrorCode.INVALID_RECORD):
             kb.validate_batch(bad)
-        with _Code(KafkaErrorCode.INVALID_RECORD):
+        with _Code(ErrorCode.INVALID_RECORD):
             list(kb.iter_records(bad))
     bad = _recrc(bytearray(data))
     bad[kb.ATTRIBUTES_OFFSET + 1] |= 5
-    with _Code(KafkaErrorCode.UNSUPPORTED_COMPRESSION_TYPE):
+    with _Code(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE):
         kb.validate_batch(_recrc(bad))
     for field, value in ((kb.RECORDS_COUNT_OFFSET, 0), (kb.RECORDS_COUNT_OFFSET, 3),
                          (kb.LAST_OFFSET_DELTA_OFFSET, 0)):
         bad = bytearray(data)
         struct.pack_into(">i", bad, field, value)
-        with _Code(KafkaErrorCode.INVALID_RECORD):
+        with _Code(ErrorCode.INVALID_RECORD):
             kb.validate_batch(_recrc(bad))
 
 
@@ -152,7 +153,7 @@ def test_produce_rules() -> None:
                       produce=True)
     for kwargs in ({"producer_id": 1, "producer_epoch": 0},
                    {"transactional": True}):
-        with _Code(KafkaErrorCode.INVALID_RECORD):
+        with _Code(ErrorCode.INVALID_RECORD):
             kb.validate_batch(kb.build_batch(rec, **kwargs), produce=True)  # type: ignore[arg-type]
         kb.validate_batch(kb.build_batch(rec, **kwargs))  # type: ignore[arg-type]
 
@@ -186,9 +187,9 @@ def _record(body: bytes) -> bytes:
 ])
 def test_record_structure_errors(body: bytes, count: int) -> None:
     data = _raw_batch(body, count)
-    with _Code(KafkaErrorCode.INVALID_RECORD):
+    with _Code(ErrorCode.INVALID_RECORD):
         kb.validate_batch(data)
-    with _Code(KafkaErrorCode.INVALID_RECORD):
+    with _Code(ErrorCode.INVALID_RECORD):
         list(kb.iter_records(data))
     kb.validate_batch(data, check_records=False)  # header alone is fine
 
@@ -206,7 +207,7 @@ def test_every_single_byte_corruption_of_the_crc_area_is_detected() -> None:
             for flip in range(1, 256):
                 bad = bytearray(data)
                 bad[pos] ^= flip
-                with _Code(KafkaErrorCode.CORRUPT_MESSAGE):
+                with _Code(ErrorCode.CORRUPT_MESSAGE):
                     kb.validate_batch(bad)
         for pos in [*range(0, 8), *range(12, 16)]:  # baseOffset, leader epoch: not covered
             bad = bytearray(data)
@@ -225,14 +226,14 @@ def test_truncation_and_framing() -> None:
     for cut in range(1, len(records)):
         if cut in (len(one), len(one) + len(two)):
             continue
-        with _Code(KafkaErrorCode.CORRUPT_MESSAGE):
+        with _Code(ErrorCode.CORRUPT_MESSAGE):
             kb.split_batches(records[:cut])
     for cut in range(len(one)):
         with pytest.raises(KafkaBatchError):
             kb.validate_batch(one[:cut])
     short = bytearray(one)
     struct.pack_into(">i", short, kb.LENGTH_OFFSET, 48)
-    with _Code(KafkaErrorCode.CORRUPT_MESSAGE):
+    with _Code(ErrorCode.CORRUPT_MESSAGE):
         kb.split_batches(short)
 
 
@@ -299,9 +300,9 @@ def test_stamp_keeps_crc_valid(codec: int) -> None:
 
 def test_decompression_cap() -> None:
     data = _kafka_python([(T0, None, bytes(200_000), [])], codecs.GZIP)
-    with _Code(KafkaErrorCode.MESSAGE_TOO_LARGE):
+    with _Code(ErrorCode.MESSAGE_TOO_LARGE):
         kb.validate_batch(data, decompress=True, limit=100_000)
-    with _Code(KafkaErrorCode.MESSAGE_TOO_LARGE):
+    with _Code(ErrorCode.MESSAGE_TOO_LARGE):
         list(kb.iter_records(data, limit=100_000))
     kb.validate_batch(data, limit=100_000)  # not decompressed on the produce path
     assert len(list(kb.iter_records(data))[0][3]) == 200_000

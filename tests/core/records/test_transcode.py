@@ -14,7 +14,8 @@ from pyggy.core.records import iggy_batch as ib
 from pyggy.core.records import kafka_batch as kb
 from pyggy.core.records import transcode as tc
 from pyggy.core.records import user_headers as uh
-from pyggy.core.records.kafka_batch import KafkaBatchError, KafkaErrorCode
+from pyggy.core.records.kafka_batch import KafkaBatchError
+from pyggy.core.records.kafka_errors import ErrorCode
 
 FAST = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 GOLDEN = Path(__file__).parent / "golden"
@@ -113,7 +114,7 @@ def test_value_too_big_for_iggy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ib, "MAX_PAYLOAD_SIZE", 100)
     with pytest.raises(KafkaBatchError) as e:
         tc.kafka_to_iggy(kb.build_batch([(T0, None, b"x" * 101, [])]))
-    assert e.value.code == KafkaErrorCode.MESSAGE_TOO_LARGE
+    assert e.value.code == ErrorCode.MESSAGE_TOO_LARGE
 
 
 def test_iggy_sdk_headers_render_as_text_with_marker() -> None:

@@ -6,6 +6,7 @@ import time
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from pyggy.core.records.kafka_errors import ErrorCode as E
 from support import (
     PARTITIONS,
     Got,
@@ -228,7 +229,7 @@ def test_raw_duplicate_batches_get_their_original_offsets(kafka_server: PyggySer
         again = produce_batch(raw, topic, 2, batch(0))  # an older one still remembered
         assert (again["error_code"], again["base_offset"]) == (0, 0)
         gap = produce_batch(raw, topic, 2, batch(40))
-        assert gap["error_code"] == 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
+        assert gap["error_code"] == E.OUT_OF_ORDER_SEQUENCE_NUMBER
         assert fetch_raw(raw, topic, 2)["high_watermark"] == 30
         nxt = produce_batch(raw, topic, 2, batch(30))
         assert (nxt["error_code"], nxt["base_offset"]) == (0, 30)

@@ -50,7 +50,8 @@ def test_metadata_list_shows_the_broker_and_topics(kcat: str, kafka_server: Pygg
 
 def test_features_librdkafka_2_0_2_enables(kcat: str, kafka_server: PyggyServer):
     """Old librdkafka enables features only for exact versions inside the advertised ranges
-    (kafka.md §1.3): all that a single broker can offer must come out enabled."""
+    (librdkafka's feature map, src/rdkafka_feature.c): all that a single broker can offer
+    must come out enabled."""
     out = subprocess.run([kcat, "-b", kafka_server.kafka_address, "-L", "-d", "feature"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr

@@ -11,9 +11,9 @@ import itertools
 from collections.abc import Sequence
 
 from kafka.protocol.consumer.metadata import ConsumerProtocolSubscription
+from pyggy.core.records.kafka_errors import ErrorCode
 from pyggy.kafka_wire.groups import (
     GroupCoordinator,
-    GroupError,
     JoinResult,
     MemoryOffsetStore,
     OffsetStore,
@@ -69,7 +69,7 @@ class Harness:
     def join_new(self, group: str = "g", **kwargs: object) -> asyncio.Future[JoinResult]:
         """The v4+ dance: MEMBER_ID_REQUIRED, then the parked (or answered) real join."""
         first = done(self.join("", group, **kwargs))
-        assert first.error_code == GroupError.MEMBER_ID_REQUIRED
+        assert first.error_code == ErrorCode.MEMBER_ID_REQUIRED
         return self.join(first.member_id, group, **kwargs)
 
     def sync(self, member_id: str, generation: int, assignments=(), group: str = "g",
@@ -88,8 +88,8 @@ class Harness:
         follower_syncs = [self.sync(m, gen, group=group) for m in ids if m != leader]
         leader_sync = done(self.sync(leader, gen, [(m, b"a-" + m.encode()) for m in ids],
                                      group=group))
-        assert leader_sync.error_code == GroupError.NONE
-        assert all(done(f).error_code == GroupError.NONE for f in follower_syncs)
+        assert leader_sync.error_code == ErrorCode.NONE
+        assert all(done(f).error_code == ErrorCode.NONE for f in follower_syncs)
         return ids
 
 

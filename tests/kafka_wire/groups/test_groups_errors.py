@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from groups_support import Harness, done
-from pyggy.kafka_wire.groups import GroupError
+from pyggy.core.records.kafka_errors import ErrorCode
 
-E = GroupError
+E = ErrorCode
 
 
 def test_sync_errors(h: Harness) -> None:

@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 from groups_support import SESSION_MS, FakeClock, Harness, done, subscription
-from pyggy.kafka_wire.groups import GroupCoordinator, GroupError, JoinMember, MemoryOffsetStore
+from pyggy.core.records.kafka_errors import ErrorCode
+from pyggy.kafka_wire.groups import GroupCoordinator, JoinMember, MemoryOffsetStore
 
-E = GroupError
+E = ErrorCode
 
 
 def test_single_member_join_sync_heartbeat_commit_fetch(h: Harness) -> None:

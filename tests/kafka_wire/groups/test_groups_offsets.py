@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 from groups_support import Harness, done, subscription
 from kafka.protocol.consumer.metadata import ConsumerProtocolSubscription
+from pyggy.core.records.kafka_errors import ErrorCode
 from pyggy.kafka_wire.groups import (
     CommittedOffset,
     FileOffsetStore,
-    GroupError,
     MemoryOffsetStore,
     subscription_topics,
 )
 from pyggy.kafka_wire.groups.store import _file_name, decode_group_file, encode_group_file
 
-E = GroupError
+E = ErrorCode
 
 
 def test_standalone_commit_and_fetch_all(h: Harness) -> None:

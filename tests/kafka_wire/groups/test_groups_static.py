@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from groups_support import REBALANCE_MS, SESSION_MS, Harness, done, subscription
-from pyggy.kafka_wire.groups import GroupError
+from pyggy.core.records.kafka_errors import ErrorCode
 
-E = GroupError
+E = ErrorCode
 
 
 def static_pair(h: Harness) -> tuple[str, str]:

@@ -19,7 +19,7 @@ CLIENT = (0xDEADBEEF << 64) | 0x1234
 def request(operation: int, body: bytes = b"", *, client: int = CLIENT, session: int = 7,
             request_no: int = 3, code: int = 0, checksum: int | None = None,
             command: int = 5, size: int | None = None) -> bytes:
-    """A RequestHeader built field by field at the §2.1 offsets."""
+    """A RequestHeader built field by field at the offsets of Iggy's framing page."""
     h = bytearray(256)
     struct.pack_into("<I", h, 48, 256 + len(body) if size is None else size)
     h[60] = command

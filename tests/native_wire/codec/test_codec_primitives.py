@@ -1,4 +1,4 @@
-"""Shared encodings (§5): golden bytes, round trips, truncation and fuzzing."""
+"""Shared encodings (Iggy's encodings page): golden bytes, round trips, truncation and fuzzing."""
 
 from __future__ import annotations
 
@@ -182,7 +182,7 @@ def test_tlv_round_trip(entries: list[p.Tlv]) -> None:
 
 
 def test_tlv_golden_python_user_headers() -> None:
-    # {'k': 'v', 'n': 5} as the 0.9.0 SDK sends it (§5).
+    # {'k': 'v', 'n': 5} as the 0.9.0 SDK sends it (TLV).
     raw = p.encode_tlv([(2, b"k", 2, b"v"), (2, b"n", 9, b"\x05")])
     assert raw == bytes.fromhex("0201000000 6b 0201000000 76 0201000000 6e 0901000000 05")
 

@@ -1,4 +1,5 @@
-"""Reply encoders (§6): decoded back with readers mirroring the SDK decoders."""
+"""Reply encoders (payloads of Iggy's commands page):
+decoded back with readers mirroring the SDK decoders."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""A tiny blocking client for the Iggy 0.11 (VSR) framing, written from the reference
-(iggy-protocol.md §2–§4), independent of pyggy's codec.
+"""A tiny blocking client for the Iggy 0.11 (VSR) framing, written from Iggy's public protocol
+docs (https://iggy.apache.org/docs/0.9/binary-protocol/framing/ and
+https://iggy.apache.org/docs/0.9/binary-protocol/connection-lifecycle/),
+independent of pyggy's codec.
 
 For what the official SDK will not put on the wire: it refuses metadata and partition
 operations client-side before login, so only a raw client can show that the *server* refuses
@@ -19,7 +21,7 @@ HEADER = 256
 REQUEST, REPLY, EVICTION = 5, 8, 13
 REGISTER, NON_REPLICATED = 1, 2
 
-# The operation byte a 0.9 client sends for each replicated command code (reference §3).
+# The operation byte a 0.9 client sends for each replicated command code (Iggy's commands page).
 OPERATION = {
     202: 128, 204: 129, 203: 130, 205: 131,  # streams: create, update, delete, purge
     302: 132, 304: 133, 303: 134, 305: 135,  # topics
@@ -39,6 +41,7 @@ class Reply:
     operation: int
     body: bytes
     reason: int = 0  # eviction reason
+    protocol_versions: tuple[int, int] = (0, 0)  # eviction 14: the server's version, its minimum
 
 
 class RawClient:
@@ -80,7 +83,8 @@ class RawClient:
         size = struct.unpack_from("<I", head, 48)[0]
         body = self._exactly(size - HEADER) if size > HEADER else b""
         if head[60] == EVICTION:
-            return Reply(EVICTION, 0, 0, b"", reason=head[255])
+            versions = struct.unpack_from("<II", head, 144)
+            return Reply(EVICTION, 0, 0, b"", reason=head[255], protocol_versions=versions)
         return Reply(head[60], struct.unpack_from("<I", head, 216)[0], head[208], body or b"")
 
     def _exactly(self, n: int) -> bytes | None:
@@ -95,23 +99,31 @@ class RawClient:
             out += chunk
         return bytes(out)
 
-    def login(self, username: str, password: str) -> Reply | None:
-        """LOGIN_REGISTER (code 40, operation Register): protocol 0.11.0, "rust-sdk"."""
+    def login(self, username: str, password: str, *, version: int = 11264,
+              checksum: int | None = None) -> Reply | None:
+        """LOGIN_REGISTER (code 40, operation Register) as protocol `version` (packed
+        major<<20 | minor<<10 | patch; 11264 = 0.11.0), "rust-sdk"; `checksum` stamps that
+        request_checksum instead of xxh3_64(body)."""
 
         def short(s: str) -> bytes:
             raw = s.encode()
             return bytes((len(raw),)) + raw
 
-        body = (struct.pack("<I", 11264) + short("rust-sdk") + short("0.11.0") + short(username)
+        body = (struct.pack("<I", version) + short("rust-sdk") + short("0.11.0") + short(username)
                 + short(password) + struct.pack("<I", 0))
+        reply = self.register(body, checksum)
+        if reply and reply.command == REPLY and reply.status == 0:
+            self.session = struct.unpack_from("<Q", reply.body, 8)[0]
+        return reply
+
+    def register(self, body: bytes, checksum: int | None = None) -> Reply | None:
+        """One operation-Register request carrying `body` (a login of any shape)."""
         header = bytearray(HEADER)
         struct.pack_into("<I", header, 48, HEADER + len(body))
         header[60] = REQUEST
         header[128:144] = self.client.to_bytes(16, "little")
-        header[144:152] = xxhash.xxh3_64_intdigest(body).to_bytes(8, "little")
+        stamp = xxhash.xxh3_64_intdigest(body) if checksum is None else checksum
+        header[144:160] = stamp.to_bytes(16, "little")
         header[176] = REGISTER
         self.sock.sendall(bytes(header) + body)
-        reply = self._read()
-        if reply and reply.command == REPLY and reply.status == 0:
-            self.session = struct.unpack_from("<Q", reply.body, 8)[0]
-        return reply
+        return self._read()

@@ -3,8 +3,8 @@ SDK (unmodified), over TCP, speaking the native Iggy 0.11 (VSR) protocol.
 
 Everything here goes through the public SDK API. Personal access tokens cannot be created from
 the Python SDK's typed API, so `create_pat`/`list_pats`/`delete_pat` use the SDK's raw escape
-hatch `IggyClient.send_binary_request(code, payload)` (codes 41/42/43, reference §6.1); the SDK
-still does the framing, and strips the result section of the reply.
+hatch `IggyClient.send_binary_request(code, payload)` (codes 41/42/43 of Iggy's commands
+page); the SDK still does the framing, and strips the result section of the reply.
 
 The SDK surfaces every server error as `RuntimeError(<Display text of the IggyError>)`; the
 texts the tests rely on are collected below.

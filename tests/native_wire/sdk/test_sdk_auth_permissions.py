@@ -112,6 +112,7 @@ def _everything(c: IggyClient) -> dict:
     """One call of each kind that needs a permission, on stream 0 / topic 0."""
     return {
         "get_stats": lambda: c.get_stats(),
+        "snapshot": lambda: c.send_binary_request(11, b"\x02\x01\x04"),  # deflated "test"
         "get_users": lambda: c.get_users(),
         "get_user(root)": lambda: c.get_user(0),
         "create_user": lambda: c.create_user("mallory", "secret"),
@@ -177,7 +178,7 @@ async def test_global_permissions(root: IggyClient, pyggy_server: PyggyServer) -
         GlobalPermissions(read_streams=True, read_servers=True)))
     reader = await connect(pyggy_server, "reader", "reader-pw")
     got = await outcomes(_everything(reader))
-    allowed = {"get_stats", "get_streams", "get_stream", "get_topics", "get_topic",
+    allowed = {"get_stats", "snapshot", "get_streams", "get_stream", "get_topics", "get_topic",
                "poll_messages", "get_consumer_offset", "create_consumer_group",
                "get_consumer_group", "get_consumer_groups", "join_consumer_group",
                "delete_consumer_group"}  # read_streams includes read_topics (and groups)

@@ -37,6 +37,7 @@ def _unauthenticated_calls(c: IggyClient) -> dict:
     """Every command of the SDK except ping and login, with harmless arguments."""
     return {
         "get_stats": lambda: c.get_stats(),
+        "snapshot": lambda: c.send_binary_request(11, b"\x02\x01\x04"),
         "describe_options": lambda: c.describe_options("topic"),
         "get_user": lambda: c.get_user(0),
         "get_users": lambda: c.get_users(),
@@ -257,8 +258,8 @@ async def test_the_server_itself_refuses_what_the_sdk_keeps_back_before_login(
     raw = RawClient(pyggy_server.tcp_address)
     try:
         assert raw.send(1).status == 0  # PING
-        for code in (10, 12, 13, 20, 21, 22, 31, 32, 41, 100, 120, 200, 201, 300, 301, 600,
-                     601, 606):
+        for code in (10, 11, 12, 13, 20, 21, 22, 31, 32, 41, 100, 120, 200, 201, 300, 301,
+                     600, 601, 606):
             reply = raw.send(code, b"")
             assert (code, reply.command, reply.status, reply.body) == (code, REPLY, 40, b"")
         for code, body in replicated.items():

@@ -1,0 +1,134 @@
+"""Test tiers: every collected test gets exactly one marker of `unit`, `e2e`, `slow` and
+`interop` (README, "Tests"). Select with `-m`: `bash scripts/test.sh -m unit` is the quick
+tier; a run prints how long each tier took.
+
+The rule, applied when tests are collected:
+
+- `interop`: everything under interop_tests/ (a real Apache Kafka broker, JVM and Go clients).
+- `slow`: a test that takes over ~20 s, or a file of tests that add up to well over that
+  (SLOW: node-id prefixes, measured on the 2-core CI machine; each run lists the tests over
+  SLOW_SECONDS not yet in SLOW).
+- `e2e`: a test that starts a server (a pyggy process, a listener in the test process, an S3
+  server) or drives real client programs: it uses one of SERVER_FIXTURES, directly or through
+  other fixtures, or its path starts with one of E2E_PATHS.
+- `unit`: everything else: codecs, core, handlers called in process. A unit test that starts a
+  pyggy server or a listener fails, naming this file, so the table stays true.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+TIERS = ("unit", "e2e", "slow", "interop")
+SLOW_SECONDS = 20.0
+
+SERVER_FIXTURES = frozenset({
+    "pyggy_server", "pyggy_server_factory",  # tests/conftest.py: a `python -m pyggy` process
+    "kafka_server",  # tests/kafka_wire/clients/conftest.py
+    "moto_s3", "shared_s3",  # tests/archiver/conftest.py: moto's S3 server process
+})
+E2E_PATHS = (  # directories (ending in /) and files whose tests start servers themselves
+    "tests/kafka_wire/clients/",  # kafka-python, aiokafka, confluent-kafka, kcat, kafkajs
+    "tests/native_wire/sdk/",  # the apache-iggy 0.9.0 SDK
+    "tests/native_wire/classic/",  # the apache-iggy 0.8.0 SDK
+    "tests/scenarios/",
+    "tests/kafka_wire/test_kafka_bad_input.py",
+    "tests/native_wire/test_bad_input.py",
+    "tests/pyggy/test_packaging.py",  # builds and installs the wheel
+    "tests/transport/test_connection.py",
+    "tests/transport/test_limits_e2e.py",
+    "tests/transport/test_many_connections.py",
+    "tests/transport/test_tls.py",
+)
+SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
+    "tests/core/faults/",  # fault injection over every file kind: 344 s, I/O bound
+    "tests/kafka_wire/test_kafka_sasl.py::test_clients_authenticate_with_pyggy_users",  # 40 s
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in ("unit: fast in-process tests (codecs, core, handlers); the quick tier",
+                 "e2e: starts a server or drives real clients",
+                 f"slow: takes over ~{SLOW_SECONDS:.0f} s (not interop)",
+                 "interop: runs against a real Apache Kafka broker too (interop_tests/)"):
+        config.addinivalue_line("markers", line)
+    config.stash[_DURATIONS] = defaultdict(float)
+    config.stash[_COUNTS] = defaultdict(int)
+    config.stash[_OVER] = []
+
+
+def tier_of(item: pytest.Item) -> str:
+    path = Path(str(item.path)).resolve().relative_to(ROOT).as_posix()
+    if path.startswith("interop_tests/"):
+        return "interop"
+    if item.nodeid.startswith(SLOW):
+        return "slow"
+    if path.startswith(E2E_PATHS) or SERVER_FIXTURES.intersection(
+            getattr(item, "fixturenames", ())):
+        return "e2e"
+    return "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(tier_of(item))
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_server(request: pytest.FixtureRequest, monkeypatch) -> None:
+    """In a unit test, starting a pyggy server or a listener is a misfiled test."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{request.node.nodeid} starts a server: it is an e2e test; list "
+                             "its file in E2E_PATHS (conftest.py at the repository root)")
+
+    from pyggy.transport.listener import Listener
+
+    from pyggy.testing import PyggyServer
+
+    monkeypatch.setattr(PyggyServer, "start", refuse)
+    monkeypatch.setattr(Listener, "start", refuse)
+
+
+_DURATIONS = pytest.StashKey[dict]()
+_COUNTS = pytest.StashKey[dict]()
+_OVER = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    started = time.perf_counter()
+    try:
+        return (yield)
+    finally:
+        seconds = time.perf_counter() - started  # setup + call + teardown
+        stash = item.config.stash
+        tier = next((t for t in TIERS if item.get_closest_marker(t)), "unit")
+        stash[_DURATIONS][tier] += seconds
+        stash[_COUNTS][tier] += 1
+        if seconds > SLOW_SECONDS and tier in ("unit", "e2e"):
+            stash[_OVER].append((seconds, item.nodeid))
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    durations, counts = config.stash[_DURATIONS], config.stash[_COUNTS]
+    if not counts:
+        return
+    terminalreporter.section("test tiers (setup + call + teardown)")
+    for name in TIERS:
+        if counts.get(name):
+            terminalreporter.write_line(f"{name:8} {counts[name]:5d} tests  "
+                                        f"{durations[name]:8.1f} s")
+    over = sorted(config.stash[_OVER], reverse=True)
+    if over:
+        terminalreporter.write_line(f"over {SLOW_SECONDS:.0f} s but not marked slow (add them to "
+                                    "SLOW in conftest.py):")
+        for seconds, nodeid in over:
+            terminalreporter.write_line(f"  {seconds:6.1f} s  {nodeid}")
