@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from pyggy.archiver.base import ArchiverError, ChecksumMismatch, Source, Stored, sha256_fd
-from pyggy.core.storage.small_file import sync_dir
+from pyggy.core.small_file import sync_dir
 
 COPY_CHUNK = 4 << 20
 

@@ -202,18 +202,18 @@ class ArchiverService:
 
     # -- segments ----------------------------------------------------------------------------
     async def _archive_segments(self) -> None:
-        for stream in list(self.engine.meta.streams.values()):
-            for topic in list(stream.topics.values()):
-                for p in list(topic.partitions):
-                    plog = p.log
-                    tp = plog.remote if plog is not None else None
-                    if not isinstance(tp, TieredPartition):
+        for topic in self.engine.metadata.all_topics():
+            stream_name = self.engine.metadata.stream_name(topic.stream_id)
+            for p in list(topic.partitions):
+                plog = p.log
+                tp = plog.remote if plog is not None else None
+                if not isinstance(tp, TieredPartition):
+                    continue
+                for seg in list(plog.segments[:-1]):  # every segment but the active one
+                    if not len(seg.index) or tp.is_archived(seg.start_offset,
+                                                             seg.next_offset, seg.size):
                         continue
-                    for seg in list(plog.segments[:-1]):  # every segment but the active one
-                        if not len(seg.index) or tp.is_archived(seg.start_offset,
-                                                                 seg.next_offset, seg.size):
-                            continue
-                        await self._upload_segment(stream.name, topic, p, seg, tp)
+                    await self._upload_segment(stream_name, topic, p, seg, tp)
 
     async def _upload_segment(self, stream_name: str, topic, p, seg, tp: TieredPartition
                               ) -> None:

@@ -5,7 +5,7 @@ The manifest, `<partition dir>/archive.json`, lists the segments confirmed in th
 (uploaded and verified): bounds, timestamps, object keys, sizes and SHA-256s. It is the only
 source of "this segment is safely archived": a local segment is deleted only once it is listed
 there (`PartitionLog.offload`). It is kept as two checksummed copies, each fsynced
-(core/storage/small_file.py), and lives and dies with the partition directory. If both copies
+(core/small_file.py), and lives and dies with the partition directory. If both copies
 are damaged it is rebuilt by re-listing the partition's prefix in the archive (each segment's
 index is read back for its bounds; objects queued for deletion are left out), with an error
 log and the damaged copies in lost+found; if the archive cannot be listed then, the server
@@ -32,9 +32,10 @@ from pyggy.archiver import layout
 from pyggy.archiver.base import Archiver, ArchiverError
 from pyggy.archiver.cache import RangeCache
 from pyggy.archiver.threads import DaemonExecutor
+from pyggy.core.errors import RemoteReadError
+from pyggy.core.small_file import CorruptFile, SmallFile, sync_dir
 from pyggy.core.storage.index import ENTRY_SIZE, SegmentIndex
-from pyggy.core.storage.small_file import CorruptFile, SmallFile, sync_dir
-from pyggy.core.storage.tiered import RemoteReadError, RemoteSegment
+from pyggy.core.storage.tiered import RemoteSegment
 
 log = logging.getLogger(__name__)
 
@@ -275,41 +276,48 @@ class TieredPartition:
         self.store.cache.put_object(e.index_key, index, len(data) + len(index) * ENTRY_SIZE)
         return index
 
-    def index(self, start_offset: int, block: bool = True) -> SegmentIndex | None:
+    def index(self, start_offset: int) -> SegmentIndex:
         e = self._entry(start_offset)
         index = self.store.cache.get_object(e.index_key)
-        if index is not None or not block:
+        if index is not None:
             return index
         return self._parse_index(e, self.store.read_sync(e.index_key, 0, e.index_size))
 
-    async def fetch_index(self, start_offset: int) -> None:
+    async def index_async(self, start_offset: int) -> SegmentIndex:
         e = self._entry(start_offset)
-        if self.store.cache.get_object(e.index_key) is None:
-            data = await self.store.read_async(e.index_key, 0, e.index_size)
-            self._parse_index(e, data)
+        index = self.store.cache.get_object(e.index_key)
+        if index is not None:
+            return index
+        return self._parse_index(e, await self.store.read_async(e.index_key, 0, e.index_size))
 
-    def read(self, start_offset: int, position: int, length: int,
-             block: bool = True) -> bytes | None:
+    def read(self, start_offset: int, position: int, length: int) -> bytes:
         e = self._entry(start_offset)
-        cache = self.store.cache
-        data = cache.get(e.log_key, position, length)
-        if data is not None or not block:
+        data = self.store.cache.get(e.log_key, position, length)
+        if data is not None:
             return data
-        for start, end in cache.missing(e.log_key, position, length, e.size):
-            cache.put(e.log_key, start, self.store.read_sync(e.log_key, start, end - start))
-        data = cache.get(e.log_key, position, length)
-        if data is None:  # larger than the whole cache: read it directly
-            data = self.store.read_sync(e.log_key, position, length)
-        return data
+        start, end = self._cover(e, position, length)
+        return self._keep(e, start, position, length,
+                          self.store.read_sync(e.log_key, start, end - start))
 
-    async def fetch(self, start_offset: int, position: int, length: int) -> None:
+    async def read_async(self, start_offset: int, position: int, length: int) -> bytes:
         e = self._entry(start_offset)
-        cache = self.store.cache
-        ranges = cache.missing(e.log_key, position, min(length, e.size - position), e.size)
-        results = await asyncio.gather(*(self.store.read_async(e.log_key, s, end - s)
-                                         for s, end in ranges))
-        for (start, _), data in zip(ranges, results, strict=True):
-            cache.put(e.log_key, start, data)
+        data = self.store.cache.get(e.log_key, position, length)
+        if data is not None:
+            return data
+        start, end = self._cover(e, position, length)
+        return self._keep(e, start, position, length,
+                          await self.store.read_async(e.log_key, start, end - start))
+
+    def _cover(self, e: Entry, position: int, length: int) -> tuple[int, int]:
+        """The chunk-aligned range of the object holding [position, position + length)."""
+        chunk = self.store.cache.chunk
+        return (position - position % chunk,
+                min(-(-(position + length) // chunk) * chunk, e.size))
+
+    def _keep(self, e: Entry, start: int, position: int, length: int, blob: bytes) -> bytes:
+        """Cache a fetched range and answer from it (whatever the cache keeps)."""
+        self.store.cache.put(e.log_key, start, blob)
+        return blob[position - start:position - start + length]
 
     def drop(self, start_offset: int) -> None:
         e = self.entries.pop(start_offset, None)

@@ -100,3 +100,18 @@ class IggyError(Exception):
     def __init__(self, code: ErrorCode | int, detail: str = "") -> None:
         self.code = int(code)
         super().__init__(detail or f"iggy error {self.code}")
+
+
+class RemoteReadError(IggyError):
+    """An archived segment could not be read (archive down, object missing or corrupt)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.ERROR, message)
+
+
+class CorruptBatch(IggyError):
+    """A stored batch failed verification and no verified copy could replace it: refused,
+    never served (the Kafka door answers KAFKA_STORAGE_ERROR)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.CANNOT_READ_MESSAGE, message)

@@ -237,10 +237,10 @@ class Logins:
         self._fake_key = secrets.token_bytes(32)  # salts of unknown users' fake credentials
 
     def _find(self, username: str) -> User | None:
-        return next((u for u in self.engine.meta.users.values() if u.username == username), None)
+        return self.engine.identity.find_user(username)
 
     def _current(self, u: User) -> bool:
-        return self.engine.meta.users.get(u.id) is u
+        return self.engine.identity.get_user(u.id) is u
 
     async def _checked(self, att: Attempt, username: str | None, how: str,
                        check: Callable[[], Awaitable[User]]) -> User:
@@ -278,7 +278,7 @@ class Logins:
         async def check() -> User:
             u = self._find(username)
             stored = u.password_hash if u is not None else None
-            matched = await self.engine.hasher.run(auth.check_password, password, stored)
+            matched = await self.engine.identity.hasher.run(auth.check_password, password, stored)
             return self._active(u, matched)
 
         return await self._checked(att, username, "password", check)
@@ -286,7 +286,7 @@ class Logins:
     async def token(self, token: str, att: Attempt) -> User:
         """A personal access token (LOGIN_WITH_PERSONAL_ACCESS_TOKEN)."""
         async def check() -> User:
-            return self.engine.authenticate_token(token)
+            return self.engine.identity.authenticate_token(token)
 
         return await self._checked(att, None, "token", check)
 
@@ -306,7 +306,7 @@ class Logins:
                         expiry[0] = pat.expiry_at
                         return self._active(u, True)
             stored = u.password_hash if u is not None else None
-            matched = await self.engine.hasher.run(auth.check_password, secret, stored)
+            matched = await self.engine.identity.hasher.run(auth.check_password, secret, stored)
             return self._active(u, matched)
 
         user = await self._checked(att, username, "PLAIN", check)

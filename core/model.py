@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 U64_MAX = 2**64 - 1
 NEVER_EXPIRE = U64_MAX
 UNLIMITED_SIZE = U64_MAX
+MAX_PARTITIONS_PER_REQUEST = 1000
 
 Identifier = int | str
 """A numeric id or an exact name, as in Iggy's wire Identifier."""
@@ -142,6 +143,18 @@ class Partition:
         """The newest offset in the partition (0 when empty, as Iggy reports it)."""
         return max(self.log.next_offset - 1, 0)
 
+    @property
+    def segments_count(self) -> int:
+        return self.log.segments_count
+
+    @property
+    def size_bytes(self) -> int:
+        return self.log.size_bytes
+
+    @property
+    def messages_count(self) -> int:
+        return self.log.messages_count
+
 
 @dataclass(slots=True)
 class Topic:
@@ -157,11 +170,11 @@ class Topic:
 
     @property
     def size_bytes(self) -> int:
-        return sum(p.log.size_bytes for p in self.partitions)
+        return sum(p.size_bytes for p in self.partitions)
 
     @property
     def messages_count(self) -> int:
-        return sum(p.log.messages_count for p in self.partitions)
+        return sum(p.messages_count for p in self.partitions)
 
 
 @dataclass(slots=True)

@@ -2,7 +2,7 @@
 
 Each offset is a small file under the partition directory (`offsets/consumers/<key>`,
 `offsets/groups/<group id>`) holding the offset as a u64, kept as two checksummed copies
-(`core/storage/small_file.py`) and overwritten in place on store. Stores are not fsynced (an
+(`core/small_file.py`) and overwritten in place on store. Stores are not fsynced (an
 auto-commit poll stores one): a crash of the machine may lose the last stores, never the file.
 A file whose copies are both damaged is refused loudly: an error names it, it moves to
 lost+found, and that consumer starts again from the log start — duplicates, never a skip.
@@ -16,9 +16,9 @@ import shutil
 import struct
 from pathlib import Path
 
+from pyggy.core.lost_found import LostAndFound
 from pyggy.core.model import Identifier
-from pyggy.core.storage.lost_found import LostAndFound
-from pyggy.core.storage.small_file import COPY_SUFFIX, CorruptFile, SmallFile
+from pyggy.core.small_file import COPY_SUFFIX, CorruptFile, SmallFile
 
 log = logging.getLogger(__name__)
 

@@ -124,7 +124,7 @@ def bindings(server: KafkaServer) -> Iterator[tuple[Binding, Grant | None]]:
     """Every binding in force, with the flag granting it (None: fixed, root or anonymous)."""
     fixed = [] if server.settings.requires_auth else [ANONYMOUS]
     engine, topics = server.engine, server.topics
-    for u in sorted(engine.meta.users.values(), key=lambda u: u.id):
+    for u in engine.identity.users():
         if u.is_root:
             fixed.append(principal(u))
             continue
@@ -137,11 +137,11 @@ def bindings(server: KafkaServer) -> Iterator[tuple[Binding, Grant | None]]:
                 yield (_allow(CLUSTER, CLUSTER_NAME, LITERAL, who, op),
                        Grant(u.id, ("global",), flag))
         for sid, sp in sorted(p.streams.items()):
-            stream = engine.meta.streams.get(sid)
+            stream = engine.metadata.get_stream(sid)
             if stream is None:
                 continue
             if stream.name == server.settings.default_stream:
-                names = [(t.name, LITERAL) for t in engine.topics(sid)]
+                names = [(t.name, LITERAL) for t in engine.metadata.topics(sid)]
             else:
                 names = [(stream.name + server.settings.stream_separator, PREFIXED)]
             for flag, ops in _set_flags(sp, TOPIC_FLAG_OPS):
@@ -195,7 +195,7 @@ def grant_for(server: KafkaServer, c: dict) -> Grant:
         raise _invalid("pyggy permissions apply from every host: use host '*'")
     who = c["principal"]
     name = who[5:] if who.startswith("User:") else None
-    user = server.engine.get_user(name) if name else None
+    user = server.engine.identity.get_user(name) if name else None
     if user is None:
         raise _invalid(f"{who} is no pyggy user (create users through the Iggy door)")
     if user.is_root:
@@ -246,7 +246,7 @@ def _topic_scope(server: KafkaServer, name: str, pattern: int) -> tuple:
                            f"topics (or on a stream: PREFIXED '<stream>{s.stream_separator}')")
         return ("topic", t.stream_id, t.id)
     if pattern == PREFIXED:
-        stream = server.engine.get_stream(name[:-len(s.stream_separator)]) \
+        stream = server.engine.metadata.get_stream(name[:-len(s.stream_separator)]) \
             if name.endswith(s.stream_separator) else None
         if stream is None or stream.name == s.default_stream:
             raise _invalid(f"prefix '{name}' is not '<stream>{s.stream_separator}' of a stream "
@@ -260,7 +260,7 @@ def change(server: KafkaServer, grants: list[Grant], value: bool) -> None:
     """Set (or clear) flags, one permission update per user."""
     engine = server.engine
     for user_id in dict.fromkeys(g.user_id for g in grants):
-        user = engine.meta.users.get(user_id)
+        user = engine.identity.get_user(user_id)
         if user is None:
             continue
         p = copy.deepcopy(user.permissions) or Permissions()
@@ -274,7 +274,7 @@ def change(server: KafkaServer, grants: list[Grant], value: bool) -> None:
                     g.scope[2], TopicPermissions())
             setattr(target, g.flag, value)
         try:
-            engine.update_permissions(user.id, p)
+            engine.identity.update_permissions(user.id, p)
         except IggyError as e:
             raise KafkaError(ErrorCode.INVALID_REQUEST, str(e)) from None
 

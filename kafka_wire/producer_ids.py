@@ -1,6 +1,6 @@
 """Where producer ids continue after a restart: `<data>/kafka/producer_ids`, the first id not
 yet reserved (see ProducerStates: ids are reserved in blocks), as decimal text in two
-checksummed copies (core/storage/small_file.py).
+checksummed copies (core/small_file.py).
 
 If both copies are damaged, ids continue far above any the lost mark could have allowed (the
 current time in microseconds, above 10**15, stored at once): an id is never handed out twice;
@@ -12,8 +12,8 @@ import logging
 import time
 from pathlib import Path
 
-from pyggy.core.storage.lost_found import LostAndFound
-from pyggy.core.storage.small_file import CorruptFile, SmallFile, decimal, decimal_value
+from pyggy.core.lost_found import LostAndFound
+from pyggy.core.small_file import CorruptFile, SmallFile, decimal, decimal_value
 
 log = logging.getLogger(__name__)
 MAX_MARK = 2**62

@@ -21,8 +21,14 @@ from dataclasses import dataclass
 
 from pyggy.core.engine import LogEngine
 from pyggy.core.errors import STORAGE_ERRORS, IggyError
-from pyggy.core.metadata.machine import MAX_PARTITIONS_PER_REQUEST
-from pyggy.core.model import NEVER_EXPIRE, UNLIMITED_SIZE, Stream, Topic, TopicOptions
+from pyggy.core.model import (
+    MAX_PARTITIONS_PER_REQUEST,
+    NEVER_EXPIRE,
+    UNLIMITED_SIZE,
+    Stream,
+    Topic,
+    TopicOptions,
+)
 from pyggy.core.options import MAX_SEGMENT, MIN_SEGMENT, topic_options
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.settings import KafkaSettings
@@ -56,17 +62,18 @@ class TopicMap:
 
     def resolve(self, name: str) -> Topic | None:
         engine, s = self.engine, self.settings
-        t = engine.get_topic(s.default_stream, name) if engine.get_stream(s.default_stream) \
+        metadata = engine.metadata
+        t = metadata.get_topic(s.default_stream, name) if metadata.get_stream(s.default_stream) \
             else None
         if t is not None:
             return t
         stream, sep, topic = name.partition(s.stream_separator)
-        if sep and stream != s.default_stream and engine.get_stream(stream):
-            return engine.get_topic(stream, topic)
+        if sep and stream != s.default_stream and engine.metadata.get_stream(stream):
+            return engine.metadata.get_topic(stream, topic)
         return None
 
     def name_of(self, t: Topic) -> str:
-        return self.kafka_name(self.engine.meta.streams[t.stream_id].name, t.name)
+        return self.kafka_name(self.engine.metadata.stream_name(t.stream_id), t.name)
 
     def kafka_name(self, stream: str, topic: str) -> str:
         """The Kafka name of Iggy topic `topic` of stream `stream`."""
@@ -75,8 +82,8 @@ class TopicMap:
         return f"{stream}{self.settings.stream_separator}{topic}"
 
     def all(self) -> Iterator[tuple[str, Topic]]:
-        for stream in self.engine.streams():
-            for t in self.engine.topics(stream.id):
+        for stream in self.engine.metadata.streams():
+            for t in self.engine.metadata.topics(stream.id):
                 name = self.name_of(t)
                 if LEGAL_NAME.match(name):
                     yield name, t
@@ -85,12 +92,12 @@ class TopicMap:
         """Where the topic of this Kafka name is, or would be created: its stream (None: the
         default stream, not created yet) and its Iggy topic name."""
         engine, s = self.engine, self.settings
-        default = engine.get_stream(s.default_stream)
-        if default is not None and engine.get_topic(default.id, name) is not None:
+        default = engine.metadata.get_stream(s.default_stream)
+        if default is not None and engine.metadata.get_topic(default.id, name) is not None:
             return default, name
         stream, sep, topic = name.partition(s.stream_separator)
         if sep and topic and stream != s.default_stream:
-            other = engine.get_stream(stream)
+            other = engine.metadata.get_stream(stream)
             if other is not None:
                 return other, topic
         return default, name
@@ -119,13 +126,13 @@ class TopicMap:
         stream, topic = self.target(name)
         try:
             if stream is None:
-                stream = engine.create_stream(self.settings.default_stream)
-            return engine.create_topic(stream.id, topic, partitions, options)
+                stream = engine.metadata.create_stream(self.settings.default_stream)
+            return engine.metadata.create_topic(stream.id, topic, partitions, options)
         except IggyError as e:
             raise kafka_error(e, ErrorCode.INVALID_CONFIG) from None
 
     def delete(self, t: Topic) -> None:
-        self.engine.delete_topic(t.stream_id, t.id)
+        self.engine.metadata.delete_topic(t.stream_id, t.id)
 
     def by_id(self, raw: bytes) -> tuple[str, Topic] | None:
         """The (Kafka name, topic) whose topic id is `raw`."""
@@ -442,6 +449,6 @@ def apply_update(engine: LogEngine, t: Topic, desired: dict[str, str],
     try:
         topic_options(entries, base=t.options, update=True, reset=reset)
         if not validate_only and (entries or reset):
-            engine.update_topic(t.stream_id, t.id, t.name, entries, reset)
+            engine.metadata.update_topic(t.stream_id, t.id, t.name, entries, reset)
     except IggyError as e:
         raise kafka_error(e, ErrorCode.INVALID_CONFIG) from None

@@ -93,12 +93,11 @@ class NativeServer:
     def close_session(self, s: Session) -> None:
         self.sessions.pop(s.client_id, None)
         self.transports.pop(s.client_id, None)
-        self.engine.member_gone(s.client_id)
+        self.engine.consumers.member_gone(s.client_id)
 
     def reap_stale(self, now: float, interval: float) -> list[Session]:
         """Close sessions silent for 1.2 × interval that hold a consumer-group membership."""
-        members = {m for s in self.engine.meta.streams.values() for t in s.topics.values()
-                   for g in t.groups.values() for m in g.members}
+        members = self.engine.consumers.members()
         stale = [s for s in self.sessions.values()
                  if s.client_id in members and now - s.last_seen > 1.2 * interval]
         for s in stale:

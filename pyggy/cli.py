@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from pyggy import server
     from pyggy.core.errors import IggyError
-    from pyggy.core.storage.small_file import CorruptFile
+    from pyggy.core.small_file import CorruptFile
 
     try:
         server.run(config, credentials, repair_state=args.repair_state)

@@ -28,8 +28,9 @@ from pyggy.archiving import setup as setup_archiving
 from pyggy.config import ConfigError, load_config, set_value, validate
 from pyggy.core.engine import LogEngine
 from pyggy.core.errors import IggyError
+from pyggy.core.small_file import CorruptFile
 from pyggy.core.storage.scrub import ScrubReport, scrub_partition
-from pyggy.core.storage.small_file import CorruptFile
+from pyggy.core.storage.tiered import run_async
 
 log = logging.getLogger("pyggy.scrub")
 _SEGMENT_LOGGERS = frozenset({"pyggy.core.storage.recovery", "pyggy.core.storage.repair"})
@@ -47,23 +48,31 @@ class _Findings(logging.Handler):
             self.records.append(record)
 
 
+class _Pace:
+    """Keeps a walk at most `rate` bytes a second: `pause()` sleeps while it is ahead."""
+
+    def __init__(self, report: ScrubReport, rate: int) -> None:
+        self.report, self.rate = report, rate
+        self.loop = asyncio.get_running_loop()
+        self.since, self.done = self.loop.time(), 0
+
+    async def pause(self) -> None:
+        ahead = (self.report.bytes - self.done) / self.rate - (self.loop.time() - self.since)
+        if ahead > 0.05:  # ahead of the rate: let the rest of the server run
+            await asyncio.sleep(ahead)
+            self.since, self.done = self.loop.time(), self.report.bytes
+
+
 async def background(engine: LogEngine, interval: float, rate: int) -> None:
     """The server's scrubber: a pass over every partition every `interval` seconds, verifying
-    at most `rate` bytes a second, awaiting archive fetches for repairs; one log line a pass."""
+    at most `rate` bytes a second, awaiting archive reads for repairs; one log line a pass."""
     loop = asyncio.get_running_loop()
     while True:
-        began = started = loop.time()
+        began = loop.time()
         report = ScrubReport()
+        pace = _Pace(report, rate)
         for plog in engine.partition_logs():
-            done = report.bytes
-            for need in scrub_partition(plog, report, block=False):
-                if need is not None:
-                    await need.fetch()
-                    continue
-                ahead = (report.bytes - done) / rate - (loop.time() - started)
-                if ahead > 0.05:  # ahead of the rate: let the rest of the server run
-                    await asyncio.sleep(ahead)
-                    started, done = loop.time(), report.bytes
+            await run_async(scrub_partition(plog, report), pace.pause)
         level = logging.ERROR if report.refused else logging.INFO
         log.log(level, "scrub: %d batches, %d bytes verified; %d repaired, %d upgraded, %d "
                 "damaged and refused", report.batches, report.bytes, report.repaired,

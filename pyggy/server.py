@@ -172,7 +172,7 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins, 
         t = kafka.topics.resolve(topic)
         if t is None or not 0 <= partition < len(t.partitions):
             return None
-        return t.partitions[partition].log.start_offset
+        return engine.data.watermarks(t, partition)[0]
 
     offsets = FileOffsetStore(Path(config.system.path) / "kafka" / "offsets",
                               fsync=config.system.state.enforce_fsync, log_start=log_start,
@@ -217,8 +217,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
                        remote=archiving.remote if archiving is not None else None,
                        hasher=ThreadHashPool(config.login.hash_workers))
     if archiving is not None:  # names of archive keys, to re-list a lost manifest
-        archiving.store.names = lambda sid, tid: (engine.meta.streams[sid].name,
-                                                  engine.meta.streams[sid].topics[tid].name)
+        archiving.store.names = lambda sid, tid: (engine.metadata.stream_name(sid),
+                                                  engine.metadata.topic(sid, tid).name)
     try:
         engine.open(root_credentials, repair_state=repair_state)
     except BaseException:
@@ -273,7 +273,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
     pat_cleaner = config.personal_access_token.cleaner
     if pat_cleaner.enabled:
         tasks.append(loop.create_task(_periodic(
-            pat_cleaner.interval, background(telemetry, "token_cleaner", engine.expire_tokens),
+            pat_cleaner.interval,
+            background(telemetry, "token_cleaner", engine.identity.expire_tokens),
             "token cleaner")))
     if native is not None and config.heartbeat.enabled:
         interval = config.heartbeat.interval

@@ -29,9 +29,10 @@ class Node:
             state_interval=0))
 
     def topic(self, local_segments: int = 2):
-        if self.engine.get_stream("s") is None:
-            self.engine.create_stream("s")
-        t = self.engine.get_topic("s", "t") or self.engine.create_topic("s", "t", 1)
+        if self.engine.metadata.get_stream("s") is None:
+            self.engine.metadata.create_stream("s")
+        metadata = self.engine.metadata
+        t = metadata.get_topic("s", "t") or metadata.create_topic("s", "t", 1)
         t.options.segment_size = SEGMENT
         t.options.local_retention_segments = local_segments
         return t
@@ -40,7 +41,7 @@ class Node:
         for k in range(start, start + n, per_batch):
             msgs = [(i + 1, f"message-{i:06d}".encode().ljust(100, b"."), b"", 1000 + i)
                     for i in range(k, k + per_batch)]
-            await self.engine.append("s", "t", (2, 0), build_batch(msgs), per_batch)
+            await self.engine.data.append("s", "t", (2, 0), build_batch(msgs), per_batch)
 
     def close(self) -> None:
         self.service.close()
@@ -55,9 +56,9 @@ async def poll_all(engine: LogEngine, block: bool = False) -> list[tuple[int, by
     out, offset = [], 0
     while True:
         if block:
-            r = engine.poll("s", "t", 0, OFFSET, offset, 37)
+            r = engine.data.poll("s", "t", 0, OFFSET, offset, 37)
         else:
-            r = await engine.poll_async("s", "t", 0, OFFSET, offset, 37)
+            r = await engine.data.poll_async("s", "t", 0, OFFSET, offset, 37)
         if not r.count:
             return out
         got = payloads(r)

@@ -7,12 +7,12 @@ import asyncio
 from pathlib import Path
 
 from pyggy.core.clock import SystemClock
+from pyggy.core.errors import CorruptBatch
 from pyggy.core.model import TopicOptions
 from pyggy.core.records import kafka_batch
 from pyggy.core.records.iggy_batch import build_batch
 from pyggy.core.storage.fsync import GroupCommitter
 from pyggy.core.storage.partition_log import PartitionLog
-from pyggy.core.storage.repair import CorruptBatch
 
 Stored = list[tuple[int, bytes]]  # (base offset, stamped batch bytes) in log order
 

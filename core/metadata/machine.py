@@ -13,6 +13,7 @@ from typing import Any
 from pyggy.core.auth import SCRAM_HASHES, scram_from_dict
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.model import (
+    MAX_PARTITIONS_PER_REQUEST,
     ConsumerGroup,
     GlobalPermissions,
     Identifier,
@@ -29,7 +30,6 @@ from pyggy.core.model import (
 )
 from pyggy.core.options import topic_options
 
-MAX_PARTITIONS_PER_REQUEST = 1000
 MAX_PARTITIONS = 100_000
 
 

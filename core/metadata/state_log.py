@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import crc32c
-from pyggy.core.storage.lost_found import LostAndFound
-from pyggy.core.storage.small_file import CorruptFile
+from pyggy.core.lost_found import LostAndFound
+from pyggy.core.small_file import CorruptFile
 
 log = logging.getLogger(__name__)
 ENTRY_HEAD = struct.Struct("<II")

@@ -5,40 +5,31 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable, Iterator
-from functools import partial
 from pathlib import Path
-from typing import NamedTuple
 
+from pyggy.core import small_file
 from pyggy.core.clock import Clock
 from pyggy.core.errors import ErrorCode
+from pyggy.core.lost_found import LostAndFound
 from pyggy.core.model import NEVER_EXPIRE, TopicOptions
 from pyggy.core.records import iggy_batch, kafka_batch
 from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
-from pyggy.core.storage import small_file
 from pyggy.core.storage.fsync import GroupCommitter
-from pyggy.core.storage.index import DAMAGED, SegmentIndex
-from pyggy.core.storage.lost_found import LostAndFound
 from pyggy.core.storage.outage import WriteOutage
+from pyggy.core.storage.reads import BatchRef, offset_for_timestamp_steps, read_steps
 from pyggy.core.storage.recovery import recover_segment
-from pyggy.core.storage.repair import check_archived, sound, verified
 from pyggy.core.storage.segment import Segment
-from pyggy.core.storage.tiered import RemoteFetch, RemoteSegment, RemoteSegments
+from pyggy.core.storage.tiered import (
+    RemoteSegment,
+    RemoteSegments,
+    run_async,
+    run_blocking,
+)
 
 log = logging.getLogger(__name__)
 
 CLEAN_MARKER = ".clean"
 START_OFFSET_FILE = "start_offset"
-PREFETCH_MAX = 8 << 20  # most bytes one non-blocking read of archived data asks to fetch
-
-
-class BatchRef(NamedTuple):
-    """A stored batch as read back: its encoding, bytes, first offset and record count."""
-
-    encoding: int
-    data: bytes | memoryview
-    base_offset: int
-    count: int
-    timestamp: int
 
 
 class PartitionLog:
@@ -218,47 +209,23 @@ class PartitionLog:
         return seg
 
     # -- read ----------------------------------------------------------------------------
-    def read(self, offset: int, max_count: int, max_bytes: int = 1 << 62,
-             block: bool = True) -> list[BatchRef]:
-        """Batches from the one holding `offset`, until `max_count` records or `max_bytes`.
+    def read(self, offset: int, max_count: int, max_bytes: int = 1 << 62) -> list[BatchRef]:
+        """Batches from the one holding `offset`, until `max_count` records or `max_bytes`
+        (core/storage/reads.py); archived data is read on this thread (offline tools, tests)."""
+        return run_blocking(read_steps(self, offset, max_count, max_bytes))
 
-        At least one batch is returned when any exists at or after `offset`. Offsets below the
-        first local segment are read from the archive tier; with `block` false, a first batch
-        not cached raises RemoteFetch (await its fetch(), then read again) and a later one
-        ends the read early.
-        """
-        out: list[BatchRef] = []
-        if offset < self.start_offset:
-            offset = self.start_offset
-        remaining = max_count
-        budget = max_bytes
-        if self.tiered and offset < self.segments[0].start_offset:
-            remaining, budget, done = self._read_tiered(offset, remaining, budget, out, block)
-            if done:
-                return out
-        for seg in self.segments:
-            if seg.next_offset <= offset or not len(seg.index):
-                continue
-            idx = seg.index
-            i = idx.find_offset(offset)
-            while i < len(idx) and remaining > 0:
-                ln = idx.lengths[i]
-                if out and ln > budget:
-                    return out
-                data = seg.read_at(idx.positions[i], ln)
-                if (self.validate_checksum or idx.flags[i] & DAMAGED) and not sound(idx, i, data):
-                    if out:  # a short read; the next one starts at this batch
-                        return out
-                    data = verified(self, seg, i, data, block)
-                    ln = idx.lengths[i]
-                base, cnt = idx.base_offsets[i], idx.counts[i]
-                out.append(BatchRef(idx.encodings[i], data, base, cnt, idx.timestamps[i]))
-                remaining -= base + cnt - max(offset, base)
-                budget -= ln
-                i += 1
-            if remaining <= 0 or budget <= 0:
-                break
-        return out
+    async def read_async(self, offset: int, max_count: int,
+                         max_bytes: int = 1 << 62) -> list[BatchRef]:
+        """`read`, awaiting archived data from the archive's reader pool (the server)."""
+        return await run_async(read_steps(self, offset, max_count, max_bytes))
+
+    def offset_for_timestamp(self, timestamp: int, use_max: bool = False) -> int | None:
+        """First offset of the first batch with (max) timestamp ≥ `timestamp`."""
+        return run_blocking(offset_for_timestamp_steps(self, timestamp, use_max))
+
+    async def offset_for_timestamp_async(self, timestamp: int,
+                                         use_max: bool = False) -> int | None:
+        return await run_async(offset_for_timestamp_steps(self, timestamp, use_max))
 
     def batch_heads(self, encoding: int, size: int, segments: int = 2
                     ) -> Iterator[tuple[int, bytes]]:
@@ -269,66 +236,6 @@ class PartitionLog:
             for i in range(len(idx)):
                 if idx.encodings[i] == encoding:
                     yield idx.base_offsets[i], seg.read_at(idx.positions[i], size)
-
-    def _read_tiered(self, offset: int, remaining: int, budget: int, out: list[BatchRef],
-                     block: bool) -> tuple[int, int, bool]:
-        """`read` over the archive-only segments; returns (remaining, budget, done)."""
-        remote = self.remote
-        assert remote is not None
-        for r in self.tiered:
-            if r.next_offset <= offset:
-                continue
-            idx = remote.index(r.start_offset, block)
-            if idx is None:
-                if out:
-                    return remaining, budget, True
-                raise RemoteFetch(partial(remote.fetch_index, r.start_offset))
-            i = idx.find_offset(offset)
-            while i < len(idx) and remaining > 0:
-                ln = idx.lengths[i]
-                if out and ln > budget:
-                    return remaining, budget, True
-                data = remote.read(r.start_offset, idx.positions[i], ln, block)
-                if data is None:
-                    if out:
-                        return remaining, budget, True
-                    span = _span(idx, i, offset, remaining, budget)
-                    raise RemoteFetch(partial(remote.fetch, r.start_offset, idx.positions[i],
-                                              span))
-                if self.validate_checksum and not sound(idx, i, data):
-                    if out:  # a short read; the next one starts at this batch
-                        return remaining, budget, True
-                    check_archived(self, r.start_offset, idx, i, data)
-                base, cnt = idx.base_offsets[i], idx.counts[i]
-                out.append(BatchRef(idx.encodings[i], data, base, cnt, idx.timestamps[i]))
-                remaining -= base + cnt - max(offset, base)
-                budget -= ln
-                i += 1
-            if remaining <= 0 or budget <= 0:
-                return remaining, budget, True
-        return remaining, budget, False
-
-    def offset_for_timestamp(self, timestamp: int, use_max: bool = False,
-                             block: bool = True) -> int | None:
-        """First offset of the first batch with (max) timestamp ≥ `timestamp` (not below the
-        log start offset). `block` as in `read`."""
-        for r in self.tiered:
-            if (r.max_timestamp if use_max else r.last_timestamp) < timestamp:
-                continue
-            assert self.remote is not None
-            idx = self.remote.index(r.start_offset, block)
-            if idx is None:
-                raise RemoteFetch(partial(self.remote.fetch_index, r.start_offset))
-            i = idx.find_timestamp(timestamp, use_max)
-            if i < len(idx):
-                return max(idx.base_offsets[i], self.start_offset)
-        for seg in self.segments:
-            if seg.next_offset <= self.floor:
-                continue
-            i = seg.index.find_timestamp(timestamp, use_max)
-            if i < len(seg.index):
-                return max(seg.index.base_offsets[i], self.start_offset)
-        return None
 
     # -- log start offset (Kafka DeleteRecords) ------------------------------------------
     def advance_start(self, offset: int) -> int:
@@ -356,7 +263,7 @@ class PartitionLog:
         return removed
 
     def _load_floor(self) -> int:
-        """The persisted floor (two checksummed copies, core/storage/small_file.py). When both
+        """The persisted floor (two checksummed copies, core/small_file.py). When both
         are damaged the floor is 0: a lower floor hides nothing (records below the lost one
         are readable again); an error says so and the copies go to lost+found."""
         f = small_file.SmallFile(self.path / START_OFFSET_FILE, legacy=small_file.decimal)
@@ -457,6 +364,12 @@ class PartitionLog:
         self.floor = 0
         (self.path / START_OFFSET_FILE).unlink(missing_ok=True)
 
+    def sync(self) -> None:
+        """fsync every open segment's files now."""
+        for seg in self.segments:
+            if seg.fd >= 0:
+                seg.sync()
+
     def close(self, clean: bool = True) -> None:
         for seg in self.segments:
             if clean and seg.fd >= 0:
@@ -474,18 +387,3 @@ class PartitionLog:
         self.segments = []
         shutil.rmtree(self.path, ignore_errors=True)
 
-
-def _span(idx: SegmentIndex, i: int, offset: int, remaining: int, budget: int) -> int:
-    """Bytes from batch i on that a read for `remaining` records / `budget` bytes would take
-    (at least batch i, at most PREFETCH_MAX)."""
-    span = 0
-    while i < len(idx) and remaining > 0 and span < PREFETCH_MAX:
-        ln = idx.lengths[i]
-        if span and ln > budget:
-            break
-        base = idx.base_offsets[i]
-        span += ln
-        budget -= ln
-        remaining -= base + idx.counts[i] - max(offset, base)
-        i += 1
-    return span

@@ -24,9 +24,9 @@ import logging
 import os
 
 from crc32c import crc32c
+from pyggy.core.lost_found import LostAndFound
 from pyggy.core.records.encoding import peek_length, recognise
 from pyggy.core.storage.index import DAMAGED, HAS_CRC, SegmentIndex
-from pyggy.core.storage.lost_found import LostAndFound
 from pyggy.core.storage.segment import Segment
 
 log = logging.getLogger(__name__)

@@ -16,14 +16,13 @@ call per batch). This module handles the rest, off the hot path:
 from __future__ import annotations
 
 import logging
-from functools import partial
 from typing import TYPE_CHECKING
 
 from crc32c import crc32c
-from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.errors import CorruptBatch, RemoteReadError
 from pyggy.core.records.encoding import recognise
 from pyggy.core.storage.index import DAMAGED, HAS_CRC, SegmentIndex
-from pyggy.core.storage.tiered import RemoteFetch, RemoteReadError
+from pyggy.core.storage.tiered import NeedBytes, NeedIndex, Steps
 
 if TYPE_CHECKING:
     from pyggy.core.storage.partition_log import PartitionLog
@@ -32,23 +31,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class CorruptBatch(IggyError):
-    """A stored batch failed verification and no verified copy could replace it."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(ErrorCode.CANNOT_READ_MESSAGE, message)
-
-
 def sound(idx: SegmentIndex, i: int, data: bytes) -> bool:
     """The hot-path test: the entry carries a CRC and the bytes match it."""
     return idx.flags[i] == HAS_CRC and crc32c(data) == idx.crcs[i]
 
 
-def verified(plog: PartitionLog, seg: Segment, i: int, data: bytes, block: bool) -> bytes:
+def verified_steps(plog: PartitionLog, seg: Segment, i: int, data: bytes) -> Steps[bytes]:
     """Bytes of entry i of `seg` that are proven sound (upgraded, or repaired from the
-    archive); raises CorruptBatch, or RemoteFetch when `block` is false and the archived
-    copy must be fetched first. A repaired DAMAGED range may become several entries: entry i
-    is then the first of them (callers read its fields after this call)."""
+    archive, which it asks for as `Steps`); raises CorruptBatch. A repaired DAMAGED range may
+    become several entries: entry i is then the first of them (callers read its fields after
+    this)."""
     idx = seg.index
     flags = idx.flags[i]
     if flags == 0:  # first index format: the batch's own checksums decide
@@ -57,7 +49,7 @@ def verified(plog: PartitionLog, seg: Segment, i: int, data: bytes, block: bool)
             idx.set_crc(i, crc32c(data))
             _best_effort(seg.rewrite_entry, i)
             return data
-    repaired = _from_archive(plog, seg, i, block)
+    repaired = yield from _from_archive(plog, seg, i)
     if repaired is not None:
         return repaired
     base = idx.base_offsets[i]
@@ -88,27 +80,29 @@ def check_archived(plog: PartitionLog, start_offset: int, idx: SegmentIndex, i: 
     raise CorruptBatch(message)
 
 
-def _from_archive(plog: PartitionLog, seg: Segment, i: int, block: bool) -> bytes | None:
+def _from_archive(plog: PartitionLog, seg: Segment, i: int) -> Steps[bytes | None]:
     remote = plog.remote
     if remote is None or not remote.is_archived(seg.start_offset, seg.next_offset, seg.size):
         return None
     idx = seg.index
+    pos, length, base = idx.positions[i], idx.lengths[i], idx.base_offsets[i]
     try:
-        ridx = remote.index(seg.start_offset, block)
-        if ridx is None:
-            raise RemoteFetch(partial(remote.fetch_index, seg.start_offset))
-        first, last = _covering(ridx, idx.positions[i], idx.lengths[i], idx.base_offsets[i],
-                                idx.counts[i])
+        ridx = yield NeedIndex(remote, seg.start_offset)
+        assert isinstance(ridx, SegmentIndex)
+        first, last = _covering(ridx, pos, length, base, idx.counts[i])
         if first is None:
             return None
-        pos, length = idx.positions[i], idx.lengths[i]
-        data = remote.read(seg.start_offset, pos, length, block)
-        if data is None:
-            raise RemoteFetch(partial(remote.fetch, seg.start_offset, pos, length))
+        data = yield NeedBytes(remote, seg.start_offset, pos, length)
+        assert isinstance(data, bytes)
     except RemoteReadError as e:
         log.warning("partition %s: could not read the archived copy of segment %d to repair "
-                    "offset %d: %s", plog.path, seg.start_offset, idx.base_offsets[i], e)
+                    "offset %d: %s", plog.path, seg.start_offset, base, e)
         return None
+    if seg.fd < 0 or i >= len(idx) or idx.positions[i] != pos or idx.base_offsets[i] != base:
+        return None  # the segment went or changed while the archive answered
+    again = seg.read_at(pos, length)
+    if sound(idx, i, again):  # another read repaired it while the archive answered
+        return again
     for j in range(first, last):  # every archived batch of the range must verify
         at = ridx.positions[j] - pos
         part = data[at:at + ridx.lengths[j]]

@@ -12,15 +12,15 @@ receives damaged bytes, so it can be the copy that repairs come from).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from crc32c import crc32c
+from pyggy.core.errors import CorruptBatch
 from pyggy.core.records.encoding import recognise
 from pyggy.core.storage.index import ENTRY_SIZE, HAS_CRC, SegmentIndex
 from pyggy.core.storage.partition_log import PartitionLog
-from pyggy.core.storage.repair import CorruptBatch, sound, verified
-from pyggy.core.storage.tiered import RemoteFetch
+from pyggy.core.storage.repair import sound, verified_steps
+from pyggy.core.storage.tiered import Steps
 
 
 @dataclass(slots=True)
@@ -41,11 +41,10 @@ class ScrubReport:
         self.refused += other.refused
 
 
-def scrub_partition(plog: PartitionLog, report: ScrubReport, block: bool = True
-                    ) -> Iterator[RemoteFetch | None]:
-    """Verify every batch of the partition's local segments into `report`. Yields None after
-    each batch and, when `block` is false, a RemoteFetch to await before the same batch is
-    tried again."""
+def scrub_partition(plog: PartitionLog, report: ScrubReport) -> Steps[None]:
+    """Verify every batch of the partition's local segments into `report`, as `Steps`: it
+    asks for archived copies it repairs from, and yields None after each batch (a point where
+    a paced driver may pause)."""
     for seg in list(plog.segments):
         i = 0
         while i < len(seg.index) and seg.fd >= 0:
@@ -54,10 +53,7 @@ def scrub_partition(plog: PartitionLog, report: ScrubReport, block: bool = True
             data = seg.read_at(idx.positions[i], idx.lengths[i])
             if not sound(idx, i, data):
                 try:
-                    verified(plog, seg, i, data, block)
-                except RemoteFetch as need:
-                    yield need
-                    continue
+                    yield from verified_steps(plog, seg, i, data)
                 except CorruptBatch as e:
                     report.refused.append(str(e))
                 else:

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from pyggy.core.storage.lost_found import LostAndFound
-from pyggy.core.storage.small_file import COPY_SUFFIX, CorruptFile, SmallFile
+from pyggy.core.lost_found import LostAndFound
+from pyggy.core.small_file import COPY_SUFFIX, CorruptFile, SmallFile
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class FileOffsetStore(MemoryOffsetStore):
     """One small checksummed file per group under ``path``, loaded at start.
 
     Every change rewrites that group's file, kept as two checksummed copies (each fsynced unless
-    ``fsync=False``; core/storage/small_file.py): a damaged copy is repaired from the other. If
+    ``fsync=False``; core/small_file.py): a damaged copy is repaired from the other. If
     both are damaged the group's offsets are lost; that is refused loudly, never a silent
     reset: an error names the file, the copies go to lost+found (a copy; the file stays until
     the group commits again), and the group is remembered in ``lost_groups``: OffsetFetch then

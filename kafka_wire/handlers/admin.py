@@ -13,7 +13,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from pyggy.core.errors import IggyError
-from pyggy.core.metadata.machine import MAX_PARTITIONS_PER_REQUEST
+from pyggy.core.model import MAX_PARTITIONS_PER_REQUEST
 from pyggy.core.options import topic_options
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
@@ -238,7 +238,7 @@ def _grow(conn: Connection, item: dict, validate_only: bool) -> None:
     if validate_only:
         return
     try:
-        server.engine.create_partitions(t.stream_id, t.id, count - current)
+        server.engine.metadata.create_partitions(t.stream_id, t.id, count - current)
     except IggyError as e:
         raise kafka_error(e, ErrorCode.INVALID_PARTITIONS) from None
 
@@ -280,14 +280,15 @@ def delete_records(conn: Connection, req: dict, version: int) -> dict:
             elif t is None or not 0 <= index < len(t.partitions):
                 out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
-                hw = t.partitions[index].log.next_offset
+                hw = server.engine.data.watermarks(t, index)[1]
                 if offset == HIGH_WATERMARK:
                     offset = hw
                 if not 0 <= offset <= hw:
                     out["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
                 else:
                     try:
-                        out["low_watermark"] = server.engine.delete_records(t, index, offset)
+                        out["low_watermark"] = server.engine.metadata.delete_records(
+                            t, index, offset)
                     except IggyError as e:
                         out["error_code"] = kafka_error(e, ErrorCode.UNKNOWN_SERVER_ERROR).code
             parts.append(out)

@@ -48,7 +48,7 @@ def offset_for_leader_epoch(conn: Connection, req: dict, version: int) -> dict:
                 entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             elif p["leader_epoch"] >= 0:
                 entry["leader_epoch"] = 0
-                entry["end_offset"] = t.partitions[index].log.next_offset
+                entry["end_offset"] = conn.server.engine.data.watermarks(t, index)[1]
             parts.append(entry)
         topics.append({"topic": topic["topic"], "partitions": parts})
     return {"throttle_time_ms": 0, "topics": topics}

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pyggy.core.storage.repair import CorruptBatch
-from pyggy.core.storage.tiered import RemoteReadError
+from pyggy.core.errors import CorruptBatch, RemoteReadError
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
@@ -32,8 +31,7 @@ async def _partition(conn: Connection, t, denied: int, p: dict, budget: list[int
     if t is None or not 0 <= index < len(t.partitions):
         out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         return out
-    plog = t.partitions[index].log
-    hw, start = plog.next_offset, plog.start_offset
+    start, hw = conn.server.engine.data.watermarks(t, index)
     offset = p["fetch_offset"]
     if offset < start or offset > hw:  # Kafka leaves the watermarks at -1 with this error
         out["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
@@ -44,7 +42,7 @@ async def _partition(conn: Connection, t, denied: int, p: dict, budget: list[int
         return out
     limit = min(p["partition_max_bytes"], budget[0])
     try:
-        chunks = await conn.server.engine.read_kafka_async(t, index, offset, max(limit, 1))
+        chunks = await conn.server.engine.data.read_kafka_async(t, index, offset, max(limit, 1))
     except (RemoteReadError, CorruptBatch):  # archive unreachable, or a damaged stored batch
         out["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
         return out

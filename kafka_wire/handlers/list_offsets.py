@@ -1,4 +1,5 @@
-"""ListOffsets (2): earliest (-2), latest (-1), max timestamp (-3) and by timestamp."""
+"""ListOffsets (2): earliest (-2), latest (-1), max timestamp (-3) and by timestamp; reads of
+archived segments are awaited, never blocking the event loop."""
 
 from __future__ import annotations
 
@@ -10,43 +11,45 @@ from pyggy.kafka_wire.protocol.errors import ErrorCode
 EARLIEST, LATEST, MAX_TIMESTAMP = -2, -1, -3
 
 
-def _records(conn: Connection, t, index: int, offset: int):
+async def _records(conn: Connection, t, index: int, offset: int):
     """(offset, timestamp ms) of the Kafka view of records from the batch holding `offset`."""
-    hw = t.partitions[index].log.next_offset
+    data = conn.server.engine.data
+    hw = data.watermarks(t, index)[1]
     while offset < hw:
-        chunks = conn.server.engine.read_kafka(t, index, offset, 1 << 20)
+        chunks = await data.read_kafka_async(t, index, offset, 1 << 20)
         if not chunks:
             return
-        for data in chunks:
-            for rec in kafka_batch.iter_records(data):
+        for chunk in chunks:
+            for rec in kafka_batch.iter_records(chunk):
                 if rec[0] >= offset:
                     yield rec[0], rec[1]
-            offset = max(offset, kafka_batch.batch_fields(data)[0]
-                         + kafka_batch.batch_fields(data)[6] + 1)
+            fields = kafka_batch.batch_fields(chunk)
+            offset = max(offset, fields[0] + fields[6] + 1)
 
 
-def _lookup(conn: Connection, t, index: int, timestamp: int) -> tuple[int, int]:
-    plog = t.partitions[index].log
+async def _lookup(conn: Connection, t, index: int, timestamp: int) -> tuple[int, int]:
+    data = conn.server.engine.data
+    start, end = data.watermarks(t, index)
     if timestamp == EARLIEST:
-        return -1, plog.start_offset
+        return -1, start
     if timestamp == LATEST:
-        return -1, plog.next_offset
+        return -1, end
     if timestamp == MAX_TIMESTAMP:
         best = (-1, -1)
-        for off, ts in _records(conn, t, index, plog.start_offset):
+        async for off, ts in _records(conn, t, index, start):
             if ts > best[0]:
                 best = (ts, off)
         return best
-    first = plog.offset_for_timestamp(timestamp * 1000, use_max=True)
+    first = await data.offset_for_timestamp(t, index, timestamp * 1000, use_max=True)
     if first is None:
         return -1, -1
-    for off, ts in _records(conn, t, index, first):
+    async for off, ts in _records(conn, t, index, first):
         if ts >= timestamp:
             return ts, off
     return -1, -1
 
 
-def handle(conn: Connection, req: dict, version: int) -> dict:
+async def handle(conn: Connection, req: dict, version: int) -> dict:
     topics = []
     # A lookup can read a whole partition (max timestamp): a request naming one partition
     # many times does it once, not once per mention.
@@ -66,7 +69,7 @@ def handle(conn: Connection, req: dict, version: int) -> dict:
             else:
                 key = (t.stream_id, t.id, index, p["timestamp"])
                 if key not in done:
-                    done[key] = _lookup(conn, t, index, p["timestamp"])
+                    done[key] = await _lookup(conn, t, index, p["timestamp"])
                 entry["timestamp"], entry["offset"] = done[key]
             parts.append(entry)
         topics.append({"name": topic["name"], "partitions": parts})

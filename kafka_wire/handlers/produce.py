@@ -15,8 +15,6 @@ from collections.abc import Iterator
 from pyggy.core.errors import IggyError
 from pyggy.core.records import kafka_batch
 from pyggy.core.records.compression import DEFAULT_LIMIT
-from pyggy.core.records.encoding import ENCODING_KAFKA
-from pyggy.core.storage.partition_log import PartitionLog
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import CloseConnection, Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
@@ -30,10 +28,11 @@ def _partition_result(index: int, error: int, base: int = -1, start: int = -1,
             "error_message": message}
 
 
-def _stored_producer_batches(plog: PartitionLog) -> Iterator[tuple[int, int, int, int, int]]:
+def _stored_producer_batches(heads: Iterator[tuple[int, bytes]]
+                             ) -> Iterator[tuple[int, int, int, int, int]]:
     """(base offset, producer id, epoch, base sequence, count) of the partition's recent
     stored Kafka batches (control batches skipped), from their headers alone."""
-    for base, head in plog.batch_heads(ENCODING_KAFKA, kafka_batch.HEADER_SIZE):
+    for base, head in heads:
         if len(head) < kafka_batch.HEADER_SIZE:
             continue
         fields = kafka_batch.batch_fields(head)
@@ -45,7 +44,7 @@ async def _produce(conn: Connection, t, index: int, records) -> dict:
     server = conn.server
     if t is None or not 0 <= index < len(t.partitions):
         return _partition_result(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-    plog = t.partitions[index].log
+    data = server.engine.data
     if records is None or len(records) == 0:
         return _partition_result(index, ErrorCode.CORRUPT_MESSAGE, message="no records")
     max_bytes = int(topic_config(t, "max.message.bytes"))
@@ -64,19 +63,19 @@ async def _produce(conn: Connection, t, index: int, records) -> dict:
     except kafka_batch.KafkaBatchError as e:
         return _partition_result(index, e.code, message=str(e))
     if key not in server.producers.restored and any(i.producer_id >= 0 for i in infos):
-        server.producers.restore(key, _stored_producer_batches(plog))
+        server.producers.restore(key, _stored_producer_batches(
+            data.producer_batch_heads(t, index)))
     first_base = -1
     for (a, b), info in zip(spans, infos, strict=True):
         error, duplicate = server.producers.check(info.producer_id, info.producer_epoch,
                                                   info.base_sequence, info.record_count, key)
         if error:
-            return _partition_result(index, error, start=plog.start_offset)
+            return _partition_result(index, error, start=data.watermarks(t, index)[0])
         if duplicate is not None:
             base = duplicate
         else:
             try:
-                base = await server.engine.append_kafka(t, index, view[a:b], info,
-                                                        log_append_time)
+                base = await data.append_kafka(t, index, view[a:b], info, log_append_time)
             except IggyError as e:
                 return _partition_result(index, ErrorCode.KAFKA_STORAGE_ERROR
                                          if e.code != 3009 else ErrorCode.POLICY_VIOLATION,
@@ -86,7 +85,8 @@ async def _produce(conn: Connection, t, index: int, records) -> dict:
         if first_base < 0:
             first_base = base
     append_ms = server.engine.clock.now_us() // 1000 if log_append_time else -1
-    return _partition_result(index, ErrorCode.NONE, first_base, plog.start_offset, append_ms)
+    return _partition_result(index, ErrorCode.NONE, first_base, data.watermarks(t, index)[0],
+                             append_ms)
 
 
 async def handle(conn: Connection, req: dict, version: int) -> dict | None:

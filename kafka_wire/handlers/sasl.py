@@ -173,7 +173,7 @@ def check_session(conn: Connection, api_name: str) -> None:
             raise CloseConnection(f"{api_name} before SASL authentication (this listener "
                                   f"requires it)")
         return
-    if conn.server.engine.meta.users.get(user.id) is not user or user.status != 1:
+    if conn.server.engine.identity.get_user(user.id) is not user or user.status != 1:
         raise CloseConnection(f"user {user.username!r} was deleted or deactivated")
     if conn.expires is not None and time.monotonic() > conn.expires:
         raise CloseConnection(f"{api_name} after the SASL session expired (no "

@@ -25,11 +25,11 @@ def describe(conn: Connection, req: dict, version: int) -> dict:
     wanted = [u["name"] for u in req["users"] or ()]
     results = []
     if not wanted:  # every user that has credentials
-        for u in engine.users():
+        for u in engine.identity.users():
             if u.scram:
                 results.append(_result(u.username, u.scram))
     for name in dict.fromkeys(wanted):
-        u = engine.get_user(name)
+        u = engine.identity.get_user(name)
         if wanted.count(name) > 1:
             results.append(_error(name, ErrorCode.DUPLICATE_RESOURCE, "Cannot describe SCRAM "
                                   "credentials for the same user twice in a single request"))
@@ -58,7 +58,7 @@ def _check(conn: Connection, name: str, mechanism: int, upsert: dict | None) -> 
         return "Username must not be empty"
     if mechanism not in MECHANISMS:
         return "Unknown SCRAM mechanism"
-    if conn.server.engine.get_user(name) is None:
+    if conn.server.engine.identity.get_user(name) is None:
         return f"There is no pyggy user '{name}' (users are created through the Iggy door)"
     if upsert is not None:
         if not auth.MIN_ITERATIONS <= upsert["iterations"] <= auth.MAX_ITERATIONS:
@@ -97,15 +97,15 @@ def alter(conn: Connection, req: dict, version: int) -> dict:
         if name in errors:
             continue
         mech = MECHANISMS[mechanism]
-        user = engine.user(name)
+        user = engine.identity.user(name)
         if upsert is None:
             if mech not in user.scram:
                 errors[name] = (ErrorCode.RESOURCE_NOT_FOUND, "Attempt to delete a user "
                                 "credential that does not exist")
                 continue
-            engine.delete_scram(user.id, mech)
+            engine.identity.delete_scram(user.id, mech)
         else:
-            engine.set_scram(user.id, mech, auth.scram_from_salted(
+            engine.identity.set_scram(user.id, mech, auth.scram_from_salted(
                 mech, bytes(upsert["salted_password"]), bytes(upsert["salt"]),
                 upsert["iterations"]))
     return {"throttle_time_ms": 0, "results": [

@@ -147,9 +147,9 @@ def encode_topic_header(topic: Topic) -> bytes:
 
 def encode_partition(partition: Partition) -> bytes:
     """PartitionResponse (40 B)."""
-    log = partition.log
-    return _PARTITION.pack(partition.id, partition.created_at, log.segments_count,
-                           partition.current_offset, log.size_bytes, log.messages_count)
+    return _PARTITION.pack(partition.id, partition.created_at, partition.segments_count,
+                           partition.current_offset, partition.size_bytes,
+                           partition.messages_count)
 
 
 def encode_topic_details(topic: Topic) -> bytes:

@@ -13,7 +13,7 @@ def _topic(ctx: Context, r: Reader, sync: bool = False):
     """The topic, if the user may manage its consumer groups: read_topic, as in Iggy (the
     SDK's permission docs: reading a topic includes managing its groups; polling does not).
     SYNC only reports the caller's own assignment, so poll_messages is enough for it."""
-    t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
+    t = ctx.engine.metadata.topic(p.decode_identifier(r), p.decode_identifier(r))
     allowed = perm.read_topic(ctx.user, t.stream_id, t.id) or (
         sync and perm.poll_messages(ctx.user, t.stream_id, t.id))
     perm.ensure(allowed)
@@ -30,7 +30,7 @@ def _group(ctx: Context, r: Reader, sync: bool = False):
 
 def get_group(ctx: Context, r: Reader) -> bytes:
     t = _topic(ctx, r)
-    g = ctx.engine.get_group(t.stream_id, t.id, p.decode_identifier(r))
+    g = ctx.engine.consumers.get_group(t.stream_id, t.id, p.decode_identifier(r))
     r.done()
     return b"" if g is None else rsp.encode_consumer_group_details(g, len(t.partitions))
 
@@ -38,36 +38,37 @@ def get_group(ctx: Context, r: Reader) -> bytes:
 def get_groups(ctx: Context, r: Reader) -> bytes:
     t = _topic(ctx, r)
     r.done()
-    return rsp.encode_consumer_groups(ctx.engine.groups(t.stream_id, t.id), len(t.partitions))
+    return rsp.encode_consumer_groups(ctx.engine.consumers.groups(t.stream_id, t.id),
+                                      len(t.partitions))
 
 
 def create_group(ctx: Context, r: Reader) -> bytes:
     t = _topic(ctx, r)
     name = r.name()
     r.done()
-    g = ctx.engine.create_group(t.stream_id, t.id, name)
+    g = ctx.engine.consumers.create_group(t.stream_id, t.id, name)
     return rsp.encode_consumer_group_details(g, len(t.partitions))
 
 
 def delete_group(ctx: Context, r: Reader) -> bytes:
     t, ident = _group(ctx, r)
-    ctx.engine.delete_group(t.stream_id, t.id, ident)
+    ctx.engine.consumers.delete_group(t.stream_id, t.id, ident)
     return b""
 
 
 def join_group(ctx: Context, r: Reader) -> bytes:
     t, ident = _group(ctx, r)
-    ctx.engine.join_group(t.stream_id, t.id, ident, ctx.session.client_id)
+    ctx.engine.consumers.join_group(t.stream_id, t.id, ident, ctx.session.client_id)
     return b""
 
 
 def leave_group(ctx: Context, r: Reader) -> bytes:
     t, ident = _group(ctx, r)
-    ctx.engine.leave_group(t.stream_id, t.id, ident, ctx.session.client_id)
+    ctx.engine.consumers.leave_group(t.stream_id, t.id, ident, ctx.session.client_id)
     return b""
 
 
 def sync_group(ctx: Context, r: Reader) -> bytes:
     t, ident = _group(ctx, r, sync=True)
-    found = ctx.engine.sync_group(t.stream_id, t.id, ident, ctx.session.client_id)
+    found = ctx.engine.consumers.sync_group(t.stream_id, t.id, ident, ctx.session.client_id)
     return b"" if found is None else rsp.encode_sync(*found)

@@ -26,15 +26,15 @@ async def send_messages(ctx: Context, r: Reader) -> bytes:
     count = r.u32()
     if r.pos - start != metadata_length:
         raise WireError(ErrorCode.INVALID_FORMAT, "metadata_length mismatch")
-    t = ctx.engine.topic(sid, tid)
+    t = ctx.engine.metadata.topic(sid, tid)
     perm.ensure(perm.send_messages(ctx.user, t.stream_id, t.id))
     if ctx.classic:
         batch = iggy_batch.classic_frames_to_batch(r.rest(), count, id_factory=_uuid)
     else:
         batch = r.rest()
-    confirmation = await ctx.engine.append(t.stream_id, t.id, partitioning, batch, count)
+    confirmation = await ctx.engine.data.append(t.stream_id, t.id, partitioning, batch, count)
     if ctx.span is not None:  # telemetry on: attributes, links to traceparent headers
-        ctx.span.on_send(ctx.engine.stream(t.stream_id).name, t.name,  # type: ignore[attr-defined]
+        ctx.span.on_send(ctx.engine.metadata.stream(t.stream_id).name, t.name,  # type: ignore[attr-defined]
                          confirmation[2], confirmation[3], count, batch)
     if ctx.classic:
         return b""  # the 0.8 server answers SendMessages with an empty body
@@ -49,11 +49,11 @@ async def poll_messages(ctx: Context, r: Reader) -> bytes | list:
     count = r.u32()
     auto_commit = r.u8() == 1
     r.done()
-    t = ctx.engine.topic(sid, tid)
+    t = ctx.engine.metadata.topic(sid, tid)
     perm.ensure(perm.poll_messages(ctx.user, t.stream_id, t.id))
     member = None
     if kind == CONSUMER_GROUP:
-        g = ctx.engine.group(t.stream_id, t.id, consumer)
+        g = ctx.engine.consumers.group(t.stream_id, t.id, consumer)
         member = ctx.session.client_id if ctx.session.client_id in g.members else None
         if ctx.classic:
             if member is None:
@@ -69,10 +69,10 @@ async def poll_messages(ctx: Context, r: Reader) -> bytes | list:
     if count == 0:
         raise IggyError(ErrorCode.INVALID_MESSAGES_COUNT, "count must be > 0")
     # async: a poll of archived (tiered) segments awaits their bytes instead of blocking
-    result = await ctx.engine.poll_async(t.stream_id, t.id, partition_id, strategy, value,
+    result = await ctx.engine.data.poll_async(t.stream_id, t.id, partition_id, strategy, value,
                                          count, kind, consumer, auto_commit, member)
     if ctx.span is not None:
-        ctx.span.on_poll(ctx.engine.stream(t.stream_id).name, t.name,  # type: ignore[attr-defined]
+        ctx.span.on_poll(ctx.engine.metadata.stream(t.stream_id).name, t.name,  # type: ignore[attr-defined]
                          result.partition_id, result.current_offset, result.count,
                          sum(len(c) for c in result.chunks))
     if ctx.classic:
@@ -102,14 +102,12 @@ def flush_unsaved_buffer(ctx: Context, r: Reader) -> bytes:
         raise IggyError(ErrorCode.FEATURE_UNAVAILABLE, "every append is written at once")
     # The 0.8 server flushes (and with fsync=1 syncs) one partition. Appends are written at
     # once here, so there is nothing unsaved: check the target, sync if asked, reply empty.
-    t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
+    t = ctx.engine.metadata.topic(p.decode_identifier(r), p.decode_identifier(r))
     partition_id = r.u32()
     fsync = r.u8() == 1
     r.done()
     perm.ensure(perm.send_messages(ctx.user, t.stream_id, t.id))
-    part = ctx.engine.partition(t, partition_id)
+    ctx.engine.metadata.partition(t, partition_id)  # it must exist
     if fsync:
-        for segment in part.log.segments:
-            if segment.fd >= 0:
-                segment.sync()
+        ctx.engine.data.flush(t, partition_id)
     return b""

@@ -13,7 +13,7 @@ from pyggy.native_wire.context import Context
 
 def _target(ctx: Context, r: Reader):
     kind, consumer = p.decode_consumer(r)
-    t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
+    t = ctx.engine.metadata.topic(p.decode_identifier(r), p.decode_identifier(r))
     perm.ensure(perm.poll_messages(ctx.user, t.stream_id, t.id))
     return kind, consumer, t, p.decode_optional_partition(r)
 
@@ -21,7 +21,7 @@ def _target(ctx: Context, r: Reader):
 def get_offset(ctx: Context, r: Reader) -> bytes:
     kind, consumer, t, partition_id = _target(ctx, r)
     r.done()
-    found = ctx.engine.get_offset(kind, consumer, t.stream_id, t.id, partition_id)
+    found = ctx.engine.consumers.get_offset(kind, consumer, t.stream_id, t.id, partition_id)
     return b"" if found is None else rsp.encode_consumer_offset(*found)
 
 
@@ -29,12 +29,13 @@ def _classic_checks(ctx: Context, kind: int, consumer, t, partition_id: int | No
                     offset: int | None = None) -> None:
     """What the 0.8 server refuses: a group offset written by a non-member (5006), an offset
     beyond the partition's newest one or on a partition that never held a message (4100)."""
-    if kind == CONSUMER_GROUP and \
-            ctx.session.client_id not in ctx.engine.group(t.stream_id, t.id, consumer).members:
+    group = ctx.engine.consumers.group(t.stream_id, t.id, consumer) \
+        if kind == CONSUMER_GROUP else None
+    if group is not None and ctx.session.client_id not in group.members:
         raise IggyError(ErrorCode.CONSUMER_GROUP_MEMBER_NOT_FOUND, "not a member")
     if offset is not None:
-        part = ctx.engine.partition(t, partition_id or 0)
-        if part.log.next_offset == 0 or offset > part.current_offset:
+        part = ctx.engine.metadata.partition(t, partition_id or 0)
+        if ctx.engine.data.watermarks(t, part.id)[1] == 0 or offset > part.current_offset:
             raise IggyError(ErrorCode.INVALID_OFFSET, f"invalid offset {offset}")
 
 
@@ -46,7 +47,7 @@ def store_offset(ctx: Context, r: Reader) -> bytes:
     r.done()
     if ctx.classic:
         _classic_checks(ctx, kind, consumer, t, partition_id, offset)
-    ctx.engine.store_offset(kind, consumer, t.stream_id, t.id, partition_id, offset)
+    ctx.engine.consumers.store_offset(kind, consumer, t.stream_id, t.id, partition_id, offset)
     return b""
 
 
@@ -57,5 +58,5 @@ def delete_offset(ctx: Context, r: Reader) -> bytes:
     r.done()
     if ctx.classic:
         _classic_checks(ctx, kind, consumer, t, partition_id)
-    ctx.engine.delete_offset(kind, consumer, t.stream_id, t.id, partition_id)
+    ctx.engine.consumers.delete_offset(kind, consumer, t.stream_id, t.id, partition_id)
     return b""

@@ -18,7 +18,7 @@ def _details(ctx: Context, stream) -> bytes:
 def get_stream(ctx: Context, r: Reader) -> bytes:
     ident = p.decode_identifier(r)
     r.done()
-    s = ctx.engine.get_stream(ident)
+    s = ctx.engine.metadata.get_stream(ident)
     if s is None:
         return b""
     perm.ensure(perm.read_stream(ctx.user, s.id))
@@ -28,7 +28,7 @@ def get_stream(ctx: Context, r: Reader) -> bytes:
 def get_streams(ctx: Context, r: Reader) -> bytes:
     r.done()
     perm.ensure(perm.read_streams(ctx.user))  # as Iggy: per-stream rights do not list all
-    streams = ctx.engine.streams()
+    streams = ctx.engine.metadata.streams()
     if ctx.classic:
         return rsp.encode_streams_classic(streams)
     return rsp.encode_streams(streams)
@@ -39,33 +39,33 @@ def create_stream(ctx: Context, r: Reader) -> bytes:
     if ctx.classic:
         name = r.name()
         r.done()
-        return _details(ctx, ctx.engine.create_stream(name))
+        return _details(ctx, ctx.engine.metadata.create_stream(name))
     name = r.name()
     options = p.decode_options(r.rest())
-    return _details(ctx, ctx.engine.create_stream(name, options))
+    return _details(ctx, ctx.engine.metadata.create_stream(name, options))
 
 
 def update_stream(ctx: Context, r: Reader) -> bytes:
-    s = ctx.engine.stream(p.decode_identifier(r))
+    s = ctx.engine.metadata.stream(p.decode_identifier(r))
     perm.ensure(perm.manage_stream(ctx.user, s.id))
     name = r.name()
     options = [] if ctx.classic else p.decode_options(r.rest())
     r.done()
-    ctx.engine.update_stream(s.id, name, options)
+    ctx.engine.metadata.update_stream(s.id, name, options)
     return b""
 
 
 def delete_stream(ctx: Context, r: Reader) -> bytes:
-    s = ctx.engine.stream(p.decode_identifier(r))
+    s = ctx.engine.metadata.stream(p.decode_identifier(r))
     r.done()
     perm.ensure(perm.manage_stream(ctx.user, s.id))
-    ctx.engine.delete_stream(s.id)
+    ctx.engine.metadata.delete_stream(s.id)
     return b""
 
 
 def purge_stream(ctx: Context, r: Reader) -> bytes:
-    s = ctx.engine.stream(p.decode_identifier(r))
+    s = ctx.engine.metadata.stream(p.decode_identifier(r))
     r.done()
     perm.ensure(perm.manage_stream(ctx.user, s.id))
-    ctx.engine.purge_stream(s.id)
+    ctx.engine.metadata.purge_stream(s.id)
     return b""

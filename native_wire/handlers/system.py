@@ -48,15 +48,15 @@ def _stats(ctx: Context) -> rsp.Stats:
     disk = shutil.disk_usage(engine.root)
     # whole-second precision, as the SDK documents `start_time`/`run_time` (Iggy reads both
     # from the process table)
-    start = engine.stats.start_time // 1_000_000 * 1_000_000
+    start = engine.data.stats.start_time // 1_000_000 * 1_000_000
     run_time = (engine.clock.now_us() - start) // 1_000_000 * 1_000_000
     uname = platform.uname()
     major, minor, patch = (int(x) for x in ctx.server.node.version.split(".")[:3])
     return rsp.Stats(
         process_id=os.getpid(), memory_usage=rss, total_memory=total,
         available_memory=available, run_time=run_time,
-        start_time=start, read_bytes=engine.stats.read_bytes,
-        written_bytes=engine.stats.written_bytes, messages_size_bytes=c["size"],
+        start_time=start, read_bytes=engine.data.stats.read_bytes,
+        written_bytes=engine.data.stats.written_bytes, messages_size_bytes=c["size"],
         streams_count=c["streams"], topics_count=c["topics"],
         partitions_count=c["partitions"], segments_count=c["segments"],
         messages_count=c["messages"], clients_count=len(ctx.server.sessions),
@@ -107,8 +107,8 @@ def _client(ctx: Context, client_id: int, details: bool) -> bytes:
     if s is None:
         return b""
     user_id = s.user.id if s.user else 0xFFFFFFFF
-    groups = [(t.stream_id, t.id, g.id) for st in ctx.engine.meta.streams.values()
-              for t in st.topics.values() for g in t.groups.values() if client_id in g.members]
+    groups = [(t.stream_id, t.id, g.id) for t, g in ctx.engine.consumers.all_groups()
+              if client_id in g.members]
     if details:
         return rsp.encode_client_details(s.client_id, user_id, s.transport, s.address, groups)
     return rsp.encode_client(s.client_id, user_id, s.transport, s.address, len(groups))

@@ -40,7 +40,7 @@ def _classic_options(r: Reader) -> list[tuple[str, int, bytes]]:
 def get_topic(ctx: Context, r: Reader) -> bytes:
     sid, tid = p.decode_identifier(r), p.decode_identifier(r)
     r.done()
-    t = ctx.engine.get_topic(sid, tid) if ctx.engine.get_stream(sid) else None
+    t = ctx.engine.metadata.get_topic(sid, tid) if ctx.engine.metadata.get_stream(sid) else None
     if t is None:
         return b""
     perm.ensure(perm.read_topic(ctx.user, t.stream_id, t.id))
@@ -48,15 +48,15 @@ def get_topic(ctx: Context, r: Reader) -> bytes:
 
 
 def get_topics(ctx: Context, r: Reader) -> bytes:
-    s = ctx.engine.stream(p.decode_identifier(r))
+    s = ctx.engine.metadata.stream(p.decode_identifier(r))
     r.done()
     perm.ensure(perm.read_stream(ctx.user, s.id))
-    topics = ctx.engine.topics(s.id)
+    topics = ctx.engine.metadata.topics(s.id)
     return rsp.encode_topics_classic(topics) if ctx.classic else rsp.encode_topics(topics)
 
 
 def create_topic(ctx: Context, r: Reader) -> bytes:
-    s = ctx.engine.stream(p.decode_identifier(r))
+    s = ctx.engine.metadata.stream(p.decode_identifier(r))
     perm.ensure(perm.create_topic(ctx.user, s.id))
     count = r.u32()
     if ctx.classic:
@@ -66,12 +66,12 @@ def create_topic(ctx: Context, r: Reader) -> bytes:
     else:
         name = r.name()
         options = p.decode_options(r.rest())
-    return _details(ctx, ctx.engine.create_topic(s.id, name, count, options))
+    return _details(ctx, ctx.engine.metadata.create_topic(s.id, name, count, options))
 
 
 def _managed_topic(ctx: Context, r: Reader):
     """The topic named by the request's stream and topic identifiers, if the user manages it."""
-    t = ctx.engine.topic(p.decode_identifier(r), p.decode_identifier(r))
+    t = ctx.engine.metadata.topic(p.decode_identifier(r), p.decode_identifier(r))
     perm.ensure(perm.manage_topic(ctx.user, t.stream_id, t.id))
     return t
 
@@ -85,21 +85,21 @@ def update_topic(ctx: Context, r: Reader) -> bytes:
     else:
         name = r.name()
         options = p.decode_options(r.rest())
-    ctx.engine.update_topic(t.stream_id, t.id, name, options)
+    ctx.engine.metadata.update_topic(t.stream_id, t.id, name, options)
     return b""
 
 
 def delete_topic(ctx: Context, r: Reader) -> bytes:
     t = _managed_topic(ctx, r)
     r.done()
-    ctx.engine.delete_topic(t.stream_id, t.id)
+    ctx.engine.metadata.delete_topic(t.stream_id, t.id)
     return b""
 
 
 def purge_topic(ctx: Context, r: Reader) -> bytes:
     t = _managed_topic(ctx, r)
     r.done()
-    ctx.engine.purge_topic(t.stream_id, t.id)
+    ctx.engine.metadata.purge_topic(t.stream_id, t.id)
     return b""
 
 
@@ -107,7 +107,7 @@ def create_partitions(ctx: Context, r: Reader) -> bytes:
     t = _managed_topic(ctx, r)
     count = r.u32()
     r.done()
-    ctx.engine.create_partitions(t.stream_id, t.id, count)
+    ctx.engine.metadata.create_partitions(t.stream_id, t.id, count)
     return b""
 
 
@@ -115,7 +115,7 @@ def delete_partitions(ctx: Context, r: Reader) -> bytes:
     t = _managed_topic(ctx, r)
     count = r.u32()
     r.done()
-    ctx.engine.delete_partitions(t.stream_id, t.id, count)
+    ctx.engine.metadata.delete_partitions(t.stream_id, t.id, count)
     return b""
 
 
@@ -124,5 +124,5 @@ def delete_segments(ctx: Context, r: Reader) -> bytes:
     partition_id = r.u32()
     count = r.u32()
     r.done()
-    ctx.engine.delete_segments(t.stream_id, t.id, partition_id, count)
+    ctx.engine.metadata.delete_segments(t.stream_id, t.id, partition_id, count)
     return b""

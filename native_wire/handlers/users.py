@@ -17,7 +17,7 @@ def _details(ctx: Context, user) -> bytes:
 def get_user(ctx: Context, r: Reader) -> bytes:
     ident = p.decode_identifier(r)
     r.done()
-    u = ctx.engine.get_user(ident)
+    u = ctx.engine.identity.get_user(ident)
     if u is None:
         return b""
     if u.id != ctx.user.id:
@@ -28,7 +28,7 @@ def get_user(ctx: Context, r: Reader) -> bytes:
 def get_users(ctx: Context, r: Reader) -> bytes:
     r.done()
     perm.ensure(perm.read_users(ctx.user))
-    users = ctx.engine.users()
+    users = ctx.engine.identity.users()
     return rsp.encode_users_classic(users) if ctx.classic else rsp.encode_users(users)
 
 
@@ -40,7 +40,8 @@ async def create_user(ctx: Context, r: Reader) -> bytes:
     permissions = p.decode_request_permissions(r)
     options = [] if ctx.classic else p.decode_options(r.rest())
     r.done()
-    user = await ctx.engine.create_user_async(username, password, status, permissions, options)
+    user = await ctx.engine.identity.create_user_async(username, password, status, permissions,
+                                                       options)
     return _details(ctx, user)
 
 
@@ -48,8 +49,8 @@ def delete_user(ctx: Context, r: Reader) -> bytes:
     ident = p.decode_identifier(r)
     r.done()
     perm.ensure(perm.manage_users(ctx.user))
-    target = ctx.engine.user(ident)
-    ctx.engine.delete_user(target.id)
+    target = ctx.engine.identity.user(ident)
+    ctx.engine.identity.delete_user(target.id)
     # Like Iggy, the deleted user's sessions end: they must not keep acting as the user (nor
     # as a later user that gets the recycled id).
     for session in ctx.server.sessions.values():
@@ -65,7 +66,7 @@ def update_user(ctx: Context, r: Reader) -> bytes:
     options = [] if ctx.classic else p.decode_options(r.rest())
     r.done()
     perm.ensure(perm.manage_users(ctx.user))
-    ctx.engine.update_user(ident, username, status, options)
+    ctx.engine.identity.update_user(ident, username, status, options)
     return b""
 
 
@@ -74,7 +75,7 @@ def update_permissions(ctx: Context, r: Reader) -> bytes:
     permissions = p.decode_request_permissions(r)
     r.done()
     perm.ensure(perm.manage_users(ctx.user))
-    ctx.engine.update_permissions(ident, permissions)
+    ctx.engine.identity.update_permissions(ident, permissions)
     return b""
 
 
@@ -85,7 +86,7 @@ async def change_password(ctx: Context, r: Reader) -> bytes:
     current = r.short_string()
     new = r.short_string()
     r.done()
-    target = ctx.engine.user(ident)
+    target = ctx.engine.identity.user(ident)
     own = target.id == ctx.user.id
     if not own:
         perm.ensure(perm.manage_users(ctx.user))
@@ -94,20 +95,20 @@ async def change_password(ctx: Context, r: Reader) -> bytes:
             await ctx.server.logins.password(target.username, current, ctx.session.attempt())
         except IggyError:
             raise IggyError(ErrorCode.INVALID_CREDENTIALS, "invalid current password") from None
-    await ctx.engine.change_password_async(target.id, current, new, check_current=False)
+    await ctx.engine.identity.change_password_async(target.id, current, new, check_current=False)
     return b""
 
 
 def get_tokens(ctx: Context, r: Reader) -> bytes:
     r.done()
-    return rsp.encode_pats(ctx.engine.tokens(ctx.user.id))
+    return rsp.encode_pats(ctx.engine.identity.tokens(ctx.user.id))
 
 
 def create_token(ctx: Context, r: Reader) -> bytes:
     name = r.name()
     expiry = r.u64()
     r.done()
-    token = ctx.engine.create_token(ctx.user.id, name, expiry,
+    token = ctx.engine.identity.create_token(ctx.user.id, name, expiry,
                                     ctx.server.node.max_tokens_per_user)
     return rsp.encode_raw_token(token)
 
@@ -117,5 +118,5 @@ def delete_token(ctx: Context, r: Reader) -> bytes:
     r.done()
     if name not in ctx.user.tokens:
         raise IggyError(ErrorCode.RESOURCE_NOT_FOUND, "token not found")
-    ctx.engine.delete_token(ctx.user.id, name)
+    ctx.engine.identity.delete_token(ctx.user.id, name)
     return b""

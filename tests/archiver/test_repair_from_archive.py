@@ -32,7 +32,7 @@ def test_a_flipped_byte_is_repaired_from_the_archive_through_both_read_paths(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
         node = await archived_node(tmp_path)
-        plog = node.engine.topic("s", "t").partitions[0].log
+        plog = node.engine.metadata.topic("s", "t").partitions[0].log
         seg = plog.segments[1]
         assert plog.remote.is_archived(seg.start_offset, seg.next_offset, seg.size)
         good = seg.log_path.read_bytes()
@@ -40,8 +40,8 @@ def test_a_flipped_byte_is_repaired_from_the_archive_through_both_read_paths(
         assert await poll_all(node.engine) == expected(300)  # Iggy door's read path
         assert seg.log_path.read_bytes() == good  # repaired in place
         flip(seg.log_path, seg.index.positions[0] + 300)
-        t = node.engine.topic("s", "t")
-        chunks = await node.engine.read_kafka_async(t, 0, seg.start_offset, 1 << 20)
+        t = node.engine.metadata.topic("s", "t")
+        chunks = await node.engine.data.read_kafka_async(t, 0, seg.start_offset, 1 << 20)
         assert chunks and seg.log_path.read_bytes() == good  # Kafka door's read path
         node.close()
 
@@ -53,7 +53,7 @@ def test_a_flipped_byte_is_repaired_from_the_archive_through_both_read_paths(
 def test_a_damaged_range_found_at_open_is_repaired_batch_by_batch(tmp_path: Path) -> None:
     async def main() -> None:
         node = await archived_node(tmp_path)
-        seg = node.engine.topic("s", "t").partitions[0].log.segments[1]
+        seg = node.engine.metadata.topic("s", "t").partitions[0].log.segments[1]
         good_log, good_index = seg.log_path.read_bytes(), seg.index_path.read_bytes()
         entries = len(seg.index)
         flip(seg.log_path, seg.index.positions[1] + 300)
@@ -61,7 +61,7 @@ def test_a_damaged_range_found_at_open_is_repaired_batch_by_batch(tmp_path: Path
         flip(seg.index_path, 2 * ENTRY_SIZE + 3)
         node.close()
         node = Node(tmp_path)
-        plog = node.engine.topic("s", "t").partitions[0].log
+        plog = node.engine.metadata.topic("s", "t").partitions[0].log
         seg = plog.segments[1]
         assert len(seg.index) == entries - 1 and seg.index.flags[1] == HAS_CRC | DAMAGED
         assert await poll_all(node.engine) == expected(300)
@@ -76,18 +76,18 @@ def test_a_damaged_range_found_at_open_is_repaired_batch_by_batch(tmp_path: Path
 def test_with_the_archived_copy_bad_too_the_batch_is_refused(tmp_path: Path) -> None:
     async def main() -> None:
         node = await archived_node(tmp_path)
-        plog = node.engine.topic("s", "t").partitions[0].log
+        plog = node.engine.metadata.topic("s", "t").partitions[0].log
         seg = plog.segments[1]
         archived = next((tmp_path / "archive").rglob(f"{seg.start_offset:020}.log"))
         flip(archived, seg.index.positions[2] + 300)
         flip(seg.log_path, seg.index.positions[2] + 300)
         base = seg.index.base_offsets[2]
-        before = await node.engine.poll_async("s", "t", 0, OFFSET, 0, 1000)
+        before = await node.engine.data.poll_async("s", "t", 0, OFFSET, 0, 1000)
         assert before.count == base  # everything before the damage, then a short read
         with pytest.raises(IggyError) as err:
-            await node.engine.poll_async("s", "t", 0, OFFSET, base, 10)
+            await node.engine.data.poll_async("s", "t", 0, OFFSET, base, 10)
         assert err.value.code == ErrorCode.CANNOT_READ_MESSAGE
-        after = await node.engine.poll_async("s", "t", 0, OFFSET, base + 10, 10)
+        after = await node.engine.data.poll_async("s", "t", 0, OFFSET, base + 10, 10)
         assert after.count == 10  # what follows the damage is still served
         node.close()
 
@@ -100,14 +100,14 @@ def test_an_offloaded_segment_whose_archived_copy_is_bad_is_refused(tmp_path: Pa
         node.topic(local_segments=1)
         await node.produce(300)
         assert await node.service._pass()
-        plog = node.engine.topic("s", "t").partitions[0].log
+        plog = node.engine.metadata.topic("s", "t").partitions[0].log
         assert plog.tiered
         archived = next((tmp_path / "archive").rglob("00000000000000000000.log"))
         flip(archived, 256 + 48 + 5)  # a payload byte of the first batch
         with pytest.raises(IggyError) as err:
-            await node.engine.poll_async("s", "t", 0, OFFSET, 0, 10)
+            await node.engine.data.poll_async("s", "t", 0, OFFSET, 0, 10)
         assert err.value.code == ErrorCode.CANNOT_READ_MESSAGE
-        assert (await node.engine.poll_async("s", "t", 0, OFFSET, 10, 10)).count == 10
+        assert (await node.engine.data.poll_async("s", "t", 0, OFFSET, 10, 10)).count == 10
         node.close()
 
     asyncio.run(main())
@@ -119,7 +119,7 @@ def test_a_damaged_segment_is_never_archived(tmp_path: Path,
         node = Node(tmp_path)
         node.topic(local_segments=100)
         await node.produce(100)  # sealed segments, none archived yet
-        plog = node.engine.topic("s", "t").partitions[0].log
+        plog = node.engine.metadata.topic("s", "t").partitions[0].log
         seg = plog.segments[0]
         flip(seg.log_path, seg.index.positions[1] + 200)
         for _ in range(3):
@@ -140,7 +140,7 @@ def test_a_rotten_index_file_is_archived_as_the_reads_trust_it(tmp_path: Path) -
         node = Node(tmp_path)
         node.topic(local_segments=1)
         await node.produce(100)
-        plog = node.engine.topic("s", "t").partitions[0].log
+        plog = node.engine.metadata.topic("s", "t").partitions[0].log
         seg = plog.segments[0]
         flip(seg.index_path, ENTRY_SIZE + 7)  # the file rots while the server runs
         assert await node.service._pass()

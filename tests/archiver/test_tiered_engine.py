@@ -13,10 +13,10 @@ from pyggy.archiver import layout
 from pyggy.archiver.base import ArchiverError
 from pyggy.archiver.tiered import MANIFEST
 from pyggy.core.engine import FIRST, OFFSET, TIMESTAMP
+from pyggy.core.errors import RemoteReadError
 from pyggy.core.model import NEVER_EXPIRE
 from pyggy.core.records import kafka_batch
-from pyggy.core.storage.small_file import SmallFile
-from pyggy.core.storage.tiered import RemoteReadError
+from pyggy.core.small_file import SmallFile
 
 
 def test_sealed_segments_are_archived_offloaded_and_read_back(tmp_path: Path) -> None:
@@ -40,16 +40,16 @@ def test_sealed_segments_are_archived_offloaded_and_read_back(tmp_path: Path) ->
         assert await poll_all(node.engine) == expected(500)
         assert await poll_all(node.engine, block=True) == expected(500)
         # FIRST and TIMESTAMP strategies reach into the archive too
-        first = await node.engine.poll_async("s", "t", 0, FIRST, 0, 5)
+        first = await node.engine.data.poll_async("s", "t", 0, FIRST, 0, 5)
         assert payloads(first) == expected(5)
         ts = plog.tiered[1].first_timestamp
-        by_time = await node.engine.poll_async("s", "t", 0, TIMESTAMP, ts, 1)
+        by_time = await node.engine.data.poll_async("s", "t", 0, TIMESTAMP, ts, 1)
         assert payloads(by_time)[0][0] == plog.tiered[1].start_offset
         # the Kafka door: the same offsets, transcoded, from offset 0
         offsets = []
         offset = 0
         while offset < 500:
-            chunks = await node.engine.read_kafka_async(t, 0, offset, 3000)
+            chunks = await node.engine.data.read_kafka_async(t, 0, offset, 3000)
             for data in chunks:
                 offsets += [rec[0] for rec in kafka_batch.iter_records(data)]
             offset = offsets[-1] + 1
@@ -59,7 +59,7 @@ def test_sealed_segments_are_archived_offloaded_and_read_back(tmp_path: Path) ->
 
         # a restart keeps the tiers: manifest + local files
         again = Node(tmp_path)
-        plog = again.engine.topic("s", "t").partitions[0].log
+        plog = again.engine.metadata.topic("s", "t").partitions[0].log
         assert len(plog.tiered) == sealed - 1 and plog.start_offset == 0
         assert await poll_all(again.engine) == expected(500)
         again.close()
@@ -84,13 +84,13 @@ def test_archive_outage_keeps_local_segments_and_catches_up(tmp_path: Path, capl
         assert node.service.counters.segments_archived == archived
         assert [s.start_offset for s in plog.segments] == local_before
         assert len(plog.segments) > 3
-        last = await node.engine.poll_async("s", "t", 0, OFFSET, 450, 50)
+        last = await node.engine.data.poll_async("s", "t", 0, OFFSET, 450, 50)
         assert payloads(last) == expected(500)[450:]
         # old archived offsets fail cleanly while the archive is down
         node.store.cache.entries.clear()
         node.store.cache.size = 0
         with pytest.raises(RemoteReadError):
-            await node.engine.poll_async("s", "t", 0, OFFSET, 0, 10)
+            await node.engine.data.poll_async("s", "t", 0, OFFSET, 0, 10)
         node.faulty.down = False
         node.store.read_down_until = 0
         assert await node.service._pass()
@@ -165,7 +165,7 @@ def test_retention_purge_and_delete_reach_the_archive(tmp_path: Path) -> None:
         assert not node.store.pending_deletes
         left = {k for k, _ in node.faulty.list("streams/")}
         assert len(left) == 2 * len(plog.tiered)
-        first = await node.engine.poll_async("s", "t", 0, FIRST, 0, 1)
+        first = await node.engine.data.poll_async("s", "t", 0, FIRST, 0, 1)
         assert payloads(first)[0][0] == plog.start_offset
         # expiry: everything sealed is older than 1 µs by now
         t.options.max_topic_size = 2**64 - 1
@@ -178,7 +178,7 @@ def test_retention_purge_and_delete_reach_the_archive(tmp_path: Path) -> None:
         # purge: archive emptied, offsets restart at 0 and the new segment 0 archives anew
         await node.produce(200, start=0)
         assert await node.service._pass() and node.faulty.list("streams/")
-        node.engine.purge_topic("s", "t")
+        node.engine.metadata.purge_topic("s", "t")
         assert plog.next_offset == 0 and not plog.tiered
         await node.produce(150)
         assert await node.service._pass()
@@ -186,7 +186,7 @@ def test_retention_purge_and_delete_reach_the_archive(tmp_path: Path) -> None:
         manifest = SmallFile(plog.path / MANIFEST).read().decode()  # two checksummed copies
         assert "00000000000000000000.log" in manifest
         # delete: the archive of the topic goes with it
-        node.engine.delete_topic("s", "t")
+        node.engine.metadata.delete_topic("s", "t")
         assert await node.service._pass()
         assert node.faulty.list("streams/") == []
         node.close()
@@ -204,7 +204,7 @@ def test_state_log_snapshots(tmp_path: Path) -> None:
         snapshots = node.service.counters.state_snapshots
         assert await node.service._pass()  # unchanged: not uploaded again
         assert node.service.counters.state_snapshots == snapshots
-        node.engine.create_stream("other")
+        node.engine.metadata.create_stream("other")
         assert await node.service._pass()
         assert node.service.counters.state_snapshots == snapshots + 1
         data = node.faulty.read_all(layout.STATE_KEY)
@@ -249,11 +249,11 @@ def test_a_slow_archive_blocks_no_one(tmp_path: Path) -> None:
         node.faulty.delay = 0.5
         loop = asyncio.get_running_loop()
         upload = asyncio.create_task(node.service._pass())
-        archived = asyncio.create_task(node.engine.poll_async("s", "t", 0, OFFSET, 0, 10))
+        archived = asyncio.create_task(node.engine.data.poll_async("s", "t", 0, OFFSET, 0, 10))
         await asyncio.sleep(0.05)
         started = loop.time()
         await node.produce(50, start=300)
-        local = await node.engine.poll_async("s", "t", 0, OFFSET, 340, 10)
+        local = await node.engine.data.poll_async("s", "t", 0, OFFSET, 340, 10)
         assert loop.time() - started < 0.3  # neither waited for the archive
         assert payloads(local) == expected(350)[340:]
         assert not upload.done() and not archived.done()

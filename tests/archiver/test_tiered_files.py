@@ -11,7 +11,7 @@ import pytest
 from pyggy.archiver.disk import DiskArchiver
 from pyggy.archiver.faulty import FaultyArchiver
 from pyggy.archiver.tiered import MANIFEST, PENDING_DELETES, TieredStore
-from pyggy.core.storage.small_file import CorruptFile, decode
+from pyggy.core.small_file import CorruptFile, decode
 
 
 def store(tmp_path: Path, down: bool = False) -> TieredStore:

@@ -44,40 +44,40 @@ def _timed(fn, *args) -> float:
 def test_password_changes_carry_scram_through_the_state_log(tmp_path: Path) -> None:
     e = LogEngine(tmp_path, state_fsync=False)
     e.open(("iggy", "iggy"))
-    root_scram = dict(e.user("iggy").scram)
+    root_scram = dict(e.identity.user("iggy").scram)
     assert set(root_scram) == set(auth.SCRAM_HASHES)  # root gets them at first start
-    alice = asyncio.run(e.create_user_async("alice", "first-pw", 1, None))
+    alice = asyncio.run(e.identity.create_user_async("alice", "first-pw", 1, None))
     first = dict(alice.scram)
-    asyncio.run(e.change_password_async("alice", "first-pw", "second-pw"))
+    asyncio.run(e.identity.change_password_async("alice", "first-pw", "second-pw"))
     assert alice.scram and alice.scram != first
     with pytest.raises(IggyError) as err:
-        asyncio.run(e.change_password_async("alice", "nope", "third-pw"))
+        asyncio.run(e.identity.change_password_async("alice", "nope", "third-pw"))
     assert err.value.code == ErrorCode.INVALID_CREDENTIALS
-    e.delete_scram("alice", "SCRAM-SHA-512")
+    e.identity.delete_scram("alice", "SCRAM-SHA-512")
     kept = dict(alice.scram)
     e.close()
     log = (tmp_path / "state" / "state.log").read_bytes()
     assert b"first-pw" not in log and b"second-pw" not in log  # never the password itself
     e2 = LogEngine(tmp_path, state_fsync=False)
     e2.open()
-    assert e2.user("alice").scram == kept and set(kept) == {"SCRAM-SHA-256"}
-    assert e2.user("iggy").scram == root_scram
-    assert e2.authenticate("alice", "second-pw").username == "alice"
+    assert e2.identity.user("alice").scram == kept and set(kept) == {"SCRAM-SHA-256"}
+    assert e2.identity.user("iggy").scram == root_scram
+    assert e2.identity.authenticate("alice", "second-pw").username == "alice"
     e2.close()
 
 
 def test_users_from_before_scram_keep_plain_only(tmp_path: Path) -> None:
     """A state log written before SCRAM support has no credentials: PLAIN still works."""
     e = LogEngine(tmp_path, state_fsync=False)
-    e.meta.apply({"type": "create_user", "username": "old", "password_hash":
+    e.commands.meta.apply({"type": "create_user", "username": "old", "password_hash":
                   auth.hash_password("old-pw"), "status": 1, "permissions": None,
                   "created_at": 1})
-    old = e.meta.user("old")
-    assert old.scram == {} and e.authenticate("old", "old-pw") is old
-    e.meta.apply({"type": "change_password", "user_id": old.id,
+    old = e.commands.meta.user("old")
+    assert old.scram == {} and e.identity.authenticate("old", "old-pw") is old
+    e.commands.meta.apply({"type": "change_password", "user_id": old.id,
                   "password_hash": auth.hash_password("new-pw")})
     assert old.scram == {}
     with pytest.raises(IggyError):
-        e.meta.apply({"type": "set_scram", "user_id": old.id, "mechanism": "SCRAM-SHA-1",
+        e.commands.meta.apply({"type": "set_scram", "user_id": old.id, "mechanism": "SCRAM-SHA-1",
                       "salt": "00", "iterations": 4096, "stored_key": "00",
                       "server_key": "00"})

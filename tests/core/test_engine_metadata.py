@@ -25,7 +25,7 @@ def opened(root: Path, **kw) -> LogEngine:
 
 def send(e: LogEngine, n: int, stream="s", topic="t") -> None:
     msgs = [(i + 1, b"x" * 20, b"", 1000 + i) for i in range(n)]
-    asyncio.run(e.append(stream, topic, (2, 0), build_batch(msgs), n))
+    asyncio.run(e.data.append(stream, topic, (2, 0), build_batch(msgs), n))
 
 
 def lost(root: Path) -> list[str]:
@@ -37,8 +37,8 @@ def lost(root: Path) -> list[str]:
 def test_directories_unknown_to_the_metadata_go_to_lost_found(tmp_path: Path, caplog) -> None:
     root = tmp_path / "data"
     e = opened(root)
-    e.create_stream("s")
-    e.create_topic("s", "t", 1)
+    e.metadata.create_stream("s")
+    e.metadata.create_topic("s", "t", 1)
     send(e, 3)
     e.close()
     seg = "streams/0/topics/0/partitions/0/00000000000000000000.log"
@@ -61,28 +61,28 @@ def test_directories_unknown_to_the_metadata_go_to_lost_found(tmp_path: Path, ca
 def test_a_leftover_under_a_recycled_id_goes_to_lost_found(tmp_path: Path) -> None:
     root = tmp_path / "data"
     e = opened(root)
-    e.create_stream("s")
-    e.create_topic("s", "old", 1)
-    e.delete_topic("s", "old")
+    e.metadata.create_stream("s")
+    e.metadata.create_topic("s", "old", 1)
+    e.metadata.delete_topic("s", "old")
     leftover = root / "streams/0/topics/0/partitions/0"
     leftover.mkdir(parents=True)
     (leftover / "00000000000000000000.log").write_bytes(b"left over")
-    e.create_topic("s", "t", 1)  # takes topic id 0 again
+    e.metadata.create_topic("s", "t", 1)  # takes topic id 0 again
     assert lost(root) == ["streams/0/topics/0/partitions/0/00000000000000000000.log"]
-    assert e.topic("s", "t").partitions[0].log.next_offset == 0
+    assert e.metadata.topic("s", "t").partitions[0].log.next_offset == 0
     e.close()
 
 
 def test_a_refused_command_leaves_no_trace_in_the_log(tmp_path: Path) -> None:
     root = tmp_path / "data"
     e = opened(root)
-    e.create_stream("s")
+    e.metadata.create_stream("s")
     size = e.state.size
     with pytest.raises(IggyError) as err:
-        e.create_stream("s")
+        e.metadata.create_stream("s")
     assert err.value.code == ErrorCode.STREAM_NAME_ALREADY_EXISTS
     with pytest.raises(IggyError):
-        e.create_topic("s", "", 1)  # invalid name: its partition directory is not left
+        e.metadata.create_topic("s", "", 1)  # invalid name: its partition directory is not left
     assert e.state.size == size and not (root / "streams/0/topics/0").exists()
     e.close()
     assert (root / "state/state.log").stat().st_size == size
@@ -92,11 +92,11 @@ def test_a_consumer_offset_lost_in_both_copies_restarts_from_the_log_start(
         tmp_path: Path, caplog) -> None:
     root = tmp_path / "data"
     e = opened(root)
-    e.create_stream("s")
-    e.create_topic("s", "t", 1)
+    e.metadata.create_stream("s")
+    e.metadata.create_topic("s", "t", 1)
     send(e, 10)
-    e.store_offset(CONSUMER, 1, "s", "t", 0, 6)
-    e.store_offset(CONSUMER, 2, "s", "t", 0, 4)
+    e.consumers.store_offset(CONSUMER, 1, "s", "t", 0, 6)
+    e.consumers.store_offset(CONSUMER, 2, "s", "t", 0, 4)
     e.close()
     path = root / "streams/0/topics/0/partitions/0/offsets/consumers/n1"
     for p in (path, path.with_name("n1.copy")):
@@ -104,9 +104,9 @@ def test_a_consumer_offset_lost_in_both_copies_restarts_from_the_log_start(
     with caplog.at_level(logging.ERROR):
         again = opened(root)
     assert "consumer offset refused" in caplog.text
-    assert again.get_offset(CONSUMER, 1, "s", "t", 0) is None
-    assert again.poll("s", "t", 0, NEXT, 0, 100, CONSUMER, 1).count == 10  # from the start
-    assert again.get_offset(CONSUMER, 2, "s", "t", 0)[2] == 4
+    assert again.consumers.get_offset(CONSUMER, 1, "s", "t", 0) is None
+    assert again.data.poll("s", "t", 0, NEXT, 0, 100, CONSUMER, 1).count == 10  # from the start
+    assert again.consumers.get_offset(CONSUMER, 2, "s", "t", 0)[2] == 4
     assert lost(root) == [f"streams/0/topics/0/partitions/0/offsets/consumers/{n}"
                           for n in ("n1", "n1.copy")]
     again.close()
@@ -130,34 +130,37 @@ def until_refused(attempt) -> tuple[list[int], int]:
 def test_a_full_disk_fails_metadata_commands_cleanly(small_tmpfs, caplog) -> None:
     root = small_tmpfs(1 << 20) / "data"
     e = opened(root, state_fsync=True)
-    e.create_stream("s")
-    e.create_topic("s", "t", 1)
+    e.metadata.create_stream("s")
+    e.metadata.create_topic("s", "t", 1)
     send(e, 5)
     filler = fill_disk(root.parent)
     with caplog.at_level(logging.WARNING):
-        streams, no_stream = until_refused(lambda i: e.create_stream(f"s{i:03d}" + "n" * 200))
-        topics, no_topic = until_refused(lambda i: e.create_topic("s", f"t{i}", 2))
-        users, no_user = until_refused(lambda i: e.create_user(f"u{i}", "pw1", 1, None))
-        offsets, _ = until_refused(lambda i: e.store_offset(CONSUMER, i + 10, "s", "t", 0, 3))
+        streams, no_stream = until_refused(
+            lambda i: e.metadata.create_stream(f"s{i:03d}" + "n" * 200))
+        topics, no_topic = until_refused(lambda i: e.metadata.create_topic("s", f"t{i}", 2))
+        users, no_user = until_refused(lambda i: e.identity.create_user(f"u{i}", "pw1", 1, None))
+        offsets, _ = until_refused(
+            lambda i: e.consumers.store_offset(CONSUMER, i + 10, "s", "t", 0, 3))
         # what was refused is nowhere: not in memory, not on disk
-        assert e.get_stream(f"s{no_stream:03d}" + "n" * 200) is None
-        assert e.get_topic("s", f"t{no_topic}") is None and e.get_user(f"u{no_user}") is None
+        assert e.metadata.get_stream(f"s{no_stream:03d}" + "n" * 200) is None
+        assert e.metadata.get_topic("s", f"t{no_topic}") is None
+        assert e.identity.get_user(f"u{no_user}") is None
         assert sorted(p.name for p in (root / "streams/0/topics").iterdir()) == [
             str(i) for i in range(len(topics) + 1)]
         assert caplog.text.count("metadata cannot be written") == 1  # then once a minute
         assert caplog.text.count("consumer offsets cannot be written") == 1
         filler.unlink()
-        e.create_stream("after")
-        e.store_offset(CONSUMER, 1, "s", "t", 0, 4)
+        e.metadata.create_stream("after")
+        e.consumers.store_offset(CONSUMER, 1, "s", "t", 0, 4)
     assert caplog.text.count("can be written again") == 2
     e.close()
     again = opened(root)  # exactly what was acknowledged, nothing refused
-    assert [s.name for s in again.streams()] == (
+    assert [s.name for s in again.metadata.streams()] == (
         ["s"] + [f"s{i:03d}" + "n" * 200 for i in streams] + ["after"])
-    assert [t.name for t in again.topics("s")] == ["t"] + [f"t{i}" for i in topics]
-    assert sorted(u.username for u in again.users()) == sorted(
+    assert [t.name for t in again.metadata.topics("s")] == ["t"] + [f"t{i}" for i in topics]
+    assert sorted(u.username for u in again.identity.users()) == sorted(
         ["iggy"] + [f"u{i}" for i in users])
-    assert again.get_offset(CONSUMER, 1, "s", "t", 0)[2] == 4
+    assert again.consumers.get_offset(CONSUMER, 1, "s", "t", 0)[2] == 4
     assert again.state.path.read_bytes() == again.state.mirror.read_bytes()
     again.close()
 
@@ -169,25 +172,25 @@ def test_no_inode_for_the_segment_files_undoes_the_topic(small_tmpfs) -> None:
     subprocess.run(["mount", "-o", "remount,nr_inodes=400", str(mount)], check=True)
     root = mount / "data"
     e = opened(root, state_fsync=True)
-    e.create_stream("s")
-    e.create_topic("s", "t", 1)
+    e.metadata.create_stream("s")
+    e.metadata.create_topic("s", "t", 1)
     n = 0
     while os.statvfs(mount).f_ffree > 3:  # left: topics/1, its partitions/ and partitions/0
         (mount / f"inode{n}").touch()
         n += 1
     with pytest.raises(IggyError) as err:
-        e.create_topic("s", "t2", 1)
+        e.metadata.create_topic("s", "t2", 1)
     assert err.value.code == ErrorCode.CANNOT_WRITE_TO_FILE
-    assert e.get_topic("s", "t2") is None
+    assert e.metadata.get_topic("s", "t2") is None
     assert not (root / "streams/0/topics/1/partitions/0").exists()
     # logged, then undone by its inverse (not refused before the log: the directories fit)
     assert b'"delete_topic"' in (root / "state/state.log").read_bytes()
     for i in range(n):
         (mount / f"inode{i}").unlink()
-    e.create_topic("s", "t3", 1)  # id 1 again, on a clean directory
+    e.metadata.create_topic("s", "t3", 1)  # id 1 again, on a clean directory
     send(e, 2, topic="t3")
     e.close()
     again = opened(root)
-    assert [t.name for t in again.topics("s")] == ["t", "t3"]
-    assert again.topic("s", "t3").partitions[0].log.next_offset == 2
+    assert [t.name for t in again.metadata.topics("s")] == ["t", "t3"]
+    assert again.metadata.topic("s", "t3").partitions[0].log.next_offset == 2
     again.close()

@@ -181,8 +181,8 @@ def test_host_of() -> None:
 def engine(tmp_path: Path):
     e = LogEngine(tmp_path / "data", state_fsync=False)
     e.open(("iggy", "iggy"))
-    e.create_user("alice", "alice-pw", 1, None)
-    e.create_user("sleepy", "sleepy-pw", 2, None)
+    e.identity.create_user("alice", "alice-pw", 1, None)
+    e.identity.create_user("sleepy", "sleepy-pw", 2, None)
     yield e
     e.close()
 
@@ -197,7 +197,7 @@ def fast_guard() -> LoginGuard:
 
 def test_password_logins_use_the_pool_for_known_and_unknown_users(engine: LogEngine) -> None:
     pool = CountingPool()
-    engine.hasher = pool
+    engine.identity.hasher = pool
     logins = Logins(engine, fast_guard())
     assert run(logins.password("alice", "alice-pw", attempt())).username == "alice"
     for user, password, code in (("alice", "nope", ErrorCode.INVALID_CREDENTIALS),
@@ -210,7 +210,7 @@ def test_password_logins_use_the_pool_for_known_and_unknown_users(engine: LogEng
 
 
 def test_a_failing_pool_fails_the_login_not_the_server(engine: LogEngine) -> None:
-    engine.hasher = CountingPool(fail=True)
+    engine.identity.hasher = CountingPool(fail=True)
     logins = Logins(engine, fast_guard())
     with pytest.raises(RuntimeError):
         run(logins.password("alice", "alice-pw", attempt()))
@@ -218,7 +218,7 @@ def test_a_failing_pool_fails_the_login_not_the_server(engine: LogEngine) -> Non
 
 
 def test_hashing_never_blocks_the_event_loop(engine: LogEngine) -> None:
-    engine.hasher = auth.ThreadHashPool(1)
+    engine.identity.hasher = auth.ThreadHashPool(1)
     logins = Logins(engine, LoginGuard(GuardSettings(free_failures=100, max_failures=100,
                                                      failure_delay=0.0)))
 
@@ -240,14 +240,14 @@ def test_hashing_never_blocks_the_event_loop(engine: LogEngine) -> None:
         return max(lags)
 
     assert run(go()) < 0.05
-    engine.hasher.close()
+    engine.identity.hasher.close()
 
 
 def test_plain_takes_the_password_or_a_token_of_that_user(engine: LogEngine) -> None:
     logins = Logins(engine, fast_guard())
-    token = engine.create_token(engine.user("alice").id, "ci", 0)
-    expiring = engine.create_token(engine.user("alice").id, "short", 60_000_000)
-    assert run(logins.plain("alice", token, attempt())) == (engine.user("alice"), 0)
+    token = engine.identity.create_token(engine.identity.user("alice").id, "ci", 0)
+    expiring = engine.identity.create_token(engine.identity.user("alice").id, "short", 60_000_000)
+    assert run(logins.plain("alice", token, attempt())) == (engine.identity.user("alice"), 0)
     user, expiry = run(logins.plain("alice", expiring, attempt()))
     assert user.username == "alice" and expiry > engine.clock.now_us()
     assert run(logins.plain("alice", "alice-pw", attempt()))[0].username == "alice"
@@ -271,7 +271,7 @@ def test_lockout_refuses_even_the_right_password(engine: LogEngine) -> None:
 def test_scram_credentials_of_unknown_users_look_real(engine: LogEngine) -> None:
     logins = Logins(engine)
     user, real = logins.scram_credential("alice", "SCRAM-SHA-256")
-    assert user is engine.user("alice") and real == user.scram["SCRAM-SHA-256"]
+    assert user is engine.identity.user("alice") and real == user.scram["SCRAM-SHA-256"]
     nobody, fake = logins.scram_credential("nobody", "SCRAM-SHA-256")
     again = logins.scram_credential("nobody", "SCRAM-SHA-256")[1]
     assert nobody is None and fake.salt == again.salt  # stable: probing twice tells nothing

@@ -6,7 +6,7 @@ import struct
 from pathlib import Path
 
 from pyggy.core.offsets import CONSUMER, CONSUMER_GROUP, ConsumerOffsets
-from pyggy.core.storage.small_file import decode
+from pyggy.core.small_file import decode
 
 
 def test_store_load_delete(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ from pyggy.core.engine import FIRST, LAST, NEXT, OFFSET, TIMESTAMP, LogEngine
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.model import NEVER_EXPIRE, TopicOptions
 from pyggy.core.records.iggy_batch import build_batch, iter_messages
+from pyggy.core.small_file import SmallFile
 from pyggy.core.storage.fsync import GroupCommitter
 from pyggy.core.storage.partition_log import START_OFFSET_FILE, PartitionLog
-from pyggy.core.storage.small_file import SmallFile
 
 
 def batch(n: int, start: int = 0, size: int = 16) -> bytearray:
@@ -118,43 +118,43 @@ def test_floor_past_a_cut_tail_is_lowered_on_open(tmp_path: Path) -> None:
 
 
 def test_engine_delete_records_is_respected_by_the_iggy_door(engine: LogEngine) -> None:
-    engine.create_stream("s")
-    t = engine.create_topic("s", "t", 1)
+    engine.metadata.create_stream("s")
+    t = engine.metadata.create_topic("s", "t", 1)
     for k in range(4):
-        run(engine.append("s", "t", (2, 0), batch(10, k * 10)))
-    assert engine.delete_records(t, 0, 15) == 15
-    assert offsets(engine.poll("s", "t", 0, FIRST, 0, 3)) == [15, 16, 17]
-    assert offsets(engine.poll("s", "t", 0, OFFSET, 3, 2)) == [15, 16]
-    assert offsets(engine.poll("s", "t", 0, NEXT, 0, 1, consumer_id=7)) == [15]
-    assert offsets(engine.poll("s", "t", 0, LAST, 0, 40))[0] == 15
-    ts = engine.poll("s", "t", 0, TIMESTAMP, 0, 2)
+        run(engine.data.append("s", "t", (2, 0), batch(10, k * 10)))
+    assert engine.metadata.delete_records(t, 0, 15) == 15
+    assert offsets(engine.data.poll("s", "t", 0, FIRST, 0, 3)) == [15, 16, 17]
+    assert offsets(engine.data.poll("s", "t", 0, OFFSET, 3, 2)) == [15, 16]
+    assert offsets(engine.data.poll("s", "t", 0, NEXT, 0, 1, consumer_id=7)) == [15]
+    assert offsets(engine.data.poll("s", "t", 0, LAST, 0, 40))[0] == 15
+    ts = engine.data.poll("s", "t", 0, TIMESTAMP, 0, 2)
     assert offsets(ts) == [15, 16] and payloads(ts) == [b"m000015", b"m000016"]
     assert t.partitions[0].log.messages_count == 25
     with pytest.raises(IggyError) as e:
-        engine.delete_records(t, 0, 41)
+        engine.metadata.delete_records(t, 0, 41)
     assert e.value.code == ErrorCode.INVALID_OFFSET
     with pytest.raises(IggyError) as e:
-        engine.delete_records(t, 3, 1)
+        engine.metadata.delete_records(t, 3, 1)
     assert e.value.code == ErrorCode.PARTITION_NOT_FOUND
     # the Kafka view starts at the batch holding the floor
-    chunks = engine.read_kafka(t, 0, 0, 1 << 20)
+    chunks = engine.data.read_kafka(t, 0, 0, 1 << 20)
     assert chunks
-    engine.purge_topic("s", "t")
+    engine.metadata.purge_topic("s", "t")
     assert t.partitions[0].log.start_offset == 0
 
 
 def test_engine_delete_records_survives_restart(tmp_path: Path) -> None:
     e = LogEngine(tmp_path / "data", state_fsync=False)
     e.open(("iggy", "iggy"))
-    e.create_stream("s")
-    t = e.create_topic("s", "t", 2)
-    run(e.append("s", "t", (2, 1), batch(10)))
-    e.delete_records(t, 1, 7)
+    e.metadata.create_stream("s")
+    t = e.metadata.create_topic("s", "t", 2)
+    run(e.data.append("s", "t", (2, 1), batch(10)))
+    e.metadata.delete_records(t, 1, 7)
     e.close()
     e = LogEngine(tmp_path / "data", state_fsync=False)
     e.open()
     try:
-        assert offsets(e.poll("s", "t", 1, FIRST, 0, 100)) == [7, 8, 9]
+        assert offsets(e.data.poll("s", "t", 1, FIRST, 0, 100)) == [7, 8, 9]
     finally:
         e.close()
 
@@ -162,22 +162,23 @@ def test_engine_delete_records_survives_restart(tmp_path: Path) -> None:
 def test_update_topic_reset_returns_options_to_defaults(tmp_path: Path) -> None:
     engine = LogEngine(tmp_path / "data", state_fsync=False)
     engine.open(("iggy", "iggy"))
-    engine.create_stream("s")
-    t = engine.create_topic("s", "t", 1, [("message_expiry", 12, (5_000_000).to_bytes(8, "little")),
-                                          ("kafka.flush.ms", 2, b"10")])
+    engine.metadata.create_stream("s")
+    t = engine.metadata.create_topic(
+        "s", "t", 1, [("message_expiry", 12, (5_000_000).to_bytes(8, "little")),
+                      ("kafka.flush.ms", 2, b"10")])
     assert t.options.message_expiry == 5_000_000
-    engine.update_topic("s", "t", "t", [("kafka.segment.ms", 2, b"99")],
+    engine.metadata.update_topic("s", "t", "t", [("kafka.segment.ms", 2, b"99")],
                         reset=["message_expiry", "kafka.flush.ms"])
     assert t.options.message_expiry == NEVER_EXPIRE
     assert [k for k, _, _ in t.options.explicit] == ["kafka.segment.ms"]
     with pytest.raises(IggyError) as e:
-        engine.update_topic("s", "t", "t", reset=["segment_size"])
+        engine.metadata.update_topic("s", "t", "t", reset=["segment_size"])
     assert e.value.code == ErrorCode.UNSUPPORTED_OPTION_KEY
     engine.close()
     again = LogEngine(engine.root, state_fsync=False)
     again.open()
     try:
-        t2 = again.topic("s", "t")
+        t2 = again.metadata.topic("s", "t")
         assert t2.options.message_expiry == NEVER_EXPIRE
         assert [k for k, _, _ in t2.options.explicit] == ["kafka.segment.ms"]
     finally:

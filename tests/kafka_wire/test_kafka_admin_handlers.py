@@ -220,7 +220,7 @@ async def test_delete_records(door: Door, version: int) -> None:
     engine = door.server.engine
     for k in range(3):
         batch = build_batch([(i + 1, b"m%d" % (k * 10 + i), b"", 0) for i in range(10)])
-        await engine.append("kafka", "d", (2, 0), batch)
+        await engine.data.append("kafka", "d", (2, 0), batch)
 
     async def trim(*parts: tuple[int, int], topic: str = "d") -> list:
         r = await door.call(DELETE_RECORDS, version, {"topics": [{"name": topic, "partitions": [
@@ -234,10 +234,10 @@ async def test_delete_records(door: Door, version: int) -> None:
         (0, -1, OUT_OF_RANGE), (1, -1, OUT_OF_RANGE), (5, -1, UNKNOWN_TOPIC)]
     assert await trim((0, 20), (0, -2)) == [(0, -1, OUT_OF_RANGE)]  # the last one counts
     assert await trim((0, 0), topic="nope") == [(0, -1, UNKNOWN_TOPIC)]
-    polled = engine.poll("kafka", "d", 0, FIRST, 0, 2)
+    polled = engine.data.poll("kafka", "d", 0, FIRST, 0, 2)
     assert polled.count == 2
     assert await trim((0, -1), (1, -1)) == [(0, 30, NONE), (1, 0, NONE)]
-    assert engine.poll("kafka", "d", 0, FIRST, 0, 10).count == 0
+    assert engine.data.poll("kafka", "d", 0, FIRST, 0, 10).count == 0
 
 
 # -- DescribeConfigs ------------------------------------------------------------------------
@@ -454,7 +454,7 @@ async def test_a_full_disk_answers_kafka_storage_error(small_tmpfs) -> None:
     door = Door(KafkaServer(engine))
     (r,) = await door.create(7, {"name": "t", "num_partitions": 1})
     assert r["error_code"] == NONE
-    await engine.append("kafka", "t", (2, 0), build_batch([(1, b"m", b"", 1)] * 3), 3)
+    await engine.data.append("kafka", "t", (2, 0), build_batch([(1, b"m", b"", 1)] * 3), 3)
     filler = fill_disk(root)
     codes = []
     for i in range(300):  # a command may still fit in the state log's last page

@@ -50,7 +50,7 @@ class Door(BaseDoor):
     def __init__(self, server: KafkaServer, user: str | None = None) -> None:
         super().__init__(server, "authz-test")
         if user is not None:
-            self.conn.user = server.engine.user(user)
+            self.conn.user = server.engine.identity.user(user)
             self.conn.sasl = "done"
 
     async def metadata(self, names: list[str] | None, version: int = 12,
@@ -106,19 +106,19 @@ def perms(global_: GlobalPermissions | None = None,
 def server(tmp_path: Path) -> Iterator[KafkaServer]:
     e = LogEngine(tmp_path / "data", state_fsync=False)
     e.open(("iggy", "iggy"))
-    kafka = e.create_stream("kafka")
-    orders = e.create_topic("kafka", "orders", 1)
-    public = e.create_topic("kafka", "public", 1)
-    secret = e.create_stream("secret")
-    e.create_topic("secret", "x", 1)
-    e.create_user("alice", "alice-pw", 1, perms(streams={kafka.id: StreamPermissions(topics={
-        orders.id: TopicPermissions(poll_messages=True),
-        public.id: TopicPermissions(send_messages=True)})}))
-    e.create_user("bob", "bob-pw", 1, perms(streams={
+    kafka = e.metadata.create_stream("kafka")
+    orders = e.metadata.create_topic("kafka", "orders", 1)
+    public = e.metadata.create_topic("kafka", "public", 1)
+    secret = e.metadata.create_stream("secret")
+    e.metadata.create_topic("secret", "x", 1)
+    e.identity.create_user("alice", "alice-pw", 1, perms(streams={
+        kafka.id: StreamPermissions(topics={orders.id: TopicPermissions(poll_messages=True),
+                                            public.id: TopicPermissions(send_messages=True)})}))
+    e.identity.create_user("bob", "bob-pw", 1, perms(streams={
         secret.id: StreamPermissions(manage_topics=True)}))
-    e.create_user("carol", "carol-pw", 1, None)
-    e.create_user("dave", "dave-pw", 1, perms(GlobalPermissions(read_servers=True)))
-    e.create_user("admin", "admin-pw", 1, perms(GlobalPermissions(manage_users=True)))
+    e.identity.create_user("carol", "carol-pw", 1, None)
+    e.identity.create_user("dave", "dave-pw", 1, perms(GlobalPermissions(read_servers=True)))
+    e.identity.create_user("admin", "admin-pw", 1, perms(GlobalPermissions(manage_users=True)))
     s = KafkaServer(e, KafkaSettings(requires_auth=True))
     s.coordinator = GroupCoordinator(e.clock, MemoryOffsetStore(),
                                      partition_exists=lambda t, p: True)
@@ -155,7 +155,7 @@ def test_auto_create_needs_the_create_right_where_the_name_goes(server: KafkaSer
         r = await bob.metadata(["secret.auto"])
         assert r["topics"][0]["error_code"] == NONE
         t = server.topics.resolve("secret.auto")
-        assert server.engine.meta.streams[t.stream_id].name == "secret" and t.name == "auto"
+        assert server.engine.metadata.stream_name(t.stream_id) == "secret" and t.name == "auto"
         r = await alice.metadata(["invented"])  # alice may not create in stream kafka
         assert r["topics"][0]["error_code"] == TOPIC_DENIED
         assert server.topics.resolve("invented") is None
@@ -170,10 +170,10 @@ def test_create_topics_follows_the_stream_naming_rule(server: KafkaServer) -> No
         root = Door(server, "iggy")
         assert await root.create_code("secret.made") == NONE
         made = server.topics.resolve("secret.made")
-        assert (server.engine.meta.streams[made.stream_id].name, made.name) == ("secret", "made")
+        assert (server.engine.metadata.stream_name(made.stream_id), made.name) == ("secret", "made")
         assert await root.create_code("nostream.z") == NONE  # no such stream: default stream
         z = server.topics.resolve("nostream.z")
-        assert (server.engine.meta.streams[z.stream_id].name, z.name) == ("kafka", "nostream.z")
+        assert (server.engine.metadata.stream_name(z.stream_id), z.name) == ("kafka", "nostream.z")
         bob = Door(server, "bob")
         assert await bob.create_code("secret.bobs") == NONE
         assert await bob.create_code("bobs-in-kafka") == TOPIC_DENIED
@@ -405,7 +405,7 @@ def test_unknown_users_get_a_server_first_message_like_known_ones(server: KafkaS
 
 
 def test_personal_access_tokens_work_as_plain_passwords(server: KafkaServer) -> None:
-    token = server.engine.create_token(server.engine.user("alice").id, "ci", 0)
+    token = server.engine.identity.create_token(server.engine.identity.user("alice").id, "ci", 0)
 
     async def go() -> None:
         door = Door(server)
@@ -449,7 +449,7 @@ def test_a_deleted_user_loses_its_connection(server: KafkaServer) -> None:
     async def go() -> None:
         door = Door(server, "carol")
         await door.metadata(None)
-        server.engine.delete_user("carol")
+        server.engine.identity.delete_user("carol")
         with pytest.raises(CloseConnection, match="deleted"):
             await door.metadata(None)
 

@@ -48,5 +48,5 @@ def test_wheel_installs_nothing_but_pyggy(tmp_path: Path):
     tops = {n.split("/")[0] for n in names}
     assert tops == {"pyggy", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1]
                     + ".dist-info"}
-    assert "pyggy/core/engine.py" in names and "pyggy/kafka_wire/listener.py" in names
+    assert "pyggy/core/engine/data.py" in names and "pyggy/kafka_wire/listener.py" in names
     assert any(n.endswith("licenses/LICENSE") for n in names)

@@ -18,8 +18,8 @@ def test_restore_replaces_a_state_log_damaged_in_both_copies(tmp_path: Path, cap
     data, archive = tmp_path / "data", tmp_path / "archive"
     e = LogEngine(data, state_fsync=False)
     e.open(("iggy", "iggy"))
-    e.create_stream("orders")
-    e.create_topic("orders", "events", 2)
+    e.metadata.create_stream("orders")
+    e.metadata.create_topic("orders", "events", 2)
     e.close()
     state = data / "state" / "state.log"
     disk = DiskArchiver(archive)
@@ -44,6 +44,6 @@ def test_restore_replaces_a_state_log_damaged_in_both_copies(tmp_path: Path, cap
     assert len(list(state.parent.glob("state.log*.bak-*"))) == 2
     again = LogEngine(data, state_fsync=False)
     again.open()
-    assert [t.name for t in again.topics("orders")] == ["events"]
+    assert [t.name for t in again.metadata.topics("orders")] == ["events"]
     again.close()
     assert state.read_bytes() == state.with_name("state.log.copy").read_bytes()

@@ -38,7 +38,7 @@ def make_data(root: Path) -> list[Path]:
         node.topic(local_segments=100)
         await node.produce(300)
         assert await node.service._pass()
-        plog = node.engine.topic("s", "t").partitions[0].log
+        plog = node.engine.metadata.topic("s", "t").partitions[0].log
         logs = [s.log_path for s in plog.segments]
         node.close()
         return logs

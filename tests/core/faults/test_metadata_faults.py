@@ -30,7 +30,7 @@ from pyggy.core.metadata.machine import permissions_to_dict
 from pyggy.core.metadata.state_log import ENTRY_HEAD, CorruptState
 from pyggy.core.model import GlobalPermissions, Permissions
 from pyggy.core.records.iggy_batch import build_batch
-from pyggy.core.storage.small_file import HEAD
+from pyggy.core.small_file import HEAD
 from pyggy.kafka_wire.groups.store import CommittedOffset, FileOffsetStore, _file_name
 from pyggy.kafka_wire.producer_ids import ProducerIdFile
 
@@ -46,7 +46,7 @@ class Node:
         self.root = root
         self.store = TieredStore(DiskArchiver(archive), root / "archiver", 1 << 20)
         self.engine = LogEngine(root, state_fsync=True, remote=self.store.remote_for)
-        meta = self.engine.meta
+        meta = self.engine.commands.meta
         self.store.names = lambda sid, tid: (meta.streams[sid].name,
                                              meta.streams[sid].topics[tid].name)
         try:
@@ -59,18 +59,18 @@ class Node:
 
     def _log_start(self, topic: str, partition: int) -> int | None:
         stream, _, name = topic.partition(".")
-        t = self.engine.get_topic(stream, name)
+        t = self.engine.metadata.get_topic(stream, name)
         return None if t is None else t.partitions[partition].log.start_offset
 
     def observe(self) -> dict:
         """The visible state: what either door could serve."""
         e = self.engine
         streams = []
-        for s in e.streams():
+        for s in e.metadata.streams():
             topics = []
-            for t in e.topics(s.id):
+            for t in e.metadata.topics(s.id):
                 parts = [(p.id, p.log.start_offset, p.log.next_offset, len(p.log.tiered),
-                          p.log.floor, dict(e.offsets[(s.id, t.id, p.id)].values))
+                          p.log.floor, dict(e.files.offsets[(s.id, t.id, p.id)].values))
                          for p in t.partitions]
                 manifest = [asdict(x) for p in t.partitions
                             for x in getattr(p.log.remote, "entries", {}).values()]
@@ -78,7 +78,7 @@ class Node:
                                sorted(g.name for g in t.groups.values()), manifest))
             streams.append((s.id, s.name, topics))
         users = [(u.id, u.username, u.status, u.password_hash,
-                  permissions_to_dict(u.permissions), sorted(u.tokens)) for u in e.users()]
+                  permissions_to_dict(u.permissions), sorted(u.tokens)) for u in e.identity.users()]
         return {"streams": streams, "users": users,
                 "kafka": {g: self.kafka.offsets(g) for g in self.kafka.groups()},
                 "kafka_fetch": self.kafka.get("g1", *GROUP_TP),
@@ -92,7 +92,7 @@ class Node:
 def send(e: LogEngine, stream: str, topic: str, n: int, pid: int = 0) -> None:
     msgs = [(i + 1, f"message-{i:05d}".encode().ljust(60, b"."), b"", 1000 + i)
             for i in range(n)]
-    asyncio.run(e.append(stream, topic, (2, pid), build_batch(msgs), n))
+    asyncio.run(e.data.append(stream, topic, (2, pid), build_batch(msgs), n))
 
 
 def prepare(root: Path, archive: Path) -> tuple[dict, dict]:
@@ -100,27 +100,28 @@ def prepare(root: Path, archive: Path) -> tuple[dict, dict]:
     node = Node(root, archive)
     e = node.engine
     full = Permissions(GlobalPermissions(*([True] * 10)))
-    e.create_user("alice", "secret-a", 1, full)
-    e.create_user("bob", "secret-b", 2, None)
+    e.identity.create_user("alice", "secret-a", 1, full)
+    e.identity.create_user("bob", "secret-b", 2, None)
     for i in range(16):  # the state log spans more than one 4 KiB sector
-        e.create_token(e.user("alice").id, f"token-{i:02d}", 0)
-    e.create_stream("s")
-    e.create_stream("gone")
-    e.create_topic("s", "t", 2, [("message_expiry", 12, (3600 * 10**6).to_bytes(8, "little"))])
-    e.create_topic("s", "tiered", 1)
-    e.create_topic("gone", "x", 1)
-    e.create_stream("s2")
-    e.create_topic("s2", "u", 1)
-    e.create_group("s", "t", "workers")
-    e.update_topic("s", "t", "t")
-    e.delete_stream("gone")
+        e.identity.create_token(e.identity.user("alice").id, f"token-{i:02d}", 0)
+    e.metadata.create_stream("s")
+    e.metadata.create_stream("gone")
+    e.metadata.create_topic("s", "t", 2,
+                            [("message_expiry", 12, (3600 * 10**6).to_bytes(8, "little"))])
+    e.metadata.create_topic("s", "tiered", 1)
+    e.metadata.create_topic("gone", "x", 1)
+    e.metadata.create_stream("s2")
+    e.metadata.create_topic("s2", "u", 1)
+    e.consumers.create_group("s", "t", "workers")
+    e.metadata.update_topic("s", "t", "t")
+    e.metadata.delete_stream("gone")
     for pid in (0, 1):
         send(e, "s", "t", 10, pid)
     send(e, "s2", "u", 5)
-    e.store_offset(CONSUMER, 1, "s", "t", 0, 6)
-    e.store_offset(CONSUMER_GROUP, "workers", "s", "t", 1, 3)
-    e.delete_records(e.topic("s", "t"), 0, 2)
-    tiered = e.topic("s", "tiered")
+    e.consumers.store_offset(CONSUMER, 1, "s", "t", 0, 6)
+    e.consumers.store_offset(CONSUMER_GROUP, "workers", "s", "t", 1, 3)
+    e.metadata.delete_records(e.metadata.topic("s", "t"), 0, 2)
+    tiered = e.metadata.topic("s", "tiered")
     tiered.options.segment_size = 2000
     tiered.options.local_retention_segments = 1
     for _ in range(8):
@@ -135,7 +136,7 @@ def prepare(root: Path, archive: Path) -> tuple[dict, dict]:
     node.close()
     before_last = observed(root, archive)
     node = Node(root, archive)
-    node.engine.create_stream("last")  # the state log's last entry
+    node.engine.metadata.create_stream("last")  # the state log's last entry
     node.close()
     return before_last, observed(root, archive)
 
@@ -311,15 +312,15 @@ KAFKA = Path("kafka/offsets") / _file_name("g1")
 
 
 def check_offset_lost(prepared: Prepared, root: Path, node: Node) -> None:
-    values = node.engine.offsets[(0, 0, 0)].values
+    values = node.engine.files.offsets[(0, 0, 0)].values
     assert (CONSUMER, 1) not in values  # never a wrong offset: none, so from the log start
-    r = node.engine.poll("s", "t", 0, NEXT, 0, 100, CONSUMER, 1)
+    r = node.engine.data.poll("s", "t", 0, NEXT, 0, 100, CONSUMER, 1)
     assert r.count == 8 and r.chunks  # offsets 2..9: the floor is 2
     assert len(list((root / "lost+found").glob("*/" + str(OFFSET) + "*"))) == 2
 
 
 def check_group_offset_lost(prepared: Prepared, root: Path, node: Node) -> None:
-    assert (CONSUMER_GROUP, 0) not in node.engine.offsets[(0, 0, 1)].values
+    assert (CONSUMER_GROUP, 0) not in node.engine.files.offsets[(0, 0, 1)].values
 
 
 def check_ids_lost(prepared: Prepared, root: Path, node: Node) -> None:
@@ -327,7 +328,7 @@ def check_ids_lost(prepared: Prepared, root: Path, node: Node) -> None:
 
 
 def check_floor_lost(prepared: Prepared, root: Path, node: Node) -> None:
-    log = node.engine.topic("s", "t").partitions[0].log
+    log = node.engine.metadata.topic("s", "t").partitions[0].log
     assert log.floor == 0 and log.start_offset == 0 and log.next_offset == 10  # hides nothing
 
 

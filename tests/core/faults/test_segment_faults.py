@@ -142,7 +142,7 @@ def test_bit_flips_in_archived_segments_are_repaired(tmp_path: Path, fault_table
         node.topic(local_segments=100)
         await node.produce(300)
         assert await node.service._pass()
-        plog = node.engine.topic("s", "t").partitions[0].log
+        plog = node.engine.metadata.topic("s", "t").partitions[0].log
         sealed = [s.log_path for s in plog.segments[:-1]]
         node.close()
         return sealed, [p.read_bytes() for p in sealed]

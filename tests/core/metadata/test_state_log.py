@@ -11,6 +11,7 @@ import crc32c
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pyggy.core.lost_found import LostAndFound
 from pyggy.core.metadata.state_log import (
     ENTRY_HEAD,
     CorruptState,
@@ -18,7 +19,6 @@ from pyggy.core.metadata.state_log import (
     entry_at,
     merge,
 )
-from pyggy.core.storage.lost_found import LostAndFound
 
 COMMANDS = [{"type": "create_stream", "name": f"s{i}", "created_at": i} for i in range(6)]
 

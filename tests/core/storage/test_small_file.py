@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pyggy.core.storage.small_file import (
+from pyggy.core.small_file import (
     HEAD,
     CorruptFile,
     SmallFile,

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import crc32c
-from pyggy.core.storage.lost_found import LostAndFound
+from pyggy.core.lost_found import LostAndFound
 
 log = logging.getLogger(__name__)
 

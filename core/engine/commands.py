@@ -1,0 +1,45 @@
+"""The metadata command log: every change of streams, topics, partitions, users, tokens and
+groups is appended to the (mirrored) state log, then applied by the state machine — before it
+returns, so nothing is acknowledged that a restart would not replay."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pyggy.core.clock import Clock
+from pyggy.core.metadata.machine import MetadataStateMachine
+from pyggy.core.metadata.state_log import StateLog
+from pyggy.core.storage.outage import WriteOutage
+
+log = logging.getLogger(__name__)
+_LOGGED_COMMANDS = frozenset({"create_stream", "create_topic"})
+
+
+class CommandLog:
+    """The state machine (`meta`, the current metadata) and the log it is rebuilt from."""
+
+    def __init__(self, meta: MetadataStateMachine, state: StateLog, clock: Clock) -> None:
+        self.meta = meta
+        self.state = state
+        self.clock = clock
+        self.writes = WriteOutage("metadata", clock, log)
+
+    def commit(self, cmd: dict) -> Any:
+        """Append `cmd` to the state log, then apply it; return what the state machine did.
+
+        A full or failing disk fails the command with CANNOT_WRITE_TO_FILE and changes
+        nothing; a command the state machine refuses is cut off the log again."""
+        try:
+            pos = self.state.append(cmd)
+        except OSError as e:
+            raise self.writes.failed(e) from None
+        self.writes.ok()
+        try:
+            result = self.meta.apply(cmd)
+        except Exception:
+            self.state.rollback(pos)
+            raise
+        if cmd["type"] in _LOGGED_COMMANDS:  # names only: commands may hold password hashes
+            log.info("metadata: %s %r", cmd["type"], cmd.get("name", ""))
+        return result

@@ -1,0 +1,127 @@
+"""ConsumerService: Iggy consumer offsets (per consumer or consumer group and partition) and
+Iggy consumer groups (created and deleted through the state log; membership, assignment and
+generations in memory, as Iggy keeps them)."""
+
+from __future__ import annotations
+
+from pyggy.core import groups
+from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.model import ConsumerGroup, Identifier, Partition, Topic
+from pyggy.core.offsets import CONSUMER, CONSUMER_GROUP, ConsumerOffsets
+from pyggy.core.storage.outage import WriteOutage
+
+from .commands import CommandLog
+from .metadata import MetadataService
+from .partitions import PartitionFiles
+
+
+class ConsumerService:
+    def __init__(self, commands: CommandLog, metadata: MetadataService,
+                 files: PartitionFiles) -> None:
+        self.commands = commands
+        self.meta = commands.meta
+        self.metadata = metadata
+        self.files = files
+        self.offset_writes = WriteOutage("consumer offsets", commands.clock,
+                                         commands.writes.log)
+
+    # -- offsets ---------------------------------------------------------------------------
+    def key(self, t: Topic, kind: int, consumer: Identifier) -> Identifier:
+        """The key a consumer's offsets are stored under: its id or name, or its group's id."""
+        if kind == CONSUMER_GROUP:
+            return self.meta.group(t.stream_id, t.id, consumer).id
+        if kind != CONSUMER:
+            raise IggyError(ErrorCode.INVALID_FORMAT, "invalid consumer kind")
+        return consumer
+
+    def _offsets_for(self, kind: int, consumer: Identifier, stream: Identifier,
+                     topic: Identifier, partition_id: int | None
+                     ) -> tuple[ConsumerOffsets, Identifier, Partition]:
+        t = self.meta.topic(stream, topic)
+        key = self.key(t, kind, consumer)
+        p = self.metadata.partition(t, partition_id or 0)
+        return self.files.offsets_of(t, p.id), key, p
+
+    def store_offset(self, kind: int, consumer: Identifier, stream: Identifier,
+                     topic: Identifier, partition_id: int | None, offset: int) -> None:
+        offsets, key, p = self._offsets_for(kind, consumer, stream, topic, partition_id)
+        if offset > p.current_offset:  # as Iggy: an offset past the partition's end is refused
+            raise IggyError(ErrorCode.INVALID_OFFSET, f"offset {offset} > {p.current_offset}")
+        self.store(offsets, kind, key, offset)
+
+    def store(self, offsets: ConsumerOffsets, kind: int, key: Identifier, offset: int) -> None:
+        try:
+            offsets.store(kind, key, offset)
+        except OSError as e:
+            raise self.offset_writes.failed(e) from None
+        self.offset_writes.ok()
+
+    def get_offset(self, kind: int, consumer: Identifier, stream: Identifier,
+                   topic: Identifier, partition_id: int | None) -> tuple[int, int, int] | None:
+        """(partition id, current offset, stored offset) or None when nothing is stored."""
+        offsets, key, p = self._offsets_for(kind, consumer, stream, topic, partition_id)
+        stored = offsets.get(kind, key)
+        return None if stored is None else (p.id, p.current_offset, stored)
+
+    def delete_offset(self, kind: int, consumer: Identifier, stream: Identifier,
+                      topic: Identifier, partition_id: int | None) -> None:
+        offsets, key, _ = self._offsets_for(kind, consumer, stream, topic, partition_id)
+        if not offsets.delete(kind, key):
+            raise IggyError(ErrorCode.CONSUMER_OFFSET_NOT_FOUND, "consumer offset not found")
+
+    # -- groups ----------------------------------------------------------------------------
+    def create_group(self, stream: Identifier, topic: Identifier, name: str) -> ConsumerGroup:
+        t = self.meta.topic(stream, topic)
+        return self.commands.commit({"type": "create_group", "stream_id": t.stream_id,
+                                     "topic_id": t.id, "name": name})
+
+    def get_group(self, stream: Identifier, topic: Identifier,
+                  group: Identifier) -> ConsumerGroup | None:
+        try:
+            return self.meta.group(stream, topic, group)
+        except IggyError:
+            return None
+
+    def group(self, stream: Identifier, topic: Identifier, group: Identifier) -> ConsumerGroup:
+        return self.meta.group(stream, topic, group)
+
+    def groups(self, stream: Identifier, topic: Identifier) -> list[ConsumerGroup]:
+        return sorted(self.meta.topic(stream, topic).groups.values(), key=lambda g: g.id)
+
+    def all_groups(self) -> list[tuple[Topic, ConsumerGroup]]:
+        return [(t, g) for t in self.metadata.all_topics() for g in t.groups.values()]
+
+    def delete_group(self, stream: Identifier, topic: Identifier, group: Identifier) -> None:
+        t = self.meta.topic(stream, topic)
+        g = self.commands.commit({"type": "delete_group", "stream_id": t.stream_id,
+                                  "topic_id": t.id,
+                                  "group_id": self.meta.group(t.stream_id, t.id, group).id})
+        for p in t.partitions:
+            self.files.offsets_of(t, p.id).delete(CONSUMER_GROUP, g.id)
+
+    def join_group(self, stream: Identifier, topic: Identifier, group: Identifier,
+                   member_id: int) -> None:
+        t = self.meta.topic(stream, topic)
+        groups.join(self.meta.group(t.stream_id, t.id, group), member_id, len(t.partitions))
+
+    def leave_group(self, stream: Identifier, topic: Identifier, group: Identifier,
+                    member_id: int) -> None:
+        t = self.meta.topic(stream, topic)
+        g = self.meta.group(t.stream_id, t.id, group)
+        if not groups.leave(g, member_id, len(t.partitions)):
+            raise IggyError(ErrorCode.CONSUMER_GROUP_MEMBER_NOT_FOUND, "not a member")
+
+    def sync_group(self, stream: Identifier, topic: Identifier, group: Identifier,
+                   member_id: int) -> tuple[int, list[int]] | None:
+        g = self.meta.group(stream, topic, group)
+        m = g.members.get(member_id)
+        return None if m is None else (g.generation, list(m.partitions))
+
+    def member_gone(self, member_id: int) -> None:
+        """A client session ended: remove it from every group it joined."""
+        for t, g in self.all_groups():
+            groups.leave(g, member_id, len(t.partitions))
+
+    def members(self) -> set[int]:
+        """Client ids that are members of some Iggy consumer group."""
+        return {m for _, g in self.all_groups() for m in g.members}

@@ -1,0 +1,277 @@
+"""DataService: the data path of both doors — appends (Iggy batches and Kafka record batches,
+validated and stamped in place), reads (verbatim for a reader of the batch's own encoding,
+transcoded for the other door), polls by strategy, and what the doors ask of a partition's log.
+
+Reads that may reach the archive are written once as `Steps` (core/storage/tiered.py): the
+`*_async` methods await archived data on the archive's reader pool, the others read it on the
+calling thread (offline tools and tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import xxhash
+from pyggy.core import groups
+from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.model import (
+    NEVER_EXPIRE,
+    UNLIMITED_SIZE,
+    ConsumerGroup,
+    Identifier,
+    Partition,
+    Topic,
+)
+from pyggy.core.offsets import CONSUMER, CONSUMER_GROUP
+from pyggy.core.records import iggy_batch, kafka_batch, transcode
+from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
+from pyggy.core.storage.reads import BatchRef, offset_for_timestamp_steps, read_steps
+from pyggy.core.storage.tiered import Steps, run_async, run_blocking
+
+from .consumers import ConsumerService
+from .metadata import MetadataService
+
+# Polling strategies (Iggy wire values)
+OFFSET, TIMESTAMP, FIRST, LAST, NEXT = 1, 2, 3, 4, 5
+# Partitioning kinds
+BALANCED, PARTITION_ID, MESSAGES_KEY = 1, 2, 3
+# Stored bytes one poll reads at most (at least one batch): a poll may return fewer messages
+# than asked, and clients poll again; without it `count` = 2**32 - 1 read a whole partition.
+POLL_MAX_BYTES = 64 << 20
+# listener(topic, partition id) after every append, through either door
+AppendListener = Callable[[Topic, int], None]
+
+
+@dataclass(slots=True)
+class PollResult:
+    partition_id: int
+    current_offset: int
+    count: int
+    chunks: list = field(default_factory=list)  # Iggy batch records (bytes-like), in order
+
+
+@dataclass(slots=True)
+class DataStats:
+    start_time: int
+    read_bytes: int = 0
+    written_bytes: int = 0
+
+
+class DataService:
+    def __init__(self, metadata: MetadataService, consumers: ConsumerService) -> None:
+        self.metadata = metadata
+        self.meta = metadata.meta
+        self.consumers = consumers
+        self.clock = metadata.clock
+        self.stats = DataStats(start_time=self.clock.now_us())
+        self.poll_max_bytes = POLL_MAX_BYTES
+        self.append_listeners: list[AppendListener] = []
+
+    # -- appends ---------------------------------------------------------------------------
+    def resolve_partition(self, t: Topic, kind: int, value: object) -> int:
+        n = len(t.partitions)
+        if n == 0:
+            raise IggyError(ErrorCode.NO_PARTITIONS, "topic has no partitions")
+        if kind == PARTITION_ID:
+            return int(value)  # type: ignore[call-overload]
+        if kind == MESSAGES_KEY:
+            return xxhash.xxh32_intdigest(bytes(value)) % n  # type: ignore[call-overload]
+        pid = t.next_partition % n
+        t.next_partition = pid + 1
+        return pid
+
+    async def append(self, stream: Identifier, topic: Identifier, partitioning: tuple[int, object],
+                     batch: bytearray | memoryview, messages_count: int | None = None
+                     ) -> tuple[int, int, int, int]:
+        """Validate, stamp and store one Iggy batch; return (stream, topic, partition, base)."""
+        t = self.meta.topic(stream, topic)
+        p = self.metadata.partition(t, self.resolve_partition(t, *partitioning))
+        try:
+            info = iggy_batch.validate_batch(memoryview(batch), expected_count=messages_count,
+                                             verify_checksums=True)
+        except iggy_batch.BatchError as e:
+            raise IggyError(e.code, str(e)) from None
+        self._check_topic_full(t)
+        base = await p.log.append_iggy(batch, info.message_count, info.frame_sums)
+        self._appended(t, p.id, len(batch))
+        return t.stream_id, t.id, p.id, base
+
+    async def append_kafka(self, t: Topic, partition_id: int, batch: bytearray | memoryview,
+                           info: kafka_batch.KafkaBatchInfo, log_append_time: bool = False
+                           ) -> int:
+        """Store one validated Kafka batch (stamped in place); return its base offset."""
+        p = self.metadata.partition(t, partition_id)
+        self._check_topic_full(t)
+        base = await p.log.append_kafka(batch, info.record_count, info.max_timestamp,
+                                        log_append_time)
+        self._appended(t, partition_id, len(batch))
+        return base
+
+    def _appended(self, t: Topic, partition_id: int, size: int) -> None:
+        self.stats.written_bytes += size
+        for listener in self.append_listeners:
+            listener(t, partition_id)
+
+    def _check_topic_full(self, t: Topic) -> None:
+        limit = t.options.max_topic_size
+        if limit != UNLIMITED_SIZE and limit and t.size_bytes >= limit and len(t.partitions):
+            # Like Iggy: a full topic first drops its oldest sealed segments, else refuses.
+            share = limit // len(t.partitions)
+            for p in t.partitions:
+                p.log.enforce_retention(self.clock.now_us(), NEVER_EXPIRE, share)
+            if t.size_bytes >= limit and all(len(p.log.segments) == 1 and not p.log.tiered
+                                             for p in t.partitions):
+                return  # only active segments left: keep accepting, the cleaner trims later
+            if t.size_bytes >= limit:
+                raise IggyError(ErrorCode.TOPIC_FULL, "topic is full")
+
+    def flush(self, t: Topic, partition_id: int) -> None:
+        """fsync a partition's files now (the classic protocol's FLUSH_UNSAVED_BUFFER)."""
+        self.metadata.partition(t, partition_id).log.sync()
+
+    # -- what the doors ask of a partition -------------------------------------------------
+    def watermarks(self, t: Topic, partition_id: int) -> tuple[int, int]:
+        """(log start offset, next offset) of a partition: the first offset still readable,
+        and the offset the next record gets (Kafka's high watermark on one node)."""
+        plog = self.metadata.partition(t, partition_id).log
+        return plog.start_offset, plog.next_offset
+
+    def producer_batch_heads(self, t: Topic, partition_id: int) -> Iterator[tuple[int, bytes]]:
+        """(base offset, header bytes) of the Kafka batches of the partition's newest
+        segments: where idempotent producers' sequences are rebuilt from after a restart."""
+        plog = self.metadata.partition(t, partition_id).log
+        return plog.batch_heads(ENCODING_KAFKA, kafka_batch.HEADER_SIZE)
+
+    async def offset_for_timestamp(self, t: Topic, partition_id: int, timestamp_us: int,
+                                   use_max: bool = False) -> int | None:
+        """First offset of the first batch whose (max) timestamp is ≥ `timestamp_us`."""
+        plog = self.metadata.partition(t, partition_id).log
+        return await plog.offset_for_timestamp_async(timestamp_us, use_max)
+
+    # -- Kafka reads -----------------------------------------------------------------------
+    def _kafka_view(self, refs: list[BatchRef]) -> list:
+        out: list = []
+        for ref in refs:
+            self.stats.read_bytes += len(ref.data)
+            if ref.encoding == ENCODING_KAFKA:
+                out.append(ref.data)
+            else:
+                out.append(transcode.iggy_to_kafka(memoryview(ref.data)))
+        return out
+
+    def read_kafka(self, t: Topic, partition_id: int, offset: int, max_bytes: int) -> list:
+        """Kafka RecordBatch bytes from the batch holding `offset`, up to about `max_bytes`
+        (at least one batch). Kafka batches are served verbatim; Iggy batches transcoded."""
+        plog = self.metadata.partition(t, partition_id).log
+        return self._kafka_view(plog.read(offset, 1 << 62, max_bytes))
+
+    async def read_kafka_async(self, t: Topic, partition_id: int, offset: int,
+                               max_bytes: int) -> list:
+        """`read_kafka` that awaits archived data instead of blocking the event loop."""
+        plog = self.metadata.partition(t, partition_id).log
+        return self._kafka_view(await plog.read_async(offset, 1 << 62, max_bytes))
+
+    # -- Iggy polls ------------------------------------------------------------------------
+    def poll(self, stream: Identifier, topic: Identifier, partition_id: int | None,
+             strategy: int, value: int, count: int, consumer_kind: int = CONSUMER,
+             consumer_id: Identifier = 0, auto_commit: bool = False,
+             member_id: int | None = None) -> PollResult:
+        """Poll `count` messages by strategy (archived data read on this thread)."""
+        return run_blocking(self._poll(stream, topic, partition_id, strategy, value, count,
+                                       consumer_kind, consumer_id, auto_commit, member_id))
+
+    async def poll_async(self, stream: Identifier, topic: Identifier, partition_id: int | None,
+                         strategy: int, value: int, count: int, consumer_kind: int = CONSUMER,
+                         consumer_id: Identifier = 0, auto_commit: bool = False,
+                         member_id: int | None = None) -> PollResult:
+        """`poll`, awaiting archived data instead of blocking the event loop."""
+        return await run_async(self._poll(stream, topic, partition_id, strategy, value, count,
+                                          consumer_kind, consumer_id, auto_commit, member_id))
+
+    def _poll(self, stream: Identifier, topic: Identifier, partition_id: int | None,
+              strategy: int, value: int, count: int, consumer_kind: int,
+              consumer_id: Identifier, auto_commit: bool,
+              member_id: int | None) -> Steps[PollResult]:
+        t = self.meta.topic(stream, topic)
+        key: Identifier = consumer_id
+        if consumer_kind == CONSUMER_GROUP:
+            g = self.meta.group(t.stream_id, t.id, consumer_id)
+            key = g.id
+            if member_id is not None:
+                partition_id = self._group_partition(g, member_id, partition_id)
+                if partition_id is None:
+                    return PollResult(0, 0, 0)
+        pid = 0 if partition_id is None else partition_id
+        p = self.metadata.partition(t, pid)
+        offsets = self.consumers.files.offsets_of(t, pid)
+        start = yield from self._start(p, strategy, value, count,
+                                       lambda: offsets.get(consumer_kind, key))
+        plog = p.log
+        result = PollResult(pid, p.current_offset, 0)
+        if start is None or count <= 0 or start >= plog.next_offset:
+            return result
+        start = max(start, plog.start_offset)
+        refs = yield from read_steps(plog, start, count, self.poll_max_bytes)
+        last = self._slice(refs, pid, start, count, result)
+        if auto_commit and result.count:
+            self.consumers.store(offsets, consumer_kind, key, last)
+        return result
+
+    @staticmethod
+    def _group_partition(g: ConsumerGroup, member_id: int,
+                         partition_id: int | None) -> int | None:
+        """The partition a group member polls: the one asked for (it must own it), else the
+        next of its own in turn."""
+        if member_id not in g.members:
+            raise IggyError(ErrorCode.CONSUMER_GROUP_MEMBER_NOT_FOUND, "not a member")
+        if partition_id is None:
+            owned = g.members[member_id].partitions
+            return owned[g.generation % len(owned)] if owned else None
+        if not groups.owns(g, member_id, partition_id):
+            raise IggyError(ErrorCode.CONSUMER_GROUP_PARTITION_NOT_OWNED, "partition not owned")
+        return partition_id
+
+    @staticmethod
+    def _start(p: Partition, strategy: int, value: int, count: int,
+               stored: Callable[[], int | None]) -> Steps[int | None]:
+        """The offset a poll starts at (None: nothing to read)."""
+        plog = p.log
+        if strategy == OFFSET:
+            return value
+        if strategy == TIMESTAMP:
+            return (yield from offset_for_timestamp_steps(plog, value))
+        if strategy == FIRST:
+            return plog.start_offset
+        if strategy == LAST:
+            return max(plog.next_offset - count, plog.start_offset)
+        if strategy == NEXT:
+            last = stored()
+            return plog.start_offset if last is None else last + 1
+        raise IggyError(ErrorCode.INVALID_FORMAT, "unknown polling strategy")
+
+    def _slice(self, refs: list[BatchRef], pid: int, start: int, count: int,
+               result: PollResult) -> int:
+        """Cut the read batches to [start, start + count) into `result` (Kafka batches
+        transcoded, offsets kept); return the last offset polled."""
+        remaining = count
+        last = start - 1
+        for ref in refs:
+            self.stats.read_bytes += len(ref.data)
+            if ref.encoding == ENCODING_IGGY:
+                batches = [ref.data]
+            else:  # a Kafka batch seen through the Iggy door: transcoded, offsets kept
+                batches = transcode.split_iggy(transcode.kafka_to_iggy(
+                    memoryview(ref.data), partition_id=pid, timestamp_us=ref.timestamp))
+            for data in batches:
+                chunk = iggy_batch.slice_batch(data, start, remaining)
+                if not chunk:
+                    continue
+                n = iggy_batch.batch_fields(chunk)[5]
+                result.chunks.append(chunk)
+                result.count += n
+                remaining -= n
+                last = iggy_batch.batch_offsets(chunk)[1]
+                if remaining <= 0:
+                    return last
+        return last

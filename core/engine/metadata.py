@@ -1,0 +1,179 @@
+"""MetadataService: streams, topics and partitions — the metadata commands of both doors.
+
+Every change is a command in the state log (`CommandLog.commit`) applied before the call
+returns; the partitions' files follow the command (created before it is logged, deleted after
+it). Lookups raise `IggyError` (not found) or, for `get_*`, answer None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from pyggy.core import groups
+from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.metadata.machine import encode_options, free_id
+from pyggy.core.model import Identifier, Partition, Stream, Topic
+from pyggy.core.options import reject_options
+
+from .commands import CommandLog
+from .partitions import PartitionFiles
+
+# listener(stream name, topic, partitions) after partitions are deleted (with their stream or
+# topic, or by delete_partitions), through either door
+DeleteListener = Callable[[str, Topic, Sequence[Partition]], None]
+Options = Sequence[tuple[str, int, bytes]]
+
+
+class MetadataService:
+    def __init__(self, commands: CommandLog, files: PartitionFiles) -> None:
+        self.commands = commands
+        self.meta = commands.meta
+        self.files = files
+        self.clock = commands.clock
+        self.delete_listeners: list[DeleteListener] = []
+
+    def _deleted(self, stream_name: str, topic: Topic, parts: Sequence[Partition]) -> None:
+        for listener in self.delete_listeners:
+            listener(stream_name, topic, parts)
+
+    # -- streams ---------------------------------------------------------------------------
+    def create_stream(self, name: str, options: Sequence = ()) -> Stream:
+        reject_options(options)
+        return self.commands.commit({"type": "create_stream", "name": name,
+                                     "created_at": self.clock.now_us()})
+
+    def get_stream(self, stream: Identifier) -> Stream | None:
+        try:
+            return self.meta.stream(stream)
+        except IggyError:
+            return None
+
+    def stream(self, stream: Identifier) -> Stream:
+        return self.meta.stream(stream)
+
+    def streams(self) -> list[Stream]:
+        return sorted(self.meta.streams.values(), key=lambda s: s.id)
+
+    def stream_name(self, stream_id: int) -> str:
+        return self.meta.streams[stream_id].name
+
+    def update_stream(self, stream: Identifier, name: str, options: Sequence = ()) -> None:
+        reject_options(options)
+        self.commands.commit({"type": "update_stream", "stream_id": self.meta.stream(stream).id,
+                              "name": name})
+
+    def delete_stream(self, stream: Identifier) -> None:
+        s = self.commands.commit({"type": "delete_stream",
+                                  "stream_id": self.meta.stream(stream).id})
+        for t in s.topics.values():
+            self.files.detach(t, t.partitions)
+            self._deleted(s.name, t, t.partitions)
+        self.files.remove_stream(s.id)
+
+    def purge_stream(self, stream: Identifier) -> None:
+        for t in self.meta.stream(stream).topics.values():
+            self.files.purge(t)
+
+    # -- topics ----------------------------------------------------------------------------
+    def create_topic(self, stream: Identifier, name: str, partitions_count: int,
+                     options: Options = ()) -> Topic:
+        s = self.meta.stream(stream)
+        # the id the command will get (the state machine takes the smallest free one)
+        made = self.files.new_dirs(s.id, free_id(s.topics), 0, partitions_count)
+        try:
+            t: Topic = self.commands.commit({
+                "type": "create_topic", "stream_id": s.id, "name": name,
+                "partitions_count": partitions_count,
+                "options": encode_options(list(options)), "created_at": self.clock.now_us()})
+        except IggyError:
+            self.files.remove_dirs(made)
+            raise
+        self.files.attach_new(t, t.partitions, lambda: self.commands.commit(
+            {"type": "delete_topic", "stream_id": s.id, "topic_id": t.id}))
+        return t
+
+    def get_topic(self, stream: Identifier, topic: Identifier) -> Topic | None:
+        try:
+            return self.meta.topic(stream, topic)
+        except IggyError:
+            return None
+
+    def topic(self, stream: Identifier, topic: Identifier) -> Topic:
+        return self.meta.topic(stream, topic)
+
+    def topics(self, stream: Identifier) -> list[Topic]:
+        return sorted(self.meta.stream(stream).topics.values(), key=lambda t: t.id)
+
+    def all_topics(self) -> list[Topic]:
+        return [t for s in self.streams() for t in sorted(s.topics.values(), key=lambda t: t.id)]
+
+    def update_topic(self, stream: Identifier, topic: Identifier, name: str,
+                     options: Options = (), reset: Sequence[str] = ()) -> None:
+        """Rename and patch options; keys in `reset` return to their defaults first."""
+        t = self.meta.topic(stream, topic)
+        cmd = {"type": "update_topic", "stream_id": t.stream_id, "topic_id": t.id,
+               "name": name, "options": encode_options(list(options))}
+        if reset:
+            cmd["reset"] = list(reset)
+        self.commands.commit(cmd)
+
+    def delete_topic(self, stream: Identifier, topic: Identifier) -> None:
+        t = self.meta.topic(stream, topic)
+        self.commands.commit({"type": "delete_topic", "stream_id": t.stream_id,
+                              "topic_id": t.id})
+        self.files.detach(t, t.partitions)
+        self._deleted(self.stream_name(t.stream_id), t, t.partitions)
+        self.files.remove_topic(t.stream_id, t.id)
+
+    def purge_topic(self, stream: Identifier, topic: Identifier) -> None:
+        self.files.purge(self.meta.topic(stream, topic))
+
+    # -- partitions ------------------------------------------------------------------------
+    def partition(self, t: Topic, partition_id: int) -> Partition:
+        if not 0 <= partition_id < len(t.partitions):
+            raise IggyError(ErrorCode.PARTITION_NOT_FOUND, f"partition {partition_id} not found")
+        return t.partitions[partition_id]
+
+    def create_partitions(self, stream: Identifier, topic: Identifier, count: int) -> None:
+        t = self.meta.topic(stream, topic)
+        made = self.files.new_dirs(t.stream_id, t.id, len(t.partitions), count)
+        try:
+            new: list[Partition] = self.commands.commit({
+                "type": "create_partitions", "stream_id": t.stream_id, "topic_id": t.id,
+                "count": count, "created_at": self.clock.now_us()})
+        except IggyError:
+            self.files.remove_dirs(made)
+            raise
+        self.files.attach_new(t, new, lambda: self.commands.commit(
+            {"type": "delete_partitions", "stream_id": t.stream_id, "topic_id": t.id,
+             "count": len(new)}))
+        _rebalance_all(t)
+
+    def delete_partitions(self, stream: Identifier, topic: Identifier, count: int) -> None:
+        t = self.meta.topic(stream, topic)
+        gone = self.commands.commit({"type": "delete_partitions", "stream_id": t.stream_id,
+                                     "topic_id": t.id, "count": count})
+        self.files.detach(t, gone)
+        self._deleted(self.stream_name(t.stream_id), t, gone)
+        _rebalance_all(t)
+
+    def delete_segments(self, stream: Identifier, topic: Identifier, partition_id: int,
+                        count: int) -> None:
+        self.partition(self.meta.topic(stream, topic), partition_id).log.delete_oldest(count)
+
+    def delete_records(self, t: Topic, partition_id: int, offset: int) -> int:
+        """Raise a partition's log start offset to `offset` (Kafka DeleteRecords): records
+        below it are no longer readable through either door. Returns the new start offset."""
+        p = self.partition(t, partition_id)
+        if not 0 <= offset <= p.log.next_offset:
+            raise IggyError(ErrorCode.INVALID_OFFSET,
+                            f"offset {offset} is outside 0..{p.log.next_offset}")
+        try:
+            return p.log.advance_start(offset)
+        except OSError as e:  # the new start offset could not be stored: nothing changed
+            raise self.commands.writes.failed(e) from None
+
+
+def _rebalance_all(t: Topic) -> None:
+    for g in t.groups.values():
+        groups.rebalance(g, len(t.partitions))

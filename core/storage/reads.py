@@ -1,0 +1,144 @@
+"""Reading a partition log, written once as `Steps` (core/storage/tiered.py): local segments
+are read with positional reads and verified against their index CRCs; archived segments and the
+repair of a damaged local batch yield what they need from the archive and get it sent back.
+
+`PartitionLog.read` / `read_async` (and the timestamp lookups) run these with the blocking or
+the async driver.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+from pyggy.core.storage.index import DAMAGED, SegmentIndex
+from pyggy.core.storage.repair import check_archived, sound, verified_steps
+from pyggy.core.storage.tiered import NeedBytes, NeedIndex, RemoteSegment, Steps
+
+if TYPE_CHECKING:
+    from pyggy.core.storage.partition_log import PartitionLog
+
+PREFETCH_MAX = 8 << 20  # most bytes one read of archived data asks for at once
+
+
+class BatchRef(NamedTuple):
+    """A stored batch as read back: its encoding, bytes, first offset and record count."""
+
+    encoding: int
+    data: bytes | memoryview
+    base_offset: int
+    count: int
+    timestamp: int
+
+
+def read_steps(plog: PartitionLog, offset: int, max_count: int,
+               max_bytes: int) -> Steps[list[BatchRef]]:
+    """Batches from the one holding `offset`, until `max_count` records or `max_bytes` (at
+    least one batch when any exists at or after `offset`). A batch that fails verification
+    and cannot be repaired ends the read there (a short read) or, when it is the first,
+    raises CorruptBatch."""
+    out: list[BatchRef] = []
+    offset = max(offset, plog.start_offset)
+    remaining, budget = max_count, max_bytes
+    if plog.tiered and offset < plog.segments[0].start_offset:
+        for r in plog.tiered:
+            if r.next_offset <= offset:
+                continue
+            remaining, budget, done = yield from _read_archived(plog, r, offset, remaining,
+                                                                budget, out)
+            if done:
+                return out
+    for seg in plog.segments:
+        if seg.next_offset <= offset or not len(seg.index):
+            continue
+        idx = seg.index
+        i = idx.find_offset(offset)
+        while i < len(idx) and remaining > 0:
+            ln = idx.lengths[i]
+            if out and ln > budget:
+                return out
+            data = seg.read_at(idx.positions[i], ln)
+            if (plog.validate_checksum or idx.flags[i] & DAMAGED) and not sound(idx, i, data):
+                if out:  # a short read; the next one starts at this batch
+                    return out
+                data = yield from verified_steps(plog, seg, i, data)
+                ln = idx.lengths[i]
+            base, cnt = idx.base_offsets[i], idx.counts[i]
+            out.append(BatchRef(idx.encodings[i], data, base, cnt, idx.timestamps[i]))
+            remaining -= base + cnt - max(offset, base)
+            budget -= ln
+            i += 1
+        if remaining <= 0 or budget <= 0:
+            break
+    return out
+
+
+def _read_archived(plog: PartitionLog, r: RemoteSegment, offset: int, remaining: int,
+                   budget: int, out: list[BatchRef]) -> Steps[tuple[int, int, bool]]:
+    """The batches of one archive-only segment; returns (remaining, budget, done). The bytes
+    of the batches it will return are asked for in one range (at most PREFETCH_MAX)."""
+    remote = plog.remote
+    assert remote is not None
+    idx = yield NeedIndex(remote, r.start_offset)
+    assert isinstance(idx, SegmentIndex)
+    i = idx.find_offset(offset)
+    if i >= len(idx):
+        return remaining, budget, False
+    span = _span(idx, i, offset, remaining, budget)
+    start = idx.positions[i]
+    blob = yield NeedBytes(remote, r.start_offset, start, span)
+    assert isinstance(blob, bytes)
+    view = memoryview(blob)
+    while i < len(idx) and remaining > 0:
+        ln = idx.lengths[i]
+        at = idx.positions[i] - start
+        if (out and ln > budget) or at + ln > len(view):
+            return remaining, budget, True  # the rest comes with the next read
+        data = bytes(view[at:at + ln])
+        if plog.validate_checksum and not sound(idx, i, data):
+            if out:  # a short read; the next one starts at this batch
+                return remaining, budget, True
+            check_archived(plog, r.start_offset, idx, i, data)
+        base, cnt = idx.base_offsets[i], idx.counts[i]
+        out.append(BatchRef(idx.encodings[i], data, base, cnt, idx.timestamps[i]))
+        remaining -= base + cnt - max(offset, base)
+        budget -= ln
+        i += 1
+    return remaining, budget, remaining <= 0 or budget <= 0
+
+
+def _span(idx: SegmentIndex, i: int, offset: int, remaining: int, budget: int) -> int:
+    """Bytes from batch i on that a read for `remaining` records / `budget` bytes would take
+    (at least batch i, at most PREFETCH_MAX)."""
+    span = 0
+    while i < len(idx) and remaining > 0 and span < PREFETCH_MAX:
+        ln = idx.lengths[i]
+        if span and ln > budget:
+            break
+        base = idx.base_offsets[i]
+        span += ln
+        budget -= ln
+        remaining -= base + idx.counts[i] - max(offset, base)
+        i += 1
+    return span
+
+
+def offset_for_timestamp_steps(plog: PartitionLog, timestamp: int,
+                               use_max: bool = False) -> Steps[int | None]:
+    """First offset of the first batch with (max) timestamp ≥ `timestamp` (not below the log
+    start offset), None when there is none."""
+    for r in plog.tiered:
+        if (r.max_timestamp if use_max else r.last_timestamp) < timestamp:
+            continue
+        assert plog.remote is not None
+        idx = yield NeedIndex(plog.remote, r.start_offset)
+        assert isinstance(idx, SegmentIndex)
+        i = idx.find_timestamp(timestamp, use_max)
+        if i < len(idx):
+            return max(idx.base_offsets[i], plog.start_offset)
+    for seg in plog.segments:
+        if seg.next_offset <= plog.floor:
+            continue
+        i = seg.index.find_timestamp(timestamp, use_max)
+        if i < len(seg.index):
+            return max(seg.index.base_offsets[i], plog.start_offset)
+    return None
