@@ -32,6 +32,12 @@ class NormalMixin:
             if any(p.operation == REGISTER for p in in_pipeline):
                 return
             if entry is not None and entry.request == 0 and entry.operation == REGISTER:
+                # A retried registration is answered from the table, but not while another
+                # client's registration is still in the pipeline: it may evict this session
+                # when it commits (a replica ahead of this one may already have told the client
+                # so), and a stale session would let the client reuse its request numbers.
+                if any(self.log[k].operation == REGISTER for k in self.pipeline):
+                    return
                 self._send_reply_from_table(m.client, entry)
                 return
         elif m.operation < OPERATION_MIN:
