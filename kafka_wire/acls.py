@@ -256,7 +256,7 @@ def _topic_scope(server: KafkaServer, name: str, pattern: int) -> tuple:
     raise _invalid("pattern type must be LITERAL or PREFIXED")
 
 
-def change(server: KafkaServer, grants: list[Grant], value: bool) -> None:
+async def change(server: KafkaServer, grants: list[Grant], value: bool) -> None:
     """Set (or clear) flags, one permission update per user."""
     engine = server.engine
     for user_id in dict.fromkeys(g.user_id for g in grants):
@@ -274,7 +274,7 @@ def change(server: KafkaServer, grants: list[Grant], value: bool) -> None:
                     g.scope[2], TopicPermissions())
             setattr(target, g.flag, value)
         try:
-            engine.identity.update_permissions(user.id, p)
+            await engine.identity.update_permissions(user.id, p)
         except IggyError as e:
             raise KafkaError(ErrorCode.INVALID_REQUEST, str(e)) from None
 

@@ -102,8 +102,8 @@ class TopicMap:
                 return other, topic
         return default, name
 
-    def create(self, name: str, partitions: int, configs: dict[str, str | None],
-               validate_only: bool = False) -> Topic | None:
+    async def create(self, name: str, partitions: int, configs: dict[str, str | None],
+                     validate_only: bool = False) -> Topic | None:
         """Create a topic where `target` puts it (the default stream is made on first use);
         with `validate_only`, check everything and create nothing (None)."""
         check_name(name)
@@ -126,13 +126,13 @@ class TopicMap:
         stream, topic = self.target(name)
         try:
             if stream is None:
-                stream = engine.metadata.create_stream(self.settings.default_stream)
-            return engine.metadata.create_topic(stream.id, topic, partitions, options)
+                stream = await engine.metadata.create_stream(self.settings.default_stream)
+            return await engine.metadata.create_topic(stream.id, topic, partitions, options)
         except IggyError as e:
             raise kafka_error(e, ErrorCode.INVALID_CONFIG) from None
 
-    def delete(self, t: Topic) -> None:
-        self.engine.metadata.delete_topic(t.stream_id, t.id)
+    async def delete(self, t: Topic) -> None:
+        await self.engine.metadata.delete_topic(t.stream_id, t.id)
 
     def by_id(self, raw: bytes) -> tuple[str, Topic] | None:
         """The (Kafka name, topic) whose topic id is `raw`."""
@@ -442,13 +442,13 @@ def plan_update(t: Topic, desired: dict[str, str]) -> tuple[list[tuple[str, int,
     return entries, reset
 
 
-def apply_update(engine: LogEngine, t: Topic, desired: dict[str, str],
-                 validate_only: bool = False) -> None:
+async def apply_update(engine: LogEngine, t: Topic, desired: dict[str, str],
+                       validate_only: bool = False) -> None:
     """Make `desired` the topic's dynamic config set (or only check that it could be)."""
     entries, reset = plan_update(t, desired)
     try:
         topic_options(entries, base=t.options, update=True, reset=reset)
         if not validate_only and (entries or reset):
-            engine.metadata.update_topic(t.stream_id, t.id, t.name, entries, reset)
+            await engine.metadata.update_topic(t.stream_id, t.id, t.name, entries, reset)
     except IggyError as e:
         raise kafka_error(e, ErrorCode.INVALID_CONFIG) from None

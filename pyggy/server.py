@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import signal
 import socket
@@ -44,10 +45,13 @@ log = logging.getLogger(__name__)
 
 
 async def _periodic(interval: float, action, name: str) -> None:
+    """Run `action` (a function or a coroutine function) every `interval` seconds."""
     while True:
         await asyncio.sleep(interval)
         try:
-            action()
+            result = action()
+            if inspect.isawaitable(result):
+                await result
         except Exception:
             log.exception("%s failed", name)
 

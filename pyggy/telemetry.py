@@ -20,6 +20,7 @@ both doors (core/records/transcode.py); nothing here changes a message.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -385,6 +386,12 @@ def background(telemetry: Telemetry | None, name: str, action: Callable[[], Any]
     """`action`, or `action` run inside a background span when telemetry is on."""
     if telemetry is None:
         return action
+    if inspect.iscoroutinefunction(action):
+        async def traced_async() -> Any:
+            with telemetry.background(name, **attributes):
+                return await action()
+
+        return traced_async
 
     def traced() -> Any:
         with telemetry.background(name, **attributes):

@@ -28,11 +28,11 @@ class Node:
             messages=True, state=True, interval=3600, staging_dir=root / "staging",
             state_interval=0))
 
-    def topic(self, local_segments: int = 2):
+    async def topic(self, local_segments: int = 2):
         if self.engine.metadata.get_stream("s") is None:
-            self.engine.metadata.create_stream("s")
+            await self.engine.metadata.create_stream("s")
         metadata = self.engine.metadata
-        t = metadata.get_topic("s", "t") or metadata.create_topic("s", "t", 1)
+        t = metadata.get_topic("s", "t") or await metadata.create_topic("s", "t", 1)
         t.options.segment_size = SEGMENT
         t.options.local_retention_segments = local_segments
         return t

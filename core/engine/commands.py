@@ -25,6 +25,12 @@ class CommandLog:
         self.clock = clock
         self.writes = WriteOutage("metadata", clock, log)
 
+    async def propose(self, cmd: dict) -> Any:
+        """Make `cmd` happen and return its result: the one way a door's request changes
+        metadata. On a single node it commits at once; a cluster node replaces this with the
+        metadata group's consensus (the command is applied where and when it commits)."""
+        return self.commit(cmd)
+
     def commit(self, cmd: dict) -> Any:
         """Append `cmd` to the state log, then apply it; return what the state machine did.
 

@@ -42,8 +42,8 @@ class ConsumerService:
         p = self.metadata.partition(t, partition_id or 0)
         return self.files.offsets_of(t, p.id), key, p
 
-    def store_offset(self, kind: int, consumer: Identifier, stream: Identifier,
-                     topic: Identifier, partition_id: int | None, offset: int) -> None:
+    async def store_offset(self, kind: int, consumer: Identifier, stream: Identifier,
+                           topic: Identifier, partition_id: int | None, offset: int) -> None:
         offsets, key, p = self._offsets_for(kind, consumer, stream, topic, partition_id)
         if offset > p.current_offset:  # as Iggy: an offset past the partition's end is refused
             raise IggyError(ErrorCode.INVALID_OFFSET, f"offset {offset} > {p.current_offset}")
@@ -63,17 +63,17 @@ class ConsumerService:
         stored = offsets.get(kind, key)
         return None if stored is None else (p.id, p.current_offset, stored)
 
-    def delete_offset(self, kind: int, consumer: Identifier, stream: Identifier,
-                      topic: Identifier, partition_id: int | None) -> None:
+    async def delete_offset(self, kind: int, consumer: Identifier, stream: Identifier,
+                            topic: Identifier, partition_id: int | None) -> None:
         offsets, key, _ = self._offsets_for(kind, consumer, stream, topic, partition_id)
         if not offsets.delete(kind, key):
             raise IggyError(ErrorCode.CONSUMER_OFFSET_NOT_FOUND, "consumer offset not found")
 
     # -- groups ----------------------------------------------------------------------------
-    def create_group(self, stream: Identifier, topic: Identifier, name: str) -> ConsumerGroup:
+    async def create_group(self, stream: Identifier, topic: Identifier, name: str) -> ConsumerGroup:
         t = self.meta.topic(stream, topic)
-        return self.commands.commit({"type": "create_group", "stream_id": t.stream_id,
-                                     "topic_id": t.id, "name": name})
+        return await self.commands.propose({"type": "create_group", "stream_id": t.stream_id,
+                                            "topic_id": t.id, "name": name})
 
     def get_group(self, stream: Identifier, topic: Identifier,
                   group: Identifier) -> ConsumerGroup | None:
@@ -91,11 +91,11 @@ class ConsumerService:
     def all_groups(self) -> list[tuple[Topic, ConsumerGroup]]:
         return [(t, g) for t in self.metadata.all_topics() for g in t.groups.values()]
 
-    def delete_group(self, stream: Identifier, topic: Identifier, group: Identifier) -> None:
+    async def delete_group(self, stream: Identifier, topic: Identifier, group: Identifier) -> None:
         t = self.meta.topic(stream, topic)
-        g = self.commands.commit({"type": "delete_group", "stream_id": t.stream_id,
-                                  "topic_id": t.id,
-                                  "group_id": self.meta.group(t.stream_id, t.id, group).id})
+        g = await self.commands.propose({"type": "delete_group", "stream_id": t.stream_id,
+                                         "topic_id": t.id,
+                                         "group_id": self.meta.group(t.stream_id, t.id, group).id})
         for p in t.partitions:
             self.files.offsets_of(t, p.id).delete(CONSUMER_GROUP, g.id)
 

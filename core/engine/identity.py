@@ -1,8 +1,8 @@
 """IdentityService: users, their passwords and SCRAM credentials, personal access tokens.
 
 A password is stored as its scrypt hash plus SCRAM credentials derived from it, through the
-state log like every metadata change; the `*_async` methods compute them in the worker pool
-(`hasher`: never on the event loop), the others inline (tests, tools, the first start). The
+state log like every metadata change, computed in the worker pool (`hasher`: never on the
+event loop; only the first start's root user is hashed inline, before any client connects). The
 doors log users in through `core.logins.Logins`, which uses this service's lookups.
 """
 
@@ -63,19 +63,14 @@ class IdentityService:
         if not 3 <= len(password) <= 100:
             raise IggyError(ErrorCode.INVALID_PASSWORD, "password must be 3 to 100 characters")
 
-    def create_user(self, username: str, password: str, status: int,
-                    permissions: Permissions | None, options: Sequence = ()) -> User:
-        self._check_new_user(options, password)
-        return self.commands.commit(self._user_command(username, auth.password_record(password),
-                                                       status, permissions))
-
-    async def create_user_async(self, username: str, password: str, status: int,
+    async def create_user(self, username: str, password: str, status: int,
                                 permissions: Permissions | None, options: Sequence = ()) -> User:
         self._check_new_user(options, password)
-        if any(u.username == username for u in self.meta.users.values()):  # before the work
+        if self.find_user(username) is not None:  # before the hashing work
             raise IggyError(ErrorCode.USER_ALREADY_EXISTS, "user already exists")
         record = await self.hasher.run(auth.password_record, password)
-        return self.commands.commit(self._user_command(username, record, status, permissions))
+        return await self.commands.propose(self._user_command(username, record, status,
+                                                              permissions))
 
     def get_user(self, user: Identifier) -> User | None:
         try:
@@ -92,55 +87,48 @@ class IdentityService:
     def find_user(self, username: str) -> User | None:
         return next((u for u in self.meta.users.values() if u.username == username), None)
 
-    def update_user(self, user: Identifier, username: str | None, status: int | None,
-                    options: Sequence = ()) -> None:
+    async def update_user(self, user: Identifier, username: str | None, status: int | None,
+                          options: Sequence = ()) -> None:
         reject_options(options)
-        self.commands.commit({"type": "update_user", "user_id": self.meta.user(user).id,
-                              "username": username, "status": status})
+        await self.commands.propose({"type": "update_user", "user_id": self.meta.user(user).id,
+                                     "username": username, "status": status})
 
-    def delete_user(self, user: Identifier) -> None:
-        self.commands.commit({"type": "delete_user", "user_id": self.meta.user(user).id})
+    async def delete_user(self, user: Identifier) -> None:
+        await self.commands.propose({"type": "delete_user", "user_id": self.meta.user(user).id})
 
-    def update_permissions(self, user: Identifier, permissions: Permissions | None) -> None:
-        self.commands.commit({"type": "update_permissions", "user_id": self.meta.user(user).id,
-                              "permissions": permissions_to_dict(permissions)})
+    async def update_permissions(self, user: Identifier, permissions: Permissions | None) -> None:
+        user_id = self.meta.user(user).id
+        await self.commands.propose({"type": "update_permissions", "user_id": user_id,
+                                     "permissions": permissions_to_dict(permissions)})
 
     # -- passwords and credentials ---------------------------------------------------------
-    def change_password(self, user: Identifier, current: str, new: str,
-                        check_current: bool = True) -> None:
-        u = self.meta.user(user)
-        if check_current and not auth.verify_password(current, u.password_hash):
-            raise IggyError(ErrorCode.INVALID_CREDENTIALS, "invalid current password")
-        self._set_password(u, auth.password_record(new) if 3 <= len(new) <= 100 else None)
-
-    async def change_password_async(self, user: Identifier, current: str, new: str,
+    async def change_password(self, user: Identifier, current: str, new: str,
                                     check_current: bool = True) -> None:
-        """`change_password` with both hashes computed in the worker pool."""
+        """Check the current password (unless `check_current` is off: an admin's reset) and
+        set the new one; both hashes are computed in the worker pool."""
         u = self.meta.user(user)
         if check_current and not await self.hasher.run(auth.verify_password, current,
                                                         u.password_hash):
             raise IggyError(ErrorCode.INVALID_CREDENTIALS, "invalid current password")
-        record = await self.hasher.run(auth.password_record, new) if 3 <= len(new) <= 100 \
-            else None
-        self._set_password(u, record)
-
-    def _set_password(self, u: User, record: tuple[str, dict] | None) -> None:
-        if record is None:
+        if not 3 <= len(new) <= 100:
             raise IggyError(ErrorCode.INVALID_PASSWORD, "password must be 3 to 100 characters")
-        self.commands.commit({"type": "change_password", "user_id": u.id,
-                              "password_hash": record[0], "scram": auth.scram_to_dict(record[1])})
+        record = await self.hasher.run(auth.password_record, new)
+        await self.commands.propose({"type": "change_password", "user_id": u.id,
+                                     "password_hash": record[0],
+                                     "scram": auth.scram_to_dict(record[1])})
 
-    def set_scram(self, user: Identifier, mechanism: str, credential: ScramCredential) -> None:
+    async def set_scram(self, user: Identifier, mechanism: str,
+                        credential: ScramCredential) -> None:
         """Add or replace one SCRAM credential of a user (the password stays as it is)."""
-        self.commands.commit({"type": "set_scram", "user_id": self.meta.user(user).id,
-                              "mechanism": mechanism, "salt": credential.salt.hex(),
-                              "iterations": credential.iterations,
-                              "stored_key": credential.stored_key.hex(),
-                              "server_key": credential.server_key.hex()})
+        await self.commands.propose({"type": "set_scram", "user_id": self.meta.user(user).id,
+                                     "mechanism": mechanism, "salt": credential.salt.hex(),
+                                     "iterations": credential.iterations,
+                                     "stored_key": credential.stored_key.hex(),
+                                     "server_key": credential.server_key.hex()})
 
-    def delete_scram(self, user: Identifier, mechanism: str) -> None:
-        self.commands.commit({"type": "delete_scram", "user_id": self.meta.user(user).id,
-                              "mechanism": mechanism})
+    async def delete_scram(self, user: Identifier, mechanism: str) -> None:
+        await self.commands.propose({"type": "delete_scram", "user_id": self.meta.user(user).id,
+                                     "mechanism": mechanism})
 
     def authenticate(self, username: str, password: str) -> User:
         """Check a password inline (the doors use `core.logins.Logins`, off the loop)."""
@@ -166,28 +154,28 @@ class IdentityService:
         raise IggyError(ErrorCode.INVALID_PAT, "invalid token")
 
     # -- personal access tokens ------------------------------------------------------------
-    def create_token(self, user_id: int, name: str, expiry_us: int,
-                     max_tokens: int = 100) -> str:
+    async def create_token(self, user_id: int, name: str, expiry_us: int,
+                           max_tokens: int = 100) -> str:
         u = self.meta.user(user_id)
         if len(u.tokens) >= max_tokens:
             raise IggyError(ErrorCode.PATS_LIMIT_REACHED, "token limit reached")
         token = auth.new_token()
         expiry_at = 0 if expiry_us in (0, NEVER_EXPIRE) else self.clock.now_us() + expiry_us
-        self.commands.commit({"type": "create_token", "user_id": u.id, "name": name,
-                              "token_hash": auth.hash_token(token), "expiry_at": expiry_at})
+        await self.commands.propose({"type": "create_token", "user_id": u.id, "name": name,
+                                     "token_hash": auth.hash_token(token), "expiry_at": expiry_at})
         return token
 
     def tokens(self, user_id: int) -> list[PersonalAccessToken]:
         return sorted(self.meta.user(user_id).tokens.values(), key=lambda t: t.name)
 
-    def expire_tokens(self) -> int:
+    async def expire_tokens(self) -> int:
         """Delete personal access tokens past their expiry; return how many went."""
         now = self.clock.now_us()
         expired = [(u.id, t.name) for u in self.meta.users.values() for t in u.tokens.values()
                    if t.expiry_at and t.expiry_at <= now]
         for user_id, name in expired:
-            self.delete_token(user_id, name)
+            await self.delete_token(user_id, name)
         return len(expired)
 
-    def delete_token(self, user_id: int, name: str) -> None:
-        self.commands.commit({"type": "delete_token", "user_id": user_id, "name": name})
+    async def delete_token(self, user_id: int, name: str) -> None:
+        await self.commands.propose({"type": "delete_token", "user_id": user_id, "name": name})

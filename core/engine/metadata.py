@@ -37,10 +37,10 @@ class MetadataService:
             listener(stream_name, topic, parts)
 
     # -- streams ---------------------------------------------------------------------------
-    def create_stream(self, name: str, options: Sequence = ()) -> Stream:
+    async def create_stream(self, name: str, options: Sequence = ()) -> Stream:
         reject_options(options)
-        return self.commands.commit({"type": "create_stream", "name": name,
-                                     "created_at": self.clock.now_us()})
+        return await self.commands.propose({"type": "create_stream", "name": name,
+                                            "created_at": self.clock.now_us()})
 
     def get_stream(self, stream: Identifier) -> Stream | None:
         try:
@@ -57,31 +57,32 @@ class MetadataService:
     def stream_name(self, stream_id: int) -> str:
         return self.meta.streams[stream_id].name
 
-    def update_stream(self, stream: Identifier, name: str, options: Sequence = ()) -> None:
+    async def update_stream(self, stream: Identifier, name: str, options: Sequence = ()) -> None:
         reject_options(options)
-        self.commands.commit({"type": "update_stream", "stream_id": self.meta.stream(stream).id,
-                              "name": name})
+        stream_id = self.meta.stream(stream).id
+        await self.commands.propose({"type": "update_stream", "stream_id": stream_id,
+                                     "name": name})
 
-    def delete_stream(self, stream: Identifier) -> None:
-        s = self.commands.commit({"type": "delete_stream",
-                                  "stream_id": self.meta.stream(stream).id})
+    async def delete_stream(self, stream: Identifier) -> None:
+        s = await self.commands.propose({"type": "delete_stream",
+                                         "stream_id": self.meta.stream(stream).id})
         for t in s.topics.values():
             self.files.detach(t, t.partitions)
             self._deleted(s.name, t, t.partitions)
         self.files.remove_stream(s.id)
 
-    def purge_stream(self, stream: Identifier) -> None:
+    async def purge_stream(self, stream: Identifier) -> None:
         for t in self.meta.stream(stream).topics.values():
             self.files.purge(t)
 
     # -- topics ----------------------------------------------------------------------------
-    def create_topic(self, stream: Identifier, name: str, partitions_count: int,
-                     options: Options = ()) -> Topic:
+    async def create_topic(self, stream: Identifier, name: str, partitions_count: int,
+                           options: Options = ()) -> Topic:
         s = self.meta.stream(stream)
         # the id the command will get (the state machine takes the smallest free one)
         made = self.files.new_dirs(s.id, free_id(s.topics), 0, partitions_count)
         try:
-            t: Topic = self.commands.commit({
+            t: Topic = await self.commands.propose({
                 "type": "create_topic", "stream_id": s.id, "name": name,
                 "partitions_count": partitions_count,
                 "options": encode_options(list(options)), "created_at": self.clock.now_us()})
@@ -107,25 +108,25 @@ class MetadataService:
     def all_topics(self) -> list[Topic]:
         return [t for s in self.streams() for t in sorted(s.topics.values(), key=lambda t: t.id)]
 
-    def update_topic(self, stream: Identifier, topic: Identifier, name: str,
-                     options: Options = (), reset: Sequence[str] = ()) -> None:
+    async def update_topic(self, stream: Identifier, topic: Identifier, name: str,
+                           options: Options = (), reset: Sequence[str] = ()) -> None:
         """Rename and patch options; keys in `reset` return to their defaults first."""
         t = self.meta.topic(stream, topic)
         cmd = {"type": "update_topic", "stream_id": t.stream_id, "topic_id": t.id,
                "name": name, "options": encode_options(list(options))}
         if reset:
             cmd["reset"] = list(reset)
-        self.commands.commit(cmd)
+        await self.commands.propose(cmd)
 
-    def delete_topic(self, stream: Identifier, topic: Identifier) -> None:
+    async def delete_topic(self, stream: Identifier, topic: Identifier) -> None:
         t = self.meta.topic(stream, topic)
-        self.commands.commit({"type": "delete_topic", "stream_id": t.stream_id,
-                              "topic_id": t.id})
+        await self.commands.propose({"type": "delete_topic", "stream_id": t.stream_id,
+                                     "topic_id": t.id})
         self.files.detach(t, t.partitions)
         self._deleted(self.stream_name(t.stream_id), t, t.partitions)
         self.files.remove_topic(t.stream_id, t.id)
 
-    def purge_topic(self, stream: Identifier, topic: Identifier) -> None:
+    async def purge_topic(self, stream: Identifier, topic: Identifier) -> None:
         self.files.purge(self.meta.topic(stream, topic))
 
     # -- partitions ------------------------------------------------------------------------
@@ -134,11 +135,11 @@ class MetadataService:
             raise IggyError(ErrorCode.PARTITION_NOT_FOUND, f"partition {partition_id} not found")
         return t.partitions[partition_id]
 
-    def create_partitions(self, stream: Identifier, topic: Identifier, count: int) -> None:
+    async def create_partitions(self, stream: Identifier, topic: Identifier, count: int) -> None:
         t = self.meta.topic(stream, topic)
         made = self.files.new_dirs(t.stream_id, t.id, len(t.partitions), count)
         try:
-            new: list[Partition] = self.commands.commit({
+            new: list[Partition] = await self.commands.propose({
                 "type": "create_partitions", "stream_id": t.stream_id, "topic_id": t.id,
                 "count": count, "created_at": self.clock.now_us()})
         except IggyError:
@@ -149,19 +150,19 @@ class MetadataService:
              "count": len(new)}))
         _rebalance_all(t)
 
-    def delete_partitions(self, stream: Identifier, topic: Identifier, count: int) -> None:
+    async def delete_partitions(self, stream: Identifier, topic: Identifier, count: int) -> None:
         t = self.meta.topic(stream, topic)
-        gone = self.commands.commit({"type": "delete_partitions", "stream_id": t.stream_id,
-                                     "topic_id": t.id, "count": count})
+        gone = await self.commands.propose({"type": "delete_partitions", "stream_id": t.stream_id,
+                                            "topic_id": t.id, "count": count})
         self.files.detach(t, gone)
         self._deleted(self.stream_name(t.stream_id), t, gone)
         _rebalance_all(t)
 
-    def delete_segments(self, stream: Identifier, topic: Identifier, partition_id: int,
-                        count: int) -> None:
+    async def delete_segments(self, stream: Identifier, topic: Identifier, partition_id: int,
+                              count: int) -> None:
         self.partition(self.meta.topic(stream, topic), partition_id).log.delete_oldest(count)
 
-    def delete_records(self, t: Topic, partition_id: int, offset: int) -> int:
+    async def delete_records(self, t: Topic, partition_id: int, offset: int) -> int:
         """Raise a partition's log start offset to `offset` (Kafka DeleteRecords): records
         below it are no longer readable through either door. Returns the new start offset."""
         p = self.partition(t, partition_id)

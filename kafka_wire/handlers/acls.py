@@ -30,7 +30,7 @@ def describe_acls(conn: Connection, req: dict, version: int) -> dict:
                            "acls": found} for (t, n, p), found in resources.items()]}
 
 
-def create_acls(conn: Connection, req: dict, version: int) -> dict:
+async def create_acls(conn: Connection, req: dict, version: int) -> dict:
     denied = authz.users(conn)
     results = []
     for c in req["creations"]:
@@ -38,14 +38,14 @@ def create_acls(conn: Connection, req: dict, version: int) -> dict:
         try:
             if denied:
                 raise KafkaError(denied, DENIED)
-            acls.change(conn.server, [acls.grant_for(conn.server, c)], True)
+            await acls.change(conn.server, [acls.grant_for(conn.server, c)], True)
         except KafkaError as e:
             out["error_code"], out["error_message"] = e.code, e.message or None
         results.append(out)
     return {"throttle_time_ms": 0, "results": results}
 
 
-def delete_acls(conn: Connection, req: dict, version: int) -> dict:
+async def delete_acls(conn: Connection, req: dict, version: int) -> dict:
     denied = authz.users(conn)
     results = []
     for f in req["filters"]:
@@ -57,7 +57,7 @@ def delete_acls(conn: Connection, req: dict, version: int) -> dict:
         grants = list(dict.fromkeys(g for _, g in found if g is not None))
         error, message = ErrorCode.NONE, None
         try:
-            acls.change(conn.server, grants, False)
+            await acls.change(conn.server, grants, False)
         except KafkaError as e:
             error, message = e.code, e.message
         matching, seen = [], set()

@@ -64,7 +64,7 @@ def _check_replicas(brokers: list[int], node: int) -> None:
 
 
 # -- CreateTopics ---------------------------------------------------------------------------
-def _create_one(conn: Connection, item: dict, validate_only: bool, version: int) -> dict:
+async def _create_one(conn: Connection, item: dict, validate_only: bool, version: int) -> dict:
     server = conn.server
     node = server.settings.node_id
     name = item["name"]
@@ -109,7 +109,7 @@ def _create_one(conn: Connection, item: dict, validate_only: bool, version: int)
             raise KafkaError(ErrorCode.INVALID_CONFIG,
                              f"Null value not supported for topic configs: {c['name']}")
         configs[c["name"]] = c["value"]
-    t = server.topics.create(name, partitions, configs, validate_only=validate_only)
+    t = await server.topics.create(name, partitions, configs, validate_only=validate_only)
     result = {"num_partitions": partitions, "replication_factor": rf}
     if t is not None:
         result["topic_id"] = topic_id(t)
@@ -132,7 +132,7 @@ def _once(items: list[dict]) -> tuple[list[dict], set]:
     return firsts, dupes
 
 
-def create_topics(conn: Connection, req: dict, version: int) -> dict:
+async def create_topics(conn: Connection, req: dict, version: int) -> dict:
     items, dupes = _once(req["topics"])
     results = []
     for item in items:
@@ -144,7 +144,7 @@ def create_topics(conn: Connection, req: dict, version: int) -> dict:
             out["error_message"] = "Duplicate topic name."
         else:
             try:
-                out.update(_create_one(conn, item, req["validate_only"], version))
+                out.update(await _create_one(conn, item, req["validate_only"], version))
             except KafkaError as e:
                 out["error_code"], out["error_message"] = e.code, e.message or None
         results.append(out)
@@ -152,18 +152,18 @@ def create_topics(conn: Connection, req: dict, version: int) -> dict:
 
 
 # -- DeleteTopics ---------------------------------------------------------------------------
-def _forget(conn: Connection, name: str, t, out: dict) -> None:
+async def _forget(conn: Connection, name: str, t, out: dict) -> None:
     """Delete a topic. What the Kafka door keeps about it (idempotent producers' sequences,
     the groups' committed offsets) goes with it through the engine's delete listener, which
     serves a delete through either door. A refused delete is written into `out`."""
     try:
-        conn.server.topics.delete(t)
+        await conn.server.topics.delete(t)
     except IggyError as e:
         error = kafka_error(e, ErrorCode.UNKNOWN_SERVER_ERROR)
         out["error_code"], out["error_message"] = error.code, error.message
 
 
-def delete_topics(conn: Connection, req: dict, version: int) -> dict:
+async def delete_topics(conn: Connection, req: dict, version: int) -> dict:
     topics = conn.server.topics
     wanted = (req["topics"] if version >= 6
               else [{"name": n, "topic_id": ZERO_ID} for n in req["topic_names"]])
@@ -186,7 +186,7 @@ def delete_topics(conn: Connection, req: dict, version: int) -> dict:
                 out["error_code"], out["error_message"] = denied, AUTHORIZATION_FAILED
             else:
                 out["name"] = found[0]
-                _forget(conn, found[0], found[1], out)
+                await _forget(conn, found[0], found[1], out)
         else:
             t = topics.resolve(name)
             if t is None:
@@ -197,7 +197,7 @@ def delete_topics(conn: Connection, req: dict, version: int) -> dict:
                 out["error_code"], out["error_message"] = denied, AUTHORIZATION_FAILED
             else:
                 out["topic_id"] = topic_id(t)
-                _forget(conn, name, t, out)
+                await _forget(conn, name, t, out)
         if version < 6:
             out["topic_id"] = ZERO_ID
         if version < 5:
@@ -207,7 +207,7 @@ def delete_topics(conn: Connection, req: dict, version: int) -> dict:
 
 
 # -- CreatePartitions -----------------------------------------------------------------------
-def _grow(conn: Connection, item: dict, validate_only: bool) -> None:
+async def _grow(conn: Connection, item: dict, validate_only: bool) -> None:
     server = conn.server
     name, count = item["name"], item["count"]
     t = server.topics.resolve(name)
@@ -238,12 +238,12 @@ def _grow(conn: Connection, item: dict, validate_only: bool) -> None:
     if validate_only:
         return
     try:
-        server.engine.metadata.create_partitions(t.stream_id, t.id, count - current)
+        await server.engine.metadata.create_partitions(t.stream_id, t.id, count - current)
     except IggyError as e:
         raise kafka_error(e, ErrorCode.INVALID_PARTITIONS) from None
 
 
-def create_partitions(conn: Connection, req: dict, version: int) -> dict:
+async def create_partitions(conn: Connection, req: dict, version: int) -> dict:
     items, dupes = _once(req["topics"])
     results = []
     for item in items:
@@ -253,7 +253,7 @@ def create_partitions(conn: Connection, req: dict, version: int) -> dict:
             out["error_message"] = "Duplicate topic name."
         else:
             try:
-                _grow(conn, item, req["validate_only"])
+                await _grow(conn, item, req["validate_only"])
             except KafkaError as e:
                 out["error_code"], out["error_message"] = e.code, e.message or None
         results.append(out)
@@ -261,7 +261,7 @@ def create_partitions(conn: Connection, req: dict, version: int) -> dict:
 
 
 # -- DeleteRecords --------------------------------------------------------------------------
-def delete_records(conn: Connection, req: dict, version: int) -> dict:
+async def delete_records(conn: Connection, req: dict, version: int) -> dict:
     """Raise each partition's log start offset to the requested offset (-1: the high
     watermark). Records below it are gone for both doors; whole sealed segments below it are
     deleted from disk at once, the rest when their segment rolls."""
@@ -287,7 +287,7 @@ def delete_records(conn: Connection, req: dict, version: int) -> dict:
                     out["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
                 else:
                     try:
-                        out["low_watermark"] = server.engine.metadata.delete_records(
+                        out["low_watermark"] = await server.engine.metadata.delete_records(
                             t, index, offset)
                     except IggyError as e:
                         out["error_code"] = kafka_error(e, ErrorCode.UNKNOWN_SERVER_ERROR).code

@@ -173,7 +173,7 @@ def _not_topic(conn: Connection, r: dict) -> None:
                      f"Unsupported resource type: {r['resource_type']}")
 
 
-def _alter_legacy(conn: Connection, r: dict, validate_only: bool) -> None:
+async def _alter_legacy(conn: Connection, r: dict, validate_only: bool) -> None:
     if r["resource_type"] != TOPIC:
         return _not_topic(conn, r)
     t = _resolve(conn, r["resource_name"])
@@ -184,11 +184,11 @@ def _alter_legacy(conn: Connection, r: dict, validate_only: bool) -> None:
             raise KafkaError(ErrorCode.INVALID_REQUEST,
                              f"Null value not supported for : {c['name']}")
         desired[c["name"]] = validate_config(c["name"], c["value"])  # type: ignore[assignment]
-    apply_update(conn.server.engine, t, desired, validate_only)
+    await apply_update(conn.server.engine, t, desired, validate_only)
     return None
 
 
-def _alter_incremental(conn: Connection, r: dict, validate_only: bool) -> None:
+async def _alter_incremental(conn: Connection, r: dict, validate_only: bool) -> None:
     if r["resource_type"] != TOPIC:
         return _not_topic(conn, r)
     t = _resolve(conn, r["resource_name"])
@@ -219,29 +219,29 @@ def _alter_incremental(conn: Connection, r: dict, validate_only: bool) -> None:
             else:
                 items = [x for x in items if x not in change]
             desired[name] = validate_config(name, ",".join(items))  # type: ignore[assignment]
-    apply_update(conn.server.engine, t, desired, validate_only)
+    await apply_update(conn.server.engine, t, desired, validate_only)
     return None
 
 
-def _alter(conn: Connection, req: dict, one) -> dict:
+async def _alter(conn: Connection, req: dict, one) -> dict:
     responses = []
     for r in req["resources"]:
         out = {"error_code": ErrorCode.NONE, "error_message": None,
                "resource_type": r["resource_type"], "resource_name": r["resource_name"]}
         try:
-            one(conn, r, req["validate_only"])
+            await one(conn, r, req["validate_only"])
         except KafkaError as e:
             out["error_code"], out["error_message"] = e.code, e.message or None
         responses.append(out)
     return {"throttle_time_ms": 0, "responses": responses}
 
 
-def alter_configs(conn: Connection, req: dict, version: int) -> dict:
+async def alter_configs(conn: Connection, req: dict, version: int) -> dict:
     """Replace the whole dynamic config set of each topic (unlisted configs go back to their
     defaults)."""
-    return _alter(conn, req, _alter_legacy)
+    return await _alter(conn, req, _alter_legacy)
 
 
-def incremental_alter_configs(conn: Connection, req: dict, version: int) -> dict:
+async def incremental_alter_configs(conn: Connection, req: dict, version: int) -> dict:
     """SET / DELETE / APPEND / SUBTRACT per config; APPEND/SUBTRACT on LIST configs only."""
-    return _alter(conn, req, _alter_incremental)
+    return await _alter(conn, req, _alter_incremental)

@@ -32,7 +32,7 @@ def _error(code: int, name: str) -> dict:
     return {"error_code": code, "name": name, "topic_id": bytes(16), "partitions": []}
 
 
-def _named(conn: Connection, name: str, allow_create: bool) -> tuple[object | None, int]:
+async def _named(conn: Connection, name: str, allow_create: bool) -> tuple[object | None, int]:
     """(topic, NONE) or (None, its error) for a topic named in the request."""
     server = conn.server
     s = server.settings
@@ -46,12 +46,12 @@ def _named(conn: Connection, name: str, allow_create: bool) -> tuple[object | No
     if denied:
         return None, denied
     try:
-        return server.topics.create(name, s.num_partitions, {}), ErrorCode.NONE
+        return await server.topics.create(name, s.num_partitions, {}), ErrorCode.NONE
     except KafkaError as e:
         return None, e.code
 
 
-def handle(conn: Connection, req: dict, version: int) -> dict:
+async def handle(conn: Connection, req: dict, version: int) -> dict:
     server = conn.server
     s = server.settings
     requested = req.get("topics")
@@ -74,7 +74,7 @@ def handle(conn: Connection, req: dict, version: int) -> dict:
                                "name": None if version >= 12 else "",
                                "topic_id": item.get("topic_id", bytes(16)), "partitions": []})
                 continue
-            t, error = _named(conn, name, allow)
+            t, error = await _named(conn, name, allow)
             topics.append(entry(name, t) if t is not None else _error(error, name))
     cluster_ops = NO_OPERATIONS
     if 8 <= version <= 10 and req.get("include_cluster_authorized_operations", False):

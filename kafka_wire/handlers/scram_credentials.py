@@ -77,7 +77,7 @@ def _code(message: str) -> int:
     return ErrorCode.UNACCEPTABLE_CREDENTIAL
 
 
-def alter(conn: Connection, req: dict, version: int) -> dict:
+async def alter(conn: Connection, req: dict, version: int) -> dict:
     engine = conn.server.engine
     denied = authz.users(conn)
     changes = [(d["name"], d["mechanism"], None) for d in req["deletions"]] + \
@@ -103,9 +103,9 @@ def alter(conn: Connection, req: dict, version: int) -> dict:
                 errors[name] = (ErrorCode.RESOURCE_NOT_FOUND, "Attempt to delete a user "
                                 "credential that does not exist")
                 continue
-            engine.identity.delete_scram(user.id, mech)
+            await engine.identity.delete_scram(user.id, mech)
         else:
-            engine.identity.set_scram(user.id, mech, auth.scram_from_salted(
+            await engine.identity.set_scram(user.id, mech, auth.scram_from_salted(
                 mech, bytes(upsert["salted_password"]), bytes(upsert["salt"]),
                 upsert["iterations"]))
     return {"throttle_time_ms": 0, "results": [

@@ -42,17 +42,17 @@ def get_groups(ctx: Context, r: Reader) -> bytes:
                                       len(t.partitions))
 
 
-def create_group(ctx: Context, r: Reader) -> bytes:
+async def create_group(ctx: Context, r: Reader) -> bytes:
     t = _topic(ctx, r)
     name = r.name()
     r.done()
-    g = ctx.engine.consumers.create_group(t.stream_id, t.id, name)
+    g = await ctx.engine.consumers.create_group(t.stream_id, t.id, name)
     return rsp.encode_consumer_group_details(g, len(t.partitions))
 
 
-def delete_group(ctx: Context, r: Reader) -> bytes:
+async def delete_group(ctx: Context, r: Reader) -> bytes:
     t, ident = _group(ctx, r)
-    ctx.engine.consumers.delete_group(t.stream_id, t.id, ident)
+    await ctx.engine.consumers.delete_group(t.stream_id, t.id, ident)
     return b""
 
 

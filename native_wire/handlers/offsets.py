@@ -39,7 +39,7 @@ def _classic_checks(ctx: Context, kind: int, consumer, t, partition_id: int | No
             raise IggyError(ErrorCode.INVALID_OFFSET, f"invalid offset {offset}")
 
 
-def store_offset(ctx: Context, r: Reader) -> bytes:
+async def store_offset(ctx: Context, r: Reader) -> bytes:
     kind, consumer, t, partition_id = _target(ctx, r)
     offset = r.u64()
     if not ctx.classic:
@@ -47,16 +47,16 @@ def store_offset(ctx: Context, r: Reader) -> bytes:
     r.done()
     if ctx.classic:
         _classic_checks(ctx, kind, consumer, t, partition_id, offset)
-    ctx.engine.consumers.store_offset(kind, consumer, t.stream_id, t.id, partition_id, offset)
+    await ctx.engine.consumers.store_offset(kind, consumer, t.stream_id, t.id, partition_id, offset)
     return b""
 
 
-def delete_offset(ctx: Context, r: Reader) -> bytes:
+async def delete_offset(ctx: Context, r: Reader) -> bytes:
     kind, consumer, t, partition_id = _target(ctx, r)
     if not ctx.classic:
         r.u8()
     r.done()
     if ctx.classic:
         _classic_checks(ctx, kind, consumer, t, partition_id)
-    ctx.engine.consumers.delete_offset(kind, consumer, t.stream_id, t.id, partition_id)
+    await ctx.engine.consumers.delete_offset(kind, consumer, t.stream_id, t.id, partition_id)
     return b""

@@ -34,38 +34,38 @@ def get_streams(ctx: Context, r: Reader) -> bytes:
     return rsp.encode_streams(streams)
 
 
-def create_stream(ctx: Context, r: Reader) -> bytes:
+async def create_stream(ctx: Context, r: Reader) -> bytes:
     perm.ensure(perm.create_stream(ctx.user))
     if ctx.classic:
         name = r.name()
         r.done()
-        return _details(ctx, ctx.engine.metadata.create_stream(name))
+        return _details(ctx, await ctx.engine.metadata.create_stream(name))
     name = r.name()
     options = p.decode_options(r.rest())
-    return _details(ctx, ctx.engine.metadata.create_stream(name, options))
+    return _details(ctx, await ctx.engine.metadata.create_stream(name, options))
 
 
-def update_stream(ctx: Context, r: Reader) -> bytes:
+async def update_stream(ctx: Context, r: Reader) -> bytes:
     s = ctx.engine.metadata.stream(p.decode_identifier(r))
     perm.ensure(perm.manage_stream(ctx.user, s.id))
     name = r.name()
     options = [] if ctx.classic else p.decode_options(r.rest())
     r.done()
-    ctx.engine.metadata.update_stream(s.id, name, options)
+    await ctx.engine.metadata.update_stream(s.id, name, options)
     return b""
 
 
-def delete_stream(ctx: Context, r: Reader) -> bytes:
+async def delete_stream(ctx: Context, r: Reader) -> bytes:
     s = ctx.engine.metadata.stream(p.decode_identifier(r))
     r.done()
     perm.ensure(perm.manage_stream(ctx.user, s.id))
-    ctx.engine.metadata.delete_stream(s.id)
+    await ctx.engine.metadata.delete_stream(s.id)
     return b""
 
 
-def purge_stream(ctx: Context, r: Reader) -> bytes:
+async def purge_stream(ctx: Context, r: Reader) -> bytes:
     s = ctx.engine.metadata.stream(p.decode_identifier(r))
     r.done()
     perm.ensure(perm.manage_stream(ctx.user, s.id))
-    ctx.engine.metadata.purge_stream(s.id)
+    await ctx.engine.metadata.purge_stream(s.id)
     return b""

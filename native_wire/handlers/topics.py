@@ -55,7 +55,7 @@ def get_topics(ctx: Context, r: Reader) -> bytes:
     return rsp.encode_topics_classic(topics) if ctx.classic else rsp.encode_topics(topics)
 
 
-def create_topic(ctx: Context, r: Reader) -> bytes:
+async def create_topic(ctx: Context, r: Reader) -> bytes:
     s = ctx.engine.metadata.stream(p.decode_identifier(r))
     perm.ensure(perm.create_topic(ctx.user, s.id))
     count = r.u32()
@@ -66,7 +66,7 @@ def create_topic(ctx: Context, r: Reader) -> bytes:
     else:
         name = r.name()
         options = p.decode_options(r.rest())
-    return _details(ctx, ctx.engine.metadata.create_topic(s.id, name, count, options))
+    return _details(ctx, await ctx.engine.metadata.create_topic(s.id, name, count, options))
 
 
 def _managed_topic(ctx: Context, r: Reader):
@@ -76,7 +76,7 @@ def _managed_topic(ctx: Context, r: Reader):
     return t
 
 
-def update_topic(ctx: Context, r: Reader) -> bytes:
+async def update_topic(ctx: Context, r: Reader) -> bytes:
     t = _managed_topic(ctx, r)
     if ctx.classic:
         options = _classic_options(r)
@@ -85,44 +85,44 @@ def update_topic(ctx: Context, r: Reader) -> bytes:
     else:
         name = r.name()
         options = p.decode_options(r.rest())
-    ctx.engine.metadata.update_topic(t.stream_id, t.id, name, options)
+    await ctx.engine.metadata.update_topic(t.stream_id, t.id, name, options)
     return b""
 
 
-def delete_topic(ctx: Context, r: Reader) -> bytes:
+async def delete_topic(ctx: Context, r: Reader) -> bytes:
     t = _managed_topic(ctx, r)
     r.done()
-    ctx.engine.metadata.delete_topic(t.stream_id, t.id)
+    await ctx.engine.metadata.delete_topic(t.stream_id, t.id)
     return b""
 
 
-def purge_topic(ctx: Context, r: Reader) -> bytes:
+async def purge_topic(ctx: Context, r: Reader) -> bytes:
     t = _managed_topic(ctx, r)
     r.done()
-    ctx.engine.metadata.purge_topic(t.stream_id, t.id)
+    await ctx.engine.metadata.purge_topic(t.stream_id, t.id)
     return b""
 
 
-def create_partitions(ctx: Context, r: Reader) -> bytes:
-    t = _managed_topic(ctx, r)
-    count = r.u32()
-    r.done()
-    ctx.engine.metadata.create_partitions(t.stream_id, t.id, count)
-    return b""
-
-
-def delete_partitions(ctx: Context, r: Reader) -> bytes:
+async def create_partitions(ctx: Context, r: Reader) -> bytes:
     t = _managed_topic(ctx, r)
     count = r.u32()
     r.done()
-    ctx.engine.metadata.delete_partitions(t.stream_id, t.id, count)
+    await ctx.engine.metadata.create_partitions(t.stream_id, t.id, count)
     return b""
 
 
-def delete_segments(ctx: Context, r: Reader) -> bytes:
+async def delete_partitions(ctx: Context, r: Reader) -> bytes:
+    t = _managed_topic(ctx, r)
+    count = r.u32()
+    r.done()
+    await ctx.engine.metadata.delete_partitions(t.stream_id, t.id, count)
+    return b""
+
+
+async def delete_segments(ctx: Context, r: Reader) -> bytes:
     t = _managed_topic(ctx, r)
     partition_id = r.u32()
     count = r.u32()
     r.done()
-    ctx.engine.metadata.delete_segments(t.stream_id, t.id, partition_id, count)
+    await ctx.engine.metadata.delete_segments(t.stream_id, t.id, partition_id, count)
     return b""

@@ -40,17 +40,17 @@ async def create_user(ctx: Context, r: Reader) -> bytes:
     permissions = p.decode_request_permissions(r)
     options = [] if ctx.classic else p.decode_options(r.rest())
     r.done()
-    user = await ctx.engine.identity.create_user_async(username, password, status, permissions,
+    user = await ctx.engine.identity.create_user(username, password, status, permissions,
                                                        options)
     return _details(ctx, user)
 
 
-def delete_user(ctx: Context, r: Reader) -> bytes:
+async def delete_user(ctx: Context, r: Reader) -> bytes:
     ident = p.decode_identifier(r)
     r.done()
     perm.ensure(perm.manage_users(ctx.user))
     target = ctx.engine.identity.user(ident)
-    ctx.engine.identity.delete_user(target.id)
+    await ctx.engine.identity.delete_user(target.id)
     # Like Iggy, the deleted user's sessions end: they must not keep acting as the user (nor
     # as a later user that gets the recycled id).
     for session in ctx.server.sessions.values():
@@ -59,23 +59,23 @@ def delete_user(ctx: Context, r: Reader) -> bytes:
     return b""
 
 
-def update_user(ctx: Context, r: Reader) -> bytes:
+async def update_user(ctx: Context, r: Reader) -> bytes:
     ident = p.decode_identifier(r)
     username = r.name() if r.u8() else None
     status = r.u8() if r.u8() else None
     options = [] if ctx.classic else p.decode_options(r.rest())
     r.done()
     perm.ensure(perm.manage_users(ctx.user))
-    ctx.engine.identity.update_user(ident, username, status, options)
+    await ctx.engine.identity.update_user(ident, username, status, options)
     return b""
 
 
-def update_permissions(ctx: Context, r: Reader) -> bytes:
+async def update_permissions(ctx: Context, r: Reader) -> bytes:
     ident = p.decode_identifier(r)
     permissions = p.decode_request_permissions(r)
     r.done()
     perm.ensure(perm.manage_users(ctx.user))
-    ctx.engine.identity.update_permissions(ident, permissions)
+    await ctx.engine.identity.update_permissions(ident, permissions)
     return b""
 
 
@@ -95,7 +95,7 @@ async def change_password(ctx: Context, r: Reader) -> bytes:
             await ctx.server.logins.password(target.username, current, ctx.session.attempt())
         except IggyError:
             raise IggyError(ErrorCode.INVALID_CREDENTIALS, "invalid current password") from None
-    await ctx.engine.identity.change_password_async(target.id, current, new, check_current=False)
+    await ctx.engine.identity.change_password(target.id, current, new, check_current=False)
     return b""
 
 
@@ -104,19 +104,19 @@ def get_tokens(ctx: Context, r: Reader) -> bytes:
     return rsp.encode_pats(ctx.engine.identity.tokens(ctx.user.id))
 
 
-def create_token(ctx: Context, r: Reader) -> bytes:
+async def create_token(ctx: Context, r: Reader) -> bytes:
     name = r.name()
     expiry = r.u64()
     r.done()
-    token = ctx.engine.identity.create_token(ctx.user.id, name, expiry,
+    token = await ctx.engine.identity.create_token(ctx.user.id, name, expiry,
                                     ctx.server.node.max_tokens_per_user)
     return rsp.encode_raw_token(token)
 
 
-def delete_token(ctx: Context, r: Reader) -> bytes:
+async def delete_token(ctx: Context, r: Reader) -> bytes:
     name = r.name()
     r.done()
     if name not in ctx.user.tokens:
         raise IggyError(ErrorCode.RESOURCE_NOT_FOUND, "token not found")
-    ctx.engine.identity.delete_token(ctx.user.id, name)
+    await ctx.engine.identity.delete_token(ctx.user.id, name)
     return b""

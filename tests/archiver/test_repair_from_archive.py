@@ -22,7 +22,7 @@ def flip(path: Path, position: int) -> None:
 
 async def archived_node(tmp_path: Path) -> Node:
     node = Node(tmp_path)
-    node.topic(local_segments=100)  # archived, and still on local disk
+    await node.topic(local_segments=100)  # archived, and still on local disk
     await node.produce(300)
     assert await node.service._pass()
     return node
@@ -97,7 +97,7 @@ def test_with_the_archived_copy_bad_too_the_batch_is_refused(tmp_path: Path) -> 
 def test_an_offloaded_segment_whose_archived_copy_is_bad_is_refused(tmp_path: Path) -> None:
     async def main() -> None:
         node = Node(tmp_path)
-        node.topic(local_segments=1)
+        await node.topic(local_segments=1)
         await node.produce(300)
         assert await node.service._pass()
         plog = node.engine.metadata.topic("s", "t").partitions[0].log
@@ -117,7 +117,7 @@ def test_a_damaged_segment_is_never_archived(tmp_path: Path,
                                              caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
         node = Node(tmp_path)
-        node.topic(local_segments=100)
+        await node.topic(local_segments=100)
         await node.produce(100)  # sealed segments, none archived yet
         plog = node.engine.metadata.topic("s", "t").partitions[0].log
         seg = plog.segments[0]
@@ -138,7 +138,7 @@ def test_a_damaged_segment_is_never_archived(tmp_path: Path,
 def test_a_rotten_index_file_is_archived_as_the_reads_trust_it(tmp_path: Path) -> None:
     async def main() -> None:
         node = Node(tmp_path)
-        node.topic(local_segments=1)
+        await node.topic(local_segments=1)
         await node.produce(100)
         plog = node.engine.metadata.topic("s", "t").partitions[0].log
         seg = plog.segments[0]

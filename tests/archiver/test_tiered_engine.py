@@ -22,7 +22,7 @@ from pyggy.core.small_file import SmallFile
 def test_sealed_segments_are_archived_offloaded_and_read_back(tmp_path: Path) -> None:
     async def main() -> None:
         node = Node(tmp_path)
-        t = node.topic(local_segments=2)
+        t = await node.topic(local_segments=2)
         await node.produce(500)
         plog = t.partitions[0].log
         sealed = len(plog.segments) - 1
@@ -70,7 +70,7 @@ def test_sealed_segments_are_archived_offloaded_and_read_back(tmp_path: Path) ->
 def test_archive_outage_keeps_local_segments_and_catches_up(tmp_path: Path, caplog) -> None:
     async def main() -> None:
         node = Node(tmp_path)
-        t = node.topic(local_segments=1)
+        t = await node.topic(local_segments=1)
         plog = t.partitions[0].log
         await node.produce(200)
         assert await node.service._pass()
@@ -108,7 +108,7 @@ def test_archive_outage_keeps_local_segments_and_catches_up(tmp_path: Path, capl
 def test_a_corrupted_upload_is_caught_and_redone(tmp_path: Path) -> None:
     async def main() -> None:
         node = Node(tmp_path)
-        t = node.topic(local_segments=1)
+        t = await node.topic(local_segments=1)
         plog = t.partitions[0].log
         await node.produce(100)
         node.faulty.corrupt_uploads = 1  # injected: a byte flipped in transit
@@ -129,7 +129,7 @@ def test_wrong_credentials_are_logged_not_fatal(tmp_path: Path, caplog) -> None:
         # injected: moto does not check signatures, so a refused key is simulated here
         node.faulty.init_error = ArchiverError("S3 refused init on bucket 'iggy': "
                                                "InvalidAccessKeyId", permanent=True)
-        t = node.topic(local_segments=1)
+        t = await node.topic(local_segments=1)
         await node.produce(100)
         assert not await node.service._pass()
         assert not await node.service._pass()
@@ -149,7 +149,7 @@ def test_wrong_credentials_are_logged_not_fatal(tmp_path: Path, caplog) -> None:
 def test_retention_purge_and_delete_reach_the_archive(tmp_path: Path) -> None:
     async def main() -> None:
         node = Node(tmp_path)
-        t = node.topic(local_segments=1)
+        t = await node.topic(local_segments=1)
         plog = t.partitions[0].log
         await node.produce(300)
         assert await node.service._pass()
@@ -178,7 +178,7 @@ def test_retention_purge_and_delete_reach_the_archive(tmp_path: Path) -> None:
         # purge: archive emptied, offsets restart at 0 and the new segment 0 archives anew
         await node.produce(200, start=0)
         assert await node.service._pass() and node.faulty.list("streams/")
-        node.engine.metadata.purge_topic("s", "t")
+        await node.engine.metadata.purge_topic("s", "t")
         assert plog.next_offset == 0 and not plog.tiered
         await node.produce(150)
         assert await node.service._pass()
@@ -186,7 +186,7 @@ def test_retention_purge_and_delete_reach_the_archive(tmp_path: Path) -> None:
         manifest = SmallFile(plog.path / MANIFEST).read().decode()  # two checksummed copies
         assert "00000000000000000000.log" in manifest
         # delete: the archive of the topic goes with it
-        node.engine.metadata.delete_topic("s", "t")
+        await node.engine.metadata.delete_topic("s", "t")
         assert await node.service._pass()
         assert node.faulty.list("streams/") == []
         node.close()
@@ -197,14 +197,14 @@ def test_retention_purge_and_delete_reach_the_archive(tmp_path: Path) -> None:
 def test_state_log_snapshots(tmp_path: Path) -> None:
     async def main() -> None:
         node = Node(tmp_path)
-        node.topic()
+        await node.topic()
         assert await node.service._pass()
         assert node.faulty.list("state/") == [
             (layout.STATE_KEY, node.engine.state.size)]
         snapshots = node.service.counters.state_snapshots
         assert await node.service._pass()  # unchanged: not uploaded again
         assert node.service.counters.state_snapshots == snapshots
-        node.engine.metadata.create_stream("other")
+        await node.engine.metadata.create_stream("other")
         assert await node.service._pass()
         assert node.service.counters.state_snapshots == snapshots + 1
         data = node.faulty.read_all(layout.STATE_KEY)
@@ -240,7 +240,7 @@ def test_a_slow_archive_blocks_no_one(tmp_path: Path) -> None:
 
     async def main() -> None:
         node = Node(tmp_path)
-        t = node.topic(local_segments=1)
+        t = await node.topic(local_segments=1)
         await node.produce(200)
         assert await node.service._pass()  # archive and offload at full speed first
         await node.produce(100, start=200)

@@ -46,14 +46,14 @@ def test_password_changes_carry_scram_through_the_state_log(tmp_path: Path) -> N
     e.open(("iggy", "iggy"))
     root_scram = dict(e.identity.user("iggy").scram)
     assert set(root_scram) == set(auth.SCRAM_HASHES)  # root gets them at first start
-    alice = asyncio.run(e.identity.create_user_async("alice", "first-pw", 1, None))
+    alice = asyncio.run(e.identity.create_user("alice", "first-pw", 1, None))
     first = dict(alice.scram)
-    asyncio.run(e.identity.change_password_async("alice", "first-pw", "second-pw"))
+    asyncio.run(e.identity.change_password("alice", "first-pw", "second-pw"))
     assert alice.scram and alice.scram != first
     with pytest.raises(IggyError) as err:
-        asyncio.run(e.identity.change_password_async("alice", "nope", "third-pw"))
+        asyncio.run(e.identity.change_password("alice", "nope", "third-pw"))
     assert err.value.code == ErrorCode.INVALID_CREDENTIALS
-    e.identity.delete_scram("alice", "SCRAM-SHA-512")
+    asyncio.run(e.identity.delete_scram("alice", "SCRAM-SHA-512"))
     kept = dict(alice.scram)
     e.close()
     log = (tmp_path / "state" / "state.log").read_bytes()

@@ -42,23 +42,23 @@ def run(coro):
 
 
 def test_streams_topics_ids_are_zero_based_and_recycled(engine: LogEngine) -> None:
-    s0 = engine.metadata.create_stream("s0")
-    s1 = engine.metadata.create_stream("s1")
+    s0 = asyncio.run(engine.metadata.create_stream("s0"))
+    s1 = asyncio.run(engine.metadata.create_stream("s1"))
     assert (s0.id, s1.id) == (0, 1)
     with pytest.raises(IggyError) as e:
-        engine.metadata.create_stream("s0")
+        asyncio.run(engine.metadata.create_stream("s0"))
     assert e.value.code == ErrorCode.STREAM_NAME_ALREADY_EXISTS
-    engine.metadata.delete_stream(0)
-    assert engine.metadata.create_stream("again").id == 0
-    t = engine.metadata.create_topic("s1", "t", 3)
+    asyncio.run(engine.metadata.delete_stream(0))
+    assert asyncio.run(engine.metadata.create_stream("again")).id == 0
+    t = asyncio.run(engine.metadata.create_topic("s1", "t", 3))
     assert t.id == 0 and [p.id for p in t.partitions] == [0, 1, 2]
     assert engine.metadata.get_topic(1, "t") is t
     assert engine.metadata.get_stream("missing") is None
 
 
 def test_append_and_poll_with_every_strategy(engine: LogEngine) -> None:
-    engine.metadata.create_stream("s")
-    engine.metadata.create_topic("s", "t", 1)
+    asyncio.run(engine.metadata.create_stream("s"))
+    asyncio.run(engine.metadata.create_topic("s", "t", 1))
     for k in range(5):
         sid, tid, pid, base = run(engine.data.append("s", "t", (2, 0), batch(10, k * 10)))
         assert (sid, tid, pid, base) == (0, 0, 0, k * 10)
@@ -80,8 +80,8 @@ def test_append_and_poll_with_every_strategy(engine: LogEngine) -> None:
 def test_a_poll_reads_a_bounded_number_of_bytes(engine: LogEngine) -> None:
     """A poll asking for 2**32 - 1 messages gets whole batches up to `poll_max_bytes` (at
     least one), and the next poll goes on from there, so nothing is skipped."""
-    engine.metadata.create_stream("s")
-    engine.metadata.create_topic("s", "t", 1)
+    asyncio.run(engine.metadata.create_stream("s"))
+    asyncio.run(engine.metadata.create_topic("s", "t", 1))
     for k in range(8):
         run(engine.data.append("s", "t", (2, 0), batch(100, k * 100, size=1000)))
     engine.data.poll_max_bytes = 250_000  # ~2.4 stored batches of ~104 KB
@@ -102,11 +102,12 @@ def test_a_poll_reads_a_bounded_number_of_bytes(engine: LogEngine) -> None:
 def test_restart_keeps_metadata_messages_and_offsets(tmp_path: Path) -> None:
     e = LogEngine(tmp_path, state_fsync=False)
     e.open(("iggy", "iggy"))
-    e.metadata.create_stream("s")
-    e.metadata.create_topic("s", "t", 2, [("segment_size", 12, (1 << 20).to_bytes(8, "little"))])
+    asyncio.run(e.metadata.create_stream("s"))
+    segment = (1 << 20).to_bytes(8, "little")
+    asyncio.run(e.metadata.create_topic("s", "t", 2, [("segment_size", 12, segment)]))
     for k in range(300):
         run(e.data.append("s", "t", (2, k % 2), batch(10, k * 10, size=1000)))
-    e.consumers.store_offset(CONSUMER, 7, "s", "t", 1, 42)
+    asyncio.run(e.consumers.store_offset(CONSUMER, 7, "s", "t", 1, 42))
     segs = e.metadata.topic("s", "t").partitions[0].log.segments_count
     assert segs > 1
     e.close()
@@ -126,8 +127,8 @@ def test_restart_keeps_metadata_messages_and_offsets(tmp_path: Path) -> None:
 def test_corrupt_last_batch_is_refused_never_served_or_cut(tmp_path: Path) -> None:
     e = LogEngine(tmp_path, state_fsync=False)
     e.open(("iggy", "iggy"))
-    e.metadata.create_stream("s")
-    e.metadata.create_topic("s", "t", 1)
+    asyncio.run(e.metadata.create_stream("s"))
+    asyncio.run(e.metadata.create_topic("s", "t", 1))
     for k in range(4):
         run(e.data.append("s", "t", (2, 0), batch(10, k * 10)))
     seg = e.metadata.topic("s", "t").partitions[0].log.segments[0]
@@ -153,9 +154,9 @@ def test_corrupt_last_batch_is_refused_never_served_or_cut(tmp_path: Path) -> No
 
 
 def test_consumer_group_assignment_and_fencing(engine: LogEngine) -> None:
-    engine.metadata.create_stream("s")
-    engine.metadata.create_topic("s", "t", 3)
-    g = engine.consumers.create_group("s", "t", "g")
+    asyncio.run(engine.metadata.create_stream("s"))
+    asyncio.run(engine.metadata.create_topic("s", "t", 3))
+    g = asyncio.run(engine.consumers.create_group("s", "t", "g"))
     assert g.id == 0
     engine.consumers.join_group("s", "t", "g", 100)
     gen1, parts = engine.consumers.sync_group("s", "t", "g", 100)
@@ -177,8 +178,8 @@ def test_users_tokens_and_permissions_survive_restart(tmp_path: Path) -> None:
     e.open(None)
     assert e.generated_root_password
     root_pw = e.generated_root_password
-    u = e.identity.create_user("alice", "secret1", 1, None)
-    token = e.identity.create_token(u.id, "tok", 0)
+    u = asyncio.run(e.identity.create_user("alice", "secret1", 1, None))
+    token = asyncio.run(e.identity.create_token(u.id, "tok", 0))
     e.close()
     e2 = LogEngine(tmp_path, state_fsync=False)
     e2.open(None)
@@ -193,8 +194,8 @@ def test_users_tokens_and_permissions_survive_restart(tmp_path: Path) -> None:
 def test_one_log_two_doors_offsets_are_shared(engine: LogEngine) -> None:
     from pyggy.core.records import kafka_batch
 
-    engine.metadata.create_stream("kafka")
-    t = engine.metadata.create_topic("kafka", "orders", 1)
+    asyncio.run(engine.metadata.create_stream("kafka"))
+    t = asyncio.run(engine.metadata.create_topic("kafka", "orders", 1))
     run(engine.data.append("kafka", "orders", (2, 0), batch(3)))  # offsets 0..2 via Iggy
     kb = kafka_batch.build_batch([(1_700_000_000_000 + i, b"k%d" % i, b"v%d" % i,
                                    [("h", b"x")]) for i in range(4)])
@@ -226,13 +227,13 @@ def test_expired_tokens_are_refused_and_cleaned(tmp_path: Path) -> None:
     clock = Clock()
     e = LogEngine(tmp_path, clock=clock, state_fsync=False)
     e.open(("iggy", "iggy"))
-    token = e.identity.create_token(0, "short", 1_000_000)  # expires in 1 s
+    token = asyncio.run(e.identity.create_token(0, "short", 1_000_000))  # expires in 1 s
     assert e.identity.authenticate_token(token).id == 0
     clock.now += 2_000_000
     with pytest.raises(IggyError) as err:
         e.identity.authenticate_token(token)
     assert err.value.code == ErrorCode.PAT_EXPIRED
-    assert e.identity.expire_tokens() == 1 and e.identity.tokens(0) == []
+    assert asyncio.run(e.identity.expire_tokens()) == 1 and e.identity.tokens(0) == []
     e.close()
 
 
@@ -240,11 +241,11 @@ def test_delete_listeners_hear_every_partition_deletion(engine: LogEngine) -> No
     heard: list[tuple[str, str, list[int]]] = []
     engine.delete_listeners.append(
         lambda stream, topic, parts: heard.append((stream, topic.name, [p.id for p in parts])))
-    engine.metadata.create_stream("s")
-    engine.metadata.create_topic("s", "a", 3)
-    engine.metadata.create_topic("s", "b", 1)
-    engine.metadata.create_topic("s", "c", 2)
-    engine.metadata.delete_partitions("s", "a", 2)
-    engine.metadata.delete_topic("s", "b")
-    engine.metadata.delete_stream("s")
+    asyncio.run(engine.metadata.create_stream("s"))
+    asyncio.run(engine.metadata.create_topic("s", "a", 3))
+    asyncio.run(engine.metadata.create_topic("s", "b", 1))
+    asyncio.run(engine.metadata.create_topic("s", "c", 2))
+    asyncio.run(engine.metadata.delete_partitions("s", "a", 2))
+    asyncio.run(engine.metadata.delete_topic("s", "b"))
+    asyncio.run(engine.metadata.delete_stream("s"))
     assert heard == [("s", "a", [1, 2]), ("s", "b", [0]), ("s", "a", [0]), ("s", "c", [0, 1])]

@@ -37,8 +37,8 @@ def lost(root: Path) -> list[str]:
 def test_directories_unknown_to_the_metadata_go_to_lost_found(tmp_path: Path, caplog) -> None:
     root = tmp_path / "data"
     e = opened(root)
-    e.metadata.create_stream("s")
-    e.metadata.create_topic("s", "t", 1)
+    asyncio.run(e.metadata.create_stream("s"))
+    asyncio.run(e.metadata.create_topic("s", "t", 1))
     send(e, 3)
     e.close()
     seg = "streams/0/topics/0/partitions/0/00000000000000000000.log"
@@ -61,13 +61,13 @@ def test_directories_unknown_to_the_metadata_go_to_lost_found(tmp_path: Path, ca
 def test_a_leftover_under_a_recycled_id_goes_to_lost_found(tmp_path: Path) -> None:
     root = tmp_path / "data"
     e = opened(root)
-    e.metadata.create_stream("s")
-    e.metadata.create_topic("s", "old", 1)
-    e.metadata.delete_topic("s", "old")
+    asyncio.run(e.metadata.create_stream("s"))
+    asyncio.run(e.metadata.create_topic("s", "old", 1))
+    asyncio.run(e.metadata.delete_topic("s", "old"))
     leftover = root / "streams/0/topics/0/partitions/0"
     leftover.mkdir(parents=True)
     (leftover / "00000000000000000000.log").write_bytes(b"left over")
-    e.metadata.create_topic("s", "t", 1)  # takes topic id 0 again
+    asyncio.run(e.metadata.create_topic("s", "t", 1))  # takes topic id 0 again
     assert lost(root) == ["streams/0/topics/0/partitions/0/00000000000000000000.log"]
     assert e.metadata.topic("s", "t").partitions[0].log.next_offset == 0
     e.close()
@@ -76,13 +76,14 @@ def test_a_leftover_under_a_recycled_id_goes_to_lost_found(tmp_path: Path) -> No
 def test_a_refused_command_leaves_no_trace_in_the_log(tmp_path: Path) -> None:
     root = tmp_path / "data"
     e = opened(root)
-    e.metadata.create_stream("s")
+    asyncio.run(e.metadata.create_stream("s"))
     size = e.state.size
     with pytest.raises(IggyError) as err:
-        e.metadata.create_stream("s")
+        asyncio.run(e.metadata.create_stream("s"))
     assert err.value.code == ErrorCode.STREAM_NAME_ALREADY_EXISTS
     with pytest.raises(IggyError):
-        e.metadata.create_topic("s", "", 1)  # invalid name: its partition directory is not left
+        # an invalid name: its partition directory is not left behind
+        asyncio.run(e.metadata.create_topic("s", "", 1))
     assert e.state.size == size and not (root / "streams/0/topics/0").exists()
     e.close()
     assert (root / "state/state.log").stat().st_size == size
@@ -92,11 +93,11 @@ def test_a_consumer_offset_lost_in_both_copies_restarts_from_the_log_start(
         tmp_path: Path, caplog) -> None:
     root = tmp_path / "data"
     e = opened(root)
-    e.metadata.create_stream("s")
-    e.metadata.create_topic("s", "t", 1)
+    asyncio.run(e.metadata.create_stream("s"))
+    asyncio.run(e.metadata.create_topic("s", "t", 1))
     send(e, 10)
-    e.consumers.store_offset(CONSUMER, 1, "s", "t", 0, 6)
-    e.consumers.store_offset(CONSUMER, 2, "s", "t", 0, 4)
+    asyncio.run(e.consumers.store_offset(CONSUMER, 1, "s", "t", 0, 6))
+    asyncio.run(e.consumers.store_offset(CONSUMER, 2, "s", "t", 0, 4))
     e.close()
     path = root / "streams/0/topics/0/partitions/0/offsets/consumers/n1"
     for p in (path, path.with_name("n1.copy")):
@@ -130,17 +131,19 @@ def until_refused(attempt) -> tuple[list[int], int]:
 def test_a_full_disk_fails_metadata_commands_cleanly(small_tmpfs, caplog) -> None:
     root = small_tmpfs(1 << 20) / "data"
     e = opened(root, state_fsync=True)
-    e.metadata.create_stream("s")
-    e.metadata.create_topic("s", "t", 1)
+    asyncio.run(e.metadata.create_stream("s"))
+    asyncio.run(e.metadata.create_topic("s", "t", 1))
     send(e, 5)
     filler = fill_disk(root.parent)
     with caplog.at_level(logging.WARNING):
         streams, no_stream = until_refused(
-            lambda i: e.metadata.create_stream(f"s{i:03d}" + "n" * 200))
-        topics, no_topic = until_refused(lambda i: e.metadata.create_topic("s", f"t{i}", 2))
-        users, no_user = until_refused(lambda i: e.identity.create_user(f"u{i}", "pw1", 1, None))
+            lambda i: asyncio.run(e.metadata.create_stream(f"s{i:03d}" + "n" * 200)))
+        topics, no_topic = until_refused(lambda i: asyncio.run(
+            e.metadata.create_topic("s", f"t{i}", 2)))
+        users, no_user = until_refused(lambda i: asyncio.run(
+            e.identity.create_user(f"u{i}", "pw1", 1, None)))
         offsets, _ = until_refused(
-            lambda i: e.consumers.store_offset(CONSUMER, i + 10, "s", "t", 0, 3))
+            lambda i: asyncio.run(e.consumers.store_offset(CONSUMER, i + 10, "s", "t", 0, 3)))
         # what was refused is nowhere: not in memory, not on disk
         assert e.metadata.get_stream(f"s{no_stream:03d}" + "n" * 200) is None
         assert e.metadata.get_topic("s", f"t{no_topic}") is None
@@ -150,8 +153,8 @@ def test_a_full_disk_fails_metadata_commands_cleanly(small_tmpfs, caplog) -> Non
         assert caplog.text.count("metadata cannot be written") == 1  # then once a minute
         assert caplog.text.count("consumer offsets cannot be written") == 1
         filler.unlink()
-        e.metadata.create_stream("after")
-        e.consumers.store_offset(CONSUMER, 1, "s", "t", 0, 4)
+        asyncio.run(e.metadata.create_stream("after"))
+        asyncio.run(e.consumers.store_offset(CONSUMER, 1, "s", "t", 0, 4))
     assert caplog.text.count("can be written again") == 2
     e.close()
     again = opened(root)  # exactly what was acknowledged, nothing refused
@@ -172,14 +175,14 @@ def test_no_inode_for_the_segment_files_undoes_the_topic(small_tmpfs) -> None:
     subprocess.run(["mount", "-o", "remount,nr_inodes=400", str(mount)], check=True)
     root = mount / "data"
     e = opened(root, state_fsync=True)
-    e.metadata.create_stream("s")
-    e.metadata.create_topic("s", "t", 1)
+    asyncio.run(e.metadata.create_stream("s"))
+    asyncio.run(e.metadata.create_topic("s", "t", 1))
     n = 0
     while os.statvfs(mount).f_ffree > 3:  # left: topics/1, its partitions/ and partitions/0
         (mount / f"inode{n}").touch()
         n += 1
     with pytest.raises(IggyError) as err:
-        e.metadata.create_topic("s", "t2", 1)
+        asyncio.run(e.metadata.create_topic("s", "t2", 1))
     assert err.value.code == ErrorCode.CANNOT_WRITE_TO_FILE
     assert e.metadata.get_topic("s", "t2") is None
     assert not (root / "streams/0/topics/1/partitions/0").exists()
@@ -187,7 +190,7 @@ def test_no_inode_for_the_segment_files_undoes_the_topic(small_tmpfs) -> None:
     assert b'"delete_topic"' in (root / "state/state.log").read_bytes()
     for i in range(n):
         (mount / f"inode{i}").unlink()
-    e.metadata.create_topic("s", "t3", 1)  # id 1 again, on a clean directory
+    asyncio.run(e.metadata.create_topic("s", "t3", 1))  # id 1 again, on a clean directory
     send(e, 2, topic="t3")
     e.close()
     again = opened(root)

@@ -181,8 +181,8 @@ def test_host_of() -> None:
 def engine(tmp_path: Path):
     e = LogEngine(tmp_path / "data", state_fsync=False)
     e.open(("iggy", "iggy"))
-    e.identity.create_user("alice", "alice-pw", 1, None)
-    e.identity.create_user("sleepy", "sleepy-pw", 2, None)
+    asyncio.run(e.identity.create_user("alice", "alice-pw", 1, None))
+    asyncio.run(e.identity.create_user("sleepy", "sleepy-pw", 2, None))
     yield e
     e.close()
 
@@ -245,8 +245,9 @@ def test_hashing_never_blocks_the_event_loop(engine: LogEngine) -> None:
 
 def test_plain_takes_the_password_or_a_token_of_that_user(engine: LogEngine) -> None:
     logins = Logins(engine, fast_guard())
-    token = engine.identity.create_token(engine.identity.user("alice").id, "ci", 0)
-    expiring = engine.identity.create_token(engine.identity.user("alice").id, "short", 60_000_000)
+    token = asyncio.run(engine.identity.create_token(engine.identity.user("alice").id, "ci", 0))
+    expiring = asyncio.run(
+        engine.identity.create_token(engine.identity.user("alice").id, "short", 60_000_000))
     assert run(logins.plain("alice", token, attempt())) == (engine.identity.user("alice"), 0)
     user, expiry = run(logins.plain("alice", expiring, attempt()))
     assert user.username == "alice" and expiry > engine.clock.now_us()

@@ -118,11 +118,11 @@ def test_floor_past_a_cut_tail_is_lowered_on_open(tmp_path: Path) -> None:
 
 
 def test_engine_delete_records_is_respected_by_the_iggy_door(engine: LogEngine) -> None:
-    engine.metadata.create_stream("s")
-    t = engine.metadata.create_topic("s", "t", 1)
+    asyncio.run(engine.metadata.create_stream("s"))
+    t = asyncio.run(engine.metadata.create_topic("s", "t", 1))
     for k in range(4):
         run(engine.data.append("s", "t", (2, 0), batch(10, k * 10)))
-    assert engine.metadata.delete_records(t, 0, 15) == 15
+    assert asyncio.run(engine.metadata.delete_records(t, 0, 15)) == 15
     assert offsets(engine.data.poll("s", "t", 0, FIRST, 0, 3)) == [15, 16, 17]
     assert offsets(engine.data.poll("s", "t", 0, OFFSET, 3, 2)) == [15, 16]
     assert offsets(engine.data.poll("s", "t", 0, NEXT, 0, 1, consumer_id=7)) == [15]
@@ -131,25 +131,25 @@ def test_engine_delete_records_is_respected_by_the_iggy_door(engine: LogEngine) 
     assert offsets(ts) == [15, 16] and payloads(ts) == [b"m000015", b"m000016"]
     assert t.partitions[0].log.messages_count == 25
     with pytest.raises(IggyError) as e:
-        engine.metadata.delete_records(t, 0, 41)
+        asyncio.run(engine.metadata.delete_records(t, 0, 41))
     assert e.value.code == ErrorCode.INVALID_OFFSET
     with pytest.raises(IggyError) as e:
-        engine.metadata.delete_records(t, 3, 1)
+        asyncio.run(engine.metadata.delete_records(t, 3, 1))
     assert e.value.code == ErrorCode.PARTITION_NOT_FOUND
     # the Kafka view starts at the batch holding the floor
     chunks = engine.data.read_kafka(t, 0, 0, 1 << 20)
     assert chunks
-    engine.metadata.purge_topic("s", "t")
+    asyncio.run(engine.metadata.purge_topic("s", "t"))
     assert t.partitions[0].log.start_offset == 0
 
 
 def test_engine_delete_records_survives_restart(tmp_path: Path) -> None:
     e = LogEngine(tmp_path / "data", state_fsync=False)
     e.open(("iggy", "iggy"))
-    e.metadata.create_stream("s")
-    t = e.metadata.create_topic("s", "t", 2)
+    asyncio.run(e.metadata.create_stream("s"))
+    t = asyncio.run(e.metadata.create_topic("s", "t", 2))
     run(e.data.append("s", "t", (2, 1), batch(10)))
-    e.metadata.delete_records(t, 1, 7)
+    asyncio.run(e.metadata.delete_records(t, 1, 7))
     e.close()
     e = LogEngine(tmp_path / "data", state_fsync=False)
     e.open()
@@ -162,17 +162,17 @@ def test_engine_delete_records_survives_restart(tmp_path: Path) -> None:
 def test_update_topic_reset_returns_options_to_defaults(tmp_path: Path) -> None:
     engine = LogEngine(tmp_path / "data", state_fsync=False)
     engine.open(("iggy", "iggy"))
-    engine.metadata.create_stream("s")
-    t = engine.metadata.create_topic(
+    asyncio.run(engine.metadata.create_stream("s"))
+    t = asyncio.run(engine.metadata.create_topic(
         "s", "t", 1, [("message_expiry", 12, (5_000_000).to_bytes(8, "little")),
-                      ("kafka.flush.ms", 2, b"10")])
+                      ("kafka.flush.ms", 2, b"10")]))
     assert t.options.message_expiry == 5_000_000
-    engine.metadata.update_topic("s", "t", "t", [("kafka.segment.ms", 2, b"99")],
-                        reset=["message_expiry", "kafka.flush.ms"])
+    asyncio.run(engine.metadata.update_topic("s", "t", "t", [("kafka.segment.ms", 2, b"99")],
+                        reset=["message_expiry", "kafka.flush.ms"]))
     assert t.options.message_expiry == NEVER_EXPIRE
     assert [k for k, _, _ in t.options.explicit] == ["kafka.segment.ms"]
     with pytest.raises(IggyError) as e:
-        engine.metadata.update_topic("s", "t", "t", reset=["segment_size"])
+        asyncio.run(engine.metadata.update_topic("s", "t", "t", reset=["segment_size"]))
     assert e.value.code == ErrorCode.UNSUPPORTED_OPTION_KEY
     engine.close()
     again = LogEngine(engine.root, state_fsync=False)

@@ -106,19 +106,21 @@ def perms(global_: GlobalPermissions | None = None,
 def server(tmp_path: Path) -> Iterator[KafkaServer]:
     e = LogEngine(tmp_path / "data", state_fsync=False)
     e.open(("iggy", "iggy"))
-    kafka = e.metadata.create_stream("kafka")
-    orders = e.metadata.create_topic("kafka", "orders", 1)
-    public = e.metadata.create_topic("kafka", "public", 1)
-    secret = e.metadata.create_stream("secret")
-    e.metadata.create_topic("secret", "x", 1)
-    e.identity.create_user("alice", "alice-pw", 1, perms(streams={
+    kafka = asyncio.run(e.metadata.create_stream("kafka"))
+    orders = asyncio.run(e.metadata.create_topic("kafka", "orders", 1))
+    public = asyncio.run(e.metadata.create_topic("kafka", "public", 1))
+    secret = asyncio.run(e.metadata.create_stream("secret"))
+    asyncio.run(e.metadata.create_topic("secret", "x", 1))
+    asyncio.run(e.identity.create_user("alice", "alice-pw", 1, perms(streams={
         kafka.id: StreamPermissions(topics={orders.id: TopicPermissions(poll_messages=True),
-                                            public.id: TopicPermissions(send_messages=True)})}))
-    e.identity.create_user("bob", "bob-pw", 1, perms(streams={
-        secret.id: StreamPermissions(manage_topics=True)}))
-    e.identity.create_user("carol", "carol-pw", 1, None)
-    e.identity.create_user("dave", "dave-pw", 1, perms(GlobalPermissions(read_servers=True)))
-    e.identity.create_user("admin", "admin-pw", 1, perms(GlobalPermissions(manage_users=True)))
+                                            public.id: TopicPermissions(send_messages=True)})})))
+    asyncio.run(e.identity.create_user("bob", "bob-pw", 1, perms(streams={
+        secret.id: StreamPermissions(manage_topics=True)})))
+    asyncio.run(e.identity.create_user("carol", "carol-pw", 1, None))
+    asyncio.run(
+        e.identity.create_user("dave", "dave-pw", 1, perms(GlobalPermissions(read_servers=True))))
+    asyncio.run(
+        e.identity.create_user("admin", "admin-pw", 1, perms(GlobalPermissions(manage_users=True))))
     s = KafkaServer(e, KafkaSettings(requires_auth=True))
     s.coordinator = GroupCoordinator(e.clock, MemoryOffsetStore(),
                                      partition_exists=lambda t, p: True)
@@ -405,7 +407,8 @@ def test_unknown_users_get_a_server_first_message_like_known_ones(server: KafkaS
 
 
 def test_personal_access_tokens_work_as_plain_passwords(server: KafkaServer) -> None:
-    token = server.engine.identity.create_token(server.engine.identity.user("alice").id, "ci", 0)
+    token = asyncio.run(
+        server.engine.identity.create_token(server.engine.identity.user("alice").id, "ci", 0))
 
     async def go() -> None:
         door = Door(server)
@@ -449,7 +452,7 @@ def test_a_deleted_user_loses_its_connection(server: KafkaServer) -> None:
     async def go() -> None:
         door = Door(server, "carol")
         await door.metadata(None)
-        server.engine.identity.delete_user("carol")
+        await server.engine.identity.delete_user("carol")
         with pytest.raises(CloseConnection, match="deleted"):
             await door.metadata(None)
 

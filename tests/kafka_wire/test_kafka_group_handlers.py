@@ -92,9 +92,9 @@ class Door(BaseDoor):
 def server(tmp_path: Path) -> Iterator[KafkaServer]:
     engine = LogEngine(tmp_path / "data", state_fsync=False)
     engine.open(("iggy", "iggy"))
-    engine.metadata.create_stream("kafka")
-    engine.metadata.create_topic("kafka", "t", 3)
-    engine.metadata.create_topic("kafka", "u", 1)
+    asyncio.run(engine.metadata.create_stream("kafka"))
+    asyncio.run(engine.metadata.create_topic("kafka", "t", 3))
+    asyncio.run(engine.metadata.create_topic("kafka", "u", 1))
     kafka = KafkaServer(engine)
 
     def exists(topic: str, partition: int) -> bool:

@@ -27,8 +27,8 @@ MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 def server(tmp_path: Path) -> Iterator[KafkaServer]:
     engine = LogEngine(tmp_path / "data", state_fsync=False)
     engine.open(("iggy", "iggy"))
-    engine.identity.create_user("alice", "secret", 1, None)
-    engine.identity.create_user("sleepy", "secret", 2, None)
+    asyncio.run(engine.identity.create_user("alice", "secret", 1, None))
+    asyncio.run(engine.identity.create_user("sleepy", "secret", 2, None))
     yield KafkaServer(engine)
     engine.close()
 

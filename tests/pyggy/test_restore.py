@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,8 @@ def test_restore_replaces_a_state_log_damaged_in_both_copies(tmp_path: Path, cap
     data, archive = tmp_path / "data", tmp_path / "archive"
     e = LogEngine(data, state_fsync=False)
     e.open(("iggy", "iggy"))
-    e.metadata.create_stream("orders")
-    e.metadata.create_topic("orders", "events", 2)
+    asyncio.run(e.metadata.create_stream("orders"))
+    asyncio.run(e.metadata.create_topic("orders", "events", 2))
     e.close()
     state = data / "state" / "state.log"
     disk = DiskArchiver(archive)

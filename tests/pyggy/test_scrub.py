@@ -35,7 +35,7 @@ def make_data(root: Path) -> list[Path]:
     """A stopped node's data: 300 messages in ~9 sealed segments, all archived."""
     async def go() -> list[Path]:
         node = Node(root)
-        node.topic(local_segments=100)
+        await node.topic(local_segments=100)
         await node.produce(300)
         assert await node.service._pass()
         plog = node.engine.metadata.topic("s", "t").partitions[0].log

@@ -100,27 +100,27 @@ def prepare(root: Path, archive: Path) -> tuple[dict, dict]:
     node = Node(root, archive)
     e = node.engine
     full = Permissions(GlobalPermissions(*([True] * 10)))
-    e.identity.create_user("alice", "secret-a", 1, full)
-    e.identity.create_user("bob", "secret-b", 2, None)
+    asyncio.run(e.identity.create_user("alice", "secret-a", 1, full))
+    asyncio.run(e.identity.create_user("bob", "secret-b", 2, None))
     for i in range(16):  # the state log spans more than one 4 KiB sector
-        e.identity.create_token(e.identity.user("alice").id, f"token-{i:02d}", 0)
-    e.metadata.create_stream("s")
-    e.metadata.create_stream("gone")
-    e.metadata.create_topic("s", "t", 2,
-                            [("message_expiry", 12, (3600 * 10**6).to_bytes(8, "little"))])
-    e.metadata.create_topic("s", "tiered", 1)
-    e.metadata.create_topic("gone", "x", 1)
-    e.metadata.create_stream("s2")
-    e.metadata.create_topic("s2", "u", 1)
-    e.consumers.create_group("s", "t", "workers")
-    e.metadata.update_topic("s", "t", "t")
-    e.metadata.delete_stream("gone")
+        asyncio.run(e.identity.create_token(e.identity.user("alice").id, f"token-{i:02d}", 0))
+    asyncio.run(e.metadata.create_stream("s"))
+    asyncio.run(e.metadata.create_stream("gone"))
+    asyncio.run(e.metadata.create_topic("s", "t", 2,
+                            [("message_expiry", 12, (3600 * 10**6).to_bytes(8, "little"))]))
+    asyncio.run(e.metadata.create_topic("s", "tiered", 1))
+    asyncio.run(e.metadata.create_topic("gone", "x", 1))
+    asyncio.run(e.metadata.create_stream("s2"))
+    asyncio.run(e.metadata.create_topic("s2", "u", 1))
+    asyncio.run(e.consumers.create_group("s", "t", "workers"))
+    asyncio.run(e.metadata.update_topic("s", "t", "t"))
+    asyncio.run(e.metadata.delete_stream("gone"))
     for pid in (0, 1):
         send(e, "s", "t", 10, pid)
     send(e, "s2", "u", 5)
-    e.consumers.store_offset(CONSUMER, 1, "s", "t", 0, 6)
-    e.consumers.store_offset(CONSUMER_GROUP, "workers", "s", "t", 1, 3)
-    e.metadata.delete_records(e.metadata.topic("s", "t"), 0, 2)
+    asyncio.run(e.consumers.store_offset(CONSUMER, 1, "s", "t", 0, 6))
+    asyncio.run(e.consumers.store_offset(CONSUMER_GROUP, "workers", "s", "t", 1, 3))
+    asyncio.run(e.metadata.delete_records(e.metadata.topic("s", "t"), 0, 2))
     tiered = e.metadata.topic("s", "tiered")
     tiered.options.segment_size = 2000
     tiered.options.local_retention_segments = 1
@@ -136,7 +136,7 @@ def prepare(root: Path, archive: Path) -> tuple[dict, dict]:
     node.close()
     before_last = observed(root, archive)
     node = Node(root, archive)
-    node.engine.metadata.create_stream("last")  # the state log's last entry
+    asyncio.run(node.engine.metadata.create_stream("last"))  # the state log's last entry
     node.close()
     return before_last, observed(root, archive)
 

@@ -139,7 +139,7 @@ def test_bit_flips_in_archived_segments_are_repaired(tmp_path: Path, fault_table
     """With the segments archived, every flipped log byte is repaired from the archive."""
     async def prepare() -> tuple[list[Path], list]:
         node = Node(tmp_path / "node")
-        node.topic(local_segments=100)
+        await node.topic(local_segments=100)
         await node.produce(300)
         assert await node.service._pass()
         plog = node.engine.metadata.topic("s", "t").partitions[0].log
