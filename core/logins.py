@@ -312,6 +312,17 @@ class Logins:
         user = await self._checked(att, username, "PLAIN", check)
         return user, expiry[0]
 
+    def certificate(self, name: str, att: Attempt) -> User | None:
+        """The active user named by the common name of a client certificate the listener
+        verified (mutual TLS), or None (logged; the connection then logs in as any other)."""
+        u = self._find(name)
+        if u is None or u.status != 1:
+            self.audit.login(False, name, att.host, att.door, "certificate",
+                             "the certificate names no active user")
+            return None
+        self.audit.login(True, u.username, att.host, att.door, "certificate")
+        return u
+
     # -- SCRAM: the exchange itself is the door's (two round trips); these bracket it -------
     def scram_credential(self, username: str, mechanism: str
                          ) -> tuple[User | None, ScramCredential]:

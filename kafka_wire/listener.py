@@ -40,7 +40,7 @@ class KafkaDoor:
         return self.server.settings.requires_auth
 
     def is_authenticated(self) -> bool:
-        return self.conn is not None and self.conn.sasl == "done"
+        return self.conn is not None and self.conn.user is not None
 
     def frame_length(self, view: memoryview) -> int:
         return frame_length(view, self.max_frame)
@@ -54,7 +54,10 @@ class KafkaDoor:
         return parts, False
 
     def opened(self, transport: Transport) -> None:
-        self.conn = Connection(self.server, transport.peer.rpartition(":")[0] or "?")
+        conn = self.conn = Connection(self.server, transport.peer.rpartition(":")[0] or "?")
+        name = transport.certificate_name()
+        if name is not None:  # mutual TLS: the certificate's user, until a SASL login
+            conn.user = self.server.logins.certificate(name, conn.attempt())
 
     def closed(self) -> None:
         conn = self.conn

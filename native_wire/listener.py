@@ -57,6 +57,9 @@ class NativeDoor:
         self.session = self.server.open_session(conn.peer)
         self.session.last_seen = time.monotonic()
         self.server.transports[self.session.client_id] = conn.transport
+        name = conn.certificate_name()
+        if name is not None:  # mutual TLS: logged in as the certificate's user
+            self.session.user = self.server.logins.certificate(name, self.session.attempt())
 
     def closed(self) -> None:
         if self.session is not None:

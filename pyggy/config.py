@@ -72,6 +72,10 @@ class TlsConfig:
     self_signed: bool = True  # generate a certificate when cert_file does not exist
     cert_file: str = ""
     key_file: str = ""
+    # mutual TLS (pyggy's; Kafka's ssl.client.auth): "none", "requested" or "required", with
+    # the CAs that sign client certificates; a certificate's CN names the user it logs in
+    client_auth: str = "none"
+    ca_file: str = ""
 
 
 @dataclass(slots=True)
@@ -583,6 +587,11 @@ def _validate_listener(name: str, section: TcpConfig | KafkaConfig) -> None:
         raise ConfigError(f"{name}.tls: set cert_file and key_file, or self_signed = true")
     if tls.enabled and bool(tls.cert_file) != bool(tls.key_file):
         raise ConfigError(f"{name}.tls: set both cert_file and key_file, or neither")
+    if tls.client_auth not in ("none", "requested", "required"):
+        raise ConfigError(f'{name}.tls.client_auth must be "none", "requested" or "required"')
+    if tls.enabled and tls.client_auth != "none" and not tls.ca_file:
+        raise ConfigError(f"{name}.tls: client_auth = {tls.client_auth!r} needs ca_file (the "
+                          f"CAs that sign client certificates)")
 
 
 def tls_files(config: ServerConfig, tls: TlsConfig) -> tuple[str, str]:

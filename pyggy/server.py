@@ -127,7 +127,8 @@ def _tls_contexts(config: ServerConfig) -> dict[str, ssl.SSLContext | None]:
             if section.tls.self_signed and tls.ensure_self_signed(cert, key, hosts):
                 log.info("%s: generated a self-signed TLS certificate %s for %s (clients can "
                          "trust it as their CA file)", name, cert, ", ".join(hosts))
-            contexts[name] = tls.server_context(cert, key)
+            contexts[name] = tls.server_context(cert, key, section.tls.ca_file,
+                                                section.tls.client_auth)
         except tls.TlsError as e:
             raise ConfigError(f"{name}.tls: {e}") from None
     return contexts

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyggy.transport.door import Door
 from pyggy.transport.framing import FrameAssembler
+from pyggy.transport.tls import common_name
 
 if TYPE_CHECKING:
     from pyggy.transport.listener import Listener
@@ -60,10 +61,14 @@ class Connection(asyncio.BufferedProtocol):
 
     def peer_certificate(self, binary: bool = True) -> Any:
         """The TLS peer's certificate (DER bytes, or the decoded dict when `binary` is false),
-        None without TLS or when the peer sent none (client certificates are not requested
-        yet)."""
+        None without TLS or when the peer sent none (only a listener with `client_auth`
+        asks for one; it is verified then)."""
         ssl_object = self.transport.get_extra_info("ssl_object") if self.transport else None
         return ssl_object.getpeercert(binary) if ssl_object is not None else None
+
+    def certificate_name(self) -> str | None:
+        """The common name of the peer's verified certificate (mutual TLS), else None."""
+        return common_name(self.peer_certificate(False)) if self.tls else None
 
     def close(self) -> None:
         """Close after the replies already written (idempotent)."""

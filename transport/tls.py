@@ -1,6 +1,11 @@
 """TLS for a listener: a server SSLContext from PEM files, and a self-signed certificate when
 asked for and none exists yet (as Iggy's `[tcp.tls] self_signed` does).
 
+Client certificates (mutual TLS) follow Kafka's `ssl.client.auth`: "none" (not asked for),
+"requested" (asked for; a client without one still connects, one that sends an untrusted one
+is refused) or "required" (no connection without a certificate `ca_file` vouches for). A
+verified certificate names its holder by the common name of its subject (`common_name`).
+
 Generating needs the `cryptography` package (`pip install 'pyggy[tls]'`), imported only then.
 """
 
@@ -12,22 +17,28 @@ import os
 import ssl
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cryptography import x509
 
 SELF_SIGNED_DAYS = 365
+CLIENT_AUTH = ("none", "requested", "required")
 
 
 class TlsError(ValueError):
     """A TLS setting that cannot work (missing or unreadable files, no cryptography)."""
 
 
-def server_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLContext:
+def server_context(cert_file: str | Path, key_file: str | Path, ca_file: str | Path = "",
+                   client_auth: str = "none") -> ssl.SSLContext:
     """A server-side context (TLS 1.2 or later) presenting `cert_file` (PEM: the certificate,
-    then any intermediates) with the private key in `key_file`."""
-    for path in (cert_file, key_file):
+    then any intermediates) with the private key in `key_file`; with `client_auth` other than
+    "none", clients' certificates are asked for and checked against the CAs in `ca_file`."""
+    if client_auth not in CLIENT_AUTH:
+        raise TlsError(f"client_auth must be one of {', '.join(CLIENT_AUTH)}")
+    paths = (cert_file, key_file, ca_file) if client_auth != "none" else (cert_file, key_file)
+    for path in paths:
         if not Path(path).is_file():
             raise TlsError(f"{path}: not found")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -36,7 +47,24 @@ def server_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLContex
         context.load_cert_chain(str(cert_file), str(key_file))
     except (OSError, ssl.SSLError) as e:
         raise TlsError(f"cannot load certificate {cert_file} with key {key_file}: {e}") from None
+    if client_auth != "none":
+        try:
+            context.load_verify_locations(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as e:
+            raise TlsError(f"cannot load the client CA file {ca_file}: {e}") from None
+        context.verify_mode = ssl.CERT_REQUIRED if client_auth == "required" \
+            else ssl.CERT_OPTIONAL
     return context
+
+
+def common_name(certificate: dict[str, Any] | None) -> str | None:
+    """The subject's common name of a verified peer certificate (`SSLObject.getpeercert()`),
+    None without one (the last CN if a subject has several, as most TLS servers take it)."""
+    if not certificate:
+        return None
+    names = [value for rdn in certificate.get("subject", ()) for key, value in rdn
+             if key == "commonName"]
+    return names[-1] if names else None
 
 
 def ensure_self_signed(cert_file: str | Path, key_file: str | Path,

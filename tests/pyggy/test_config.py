@@ -234,10 +234,16 @@ def test_tls_keys_are_known_in_files_and_environment(tmp_path: Path) -> None:
     assert c.kafka.tls.enabled and not c.kafka.tls.self_signed
     assert c.kafka.tls.cert_file == "kc.pem" and c.kafka.tls.key_file == "kk.pem"
     assert load_config(None, {"IGGY_TCP_TLS_ENABLED": "true"}).tcp.tls.enabled
+    mutual = load_config(None, {"IGGY_KAFKA_TLS_ENABLED": "true",
+                                "IGGY_KAFKA_TLS_CLIENT_AUTH": "required",
+                                "IGGY_KAFKA_TLS_CA_FILE": "clients.pem"}).kafka.tls
+    assert (mutual.client_auth, mutual.ca_file) == ("required", "clients.pem")
+    with pytest.raises(ConfigError, match="needs ca_file"):
+        load_config(None, {"IGGY_TCP_TLS_ENABLED": "true", "IGGY_TCP_TLS_CLIENT_AUTH": "requested"})
 
 
 @pytest.mark.parametrize("text", [
-    "[tcp.tls]\nenabled = true\nca_file = 'ca.pem'\n",  # a TLS key pyggy lacks (mTLS)
+    "[tcp.tls]\nenabled = true\nclient_ca = 'ca.pem'\n",  # a TLS key pyggy lacks
     "[tcp.tls]\nenable = true\n",  # a typo: TLS would silently stay off
     "[kafka]\nauthentication_mode = 'sasl'\n",  # not pyggy's key: auth must not be guessed
     "[kafka]\nauth_timout = '5 s'\n",
@@ -265,7 +271,7 @@ def test_security_sections_switched_off_only_warn(tmp_path: Path,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     """Iggy's own config has [http.tls] and [websocket.tls] with enabled = false: harmless."""
     text = ("[http.tls]\nenabled = false\ncert_file = 'c.pem'\n"
-            "[websocket.tls]\nenabled = false\n[tcp.tls]\nenabled = false\nca_file = 'x'\n")
+            "[websocket.tls]\nenabled = false\n[tcp.tls]\nenabled = false\nclient_ca = 'x'\n")
     env = {"IGGY_HTTP_TLS_ENABLED": "false", "IGGY_HTTP_TLS_KEY_FILE": "k.pem"}
     with caplog.at_level(logging.WARNING, logger="pyggy.config"):
         c = load_config(write(tmp_path, text), env)

@@ -293,8 +293,8 @@ def test_both_event_loops_serve_the_same(loop_factory) -> None:
 
 
 def test_tls_connections_expose_the_peer_certificate(tmp_path) -> None:
-    """mTLS is not configured by pyggy yet; the hook is there: with a context that asks for
-    client certificates, a door sees the peer's certificate on its connection."""
+    """With a context that asks for client certificates (`client_auth`), a door sees the
+    peer's verified certificate and the name it carries on its connection."""
     import ssl
 
     from certs import CertAuthority
@@ -303,9 +303,9 @@ def test_tls_connections_expose_the_peer_certificate(tmp_path) -> None:
     tls.generate_self_signed(tmp_path / "server.pem", tmp_path / "server.key", ["127.0.0.1"])
     ca = CertAuthority.create(tmp_path / "ca")
     client_chain, client_key = ca.issue(tmp_path / "ca", ["client.example"])
-    context = tls.server_context(tmp_path / "server.pem", tmp_path / "server.key")
-    context.verify_mode = ssl.CERT_OPTIONAL
-    context.load_verify_locations(ca.cert_file)
+    context = tls.server_context(tmp_path / "server.pem", tmp_path / "server.key",
+                                 ca.cert_file, "requested")
+    assert context.verify_mode == ssl.CERT_OPTIONAL
 
     async def main() -> None:
         listener, port = await serve(Limits(), tls=context)
@@ -320,11 +320,37 @@ def test_tls_connections_expose_the_peer_certificate(tmp_path) -> None:
         assert conn.peer_certificate() == ssl.PEM_cert_to_DER_cert(
             client_chain.read_text().split("-----END CERTIFICATE-----")[0]
             + "-----END CERTIFICATE-----\n")
+        assert conn.certificate_name() == "client.example"
         listener.close()
         plain, plain_port = await serve(Limits())
         p = await Client.open(plain_port)
         assert await p.call(b"x") == b"x"
         (conn,) = plain.connections
         assert not conn.tls and conn.peer_certificate() is None
+        assert conn.certificate_name() is None
         plain.close()
     run(main)
+
+
+def test_common_name_of_a_verified_certificate() -> None:
+    from pyggy.transport.tls import common_name
+
+    assert common_name(None) is None and common_name({}) is None
+    assert common_name({"subject": ((("organizationName", "acme"),),)}) is None
+    assert common_name({"subject": ((("commonName", "a"),), (("commonName", "b"),))}) == "b"
+
+
+def test_client_auth_needs_a_readable_ca_file(tmp_path) -> None:
+    import pytest
+    from pyggy.transport import tls
+
+    tls.generate_self_signed(tmp_path / "s.pem", tmp_path / "s.key", ["127.0.0.1"])
+    with pytest.raises(tls.TlsError, match="not found"):
+        tls.server_context(tmp_path / "s.pem", tmp_path / "s.key", tmp_path / "none.pem",
+                           "required")
+    (tmp_path / "bad.pem").write_text("not a CA\n")
+    with pytest.raises(tls.TlsError, match="client CA file"):
+        tls.server_context(tmp_path / "s.pem", tmp_path / "s.key", tmp_path / "bad.pem",
+                           "required")
+    with pytest.raises(tls.TlsError, match="client_auth must be"):
+        tls.server_context(tmp_path / "s.pem", tmp_path / "s.key", "", "sometimes")

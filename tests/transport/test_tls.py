@@ -216,6 +216,9 @@ def test_the_self_signed_certificate_is_generated_once(pyggy_server_factory) -> 
     ({"IGGY_TCP_TLS_ENABLED": "true", "IGGY_TCP_TLS_CERT_FILE": "garbage.pem",
       "IGGY_TCP_TLS_KEY_FILE": "garbage.pem"}, "cannot load certificate"),
     ({"IGGY_TCP_TLS_ENABLD": "true"}, "unknown security setting IGGY_TCP_TLS_ENABLD"),
+    ({"IGGY_KAFKA_TLS_ENABLED": "true", "IGGY_KAFKA_TLS_CLIENT_AUTH": "required"},
+     "client_auth = 'required' needs ca_file"),
+    ({"IGGY_TCP_TLS_CLIENT_AUTH": "always"}, "client_auth must be"),
 ])
 def test_bad_tls_settings_stop_the_start_with_exit_code_2(pyggy_server_factory,
                                                           env: dict[str, str],
