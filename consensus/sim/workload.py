@@ -4,8 +4,9 @@ A client works against one group. It registers first (its session = the op of th
 then sends metadata commands or partition appends / DeleteRecords / purges / retention, with a
 unique tag in every record so the checker can find each one in the log. It sends to the replica
 it believes is primary (view % n from the last reply) and, on timeout, to every replica. An
-Eviction means its session is gone: the request in flight has an unknown outcome and the client
-registers again.
+Eviction (from a replica of the client's latest view or a newer one) means its session is gone:
+the request in flight has an unknown outcome, its number is never used again for other
+contents, and the client registers again.
 """
 
 from __future__ import annotations
@@ -95,10 +96,14 @@ class Client:
         if req is None or m.client != self.id:
             return None
         if m.command == Command.EVICTION:
-            if m.session != req.session:
-                return None
+            if m.session != req.session or m.view < self.view:
+                return None  # another session's, or a replica of an older view that may not
+                # know the registration yet
             self.evictions += 1
             self.inflight = None
+            # the request's outcome is unknown: its number is spent (registering again may
+            # give back the same session, whose table may hold that request's reply)
+            self.number = max(self.number, req.number)
             self.session = 0
             self.next_at = now + 1
             return None
