@@ -1,21 +1,22 @@
-"""A pyggy server with its HTTP door on, and a small JSON client for it (urllib: real HTTP)."""
+"""A small JSON client for the HTTP door (urllib: plain real HTTP, no SDK in between)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
 from typing import Any
 
-from pyggy.testing import PyggyServer, free_port
+
+def b64(data: bytes | str) -> str:
+    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
 
 
-def http_server(factory, **env: str) -> tuple[PyggyServer, str]:
-    port = free_port()
-    server = factory(env={"IGGY_HTTP_ENABLED": "true", "IGGY_HTTP_ADDRESS": f"127.0.0.1:{port}",
-                          **env})
-    server.wait_for_log("http listening on")
-    return server, f"http://127.0.0.1:{port}"
+def header(key: str, value: str) -> dict:
+    """One Iggy user header (String key and value) in the API's JSON form."""
+    return {"key": {"kind": "string", "value": b64(key)},
+            "value": {"kind": "string", "value": b64(value)}}
 
 
 class Client:
@@ -35,10 +36,10 @@ class Client:
         for k, v in (headers or {}).items():
             req.add_header(k, v)
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                status, text = resp.status, resp.read()
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                status, text, self.headers = resp.status, resp.read(), resp.headers
         except urllib.error.HTTPError as e:
-            status, text = e.code, e.read()
+            status, text, self.headers = e.code, e.read(), e.headers
         if not text:
             return status, None
         try:
@@ -64,3 +65,8 @@ class Client:
 
     def delete(self, path: str) -> tuple[int, Any]:
         return self.call("DELETE", path)
+
+    def send(self, topic_path: str, partition: int, *messages: dict) -> tuple[int, Any]:
+        return self.post(f"{topic_path}/messages", {
+            "partitioning": {"kind": "partition_id", "value": b64(partition.to_bytes(4, "little"))},
+            "messages": list(messages)})
