@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from rest_client import JWT_SECRET
 
 from pyggy.testing import PyggyServer, free_port
-
-JWT_SECRET = "test-secret-known-to-the-tests-0123456789"
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+JWT_SECRET = "test-secret-known-to-the-tests-0123456789"  # the http_door fixture's
+
 
 def b64(data: bytes | str) -> str:
     return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()

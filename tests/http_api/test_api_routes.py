@@ -8,8 +8,7 @@ import time
 
 import jwt
 import pytest
-from conftest import JWT_SECRET
-from rest_client import Client, b64, header
+from rest_client import JWT_SECRET, Client, b64, header
 
 from pyggy.http_api.table import ROUTES
 
@@ -176,8 +175,9 @@ def test_bad_credentials_and_tokens(http_door):
     status, err = c.post("/users/login", {"username": "iggy", "password": "wrong"})
     assert status == 401 and err["code"] == "invalid_credentials"
     assert c.get("/streams")[1]["code"] == "access_token_missing"
-    for token in ("garbage", "a.b.c", jwt.encode({"sub": "0", "jti": "x", "exp": 2**40},
-                                                 "another-secret-of-at-least-32-bytes!!", algorithm="HS256")):
+    forged = jwt.encode({"sub": "0", "jti": "x", "exp": 2**40},
+                        "another-secret-of-at-least-32-bytes!!", algorithm="HS256")
+    for token in ("garbage", "a.b.c", forged):
         status, err = Client(http_door[1], token).get("/streams")
         assert status == 401, token
     now = int(time.time())
