@@ -8,6 +8,8 @@ import time
 
 import jwt
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rest_client import JWT_SECRET, Client, b64, header
 
 from pyggy.http_api.table import ROUTES
@@ -227,3 +229,30 @@ def test_cors_preflight_and_headers(http_door):
     assert "authorization" in c.headers["Access-Control-Allow-Headers"]
     c.call("GET", "/ping", headers={"Origin": "http://console.example"})
     assert c.headers["Access-Control-Allow-Origin"] == "*"
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=4)
+                     | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
+_BODY_ROUTES = [(r.method, r.path.replace("{stream_id}", "shop").replace("{topic_id}", "orders")
+                 .replace("{user_id}", "0").replace("{partition_id}", "0"))
+                for r in ROUTES if r.body and "login" not in r.path
+                and "refresh" not in r.path and "password" not in r.path]
+
+
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(_BODY_ROUTES), body=st.dictionaries(
+    st.sampled_from(["name", "partitions_count", "messages", "partitioning", "permissions",
+                     "offset", "consumer_id", "status", "username", "options", "expiry"]),
+    _JSON, max_size=5))
+def test_random_json_bodies_never_get_a_500(http_door, route, body):
+    c = Client(http_door[1])
+    c.login()
+    method, path = route
+    if path.startswith("/users/0") or "permissions" in path:
+        path = "/users/4000000000"  # never change the root user
+    status, reply = c.call(method, path, body)
+    assert status < 500, (route, body, reply)
+    if status >= 400:
+        assert set(reply) == {"id", "code", "reason", "field"}
