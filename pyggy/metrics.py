@@ -21,8 +21,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from pyggy.core.offsets import CONSUMER_GROUP
 from pyggy.core.storage import fsync
+from pyggy.lag import iggy_lags, kafka_lags
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                    5.0, 10.0)
@@ -110,44 +110,21 @@ class EngineCollector:
         lag = GaugeMetricFamily("pyggy_consumer_lag_messages",
                                 "Messages after a consumer's or group's committed offset",
                                 labels=["door", "group", *labels])
-        ends: dict[tuple[str, int], int] = {}
         for s in engine.metadata.streams():
             for t in sorted(s.topics.values(), key=lambda t: t.id):
                 for p in t.partitions:
                     ls = [s.name, t.name, str(p.id)]
                     log_start, log_end = engine.data.watermarks(t, p.id)
-                    ends[(f"{s.name}.{t.name}", p.id)] = log_end
                     start.add_metric(ls, log_start)
                     end.add_metric(ls, log_end)
                     size.add_metric(ls, p.size_bytes)
                     segments.add_metric(ls, p.segments_count)
-                    offsets = engine.consumers.files.offsets_of(t, p.id)
-                    for (kind, key), stored in list(offsets.values.items()):
-                        name = str(key)
-                        if kind == CONSUMER_GROUP and key in t.groups:
-                            name = t.groups[key].name  # type: ignore[index]
-                        # Iggy stores the last consumed offset: next to read is stored + 1
-                        lag.add_metric(["iggy", name, *ls], max(log_end - stored - 1, 0))
-        self._kafka_lag(lag)
+                for x in iggy_lags(engine, t):
+                    lag.add_metric(["iggy", x.group, x.stream, x.topic, str(x.partition)], x.lag)
+        for x in kafka_lags(engine, self.m.kafka):
+            lag.add_metric(["kafka", x.group, x.stream, x.topic, str(x.partition)], x.lag)
         yield from (start, end, size, segments, lag)
         yield from self._counts()
-
-    def _kafka_lag(self, lag: GaugeMetricFamily) -> None:
-        kafka = self.m.kafka
-        coordinator = getattr(kafka, "coordinator", None)
-        if coordinator is None:
-            return
-        store = coordinator.offsets
-        for group in store.groups():
-            for (topic, partition), committed in store.offsets(group).items():
-                t = kafka.topics.resolve(topic)
-                if t is None or not 0 <= partition < len(t.partitions):
-                    continue
-                log_end = self.m.engine.data.watermarks(t, partition)[1]
-                stream = self.m.engine.metadata.stream_name(t.stream_id)
-                # Kafka commits the next offset to read
-                lag.add_metric(["kafka", group, stream, t.name, str(partition)],
-                               max(log_end - committed.offset, 0))
 
     def _counts(self):
         c = self.m.engine.counts()

@@ -146,7 +146,7 @@ def _check_fd_limit(config: ServerConfig) -> None:
 
 
 async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins, tasks: list,
-                       tls: ssl.SSLContext | None, telemetry=None, metrics=None) -> Listener:
+                       tls: ssl.SSLContext | None, telemetry=None, metrics=None):
     from pyggy.kafka_wire.context import KafkaServer
     from pyggy.kafka_wire.groups import FileOffsetStore, GroupCoordinator
     from pyggy.kafka_wire.listener import start_listener as start_kafka
@@ -198,11 +198,11 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins, 
         settings.port = bound[1]
     log.info("kafka listening on %s:%d (advertised as %s:%d)%s", bound[0], bound[1],
              settings.host, settings.port, " with TLS" if tls is not None else "")
-    return listener
+    return listener, kafka
 
 
 async def _start_http(config: ServerConfig, native: NativeServer, logins: Logins,
-                      tls: ssl.SSLContext | None, metrics):
+                      tls: ssl.SSLContext | None, metrics, kafka):
     """The HTTP door (REST API, /metrics, console). Every route but /ping, the logins and
     /openapi.json needs a token on any address: no anonymous access to data, as Iggy."""
     from pyggy.http_api.app import start
@@ -214,7 +214,8 @@ async def _start_http(config: ServerConfig, native: NativeServer, logins: Logins
     if not loopback_only(host) and tls is None:
         log.warning("http listener %s is reachable from the network without TLS: passwords "
                     "and tokens cross it in clear text ([http.tls] enabled = true)", h.address)
-    server = HttpServer(native.engine, native, h, Tokens(h.jwt), logins, metrics=metrics)
+    server = HttpServer(native.engine, native, h, Tokens(h.jwt), logins, metrics=metrics,
+                        kafka=kafka)
     runner, bound = await start(server, host, port, tls)
     native.node.http_port = bound
     log.info("http listening on %s:%d%s", host, bound, " with TLS" if tls is not None else "")
@@ -285,14 +286,16 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
         log.info("tcp listening on %s:%d%s", bound[0], bound[1],
                  " with TLS" if tls["tcp"] is not None else "")
     tasks = []
+    kafka = None
     if config.kafka.enabled:
-        listeners.append(await _start_kafka(config, engine, logins, tasks, tls["kafka"],
-                                            telemetry, metrics))
+        kafka_listener, kafka = await _start_kafka(config, engine, logins, tasks, tls["kafka"],
+                                                   telemetry, metrics)
+        listeners.append(kafka_listener)
         if metrics is not None:
-            metrics.listeners["kafka"] = listeners[-1]
+            metrics.listeners["kafka"] = kafka_listener
     http_runner = None
     if config.http.enabled:
-        http_runner = await _start_http(config, native, logins, tls["http"], metrics)
+        http_runner = await _start_http(config, native, logins, tls["http"], metrics, kafka)
     # repeats of logged logins and refusals are reported once their burst is over
     tasks.append(loop.create_task(_periodic(logins.audit.window, logins.audit.flush,
                                             "audit")))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -28,8 +28,7 @@ class HttpServer:
     tokens: Tokens
     logins: Logins
     metrics: Any = None
-    snapshots: Any = None
-    extra: dict = field(default_factory=dict)
+    kafka: Any = None  # kafka_wire.context.KafkaServer (its groups' lag and members)
 
 
 @dataclass(slots=True)

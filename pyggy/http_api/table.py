@@ -94,6 +94,8 @@ ROUTES: list[Route] = [
           "Create a consumer group", body=True),
     Route("GET", _T + "/consumer-groups/{group_id}", consumers.get_group, "consumer_group.get",
           "One consumer group with members"),
+    Route("GET", _T + "/lag", consumers.get_lag, "consumer.lag",
+          "Every consumer of the topic on both doors with its lag per partition (pyggy)"),
     Route("DELETE", _T + "/consumer-groups/{group_id}", consumers.delete_group,
           "consumer_group.delete", "Delete a consumer group"),
 ]

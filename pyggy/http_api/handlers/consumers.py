@@ -10,6 +10,7 @@ from pyggy.http_api.context import Call
 from pyggy.http_api.handlers import Created
 from pyggy.http_api.handlers.messages import consumer_id
 from pyggy.http_api.handlers.streams import topic_of
+from pyggy.lag import iggy_lags, kafka_lags, kafka_members
 
 
 def _polled_topic(c: Call):
@@ -75,3 +76,21 @@ async def create_group(c: Call):
 async def delete_group(c: Call):
     t = _group_topic(c)
     await c.engine.consumers.delete_group(t.stream_id, t.id, c.ident("group_id"))
+
+
+async def get_lag(c: Call):
+    """pyggy's own (the console's): every consumer of the topic on both doors, per partition,
+    with its next offset, the log end and the lag; group members where there are any."""
+    t = _group_topic(c)
+    kafka = c.server.kafka
+    rows = [*iggy_lags(c.engine, t), *kafka_lags(c.engine, kafka, t)]
+    members: dict[tuple[str, str], list] = {}
+    for g in t.groups.values():
+        members[("iggy", g.name)] = [{"member_id": str(m.id), "partitions": list(m.partitions)}
+                                     for m in g.members.values()]
+    for x in rows:
+        if x.door == "kafka" and ("kafka", x.group) not in members:
+            members[("kafka", x.group)] = kafka_members(kafka, x.group)
+    return [{"door": x.door, "group": x.group, "kind": x.kind, "partition": x.partition,
+             "next_offset": x.next_offset, "end_offset": x.end_offset, "lag": x.lag,
+             "members": members.get((x.door, x.group), [])} for x in rows]
