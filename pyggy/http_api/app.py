@@ -3,6 +3,8 @@ errors, CORS, `/metrics`, `/openapi.json` and the console's static files."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import ssl
 import time
@@ -25,13 +27,25 @@ _REFUSALS = frozenset({ErrorCode.UNAUTHORIZED, ErrorCode.ACCESS_TOKEN_MISSING,
 
 
 async def authenticate(call: Call) -> None:
-    """Bearer JWT (from a login) or, for scrapers and scripts, a personal access token."""
+    """Bearer JWT (from a login) or, for scrapers and scripts, a bearer personal access token
+    or HTTP Basic (RFC 7617) user and password; the last two are logins, counted and slowed
+    down on failure like any other (core/logins.py)."""
     header = call.request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise IggyError(ErrorCode.ACCESS_TOKEN_MISSING, "missing Authorization: Bearer token")
     token = token.strip()
     server = call.server
+    if scheme.lower() == "basic" and token:
+        try:
+            username, sep, password = base64.b64decode(token, validate=True).decode().partition(
+                ":")
+        except (binascii.Error, ValueError):
+            sep = ""
+        if not sep:
+            raise IggyError(ErrorCode.INVALID_CREDENTIALS, "malformed Basic credentials")
+        call.user_ = await server.logins.password(username, password, call.attempt())
+        return
+    if scheme.lower() != "bearer" or not token:
+        raise IggyError(ErrorCode.ACCESS_TOKEN_MISSING, "missing Authorization: Bearer token")
     if token.count(".") == 2:  # a JWT
         call.token = server.tokens.verify(token)
         user = server.engine.identity.get_user(call.token[0])

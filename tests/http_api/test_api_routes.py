@@ -256,3 +256,12 @@ def test_random_json_bodies_never_get_a_500(http_door, route, body):
     assert status < 500, (route, body, reply)
     if status >= 400:
         assert set(reply) == {"id", "code", "reason", "field"}
+
+
+def test_basic_authentication_for_scrapers_and_scripts(http_door):
+    good = "Basic " + b64("iggy:iggy")
+    assert Client(http_door[1]).call("GET", "/streams", headers={"Authorization": good})[0] \
+        == 200
+    for bad in ("Basic " + b64("iggy:wrong"), "Basic " + b64("no-colon"), "Basic %%%"):
+        status, err = Client(http_door[1]).call("GET", "/streams", headers={"Authorization": bad})
+        assert status == 401 and err["code"] == "invalid_credentials", bad

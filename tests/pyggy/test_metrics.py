@@ -4,8 +4,11 @@ the consumers (an Iggy consumer and a Kafka group) really have left."""
 
 from __future__ import annotations
 
+import json
+import re
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from apache_iggy import Consumer, IggyClient, PollingStrategy, SendMessage
@@ -16,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pyggy.testing import free_port
 
 pytestmark = pytest.mark.asyncio
+REPO = Path(__file__).resolve().parents[2]
 
 
 def scrape(base: str, token: str) -> dict[tuple[str, tuple], float]:
@@ -33,7 +37,6 @@ def value(samples: dict, name: str, **labels: str) -> float:
 
 def pat(base: str) -> str:
     """A personal access token for Prometheus' `authorization` (bearer) setting."""
-    import json
 
     def post(path: str, body: dict, token: str | None = None) -> dict:
         req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
@@ -50,10 +53,13 @@ def pat(base: str) -> str:
     return post("/personal-access-tokens", {"name": "prometheus"}, jwt)["token"]
 
 
-async def test_metrics_follow_traffic_and_lag(pyggy_server_factory):
+async def test_metrics_follow_traffic_and_lag(pyggy_server_factory, tmp_path):
     port = free_port()
-    server = pyggy_server_factory(env={"IGGY_HTTP_ENABLED": "true",
-                                       "IGGY_HTTP_ADDRESS": f"127.0.0.1:{port}"})
+    server = pyggy_server_factory(env={
+        "IGGY_HTTP_ENABLED": "true", "IGGY_HTTP_ADDRESS": f"127.0.0.1:{port}",
+        "IGGY_DATA_MAINTENANCE_ARCHIVER_ENABLED": "true",
+        "IGGY_DATA_MAINTENANCE_ARCHIVER_KIND": "disk",
+        "IGGY_DATA_MAINTENANCE_ARCHIVER_DISK_PATH": str(tmp_path / "archive")})
     server.wait_for_log("http listening on")
     base = f"http://127.0.0.1:{port}"
     with pytest.raises(urllib.error.HTTPError) as refused:  # no anonymous scraping
@@ -94,7 +100,20 @@ async def test_metrics_follow_traffic_and_lag(pyggy_server_factory):
         assert value(after, "pyggy_consumer_lag_messages", door="kafka", group="lagging",
                      **labels) == 4
         kafka.commit(offsets=[TopicPartition("metered.t", 0, 10)], asynchronous=False)
-        assert value(scrape(base, token), "pyggy_consumer_lag_messages", door="kafka",
-                     group="lagging", **labels) == 0
+        final = scrape(base, token)
+        assert value(final, "pyggy_consumer_lag_messages", door="kafka", group="lagging",
+                     **labels) == 0
+        assert value(final, "pyggy_archiver_failures_total") == 0
+        assert ("pyggy_archiver_pending_deletes", ()) in final
+        dashboard_names_exist({name for name, _ in final})
     finally:
         kafka.close()
+
+
+def dashboard_names_exist(scraped: set[str]) -> None:
+    """Every metric the Grafana dashboard (deploy/grafana) queries is one pyggy exports."""
+    dashboard = json.loads((REPO / "deploy/grafana/dashboards/pyggy.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"\b((?:pyggy|process)_[a-z_]+)", e)}
+    assert len(used) >= 15
+    assert used <= scraped, used - scraped
