@@ -49,7 +49,7 @@ async def authenticate(call: Call) -> None:
     if token.count(".") == 2:  # a JWT
         call.token = server.tokens.verify(token)
         user = server.engine.identity.get_user(call.token[0])
-        if user is None or user.status != 1:
+        if user is None or user.status != 1 or user.created_at != call.token[3]:
             raise IggyError(ErrorCode.INVALID_ACCESS_TOKEN, "the token's user is gone or inactive")
     else:
         user = await server.logins.token(token, call.attempt())

@@ -36,7 +36,7 @@ class Call:
     server: HttpServer
     request: web.Request
     user_: User | None = None
-    token: tuple[int, str, float] | None = None  # (user id, jti, expiry) of a JWT login
+    token: tuple[int, str, float, int] | None = None  # Tokens.verify of a JWT login
     _body: Fields | None = None
 
     @property

@@ -38,27 +38,31 @@ class Tokens:
         self._enc, self._dec = enc, dec
         self._revoked: dict[str, float] = {}  # jti → its expiry
 
-    def issue(self, user_id: int) -> Issued:
+    def issue(self, user_id: int, created_at: int) -> Issued:
+        """A token for a user; `created_at` pins it to that user, not a later one that gets
+        the recycled id (checked by `valid_for`)."""
         now = int(self.clock())
         exp = now + max(1, round(self.config.access_token_expiry))
         claims = {"sub": str(user_id), "jti": uuid.uuid4().hex, "iat": now, "exp": exp,
+                  "uca": created_at,
                   "nbf": now + round(self.config.not_before), "iss": self.config.issuer,
                   "aud": self.config.audience}
         return Issued(jwt.encode(claims, self._enc, algorithm="HS256"), exp)
 
-    def verify(self, token: str) -> tuple[int, str, float]:
-        """(user id, token id, expiry) of a valid token; INVALID_ACCESS_TOKEN otherwise."""
+    def verify(self, token: str) -> tuple[int, str, float, int]:
+        """(user id, token id, expiry, user's created_at) of a valid token;
+        INVALID_ACCESS_TOKEN otherwise."""
         try:
             claims = jwt.decode(token, self._dec, algorithms=["HS256"],
                                 audience=self.config.audience, issuer=self.config.issuer,
                                 leeway=self.config.clock_skew,
                                 options={"require": ["sub", "jti", "exp"]})
-            user_id, jti = int(claims["sub"]), str(claims["jti"])
-        except (jwt.PyJWTError, ValueError, TypeError):
+            user_id, jti, created = int(claims["sub"]), str(claims["jti"]), int(claims["uca"])
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
             raise IggyError(ErrorCode.INVALID_ACCESS_TOKEN, "invalid or expired token") from None
         if jti in self._revoked:
             raise IggyError(ErrorCode.INVALID_ACCESS_TOKEN, "token was revoked")
-        return user_id, jti, float(claims["exp"])
+        return user_id, jti, float(claims["exp"]), created
 
     def revoke(self, jti: str, expiry: float) -> None:
         now = self.clock()

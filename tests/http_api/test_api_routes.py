@@ -148,6 +148,11 @@ def test_users_permissions_and_refusals(http_door, admin: Client):
     assert ann.get("/streams")[0] == 401  # an inactive user's token stops working
     assert admin.delete(f"/users/{u['id']}")[0] == 204
     assert admin.get(f"/users/{u['id']}")[0] == 404
+    # a new user gets the recycled id: ann's old token must not act as that user
+    status, bob = admin.post("/users", {"username": "bob", "password": "bob-pass-1",
+                                        "permissions": reader})
+    assert status == 201 and bob["id"] == u["id"]
+    assert ann.get("/streams")[0] == 401
 
 
 def test_personal_access_tokens_refresh_and_logout(http_door):
@@ -183,7 +188,9 @@ def test_bad_credentials_and_tokens(http_door):
         status, err = Client(http_door[1], token).get("/streams")
         assert status == 401, token
     now = int(time.time())
-    claims = {"sub": "0", "jti": "e", "iat": now - 7200, "exp": now - 3600,
+    created = Client(http_door[1], Client(http_door[1]).login()["access_token"]["token"]).get(
+        "/users/0")[1]["created_at"]
+    claims = {"sub": "0", "jti": "e", "iat": now - 7200, "exp": now - 3600, "uca": created,
               "iss": "iggy.apache.org", "aud": "iggy.apache.org"}
     expired = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
     status, err = Client(http_door[1], expired).get("/streams")
@@ -246,9 +253,8 @@ _BODY_ROUTES = [(r.method, r.path.replace("{stream_id}", "shop").replace("{topic
     st.sampled_from(["name", "partitions_count", "messages", "partitioning", "permissions",
                      "offset", "consumer_id", "status", "username", "options", "expiry"]),
     _JSON, max_size=5))
-def test_random_json_bodies_never_get_a_500(http_door, route, body):
-    c = Client(http_door[1])
-    c.login()
+def test_random_json_bodies_never_get_a_500(http_door, admin, route, body):
+    c = Client(http_door[1], admin.token)
     method, path = route
     if path.startswith("/users/0") or "permissions" in path:
         path = "/users/4000000000"  # never change the root user

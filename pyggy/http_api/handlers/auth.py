@@ -7,33 +7,34 @@ from pyggy.http_api.context import Call
 from pyggy.http_api.handlers import Created
 
 
-def _identity(c: Call, user_id: int) -> dict:
-    issued = c.server.tokens.issue(user_id)
-    return {"user_id": user_id, "access_token": {"token": issued.token, "expiry": issued.expiry}}
+def _identity(c: Call, user) -> dict:
+    issued = c.server.tokens.issue(user.id, user.created_at)
+    return {"user_id": user.id, "access_token": {"token": issued.token, "expiry": issued.expiry}}
 
 
 async def login(c: Call):
     b = await c.body()
     user = await c.server.logins.password(b.name("username"), b.text("password", max_len=1024),
                                           c.attempt())
-    return _identity(c, user.id)
+    return _identity(c, user)
 
 
 async def login_with_token(c: Call):
     b = await c.body()
     user = await c.server.logins.token(b.text("token", min_len=1, max_len=1024), c.attempt())
-    return _identity(c, user.id)
+    return _identity(c, user)
 
 
 async def refresh(c: Call):
     """Swap a still-valid access token for a new one (no Authorization header needed)."""
     b = await c.body()
-    user_id, jti, expiry = c.server.tokens.verify(b.text("token", min_len=1, max_len=8192))
+    user_id, jti, expiry, created = c.server.tokens.verify(
+        b.text("token", min_len=1, max_len=8192))
     user = c.engine.identity.get_user(user_id)
-    if user is None or user.status != 1:
+    if user is None or user.status != 1 or user.created_at != created:
         raise IggyError(ErrorCode.INVALID_ACCESS_TOKEN, "the token's user is gone or inactive")
     c.server.tokens.revoke(jti, expiry)
-    return _identity(c, user_id)
+    return _identity(c, user)
 
 
 async def logout(c: Call):
