@@ -202,7 +202,7 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins, 
 
 
 async def _start_http(config: ServerConfig, native: NativeServer, logins: Logins,
-                      tls: ssl.SSLContext | None, metrics, kafka):
+                      tls: ssl.SSLContext | None, metrics, kafka, telemetry):
     """The HTTP door (REST API, /metrics, console). Every route but /ping, the logins and
     /openapi.json needs a token on any address: no anonymous access to data, as Iggy."""
     from pyggy.http_api.app import start
@@ -215,7 +215,7 @@ async def _start_http(config: ServerConfig, native: NativeServer, logins: Logins
         log.warning("http listener %s is reachable from the network without TLS: passwords "
                     "and tokens cross it in clear text ([http.tls] enabled = true)", h.address)
     server = HttpServer(native.engine, native, h, Tokens(h.jwt), logins, metrics=metrics,
-                        kafka=kafka)
+                        kafka=kafka, telemetry=telemetry)
     runner, bound = await start(server, host, port, tls)
     native.node.http_port = bound
     log.info("http listening on %s:%d%s", host, bound, " with TLS" if tls is not None else "")
@@ -295,7 +295,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
             metrics.listeners["kafka"] = kafka_listener
     http_runner = None
     if config.http.enabled:
-        http_runner = await _start_http(config, native, logins, tls["http"], metrics, kafka)
+        http_runner = await _start_http(config, native, logins, tls["http"], metrics, kafka,
+                                        telemetry)
     # repeats of logged logins and refusals are reported once their burst is over
     tasks.append(loop.create_task(_periodic(logins.audit.window, logins.audit.flush,
                                             "audit")))

@@ -81,10 +81,16 @@ def _bind(server: HttpServer, route: Route):
         start = time.perf_counter()
         call = Call(server, request)
         error = ""
-        try:
+        async def run():
             if not route.pre_auth:
                 await authenticate(call)
-            response = _render(await route.handler(call))
+            return await route.handler(call)
+
+        try:
+            if server.telemetry is not None:  # a span named http.<route> (pyggy/telemetry.py)
+                response = _render(await server.telemetry.http_request(call, route, run))
+            else:
+                response = _render(await run())
         except IggyError as e:
             error = ErrorCode(e.code).name.lower() if e.code in ErrorCode._value2member_map_ \
                 else "error"

@@ -28,6 +28,7 @@ class HttpServer:
     tokens: Tokens
     logins: Logins
     metrics: Any = None
+    telemetry: Any = None  # pyggy.telemetry.Telemetry when [telemetry] is on
     kafka: Any = None  # kafka_wire.context.KafkaServer (its groups' lag and members)
 
 
@@ -38,6 +39,7 @@ class Call:
     user_: User | None = None
     token: tuple[int, str, float, int] | None = None  # Tokens.verify of a JWT login
     _body: Fields | None = None
+    span: Any = None  # pyggy.telemetry.RequestSpan while telemetry is on
 
     @property
     def engine(self) -> LogEngine:

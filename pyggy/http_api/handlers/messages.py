@@ -90,5 +90,8 @@ async def send(c: Call):
     batch = iggy_batch.build_batch(messages)
     sid, tid, pid, base = await c.engine.data.append(t.stream_id, t.id, partitioning, batch,
                                                      len(messages))
+    if c.span is not None:  # telemetry on: attributes, links to traceparent headers
+        c.span.on_send(c.engine.metadata.stream_name(sid), t.name, pid, base, len(messages),
+                       batch)
     return Created({"confirmations": [{"stream_id": sid, "topic_id": tid, "partition_id": pid,
                                        "base_offset": base}]})
