@@ -57,6 +57,8 @@ def test_an_operator_browses_a_topic_and_watches_lag_drop(http_door, browser, tm
             "payload": b64(f'{{"order": {i}, "item": "tea"}}'),
             "user_headers": [header("traceparent", TRACEPARENT), header("source", "web")]})[0] \
             == 201
+    assert rest.send("/streams/shop/topics/orders", 1,  # a longer partition: paging caps
+                     *({"payload": b64(f"bulk {i}")} for i in range(150)))[0] == 201
     kafka = KafkaConsumer({"bootstrap.servers": server.kafka_address, "group.id": "billing",
                            "enable.auto.commit": False, "client.id": "billing-1"})
     try:
@@ -126,6 +128,16 @@ def browse(browser, base: str, kafka, tmp_path: Path) -> None:
         shutil.copy(shot, Path(artifacts) / "console.png")
     if os.environ.get("PYGGY_UPDATE_SCREENSHOT") == "1":
         shutil.copy(shot, REPO / "docs" / "console.png")
+    # however large the page asked for, one request loads at most 100 messages
+    browser.find_element(By.ID, "partition").send_keys("1")
+    browser.find_element(By.ID, "page-size").clear()
+    browser.find_element(By.ID, "page-size").send_keys("1000")
+    browser.find_element(By.ID, "load").click()
+    wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#messages tr.message")) == 100)
+    browser.find_element(By.ID, "next-page").click()
+    wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#messages tr.message").text
+               .startswith("100"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#messages tr.message")) == 50
     # users and permissions, for an admin
     browser.find_element(By.ID, "nav-users").click()
     wait.until(ec.element_to_be_clickable((By.LINK_TEXT, "iggy"))).click()
