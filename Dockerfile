@@ -18,7 +18,7 @@ RUN pip install --no-cache-dir "/src[telemetry,s3]" \
 USER pyggy
 VOLUME ["/app/local_data"]
 # 8090: Iggy binary protocol (TCP), 9092: Kafka protocol
-EXPOSE 8090 9092
+EXPOSE 8090 9092 3000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
     CMD ["python", "-c", "import socket; socket.create_connection(('127.0.0.1', 8090), 2).close()"]
 CMD ["pyggy-server"]

@@ -31,6 +31,7 @@ SERVER_FIXTURES = frozenset({
     "pyggy_server", "pyggy_server_factory",  # tests/conftest.py: a `python -m pyggy` process
     "kafka_server",  # tests/kafka_wire/clients/conftest.py
     "moto_s3", "shared_s3",  # tests/archiver/conftest.py: moto's S3 server process
+    "http_door",  # tests/http_api/conftest.py: a server with the HTTP door on
 })
 E2E_PATHS = (  # directories (ending in /) and files whose tests start servers themselves
     "tests/kafka_wire/clients/",  # kafka-python, aiokafka, confluent-kafka, kcat, kafkajs

@@ -56,6 +56,7 @@ class KafkaServer:
     waiters: AppendWaiters = field(default_factory=AppendWaiters)
     coordinator: object | None = None  # kafka_wire.groups.GroupCoordinator, set by the server
     telemetry: object | None = None  # pyggy.telemetry.Telemetry when [telemetry] is on
+    metrics: object | None = None  # pyggy.metrics.Metrics when /metrics is served
     logins: Logins = None  # type: ignore[assignment]  # shared with the Iggy door (server.py)
 
     def __post_init__(self) -> None:

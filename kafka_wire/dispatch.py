@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import time
 
 from pyggy.kafka_wire.context import CloseConnection, Connection
 from pyggy.kafka_wire.handlers import sasl
@@ -51,6 +52,25 @@ async def handle_frame(conn: Connection, frame: memoryview) -> list | None:
         conn.apis_used.add((key, version))
         log.debug("kafka client %r from %s uses %s v%d", conn.client_id, conn.host, api.name,
                   version)
+    metrics = conn.server.metrics
+    if metrics is None:
+        return await _handle(conn, api, key, version, corr, frame, pos)
+    start = time.perf_counter()
+    error = ""
+    reply = None
+    try:
+        reply = await _handle(conn, api, key, version, corr, frame, pos)
+        return reply
+    except BaseException as e:
+        error = type(e).__name__
+        raise
+    finally:  # pyggy/metrics.py: per-API count, latency, bytes
+        metrics.request("kafka", api.name, time.perf_counter() - start, error,  # type: ignore[attr-defined]
+                        len(frame), sum(len(p) for p in reply) if reply else 0)
+
+
+async def _handle(conn: Connection, api, key: int, version: int, corr: int, frame: memoryview,
+                  pos: int) -> list | None:
     request = decode_request(key, version, frame[pos:])
     telemetry = conn.server.telemetry
     if telemetry is not None:  # a span named kafka.<Api> (pyggy/telemetry.py)

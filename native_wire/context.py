@@ -79,6 +79,7 @@ class NativeServer:
     transports: dict[int, object] = field(default_factory=dict)
     logins: Logins = None  # type: ignore[assignment]  # shared with the Kafka door (server.py)
     snapshots: SnapshotSource | None = None  # diagnostics for GET_SNAPSHOT_FILE (server.py)
+    metrics: object | None = None  # pyggy.metrics.Metrics when /metrics is served
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.native_wire.codec import frames
@@ -34,6 +35,26 @@ async def _run(ctx: Context, code: int, body: memoryview) -> bytes | list:
     cmd = COMMANDS.get(code)
     if cmd is None or (ctx.classic and not cmd.classic):
         raise IggyError(ErrorCode.INVALID_COMMAND, f"unknown command {code}")
+    metrics = ctx.server.metrics
+    if metrics is None:
+        return await _checked(ctx, cmd, body)
+    start = time.perf_counter()
+    error = ""
+    reply: bytes | list = b""
+    try:
+        reply = await _checked(ctx, cmd, body)
+        return reply
+    except (IggyError, WireError) as e:
+        error = ErrorCode(e.code).name.lower() if e.code in ErrorCode._value2member_map_ \
+            else "error"
+        raise
+    finally:  # pyggy/metrics.py: per-command count, latency, bytes
+        sent = sum(len(p) for p in reply) if isinstance(reply, list) else len(reply)
+        metrics.request("iggy", cmd.name, time.perf_counter() - start, error,  # type: ignore[attr-defined]
+                        len(body), sent)
+
+
+async def _checked(ctx: Context, cmd, body: memoryview) -> bytes | list:
     try:
         telemetry = ctx.server.telemetry
         if telemetry is not None:  # a span named from the command table (pyggy/telemetry.py)

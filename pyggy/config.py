@@ -91,11 +91,52 @@ class TcpConfig:
 
 
 @dataclass(slots=True)
+class HttpCorsConfig:
+    """Iggy's `[http.cors]`: which browser origins may call the REST API."""
+
+    enabled: bool = True
+    allowed_methods: list[str] = field(default_factory=lambda: ["GET", "POST", "PUT", "DELETE"])
+    allowed_origins: list[str] = field(default_factory=lambda: ["*"])
+    allowed_headers: list[str] = field(default_factory=lambda: ["content-type", "authorization"])
+    exposed_headers: list[str] = field(default_factory=list)
+    allow_credentials: bool = False
+    allow_private_network: bool = False
+
+
+@dataclass(slots=True)
+class HttpJwtConfig:
+    """Iggy's `[http.jwt]`: HS256 access tokens. Empty secrets = a random one per start (tokens
+    then end with the process)."""
+
+    algorithm: str = "HS256"
+    issuer: str = "iggy.apache.org"
+    audience: str = "iggy.apache.org"
+    access_token_expiry: Duration = 3600.0
+    clock_skew: Duration = 5.0
+    not_before: Duration = 0.0
+    encoding_secret: str = ""
+    decoding_secret: str = ""
+    use_base64_secret: bool = False
+
+
+@dataclass(slots=True)
+class HttpMetricsConfig:
+    enabled: bool = True
+    endpoint: str = "/metrics"
+
+
+@dataclass(slots=True)
 class HttpConfig:
-    """Iggy's HTTP REST transport. Not implemented yet: enabling it only logs a warning."""
+    """Iggy's HTTP REST transport (pyggy/http_api): the REST API, `/metrics`, the console."""
 
     enabled: bool = False
     address: str = "127.0.0.1:3000"
+    max_request_size: Size = 2_000_000  # Iggy's "2 MB"
+    web_ui: bool = True  # the console at /console (static files in the package)
+    cors: HttpCorsConfig = field(default_factory=HttpCorsConfig)
+    jwt: HttpJwtConfig = field(default_factory=HttpJwtConfig)
+    metrics: HttpMetricsConfig = field(default_factory=HttpMetricsConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass(slots=True)
@@ -328,6 +369,8 @@ class Setting:
         """One of "bool", "int", "float", "str", "duration", "size"."""
         if typing.get_origin(self.hint) is Annotated:
             return self.hint.__metadata__[0]
+        if typing.get_origin(self.hint) is list:
+            return "list"
         return self.hint.__name__
 
 
@@ -392,6 +435,11 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
         elif kind == "str":
             if isinstance(value, str):
                 return value
+        elif kind == "list":  # of strings: a TOML array, or comma-separated in the environment
+            if isinstance(value, str):
+                return [v.strip() for v in value.split(",") if v.strip()]
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return list(value)
     except ValueError as e:
         raise ConfigError(f"{key}: {e}") from None
     raise ConfigError(f"{key}: expected {kind}, got {value!r}")
@@ -567,6 +615,7 @@ def validate(config: ServerConfig) -> None:
                           "URL (or empty for AWS)")
     for name in ("tcp", "kafka"):
         _validate_listener(name, getattr(config, name))
+    _validate_http(config.http)
     if config.telemetry.max_queue_size < 1:
         raise ConfigError("telemetry.max_queue_size must be at least 1")
     if config.telemetry.export_timeout <= 0:
@@ -582,7 +631,10 @@ def _validate_listener(name: str, section: TcpConfig | KafkaConfig) -> None:
     for key in ("frame_read_timeout", "auth_timeout", "connections_max_idle"):
         if getattr(section, key, 0) < 0:
             raise ConfigError(f"{name}.{key} must not be negative (0 turns it off)")
-    tls = section.tls
+    _validate_tls(name, section.tls)
+
+
+def _validate_tls(name: str, tls: TlsConfig) -> None:
     if tls.enabled and not tls.self_signed and not (tls.cert_file and tls.key_file):
         raise ConfigError(f"{name}.tls: set cert_file and key_file, or self_signed = true")
     if tls.enabled and bool(tls.cert_file) != bool(tls.key_file):
@@ -592,6 +644,20 @@ def _validate_listener(name: str, section: TcpConfig | KafkaConfig) -> None:
     if tls.enabled and tls.client_auth != "none" and not tls.ca_file:
         raise ConfigError(f"{name}.tls: client_auth = {tls.client_auth!r} needs ca_file (the "
                           f"CAs that sign client certificates)")
+
+
+def _validate_http(http: HttpConfig) -> None:
+    if http.max_request_size < 1024:
+        raise ConfigError("http.max_request_size must be at least 1 KiB")
+    if http.jwt.algorithm != "HS256":
+        raise ConfigError('http.jwt.algorithm: only "HS256" is supported')
+    if http.jwt.access_token_expiry <= 0:
+        raise ConfigError("http.jwt.access_token_expiry must be positive")
+    if bool(http.jwt.encoding_secret) != bool(http.jwt.decoding_secret):
+        raise ConfigError("http.jwt: set both encoding_secret and decoding_secret, or neither")
+    if not http.metrics.endpoint.startswith("/"):
+        raise ConfigError('http.metrics.endpoint must start with "/"')
+    _validate_tls("http", http.tls)
 
 
 def tls_files(config: ServerConfig, tls: TlsConfig) -> tuple[str, str]:

@@ -114,10 +114,11 @@ def _tls_contexts(config: ServerConfig) -> dict[str, ssl.SSLContext | None]:
 
     hosts = ["localhost", "127.0.0.1", "::1", socket.gethostname(),
              split_address(config.tcp.address)[0], split_address(config.kafka.address)[0],
+             split_address(config.http.address)[0],
              config.kafka.advertised()[0]]
     hosts = list(dict.fromkeys(h for h in hosts if h not in ("", "0.0.0.0", "::")))
     contexts: dict[str, ssl.SSLContext | None] = {}
-    for name in ("tcp", "kafka"):
+    for name in ("tcp", "kafka", "http"):
         section = getattr(config, name)
         contexts[name] = None
         if not (section.enabled and section.tls.enabled):
@@ -146,7 +147,7 @@ def _check_fd_limit(config: ServerConfig) -> None:
 
 
 async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins, tasks: list,
-                       tls: ssl.SSLContext | None, telemetry=None) -> Listener:
+                       tls: ssl.SSLContext | None, telemetry=None, metrics=None):
     from pyggy.kafka_wire.context import KafkaServer
     from pyggy.kafka_wire.groups import FileOffsetStore, GroupCoordinator
     from pyggy.kafka_wire.listener import start_listener as start_kafka
@@ -167,6 +168,9 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins, 
     kafka = KafkaServer(engine, settings, producers=ProducerStates(ids.load(1000), ids.store),
                         logins=logins)
     kafka.telemetry = telemetry
+    kafka.metrics = metrics
+    if metrics is not None:
+        metrics.kafka = kafka
 
     def partition_exists(topic: str, partition: int) -> bool:
         t = kafka.topics.resolve(topic)
@@ -195,7 +199,28 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins, 
         settings.port = bound[1]
     log.info("kafka listening on %s:%d (advertised as %s:%d)%s", bound[0], bound[1],
              settings.host, settings.port, " with TLS" if tls is not None else "")
-    return listener
+    return listener, kafka
+
+
+async def _start_http(config: ServerConfig, native: NativeServer, logins: Logins,
+                      tls: ssl.SSLContext | None, metrics, kafka, telemetry):
+    """The HTTP door (REST API, /metrics, console). Every route but /ping, the logins and
+    /openapi.json needs a token on any address: no anonymous access to data, as Iggy."""
+    from pyggy.http_api.app import start
+    from pyggy.http_api.context import HttpServer
+    from pyggy.http_api.tokens import Tokens
+
+    h = config.http
+    host, port = split_address(h.address)
+    if not loopback_only(host) and tls is None:
+        log.warning("http listener %s is reachable from the network without TLS: passwords "
+                    "and tokens cross it in clear text ([http.tls] enabled = true)", h.address)
+    server = HttpServer(native.engine, native, h, Tokens(h.jwt), logins, metrics=metrics,
+                        kafka=kafka, telemetry=telemetry)
+    runner, bound = await start(server, host, port, tls)
+    native.node.http_port = bound
+    log.info("http listening on %s:%d%s", host, bound, " with TLS" if tls is not None else "")
+    return runner
 
 
 def _reap(native: NativeServer, interval: float) -> None:
@@ -239,32 +264,47 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
         # Printed once, at the first start, as Iggy does; it is stored only as a hash.
         print(f"pyggy: generated root user 'iggy' with password: "
               f"{engine.generated_root_password}", file=sys.stderr, flush=True)
-    if config.http.enabled:
-        log.warning("[http] enabled, but the HTTP REST transport is not implemented; ignoring")
+    metrics = None
+    if config.http.enabled and config.http.metrics.enabled:
+        from pyggy.metrics import Metrics
+
+        metrics = Metrics(engine)
     listeners: list[Listener] = []
-    native = None
+    host, port = split_address(config.tcp.address)
+    native = NativeServer(engine, NodeInfo(
+        tcp_host=host, tcp_port=port,
+        max_tokens_per_user=config.personal_access_token.max_tokens_per_user),
+        telemetry=telemetry, logins=logins, snapshots=Diagnostics(config), metrics=metrics)
     if config.tcp.enabled:
-        host, port = split_address(config.tcp.address)
-        native = NativeServer(engine, NodeInfo(
-            tcp_host=host, tcp_port=port,
-            max_tokens_per_user=config.personal_access_token.max_tokens_per_user),
-            telemetry=telemetry, logins=logins, snapshots=Diagnostics(config))
         listener = await start_listener(native, host, port, config.tcp.max_frame_size,
                                         _limits(config.tcp), tls["tcp"])
         bound = listener.server.sockets[0].getsockname()  # type: ignore[union-attr]
         native.node.tcp_port = bound[1]
         listeners.append(listener)
+        if metrics is not None:
+            metrics.native = native
+            metrics.listeners["iggy"] = listener
         log.info("tcp listening on %s:%d%s", bound[0], bound[1],
                  " with TLS" if tls["tcp"] is not None else "")
     tasks = []
+    kafka = None
     if config.kafka.enabled:
-        listeners.append(await _start_kafka(config, engine, logins, tasks, tls["kafka"],
-                                            telemetry))
+        kafka_listener, kafka = await _start_kafka(config, engine, logins, tasks, tls["kafka"],
+                                                   telemetry, metrics)
+        listeners.append(kafka_listener)
+        if metrics is not None:
+            metrics.listeners["kafka"] = kafka_listener
+    http_runner = None
+    if config.http.enabled:
+        http_runner = await _start_http(config, native, logins, tls["http"], metrics, kafka,
+                                        telemetry)
     # repeats of logged logins and refusals are reported once their burst is over
     tasks.append(loop.create_task(_periodic(logins.audit.window, logins.audit.flush,
                                             "audit")))
     if archiving is not None:
         tasks.append(archiving.start(engine, telemetry))
+        if metrics is not None:
+            metrics.archiver = archiving.service
     if config.data_maintenance.messages.cleaner_enabled:
         tasks.append(loop.create_task(_periodic(config.data_maintenance.messages.interval,
                                                 background(telemetry, "cleaner",
@@ -281,7 +321,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
             pat_cleaner.interval,
             background(telemetry, "token_cleaner", engine.identity.expire_tokens),
             "token cleaner")))
-    if native is not None and config.heartbeat.enabled:
+    if config.heartbeat.enabled:
         interval = config.heartbeat.interval
         tasks.append(loop.create_task(_periodic(
             interval / 2, background(telemetry, "heartbeat.reap", lambda: _reap(native, interval)),
@@ -296,8 +336,12 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
             await task
     for listener in listeners:
         await listener.wait_closed()
+    if http_runner is not None:
+        await http_runner.cleanup()
     if archiving is not None:
         archiving.close()
+    if metrics is not None:
+        metrics.close()
     logins.audit.flush(force=True)
     engine.close()
     log.info("stopped")

@@ -251,6 +251,14 @@ class Telemetry:
 
         return await self._around(span, run)
 
+    async def http_request(self, call_: Any, route: Any, run: Callable) -> Any:
+        """Run `run()` inside the span of HTTP route `route` (named `http.<name>`)."""
+        span = self.tracer.start_span("http." + route.name, kind=self._SERVER, attributes={
+            "http.request.method": route.method, "http.route": route.path,
+            "client.address": call_.attempt().host, "messaging.system": "iggy"})
+        call_.span = RequestSpan(span, self)
+        return await self._around(span, run)
+
     # -- background spans -------------------------------------------------------------------
     @contextlib.contextmanager
     def background(self, name: str, **attributes: Any) -> Iterator[Any]:

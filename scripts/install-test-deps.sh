@@ -5,6 +5,7 @@
 #   .venv-313     as .venv, on Python 3.13 (scripts/test.sh runs the unit tier on it); made when
 #                 python3.13 (or PYTHON313) is found, else skipped with a warning
 #   kcat          the Debian package (apt-get), for the Kafka client tests
+#   chromium      chromium + chromium-driver (apt-get), for the console's browser test
 #   tests/kafka_wire/clients/node/node_modules   kafkajs 2.2.4 + codecs (npm ci, project-local)
 #   Go modules (franz-go pkg/kgo tests, sarama) for interop_tests/, in ~/.cache/pyggy/go
 #   Apache Kafka 4.x jars (broker + CLI tools) for interop_tests/, resolved by Maven into
@@ -104,22 +105,29 @@ else
         "scripts/test.sh skips the Python 3.13 unit tier (fails under CI)" >&2
 fi
 
-# kcat (the Debian package: kcat 1.7.1 linking librdkafka 2.0.2) for tests/kafka_wire/clients.
+# Debian packages: kcat (kcat 1.7.1 linking librdkafka 2.0.2) for tests/kafka_wire/clients;
+# chromium + chromium-driver for the console's browser test (tests/http_api, Selenium).
 # apt keeps its downloads in /var/cache/apt/archives; the package lists are refreshed only when
-# kcat is missing. Without root (or sudo) this only warns: the kcat tests then skip, or fail
+# a package is missing. Without root (or sudo) this only warns: those tests then skip, or fail
 # under CI.
-if ! command -v kcat >/dev/null; then
-    SUDO=()
+# apt_ensure COMMAND PACKAGE...: install the packages unless COMMAND is already there
+apt_ensure() {
+    local cmd=$1
+    shift
+    command -v "$cmd" >/dev/null && return
+    local SUDO=()
     [[ $(id -u) -eq 0 ]] || SUDO=(sudo -n)
     if [[ $(id -u) -eq 0 ]] || sudo -n true 2>/dev/null; then
-        echo "==> installing kcat (apt-get)"
+        echo "==> installing $* (apt-get)"
         export DEBIAN_FRONTEND=noninteractive
         "${SUDO[@]}" apt-get update -qq
-        "${SUDO[@]}" apt-get install -y -qq kcat >/dev/null
+        "${SUDO[@]}" apt-get install -y -qq "$@" >/dev/null
     else
-        echo "install-test-deps: kcat missing and not root: install it with 'apt-get install kcat'" >&2
+        echo "install-test-deps: $cmd missing and not root: install it with 'apt-get install $*'" >&2
     fi
-fi
+}
+apt_ensure kcat kcat
+apt_ensure chromedriver chromium chromium-driver
 
 # kafkajs and its codecs for tests/kafka_wire/clients/test_kafkajs.py: `npm ci` into the
 # project-local node_modules from the committed package-lock.json, with npm's cache under

@@ -137,6 +137,21 @@ class DataService:
         plog = self.metadata.partition(t, partition_id).log
         return plog.start_offset, plog.next_offset
 
+    def segments(self, t: Topic, partition_id: int) -> list[dict]:
+        """A partition's segments, oldest first: offsets, bytes and tier ("archived" = only
+        in the archive, "local" = only on disk, "both" = on disk with a verified archive copy).
+        """
+        plog = self.metadata.partition(t, partition_id).log
+        out = [{"start_offset": r.start_offset, "next_offset": r.next_offset, "size": r.size,
+                "sealed": True, "tier": "archived"} for r in plog.tiered]
+        for seg in plog.segments:
+            both = seg.sealed and plog.remote is not None and plog.remote.is_archived(
+                seg.start_offset, seg.next_offset, seg.size)
+            out.append({"start_offset": seg.start_offset, "next_offset": seg.next_offset,
+                        "size": seg.size, "sealed": seg.sealed,
+                        "tier": "both" if both else "local"})
+        return out
+
     def producer_batch_heads(self, t: Topic, partition_id: int) -> Iterator[tuple[int, bytes]]:
         """(base offset, header bytes) of the Kafka batches of the partition's newest
         segments: where idempotent producers' sequences are rebuilt from after a restart."""

@@ -5,14 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
 
 
-def _fsync_all(fds: set[int]) -> None:
+# observer(seconds) after every group-commit flush, on the event loop (e.g. pyggy/metrics.py)
+FSYNC_OBSERVERS: list[Callable[[float], None]] = []
+
+
+def _fsync_all(fds: set[int]) -> float:
+    start = time.perf_counter()
     for fd in fds:
         os.fdatasync(fd)
+    return time.perf_counter() - start
 
 
 class GroupCommitter:
@@ -50,6 +58,9 @@ class GroupCommitter:
         exc = work.exception()
         if exc is not None:
             log.error("fsync failed: %s", exc)
+        else:
+            for observe in FSYNC_OBSERVERS:
+                observe(work.result())
         for _, fut in batch:
             if fut.done():
                 continue

@@ -42,7 +42,11 @@ def get_stats(ctx: Context, r: Reader) -> bytes:
 
 
 def _stats(ctx: Context) -> rsp.Stats:
-    engine = ctx.engine
+    return stats(ctx.engine, ctx.server.node, len(ctx.server.sessions))
+
+
+def stats(engine, node, clients_count: int) -> rsp.Stats:
+    """GET_STATS values (also the HTTP door's `/stats`)."""
     c = engine.counts()
     rss, total, available = _memory()
     disk = shutil.disk_usage(engine.root)
@@ -51,7 +55,7 @@ def _stats(ctx: Context) -> rsp.Stats:
     start = engine.data.stats.start_time // 1_000_000 * 1_000_000
     run_time = (engine.clock.now_us() - start) // 1_000_000 * 1_000_000
     uname = platform.uname()
-    major, minor, patch = (int(x) for x in ctx.server.node.version.split(".")[:3])
+    major, minor, patch = (int(x) for x in node.version.split(".")[:3])
     return rsp.Stats(
         process_id=os.getpid(), memory_usage=rss, total_memory=total,
         available_memory=available, run_time=run_time,
@@ -59,10 +63,10 @@ def _stats(ctx: Context) -> rsp.Stats:
         written_bytes=engine.data.stats.written_bytes, messages_size_bytes=c["size"],
         streams_count=c["streams"], topics_count=c["topics"],
         partitions_count=c["partitions"], segments_count=c["segments"],
-        messages_count=c["messages"], clients_count=len(ctx.server.sessions),
+        messages_count=c["messages"], clients_count=clients_count,
         consumer_groups_count=c["groups"], hostname=socket.gethostname(),
         os_name=uname.system, os_version=uname.version, kernel_version=uname.release,
-        iggy_server_version=ctx.server.node.version,
+        iggy_server_version=node.version,
         iggy_server_semver=rsp.semver_number(major, minor, patch),
         threads_count=threading.active_count(), free_disk_space=disk.free,
         total_disk_space=disk.total,

@@ -25,3 +25,22 @@ def test_compose_archives_to_minio() -> None:
     bucket = env["IGGY_DATA_MAINTENANCE_ARCHIVER_S3_BUCKET"]
     assert f"local/{bucket}" in services["minio-init"]["entrypoint"][-1]
     assert "minio-init" in services["pyggy"]["depends_on"]
+
+
+def test_compose_scrapes_metrics_into_grafana() -> None:
+    yaml = pytest.importorskip("yaml")
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    env = services["pyggy"]["environment"]
+    assert env["IGGY_HTTP_ENABLED"] == "true"
+    port = env["IGGY_HTTP_ADDRESS"].rsplit(":", 1)[1]
+    assert f"{port}:{port}" in services["pyggy"]["ports"]
+    scrape = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())["scrape_configs"][0]
+    assert scrape["static_configs"][0]["targets"] == [f"pyggy:{port}"]
+    assert scrape["metrics_path"] == "/metrics"
+    assert scrape["basic_auth"] == {"username": env["IGGY_ROOT_USERNAME"],
+                                    "password": env["IGGY_ROOT_PASSWORD"]}
+    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in \
+        services["prometheus"]["volumes"]
+    mounts = " ".join(services["grafana"]["volumes"])
+    assert "./deploy/grafana/dashboards:" in mounts and "./deploy/grafana/provisioning:" in mounts
+    assert (ROOT / "deploy/grafana/dashboards/pyggy.json").is_file()

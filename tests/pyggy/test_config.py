@@ -248,7 +248,7 @@ def test_tls_keys_are_known_in_files_and_environment(tmp_path: Path) -> None:
     "[kafka]\nauthentication_mode = 'sasl'\n",  # not pyggy's key: auth must not be guessed
     "[kafka]\nauth_timout = '5 s'\n",
     "[kafka.sasl]\nmechanisms = ['PLAIN']\n",
-    "[http.tls]\nenabled = true\n",
+    "[http.tls]\nenabled = true\nclient_ca = 'ca.pem'\n",  # known section, unknown key
     "[cluster.auth]\nshared_secret = 'x'\n",
 ])
 def test_unknown_security_keys_stop_the_start(tmp_path: Path, text: str) -> None:
@@ -259,7 +259,7 @@ def test_unknown_security_keys_stop_the_start(tmp_path: Path, text: str) -> None
 @pytest.mark.parametrize("env", [
     {"IGGY_TCP_TLS_ENABLD": "true"},
     {"IGGY_KAFKA_AUTHENTICATION_MODE": "sasl"},
-    {"IGGY_HTTP_TLS_CERT_FILE": "c.pem"},
+    {"IGGY_HTTP_TLS_CLIENT_CA": "c.pem"},
     {"IGGY_KAFKA_SSL_KEYSTORE": "x"},
 ])
 def test_unknown_security_variables_stop_the_start(env: dict[str, str]) -> None:
@@ -270,14 +270,14 @@ def test_unknown_security_variables_stop_the_start(env: dict[str, str]) -> None:
 def test_security_sections_switched_off_only_warn(tmp_path: Path,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     """Iggy's own config has [http.tls] and [websocket.tls] with enabled = false: harmless."""
-    text = ("[http.tls]\nenabled = false\ncert_file = 'c.pem'\n"
+    text = ("[http.tls]\nenabled = false\nclient_ca = 'c.pem'\n"
             "[websocket.tls]\nenabled = false\n[tcp.tls]\nenabled = false\nclient_ca = 'x'\n")
-    env = {"IGGY_HTTP_TLS_ENABLED": "false", "IGGY_HTTP_TLS_KEY_FILE": "k.pem"}
+    env = {"IGGY_HTTP_TLS_ENABLED": "false", "IGGY_HTTP_TLS_CLIENT_CA": "k.pem"}
     with caplog.at_level(logging.WARNING, logger="pyggy.config"):
         c = load_config(write(tmp_path, text), env)
     assert not c.tcp.tls.enabled
     messages = " ".join(r.getMessage() for r in caplog.records)
-    assert "http.tls" in messages and "IGGY_HTTP_TLS_KEY_FILE" in messages
+    assert "http.tls" in messages and "IGGY_HTTP_TLS_CLIENT_CA" in messages
 
 
 @pytest.mark.parametrize("text", [
@@ -330,6 +330,15 @@ def test_env_names_unique_and_complete() -> None:
             "IGGY_KAFKA_ENABLED", "IGGY_KAFKA_ADDRESS"} <= set(env_settings())
 
 
+def test_list_settings_from_toml_and_environment(tmp_path: Path) -> None:
+    c = load_config(write(tmp_path, "[http.cors]\nallowed_origins = ['https://a', 'https://b']\n"),
+                    {"IGGY_HTTP_CORS_ALLOWED_METHODS": "GET, POST"})
+    assert c.http.cors.allowed_origins == ["https://a", "https://b"]
+    assert c.http.cors.allowed_methods == ["GET", "POST"]
+    with pytest.raises(ConfigError):
+        load_config(write(tmp_path, "[http.cors]\nallowed_origins = [1]\n"), {})
+
+
 def test_every_setting_round_trips_through_env() -> None:
     """Each default, rendered as an env string, parses back to itself."""
     env = {}
@@ -338,6 +347,8 @@ def test_every_setting_round_trips_through_env() -> None:
             env[s.env] = format_duration(s.default)
         elif s.kind == "size":
             env[s.env] = format_size(s.default)
+        elif s.kind == "list":
+            env[s.env] = ",".join(s.default)
         else:
             env[s.env] = str(s.default).lower() if s.kind == "bool" else str(s.default)
     assert load_config(None, env) == ServerConfig()

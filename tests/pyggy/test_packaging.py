@@ -49,4 +49,6 @@ def test_wheel_installs_nothing_but_pyggy(tmp_path: Path):
     assert tops == {"pyggy", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1]
                     + ".dist-info"}
     assert "pyggy/core/engine/data.py" in names and "pyggy/kafka_wire/listener.py" in names
+    for static in ("index.html", "app.js", "style.css"):  # the console ships in the wheel
+        assert f"pyggy/http_api/console/{static}" in names
     assert any(n.endswith("licenses/LICENSE") for n in names)

@@ -256,3 +256,49 @@ def test_compose_wires_pyggy_to_collector_and_jaeger() -> None:
     assert collector["exporters"]["otlp/jaeger"]["endpoint"] == "jaeger:4317"
     assert "otlp/jaeger" in collector["service"]["pipelines"]["traces"]["exporters"]
     assert "jaeger" in services
+
+
+def test_http_requests_are_spans_linked_to_their_messages_traceparent(pyggy_server_factory
+                                                                      ) -> None:
+    import base64
+    import json
+    import urllib.request
+
+    receiver = GrpcReceiver()
+    try:
+        port = free_port()
+        server = pyggy_server_factory(env=_env(
+            "grpc", receiver.endpoint("traces"), "grpc", receiver.endpoint("logs"),
+            IGGY_HTTP_ENABLED="true", IGGY_HTTP_ADDRESS=f"127.0.0.1:{port}"))
+        server.wait_for_log("http listening on")
+
+        def call(method: str, path: str, body: dict, token: str | None = None) -> dict:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                         data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+            if token:
+                req.add_header("Authorization", f"Bearer {token}")
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                text = resp.read()
+            return json.loads(text) if text else {}
+
+        def b64(data: bytes) -> str:
+            return base64.b64encode(data).decode()
+
+        token = call("POST", "/users/login", {"username": "iggy", "password": "iggy"})[
+            "access_token"]["token"]
+        call("POST", "/streams", {"name": "web"}, token)
+        call("POST", "/streams/web/topics", {"name": "t", "partitions_count": 1}, token)
+        call("POST", "/streams/web/topics/t/messages", {"messages": [{
+            "payload": b64(b"hi"), "user_headers": [{
+                "key": {"kind": "string", "value": b64(b"traceparent")},
+                "value": {"kind": "string", "value": b64(TP_KAFKA)}}]}]}, token)
+        send = _one(receiver.sink, "http.message.send")
+        assert send.attributes["http.route"] == "/streams/{stream_id}/topics/{topic_id}/messages"
+        assert send.attributes["messaging.destination.name"] == "t"
+        trace_id, span_id, _ = parse_traceparent(TP_KAFKA)
+        assert any(int.from_bytes(t, "big") == trace_id and int.from_bytes(s, "big") == span_id
+                   for t, s, _ in send.links)
+        assert _one(receiver.sink, "http.user.login").attributes["http.request.method"] == "POST"
+    finally:
+        receiver.close()
