@@ -7,7 +7,6 @@ import asyncio
 import socket
 
 import pytest
-
 from pyggy.cluster import handshake
 from pyggy.cluster.bus import Bus, BusSettings
 from pyggy.cluster.roster import Node, cluster_id
