@@ -13,7 +13,7 @@ STREAM_BITS, TOPIC_BITS, PARTITION_BITS = 12, 12, 20  # Iggy's 20/12/20 split be
 
 def partition_group(stream_id: int, topic_id: int, partition_id: int) -> int:
     """A partition's group id, packed as Iggy packs it: stream << 32 | topic << 20 | partition."""
-    if not (0 < stream_id < 1 << 20 and 0 < topic_id < 1 << 12
+    if not (0 <= stream_id < 1 << 20 and 0 <= topic_id < 1 << 12
             and 0 <= partition_id < 1 << 20):
         raise ValueError(f"ids out of range for a group: {stream_id}/{topic_id}/{partition_id}")
     return stream_id << 32 | topic_id << 20 | partition_id
