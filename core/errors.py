@@ -32,6 +32,10 @@ class ErrorCode(IntEnum):
     PAT_EXPIRED = 54
     USERS_LIMIT_REACHED = 55
     INVALID_PAT_EXPIRY = 56
+    # a cluster (Iggy's codes): the outcome is unknown (retry with the same request), and
+    # the request was never admitted here (not the primary, or a view change runs)
+    TRANSIENT_NOT_COMMITTED = 57
+    TRANSIENT_NOT_ACCEPTED = 58
     INVALID_SIZE_BYTES = 80
     INVALID_UTF8 = 81
     CLIENT_NOT_FOUND = 100
