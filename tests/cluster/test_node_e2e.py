@@ -9,7 +9,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 from pyggy.cluster.roster import METADATA_GROUP, Node, Timing, partition_group
 from pyggy.cluster.runtime import ClusterRuntime, ClusterSettings
 from pyggy.core.engine import LogEngine
