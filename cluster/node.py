@@ -99,7 +99,7 @@ class GroupRuntime:
     sessions: int = 0
     pending: dict[bytes, Pending] = field(default_factory=dict)  # by client id
     waiters: deque = field(default_factory=deque)  # futures waiting for a free session
-    registering: bool = False
+    seen: tuple = ()  # (view, status) last reported to on_view
 
 
 class Node:
@@ -116,6 +116,8 @@ class Node:
         self.options = options
         self.clock = clock or SystemClock()
         self.on_commit = on_commit
+        # on_view(group, view, primary or None): a group's view or status changed
+        self.on_view: Callable[[int, int, int | None], None] | None = None
         self.groups: dict[int, GroupRuntime] = {}
         self.now = 0  # ticks
         self.lateness: deque[float] = deque(maxlen=100_000)  # ms each tick came late
@@ -205,6 +207,12 @@ class Node:
 
     # -- actions ---------------------------------------------------------------------------
     def _process(self, rt: GroupRuntime, actions: list[tuple]) -> None:
+        r = rt.replica
+        seen = (r.view, r.status)
+        if seen != rt.seen:
+            rt.seen = seen
+            if self.on_view is not None:
+                self.on_view(rt.id, r.view, self.primary(rt.id))
         for a in actions:
             kind = a[0]
             if kind == SEND:

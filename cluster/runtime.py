@@ -76,6 +76,16 @@ class ClusterRuntime:
                          replica_count=len(settings.nodes), root=root, bus=self.bus,
                          options=self._options)
         self.metadata_machine = MetadataMachine(engine)
+        self.node.on_view = self._view_changed
+
+    def _view_changed(self, group: int, view: int, primary: int | None) -> None:
+        if group == METADATA_GROUP:
+            if primary is None:
+                log.info("cluster: metadata group in view %d has no primary yet", view)
+            else:
+                log.info("cluster: metadata primary is replica %d (view %d)", primary, view)
+        else:
+            log.debug("cluster: group %#x view %d primary %s", group, view, primary)
 
     def _options(self, group: int) -> Options:
         return self._metadata_options if group == METADATA_GROUP else self._partition_options

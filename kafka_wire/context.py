@@ -57,6 +57,8 @@ class KafkaServer:
     coordinator: object | None = None  # kafka_wire.groups.GroupCoordinator, set by the server
     telemetry: object | None = None  # pyggy.telemetry.Telemetry when [telemetry] is on
     logins: Logins = None  # type: ignore[assignment]  # shared with the Iggy door (server.py)
+    # per partition, the leader epoch its producer sequences were last used in (a cluster)
+    leader_epochs: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.logins is None:

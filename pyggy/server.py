@@ -163,8 +163,12 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins, 
                              reauth_ms=round(k.connections_max_reauth * 1000))
     # producer ids continue after a restart (kafka_wire/producers.py)
     ids = ProducerIdFile(Path(config.system.path) / "kafka" / "producer_ids")
-    kafka = KafkaServer(engine, settings, producers=ProducerStates(ids.load(1000), ids.store),
-                        logins=logins)
+    first_id = 1000
+    if config.cluster.enabled:  # each replica hands out ids from its own range (never shared)
+        settings.node_id = config.cluster.replica_id
+        first_id += config.cluster.replica_id << 40
+    kafka = KafkaServer(engine, settings, producers=ProducerStates(
+        max(ids.load(first_id), first_id), ids.store), logins=logins)
     kafka.telemetry = telemetry
 
     def partition_exists(topic: str, partition: int) -> bool:
@@ -195,6 +199,49 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins, 
     log.info("kafka listening on %s:%d (advertised as %s:%d)%s", bound[0], bound[1],
              settings.host, settings.port, " with TLS" if tls is not None else "")
     return listener
+
+
+async def _start_cluster(config: ServerConfig, engine: LogEngine):
+    """`[cluster] enabled`: this process becomes one replica (pyggy.cluster, imported only
+    here). Returns the started ClusterRuntime."""
+    from pyggy.cluster.roster import Node, Timing
+    from pyggy.cluster.runtime import ClusterRuntime, ClusterSettings
+    from pyggy.config import ticks
+    from pyggy.transport import tls as tls_mod
+
+    c = config.cluster
+    timing = Timing(
+        heartbeat_timeout=ticks(c.heartbeat_timeout),
+        commit_interval=ticks(c.commit_broadcast_interval),
+        prepare_retransmit=ticks(c.prepare_retransmit_interval),
+        view_change_retransmit=ticks(c.view_change_retransmit_interval),
+        view_change_status_timeout=ticks(c.view_change_status_timeout),
+        request_start_view_interval=ticks(c.request_start_view_retransmit_interval),
+        view_probe_attempts_max=c.view_probe_attempts_max,
+        repair_interval=ticks(c.repair_retry_interval), repair_chunk_max=c.repair_chunk_max)
+    nodes = tuple(Node(n.name, n.ip, n.replica_id, n.ports.tcp, n.ports.tcp_replica,
+                       n.ports.kafka, n.ports.http) for n in c.nodes)
+    server_tls = client_tls = None
+    if c.tls.enabled:
+        cert, key = tls_files(config, c.tls)  # type: ignore[arg-type]
+        try:
+            if c.tls.self_signed:
+                tls_mod.ensure_self_signed(cert, key, [n.ip for n in c.nodes] + ["localhost"])
+            server_tls = tls_mod.server_context(cert, key)
+        except tls_mod.TlsError as e:
+            raise ConfigError(f"cluster.tls: {e}") from None
+        client_tls = ssl.create_default_context(cafile=c.tls.ca_file or None)
+        if not c.tls.ca_file:  # encrypted; the PSK handshake authenticates the peer
+            client_tls.check_hostname = False
+            client_tls.verify_mode = ssl.CERT_NONE
+    runtime = ClusterRuntime(engine, ClusterSettings(
+        name=c.name, replica_id=c.replica_id, nodes=nodes, timing=timing,
+        key=c.auth.shared_secret.encode() if c.auth.enabled else b"",
+        queue_capacity=c.peer_queue_capacity, reconnect_period=c.reconnect_period,
+        message_size_max=c.max_message_size, server_tls=server_tls, client_tls=client_tls),
+        Path(config.system.path) / "cluster")
+    await runtime.start()
+    return runtime
 
 
 def _reap(native: NativeServer, interval: float) -> None:
@@ -240,12 +287,21 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
               f"{engine.generated_root_password}", file=sys.stderr, flush=True)
     if config.http.enabled:
         log.warning("[http] enabled, but the HTTP REST transport is not implemented; ignoring")
+    cluster = None
+    if config.cluster.enabled:
+        try:
+            cluster = await _start_cluster(config, engine)
+        except BaseException:
+            engine.close()
+            raise
     listeners: list[Listener] = []
     native = None
     if config.tcp.enabled:
         host, port = split_address(config.tcp.address)
         native = NativeServer(engine, NodeInfo(
             tcp_host=host, tcp_port=port,
+            **({"cluster_name": config.cluster.name,
+                "node_name": config.cluster.node().name} if cluster is not None else {}),
             max_tokens_per_user=config.personal_access_token.max_tokens_per_user),
             telemetry=telemetry, logins=logins, snapshots=Diagnostics(config))
         listener = await start_listener(native, host, port, config.tcp.max_frame_size,
@@ -264,7 +320,10 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
                                             "audit")))
     if archiving is not None:
         tasks.append(archiving.start(engine, telemetry))
-    if config.data_maintenance.messages.cleaner_enabled:
+    if config.data_maintenance.messages.cleaner_enabled and cluster is not None:
+        log.warning("[data_maintenance.messages] cleaner: retention is not run in a cluster "
+                    "yet (it must be an op of each partition's group, not a local deletion)")
+    elif config.data_maintenance.messages.cleaner_enabled:
         tasks.append(loop.create_task(_periodic(config.data_maintenance.messages.interval,
                                                 background(telemetry, "cleaner",
                                                            lambda: _clean(engine)),
@@ -295,6 +354,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
             await task
     for listener in listeners:
         await listener.wait_closed()
+    if cluster is not None:
+        await cluster.close()
     if archiving is not None:
         archiving.close()
     logins.audit.flush(force=True)
