@@ -13,9 +13,10 @@ by construction; uncommitted prepares live in the consensus journal only.
 
 Restart: ops above the checkpoint are executed again from the journal; appends already in the
 segments are recognised by their base offset (below the log's end), and the other ops by the
-`applied_op` marker written after each of them. A checkpoint (`snapshot`) fsyncs the segments
-first and records (next offset, start offset, marker): that manifest is the partition's
-snapshot. State transfer of segment data to a replica that lacks it is not implemented yet
+`applied_op` marker written after each of them. A checkpoint (`snapshot`) fsyncs the
+segments first when the topic asks for fsync (without it, what the journal forgets after a
+checkpoint is in the page cache: it survives process crashes, not a power loss) and records
+(next offset, start offset, marker): that manifest is the partition's snapshot. State transfer of segment data to a replica that lacks it is not implemented yet
 (`restore` refuses a manifest ahead of the local log; docs/cluster.md).
 """
 
@@ -158,7 +159,8 @@ class PartitionMachine:
         return b""  # the doors read the (committed-only) PartitionLog directly
 
     def snapshot(self) -> bytes:
-        self.log.sync()  # the checkpoint may let the journal forget these ops: make them durable
+        if self.fsync:  # the journal may forget these ops after the checkpoint: sync them first
+            self.log.sync()
         return _MANIFEST.pack(self.log.next_offset, self.log.start_offset, self.marker)
 
     def restore(self, data: bytes) -> None:

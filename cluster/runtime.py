@@ -113,8 +113,18 @@ class ClusterRuntime:
         return port
 
     async def close(self) -> None:
+        self._log_lateness()
         await self.bus.close()
         await self.node.close()
+
+    def _log_lateness(self) -> None:
+        """How late the 10 ms ticks came: a stalled loop delays heartbeats and timeouts alike,
+        so a stall near `heartbeat_timeout` would fake a dead primary."""
+        late = self.node.lateness_ms()
+        if late:
+            log.info("cluster: tick lateness over %d ticks: p50 %.2f ms, p99 %.2f ms, "
+                     "p99.9 %.2f ms, max %.2f ms", late["ticks"], late["p50"], late["p99"],
+                     late["p999"], late["max"])
 
     # -- groups follow metadata --------------------------------------------------------------
     def _created(self, t: Topic, parts) -> None:

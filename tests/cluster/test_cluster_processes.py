@@ -167,3 +167,31 @@ def test_sigkill_of_the_leader_loses_and_duplicates_nothing_then_it_rejoins(
     # the killed node comes back, rejoins and catches up to the same bytes
     cluster.servers[leader].start(60)
     wait_identical(cluster, [0, 1, 2], timeout=60)
+
+
+def test_ticks_stay_punctual_under_produce_load(cluster: PyggyCluster) -> None:
+    """The event loop stays light enough under load that no tick comes near the failure
+    detector's timeout (2 s here): a slow request or a GC pause must not fake a dead primary.
+    Prints the distribution each node measured."""
+    create_topic(cluster, "load")
+    p = Producer({"bootstrap.servers": cluster.kafka_bootstrap, "acks": "all",
+                  "enable.idempotence": True, "linger.ms": 5, "batch.size": 65536})
+    value = b"x" * 200
+    started = time.monotonic()
+    sent = 0
+    while time.monotonic() - started < 8:
+        for _ in range(1000):
+            try:
+                p.produce("load", value, partition=0)
+                sent += 1
+            except BufferError:
+                p.poll(0.01)
+        p.poll(0)
+    assert p.flush(60) == 0
+    elapsed = time.monotonic() - started
+    for s in cluster.servers:
+        s.stop()
+        line = s.wait_for_log("tick lateness over")
+        print(f"{s.kafka_address}: {sent} records in {elapsed:.1f} s: {line.split(': ', 2)[-1]}")
+        worst = float(line.rsplit("max ", 1)[1].split()[0])
+        assert worst < 1000.0, line  # half the heartbeat timeout
