@@ -12,8 +12,8 @@ import struct
 import time
 from pathlib import Path
 
-from apache_iggy import IggyClient, PollingStrategy, SendMessage
 from apache_iggy import Consumer as IggyConsumer
+from apache_iggy import IggyClient, PollingStrategy, SendMessage
 
 from pyggy.testing import PyggyCluster
 
