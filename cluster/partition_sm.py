@@ -16,8 +16,9 @@ segments are recognised by their base offset (below the log's end), and the othe
 `applied_op` marker written after each of them. A checkpoint (`snapshot`) fsyncs the
 segments first when the topic asks for fsync (without it, what the journal forgets after a
 checkpoint is in the page cache: it survives process crashes, not a power loss) and records
-(next offset, start offset, marker): that manifest is the partition's snapshot. State transfer of segment data to a replica that lacks it is not implemented yet
-(`restore` refuses a manifest ahead of the local log; docs/cluster.md).
+(next offset, start offset, marker): that manifest is the partition's snapshot. State
+transfer of segment data to a replica that lacks it is not implemented yet (`restore` refuses
+a manifest ahead of the local log; docs/cluster.md).
 """
 
 from __future__ import annotations
