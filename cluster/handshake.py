@@ -56,8 +56,9 @@ def parse(frame: bytes | bytearray) -> tuple:
     magic, kind, status, src, dst, cluster, reserved, size, nd, na, mac = _FRAME.unpack_from(
         frame)
     if magic != MAGIC or size != FRAME_SIZE or kind not in (HELLO, CHALLENGE, FINISH) or \
-            any(reserved) or bytes(frame[_FRAME.size:]) != _PAD:
-        raise HandshakeError("not a replica handshake frame")
+            any(reserved) or any(frame[12:16]) or any(frame[52:56]) or \
+            bytes(frame[_FRAME.size:]) != _PAD or (kind != CHALLENGE and status != OK):
+        raise HandshakeError("not a replica handshake frame")  # unused bytes must be zero
     return kind, status, src, dst, cluster, nd, na, mac
 
 

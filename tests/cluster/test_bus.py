@@ -175,3 +175,31 @@ def test_a_message_claiming_another_sender_closes_the_link() -> None:
         await b2.close()
 
     asyncio.run(main())
+
+
+def test_frame_lengths_are_bounded_before_and_after_the_handshake() -> None:
+    """A peer cannot make the bus buffer more than one handshake frame before it has
+    authenticated, nor more than `message_size_max` after."""
+    from types import SimpleNamespace
+
+    from pyggy.cluster.bus import BusError, ReplicaDoor
+
+    bus = SimpleNamespace(settings=BusSettings(cluster=CLUSTER, me=1, nodes=roster(2),
+                                               message_size_max=4096))
+    door = ReplicaDoor(bus)  # type: ignore[arg-type]
+
+    def frame(size: int) -> memoryview:
+        raw = bytearray(256)
+        raw[48:52] = size.to_bytes(4, "little")
+        return memoryview(raw)
+
+    assert door.frame_length(memoryview(bytes(100))) == 0  # not even a header yet
+    assert door.frame_length(frame(256)) == 256
+    for size in (0, 255, 257, 1 << 31):
+        with pytest.raises(BusError):
+            door.frame_length(frame(size))
+    door.peer = 0  # authenticated
+    assert door.frame_length(frame(4096)) == 0  # announced, not all here yet
+    assert door.declared_length(frame(4096)) == 4096
+    with pytest.raises(BusError):
+        door.frame_length(frame(4097))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from cluster_support import Member, MemoryBus, primary_of, quiesce, segment_files
-from pyggy.cluster.node import NotPrimary
+from pyggy.cluster.node import NotPrimary, OutcomeUnknown
 from pyggy.cluster.partition_sm import (
     APPEND_IGGY,
     APPEND_KAFKA,
@@ -107,12 +107,40 @@ def test_a_new_primary_continues_the_log_and_the_old_one_catches_up(tmp_path: Pa
         bus.down.discard(first.index)
         back = await Member(first.root, first.index, bus).start()
         members[first.index] = back
+        with pytest.raises(NotPrimary) as recovering:  # it does not know the view yet
+            await back.node.submit(GROUP, APPEND_KAFKA, kafka_body(98))
+        assert recovering.value.primary is None
         await quiesce(members, GROUP, timeout=30)
         files = [segment_files(m) for m in members]
         assert files[0] == files[1] == files[2]
         assert back.replica(GROUP).view == second.replica(GROUP).view > 0
         assert back.log().next_offset == second.log().next_offset == sum(
             records(i) for i in range(20))
+        for m in members:
+            await m.stop()
+
+    asyncio.run(main())
+
+
+def test_a_request_cut_off_by_a_view_change_has_an_unknown_outcome(tmp_path: Path) -> None:
+    async def main() -> None:
+        bus = MemoryBus()
+        members = [await Member(tmp_path / f"n{i}", i, bus).start() for i in range(3)]
+        first = await primary_of(members, GROUP)
+        await produce(first, 0, 2)
+        bus.down.add(first.index)  # isolated: it still believes it is the primary
+        pending = asyncio.ensure_future(first.node.submit(GROUP, APPEND_KAFKA, kafka_body(99)))
+        second = await primary_of(members, GROUP, exclude=first.index)  # the backups moved on
+        bus.down.discard(first.index)  # it hears of the new view: its request is in doubt
+        with pytest.raises(OutcomeUnknown):
+            await asyncio.wait_for(pending, 30)
+        await produce(second, 2, 2)
+        await quiesce(members, GROUP)
+        files = [segment_files(m) for m in members]
+        assert files[0] == files[1] == files[2]
+        # the isolated primary's prepare never reached a quorum: it is in nobody's log
+        values = [bytes(r.data) for r in first.log().read(0, 1 << 30)]
+        assert not any(b"kafka-99" in v for v in values)
         for m in members:
             await m.stop()
 
