@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -41,30 +42,14 @@ class Node:
     http: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """`[cluster]` timing in 10 ms ticks (pyggy.config.ticks rounds them)."""
-
-    heartbeat_timeout: int = 500
-    commit_interval: int = 50
-    prepare_retransmit: int = 25
-    view_change_retransmit: int = 50
-    view_change_status_timeout: int = 500
-    request_start_view_interval: int = 100
-    view_probe_attempts_max: int = 5
-    repair_interval: int = 100
-    repair_chunk_max: int = 128
+METADATA_PREPARE_MAX = 1 << 20
+PARTITION_PREPARE_MAX = 8 << 20  # the largest batch a partition group replicates, header incl.
 
 
-def options(timing: Timing, prepare_max: int) -> Options:
-    """Consensus options of every group of a node."""
-    return Options(heartbeat_timeout=timing.heartbeat_timeout,
-                   commit_interval=timing.commit_interval,
-                   prepare_retransmit=timing.prepare_retransmit,
-                   view_change_retransmit=timing.view_change_retransmit,
-                   view_change_status_timeout=timing.view_change_status_timeout,
-                   request_start_view_interval=timing.request_start_view_interval,
-                   view_probe_attempts_max=timing.view_probe_attempts_max,
-                   repair_interval=timing.repair_interval,
-                   repair_chunk_max=timing.repair_chunk_max,
-                   prepare_max=prepare_max).validate()
+def group_options(timing: Options) -> tuple[Options, Options]:
+    """(metadata, partition) group options from `[cluster]`'s timing (in ticks, in `timing`):
+    a partition group's prepares hold batches (up to 8 MiB) and its journal 128 of them."""
+    metadata = dataclasses.replace(timing, prepare_max=METADATA_PREPARE_MAX).validate()
+    partition = dataclasses.replace(timing, prepare_max=PARTITION_PREPARE_MAX,
+                                    journal_slots=128, checkpoint_interval=64).validate()
+    return metadata, partition

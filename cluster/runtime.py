@@ -9,7 +9,6 @@ and listens on the replica port. The doors see it only as `core.engine.cluster.C
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import ssl
@@ -29,12 +28,16 @@ from . import partition_sm as psm
 from .bus import Bus, BusSettings
 from .metadata_sm import COMMAND, MetadataMachine, reply_result
 from .node import Node
-from .roster import METADATA_GROUP, Timing, cluster_id, options, partition_group
+from .roster import (
+    METADATA_GROUP,
+    PARTITION_PREPARE_MAX,
+    cluster_id,
+    group_options,
+    partition_group,
+)
 from .roster import Node as RosterNode
 
 log = logging.getLogger(__name__)
-METADATA_PREPARE_MAX = 1 << 20
-PARTITION_PREPARE_MAX = 8 << 20  # the largest batch a partition group replicates, header incl.
 _Q = struct.Struct("<Q")
 
 
@@ -43,7 +46,7 @@ class ClusterSettings:
     name: str
     replica_id: int
     nodes: tuple[RosterNode, ...]
-    timing: Timing
+    timing: Options  # consensus timing in ticks; sizes are set per group (roster.group_options)
     key: bytes = b""
     queue_capacity: int = 256
     reconnect_period: float = 1.0
@@ -68,10 +71,7 @@ class ClusterRuntime:
             message_size_max=max(settings.message_size_max, PARTITION_PREPARE_MAX + 4096),
             server_tls=settings.server_tls, client_tls=settings.client_tls),
             self._deliver)
-        self._metadata_options = options(settings.timing, METADATA_PREPARE_MAX)
-        self._partition_options = dataclasses.replace(
-            self._metadata_options, prepare_max=PARTITION_PREPARE_MAX, journal_slots=128,
-            checkpoint_interval=64).validate()
+        self._metadata_options, self._partition_options = group_options(settings.timing)
         self.node = Node(cluster=self.cluster, replica=me.replica_id,
                          replica_count=len(settings.nodes), root=root, bus=self.bus,
                          options=self._options)

@@ -274,13 +274,9 @@ class ClusterAuthConfig:
 
 
 @dataclass(slots=True)
-class ClusterTlsConfig:
+class ClusterTlsConfig(TlsConfig):
     """TLS on the replica port (Iggy's `[cluster.tls]`); `ca_file` verifies peers."""
 
-    enabled: bool = False
-    self_signed: bool = True
-    cert_file: str = ""
-    key_file: str = ""
     ca_file: str = ""
 
 

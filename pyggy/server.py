@@ -204,13 +204,14 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins, 
 async def _start_cluster(config: ServerConfig, engine: LogEngine):
     """`[cluster] enabled`: this process becomes one replica (pyggy.cluster, imported only
     here). Returns the started ClusterRuntime."""
-    from pyggy.cluster.roster import Node, Timing
+    from pyggy.cluster.roster import Node
     from pyggy.cluster.runtime import ClusterRuntime, ClusterSettings
     from pyggy.config import ticks
+    from pyggy.consensus.options import Options
     from pyggy.transport import tls as tls_mod
 
     c = config.cluster
-    timing = Timing(
+    timing = Options(
         heartbeat_timeout=ticks(c.heartbeat_timeout),
         commit_interval=ticks(c.commit_broadcast_interval),
         prepare_retransmit=ticks(c.prepare_retransmit_interval),

@@ -9,15 +9,16 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from pyggy.cluster.roster import METADATA_GROUP, Node, Timing, partition_group
+from pyggy.cluster.roster import METADATA_GROUP, Node, partition_group
 from pyggy.cluster.runtime import ClusterRuntime, ClusterSettings
+from pyggy.consensus.options import Options
 from pyggy.core.engine import LogEngine
 from pyggy.core.engine.cluster import NotLeader
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.records import kafka_batch
 from test_bus import free_ports
 
-FAST = Timing(heartbeat_timeout=100, commit_interval=10, prepare_retransmit=5,
+FAST = Options(heartbeat_timeout=100, commit_interval=10, prepare_retransmit=5,
               view_change_retransmit=10, view_change_status_timeout=100,
               request_start_view_interval=10, view_probe_attempts_max=3, repair_interval=10,
               repair_chunk_max=8)
