@@ -127,6 +127,11 @@ class DataService:
 
     def _check_topic_full(self, t: Topic) -> None:
         limit = t.options.max_topic_size
+        if limit != UNLIMITED_SIZE and limit and t.size_bytes >= limit and len(t.partitions) \
+                and self.cluster is not None:
+            # in a cluster, deleting segments is an op of each partition's group, never a
+            # local decision: refuse until retention (part II) has made room
+            raise IggyError(ErrorCode.TOPIC_FULL, "topic is full")
         if limit != UNLIMITED_SIZE and limit and t.size_bytes >= limit and len(t.partitions):
             # Like Iggy: a full topic first drops its oldest sealed segments, else refuses.
             share = limit // len(t.partitions)

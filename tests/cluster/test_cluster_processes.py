@@ -195,3 +195,22 @@ def test_ticks_stay_punctual_under_produce_load(cluster: PyggyCluster) -> None:
         print(f"{s.kafka_address}: {sent} records in {elapsed:.1f} s: {line.split(': ', 2)[-1]}")
         worst = float(line.rsplit("max ", 1)[1].split()[0])
         assert worst < 1000.0, line  # half the heartbeat timeout
+
+
+def test_the_whole_cluster_killed_and_restarted_keeps_every_acknowledged_record(
+        cluster: PyggyCluster) -> None:
+    """SIGKILL of every node (the machine stays up, so the page cache survives): after the
+    restart the replicas find each other, elect a primary from their recovered logs and serve
+    everything that was acknowledged, then take new writes."""
+    create_topic(cluster, "ledger")
+    leader_of(cluster, "ledger")
+    acked = produce(cluster, "ledger", [b"before-%03d" % i for i in range(100)])
+    for s in cluster.servers:
+        s.kill()
+    cluster.start()
+    leader_of(cluster, "ledger")
+    got = consume(cluster, "ledger", 100)
+    assert {v: o for o, v in got} == acked
+    more = produce(cluster, "ledger", [b"after-%03d" % i for i in range(50)])
+    assert sorted(more.values()) == list(range(100, 150))
+    wait_identical(cluster, [0, 1, 2])
