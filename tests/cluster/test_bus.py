@@ -203,3 +203,30 @@ def test_frame_lengths_are_bounded_before_and_after_the_handshake() -> None:
     assert door.declared_length(frame(4096)) == 4096
     with pytest.raises(BusError):
         door.frame_length(frame(4097))
+
+
+def test_replica_links_over_tls(tmp_path) -> None:
+    """`[cluster.tls]`: the replica port speaks TLS (transport/tls.py), the PSK handshake
+    runs inside it."""
+    import ssl
+
+    from pyggy.transport import tls
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    tls.generate_self_signed(cert, key, ["127.0.0.1"])
+    client = ssl.create_default_context(cafile=str(cert))
+    client.check_hostname = False  # the certificate names 127.0.0.1 as an IP SAN
+
+    async def main() -> None:
+        nodes = roster(2)
+        low, _ = await start(nodes, 0, client_tls=client)
+        high, got = await start(nodes, 1, server_tls=tls.server_context(cert, key))
+        await until(lambda: low.linked() == [1] and high.linked() == [0])
+        conn = high.peers[0].conn
+        assert conn is not None and conn.tls
+        low.send(1, commit(0, 5))
+        await until(lambda: [m.commit for m in got] == [5])
+        await low.close()
+        await high.close()
+
+    asyncio.run(main())
