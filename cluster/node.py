@@ -277,10 +277,12 @@ class Node:
         finally:
             if session.session:
                 rt.free.append(session)
-                if rt.waiters:
-                    w = rt.waiters.popleft()
-                    if not w.done():
-                        w.set_result(None)
+            else:  # in doubt: dropped, a waiter may register a new one in its place
+                rt.sessions -= 1
+            if rt.waiters:
+                w = rt.waiters.popleft()
+                if not w.done():
+                    w.set_result(None)
 
     async def _session(self, rt: GroupRuntime) -> Session:
         while True:
@@ -312,7 +314,6 @@ class Node:
             return await fut
         except OutcomeUnknown:
             s.session = 0  # a session whose request is in doubt is not reused
-            rt.sessions -= 1
             raise
 
     # -- what the doors and the measurement ask ------------------------------------------------

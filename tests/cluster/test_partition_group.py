@@ -134,6 +134,8 @@ def test_a_request_cut_off_by_a_view_change_has_an_unknown_outcome(tmp_path: Pat
         bus.down.discard(first.index)  # it hears of the new view: its request is in doubt
         with pytest.raises(OutcomeUnknown):
             await asyncio.wait_for(pending, 30)
+        rt = first.node.groups[GROUP]  # the session in doubt is dropped, the others kept
+        assert rt.sessions == len(rt.free) and not rt.pending
         await produce(second, 2, 2)
         await quiesce(members, GROUP)
         files = [segment_files(m) for m in members]
