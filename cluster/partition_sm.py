@@ -44,6 +44,7 @@ _QQ = struct.Struct("<QQ")
 _REPLY = struct.Struct("<BQ")
 _MANIFEST = struct.Struct("<QQQ")
 MARKER_FILE = "applied_op"
+_BODY_SIZES = {DELETE_RECORDS: 8, PURGE: 0, RETENTION: 16, DELETE_SEGMENTS: 8}
 OK, INVALID_OFFSET = 0, 1
 
 
@@ -94,11 +95,10 @@ class PartitionMachine:
     # -- primary ---------------------------------------------------------------------------
     def stamp(self, operation: int, body: bytes,
               pending: Sequence[tuple[int, bytes]]) -> bytes | None:
-        if operation not in OPERATIONS:
-            return None
-        if operation not in (APPEND_IGGY, APPEND_KAFKA):
-            return body
-        if len(body) < APPEND_HEAD.size:
+        size = _BODY_SIZES.get(operation)
+        if size is not None:  # refused here, a malformed body could never reach `apply`
+            return body if len(body) == size else None
+        if operation not in (APPEND_IGGY, APPEND_KAFKA) or len(body) <= APPEND_HEAD.size:
             return None
         base = self.log.next_offset
         for op, b in pending:
