@@ -84,8 +84,9 @@ class ClusterRuntime:
                 log.info("cluster: metadata group in view %d has no primary yet", view)
             else:
                 log.info("cluster: metadata primary is replica %d (view %d)", primary, view)
-        else:
-            log.debug("cluster: group %#x view %d primary %s", group, view, primary)
+        elif primary is not None:  # rare: a partition's leader changed
+            log.info("cluster: partition group %#x primary is replica %d (view %d)", group,
+                     primary, view)
 
     def _options(self, group: int) -> Options:
         return self._metadata_options if group == METADATA_GROUP else self._partition_options

@@ -169,11 +169,13 @@ def test_sigkill_of_the_leader_loses_and_duplicates_nothing_then_it_rejoins(
     wait_identical(cluster, [0, 1, 2], timeout=60)
 
 
-def test_ticks_stay_punctual_under_produce_load(cluster: PyggyCluster) -> None:
-    """The event loop stays light enough under load that no tick comes near the failure
-    detector's timeout (2 s here): a slow request or a GC pause must not fake a dead primary.
-    Prints the distribution each node measured."""
+def test_load_does_not_fake_a_dead_primary(cluster: PyggyCluster) -> None:
+    """Under full produce load no tick comes as late as the failure detector's timeout (2 s
+    here) and no group changes its view: a slow request or a GC pause must not fake a dead
+    primary. Prints the tick lateness each node measured."""
     create_topic(cluster, "load")
+    leader_of(cluster, "load")
+    marks = [len(s.logs) for s in cluster.servers]
     p = Producer({"bootstrap.servers": cluster.kafka_bootstrap, "acks": "all",
                   "enable.idempotence": True, "linger.ms": 5, "batch.size": 65536})
     value = b"x" * 200
@@ -189,12 +191,15 @@ def test_ticks_stay_punctual_under_produce_load(cluster: PyggyCluster) -> None:
         p.poll(0)
     assert p.flush(60) == 0
     elapsed = time.monotonic() - started
+    for s, mark in zip(cluster.servers, marks, strict=True):
+        changes = [line for line in s.logs[mark:] if "primary is replica" in line]
+        assert changes == [], changes  # nobody suspected a primary under load
     for s in cluster.servers:
         s.stop()
         line = s.wait_for_log("tick lateness over")
         print(f"{s.kafka_address}: {sent} records in {elapsed:.1f} s: {line.split(': ', 2)[-1]}")
         worst = float(line.rsplit("max ", 1)[1].split()[0])
-        assert worst < 1000.0, line  # half the heartbeat timeout
+        assert worst < 2000.0, line  # the heartbeat timeout
 
 
 def test_the_whole_cluster_killed_and_restarted_keeps_every_acknowledged_record(
