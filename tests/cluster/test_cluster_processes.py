@@ -169,10 +169,18 @@ def test_sigkill_of_the_leader_loses_and_duplicates_nothing_then_it_rejoins(
     wait_identical(cluster, [0, 1, 2], timeout=60)
 
 
-def test_load_does_not_fake_a_dead_primary(cluster: PyggyCluster) -> None:
-    """Under full produce load no tick comes as late as the failure detector's timeout (2 s
-    here) and no group changes its view: a slow request or a GC pause must not fake a dead
-    primary. Prints the tick lateness each node measured."""
+def test_load_does_not_fake_a_dead_primary(tmp_path: Path) -> None:
+    """Under full produce load, with the default 5 s heartbeat timeout, no tick comes as late
+    as the failure detector's timeout and no group changes its view: a slow request or a GC
+    pause must not fake a dead primary. Prints the tick lateness each node measured."""
+    cluster = PyggyCluster(tmp_path / "c", timing={"heartbeat_timeout": "5 s"}).start()
+    try:
+        _load(cluster)
+    finally:
+        cluster.close()
+
+
+def _load(cluster: PyggyCluster) -> None:
     create_topic(cluster, "load")
     leader_of(cluster, "load")
     marks = [len(s.logs) for s in cluster.servers]
@@ -199,7 +207,7 @@ def test_load_does_not_fake_a_dead_primary(cluster: PyggyCluster) -> None:
         line = s.wait_for_log("tick lateness over")
         print(f"{s.kafka_address}: {sent} records in {elapsed:.1f} s: {line.split(': ', 2)[-1]}")
         worst = float(line.rsplit("max ", 1)[1].split()[0])
-        assert worst < 2000.0, line  # the heartbeat timeout
+        assert worst < 5000.0, line  # the heartbeat timeout
 
 
 def test_the_whole_cluster_killed_and_restarted_keeps_every_acknowledged_record(
