@@ -45,6 +45,10 @@ E2E_PATHS = (  # directories (ending in /) and files whose tests start servers t
     "tests/transport/test_limits_e2e.py",
     "tests/transport/test_many_connections.py",
     "tests/transport/test_tls.py",
+    "tests/cluster/test_bus.py",  # replica buses on loopback
+    "tests/cluster/test_node_e2e.py",  # nodes on loopback
+    "tests/cluster/test_cluster_processes.py",  # three pyggy processes
+    "tests/cluster/test_cluster_iggy_sdk.py",  # three pyggy processes, the 0.9 SDK
 )
 SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
     "tests/core/faults/",  # fault injection over every file kind: 344 s, I/O bound

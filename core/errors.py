@@ -32,6 +32,10 @@ class ErrorCode(IntEnum):
     PAT_EXPIRED = 54
     USERS_LIMIT_REACHED = 55
     INVALID_PAT_EXPIRY = 56
+    # a cluster (Iggy's codes): the outcome is unknown (retry with the same request), and
+    # the request was never admitted here (not the primary, or a view change runs)
+    TRANSIENT_NOT_COMMITTED = 57
+    TRANSIENT_NOT_ACCEPTED = 58
     ACCESS_TOKEN_MISSING = 77
     INVALID_ACCESS_TOKEN = 78
     INVALID_SIZE_BYTES = 80

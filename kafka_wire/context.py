@@ -58,6 +58,8 @@ class KafkaServer:
     telemetry: object | None = None  # pyggy.telemetry.Telemetry when [telemetry] is on
     metrics: object | None = None  # pyggy.metrics.Metrics when /metrics is served
     logins: Logins = None  # type: ignore[assignment]  # shared with the Iggy door (server.py)
+    # per partition, the leader epoch its producer sequences were last used in (a cluster)
+    leader_epochs: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.logins is None:

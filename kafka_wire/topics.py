@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from pyggy.core.engine import LogEngine
 from pyggy.core.errors import STORAGE_ERRORS, IggyError
+from pyggy.core.errors import ErrorCode as IggyCode
 from pyggy.core.model import (
     MAX_PARTITIONS_PER_REQUEST,
     NEVER_EXPIRE,
@@ -50,9 +51,17 @@ class KafkaError(Exception):
 
 def kafka_error(e: IggyError, default: int) -> KafkaError:
     """The Kafka error for an engine error: KAFKA_STORAGE_ERROR when the disk refused a
-    write (ENOSPC, EIO), else `default`."""
-    return KafkaError(ErrorCode.KAFKA_STORAGE_ERROR if e.code in STORAGE_ERRORS else default,
-                      str(e))
+    write (ENOSPC, EIO); in a cluster NOT_CONTROLLER when this broker is not the metadata
+    primary (the admin client retries at the controller Metadata names) and REQUEST_TIMED_OUT
+    when a view change left the outcome unknown; else `default`."""
+    code = _CLUSTER_ERRORS.get(e.code)
+    if code is None:
+        code = ErrorCode.KAFKA_STORAGE_ERROR if e.code in STORAGE_ERRORS else default
+    return KafkaError(code, str(e))
+
+
+_CLUSTER_ERRORS = {IggyCode.TRANSIENT_NOT_ACCEPTED: ErrorCode.NOT_CONTROLLER,
+                   IggyCode.TRANSIENT_NOT_COMMITTED: ErrorCode.REQUEST_TIMED_OUT}
 
 
 class TopicMap:

@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tcp-address", metavar="HOST:PORT", help="Iggy TCP listener [tcp] address")
     p.add_argument("--kafka-address", metavar="HOST:PORT", help="Kafka listener [kafka] address")
     p.add_argument("--data-path", metavar="DIR", help="data directory [system] path")
+    p.add_argument("--replica-id", metavar="N", type=int,
+                   help="which [[cluster.nodes]] entry this process is ([cluster] replica_id)")
     p.add_argument(
         "--log-level",
         choices=("trace", "debug", "info", "warn", "warning", "error"),
@@ -91,6 +93,7 @@ def apply_flags(config: ServerConfig, args: argparse.Namespace) -> None:
         (args.kafka_address, ("kafka", "address")),
         (args.data_path, ("system", "path")),
         (args.log_level, ("system", "logging", "level")),
+        (args.replica_id, ("cluster", "replica_id")),
     ):
         if flag is not None:
             set_value(config, path, flag)

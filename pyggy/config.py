@@ -291,6 +291,85 @@ class TelemetryConfig:
 
 
 @dataclass(slots=True)
+class ClusterPorts:
+    """A roster node's ports (`kafka` is pyggy's; 0 = that door is off on the node)."""
+
+    tcp: int = 0
+    tcp_replica: int = 0
+    kafka: int = 0
+    http: int = 0
+
+
+@dataclass(slots=True)
+class ClusterNode:
+    """One `[[cluster.nodes]]` entry (Iggy's roster), identical in every node's config."""
+
+    name: str = ""
+    ip: str = ""
+    replica_id: int = -1
+    ports: ClusterPorts = field(default_factory=ClusterPorts)
+
+
+@dataclass(slots=True)
+class ClusterAuthConfig:
+    """Replicas authenticate each other with a pre-shared key (cluster/handshake.py)."""
+
+    enabled: bool = False
+    shared_secret: str = ""
+
+
+@dataclass(slots=True)
+class ClusterTlsConfig:
+    """TLS on the replica port (Iggy's `[cluster.tls]`); `ca_file` verifies peers. Not
+    `TlsConfig`: replicas authenticate each other with `[cluster.auth]`, not certificates, so
+    there is no `client_auth` here."""
+
+    enabled: bool = False
+    self_signed: bool = True
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""
+
+
+@dataclass(slots=True)
+class ClusterConfig:
+    """Iggy's `[cluster]`: off = one node (nothing of pyggy.cluster is imported). Timing keys
+    are rounded down to whole 10 ms ticks (`ticks`)."""
+
+    enabled: bool = False
+    name: str = "iggy-cluster"
+    replica_id: int = 0  # which roster node this process is (`--replica-id N`)
+    heartbeat_timeout: Duration = 5.0
+    commit_broadcast_interval: Duration = 0.5
+    prepare_retransmit_interval: Duration = 0.25
+    view_change_retransmit_interval: Duration = 0.5
+    view_change_status_timeout: Duration = 5.0
+    request_start_view_retransmit_interval: Duration = 1.0
+    view_probe_attempts_max: int = 5
+    repair_retry_interval: Duration = 1.0
+    repair_chunk_max: int = 128
+    # Iggy's [message_bus] keys, kept with the cluster they serve
+    peer_queue_capacity: int = 256
+    reconnect_period: Duration = 1.0
+    max_message_size: Size = 64 * MiB
+    auth: ClusterAuthConfig = field(default_factory=ClusterAuthConfig)
+    tls: ClusterTlsConfig = field(default_factory=ClusterTlsConfig)
+    nodes: list[ClusterNode] = field(default_factory=list, metadata={"table_array": True})
+
+    def node(self, replica_id: int | None = None) -> ClusterNode:
+        rid = self.replica_id if replica_id is None else replica_id
+        return next(n for n in self.nodes if n.replica_id == rid)
+
+
+TICK = 0.01  # the consensus clock: one tick is 10 ms
+
+
+def ticks(seconds: float) -> int:
+    """A duration in whole 10 ms ticks, rounded down (under one tick: 1), as Iggy does."""
+    return max(1, int(round(seconds * 1000)) // 10)
+
+
+@dataclass(slots=True)
 class ServerConfig:
     system: SystemConfig = field(default_factory=SystemConfig)
     tcp: TcpConfig = field(default_factory=TcpConfig)
@@ -304,6 +383,7 @@ class ServerConfig:
         default_factory=PersonalAccessTokenConfig
     )
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
 # --- addresses --------------------------------------------------------------------------------
@@ -387,6 +467,8 @@ def iter_settings(obj: Any = None, prefix: tuple[str, ...] = ()) -> Iterator[Set
     """Every leaf key of the config schema with its default, in declaration order."""
     obj = ServerConfig() if obj is None else obj
     for f in dataclasses.fields(obj):
+        if f.metadata.get("table_array"):  # [[cluster.nodes]]: documented on its own
+            continue
         hint = _hints(type(obj))[f.name]
         value = getattr(obj, f.name)
         if _is_section(hint):
@@ -528,6 +610,8 @@ def _apply_table(obj: Any, table: Mapping[str, Any], prefix: str = "") -> None:
         hint = hints.get(name)
         if hint is None:
             log.warning("unknown config key %r ignored", key)
+        elif name == "nodes" and isinstance(obj, ClusterConfig):
+            obj.nodes = _nodes(value)
         elif _is_section(hint):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{key}: expected a [{key}] table, got {value!r}")
@@ -536,6 +620,18 @@ def _apply_table(obj: Any, table: Mapping[str, Any], prefix: str = "") -> None:
             raise ConfigError(f"{key}: expected a value, got a table")
         else:
             setattr(obj, name, coerce(value, hint, key))
+
+
+def _nodes(value: Any) -> list[ClusterNode]:
+    """The `[[cluster.nodes]]` array of tables."""
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise ConfigError("cluster.nodes: expected [[cluster.nodes]] tables")
+    nodes = []
+    for i, table in enumerate(value):
+        node = ClusterNode()
+        _apply_table(node, table, f"cluster.nodes[{i}].")
+        nodes.append(node)
+    return nodes
 
 
 def set_value(config: ServerConfig, path: tuple[str, ...], value: Any) -> None:
@@ -623,6 +719,79 @@ def validate(config: ServerConfig) -> None:
     for exporter in (config.telemetry.logs, config.telemetry.traces):
         if exporter.transport not in ("grpc", "http"):
             raise ConfigError('telemetry transport must be "grpc" or "http"')
+    if config.cluster.enabled:
+        validate_cluster(config.cluster)
+
+
+SECRET_MIN = 32  # bytes of [cluster.auth] shared_secret, as Iggy requires
+
+
+def validate_cluster(c: ClusterConfig) -> None:
+    """Iggy's rules for `[cluster]` (each timing value must be a nonzero whole tick count)."""
+    if not c.name:
+        raise ConfigError("cluster.name must not be empty")
+    hb, commit = ticks(c.heartbeat_timeout), ticks(c.commit_broadcast_interval)
+    if c.heartbeat_timeout < 2.0 or hb < 4 * commit:
+        raise ConfigError("cluster.heartbeat_timeout must be at least 2 s and at least 4 x "
+                          "commit_broadcast_interval")
+    for key in ("commit_broadcast_interval", "prepare_retransmit_interval",
+                "view_change_retransmit_interval", "request_start_view_retransmit_interval",
+                "repair_retry_interval", "reconnect_period"):
+        if getattr(c, key) <= 0:
+            raise ConfigError(f"cluster.{key} must be positive")
+    if ticks(c.view_change_status_timeout) < 4 * ticks(c.view_change_retransmit_interval):
+        raise ConfigError("cluster.view_change_status_timeout must be at least 4 x "
+                          "view_change_retransmit_interval")
+    if c.reconnect_period >= c.heartbeat_timeout:
+        raise ConfigError("cluster.reconnect_period must be shorter than heartbeat_timeout "
+                          "(a lost connection must come back before the failure detector fires)")
+    if not 1 <= c.view_probe_attempts_max <= 100:
+        raise ConfigError("cluster.view_probe_attempts_max must be 1..100")
+    if not 1 <= c.repair_chunk_max <= 1024 or c.repair_chunk_max >= c.peer_queue_capacity:
+        raise ConfigError("cluster.repair_chunk_max must be 1..1024 and below "
+                          "peer_queue_capacity")
+    if c.max_message_size < 1 * MiB:
+        raise ConfigError("cluster.max_message_size must be at least 1 MiB")
+    _validate_roster(c)
+    auth = c.auth
+    if auth.enabled and len(auth.shared_secret.encode()) < SECRET_MIN:
+        raise ConfigError(f"cluster.auth.shared_secret must be at least {SECRET_MIN} bytes "
+                          "(IGGY_CLUSTER_AUTH_SHARED_SECRET), the same on every node")
+    if not auth.enabled and not all(ipaddress.ip_address(n.ip).is_loopback for n in c.nodes):
+        # Without it, anyone who reaches a replica port can forge prepares and votes: only
+        # processes of this machine reach a loopback-only roster.
+        raise ConfigError("cluster.auth: a roster beyond loopback needs [cluster.auth] enabled "
+                          "with a shared_secret (anyone reaching the replica port could "
+                          "otherwise join the cluster)")
+    if c.tls.enabled and not auth.enabled:
+        raise ConfigError("cluster.tls needs [cluster.auth] enabled, as Iggy's does")
+
+
+def _validate_roster(c: ClusterConfig) -> None:
+    ids = sorted(n.replica_id for n in c.nodes)
+    if not c.nodes:
+        raise ConfigError("cluster.nodes: the roster is empty ([[cluster.nodes]] tables)")
+    if ids != list(range(len(ids))):
+        raise ConfigError("cluster.nodes: replica_id values must be unique and contiguous "
+                          "from 0")
+    if len(ids) > 6:
+        raise ConfigError("cluster.nodes: at most 6 replicas")
+    if c.replica_id not in ids:
+        raise ConfigError(f"cluster.replica_id {c.replica_id} is not in the roster "
+                          "(--replica-id N / IGGY_CLUSTER_REPLICA_ID)")
+    names = [n.name for n in c.nodes]
+    if "" in names or len(set(names)) != len(names):
+        raise ConfigError("cluster.nodes: every node needs a unique name")
+    for n in c.nodes:
+        try:
+            ipaddress.ip_address(n.ip)
+        except ValueError:
+            raise ConfigError(f"cluster.nodes {n.name}: ip must be a literal IP address, "
+                              f"got {n.ip!r}") from None
+        ports = (n.ports.tcp, n.ports.tcp_replica, n.ports.kafka, n.ports.http)
+        if not all(0 <= p <= 65535 for p in ports) or not n.ports.tcp_replica:
+            raise ConfigError(f"cluster.nodes {n.name}: ports.tcp_replica is mandatory and "
+                              "every port must be 0..65535")
 
 
 def _validate_listener(name: str, section: TcpConfig | KafkaConfig) -> None:
@@ -660,7 +829,7 @@ def _validate_http(http: HttpConfig) -> None:
     _validate_tls("http", http.tls)
 
 
-def tls_files(config: ServerConfig, tls: TlsConfig) -> tuple[str, str]:
+def tls_files(config: ServerConfig, tls: TlsConfig | ClusterTlsConfig) -> tuple[str, str]:
     """The (certificate, key) paths of a `[*.tls]` section; empty = under `[system] path`."""
     if tls.cert_file:
         return tls.cert_file, tls.key_file

@@ -165,8 +165,12 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins, 
                              reauth_ms=round(k.connections_max_reauth * 1000))
     # producer ids continue after a restart (kafka_wire/producers.py)
     ids = ProducerIdFile(Path(config.system.path) / "kafka" / "producer_ids")
-    kafka = KafkaServer(engine, settings, producers=ProducerStates(ids.load(1000), ids.store),
-                        logins=logins)
+    first_id = 1000
+    if config.cluster.enabled:  # each replica hands out ids from its own range (never shared)
+        settings.node_id = config.cluster.replica_id
+        first_id += config.cluster.replica_id << 40
+    kafka = KafkaServer(engine, settings, producers=ProducerStates(
+        max(ids.load(first_id), first_id), ids.store), logins=logins)
     kafka.telemetry = telemetry
     kafka.metrics = metrics
     if metrics is not None:
@@ -223,6 +227,50 @@ async def _start_http(config: ServerConfig, native: NativeServer, logins: Logins
     return runner
 
 
+async def _start_cluster(config: ServerConfig, engine: LogEngine):
+    """`[cluster] enabled`: this process becomes one replica (pyggy.cluster, imported only
+    here). Returns the started ClusterRuntime."""
+    from pyggy.cluster.roster import Node
+    from pyggy.cluster.runtime import ClusterRuntime, ClusterSettings
+    from pyggy.config import ticks
+    from pyggy.consensus.options import Options
+    from pyggy.transport import tls as tls_mod
+
+    c = config.cluster
+    timing = Options(
+        heartbeat_timeout=ticks(c.heartbeat_timeout),
+        commit_interval=ticks(c.commit_broadcast_interval),
+        prepare_retransmit=ticks(c.prepare_retransmit_interval),
+        view_change_retransmit=ticks(c.view_change_retransmit_interval),
+        view_change_status_timeout=ticks(c.view_change_status_timeout),
+        request_start_view_interval=ticks(c.request_start_view_retransmit_interval),
+        view_probe_attempts_max=c.view_probe_attempts_max,
+        repair_interval=ticks(c.repair_retry_interval), repair_chunk_max=c.repair_chunk_max)
+    nodes = tuple(Node(n.name, n.ip, n.replica_id, n.ports.tcp, n.ports.tcp_replica,
+                       n.ports.kafka, n.ports.http) for n in c.nodes)
+    server_tls = client_tls = None
+    if c.tls.enabled:
+        cert, key = tls_files(config, c.tls)
+        try:
+            if c.tls.self_signed:
+                tls_mod.ensure_self_signed(cert, key, [n.ip for n in c.nodes] + ["localhost"])
+            server_tls = tls_mod.server_context(cert, key)
+        except tls_mod.TlsError as e:
+            raise ConfigError(f"cluster.tls: {e}") from None
+        client_tls = ssl.create_default_context(cafile=c.tls.ca_file or None)
+        if not c.tls.ca_file:  # encrypted; the PSK handshake authenticates the peer
+            client_tls.check_hostname = False
+            client_tls.verify_mode = ssl.CERT_NONE
+    runtime = ClusterRuntime(engine, ClusterSettings(
+        name=c.name, replica_id=c.replica_id, nodes=nodes, timing=timing,
+        key=c.auth.shared_secret.encode() if c.auth.enabled else b"",
+        queue_capacity=c.peer_queue_capacity, reconnect_period=c.reconnect_period,
+        message_size_max=c.max_message_size, server_tls=server_tls, client_tls=client_tls),
+        Path(config.system.path) / "cluster")
+    await runtime.start()
+    return runtime
+
+
 def _reap(native: NativeServer, interval: float) -> None:
     for s in native.reap_stale(time.monotonic(), interval):
         log.info("released stale client %d (%s) and its group memberships", s.client_id,
@@ -269,10 +317,19 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
         from pyggy.metrics import Metrics
 
         metrics = Metrics(engine)
+    cluster = None
+    if config.cluster.enabled:
+        try:
+            cluster = await _start_cluster(config, engine)
+        except BaseException:
+            engine.close()
+            raise
     listeners: list[Listener] = []
     host, port = split_address(config.tcp.address)
     native = NativeServer(engine, NodeInfo(
         tcp_host=host, tcp_port=port,
+        **({"cluster_name": config.cluster.name,
+            "node_name": config.cluster.node().name} if cluster is not None else {}),
         max_tokens_per_user=config.personal_access_token.max_tokens_per_user),
         telemetry=telemetry, logins=logins, snapshots=Diagnostics(config), metrics=metrics)
     if config.tcp.enabled:
@@ -305,7 +362,10 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
         tasks.append(archiving.start(engine, telemetry))
         if metrics is not None:
             metrics.archiver = archiving.service
-    if config.data_maintenance.messages.cleaner_enabled:
+    if config.data_maintenance.messages.cleaner_enabled and cluster is not None:
+        log.warning("[data_maintenance.messages] cleaner: retention is not run in a cluster "
+                    "yet (it must be an op of each partition's group, not a local deletion)")
+    elif config.data_maintenance.messages.cleaner_enabled:
         tasks.append(loop.create_task(_periodic(config.data_maintenance.messages.interval,
                                                 background(telemetry, "cleaner",
                                                            lambda: _clean(engine)),
@@ -338,6 +398,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
         await listener.wait_closed()
     if http_runner is not None:
         await http_runner.cleanup()
+    if cluster is not None:
+        await cluster.close()
     if archiving is not None:
         archiving.close()
     if metrics is not None:

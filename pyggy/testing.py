@@ -270,3 +270,59 @@ def fill_disk(directory: Path) -> Path:
                 if e.errno != errno.ENOSPC:
                     raise
     return filler
+
+
+CLUSTER_TIMING = {  # fast enough for tests, within Iggy's rules (pyggy.config.validate_cluster)
+    "heartbeat_timeout": "2 s", "commit_broadcast_interval": "100 ms",
+    "prepare_retransmit_interval": "50 ms", "view_change_retransmit_interval": "100 ms",
+    "view_change_status_timeout": "1 s", "request_start_view_retransmit_interval": "200 ms",
+    "view_probe_attempts_max": 3, "repair_retry_interval": "200 ms",
+    "reconnect_period": "200 ms",
+}
+
+
+class PyggyCluster:
+    """`n` pyggy processes on loopback forming one cluster: one shared config file (the
+    roster, with free ports), each process started with `--replica-id i`."""
+
+    def __init__(self, workdir: Path, n: int = 3, *, name: str = "test-cluster",
+                 secret: str | None = "pyggy-test-cluster-shared-secret-0123456789",
+                 timing: Mapping[str, object] | None = None,
+                 env: Mapping[str, str | None] | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config = self.workdir / "cluster.toml"
+        self.servers: list[PyggyServer] = []
+        replica_ports = [free_port() for _ in range(n)]
+        for i in range(n):
+            self.servers.append(PyggyServer(
+                self.workdir / f"node{i}", args=["--config", str(self.config),
+                                                 "--replica-id", str(i)], env=env))
+        lines = ["[cluster]", "enabled = true", f'name = "{name}"']
+        for key, value in {**CLUSTER_TIMING, **(timing or {})}.items():
+            lines.append(f"{key} = {value!r}".replace("'", '"'))
+        if secret is not None:
+            lines += ["[cluster.auth]", "enabled = true", f'shared_secret = "{secret}"']
+        for i, s in enumerate(self.servers):
+            lines += ["[[cluster.nodes]]", f'name = "node{i}"', 'ip = "127.0.0.1"',
+                      f"replica_id = {i}",
+                      f"ports = {{ tcp = {s.tcp_port}, tcp_replica = {replica_ports[i]}, "
+                      f"kafka = {s.kafka_port} }}"]
+        self.config.write_text("\n".join(lines) + "\n")
+
+    def start(self, timeout: float = 60.0) -> PyggyCluster:
+        for s in self.servers:
+            s.start(timeout, wait=False)
+        for s in self.servers:
+            s.wait_for_log(READY_LINE, timeout)
+        for s in self.servers:  # every node knows who leads the metadata group
+            s.wait_for_log("cluster: metadata primary is replica", timeout)
+        return self
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return ",".join(s.kafka_address for s in self.servers)
+
+    def close(self) -> None:
+        for s in self.servers:
+            s.close()

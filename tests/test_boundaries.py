@@ -4,7 +4,9 @@
 - the doors never import each other, and reach the log only through the engine: no door
   imports `pyggy.core.storage` (segments, indexes, partition logs) or the engine's internals;
 - transport imports neither a door nor core (the replica bus and an HTTP door share it);
-- consensus is sans I/O: it imports nothing of pyggy but itself, and no asyncio or sockets.
+- consensus is sans I/O: it imports nothing of pyggy but itself, and no asyncio or sockets;
+- cluster may use core, consensus and transport, never a door (the doors see it only through
+  `engine.cluster`), and a single node never imports it.
 """
 
 from __future__ import annotations
@@ -58,6 +60,13 @@ def test_consensus_is_sans_io() -> None:
            and not m.startswith("pyggy.consensus")]
     assert own == []
     assert offending("consensus", "asyncio", "socket", "selectors", "threading") == []
+
+
+def test_cluster_imports_no_door() -> None:
+    assert offending("cluster", "pyggy.native_wire", "pyggy.kafka_wire", "pyggy.server",
+                     "pyggy.cli") == []
+    for folder in ("core", "native_wire", "kafka_wire", "transport", "consensus", "archiver"):
+        assert offending(folder, "pyggy.cluster") == [], folder
 
 
 def test_the_checker_sees_imports() -> None:

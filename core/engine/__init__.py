@@ -71,6 +71,8 @@ class LogEngine:
         self.files = PartitionFiles(self.root, self.clock, self.lost_found, validate_checksum,
                                     remote, self.commands.writes)
         self.metadata = MetadataService(self.commands, self.files)
+        self.commands.applier = self.metadata.apply
+        self.cluster = None  # a cluster node's query service (ClusterView), None on one node
         # password hashing runs there, off the event loop (the async user methods use it)
         self.identity = IdentityService(self.commands, hasher or auth.ThreadHashPool())
         self.consumers = ConsumerService(self.commands, self.metadata, self.files)
@@ -98,6 +100,7 @@ class LogEngine:
         meta = self.commands.meta
         replayed = 0
         for cmd in self.state.replay(repair=repair_state, lost_found=self.lost_found):
+            self.commands.last_op = max(self.commands.last_op, cmd.get("op", 0))
             try:
                 meta.apply(cmd)
             except IggyError as e:  # a command that failed live is never logged; be loud

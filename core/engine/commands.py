@@ -5,6 +5,7 @@ returns, so nothing is acknowledged that a restart would not replay."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from pyggy.core.clock import Clock
@@ -24,12 +25,17 @@ class CommandLog:
         self.state = state
         self.clock = clock
         self.writes = WriteOutage("metadata", clock, log)
+        # runs a committed command with its side effects (the engine sets
+        # MetadataService.apply: partition files follow the command); a cluster node replaces
+        # `propose` itself and calls this where the metadata group commits
+        self.applier: Callable[[dict], Any] = self.commit
+        self.last_op = 0  # the metadata group's op of the newest logged command (a cluster)
 
     async def propose(self, cmd: dict) -> Any:
         """Make `cmd` happen and return its result: the one way a door's request changes
         metadata. On a single node it commits at once; a cluster node replaces this with the
         metadata group's consensus (the command is applied where and when it commits)."""
-        return self.commit(cmd)
+        return self.applier(cmd)
 
     def commit(self, cmd: dict) -> Any:
         """Append `cmd` to the state log, then apply it; return what the state machine did.

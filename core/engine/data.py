@@ -29,6 +29,7 @@ from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
 from pyggy.core.storage.reads import BatchRef, offset_for_timestamp_steps, read_steps
 from pyggy.core.storage.tiered import Steps, run_async, run_blocking
 
+from .cluster import ClusterView
 from .consumers import ConsumerService
 from .metadata import MetadataService
 
@@ -67,6 +68,7 @@ class DataService:
         self.stats = DataStats(start_time=self.clock.now_us())
         self.poll_max_bytes = POLL_MAX_BYTES
         self.append_listeners: list[AppendListener] = []
+        self.cluster: ClusterView | None = None  # set by a cluster node (core/engine/cluster.py)
 
     # -- appends ---------------------------------------------------------------------------
     def resolve_partition(self, t: Topic, kind: int, value: object) -> int:
@@ -93,8 +95,13 @@ class DataService:
         except iggy_batch.BatchError as e:
             raise IggyError(e.code, str(e)) from None
         self._check_topic_full(t)
-        base = await p.log.append_iggy(batch, info.message_count, info.frame_sums)
-        self._appended(t, p.id, len(batch))
+        cluster = self.cluster
+        if cluster is not None:  # the partition group stamps and stores it on every replica
+            operation, body = cluster.append_body(ENCODING_IGGY, batch, info.message_count)
+            base = await cluster.append(t.stream_id, t.id, p.id, operation, body)
+        else:
+            base = await p.log.append_iggy(batch, info.message_count, info.frame_sums)
+            self._appended(t, p.id, len(batch))
         return t.stream_id, t.id, p.id, base
 
     async def append_kafka(self, t: Topic, partition_id: int, batch: bytearray | memoryview,
@@ -103,6 +110,11 @@ class DataService:
         """Store one validated Kafka batch (stamped in place); return its base offset."""
         p = self.metadata.partition(t, partition_id)
         self._check_topic_full(t)
+        cluster = self.cluster
+        if cluster is not None:
+            operation, body = cluster.append_body(ENCODING_KAFKA, batch, info.record_count,
+                                                  info.max_timestamp, log_append_time)
+            return await cluster.append(t.stream_id, t.id, partition_id, operation, body)
         base = await p.log.append_kafka(batch, info.record_count, info.max_timestamp,
                                         log_append_time)
         self._appended(t, partition_id, len(batch))
@@ -115,6 +127,11 @@ class DataService:
 
     def _check_topic_full(self, t: Topic) -> None:
         limit = t.options.max_topic_size
+        if limit != UNLIMITED_SIZE and limit and t.size_bytes >= limit and len(t.partitions) \
+                and self.cluster is not None:
+            # in a cluster, deleting segments is an op of each partition's group, never a
+            # local decision: refuse until retention (part II) has made room
+            raise IggyError(ErrorCode.TOPIC_FULL, "topic is full")
         if limit != UNLIMITED_SIZE and limit and t.size_bytes >= limit and len(t.partitions):
             # Like Iggy: a full topic first drops its oldest sealed segments, else refuses.
             share = limit // len(t.partitions)

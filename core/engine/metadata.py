@@ -8,6 +8,7 @@ it). Lookups raise `IggyError` (not found) or, for `get_*`, answer None.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from pyggy.core import groups
 from pyggy.core.errors import ErrorCode, IggyError
@@ -15,6 +16,7 @@ from pyggy.core.metadata.machine import encode_options, free_id
 from pyggy.core.model import Identifier, Partition, Stream, Topic
 from pyggy.core.options import reject_options
 
+from .cluster import ClusterView
 from .commands import CommandLog
 from .partitions import PartitionFiles
 
@@ -31,10 +33,81 @@ class MetadataService:
         self.files = files
         self.clock = commands.clock
         self.delete_listeners: list[DeleteListener] = []
+        # listener(topic, partitions) after partitions are created (with their topic or by
+        # create_partitions), on every node that applies the command
+        self.create_listeners: list[Callable[[Topic, Sequence[Partition]], None]] = []
+        self.cluster: ClusterView | None = None  # a cluster node's (core/engine/cluster.py)
 
     def _deleted(self, stream_name: str, topic: Topic, parts: Sequence[Partition]) -> None:
         for listener in self.delete_listeners:
             listener(stream_name, topic, parts)
+
+    # -- applying a command with its files ---------------------------------------------------
+    def apply(self, cmd: dict) -> Any:
+        """Apply a metadata command and make the partitions' files follow it: what
+        `CommandLog.propose` runs where the command commits (at once on one node; on every
+        replica, as the metadata group commits it, in a cluster). Partition directories are
+        made before the command is logged and deleted after it."""
+        kind = cmd["type"]
+        effect = _EFFECTS.get(kind)
+        return self.commands.commit(cmd) if effect is None else effect(self, cmd)
+
+    def _apply_create_topic(self, cmd: dict) -> Topic:
+        s = self.meta.stream(cmd["stream_id"])
+        # the id the command will get (the state machine takes the smallest free one)
+        made = self.files.new_dirs(s.id, free_id(s.topics), 0, cmd["partitions_count"])
+        try:
+            t: Topic = self.commands.commit(cmd)
+        except IggyError:
+            self.files.remove_dirs(made)
+            raise
+        self.files.attach_new(t, t.partitions, lambda: self.commands.commit(
+            {"type": "delete_topic", "stream_id": s.id, "topic_id": t.id}))
+        self._created(t, t.partitions)
+        return t
+
+    def _apply_create_partitions(self, cmd: dict) -> list[Partition]:
+        t = self.meta.topic(cmd["stream_id"], cmd["topic_id"])
+        made = self.files.new_dirs(t.stream_id, t.id, len(t.partitions), cmd["count"])
+        try:
+            new: list[Partition] = self.commands.commit(cmd)
+        except IggyError:
+            self.files.remove_dirs(made)
+            raise
+        self.files.attach_new(t, new, lambda: self.commands.commit(
+            {"type": "delete_partitions", "stream_id": t.stream_id, "topic_id": t.id,
+             "count": len(new)}))
+        _rebalance_all(t)
+        self._created(t, new)
+        return new
+
+    def _apply_delete_stream(self, cmd: dict) -> Stream:
+        s = self.commands.commit(cmd)
+        for t in s.topics.values():
+            self.files.detach(t, t.partitions)
+            self._deleted(s.name, t, t.partitions)
+        self.files.remove_stream(s.id)
+        return s
+
+    def _apply_delete_topic(self, cmd: dict) -> Any:
+        t = self.meta.topic(cmd["stream_id"], cmd["topic_id"])
+        result = self.commands.commit(cmd)
+        self.files.detach(t, t.partitions)
+        self._deleted(self.stream_name(t.stream_id), t, t.partitions)
+        self.files.remove_topic(t.stream_id, t.id)
+        return result
+
+    def _apply_delete_partitions(self, cmd: dict) -> list[Partition]:
+        t = self.meta.topic(cmd["stream_id"], cmd["topic_id"])
+        gone = self.commands.commit(cmd)
+        self.files.detach(t, gone)
+        self._deleted(self.stream_name(t.stream_id), t, gone)
+        _rebalance_all(t)
+        return gone
+
+    def _created(self, topic: Topic, parts: Sequence[Partition]) -> None:
+        for listener in self.create_listeners:
+            listener(topic, parts)
 
     # -- streams ---------------------------------------------------------------------------
     async def create_stream(self, name: str, options: Sequence = ()) -> Stream:
@@ -64,34 +137,30 @@ class MetadataService:
                                      "name": name})
 
     async def delete_stream(self, stream: Identifier) -> None:
-        s = await self.commands.propose({"type": "delete_stream",
-                                         "stream_id": self.meta.stream(stream).id})
-        for t in s.topics.values():
-            self.files.detach(t, t.partitions)
-            self._deleted(s.name, t, t.partitions)
-        self.files.remove_stream(s.id)
+        await self.commands.propose({"type": "delete_stream",
+                                     "stream_id": self.meta.stream(stream).id})
 
     async def purge_stream(self, stream: Identifier) -> None:
         for t in self.meta.stream(stream).topics.values():
-            self.files.purge(t)
+            await self._purge(t)
+
+    async def _purge(self, t: Topic) -> None:
+        if self.cluster is not None:  # a purge is an op of each partition's group
+            for p in t.partitions:
+                await self.cluster.purge(t.stream_id, t.id, p.id)
+            for p in t.partitions:
+                self.files.offsets_of(t, p.id).clear()
+            return
+        self.files.purge(t)
 
     # -- topics ----------------------------------------------------------------------------
     async def create_topic(self, stream: Identifier, name: str, partitions_count: int,
                            options: Options = ()) -> Topic:
         s = self.meta.stream(stream)
-        # the id the command will get (the state machine takes the smallest free one)
-        made = self.files.new_dirs(s.id, free_id(s.topics), 0, partitions_count)
-        try:
-            t: Topic = await self.commands.propose({
-                "type": "create_topic", "stream_id": s.id, "name": name,
-                "partitions_count": partitions_count,
-                "options": encode_options(list(options)), "created_at": self.clock.now_us()})
-        except IggyError:
-            self.files.remove_dirs(made)
-            raise
-        self.files.attach_new(t, t.partitions, lambda: self.commands.commit(
-            {"type": "delete_topic", "stream_id": s.id, "topic_id": t.id}))
-        return t
+        return await self.commands.propose({
+            "type": "create_topic", "stream_id": s.id, "name": name,
+            "partitions_count": partitions_count,
+            "options": encode_options(list(options)), "created_at": self.clock.now_us()})
 
     def get_topic(self, stream: Identifier, topic: Identifier) -> Topic | None:
         try:
@@ -122,12 +191,9 @@ class MetadataService:
         t = self.meta.topic(stream, topic)
         await self.commands.propose({"type": "delete_topic", "stream_id": t.stream_id,
                                      "topic_id": t.id})
-        self.files.detach(t, t.partitions)
-        self._deleted(self.stream_name(t.stream_id), t, t.partitions)
-        self.files.remove_topic(t.stream_id, t.id)
 
     async def purge_topic(self, stream: Identifier, topic: Identifier) -> None:
-        self.files.purge(self.meta.topic(stream, topic))
+        await self._purge(self.meta.topic(stream, topic))
 
     # -- partitions ------------------------------------------------------------------------
     def partition(self, t: Topic, partition_id: int) -> Partition:
@@ -137,30 +203,23 @@ class MetadataService:
 
     async def create_partitions(self, stream: Identifier, topic: Identifier, count: int) -> None:
         t = self.meta.topic(stream, topic)
-        made = self.files.new_dirs(t.stream_id, t.id, len(t.partitions), count)
-        try:
-            new: list[Partition] = await self.commands.propose({
-                "type": "create_partitions", "stream_id": t.stream_id, "topic_id": t.id,
-                "count": count, "created_at": self.clock.now_us()})
-        except IggyError:
-            self.files.remove_dirs(made)
-            raise
-        self.files.attach_new(t, new, lambda: self.commands.commit(
-            {"type": "delete_partitions", "stream_id": t.stream_id, "topic_id": t.id,
-             "count": len(new)}))
-        _rebalance_all(t)
+        await self.commands.propose({
+            "type": "create_partitions", "stream_id": t.stream_id, "topic_id": t.id,
+            "count": count, "created_at": self.clock.now_us()})
 
     async def delete_partitions(self, stream: Identifier, topic: Identifier, count: int) -> None:
         t = self.meta.topic(stream, topic)
-        gone = await self.commands.propose({"type": "delete_partitions", "stream_id": t.stream_id,
-                                            "topic_id": t.id, "count": count})
-        self.files.detach(t, gone)
-        self._deleted(self.stream_name(t.stream_id), t, gone)
-        _rebalance_all(t)
+        await self.commands.propose({"type": "delete_partitions", "stream_id": t.stream_id,
+                                     "topic_id": t.id, "count": count})
 
     async def delete_segments(self, stream: Identifier, topic: Identifier, partition_id: int,
                               count: int) -> None:
-        self.partition(self.meta.topic(stream, topic), partition_id).log.delete_oldest(count)
+        t = self.meta.topic(stream, topic)
+        p = self.partition(t, partition_id)
+        if self.cluster is not None:
+            await self.cluster.delete_segments(t.stream_id, t.id, p.id, count)
+            return
+        p.log.delete_oldest(count)
 
     async def delete_records(self, t: Topic, partition_id: int, offset: int) -> int:
         """Raise a partition's log start offset to `offset` (Kafka DeleteRecords): records
@@ -169,10 +228,24 @@ class MetadataService:
         if not 0 <= offset <= p.log.next_offset:
             raise IggyError(ErrorCode.INVALID_OFFSET,
                             f"offset {offset} is outside 0..{p.log.next_offset}")
+        if self.cluster is not None:  # an op of the partition's group: every replica moves
+            start = await self.cluster.delete_records(t.stream_id, t.id, partition_id, offset)
+            if start is None:
+                raise IggyError(ErrorCode.INVALID_OFFSET, f"offset {offset} is past the end")
+            return start
         try:
             return p.log.advance_start(offset)
         except OSError as e:  # the new start offset could not be stored: nothing changed
             raise self.commands.writes.failed(e) from None
+
+
+_EFFECTS: dict[str, Callable[[MetadataService, dict], Any]] = {
+    "create_topic": MetadataService._apply_create_topic,
+    "create_partitions": MetadataService._apply_create_partitions,
+    "delete_stream": MetadataService._apply_delete_stream,
+    "delete_topic": MetadataService._apply_delete_topic,
+    "delete_partitions": MetadataService._apply_delete_partitions,
+}
 
 
 def _rebalance_all(t: Topic) -> None:

@@ -198,6 +198,16 @@ class PartitionLog:
             raise self.writes.failed(e) from None
         self.writes.ok()
 
+    def append_stamped(self, batch: bytearray | memoryview, base: int, count: int,
+                       timestamp: int, max_timestamp: int, encoding: int) -> None:
+        """Store a batch another node stamped (a replicated partition: the batch is already
+        committed), without fsync: the consensus journal holds it durably until a checkpoint
+        syncs the segments (pyggy.cluster.partition_sm)."""
+        if base != self.next_offset:
+            raise ValueError(f"batch stamped at {base} but the log ends at {self.next_offset}")
+        self._writable_segment().append([batch], len(batch), base, count, timestamp,
+                                        max_timestamp, encoding)
+
     def _writable_segment(self) -> Segment:
         seg = self.segments[-1]
         if seg.size >= self.options.segment_size and len(seg.index):

@@ -1,9 +1,11 @@
-"""FindCoordinator (10), OffsetForLeaderEpoch (23), DescribeCluster (60): one broker;
+"""FindCoordinator (10), OffsetForLeaderEpoch (23), DescribeCluster (60): this broker, or a
+cluster's metadata primary and partition leaders (kafka_wire/routing.py);
 DescribeClientQuotas (48): pyggy has no client quotas, so there are none to describe."""
 
 from __future__ import annotations
 
 from pyggy.kafka_wire import authorizer as authz
+from pyggy.kafka_wire import routing
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 
@@ -11,12 +13,12 @@ GROUP_KEY = 0  # key_type: 0 a consumer group, 1 a transactional id
 
 
 def _coordinator(conn: Connection, key: str, key_type: int) -> dict:
-    s = conn.server.settings
     error = authz.group(conn, key) if key_type == GROUP_KEY else ErrorCode.NONE
     if error:
         return {"key": key, "node_id": -1, "host": "", "port": -1, "error_code": error,
                 "error_message": f"Not authorized to access group: {key}"}
-    return {"key": key, "node_id": s.node_id, "host": s.host, "port": s.port,
+    node_id, host, port = routing.controller(conn)  # groups live on the metadata primary
+    return {"key": key, "node_id": node_id, "host": host, "port": port,
             "error_code": ErrorCode.NONE, "error_message": None}
 
 
@@ -46,8 +48,12 @@ def offset_for_leader_epoch(conn: Connection, req: dict, version: int) -> dict:
                 entry["error_code"] = denied
             elif t is None or not 0 <= index < len(t.partitions):
                 entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            elif p["leader_epoch"] >= 0:
-                entry["leader_epoch"] = 0
+            elif error := routing.leader_error(conn, t, index,
+                                               p.get("current_leader_epoch", -1)):
+                entry["error_code"] = error
+            elif 0 <= p["leader_epoch"] <= (epoch := routing.leader_epoch(conn, t, index)):
+                # committed data is never truncated, so every epoch ends at the log's end
+                entry["leader_epoch"] = epoch
                 entry["end_offset"] = conn.server.engine.data.watermarks(t, index)[1]
             parts.append(entry)
         topics.append({"topic": topic["topic"], "partitions": parts})
@@ -57,9 +63,10 @@ def offset_for_leader_epoch(conn: Connection, req: dict, version: int) -> dict:
 def describe_cluster(conn: Connection, req: dict, version: int) -> dict:
     s = conn.server.settings
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None,
-            "endpoint_type": 1, "cluster_id": s.cluster_id, "controller_id": s.node_id,
-            "brokers": [{"broker_id": s.node_id, "host": s.host, "port": s.port,
-                         "rack": None}],
+            "endpoint_type": 1, "cluster_id": s.cluster_id,
+            "controller_id": routing.controller(conn)[0],
+            "brokers": [{"broker_id": node_id, "host": host, "port": port, "rack": None}
+                        for node_id, host, port in routing.brokers(conn)],
             "cluster_authorized_operations": authz.cluster_operations(conn)
             if req["include_cluster_authorized_operations"] else authz.NOT_REQUESTED}
 

@@ -15,6 +15,7 @@ import asyncio
 
 from pyggy.core.errors import CorruptBatch, RemoteReadError
 from pyggy.kafka_wire import authorizer as authz
+from pyggy.kafka_wire import routing
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.protocol.primitives import RecordParts
@@ -30,6 +31,10 @@ async def _partition(conn: Connection, t, denied: int, p: dict, budget: list[int
         return out
     if t is None or not 0 <= index < len(t.partitions):
         out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        return out
+    not_leader = routing.leader_error(conn, t, index, p.get("current_leader_epoch", -1))
+    if not_leader:
+        out["error_code"] = not_leader
         return out
     start, hw = conn.server.engine.data.watermarks(t, index)
     offset = p["fetch_offset"]

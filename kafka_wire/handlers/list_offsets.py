@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pyggy.core.records import kafka_batch
 from pyggy.kafka_wire import authorizer as authz
+from pyggy.kafka_wire import routing
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 
@@ -66,7 +67,11 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
                 entry["error_code"] = denied
             elif t is None or not 0 <= index < len(t.partitions):
                 entry["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            elif error := routing.leader_error(conn, t, index,
+                                               p.get("current_leader_epoch", -1)):
+                entry["error_code"] = error
             else:
+                entry["leader_epoch"] = routing.leader_epoch(conn, t, index)
                 key = (t.stream_id, t.id, index, p["timestamp"])
                 if key not in done:
                     done[key] = await _lookup(conn, t, index, p["timestamp"])

@@ -1,4 +1,5 @@
-"""Metadata (3): the one broker, and the topics asked for (auto-created when allowed).
+"""Metadata (3): the brokers (one, or a cluster's roster: kafka_wire/routing.py), and the topics
+asked for (auto-created when allowed).
 
 Only topics the principal may describe are listed; one it names without that right is
 TOPIC_AUTHORIZATION_FAILED whether it exists or not, and auto-creation also needs the right
@@ -9,6 +10,7 @@ are filled in when asked for (v8+).
 from __future__ import annotations
 
 from pyggy.kafka_wire import authorizer as authz
+from pyggy.kafka_wire import routing
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.topics import KafkaError, topic_id
@@ -16,15 +18,9 @@ from pyggy.kafka_wire.topics import KafkaError, topic_id
 NO_OPERATIONS = authz.NOT_REQUESTED
 
 
-def partitions(t, node_id: int) -> list[dict]:
-    return [{"error_code": 0, "partition_index": p.id, "leader_id": node_id, "leader_epoch": 0,
-             "replica_nodes": [node_id], "isr_nodes": [node_id], "offline_replicas": []}
-            for p in t.partitions]
-
-
-def topic_entry(name: str, t, node_id: int, operations: int = NO_OPERATIONS) -> dict:
+def topic_entry(conn: Connection, name: str, t, operations: int = NO_OPERATIONS) -> dict:
     return {"error_code": ErrorCode.NONE, "name": name, "topic_id": topic_id(t),
-            "is_internal": False, "partitions": partitions(t, node_id),
+            "is_internal": False, "partitions": routing.partitions(conn, t),
             "topic_authorized_operations": operations}
 
 
@@ -48,7 +44,9 @@ async def _named(conn: Connection, name: str, allow_create: bool) -> tuple[objec
     try:
         return await server.topics.create(name, s.num_partitions, {}), ErrorCode.NONE
     except KafkaError as e:
-        return None, e.code
+        # a cluster's backup cannot create it: retriable, as while Kafka creates a topic
+        return None, ErrorCode.LEADER_NOT_AVAILABLE if e.code == ErrorCode.NOT_CONTROLLER \
+            else e.code
 
 
 async def handle(conn: Connection, req: dict, version: int) -> dict:
@@ -59,7 +57,7 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
 
     def entry(name: str, t) -> dict:
         ops = authz.topic_operations(conn, t) if with_ops else NO_OPERATIONS
-        return topic_entry(name, t, s.node_id, ops)
+        return topic_entry(conn, name, t, ops)
 
     topics = []
     if requested is None or (version == 0 and not requested):
@@ -81,9 +79,10 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
         cluster_ops = authz.cluster_operations(conn)
     return {
         "throttle_time_ms": 0,
-        "brokers": [{"node_id": s.node_id, "host": s.host, "port": s.port, "rack": None}],
+        "brokers": [{"node_id": node_id, "host": host, "port": port, "rack": None}
+                    for node_id, host, port in routing.brokers(conn)],
         "cluster_id": s.cluster_id,
-        "controller_id": s.node_id,
+        "controller_id": routing.controller(conn)[0],
         "topics": topics,
         "cluster_authorized_operations": cluster_ops,
     }

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pyggy.core.errors import ErrorCode as IggyCode
 from pyggy.core.errors import IggyError
 from pyggy.core.records import kafka_batch
 from pyggy.core.records.compression import DEFAULT_LIMIT
 from pyggy.kafka_wire import authorizer as authz
+from pyggy.kafka_wire import routing
 from pyggy.kafka_wire.context import CloseConnection, Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.topics import topic_config
@@ -40,11 +42,24 @@ def _stored_producer_batches(heads: Iterator[tuple[int, bytes]]
             yield base, fields[9], fields[10], fields[11], fields[6] + 1
 
 
+def _append_error(code: int) -> int:
+    """The Kafka error of a refused append."""
+    if code == IggyCode.TRANSIENT_NOT_ACCEPTED:  # the leader changed meanwhile
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER
+    if code == IggyCode.TRANSIENT_NOT_COMMITTED:  # a view change: maybe stored, retry
+        return ErrorCode.REQUEST_TIMED_OUT
+    return ErrorCode.POLICY_VIOLATION if code == IggyCode.TOPIC_FULL \
+        else ErrorCode.KAFKA_STORAGE_ERROR
+
+
 async def _produce(conn: Connection, t, index: int, records) -> dict:
     server = conn.server
     if t is None or not 0 <= index < len(t.partitions):
         return _partition_result(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     data = server.engine.data
+    not_leader = routing.leader_error(conn, t, index)
+    if not_leader:
+        return _partition_result(index, not_leader)
     if records is None or len(records) == 0:
         return _partition_result(index, ErrorCode.CORRUPT_MESSAGE, message="no records")
     max_bytes = int(topic_config(t, "max.message.bytes"))
@@ -62,6 +77,11 @@ async def _produce(conn: Connection, t, index: int, records) -> dict:
                  for a, b in spans]
     except kafka_batch.KafkaBatchError as e:
         return _partition_result(index, e.code, message=str(e))
+    epoch = routing.leader_epoch(conn, t, index)
+    if server.leader_epochs.get(key, epoch) != epoch:
+        # another broker led this partition since: its sequences are in the (replicated) log
+        server.producers.forget_partitions(t.stream_id, t.id, {index})
+    server.leader_epochs[key] = epoch
     if key not in server.producers.restored and any(i.producer_id >= 0 for i in infos):
         server.producers.restore(key, _stored_producer_batches(
             data.producer_batch_heads(t, index)))
@@ -77,9 +97,7 @@ async def _produce(conn: Connection, t, index: int, records) -> dict:
             try:
                 base = await data.append_kafka(t, index, view[a:b], info, log_append_time)
             except IggyError as e:
-                return _partition_result(index, ErrorCode.KAFKA_STORAGE_ERROR
-                                         if e.code != 3009 else ErrorCode.POLICY_VIOLATION,
-                                         message=str(e))
+                return _partition_result(index, _append_error(e.code), message=str(e))
             server.producers.record(info.producer_id, info.producer_epoch, info.base_sequence,
                                     info.record_count, key, base)
         if first_base < 0:

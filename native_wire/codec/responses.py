@@ -319,10 +319,19 @@ def encode_cluster_metadata(
     http_port: int = 0, websocket_port: int = 0, role: int = 0, status: int = 0,
 ) -> bytes:
     """GET_CLUSTER_METADATA with one node (role 0 Leader, status 0 Healthy)."""
-    return (
-        _long_str(cluster_name) + b"\x01\x00\x00\x00" + _long_str(node_name) + _long_str(ip)
-        + _NODE_TAIL.pack(tcp_port, quic_port, http_port, websocket_port, role, status)
-    )
+    return encode_cluster_nodes(cluster_name, [(node_name, ip, tcp_port, quic_port, http_port,
+                                                websocket_port, role, status)])
+
+
+def encode_cluster_nodes(cluster_name: str,
+                         nodes: Sequence[tuple[str, str, int, int, int, int, int, int]]) -> bytes:
+    """GET_CLUSTER_METADATA: the cluster name, then ``u32 count`` and per node (name, ip,
+    ports tcp/quic/http/websocket, role 0 Leader / 1 Follower, status 0 Healthy)."""
+    parts = [_long_str(cluster_name), _U32.pack(len(nodes))]
+    for name, ip, tcp, quic, http, websocket, role, status in nodes:
+        parts.append(_long_str(name) + _long_str(ip)
+                     + _NODE_TAIL.pack(tcp, quic, http, websocket, role, status))
+    return b"".join(parts)
 
 
 def encode_describe_options(entries: Sequence[tuple[str, int, bytes, str]]) -> bytes:

@@ -91,8 +91,18 @@ async def get_snapshot(ctx: Context, r: Reader) -> bytes:
 def get_cluster_metadata(ctx: Context, r: Reader) -> bytes:
     ctx.session.require_user()
     node = ctx.server.node
-    return rsp.encode_cluster_metadata(node.cluster_name, node.node_name, node.tcp_host,
-                                       node.tcp_port, http_port=node.http_port)
+    cluster = ctx.server.engine.cluster
+    if cluster is None:
+        return rsp.encode_cluster_metadata(node.cluster_name, node.node_name, node.tcp_host,
+                                           node.tcp_port, http_port=node.http_port)
+    # the roster; the Leader is the metadata primary (nobody while a view change runs)
+    leader = cluster.metadata_leader()
+    return rsp.encode_cluster_nodes(node.cluster_name, [
+        (n.name, n.host, n.tcp, 0, n.http, 0, LEADER if n.replica_id == leader else FOLLOWER,
+         HEALTHY) for n in cluster.nodes()])
+
+
+LEADER, FOLLOWER, HEALTHY = 0, 1, 0
 
 
 def describe_options(ctx: Context, r: Reader) -> bytes:

@@ -249,7 +249,7 @@ def test_tls_keys_are_known_in_files_and_environment(tmp_path: Path) -> None:
     "[kafka]\nauth_timout = '5 s'\n",
     "[kafka.sasl]\nmechanisms = ['PLAIN']\n",
     "[http.tls]\nenabled = true\nclient_ca = 'ca.pem'\n",  # known section, unknown key
-    "[cluster.auth]\nshared_secret = 'x'\n",
+    "[cluster.auth]\nshared_secrt = 'x'\n",
 ])
 def test_unknown_security_keys_stop_the_start(tmp_path: Path, text: str) -> None:
     with pytest.raises(ConfigError, match="unknown security setting"):

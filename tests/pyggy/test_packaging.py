@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 SOURCE_FOLDERS = {"pyggy": "pyggy", "core": "pyggy.core", "native_wire": "pyggy.native_wire",
                   "kafka_wire": "pyggy.kafka_wire", "archiver": "pyggy.archiver",
                   "transport": "pyggy.transport",
-                  "consensus": "pyggy.consensus"}
+                  "consensus": "pyggy.consensus", "cluster": "pyggy.cluster"}
 
 
 def _pyproject() -> dict:

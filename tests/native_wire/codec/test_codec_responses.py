@@ -7,6 +7,8 @@ import struct
 from types import SimpleNamespace
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyggy.core.model import (
     ConsumerGroup,
     GlobalPermissions,
@@ -191,6 +193,22 @@ def test_cluster_metadata() -> None:
     assert r.long_string() == "c" and r.u32() == 1
     assert r.long_string() == "n1" and r.long_string() == "127.0.0.1"
     assert (r.u16(), r.u16(), r.u16(), r.u16(), r.u8(), r.u8()) == (8090, 8080, 3000, 8092, 0, 0)
+    r.done()
+
+
+_NODE = st.tuples(st.text(max_size=20), st.sampled_from(["127.0.0.1", "10.0.0.1", "::1"]),
+                  *[st.integers(0, 65535)] * 4, st.integers(0, 1), st.just(0))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=30), st.lists(_NODE, max_size=6))
+def test_cluster_metadata_of_a_roster(name: str, nodes: list) -> None:
+    """A cluster's GET_CLUSTER_METADATA: every node, in order, with its role."""
+    r = Reader(rs.encode_cluster_nodes(name, nodes))
+    assert r.long_string() == name and r.u32() == len(nodes)
+    for node in nodes:
+        assert (r.long_string(), r.long_string(), r.u16(), r.u16(), r.u16(), r.u16(), r.u8(),
+                r.u8()) == node
     r.done()
 
 

@@ -1,0 +1,82 @@
+"""What the doors may ask of a cluster (`engine.cluster`; None on a single node): a narrow
+query service plus the replicated write path. pyggy.cluster implements it; the doors never
+import that package.
+
+Errors: `NotLeader` (never admitted here: Kafka NOT_LEADER_OR_FOLLOWER / LEADER_NOT_AVAILABLE
+/ NOT_CONTROLLER, Iggy TransientNotAccepted 58) and `OutcomeUnknown` (admitted, reply lost to
+a view change: Kafka REQUEST_TIMED_OUT, Iggy TransientNotCommitted 57).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from pyggy.core.errors import ErrorCode, IggyError
+
+
+class NotLeader(IggyError):
+    """`leader` = the replica id to go to, None while the group has no primary."""
+
+    def __init__(self, leader: int | None, what: str = "") -> None:
+        self.leader = leader
+        super().__init__(ErrorCode.TRANSIENT_NOT_ACCEPTED, what or (
+            f"not the leader: replica {leader} is" if leader is not None
+            else "no leader: a view change is in progress"))
+
+
+class OutcomeUnknown(IggyError):
+    def __init__(self, what: str) -> None:
+        super().__init__(ErrorCode.TRANSIENT_NOT_COMMITTED, what)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterNode:
+    replica_id: int
+    name: str
+    host: str
+    tcp: int
+    kafka: int
+    http: int
+
+
+@dataclass(frozen=True, slots=True)
+class Leadership:
+    """A group as this node sees it: `leader` None unless the group is in normal status;
+    `epoch` = its view; `in_sync` = replicas caught up to the commit point."""
+
+    leader: int | None
+    epoch: int
+    in_sync: tuple[int, ...]
+
+
+class ClusterView(Protocol):
+    replica_id: int
+
+    def nodes(self) -> list[ClusterNode]: ...
+
+    def metadata_leader(self) -> int | None: ...
+
+    def partition(self, stream_id: int, topic_id: int, partition_id: int) -> Leadership: ...
+
+    async def append(self, stream_id: int, topic_id: int, partition_id: int, operation: int,
+                     body: bytes) -> int:
+        """Replicate one append (a body made by `append_body`); its base offset once
+        committed and applied here."""
+        ...
+
+    async def delete_records(self, stream_id: int, topic_id: int, partition_id: int,
+                             offset: int) -> int | None:
+        """The partition's new log start offset, None if `offset` is past its end."""
+        ...
+
+    async def purge(self, stream_id: int, topic_id: int, partition_id: int) -> None: ...
+
+    async def delete_segments(self, stream_id: int, topic_id: int, partition_id: int,
+                              count: int) -> int: ...
+
+    def append_body(self, encoding: int, batch: bytes | bytearray | memoryview, count: int,
+                    max_timestamp_ms: int = 0, log_append_time: bool = False
+                    ) -> tuple[int, bytes]:
+        """(operation, request body) of an append of either encoding."""
+        ...

@@ -1,0 +1,85 @@
+"""The Kafka door in a cluster (`engine.cluster` set; on a single node every answer here is
+"this broker"): brokers = the roster's Kafka ports, a partition's leader = its group's primary
+while the group is in normal status, `leader_epoch` = the group's view, the controller and the
+group coordinator = the metadata primary.
+
+A request for a partition this broker does not lead is answered NOT_LEADER_OR_FOLLOWER (the
+client refreshes its metadata and goes to the leader); a request carrying a
+`current_leader_epoch` older than the view is FENCED_LEADER_EPOCH, a newer one (this broker
+missed a view change) UNKNOWN_LEADER_EPOCH (KIP-320).
+"""
+
+from __future__ import annotations
+
+from pyggy.kafka_wire.protocol.errors import ErrorCode
+
+NO_EPOCH = -1
+
+
+def _cluster(conn):
+    return conn.server.engine.cluster
+
+
+def leader_error(conn, t, index: int, current_epoch: int = NO_EPOCH) -> int:
+    """NONE when this broker leads the partition (always on a single node)."""
+    cluster = _cluster(conn)
+    if cluster is None:
+        return ErrorCode.NONE
+    lead = cluster.partition(t.stream_id, t.id, index)
+    if lead.leader is not None and current_epoch != NO_EPOCH:
+        if current_epoch < lead.epoch:
+            return ErrorCode.FENCED_LEADER_EPOCH
+        if current_epoch > lead.epoch:
+            return ErrorCode.UNKNOWN_LEADER_EPOCH
+    if lead.leader != cluster.replica_id:
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER
+    return ErrorCode.NONE
+
+
+def leader_epoch(conn, t, index: int) -> int:
+    cluster = _cluster(conn)
+    return 0 if cluster is None else cluster.partition(t.stream_id, t.id, index).epoch
+
+
+def brokers(conn) -> list[tuple[int, str, int]]:
+    """(node id, host, port) of every broker."""
+    s = conn.server.settings
+    cluster = _cluster(conn)
+    if cluster is None:
+        return [(s.node_id, s.host, s.port)]
+    return [(n.replica_id, s.host if n.replica_id == cluster.replica_id else n.host,
+             s.port if n.replica_id == cluster.replica_id else n.kafka)
+            for n in cluster.nodes()]
+
+
+def controller(conn) -> tuple[int, str, int]:
+    """The controller and group coordinator: the metadata primary (this broker while there is
+    none, so that admin clients always name a live broker)."""
+    s = conn.server.settings
+    cluster = _cluster(conn)
+    leader = None if cluster is None else cluster.metadata_leader()
+    for node_id, host, port in brokers(conn):
+        if node_id == leader:
+            return node_id, host, port
+    return s.node_id, s.host, s.port
+
+
+def partitions(conn, t) -> list[dict]:
+    """Metadata's partition entries of topic `t`."""
+    cluster = _cluster(conn)
+    if cluster is None:
+        me = conn.server.settings.node_id
+        return [{"error_code": 0, "partition_index": p.id, "leader_id": me, "leader_epoch": 0,
+                 "replica_nodes": [me], "isr_nodes": [me], "offline_replicas": []}
+                for p in t.partitions]
+    everyone = [n.replica_id for n in cluster.nodes()]
+    out = []
+    for p in t.partitions:
+        lead = cluster.partition(t.stream_id, t.id, p.id)
+        out.append({"error_code": ErrorCode.NONE if lead.leader is not None
+                    else ErrorCode.LEADER_NOT_AVAILABLE, "partition_index": p.id,
+                    "leader_id": -1 if lead.leader is None else lead.leader,
+                    "leader_epoch": lead.epoch, "replica_nodes": everyone,
+                    "isr_nodes": list(lead.in_sync),
+                    "offline_replicas": [r for r in everyone if r not in lead.in_sync]})
+    return out

@@ -1,0 +1,126 @@
+"""Three pyggy nodes in one process on loopback (real engines, files and replica bus): the
+metadata group creates and deletes topics — with their partition groups and files — on every
+node; a backup refuses and names the leader; appends through the engine's data path are
+stamped by the partition's primary and stored byte-identically everywhere."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from pyggy.cluster.roster import METADATA_GROUP, Node, partition_group
+from pyggy.cluster.runtime import ClusterRuntime, ClusterSettings
+from pyggy.consensus.options import Options
+from pyggy.core.engine import LogEngine
+from pyggy.core.engine.cluster import NotLeader
+from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.records import kafka_batch
+from test_bus import free_ports
+
+FAST = Options(heartbeat_timeout=100, commit_interval=10, prepare_retransmit=5,
+              view_change_retransmit=10, view_change_status_timeout=100,
+              request_start_view_interval=10, view_probe_attempts_max=3, repair_interval=10,
+              repair_chunk_max=8)
+
+
+async def start_cluster(tmp_path: Path, n: int = 3) -> list[ClusterRuntime]:
+    ports = free_ports(n)
+    nodes = tuple(Node(f"n{i}", "127.0.0.1", i, tcp_replica=p) for i, p in enumerate(ports))
+    runtimes = []
+    for i in range(n):
+        engine = LogEngine(tmp_path / f"n{i}")
+        engine.open(("iggy", "iggy"))
+        rt = ClusterRuntime(engine, ClusterSettings("test", i, nodes, FAST, key=b"k" * 32,
+                                                    reconnect_period=0.05),
+                            tmp_path / f"n{i}" / "cluster")
+        await rt.start()
+        runtimes.append(rt)
+    return runtimes
+
+
+async def leader(runtimes: list[ClusterRuntime], group: int = METADATA_GROUP,
+                 timeout: float = 20.0) -> ClusterRuntime:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        seen = {rt.node.primary(group) for rt in runtimes}
+        if len(seen) == 1 and None not in seen:
+            return runtimes[seen.pop()]
+        await asyncio.sleep(0.02)
+    raise AssertionError("no leader")
+
+
+async def converged(runtimes: list[ClusterRuntime], group: int, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        reps = [rt.node.groups[group].replica for rt in runtimes if group in rt.node.groups]
+        if len(reps) == len(runtimes) and len({(r.commit_min, r.commit_max) for r in reps}) \
+                == 1 and reps[0].commit_min == reps[0].commit_max:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("groups did not converge")
+
+
+def kafka(i: int) -> tuple[bytearray, kafka_batch.KafkaBatchInfo]:
+    batch = kafka_batch.build_batch([(1_700_000_000_000, b"k", b"v%d" % i, [])])
+    return batch, kafka_batch.validate_batch(batch)
+
+
+def test_a_topic_made_on_the_leader_exists_everywhere_with_identical_segments(
+        tmp_path: Path) -> None:
+    async def main() -> None:
+        runtimes = await start_cluster(tmp_path)
+        try:
+            boss = await leader(runtimes)
+            backup = next(rt for rt in runtimes if rt is not boss)
+            with pytest.raises(NotLeader) as refused:
+                await backup.engine.metadata.create_stream("nope")
+            assert refused.value.leader == boss.replica_id
+            assert refused.value.code == ErrorCode.TRANSIENT_NOT_ACCEPTED
+            s = await boss.engine.metadata.create_stream("orders")
+            t = await boss.engine.metadata.create_topic("orders", "eu", 2)
+            with pytest.raises(IggyError) as exists:  # refused the same way everywhere
+                await boss.engine.metadata.create_stream("orders")
+            assert exists.value.code == ErrorCode.STREAM_NAME_ALREADY_EXISTS
+            await converged(runtimes, METADATA_GROUP)
+            for rt in runtimes:
+                topic = rt.engine.metadata.topic("orders", "eu")
+                assert (topic.stream_id, topic.id, len(topic.partitions)) == (s.id, t.id, 2)
+                for pid in (0, 1):
+                    assert partition_group(s.id, t.id, pid) in rt.node.groups
+            group = partition_group(s.id, t.id, 1)
+            p_leader = await leader(runtimes, group)
+            topic = p_leader.engine.metadata.topic("orders", "eu")
+            bases = []
+            for i in range(12):
+                batch, info = kafka(i)
+                bases.append(await p_leader.engine.data.append_kafka(topic, 1, batch, info))
+            assert bases == list(range(12))
+            other = next(rt for rt in runtimes if rt is not p_leader)
+            batch, info = kafka(99)
+            with pytest.raises(NotLeader):
+                await other.engine.data.append_kafka(other.engine.metadata.topic(
+                    "orders", "eu"), 1, batch, info)
+            lead = p_leader.partition(s.id, t.id, 1)
+            assert lead.leader == p_leader.replica_id and lead.in_sync == (0, 1, 2)
+            await converged(runtimes, group)
+            files = []
+            for rt in runtimes:
+                log = rt.engine.metadata.topic("orders", "eu").partitions[1].log
+                files.append({f.name: f.read_bytes() for f in log.path.iterdir()
+                              if f.suffix in (".log", ".index")})
+                assert log.next_offset == 12
+            assert files[0] and files[0] == files[1] == files[2]
+            await boss.engine.metadata.delete_topic("orders", "eu")
+            await converged(runtimes, METADATA_GROUP)
+            for rt in runtimes:
+                assert rt.engine.metadata.get_topic("orders", "eu") is None
+                assert group not in rt.node.groups and not rt.node.group_dir(group).exists()
+        finally:
+            for rt in runtimes:
+                await rt.close()
+                rt.engine.close()
+
+    asyncio.run(main())
