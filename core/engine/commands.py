@@ -5,11 +5,34 @@ returns, so nothing is acknowledged that a restart would not replay."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import overload
 
 from pyggy.core.clock import Clock
+from pyggy.core.metadata.commands import (
+    ChangePassword,
+    CreateGroup,
+    CreatePartitions,
+    CreateStream,
+    CreateToken,
+    CreateTopic,
+    CreateUser,
+    DeleteGroup,
+    DeletePartitions,
+    DeleteScram,
+    DeleteStream,
+    DeleteToken,
+    DeleteTopic,
+    DeleteUser,
+    MetadataCommand,
+    SetScram,
+    UpdatePermissions,
+    UpdateStream,
+    UpdateTopic,
+    UpdateUser,
+)
 from pyggy.core.metadata.machine import MetadataStateMachine
 from pyggy.core.metadata.state_log import StateLog
+from pyggy.core.model import ConsumerGroup, Partition, Stream, Topic, User
 from pyggy.core.storage.outage import WriteOutage
 
 log = logging.getLogger(__name__)
@@ -25,13 +48,29 @@ class CommandLog:
         self.clock = clock
         self.writes = WriteOutage("metadata", clock, log)
 
-    async def propose(self, cmd: dict) -> Any:
+    # What each command's result is: the return type of the state machine's method of the same
+    # name (tests/core/engine/test_commands.py checks that these overloads agree with them).
+    @overload
+    async def propose(self, cmd: CreateStream | DeleteStream) -> Stream: ...
+    @overload
+    async def propose(self, cmd: CreateTopic | UpdateTopic | DeleteTopic) -> Topic: ...
+    @overload
+    async def propose(self, cmd: CreatePartitions | DeletePartitions) -> list[Partition]: ...
+    @overload
+    async def propose(self, cmd: CreateGroup | DeleteGroup) -> ConsumerGroup: ...
+    @overload
+    async def propose(self, cmd: CreateUser | UpdateUser | DeleteUser) -> User: ...
+    @overload
+    async def propose(self, cmd: UpdateStream | UpdatePermissions | ChangePassword | SetScram
+                      | DeleteScram | CreateToken | DeleteToken) -> None: ...
+
+    async def propose(self, cmd: MetadataCommand) -> object:
         """Make `cmd` happen and return its result: the one way a door's request changes
         metadata. On a single node it commits at once; a cluster node replaces this with the
         metadata group's consensus (the command is applied where and when it commits)."""
         return self.commit(cmd)
 
-    def commit(self, cmd: dict) -> Any:
+    def commit(self, cmd: MetadataCommand) -> object:
         """Append `cmd` to the state log, then apply it; return what the state machine did.
 
         A full or failing disk fails the command with CANNOT_WRITE_TO_FILE and changes

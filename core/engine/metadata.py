@@ -11,9 +11,10 @@ from collections.abc import Callable, Sequence
 
 from pyggy.core import groups
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.metadata.commands import UpdateTopic
 from pyggy.core.metadata.machine import encode_options, free_id
 from pyggy.core.model import Identifier, Partition, Stream, Topic
-from pyggy.core.options import reject_options
+from pyggy.core.options import OptionEntries, reject_options
 
 from .commands import CommandLog
 from .partitions import PartitionFiles
@@ -21,7 +22,6 @@ from .partitions import PartitionFiles
 # listener(stream name, topic, partitions) after partitions are deleted (with their stream or
 # topic, or by delete_partitions), through either door
 DeleteListener = Callable[[str, Topic, Sequence[Partition]], None]
-Options = Sequence[tuple[str, int, bytes]]
 
 
 class MetadataService:
@@ -37,7 +37,7 @@ class MetadataService:
             listener(stream_name, topic, parts)
 
     # -- streams ---------------------------------------------------------------------------
-    async def create_stream(self, name: str, options: Sequence = ()) -> Stream:
+    async def create_stream(self, name: str, options: OptionEntries = ()) -> Stream:
         reject_options(options)
         return await self.commands.propose({"type": "create_stream", "name": name,
                                             "created_at": self.clock.now_us()})
@@ -57,7 +57,8 @@ class MetadataService:
     def stream_name(self, stream_id: int) -> str:
         return self.meta.streams[stream_id].name
 
-    async def update_stream(self, stream: Identifier, name: str, options: Sequence = ()) -> None:
+    async def update_stream(self, stream: Identifier, name: str,
+                            options: OptionEntries = ()) -> None:
         reject_options(options)
         stream_id = self.meta.stream(stream).id
         await self.commands.propose({"type": "update_stream", "stream_id": stream_id,
@@ -77,7 +78,7 @@ class MetadataService:
 
     # -- topics ----------------------------------------------------------------------------
     async def create_topic(self, stream: Identifier, name: str, partitions_count: int,
-                           options: Options = ()) -> Topic:
+                           options: OptionEntries = ()) -> Topic:
         s = self.meta.stream(stream)
         # the id the command will get (the state machine takes the smallest free one)
         made = self.files.new_dirs(s.id, free_id(s.topics), 0, partitions_count)
@@ -109,11 +110,11 @@ class MetadataService:
         return [t for s in self.streams() for t in sorted(s.topics.values(), key=lambda t: t.id)]
 
     async def update_topic(self, stream: Identifier, topic: Identifier, name: str,
-                           options: Options = (), reset: Sequence[str] = ()) -> None:
+                           options: OptionEntries = (), reset: Sequence[str] = ()) -> None:
         """Rename and patch options; keys in `reset` return to their defaults first."""
         t = self.meta.topic(stream, topic)
-        cmd = {"type": "update_topic", "stream_id": t.stream_id, "topic_id": t.id,
-               "name": name, "options": encode_options(list(options))}
+        cmd: UpdateTopic = {"type": "update_topic", "stream_id": t.stream_id, "topic_id": t.id,
+                            "name": name, "options": encode_options(list(options))}
         if reset:
             cmd["reset"] = list(reset)
         await self.commands.propose(cmd)
