@@ -8,6 +8,7 @@ are filled in when asked for (v8+).
 
 from __future__ import annotations
 
+from pyggy.core.model import Topic
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
@@ -16,13 +17,13 @@ from pyggy.kafka_wire.topics import KafkaError, topic_id
 NO_OPERATIONS = authz.NOT_REQUESTED
 
 
-def partitions(t, node_id: int) -> list[dict]:
+def partitions(t: Topic, node_id: int) -> list[dict]:
     return [{"error_code": 0, "partition_index": p.id, "leader_id": node_id, "leader_epoch": 0,
              "replica_nodes": [node_id], "isr_nodes": [node_id], "offline_replicas": []}
             for p in t.partitions]
 
 
-def topic_entry(name: str, t, node_id: int, operations: int = NO_OPERATIONS) -> dict:
+def topic_entry(name: str, t: Topic, node_id: int, operations: int = NO_OPERATIONS) -> dict:
     return {"error_code": ErrorCode.NONE, "name": name, "topic_id": topic_id(t),
             "is_internal": False, "partitions": partitions(t, node_id),
             "topic_authorized_operations": operations}
@@ -32,7 +33,7 @@ def _error(code: int, name: str) -> dict:
     return {"error_code": code, "name": name, "topic_id": bytes(16), "partitions": []}
 
 
-async def _named(conn: Connection, name: str, allow_create: bool) -> tuple[object | None, int]:
+async def _named(conn: Connection, name: str, allow_create: bool) -> tuple[Topic | None, int]:
     """(topic, NONE) or (None, its error) for a topic named in the request."""
     server = conn.server
     s = server.settings
@@ -57,7 +58,7 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
     requested = req.get("topics")
     with_ops = version >= 8 and req.get("include_topic_authorized_operations", False)
 
-    def entry(name: str, t) -> dict:
+    def entry(name: str, t: Topic) -> dict:
         ops = authz.topic_operations(conn, t) if with_ops else NO_OPERATIONS
         return topic_entry(name, t, s.node_id, ops)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pyggy.core.errors import IggyError
+from pyggy.core.model import Topic
 from pyggy.core.records import kafka_batch
 from pyggy.core.records.compression import DEFAULT_LIMIT
 from pyggy.kafka_wire import authorizer as authz
@@ -40,7 +41,8 @@ def _stored_producer_batches(heads: Iterator[tuple[int, bytes]]
             yield base, fields[9], fields[10], fields[11], fields[6] + 1
 
 
-async def _produce(conn: Connection, t, index: int, records) -> dict:
+async def _produce(conn: Connection, t: Topic | None, index: int,
+                   records: bytes | memoryview | None) -> dict:
     server = conn.server
     if t is None or not 0 <= index < len(t.partitions):
         return _partition_result(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
