@@ -8,28 +8,7 @@ import logging
 from typing import overload
 
 from pyggy.core.clock import Clock
-from pyggy.core.metadata.commands import (
-    ChangePassword,
-    CreateGroup,
-    CreatePartitions,
-    CreateStream,
-    CreateToken,
-    CreateTopic,
-    CreateUser,
-    DeleteGroup,
-    DeletePartitions,
-    DeleteScram,
-    DeleteStream,
-    DeleteToken,
-    DeleteTopic,
-    DeleteUser,
-    MetadataCommand,
-    SetScram,
-    UpdatePermissions,
-    UpdateStream,
-    UpdateTopic,
-    UpdateUser,
-)
+from pyggy.core.metadata import commands as c
 from pyggy.core.metadata.machine import MetadataStateMachine
 from pyggy.core.metadata.state_log import StateLog
 from pyggy.core.model import ConsumerGroup, Partition, Stream, Topic, User
@@ -51,26 +30,26 @@ class CommandLog:
     # What each command's result is: the return type of the state machine's method of the same
     # name (tests/core/engine/test_commands.py checks that these overloads agree with them).
     @overload
-    async def propose(self, cmd: CreateStream | DeleteStream) -> Stream: ...
+    async def propose(self, cmd: c.CreateStream | c.DeleteStream) -> Stream: ...
     @overload
-    async def propose(self, cmd: CreateTopic | UpdateTopic | DeleteTopic) -> Topic: ...
+    async def propose(self, cmd: c.CreateTopic | c.UpdateTopic | c.DeleteTopic) -> Topic: ...
     @overload
-    async def propose(self, cmd: CreatePartitions | DeletePartitions) -> list[Partition]: ...
+    async def propose(self, cmd: c.CreatePartitions | c.DeletePartitions) -> list[Partition]: ...
     @overload
-    async def propose(self, cmd: CreateGroup | DeleteGroup) -> ConsumerGroup: ...
+    async def propose(self, cmd: c.CreateGroup | c.DeleteGroup) -> ConsumerGroup: ...
     @overload
-    async def propose(self, cmd: CreateUser | UpdateUser | DeleteUser) -> User: ...
+    async def propose(self, cmd: c.CreateUser | c.UpdateUser | c.DeleteUser) -> User: ...
     @overload
-    async def propose(self, cmd: UpdateStream | UpdatePermissions | ChangePassword | SetScram
-                      | DeleteScram | CreateToken | DeleteToken) -> None: ...
+    async def propose(self, cmd: c.UpdateStream | c.UpdatePermissions | c.ChangePassword
+                      | c.SetScram | c.DeleteScram | c.CreateToken | c.DeleteToken) -> None: ...
 
-    async def propose(self, cmd: MetadataCommand) -> object:
+    async def propose(self, cmd: c.MetadataCommand) -> object:
         """Make `cmd` happen and return its result: the one way a door's request changes
         metadata. On a single node it commits at once; a cluster node replaces this with the
         metadata group's consensus (the command is applied where and when it commits)."""
         return self.commit(cmd)
 
-    def commit(self, cmd: MetadataCommand) -> object:
+    def commit(self, cmd: c.MetadataCommand) -> object:
         """Append `cmd` to the state log, then apply it; return what the state machine did.
 
         A full or failing disk fails the command with CANNOT_WRITE_TO_FILE and changes

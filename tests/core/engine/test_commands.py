@@ -6,7 +6,7 @@ from __future__ import annotations
 import typing
 
 from pyggy.core.engine.commands import CommandLog
-from pyggy.core.metadata import commands, machine
+from pyggy.core.metadata import machine
 from pyggy.core.metadata.commands import COMMAND_TYPES, MetadataCommand
 from pyggy.core.metadata.machine import MetadataStateMachine
 
@@ -20,7 +20,7 @@ def test_every_command_has_one_propose_overload_with_the_state_machines_result()
     assert overloads, "propose has no overloads"
     seen: dict[str, object] = {}
     for overload in overloads:
-        hints = typing.get_type_hints(overload, vars(commands) | vars(machine))
+        hints = typing.get_type_hints(overload)
         for cmd in typing.get_args(hints["cmd"]) or (hints["cmd"],):
             name = _command_type(cmd)
             assert name not in seen, f"{name} is in two overloads"
