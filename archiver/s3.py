@@ -225,7 +225,7 @@ class S3Archiver:
             raise self._error("delete", e) from None
 
     def list(self, prefix: str) -> list[tuple[str, int]]:
-        out = []
+        out: list[tuple[str, int]] = []
         try:
             pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
                                                                            Prefix=prefix)

@@ -22,9 +22,11 @@ import json
 import logging
 import os
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 from pyggy.archiver import layout
 from pyggy.archiver.base import Archiver, ArchiverError, Source, sha256_fd
@@ -32,13 +34,23 @@ from pyggy.archiver.threads import DaemonExecutor
 from pyggy.archiver.tiered import Entry, TieredPartition, TieredStore, write_atomic
 from pyggy.core.engine import LogEngine
 from pyggy.core.metadata.state_log import CorruptState, StateLog
+from pyggy.core.model import Partition, Topic
 from pyggy.core.storage.index import ENTRY_SIZE
 from pyggy.core.storage.scrub import verify_segment_file
+from pyggy.core.storage.segment import Segment
 
 log = logging.getLogger(__name__)
 
 STATE_RECORD = "state.json"
 LOUD_EVERY = 60.0  # seconds between repeated warnings during an outage
+
+
+class BackgroundTelemetry(Protocol):
+    """What the archiver asks of telemetry (pyggy/telemetry.py `Telemetry`, when on)."""
+
+    def background(self, name: str, **attributes: Any) -> AbstractContextManager[object]:
+        """A span around one round of background work."""
+        ...
 
 
 @dataclass(slots=True)
@@ -84,7 +96,7 @@ class ArchiverService:
         self._last_loud = 0.0
         self._state_due = 0.0
         self._state_sha = self._load_state_record()
-        self.telemetry = None  # set by the server: `.background(name)` spans, or None
+        self.telemetry: BackgroundTelemetry | None = None  # set by the server when it is on
         store.wake = self.wake
         engine.append_listeners.append(self._appended)
 
@@ -92,7 +104,7 @@ class ArchiverService:
     def wake(self) -> None:
         self._wake.set()
 
-    def _appended(self, t, partition_id: int) -> None:
+    def _appended(self, t: Topic, partition_id: int) -> None:
         """After every append: wake up when the partition rolled to a new segment."""
         n = len(t.partitions[partition_id].log.segments)
         key = (t.stream_id, t.id, partition_id)
@@ -111,7 +123,7 @@ class ArchiverService:
             if self.telemetry is None:
                 ok = await self._pass()
             else:
-                with self.telemetry.background("archiver.pass",  # type: ignore[attr-defined]
+                with self.telemetry.background("archiver.pass",
                                                **{"archiver.kind": self.archiver.describe()}):
                     ok = await self._pass()
             if ok:
@@ -215,8 +227,8 @@ class ArchiverService:
                         continue
                     await self._upload_segment(stream_name, topic, p, seg, tp)
 
-    async def _upload_segment(self, stream_name: str, topic, p, seg, tp: TieredPartition
-                              ) -> None:
+    async def _upload_segment(self, stream_name: str, topic: Topic, p: Partition, seg: Segment,
+                              tp: TieredPartition) -> None:
         log_key, index_key = layout.segment_keys(stream_name, topic.name, p.id,
                                                  seg.start_offset)
         idx = seg.index

@@ -6,6 +6,11 @@ from __future__ import annotations
 import concurrent.futures
 import queue
 import threading
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class DaemonExecutor(concurrent.futures.Executor):
@@ -18,10 +23,11 @@ class DaemonExecutor(concurrent.futures.Executor):
         self._lock = threading.Lock()
         self._closed = False
 
-    def submit(self, fn, /, *args, **kwargs) -> concurrent.futures.Future:
+    def submit(self, fn: Callable[P, T], /, *args: P.args,
+               **kwargs: P.kwargs) -> concurrent.futures.Future[T]:
         if self._closed:
             raise RuntimeError("executor is shut down")
-        future: concurrent.futures.Future = concurrent.futures.Future()
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._queue.put((future, fn, args, kwargs))
         with self._lock:
             if self._idle == 0 and len(self._threads) < self._workers:

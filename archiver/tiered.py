@@ -33,6 +33,7 @@ from pyggy.archiver.base import Archiver, ArchiverError
 from pyggy.archiver.cache import RangeCache
 from pyggy.archiver.threads import DaemonExecutor
 from pyggy.core.errors import RemoteReadError
+from pyggy.core.model import Partition, Topic
 from pyggy.core.small_file import CorruptFile, SmallFile, sync_dir
 from pyggy.core.storage.index import ENTRY_SIZE, SegmentIndex
 from pyggy.core.storage.tiered import RemoteSegment
@@ -103,7 +104,7 @@ class TieredStore:
         self.wake: Callable[[], None] = lambda: None  # the archiver service's wake-up
 
     # -- factory -----------------------------------------------------------------------------
-    def remote_for(self, topic, partition, path: Path) -> TieredPartition:
+    def remote_for(self, topic: Topic, partition: Partition, path: Path) -> TieredPartition:
         return TieredPartition(self, topic.stream_id, topic.id, partition.id, Path(path))
 
     # -- deletion queue ----------------------------------------------------------------------

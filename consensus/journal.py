@@ -63,7 +63,8 @@ class Journal:
         self.slot_size = FRAME + prepare_max
         self.seq = 0
         self._durable: dict[int, tuple[int, bytes]] = {}  # slot -> (op, checksum) on disk
-        self._inflight: dict[int, list] = {}  # slot -> [op, checksum, seq, framed header]
+        # slot -> (op, checksum, seq, framed header)
+        self._inflight: dict[int, tuple[int, bytes, int, bytes]] = {}
         self._queued: dict[int, tuple[int, bytes, bytes]] = {}
 
     # -- writes -----------------------------------------------------------------------------------
@@ -82,7 +83,7 @@ class Journal:
         self.seq += 1
         frame = _frame(self.seq, checksum)
         self._durable.pop(slot, None)
-        self._inflight[slot] = [op, checksum, self.seq, frame + raw[:HEADER_SIZE]]
+        self._inflight[slot] = (op, checksum, self.seq, frame + raw[:HEADER_SIZE])
         self.storage.write(PREPARES, slot * self.slot_size, frame + raw, ("j", slot, self.seq, 0))
 
     def on_write_done(self, token: Hashable) -> tuple[int, bytes] | None:

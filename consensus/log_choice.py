@@ -83,16 +83,16 @@ def merge(dvcs: Mapping[int, DoViewChange], nack_quorum: int, known: Mapping[int
         above = headers.get(op + 1)
         if above is None:
             continue
-        h = headers.get(op)
-        if h is None:
+        here = headers.get(op)
+        if here is None:
             k = known.get(op)
-            h = k if k is not None and k.checksum == above.parent else index.get(
+            here = k if k is not None and k.checksum == above.parent else index.get(
                 (op, above.parent))
-            if h is None:
+            if here is None:
                 expected[op] = above.parent
                 continue
-            headers[op] = h
-        elif h.checksum != above.parent:
+            headers[op] = here
+        elif here.checksum != above.parent:
             raise Divergence(f"canonical hash chain broken at op {op}")
     anchor, above = headers.get(commit), headers.get(commit + 1)
     if anchor is not None and above is not None and anchor.checksum != above.parent:

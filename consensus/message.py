@@ -108,6 +108,10 @@ class Message:
     from_op = to_op = flags = checkpoint_op = offset = total_size = 0
     body = b""
     raw: bytes | None = None
+    # set by decoding only: the prepare a RepairPrepare carries, and the bytes of a standalone
+    # prepare header (as in DoViewChange / StartView bodies)
+    inner: Message
+    _header: bytes
 
     def __init__(self, command: int, **fields: object) -> None:
         self.command = command
@@ -189,7 +193,7 @@ def _decode_header(data: bytes, body: bytes | None, size_max: int) -> Message:
         m.raw = data
     else:
         m.raw = None
-        m._header = data  # type: ignore[attr-defined]
+        m._header = data
     _validate(m, body)
     return m
 
@@ -203,7 +207,7 @@ def _validate(m: Message, body: bytes | None) -> None:
         inner = decode(body, len(body))
         if inner.command != C.PREPARE:
             raise DecodeError("repair carries a non-prepare")
-        m.inner = inner  # type: ignore[attr-defined]
+        m.inner = inner
     elif cmd == C.REQUEST_PREPARES and (m.from_op == 0 or m.from_op > m.to_op):
         raise DecodeError("empty or zero repair range")
     elif cmd == C.PREPARE and m.op == 0 and body is not None:

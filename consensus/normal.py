@@ -12,13 +12,14 @@ acknowledged.
 from __future__ import annotations
 
 from .message import HEADER_SIZE, ZERO16, Command, Message, encode
+from .replica_state import ReplicaState
 from .state_machine import OPERATION_MIN, REGISTER
 from .status import NORMAL, RECOVERING, REPLY, VIEW_CHANGE, Divergence
 
 C = Command
 
 
-class NormalMixin:
+class NormalMixin(ReplicaState):
     # -- normal operation: primary ----------------------------------------------------------------
 
     def _on_request(self, m: Message) -> None:
@@ -77,11 +78,11 @@ class NormalMixin:
                       session=m.session, op=op, commit=self.commit_max,
                       timestamp=self._last_timestamp, request=m.request, operation=m.operation,
                       body=body)
-        encode(p)
+        raw = encode(p)
         self.op = op
         self.log[op] = self.cache[op] = p
         self.pipeline[op] = set()
-        self.journal.write(op, p.raw, p.checksum)  # type: ignore[arg-type]
+        self.journal.write(op, raw, p.checksum)
         if self.options.replication == "chain":
             if self.n > 1:
                 self._send((self.replica + 1) % self.n, p)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import xxhash
 
 from .message import COMMITTED, FROM_PRIMARY, ZERO16, Command, Message, encode
+from .replica_state import ReplicaState
 from .status import NORMAL, RECOVERING, VIEW_CHANGE, Divergence
 from .storage import snapshot_zone
 
@@ -32,7 +33,7 @@ class Transfer:
         self.parts: list[bytes] = []
 
 
-class RepairMixin:
+class RepairMixin(ReplicaState):
     def _init_repair_state(self) -> None:
         self._transfer: Transfer | None = None
         self._transfer_installing = False
@@ -131,7 +132,7 @@ class RepairMixin:
     # -- receiving --------------------------------------------------------------------------------
 
     def _on_repair_prepare(self, m: Message) -> None:
-        p: Message = m.inner  # type: ignore[attr-defined]
+        p = m.inner
         op = p.op
         if self.status == RECOVERING or self.transferring or op > self.commit_min + 2 * self.slots:
             return

@@ -21,12 +21,12 @@ from __future__ import annotations
 import random
 import struct
 from collections.abc import Hashable
-from typing import Protocol
+from typing import cast
 
 import xxhash
 
 from . import normal, repair, view_change
-from .client_table import ClientTable
+from .client_table import ClientTable, Session
 from .journal import Journal
 from .message import (
     HEADER_SIZE,
@@ -38,7 +38,8 @@ from .message import (
 )
 from .options import Options
 from .quorums import quorums
-from .state_machine import REGISTER, StateMachine
+from .replica_state import Action, Clock
+from .state_machine import REGISTER, StateMachine, UncommittedReads
 from .status import COMMITTED, NORMAL, RECOVERING, REPLY, SEND, VIEW_CHANGE, Divergence
 from .storage import Storage, snapshot_zone
 from .superblock import Superblock, SuperblockState
@@ -53,12 +54,6 @@ _SNAP_HEAD = struct.Struct("<I")
 # log_view) is durable.
 _VIEW_SCOPED = frozenset({C.START_VIEW_CHANGE, C.DO_VIEW_CHANGE})
 _NORMAL_SCOPED = frozenset({C.PREPARE, C.PREPARE_OK, C.COMMIT, C.START_VIEW})
-
-
-class Clock(Protocol):
-    def now(self) -> int:
-        """Wall time in nanoseconds (stamped into prepares; never used for timeouts)."""
-        ...
 
 
 class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixin):
@@ -81,7 +76,7 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
         self.incarnation = prng.randbytes(16)
         self.others = [r for r in range(replica_count) if r != replica]
         self.root = root_prepare(cluster, group)
-        self._out: list[tuple] = []
+        self._out = []
         self._now = 0
         self._handlers = {
             C.REQUEST: self._on_request, C.PREPARE: self._on_prepare,
@@ -117,7 +112,7 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
         cp = sb.checkpoint_op
         self.checkpoint = (cp, sb.snapshot_area, sb.snapshot_size, sb.snapshot_checksum,
                            sb.checkpoint_header)
-        self._cp_pending: tuple | None = None  # checkpoint whose snapshot is being persisted
+        self._cp_pending = None  # checkpoint whose snapshot is being persisted
         cp_header = decode_header(sb.checkpoint_header) if cp else self.root
         if cp:
             blob = self.storage.read(snapshot_zone(sb.snapshot_area), 0, sb.snapshot_size)
@@ -147,9 +142,9 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
         for op in range(self.op - 1, cp, -1):
             above = self.log.get(op + 1)
             if above is not None and op not in self.log:
-                rec = found.get(op)
-                if rec is not None and rec.header.checksum == above.parent:
-                    self._set_log(op, rec.header)
+                got = found.get(op)
+                if got is not None and got.header.checksum == above.parent:
+                    self._set_log(op, got.header)
         self.commit_max = max([sb.commit_max, cp] + [h.commit for h in self.log.values()])
         self.pipeline: dict[int, set[int]] = {}
         self._last_timestamp = max(h.timestamp for h in self.log.values())
@@ -221,12 +216,12 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
     def transferring(self) -> bool:
         return self._transfer is not None or self._transfer_installing
 
-    def drain(self) -> list[tuple]:
+    def drain(self) -> list[Action]:
         """Actions produced outside an input (by recovery in the constructor)."""
         out, self._out = self._out, []
         return out
 
-    def on_message(self, m: Message) -> list[tuple]:
+    def on_message(self, m: Message) -> list[Action]:
         if m.cluster == self.cluster and m.group == self.group and (
                 m.command in (C.REQUEST,) or (m.replica < self.n and m.replica != self.replica)):
             handler = self._handlers.get(m.command)
@@ -235,22 +230,23 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
         out, self._out = self._out, []
         return out
 
-    def on_write_done(self, token: Hashable) -> list[tuple]:
-        kind = token[0] if isinstance(token, tuple) else None
-        if kind == "j":
-            got = self.journal.on_write_done(token)
-            if got is not None:
-                self._on_prepare_durable(*got)
-        elif kind == "sb":
-            state = self.superblock.on_write_done(token)
-            if state is not None:
-                self._on_superblock_durable(state)
-        elif kind == "snap":
-            self._on_snapshot_durable(token)
+    def on_write_done(self, token: Hashable) -> list[Action]:
+        if isinstance(token, tuple):  # the replica's tokens: (kind, ...)
+            kind = token[0]
+            if kind == "j":
+                got = self.journal.on_write_done(token)
+                if got is not None:
+                    self._on_prepare_durable(*got)
+            elif kind == "sb":
+                state = self.superblock.on_write_done(token)
+                if state is not None:
+                    self._on_superblock_durable(state)
+            elif kind == "snap":
+                self._on_snapshot_durable(token)
         out, self._out = self._out, []
         return out
 
-    def tick(self) -> list[tuple]:
+    def tick(self) -> list[Action]:
         self._now = now = self._now + 1
         if self.status == NORMAL:
             if self.is_primary:
@@ -281,7 +277,8 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
         if self.mutant == "serve_uncommitted_reads":
             pending = [(p.operation, p.body) for k in range(self.commit_min + 1, self.op + 1)
                        if (p := self._present(k)) is not None]
-            return self.commit_min, self.sm.read_uncommitted(query, pending)  # type: ignore
+            mutant_sm = cast(UncommittedReads, self.sm)  # the mutant runs on partition models
+            return self.commit_min, mutant_sm.read_uncommitted(query, pending)
         return self.commit_min, self.sm.read(query)
 
     # -- sending ----------------------------------------------------------------------------------
@@ -360,16 +357,16 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
         op = p.op
         forget = self.mutant == "forget_client_table"
         entry = self.client_table.get(p.client)
-        own = entry is not None and entry.session == p.session
+        own = entry if entry is not None and entry.session == p.session else None
         reply: bytes | None = None
         if p.operation == REGISTER:
             if forget or not (entry is not None and entry.request == 0
                               and entry.operation == REGISTER):
                 reply = _U64.pack(op)
                 self.client_table.register(p.client, op, REGISTER, reply)
-        elif forget or not own or p.request > entry.request:
+        elif forget or own is None or p.request > own.request:
             reply = self.sm.apply(op, p.operation, p.body, p.timestamp)
-            if own:
+            if own is not None:
                 self.client_table.record(p.client, p.request, op, p.operation, reply)
         self.commit_min = op
         self.committed_ring[op % self.slots] = (op, p.checksum)
@@ -394,7 +391,7 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
             C.REPLY, client=p.client, session=p.session, request=p.request, op=p.op,
             commit=self.commit_min, operation=p.operation, body=reply)))
 
-    def _send_reply_from_table(self, client: bytes, entry) -> None:
+    def _send_reply_from_table(self, client: bytes, entry: Session) -> None:
         self._out.append((REPLY, client, self._msg(
             C.REPLY, client=client, session=entry.session, request=entry.request, op=entry.op,
             commit=self.commit_min, operation=entry.operation, body=entry.reply)))
@@ -414,7 +411,7 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
                             blob[:HEADER_SIZE], False)
         self.storage.write(snapshot_zone(area), 0, blob, ("snap", op, area))
 
-    def _on_snapshot_durable(self, token: tuple) -> None:
+    def _on_snapshot_durable(self, token: tuple[object, ...]) -> None:
         pending = self._cp_pending
         if pending is None or (pending[0], pending[1]) != (token[1], token[2]):
             return

@@ -37,3 +37,10 @@ class StateMachine(Protocol):
     def restore(self, data: bytes) -> None:
         """Replace the state with a snapshot's."""
         ...
+
+
+class UncommittedReads(Protocol):
+    """A state machine that can also answer from prepared, not yet committed ops: only the
+    simulator's partition model, for the `serve_uncommitted_reads` mutant (tests only)."""
+
+    def read_uncommitted(self, query: bytes, pending: Sequence[tuple[int, bytes]]) -> bytes: ...

@@ -1,7 +1,13 @@
 """Replica status values and the kinds of actions a replica returns."""
 
-NORMAL, VIEW_CHANGE, RECOVERING = "normal", "view_change", "recovering"
-SEND, REPLY, COMMITTED = 0, 1, 2
+from typing import Final
+
+NORMAL: Final = "normal"
+VIEW_CHANGE: Final = "view_change"
+RECOVERING: Final = "recovering"
+SEND: Final = 0
+REPLY: Final = 1
+COMMITTED: Final = 2
 
 
 class Divergence(AssertionError):

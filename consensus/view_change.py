@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from .log_choice import DoViewChange, Plan, merge
 from .message import ZERO16, Command, DecodeError, Message, header_list, prepare_header
+from .replica_state import ReplicaState
 from .status import NORMAL, RECOVERING, VIEW_CHANGE, Divergence
 
 
-class ViewChangeMixin:
+class ViewChangeMixin(ReplicaState):
     """StartViewChange / DoViewChange / StartView / RequestStartView handling for `Replica`."""
 
     def _init_view_change_state(self) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
+from pyggy.core.metadata.commands import EncodedScram
 from pyggy.core.model import ScramCredential
 
 _N, _R, _P = 1 << 14, 8, 1
@@ -81,18 +82,22 @@ def scram_credential(password: str, mechanism: str, salt: bytes | None = None,
     return scram_from_salted(mechanism, salted, salt, iterations)
 
 
-def password_record(password: str) -> tuple[str, dict[str, ScramCredential]]:
+# what is stored for a password: its scrypt hash and its SCRAM credentials by mechanism
+PasswordRecord = tuple[str, dict[str, ScramCredential]]
+
+
+def password_record(password: str) -> PasswordRecord:
     """Everything stored for a password: its scrypt hash and one SCRAM credential per
     mechanism (one worker-pool job)."""
     return hash_password(password), {m: scram_credential(password, m) for m in SCRAM_HASHES}
 
 
-def scram_to_dict(creds: dict[str, ScramCredential]) -> dict[str, list]:
-    return {m: [c.salt.hex(), c.iterations, c.stored_key.hex(), c.server_key.hex()]
+def scram_to_dict(creds: dict[str, ScramCredential]) -> EncodedScram:
+    return {m: (c.salt.hex(), c.iterations, c.stored_key.hex(), c.server_key.hex())
             for m, c in creds.items()}
 
 
-def scram_from_dict(d: dict[str, list] | None) -> dict[str, ScramCredential]:
+def scram_from_dict(d: EncodedScram | None) -> dict[str, ScramCredential]:
     return {m: ScramCredential(bytes.fromhex(s), int(i), bytes.fromhex(k), bytes.fromhex(v))
             for m, (s, i, k, v) in (d or {}).items()}
 

@@ -55,7 +55,7 @@ class LockedOut(Exception):
 
 @dataclass(slots=True)
 class _Failures:
-    failures: deque = field(default_factory=deque)  # monotonic times, oldest first
+    failures: deque[float] = field(default_factory=deque)  # monotonic times, oldest first
     pending: int = 0  # attempts admitted and not finished (they count as failures)
     next_slot: float = 0.0  # when the next delayed attempt may start
 
@@ -168,6 +168,21 @@ class Attempt:
     state: LoginState
 
 
+@dataclass(slots=True)
+class _Burst:
+    """One kind of security event within its window: when it was first logged, how many
+    repeats were not, and the line to report them with."""
+
+    first: float
+    more: int
+    level: int
+    text: str
+
+
+# what makes two events the same kind: (event, user, address, door, operation)
+EventKey = tuple[str | None, ...]
+
+
 class Audit:
     """Security events logged once per burst: the first of a kind (event, user, address,
     door, operation) at once, its repeats within `window` seconds counted and reported with
@@ -178,28 +193,28 @@ class Audit:
         self.window = window
         self.clock = clock
         self.max_keys = max_keys
-        self._seen: dict[tuple, list] = {}  # key -> [first time, suppressed, level, text]
+        self._seen: dict[EventKey, _Burst] = {}
 
-    def event(self, level: int, key: tuple, text: str) -> None:
+    def event(self, level: int, key: EventKey, text: str) -> None:
         now = self.clock()
         entry = self._seen.get(key)
-        if entry is not None and now - entry[0] < self.window:
-            entry[1] += 1
+        if entry is not None and now - entry.first < self.window:
+            entry.more += 1
             return
-        more = entry[1] if entry is not None else 0
+        more = entry.more if entry is not None else 0
         if entry is None and len(self._seen) >= self.max_keys:
             self.flush(force=True)
-        self._seen[key] = [now, 0, level, text]
+        self._seen[key] = _Burst(now, 0, level, text)
         log.log(level, "%s%s", text, f" (and {more} more like it before)" if more else "")
 
     def flush(self, force: bool = False) -> None:
         """Report the repeats of bursts that are over (all of them with `force`)."""
         now = self.clock()
-        for key, (first, more, level, text) in list(self._seen.items()):
-            if force or now - first >= self.window:
-                if more:
-                    log.log(level, "%s (%d more like it within %.0f s)", text, more,
-                            self.window)
+        for key, burst in list(self._seen.items()):
+            if force or now - burst.first >= self.window:
+                if burst.more:
+                    log.log(burst.level, "%s (%d more like it within %.0f s)", burst.text,
+                            burst.more, self.window)
                 del self._seen[key]
 
     def login(self, ok: bool, user: str | None, host: str, door: str, how: str,

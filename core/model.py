@@ -6,7 +6,7 @@ Ids are 0-based and recycled after delete, as in Iggy 0.9. Timestamps are µs si
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from pyggy.core.storage.partition_log import PartitionLog
@@ -136,7 +136,9 @@ class ConsumerGroup:
 class Partition:
     id: int
     created_at: int
-    log: PartitionLog
+    # None only from the state machine making the partition until the engine attaches its files
+    # (or when creating them failed): typed as a log so the paths that serve it need no check
+    log: PartitionLog = cast("PartitionLog", None)
 
     @property
     def current_offset(self) -> int:

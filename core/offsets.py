@@ -42,7 +42,8 @@ def _parse_key(name: str) -> Identifier | None:
 def _offset(payload: bytes) -> int:
     if len(payload) != _U64.size:
         raise ValueError(f"{len(payload)} bytes where an offset takes 8")
-    return _U64.unpack(payload)[0]
+    offset: int = _U64.unpack(payload)[0]
+    return offset
 
 
 def _legacy(data: bytes) -> bytes:

@@ -15,6 +15,8 @@ RAW, STRING, BOOL = 1, 2, 3
 INT_KINDS = {4: "<b", 5: "<h", 6: "<i", 7: "<q", 9: "<B", 10: "<H", 11: "<I", 12: "<Q"}
 UINT8, UINT32, UINT64 = 9, 11, 12
 
+# option entries as requests carry them: (key, kind, value bytes)
+OptionEntries = Sequence[tuple[str, int, bytes]]
 MIN_SEGMENT = 1 << 20
 MAX_SEGMENT = 1 << 30
 # Iggy updates the first three; pyggy also lets tiering and the fsync policy change on a live
@@ -31,7 +33,7 @@ def _int(key: str, kind: int, raw: bytes) -> int:
     fmt = INT_KINDS.get(kind)
     if fmt is None or struct.calcsize(fmt) != len(raw):
         raise _bad(key)
-    value = struct.unpack(fmt, raw)[0]
+    value: int = struct.unpack(fmt, raw)[0]
     if value < 0:
         raise _bad(key)
     return value
@@ -129,15 +131,15 @@ def _apply(opts: TopicOptions, key: str, kind: int, raw: bytes) -> None:
     elif key.startswith("kafka.") and kind == STRING and len(key) > 6:
         _text(key, raw)  # a Kafka topic config kept for the Kafka door (`kafka.<name>`)
     elif key in ("durability", "consumer_offset_durability"):
-        value = _text(key, raw) if kind == STRING else ""
-        if value not in ("replicated", "persisted"):
+        mode = _text(key, raw) if kind == STRING else ""
+        if mode not in ("replicated", "persisted"):
             raise _bad(key)
-        setattr(opts, key, value)
+        setattr(opts, key, mode)
     else:
         raise IggyError(ErrorCode.UNSUPPORTED_OPTION_KEY, f"unsupported option {key}")
 
 
-def topic_options(entries: Sequence[tuple[str, int, bytes]],
+def topic_options(entries: OptionEntries,
                   base: TopicOptions | None = None, update: bool = False,
                   reset: Sequence[str] = ()) -> TopicOptions:
     """Validate option entries and return the resulting options (a new object).
@@ -167,7 +169,7 @@ def topic_options(entries: Sequence[tuple[str, int, bytes]],
     return opts
 
 
-def reject_options(entries: Sequence[tuple[str, int, bytes]]) -> None:
+def reject_options(entries: OptionEntries) -> None:
     """Streams and users have empty catalogs: any key is unsupported."""
     if entries:
         raise IggyError(ErrorCode.UNSUPPORTED_OPTION_KEY, f"unsupported option {entries[0][0]}")

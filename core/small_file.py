@@ -156,8 +156,8 @@ class SmallFile:
             self._repair(payload, "upgraded to two checksummed copies", logging.INFO)
         elif first != (seq, payload) or second != (seq, payload):
             bad = self.path if first != (seq, payload) else self.copy
-            why = (first if bad == self.path else second) or "missing"
-            self._repair(payload, f"repaired {bad.name} from the other copy ({why})",
+            found = (first if bad == self.path else second) or "missing"
+            self._repair(payload, f"repaired {bad.name} from the other copy ({found})",
                          logging.WARNING)
         return payload
 

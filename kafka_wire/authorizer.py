@@ -221,7 +221,7 @@ def group_topics(conn: Connection, group_id: str) -> set[str]:
     coordinator = conn.server.coordinator
     if coordinator is None:
         return set()
-    return coordinator.group_topics(group_id)  # type: ignore[attr-defined]
+    return coordinator.group_topics(group_id)
 
 
 def group_allowed(conn: Connection, group_id: str, extra: Iterable[str] = ()) -> bool:

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pyggy.core.engine import LogEngine
 from pyggy.core.logins import Attempt, Logins, LoginState
-from pyggy.core.model import Topic, User
+from pyggy.core.model import Partition, Topic, User
 from pyggy.kafka_wire.producers import ProducerStates
 from pyggy.kafka_wire.settings import KafkaSettings
 from pyggy.kafka_wire.topics import TopicMap
+from pyggy.transport.door import RequestMetrics
+
+if TYPE_CHECKING:
+    from pyggy.kafka_wire.groups import GroupCoordinator
+    from pyggy.kafka_wire.registry import Api
+    from pyggy.kafka_wire.scram import ScramExchange
+
+# a decoded request or a response to encode (kafka_wire/protocol/codec.py)
+Message = dict[str, Any]
 
 
 class CloseConnection(Exception):
@@ -19,6 +30,15 @@ class CloseConnection(Exception):
 
 
 log = logging.getLogger(__name__)
+
+
+class RequestTelemetry(Protocol):
+    """What the Kafka door asks of telemetry (pyggy/telemetry.py `Telemetry`, when on)."""
+
+    async def kafka_request(self, conn: Connection, api: Api, version: int, request: Message,
+                            call: Callable[[], Awaitable[Message | None]]) -> Message | None:
+        """`call()`'s response, with a span around the call."""
+        ...
 
 
 class AppendWaiters:
@@ -54,12 +74,14 @@ class KafkaServer:
     topics: TopicMap = field(init=False)
     producers: ProducerStates = field(default_factory=ProducerStates)
     waiters: AppendWaiters = field(default_factory=AppendWaiters)
-    coordinator: object | None = None  # kafka_wire.groups.GroupCoordinator, set by the server
-    telemetry: object | None = None  # pyggy.telemetry.Telemetry when [telemetry] is on
-    metrics: object | None = None  # pyggy.metrics.Metrics when /metrics is served
-    logins: Logins = None  # type: ignore[assignment]  # shared with the Iggy door (server.py)
+    coordinator: GroupCoordinator | None = None  # set by the server
+    telemetry: RequestTelemetry | None = None  # when [telemetry] is on
+    metrics: RequestMetrics | None = None  # pyggy.metrics.Metrics when /metrics is served
+    # shared with the Iggy door (server.py); None makes one in __post_init__, so every reader
+    # sees a `Logins` (the ignore: a dataclass field cannot say "optional argument only")
+    logins: Logins = None  # type: ignore[assignment]
     # per partition, the leader epoch its producer sequences were last used in (a cluster)
-    leader_epochs: dict = field(default_factory=dict)
+    leader_epochs: dict[tuple[int, int, int], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.logins is None:
@@ -68,21 +90,20 @@ class KafkaServer:
         self.engine.append_listeners.append(self.waiters.appended)
         self.engine.delete_listeners.append(self.forget_deleted)
 
-    def forget_deleted(self, stream: str, topic: Topic, partitions) -> int:
+    def forget_deleted(self, stream: str, topic: Topic,
+                       partitions: Sequence[Partition]) -> None:
         """Partitions deleted through either door take their Kafka-side state with them:
         idempotent producers' sequences and the groups' committed offsets (as Kafka does; a
-        topic created again under the same name starts without them). Returns the offsets
-        dropped."""
+        topic created again under the same name starts without them)."""
         ids = {p.id for p in partitions}
         self.producers.forget_partitions(topic.stream_id, topic.id, ids)
         if self.coordinator is None:
-            return 0
+            return
         name = self.topics.kafka_name(stream, topic.name)
-        dropped = self.coordinator.forget_partitions(name, sorted(ids))  # type: ignore[attr-defined]
+        dropped = self.coordinator.forget_partitions(name, sorted(ids))
         if dropped:
             log.info("dropped %d committed Kafka group offsets of deleted topic %s", dropped,
                      name)
-        return dropped
 
 
 @dataclass(slots=True)
@@ -97,7 +118,7 @@ class Connection:
     apis_used: set[tuple[int, int]] = field(default_factory=set)  # (api key, version), logged
     sasl: str = ""  # SASL state (kafka_wire.handlers.sasl): "", "v0", "v1" or "done"
     mechanism: str = ""  # the SASL mechanism of the handshake
-    exchange: object | None = None  # a SCRAM exchange in progress (kafka_wire.scram)
+    exchange: ScramExchange | None = None  # a SCRAM exchange in progress
     reauth: bool = False  # the SASL exchange in progress re-authenticates (KIP-368)
     expires: float | None = None  # monotonic end of the SASL session (KIP-368), None: never
     user: User | None = None  # the principal; None = anonymous (only if the listener allows)

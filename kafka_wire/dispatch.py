@@ -6,7 +6,7 @@ import logging
 import struct
 import time
 
-from pyggy.kafka_wire.context import CloseConnection, Connection
+from pyggy.kafka_wire.context import CloseConnection, Connection, Message
 from pyggy.kafka_wire.handlers import sasl
 from pyggy.kafka_wire.handlers.api_versions import unsupported_version_body
 from pyggy.kafka_wire.protocol.codec import decode_request, encode_response, encode_response_parts
@@ -15,7 +15,7 @@ from pyggy.kafka_wire.protocol.headers import (
     encode_response_header,
     parse_request_header,
 )
-from pyggy.kafka_wire.registry import REGISTRY
+from pyggy.kafka_wire.registry import REGISTRY, Api
 
 log = logging.getLogger(__name__)
 _SIZE = struct.Struct(">i")
@@ -65,7 +65,7 @@ async def handle_frame(conn: Connection, frame: memoryview) -> list | None:
         error = type(e).__name__
         raise
     finally:  # pyggy/metrics.py: per-API count, latency, bytes
-        metrics.request("kafka", api.name, time.perf_counter() - start, error,  # type: ignore[attr-defined]
+        metrics.request("kafka", api.name, time.perf_counter() - start, error,
                         len(frame), sum(len(p) for p in reply) if reply else 0)
 
 
@@ -74,7 +74,7 @@ async def _handle(conn: Connection, api, key: int, version: int, corr: int, fram
     request = decode_request(key, version, frame[pos:])
     telemetry = conn.server.telemetry
     if telemetry is not None:  # a span named kafka.<Api> (pyggy/telemetry.py)
-        response = await telemetry.kafka_request(  # type: ignore[attr-defined]
+        response = await telemetry.kafka_request(
             conn, api, version, request, lambda: _call(api, conn, request, version))
     elif api.is_async:
         response = await api.handler(conn, request, version)
@@ -86,7 +86,7 @@ async def _handle(conn: Connection, api, key: int, version: int, corr: int, fram
                   encode_response_parts(key, version, response))
 
 
-async def _call(api, conn: Connection, request, version: int):
+async def _call(api: Api, conn: Connection, request: Message, version: int) -> Message | None:
     if api.is_async:
         return await api.handler(conn, request, version)
     return api.handler(conn, request, version)

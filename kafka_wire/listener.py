@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import ssl
 import struct
+from typing import cast
 
 from pyggy.kafka_wire.context import Connection, KafkaServer
 from pyggy.kafka_wire.dispatch import CloseConnection, handle_frame
@@ -27,13 +28,13 @@ class KafkaDoor:
     """One client connection's adapter: the handlers' `Connection`, answered in order."""
 
     __slots__ = ("server", "max_frame", "conn")
-    bad_input = (KafkaDecodeError, CloseConnection)
+    bad_input: tuple[type[Exception], ...] = (KafkaDecodeError, CloseConnection)
     declared_length = staticmethod(_declared)
 
     def __init__(self, server: KafkaServer) -> None:
         self.server = server
         self.max_frame = server.settings.max_frame_size
-        self.conn: Connection = None  # type: ignore[assignment]  # set by opened()
+        self.conn: Connection | None = None  # set by opened()
 
     @property
     def requires_auth(self) -> bool:
@@ -46,7 +47,7 @@ class KafkaDoor:
         return frame_length(view, self.max_frame)
 
     async def handle(self, frame: bytearray) -> Reply:
-        conn = self.conn
+        conn = cast(Connection, self.conn)  # opened() ran before any frame
         parts = await handle_frame(conn, memoryview(frame)[4:])
         if conn.close_after_reply:  # e.g. failed SASL: the error, then close
             log.info("closing kafka connection from %s after its reply", conn.host)

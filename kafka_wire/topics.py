@@ -18,6 +18,7 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import overload
 
 from pyggy.core.engine import LogEngine
 from pyggy.core.errors import STORAGE_ERRORS, IggyError
@@ -309,6 +310,10 @@ def list_items(value: str) -> list[str]:
     return list(dict.fromkeys(x.strip() for x in value.split(",") if x.strip()))
 
 
+@overload
+def validate_config(name: str, value: str) -> str: ...
+@overload
+def validate_config(name: str, value: None) -> None: ...
 def validate_config(name: str, value: str | None) -> str | None:
     """Check a topic config value as Kafka would (plus pyggy's limits); the normalized value."""
     d = CONFIGS.get(name)
@@ -343,8 +348,8 @@ def validate_config(name: str, value: str | None) -> str | None:
             raise ValueError(text)
     except ValueError:
         raise _invalid(name, value, f"Not a number of type {_TYPE_NAMES[d.type]}") from None
-    lo_t, hi_t = INT_RANGE if d.type == INT else LONG_RANGE if d.type == LONG else (None, None)
-    if lo_t is not None and not lo_t <= number <= hi_t:
+    bounds = INT_RANGE if d.type == INT else LONG_RANGE if d.type == LONG else None
+    if bounds is not None and not bounds[0] <= number <= bounds[1]:
         raise _invalid(name, value, f"Not a number of type {_TYPE_NAMES[d.type]}")
     if d.lo is not None and number < d.lo:
         raise _invalid(name, value, d.hint or f"Value must be at least {d.lo:g}")

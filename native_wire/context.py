@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pyggy.core.engine import LogEngine
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.logins import Attempt, Logins, LoginState, host_of
 from pyggy.core.model import User
+from pyggy.transport.door import RequestMetrics
+
+if TYPE_CHECKING:
+    from pyggy.native_wire.table import Command
+
+# what a handler answers: a body, or buffers written out as they are
+Answer = bytes | list[Any]
 
 
 @dataclass(slots=True)
@@ -68,6 +76,30 @@ class SnapshotSource(Protocol):
         ...
 
 
+class RequestSpan(Protocol):
+    """The span of one request (pyggy/telemetry.py `RequestSpan`): what handlers add to it."""
+
+    def on_send(self, stream: str, topic: str, partition: int, offset: int, count: int,
+                batch: bytes | bytearray | memoryview) -> None:
+        """SendMessages appended `count` messages at `offset`."""
+        ...
+
+    def on_poll(self, stream: str, topic: str, partition: int, offset: int, count: int,
+                size: int) -> None:
+        """PollMessages read `count` messages (`size` bytes) from `offset`."""
+        ...
+
+
+class CommandTelemetry(Protocol):
+    """What the native door asks of telemetry (pyggy/telemetry.py `Telemetry`, when on)."""
+
+    async def native_command(self, ctx: Context, cmd: Command, body: memoryview,
+                             call: Callable[[Context, Command, memoryview], Awaitable[Answer]],
+                             ) -> Answer:
+        """`call(ctx, cmd, body)` with a span around it (set as `ctx.span`)."""
+        ...
+
+
 @dataclass(slots=True)
 class NativeServer:
     """State shared by all native connections: the engine, the node, the live sessions."""
@@ -75,11 +107,13 @@ class NativeServer:
     engine: LogEngine
     node: NodeInfo = field(default_factory=NodeInfo)
     sessions: dict[int, Session] = field(default_factory=dict)
-    telemetry: object | None = None  # pyggy.telemetry.Telemetry when [telemetry] is on
-    transports: dict[int, object] = field(default_factory=dict)
-    logins: Logins = None  # type: ignore[assignment]  # shared with the Kafka door (server.py)
+    telemetry: CommandTelemetry | None = None  # when [telemetry] is on
+    transports: dict[int, asyncio.BaseTransport] = field(default_factory=dict)
+    # shared with the Kafka door (server.py); None makes one in __post_init__, so every reader
+    # sees a `Logins` (the ignore: a dataclass field cannot say "optional argument only")
+    logins: Logins = None  # type: ignore[assignment]
     snapshots: SnapshotSource | None = None  # diagnostics for GET_SNAPSHOT_FILE (server.py)
-    metrics: object | None = None  # pyggy.metrics.Metrics when /metrics is served
+    metrics: RequestMetrics | None = None  # pyggy.metrics.Metrics when /metrics is served
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -104,14 +138,14 @@ class NativeServer:
         for s in stale:
             transport = self.transports.get(s.client_id)
             if transport is not None:
-                transport.close()  # type: ignore[attr-defined]
+                transport.close()
             self.close_session(s)
         return stale
 
     def close_all(self) -> None:
         """Close every client connection (shutdown)."""
         for transport in list(self.transports.values()):
-            transport.close()  # type: ignore[attr-defined]
+            transport.close()
 
     def next_session_id(self) -> int:
         return next(self._ids)
@@ -121,7 +155,7 @@ class NativeServer:
 class Context:
     server: NativeServer
     session: Session
-    span: object | None = None  # pyggy.telemetry.RequestSpan while telemetry is on
+    span: RequestSpan | None = None  # while telemetry is on
 
     @property
     def engine(self) -> LogEngine:

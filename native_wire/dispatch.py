@@ -21,8 +21,8 @@ from pyggy.native_wire.codec.codes import (
     is_protocol_compatible,
 )
 from pyggy.native_wire.codec.reader import Reader, WireError
-from pyggy.native_wire.context import Context, NativeServer, Session
-from pyggy.native_wire.table import COMMANDS
+from pyggy.native_wire.context import Answer, Context, NativeServer, Session
+from pyggy.native_wire.table import COMMANDS, Command
 
 log = logging.getLogger(__name__)
 Reply = tuple[list, bool]  # (buffers to write, close the connection afterwards)
@@ -31,7 +31,7 @@ Reply = tuple[list, bool]  # (buffers to write, close the connection afterwards)
 _REFUSALS = frozenset({ErrorCode.UNAUTHENTICATED, ErrorCode.UNAUTHORIZED})
 
 
-async def _run(ctx: Context, code: int, body: memoryview) -> bytes | list:
+async def _run(ctx: Context, code: int, body: memoryview) -> Answer:
     cmd = COMMANDS.get(code)
     if cmd is None or (ctx.classic and not cmd.classic):
         raise IggyError(ErrorCode.INVALID_COMMAND, f"unknown command {code}")
@@ -50,7 +50,7 @@ async def _run(ctx: Context, code: int, body: memoryview) -> bytes | list:
         raise
     finally:  # pyggy/metrics.py: per-command count, latency, bytes
         sent = sum(len(p) for p in reply) if isinstance(reply, list) else len(reply)
-        metrics.request("iggy", cmd.name, time.perf_counter() - start, error,  # type: ignore[attr-defined]
+        metrics.request("iggy", cmd.name, time.perf_counter() - start, error,
                         len(body), sent)
 
 
@@ -68,7 +68,7 @@ async def _checked(ctx: Context, cmd, body: memoryview) -> bytes | list:
         raise
 
 
-async def _call(ctx: Context, cmd, body: memoryview) -> bytes | list:
+async def _call(ctx: Context, cmd: Command, body: memoryview) -> Answer:
     """`_run`'s body after the lookup, for the telemetry hook to wrap."""
     if not cmd.pre_auth:
         ctx.session.require_user()
@@ -142,9 +142,9 @@ async def _register(server: NativeServer, session: Session, header: frames.Reque
         else:
             user = await logins.token(credentials[0], session.attempt())
     except IggyError as e:  # logged by Logins (once per burst)
-        reason = {ErrorCode.USER_INACTIVE: EvictionReason.USER_INACTIVE}.get(
-            e.code, EvictionReason.INVALID_CREDENTIALS if len(credentials) == 2
-            else EvictionReason.INVALID_TOKEN)
+        reason = EvictionReason.USER_INACTIVE if e.code == ErrorCode.USER_INACTIVE \
+            else EvictionReason.INVALID_CREDENTIALS if len(credentials) == 2 \
+            else EvictionReason.INVALID_TOKEN
         return _evict(header, reason)
     session.user = user
     session.vsr_client = header.client

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from pyggy.archiver.base import Archiver
 from pyggy.archiver.disk import DiskArchiver
-from pyggy.archiver.service import ArchiverService, ServiceSettings
-from pyggy.archiver.tiered import TieredStore
+from pyggy.archiver.service import ArchiverService, BackgroundTelemetry, ServiceSettings
+from pyggy.archiver.tiered import TieredPartition, TieredStore
 from pyggy.config import ServerConfig
 from pyggy.core.engine import LogEngine
+from pyggy.core.model import Partition, Topic
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +49,11 @@ class Archiving:
         self.service: ArchiverService | None = None
 
     @property
-    def remote(self):
+    def remote(self) -> Callable[[Topic, Partition, Path], TieredPartition]:
         return self.store.remote_for
 
-    def start(self, engine: LogEngine, telemetry=None) -> asyncio.Task:
+    def start(self, engine: LogEngine,
+              telemetry: BackgroundTelemetry | None = None) -> asyncio.Task[None]:
         self.service = ArchiverService(engine, self.store, self.settings)
         self.service.telemetry = telemetry  # pyggy.telemetry.Telemetry: a span per pass
         return asyncio.get_running_loop().create_task(self.service.run())

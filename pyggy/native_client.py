@@ -63,9 +63,9 @@ class NativeClient:
         op = operation
         total = body if parts is None else b""
         size = len(body) if parts is None else sum(len(p) for p in parts)
-        header = frames.build_request(code, b"", client=self.client, request=self.request,
-                                      session=self.session, operation=op)
-        header = bytearray(header)
+        header = bytearray(frames.build_request(code, b"", client=self.client,
+                                                request=self.request, session=self.session,
+                                                operation=op))
         _U32.pack_into(header, frames.SIZE_FIELD_OFFSET, frames.HEADER_SIZE + size)
         if code == Code.LOGIN_REGISTER or op == Operation.REGISTER:
             header = bytearray(frames.build_request(code, total, client=self.client, request=0,

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pyggy.archiver import layout
-from pyggy.archiver.base import ArchiverError
+from pyggy.archiver.base import Archiver, ArchiverError
 from pyggy.archiver.tiered import write_atomic
 from pyggy.archiving import make_archiver
 from pyggy.config import ConfigError, load_config, set_value, validate
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def snapshots(archiver) -> list[tuple[str, int]]:
+def snapshots(archiver: Archiver) -> list[tuple[str, int]]:
     return [(k, n) for k, n in archiver.list(layout.STATE_PREFIX) if k.endswith("/state.log")]
 
 
@@ -93,8 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         archiver.init()
         found = snapshots(archiver)
         if args.list:
-            for key, size in found:
-                print(f"{key}\t{size}")
+            for name, size in found:
+                print(f"{name}\t{size}")
             return 0
         key = args.key or choose(found, config.data_maintenance.state.overwrite)
         if key is None:

@@ -17,7 +17,9 @@ import socket
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyggy.archiving import setup as setup_archiving
 from pyggy.config import (
@@ -41,10 +43,22 @@ from pyggy.telemetry import setup as setup_telemetry
 from pyggy.transport import Limits, Listener
 from pyggy.transport.limits import raise_fd_limit
 
+if TYPE_CHECKING:  # imported where used: a server without Kafka never loads the door
+    from pyggy.kafka_wire.context import KafkaServer
+    from pyggy.kafka_wire.groups import GroupCoordinator
+    from pyggy.metrics import Metrics
+    from pyggy.telemetry import Telemetry
+
 log = logging.getLogger(__name__)
 
 
-async def _periodic(interval: float, action, name: str) -> None:
+def _bound(listener: Listener) -> tuple[str, int]:
+    """The (host, port) a started listener is bound to."""
+    assert listener.server is not None  # start() made it
+    return listener.server.sockets[0].getsockname()[:2]
+
+
+async def _periodic(interval: float, action: Callable[[], object], name: str) -> None:
     """Run `action` (a function or a coroutine function) every `interval` seconds."""
     while True:
         await asyncio.sleep(interval)
@@ -62,7 +76,7 @@ def _clean(engine: LogEngine) -> None:
         log.info("cleaner removed %d expired or oversized segments", removed)
 
 
-def _tick_groups(coordinator, telemetry=None) -> None:
+def _tick_groups(coordinator: GroupCoordinator, telemetry: Telemetry | None = None) -> None:
     for e in coordinator.tick():
         if telemetry is not None:  # a span per eviction (it starts a rebalance)
             with telemetry.background("kafka.group.evict", **{
@@ -146,8 +160,10 @@ def _check_fd_limit(config: ServerConfig) -> None:
                     soft, wanted)
 
 
-async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins, tasks: list,
-                       tls: ssl.SSLContext | None, telemetry=None, metrics=None):
+async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
+                       tasks: list[asyncio.Task[None]], tls: ssl.SSLContext | None,
+                       telemetry: Telemetry | None = None, metrics: Metrics | None = None
+                       ) -> tuple[Listener, KafkaServer]:
     from pyggy.kafka_wire.context import KafkaServer
     from pyggy.kafka_wire.groups import FileOffsetStore, GroupCoordinator
     from pyggy.kafka_wire.listener import start_listener as start_kafka
@@ -190,14 +206,14 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins, 
     offsets = FileOffsetStore(Path(config.system.path) / "kafka" / "offsets",
                               fsync=config.system.state.enforce_fsync, log_start=log_start,
                               lost_found=engine.lost_found)
-    kafka.coordinator = GroupCoordinator(
+    coordinator = kafka.coordinator = GroupCoordinator(
         engine.clock, offsets, partition_exists=partition_exists,
         initial_rebalance_delay_ms=round(k.group_initial_rebalance_delay * 1000))
     tasks.append(asyncio.get_running_loop().create_task(_periodic(
-        0.1, lambda: _tick_groups(kafka.coordinator, telemetry), "kafka group timers")))
+        0.1, lambda: _tick_groups(coordinator, telemetry), "kafka group timers")))
 
     listener = await start_kafka(kafka, host, port, _limits(k, k.connections_max_idle), tls)
-    bound = listener.server.sockets[0].getsockname()  # type: ignore[union-attr]
+    bound = _bound(listener)
     settings.host, settings.port = k.advertised()
     if not k.advertised_port:
         settings.port = bound[1]
@@ -335,7 +351,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
     if config.tcp.enabled:
         listener = await start_listener(native, host, port, config.tcp.max_frame_size,
                                         _limits(config.tcp), tls["tcp"])
-        bound = listener.server.sockets[0].getsockname()  # type: ignore[union-attr]
+        bound = _bound(listener)
         native.node.tcp_port = bound[1]
         listeners.append(listener)
         if metrics is not None:
@@ -343,7 +359,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
             metrics.listeners["iggy"] = listener
         log.info("tcp listening on %s:%d%s", bound[0], bound[1],
                  " with TLS" if tls["tcp"] is not None else "")
-    tasks = []
+    tasks: list[asyncio.Task[None]] = []
     kafka = None
     if config.kafka.enabled:
         kafka_listener, kafka = await _start_kafka(config, engine, logins, tasks, tls["kafka"],

@@ -28,7 +28,7 @@ def run(job: tuple[int, int, float, str]) -> tuple[int, float, str, bool, list[i
         network=NetworkFaults(loss=loss, delay_min=o.network.delay_min,
                               delay_mean=o.network.delay_mean, capacity=64))
     r = Simulation(o).run()
-    return (replicas, loss, replication, r.ok, r.stats["latency"], r.stats["messages"],
+    return (replicas, loss, replication, r.ok, r.latency, r.stats["messages"],
             r.stats["committed"])
 
 

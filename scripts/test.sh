@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install test dependencies, run `ruff check .`, then pytest (arguments are passed to pytest).
+# Install test dependencies, run `ruff check .` and the type checker (mypy through
+# scripts/typecheck.py), then pytest (arguments are passed to pytest).
 #
 #   bash scripts/test.sh              everything (CI): all tiers on .venv (Python 3.11), then
 #                                     the unit tier again on .venv-313 (Python 3.13)
@@ -8,7 +9,7 @@
 #
 # Tiers (unit, e2e, slow, interop) are assigned in conftest.py at the repository root; each
 # pytest run ends with the time each tier took.
-# Exit status: non-zero if ruff or a pytest run fails. Pytest's exit 5 ("no tests collected") is
+# Exit status: non-zero if ruff, the type checker or a pytest run fails. Pytest's exit 5 ("no tests collected") is
 # a failure too: this project has tests, so collecting none means something is broken. Without
 # Python 3.13 the 3.13 run is skipped with a warning, except under CI (`CI` set), where it fails.
 set -euo pipefail
@@ -22,6 +23,12 @@ echo "==> dependencies ready after $((SECONDS - started)) s"
 echo "==> ruff check ."
 lint_rc=0
 .venv/bin/ruff check . || lint_rc=$?
+
+echo "==> mypy (scripts/typecheck.py)"
+type_rc=0
+t0=$SECONDS
+.venv/bin/python scripts/typecheck.py || type_rc=$?
+echo "==> mypy: exit $type_rc after $((SECONDS - t0)) s"
 
 # run_pytest LABEL PYTHON ARGS...: one pytest run, timed; exit 5 counts as a failure
 run_pytest() {
@@ -58,7 +65,10 @@ echo "==> test.sh: $((SECONDS - started)) s in all"
 if [[ $lint_rc -ne 0 ]]; then
     echo "test.sh: ruff check failed (exit $lint_rc)" >&2
 fi
+if [[ $type_rc -ne 0 ]]; then
+    echo "test.sh: the type checker found errors (exit $type_rc; listed above)" >&2
+fi
 if [[ $test_rc -ne 0 ]]; then
     exit "$test_rc"
 fi
-exit $((lint_rc != 0))
+exit $((lint_rc != 0 || type_rc != 0))

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pyggy.transport.door import Door
 from pyggy.transport.framing import FrameAssembler
@@ -33,7 +33,7 @@ class Connection(asyncio.BufferedProtocol):
     def __init__(self, listener: Listener, door: Door) -> None:
         self.listener = listener
         self.door = door
-        self.loop = listener.loop
+        self.loop = cast(asyncio.AbstractEventLoop, listener.loop)  # made once it started
         self.assembler = FrameAssembler(door.frame_length, door.declared_length,
                                         listener.read_buffer)
         self.frames: deque[bytearray] | None = None  # made with the worker, at the first frame
@@ -78,7 +78,7 @@ class Connection(asyncio.BufferedProtocol):
 
     # -- transport callbacks -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # a stream server's transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         if not self.listener.admit(self):
@@ -146,7 +146,7 @@ class Connection(asyncio.BufferedProtocol):
             if self.queued > self.listener.limits.max_queued_bytes and not self.reading_paused:
                 self.reading_paused = True
                 self.partial_since = 0.0  # not the peer's fault while we do not read
-                self.transport.pause_reading()  # type: ignore[union-attr]
+                cast(asyncio.Transport, self.transport).pause_reading()  # open: not closed
         if self.timed:
             self._read_seen(bool(frames))
 
@@ -173,7 +173,7 @@ class Connection(asyncio.BufferedProtocol):
             self.queued -= len(frame)
             if self.reading_paused and self.queued < limits.max_queued_bytes // 2:
                 self.reading_paused = False
-                self.transport.resume_reading()  # type: ignore[union-attr]
+                cast(asyncio.Transport, self.transport).resume_reading()  # open, as above
                 if self.timed and self.assembler.pending:
                     self._partial_began(self.loop.time())
             try:
@@ -191,7 +191,7 @@ class Connection(asyncio.BufferedProtocol):
             if self.closed:
                 return
             if parts:
-                self.transport.writelines(parts)  # type: ignore[union-attr]
+                cast(asyncio.Transport, self.transport).writelines(parts)  # not closed
                 if limits.idle_timeout:
                     self.last_active = self.loop.time()
             if close:

@@ -50,3 +50,11 @@ class Door(Protocol):
     def is_authenticated(self) -> bool:
         """Whether the peer has authenticated (checked when `auth_timeout` expires)."""
         ...
+
+
+class RequestMetrics(Protocol):
+    """Where a door reports each request it answered (pyggy/metrics.py when `/metrics` is
+    served): door, API or command name, seconds taken, error name ("" if none), bytes."""
+
+    def request(self, door: str, api: str, seconds: float, error: str = "",
+                received: int = 0, sent: int = 0) -> None: ...

@@ -43,7 +43,9 @@ class HeapTrimmer:
 
     def _run(self) -> None:
         self.timer, self.closed = None, 0
-        asyncio.get_running_loop().run_in_executor(None, self.trim, 0)  # type: ignore[arg-type]
+        trim = self.trim
+        if trim is not None:  # always: the timer is only set with one
+            asyncio.get_running_loop().run_in_executor(None, trim, 0)
 
     def cancel(self) -> None:
         if self.timer is not None:

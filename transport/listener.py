@@ -30,7 +30,7 @@ class Listener:
         self.read_buffer = bytearray(self.limits.read_buffer)  # see framing.py
         self.events = BurstLog(log)
         self.server: asyncio.Server | None = None
-        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start
+        self.loop: asyncio.AbstractEventLoop | None = None  # set by start
 
     async def start(self, host: str, port: int) -> asyncio.Server:
         """Bind and accept; returns the asyncio server (its sockets tell the bound port)."""

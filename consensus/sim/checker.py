@@ -28,6 +28,7 @@ the canonical committed log it builds from every replica's commits.
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 import xxhash
 
@@ -37,6 +38,11 @@ from ..state_machine import REGISTER
 from ..status import RECOVERING
 from ..storage import snapshot_zone
 from . import models
+
+if TYPE_CHECKING:
+    from ..replica import Replica
+    from ..superblock import Superblock
+    from .disk import Disk
 
 _OP_AT = 168  # offset of `op` in a prepare header
 _VIEW_SCOPED = frozenset({Command.START_VIEW_CHANGE, Command.DO_VIEW_CHANGE,
@@ -64,7 +70,7 @@ class Checker:
         self.seen: dict[tuple[int, int], list[int]] = {}  # commit_min, view, log_view, cp
         self.advertised: dict[tuple[int, int], list[int]] = {}  # max view, max log_view sent
         self.sb_view: dict[tuple[int, int], int] = {}
-        self.superblocks: dict[tuple[int, int], object] = {}  # (Superblock, Disk) per replica
+        self.superblocks: dict[tuple[int, int], tuple[Superblock, Disk]] = {}  # per replica
         self.reads = self.acks = 0
 
     def fail(self, inv: str, text: str) -> None:
@@ -84,7 +90,7 @@ class Checker:
                 self.fail("S4", f"group {group}: replica {node}'s checkpoint at op {op} differs")
 
     def _durable_view(self, node: int, group: int) -> int:
-        sb, disk = self.superblocks[(node, group)]  # type: ignore[misc]
+        sb, disk = self.superblocks[(node, group)]
         best = (-1, 0)
         for copy in range(4):
             buf = disk.zones.get("superblock", b"")
@@ -96,7 +102,7 @@ class Checker:
 
     # -- messages -----------------------------------------------------------------------------
 
-    def on_send(self, node: int, group: int, replica, m: Message) -> None:
+    def on_send(self, node: int, group: int, replica: Replica, m: Message) -> None:
         cmd = m.command
         if cmd in _QUORUM_VISIBLE and (replica.status == RECOVERING or replica.transferring):
             state = "transferring" if replica.transferring else replica.status
@@ -186,7 +192,7 @@ class Checker:
 
     # -- per tick -----------------------------------------------------------------------------
 
-    def on_tick(self, node: int, group: int, r) -> None:
+    def on_tick(self, node: int, group: int, r: Replica) -> None:
         key = (node, group)
         seen = self.seen.get(key)
         now = [r.commit_min, r.view, r.log_view, r.checkpoint[0]]
@@ -201,7 +207,7 @@ class Checker:
                 self.fail("S1", f"replica {node} group {group} checkpoint went back")
         self.seen[key] = now
 
-    def on_restart(self, node: int, group: int, r) -> None:
+    def on_restart(self, node: int, group: int, r: Replica) -> None:
         """Across a restart: the checkpoint persists (executed ops replay from it), and so does
         every view and log_view the replica ever advertised (what it only held in memory may
         be lost)."""
@@ -218,7 +224,7 @@ class Checker:
             self.seen[key] = [r.commit_min, r.view, r.log_view, r.checkpoint[0]]
         self.on_tick(node, group, r)
 
-    def quiesced(self, group: int, replicas: list) -> None:
+    def quiesced(self, group: int, replicas: list[Replica]) -> None:
         """S4/S9 once the group is idle: same state everywhere, nobody ahead of the primary."""
         primary = next(r for r in replicas if r.is_primary)
         for r in replicas:

@@ -76,10 +76,9 @@ class Summary:
         self.seeds += 1
         self.ticks += r.ticks
         for k, v in r.stats.items():
-            if isinstance(v, int):
-                self.totals[k] = self.totals.get(k, 0) + v
-        self.crash_to_view += r.stats.get("primary_crash_to_view", [])
-        self.latency += r.stats.get("latency", [])
+            self.totals[k] = self.totals.get(k, 0) + v
+        self.crash_to_view += r.crash_to_view
+        self.latency += r.latency
         if not r.ok:
             self.failed += 1
             self.failures.append(r)

@@ -20,7 +20,9 @@ from ..message import DecodeError, decode, encode
 from ..options import Options
 from ..quorums import quorums
 from ..replica import Replica
+from ..replica_state import Action
 from ..status import COMMITTED, NORMAL, REPLY, SEND
+from ..storage import MemoryStorage
 from ..superblock import ZONE as SUPERBLOCK
 from ..superblock import Superblock
 from . import models
@@ -127,7 +129,11 @@ class Result:
     error: str = ""
     trace_hash: str = ""
     ticks: int = 0
-    stats: dict = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)
+    # ticks from a primary's crash to the next normal view (per crash) and from a request to
+    # its reply (per acknowledged request)
+    crash_to_view: list[int] = field(default_factory=list)
+    latency: list[int] = field(default_factory=list)
 
 
 class Node:
@@ -157,12 +163,13 @@ class Simulation:
         self.stats = {"view_changes": 0, "crashes": 0, "restarts": 0, "pauses": 0,
                       "disk_faults": 0, "network_faults": 0, "committed": 0, "repaired": 0,
                       "repair_bytes": 0, "transfers": 0, "transfer_bytes": 0,
-                      "decode_errors": 0, "messages": 0, "primary_crash_to_view": [],
-                      "latency": []}
+                      "decode_errors": 0, "messages": 0}
+        self.crash_to_view: list[int] = []
+        self.latency: list[int] = []
         self._primary_crashes: dict[int, tuple[int, int]] = {}  # group -> (tick, view)
         self.nodes = [Node(i) for i in range(self.n)]
-        probe = Superblock(None, cluster=CLUSTER, group=0, replica=0, replica_count=self.n,
-                           vh_max=o.replica.pipeline_max + 1)  # type: ignore[arg-type]
+        probe = Superblock(MemoryStorage(), cluster=CLUSTER, group=0, replica=0,
+                           replica_count=self.n, vh_max=o.replica.pipeline_max + 1)
         self.units = {PREPARES: FRAME + o.replica.prepare_max, HEADERS: FRAME + 256,
                       SUPERBLOCK: probe.copy_size}
         for node in self.nodes:
@@ -272,7 +279,7 @@ class Simulation:
             c = self.clients[dst - self.n]
             req = c.on_reply(now, m)
             if req is not None:
-                self.stats["latency"].append(now - req.sent)
+                self.latency.append(now - req.sent)
                 self.checker.on_ack(c.group, c.id, req.operation, req.number, req.body, m)
             return
         node = self.nodes[dst]
@@ -285,25 +292,24 @@ class Simulation:
         if r is not None:
             self._process(node, m.group, r, r.on_message(m))
 
-    def _process(self, node: Node, g: int, r: Replica, actions: list[tuple]) -> None:
+    def _process(self, node: Node, g: int, r: Replica, actions: list[Action]) -> None:
         if self._primary_crashes:
             self._watch_view(g, r)
         if not actions:
             return
         now = self.clock.tick
         for a in actions:
-            kind = a[0]
-            if kind == SEND:
+            if a[0] == SEND:
                 m = a[2]
                 raw = encode(m)
                 self.stats["messages"] += 1
                 self.checker.on_send(node.index, g, r, m)
                 self.network.send(now, node.index, a[1], raw)
-            elif kind == REPLY:
+            elif a[0] == REPLY:
                 c = self.client_by_id.get(a[1])
                 if c is not None:
                     self.network.send(now, node.index, c.endpoint, encode(a[2]))
-            elif kind == COMMITTED:
+            elif a[0] == COMMITTED:
                 self.checker.on_commit(node.index, g, a[1], a[2], a[3])
 
     # -- faults ----------------------------------------------------------------------------------
@@ -359,7 +365,7 @@ class Simulation:
     def _watch_view(self, g: int, r: Replica) -> None:
         crash = self._primary_crashes.get(g)
         if crash is not None and r.status == NORMAL and r.view > crash[1]:
-            self.stats["primary_crash_to_view"].append(self.clock.tick - crash[0])
+            self.crash_to_view.append(self.clock.tick - crash[0])
             del self._primary_crashes[g]
 
     # -- liveness and results ----------------------------------------------------------------------
@@ -406,7 +412,8 @@ class Simulation:
         self.stats["network_faults"] = self.network.events
         self.stats["acks"] = self.checker.acks
         self.stats["reads"] = self.checker.reads
-        return Result(self.o.seed, self.n, ok, error, self.hasher.hexdigest(), now, self.stats)
+        return Result(self.o.seed, self.n, ok, error, self.hasher.hexdigest(), now, self.stats,
+                      self.crash_to_view, self.latency)
 
 
 def run_seed(seed: int, replicas: int, ticks: int, liveness_ticks: int = 5000,

@@ -23,6 +23,8 @@ from ..superblock import ZONE as SUPERBLOCK
 
 # zone -> the zone holding the other copies of the same unit
 _TWINS = {PREPARES: HEADERS, HEADERS: PREPARES, SUPERBLOCK: SUPERBLOCK}
+# a write in flight: (due tick, zone, offset, data, token, where it lands if misdirected)
+PendingWrite = tuple[int, str, int, bytes, Hashable, int]
 
 
 @dataclass
@@ -42,7 +44,7 @@ class Disk:
         self.prng, self.faults, self.units = prng, faults, units
         self.on_durable = on_durable
         self.zones: dict[str, bytearray] = {}
-        self.pending: list[list] = []  # [due, zone, offset, data, token, target]
+        self.pending: list[PendingWrite] = []
         self.tainted: set[tuple[str, int]] = set()
         self.injected = 0
         self.now = 0
@@ -83,8 +85,8 @@ class Disk:
                 self._taint(zone, unit)
                 self._taint(zone, other_unit)
                 target = other
-        self.pending.append([self.now + 1 + self.prng.randrange(f.latency_max), zone, offset,
-                             data, token, target])
+        self.pending.append((self.now + 1 + self.prng.randrange(f.latency_max), zone, offset,
+                             data, token, target))
 
     # -- driver --------------------------------------------------------------------------------
 
@@ -131,7 +133,7 @@ class Disk:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _land(self, w: list) -> None:
+    def _land(self, w: PendingWrite) -> None:
         _, zone, offset, data, _, target = w
         f = self.faults
         if f.faulty and f.write_fault and zone in self.units and self.prng.random() < f.write_fault:

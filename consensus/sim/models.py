@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Sequence
+from typing import TypedDict
 
 from ..status import Divergence
 
@@ -51,11 +52,25 @@ def unpack_names(body: bytes) -> list[str]:
     return names
 
 
+class MetadataState(TypedDict):
+    """The metadata model's state (its snapshot is this as JSON): names joined by "/"."""
+
+    streams: dict[str, int]  # name -> id
+    topics: dict[str, int]
+    users: dict[str, int]  # name -> id, or the op of its last permissions update
+    tokens: list[str]  # sorted
+    offsets: dict[str, int]  # group/partition -> offset (the op that stored it)
+    groups: dict[str, int]
+    partitions: dict[str, int]  # topic -> partition count
+    next_id: int
+    next_pid: int
+
+
 class MetadataModel:
     def __init__(self) -> None:
-        self.state: dict = {"streams": {}, "topics": {}, "users": {}, "tokens": [],
-                            "offsets": {}, "groups": {}, "partitions": {}, "next_id": 1,
-                            "next_pid": 1000}
+        self.state: MetadataState = {
+            "streams": {}, "topics": {}, "users": {}, "tokens": [], "offsets": {}, "groups": {},
+            "partitions": {}, "next_id": 1, "next_pid": 1000}
 
     def stamp(self, operation: int, body: bytes,
               pending: Sequence[tuple[int, bytes]]) -> bytes | None:
@@ -71,17 +86,16 @@ class MetadataModel:
             count = s["partitions"][names[0]] = s["partitions"].get(names[0], 0) + 1
             return _REPLY.pack(OK, count)
         key = "/".join(names)
-        table = {CREATE_STREAM: "streams", DELETE_STREAM: "streams", CREATE_TOPIC: "topics",
-                 DELETE_TOPIC: "topics", CREATE_USER: "users", DELETE_USER: "users",
-                 UPDATE_PERMISSIONS: "users", STORE_GROUP_OFFSET: "offsets",
-                 CREATE_CONSUMER_GROUP: "groups"}.get(operation)
         if operation == CREATE_TOKEN:
             if key in s["tokens"]:
                 return _REPLY.pack(EXISTS, 0)
             s["tokens"].append(key)
             s["tokens"].sort()
             return _REPLY.pack(OK, len(s["tokens"]))
-        items = s[table]
+        items = {CREATE_STREAM: s["streams"], DELETE_STREAM: s["streams"],
+                 CREATE_TOPIC: s["topics"], DELETE_TOPIC: s["topics"], CREATE_USER: s["users"],
+                 DELETE_USER: s["users"], UPDATE_PERMISSIONS: s["users"],
+                 STORE_GROUP_OFFSET: s["offsets"], CREATE_CONSUMER_GROUP: s["groups"]}[operation]
         if operation in (CREATE_STREAM, CREATE_TOPIC, CREATE_USER, CREATE_CONSUMER_GROUP):
             if key in items:
                 return _REPLY.pack(EXISTS, items[key])

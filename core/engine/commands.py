@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import overload
 
 from pyggy.core.clock import Clock
+from pyggy.core.metadata import commands as c
 from pyggy.core.metadata.machine import MetadataStateMachine
 from pyggy.core.metadata.state_log import StateLog
+from pyggy.core.model import ConsumerGroup, Partition, Stream, Topic, User
 from pyggy.core.storage.outage import WriteOutage
 
 log = logging.getLogger(__name__)
@@ -28,16 +30,32 @@ class CommandLog:
         # runs a committed command with its side effects (the engine sets
         # MetadataService.apply: partition files follow the command); a cluster node replaces
         # `propose` itself and calls this where the metadata group commits
-        self.applier: Callable[[dict], Any] = self.commit
+        self.applier: Callable[[c.MetadataCommand], object] = self.commit
         self.last_op = 0  # the metadata group's op of the newest logged command (a cluster)
 
-    async def propose(self, cmd: dict) -> Any:
+    # What each command's result is: the return type of the state machine's method of the same
+    # name (tests/core/engine/test_commands.py checks that these overloads agree with them).
+    @overload
+    async def propose(self, cmd: c.CreateStream | c.DeleteStream) -> Stream: ...
+    @overload
+    async def propose(self, cmd: c.CreateTopic | c.UpdateTopic | c.DeleteTopic) -> Topic: ...
+    @overload
+    async def propose(self, cmd: c.CreatePartitions | c.DeletePartitions) -> list[Partition]: ...
+    @overload
+    async def propose(self, cmd: c.CreateGroup | c.DeleteGroup) -> ConsumerGroup: ...
+    @overload
+    async def propose(self, cmd: c.CreateUser | c.UpdateUser | c.DeleteUser) -> User: ...
+    @overload
+    async def propose(self, cmd: c.UpdateStream | c.UpdatePermissions | c.ChangePassword
+                      | c.SetScram | c.DeleteScram | c.CreateToken | c.DeleteToken) -> None: ...
+
+    async def propose(self, cmd: c.MetadataCommand) -> object:
         """Make `cmd` happen and return its result: the one way a door's request changes
         metadata. On a single node it commits at once; a cluster node replaces this with the
         metadata group's consensus (the command is applied where and when it commits)."""
         return self.applier(cmd)
 
-    def commit(self, cmd: dict) -> Any:
+    def commit(self, cmd: c.MetadataCommand) -> object:
         """Append `cmd` to the state log, then apply it; return what the state machine did.
 
         A full or failing disk fails the command with CANNOT_WRITE_TO_FILE and changes

@@ -9,8 +9,9 @@ calling thread (offline tools and tests).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import xxhash
 from pyggy.core import groups
@@ -40,6 +41,10 @@ BALANCED, PARTITION_ID, MESSAGES_KEY = 1, 2, 3
 # Stored bytes one poll reads at most (at least one batch): a poll may return fewer messages
 # than asked, and clients poll again; without it `count` = 2**32 - 1 read a whole partition.
 POLL_MAX_BYTES = 64 << 20
+# how a send picks its partition: (kind, None | partition id | messages key)
+Partitioning = tuple[int, int | bytes | None]
+# batches in the form a door writes them out (stored bytes, views of them, or transcoded)
+Buffer = bytes | bytearray | memoryview
 # listener(topic, partition id) after every append, through either door
 AppendListener = Callable[[Topic, int], None]
 
@@ -49,7 +54,7 @@ class PollResult:
     partition_id: int
     current_offset: int
     count: int
-    chunks: list = field(default_factory=list)  # Iggy batch records (bytes-like), in order
+    chunks: list[Buffer] = field(default_factory=list)  # Iggy batch records, in order
 
 
 @dataclass(slots=True)
@@ -71,19 +76,19 @@ class DataService:
         self.cluster: ClusterView | None = None  # set by a cluster node (core/engine/cluster.py)
 
     # -- appends ---------------------------------------------------------------------------
-    def resolve_partition(self, t: Topic, kind: int, value: object) -> int:
+    def resolve_partition(self, t: Topic, kind: int, value: int | bytes | None) -> int:
         n = len(t.partitions)
         if n == 0:
             raise IggyError(ErrorCode.NO_PARTITIONS, "topic has no partitions")
         if kind == PARTITION_ID:
-            return int(value)  # type: ignore[call-overload]
+            return int(cast(int, value))  # the codecs give a partition id as an int
         if kind == MESSAGES_KEY:
-            return xxhash.xxh32_intdigest(bytes(value)) % n  # type: ignore[call-overload]
+            return xxhash.xxh32_intdigest(bytes(cast(bytes, value))) % n  # and a key as bytes
         pid = t.next_partition % n
         t.next_partition = pid + 1
         return pid
 
-    async def append(self, stream: Identifier, topic: Identifier, partitioning: tuple[int, object],
+    async def append(self, stream: Identifier, topic: Identifier, partitioning: Partitioning,
                      batch: bytearray | memoryview, messages_count: int | None = None
                      ) -> tuple[int, int, int, int]:
         """Validate, stamp and store one Iggy batch; return (stream, topic, partition, base)."""
@@ -182,8 +187,8 @@ class DataService:
         return await plog.offset_for_timestamp_async(timestamp_us, use_max)
 
     # -- Kafka reads -----------------------------------------------------------------------
-    def _kafka_view(self, refs: list[BatchRef]) -> list:
-        out: list = []
+    def _kafka_view(self, refs: list[BatchRef]) -> list[Buffer]:
+        out: list[Buffer] = []
         for ref in refs:
             self.stats.read_bytes += len(ref.data)
             if ref.encoding == ENCODING_KAFKA:
@@ -192,14 +197,15 @@ class DataService:
                 out.append(transcode.iggy_to_kafka(memoryview(ref.data)))
         return out
 
-    def read_kafka(self, t: Topic, partition_id: int, offset: int, max_bytes: int) -> list:
+    def read_kafka(self, t: Topic, partition_id: int, offset: int,
+                   max_bytes: int) -> list[Buffer]:
         """Kafka RecordBatch bytes from the batch holding `offset`, up to about `max_bytes`
         (at least one batch). Kafka batches are served verbatim; Iggy batches transcoded."""
         plog = self.metadata.partition(t, partition_id).log
         return self._kafka_view(plog.read(offset, 1 << 62, max_bytes))
 
     async def read_kafka_async(self, t: Topic, partition_id: int, offset: int,
-                               max_bytes: int) -> list:
+                               max_bytes: int) -> list[Buffer]:
         """`read_kafka` that awaits archived data instead of blocking the event loop."""
         plog = self.metadata.partition(t, partition_id).log
         return self._kafka_view(await plog.read_async(offset, 1 << 62, max_bytes))
@@ -290,6 +296,7 @@ class DataService:
         last = start - 1
         for ref in refs:
             self.stats.read_bytes += len(ref.data)
+            batches: Sequence[bytes | memoryview]
             if ref.encoding == ENCODING_IGGY:
                 batches = [ref.data]
             else:  # a Kafka batch seen through the Iggy door: transcoded, offsets kept

@@ -8,10 +8,9 @@ doors log users in through `core.logins.Logins`, which uses this service's looku
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from pyggy.core import auth
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.metadata.commands import CreateUser
 from pyggy.core.metadata.machine import permissions_to_dict
 from pyggy.core.model import (
     NEVER_EXPIRE,
@@ -22,7 +21,7 @@ from pyggy.core.model import (
     ScramCredential,
     User,
 )
-from pyggy.core.options import reject_options
+from pyggy.core.options import OptionEntries, reject_options
 
 from .commands import CommandLog
 
@@ -36,8 +35,8 @@ class IdentityService:
         self.clock = commands.clock
         self.hasher = hasher
 
-    def _user_command(self, username: str, record: tuple[str, dict], status: int,
-                      permissions: Permissions | None) -> dict:
+    def _user_command(self, username: str, record: auth.PasswordRecord, status: int,
+                      permissions: Permissions | None) -> CreateUser:
         return {"type": "create_user", "username": username, "password_hash": record[0],
                 "scram": auth.scram_to_dict(record[1]), "status": status,
                 "permissions": permissions_to_dict(permissions),
@@ -58,13 +57,13 @@ class IdentityService:
 
     # -- users -----------------------------------------------------------------------------
     @staticmethod
-    def _check_new_user(options: Sequence, password: str) -> None:
+    def _check_new_user(options: OptionEntries, password: str) -> None:
         reject_options(options)
         if not 3 <= len(password) <= 100:
             raise IggyError(ErrorCode.INVALID_PASSWORD, "password must be 3 to 100 characters")
 
     async def create_user(self, username: str, password: str, status: int,
-                                permissions: Permissions | None, options: Sequence = ()) -> User:
+                          permissions: Permissions | None, options: OptionEntries = ()) -> User:
         self._check_new_user(options, password)
         if self.find_user(username) is not None:  # before the hashing work
             raise IggyError(ErrorCode.USER_ALREADY_EXISTS, "user already exists")
@@ -88,7 +87,7 @@ class IdentityService:
         return next((u for u in self.meta.users.values() if u.username == username), None)
 
     async def update_user(self, user: Identifier, username: str | None, status: int | None,
-                          options: Sequence = ()) -> None:
+                          options: OptionEntries = ()) -> None:
         reject_options(options)
         await self.commands.propose({"type": "update_user", "user_id": self.meta.user(user).id,
                                      "username": username, "status": status})
@@ -103,7 +102,7 @@ class IdentityService:
 
     # -- passwords and credentials ---------------------------------------------------------
     async def change_password(self, user: Identifier, current: str, new: str,
-                                    check_current: bool = True) -> None:
+                              check_current: bool = True) -> None:
         """Check the current password (unless `check_current` is off: an admin's reset) and
         set the new one; both hashes are computed in the worker pool."""
         u = self.meta.user(user)

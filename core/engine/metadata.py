@@ -12,9 +12,10 @@ from typing import Any
 
 from pyggy.core import groups
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.metadata.commands import UpdateTopic
 from pyggy.core.metadata.machine import encode_options, free_id
 from pyggy.core.model import Identifier, Partition, Stream, Topic
-from pyggy.core.options import reject_options
+from pyggy.core.options import OptionEntries, reject_options
 
 from .cluster import ClusterView
 from .commands import CommandLog
@@ -23,7 +24,6 @@ from .partitions import PartitionFiles
 # listener(stream name, topic, partitions) after partitions are deleted (with their stream or
 # topic, or by delete_partitions), through either door
 DeleteListener = Callable[[str, Topic, Sequence[Partition]], None]
-Options = Sequence[tuple[str, int, bytes]]
 
 
 class MetadataService:
@@ -110,7 +110,7 @@ class MetadataService:
             listener(topic, parts)
 
     # -- streams ---------------------------------------------------------------------------
-    async def create_stream(self, name: str, options: Sequence = ()) -> Stream:
+    async def create_stream(self, name: str, options: OptionEntries = ()) -> Stream:
         reject_options(options)
         return await self.commands.propose({"type": "create_stream", "name": name,
                                             "created_at": self.clock.now_us()})
@@ -130,7 +130,8 @@ class MetadataService:
     def stream_name(self, stream_id: int) -> str:
         return self.meta.streams[stream_id].name
 
-    async def update_stream(self, stream: Identifier, name: str, options: Sequence = ()) -> None:
+    async def update_stream(self, stream: Identifier, name: str,
+                            options: OptionEntries = ()) -> None:
         reject_options(options)
         stream_id = self.meta.stream(stream).id
         await self.commands.propose({"type": "update_stream", "stream_id": stream_id,
@@ -155,7 +156,7 @@ class MetadataService:
 
     # -- topics ----------------------------------------------------------------------------
     async def create_topic(self, stream: Identifier, name: str, partitions_count: int,
-                           options: Options = ()) -> Topic:
+                           options: OptionEntries = ()) -> Topic:
         s = self.meta.stream(stream)
         return await self.commands.propose({
             "type": "create_topic", "stream_id": s.id, "name": name,
@@ -178,11 +179,11 @@ class MetadataService:
         return [t for s in self.streams() for t in sorted(s.topics.values(), key=lambda t: t.id)]
 
     async def update_topic(self, stream: Identifier, topic: Identifier, name: str,
-                           options: Options = (), reset: Sequence[str] = ()) -> None:
+                           options: OptionEntries = (), reset: Sequence[str] = ()) -> None:
         """Rename and patch options; keys in `reset` return to their defaults first."""
         t = self.meta.topic(stream, topic)
-        cmd = {"type": "update_topic", "stream_id": t.stream_id, "topic_id": t.id,
-               "name": name, "options": encode_options(list(options))}
+        cmd: UpdateTopic = {"type": "update_topic", "stream_id": t.stream_id, "topic_id": t.id,
+                            "name": name, "options": encode_options(list(options))}
         if reset:
             cmd["reset"] = list(reset)
         await self.commands.propose(cmd)

@@ -7,11 +7,38 @@ the command or from the state). It never touches files: the engine does the data
 
 from __future__ import annotations
 
+from collections.abc import Container, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Protocol, TypeVar, cast
 
 from pyggy.core.auth import SCRAM_HASHES, scram_from_dict
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.metadata.commands import (
+    COMMAND_TYPES,
+    ChangePassword,
+    CreateGroup,
+    CreatePartitions,
+    CreateStream,
+    CreateToken,
+    CreateTopic,
+    CreateUser,
+    DeleteGroup,
+    DeletePartitions,
+    DeleteScram,
+    DeleteStream,
+    DeleteToken,
+    DeleteTopic,
+    DeleteUser,
+    EncodedOption,
+    MetadataCommand,
+    PermissionsDict,
+    SetScram,
+    StreamFlagsDict,
+    UpdatePermissions,
+    UpdateStream,
+    UpdateTopic,
+    UpdateUser,
+)
 from pyggy.core.model import (
     MAX_PARTITIONS_PER_REQUEST,
     ConsumerGroup,
@@ -33,25 +60,33 @@ from pyggy.core.options import topic_options
 MAX_PARTITIONS = 100_000
 
 
-def permissions_to_dict(p: Permissions | None) -> dict | None:
-    return None if p is None else asdict(p)
+class _Named(Protocol):
+    name: str
 
 
-def permissions_from_dict(d: dict | None) -> Permissions | None:
+Named = TypeVar("Named", bound=_Named)
+
+
+def permissions_to_dict(p: Permissions | None) -> PermissionsDict | None:
+    return None if p is None else cast(PermissionsDict, asdict(p))
+
+
+def permissions_from_dict(d: PermissionsDict | None) -> Permissions | None:
     if d is None:
         return None
     streams = {}
     for sid, sp in d.get("streams", {}).items():
         topics = {int(tid): TopicPermissions(**tp) for tid, tp in sp.pop("topics", {}).items()}
-        streams[int(sid)] = StreamPermissions(**sp, topics=topics)
+        flags: StreamFlagsDict = sp  # without its topics now
+        streams[int(sid)] = StreamPermissions(**flags, topics=topics)
     return Permissions(GlobalPermissions(**d["global_"]), streams)
 
 
-def encode_options(entries: list[tuple[str, int, bytes]]) -> list:
-    return [[k, kind, raw.hex()] for k, kind, raw in entries]
+def encode_options(entries: Sequence[tuple[str, int, bytes]]) -> list[EncodedOption]:
+    return [(k, kind, raw.hex()) for k, kind, raw in entries]
 
 
-def decode_options(items: list) -> list[tuple[str, int, bytes]]:
+def decode_options(items: Sequence[EncodedOption]) -> list[tuple[str, int, bytes]]:
     return [(k, kind, bytes.fromhex(raw)) for k, kind, raw in items]
 
 
@@ -60,7 +95,7 @@ def check_name(name: str, code: ErrorCode) -> None:
         raise IggyError(code, "name must be 1 to 255 bytes")
 
 
-def free_id(taken: Any) -> int:
+def free_id(taken: Container[int]) -> int:
     """The smallest id not in use (Iggy recycles 0-based ids)."""
     i = 0
     while i in taken:
@@ -77,8 +112,8 @@ class MetadataStateMachine:
 
     # -- lookups ---------------------------------------------------------------------------
     @staticmethod
-    def _find(items: dict, ident: Identifier, what: str, id_code: ErrorCode,
-              name_code: ErrorCode):
+    def _find(items: dict[int, Named], ident: Identifier, what: str, id_code: ErrorCode,
+              name_code: ErrorCode) -> Named:
         """The entity with this id, or this exact name (Iggy's Identifier), else its error."""
         if isinstance(ident, int):
             found = items.get(ident)
@@ -112,13 +147,14 @@ class MetadataStateMachine:
         return u
 
     # -- apply -----------------------------------------------------------------------------
-    def apply(self, cmd: dict) -> Any:
-        handler = getattr(self, "_" + cmd["type"], None)
-        if handler is None:
+    def apply(self, cmd: MetadataCommand) -> object:
+        """Apply a command of any type (a replay); the engine calls the typed method itself."""
+        if cmd["type"] not in COMMAND_TYPES:
             raise IggyError(ErrorCode.INVALID_COMMAND, f"unknown state command {cmd['type']}")
+        handler = getattr(self, cmd["type"])
         return handler(cmd)
 
-    def _create_stream(self, c: dict) -> Stream:
+    def create_stream(self, c: CreateStream) -> Stream:
         check_name(c["name"], ErrorCode.INVALID_STREAM_NAME)
         if any(s.name == c["name"] for s in self.streams.values()):
             raise IggyError(ErrorCode.STREAM_NAME_ALREADY_EXISTS, "stream name already exists")
@@ -126,17 +162,17 @@ class MetadataStateMachine:
         self.streams[s.id] = s
         return s
 
-    def _update_stream(self, c: dict) -> None:
+    def update_stream(self, c: UpdateStream) -> None:
         s = self.stream(c["stream_id"])
         check_name(c["name"], ErrorCode.INVALID_STREAM_NAME)
         if any(o.name == c["name"] and o.id != s.id for o in self.streams.values()):
             raise IggyError(ErrorCode.STREAM_NAME_ALREADY_EXISTS, "stream name already exists")
         s.name = c["name"]
 
-    def _delete_stream(self, c: dict) -> Stream:
+    def delete_stream(self, c: DeleteStream) -> Stream:
         return self.streams.pop(self.stream(c["stream_id"]).id)
 
-    def _create_topic(self, c: dict) -> Topic:
+    def create_topic(self, c: CreateTopic) -> Topic:
         s = self.stream(c["stream_id"])
         check_name(c["name"], ErrorCode.INVALID_TOPIC_NAME)
         if any(t.name == c["name"] for t in s.topics.values()):
@@ -146,11 +182,11 @@ class MetadataStateMachine:
             raise IggyError(ErrorCode.TOO_MANY_PARTITIONS, "too many partitions")
         opts = topic_options(decode_options(c["options"]))
         t = Topic(free_id(s.topics), s.id, c["name"], c["created_at"], opts)
-        t.partitions = [Partition(i, c["created_at"], None) for i in range(count)]  # type: ignore[arg-type]
+        t.partitions = [Partition(i, c["created_at"]) for i in range(count)]
         s.topics[t.id] = t
         return t
 
-    def _update_topic(self, c: dict) -> Topic:
+    def update_topic(self, c: UpdateTopic) -> Topic:
         t = self.topic(c["stream_id"], c["topic_id"])
         check_name(c["name"], ErrorCode.INVALID_TOPIC_NAME)
         s = self.streams[t.stream_id]
@@ -164,11 +200,11 @@ class MetadataStateMachine:
             setattr(t.options, field, getattr(new, field))
         return t
 
-    def _delete_topic(self, c: dict) -> Topic:
+    def delete_topic(self, c: DeleteTopic) -> Topic:
         t = self.topic(c["stream_id"], c["topic_id"])
         return self.streams[t.stream_id].topics.pop(t.id)
 
-    def _create_partitions(self, c: dict) -> list[Partition]:
+    def create_partitions(self, c: CreatePartitions) -> list[Partition]:
         t = self.topic(c["stream_id"], c["topic_id"])
         count = c["count"]
         if count < 1 or count > MAX_PARTITIONS_PER_REQUEST:
@@ -176,11 +212,11 @@ class MetadataStateMachine:
         if len(t.partitions) + count > MAX_PARTITIONS:
             raise IggyError(ErrorCode.TOO_MANY_PARTITIONS, "too many partitions")
         start = len(t.partitions)
-        new = [Partition(start + i, c["created_at"], None) for i in range(count)]  # type: ignore[arg-type]
+        new = [Partition(start + i, c["created_at"]) for i in range(count)]
         t.partitions.extend(new)
         return new
 
-    def _delete_partitions(self, c: dict) -> list[Partition]:
+    def delete_partitions(self, c: DeletePartitions) -> list[Partition]:
         t = self.topic(c["stream_id"], c["topic_id"])
         count = c["count"]
         if count < 1 or count > len(t.partitions):
@@ -189,7 +225,7 @@ class MetadataStateMachine:
         del t.partitions[-count:]
         return gone
 
-    def _create_group(self, c: dict) -> ConsumerGroup:
+    def create_group(self, c: CreateGroup) -> ConsumerGroup:
         t = self.topic(c["stream_id"], c["topic_id"])
         check_name(c["name"], ErrorCode.INVALID_CONSUMER_GROUP_NAME)
         if any(g.name == c["name"] for g in t.groups.values()):
@@ -198,11 +234,11 @@ class MetadataStateMachine:
         t.groups[g.id] = g
         return g
 
-    def _delete_group(self, c: dict) -> ConsumerGroup:
+    def delete_group(self, c: DeleteGroup) -> ConsumerGroup:
         g = self.group(c["stream_id"], c["topic_id"], c["group_id"])
         return self.topic(c["stream_id"], c["topic_id"]).groups.pop(g.id)
 
-    def _create_user(self, c: dict) -> User:
+    def create_user(self, c: CreateUser) -> User:
         check_name(c["username"], ErrorCode.INVALID_USERNAME)
         if any(u.username == c["username"] for u in self.users.values()):
             raise IggyError(ErrorCode.USER_ALREADY_EXISTS, "user already exists")
@@ -214,7 +250,7 @@ class MetadataStateMachine:
         self.users[u.id] = u
         return u
 
-    def _update_user(self, c: dict) -> User:
+    def update_user(self, c: UpdateUser) -> User:
         u = self.user(c["user_id"])
         name, status = c.get("username"), c.get("status")
         if name is not None:
@@ -229,26 +265,26 @@ class MetadataStateMachine:
         u.status = status if status is not None else u.status
         return u
 
-    def _delete_user(self, c: dict) -> User:
+    def delete_user(self, c: DeleteUser) -> User:
         u = self.user(c["user_id"])
         if u.is_root:
             raise IggyError(ErrorCode.CANNOT_DELETE_USER, "the root user cannot be deleted")
         return self.users.pop(u.id)
 
-    def _update_permissions(self, c: dict) -> None:
+    def update_permissions(self, c: UpdatePermissions) -> None:
         u = self.user(c["user_id"])
         if u.is_root:
             raise IggyError(ErrorCode.CANNOT_CHANGE_PERMISSIONS, "root permissions are fixed")
         u.permissions = permissions_from_dict(c["permissions"])
 
-    def _change_password(self, c: dict) -> None:
+    def change_password(self, c: ChangePassword) -> None:
         u = self.user(c["user_id"])
         u.password_hash = c["password_hash"]
         # credentials derived from the old password go with it (logs older than SCRAM
         # support carry none: such a user is left with PLAIN only)
         u.scram = scram_from_dict(c.get("scram"))
 
-    def _set_scram(self, c: dict) -> None:
+    def set_scram(self, c: SetScram) -> None:
         """Add or replace one SCRAM credential (Kafka's AlterUserScramCredentials)."""
         u = self.user(c["user_id"])
         if c["mechanism"] not in SCRAM_HASHES:
@@ -257,19 +293,19 @@ class MetadataStateMachine:
             bytes.fromhex(c["salt"]), c["iterations"], bytes.fromhex(c["stored_key"]),
             bytes.fromhex(c["server_key"]))
 
-    def _delete_scram(self, c: dict) -> None:
+    def delete_scram(self, c: DeleteScram) -> None:
         u = self.user(c["user_id"])
         if u.scram.pop(c["mechanism"], None) is None:
             raise IggyError(ErrorCode.RESOURCE_NOT_FOUND, "no such SCRAM credential")
 
-    def _create_token(self, c: dict) -> None:
+    def create_token(self, c: CreateToken) -> None:
         u = self.user(c["user_id"])
         check_name(c["name"], ErrorCode.INVALID_PAT_NAME)
         if c["name"] in u.tokens:
             raise IggyError(ErrorCode.PAT_ALREADY_EXISTS, "token already exists")
         u.tokens[c["name"]] = PersonalAccessToken(c["name"], c["token_hash"], c["expiry_at"])
 
-    def _delete_token(self, c: dict) -> None:
+    def delete_token(self, c: DeleteToken) -> None:
         u = self.user(c["user_id"])
         if u.tokens.pop(c["name"], None) is None:
             raise IggyError(ErrorCode.RESOURCE_NOT_FOUND, "token not found")

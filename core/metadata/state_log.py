@@ -35,6 +35,7 @@ from pathlib import Path
 
 import crc32c
 from pyggy.core.lost_found import LostAndFound
+from pyggy.core.metadata.commands import MetadataCommand
 from pyggy.core.small_file import CorruptFile
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ class CorruptState(CorruptFile):
             f"<data>/lost+found/ (streams they describe are kept there too, never deleted)"))
 
 
-def entry_at(data: bytes | memoryview, pos: int, index: int) -> tuple[dict, int] | str | None:
+def entry_at(data: bytes | memoryview, pos: int,
+             index: int) -> tuple[MetadataCommand, int] | str | None:
     """The command of a valid entry `index` at `pos` and where it ends; None when the data ends
     at `pos`; otherwise why the bytes there are not that entry."""
     if pos >= len(data):
@@ -112,7 +114,7 @@ class Damage:
 class Merged:
     """What the copies of a state log prove: the commands and their verified bytes."""
 
-    commands: list[dict] = field(default_factory=list)
+    commands: list[MetadataCommand] = field(default_factory=list)
     good: bytearray = field(default_factory=bytearray)
     # per copy: (entry index, byte offset, why) of each entry taken from another copy
     repaired: list[list[tuple[int, int, str]]] = field(default_factory=list)
@@ -167,7 +169,8 @@ class StateLog:
         return self.fds[0] if self.fds else -1
 
     # -- open / replay -------------------------------------------------------------------
-    def replay(self, repair: bool = False, lost_found: LostAndFound | None = None) -> list[dict]:
+    def replay(self, repair: bool = False,
+               lost_found: LostAndFound | None = None) -> list[MetadataCommand]:
         """Open both copies and return the commands in order, repairing a damaged copy and
         cutting a torn tail; `CorruptState` when every copy is damaged at one entry, unless
         `repair` (then the provable prefix is kept, the damaged files copied to lost+found)."""
@@ -231,7 +234,7 @@ class StateLog:
         return bytes(merged.good)
 
     # -- append --------------------------------------------------------------------------
-    def append(self, command: dict) -> int:
+    def append(self, command: MetadataCommand) -> int:
         """Write the command to both copies (fdatasync'd with `fsync`); return the position
         before it, for `rollback`. On OSError the partial write is cut off and it re-raises."""
         body = json.dumps({"i": self.next_index, "c": command}, separators=(",", ":")).encode()

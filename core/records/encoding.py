@@ -27,7 +27,7 @@ _U64_MAX = (1 << 64) - 1
 class StoredBatch(NamedTuple):
     encoding: int
     length: int
-    count: int
+    record_count: int
     timestamp: int  # append time, µs
     max_timestamp: int  # newest record timestamp, µs
 

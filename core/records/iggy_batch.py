@@ -26,7 +26,7 @@ batch holds offsets ``base_offset .. base_offset + message_count - 1``.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple, NoReturn
 
 from pyggy.core.errors import ErrorCode, IggyError
@@ -365,7 +365,7 @@ def _check_ts_delta(delta: int) -> None:
 
 
 def build_batch(
-    messages: list[tuple[int, Buffer, Buffer, int]],
+    messages: Sequence[tuple[int, Buffer, Buffer, int]],
     *,
     partition_id: int = 0,
     base_offset: int = 0,

@@ -150,7 +150,8 @@ def peek_length(view: Buffer) -> int:
     mv = _view(view)
     if len(mv) < LOG_OVERHEAD:
         raise _corrupt("fewer than 12 bytes")
-    return LOG_OVERHEAD + _I32.unpack_from(mv, LENGTH_OFFSET)[0]
+    length: int = _I32.unpack_from(mv, LENGTH_OFFSET)[0]
+    return LOG_OVERHEAD + length
 
 
 def split_batches(records: Buffer) -> list[tuple[int, int]]:
@@ -378,6 +379,13 @@ def _take(buf: Buffer, pos: int, n: int, stop: int) -> tuple[bytes | None, int]:
     return bytes(buf[pos : pos + n]), pos + n
 
 
+def _take_bytes(buf: Buffer, pos: int, n: int, stop: int) -> tuple[bytes, int]:
+    """`_take` of a field that cannot be null (the caller refused a negative length)."""
+    if pos + n > stop:
+        raise _invalid("field overruns its record")
+    return bytes(buf[pos : pos + n]), pos + n
+
+
 def raw_records(view: Buffer, limit: int = DEFAULT_LIMIT) -> Iterator[RawRecord]:
     """Yield (offset_delta, timestamp_ms, key, value, [(key bytes, value)]) per record.
 
@@ -418,10 +426,10 @@ def raw_records(view: Buffer, limit: int = DEFAULT_LIMIT) -> Iterator[RawRecord]
                 hk, pos = varint(body, pos)
                 if hk < 0:
                     raise _invalid(f"record {n}: header keyLength {hk}")
-                hkey, pos = _take(body, pos, hk, stop)
+                hkey, pos = _take_bytes(body, pos, hk, stop)
                 hv, pos = varint(body, pos)
                 hval, pos = _take(body, pos, hv, stop)
-                headers.append((hkey, hval))  # type: ignore[arg-type]
+                headers.append((hkey, hval))
             if pos != stop:
                 raise _invalid(f"record {n}: fields do not fill its length")
             yield delta, max_ts if append_time else base_ts + ts_delta, key, value, headers

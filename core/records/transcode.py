@@ -69,6 +69,7 @@ Round trips
 from __future__ import annotations
 
 import struct
+from typing import TypeGuard
 
 from pyggy.core.errors import ErrorCode
 from pyggy.core.records import iggy_batch, kafka_batch
@@ -149,8 +150,8 @@ def _parse_fields(buf: bytes, with_value: bool) -> tuple[bytes | None, bytes | N
 
 
 # --- Kafka record → Iggy message --------------------------------------------------------
-def _plain(key: bytes, value: bytes | None) -> bool:
-    """A header that maps 1:1 onto a (String, Raw) user header."""
+def _plain(value: bytes | None, key: bytes) -> TypeGuard[bytes]:
+    """A header that maps 1:1 onto a (String, Raw) user header (its value is not null)."""
     if value is None or not 0 < len(value) <= uh.MAX_FIELD or not 0 < len(key) <= uh.MAX_FIELD:
         return False
     if key.startswith(RESERVED) or key == MARKER:
@@ -180,11 +181,12 @@ def _encode(key: bytes | None, value: bytes | None, headers: Headers,
             exact = True
     plain: dict[bytes, bytes] = {}
     for hkey, hval in headers:
-        ok = _plain(hkey, hval)
-        if not ok or hkey in plain:
+        if _plain(hval, hkey):
+            if hkey in plain:
+                exact = True
+            plain[hkey] = hval
+        else:
             exact = True
-        if ok:
-            plain[hkey] = hval  # type: ignore[assignment]
     entries += [(uh.STRING, k, uh.RAW, v) for k, v in plain.items()]
     if exact:
         blob = _encode_fields(key, headers)
@@ -235,7 +237,7 @@ def _decode(payload: bytes, entries: list[uh.Entry], origin: int) -> Record:
             return key, value, headers, ts
         except (ValueError, IndexError):
             pass
-    value: bytes | None = payload
+    value = payload
     if VALUE in found and payload == PLACEHOLDER and found[VALUE] in ((uh.STRING, NULL),
                                                                       (uh.STRING, EMPTY)):
         value = None if found[VALUE][1] == NULL else b""

@@ -52,7 +52,9 @@ class GroupCommitter:
         work = loop.run_in_executor(self._executor, _fsync_all, {fd for fd, _ in batch})
         work.add_done_callback(lambda f: self._finished(loop, batch, f))
 
-    def _finished(self, loop: asyncio.AbstractEventLoop, batch: list, work: asyncio.Future) -> None:
+    def _finished(self, loop: asyncio.AbstractEventLoop,
+                  batch: list[tuple[int, asyncio.Future[None]]],
+                  work: asyncio.Future[None]) -> None:
         self._running = False
         self.flushes += 1
         exc = work.exception()

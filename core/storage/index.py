@@ -31,6 +31,8 @@ DAMAGED = 2
 _COLUMNS = ("base_offsets", "positions", "timestamps", "max_timestamps", "lengths", "counts",
             "encodings", "flags", "crcs")
 _TYPES = "QQQQIIBBI"
+# An entry's unpacked fields (`ENTRY`'s ten integers; nine without the check)
+Fields = tuple[int, ...]
 
 
 def pack_entry(base_offset: int, position: int, timestamp: int, max_timestamp: int,
@@ -41,7 +43,7 @@ def pack_entry(base_offset: int, position: int, timestamp: int, max_timestamp: i
     return raw + (crc32c(raw) & 0xFFFF).to_bytes(2, "little")
 
 
-def entry_ok(raw: memoryview | bytes, fields: tuple, legacy_allowed: bool = True) -> bool:
+def entry_ok(raw: memoryview | bytes, fields: Fields, legacy_allowed: bool = True) -> bool:
     """True if the 48 bytes (unpacked as `fields`) are a sound entry: its check holds, or it
     is a legacy entry (flags, crc and check zero; a batch of some length and count) where one
     may still stand (`legacy_allowed`: no entry of this format came before it, so a zeroed
@@ -105,7 +107,7 @@ class SegmentIndex:
         self.flags[i] = flags
         return self.entry_bytes(i)
 
-    def replace(self, i: int, entries: list[tuple]) -> None:
+    def replace(self, i: int, entries: list[Fields]) -> None:
         """Replace entry i by `entries` (tuples as `entry` returns them)."""
         for n, (name, typecode) in enumerate(zip(_COLUMNS, _TYPES, strict=True)):
             getattr(self, name)[i:i + 1] = array(typecode, (e[n] for e in entries))
@@ -157,12 +159,12 @@ class SegmentIndex:
         return index
 
     @classmethod
-    def load_entries(cls, data: bytes) -> list[tuple | None]:
+    def load_entries(cls, data: bytes) -> list[Fields | None]:
         """Every entry of an index file's bytes, None where an entry fails its check: what
         recovery consults to find valid batches past a damaged one."""
         usable = len(data) - len(data) % ENTRY_SIZE
         view = memoryview(data)
-        out: list[tuple | None] = []
+        out: list[Fields | None] = []
         pos = 0
         legacy = True
         for fields in ENTRY.iter_unpack(view[:usable]):

@@ -26,7 +26,7 @@ class BatchRef(NamedTuple):
     encoding: int
     data: bytes | memoryview
     base_offset: int
-    count: int
+    record_count: int
     timestamp: int
 
 

@@ -25,8 +25,8 @@ import os
 
 from crc32c import crc32c
 from pyggy.core.lost_found import LostAndFound
-from pyggy.core.records.encoding import peek_length, recognise
-from pyggy.core.storage.index import DAMAGED, HAS_CRC, SegmentIndex
+from pyggy.core.records.encoding import StoredBatch, peek_length, recognise
+from pyggy.core.storage.index import DAMAGED, HAS_CRC, Fields, SegmentIndex
 from pyggy.core.storage.segment import Segment
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,8 @@ def recover_segment(seg: Segment, *, full: bool, next_start: int | None, may_be_
     offset = (stored.base_offsets[verify_from - 1] + stored.counts[verify_from - 1]) \
         if verify_from else seg.start_offset
     seg.max_timestamp = stored.max_timestamps[verify_from - 1] if verify_from else 0
-    later: list | None = None  # every checked entry of the file, loaded at the first damage
+    # every checked entry of the file, loaded at the first damage
+    later: list[Fields | None] | None = None
     ok = True
     i = verify_from  # the stored entry expected at `pos`, while they still tile
     while pos < file_size:
@@ -80,8 +81,8 @@ def recover_segment(seg: Segment, *, full: bool, next_start: int | None, may_be_
             if found is not None:
                 seg.max_timestamp = max(seg.max_timestamp, found.max_timestamp)
                 seg.index.add(offset, pos, found.timestamp, seg.max_timestamp, found.length,
-                              found.count, found.encoding, HAS_CRC, crc)
-                pos, offset, i = pos + found.length, offset + found.count, i + 1
+                              found.record_count, found.encoding, HAS_CRC, crc)
+                pos, offset, i = pos + found.length, offset + found.record_count, i + 1
                 continue
         # the batch at `pos` fails: where does verifiable data resume?
         if later is None:
@@ -115,7 +116,8 @@ def recover_segment(seg: Segment, *, full: bool, next_start: int | None, may_be_
     return ok
 
 
-def _recognise_at(fd: int, pos: int, offset: int, file_size: int):
+def _recognise_at(fd: int, pos: int, offset: int,
+                  file_size: int) -> tuple[StoredBatch, int] | tuple[None, int]:
     """(StoredBatch, CRC-32C of its bytes) of a valid batch at `pos`, or (None, 0)."""
     head = os.pread(fd, min(PEEK_SIZE, file_size - pos), pos)
     length = peek_length(memoryview(head))
@@ -128,7 +130,7 @@ def _recognise_at(fd: int, pos: int, offset: int, file_size: int):
     return found, crc32c(memoryview(body)[:length])
 
 
-def _resume_point(seg: Segment, entries: list, pos: int, offset: int,
+def _resume_point(seg: Segment, entries: list[Fields | None], pos: int, offset: int,
                   file_size: int) -> tuple[int, int] | None:
     """(position, base offset) of the first batch after `pos` that a checked index entry
     describes and that verifies against it; None if there is none."""

@@ -16,12 +16,13 @@ call per batch). This module handles the rest, off the hot path:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from crc32c import crc32c
 from pyggy.core.errors import CorruptBatch, RemoteReadError
 from pyggy.core.records.encoding import recognise
-from pyggy.core.storage.index import DAMAGED, HAS_CRC, SegmentIndex
+from pyggy.core.storage.index import DAMAGED, HAS_CRC, Fields, SegmentIndex
 from pyggy.core.storage.tiered import NeedBytes, NeedIndex, Steps
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def verified_steps(plog: PartitionLog, seg: Segment, i: int, data: bytes) -> Ste
     flags = idx.flags[i]
     if flags == 0:  # first index format: the batch's own checksums decide
         found = recognise(memoryview(data), idx.base_offsets[i], verify=True)
-        if found is not None and found.length == len(data) and found.count == idx.counts[i]:
+        if found is not None and found.length == len(data) and found.record_count == idx.counts[i]:
             idx.set_crc(i, crc32c(data))
             _best_effort(seg.rewrite_entry, i)
             return data
@@ -89,9 +90,10 @@ def _from_archive(plog: PartitionLog, seg: Segment, i: int) -> Steps[bytes | Non
     try:
         ridx = yield NeedIndex(remote, seg.start_offset)
         assert isinstance(ridx, SegmentIndex)
-        first, last = _covering(ridx, pos, length, base, idx.counts[i])
-        if first is None:
+        span = _covering(ridx, pos, length, base, idx.counts[i])
+        if span is None:
             return None
+        first, last = span
         data = yield NeedBytes(remote, seg.start_offset, pos, length)
         assert isinstance(data, bytes)
     except RemoteReadError as e:
@@ -125,7 +127,7 @@ def _from_archive(plog: PartitionLog, seg: Segment, i: int) -> Steps[bytes | Non
     return data[:idx.lengths[i]]  # entry i is now the first archived batch of the range
 
 
-def _sound_entry(ridx: SegmentIndex, j: int, data: bytes, pos: int) -> tuple:
+def _sound_entry(ridx: SegmentIndex, j: int, data: bytes, pos: int) -> Fields:
     """Archived entry j as a local entry with its CRC (computed for a first-format entry)."""
     entry = ridx.entry(j)
     if entry[7] & HAS_CRC:
@@ -135,24 +137,24 @@ def _sound_entry(ridx: SegmentIndex, j: int, data: bytes, pos: int) -> tuple:
 
 
 def _covering(ridx: SegmentIndex, pos: int, length: int, base: int,
-              count: int) -> tuple[int, int] | tuple[None, None]:
+              count: int) -> tuple[int, int] | None:
     """The archived entries [first, last) that tile exactly the local range."""
     first = ridx.find_offset(base)
     if first >= len(ridx) or ridx.positions[first] != pos or ridx.base_offsets[first] != base:
-        return None, None
+        return None
     end, last, offset = pos, first, base
     while last < len(ridx) and end < pos + length:
         if ridx.positions[last] != end or ridx.base_offsets[last] != offset:
-            return None, None
+            return None
         end += ridx.lengths[last]
         offset += ridx.counts[last]
         last += 1
     if end != pos + length or offset != base + count:
-        return None, None
+        return None
     return first, last
 
 
-def _best_effort(action, *args) -> None:
+def _best_effort(action: Callable[..., None], *args: int) -> None:
     try:
         action(*args)
     except OSError as e:  # the data is right in memory; the index is rebuilt at the next start

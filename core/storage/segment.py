@@ -29,8 +29,8 @@ class Segment:
         self.max_timestamp = 0
 
     # -- writing -------------------------------------------------------------------------
-    def append(self, parts: list, length: int, base_offset: int, count: int, timestamp: int,
-               max_timestamp: int, encoding: int) -> None:
+    def append(self, parts: list[bytes | bytearray | memoryview], length: int, base_offset: int,
+               count: int, timestamp: int, max_timestamp: int, encoding: int) -> None:
         """Write one batch (given as buffers) at the end with one writev, then its index entry
         (holding the batch's CRC-32C).
 

@@ -137,7 +137,8 @@ def run_blocking(steps: Steps[T]) -> T:
             else:
                 need = steps.send(data)
     except StopIteration as done:
-        return done.value
+        result: T = done.value  # what the generator returned (a Steps[T] returns a T)
+        return result
 
 
 async def run_async(steps: Steps[T],
@@ -159,4 +160,5 @@ async def run_async(steps: Steps[T],
             else:
                 need = steps.send(data)
     except StopIteration as done:
-        return done.value
+        result: T = done.value  # what the generator returned (a Steps[T] returns a T)
+        return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pyggy.kafka_wire import acls
 from pyggy.kafka_wire import authorizer as authz
-from pyggy.kafka_wire.context import Connection
+from pyggy.kafka_wire.context import Connection, Message
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.topics import KafkaError
 
@@ -34,7 +34,7 @@ async def create_acls(conn: Connection, req: dict, version: int) -> dict:
     denied = authz.users(conn)
     results = []
     for c in req["creations"]:
-        out = {"error_code": ErrorCode.NONE, "error_message": None}
+        out: Message = {"error_code": ErrorCode.NONE, "error_message": None}
         try:
             if denied:
                 raise KafkaError(denied, DENIED)
@@ -55,7 +55,8 @@ async def delete_acls(conn: Connection, req: dict, version: int) -> dict:
             continue
         found = [(b, g) for b, g in acls.bindings(conn.server) if acls.matches(b, f)]
         grants = list(dict.fromkeys(g for _, g in found if g is not None))
-        error, message = ErrorCode.NONE, None
+        error: int = ErrorCode.NONE
+        message: str | None = None
         try:
             await acls.change(conn.server, grants, False)
         except KafkaError as e:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from pyggy.core.errors import IggyError
-from pyggy.core.model import MAX_PARTITIONS_PER_REQUEST
+from pyggy.core.model import MAX_PARTITIONS_PER_REQUEST, Topic
 from pyggy.core.options import topic_options
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
@@ -37,15 +37,20 @@ UNKNOWN_ID = "This server does not host this topic ID."
 AUTHORIZATION_FAILED = "Topic authorization failed."
 
 
-def _uuid_bytes(value) -> bytes:
+def _uuid_bytes(value: UUID | bytes | None) -> bytes:
     if isinstance(value, UUID):
         return value.bytes
     return bytes(value or ZERO_ID)
 
 
-def _duplicates(names: list) -> set:
-    seen: set = set()
-    return {n for n in names if n in seen or seen.add(n)}
+def _duplicates(names: list[str]) -> set[str]:
+    seen: set[str] = set()
+    dupes: set[str] = set()
+    for n in names:
+        if n in seen:
+            dupes.add(n)
+        seen.add(n)
+    return dupes
 
 
 def _check_replicas(brokers: list[int], node: int) -> None:
@@ -124,12 +129,13 @@ async def _create_one(conn: Connection, item: dict, validate_only: bool, version
     return result
 
 
-def _once(items: list[dict]) -> tuple[list[dict], set]:
+def _once(items: list[dict]) -> tuple[list[dict], set[str]]:
     """The items with one entry per name (the first), and the names given more than once."""
     dupes = _duplicates([i["name"] for i in items])
-    seen: set = set()
-    firsts = [i for i in items if not (i["name"] in seen or seen.add(i["name"]))]
-    return firsts, dupes
+    firsts: dict[str, dict] = {}
+    for i in items:
+        firsts.setdefault(i["name"], i)
+    return list(firsts.values()), dupes
 
 
 async def create_topics(conn: Connection, req: dict, version: int) -> dict:
@@ -152,7 +158,7 @@ async def create_topics(conn: Connection, req: dict, version: int) -> dict:
 
 
 # -- DeleteTopics ---------------------------------------------------------------------------
-async def _forget(conn: Connection, name: str, t, out: dict) -> None:
+async def _forget(conn: Connection, name: str, t: Topic, out: dict) -> None:
     """Delete a topic. What the Kafka door keeps about it (idempotent producers' sequences,
     the groups' committed offsets) goes with it through the engine's delete listener, which
     serves a delete through either door. A refused delete is written into `out`."""

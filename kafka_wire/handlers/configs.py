@@ -10,6 +10,9 @@ The broker resource (type 4) is described with this node's settings; it cannot b
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Collection
+
+from pyggy.core.model import Topic
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
@@ -45,7 +48,8 @@ def _entry(name: str, value: str | None, source: int, read_only: bool, typ: int,
             "synonyms": synonyms, "config_type": typ, "documentation": None}
 
 
-def _topic(conn: Connection, name: str, keys, synonyms: bool) -> list[dict]:
+def _topic(conn: Connection, name: str, keys: Collection[str] | None,
+           synonyms: bool) -> list[dict]:
     t = _resolve(conn, name)
     out = []
     for cname, (value, default) in sorted(topic_configs(t).items()):
@@ -96,7 +100,8 @@ def broker_configs(conn: Connection) -> list[tuple[str, str, int, int]]:
     return sorted(rows)
 
 
-def _broker(conn: Connection, name: str, keys, synonyms: bool) -> list[dict]:
+def _broker(conn: Connection, name: str, keys: Collection[str] | None,
+            synonyms: bool) -> list[dict]:
     _check_broker(conn, name)
     out = []
     for cname, value, source, typ in broker_configs(conn):
@@ -149,7 +154,7 @@ def _duplicate_keys(configs: list[dict]) -> None:
         raise KafkaError(ErrorCode.INVALID_REQUEST, "Error due to duplicate config keys")
 
 
-def _resolve(conn: Connection, name: str):
+def _resolve(conn: Connection, name: str) -> Topic:
     """The topic, if the principal may do this API's operation on it."""
     check_name(name)
     t = conn.server.topics.resolve(name)
@@ -183,7 +188,7 @@ async def _alter_legacy(conn: Connection, r: dict, validate_only: bool) -> None:
         if c["value"] is None:
             raise KafkaError(ErrorCode.INVALID_REQUEST,
                              f"Null value not supported for : {c['name']}")
-        desired[c["name"]] = validate_config(c["name"], c["value"])  # type: ignore[assignment]
+        desired[c["name"]] = validate_config(c["name"], c["value"])
     await apply_update(conn.server.engine, t, desired, validate_only)
     return None
 
@@ -206,7 +211,7 @@ async def _alter_incremental(conn: Connection, r: dict, validate_only: bool) -> 
                              f"Null value not supported for : {name}")
         validate_config(name, None)  # unknown names
         if op == SET:
-            desired[name] = validate_config(name, value)  # type: ignore[assignment]
+            desired[name] = validate_config(name, value)
         else:
             verb = "APPEND" if op == APPEND else "SUBTRACT"
             if CONFIGS[name].type != LIST:
@@ -218,12 +223,13 @@ async def _alter_incremental(conn: Connection, r: dict, validate_only: bool) -> 
                 items += [x for x in change if x not in items]
             else:
                 items = [x for x in items if x not in change]
-            desired[name] = validate_config(name, ",".join(items))  # type: ignore[assignment]
+            desired[name] = validate_config(name, ",".join(items))
     await apply_update(conn.server.engine, t, desired, validate_only)
     return None
 
 
-async def _alter(conn: Connection, req: dict, one) -> dict:
+async def _alter(conn: Connection, req: dict,
+                 one: Callable[[Connection, dict, bool], Awaitable[None]]) -> dict:
     responses = []
     for r in req["resources"]:
         out = {"error_code": ErrorCode.NONE, "error_message": None,

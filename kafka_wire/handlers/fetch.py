@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 
 from pyggy.core.errors import CorruptBatch, RemoteReadError
+from pyggy.core.model import Topic
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire import routing
 from pyggy.kafka_wire.context import Connection
@@ -21,7 +22,8 @@ from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.protocol.primitives import RecordParts
 
 
-async def _partition(conn: Connection, t, denied: int, p: dict, budget: list[int]) -> dict:
+async def _partition(conn: Connection, t: Topic | None, denied: int, p: dict,
+                     budget: list[int]) -> dict:
     index = p["partition"]
     out = {"partition_index": index, "error_code": ErrorCode.NONE, "high_watermark": -1,
            "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": [],

@@ -11,6 +11,8 @@ GROUP_AUTHORIZATION_FAILED; ListGroups lists the groups the principal may descri
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.groups import GroupCoordinator
@@ -22,7 +24,7 @@ NOT_REQUESTED = authz.NOT_REQUESTED  # INT32_MIN: authorized operations not aske
 
 
 def coordinator(conn: Connection) -> GroupCoordinator | None:
-    return conn.server.coordinator  # type: ignore[return-value]
+    return conn.server.coordinator
 
 
 def client_host(conn: Connection) -> str:
@@ -111,7 +113,7 @@ def leave_group(conn: Connection, req: dict, version: int) -> dict:
     denied = authz.group(conn, req["group_id"])
     if coord is None or denied:
         top = denied or NO_COORDINATOR
-        codes = [top] * len(members)
+        codes: Sequence[int] = [top] * len(members)
     else:
         top, codes = coord.leave(req["group_id"], [
             (m["member_id"], m["group_instance_id"], m["reason"] if version >= 5 else None)

@@ -3,6 +3,9 @@ archived segments are awaited, never blocking the event loop."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+from pyggy.core.model import Topic
 from pyggy.core.records import kafka_batch
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire import routing
@@ -12,7 +15,8 @@ from pyggy.kafka_wire.protocol.errors import ErrorCode
 EARLIEST, LATEST, MAX_TIMESTAMP = -2, -1, -3
 
 
-async def _records(conn: Connection, t, index: int, offset: int):
+async def _records(conn: Connection, t: Topic, index: int,
+                   offset: int) -> AsyncIterator[tuple[int, int]]:
     """(offset, timestamp ms) of the Kafka view of records from the batch holding `offset`."""
     data = conn.server.engine.data
     hw = data.watermarks(t, index)[1]
@@ -28,7 +32,7 @@ async def _records(conn: Connection, t, index: int, offset: int):
             offset = max(offset, fields[0] + fields[6] + 1)
 
 
-async def _lookup(conn: Connection, t, index: int, timestamp: int) -> tuple[int, int]:
+async def _lookup(conn: Connection, t: Topic, index: int, timestamp: int) -> tuple[int, int]:
     data = conn.server.engine.data
     start, end = data.watermarks(t, index)
     if timestamp == EARLIEST:

@@ -9,6 +9,7 @@ are filled in when asked for (v8+).
 
 from __future__ import annotations
 
+from pyggy.core.model import Topic
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire import routing
 from pyggy.kafka_wire.context import Connection
@@ -18,7 +19,7 @@ from pyggy.kafka_wire.topics import KafkaError, topic_id
 NO_OPERATIONS = authz.NOT_REQUESTED
 
 
-def topic_entry(conn: Connection, name: str, t, operations: int = NO_OPERATIONS) -> dict:
+def topic_entry(conn: Connection, name: str, t: Topic, operations: int = NO_OPERATIONS) -> dict:
     return {"error_code": ErrorCode.NONE, "name": name, "topic_id": topic_id(t),
             "is_internal": False, "partitions": routing.partitions(conn, t),
             "topic_authorized_operations": operations}
@@ -28,7 +29,7 @@ def _error(code: int, name: str) -> dict:
     return {"error_code": code, "name": name, "topic_id": bytes(16), "partitions": []}
 
 
-async def _named(conn: Connection, name: str, allow_create: bool) -> tuple[object | None, int]:
+async def _named(conn: Connection, name: str, allow_create: bool) -> tuple[Topic | None, int]:
     """(topic, NONE) or (None, its error) for a topic named in the request."""
     server = conn.server
     s = server.settings
@@ -55,7 +56,7 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
     requested = req.get("topics")
     with_ops = version >= 8 and req.get("include_topic_authorized_operations", False)
 
-    def entry(name: str, t) -> dict:
+    def entry(name: str, t: Topic) -> dict:
         ops = authz.topic_operations(conn, t) if with_ops else NO_OPERATIONS
         return topic_entry(conn, name, t, ops)
 

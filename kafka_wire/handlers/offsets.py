@@ -8,6 +8,8 @@ Each needs the group's right and, per topic, the topic's (kafka_wire/authorizer.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.groups import FetchedOffset
@@ -24,7 +26,7 @@ def _by_topic(rows: list[tuple[str, dict]]) -> list[dict]:
     return [{"name": name, "partitions": parts} for name, parts in topics.items()]
 
 
-def _topic_errors(conn: Connection, names) -> dict[str, int]:
+def _topic_errors(conn: Connection, names: Iterable[str]) -> dict[str, int]:
     """The topics (of these names) the principal may not touch, with their error."""
     topics = conn.server.topics
     out = {}

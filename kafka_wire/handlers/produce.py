@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from pyggy.core.errors import ErrorCode as IggyCode
 from pyggy.core.errors import IggyError
+from pyggy.core.model import Topic
 from pyggy.core.records import kafka_batch
 from pyggy.core.records.compression import DEFAULT_LIMIT
 from pyggy.kafka_wire import authorizer as authz
@@ -52,7 +53,8 @@ def _append_error(code: int) -> int:
         else ErrorCode.KAFKA_STORAGE_ERROR
 
 
-async def _produce(conn: Connection, t, index: int, records) -> dict:
+async def _produce(conn: Connection, t: Topic | None, index: int,
+                   records: bytes | memoryview | None) -> dict:
     server = conn.server
     if t is None or not 0 <= index < len(t.partitions):
         return _partition_result(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)

@@ -21,7 +21,7 @@ import time
 
 from pyggy.core.errors import IggyError
 from pyggy.core.model import User
-from pyggy.kafka_wire.context import CloseConnection, Connection
+from pyggy.kafka_wire.context import CloseConnection, Connection, Message
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.scram import ScramError, ScramExchange
 
@@ -75,7 +75,6 @@ async def _step(conn: Connection, token: bytes) -> tuple[bytes, bool]:
             _, credential = logins.scram_credential(ex.username, conn.mechanism)
             conn.exchange = ex
             return ex.server_first(credential), False
-        assert isinstance(ex, ScramExchange)
         conn.exchange = None
         ok, server_final = ex.final(token)
     except ScramError as e:
@@ -133,7 +132,7 @@ def handshake(conn: Connection, req: dict, version: int) -> dict:
 
 
 async def authenticate(conn: Connection, req: dict, version: int) -> dict:
-    out = {"error_code": ErrorCode.NONE, "error_message": None, "auth_bytes": b"",
+    out: Message = {"error_code": ErrorCode.NONE, "error_message": None, "auth_bytes": b"",
            "session_lifetime_ms": 0}
     if conn.sasl != V1_TOKEN:
         conn.close_after_reply = True

@@ -25,9 +25,9 @@ def describe(conn: Connection, req: dict, version: int) -> dict:
     wanted = [u["name"] for u in req["users"] or ()]
     results = []
     if not wanted:  # every user that has credentials
-        for u in engine.identity.users():
-            if u.scram:
-                results.append(_result(u.username, u.scram))
+        for user in engine.identity.users():
+            if user.scram:
+                results.append(_result(user.username, user.scram))
     for name in dict.fromkeys(wanted):
         u = engine.identity.get_user(name)
         if wanted.count(name) > 1:

@@ -58,6 +58,8 @@ class KafkaConstruct(Construct):
 class Scalar(KafkaConstruct):
     """A fixed-width big-endian number or boolean (``struct`` format char ``fmt``)."""
 
+    fmt: str
+
     def __init__(self, fmt: str) -> None:
         super().__init__()
         self.fmt = fmt

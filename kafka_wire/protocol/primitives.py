@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from .errors import KafkaDecodeError
@@ -379,31 +379,31 @@ def _flat(b: Buffer) -> Buffer:
     return b
 
 
-def w_bytes(io: Any, b: Buffer) -> None:
+def w_bytes(io: Any, b: Buffer | RecordParts) -> None:
     if type(b) is RecordParts:
         io.write(I32.pack(b.nbytes))
         for part in b.parts:
             io.write(part)
         return
-    b = _flat(b)
+    b = _flat(cast(Buffer, b))  # not RecordParts (`type() is`: the quicker test, no subclass)
     io.write(I32.pack(len(b)))
     io.write(b)
 
 
-def w_nbytes(io: Any, b: Buffer | None) -> None:
+def w_nbytes(io: Any, b: Buffer | RecordParts | None) -> None:
     if b is None:
         io.write(_NULL32)
     else:
         w_bytes(io, b)
 
 
-def w_cbytes(io: Any, b: Buffer) -> None:
+def w_cbytes(io: Any, b: Buffer | RecordParts) -> None:
     if type(b) is RecordParts:
         io.write(uvarint(b.nbytes + 1))
         for part in b.parts:
             io.write(part)
         return
-    b = _flat(b)
+    b = _flat(cast(Buffer, b))  # not RecordParts, as in w_bytes
     io.write(uvarint(len(b) + 1))
     io.write(b)
 

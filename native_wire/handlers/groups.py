@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pyggy.core import permissions as perm
+from pyggy.core.model import Identifier, Topic
 from pyggy.native_wire.codec import primitives as p
 from pyggy.native_wire.codec import responses as rsp
 from pyggy.native_wire.codec.reader import Reader
 from pyggy.native_wire.context import Context
 
 
-def _topic(ctx: Context, r: Reader, sync: bool = False):
+def _topic(ctx: Context, r: Reader, sync: bool = False) -> Topic:
     """The topic, if the user may manage its consumer groups: read_topic, as in Iggy (the
     SDK's permission docs: reading a topic includes managing its groups; polling does not).
     SYNC only reports the caller's own assignment, so poll_messages is enough for it."""
@@ -20,7 +21,7 @@ def _topic(ctx: Context, r: Reader, sync: bool = False):
     return t
 
 
-def _group(ctx: Context, r: Reader, sync: bool = False):
+def _group(ctx: Context, r: Reader, sync: bool = False) -> tuple[Topic, Identifier]:
     """(topic, group identifier) of a request that names stream, topic and group."""
     t = _topic(ctx, r, sync)
     ident = p.decode_identifier(r)

@@ -7,6 +7,7 @@ import uuid
 from pyggy.core import permissions as perm
 from pyggy.core.engine import CONSUMER_GROUP
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.model import ConsumerGroup
 from pyggy.core.records import iggy_batch
 from pyggy.native_wire.codec import primitives as p
 from pyggy.native_wire.codec import responses as rsp
@@ -29,12 +30,13 @@ async def send_messages(ctx: Context, r: Reader) -> bytes:
     t = ctx.engine.metadata.topic(sid, tid)
     perm.ensure(perm.send_messages(ctx.user, t.stream_id, t.id))
     if ctx.classic:
-        batch = iggy_batch.classic_frames_to_batch(r.rest(), count, id_factory=_uuid)
+        batch: bytearray | memoryview = iggy_batch.classic_frames_to_batch(
+            r.rest(), count, id_factory=_uuid)
     else:
         batch = r.rest()
     confirmation = await ctx.engine.data.append(t.stream_id, t.id, partitioning, batch, count)
     if ctx.span is not None:  # telemetry on: attributes, links to traceparent headers
-        ctx.span.on_send(ctx.engine.metadata.stream(t.stream_id).name, t.name,  # type: ignore[attr-defined]
+        ctx.span.on_send(ctx.engine.metadata.stream(t.stream_id).name, t.name,
                          confirmation[2], confirmation[3], count, batch)
     if ctx.classic:
         return b""  # the 0.8 server answers SendMessages with an empty body
@@ -72,7 +74,7 @@ async def poll_messages(ctx: Context, r: Reader) -> bytes | list:
     result = await ctx.engine.data.poll_async(t.stream_id, t.id, partition_id, strategy, value,
                                          count, kind, consumer, auto_commit, member)
     if ctx.span is not None:
-        ctx.span.on_poll(ctx.engine.metadata.stream(t.stream_id).name, t.name,  # type: ignore[attr-defined]
+        ctx.span.on_poll(ctx.engine.metadata.stream(t.stream_id).name, t.name,
                          result.partition_id, result.current_offset, result.count,
                          sum(len(c) for c in result.chunks))
     if ctx.classic:
@@ -84,7 +86,8 @@ async def poll_messages(ctx: Context, r: Reader) -> bytes | list:
             *result.chunks]
 
 
-def _classic_group_partition(ctx: Context, stream_id: int, topic_id: int, g) -> int | None:
+def _classic_group_partition(ctx: Context, stream_id: int, topic_id: int,
+                             g: ConsumerGroup) -> int | None:
     """0.8 group polls carry no partition: the server picks the member's partitions in turn
     (one step per poll, as the 0.8 server's per-member ``partition_index``)."""
     owned = g.members[ctx.session.client_id].partitions

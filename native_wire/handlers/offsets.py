@@ -5,13 +5,14 @@ from __future__ import annotations
 from pyggy.core import permissions as perm
 from pyggy.core.engine import CONSUMER_GROUP
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.model import Identifier, Topic
 from pyggy.native_wire.codec import primitives as p
 from pyggy.native_wire.codec import responses as rsp
 from pyggy.native_wire.codec.reader import Reader
 from pyggy.native_wire.context import Context
 
 
-def _target(ctx: Context, r: Reader):
+def _target(ctx: Context, r: Reader) -> tuple[int, Identifier, Topic, int | None]:
     kind, consumer = p.decode_consumer(r)
     t = ctx.engine.metadata.topic(p.decode_identifier(r), p.decode_identifier(r))
     perm.ensure(perm.poll_messages(ctx.user, t.stream_id, t.id))
@@ -25,7 +26,8 @@ def get_offset(ctx: Context, r: Reader) -> bytes:
     return b"" if found is None else rsp.encode_consumer_offset(*found)
 
 
-def _classic_checks(ctx: Context, kind: int, consumer, t, partition_id: int | None,
+def _classic_checks(ctx: Context, kind: int, consumer: Identifier, t: Topic,
+                    partition_id: int | None,
                     offset: int | None = None) -> None:
     """What the 0.8 server refuses: a group offset written by a non-member (5006), an offset
     beyond the partition's newest one or on a partition that never held a message (4100)."""

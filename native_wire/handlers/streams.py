@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pyggy.core import permissions as perm
+from pyggy.core.model import Stream
 from pyggy.native_wire.codec import primitives as p
 from pyggy.native_wire.codec import responses as rsp
 from pyggy.native_wire.codec.reader import Reader
 from pyggy.native_wire.context import Context
 
 
-def _details(ctx: Context, stream) -> bytes:
+def _details(ctx: Context, stream: Stream) -> bytes:
     if ctx.classic:
         return rsp.encode_stream_details_classic(stream)
     return rsp.encode_stream_details(stream)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from pyggy.core import permissions as perm
-from pyggy.core.model import NEVER_EXPIRE, UNLIMITED_SIZE
+from pyggy.core.model import NEVER_EXPIRE, UNLIMITED_SIZE, Topic
 from pyggy.core.options import UINT8, UINT64
 from pyggy.native_wire.codec import primitives as p
 from pyggy.native_wire.codec import responses as rsp
@@ -15,7 +15,7 @@ from pyggy.native_wire.context import Context
 _U64 = struct.Struct("<Q")
 
 
-def _details(ctx: Context, topic) -> bytes:
+def _details(ctx: Context, topic: Topic) -> bytes:
     if ctx.classic:
         return rsp.encode_topic_details_classic(topic)
     return rsp.encode_topic_details(topic)
@@ -69,7 +69,7 @@ async def create_topic(ctx: Context, r: Reader) -> bytes:
     return _details(ctx, await ctx.engine.metadata.create_topic(s.id, name, count, options))
 
 
-def _managed_topic(ctx: Context, r: Reader):
+def _managed_topic(ctx: Context, r: Reader) -> Topic:
     """The topic named by the request's stream and topic identifiers, if the user manages it."""
     t = ctx.engine.metadata.topic(p.decode_identifier(r), p.decode_identifier(r))
     perm.ensure(perm.manage_topic(ctx.user, t.stream_id, t.id))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pyggy.core import permissions as perm
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.model import User
 from pyggy.native_wire.codec import primitives as p
 from pyggy.native_wire.codec import responses as rsp
 from pyggy.native_wire.codec.reader import Reader
 from pyggy.native_wire.context import Context
 
 
-def _details(ctx: Context, user) -> bytes:
+def _details(ctx: Context, user: User) -> bytes:
     return rsp.encode_user_details_classic(user) if ctx.classic else rsp.encode_user_details(user)
 
 

@@ -32,6 +32,10 @@ import os
 import platform
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without it
+    from pyggy.bench.workload import Params
 
 MODE_HELP = {
     "pinned-producer": "producers only, each pinned to one stream",
@@ -165,7 +169,7 @@ def _legacy(args: argparse.Namespace) -> None:
         os._exit(0)
 
 
-def params_from_args(args: argparse.Namespace):
+def params_from_args(args: argparse.Namespace) -> Params:
     from pyggy.bench.workload import Params
 
     address = args.address or ("127.0.0.1:8090" if args.protocol == "native"

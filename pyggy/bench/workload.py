@@ -19,11 +19,27 @@ import math
 import os
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 MODES = ("pinned-producer", "pinned-consumer", "producer-consumer", "consumer-group",
          "end-to-end")
 _U64 = struct.Struct("<Q")
+
+if TYPE_CHECKING:  # the shared objects bench/runner.py hands each worker process
+    from multiprocessing.queues import Queue
+    from multiprocessing.sharedctypes import SynchronizedArray
+    from multiprocessing.synchronize import Event, Semaphore
+
+    Counters = SynchronizedArray[int]
+    Results = Queue[tuple[Any, ...]]
+
+
+class SharedFloat(Protocol):
+    """A `multiprocessing.Value("d", lock=False)`: the time the run stops (0: not yet)."""
+
+    value: float
 
 
 @dataclass
@@ -79,7 +95,7 @@ class Params:
         return asdict(self)
 
 
-def _wait_go(go, ready) -> None:
+def _wait_go(go: Event, ready: Semaphore) -> None:
     ready.release()
     go.wait()
 
@@ -106,7 +122,8 @@ def native_setup(p: Params) -> None:
     c.close()
 
 
-def native_producer(p: Params, i: int, counters, go, ready, results, stop_at) -> None:
+def native_producer(p: Params, i: int, counters: Counters, go: Event, ready: Semaphore,
+                    results: Results, stop_at: SharedFloat) -> None:
     from pyggy.core.records import iggy_batch
     from pyggy.native_client import NativeClient
 
@@ -143,8 +160,8 @@ def native_producer(p: Params, i: int, counters, go, ready, results, stop_at) ->
     c.close()
 
 
-def native_consumer(p: Params, j: int, slot: int, counters, go, ready, results,
-                    stop_at) -> None:
+def native_consumer(p: Params, j: int, slot: int, counters: Counters, go: Event,
+                    ready: Semaphore, results: Results, stop_at: SharedFloat) -> None:
     from pyggy.native_client import NativeClient
 
     c = NativeClient(p.address)
@@ -173,6 +190,7 @@ def native_consumer(p: Params, j: int, slot: int, counters, go, ready, results,
                 break
             s = n // p.messages_per_batch % p.streams if p.streams > 1 else 0
             t0 = time.perf_counter()
+            reply: int | memoryview
             got, reply = c.poll_group(p.stream_name(s), "t", "bench-group",
                                       p.messages_per_batch)
         else:
@@ -238,7 +256,8 @@ def _kafka_topic(p: Params, s: int) -> str:
     return p.extra.get("kafka_topics", {}).get(s, p.stream_name(s))
 
 
-def kafka_producer(p: Params, i: int, counters, go, ready, results, stop_at) -> None:
+def kafka_producer(p: Params, i: int, counters: Counters, go: Event, ready: Semaphore,
+                   results: Results, stop_at: SharedFloat) -> None:
     from confluent_kafka import Producer
 
     batch_bytes = p.message_size * p.messages_per_batch
@@ -256,8 +275,8 @@ def kafka_producer(p: Params, i: int, counters, go, ready, results, stop_at) -> 
     lat: list[float] = []
     acked = [0]
 
-    def report(t0: float, count: int):
-        def cb(err, msg) -> None:
+    def report(t0: float, count: int) -> Callable[[object, object], None]:
+        def cb(err: object, msg: object) -> None:
             if err is None:
                 lat.append((time.perf_counter() - t0) * 1e6)
                 acked[0] += count
@@ -300,8 +319,8 @@ def kafka_producer(p: Params, i: int, counters, go, ready, results, stop_at) -> 
     results.put(("producer", i, n, nbytes, start, time.perf_counter(), lat))
 
 
-def kafka_consumer(p: Params, j: int, slot: int, counters, go, ready, results,
-                   stop_at) -> None:
+def kafka_consumer(p: Params, j: int, slot: int, counters: Counters, go: Event,
+                   ready: Semaphore, results: Results, stop_at: SharedFloat) -> None:
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     group = p.mode == "consumer-group"

@@ -65,7 +65,7 @@ def test_advance_start_deletes_whole_segments_below_and_persists(tmp_path: Path)
     assert len(log.segments) < len(starts)
     # reads start at the batch holding 25 (the door slices the records below it away)
     refs = log.read(0, 100)
-    assert refs[0].base_offset <= 25 < refs[0].base_offset + refs[0].count
+    assert refs[0].base_offset <= 25 < refs[0].base_offset + refs[0].record_count
     # lower or equal offsets change nothing
     assert log.advance_start(10) == 25 and log.advance_start(25) == 25
     with pytest.raises(ValueError):

@@ -57,7 +57,7 @@ def test_recognise_kafka_compressed_and_log_append_time() -> None:
     data = _kafka(0, 50, compression=4)
     kb.stamp_batch(data, 7, log_append_time_ms=T_MS + 10_000)
     found = recognise(memoryview(data), 7)
-    assert found is not None and found.count == 50
+    assert found is not None and found.record_count == 50
     assert found.max_timestamp == (T_MS + 10_000) * 1000
 
 
@@ -101,7 +101,7 @@ def test_partition_log_recovers_mixed_batches(tmp_path: Path) -> None:
     assert log.next_offset == 9
     assert os.path.getsize(tmp_path / "00000000000000000000.log") == size
     refs = log.read(0, 100)
-    assert [(r.encoding, r.base_offset, r.count) for r in refs] == [
+    assert [(r.encoding, r.base_offset, r.record_count) for r in refs] == [
         (ENCODING_KAFKA, 0, 3), (ENCODING_IGGY, 3, 2), (ENCODING_KAFKA, 5, 4)]
     assert [bytes(r.data) for r in refs] == [bytes(b[0]) for b in batches]
     log.close()

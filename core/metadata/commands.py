@@ -1,0 +1,204 @@
+"""The metadata commands: what the engine appends to the state log and the state machine applies.
+
+Each command is a JSON object whose `type` names it; these TypedDicts are their shapes (the
+state log stores them as JSON, so a tuple below comes back from a replay as a JSON array of the
+same items). A key marked NotRequired is absent from logs written before it existed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NotRequired, TypedDict, get_args, get_type_hints
+
+# an option as the log keeps it: (key, kind, value as hex)
+EncodedOption = tuple[str, int, str]
+# a SCRAM credential by mechanism: (salt hex, iterations, stored key hex, server key hex)
+EncodedScram = dict[str, tuple[str, int, str, str]]
+# ids are ints in memory and strings once JSON has made them object keys
+EncodedId = int | str
+
+
+class TopicPermissionsDict(TypedDict):
+    manage_topic: bool
+    read_topic: bool
+    poll_messages: bool
+    send_messages: bool
+
+
+class StreamFlagsDict(TypedDict):
+    manage_stream: bool
+    read_stream: bool
+    manage_topics: bool
+    read_topics: bool
+    poll_messages: bool
+    send_messages: bool
+
+
+class StreamPermissionsDict(StreamFlagsDict):
+    topics: NotRequired[dict[EncodedId, TopicPermissionsDict]]
+
+
+class GlobalPermissionsDict(TypedDict):
+    manage_servers: bool
+    read_servers: bool
+    manage_users: bool
+    read_users: bool
+    manage_streams: bool
+    read_streams: bool
+    manage_topics: bool
+    read_topics: bool
+    poll_messages: bool
+    send_messages: bool
+
+
+class PermissionsDict(TypedDict):
+    """`dataclasses.asdict` of a `core.model.Permissions`."""
+
+    global_: GlobalPermissionsDict
+    streams: NotRequired[dict[EncodedId, StreamPermissionsDict]]
+
+
+class CreateStream(TypedDict):
+    type: Literal["create_stream"]
+    name: str
+    created_at: int
+
+
+class UpdateStream(TypedDict):
+    type: Literal["update_stream"]
+    stream_id: int
+    name: str
+
+
+class DeleteStream(TypedDict):
+    type: Literal["delete_stream"]
+    stream_id: int
+
+
+class CreateTopic(TypedDict):
+    type: Literal["create_topic"]
+    stream_id: int
+    name: str
+    partitions_count: int
+    options: list[EncodedOption]
+    created_at: int
+
+
+class UpdateTopic(TypedDict):
+    type: Literal["update_topic"]
+    stream_id: int
+    topic_id: int
+    name: str
+    options: list[EncodedOption]
+    reset: NotRequired[list[str]]  # option keys back to their defaults first
+
+
+class DeleteTopic(TypedDict):
+    type: Literal["delete_topic"]
+    stream_id: int
+    topic_id: int
+
+
+class CreatePartitions(TypedDict):
+    type: Literal["create_partitions"]
+    stream_id: int
+    topic_id: int
+    count: int
+    created_at: int
+
+
+class DeletePartitions(TypedDict):
+    type: Literal["delete_partitions"]
+    stream_id: int
+    topic_id: int
+    count: int
+
+
+class CreateGroup(TypedDict):
+    type: Literal["create_group"]
+    stream_id: int
+    topic_id: int
+    name: str
+
+
+class DeleteGroup(TypedDict):
+    type: Literal["delete_group"]
+    stream_id: int
+    topic_id: int
+    group_id: int
+
+
+class CreateUser(TypedDict):
+    type: Literal["create_user"]
+    username: str
+    password_hash: str
+    scram: NotRequired[EncodedScram | None]
+    status: int
+    permissions: PermissionsDict | None
+    created_at: int
+
+
+class UpdateUser(TypedDict):
+    type: Literal["update_user"]
+    user_id: int
+    username: str | None  # None: unchanged
+    status: int | None  # None: unchanged
+
+
+class DeleteUser(TypedDict):
+    type: Literal["delete_user"]
+    user_id: int
+
+
+class UpdatePermissions(TypedDict):
+    type: Literal["update_permissions"]
+    user_id: int
+    permissions: PermissionsDict | None
+
+
+class ChangePassword(TypedDict):
+    type: Literal["change_password"]
+    user_id: int
+    password_hash: str
+    scram: NotRequired[EncodedScram | None]
+
+
+class SetScram(TypedDict):
+    type: Literal["set_scram"]
+    user_id: int
+    mechanism: str
+    salt: str
+    iterations: int
+    stored_key: str
+    server_key: str
+
+
+class DeleteScram(TypedDict):
+    type: Literal["delete_scram"]
+    user_id: int
+    mechanism: str
+
+
+class CreateToken(TypedDict):
+    type: Literal["create_token"]
+    user_id: int
+    name: str
+    token_hash: str
+    expiry_at: int
+
+
+class DeleteToken(TypedDict):
+    type: Literal["delete_token"]
+    user_id: int
+    name: str
+
+
+MetadataCommand = (
+    CreateStream | UpdateStream | DeleteStream | CreateTopic | UpdateTopic | DeleteTopic
+    | CreatePartitions | DeletePartitions | CreateGroup | DeleteGroup | CreateUser | UpdateUser
+    | DeleteUser | UpdatePermissions | ChangePassword | SetScram | DeleteScram | CreateToken
+    | DeleteToken
+)
+
+# every command's `type`, the names the state machine applies
+COMMAND_TYPES: frozenset[str] = frozenset(
+    get_args(get_type_hints(command)["type"])[0] for command in get_args(MetadataCommand))
