@@ -7,6 +7,11 @@ clients keep sending full fetches. Offsets in archived (tiered) segments are rea
 archive without blocking the event loop; if the archive cannot be read, or a stored batch fails
 its checksum and no verified copy repairs it, that partition answers KAFKA_STORAGE_ERROR
 (retriable) — corrupt bytes are never sent.
+
+`max_bytes` bounds the whole response: only the first non-empty partition may exceed it (by its
+first batch, so a record larger than the limit can still be read); a later partition whose
+first batch does not fit in what remains is answered without records, as Kafka does (Kafka
+sends a truncated batch there; clients drop it and fetch that partition again).
 """
 
 from __future__ import annotations
@@ -47,13 +52,16 @@ async def _partition(conn: Connection, t, denied: int, p: dict, budget: list[int
         out["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
         return out
     data = chunks[0] if len(chunks) == 1 else RecordParts(chunks)  # written uncopied
+    if budget[1] and len(data) > limit:  # only the first non-empty partition may exceed
+        return out
+    budget[1] = 1
     budget[0] -= len(data)
     out["records"] = data
     return out
 
 
 async def _respond(conn: Connection, req: dict, resolved: list) -> tuple[dict, int]:
-    budget = [req.get("max_bytes", 0x7FFFFFFF)]
+    budget = [req.get("max_bytes", 0x7FFFFFFF), 0]  # bytes left, whether any were taken
     responses = []
     total = 0
     for topic, t, denied in resolved:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 
 import pytest
@@ -195,3 +197,30 @@ def test_kafka_to_iggy_and_back(kafka_server: PyggyServer, topic: str):
     assert [g.offset for g in got] == list(range(5))
     assert [(g.key, g.value, g.headers) for g in got] == [
         (r.key, r.value, r.headers) for r in sent] + [(None, b"from iggy", ())]
+
+
+def test_large_records_from_two_partitions_respect_fetch_max_bytes(kafka_server: PyggyServer,
+                                                                   topic: str):
+    """~900 KB records in two partitions, a consumer whose fetch.max.bytes is 1 MB and whose
+    receive buffer is just above it: each Fetch carries one partition's batch (never ~1.8 MB,
+    which librdkafka rejects as "Invalid response size" and retries forever)."""
+    values = [(part, os.urandom(900_000)) for _ in range(3) for part in (0, 1)]
+    p = producer(kafka_server, compression_type="none", linger_ms=0)
+    for part, value in values:
+        p.produce(topic, value=value, partition=part)
+    assert p.flush(30) == 0
+    log = logging.getLogger(f"librdkafka.{topic}")
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    log.addHandler(handler)
+    c = Consumer({"bootstrap.servers": kafka_server.kafka_address, "group.id": topic,
+                  "enable.auto.commit": False, "fetch.max.bytes": 1_000_000,
+                  "receive.message.max.bytes": 1_000_512}, logger=log)
+    try:
+        c.assign([TopicPartition(topic, part, OFFSET_BEGINNING) for part in (0, 1)])
+        got = consume(c, len(values), timeout=30)
+    finally:
+        c.close()
+    assert sorted((g.partition, g.value) for g in got) == sorted(values)
+    assert not [line for line in lines if "Invalid response size" in line], lines[:3]
