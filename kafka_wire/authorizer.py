@@ -65,12 +65,14 @@ RULES: dict[int, dict[int, int]] = {
     29: {USERS: DESCRIBE},  # DescribeAcls
     30: {USERS: ALTER},  # CreateAcls
     31: {USERS: ALTER},  # DeleteAcls
-    32: {TOPIC: DESCRIBE_CONFIGS, CLUSTER: DESCRIBE_CONFIGS},  # DescribeConfigs
+    32: {TOPIC: DESCRIBE_CONFIGS, CLUSTER: DESCRIBE_CONFIGS,  # DescribeConfigs
+         GROUP: DESCRIBE_CONFIGS},
     33: {TOPIC: ALTER_CONFIGS, CLUSTER: ALTER_CONFIGS},  # AlterConfigs
     36: {},  # SaslAuthenticate: before authentication
     37: {TOPIC: ALTER},  # CreatePartitions
     42: {GROUP: DELETE},  # DeleteGroups
-    44: {TOPIC: ALTER_CONFIGS, CLUSTER: ALTER_CONFIGS},  # IncrementalAlterConfigs
+    44: {TOPIC: ALTER_CONFIGS, CLUSTER: ALTER_CONFIGS,  # IncrementalAlterConfigs
+         GROUP: ALTER_CONFIGS},
     47: {GROUP: DELETE, TOPIC: READ},  # OffsetDelete
     48: {CLUSTER: DESCRIBE_CONFIGS},  # DescribeClientQuotas
     50: {USERS: DESCRIBE},  # DescribeUserScramCredentials

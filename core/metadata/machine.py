@@ -74,6 +74,8 @@ class MetadataStateMachine:
     def __init__(self) -> None:
         self.streams: dict[int, Stream] = {}
         self.users: dict[int, User] = {}
+        # dynamic configs of Kafka consumer groups (KIP-848 group configs), by group id
+        self.group_configs: dict[str, dict[str, str]] = {}
 
     # -- lookups ---------------------------------------------------------------------------
     @staticmethod
@@ -201,6 +203,13 @@ class MetadataStateMachine:
     def _delete_group(self, c: dict) -> ConsumerGroup:
         g = self.group(c["stream_id"], c["topic_id"], c["group_id"])
         return self.topic(c["stream_id"], c["topic_id"]).groups.pop(g.id)
+
+    def _set_group_configs(self, c: dict) -> None:
+        """Replace a Kafka group's dynamic configs (an empty set removes them)."""
+        if c["configs"]:
+            self.group_configs[c["group"]] = dict(c["configs"])
+        else:
+            self.group_configs.pop(c["group"], None)
 
     def _create_user(self, c: dict) -> User:
         check_name(c["username"], ErrorCode.INVALID_USERNAME)

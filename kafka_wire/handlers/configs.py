@@ -6,12 +6,21 @@ mapped options), DEFAULT_CONFIG otherwise. Alter* change the topic's Iggy option
 engine (`update_topic`), so both doors see the change; `segment.bytes` cannot change after
 creation (Iggy's segment_size is fixed), which is refused with INVALID_CONFIG.
 The broker resource (type 4) is described with this node's settings; it cannot be altered.
+Group resources (type 32, KIP-848 group configs, `kafka_wire.group_configs`) are described
+with source GROUP_CONFIG when set, DEFAULT_CONFIG otherwise, and altered incrementally
+(SET/DELETE) through the engine's command log; the principal needs the group's permission.
 """
 
 from __future__ import annotations
 
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
+from pyggy.kafka_wire.group_configs import (
+    GROUP_CONFIGS,
+    check_group_name,
+    check_intervals,
+    validate_group_config,
+)
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.topics import (
     BOOLEAN,
@@ -33,7 +42,8 @@ from pyggy.kafka_wire.topics import (
     validate_config,
 )
 
-TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS = 2, 4, 8, 16
+TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP = 2, 4, 8, 16, 32
+GROUP_CONFIG = 8  # DescribeConfigs config source of a group config (KIP-848)
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
@@ -107,6 +117,49 @@ def _broker(conn: Connection, name: str, keys, synonyms: bool) -> list[dict]:
     return out
 
 
+def _group(conn: Connection, name: str, keys, synonyms: bool) -> list[dict]:
+    _check_group(conn, name)
+    dynamic = conn.server.engine.consumers.group_configs(name)
+    out = []
+    for cname, d in sorted(GROUP_CONFIGS.items()):
+        if keys is not None and cname not in keys:
+            continue
+        value = dynamic.get(cname, d.default)
+        source = GROUP_CONFIG if cname in dynamic else DEFAULT_CONFIG
+        syn = [{"name": cname, "value": value, "source": source}] if synonyms else []
+        out.append(_entry(cname, value, source, False, d.type, syn))
+    return out
+
+
+def _check_group(conn: Connection, name: str) -> None:
+    check_group_name(name)
+    if denied := authz.group(conn, name):
+        raise KafkaError(denied, "Group authorization failed.")
+
+
+async def _alter_group(conn: Connection, r: dict, validate_only: bool) -> None:
+    name = r["resource_name"]
+    _check_group(conn, name)
+    _duplicate_keys(r["configs"])
+    desired = conn.server.engine.consumers.group_configs(name)
+    for c in r["configs"]:
+        cname, op, value = c["name"], c["config_operation"], c["value"]
+        if op == DELETE:
+            desired.pop(cname, None)
+        elif op == SET and value is not None:
+            desired[cname] = validate_group_config(cname, value)
+        elif op in (APPEND, SUBTRACT):
+            verb = "APPEND" if op == APPEND else "SUBTRACT"
+            raise KafkaError(ErrorCode.INVALID_CONFIG,
+                             f"Can't {verb} to key {cname} because its type is not LIST.")
+        else:
+            raise KafkaError(ErrorCode.INVALID_REQUEST, f"Invalid operation {op} or null value "
+                                                        f"for {cname}")
+    check_intervals(desired)
+    if not validate_only:
+        await conn.server.engine.consumers.set_group_configs(name, desired)
+
+
 def _check_broker(conn: Connection, name: str) -> None:
     node = conn.server.settings.node_id
     if name not in ("", str(node)):
@@ -129,6 +182,8 @@ def describe_configs(conn: Connection, req: dict, version: int) -> dict:
                 out["configs"] = _topic(conn, name, keys, req["include_synonyms"])
             elif rtype == BROKER:
                 out["configs"] = _broker(conn, name, keys, req["include_synonyms"])
+            elif rtype == GROUP:
+                out["configs"] = _group(conn, name, keys, req["include_synonyms"])
             elif rtype == BROKER_LOGGER:
                 _check_broker(conn, name)  # no logger levels are exposed: none to describe
             elif rtype == CLIENT_METRICS:  # no client metrics subscriptions: none to describe
@@ -189,6 +244,8 @@ async def _alter_legacy(conn: Connection, r: dict, validate_only: bool) -> None:
 
 
 async def _alter_incremental(conn: Connection, r: dict, validate_only: bool) -> None:
+    if r["resource_type"] == GROUP:
+        return await _alter_group(conn, r, validate_only)
     if r["resource_type"] != TOPIC:
         return _not_topic(conn, r)
     t = _resolve(conn, r["resource_name"])
