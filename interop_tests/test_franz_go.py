@@ -51,6 +51,7 @@ ALLOWLIST = (
     "TestIssueFetchLargerThanBrokerMaxReadBytes",
     "TestPooling",
     "TestConsumeMaxDecompressBatchBytes",
+    "TestConsumeRegex",
     # groups (classic; the KIP-848 variants skip on pyggy)
     "TestIssue434",
     "TestIssue523",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
-from pyggy.kafka_wire.topics import KafkaError, topic_id
+from pyggy.kafka_wire.topics import INTERNAL_TOPICS, KafkaError, topic_id
 
 NO_OPERATIONS = authz.NOT_REQUESTED
 
@@ -24,7 +24,7 @@ def partitions(t, node_id: int) -> list[dict]:
 
 def topic_entry(name: str, t, node_id: int, operations: int = NO_OPERATIONS) -> dict:
     return {"error_code": ErrorCode.NONE, "name": name, "topic_id": topic_id(t),
-            "is_internal": False, "partitions": partitions(t, node_id),
+            "is_internal": name in INTERNAL_TOPICS, "partitions": partitions(t, node_id),
             "topic_authorized_operations": operations}
 
 

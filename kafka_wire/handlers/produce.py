@@ -18,7 +18,7 @@ from pyggy.core.records.compression import DEFAULT_LIMIT
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import CloseConnection, Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
-from pyggy.kafka_wire.topics import topic_config
+from pyggy.kafka_wire.topics import INTERNAL_TOPICS, topic_config
 
 
 def _partition_result(index: int, error: int, base: int = -1, start: int = -1,
@@ -99,6 +99,8 @@ async def handle(conn: Connection, req: dict, version: int) -> dict | None:
         else:
             t = conn.server.topics.resolve(td["name"])
             denied = authz.topic_by_name(conn, td["name"], t)
+            if not denied and td["name"] in INTERNAL_TOPICS:  # Kafka: "Cannot append to
+                denied = ErrorCode.INVALID_TOPIC_EXCEPTION  # internal topic"
             parts = [_partition_result(pd["index"], denied) if denied
                      else await _produce(conn, t, pd["index"], pd["records"])
                      for pd in td["partition_data"]]
