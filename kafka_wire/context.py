@@ -12,6 +12,7 @@ from pyggy.core.model import Topic, User
 from pyggy.kafka_wire.producers import ProducerStates
 from pyggy.kafka_wire.settings import KafkaSettings
 from pyggy.kafka_wire.topics import TopicMap
+from pyggy.kafka_wire.transactions import TransactionCoordinator
 
 
 class CloseConnection(Exception):
@@ -52,6 +53,7 @@ class KafkaServer:
     engine: LogEngine
     settings: KafkaSettings = field(default_factory=KafkaSettings)
     topics: TopicMap = field(init=False)
+    txn: TransactionCoordinator = field(init=False)
     producers: ProducerStates = field(default_factory=ProducerStates)
     waiters: AppendWaiters = field(default_factory=AppendWaiters)
     coordinator: object | None = None  # kafka_wire.groups.GroupCoordinator, set by the server
@@ -62,6 +64,7 @@ class KafkaServer:
         if self.logins is None:
             self.logins = Logins(self.engine)
         self.topics = TopicMap(self.engine, self.settings)
+        self.txn = TransactionCoordinator(self)
         self.engine.append_listeners.append(self.waiters.appended)
         self.engine.delete_listeners.append(self.forget_deleted)
 

@@ -29,6 +29,7 @@ from pyggy.core.model import (
     User,
 )
 from pyggy.core.options import topic_options
+from pyggy.core.transactions import TransactionState
 
 MAX_PARTITIONS = 100_000
 
@@ -76,6 +77,7 @@ class MetadataStateMachine:
         self.users: dict[int, User] = {}
         # dynamic configs of Kafka consumer groups (KIP-848 group configs), by group id
         self.group_configs: dict[str, dict[str, str]] = {}
+        self.txns = TransactionState()  # Kafka transactions: `txn_*` commands
 
     # -- lookups ---------------------------------------------------------------------------
     @staticmethod
@@ -115,6 +117,8 @@ class MetadataStateMachine:
 
     # -- apply -----------------------------------------------------------------------------
     def apply(self, cmd: dict) -> Any:
+        if cmd["type"].startswith("txn_"):
+            return self.txns.apply(cmd)
         handler = getattr(self, "_" + cmd["type"], None)
         if handler is None:
             raise IggyError(ErrorCode.INVALID_COMMAND, f"unknown state command {cmd['type']}")
@@ -136,7 +140,10 @@ class MetadataStateMachine:
         s.name = c["name"]
 
     def _delete_stream(self, c: dict) -> Stream:
-        return self.streams.pop(self.stream(c["stream_id"]).id)
+        s = self.streams.pop(self.stream(c["stream_id"]).id)
+        for tid in s.topics:
+            self.txns.forget(s.id, tid, None)
+        return s
 
     def _create_topic(self, c: dict) -> Topic:
         s = self.stream(c["stream_id"])
@@ -168,6 +175,7 @@ class MetadataStateMachine:
 
     def _delete_topic(self, c: dict) -> Topic:
         t = self.topic(c["stream_id"], c["topic_id"])
+        self.txns.forget(t.stream_id, t.id, None)
         return self.streams[t.stream_id].topics.pop(t.id)
 
     def _create_partitions(self, c: dict) -> list[Partition]:
@@ -189,6 +197,7 @@ class MetadataStateMachine:
             raise IggyError(ErrorCode.INVALID_PARTITIONS_COUNT, "invalid partitions count")
         gone = t.partitions[-count:]
         del t.partitions[-count:]
+        self.txns.forget(t.stream_id, t.id, {p.id for p in gone})
         return gone
 
     def _create_group(self, c: dict) -> ConsumerGroup:

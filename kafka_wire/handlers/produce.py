@@ -69,6 +69,9 @@ async def _produce(conn: Connection, t, index: int, records) -> dict:
     for (a, b), info in zip(spans, infos, strict=True):
         error, duplicate = server.producers.check(info.producer_id, info.producer_epoch,
                                                   info.base_sequence, info.record_count, key)
+        if not error and info.is_transactional and duplicate is None:
+            error = await server.txn.before_append(t, index, info.producer_id,
+                                                   info.producer_epoch)
         if error:
             return _partition_result(index, error, start=data.watermarks(t, index)[0])
         if duplicate is not None:

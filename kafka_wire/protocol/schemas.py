@@ -8,8 +8,8 @@ then optionally ``?`` (nullable wherever present) or ``?(A+)``/``?(A-B)`` (nulla
 versions), ``vA``/``vA-B``/``vA+`` (field versions; absent = all), ``@tN`` (tagged field N) and
 ``=x`` (a non-zero default). The ``v`` range of a message is the range this server supports:
 it is written here only, and the handler registry (`pyggy.kafka_wire.registry`), ApiVersions,
-the README and the tests take it from here (an API without a registry row, such as the
-transaction APIs, is known to the codec but not offered). Field lists follow Apache Kafka's message
+the README and the tests take it from here (an API without a registry row is known to the
+codec but not offered). Field lists follow Apache Kafka's message
 definitions (``clients/src/main/resources/common/message/*.json``);
 tests/kafka_wire/protocol/test_kafka_schema_crosscheck.py compares them, version by version,
 with those of the Kafka release the interop suite runs.
@@ -106,6 +106,10 @@ AlterUserScramCredentialsRequest k51 v0 flex0+: Deletions[]{Name:str | Mechanism
 AlterUserScramCredentialsResponse k51 v0 flex0+: ThrottleTimeMs:i32 | Results[]{User:str | ErrorCode:i16 | ErrorMessage:str?}
 DescribeClusterRequest k60 v0-1 flex0+: IncludeClusterAuthorizedOperations:bool | EndpointType:i8 v1+ =1 | IncludeFencedBrokers:bool v2+
 DescribeClusterResponse k60 v0-1 flex0+: ThrottleTimeMs:i32 | ErrorCode:i16 | ErrorMessage:str? | EndpointType:i8 v1+ =1 | ClusterId:str | ControllerId:i32 =-1 | Brokers[]{BrokerId:i32 | Host:str | Port:i32 | Rack:str? | IsFenced:bool v2+} | ClusterAuthorizedOperations:i32 =-2147483648
+DescribeTransactionsRequest k65 v0 flex0+: TransactionalIds:[]str
+DescribeTransactionsResponse k65 v0 flex0+: ThrottleTimeMs:i32 | TransactionStates[]{ErrorCode:i16 | TransactionalId:str | TransactionState:str | TransactionTimeoutMs:i32 | TransactionStartTimeMs:i64 | ProducerId:i64 | ProducerEpoch:i16 | Topics[]{Topic:str | Partitions:[]i32}}
+ListTransactionsRequest k66 v0-2 flex0+: StateFilters:[]str | ProducerIdFilters:[]i64 | DurationFilter:i64 v1+ =-1 | TransactionalIdPattern:str?(2+) v2+
+ListTransactionsResponse k66 v0-2 flex0+: ThrottleTimeMs:i32 | ErrorCode:i16 | UnknownStateFilters:[]str | TransactionStates[]{TransactionalId:str | ProducerId:i64 | TransactionState:str}
 ConsumerProtocolSubscription v0-3 flexnone: Topics:[]str | UserData:bytes? | OwnedPartitions[]{Topic:str v1+ | Partitions:[]i32 v1+} v1+ | GenerationId:i32 v2+ =-1 | RackId:str? v3+
 ConsumerProtocolAssignment v0-3 flexnone: AssignedPartitions[]{Topic:str | Partitions:[]i32} | UserData:bytes?
 """
