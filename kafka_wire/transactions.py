@@ -88,6 +88,12 @@ class TransactionCoordinator:
                 return
             await self.service.add(transactional_id, partitions=partitions)
 
+    def verify(self, transactional_id: str, producer_id: int, epoch: int,
+               partitions: list[PartKey]) -> list[PartKey]:
+        """The partitions not in the ongoing transaction (AddPartitionsToTxn verify-only)."""
+        t = self.current(transactional_id, producer_id, epoch)
+        return [k for k in partitions if t.state != ONGOING or k not in t.partitions]
+
     async def add_offsets(self, transactional_id: str, producer_id: int, epoch: int,
                           group: str, fenced: int) -> None:
         async with self.lock:

@@ -27,13 +27,13 @@ def _topic_results(topics: list[dict], code_of) -> list[dict]:
         for p in t["partitions"]]} for t in topics]
 
 
-async def add_partitions_to_txn(conn: Connection, req: dict, version: int) -> dict:
-    """v0–3: one transaction; every partition gets the same error, or the per-partition
-    errors (UNKNOWN_TOPIC_OR_PARTITION / TOPIC_AUTHORIZATION_FAILED) with the others
-    OPERATION_NOT_ATTEMPTED."""
-    tid, topics = req["v3_and_below_transactional_id"], req["v3_and_below_topics"]
+async def _add_one(conn: Connection, tid: str, pid: int, epoch: int, topics: list[dict],
+                   fenced: int, verify_only: bool = False) -> list[dict]:
+    """One transaction's partitions: every partition gets the same error, or the
+    per-partition errors (UNKNOWN_TOPIC_OR_PARTITION / TOPIC_AUTHORIZATION_FAILED) with the
+    others OPERATION_NOT_ATTEMPTED. `verify_only` (v4+): only check they are in it."""
     errors: dict[tuple[str, int], int] = {}
-    keys = []
+    keys: dict[tuple[int, int, int], tuple[str, int]] = {}  # partition -> (name, index)
     for item in topics:
         t = conn.server.topics.resolve(item["name"])
         denied = authz.topic_by_name(conn, item["name"], t)
@@ -43,21 +43,42 @@ async def add_partitions_to_txn(conn: Connection, req: dict, version: int) -> di
             elif t is None or not 0 <= p < len(t.partitions):
                 errors[(item["name"], p)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
-                keys.append((t.stream_id, t.id, p))
+                keys[(t.stream_id, t.id, p)] = (item["name"], p)
     code = authz.transactional_id(conn, tid)
     if not code and not errors:
         try:
-            await conn.server.txn.add_partitions(
-                tid, req["v3_and_below_producer_id"], req["v3_and_below_producer_epoch"], keys,
-                _fenced(version))
+            if verify_only:
+                missing = conn.server.txn.verify(tid, pid, epoch, list(keys))
+                errors = {keys[k]: ErrorCode.INVALID_TXN_STATE for k in missing}
+            else:
+                await conn.server.txn.add_partitions(tid, pid, epoch, list(keys), fenced)
         except TxnError as e:
             code = e.code
     if errors and not code:
-        results = _topic_results(topics, lambda n, p: errors.get(
-            (n, p), ErrorCode.OPERATION_NOT_ATTEMPTED))
-    else:
-        results = _topic_results(topics, lambda n, p: code)
-    return {"throttle_time_ms": 0, "results_by_topic_v3_and_below": results}
+        default = ErrorCode.NONE if verify_only else ErrorCode.OPERATION_NOT_ATTEMPTED
+        return _topic_results(topics, lambda n, p: errors.get((n, p), default))
+    return _topic_results(topics, lambda n, p: code)
+
+
+async def add_partitions_to_txn(conn: Connection, req: dict, version: int) -> dict:
+    """v0–3: one transaction (a client's). v4+: a batch of transactions, optionally only
+    verified (KIP-890 part 1: a broker asks before appending); Kafka lets only brokers
+    (CLUSTER_ACTION) send it."""
+    if version < 4:
+        results = await _add_one(conn, req["v3_and_below_transactional_id"],
+                                 req["v3_and_below_producer_id"],
+                                 req["v3_and_below_producer_epoch"],
+                                 req["v3_and_below_topics"], _fenced(version))
+        return {"throttle_time_ms": 0, "results_by_topic_v3_and_below": results}
+    if denied := authz.cluster(conn, authz.CLUSTER_ACTION):
+        return {"throttle_time_ms": 0, "error_code": denied, "results_by_transaction": []}
+    out = []
+    for txn in req["transactions"]:
+        results = await _add_one(conn, txn["transactional_id"], txn["producer_id"],
+                                 txn["producer_epoch"], txn["topics"], ErrorCode.PRODUCER_FENCED,
+                                 txn["verify_only"])
+        out.append({"transactional_id": txn["transactional_id"], "topic_results": results})
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "results_by_transaction": out}
 
 
 async def add_offsets_to_txn(conn: Connection, req: dict, version: int) -> dict:

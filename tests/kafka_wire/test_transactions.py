@@ -202,3 +202,30 @@ async def test_epochs_never_overflow_int16(door: Door) -> None:
     assert await init(door, "t") == (E.NONE, pid, 32767)
     code, new_pid, epoch = await init(door, "t")
     assert (code, epoch) == (E.NONE, 0) and new_pid != pid
+
+
+@pytest.mark.parametrize("version", [4, 5])
+async def test_batched_add_partitions(door: Door, version: int) -> None:
+    """v4+ (KIP-890 part 1): several transactions in one request, some only verified."""
+    await create(door, "out")
+    _, pid, epoch = await init(door, "t")
+    _, pid2, epoch2 = await init(door, "u")
+
+    async def call(*txns: tuple[str, int, int, bool]) -> dict:
+        r = await door.call(ADD_PARTS, version, {"transactions": [
+            {"transactional_id": tid, "producer_id": p, "producer_epoch": e,
+             "verify_only": verify, "topics": [{"name": "out", "partitions": [0, 1]}]}
+            for tid, p, e, verify in txns]})
+        assert r["error_code"] == E.NONE
+        return {x["transactional_id"]: {(t["name"], p["partition_index"]):
+                                        p["partition_error_code"]
+                                        for t in x["topic_results"]
+                                        for p in t["results_by_partition"]}
+                for x in r["results_by_transaction"]}
+
+    got = await call(("t", pid, epoch, True), ("u", pid2, epoch2, False))
+    assert got == {"t": {("out", 0): E.INVALID_TXN_STATE, ("out", 1): E.INVALID_TXN_STATE},
+                   "u": {("out", 0): E.NONE, ("out", 1): E.NONE}}
+    got = await call(("u", pid2, epoch2, True), ("t", pid, epoch + 1, False))
+    assert got == {"u": {("out", 0): E.NONE, ("out", 1): E.NONE},
+                   "t": {("out", 0): E.PRODUCER_FENCED, ("out", 1): E.PRODUCER_FENCED}}
