@@ -79,6 +79,10 @@ class TransactionState:
         ranges = self.aborted.get(key)
         return ranges.overlapping(start, end) if ranges else []
 
+    def pending_offsets(self, group: str) -> set[tuple[str, int]]:
+        """(topic, partition) of `group` with offsets staged by an unfinished transaction."""
+        return {(o[0], o[1]) for t in self.txns.values() for o in t.offsets.get(group, ())}
+
     def open_first(self, key: PartKey, producer_id: int) -> int | None:
         return self.open.get(key, {}).get(producer_id)
 

@@ -159,6 +159,9 @@ async def test_a_transaction_through_its_states(door: Door) -> None:
 
 
 async def test_offsets_staged_in_a_transaction(door: Door) -> None:
+    from pyggy.kafka_wire.groups import GroupCoordinator, MemoryOffsetStore
+
+    door.server.coordinator = GroupCoordinator(door.server.engine.clock, MemoryOffsetStore())
     await create(door, "in", 1)
     _, pid, epoch = await init(door, "t")
     body = {"transactional_id": "t", "group_id": "g", "producer_id": pid,
@@ -176,6 +179,17 @@ async def test_offsets_staged_in_a_transaction(door: Door) -> None:
     assert door.server.engine.txns.get("t").offsets == {"g": [("in", 0, 5, -1, "")]}
     r = await door.call(TXN_COMMIT, 3, {**body, "producer_epoch": epoch + 1})
     assert r["topics"][0]["partitions"][0]["error_code"] == E.INVALID_PRODUCER_EPOCH
+
+    async def offset_fetch(stable: bool) -> tuple[int, int]:
+        r = await door.call(9, 7, {"group_id": "g", "require_stable": stable,
+                                   "topics": [{"name": "in", "partition_indexes": [0]}]})
+        p = r["topics"][0]["partitions"][0]
+        return p["error_code"], p["committed_offset"]
+
+    assert await offset_fetch(True) == (E.UNSTABLE_OFFSET_COMMIT, -1)  # KIP-447
+    assert await offset_fetch(False) == (E.NONE, -1)
+    assert await end(door, "t", pid, epoch, True) == E.NONE
+    assert await offset_fetch(True) == (E.NONE, 5)
 
 
 async def test_a_stale_transaction_is_aborted_and_its_producer_fenced(
