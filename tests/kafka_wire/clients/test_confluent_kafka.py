@@ -7,7 +7,7 @@ import os
 import time
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from support import (
     PARTITIONS,
     Got,
@@ -224,3 +224,40 @@ def test_large_records_from_two_partitions_respect_fetch_max_bytes(kafka_server:
         c.close()
     assert sorted((g.partition, g.value) for g in got) == sorted(values)
     assert not [line for line in lines if "Invalid response size" in line], lines[:3]
+
+
+def test_a_closed_static_member_leaves_on_its_session_timeout(kafka_server: PyggyServer,
+                                                              topic: str):
+    """A static member (group.instance.id) sends no LeaveGroup on close: the group keeps it
+    (DeleteGroups: NON_EMPTY_GROUP) until session.timeout.ms has passed, then a DeleteGroups
+    succeeds, as on Kafka."""
+    from confluent_kafka.admin import AdminClient
+
+    group = f"{topic}-static"
+    send = producer(kafka_server)
+    send.produce(topic, b"x", partition=0)
+    assert send.flush(30) == 0
+    c = consumer(kafka_server, group_id=group, group_instance_id="static-1",
+                 session_timeout_ms=6000, auto_offset_reset="earliest")
+    c.subscribe([topic])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            break
+    c.close()
+    closed = time.monotonic()
+    admin = AdminClient({"bootstrap.servers": kafka_server.kafka_address})
+
+    def delete() -> str:
+        try:
+            admin.delete_consumer_groups([group], request_timeout=10)[group].result()
+            return "deleted"
+        except KafkaException as e:
+            return e.args[0].name()
+
+    assert delete() == "NON_EMPTY_GROUP"
+    while (result := delete()) == "NON_EMPTY_GROUP" and time.monotonic() - closed < 30:
+        time.sleep(0.5)
+    waited = time.monotonic() - closed
+    assert result == "deleted" and 5 <= waited <= 20, (result, waited)
