@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from pyggy.core.errors import IggyError
 from pyggy.core.transactions import STATES
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
@@ -113,7 +114,7 @@ async def txn_offset_commit(conn: Connection, req: dict, version: int) -> dict:
     server = conn.server
     code = authz.transactional_id(conn, tid) or authz.group(conn, group)
     errors: dict[tuple[str, int], int] = {}
-    staged = []
+    staged: dict[tuple[str, int], tuple[str, int, int, int, str]] = {}  # the last one wins
     for item in req["topics"]:
         t = server.topics.resolve(item["name"])
         denied = authz.topic_by_name(conn, item["name"], t)
@@ -124,15 +125,17 @@ async def txn_offset_commit(conn: Connection, req: dict, version: int) -> dict:
             elif t is None or not 0 <= index < len(t.partitions):
                 errors[(item["name"], index)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
-                staged.append((item["name"], index, p["committed_offset"],
-                               p.get("committed_leader_epoch", -1),
-                               p["committed_metadata"] or ""))
+                staged[(item["name"], index)] = (item["name"], index, p["committed_offset"],
+                                                 p.get("committed_leader_epoch", -1),
+                                                 p["committed_metadata"] or "")
     if not code and staged:
         try:
             await server.txn.stage_offsets(tid, req["producer_id"], req["producer_epoch"],
-                                           group, staged)
+                                           group, list(staged.values()))
         except TxnError as e:
             code = e.code
+        except IggyError:  # more than the state log takes in one command
+            code = ErrorCode.INVALID_REQUEST
     return {"throttle_time_ms": 0, "topics": [
         {"name": item["name"], "partitions": [
             {"partition_index": p["partition_index"],
