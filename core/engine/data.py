@@ -216,6 +216,8 @@ class DataService:
         # records of aborted Kafka transactions skipped
         part = (t.stream_id, t.id, pid)
         end = self.meta.txns.last_stable(part, plog.next_offset)
+        if strategy == LAST and end < plog.next_offset:  # the last stable ones
+            start = max(end - count, plog.start_offset)
         if start is None or count <= 0 or start >= end:
             return result
         start = max(start, plog.start_offset)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
-from pyggy.core.engine import FIRST, LogEngine
+from pyggy.core.engine import FIRST, LAST, LogEngine
 from pyggy.core.records import kafka_batch
 from pyggy.core.transactions import (
     COMPLETE_ABORT,
@@ -98,6 +98,8 @@ def test_engine_writes_markers_and_keeps_the_state_across_a_restart(tmp_path: Pa
                                         producer_epoch=0, base_sequence=0, transactional=True)
         await engine.data.append_kafka(t, 0, batch, kafka_batch.validate_batch(batch))
         assert txns.last_stable(t, 0, 1) == 0
+        for strategy in (FIRST, LAST):  # the open transaction's record is not stable yet
+            assert engine.data.poll("kafka", "out", 0, strategy, 0, 10).count == 0
         await txns.end("tx", commit=False, bump_epoch=True)
         assert engine.data.watermarks(t, 0) == (0, 2)  # the record and its ABORT marker
         engine.close()
