@@ -134,3 +134,11 @@ class ConsumerService:
     async def set_group_configs(self, group: str, configs: dict[str, str]) -> None:
         await self.commands.propose({"type": "set_group_configs", "group": group,
                                      "configs": dict(configs)})
+
+    # -- Kafka dynamic broker configs --------------------------------------------------------
+    def broker_configs(self) -> dict[str, str]:
+        """Dynamic broker configs set through the Kafka door (kept, without effect)."""
+        return dict(self.meta.broker_configs)
+
+    async def set_broker_configs(self, configs: dict[str, str]) -> None:
+        await self.commands.propose({"type": "set_broker_configs", "configs": dict(configs)})

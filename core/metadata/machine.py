@@ -78,6 +78,7 @@ class MetadataStateMachine:
         # dynamic configs of Kafka consumer groups (KIP-848 group configs), by group id
         self.group_configs: dict[str, dict[str, str]] = {}
         self.txns = TransactionState()  # Kafka transactions: `txn_*` commands
+        self.broker_configs: dict[str, str] = {}  # Kafka dynamic broker configs (no effect)
 
     # -- lookups ---------------------------------------------------------------------------
     @staticmethod
@@ -219,6 +220,10 @@ class MetadataStateMachine:
             self.group_configs[c["group"]] = dict(c["configs"])
         else:
             self.group_configs.pop(c["group"], None)
+
+    def _set_broker_configs(self, c: dict) -> None:
+        """Replace the Kafka door's dynamic broker configs."""
+        self.broker_configs = dict(c["configs"])
 
     def _create_user(self, c: dict) -> User:
         check_name(c["username"], ErrorCode.INVALID_USERNAME)

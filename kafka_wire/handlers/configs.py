@@ -5,7 +5,9 @@ source DYNAMIC_TOPIC_CONFIG when set on the topic (through Kafka, or through Igg
 mapped options), DEFAULT_CONFIG otherwise. Alter* change the topic's Iggy options through the
 engine (`update_topic`), so both doors see the change; `segment.bytes` cannot change after
 creation (Iggy's segment_size is fixed), which is refused with INVALID_CONFIG.
-The broker resource (type 4) is described with this node's settings; it cannot be altered.
+The broker resource (type 4) is described with this node's settings; of Kafka's dynamic broker
+configs, those pyggy has no setting for are accepted and kept without effect
+(`kafka_wire.broker_configs`), the others refused.
 Group resources (type 32, KIP-848 group configs, `kafka_wire.group_configs`) are described
 with source GROUP_CONFIG when set, DEFAULT_CONFIG otherwise, and altered incrementally
 (SET/DELETE) through the engine's command log; the principal needs the group's permission.
@@ -14,6 +16,12 @@ with source GROUP_CONFIG when set, DEFAULT_CONFIG otherwise, and altered increme
 from __future__ import annotations
 
 from pyggy.kafka_wire import authorizer as authz
+from pyggy.kafka_wire.broker_configs import (
+    DYNAMIC_BROKER_CONFIG,
+    DYNAMIC_BROKER_CONFIGS,
+    check_dynamic,
+    validate_broker_configs,
+)
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.group_configs import (
     GROUP_CONFIGS,
@@ -108,12 +116,15 @@ def broker_configs(conn: Connection) -> list[tuple[str, str, int, int]]:
 
 def _broker(conn: Connection, name: str, keys, synonyms: bool) -> list[dict]:
     _check_broker(conn, name)
+    dynamic = conn.server.engine.consumers.broker_configs()
+    rows = broker_configs(conn) + [(n, v, DYNAMIC_BROKER_CONFIG, DYNAMIC_BROKER_CONFIGS[n])
+                                   for n, v in dynamic.items()]
     out = []
-    for cname, value, source, typ in broker_configs(conn):
+    for cname, value, source, typ in sorted(rows):
         if keys is not None and cname not in keys:
             continue
         syn = [{"name": cname, "value": value, "source": source}] if synonyms else []
-        out.append(_entry(cname, value, source, True, typ, syn))
+        out.append(_entry(cname, value, source, source != DYNAMIC_BROKER_CONFIG, typ, syn))
     return out
 
 
@@ -217,18 +228,39 @@ def _resolve(conn: Connection, name: str):
 
 
 def _not_topic(conn: Connection, r: dict) -> None:
-    if r["resource_type"] == BROKER:
-        _check_broker(conn, r["resource_name"])
-        if r["configs"]:
-            names = ", ".join(sorted({c["name"] for c in r["configs"]}))
-            raise KafkaError(ErrorCode.INVALID_REQUEST,
-                             f"Cannot update these configs dynamically: Set({names})")
-        return
     raise KafkaError(ErrorCode.INVALID_REQUEST,
                      f"Unsupported resource type: {r['resource_type']}")
 
 
+async def _alter_broker(conn: Connection, r: dict, validate_only: bool,
+                        incremental: bool) -> None:
+    """Kafka's dynamic broker configs pyggy has no setting for (kafka_wire/broker_configs.py):
+    AlterConfigs replaces them all, IncrementalAlterConfigs SETs / DELETEs."""
+    _check_broker(conn, r["resource_name"])
+    _duplicate_keys(r["configs"])
+    engine = conn.server.engine
+    desired = engine.consumers.broker_configs() if incremental else {}
+    for c in r["configs"]:
+        op = c["config_operation"] if incremental else SET
+        if op == DELETE:
+            desired.pop(c["name"], None)
+        elif op == SET and c["value"] is not None:
+            desired[c["name"]] = c["value"]
+        elif op in (APPEND, SUBTRACT, SET):
+            raise KafkaError(ErrorCode.INVALID_REQUEST if op == SET else ErrorCode.INVALID_CONFIG,
+                             f"Cannot {'set a null value' if op == SET else 'append/subtract'} "
+                             f"for {c['name']}")
+        else:
+            raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unknown operation type {op}")
+    check_dynamic({c["name"] for c in r["configs"]})  # what Kafka (or pyggy) keeps fixed
+    desired = validate_broker_configs(desired)
+    if not validate_only and desired != engine.consumers.broker_configs():
+        await engine.consumers.set_broker_configs(desired)
+
+
 async def _alter_legacy(conn: Connection, r: dict, validate_only: bool) -> None:
+    if r["resource_type"] == BROKER:
+        return await _alter_broker(conn, r, validate_only, incremental=False)
     if r["resource_type"] != TOPIC:
         return _not_topic(conn, r)
     t = _resolve(conn, r["resource_name"])
@@ -246,6 +278,8 @@ async def _alter_legacy(conn: Connection, r: dict, validate_only: bool) -> None:
 async def _alter_incremental(conn: Connection, r: dict, validate_only: bool) -> None:
     if r["resource_type"] == GROUP:
         return await _alter_group(conn, r, validate_only)
+    if r["resource_type"] == BROKER:
+        return await _alter_broker(conn, r, validate_only, incremental=True)
     if r["resource_type"] != TOPIC:
         return _not_topic(conn, r)
     t = _resolve(conn, r["resource_name"])

@@ -443,6 +443,46 @@ async def test_group_configs(tmp_path: Path) -> None:
         engine.close()
 
 
+async def test_dynamic_broker_configs_kept_across_a_restart(tmp_path: Path) -> None:
+    engine = LogEngine(tmp_path / "data", state_fsync=False)
+    engine.open(("iggy", "iggy"))
+    door = Door(KafkaServer(engine))
+
+    async def alter(version: int, *pairs, key: int = ALTER, validate_only: bool = False):
+        configs_ = [{"name": n, "value": v} | ({"config_operation": 0} if key == INCREMENTAL
+                                                else {}) for n, v in pairs]
+        r = await door.call(key, version, {"resources": [
+            {"resource_type": 4, "resource_name": "0", "configs": configs_}],
+            "validate_only": validate_only})
+        return r["responses"][0]["error_code"]
+
+    assert await alter(2, ("max.connections", "100"), ("num.io.threads", "4")) == NONE
+    assert await alter(1, ("log.cleaner.threads", "2"), key=INCREMENTAL) == NONE
+    assert await alter(1, ("max.connections", "many"), key=INCREMENTAL) == INVALID_CONFIG
+    assert await alter(1, ("ssl.keystore.password", "x"), key=INCREMENTAL) == INVALID_REQUEST
+    assert await alter(1, ("log.retention.ms", "1"), key=INCREMENTAL) == INVALID_REQUEST
+    assert await alter(1, ("num.io.threads", "8"), key=INCREMENTAL,
+                       validate_only=True) == NONE
+    assert engine.consumers.broker_configs() == {
+        "max.connections": "100", "num.io.threads": "4", "log.cleaner.threads": "2"}
+    engine.close()
+    engine = LogEngine(tmp_path / "data", state_fsync=False)
+    engine.open()
+    try:
+        door = Door(KafkaServer(engine))
+        r = await door.call(DESCRIBE, 4, {"resources": [
+            {"resource_type": 4, "resource_name": "0",
+             "configuration_keys": ["max.connections", "broker.id"]}],
+            "include_synonyms": False, "include_documentation": False})
+        got = {c["name"]: (c["value"], c["config_source"], c["read_only"])
+               for c in r["results"][0]["configs"]}
+        assert got == {"max.connections": ("100", 2, False), "broker.id": ("0", 4, True)}
+        assert await alter(2) == NONE  # AlterConfigs replaces them all
+        assert engine.consumers.broker_configs() == {}
+    finally:
+        engine.close()
+
+
 async def test_registry_rows() -> None:
     """The admin API keys these tests use are the registry's admin APIs (whose versions the
     registry takes from the schema lines; the README's API table is checked against them)."""
