@@ -51,12 +51,15 @@ ALLOWLIST = (
     "TestIssueFetchLargerThanBrokerMaxReadBytes",
     "TestPooling",
     "TestConsumeMaxDecompressBatchBytes",
+    "TestConsumeRegex",
     # groups (classic; the KIP-848 variants skip on pyggy)
     "TestIssue434",
     "TestIssue523",
     "TestGroupSimple",
     "TestHookPollStart",
     "TestGroupETL",
+    # transactions (classic groups; the KIP-848 variants skip on pyggy)
+    "TestTxnEtl",
     "Test848RegexBrokerResolves",
 )
 RECORDS = 2000

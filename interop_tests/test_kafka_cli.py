@@ -1,7 +1,8 @@
 """Kafka's own CLI tools (4.1.1, from the Maven jars) against pyggy, as in Kafka's quick start:
 create a topic, describe it, console-produce, console-consume from the beginning with a group,
-describe the group, producer and consumer perf tests. The same steps run against the real
-broker too (parameter `broker`), which keeps the expected outputs honest.
+describe the group, producer and consumer perf tests; kafka-transactions.sh list/describe. The
+same steps run against the real broker too (parameter `broker`), which keeps the expected
+outputs honest.
 
 Normalised: the TopicCommand lines carry a topic id (uuid) and leader/replica broker ids (1 on
 our Kafka, pyggy's own id), and the group description a consumer id / host / client id: those
@@ -18,6 +19,7 @@ import pytest
 from interop_tests.kafka_broker.broker import KafkaCli
 
 BROKERS = ["kafka", "pyggy"]
+TRANSACTIONS_COMMAND = "org.apache.kafka.tools.TransactionsCommand"  # kafka-transactions.sh
 LINES = ["first event", "second event", "third event: with a colon", "fourth event"]
 
 
@@ -110,3 +112,38 @@ def test_perf_tools(broker: str, brokers: dict[str, str], kafka_cli: KafkaCli) -
     data = dict(zip(header, (c.strip() for c in lines[-1].split(",")), strict=False))
     assert int(data["data.consumed.in.nMsg"]) == records, consumed.stdout
     assert float(data["data.consumed.in.MB"]) > 0
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_kafka_transactions_list_and_describe(broker: str, brokers: dict[str, str],
+                                              kafka_cli: KafkaCli) -> None:
+    """kafka-transactions.sh list / describe while a confluent-kafka transaction is open, then
+    after it committed: the same columns and states on both brokers."""
+    from confluent_kafka import Producer
+
+    bootstrap = brokers[broker]
+    topic = f"txn-cli-{uuid.uuid4().hex[:8]}"
+    tid = f"txn-cli-{uuid.uuid4().hex[:8]}"
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid})
+    p.init_transactions(60)
+    p.begin_transaction()
+    p.produce(topic, b"x", partition=0)
+    assert p.flush(30) == 0
+
+    def rows(*args: str) -> list[list[str]]:
+        out = kafka_cli.run(TRANSACTIONS_COMMAND, "--bootstrap-server", bootstrap, *args)
+        _no_errors(out)
+        return [line.split() for line in out.stdout.splitlines() if line.strip()]
+
+    listed = rows("list")
+    assert listed[0] == ["TransactionalId", "Coordinator", "ProducerId", "TransactionState"]
+    mine = [r for r in listed[1:] if r[0] == tid]
+    assert len(mine) == 1 and mine[0][3] == "Ongoing", listed
+    described = rows("describe", "--transactional-id", tid)
+    head = dict(zip(described[0], described[1], strict=True))
+    assert (head["TransactionState"], head["ProducerEpoch"]) == ("Ongoing", "0")
+    assert head["TopicPartitions"] == f"{topic}-0"
+    p.commit_transaction(60)
+    described = rows("describe", "--transactional-id", tid)
+    head = dict(zip(described[0], described[1], strict=False))
+    assert head["TransactionState"] == "CompleteCommit", described

@@ -16,7 +16,9 @@ users on this door). Root may do everything. Otherwise:
   CLUSTER_ACTION = manage_servers, CREATE = manage_topics (global), IDEMPOTENT_WRITE = send
   on at least one topic (KIP-679: WRITE implies it). As in Kafka, DescribeCluster (like
   Metadata's broker list) is answered to every principal; only its bitset depends on them;
-- users (ACLs, SCRAM credentials): DESCRIBE = read_users, ALTER = manage_users.
+- users (ACLs, SCRAM credentials): DESCRIBE = read_users, ALTER = manage_users;
+- transactional ids (no Iggy entity): WRITE / DESCRIBE = send on at least one topic (the
+  transaction's partitions are then checked for WRITE one by one).
 
 Refusals are Kafka's codes (TOPIC_/GROUP_/CLUSTER_AUTHORIZATION_FAILED) and are logged once
 per burst through the shared audit (core/logins.py).
@@ -36,7 +38,7 @@ ALL, READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE = 2, 3, 4, 5, 6, 7, 8
 CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE = 9, 10, 11, 12
 # ResourceType codes; USERS is pyggy's: the users behind ACLs and SCRAM credentials, which
 # Kafka guards with ALTER / DESCRIBE on the cluster
-TOPIC, GROUP, CLUSTER, USERS = 2, 3, 4, -1
+TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID, USERS = 2, 3, 4, 5, -1
 NO_SUCH = -1  # stream / topic id of something that does not exist (only global rights apply)
 NOT_REQUESTED = -2147483648  # INT32_MIN: authorized operations not asked for
 
@@ -60,26 +62,35 @@ RULES: dict[int, dict[int, int]] = {
     19: {TOPIC: CREATE},  # CreateTopics
     20: {TOPIC: DELETE},  # DeleteTopics
     21: {TOPIC: DELETE},  # DeleteRecords
-    22: {CLUSTER: IDEMPOTENT_WRITE},  # InitProducerId
+    22: {CLUSTER: IDEMPOTENT_WRITE, TRANSACTIONAL_ID: WRITE},  # InitProducerId
+    24: {TRANSACTIONAL_ID: WRITE, TOPIC: WRITE},  # AddPartitionsToTxn
+    25: {TRANSACTIONAL_ID: WRITE, GROUP: READ},  # AddOffsetsToTxn
+    26: {TRANSACTIONAL_ID: WRITE},  # EndTxn
+    28: {TRANSACTIONAL_ID: WRITE, GROUP: READ, TOPIC: READ},  # TxnOffsetCommit
     23: {TOPIC: DESCRIBE},  # OffsetForLeaderEpoch
     29: {USERS: DESCRIBE},  # DescribeAcls
     30: {USERS: ALTER},  # CreateAcls
     31: {USERS: ALTER},  # DeleteAcls
-    32: {TOPIC: DESCRIBE_CONFIGS, CLUSTER: DESCRIBE_CONFIGS},  # DescribeConfigs
+    32: {TOPIC: DESCRIBE_CONFIGS, CLUSTER: DESCRIBE_CONFIGS,  # DescribeConfigs
+         GROUP: DESCRIBE_CONFIGS},
     33: {TOPIC: ALTER_CONFIGS, CLUSTER: ALTER_CONFIGS},  # AlterConfigs
     36: {},  # SaslAuthenticate: before authentication
     37: {TOPIC: ALTER},  # CreatePartitions
     42: {GROUP: DELETE},  # DeleteGroups
-    44: {TOPIC: ALTER_CONFIGS, CLUSTER: ALTER_CONFIGS},  # IncrementalAlterConfigs
+    44: {TOPIC: ALTER_CONFIGS, CLUSTER: ALTER_CONFIGS,  # IncrementalAlterConfigs
+         GROUP: ALTER_CONFIGS},
     47: {GROUP: DELETE, TOPIC: READ},  # OffsetDelete
     48: {CLUSTER: DESCRIBE_CONFIGS},  # DescribeClientQuotas
     50: {USERS: DESCRIBE},  # DescribeUserScramCredentials
     51: {USERS: ALTER},  # AlterUserScramCredentials
     60: {},  # DescribeCluster: any principal, as in Kafka (the bitset tells what it may do)
+    65: {TRANSACTIONAL_ID: DESCRIBE},  # DescribeTransactions
+    66: {TRANSACTIONAL_ID: DESCRIBE},  # ListTransactions (lists what may be described)
 }
 REFUSED = {TOPIC: ErrorCode.TOPIC_AUTHORIZATION_FAILED,
            GROUP: ErrorCode.GROUP_AUTHORIZATION_FAILED,
            CLUSTER: ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+           TRANSACTIONAL_ID: ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
            USERS: ErrorCode.CLUSTER_AUTHORIZATION_FAILED}
 
 TopicCheck = Callable[[User, int, int], bool]
@@ -215,6 +226,18 @@ def users(conn: Connection) -> int:
     op = _rule(conn, USERS, None)
     user = conn.user
     return _check(conn, USERS, op, user is None or USER_OPERATIONS[op](user), "users")
+
+
+def transactional_id_allowed(user: User | None) -> bool:
+    """Transactional ids are not Iggy resources: a principal that may send messages somewhere
+    may use (and describe) any transactional id; its writes are still checked per topic."""
+    return user is None or _sends_anywhere(user)
+
+
+def transactional_id(conn: Connection, tid: str) -> int:
+    """NONE or TRANSACTIONAL_ID_AUTHORIZATION_FAILED."""
+    return _check(conn, TRANSACTIONAL_ID, _rule(conn, TRANSACTIONAL_ID, None),
+                  transactional_id_allowed(conn.user), f"transactional id {tid!r}")
 
 
 def group_topics(conn: Connection, group_id: str) -> set[str]:

@@ -14,6 +14,7 @@ from pyggy.core.model import Partition, Topic, User
 from pyggy.kafka_wire.producers import ProducerStates
 from pyggy.kafka_wire.settings import KafkaSettings
 from pyggy.kafka_wire.topics import TopicMap
+from pyggy.kafka_wire.transactions import TransactionCoordinator
 from pyggy.transport.door import RequestMetrics
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class KafkaServer:
     engine: LogEngine
     settings: KafkaSettings = field(default_factory=KafkaSettings)
     topics: TopicMap = field(init=False)
+    txn: TransactionCoordinator = field(init=False)
     producers: ProducerStates = field(default_factory=ProducerStates)
     waiters: AppendWaiters = field(default_factory=AppendWaiters)
     coordinator: GroupCoordinator | None = None  # set by the server
@@ -87,6 +89,7 @@ class KafkaServer:
         if self.logins is None:
             self.logins = Logins(self.engine)
         self.topics = TopicMap(self.engine, self.settings)
+        self.txn = TransactionCoordinator(self)
         self.engine.append_listeners.append(self.waiters.appended)
         self.engine.delete_listeners.append(self.forget_deleted)
 

@@ -44,11 +44,11 @@ class ProducerStates:
         self._reserved = first_id
         self._reserve = reserve
         self.epochs: dict[int, int] = {}
-        self.transactional: dict[str, tuple[int, int]] = {}
         self.partitions: dict[tuple[int, tuple[int, int, int]], PartitionSequence] = {}
         self.restored: set[tuple[int, int, int]] = set()
 
-    def _new_id(self) -> int:
+    def new_id(self) -> int:
+        """A producer id never handed out before (also across restarts)."""
         pid = next(self._ids)
         if pid >= self._reserved:
             if self._reserve is not None:  # OSError: nothing reserved, the id never used
@@ -68,26 +68,19 @@ class ProducerStates:
                 self.epochs[pid] = epoch
             self.record(pid, epoch, base_seq, count, key, base_offset)
 
-    def init(self, transactional_id: str | None, producer_id: int = -1,
-             producer_epoch: int = -1) -> tuple[int, int, int]:
-        """InitProducerId: (error, producer id, epoch)."""
-        if transactional_id:
-            pid, epoch = self.transactional.get(transactional_id, (-1, -1))
-            epoch += 1
-            if pid < 0 or epoch > 32767:  # new, or its INT16 epochs are used up: a new id
-                pid, epoch = self._new_id(), 0
-            self.transactional[transactional_id] = (pid, epoch)
-            self.epochs[pid] = epoch
-            return ErrorCode.NONE, pid, epoch
+    def init(self, producer_id: int = -1, producer_epoch: int = -1) -> tuple[int, int, int]:
+        """InitProducerId without a transactional id: (error, producer id, epoch).
+        Transactional producers get theirs from the transaction coordinator
+        (kafka_wire/transactions.py)."""
         if producer_id >= 0 and producer_id in self.epochs:
             if producer_epoch != self.epochs[producer_id]:
                 return ErrorCode.PRODUCER_FENCED, -1, -1
             epoch = self.epochs[producer_id] + 1
             if epoch > 32767:
-                producer_id, epoch = self._new_id(), 0
+                producer_id, epoch = self.new_id(), 0
             self.epochs[producer_id] = epoch
             return ErrorCode.NONE, producer_id, epoch
-        pid = self._new_id()
+        pid = self.new_id()
         self.epochs[pid] = 0
         return ErrorCode.NONE, pid, 0
 

@@ -29,6 +29,7 @@ from pyggy.kafka_wire.handlers import (
     producer_id,
     sasl,
     scram_credentials,
+    txn,
 )
 from pyggy.kafka_wire.protocol.schemas import messages
 
@@ -64,6 +65,10 @@ _ROWS: list[tuple[str, Callable]] = [
     ("DeleteRecords", admin.delete_records),
     ("InitProducerId", producer_id.handle),
     ("OffsetForLeaderEpoch", cluster.offset_for_leader_epoch),
+    ("AddPartitionsToTxn", txn.add_partitions_to_txn),
+    ("AddOffsetsToTxn", txn.add_offsets_to_txn),
+    ("EndTxn", txn.end_txn),
+    ("TxnOffsetCommit", txn.txn_offset_commit),
     ("DescribeAcls", acls.describe_acls),
     ("CreateAcls", acls.create_acls),
     ("DeleteAcls", acls.delete_acls),
@@ -78,6 +83,8 @@ _ROWS: list[tuple[str, Callable]] = [
     ("DescribeUserScramCredentials", scram_credentials.describe),
     ("AlterUserScramCredentials", scram_credentials.alter),
     ("DescribeCluster", cluster.describe_cluster),
+    ("DescribeTransactions", txn.describe_transactions),
+    ("ListTransactions", txn.list_transactions),
 ]
 
 REGISTRY: dict[int, Api] = {}

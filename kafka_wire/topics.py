@@ -36,6 +36,11 @@ from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.settings import KafkaSettings
 
 LEGAL_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+# Kafka's internal topics: created on the first FindCoordinator for a group / a transactional
+# id, listed with is_internal=true, not writable by clients (Kafka's Topic.isInternal). pyggy
+# keeps group offsets and transaction state in its metadata, so these topics stay empty.
+OFFSETS_TOPIC, TRANSACTION_TOPIC = "__consumer_offsets", "__transaction_state"
+INTERNAL_TOPICS = frozenset((OFFSETS_TOPIC, TRANSACTION_TOPIC))
 STRING, BOOL, UINT64 = 2, 3, 12
 NO_FLUSH = "9223372036854775807"  # Kafka's flush.messages default: the OS flushes
 _U64 = struct.Struct("<Q")
@@ -140,6 +145,15 @@ class TopicMap:
             return await engine.metadata.create_topic(stream.id, topic, partitions, options)
         except IggyError as e:
             raise kafka_error(e, ErrorCode.INVALID_CONFIG) from None
+
+    async def ensure_internal(self, name: str) -> None:
+        """Create internal topic `name` (one partition) unless it exists."""
+        if self.resolve(name) is None:
+            try:
+                await self.create(name, 1, {})
+            except KafkaError as e:
+                if e.code != ErrorCode.TOPIC_ALREADY_EXISTS:  # created meanwhile: fine
+                    raise
 
     async def delete(self, t: Topic) -> None:
         await self.engine.metadata.delete_topic(t.stream_id, t.id)

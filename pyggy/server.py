@@ -70,6 +70,9 @@ async def _periodic(interval: float, action: Callable[[], object], name: str) ->
             log.exception("%s failed", name)
 
 
+TXN_TICK_S = 0.5  # how often transaction timeouts are checked
+
+
 def _clean(engine: LogEngine) -> None:
     removed = engine.clean()
     if removed:
@@ -211,6 +214,9 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
         initial_rebalance_delay_ms=round(k.group_initial_rebalance_delay * 1000))
     tasks.append(asyncio.get_running_loop().create_task(_periodic(
         0.1, lambda: _tick_groups(coordinator, telemetry), "kafka group timers")))
+    # transaction timeouts, and transactions a restart found prepared (kafka_wire/transactions)
+    tasks.append(asyncio.get_running_loop().create_task(_periodic(
+        TXN_TICK_S, kafka.txn.tick, "kafka transaction timers")))
 
     listener = await start_kafka(kafka, host, port, _limits(k, k.connections_max_idle), tls)
     bound = _bound(listener)

@@ -4,7 +4,9 @@ narrow services it hands out — the doors reach the log only through these:
 - `engine.metadata` — streams, topics, partitions (MetadataService, metadata.py);
 - `engine.identity` — users, passwords, SCRAM credentials, tokens (IdentityService);
 - `engine.consumers` — Iggy consumer offsets and consumer groups (ConsumerService);
-- `engine.data` — appends, reads, polls and partition queries (DataService, data.py).
+- `engine.data` — appends, reads, polls and partition queries (DataService, data.py);
+- `engine.txns` — Kafka transactions: their state, markers, last stable offsets and aborted
+  ranges (TransactionService, transactions.py).
 
 Every metadata change is a command appended to the (mirrored) state log, then applied by the
 state machine, before it returns (commands.py); partitions' files follow the commands
@@ -48,6 +50,7 @@ from .data import (
 from .identity import IdentityService
 from .metadata import MetadataService
 from .partitions import PartitionFiles, RemoteFactory
+from .transactions import TransactionService
 
 __all__ = ["BALANCED", "CONSUMER", "CONSUMER_GROUP", "FIRST", "LAST", "MESSAGES_KEY", "NEXT",
            "OFFSET", "PARTITION_ID", "POLL_MAX_BYTES", "TIMESTAMP", "LogEngine", "PollResult",
@@ -77,6 +80,7 @@ class LogEngine:
         self.identity = IdentityService(self.commands, hasher or auth.ThreadHashPool())
         self.consumers = ConsumerService(self.commands, self.metadata, self.files)
         self.data = DataService(self.metadata, self.consumers)
+        self.txns = TransactionService(self.commands, self.metadata, self.data)
         self.generated_root_password: str | None = None
         # Listeners: (topic, partition id) after every append; (stream name, topic,
         # partitions) after partitions are deleted; (topic, partition id, segment) when a

@@ -47,7 +47,8 @@ class CommandLog:
     async def propose(self, cmd: c.CreateUser | c.UpdateUser | c.DeleteUser) -> User: ...
     @overload
     async def propose(self, cmd: c.UpdateStream | c.UpdatePermissions | c.ChangePassword
-                      | c.SetScram | c.DeleteScram | c.CreateToken | c.DeleteToken) -> None: ...
+                      | c.SetScram | c.DeleteScram | c.CreateToken | c.DeleteToken
+                      | c.SetGroupConfigs | c.SetBrokerConfigs) -> None: ...
 
     async def propose(self, cmd: c.MetadataCommand) -> object:
         """Make `cmd` happen and return its result: the one way a door's request changes

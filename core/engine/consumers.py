@@ -125,3 +125,20 @@ class ConsumerService:
     def members(self) -> set[int]:
         """Client ids that are members of some Iggy consumer group."""
         return {m for _, g in self.all_groups() for m in g.members}
+
+    # -- Kafka group configs ---------------------------------------------------------------
+    def group_configs(self, group: str) -> dict[str, str]:
+        """The dynamic configs set on a Kafka consumer group (KIP-848 group configs)."""
+        return dict(self.meta.group_configs.get(group, {}))
+
+    async def set_group_configs(self, group: str, configs: dict[str, str]) -> None:
+        await self.commands.propose({"type": "set_group_configs", "group": group,
+                                     "configs": dict(configs)})
+
+    # -- Kafka dynamic broker configs --------------------------------------------------------
+    def broker_configs(self) -> dict[str, str]:
+        """Dynamic broker configs set through the Kafka door (kept, without effect)."""
+        return dict(self.meta.broker_configs)
+
+    async def set_broker_configs(self, configs: dict[str, str]) -> None:
+        await self.commands.propose({"type": "set_broker_configs", "configs": dict(configs)})

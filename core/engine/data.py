@@ -29,6 +29,7 @@ from pyggy.core.records import iggy_batch, kafka_batch, transcode
 from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
 from pyggy.core.storage.reads import BatchRef, offset_for_timestamp_steps, read_steps
 from pyggy.core.storage.tiered import Steps, run_async, run_blocking
+from pyggy.core.transactions import AbortedRanges
 
 from .cluster import ClusterView
 from .consumers import ConsumerService
@@ -205,10 +206,12 @@ class DataService:
         return self._kafka_view(plog.read(offset, 1 << 62, max_bytes))
 
     async def read_kafka_async(self, t: Topic, partition_id: int, offset: int,
-                               max_bytes: int) -> list[Buffer]:
-        """`read_kafka` that awaits archived data instead of blocking the event loop."""
+                               max_bytes: int, max_count: int = 1 << 62) -> list[Buffer]:
+        """`read_kafka` that awaits archived data instead of blocking the event loop;
+        `max_count` records at most (from `offset`: a read ending at a batch boundary, such as
+        the last stable offset, stops there)."""
         plog = self.metadata.partition(t, partition_id).log
-        return self._kafka_view(await plog.read_async(offset, 1 << 62, max_bytes))
+        return self._kafka_view(await plog.read_async(offset, max_count, max_bytes))
 
     # -- Iggy polls ------------------------------------------------------------------------
     def poll(self, stream: Identifier, topic: Identifier, partition_id: int | None,
@@ -247,12 +250,29 @@ class DataService:
                                        lambda: offsets.get(consumer_kind, key))
         plog = p.log
         result = PollResult(pid, p.current_offset, 0)
-        if start is None or count <= 0 or start >= plog.next_offset:
+        # the cross-door rule (docs/two-doors.md): never beyond the last stable offset, and
+        # records of aborted Kafka transactions skipped
+        part = (t.stream_id, t.id, pid)
+        end = self.meta.txns.last_stable(part, plog.next_offset)
+        if strategy == LAST and end < plog.next_offset:  # the last stable ones
+            start = max(end - count, plog.start_offset)
+        if start is None or count <= 0 or start >= end:
             return result
         start = max(start, plog.start_offset)
-        refs = yield from read_steps(plog, start, count, self.poll_max_bytes)
-        last = self._slice(refs, pid, start, count, result)
-        if auto_commit and result.count:
+        aborted = self.meta.txns.aborted.get(part)
+        last = start - 1
+        while result.count < count and last + 1 < end:
+            refs = yield from read_steps(plog, last + 1, min(count - result.count,
+                                                             end - last - 1),
+                                         self.poll_max_bytes)
+            if not refs:
+                break
+            covered = self._slice(refs, pid, last + 1, count - result.count, result, aborted)
+            if aborted is None or covered <= last:
+                last = max(last, covered)
+                break  # one read is what a partition without aborted transactions needs
+            last = covered
+        if auto_commit and last >= start:
             self.consumers.store(offsets, consumer_kind, key, last)
         return result
 
@@ -289,9 +309,10 @@ class DataService:
         raise IggyError(ErrorCode.INVALID_FORMAT, "unknown polling strategy")
 
     def _slice(self, refs: list[BatchRef], pid: int, start: int, count: int,
-               result: PollResult) -> int:
+               result: PollResult, aborted: AbortedRanges | None = None) -> int:
         """Cut the read batches to [start, start + count) into `result` (Kafka batches
-        transcoded, offsets kept); return the last offset polled."""
+        transcoded, offsets kept, batches of aborted transactions left out); return the last
+        offset polled or skipped."""
         remaining = count
         last = start - 1
         for ref in refs:
@@ -299,6 +320,9 @@ class DataService:
             batches: Sequence[bytes | memoryview]
             if ref.encoding == ENCODING_IGGY:
                 batches = [ref.data]
+            elif aborted is not None and _skipped(ref, aborted):
+                last = max(last, ref.base_offset + ref.record_count - 1)
+                continue
             else:  # a Kafka batch seen through the Iggy door: transcoded, offsets kept
                 batches = transcode.split_iggy(transcode.kafka_to_iggy(
                     memoryview(ref.data), partition_id=pid, timestamp_us=ref.timestamp))
@@ -314,3 +338,16 @@ class DataService:
                 if remaining <= 0:
                     return last
         return last
+
+
+def _skipped(ref: BatchRef, aborted: AbortedRanges) -> bool:
+    """Whether a stored Kafka batch is a transaction marker or belongs to an aborted
+    transaction (neither is polled through the Iggy door)."""
+    fields = kafka_batch.batch_fields(ref.data)
+    if fields[5] & kafka_batch.CONTROL_MASK:
+        return True
+    if not fields[5] & kafka_batch.TRANSACTIONAL_MASK:
+        return False
+    producer_id = fields[9]
+    return any(pid == producer_id for pid, _ in
+               aborted.overlapping(ref.base_offset, ref.base_offset + 1))

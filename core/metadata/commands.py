@@ -192,11 +192,26 @@ class DeleteToken(TypedDict):
     name: str
 
 
+class SetGroupConfigs(TypedDict):
+    """A Kafka group's dynamic configs (KIP-848 group configs); empty removes them."""
+
+    type: Literal["set_group_configs"]
+    group: str
+    configs: dict[str, str]
+
+
+class SetBrokerConfigs(TypedDict):
+    """The Kafka door's dynamic broker configs pyggy keeps without an effect."""
+
+    type: Literal["set_broker_configs"]
+    configs: dict[str, str]
+
+
 MetadataCommand = (
     CreateStream | UpdateStream | DeleteStream | CreateTopic | UpdateTopic | DeleteTopic
     | CreatePartitions | DeletePartitions | CreateGroup | DeleteGroup | CreateUser | UpdateUser
     | DeleteUser | UpdatePermissions | ChangePassword | SetScram | DeleteScram | CreateToken
-    | DeleteToken
+    | DeleteToken | SetGroupConfigs | SetBrokerConfigs
 )
 
 # every command's `type`, the names the state machine applies

@@ -32,6 +32,8 @@ from pyggy.core.metadata.commands import (
     EncodedOption,
     MetadataCommand,
     PermissionsDict,
+    SetBrokerConfigs,
+    SetGroupConfigs,
     SetScram,
     StreamFlagsDict,
     UpdatePermissions,
@@ -56,6 +58,7 @@ from pyggy.core.model import (
     User,
 )
 from pyggy.core.options import topic_options
+from pyggy.core.transactions import TransactionState
 
 MAX_PARTITIONS = 100_000
 
@@ -109,6 +112,10 @@ class MetadataStateMachine:
     def __init__(self) -> None:
         self.streams: dict[int, Stream] = {}
         self.users: dict[int, User] = {}
+        # dynamic configs of Kafka consumer groups (KIP-848 group configs), by group id
+        self.group_configs: dict[str, dict[str, str]] = {}
+        self.txns = TransactionState()  # Kafka transactions: `txn_*` commands
+        self.broker_configs: dict[str, str] = {}  # Kafka dynamic broker configs (no effect)
 
     # -- lookups ---------------------------------------------------------------------------
     @staticmethod
@@ -149,6 +156,8 @@ class MetadataStateMachine:
     # -- apply -----------------------------------------------------------------------------
     def apply(self, cmd: MetadataCommand) -> object:
         """Apply a command of any type (a replay); the engine calls the typed method itself."""
+        if cmd["type"].startswith("txn_"):  # Kafka transactions (core/transactions.py)
+            return self.txns.apply(cmd)
         if cmd["type"] not in COMMAND_TYPES:
             raise IggyError(ErrorCode.INVALID_COMMAND, f"unknown state command {cmd['type']}")
         handler = getattr(self, cmd["type"])
@@ -170,7 +179,10 @@ class MetadataStateMachine:
         s.name = c["name"]
 
     def delete_stream(self, c: DeleteStream) -> Stream:
-        return self.streams.pop(self.stream(c["stream_id"]).id)
+        s = self.streams.pop(self.stream(c["stream_id"]).id)
+        for tid in s.topics:
+            self.txns.forget(s.id, tid, None)
+        return s
 
     def create_topic(self, c: CreateTopic) -> Topic:
         s = self.stream(c["stream_id"])
@@ -202,6 +214,7 @@ class MetadataStateMachine:
 
     def delete_topic(self, c: DeleteTopic) -> Topic:
         t = self.topic(c["stream_id"], c["topic_id"])
+        self.txns.forget(t.stream_id, t.id, None)
         return self.streams[t.stream_id].topics.pop(t.id)
 
     def create_partitions(self, c: CreatePartitions) -> list[Partition]:
@@ -223,6 +236,7 @@ class MetadataStateMachine:
             raise IggyError(ErrorCode.INVALID_PARTITIONS_COUNT, "invalid partitions count")
         gone = t.partitions[-count:]
         del t.partitions[-count:]
+        self.txns.forget(t.stream_id, t.id, {p.id for p in gone})
         return gone
 
     def create_group(self, c: CreateGroup) -> ConsumerGroup:
@@ -237,6 +251,17 @@ class MetadataStateMachine:
     def delete_group(self, c: DeleteGroup) -> ConsumerGroup:
         g = self.group(c["stream_id"], c["topic_id"], c["group_id"])
         return self.topic(c["stream_id"], c["topic_id"]).groups.pop(g.id)
+
+    def set_group_configs(self, c: SetGroupConfigs) -> None:
+        """Replace a Kafka group's dynamic configs (an empty set removes them)."""
+        if c["configs"]:
+            self.group_configs[c["group"]] = dict(c["configs"])
+        else:
+            self.group_configs.pop(c["group"], None)
+
+    def set_broker_configs(self, c: SetBrokerConfigs) -> None:
+        """Replace the Kafka door's dynamic broker configs."""
+        self.broker_configs = dict(c["configs"])
 
     def create_user(self, c: CreateUser) -> User:
         check_name(c["username"], ErrorCode.INVALID_USERNAME)

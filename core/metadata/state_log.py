@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import crc32c
+from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.lost_found import LostAndFound
 from pyggy.core.metadata.commands import MetadataCommand
 from pyggy.core.small_file import CorruptFile
@@ -238,6 +239,9 @@ class StateLog:
         """Write the command to both copies (fdatasync'd with `fsync`); return the position
         before it, for `rollback`. On OSError the partial write is cut off and it re-raises."""
         body = json.dumps({"i": self.next_index, "c": command}, separators=(",", ":")).encode()
+        if len(body) > MAX_ENTRY:  # replay would take it for damage: never write it
+            raise IggyError(ErrorCode.INVALID_COMMAND,
+                            f"state command {command.get('type')} too large ({len(body)} B)")
         data = ENTRY_HEAD.pack(len(body), crc32c.crc32c(body)) + body
         pos = self.size
         try:

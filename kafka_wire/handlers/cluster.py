@@ -8,6 +8,7 @@ from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire import routing
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
+from pyggy.kafka_wire.topics import OFFSETS_TOPIC, TRANSACTION_TOPIC, KafkaError
 
 GROUP_KEY = 0  # key_type: 0 a consumer group, 1 a transactional id
 
@@ -22,15 +23,26 @@ def _coordinator(conn: Connection, key: str, key_type: int) -> dict:
             "error_code": ErrorCode.NONE, "error_message": None}
 
 
-def find_coordinator(conn: Connection, req: dict, version: int) -> dict:
-    """Always this broker, for the groups the principal may describe."""
+async def find_coordinator(conn: Connection, req: dict, version: int) -> dict:
+    """Always this broker, for the groups the principal may describe. The first lookup of a
+    group (transactional id) creates `__consumer_offsets` (`__transaction_state`), as Kafka
+    does; if that fails the answer is COORDINATOR_NOT_AVAILABLE (retriable)."""
     key_type = req["key_type"] if version >= 1 else GROUP_KEY
+    keys = req["coordinator_keys"] if version >= 4 else [req["key"]]
+    out = [_coordinator(conn, key, key_type) for key in keys]
+    if any(o["error_code"] == ErrorCode.NONE for o in out):
+        try:
+            await conn.server.topics.ensure_internal(
+                OFFSETS_TOPIC if key_type == GROUP_KEY else TRANSACTION_TOPIC)
+        except KafkaError as e:
+            for o in out:
+                if o["error_code"] == ErrorCode.NONE:
+                    o.update(node_id=-1, host="", port=-1, error_message=e.message,
+                             error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE)
     if version >= 4:
-        return {"throttle_time_ms": 0, "coordinators": [
-            _coordinator(conn, key, key_type) for key in req["coordinator_keys"]]}
-    out = _coordinator(conn, req["key"], key_type)
-    del out["key"]
-    return {"throttle_time_ms": 0, **out}
+        return {"throttle_time_ms": 0, "coordinators": out}
+    del out[0]["key"]
+    return {"throttle_time_ms": 0, **out[0]}
 
 
 def offset_for_leader_epoch(conn: Connection, req: dict, version: int) -> dict:

@@ -5,7 +5,12 @@ source DYNAMIC_TOPIC_CONFIG when set on the topic (through Kafka, or through Igg
 mapped options), DEFAULT_CONFIG otherwise. Alter* change the topic's Iggy options through the
 engine (`update_topic`), so both doors see the change; `segment.bytes` cannot change after
 creation (Iggy's segment_size is fixed), which is refused with INVALID_CONFIG.
-The broker resource (type 4) is described with this node's settings; it cannot be altered.
+The broker resource (type 4) is described with this node's settings; of Kafka's dynamic broker
+configs, those pyggy has no setting for are accepted and kept without effect
+(`kafka_wire.broker_configs`), the others refused.
+Group resources (type 32, KIP-848 group configs, `kafka_wire.group_configs`) are described
+with source GROUP_CONFIG when set, DEFAULT_CONFIG otherwise, and altered incrementally
+(SET/DELETE) through the engine's command log; the principal needs the group's permission.
 """
 
 from __future__ import annotations
@@ -14,7 +19,19 @@ from collections.abc import Awaitable, Callable, Collection
 
 from pyggy.core.model import Topic
 from pyggy.kafka_wire import authorizer as authz
+from pyggy.kafka_wire.broker_configs import (
+    DYNAMIC_BROKER_CONFIG,
+    DYNAMIC_BROKER_CONFIGS,
+    check_dynamic,
+    validate_broker_configs,
+)
 from pyggy.kafka_wire.context import Connection
+from pyggy.kafka_wire.group_configs import (
+    GROUP_CONFIGS,
+    check_group_name,
+    check_intervals,
+    validate_group_config,
+)
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.topics import (
     BOOLEAN,
@@ -36,7 +53,8 @@ from pyggy.kafka_wire.topics import (
     validate_config,
 )
 
-TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS = 2, 4, 8, 16
+TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP = 2, 4, 8, 16, 32
+GROUP_CONFIG = 8  # DescribeConfigs config source of a group config (KIP-848)
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
@@ -103,13 +121,59 @@ def broker_configs(conn: Connection) -> list[tuple[str, str, int, int]]:
 def _broker(conn: Connection, name: str, keys: Collection[str] | None,
             synonyms: bool) -> list[dict]:
     _check_broker(conn, name)
+    dynamic = conn.server.engine.consumers.broker_configs()
+    rows = broker_configs(conn) + [(n, v, DYNAMIC_BROKER_CONFIG, DYNAMIC_BROKER_CONFIGS[n])
+                                   for n, v in dynamic.items()]
     out = []
-    for cname, value, source, typ in broker_configs(conn):
+    for cname, value, source, typ in sorted(rows):
         if keys is not None and cname not in keys:
             continue
         syn = [{"name": cname, "value": value, "source": source}] if synonyms else []
-        out.append(_entry(cname, value, source, True, typ, syn))
+        out.append(_entry(cname, value, source, source != DYNAMIC_BROKER_CONFIG, typ, syn))
     return out
+
+
+def _group(conn: Connection, name: str, keys, synonyms: bool) -> list[dict]:
+    _check_group(conn, name)
+    dynamic = conn.server.engine.consumers.group_configs(name)
+    out = []
+    for cname, d in sorted(GROUP_CONFIGS.items()):
+        if keys is not None and cname not in keys:
+            continue
+        value = dynamic.get(cname, d.default)
+        source = GROUP_CONFIG if cname in dynamic else DEFAULT_CONFIG
+        syn = [{"name": cname, "value": value, "source": source}] if synonyms else []
+        out.append(_entry(cname, value, source, False, d.type, syn))
+    return out
+
+
+def _check_group(conn: Connection, name: str) -> None:
+    check_group_name(name)
+    if denied := authz.group(conn, name):
+        raise KafkaError(denied, "Group authorization failed.")
+
+
+async def _alter_group(conn: Connection, r: dict, validate_only: bool) -> None:
+    name = r["resource_name"]
+    _check_group(conn, name)
+    _duplicate_keys(r["configs"])
+    desired = conn.server.engine.consumers.group_configs(name)
+    for c in r["configs"]:
+        cname, op, value = c["name"], c["config_operation"], c["value"]
+        if op == DELETE:
+            desired.pop(cname, None)
+        elif op == SET and value is not None:
+            desired[cname] = validate_group_config(cname, value)
+        elif op in (APPEND, SUBTRACT):
+            verb = "APPEND" if op == APPEND else "SUBTRACT"
+            raise KafkaError(ErrorCode.INVALID_CONFIG,
+                             f"Can't {verb} to key {cname} because its type is not LIST.")
+        else:
+            raise KafkaError(ErrorCode.INVALID_REQUEST, f"Invalid operation {op} or null value "
+                                                        f"for {cname}")
+    check_intervals(desired)
+    if not validate_only:
+        await conn.server.engine.consumers.set_group_configs(name, desired)
 
 
 def _check_broker(conn: Connection, name: str) -> None:
@@ -134,6 +198,8 @@ def describe_configs(conn: Connection, req: dict, version: int) -> dict:
                 out["configs"] = _topic(conn, name, keys, req["include_synonyms"])
             elif rtype == BROKER:
                 out["configs"] = _broker(conn, name, keys, req["include_synonyms"])
+            elif rtype == GROUP:
+                out["configs"] = _group(conn, name, keys, req["include_synonyms"])
             elif rtype == BROKER_LOGGER:
                 _check_broker(conn, name)  # no logger levels are exposed: none to describe
             elif rtype == CLIENT_METRICS:  # no client metrics subscriptions: none to describe
@@ -167,18 +233,39 @@ def _resolve(conn: Connection, name: str) -> Topic:
 
 
 def _not_topic(conn: Connection, r: dict) -> None:
-    if r["resource_type"] == BROKER:
-        _check_broker(conn, r["resource_name"])
-        if r["configs"]:
-            names = ", ".join(sorted({c["name"] for c in r["configs"]}))
-            raise KafkaError(ErrorCode.INVALID_REQUEST,
-                             f"Cannot update these configs dynamically: Set({names})")
-        return
     raise KafkaError(ErrorCode.INVALID_REQUEST,
                      f"Unsupported resource type: {r['resource_type']}")
 
 
+async def _alter_broker(conn: Connection, r: dict, validate_only: bool,
+                        incremental: bool) -> None:
+    """Kafka's dynamic broker configs pyggy has no setting for (kafka_wire/broker_configs.py):
+    AlterConfigs replaces them all, IncrementalAlterConfigs SETs / DELETEs."""
+    _check_broker(conn, r["resource_name"])
+    _duplicate_keys(r["configs"])
+    engine = conn.server.engine
+    desired = engine.consumers.broker_configs() if incremental else {}
+    for c in r["configs"]:
+        op = c["config_operation"] if incremental else SET
+        if op == DELETE:
+            desired.pop(c["name"], None)
+        elif op == SET and c["value"] is not None:
+            desired[c["name"]] = c["value"]
+        elif op in (APPEND, SUBTRACT, SET):
+            raise KafkaError(ErrorCode.INVALID_REQUEST if op == SET else ErrorCode.INVALID_CONFIG,
+                             f"Cannot {'set a null value' if op == SET else 'append/subtract'} "
+                             f"for {c['name']}")
+        else:
+            raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unknown operation type {op}")
+    check_dynamic({c["name"] for c in r["configs"]})  # what Kafka (or pyggy) keeps fixed
+    desired = validate_broker_configs(desired)
+    if not validate_only and desired != engine.consumers.broker_configs():
+        await engine.consumers.set_broker_configs(desired)
+
+
 async def _alter_legacy(conn: Connection, r: dict, validate_only: bool) -> None:
+    if r["resource_type"] == BROKER:
+        return await _alter_broker(conn, r, validate_only, incremental=False)
     if r["resource_type"] != TOPIC:
         return _not_topic(conn, r)
     t = _resolve(conn, r["resource_name"])
@@ -194,6 +281,10 @@ async def _alter_legacy(conn: Connection, r: dict, validate_only: bool) -> None:
 
 
 async def _alter_incremental(conn: Connection, r: dict, validate_only: bool) -> None:
+    if r["resource_type"] == GROUP:
+        return await _alter_group(conn, r, validate_only)
+    if r["resource_type"] == BROKER:
+        return await _alter_broker(conn, r, validate_only, incremental=True)
     if r["resource_type"] != TOPIC:
         return _not_topic(conn, r)
     t = _resolve(conn, r["resource_name"])

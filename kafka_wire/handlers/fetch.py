@@ -7,6 +7,16 @@ clients keep sending full fetches. Offsets in archived (tiered) segments are rea
 archive without blocking the event loop; if the archive cannot be read, or a stored batch fails
 its checksum and no verified copy repairs it, that partition answers KAFKA_STORAGE_ERROR
 (retriable) — corrupt bytes are never sent.
+
+With isolation_level read_committed (1) a partition is read only up to its last stable offset
+(the first offset of its oldest open transaction) and lists the aborted transactions that
+overlap what it returns, so the client drops their records; read_uncommitted reads up to the
+high watermark. Both get the last stable offset.
+
+`max_bytes` bounds the whole response: only the first non-empty partition may exceed it (by its
+first batch, so a record larger than the limit can still be read); a later partition whose
+first batch does not fit in what remains is answered without records, as Kafka does (Kafka
+sends a truncated batch there; clients drop it and fetch that partition again).
 """
 
 from __future__ import annotations
@@ -21,9 +31,10 @@ from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.protocol.primitives import RecordParts
 
+READ_COMMITTED = 1  # isolation_level: read only below the last stable offset (KIP-98)
 
 async def _partition(conn: Connection, t: Topic | None, denied: int, p: dict,
-                     budget: list[int]) -> dict:
+                     budget: list[int], committed: bool) -> dict:
     index = p["partition"]
     out = {"partition_index": index, "error_code": ErrorCode.NONE, "high_watermark": -1,
            "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": [],
@@ -38,33 +49,45 @@ async def _partition(conn: Connection, t: Topic | None, denied: int, p: dict,
     if not_leader:
         out["error_code"] = not_leader
         return out
-    start, hw = conn.server.engine.data.watermarks(t, index)
+    engine = conn.server.engine
+    start, hw = engine.data.watermarks(t, index)
     offset = p["fetch_offset"]
     if offset < start or offset > hw:  # Kafka leaves the watermarks at -1 with this error
         out["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
         return out
-    out.update(high_watermark=hw, last_stable_offset=hw, log_start_offset=start)
-    if offset == hw or budget[0] <= 0:
+    lso = engine.txns.last_stable(t, index, hw)
+    out.update(high_watermark=hw, last_stable_offset=lso, log_start_offset=start)
+    end = lso if committed else hw
+    if offset >= end or budget[0] <= 0:
         out["records"] = b""
         return out
+    if committed:
+        out["aborted_transactions"] = [{"producer_id": pid, "first_offset": first} for
+                                       pid, first in engine.txns.aborted(t, index, offset, end)]
     limit = min(p["partition_max_bytes"], budget[0])
     try:
-        chunks = await conn.server.engine.data.read_kafka_async(t, index, offset, max(limit, 1))
+        chunks = await engine.data.read_kafka_async(t, index, offset, max(limit, 1),
+                                                    end - offset)
     except (RemoteReadError, CorruptBatch):  # archive unreachable, or a damaged stored batch
         out["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
         return out
     data = chunks[0] if len(chunks) == 1 else RecordParts(chunks)  # written uncopied
+    if budget[1] and len(data) > limit:  # only the first non-empty partition may exceed
+        return out
+    budget[1] = 1
     budget[0] -= len(data)
     out["records"] = data
     return out
 
 
 async def _respond(conn: Connection, req: dict, resolved: list) -> tuple[dict, int]:
-    budget = [req.get("max_bytes", 0x7FFFFFFF)]
+    budget = [req.get("max_bytes", 0x7FFFFFFF), 0]  # bytes left, whether any were taken
+    committed = req.get("isolation_level", 0) == READ_COMMITTED
     responses = []
     total = 0
     for topic, t, denied in resolved:
-        parts = [await _partition(conn, t, denied, p, budget) for p in topic["partitions"]]
+        parts = [await _partition(conn, t, denied, p, budget, committed)
+                 for p in topic["partitions"]]
         total += sum(len(p["records"] or b"") for p in parts)
         responses.append({"topic": topic["topic"], "partitions": parts})
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "session_id": 0,

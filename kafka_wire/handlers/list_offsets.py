@@ -32,13 +32,14 @@ async def _records(conn: Connection, t: Topic, index: int,
             offset = max(offset, fields[0] + fields[6] + 1)
 
 
-async def _lookup(conn: Connection, t: Topic, index: int, timestamp: int) -> tuple[int, int]:
+async def _lookup(conn: Connection, t: Topic, index: int, timestamp: int,
+                  committed: bool) -> tuple[int, int]:
     data = conn.server.engine.data
     start, end = data.watermarks(t, index)
     if timestamp == EARLIEST:
         return -1, start
-    if timestamp == LATEST:
-        return -1, end
+    if timestamp == LATEST:  # read_committed: the last stable offset
+        return -1, conn.server.engine.txns.last_stable(t, index, end) if committed else end
     if timestamp == MAX_TIMESTAMP:
         best = (-1, -1)
         async for off, ts in _records(conn, t, index, start):
@@ -59,6 +60,7 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
     # A lookup can read a whole partition (max timestamp): a request naming one partition
     # many times does it once, not once per mention.
     done: dict[tuple[int, int, int, int], tuple[int, int]] = {}
+    committed = req.get("isolation_level", 0) == 1
     for topic in req["topics"]:
         t = conn.server.topics.resolve(topic["name"])
         denied = authz.topic_by_name(conn, topic["name"], t)
@@ -78,7 +80,7 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
                 entry["leader_epoch"] = routing.leader_epoch(conn, t, index)
                 key = (t.stream_id, t.id, index, p["timestamp"])
                 if key not in done:
-                    done[key] = await _lookup(conn, t, index, p["timestamp"])
+                    done[key] = await _lookup(conn, t, index, p["timestamp"], committed)
                 entry["timestamp"], entry["offset"] = done[key]
             parts.append(entry)
         topics.append({"name": topic["name"], "partitions": parts})

@@ -14,14 +14,14 @@ from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire import routing
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
-from pyggy.kafka_wire.topics import KafkaError, topic_id
+from pyggy.kafka_wire.topics import INTERNAL_TOPICS, KafkaError, topic_id
 
 NO_OPERATIONS = authz.NOT_REQUESTED
 
 
 def topic_entry(conn: Connection, name: str, t: Topic, operations: int = NO_OPERATIONS) -> dict:
     return {"error_code": ErrorCode.NONE, "name": name, "topic_id": topic_id(t),
-            "is_internal": False, "partitions": routing.partitions(conn, t),
+            "is_internal": name in INTERNAL_TOPICS, "partitions": routing.partitions(conn, t),
             "topic_authorized_operations": operations}
 
 

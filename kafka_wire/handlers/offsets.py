@@ -65,9 +65,10 @@ def _partition(f: FetchedOffset) -> dict:
 
 
 def _fetch_group(conn: Connection, group_id: str, topics: list | None,
-                 ) -> tuple[int, list[dict]]:
+                 stable: bool = False) -> tuple[int, list[dict]]:
     """(group error, response topics) for one group; ``topics`` None asks for every
-    committed partition."""
+    committed partition. ``stable`` (require_stable, KIP-447): a partition with offsets
+    staged by an open transaction answers UNSTABLE_OFFSET_COMMIT (retriable)."""
     coord = coordinator(conn)
     if coord is None:
         return NO_COORDINATOR, []
@@ -92,6 +93,11 @@ def _fetch_group(conn: Connection, group_id: str, topics: list | None,
     # a topic asked for with no partition is still answered
     out += [{"name": t["name"], "partitions": []} for t in topics or ()
             if t["name"] not in answered]
+    pending = conn.server.engine.txns.state.pending_offsets(group_id) if stable else ()
+    for t in out if pending else ():
+        for p in t["partitions"]:
+            if (t["name"], p["partition_index"]) in pending:
+                p.update(committed_offset=-1, error_code=ErrorCode.UNSTABLE_OFFSET_COMMIT)
     return ErrorCode.NONE, out
 
 
@@ -101,11 +107,13 @@ def offset_fetch(conn: Connection, req: dict, version: int) -> dict:
     if version >= 8:
         groups = []
         for g in req["groups"]:
-            error, topics = _fetch_group(conn, g["group_id"], g["topics"])
+            error, topics = _fetch_group(conn, g["group_id"], g["topics"],
+                                         req.get("require_stable", False))
             groups.append({"group_id": g["group_id"], "topics": topics,
                            "error_code": int(error)})
         return {"throttle_time_ms": 0, "groups": groups}
-    error, topics = _fetch_group(conn, req["group_id"], req["topics"])
+    error, topics = _fetch_group(conn, req["group_id"], req["topics"],
+                                 req.get("require_stable", False))
     if error and version < 2:  # no top-level error code: report it per partition
         topics = [{"name": t["name"], "partitions": [
             {"partition_index": p, "committed_offset": -1, "committed_leader_epoch": -1,

@@ -21,7 +21,7 @@ from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire import routing
 from pyggy.kafka_wire.context import CloseConnection, Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
-from pyggy.kafka_wire.topics import topic_config
+from pyggy.kafka_wire.topics import INTERNAL_TOPICS, topic_config
 
 
 def _partition_result(index: int, error: int, base: int = -1, start: int = -1,
@@ -91,6 +91,9 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
     for (a, b), info in zip(spans, infos, strict=True):
         error, duplicate = server.producers.check(info.producer_id, info.producer_epoch,
                                                   info.base_sequence, info.record_count, key)
+        if not error and info.is_transactional and duplicate is None:
+            error = await server.txn.before_append(t, index, info.producer_id,
+                                                   info.producer_epoch)
         if error:
             return _partition_result(index, error, start=data.watermarks(t, index)[0])
         if duplicate is not None:
@@ -119,6 +122,8 @@ async def handle(conn: Connection, req: dict, version: int) -> dict | None:
         else:
             t = conn.server.topics.resolve(td["name"])
             denied = authz.topic_by_name(conn, td["name"], t)
+            if not denied and td["name"] in INTERNAL_TOPICS:  # Kafka: "Cannot append to
+                denied = ErrorCode.INVALID_TOPIC_EXCEPTION  # internal topic"
             parts = [_partition_result(pd["index"], denied) if denied
                      else await _produce(conn, t, pd["index"], pd["records"])
                      for pd in td["partition_data"]]

@@ -1,5 +1,9 @@
 """InitProducerId (22): producer ids and epochs for idempotent producers; the principal must
-be allowed to write somewhere (IDEMPOTENT_WRITE, implied by WRITE as in KIP-679)."""
+be allowed to write somewhere (IDEMPOTENT_WRITE, implied by WRITE as in KIP-679). With a
+transactional id the transaction coordinator answers (epoch bump, fencing the previous
+instance, aborting its open transaction); the principal must be allowed the transactional id
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED otherwise). PRODUCER_FENCED is INVALID_PRODUCER_EPOCH
+below v4, as in Kafka."""
 
 from __future__ import annotations
 
@@ -8,21 +12,39 @@ import logging
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
+from pyggy.kafka_wire.transactions import TxnError
 
 log = logging.getLogger(__name__)
 
 
-def handle(conn: Connection, req: dict, version: int) -> dict:
+def _answer(error: int, pid: int = -1, epoch: int = -1) -> dict:
+    return {"throttle_time_ms": 0, "error_code": error, "producer_id": pid,
+            "producer_epoch": epoch}
+
+
+async def handle(conn: Connection, req: dict, version: int) -> dict:
+    tid = req.get("transactional_id")
+    if tid:
+        if denied := authz.transactional_id(conn, tid):
+            return _answer(denied)
+        fenced = ErrorCode.PRODUCER_FENCED if version >= 4 else ErrorCode.INVALID_PRODUCER_EPOCH
+        try:
+            pid, epoch = await conn.server.txn.init(
+                tid, req["transaction_timeout_ms"], req.get("producer_id", -1),
+                req.get("producer_epoch", -1), fenced)
+        except TxnError as e:
+            return _answer(e.code)
+        except OSError as e:
+            log.error("producer ids: could not reserve the next block: %s", e)
+            return _answer(ErrorCode.KAFKA_STORAGE_ERROR)
+        return _answer(ErrorCode.NONE, pid, epoch)
     denied = authz.cluster(conn)
     if denied:
-        return {"throttle_time_ms": 0, "error_code": denied, "producer_id": -1,
-                "producer_epoch": -1}
+        return _answer(denied)
     try:
         error, pid, epoch = conn.server.producers.init(
-            req.get("transactional_id"), req.get("producer_id", -1),
-            req.get("producer_epoch", -1))
+            req.get("producer_id", -1), req.get("producer_epoch", -1))
     except OSError as e:  # the next block of ids could not be reserved (disk full)
         log.error("producer ids: could not reserve the next block: %s", e)
         error, pid, epoch = ErrorCode.KAFKA_STORAGE_ERROR, -1, -1
-    return {"throttle_time_ms": 0, "error_code": error, "producer_id": pid,
-            "producer_epoch": epoch}
+    return _answer(error, pid, epoch)

@@ -8,8 +8,8 @@ then optionally ``?`` (nullable wherever present) or ``?(A+)``/``?(A-B)`` (nulla
 versions), ``vA``/``vA-B``/``vA+`` (field versions; absent = all), ``@tN`` (tagged field N) and
 ``=x`` (a non-zero default). The ``v`` range of a message is the range this server supports:
 it is written here only, and the handler registry (`pyggy.kafka_wire.registry`), ApiVersions,
-the README and the tests take it from here (an API without a registry row, such as the
-transaction APIs, is known to the codec but not offered). Field lists follow Apache Kafka's message
+the README and the tests take it from here (an API without a registry row is known to the
+codec but not offered). Field lists follow Apache Kafka's message
 definitions (``clients/src/main/resources/common/message/*.json``);
 tests/kafka_wire/protocol/test_kafka_schema_crosscheck.py compares them, version by version,
 with those of the Kafka release the interop suite runs.
@@ -70,8 +70,8 @@ InitProducerIdRequest k22 v0-5 flex2+: TransactionalId:str? | TransactionTimeout
 InitProducerIdResponse k22 v0-5 flex2+: ThrottleTimeMs:i32 | ErrorCode:i16 | ProducerId:i64 =-1 | ProducerEpoch:i16 | OngoingTxnProducerId:i64 v6+ =-1 | OngoingTxnProducerEpoch:i16 v6+ =-1
 OffsetForLeaderEpochRequest k23 v2-4 flex4+: ReplicaId:i32 v3+ =-2 | Topics[]{Topic:str | Partitions[]{Partition:i32 | CurrentLeaderEpoch:i32 v2+ =-1 | LeaderEpoch:i32}}
 OffsetForLeaderEpochResponse k23 v2-4 flex4+: ThrottleTimeMs:i32 v2+ | Topics[]{Topic:str | Partitions[]{ErrorCode:i16 | Partition:i32 | LeaderEpoch:i32 v1+ =-1 | EndOffset:i64 =-1}}
-AddPartitionsToTxnRequest k24 v0-3 flex3+: Transactions[]{TransactionalId:str v4+ | ProducerId:i64 v4+ | ProducerEpoch:i16 v4+ | VerifyOnly:bool v4+ | Topics[]{Name:str | Partitions:[]i32} v4+} v4+ | V3AndBelowTransactionalId:str v0-3 | V3AndBelowProducerId:i64 v0-3 | V3AndBelowProducerEpoch:i16 v0-3 | V3AndBelowTopics[]{Name:str | Partitions:[]i32} v0-3
-AddPartitionsToTxnResponse k24 v0-3 flex3+: ThrottleTimeMs:i32 | ErrorCode:i16 v4+ | ResultsByTransaction[]{TransactionalId:str v4+ | TopicResults[]{Name:str | ResultsByPartition[]{PartitionIndex:i32 | PartitionErrorCode:i16}} v4+} v4+ | ResultsByTopicV3AndBelow[]{Name:str | ResultsByPartition[]{PartitionIndex:i32 | PartitionErrorCode:i16}} v0-3
+AddPartitionsToTxnRequest k24 v0-5 flex3+: Transactions[]{TransactionalId:str v4+ | ProducerId:i64 v4+ | ProducerEpoch:i16 v4+ | VerifyOnly:bool v4+ | Topics[]{Name:str | Partitions:[]i32} v4+} v4+ | V3AndBelowTransactionalId:str v0-3 | V3AndBelowProducerId:i64 v0-3 | V3AndBelowProducerEpoch:i16 v0-3 | V3AndBelowTopics[]{Name:str | Partitions:[]i32} v0-3
+AddPartitionsToTxnResponse k24 v0-5 flex3+: ThrottleTimeMs:i32 | ErrorCode:i16 v4+ | ResultsByTransaction[]{TransactionalId:str v4+ | TopicResults[]{Name:str | ResultsByPartition[]{PartitionIndex:i32 | PartitionErrorCode:i16}} v4+} v4+ | ResultsByTopicV3AndBelow[]{Name:str | ResultsByPartition[]{PartitionIndex:i32 | PartitionErrorCode:i16}} v0-3
 AddOffsetsToTxnRequest k25 v0-3 flex3+: TransactionalId:str | ProducerId:i64 | ProducerEpoch:i16 | GroupId:str
 AddOffsetsToTxnResponse k25 v0-3 flex3+: ThrottleTimeMs:i32 | ErrorCode:i16
 EndTxnRequest k26 v0-4 flex3+: TransactionalId:str | ProducerId:i64 | ProducerEpoch:i16 | Committed:bool
@@ -106,6 +106,10 @@ AlterUserScramCredentialsRequest k51 v0 flex0+: Deletions[]{Name:str | Mechanism
 AlterUserScramCredentialsResponse k51 v0 flex0+: ThrottleTimeMs:i32 | Results[]{User:str | ErrorCode:i16 | ErrorMessage:str?}
 DescribeClusterRequest k60 v0-1 flex0+: IncludeClusterAuthorizedOperations:bool | EndpointType:i8 v1+ =1 | IncludeFencedBrokers:bool v2+
 DescribeClusterResponse k60 v0-1 flex0+: ThrottleTimeMs:i32 | ErrorCode:i16 | ErrorMessage:str? | EndpointType:i8 v1+ =1 | ClusterId:str | ControllerId:i32 =-1 | Brokers[]{BrokerId:i32 | Host:str | Port:i32 | Rack:str? | IsFenced:bool v2+} | ClusterAuthorizedOperations:i32 =-2147483648
+DescribeTransactionsRequest k65 v0 flex0+: TransactionalIds:[]str
+DescribeTransactionsResponse k65 v0 flex0+: ThrottleTimeMs:i32 | TransactionStates[]{ErrorCode:i16 | TransactionalId:str | TransactionState:str | TransactionTimeoutMs:i32 | TransactionStartTimeMs:i64 | ProducerId:i64 | ProducerEpoch:i16 | Topics[]{Topic:str | Partitions:[]i32}}
+ListTransactionsRequest k66 v0-2 flex0+: StateFilters:[]str | ProducerIdFilters:[]i64 | DurationFilter:i64 v1+ =-1 | TransactionalIdPattern:str?(2+) v2+
+ListTransactionsResponse k66 v0-2 flex0+: ThrottleTimeMs:i32 | ErrorCode:i16 | UnknownStateFilters:[]str | TransactionStates[]{TransactionalId:str | ProducerId:i64 | TransactionState:str}
 ConsumerProtocolSubscription v0-3 flexnone: Topics:[]str | UserData:bytes? | OwnedPartitions[]{Topic:str v1+ | Partitions:[]i32 v1+} v1+ | GenerationId:i32 v2+ =-1 | RackId:str? v3+
 ConsumerProtocolAssignment v0-3 flexnone: AssignedPartitions[]{Topic:str | Partitions:[]i32} | UserData:bytes?
 """

@@ -392,6 +392,30 @@ def test_confluent_alter_configs(cadmin: AdminClient) -> None:
     assert b["auto.create.topics.enable"].value == "true"
 
 
+def test_confluent_dynamic_broker_configs(cadmin: AdminClient) -> None:
+    """What librdkafka's admin test sets on a broker (a Kafka dynamic broker config pyggy has
+    no setting for) is accepted and described as DYNAMIC_BROKER_CONFIG; a config pyggy sets
+    in its own config file is refused as Kafka refuses a static one."""
+    res = ConfigResource(ResourceType.BROKER, "0", incremental_configs=[
+        ConfigEntry("sasl.kerberos.min.time.before.relogin", "58000",
+                    incremental_operation=AlterConfigOpType.SET)])
+    assert list(done(cadmin.incremental_alter_configs([res])).values()) == [None]
+    broker = ConfigResource(ResourceType.BROKER, "0")
+    b = done(cadmin.describe_configs([broker]))[broker]
+    entry = b["sasl.kerberos.min.time.before.relogin"]
+    assert (entry.value, entry.source, entry.is_read_only) == ("58000", 2, False)
+    static = ConfigResource(ResourceType.BROKER, "0", incremental_configs=[
+        ConfigEntry("num.partitions", "7", incremental_operation=AlterConfigOpType.SET)])
+    (err,) = done(cadmin.incremental_alter_configs([static])).values()
+    assert err.code() == 42 and "num.partitions" in err.str()  # INVALID_REQUEST
+    gone = ConfigResource(ResourceType.BROKER, "0", incremental_configs=[
+        ConfigEntry("sasl.kerberos.min.time.before.relogin", None,
+                    incremental_operation=AlterConfigOpType.DELETE)])
+    assert list(done(cadmin.incremental_alter_configs([gone])).values()) == [None]
+    b = done(cadmin.describe_configs([broker]))[broker]
+    assert "sasl.kerberos.min.time.before.relogin" not in b
+
+
 def test_confluent_delete_records(server: PyggyServer, cadmin: AdminClient) -> None:
     done(cadmin.create_topics([NewTopic("cdr", 1, 1)]))
     p = Producer({"bootstrap.servers": server.kafka_address, "linger.ms": 0})

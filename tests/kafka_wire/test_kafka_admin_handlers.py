@@ -259,8 +259,10 @@ async def test_describe_configs(door: Door, version: int) -> None:
     r = await door.call(DESCRIBE, version, body)
     full, picked, unknown, broker, other_broker, logger, group, empty_keys = r["results"]
     assert [x["error_code"] for x in r["results"]] == [
-        NONE, NONE, UNKNOWN_TOPIC, NONE, INVALID_REQUEST, NONE, INVALID_REQUEST, NONE]
+        NONE, NONE, UNKNOWN_TOPIC, NONE, INVALID_REQUEST, NONE, NONE, NONE]
     assert logger["configs"] == [] and empty_keys["configs"] == full["configs"]
+    assert {c["name"]: (c["value"], c["config_source"]) for c in group["configs"]}[
+        "consumer.session.timeout.ms"] == ("45000", 5)
     got = {c["name"]: c for c in full["configs"]}
     assert set(got) == set(CONFIGS)
     ret = got["retention.ms"]
@@ -387,6 +389,96 @@ async def test_alter_configs_survive_restart(tmp_path: Path) -> None:
     engine.open()
     try:
         assert dynamic(Door(KafkaServer(engine)), "r") == {"flush.ms": "3", "segment.ms": "100"}
+    finally:
+        engine.close()
+
+
+async def test_group_configs(tmp_path: Path) -> None:
+    """GROUP resources (32, KIP-848 group configs): defaults described until set; SET and
+    DELETE through IncrementalAlterConfigs with Kafka's bounds; kept across a restart."""
+    engine = LogEngine(tmp_path / "data", state_fsync=False)
+    engine.open(("iggy", "iggy"))
+    door = Door(KafkaServer(engine))
+
+    async def alter(*ops: tuple[str, int, str | None], name: str = "g",
+                    validate_only: bool = False) -> int:
+        r = await door.call(INCREMENTAL, 1, {"resources": [
+            {"resource_type": 32, "resource_name": name, "configs": [
+                {"name": n, "config_operation": op, "value": v} for n, op, v in ops]}],
+            "validate_only": validate_only})
+        return r["responses"][0]["error_code"]
+
+    async def describe(d: Door, name: str = "g") -> dict:
+        r = await d.call(DESCRIBE, 4, {"resources": [
+            {"resource_type": 32, "resource_name": name, "configuration_keys": None}],
+            "include_synonyms": False, "include_documentation": False})
+        (res,) = r["results"]
+        assert res["error_code"] == NONE
+        return {c["name"]: (c["value"], c["config_source"]) for c in res["configs"]}
+
+    assert (await describe(door))["consumer.heartbeat.interval.ms"] == ("5000", 5)
+    assert await alter(("consumer.session.timeout.ms", 0, "50000"),
+                       ("share.auto.offset.reset", 0, "earliest")) == NONE
+    assert await alter(("consumer.session.timeout.ms", 0, "1000")) == INVALID_CONFIG
+    assert await alter(("consumer.heartbeat.interval.ms", 0, "x")) == INVALID_CONFIG
+    assert await alter(("share.isolation.level", 0, "dirty")) == INVALID_CONFIG
+    assert await alter(("no.such", 0, "1")) == INVALID_CONFIG
+    assert await alter(("consumer.session.timeout.ms", 2, "1")) == INVALID_CONFIG
+    assert await alter(("consumer.session.timeout.ms", 0, "1")) == INVALID_CONFIG
+    assert await alter(("streams.num.standby.replicas", 0, "1"), validate_only=True) == NONE
+    assert await alter(("streams.num.standby.replicas", 0, "1"), name="") == INVALID_REQUEST
+    got = await describe(door)
+    assert got["consumer.session.timeout.ms"] == ("50000", 8)
+    assert got["share.auto.offset.reset"] == ("earliest", 8)
+    assert got["streams.num.standby.replicas"] == ("0", 5)
+    assert await alter(("share.auto.offset.reset", 1, None)) == NONE
+    engine.close()
+    engine = LogEngine(tmp_path / "data", state_fsync=False)
+    engine.open()
+    try:
+        got = await describe(Door(KafkaServer(engine)))
+        assert got["consumer.session.timeout.ms"] == ("50000", 8)
+        assert got["share.auto.offset.reset"] == ("latest", 5)
+    finally:
+        engine.close()
+
+
+async def test_dynamic_broker_configs_kept_across_a_restart(tmp_path: Path) -> None:
+    engine = LogEngine(tmp_path / "data", state_fsync=False)
+    engine.open(("iggy", "iggy"))
+    door = Door(KafkaServer(engine))
+
+    async def alter(version: int, *pairs, key: int = ALTER, validate_only: bool = False):
+        configs_ = [{"name": n, "value": v} | ({"config_operation": 0} if key == INCREMENTAL
+                                                else {}) for n, v in pairs]
+        r = await door.call(key, version, {"resources": [
+            {"resource_type": 4, "resource_name": "0", "configs": configs_}],
+            "validate_only": validate_only})
+        return r["responses"][0]["error_code"]
+
+    assert await alter(2, ("max.connections", "100"), ("num.io.threads", "4")) == NONE
+    assert await alter(1, ("log.cleaner.threads", "2"), key=INCREMENTAL) == NONE
+    assert await alter(1, ("max.connections", "many"), key=INCREMENTAL) == INVALID_CONFIG
+    assert await alter(1, ("ssl.keystore.password", "x"), key=INCREMENTAL) == INVALID_REQUEST
+    assert await alter(1, ("log.retention.ms", "1"), key=INCREMENTAL) == INVALID_REQUEST
+    assert await alter(1, ("num.io.threads", "8"), key=INCREMENTAL,
+                       validate_only=True) == NONE
+    assert engine.consumers.broker_configs() == {
+        "max.connections": "100", "num.io.threads": "4", "log.cleaner.threads": "2"}
+    engine.close()
+    engine = LogEngine(tmp_path / "data", state_fsync=False)
+    engine.open()
+    try:
+        door = Door(KafkaServer(engine))
+        r = await door.call(DESCRIBE, 4, {"resources": [
+            {"resource_type": 4, "resource_name": "0",
+             "configuration_keys": ["max.connections", "broker.id"]}],
+            "include_synonyms": False, "include_documentation": False})
+        got = {c["name"]: (c["value"], c["config_source"], c["read_only"])
+               for c in r["results"][0]["configs"]}
+        assert got == {"max.connections": ("100", 2, False), "broker.id": ("0", 4, True)}
+        assert await alter(2) == NONE  # AlterConfigs replaces them all
+        assert engine.consumers.broker_configs() == {}
     finally:
         engine.close()
 

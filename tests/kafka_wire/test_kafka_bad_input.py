@@ -748,19 +748,6 @@ def test_invalid_acks(server, producer, acks: int) -> None:
     assert fetch(producer, TARGET) == (0, b"")
 
 
-def test_transactional_epochs_never_overflow_int16() -> None:
-    """InitProducerId again and again for one transactional id: past epoch 32767 the id gets
-    a new producer id at epoch 0 (an epoch of 32768 could not be encoded: internal error)."""
-    from pyggy.kafka_wire.producers import ProducerStates
-
-    states = ProducerStates()
-    answers = [states.init("again-and-again") for _ in range(32_770)]
-    assert all(error == 0 and 0 <= epoch <= 32767 for error, _, epoch in answers)
-    assert answers[32767][1:] == (answers[0][1], 32767)
-    assert answers[32768][2] == 0 and answers[32768][1] != answers[0][1]
-    assert len({pid for _, pid, _ in answers}) == 2  # repeated inits use no new ids
-
-
 # --- at the end ----------------------------------------------------------------------------
 
 

@@ -15,18 +15,18 @@ KEY = (1, 2, 0)
 def test_ids_are_reserved_before_use_and_never_repeat_after_a_restart() -> None:
     marks: list[int] = []
     first = ProducerStates(1000, marks.append)
-    ids = [first.init(None)[1] for _ in range(ID_BLOCK + 5)]
+    ids = [first.init()[1] for _ in range(ID_BLOCK + 5)]
     assert marks == [1000 + ID_BLOCK, 1000 + 2 * ID_BLOCK]
     assert all(pid < marks[-1] for pid in ids)
     # a restart starts from the last durable mark: every later id is new
     again = ProducerStates(marks[-1], marks.append)
-    later = {again.init(None)[1] for _ in range(10)}
+    later = {again.init()[1] for _ in range(10)}
     assert not later & set(ids)
 
 
 def test_restored_sequences_answer_retries_and_refuse_gaps() -> None:
     before = ProducerStates()
-    _, pid, epoch = before.init(None)
+    _, pid, epoch = before.init()
     stored = []  # what the log holds: (base offset, pid, epoch, base sequence, count)
     offset = 0
     for seq in (0, 3, 6):

@@ -220,3 +220,22 @@ def test_merge_of_a_truncated_or_flipped_log(data) -> None:
     m = merge([bytes(flipped), raw], strict_tail=True)
     assert m.commands == COMMANDS[:3] and bytes(m.good) == raw
     assert entry_at(raw, len(raw), 3) is None
+
+
+def test_a_command_too_large_to_replay_is_refused_unwritten(tmp_path: Path) -> None:
+    """An entry above MAX_ENTRY would read back as damage and stop the next start: the append
+    refuses it and the log goes on as if it had not been asked."""
+    from pyggy.core.errors import IggyError
+    from pyggy.core.metadata.state_log import MAX_ENTRY
+
+    log = StateLog(tmp_path / "state" / "state.log", fsync=False)
+    assert log.replay() == []
+    log.append(COMMANDS[0])
+    size = log.size
+    with pytest.raises(IggyError):
+        log.append({"type": "txn_offsets", "offsets": "x" * MAX_ENTRY})
+    assert log.size == size
+    log.append(COMMANDS[1])
+    log.close()
+    _, replayed = reopen(tmp_path)
+    assert replayed == COMMANDS[:2]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from support import (
     PARTITIONS,
     Got,
@@ -195,3 +197,67 @@ def test_kafka_to_iggy_and_back(kafka_server: PyggyServer, topic: str):
     assert [g.offset for g in got] == list(range(5))
     assert [(g.key, g.value, g.headers) for g in got] == [
         (r.key, r.value, r.headers) for r in sent] + [(None, b"from iggy", ())]
+
+
+def test_large_records_from_two_partitions_respect_fetch_max_bytes(kafka_server: PyggyServer,
+                                                                   topic: str):
+    """~900 KB records in two partitions, a consumer whose fetch.max.bytes is 1 MB and whose
+    receive buffer is just above it: each Fetch carries one partition's batch (never ~1.8 MB,
+    which librdkafka rejects as "Invalid response size" and retries forever)."""
+    values = [(part, os.urandom(900_000)) for _ in range(3) for part in (0, 1)]
+    p = producer(kafka_server, compression_type="none", linger_ms=0)
+    for part, value in values:
+        p.produce(topic, value=value, partition=part)
+    assert p.flush(30) == 0
+    log = logging.getLogger(f"librdkafka.{topic}")
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    log.addHandler(handler)
+    c = Consumer({"bootstrap.servers": kafka_server.kafka_address, "group.id": topic,
+                  "enable.auto.commit": False, "fetch.max.bytes": 1_000_000,
+                  "receive.message.max.bytes": 1_000_512}, logger=log)
+    try:
+        c.assign([TopicPartition(topic, part, OFFSET_BEGINNING) for part in (0, 1)])
+        got = consume(c, len(values), timeout=30)
+    finally:
+        c.close()
+    assert sorted((g.partition, g.value) for g in got) == sorted(values)
+    assert not [line for line in lines if "Invalid response size" in line], lines[:3]
+
+
+def test_a_closed_static_member_leaves_on_its_session_timeout(kafka_server: PyggyServer,
+                                                              topic: str):
+    """A static member (group.instance.id) sends no LeaveGroup on close: the group keeps it
+    (DeleteGroups: NON_EMPTY_GROUP) until session.timeout.ms has passed, then a DeleteGroups
+    succeeds, as on Kafka."""
+    from confluent_kafka.admin import AdminClient
+
+    group = f"{topic}-static"
+    send = producer(kafka_server)
+    send.produce(topic, b"x", partition=0)
+    assert send.flush(30) == 0
+    c = consumer(kafka_server, group_id=group, group_instance_id="static-1",
+                 session_timeout_ms=6000, auto_offset_reset="earliest")
+    c.subscribe([topic])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            break
+    c.close()
+    closed = time.monotonic()
+    admin = AdminClient({"bootstrap.servers": kafka_server.kafka_address})
+
+    def delete() -> str:
+        try:
+            admin.delete_consumer_groups([group], request_timeout=10)[group].result()
+            return "deleted"
+        except KafkaException as e:
+            return e.args[0].name()
+
+    assert delete() == "NON_EMPTY_GROUP"
+    while (result := delete()) == "NON_EMPTY_GROUP" and time.monotonic() - closed < 30:
+        time.sleep(0.5)
+    waited = time.monotonic() - closed
+    assert result == "deleted" and 5 <= waited <= 20, (result, waited)

@@ -1,0 +1,180 @@
+"""The transaction coordinator (KIP-98, transaction.version 1): what each transactional request
+may do in each state, with Kafka's error codes. The state itself is the engine's
+(`engine.txns`, recorded through the command log); this module decides and asks for changes.
+
+One lock serialises the changes (requests of different connections, and the timeout sweep),
+so a transaction is never ended twice at once. Markers are written before EndTxn answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from pyggy.core.transactions import (
+    COMPLETE_ABORT,
+    COMPLETE_COMMIT,
+    ONGOING,
+    PartKey,
+    StagedOffsets,
+    Txn,
+)
+from pyggy.kafka_wire.groups.store import CommittedOffset
+from pyggy.kafka_wire.protocol.errors import ErrorCode
+
+log = logging.getLogger(__name__)
+MAX_TIMEOUT_MS = 900_000  # Kafka's transaction.max.timeout.ms default
+MAX_EPOCH = 32767
+
+
+class TxnError(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class TransactionCoordinator:
+    def __init__(self, server) -> None:
+        self.server = server
+        self.engine = server.engine
+        self.lock = asyncio.Lock()
+
+    @property
+    def service(self):
+        return self.engine.txns
+
+    # -- checks ----------------------------------------------------------------------------
+    def current(self, transactional_id: str, producer_id: int, epoch: int,
+                fenced: int = ErrorCode.PRODUCER_FENCED) -> Txn:
+        """The transaction, if this producer instance owns it (Kafka's order of checks)."""
+        t = self.service.get(transactional_id)
+        if t is None or t.producer_id != producer_id:
+            raise TxnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
+        if t.epoch != epoch:
+            raise TxnError(fenced)
+        if t.prepared:
+            raise TxnError(ErrorCode.CONCURRENT_TRANSACTIONS)
+        return t
+
+    # -- InitProducerId --------------------------------------------------------------------
+    async def init(self, transactional_id: str, timeout_ms: int, producer_id: int,
+                   epoch: int, fenced: int) -> tuple[int, int]:
+        """(producer id, epoch) for a transactional producer: a new id, or the same id with
+        the epoch bumped (fencing the previous instance); an open transaction is aborted."""
+        if not 0 < timeout_ms <= MAX_TIMEOUT_MS:
+            raise TxnError(ErrorCode.INVALID_TRANSACTION_TIMEOUT)
+        async with self.lock:
+            t = self.service.get(transactional_id)
+            if t is not None and producer_id >= 0 and (producer_id, epoch) != (
+                    t.producer_id, t.epoch):
+                raise TxnError(fenced)  # KIP-360: only the current instance may bump
+            if t is not None and (t.state == ONGOING or t.prepared):
+                t = await self.service.end(transactional_id, False, bump_epoch=True)
+            producers = self.server.producers
+            if t is None or t.epoch >= MAX_EPOCH:  # INT16 epochs used up: a new id
+                pid, new_epoch = producers.new_id(), 0
+            else:
+                pid, new_epoch = t.producer_id, t.epoch + 1
+            await self.service.init(transactional_id, pid, new_epoch, timeout_ms)
+            producers.epochs[pid] = new_epoch
+            return pid, new_epoch
+
+    # -- AddPartitionsToTxn / AddOffsetsToTxn / TxnOffsetCommit ----------------------------
+    async def add_partitions(self, transactional_id: str, producer_id: int, epoch: int,
+                             partitions: list[PartKey], fenced: int) -> None:
+        async with self.lock:
+            t = self.current(transactional_id, producer_id, epoch, fenced)
+            if t.state == ONGOING and set(partitions) <= t.partitions:
+                return
+            await self.service.add(transactional_id, partitions=partitions)
+
+    def verify(self, transactional_id: str, producer_id: int, epoch: int,
+               partitions: list[PartKey]) -> list[PartKey]:
+        """The partitions not in the ongoing transaction (AddPartitionsToTxn verify-only)."""
+        t = self.current(transactional_id, producer_id, epoch)
+        return [k for k in partitions if t.state != ONGOING or k not in t.partitions]
+
+    async def add_offsets(self, transactional_id: str, producer_id: int, epoch: int,
+                          group: str, fenced: int) -> None:
+        async with self.lock:
+            t = self.current(transactional_id, producer_id, epoch, fenced)
+            if t.state == ONGOING and group in t.groups:
+                return
+            await self.service.add(transactional_id, groups=[group])
+
+    async def stage_offsets(self, transactional_id: str, producer_id: int, epoch: int,
+                            group: str, offsets: list[tuple[str, int, int, int, str]]) -> None:
+        async with self.lock:
+            t = self.current(transactional_id, producer_id, epoch,
+                             ErrorCode.INVALID_PRODUCER_EPOCH)
+            if t.state != ONGOING or group not in t.groups:
+                raise TxnError(ErrorCode.INVALID_TXN_STATE)
+            await self.service.stage_offsets(transactional_id, group, offsets)
+
+    # -- EndTxn ----------------------------------------------------------------------------
+    async def end(self, transactional_id: str, producer_id: int, epoch: int, commit: bool,
+                  fenced: int) -> None:
+        async with self.lock:
+            t = self.service.get(transactional_id)
+            if t is not None and t.prepared and t.producer_id == producer_id \
+                    and t.epoch == epoch:  # a retry after markers failed to be written
+                await self.service.finish(t, self._commit_offsets)
+                return
+            t = self.current(transactional_id, producer_id, epoch, fenced)
+            if t.state == ONGOING:
+                await self.service.end(transactional_id, commit, self._commit_offsets)
+            elif t.state != (COMPLETE_COMMIT if commit else COMPLETE_ABORT):
+                raise TxnError(ErrorCode.INVALID_TXN_STATE)
+
+    def _commit_offsets(self, staged: StagedOffsets) -> None:
+        coordinator = self.server.coordinator
+        if coordinator is None:
+            return
+        for group, offsets in staged.items():
+            coordinator.offsets.put(group, {(topic, part): CommittedOffset(off, epoch, meta)
+                                            for topic, part, off, epoch, meta in offsets})
+
+    # -- produce ---------------------------------------------------------------------------
+    async def before_append(self, topic, partition_id: int, producer_id: int,
+                            epoch: int) -> int:
+        """A transactional batch may go to a partition its ongoing transaction added; the
+        producer's first one there holds the partition's last stable offset (recorded before
+        the batch is appended, so no reader ever sees it as stable)."""
+        t = self.service.by_producer(producer_id)
+        if t is None:
+            return ErrorCode.INVALID_PRODUCER_ID_MAPPING
+        if epoch < t.epoch:
+            return ErrorCode.INVALID_PRODUCER_EPOCH
+        key = (topic.stream_id, topic.id, partition_id)
+        if t.state != ONGOING or key not in t.partitions or epoch != t.epoch:
+            return ErrorCode.INVALID_TXN_STATE
+        if self.service.needs_first_offset(topic, partition_id, producer_id):
+            next_offset = self.engine.data.watermarks(topic, partition_id)[1]
+            await self.service.first_offset(topic, partition_id, producer_id, next_offset)
+        return ErrorCode.NONE
+
+    # -- timeouts and restarts -------------------------------------------------------------
+    async def tick(self) -> int:
+        """Abort (and fence) transactions open longer than their timeout; finish those a
+        restart found prepared. Returns how many were ended."""
+        now_ms = self.engine.clock.now_us() // 1000
+        ended = 0
+        for t in list(self.service.state.txns.values()):
+            stale = t.state == ONGOING and now_ms - t.started_ms > t.timeout_ms
+            if not (stale or t.prepared):
+                continue
+            async with self.lock:
+                current = self.service.get(t.transactional_id)
+                if current is not t:
+                    continue
+                if t.prepared:
+                    await self.service.finish(t, self._commit_offsets)
+                elif t.state == ONGOING and now_ms - t.started_ms > t.timeout_ms:
+                    log.info("transaction %r of producer %d timed out after %d ms: aborted",
+                             t.transactional_id, t.producer_id, t.timeout_ms)
+                    done = await self.service.end(t.transactional_id, False, bump_epoch=True)
+                    self.server.producers.epochs[done.producer_id] = done.epoch
+                else:
+                    continue
+                ended += 1
+        return ended
