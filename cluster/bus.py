@@ -21,9 +21,11 @@ import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from pyggy.consensus.message import HEADER_SIZE, Command, DecodeError, Message, decode, encode
 from pyggy.transport import Connection, Limits, Listener
+from pyggy.transport.door import Reply
 
 from .handshake import FRAME_SIZE, Acceptor, Dialer, HandshakeError
 from .roster import Node
@@ -67,7 +69,7 @@ class Peer:
 class ReplicaDoor:
     """The protocol side of one replica connection (transport.Door)."""
 
-    bad_input = (BusError, HandshakeError, DecodeError)
+    bad_input: tuple[type[Exception], ...] = (BusError, HandshakeError, DecodeError)
     requires_auth = True
 
     def __init__(self, bus: Bus, dial_to: int | None = None) -> None:
@@ -94,7 +96,8 @@ class ReplicaDoor:
     def opened(self, conn: Connection) -> None:
         self.conn = conn
         if self.dialer is not None:
-            conn.transport.write(self.dialer.hello())  # type: ignore[union-attr]
+            # a connection is opened once its transport is set (transport/connection.py)
+            cast(asyncio.Transport, conn.transport).write(self.dialer.hello())
 
     def closed(self) -> None:
         if self.peer is not None:
@@ -103,7 +106,7 @@ class ReplicaDoor:
     def is_authenticated(self) -> bool:
         return self.peer is not None
 
-    async def handle(self, frame: bytearray):  # -> transport.Reply
+    async def handle(self, frame: bytearray) -> Reply:
         if self.peer is not None:
             m = decode(frame, self.bus.settings.message_size_max)
             if m.command in _CLIENT_ONLY or m.replica != self.peer or \
@@ -113,22 +116,23 @@ class ReplicaDoor:
             self.bus.deliver(m)
             return None, False
         if self.dialer is not None:
+            conn = cast(Connection, self.conn)  # opened() ran before any frame
             finish = self.dialer.on_challenge(frame)
             self.peer = self.dialer.peer
-            self.conn.transport.write(finish)  # type: ignore[union-attr]
-            self.bus._established(self.peer, self.conn)  # type: ignore[arg-type]
+            cast(asyncio.Transport, conn.transport).write(finish)  # open, as in opened()
+            self.bus._established(self.peer, conn)
             return None, False
         assert self.acceptor is not None
         if self.acceptor.hello is None:
             answer, src = self.acceptor.on_hello(frame)
             if src is None:
                 self.bus.refusals += 1
-                log.warning("replica bus: refused a connection from %s: %s", self.conn.peer,
-                            "handshake refused")  # type: ignore[union-attr]
+                log.warning("replica bus: refused a connection from %s: %s",
+                            cast(Connection, self.conn).peer, "handshake refused")
                 return [answer], True
             return [answer], False
         self.peer = self.acceptor.on_finish(frame)
-        self.bus._established(self.peer, self.conn)  # type: ignore[arg-type]
+        self.bus._established(self.peer, cast(Connection, self.conn))
         return None, False
 
 
@@ -160,7 +164,8 @@ class Bus:
         for n in self.settings.nodes:
             if n.replica_id > self.settings.me:
                 self.tasks.append(asyncio.get_running_loop().create_task(self._dial_loop(n)))
-        return server.sockets[0].getsockname()[1]
+        bound: int = server.sockets[0].getsockname()[1]  # (host, port, ...) of the socket
+        return bound
 
     async def close(self) -> None:
         self.closing = True

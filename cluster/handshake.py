@@ -48,7 +48,11 @@ def _frame(kind: int, status: int, src: int, dst: int, cluster: bytes, nonce_d: 
                        nonce_a, mac) + _PAD
 
 
-def parse(frame: bytes | bytearray) -> tuple:
+# (kind, status, from, to, cluster, nonce dialer, nonce acceptor, mac)
+Frame = tuple[int, int, int, int, bytes, bytes, bytes, bytes]
+
+
+def parse(frame: bytes | bytearray) -> Frame:
     """(kind, status, from, to, cluster, nonce dialer, nonce acceptor, mac); raises
     HandshakeError for anything that is not an intact handshake frame."""
     if len(frame) != FRAME_SIZE:
@@ -101,7 +105,7 @@ class Acceptor:
     def __init__(self, key: bytes, cluster: bytes, me: int, replica_count: int) -> None:
         self.key, self.cluster, self.me, self.n = key, cluster, me, replica_count
         self.nonce = os.urandom(32)
-        self.hello: tuple | None = None
+        self.hello: tuple[int, bytes] | None = None  # (dialer id, its nonce)
 
     def on_hello(self, frame: bytes | bytearray) -> tuple[bytes, int | None]:
         try:

@@ -19,7 +19,6 @@ import logging
 import struct
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
 
 from pyggy.consensus.status import Divergence
 from pyggy.core.engine import LogEngine
@@ -35,7 +34,7 @@ class MetadataMachine:
     def __init__(self, engine: LogEngine) -> None:
         self.engine = engine
         self.commands = engine.commands
-        self.results: OrderedDict[int, Any] = OrderedDict()
+        self.results: OrderedDict[int, object] = OrderedDict()
 
     def stamp(self, operation: int, body: bytes,
               pending: Sequence[tuple[int, bytes]]) -> bytes | None:
@@ -69,7 +68,7 @@ class MetadataMachine:
                              f"{self.commands.last_op}: state transfer is not implemented yet")
 
 
-def reply_result(machine: MetadataMachine, reply: bytes) -> Any:
+def reply_result(machine: MetadataMachine, reply: bytes) -> object:
     """The proposer's result of a committed command, or its IggyError raised."""
     answer = json.loads(reply)
     if "code" in answer:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -34,6 +35,7 @@ from typing import Protocol
 from pyggy.consensus.message import Command, Message
 from pyggy.consensus.options import Options
 from pyggy.consensus.replica import Replica
+from pyggy.consensus.replica_state import Action, Clock
 from pyggy.consensus.state_machine import REGISTER, StateMachine
 from pyggy.consensus.status import COMMITTED, NORMAL, REPLY, SEND
 
@@ -84,7 +86,7 @@ class Pending:
     session: Session
     message: Message
     view: int
-    future: asyncio.Future
+    future: asyncio.Future[bytes]
     sent_at: int
     deadline: int
 
@@ -98,8 +100,9 @@ class GroupRuntime:
     free: list[Session] = field(default_factory=list)
     sessions: int = 0
     pending: dict[bytes, Pending] = field(default_factory=dict)  # by client id
-    waiters: deque = field(default_factory=deque)  # futures waiting for a free session
-    seen: tuple = ()  # (view, status) last reported to on_view
+    # futures waiting for a free session
+    waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
+    seen: tuple[int, str] | None = None  # (view, status) last reported to on_view
 
 
 class Node:
@@ -108,7 +111,7 @@ class Node:
     groups through it)."""
 
     def __init__(self, *, cluster: bytes, replica: int, replica_count: int, root: Path,
-                 bus: Bus, options: Callable[[int], Options], clock=None,
+                 bus: Bus, options: Callable[[int], Options], clock: Clock | None = None,
                  on_commit: Callable[[int, int, Message], None] | None = None) -> None:
         self.cluster, self.replica, self.n = cluster, replica, replica_count
         self.root = Path(root)
@@ -121,7 +124,7 @@ class Node:
         self.groups: dict[int, GroupRuntime] = {}
         self.now = 0  # ticks
         self.lateness: deque[float] = deque(maxlen=100_000)  # ms each tick came late
-        self._ticker: asyncio.Task | None = None
+        self._ticker: asyncio.Task[None] | None = None
         self.dropped_unknown_group = 0
 
     # -- groups ----------------------------------------------------------------------------
@@ -135,7 +138,7 @@ class Node:
             return existing
         path = self.group_dir(group)
         fresh = not (path / "superblock").exists()
-        storage = FileStorage(path, fsync, lambda token, g=group: self._write_done(g, token))
+        storage = FileStorage(path, fsync, functools.partial(self._write_done, group))
         opts = self.options(group)
         if fresh:
             Replica.format(storage, cluster=self.cluster, replica=self.replica,
@@ -206,7 +209,7 @@ class Node:
                 self._watch(rt)
 
     # -- actions ---------------------------------------------------------------------------
-    def _process(self, rt: GroupRuntime, actions: list[tuple]) -> None:
+    def _process(self, rt: GroupRuntime, actions: list[Action]) -> None:
         r = rt.replica
         seen = (r.view, r.status)
         if seen != rt.seen:
@@ -214,12 +217,11 @@ class Node:
             if self.on_view is not None:
                 self.on_view(rt.id, r.view, self.primary(rt.id))
         for a in actions:
-            kind = a[0]
-            if kind == SEND:
+            if a[0] == SEND:
                 self.bus.send(a[1], a[2])
-            elif kind == REPLY:
+            elif a[0] == REPLY:
                 self._reply(rt, a[2])
-            elif kind == COMMITTED and self.on_commit is not None:
+            elif a[0] == COMMITTED and self.on_commit is not None:
                 self.on_commit(rt.id, a[1], a[2])
 
     def _reply(self, rt: GroupRuntime, m: Message) -> None:
@@ -297,7 +299,7 @@ class Node:
                     rt.sessions -= 1
                     raise
                 return s
-            w = asyncio.get_running_loop().create_future()
+            w: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             rt.waiters.append(w)
             await w
             self._admit(rt.id)
@@ -306,7 +308,7 @@ class Node:
         number = 0 if operation == REGISTER else s.request
         m = Message(Command.REQUEST, cluster=self.cluster, group=rt.id, client=s.client,
                     session=s.session, request=number, operation=operation, body=body)
-        fut = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         rt.pending[s.client] = Pending(s, m, rt.replica.view, fut, self.now,
                                        self.now + REQUEST_TIMEOUT_TICKS)
         self._process(rt, rt.replica.on_message(m))
@@ -322,6 +324,9 @@ class Node:
         data = sorted(self.lateness)
         if not data:
             return {}
-        pick = lambda q: data[min(len(data) - 1, int(q * len(data)))]  # noqa: E731
+
+        def pick(q: float) -> float:
+            return data[min(len(data) - 1, int(q * len(data)))]
+
         return {"ticks": len(data), "p50": pick(0.5), "p99": pick(0.99), "p999": pick(0.999),
                 "max": data[-1]}

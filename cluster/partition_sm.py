@@ -26,11 +26,15 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from pyggy.consensus.status import Divergence
 from pyggy.core.records import iggy_batch, kafka_batch
 from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
 from pyggy.core.storage.partition_log import PartitionLog
+
+if TYPE_CHECKING:
+    from pyggy.consensus.replica import Replica
 
 APPEND_IGGY, APPEND_KAFKA = 160, 161  # 160 = Iggy's SendMessages operation
 DELETE_RECORDS, PURGE, RETENTION, DELETE_SEGMENTS = 164, 165, 166, 167
@@ -70,16 +74,17 @@ class PartitionMachine:
         self.log = log
         self.fsync = fsync
         self.appended = appended
-        self.replica = None  # attached by the node: the primary stamps its view
+        self.replica: Replica | None = None  # attached by the node: the primary stamps its view
         self.marker_path = log.path / MARKER_FILE
         self.marker = self._load_marker()
 
-    def attach(self, replica) -> None:
+    def attach(self, replica: Replica) -> None:
         self.replica = replica
 
     def _load_marker(self) -> int:
         try:
-            return _Q.unpack(self.marker_path.read_bytes())[0]
+            marker: int = _Q.unpack(self.marker_path.read_bytes())[0]
+            return marker
         except (OSError, struct.error):
             return 0
 

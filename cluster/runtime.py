@@ -13,13 +13,15 @@ import json
 import logging
 import ssl
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from pyggy.consensus.message import Message
 from pyggy.consensus.options import Options
 from pyggy.core.engine import LogEngine
 from pyggy.core.engine import cluster as view
+from pyggy.core.metadata.commands import MetadataCommand
 from pyggy.core.model import Partition, Topic
 from pyggy.core.records.encoding import ENCODING_IGGY
 
@@ -91,7 +93,7 @@ class ClusterRuntime:
     def _options(self, group: int) -> Options:
         return self._metadata_options if group == METADATA_GROUP else self._partition_options
 
-    def _deliver(self, m) -> None:
+    def _deliver(self, m: Message) -> None:
         self.node.on_message(m)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -103,7 +105,7 @@ class ClusterRuntime:
             self._created(t, t.partitions)
         e.metadata.create_listeners.append(self._created)
         e.metadata.delete_listeners.append(self._deleted)
-        e.commands.propose = self._propose  # type: ignore[method-assign]
+        e.commands.consensus = self._propose
         e.cluster = self
         e.data.cluster = self
         e.metadata.cluster = self
@@ -128,7 +130,7 @@ class ClusterRuntime:
                      late["p999"], late["max"])
 
     # -- groups follow metadata --------------------------------------------------------------
-    def _created(self, t: Topic, parts) -> None:
+    def _created(self, t: Topic, parts: Sequence[Partition]) -> None:
         for p in parts:
             self._add_partition(t, p)
 
@@ -137,13 +139,13 @@ class ClusterRuntime:
         fsync = bool(t.options.enforce_fsync)
         listeners = self.engine.data.append_listeners
 
-        def appended(base: int, count: int, t=t, pid=p.id) -> None:
+        def appended(base: int, count: int, t: Topic = t, pid: int = p.id) -> None:
             for listener in listeners:
                 listener(t, pid)
 
         self.node.add_group(group, psm.PartitionMachine(p.log, fsync, appended), fsync)
 
-    def _deleted(self, stream_name: str, t: Topic, parts) -> None:
+    def _deleted(self, stream_name: str, t: Topic, parts: Sequence[Partition]) -> None:
         for p in parts:
             self.node.remove_group(partition_group(t.stream_id, t.id, p.id))
 
@@ -156,7 +158,7 @@ class ClusterRuntime:
         except node_mod.OutcomeUnknown as e:
             raise view.OutcomeUnknown(str(e)) from None
 
-    async def _propose(self, cmd: dict) -> Any:
+    async def _propose(self, cmd: MetadataCommand) -> object:
         reply = await self._submit(METADATA_GROUP, COMMAND,
                                    json.dumps(cmd, separators=(",", ":")).encode())
         return reply_result(self.metadata_machine, reply)
@@ -167,7 +169,8 @@ class ClusterRuntime:
                                    operation, body)
         return psm.parse_reply(reply)
 
-    def append_body(self, encoding: int, batch, count: int, max_timestamp_ms: int = 0,
+    def append_body(self, encoding: int, batch: bytes | bytearray | memoryview, count: int,
+                    max_timestamp_ms: int = 0,
                     log_append_time: bool = False) -> tuple[int, bytes]:
         operation = psm.APPEND_IGGY if encoding == ENCODING_IGGY else psm.APPEND_KAFKA
         return operation, psm.append_body(operation, batch, count, max_timestamp_ms,

@@ -144,7 +144,7 @@ def encode(m: Message) -> bytes:
     return raw
 
 
-def decode(data: bytes | memoryview, size_max: int) -> Message:
+def decode(data: bytes | bytearray | memoryview, size_max: int) -> Message:
     """Parse and verify one message; raise DecodeError on anything malformed or corrupt."""
     n = len(data)
     if n < HEADER_SIZE:

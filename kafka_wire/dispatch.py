@@ -69,7 +69,7 @@ async def handle_frame(conn: Connection, frame: memoryview) -> list | None:
                         len(frame), sum(len(p) for p in reply) if reply else 0)
 
 
-async def _handle(conn: Connection, api, key: int, version: int, corr: int, frame: memoryview,
+async def _handle(conn: Connection, api: Api, key: int, version: int, corr: int, frame: memoryview,
                   pos: int) -> list | None:
     request = decode_request(key, version, frame[pos:])
     telemetry = conn.server.telemetry

@@ -11,16 +11,19 @@ missed a view change) UNKNOWN_LEADER_EPOCH (KIP-320).
 
 from __future__ import annotations
 
+from pyggy.core.engine.cluster import ClusterView
+from pyggy.core.model import Topic
+from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 
 NO_EPOCH = -1
 
 
-def _cluster(conn):
+def _cluster(conn: Connection) -> ClusterView | None:
     return conn.server.engine.cluster
 
 
-def leader_error(conn, t, index: int, current_epoch: int = NO_EPOCH) -> int:
+def leader_error(conn: Connection, t: Topic, index: int, current_epoch: int = NO_EPOCH) -> int:
     """NONE when this broker leads the partition (always on a single node)."""
     cluster = _cluster(conn)
     if cluster is None:
@@ -36,12 +39,12 @@ def leader_error(conn, t, index: int, current_epoch: int = NO_EPOCH) -> int:
     return ErrorCode.NONE
 
 
-def leader_epoch(conn, t, index: int) -> int:
+def leader_epoch(conn: Connection, t: Topic, index: int) -> int:
     cluster = _cluster(conn)
     return 0 if cluster is None else cluster.partition(t.stream_id, t.id, index).epoch
 
 
-def brokers(conn) -> list[tuple[int, str, int]]:
+def brokers(conn: Connection) -> list[tuple[int, str, int]]:
     """(node id, host, port) of every broker."""
     s = conn.server.settings
     cluster = _cluster(conn)
@@ -52,7 +55,7 @@ def brokers(conn) -> list[tuple[int, str, int]]:
             for n in cluster.nodes()]
 
 
-def controller(conn) -> tuple[int, str, int]:
+def controller(conn: Connection) -> tuple[int, str, int]:
     """The controller and group coordinator: the metadata primary (this broker while there is
     none, so that admin clients always name a live broker)."""
     s = conn.server.settings
@@ -64,7 +67,7 @@ def controller(conn) -> tuple[int, str, int]:
     return s.node_id, s.host, s.port
 
 
-def partitions(conn, t) -> list[dict]:
+def partitions(conn: Connection, t: Topic) -> list[dict[str, object]]:
     """Metadata's partition entries of topic `t`."""
     cluster = _cluster(conn)
     if cluster is None:

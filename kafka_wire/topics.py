@@ -66,8 +66,9 @@ def kafka_error(e: IggyError, default: int) -> KafkaError:
     return KafkaError(code, str(e))
 
 
-_CLUSTER_ERRORS = {IggyCode.TRANSIENT_NOT_ACCEPTED: ErrorCode.NOT_CONTROLLER,
-                   IggyCode.TRANSIENT_NOT_COMMITTED: ErrorCode.REQUEST_TIMED_OUT}
+_CLUSTER_ERRORS: dict[int, int] = {  # by IggyError.code, an int
+    IggyCode.TRANSIENT_NOT_ACCEPTED: ErrorCode.NOT_CONTROLLER,
+    IggyCode.TRANSIENT_NOT_COMMITTED: ErrorCode.REQUEST_TIMED_OUT}
 
 
 class TopicMap:

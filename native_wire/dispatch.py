@@ -54,7 +54,7 @@ async def _run(ctx: Context, code: int, body: memoryview) -> Answer:
                         len(body), sent)
 
 
-async def _checked(ctx: Context, cmd, body: memoryview) -> bytes | list:
+async def _checked(ctx: Context, cmd: Command, body: memoryview) -> bytes | list:
     try:
         telemetry = ctx.server.telemetry
         if telemetry is not None:  # a span named from the command table (pyggy/telemetry.py)

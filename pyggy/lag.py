@@ -4,10 +4,14 @@ what `/metrics` exports and what the console's lag view shows (one computation f
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from pyggy.core.model import Topic
 from pyggy.core.offsets import CONSUMER_GROUP
+
+if TYPE_CHECKING:
+    from pyggy.core.engine import LogEngine
+    from pyggy.kafka_wire.context import KafkaServer
 
 
 class Lag(NamedTuple):
@@ -25,7 +29,7 @@ class Lag(NamedTuple):
         return max(self.end_offset - self.next_offset, 0)
 
 
-def iggy_lags(engine, t: Topic) -> Iterator[Lag]:
+def iggy_lags(engine: LogEngine, t: Topic) -> Iterator[Lag]:
     """Iggy consumers and groups with a stored offset (the last consumed one)."""
     stream = engine.metadata.stream_name(t.stream_id)
     for p in t.partitions:
@@ -38,12 +42,12 @@ def iggy_lags(engine, t: Topic) -> Iterator[Lag]:
                       stored + 1, end)
 
 
-def kafka_lags(engine, kafka, only: Topic | None = None) -> Iterator[Lag]:
+def kafka_lags(engine: LogEngine, kafka: KafkaServer | None,
+               only: Topic | None = None) -> Iterator[Lag]:
     """Kafka groups' committed offsets (the next offset to read, as Kafka commits them)."""
-    coordinator = getattr(kafka, "coordinator", None)
-    if coordinator is None:
+    if kafka is None or kafka.coordinator is None:
         return
-    store = coordinator.offsets
+    store = kafka.coordinator.offsets
     for group in store.groups():
         for (name, partition), committed in sorted(store.offsets(group).items()):
             t = kafka.topics.resolve(name)
@@ -56,9 +60,9 @@ def kafka_lags(engine, kafka, only: Topic | None = None) -> Iterator[Lag]:
                       partition, committed.offset, end)
 
 
-def kafka_members(kafka, group_id: str) -> list[dict]:
+def kafka_members(kafka: KafkaServer | None, group_id: str) -> list[dict[str, str]]:
     """A Kafka group's members (client id and host), for the console."""
-    coordinator = getattr(kafka, "coordinator", None)
+    coordinator = kafka.coordinator if kafka is not None else None
     group = coordinator.groups.get(group_id) if coordinator is not None else None
     if group is None:
         return []

@@ -9,6 +9,9 @@ groups, connections and archiver counters are read from the engine when Promethe
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,12 +20,20 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from pyggy.core.storage import fsync
 from pyggy.lag import iggy_lags, kafka_lags
+
+if TYPE_CHECKING:  # attached by pyggy/server.py
+    from pyggy.archiver.service import ArchiverService
+    from pyggy.core.engine import LogEngine
+    from pyggy.http_api.context import Call
+    from pyggy.kafka_wire.context import KafkaServer
+    from pyggy.native_wire.context import NativeServer
+    from pyggy.transport import Listener
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                    5.0, 10.0)
@@ -32,12 +43,12 @@ class Metrics:
     """The registry and the request-side instruments. `kafka` (KafkaServer), `native`
     (NativeServer) and `archiver` (ArchiverService) are attached by the server when present."""
 
-    def __init__(self, engine) -> None:
+    def __init__(self, engine: LogEngine) -> None:
         self.engine = engine
-        self.kafka = None
-        self.native = None
-        self.archiver = None
-        self.listeners: dict = {}  # door → pyggy.transport.Listener (its open connections)
+        self.kafka: KafkaServer | None = None
+        self.native: NativeServer | None = None
+        self.archiver: ArchiverService | None = None
+        self.listeners: dict[str, Listener] = {}  # by door (their open connections)
         r = self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
@@ -83,7 +94,7 @@ class Metrics:
     def text(self) -> bytes:
         return generate_latest(self.registry)
 
-    async def handler(self, call) -> web.Response:
+    async def handler(self, call: Call) -> web.Response:
         """`GET /metrics` (authenticated, as every Iggy route but ping and login)."""
         return web.Response(body=self.text(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -94,10 +105,10 @@ class EngineCollector:
     def __init__(self, metrics: Metrics) -> None:
         self.m = metrics
 
-    def describe(self):
+    def describe(self) -> list[Metric]:
         return []
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         engine = self.m.engine
         labels = ["stream", "topic", "partition"]
         start = GaugeMetricFamily("pyggy_partition_log_start_offset",
@@ -126,7 +137,7 @@ class EngineCollector:
         yield from (start, end, size, segments, lag)
         yield from self._counts()
 
-    def _counts(self):
+    def _counts(self) -> Iterator[Metric]:
         c = self.m.engine.counts()
         for key in ("streams", "topics", "partitions", "segments", "messages"):
             yield GaugeMetricFamily(f"pyggy_{key}", f"Number of {key}", value=c[key])

@@ -44,6 +44,9 @@ from pyggy.transport import Limits, Listener
 from pyggy.transport.limits import raise_fd_limit
 
 if TYPE_CHECKING:  # imported where used: a server without Kafka never loads the door
+    from aiohttp import web
+
+    from pyggy.cluster.runtime import ClusterRuntime
     from pyggy.kafka_wire.context import KafkaServer
     from pyggy.kafka_wire.groups import GroupCoordinator
     from pyggy.metrics import Metrics
@@ -229,7 +232,8 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
 
 
 async def _start_http(config: ServerConfig, native: NativeServer, logins: Logins,
-                      tls: ssl.SSLContext | None, metrics, kafka, telemetry):
+                      tls: ssl.SSLContext | None, metrics: Metrics | None,
+                      kafka: KafkaServer | None, telemetry: Telemetry | None) -> web.AppRunner:
     """The HTTP door (REST API, /metrics, console). Every route but /ping, the logins and
     /openapi.json needs a token on any address: no anonymous access to data, as Iggy."""
     from pyggy.http_api.app import start
@@ -249,7 +253,7 @@ async def _start_http(config: ServerConfig, native: NativeServer, logins: Logins
     return runner
 
 
-async def _start_cluster(config: ServerConfig, engine: LogEngine):
+async def _start_cluster(config: ServerConfig, engine: LogEngine) -> ClusterRuntime:
     """`[cluster] enabled`: this process becomes one replica (pyggy.cluster, imported only
     here). Returns the started ClusterRuntime."""
     from pyggy.cluster.roster import Node
@@ -348,12 +352,12 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
             raise
     listeners: list[Listener] = []
     host, port = split_address(config.tcp.address)
-    native = NativeServer(engine, NodeInfo(
-        tcp_host=host, tcp_port=port,
-        **({"cluster_name": config.cluster.name,
-            "node_name": config.cluster.node().name} if cluster is not None else {}),
-        max_tokens_per_user=config.personal_access_token.max_tokens_per_user),
-        telemetry=telemetry, logins=logins, snapshots=Diagnostics(config), metrics=metrics)
+    node = NodeInfo(tcp_host=host, tcp_port=port,
+                    max_tokens_per_user=config.personal_access_token.max_tokens_per_user)
+    if cluster is not None:
+        node.cluster_name, node.node_name = config.cluster.name, config.cluster.node().name
+    native = NativeServer(engine, node, telemetry=telemetry, logins=logins,
+                          snapshots=Diagnostics(config), metrics=metrics)
     if config.tcp.enabled:
         listener = await start_listener(native, host, port, config.tcp.max_frame_size,
                                         _limits(config.tcp), tls["tcp"])

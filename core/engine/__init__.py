@@ -32,6 +32,7 @@ from pyggy.core.storage.partition_log import PartitionLog
 from pyggy.core.storage.scrub import ScrubReport, scrub_partition
 from pyggy.core.storage.tiered import run_blocking
 
+from .cluster import ClusterView
 from .commands import CommandLog
 from .consumers import ConsumerService
 from .data import (
@@ -75,7 +76,7 @@ class LogEngine:
                                     remote, self.commands.writes)
         self.metadata = MetadataService(self.commands, self.files)
         self.commands.applier = self.metadata.apply
-        self.cluster = None  # a cluster node's query service (ClusterView), None on one node
+        self.cluster: ClusterView | None = None  # a cluster node's query service
         # password hashing runs there, off the event loop (the async user methods use it)
         self.identity = IdentityService(self.commands, hasher or auth.ThreadHashPool())
         self.consumers = ConsumerService(self.commands, self.metadata, self.files)

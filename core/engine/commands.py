@@ -5,8 +5,8 @@ returns, so nothing is acknowledged that a restart would not replay."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import overload
+from collections.abc import Awaitable, Callable
+from typing import TypeVar, overload
 
 from pyggy.core.clock import Clock
 from pyggy.core.metadata import commands as c
@@ -17,6 +17,8 @@ from pyggy.core.storage.outage import WriteOutage
 
 log = logging.getLogger(__name__)
 _LOGGED_COMMANDS = frozenset({"create_stream", "create_topic"})
+_C = TypeVar("_C", bound=c.MetadataCommand)
+_R = TypeVar("_R")
 
 
 class CommandLog:
@@ -28,9 +30,12 @@ class CommandLog:
         self.clock = clock
         self.writes = WriteOutage("metadata", clock, log)
         # runs a committed command with its side effects (the engine sets
-        # MetadataService.apply: partition files follow the command); a cluster node replaces
-        # `propose` itself and calls this where the metadata group commits
+        # MetadataService.apply: partition files follow the command); a cluster node calls it
+        # where the metadata group commits
         self.applier: Callable[[c.MetadataCommand], object] = self.commit
+        # a cluster node's submit to the metadata group (None on one node): `propose` hands it
+        # every command and answers the result of the command's commit
+        self.consensus: Callable[[c.MetadataCommand], Awaitable[object]] | None = None
         self.last_op = 0  # the metadata group's op of the newest logged command (a cluster)
 
     # What each command's result is: the return type of the state machine's method of the same
@@ -52,12 +57,20 @@ class CommandLog:
 
     async def propose(self, cmd: c.MetadataCommand) -> object:
         """Make `cmd` happen and return its result: the one way a door's request changes
-        metadata. On a single node it commits at once; a cluster node replaces this with the
+        metadata. On a single node it commits at once; on a cluster node it goes through the
         metadata group's consensus (the command is applied where and when it commits)."""
+        if self.consensus is not None:
+            return await self.consensus(cmd)
         return self.applier(cmd)
 
-    def commit(self, cmd: c.MetadataCommand) -> object:
-        """Append `cmd` to the state log, then apply it; return what the state machine did.
+    @overload
+    def commit(self, cmd: c.MetadataCommand) -> object: ...
+    @overload
+    def commit(self, cmd: _C, apply: Callable[[_C], _R]) -> _R: ...
+
+    def commit(self, cmd: _C, apply: Callable[[_C], object] | None = None) -> object:
+        """Append `cmd` to the state log, then apply it; return what the state machine did
+        (`apply`: the state machine's method of the command's type, for a typed result).
 
         A full or failing disk fails the command with CANNOT_WRITE_TO_FILE and changes
         nothing; a command the state machine refuses is cut off the log again."""
@@ -67,7 +80,7 @@ class CommandLog:
             raise self.writes.failed(e) from None
         self.writes.ok()
         try:
-            result = self.meta.apply(cmd)
+            result = (apply or self.meta.apply)(cmd)
         except Exception:
             self.state.rollback(pos)
             raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Literal, TypedDict, cast
 
 import xxhash
 from pyggy.core import groups
@@ -48,6 +48,16 @@ Partitioning = tuple[int, int | bytes | None]
 Buffer = bytes | bytearray | memoryview
 # listener(topic, partition id) after every append, through either door
 AppendListener = Callable[[Topic, int], None]
+
+
+class SegmentInfo(TypedDict):
+    """A segment as `DataService.segments` describes it."""
+
+    start_offset: int
+    next_offset: int
+    size: int
+    sealed: bool
+    tier: Literal["archived", "local", "both"]
 
 
 @dataclass(slots=True)
@@ -160,13 +170,14 @@ class DataService:
         plog = self.metadata.partition(t, partition_id).log
         return plog.start_offset, plog.next_offset
 
-    def segments(self, t: Topic, partition_id: int) -> list[dict]:
+    def segments(self, t: Topic, partition_id: int) -> list[SegmentInfo]:
         """A partition's segments, oldest first: offsets, bytes and tier ("archived" = only
         in the archive, "local" = only on disk, "both" = on disk with a verified archive copy).
         """
         plog = self.metadata.partition(t, partition_id).log
-        out = [{"start_offset": r.start_offset, "next_offset": r.next_offset, "size": r.size,
-                "sealed": True, "tier": "archived"} for r in plog.tiered]
+        out: list[SegmentInfo] = [
+            {"start_offset": r.start_offset, "next_offset": r.next_offset, "size": r.size,
+             "sealed": True, "tier": "archived"} for r in plog.tiered]
         for seg in plog.segments:
             both = seg.sealed and plog.remote is not None and plog.remote.is_archived(
                 seg.start_offset, seg.next_offset, seg.size)

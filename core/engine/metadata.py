@@ -8,11 +8,18 @@ it). Lookups raise `IggyError` (not found) or, for `get_*`, answer None.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from pyggy.core import groups
 from pyggy.core.errors import ErrorCode, IggyError
-from pyggy.core.metadata.commands import UpdateTopic
+from pyggy.core.metadata.commands import (
+    CreatePartitions,
+    CreateTopic,
+    DeletePartitions,
+    DeleteStream,
+    DeleteTopic,
+    MetadataCommand,
+    UpdateTopic,
+)
 from pyggy.core.metadata.machine import encode_options, free_id
 from pyggy.core.model import Identifier, Partition, Stream, Topic
 from pyggy.core.options import OptionEntries, reject_options
@@ -43,21 +50,29 @@ class MetadataService:
             listener(stream_name, topic, parts)
 
     # -- applying a command with its files ---------------------------------------------------
-    def apply(self, cmd: dict) -> Any:
+    def apply(self, cmd: MetadataCommand) -> object:
         """Apply a metadata command and make the partitions' files follow it: what
         `CommandLog.propose` runs where the command commits (at once on one node; on every
         replica, as the metadata group commits it, in a cluster). Partition directories are
         made before the command is logged and deleted after it."""
-        kind = cmd["type"]
-        effect = _EFFECTS.get(kind)
-        return self.commands.commit(cmd) if effect is None else effect(self, cmd)
+        if cmd["type"] == "create_topic":
+            return self._apply_create_topic(cmd)
+        if cmd["type"] == "create_partitions":
+            return self._apply_create_partitions(cmd)
+        if cmd["type"] == "delete_stream":
+            return self._apply_delete_stream(cmd)
+        if cmd["type"] == "delete_topic":
+            return self._apply_delete_topic(cmd)
+        if cmd["type"] == "delete_partitions":
+            return self._apply_delete_partitions(cmd)
+        return self.commands.commit(cmd)
 
-    def _apply_create_topic(self, cmd: dict) -> Topic:
+    def _apply_create_topic(self, cmd: CreateTopic) -> Topic:
         s = self.meta.stream(cmd["stream_id"])
         # the id the command will get (the state machine takes the smallest free one)
         made = self.files.new_dirs(s.id, free_id(s.topics), 0, cmd["partitions_count"])
         try:
-            t: Topic = self.commands.commit(cmd)
+            t = self.commands.commit(cmd, self.meta.create_topic)
         except IggyError:
             self.files.remove_dirs(made)
             raise
@@ -66,11 +81,11 @@ class MetadataService:
         self._created(t, t.partitions)
         return t
 
-    def _apply_create_partitions(self, cmd: dict) -> list[Partition]:
+    def _apply_create_partitions(self, cmd: CreatePartitions) -> list[Partition]:
         t = self.meta.topic(cmd["stream_id"], cmd["topic_id"])
         made = self.files.new_dirs(t.stream_id, t.id, len(t.partitions), cmd["count"])
         try:
-            new: list[Partition] = self.commands.commit(cmd)
+            new = self.commands.commit(cmd, self.meta.create_partitions)
         except IggyError:
             self.files.remove_dirs(made)
             raise
@@ -81,25 +96,25 @@ class MetadataService:
         self._created(t, new)
         return new
 
-    def _apply_delete_stream(self, cmd: dict) -> Stream:
-        s = self.commands.commit(cmd)
+    def _apply_delete_stream(self, cmd: DeleteStream) -> Stream:
+        s = self.commands.commit(cmd, self.meta.delete_stream)
         for t in s.topics.values():
             self.files.detach(t, t.partitions)
             self._deleted(s.name, t, t.partitions)
         self.files.remove_stream(s.id)
         return s
 
-    def _apply_delete_topic(self, cmd: dict) -> Any:
+    def _apply_delete_topic(self, cmd: DeleteTopic) -> Topic:
         t = self.meta.topic(cmd["stream_id"], cmd["topic_id"])
-        result = self.commands.commit(cmd)
+        result = self.commands.commit(cmd, self.meta.delete_topic)
         self.files.detach(t, t.partitions)
         self._deleted(self.stream_name(t.stream_id), t, t.partitions)
         self.files.remove_topic(t.stream_id, t.id)
         return result
 
-    def _apply_delete_partitions(self, cmd: dict) -> list[Partition]:
+    def _apply_delete_partitions(self, cmd: DeletePartitions) -> list[Partition]:
         t = self.meta.topic(cmd["stream_id"], cmd["topic_id"])
-        gone = self.commands.commit(cmd)
+        gone = self.commands.commit(cmd, self.meta.delete_partitions)
         self.files.detach(t, gone)
         self._deleted(self.stream_name(t.stream_id), t, gone)
         _rebalance_all(t)
@@ -238,15 +253,6 @@ class MetadataService:
             return p.log.advance_start(offset)
         except OSError as e:  # the new start offset could not be stored: nothing changed
             raise self.commands.writes.failed(e) from None
-
-
-_EFFECTS: dict[str, Callable[[MetadataService, dict], Any]] = {
-    "create_topic": MetadataService._apply_create_topic,
-    "create_partitions": MetadataService._apply_create_partitions,
-    "delete_stream": MetadataService._apply_delete_stream,
-    "delete_topic": MetadataService._apply_delete_topic,
-    "delete_partitions": MetadataService._apply_delete_partitions,
-}
 
 
 def _rebalance_all(t: Topic) -> None:

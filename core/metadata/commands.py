@@ -57,24 +57,32 @@ class PermissionsDict(TypedDict):
     streams: NotRequired[dict[EncodedId, StreamPermissionsDict]]
 
 
-class CreateStream(TypedDict):
+class Command(TypedDict):
+    """What every command may carry besides its own fields."""
+
+    # the metadata group's op number, stamped by a cluster node as the command commits
+    # (cluster/metadata_sm.py); a restart resumes the group after the newest one logged
+    op: NotRequired[int]
+
+
+class CreateStream(Command):
     type: Literal["create_stream"]
     name: str
     created_at: int
 
 
-class UpdateStream(TypedDict):
+class UpdateStream(Command):
     type: Literal["update_stream"]
     stream_id: int
     name: str
 
 
-class DeleteStream(TypedDict):
+class DeleteStream(Command):
     type: Literal["delete_stream"]
     stream_id: int
 
 
-class CreateTopic(TypedDict):
+class CreateTopic(Command):
     type: Literal["create_topic"]
     stream_id: int
     name: str
@@ -83,7 +91,7 @@ class CreateTopic(TypedDict):
     created_at: int
 
 
-class UpdateTopic(TypedDict):
+class UpdateTopic(Command):
     type: Literal["update_topic"]
     stream_id: int
     topic_id: int
@@ -92,13 +100,13 @@ class UpdateTopic(TypedDict):
     reset: NotRequired[list[str]]  # option keys back to their defaults first
 
 
-class DeleteTopic(TypedDict):
+class DeleteTopic(Command):
     type: Literal["delete_topic"]
     stream_id: int
     topic_id: int
 
 
-class CreatePartitions(TypedDict):
+class CreatePartitions(Command):
     type: Literal["create_partitions"]
     stream_id: int
     topic_id: int
@@ -106,28 +114,28 @@ class CreatePartitions(TypedDict):
     created_at: int
 
 
-class DeletePartitions(TypedDict):
+class DeletePartitions(Command):
     type: Literal["delete_partitions"]
     stream_id: int
     topic_id: int
     count: int
 
 
-class CreateGroup(TypedDict):
+class CreateGroup(Command):
     type: Literal["create_group"]
     stream_id: int
     topic_id: int
     name: str
 
 
-class DeleteGroup(TypedDict):
+class DeleteGroup(Command):
     type: Literal["delete_group"]
     stream_id: int
     topic_id: int
     group_id: int
 
 
-class CreateUser(TypedDict):
+class CreateUser(Command):
     type: Literal["create_user"]
     username: str
     password_hash: str
@@ -137,32 +145,32 @@ class CreateUser(TypedDict):
     created_at: int
 
 
-class UpdateUser(TypedDict):
+class UpdateUser(Command):
     type: Literal["update_user"]
     user_id: int
     username: str | None  # None: unchanged
     status: int | None  # None: unchanged
 
 
-class DeleteUser(TypedDict):
+class DeleteUser(Command):
     type: Literal["delete_user"]
     user_id: int
 
 
-class UpdatePermissions(TypedDict):
+class UpdatePermissions(Command):
     type: Literal["update_permissions"]
     user_id: int
     permissions: PermissionsDict | None
 
 
-class ChangePassword(TypedDict):
+class ChangePassword(Command):
     type: Literal["change_password"]
     user_id: int
     password_hash: str
     scram: NotRequired[EncodedScram | None]
 
 
-class SetScram(TypedDict):
+class SetScram(Command):
     type: Literal["set_scram"]
     user_id: int
     mechanism: str
@@ -172,13 +180,13 @@ class SetScram(TypedDict):
     server_key: str
 
 
-class DeleteScram(TypedDict):
+class DeleteScram(Command):
     type: Literal["delete_scram"]
     user_id: int
     mechanism: str
 
 
-class CreateToken(TypedDict):
+class CreateToken(Command):
     type: Literal["create_token"]
     user_id: int
     name: str
@@ -186,7 +194,7 @@ class CreateToken(TypedDict):
     expiry_at: int
 
 
-class DeleteToken(TypedDict):
+class DeleteToken(Command):
     type: Literal["delete_token"]
     user_id: int
     name: str

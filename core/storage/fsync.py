@@ -54,7 +54,7 @@ class GroupCommitter:
 
     def _finished(self, loop: asyncio.AbstractEventLoop,
                   batch: list[tuple[int, asyncio.Future[None]]],
-                  work: asyncio.Future[None]) -> None:
+                  work: asyncio.Future[float]) -> None:
         self._running = False
         self.flushes += 1
         exc = work.exception()

@@ -10,13 +10,14 @@ import socket
 import threading
 
 from pyggy.core import permissions as perm
+from pyggy.core.engine import LogEngine
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.options import TOPIC_CATALOG
 from pyggy.native_wire.codec import responses as rsp
 from pyggy.native_wire.codec import snapshot
 from pyggy.native_wire.codec.frames import HEADER_SIZE, MAX_MESSAGE_SIZE
 from pyggy.native_wire.codec.reader import Reader, WireError
-from pyggy.native_wire.context import Context
+from pyggy.native_wire.context import Context, NodeInfo
 
 
 def ping(ctx: Context, r: Reader) -> bytes:
@@ -45,7 +46,7 @@ def _stats(ctx: Context) -> rsp.Stats:
     return stats(ctx.engine, ctx.server.node, len(ctx.server.sessions))
 
 
-def stats(engine, node, clients_count: int) -> rsp.Stats:
+def stats(engine: LogEngine, node: NodeInfo, clients_count: int) -> rsp.Stats:
     """GET_STATS values (also the HTTP door's `/stats`)."""
     c = engine.counts()
     rss, total, available = _memory()

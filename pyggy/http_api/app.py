@@ -8,15 +8,17 @@ import binascii
 import logging
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from pyggy import __version__
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.http_api.context import Call, HttpServer
 from pyggy.http_api.errors import error_response
-from pyggy.http_api.handlers import Created
+from pyggy.http_api.handlers import Answer, Created
 from pyggy.http_api.openapi import document
 from pyggy.http_api.table import ROUTES, Route
 
@@ -56,7 +58,7 @@ async def authenticate(call: Call) -> None:
     call.user_ = user
 
 
-def _render(result) -> web.StreamResponse:
+def _render(result: Answer) -> web.StreamResponse:
     if isinstance(result, web.StreamResponse):
         return result
     if result is None:
@@ -74,14 +76,15 @@ def _too_large(limit: int) -> web.Response:
                              status=413)
 
 
-def _bind(server: HttpServer, route: Route):
+def _bind(server: HttpServer,
+          route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     metrics = server.metrics
 
     async def handle(request: web.Request) -> web.StreamResponse:
         start = time.perf_counter()
         call = Call(server, request)
         error = ""
-        async def run():
+        async def run() -> Answer:
             if not route.pre_auth:
                 await authenticate(call)
             return await route.handler(call)
@@ -131,9 +134,9 @@ def _cors_headers(server: HttpServer, origin: str) -> dict[str, str]:
     return out
 
 
-def _cors(server: HttpServer):
+def _cors(server: HttpServer) -> Middleware:
     @web.middleware
-    async def middleware(request: web.Request, handler) -> web.StreamResponse:
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         headers = _cors_headers(server, request.headers.get("Origin", ""))
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             response: web.StreamResponse = web.Response(status=204 if headers else 403)
@@ -154,7 +157,11 @@ def build_app(server: HttpServer) -> web.Application:
     for route in ROUTES:
         app.router.add_route(route.method, route.path, _bind(server, route))
     spec = document(__version__)
-    app.router.add_get("/openapi.json", lambda _: web.json_response(spec))
+
+    async def openapi(_: web.Request) -> web.StreamResponse:
+        return web.json_response(spec)
+
+    app.router.add_get("/openapi.json", openapi)
     if config.metrics.enabled and server.metrics is not None:
         app.router.add_get(config.metrics.endpoint, _bind(server, Route(
             "GET", config.metrics.endpoint, server.metrics.handler, "metrics",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -16,6 +16,11 @@ from pyggy.http_api.body import Fields, identifier, parse_json
 from pyggy.http_api.tokens import Tokens
 from pyggy.native_wire.context import NativeServer
 
+if TYPE_CHECKING:  # wired by pyggy/server.py; these import the HTTP door back
+    from pyggy.kafka_wire.context import KafkaServer
+    from pyggy.metrics import Metrics
+    from pyggy.telemetry import RequestSpan, Telemetry
+
 
 @dataclass(slots=True)
 class HttpServer:
@@ -27,9 +32,9 @@ class HttpServer:
     config: HttpConfig
     tokens: Tokens
     logins: Logins
-    metrics: Any = None
-    telemetry: Any = None  # pyggy.telemetry.Telemetry when [telemetry] is on
-    kafka: Any = None  # kafka_wire.context.KafkaServer (its groups' lag and members)
+    metrics: Metrics | None = None
+    telemetry: Telemetry | None = None  # when [telemetry] is on
+    kafka: KafkaServer | None = None  # its groups' lag and members
 
 
 @dataclass(slots=True)
@@ -39,7 +44,7 @@ class Call:
     user_: User | None = None
     token: tuple[int, str, float, int] | None = None  # Tokens.verify of a JWT login
     _body: Fields | None = None
-    span: Any = None  # pyggy.telemetry.RequestSpan while telemetry is on
+    span: RequestSpan | None = None  # while telemetry is on
 
     @property
     def engine(self) -> LogEngine:

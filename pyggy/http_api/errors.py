@@ -19,7 +19,7 @@ _UNAUTHENTICATED = frozenset({
     ErrorCode.INVALID_PAT, ErrorCode.INVALID_CREDENTIALS, ErrorCode.PAT_EXPIRED,
 })
 # the request field an error is about, as Iggy names it
-_FIELDS = {
+_FIELDS: dict[int, str] = {  # keyed by code: IggyError.code is an int
     ErrorCode.STREAM_ID_NOT_FOUND: "stream_id", ErrorCode.STREAM_NAME_NOT_FOUND: "stream_id",
     ErrorCode.TOPIC_ID_NOT_FOUND: "topic_id", ErrorCode.TOPIC_NAME_NOT_FOUND: "topic_id",
     ErrorCode.PARTITION_NOT_FOUND: "partition_id", ErrorCode.SEGMENT_NOT_FOUND: "segment_id",

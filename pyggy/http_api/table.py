@@ -3,17 +3,18 @@ The server binds it, the OpenAPI document is generated from it, metrics label by
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from pyggy.http_api.handlers import auth, consumers, messages, streams, system, users
+from pyggy.http_api.context import Call
+from pyggy.http_api.handlers import Answer, auth, consumers, messages, streams, system, users
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
     method: str
     path: str
-    handler: Callable
+    handler: Callable[[Call], Awaitable[Answer]]
     name: str  # metrics label, OpenAPI operationId
     summary: str
     pre_auth: bool = False

@@ -13,7 +13,9 @@ from pyggy.core.model import (
     GlobalPermissions,
     Partition,
     Permissions,
+    Stream,
     StreamPermissions,
+    Topic,
     TopicPermissions,
     User,
 )
@@ -43,7 +45,7 @@ def partition(p: Partition) -> dict:
             "messages_count": p.messages_count}
 
 
-def topic(t, details: bool = False) -> dict:
+def topic(t: Topic, details: bool = False) -> dict:
     o = t.options
     out = {"id": t.id, "created_at": t.created_at, "name": t.name, "size": t.size_bytes,
            "message_expiry": o.message_expiry,
@@ -55,7 +57,7 @@ def topic(t, details: bool = False) -> dict:
     return out
 
 
-def stream(s, details: bool = False) -> dict:
+def stream(s: Stream, details: bool = False) -> dict:
     topics = [s.topics[k] for k in sorted(s.topics)]
     out = {"id": s.id, "created_at": s.created_at, "name": s.name, "size": s.size_bytes,
            "messages_count": s.messages_count, "topics_count": len(topics)}
@@ -154,8 +156,8 @@ def parse_headers(f: Fields, name: str = "user_headers") -> bytes:
     for item in f.array(name, max_items=uh.MAX_SIZE // 10):
         if not isinstance(item, dict):
             raise FieldError(name, "expected {key, value} objects")
-        e = Fields(item)
-        key, val = e.obj("key"), e.obj("value")
+        fields = Fields(item)
+        key, val = fields.obj("key"), fields.obj("value")
         entries.append((key.choice("kind", HEADER_KIND_CODES), key.b64("value", max_len=255),
                         val.choice("kind", HEADER_KIND_CODES), val.b64("value", max_len=255)))
     try:

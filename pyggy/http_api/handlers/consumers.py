@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from pyggy.core import permissions as perm
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.model import Topic
 from pyggy.core.offsets import CONSUMER
 from pyggy.http_api import views
 from pyggy.http_api.context import Call
-from pyggy.http_api.handlers import Created
+from pyggy.http_api.handlers import Answer, Created
 from pyggy.http_api.handlers.messages import consumer_id
 from pyggy.http_api.handlers.streams import topic_of
 from pyggy.lag import iggy_lags, kafka_lags, kafka_members
 
 
-def _polled_topic(c: Call):
+def _polled_topic(c: Call) -> Topic:
     t = topic_of(c)
     perm.ensure(perm.poll_messages(c.user, t.stream_id, t.id))
     return t
 
 
-async def get_offset(c: Call):
+async def get_offset(c: Call) -> Answer:
     t = _polled_topic(c)
     q = c.query
     partition_id = q.integer("partition_id", 0, hi=0xFFFF_FFFF)
@@ -31,54 +32,57 @@ async def get_offset(c: Call):
     return {"partition_id": pid, "current_offset": current, "stored_offset": stored}
 
 
-async def store_offset(c: Call):
+async def store_offset(c: Call) -> Answer:
     t = _polled_topic(c)
     b = await c.body()
     partition_id = b.integer("partition_id", 0, hi=0xFFFF_FFFF)
     offset = b.integer("offset")
     await c.engine.consumers.store_offset(CONSUMER, consumer_id(b), t.stream_id, t.id,
                                           partition_id, offset)
+    return None
 
 
-async def delete_offset(c: Call):
+async def delete_offset(c: Call) -> Answer:
     t = _polled_topic(c)
     consumer = c.ident("consumer_id")
     partition_id = c.query.integer("partition_id", 0, hi=0xFFFF_FFFF)
     await c.engine.consumers.delete_offset(CONSUMER, consumer, t.stream_id, t.id, partition_id)
+    return None
 
 
-def _group_topic(c: Call):
+def _group_topic(c: Call) -> Topic:
     """read_topic, as the TCP door (native_wire/handlers/groups.py)."""
     t = topic_of(c)
     perm.ensure(perm.read_topic(c.user, t.stream_id, t.id))
     return t
 
 
-async def get_groups(c: Call):
+async def get_groups(c: Call) -> Answer:
     t = _group_topic(c)
     return [views.group(g, len(t.partitions))
             for g in c.engine.consumers.groups(t.stream_id, t.id)]
 
 
-async def get_group(c: Call):
+async def get_group(c: Call) -> Answer:
     t = _group_topic(c)
     g = c.engine.consumers.group(t.stream_id, t.id, c.ident("group_id"))
     return views.group(g, len(t.partitions), details=True)
 
 
-async def create_group(c: Call):
+async def create_group(c: Call) -> Answer:
     t = _group_topic(c)
     b = await c.body()
     g = await c.engine.consumers.create_group(t.stream_id, t.id, b.name())
     return Created(views.group(g, len(t.partitions), details=True))
 
 
-async def delete_group(c: Call):
+async def delete_group(c: Call) -> Answer:
     t = _group_topic(c)
     await c.engine.consumers.delete_group(t.stream_id, t.id, c.ident("group_id"))
+    return None
 
 
-async def get_lag(c: Call):
+async def get_lag(c: Call) -> Answer:
     """pyggy's own (the console's): every consumer of the topic on both doors, per partition,
     with its next offset, the log end and the lag; group members where there are any."""
     t = _group_topic(c)

@@ -10,14 +10,14 @@ import struct
 import uuid
 
 from pyggy.core import permissions as perm
-from pyggy.core.engine.data import BALANCED, MESSAGES_KEY, PARTITION_ID
+from pyggy.core.engine.data import BALANCED, MESSAGES_KEY, PARTITION_ID, Partitioning
 from pyggy.core.offsets import CONSUMER
 from pyggy.core.records import iggy_batch
 from pyggy.http_api import views
 from pyggy.http_api.body import Fields, identifier
 from pyggy.http_api.context import Call
 from pyggy.http_api.errors import FieldError
-from pyggy.http_api.handlers import Created
+from pyggy.http_api.handlers import Answer, Created
 from pyggy.http_api.handlers.streams import topic_of
 
 STRATEGIES = {"offset": 1, "timestamp": 2, "first": 3, "last": 4, "next": 5}
@@ -37,7 +37,7 @@ def consumer_id(q: Fields) -> int | str:
     return identifier(raw, "consumer_id")
 
 
-async def poll(c: Call):
+async def poll(c: Call) -> Answer:
     t = topic_of(c)
     perm.ensure(perm.poll_messages(c.user, t.stream_id, t.id))
     q = c.query
@@ -54,7 +54,7 @@ async def poll(c: Call):
             "count": len(messages), "messages": messages}
 
 
-def _partitioning(b: Fields) -> tuple[int, object]:
+def _partitioning(b: Fields) -> Partitioning:
     p = b.obj("partitioning", None)
     if p is None:
         return BALANCED, None
@@ -71,7 +71,7 @@ def _partitioning(b: Fields) -> tuple[int, object]:
     return kind, None
 
 
-async def send(c: Call):
+async def send(c: Call) -> Answer:
     t = topic_of(c)
     perm.ensure(perm.send_messages(c.user, t.stream_id, t.id))
     b = await c.body()
