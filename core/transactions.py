@@ -15,9 +15,16 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Any
 
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.metadata.commands import (
+    TxnAdd,
+    TxnComplete,
+    TxnFirstOffset,
+    TxnInit,
+    TxnOffsets,
+    TxnPrepare,
+)
 
 PartKey = tuple[int, int, int]  # (stream id, topic id, partition id)
 EMPTY, ONGOING = "Empty", "Ongoing"
@@ -86,18 +93,15 @@ class TransactionState:
     def open_first(self, key: PartKey, producer_id: int) -> int | None:
         return self.open.get(key, {}).get(producer_id)
 
-    # -- commands --------------------------------------------------------------------------
-    def apply(self, c: dict) -> Any:
-        handler = getattr(self, "_" + c["type"], None)
-        try:
-            if handler is None:
-                raise KeyError(c["type"])
-            return handler(c)
-        except KeyError as e:  # validated before proposing: only a damaged log gets here
-            raise IggyError(ErrorCode.INVALID_COMMAND, f"transaction command {c['type']}: "
-                                                       f"unknown {e}") from None
+    # -- commands (applied by the metadata state machine's txn_* methods) -------------------
+    def _txn(self, transactional_id: str) -> Txn:
+        t = self.txns.get(transactional_id)
+        if t is None:  # validated before proposing: only a damaged log gets here
+            raise IggyError(ErrorCode.INVALID_COMMAND,
+                            f"transaction command for unknown {transactional_id!r}")
+        return t
 
-    def _txn_init(self, c: dict) -> Txn:
+    def init(self, c: TxnInit) -> Txn:
         """A producer (re)initialised: its id and (bumped) epoch; nothing open."""
         old = self.txns.get(c["transactional_id"])
         if old is not None:
@@ -106,42 +110,42 @@ class TransactionState:
         self.txns[t.transactional_id] = self.by_producer[t.producer_id] = t
         return t
 
-    def _txn_add(self, c: dict) -> Txn:
+    def add(self, c: TxnAdd) -> Txn:
         """Partitions and groups join the transaction; the first addition starts it."""
-        t = self.txns[c["transactional_id"]]
+        t = self._txn(c["transactional_id"])
         if t.state != ONGOING:
             t.state, t.started_ms = ONGOING, c["now_ms"]
             t.partitions, t.groups, t.offsets = set(), set(), {}
-        t.partitions.update(tuple(k) for k in c.get("partitions", ()))  # type: ignore[misc]
+        t.partitions.update(_key(k) for k in c.get("partitions", ()))
         t.groups.update(c.get("groups", ()))
         return t
 
-    def _txn_offsets(self, c: dict) -> None:
+    def stage(self, c: TxnOffsets) -> None:
         """Stage a TxnOffsetCommit's offsets until the transaction ends."""
-        t = self.txns[c["transactional_id"]]
+        t = self._txn(c["transactional_id"])
         staged = t.offsets.setdefault(c["group"], [])
         new = {(o[0], o[1]) for o in c["offsets"]}
         staged[:] = [o for o in staged if (o[0], o[1]) not in new]
-        staged.extend(tuple(o) for o in c["offsets"])  # type: ignore[misc]
+        staged.extend((o[0], o[1], o[2], o[3], o[4]) for o in c["offsets"])
 
-    def _txn_first_offset(self, c: dict) -> None:
+    def first_offset(self, c: TxnFirstOffset) -> None:
         """The first transactional batch of a producer on a partition: the LSO holds here."""
-        self.open.setdefault(tuple(c["partition"]), {}).setdefault(  # type: ignore[arg-type]
-            c["producer_id"], c["offset"])
+        self.open.setdefault(_key(c["partition"]), {}).setdefault(c["producer_id"],
+                                                                  c["offset"])
 
-    def _txn_prepare(self, c: dict) -> Txn:
-        t = self.txns[c["transactional_id"]]
+    def prepare(self, c: TxnPrepare) -> Txn:
+        t = self._txn(c["transactional_id"])
         t.state = PREPARE_COMMIT if c["commit"] else PREPARE_ABORT
         return t
 
-    def _txn_complete(self, c: dict) -> Txn:
+    def complete(self, c: TxnComplete) -> Txn:
         """Markers are written (at `markers`: partition -> offset): close the partitions'
         open ranges (recording aborted ones), drop staged offsets; `epoch` bumps it (a
         coordinator-side abort fences the producer)."""
-        t = self.txns[c["transactional_id"]]
+        t = self._txn(c["transactional_id"])
         commit = t.state == PREPARE_COMMIT
         for key_list, marker in c["markers"]:
-            key: PartKey = tuple(key_list)  # type: ignore[assignment]
+            key = _key(key_list)
             firsts = self.open.get(key)
             first = firsts.pop(t.producer_id, None) if firsts else None
             if firsts is not None and not firsts:
@@ -163,3 +167,8 @@ class TransactionState:
                 del table[k]
         for t in self.txns.values():
             t.partitions = {k for k in t.partitions if not gone(k)}
+
+
+def _key(k: list[int] | tuple[int, ...]) -> PartKey:
+    """A partition as the log keeps it ([stream, topic, partition]) as a dict key."""
+    return (k[0], k[1], k[2])

@@ -10,6 +10,8 @@ work as on Kafka; they change nothing in pyggy, whose equivalents come from its 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.topics import DOUBLE, INT, LIST, LONG, STRING_TYPE, KafkaError
 
@@ -37,7 +39,7 @@ DYNAMIC_BROKER_CONFIGS: dict[str, int] = {
     **dict.fromkeys(_STRING, STRING_TYPE)}
 
 
-def check_dynamic(names) -> None:
+def check_dynamic(names: Iterable[str]) -> None:
     """INVALID_REQUEST naming what Kafka would not change at runtime (or what pyggy sets in
     its own config)."""
     fixed = sorted(n for n in names if n not in DYNAMIC_BROKER_CONFIGS)

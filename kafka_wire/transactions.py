@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from pyggy.core.transactions import (
     COMPLETE_ABORT,
@@ -21,6 +22,10 @@ from pyggy.core.transactions import (
 )
 from pyggy.kafka_wire.groups.store import CommittedOffset
 from pyggy.kafka_wire.protocol.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from pyggy.core.model import Topic
+    from pyggy.kafka_wire.context import KafkaServer
 
 log = logging.getLogger(__name__)
 MAX_TIMEOUT_MS = 900_000  # Kafka's transaction.max.timeout.ms default
@@ -34,7 +39,7 @@ class TxnError(Exception):
 
 
 class TransactionCoordinator:
-    def __init__(self, server) -> None:
+    def __init__(self, server: KafkaServer) -> None:
         self.server = server
         self.engine = server.engine
         self.lock = asyncio.Lock()
@@ -135,7 +140,7 @@ class TransactionCoordinator:
                                             for topic, part, off, epoch, meta in offsets})
 
     # -- produce ---------------------------------------------------------------------------
-    async def before_append(self, topic, partition_id: int, producer_id: int,
+    async def before_append(self, topic: Topic, partition_id: int, producer_id: int,
                             epoch: int) -> int:
         """A transactional batch may go to a partition its ongoing transaction added; the
         producer's first one there holds the partition's last stable offset (recorded before

@@ -14,6 +14,7 @@ from pyggy.core.metadata.machine import MetadataStateMachine
 from pyggy.core.metadata.state_log import StateLog
 from pyggy.core.model import ConsumerGroup, Partition, Stream, Topic, User
 from pyggy.core.storage.outage import WriteOutage
+from pyggy.core.transactions import Txn
 
 log = logging.getLogger(__name__)
 _LOGGED_COMMANDS = frozenset({"create_stream", "create_topic"})
@@ -53,7 +54,10 @@ class CommandLog:
     @overload
     async def propose(self, cmd: c.UpdateStream | c.UpdatePermissions | c.ChangePassword
                       | c.SetScram | c.DeleteScram | c.CreateToken | c.DeleteToken
-                      | c.SetGroupConfigs | c.SetBrokerConfigs) -> None: ...
+                      | c.SetGroupConfigs | c.SetBrokerConfigs | c.TxnOffsets
+                      | c.TxnFirstOffset) -> None: ...
+    @overload
+    async def propose(self, cmd: c.TxnInit | c.TxnAdd | c.TxnPrepare | c.TxnComplete) -> Txn: ...
 
     async def propose(self, cmd: c.MetadataCommand) -> object:
         """Make `cmd` happen and return its result: the one way a door's request changes

@@ -80,7 +80,7 @@ class TransactionService:
     async def stage_offsets(self, transactional_id: str, group: str,
                             offsets: list[tuple[str, int, int, int, str]]) -> None:
         await self.commands.propose({"type": "txn_offsets", "transactional_id": transactional_id,
-                                     "group": group, "offsets": [list(o) for o in offsets]})
+                                     "group": group, "offsets": list(offsets)})
 
     async def first_offset(self, t: Topic, partition_id: int, producer_id: int,
                            offset: int) -> None:
@@ -113,7 +113,7 @@ class TransactionService:
         for key in sorted(t.partitions):
             offset = await self._marker(key, commit, t.producer_id, epoch)
             if offset is not None:
-                markers.append([list(key), offset])
+                markers.append((list(key), offset))
         if commit and on_commit is not None and t.offsets:
             result = on_commit(t.offsets)
             if result is not None:

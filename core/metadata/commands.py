@@ -200,7 +200,7 @@ class DeleteToken(Command):
     name: str
 
 
-class SetGroupConfigs(TypedDict):
+class SetGroupConfigs(Command):
     """A Kafka group's dynamic configs (KIP-848 group configs); empty removes them."""
 
     type: Literal["set_group_configs"]
@@ -208,18 +208,67 @@ class SetGroupConfigs(TypedDict):
     configs: dict[str, str]
 
 
-class SetBrokerConfigs(TypedDict):
+class SetBrokerConfigs(Command):
     """The Kafka door's dynamic broker configs pyggy keeps without an effect."""
 
     type: Literal["set_broker_configs"]
     configs: dict[str, str]
 
 
+# Kafka transactions (core/transactions.py); a partition is [stream id, topic id, partition id]
+class TxnInit(Command):
+    type: Literal["txn_init"]
+    transactional_id: str
+    producer_id: int
+    epoch: int
+    timeout_ms: int
+
+
+class TxnAdd(Command):
+    type: Literal["txn_add"]
+    transactional_id: str
+    partitions: NotRequired[list[list[int]]]
+    groups: NotRequired[list[str]]
+    now_ms: int
+
+
+class TxnOffsets(Command):
+    """Offsets staged by TxnOffsetCommit: (topic, partition, offset, leader epoch, metadata)."""
+
+    type: Literal["txn_offsets"]
+    transactional_id: str
+    group: str
+    offsets: list[tuple[str, int, int, int, str]]
+
+
+class TxnFirstOffset(Command):
+    type: Literal["txn_first_offset"]
+    producer_id: int
+    partition: list[int]
+    offset: int
+
+
+class TxnPrepare(Command):
+    type: Literal["txn_prepare"]
+    transactional_id: str
+    commit: bool
+
+
+class TxnComplete(Command):
+    """Markers written: (partition, marker offset) each; `epoch` bumps the producer's."""
+
+    type: Literal["txn_complete"]
+    transactional_id: str
+    markers: list[tuple[list[int], int]]
+    epoch: NotRequired[int]
+
+
 MetadataCommand = (
     CreateStream | UpdateStream | DeleteStream | CreateTopic | UpdateTopic | DeleteTopic
     | CreatePartitions | DeletePartitions | CreateGroup | DeleteGroup | CreateUser | UpdateUser
     | DeleteUser | UpdatePermissions | ChangePassword | SetScram | DeleteScram | CreateToken
-    | DeleteToken | SetGroupConfigs | SetBrokerConfigs
+    | DeleteToken | SetGroupConfigs | SetBrokerConfigs | TxnInit | TxnAdd | TxnOffsets
+    | TxnFirstOffset | TxnPrepare | TxnComplete
 )
 
 # every command's `type`, the names the state machine applies

@@ -36,6 +36,12 @@ from pyggy.core.metadata.commands import (
     SetGroupConfigs,
     SetScram,
     StreamFlagsDict,
+    TxnAdd,
+    TxnComplete,
+    TxnFirstOffset,
+    TxnInit,
+    TxnOffsets,
+    TxnPrepare,
     UpdatePermissions,
     UpdateStream,
     UpdateTopic,
@@ -58,7 +64,7 @@ from pyggy.core.model import (
     User,
 )
 from pyggy.core.options import topic_options
-from pyggy.core.transactions import TransactionState
+from pyggy.core.transactions import TransactionState, Txn
 
 MAX_PARTITIONS = 100_000
 
@@ -156,8 +162,6 @@ class MetadataStateMachine:
     # -- apply -----------------------------------------------------------------------------
     def apply(self, cmd: MetadataCommand) -> object:
         """Apply a command of any type (a replay); the engine calls the typed method itself."""
-        if cmd["type"].startswith("txn_"):  # Kafka transactions (core/transactions.py)
-            return self.txns.apply(cmd)
         if cmd["type"] not in COMMAND_TYPES:
             raise IggyError(ErrorCode.INVALID_COMMAND, f"unknown state command {cmd['type']}")
         handler = getattr(self, cmd["type"])
@@ -262,6 +266,25 @@ class MetadataStateMachine:
     def set_broker_configs(self, c: SetBrokerConfigs) -> None:
         """Replace the Kafka door's dynamic broker configs."""
         self.broker_configs = dict(c["configs"])
+
+    # Kafka transactions: their state is `self.txns` (core/transactions.py)
+    def txn_init(self, c: TxnInit) -> Txn:
+        return self.txns.init(c)
+
+    def txn_add(self, c: TxnAdd) -> Txn:
+        return self.txns.add(c)
+
+    def txn_offsets(self, c: TxnOffsets) -> None:
+        self.txns.stage(c)
+
+    def txn_first_offset(self, c: TxnFirstOffset) -> None:
+        self.txns.first_offset(c)
+
+    def txn_prepare(self, c: TxnPrepare) -> Txn:
+        return self.txns.prepare(c)
+
+    def txn_complete(self, c: TxnComplete) -> Txn:
+        return self.txns.complete(c)
 
     def create_user(self, c: CreateUser) -> User:
         check_name(c["username"], ErrorCode.INVALID_USERNAME)

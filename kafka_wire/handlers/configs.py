@@ -133,7 +133,8 @@ def _broker(conn: Connection, name: str, keys: Collection[str] | None,
     return out
 
 
-def _group(conn: Connection, name: str, keys, synonyms: bool) -> list[dict]:
+def _group(conn: Connection, name: str, keys: Collection[str] | None,
+           synonyms: bool) -> list[dict]:
     _check_group(conn, name)
     dynamic = conn.server.engine.consumers.group_configs(name)
     out = []

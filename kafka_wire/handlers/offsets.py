@@ -94,9 +94,9 @@ def _fetch_group(conn: Connection, group_id: str, topics: list | None,
     out += [{"name": t["name"], "partitions": []} for t in topics or ()
             if t["name"] not in answered]
     pending = conn.server.engine.txns.state.pending_offsets(group_id) if stable else ()
-    for t in out if pending else ():
-        for p in t["partitions"]:
-            if (t["name"], p["partition_index"]) in pending:
+    for entry in out if pending else ():
+        for p in entry["partitions"]:
+            if (entry["name"], p["partition_index"]) in pending:
                 p.update(committed_offset=-1, error_code=ErrorCode.UNSTABLE_OFFSET_COMMIT)
     return ErrorCode.NONE, out
 

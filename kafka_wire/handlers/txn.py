@@ -9,6 +9,7 @@ INVALID_PRODUCER_EPOCH below v2 of AddPartitionsToTxn / AddOffsetsToTxn / EndTxn
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from pyggy.core.errors import IggyError
 from pyggy.core.transactions import STATES
@@ -22,7 +23,7 @@ def _fenced(version: int) -> int:
     return ErrorCode.PRODUCER_FENCED if version >= 2 else ErrorCode.INVALID_PRODUCER_EPOCH
 
 
-def _topic_results(topics: list[dict], code_of) -> list[dict]:
+def _topic_results(topics: list[dict], code_of: Callable[[str, int], int]) -> list[dict]:
     return [{"name": t["name"], "results_by_partition": [
         {"partition_index": p, "partition_error_code": code_of(t["name"], p)}
         for p in t["partitions"]]} for t in topics]

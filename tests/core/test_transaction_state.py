@@ -10,6 +10,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 from pyggy.core.engine import FIRST, LAST, LogEngine
+from pyggy.core.metadata.machine import MetadataStateMachine
 from pyggy.core.records import kafka_batch
 from pyggy.core.transactions import (
     COMPLETE_ABORT,
@@ -17,7 +18,6 @@ from pyggy.core.transactions import (
     ONGOING,
     PREPARE_COMMIT,
     AbortedRanges,
-    TransactionState,
 )
 
 P = (0, 1, 0)
@@ -39,17 +39,18 @@ def commands(tid: str = "t", pid: int = 7) -> list[dict]:
 
 
 def test_an_aborted_transaction_leaves_its_range_and_frees_the_lso() -> None:
-    s = TransactionState()
+    machine = MetadataStateMachine()  # applies txn_* commands to its TransactionState
+    s = machine.txns
     steps = commands()
     for c in steps[:3]:
-        s.apply(c)
+        machine.apply(c)
     assert s.txns["t"].state == ONGOING and s.txns["t"].started_ms == 5
     assert s.last_stable(P, 20) == 10 and s.last_stable((0, 1, 1), 20) == 20
     for c in steps[3:6]:
-        s.apply(c)
+        machine.apply(c)
     assert s.txns["t"].offsets == {"g": [("in", 0, 3, -1, "")]}
     assert s.txns["t"].prepared
-    s.apply(steps[6])
+    machine.apply(steps[6])
     t = s.txns["t"]
     assert (t.state, t.epoch, t.partitions, t.offsets) == (COMPLETE_ABORT, 1, set(), {})
     assert s.last_stable(P, 20) == 20
@@ -61,11 +62,12 @@ def test_an_aborted_transaction_leaves_its_range_and_frees_the_lso() -> None:
 
 
 def test_a_committed_transaction_leaves_no_range() -> None:
-    s = TransactionState()
+    machine = MetadataStateMachine()
     steps = commands()
     steps[5] = {**steps[5], "commit": True}
     for c in steps:
-        s.apply(c)
+        machine.apply(c)
+    s = machine.txns
     assert s.txns["t"].state == COMPLETE_COMMIT and s.aborted_between(P, 0, 99) == []
 
 
