@@ -64,14 +64,20 @@ class SystemConfig:
 
 
 @dataclass(slots=True)
-class TlsConfig:
-    """Iggy's `[tcp.tls]` keys, also used as `[kafka.tls]`. Empty file names mean
-    `<system.path>/certs/pyggy_cert.pem` and `pyggy_key.pem`."""
+class TlsFiles:
+    """The keys every TLS section has: on or off, and the server's certificate and key. Empty
+    file names mean `<system.path>/certs/pyggy_cert.pem` and `pyggy_key.pem`."""
 
     enabled: bool = False
     self_signed: bool = True  # generate a certificate when cert_file does not exist
     cert_file: str = ""
     key_file: str = ""
+
+
+@dataclass(slots=True)
+class TlsConfig(TlsFiles):
+    """Iggy's `[tcp.tls]` keys, also used as `[kafka.tls]` and `[http.tls]`."""
+
     # mutual TLS (pyggy's; Kafka's ssl.client.auth): "none", "requested" or "required", with
     # the CAs that sign client certificates; a certificate's CN names the user it logs in
     client_auth: str = "none"
@@ -319,15 +325,11 @@ class ClusterAuthConfig:
 
 
 @dataclass(slots=True)
-class ClusterTlsConfig:
+class ClusterTlsConfig(TlsFiles):
     """TLS on the replica port (Iggy's `[cluster.tls]`); `ca_file` verifies peers. Not
     `TlsConfig`: replicas authenticate each other with `[cluster.auth]`, not certificates, so
     there is no `client_auth` here."""
 
-    enabled: bool = False
-    self_signed: bool = True
-    cert_file: str = ""
-    key_file: str = ""
     ca_file: str = ""
 
 
@@ -835,7 +837,7 @@ def _validate_http(http: HttpConfig) -> None:
     _validate_tls("http", http.tls)
 
 
-def tls_files(config: ServerConfig, tls: TlsConfig | ClusterTlsConfig) -> tuple[str, str]:
+def tls_files(config: ServerConfig, tls: TlsFiles) -> tuple[str, str]:
     """The (certificate, key) paths of a `[*.tls]` section; empty = under `[system] path`."""
     if tls.cert_file:
         return tls.cert_file, tls.key_file
