@@ -27,6 +27,7 @@ from pyggy.config import (
     KafkaConfig,
     ServerConfig,
     TcpConfig,
+    TlsFiles,
     kafka_requires_auth,
     loopback_only,
     split_address,
@@ -130,8 +131,6 @@ def _limits(section: TcpConfig | KafkaConfig, idle_timeout: float = 0.0) -> Limi
 def _tls_contexts(config: ServerConfig) -> dict[str, ssl.SSLContext | None]:
     """The server TLS context of each listener with TLS on (None for the others), generating a
     self-signed certificate where one is asked for and missing; a ConfigError if one fails."""
-    from pyggy.transport import tls
-
     hosts = ["localhost", "127.0.0.1", "::1", socket.gethostname(),
              split_address(config.tcp.address)[0], split_address(config.kafka.address)[0],
              split_address(config.http.address)[0],
@@ -143,16 +142,25 @@ def _tls_contexts(config: ServerConfig) -> dict[str, ssl.SSLContext | None]:
         contexts[name] = None
         if not (section.enabled and section.tls.enabled):
             continue
-        cert, key = tls_files(config, section.tls)
-        try:
-            if section.tls.self_signed and tls.ensure_self_signed(cert, key, hosts):
-                log.info("%s: generated a self-signed TLS certificate %s for %s (clients can "
-                         "trust it as their CA file)", name, cert, ", ".join(hosts))
-            contexts[name] = tls.server_context(cert, key, section.tls.ca_file,
-                                                section.tls.client_auth)
-        except tls.TlsError as e:
-            raise ConfigError(f"{name}.tls: {e}") from None
+        contexts[name] = _server_tls(config, name, section.tls, hosts, section.tls.ca_file,
+                                     section.tls.client_auth)
     return contexts
+
+
+def _server_tls(config: ServerConfig, name: str, files: TlsFiles, hosts: list[str],
+                ca_file: str = "", client_auth: str = "none") -> ssl.SSLContext:
+    """The server context of one `[<name>.tls]` section, generating its self-signed
+    certificate first where asked and missing; a ConfigError naming the section if it fails."""
+    from pyggy.transport import tls
+
+    cert, key = tls_files(config, files)
+    try:
+        if files.self_signed and tls.ensure_self_signed(cert, key, hosts):
+            log.info("%s: generated a self-signed TLS certificate %s for %s (clients can "
+                     "trust it as their CA file)", name, cert, ", ".join(hosts))
+        return tls.server_context(cert, key, ca_file, client_auth)
+    except tls.TlsError as e:
+        raise ConfigError(f"{name}.tls: {e}") from None
 
 
 def _check_fd_limit(config: ServerConfig) -> None:
@@ -260,7 +268,6 @@ async def _start_cluster(config: ServerConfig, engine: LogEngine) -> ClusterRunt
     from pyggy.cluster.runtime import ClusterRuntime, ClusterSettings
     from pyggy.config import ticks
     from pyggy.consensus.options import Options
-    from pyggy.transport import tls as tls_mod
 
     c = config.cluster
     timing = Options(
@@ -276,13 +283,7 @@ async def _start_cluster(config: ServerConfig, engine: LogEngine) -> ClusterRunt
                        n.ports.kafka, n.ports.http) for n in c.nodes)
     server_tls = client_tls = None
     if c.tls.enabled:
-        cert, key = tls_files(config, c.tls)
-        try:
-            if c.tls.self_signed:
-                tls_mod.ensure_self_signed(cert, key, [n.ip for n in c.nodes] + ["localhost"])
-            server_tls = tls_mod.server_context(cert, key)
-        except tls_mod.TlsError as e:
-            raise ConfigError(f"cluster.tls: {e}") from None
+        server_tls = _server_tls(config, "cluster", c.tls, [n.ip for n in c.nodes] + ["localhost"])
         client_tls = ssl.create_default_context(cafile=c.tls.ca_file or None)
         if not c.tls.ca_file:  # encrypted; the PSK handshake authenticates the peer
             client_tls.check_hostname = False
