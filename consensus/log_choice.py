@@ -10,7 +10,9 @@ did hold but lost to a damaged disk is *not* a nack: it may have acknowledged it
 Rules (VRR §4.2 with TigerBeetle's protocol-aware recovery):
 - canonical = the messages with the highest log_view; their logs agree where they overlap, and
   the highest canonical head is the new head (every op committed in any earlier view is in it);
-- commit = the highest commit reported;
+- commit = the highest commit reported; the header at the commit point comes from a canonical
+  log that reaches it, else from a sender reporting that commit, else (`Plan.headers` lacks it)
+  the new primary fetches the committed prepare from a replica that executed it;
 - a hole in the canonical suffix is filled from any sender holding a prepare with the checksum
   the next header's `parent` names;
 - an op whose body nobody in the quorum holds may be truncated (with everything after it) only
@@ -69,14 +71,15 @@ def merge(dvcs: Mapping[int, DoViewChange], nack_quorum: int, known: Mapping[int
     headers: dict[int, Message] = {}
     for d in canonical:
         for op, h in d.headers.items():
-            if op > commit:
+            if op >= commit:  # the canonical log holds every op committed before its view
                 seen = headers.setdefault(op, h)
                 if seen.checksum != h.checksum:
                     raise Divergence(f"canonical logs disagree at op {op}")
-    for d in dvcs.values():  # the header at the commit point: executed, hence canonical
-        if d.commit == commit and commit in d.headers:
-            headers[commit] = d.headers[commit]
-            break
+    if commit not in headers:  # else from a sender that knows it committed (it may not)
+        for d in dvcs.values():
+            if d.commit == commit and commit in d.headers:
+                headers[commit] = d.headers[commit]
+                break
     index = {(op, h.checksum): h for d in dvcs.values() for op, h in d.headers.items()}
     expected: dict[int, bytes] = {}
     for op in range(head - 1, commit, -1):

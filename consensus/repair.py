@@ -141,6 +141,11 @@ class RepairMixin(ReplicaState):
                 self._ack_executed(p)
             return
         normal = self.status == NORMAL
+        if (not normal and m.flags & COMMITTED and self._plan is not None
+                and op == self._plan.commit):
+            self._commit_anchor = p  # executed by its sender: the only prepare op can be
+            self._try_finish_view_change(request=False)
+            return
         h = self.log.get(op)
         if h is not None:
             if h.checksum != p.checksum:

@@ -100,6 +100,7 @@ class ReplicaState:
     _installing: bool
     _want_start_view: bool
     _plan: Plan | None
+    _commit_anchor: Message | None
     _deadline_vc_send: int
     _deadline_vc_status: int
     _deadline_heartbeat: int

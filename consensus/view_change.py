@@ -26,6 +26,7 @@ class ViewChangeMixin(ReplicaState):
         self._installing = False  # log of `view` installed, waiting for the superblock
         self._want_start_view = False
         self._plan: Plan | None = None
+        self._commit_anchor: Message | None = None  # an executed prepare at the plan's commit
         self._deadline_vc_send = self._deadline_vc_status = 0
         self._deadline_heartbeat = self._deadline_commit = self._deadline_prepare = 0
         self._rsv_sent_at = -(1 << 30)
@@ -185,6 +186,18 @@ class ViewChangeMixin(ReplicaState):
         plan = merge(dvcs, self.q.nack, self.cache,
                      truncate_on_any_nack=self.mutant == "ignore_nack_quorum")
         self._plan = plan
+        if plan.op == plan.commit > self.commit_min and plan.commit not in plan.headers:
+            # Nothing in the quorum vouches for the head (a committed op): installing the view
+            # without its header would persist a log_view whose log ends in a hole. Ask a
+            # replica that executed it (it answers with the COMMITTED flag).
+            anchor = self._commit_anchor
+            if anchor is None or anchor.op != plan.commit:
+                if request or first:
+                    self._send(self.prng.choice(self.others), self._msg(
+                        Command.REQUEST_PREPARES, from_op=plan.commit, to_op=plan.commit,
+                        prepare_checksum=ZERO16))
+                return
+            plan.headers[plan.commit] = anchor
         need = [k for k in range(plan.commit + 1, plan.op + 1)
                 if (p := self.cache.get(k)) is None or p.checksum != plan.checksum(k)]
         if need:

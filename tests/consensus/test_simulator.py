@@ -15,9 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-from pyggy.consensus.replica import MUTANTS
+from pyggy.consensus import view_change
+from pyggy.consensus.message import ZERO16, Command
+from pyggy.consensus.replica import MUTANTS, Replica
 from pyggy.consensus.sim.cli import build_jobs, replay_command, run_many
 from pyggy.consensus.sim.cluster import run_seed
+from pyggy.consensus.status import VIEW_CHANGE
 
 HERE = Path(__file__).resolve().parent
 REGRESSIONS = HERE / "regression_seeds.txt"
@@ -68,6 +71,35 @@ def test_every_seed_that_ever_failed_passes_now():
     assert len(jobs) >= 10
     failures = _failures(jobs)
     assert not failures, "\n".join(failures)
+
+
+def test_a_new_primary_without_the_commit_header_fetches_the_committed_prepare(monkeypatch):
+    """Seed 4021874 once installed a view whose log ended in a hole (see regression_seeds.txt).
+    `merge` now finds that header in the canonical log; withhold it again, as no DoViewChange
+    could vouch for it, and the new primary must fetch the executed prepare instead."""
+    real_merge = view_change.merge
+
+    def merge_without_commit_header(dvcs, *args, **kwargs):
+        plan = real_merge(dvcs, *args, **kwargs)
+        if plan.op == plan.commit and not any(
+                d.commit == plan.commit and plan.commit in d.headers for d in dvcs.values()):
+            plan.headers.pop(plan.commit, None)
+        return plan
+
+    asked = []
+    real_send = Replica._send
+
+    def send(self, to, m):
+        if (m.command == Command.REQUEST_PREPARES and m.prepare_checksum == ZERO16
+                and self.status == VIEW_CHANGE):
+            asked.append(m.from_op)
+        return real_send(self, to, m)
+
+    monkeypatch.setattr(view_change, "merge", merge_without_commit_header)
+    monkeypatch.setattr(Replica, "_send", send)
+    result = run_seed(4021874, 5, TICKS)
+    assert result.ok, result.error
+    assert asked and set(asked) == {45}
 
 
 @pytest.mark.parametrize("mutant", sorted(MUTANTS))

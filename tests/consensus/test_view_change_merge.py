@@ -89,3 +89,23 @@ def test_a_header_learned_but_never_written_is_a_nack_a_rotten_one_is_not():
     rotten.present.discard(8)  # held it durably, the disk damaged it: it may have acked it
     plan = merge({0: learned[0], 1: rotten}, nack_quorum=2, known={})
     assert plan.op == 8 and plan.holders[8] == []
+
+
+def test_the_commit_header_comes_from_a_canonical_log_that_reaches_it():
+    # seed 4021874: the only sender reporting commit 5 had lost that header; the canonical log
+    # (highest log_view) still reaches op 5 and must supply it
+    log = chain(range(1, 9), view=1)
+    knows_commit = dvc(1, 1, log, 5, 8, drop=(5,))
+    canonical = dvc(2, 2, log, 3, 5)
+    stale = dvc(3, 1, chain(range(4, 6), view=1, tag=b"stale", base=log), 3, 5)
+    plan = merge({1: knows_commit, 2: canonical, 3: stale}, nack_quorum=2, known={})
+    assert plan.op == plan.commit == 5
+    assert plan.headers[5].checksum == log[5].checksum
+
+
+def test_no_sender_vouching_for_the_commit_header_leaves_it_unknown():
+    # the new primary then fetches the committed prepare instead of installing a hole
+    log = chain(range(1, 9), view=1)
+    plan = merge({1: dvc(1, 1, log, 5, 8, drop=(5,)), 2: dvc(2, 2, log, 3, 5, drop=(5,))},
+                 nack_quorum=2, known={})
+    assert plan.op == plan.commit == 5 and 5 not in plan.headers
