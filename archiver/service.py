@@ -33,6 +33,7 @@ from pyggy.archiver.base import Archiver, ArchiverError, Source, sha256_fd
 from pyggy.archiver.threads import DaemonExecutor
 from pyggy.archiver.tiered import Entry, TieredPartition, TieredStore, write_atomic
 from pyggy.core.engine import LogEngine
+from pyggy.core.errors import IggyError
 from pyggy.core.metadata.state_log import CorruptState, StateLog
 from pyggy.core.model import Partition, Topic
 from pyggy.core.storage.index import ENTRY_SIZE
@@ -148,11 +149,14 @@ class ArchiverService:
             await self._delete_pending()
             if self.settings.messages:
                 await self._archive_segments()
-            offloaded = self.engine.offload()
+            # tiering drops local copies: in a cluster every replica's segments must stay
+            # the same files (repair, state transfer), so it is not run there
+            offloaded = self.engine.offload() if self.engine.cluster is None else 0
             if offloaded:
                 self.counters.segments_offloaded += offloaded
                 log.info("archiver: %d archived segment(s) left local disk (tiering)", offloaded)
-            if self.settings.state and time.monotonic() >= self._state_due:
+            if (self.settings.state and time.monotonic() >= self._state_due
+                    and self._leads_metadata()):
                 await self._archive_state()
                 self._state_due = time.monotonic() + self.settings.state_interval
         except ArchiverError as e:
@@ -219,13 +223,25 @@ class ArchiverService:
             for p in list(topic.partitions):
                 plog = p.log
                 tp = plog.remote if plog is not None else None
-                if not isinstance(tp, TieredPartition):
+                if not isinstance(tp, TieredPartition) or not self._leads(topic, p.id):
                     continue
                 for seg in list(plog.segments[:-1]):  # every segment but the active one
                     if not len(seg.index) or tp.is_archived(seg.start_offset,
                                                              seg.next_offset, seg.size):
                         continue
                     await self._upload_segment(stream_name, topic, p, seg, tp)
+
+    def _leads_metadata(self) -> bool:
+        """The state log is archived by the metadata group's primary only."""
+        cluster = self.engine.cluster
+        return cluster is None or cluster.metadata_leader() == cluster.replica_id
+
+    def _leads(self, topic: Topic, partition_id: int) -> bool:
+        """In a cluster only a partition's leader uploads its segments (once, not from every
+        replica); a single node leads everything."""
+        cluster = self.engine.cluster
+        return cluster is None or cluster.partition(
+            topic.stream_id, topic.id, partition_id).leader == cluster.replica_id
 
     async def _upload_segment(self, stream_name: str, topic: Topic, p: Partition, seg: Segment,
                               tp: TieredPartition) -> None:
@@ -264,8 +280,18 @@ class ArchiverService:
                      log_key)
             self.store.queue_delete([log_key, index_key])
             return
-        tp.add(Entry(*bounds, log_key=log_key, log_sha256=log_sha, index_key=index_key,
-                     index_size=index_size, index_sha256=index_sha))
+        entry = Entry(*bounds, log_key=log_key, log_sha256=log_sha, index_key=index_key,
+                      index_size=index_size, index_sha256=index_sha)
+        cluster = self.engine.cluster
+        if cluster is None:
+            tp.add(entry)
+        else:  # every replica records it (partition_sm ARCHIVED), this one when it applies
+            try:
+                await cluster.archived(topic.stream_id, topic.id, p.id, entry.record())
+            except IggyError as e:
+                log.info("archiver: segment %s uploaded but not recorded (%s); the "
+                         "partition's leader uploads it again", log_key, e)
+                return
         self.counters.segments_archived += 1
         self.counters.bytes_archived += size + index_size
         log.info("archiver: archived segment %s (offsets %d..%d, %d bytes) in %.2f s", log_key,

@@ -25,7 +25,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from pyggy.archiver import layout
@@ -64,6 +64,26 @@ class Entry:
     def remote(self) -> RemoteSegment:
         return RemoteSegment(self.start, self.next, self.size, self.first_ts, self.last_ts,
                              self.max_ts)
+
+    def record(self) -> bytes:
+        """The entry as a cluster's ARCHIVED op carries it (`Entry.parse` reads it back)."""
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+
+    @staticmethod
+    def parse(data: bytes) -> Entry | None:
+        """An entry from `record`, or None when the bytes are not one."""
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            return None
+        if not isinstance(doc, dict) or set(doc) != _ENTRY_FIELDS or not all(
+                type(doc[k]) is (str if k.endswith(("_key", "_sha256")) else int)
+                for k in doc):
+            return None
+        return Entry(**doc)
+
+
+_ENTRY_FIELDS = {f.name for f in fields(Entry)}
 
 
 def _json(data: bytes) -> bytes:
@@ -250,6 +270,13 @@ class TieredPartition:
         self.entries[entry.start] = entry
         self.store.live_keys.update((entry.log_key, entry.index_key))
         self._save()
+
+    def confirm(self, record: bytes) -> bool:
+        entry = Entry.parse(record)
+        if entry is None:
+            return False
+        self.add(entry)
+        return True
 
     def keys(self, start: int) -> tuple[str, str] | None:
         e = self.entries.get(start)

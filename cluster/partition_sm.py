@@ -6,7 +6,9 @@ records of the appends ahead of it in the pipeline (a purge ahead resets it to 0
 Kafka batch `partitionLeaderEpoch` = the view. The append time comes from the prepare's
 timestamp at `apply`, so every replica writes byte-identical batches, indexes and segments.
 Every change of the log is an op of its group: appends of both doors, DeleteRecords, purge,
-retention and segment deletion (so repair can never resurrect what one of them removed).
+retention and segment deletion (so repair can never resurrect what one of them removed), and
+the archive manifest entry of a segment the leader uploaded (ARCHIVED: one upload per segment,
+and a new leader knows what is archived).
 
 The log holds applied (= committed) batches only, so whatever reads it serves committed data
 by construction; uncommitted prepares live in the consensus journal only.
@@ -37,9 +39,10 @@ if TYPE_CHECKING:
     from pyggy.consensus.replica import Replica
 
 APPEND_IGGY, APPEND_KAFKA = 160, 161  # 160 = Iggy's SendMessages operation
-DELETE_RECORDS, PURGE, RETENTION, DELETE_SEGMENTS = 164, 165, 166, 167
+DELETE_RECORDS, PURGE, RETENTION, DELETE_SEGMENTS, ARCHIVED = 164, 165, 166, 167, 168
 OPERATIONS = frozenset({APPEND_IGGY, APPEND_KAFKA, DELETE_RECORDS, PURGE, RETENTION,
-                        DELETE_SEGMENTS})
+                        DELETE_SEGMENTS, ARCHIVED})
+ARCHIVED_MAX = 4096  # an ARCHIVED body: the archive manifest entry the leader uploaded
 LOG_APPEND_TIME = 1
 # flags u8, count u32, epoch i32, base offset u64, max timestamp (ms, Kafka) i64
 APPEND_HEAD = struct.Struct("<BxxxIiQq")
@@ -103,6 +106,8 @@ class PartitionMachine:
         size = _BODY_SIZES.get(operation)
         if size is not None:  # refused here, a malformed body could never reach `apply`
             return body if len(body) == size else None
+        if operation == ARCHIVED:
+            return body if 0 < len(body) <= ARCHIVED_MAX else None
         if operation not in (APPEND_IGGY, APPEND_KAFKA) or len(body) <= APPEND_HEAD.size:
             return None
         base = self.log.next_offset
@@ -136,6 +141,9 @@ class PartitionMachine:
             value = self.log.enforce_retention(timestamp // 1000, expiry_us, max_bytes or None)
         elif operation == DELETE_SEGMENTS:
             value = self.log.delete_oldest(_Q.unpack(body)[0])
+        elif operation == ARCHIVED:  # the same manifest entry on every replica
+            remote = self.log.remote
+            value = int(remote is not None and remote.confirm(body))
         self._store_marker(op)
         return _REPLY.pack(status, value)
 

@@ -41,6 +41,7 @@ from .roster import Node as RosterNode
 
 log = logging.getLogger(__name__)
 _Q = struct.Struct("<Q")
+_QQ = struct.Struct("<QQ")
 
 
 @dataclass(slots=True)
@@ -190,6 +191,15 @@ class ClusterRuntime:
 
     async def purge(self, stream_id: int, topic_id: int, partition_id: int) -> None:
         await self._partition_op(stream_id, topic_id, partition_id, psm.PURGE, b"")
+
+    async def archived(self, stream_id: int, topic_id: int, partition_id: int,
+                       record: bytes) -> None:
+        await self._partition_op(stream_id, topic_id, partition_id, psm.ARCHIVED, record)
+
+    async def retention(self, stream_id: int, topic_id: int, partition_id: int,
+                        expiry_us: int, max_bytes: int | None) -> int:
+        return (await self._partition_op(stream_id, topic_id, partition_id, psm.RETENTION,
+                                         _QQ.pack(expiry_us, max_bytes or 0)))[1]
 
     async def delete_segments(self, stream_id: int, topic_id: int, partition_id: int,
                               count: int) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import signal
@@ -81,6 +82,12 @@ def _clean(engine: LogEngine) -> None:
     removed = engine.clean()
     if removed:
         log.info("cleaner removed %d expired or oversized segments", removed)
+
+
+async def _clean_replicated(engine: LogEngine) -> None:
+    removed = await engine.clean_replicated()
+    if removed:
+        log.info("cleaner removed %d expired or oversized segments (replicated)", removed)
 
 
 def _tick_groups(coordinator: GroupCoordinator, telemetry: Telemetry | None = None) -> None:
@@ -389,13 +396,11 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
         tasks.append(archiving.start(engine, telemetry))
         if metrics is not None:
             metrics.archiver = archiving.service
-    if config.data_maintenance.messages.cleaner_enabled and cluster is not None:
-        log.warning("[data_maintenance.messages] cleaner: retention is not run in a cluster "
-                    "yet (it must be an op of each partition's group, not a local deletion)")
-    elif config.data_maintenance.messages.cleaner_enabled:
+    if config.data_maintenance.messages.cleaner_enabled:
+        clean: Callable[[], object] = functools.partial(
+            _clean if cluster is None else _clean_replicated, engine)
         tasks.append(loop.create_task(_periodic(config.data_maintenance.messages.interval,
-                                                background(telemetry, "cleaner",
-                                                           lambda: _clean(engine)),
+                                                background(telemetry, "cleaner", clean),
                                                 "cleaner")))
     scrub = config.data_maintenance.scrub
     if scrub.enabled:

@@ -142,6 +142,31 @@ class LogEngine:
                 removed += p.log.enforce_retention(now, o.message_expiry, share)
         return removed
 
+    async def clean_replicated(self) -> int:
+        """`clean` in a cluster: retention of each partition this node leads, proposed as an
+        op of its group so every replica removes the same segments (a local deletion would
+        let repair or a new leader disagree); segments removed here."""
+        cluster = self.cluster
+        assert cluster is not None
+        now = self.clock.now_us()
+        removed = 0
+        for t in self.metadata.all_topics():
+            o = t.options
+            share = None
+            if o.max_topic_size not in (0, UNLIMITED_SIZE) and t.partitions:
+                share = o.max_topic_size // len(t.partitions)
+            for p in t.partitions:
+                if (not p.log.retention_due(now, o.message_expiry, share)
+                        or cluster.partition(t.stream_id, t.id, p.id).leader
+                        != cluster.replica_id):
+                    continue
+                try:
+                    removed += await cluster.retention(t.stream_id, t.id, p.id,
+                                                       o.message_expiry, share)
+                except IggyError:  # leadership moved or the outcome is unknown: next pass
+                    continue
+        return removed
+
     def offload(self) -> int:
         """Tiering: drop local copies of archived sealed segments beyond each topic's
         `local_retention_bytes` / `local_retention_segments`; return how many went."""

@@ -72,6 +72,17 @@ class ClusterView(Protocol):
 
     async def purge(self, stream_id: int, topic_id: int, partition_id: int) -> None: ...
 
+    async def archived(self, stream_id: int, topic_id: int, partition_id: int,
+                       record: bytes) -> None:
+        """Replicate the archive manifest entry of a segment this node (the partition's
+        leader) uploaded, so every replica records it (`RemoteSegments.confirm`)."""
+        ...
+
+    async def retention(self, stream_id: int, topic_id: int, partition_id: int,
+                        expiry_us: int, max_bytes: int | None) -> int:
+        """Enforce retention as an op of the partition's group; segments removed here."""
+        ...
+
     async def delete_segments(self, stream_id: int, topic_id: int, partition_id: int,
                               count: int) -> int: ...
 

@@ -340,6 +340,24 @@ class PartitionLog:
             removed += 1
         return removed
 
+    def retention_due(self, now_us: int, expiry_us: int, max_bytes: int | None) -> bool:
+        """Whether `enforce_retention` would remove a segment now (a cluster's cleaner asks
+        before it proposes the op to the partition's group)."""
+        if ((self.tiered and self.tiered[0].next_offset <= self.floor)
+                or (len(self.segments) > 1 and self.segments[0].next_offset <= self.floor)):
+            return True
+        too_big = max_bytes is not None and self.size_bytes > max_bytes
+        if self.tiered:
+            expired = (expiry_us != NEVER_EXPIRE
+                       and self.tiered[0].last_timestamp + expiry_us <= now_us)
+            if expired or too_big:
+                return True
+        if len(self.segments) > 1:
+            idx = self.segments[0].index
+            return too_big or not len(idx) or (
+                expiry_us != NEVER_EXPIRE and idx.timestamps[-1] + expiry_us <= now_us)
+        return False
+
     def offload(self, max_bytes: int | None, max_segments: int | None) -> int:
         """Tiering: delete the local copies of the oldest sealed segments while more than
         `max_segments` segments or `max_bytes` bytes are local, but only segments the archive

@@ -78,6 +78,11 @@ class RemoteSegments(Protocol):
         """Retention or DeleteSegments removed this segment: delete its archived copy."""
         ...
 
+    def confirm(self, record: bytes) -> bool:
+        """In a cluster: record a segment the partition's leader archived (the record its
+        ARCHIVED op carries); False, and nothing recorded, when `record` is malformed."""
+        ...
+
     def drop_all(self) -> None:
         """The partition was purged or deleted: delete every archived copy."""
         ...

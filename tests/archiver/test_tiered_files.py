@@ -8,9 +8,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyggy.archiver.disk import DiskArchiver
 from pyggy.archiver.faulty import FaultyArchiver
-from pyggy.archiver.tiered import MANIFEST, PENDING_DELETES, TieredStore
+from pyggy.archiver.tiered import MANIFEST, PENDING_DELETES, Entry, TieredStore
 from pyggy.core.small_file import CorruptFile, decode
 
 
@@ -55,3 +57,30 @@ def test_a_lost_manifest_with_an_unreachable_archive_refuses(tmp_path: Path) -> 
     assert "cannot be listed" in str(e.value) and "refusing to start" in str(e.value)
     assert (p / MANIFEST).exists()  # kept: the next start refuses again, never forgets
     s.close()
+
+
+ENTRY = Entry(0, 10, 4096, 1, 2, 3, log_key="s/t/0/00.log", log_sha256="ab" * 32,
+              index_key="s/t/0/00.index", index_size=160, index_sha256="cd" * 32)
+
+
+def test_a_manifest_entry_survives_the_record_a_cluster_replicates() -> None:
+    assert Entry.parse(ENTRY.record()) == ENTRY
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=600), st.builds(
+    lambda cut, flip: bytearray(ENTRY.record())[:cut] + bytes([flip]),
+    st.integers(0, 400), st.integers(0, 255))))
+def test_a_malformed_archived_record_is_refused_not_raised(data: bytes) -> None:
+    # an ARCHIVED op's body (cluster/partition_sm.py): every replica parses the same bytes
+    entry = Entry.parse(bytes(data))
+    assert entry is None or Entry.parse(entry.record()) == entry
+
+
+def test_a_record_with_a_wrong_field_or_type_is_refused() -> None:
+    doc = json.loads(ENTRY.record())
+    assert Entry.parse(json.dumps({**doc, "size": "4096"}).encode()) is None
+    assert Entry.parse(json.dumps({**doc, "extra": 1}).encode()) is None
+    assert Entry.parse(json.dumps({k: v for k, v in doc.items() if k != "max_ts"}).encode()) \
+        is None
+    assert Entry.parse(b"[1, 2]") is None and Entry.parse(b"\xff") is None

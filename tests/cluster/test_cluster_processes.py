@@ -6,12 +6,14 @@ idempotent producer."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from pyggy.core import small_file
 
 from pyggy.testing import PyggyCluster
 
@@ -227,3 +229,48 @@ def test_the_whole_cluster_killed_and_restarted_keeps_every_acknowledged_record(
     more = produce(cluster, "ledger", [b"after-%03d" % i for i in range(50)])
     assert sorted(more.values()) == list(range(100, 150))
     wait_identical(cluster, [0, 1, 2])
+
+
+def test_the_leader_uploads_each_sealed_segment_once_and_every_replica_records_it(
+        tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    c = PyggyCluster(tmp_path / "c", env={
+        "IGGY_DATA_MAINTENANCE_ARCHIVER_ENABLED": "true",
+        "IGGY_DATA_MAINTENANCE_ARCHIVER_KIND": "disk",
+        "IGGY_DATA_MAINTENANCE_ARCHIVER_DISK_PATH": str(archive),
+        "IGGY_DATA_MAINTENANCE_MESSAGES_ARCHIVER_ENABLED": "true",
+        "IGGY_DATA_MAINTENANCE_MESSAGES_INTERVAL": "1 s"}).start()
+    try:
+        client = admin(c)
+        for _, f in client.create_topics([NewTopic("audit", 1, -1, config={
+                "segment.bytes": str(1 << 20)})], request_timeout=30).items():
+            f.result(timeout=30)
+        leader_of(c, "audit")
+        values = [b"%06d" % i + b"." * 994 for i in range(4000)]  # 4 MB: some segments sealed
+        assert sorted(produce(c, "audit", values).values()) == list(range(4000))
+
+        def manifests() -> list[list[int]]:
+            out = []
+            for s in c.servers:
+                doc = {}
+                for path in s.data_path.rglob("archive.json"):
+                    try:  # read only (the server may be writing it): one verified copy
+                        doc = json.loads(small_file.decode(path.read_bytes())[1])
+                    except ValueError:
+                        pass
+                out.append([e["start"] for e in doc.get("segments", [])])
+            return out
+
+        sealed = sum(1 for k in wait_identical(c, [0, 1, 2]) if k.endswith(".log")) - 1
+        assert sealed >= 2
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(len(m) == sealed for m in manifests()):
+            time.sleep(0.2)
+        seen = manifests()
+        assert seen[0] == seen[1] == seen[2] and len(seen[0]) == sealed, seen
+        objects = sorted(p.name for p in archive.rglob("*.log"))
+        uploads = sum(1 for s in c.servers for line in s.logs
+                      if "archiver: archived segment" in line)
+        assert len(objects) == uploads == sealed, (objects, uploads)
+    finally:
+        c.close()

@@ -124,3 +124,45 @@ def test_a_topic_made_on_the_leader_exists_everywhere_with_identical_segments(
                 rt.engine.close()
 
     asyncio.run(main())
+
+
+def test_retention_is_an_op_of_the_partition_group_applied_by_every_replica(
+        tmp_path: Path) -> None:
+    async def main() -> None:
+        runtimes = await start_cluster(tmp_path)
+        try:
+            boss = await leader(runtimes)
+            s = await boss.engine.metadata.create_stream("logs")
+            t = await boss.engine.metadata.create_topic("logs", "app", 1)
+            await converged(runtimes, METADATA_GROUP)
+            group = partition_group(s.id, t.id, 0)
+            p_leader = await leader(runtimes, group)
+            logs = [rt.engine.metadata.topic("logs", "app").partitions[0].log for rt in runtimes]
+            for log in logs:
+                log.options.segment_size = 1  # every append seals the segment before it
+            topic = p_leader.engine.metadata.topic("logs", "app")
+            for i in range(6):
+                batch, info = kafka(i)
+                await p_leader.engine.data.append_kafka(topic, 0, batch, info)
+            await converged(runtimes, group)
+            assert all(len(log.segments) == 6 for log in logs)
+            assert await p_leader.engine.clean_replicated() == 0  # nothing expires by default
+            for rt in runtimes:  # as an update of the topic's options would do everywhere
+                rt.engine.metadata.topic("logs", "app").options.message_expiry = 1
+            backup = next(rt for rt in runtimes if rt is not p_leader)
+            assert await backup.engine.clean_replicated() == 0  # only the leader proposes
+            assert all(len(log.segments) == 6 for log in logs)
+            assert await p_leader.engine.clean_replicated() == 5  # the active segment stays
+            await converged(runtimes, group)
+            files = []
+            for log in logs:
+                assert log.start_offset == 5 and log.next_offset == 6
+                files.append({f.name: f.read_bytes() for f in log.path.iterdir()
+                              if f.suffix in (".log", ".index")})
+            assert files[0] and files[0] == files[1] == files[2]
+        finally:
+            for rt in runtimes:
+                await rt.close()
+                rt.engine.close()
+
+    asyncio.run(main())

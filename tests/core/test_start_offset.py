@@ -183,3 +183,20 @@ def test_update_topic_reset_returns_options_to_defaults(tmp_path: Path) -> None:
         assert [k for k, _, _ in t2.options.explicit] == ["kafka.segment.ms"]
     finally:
         again.close()
+
+
+@pytest.mark.parametrize("floor", [0, 25])
+@pytest.mark.parametrize("expiry", [NEVER_EXPIRE, 1, 10**12])
+@pytest.mark.parametrize("max_bytes", [None, 1, 10**9])
+def test_retention_due_says_whether_retention_would_remove_a_segment(
+        tmp_path: Path, floor: int, expiry: int, max_bytes: int | None) -> None:
+    # a cluster's cleaner proposes a RETENTION op only when this says so
+    log = small_log(tmp_path / "p")
+    fill(log, 6)
+    if floor:
+        log.advance_start(floor)
+    now = SystemClock().now_us()
+    due = log.retention_due(now, expiry, max_bytes)
+    assert due == (log.enforce_retention(now, expiry, max_bytes) > 0)
+    assert not log.retention_due(now, expiry, max_bytes)  # nothing left to remove
+    log.close()
