@@ -33,7 +33,7 @@ SERVER_FIXTURES = frozenset({
     "moto_s3", "shared_s3",  # tests/archiver/conftest.py: moto's S3 server process
     "http_door",  # tests/http_api/conftest.py: a server with the HTTP door on
 })
-E2E_PATHS = (  # directories (ending in /) and files whose tests start servers themselves
+E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting servers themselves
     "tests/kafka_wire/clients/",  # kafka-python, aiokafka, confluent-kafka, kcat, kafkajs
     "tests/native_wire/sdk/",  # the apache-iggy 0.9.0 SDK
     "tests/native_wire/classic/",  # the apache-iggy 0.8.0 SDK
@@ -49,6 +49,7 @@ E2E_PATHS = (  # directories (ending in /) and files whose tests start servers t
     "tests/cluster/test_node_e2e.py",  # nodes on loopback
     "tests/cluster/test_cluster_processes.py",  # three pyggy processes
     "tests/cluster/test_cluster_iggy_sdk.py",  # three pyggy processes, the 0.9 SDK
+    "tests/pyggy/test_telemetry.py::test_a_view_change_in_a_cluster_is_a_span",  # a cluster
 )
 SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
     "tests/core/faults/",  # fault injection over every file kind: 344 s, I/O bound
@@ -76,8 +77,8 @@ def tier_of(item: pytest.Item) -> str:
         return "interop"
     if item.nodeid.startswith(SLOW):
         return "slow"
-    if path.startswith(E2E_PATHS) or SERVER_FIXTURES.intersection(
-            getattr(item, "fixturenames", ())):
+    if (path.startswith(E2E_PATHS) or item.nodeid.startswith(E2E_PATHS)
+            or SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))):
         return "e2e"
     return "unit"
 

@@ -13,9 +13,11 @@ import json
 import logging
 import ssl
 import struct
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from pyggy.consensus.message import Message
 from pyggy.consensus.options import Options
@@ -38,6 +40,12 @@ from .roster import (
     partition_group,
 )
 from .roster import Node as RosterNode
+
+
+class ViewTelemetry(Protocol):
+    def view_changed(self, replica: int, group: int, view: int, primary: int,
+                     started_ns: int) -> None: ...
+
 
 log = logging.getLogger(__name__)
 _Q = struct.Struct("<Q")
@@ -80,16 +88,25 @@ class ClusterRuntime:
                          options=self._options)
         self.metadata_machine = MetadataMachine(engine)
         self.node.on_view = self._view_changed
+        self._leaderless: dict[int, int] = {}  # group -> when it was first seen without one
+        self.telemetry: ViewTelemetry | None = None  # pyggy.telemetry.Telemetry, when on
 
     def _view_changed(self, group: int, view: int, primary: int | None) -> None:
+        if primary is None:  # a view change began (or goes on): time it from the first sight
+            self._leaderless.setdefault(group, time.time_ns())
+        started = self._leaderless.pop(group, None) if primary is not None else None
+        took = "" if started is None else f" after {(time.time_ns() - started) / 1e6:.0f} ms"
         if group == METADATA_GROUP:
             if primary is None:
                 log.info("cluster: metadata group in view %d has no primary yet", view)
             else:
-                log.info("cluster: metadata primary is replica %d (view %d)", primary, view)
+                log.info("cluster: metadata primary is replica %d (view %d)%s", primary, view,
+                         took)
         elif primary is not None:  # rare: a partition's leader changed
-            log.info("cluster: partition group %#x primary is replica %d (view %d)", group,
-                     primary, view)
+            log.info("cluster: partition group %#x primary is replica %d (view %d)%s", group,
+                     primary, view, took)
+        if started is not None and primary is not None and self.telemetry is not None:
+            self.telemetry.view_changed(self.replica_id, group, view, primary, started)
 
     def _options(self, group: int) -> Options:
         return self._metadata_options if group == METADATA_GROUP else self._partition_options

@@ -364,6 +364,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
                     max_tokens_per_user=config.personal_access_token.max_tokens_per_user)
     if cluster is not None:
         node.cluster_name, node.node_name = config.cluster.name, config.cluster.node().name
+        cluster.telemetry = telemetry
     native = NativeServer(engine, node, telemetry=telemetry, logins=logins,
                           snapshots=Diagnostics(config), metrics=metrics)
     if config.tcp.enabled:

@@ -9,7 +9,8 @@ or grows the server), and a `logging` handler so log records carry the active tr
 Spans (kind SERVER): one per native command, named from the command table (`message.send`),
 and one per Kafka API request (`kafka.Produce`), with OTel messaging attributes (semantic
 conventions v1.44.0, pinned in `SEMCONV`). Background spans: `cleaner`, `archiver.pass`,
-`token_cleaner`, `heartbeat.reap`, `kafka.group.evict`.
+`token_cleaner`, `heartbeat.reap`, `kafka.group.evict`; in a cluster `cluster.view_change` (a
+group without a primary, from the moment this replica saw it until a primary took over).
 
 Trace context: a produced Kafka record header or Iggy user header `traceparent` (W3C, any
 trace-flags value) becomes a span *link* on the produce span. At most `MAX_LINKED_RECORDS`
@@ -266,6 +267,16 @@ class Telemetry:
         with self.tracer.start_as_current_span(name, kind=self._INTERNAL,
                                                attributes=attributes) as span:
             yield span
+
+    def view_changed(self, replica: int, group: int, view: int, primary: int,
+                     started_ns: int) -> None:
+        """A `cluster.view_change` span: a consensus group of this replica was without a
+        primary from `started_ns` until now (view `view`, led by `primary`)."""
+        self.tracer.start_span("cluster.view_change", kind=self._INTERNAL, start_time=started_ns,
+                               attributes={"pyggy.cluster.replica": replica,
+                                           "pyggy.cluster.group": f"{group:#018x}",
+                                           "pyggy.cluster.view": view,
+                                           "pyggy.cluster.primary": primary}).end()
 
     def segment_sealed(self, topic: Any, partition_id: int, segment: Any) -> None:
         """An engine seal listener: a `segment.seal` span (a child of the request whose append

@@ -37,6 +37,8 @@ class Span:
     links: list[tuple[bytes, bytes, dict[str, Any]]]  # (trace_id, span_id, attributes)
     resource: dict[str, Any]
     parent_span_id: bytes = b""
+    start_ns: int = 0
+    end_ns: int = 0
 
 
 @dataclass
@@ -65,7 +67,8 @@ class Sink:
                         self.spans.append(Span(
                             s.name, s.trace_id, s.span_id, s.kind, attrs(s.attributes),
                             [(ln.trace_id, ln.span_id, attrs(ln.attributes))
-                             for ln in s.links], resource, s.parent_span_id))
+                             for ln in s.links], resource, s.parent_span_id,
+                            s.start_time_unix_nano, s.end_time_unix_nano))
             self.cond.notify_all()
 
     def add_logs(self, req: logs_service_pb2.ExportLogsServiceRequest) -> None:

@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from otlp_receiver import GrpcReceiver, HttpReceiver
 
 from pyggy.telemetry import parse_traceparent
-from pyggy.testing import free_port
+from pyggy.testing import PyggyCluster, free_port
 
 # flags 03: SDK 1.45 sets "random trace id" besides "sampled"; 00: not sampled. Both accepted.
 TP_IGGY = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03"
@@ -301,4 +301,24 @@ def test_http_requests_are_spans_linked_to_their_messages_traceparent(pyggy_serv
                    for t, s, _ in send.links)
         assert _one(receiver.sink, "http.user.login").attributes["http.request.method"] == "POST"
     finally:
+        receiver.close()
+
+
+def test_a_view_change_in_a_cluster_is_a_span(tmp_path: Path) -> None:
+    receiver = GrpcReceiver()
+    cluster = PyggyCluster(tmp_path / "c", env=_env("grpc", receiver.endpoint("traces"), "grpc",
+                                                    receiver.endpoint("logs")))
+    try:
+        cluster.start()
+        line = cluster.servers[0].wait_for_log("cluster: metadata primary is replica")
+        primary = int(line.split("replica ")[1].split()[0])
+        cluster.servers[primary].kill()
+        span = _one(receiver.sink, "cluster.view_change", lambda s: (
+            s.attributes["pyggy.cluster.group"] == f"{1 << 63:#018x}"
+            and s.attributes["pyggy.cluster.primary"] != primary))
+        a = span.attributes
+        assert a["pyggy.cluster.view"] > 0 and a["pyggy.cluster.replica"] != primary
+        assert span.end_ns > span.start_ns  # it lasted from the first sight until a primary
+    finally:
+        cluster.close()
         receiver.close()
