@@ -1,8 +1,8 @@
 """Kafka's own CLI tools (4.1.1, from the Maven jars) against pyggy, as in Kafka's quick start:
 create a topic, describe it, console-produce, console-consume from the beginning with a group,
-describe the group, producer and consumer perf tests; kafka-transactions.sh list/describe. The
-same steps run against the real broker too (parameter `broker`), which keeps the expected
-outputs honest.
+describe the group, producer and consumer perf tests; kafka-transactions.sh list, describe and
+describe-producers. The same steps run against the real broker too (parameter `broker`), which
+keeps the expected outputs honest.
 
 Normalised: the TopicCommand lines carry a topic id (uuid) and leader/replica broker ids (1 on
 our Kafka, pyggy's own id), and the group description a consumer id / host / client id: those
@@ -143,6 +143,14 @@ def test_kafka_transactions_list_and_describe(broker: str, brokers: dict[str, st
     head = dict(zip(described[0], described[1], strict=True))
     assert (head["TransactionState"], head["ProducerEpoch"]) == ("Ongoing", "0")
     assert head["TopicPartitions"] == f"{topic}-0"
+    # describe-producers (DescribeProducers, KIP-664): the open transaction's producer on
+    # the partition, its last sequence and where its transaction starts
+    producers = rows("describe-producers", "--topic", topic, "--partition", "0")
+    by_id = {r[0]: dict(zip(producers[0], r, strict=True)) for r in producers[1:]}
+    assert set(by_id) == {mine[0][2]}, producers
+    row = by_id[mine[0][2]]
+    assert (row["ProducerEpoch"], row["LastSequence"],
+            row["CurrentTransactionStartOffset"]) == ("0", "0", "0"), producers
     p.commit_transaction(60)
     described = rows("describe", "--transactional-id", tid)
     head = dict(zip(described[0], described[1], strict=False))

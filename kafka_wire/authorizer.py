@@ -83,6 +83,7 @@ RULES: dict[int, dict[int, int]] = {
     48: {CLUSTER: DESCRIBE_CONFIGS},  # DescribeClientQuotas
     50: {USERS: DESCRIBE},  # DescribeUserScramCredentials
     51: {USERS: ALTER},  # AlterUserScramCredentials
+    61: {TOPIC: READ},  # DescribeProducers (KIP-664)
     60: {},  # DescribeCluster: any principal, as in Kafka (the bitset tells what it may do)
     65: {TRANSACTIONAL_ID: DESCRIBE},  # DescribeTransactions
     66: {TRANSACTIONAL_ID: DESCRIBE},  # ListTransactions (lists what may be described)

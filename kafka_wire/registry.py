@@ -27,6 +27,7 @@ from pyggy.kafka_wire.handlers import (
     offsets,
     produce,
     producer_id,
+    producers,
     sasl,
     scram_credentials,
     txn,
@@ -83,6 +84,7 @@ _ROWS: list[tuple[str, Callable]] = [
     ("DescribeUserScramCredentials", scram_credentials.describe),
     ("AlterUserScramCredentials", scram_credentials.alter),
     ("DescribeCluster", cluster.describe_cluster),
+    ("DescribeProducers", producers.describe_producers),
     ("DescribeTransactions", txn.describe_transactions),
     ("ListTransactions", txn.list_transactions),
 ]

@@ -31,7 +31,7 @@ def _partition_result(index: int, error: int, base: int = -1, start: int = -1,
             "error_message": message}
 
 
-def _stored_producer_batches(heads: Iterator[tuple[int, bytes]]
+def stored_producer_batches(heads: Iterator[tuple[int, bytes]]
                              ) -> Iterator[tuple[int, int, int, int, int]]:
     """(base offset, producer id, epoch, base sequence, count) of the partition's recent
     stored Kafka batches (control batches skipped), from their headers alone."""
@@ -85,7 +85,7 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
         server.producers.forget_partitions(t.stream_id, t.id, {index})
     server.leader_epochs[key] = epoch
     if key not in server.producers.restored and any(i.producer_id >= 0 for i in infos):
-        server.producers.restore(key, _stored_producer_batches(
+        server.producers.restore(key, stored_producer_batches(
             data.producer_batch_heads(t, index)))
     first_base = -1
     for (a, b), info in zip(spans, infos, strict=True):

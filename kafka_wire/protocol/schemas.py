@@ -106,6 +106,8 @@ AlterUserScramCredentialsRequest k51 v0 flex0+: Deletions[]{Name:str | Mechanism
 AlterUserScramCredentialsResponse k51 v0 flex0+: ThrottleTimeMs:i32 | Results[]{User:str | ErrorCode:i16 | ErrorMessage:str?}
 DescribeClusterRequest k60 v0-1 flex0+: IncludeClusterAuthorizedOperations:bool | EndpointType:i8 v1+ =1 | IncludeFencedBrokers:bool v2+
 DescribeClusterResponse k60 v0-1 flex0+: ThrottleTimeMs:i32 | ErrorCode:i16 | ErrorMessage:str? | EndpointType:i8 v1+ =1 | ClusterId:str | ControllerId:i32 =-1 | Brokers[]{BrokerId:i32 | Host:str | Port:i32 | Rack:str? | IsFenced:bool v2+} | ClusterAuthorizedOperations:i32 =-2147483648
+DescribeProducersRequest k61 v0 flex0+: Topics[]{Name:str | PartitionIndexes:[]i32}
+DescribeProducersResponse k61 v0 flex0+: ThrottleTimeMs:i32 | Topics[]{Name:str | Partitions[]{PartitionIndex:i32 | ErrorCode:i16 | ErrorMessage:str? | ActiveProducers[]{ProducerId:i64 | ProducerEpoch:i32 | LastSequence:i32 =-1 | LastTimestamp:i64 =-1 | CoordinatorEpoch:i32 | CurrentTxnStartOffset:i64 =-1}}}
 DescribeTransactionsRequest k65 v0 flex0+: TransactionalIds:[]str
 DescribeTransactionsResponse k65 v0 flex0+: ThrottleTimeMs:i32 | TransactionStates[]{ErrorCode:i16 | TransactionalId:str | TransactionState:str | TransactionTimeoutMs:i32 | TransactionStartTimeMs:i64 | ProducerId:i64 | ProducerEpoch:i16 | Topics[]{Topic:str | Partitions:[]i32}}
 ListTransactionsRequest k66 v0-2 flex0+: StateFilters:[]str | ProducerIdFilters:[]i64 | DurationFilter:i64 v1+ =-1 | TransactionalIdPattern:str?(2+) v2+

@@ -558,3 +558,21 @@ def test_scram_credential_apis(server: KafkaServer) -> None:
         assert r["error_code"] == CLUSTER_DENIED
 
     run(go())
+
+
+@pytest.mark.parametrize("user, topic, code", [
+    ("alice", "orders", NONE),  # READ: she may poll it
+    ("alice", "public", TOPIC_DENIED),  # she may only send there
+    ("carol", "orders", TOPIC_DENIED),
+    ("carol", "no-such", TOPIC_DENIED),  # a refused principal cannot tell it does not exist
+    ("iggy", "no-such", UNKNOWN_TOPIC),
+])
+def test_describe_producers_needs_read_on_the_topic(server: KafkaServer, user: str, topic: str,
+                                                    code: int) -> None:
+    async def go() -> None:
+        r = await Door(server, user).call(61, 0, {"topics": [
+            {"name": topic, "partition_indexes": [0]}]})
+        p = r["topics"][0]["partitions"][0]
+        assert p["error_code"] == code and p["active_producers"] == []
+
+    run(go())
