@@ -63,6 +63,13 @@ class AbortedRanges:
         self.last.append(last)
         self.entries.append((producer_id, first))
 
+    def prune(self, below: int) -> int:
+        """Forget the ranges ending before `below` (the log start: no fetch reaches them);
+        how many went."""
+        i = bisect.bisect_left(self.last, below)
+        del self.last[:i], self.entries[:i]
+        return i
+
     def overlapping(self, start: int, end: int) -> list[tuple[int, int]]:
         """(producer id, first offset) of the ranges ending at or after `start` that begin
         before `end` (Kafka's rule for a Fetch's aborted_transactions)."""
@@ -92,6 +99,19 @@ class TransactionState:
 
     def open_first(self, key: PartKey, producer_id: int) -> int | None:
         return self.open.get(key, {}).get(producer_id)
+
+    def prune_aborted(self, log_start: dict[PartKey, int]) -> int:
+        """Drop aborted ranges below each partition's log start (retention, DeleteRecords):
+        they only cost memory. A restart rebuilds them from the state log and the next
+        cleaner pass drops them again. How many went."""
+        gone = 0
+        for key, ranges in list(self.aborted.items()):
+            start = log_start.get(key)
+            if start is not None:
+                gone += ranges.prune(start)
+                if not ranges.last:
+                    del self.aborted[key]
+        return gone
 
     # -- commands (applied by the metadata state machine's txn_* methods) -------------------
     def _txn(self, transactional_id: str) -> Txn:

@@ -140,7 +140,14 @@ class LogEngine:
                 share = o.max_topic_size // len(t.partitions)
             for p in t.partitions:
                 removed += p.log.enforce_retention(now, o.message_expiry, share)
+        self._prune_aborted()
         return removed
+
+    def _prune_aborted(self) -> None:
+        """After retention: aborted transaction ranges below every log start are dropped."""
+        self.txns.state.prune_aborted({(t.stream_id, t.id, p.id): p.log.start_offset
+                                       for t in self.metadata.all_topics()
+                                       for p in t.partitions})
 
     async def clean_replicated(self) -> int:
         """`clean` in a cluster: retention of each partition this node leads, proposed as an
@@ -165,6 +172,7 @@ class LogEngine:
                                                        o.message_expiry, share)
                 except IggyError:  # leadership moved or the outcome is unknown: next pass
                     continue
+        self._prune_aborted()
         return removed
 
     def offload(self) -> int:

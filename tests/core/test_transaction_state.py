@@ -86,6 +86,31 @@ def test_overlapping_matches_a_linear_scan(ranges, start, end) -> None:
                                          if last >= start and f < end]
 
 
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 50), st.integers(0, 50)),
+                max_size=30), st.integers(0, 400), st.integers(0, 400))
+def test_pruning_below_the_log_start_changes_no_fetch_from_there(ranges, below, start) -> None:
+    a, b = AbortedRanges(), AbortedRanges()
+    marker = 0
+    for pid, first, length in ranges:
+        marker += length + 1
+        a.add(pid, min(first, marker), marker)
+        b.add(pid, min(first, marker), marker)
+    gone = b.prune(below)
+    assert gone == sum(1 for last in a.last if last < below) and len(b.last) == len(a.last) - gone
+    fetch_from = max(start, below)  # no fetch starts below the log start
+    assert b.overlapping(fetch_from, 10**6) == a.overlapping(fetch_from, 10**6)
+
+
+def test_the_state_forgets_aborted_ranges_below_each_log_start() -> None:
+    machine = MetadataStateMachine()
+    for c in commands():
+        machine.apply(c)
+    s = machine.txns
+    assert s.prune_aborted({P: 14}) == 0 and s.aborted_between(P, 14, 20) == [(7, 10)]
+    assert s.prune_aborted({(0, 1, 1): 99}) == 0  # another partition
+    assert s.prune_aborted({P: 15}) == 1 and P not in s.aborted
+
+
 def test_engine_writes_markers_and_keeps_the_state_across_a_restart(tmp_path: Path) -> None:
     async def run() -> None:
         engine = LogEngine(tmp_path / "data", state_fsync=False)
