@@ -237,12 +237,18 @@ class ClusterRuntime:
         if rt is None:
             return view.Leadership(None, 0, ())
         leader = self.node.primary(group)
-        # replicas with a live link, as this node sees them: VSR has no ISR (any quorum will
-        # do); this is informational, for admin tools
-        in_sync = {self.replica_id, *self.bus.linked()}
+        # VSR has no ISR (any quorum commits); for admin tools: on the leader, the backups
+        # that acknowledged within a pipeline of the commit point in this view, and those
+        # linked that had nothing to acknowledge yet; elsewhere the live links as seen here
+        r = rt.replica
+        linked = set(self.bus.linked())
+        if leader == self.replica_id:
+            in_sync = r.caught_up(r.options.pipeline_max) | (linked - set(r.acked_op))
+        else:
+            in_sync = {self.replica_id, *linked}
         if leader is not None:
             in_sync.add(leader)
-        return view.Leadership(leader, rt.replica.view, tuple(sorted(in_sync)))
+        return view.Leadership(leader, r.view, tuple(sorted(in_sync)))
 
     def lateness_ms(self) -> dict[str, float]:
         return self.node.lateness_ms()

@@ -98,6 +98,9 @@ class NormalMixin(ReplicaState):
         acks = self.pipeline.get(m.op)
         if acks is not None and self.log[m.op].checksum == m.prepare_checksum:
             acks.add(m.replica)
+        if m.op > self.acked_op.get(m.replica, -1) and (
+                (h := self.log.get(m.op)) is not None and h.checksum == m.prepare_checksum):
+            self.acked_op[m.replica] = m.op  # late ones too (after the commit): who keeps up
         if m.commit > self.commit_max and m.commit <= self.op:
             self.commit_max = m.commit  # the acker executed these: they are committed
         self._try_commit_primary()

@@ -91,6 +91,7 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
         }
         self.stats = {"view_changes": 0, "repaired": 0, "repair_bytes": 0, "transfers": 0,
                       "transfer_bytes": 0}
+        self.acked_op: dict[int, int] = {}  # primary: the highest op each backup acknowledged
         self._open()
 
     # -- setup and recovery -----------------------------------------------------------------------
@@ -215,6 +216,15 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
     @property
     def transferring(self) -> bool:
         return self._transfer is not None or self._transfer_installing
+
+    def caught_up(self, lag: int) -> set[int]:
+        """On a primary in normal status: itself and the backups that acknowledged an op at
+        most `lag` below the commit point in this view (Kafka's ISR, as far as VSR knows it:
+        any quorum commits, this only says who is keeping up). Empty elsewhere."""
+        if self.status != NORMAL or not self.is_primary:
+            return set()
+        floor = self.commit_max - lag
+        return {self.replica} | {r for r, op in self.acked_op.items() if op >= floor}
 
     def drain(self) -> list[Action]:
         """Actions produced outside an input (by recovery in the constructor)."""

@@ -89,6 +89,7 @@ class ReplicaState:
     _deferred: set[int]
     faulty: dict[int, bytes]
     pipeline: dict[int, set[int]]  # primary: op -> replicas that acknowledged it
+    acked_op: dict[int, int]
     _last_timestamp: int
     _probes: int
     _deadline_rsv: int

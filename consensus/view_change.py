@@ -351,6 +351,7 @@ class ViewChangeMixin(ReplicaState):
 
     def _enter_normal(self) -> None:
         self.status = NORMAL
+        self.acked_op = {}  # acknowledgements count from this view on
         self._installing = False
         self._enter_normal_timers()
         if self.is_primary:

@@ -165,3 +165,22 @@ def test_reads_never_see_prepared_but_uncommitted_records():
     assert p.op == 3 and p.commit_min == 2
     _, answer = p.read(models.read_query(0, 10))
     assert [r for _, r in models.parse_read(answer)[2]] == [b"committed"]
+
+
+def test_the_primary_knows_which_backups_keep_up_and_which_lag():
+    h = Harness(3)
+    session = h.register(A)
+    p = h.primary()
+    lagging, keeping_up = backups(h)
+    h.run(5)  # the last acknowledgement lands after the reply
+    assert p.caught_up(SMALL.pipeline_max) == {p.replica, lagging, keeping_up}
+    h.drop = lambda src, dst, m: dst == lagging  # it hears nothing (its link looks fine)
+    for n in range(1, 2 * SMALL.pipeline_max + 2):
+        h.append(A, session, n, [b"r%d" % n])
+    assert p.caught_up(SMALL.pipeline_max) == {p.replica, keeping_up}
+    assert h.replicas[lagging].caught_up(SMALL.pipeline_max) == set()  # only a primary knows
+    h.drop = lambda src, dst, m: False
+    h.until(lambda: h.replicas[lagging].commit_min == p.commit_min)
+    h.append(A, session, 99, [b"again"])
+    h.run(5)
+    assert p.caught_up(SMALL.pipeline_max) == {p.replica, lagging, keeping_up}
