@@ -37,6 +37,9 @@ def test_stamp_never_passes_a_malformed_body(machine, operation: int, body: byte
         else:  # same length; only the epoch and base offset fields are stamped
             assert out is not None and len(out) == len(body)
             assert out[psm.APPEND_HEAD.size:] == body[psm.APPEND_HEAD.size:]
+    elif operation == psm.ARCHIVED:  # a manifest entry: bounded, parsed at apply
+        assert (out is not None) == (0 < len(body) <= psm.ARCHIVED_MAX)
+        assert out is None or out == body
     else:
         assert out is None or out == body
         want = {psm.DELETE_RECORDS: 8, psm.PURGE: 0, psm.RETENTION: 16,
