@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import signal
@@ -77,10 +78,12 @@ async def _periodic(interval: float, action: Callable[[], object], name: str) ->
 TXN_TICK_S = 0.5  # how often transaction timeouts are checked
 
 
-def _clean(engine: LogEngine) -> None:
+async def _clean(engine: LogEngine) -> None:
+    """Retention, then a compaction pass over compacted topics (docs/compaction.md)."""
     removed = engine.clean()
     if removed:
         log.info("cleaner removed %d expired or oversized segments", removed)
+    await engine.compact()
 
 
 def _tick_groups(coordinator: GroupCoordinator, telemetry: Telemetry | None = None) -> None:
@@ -395,7 +398,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
     elif config.data_maintenance.messages.cleaner_enabled:
         tasks.append(loop.create_task(_periodic(config.data_maintenance.messages.interval,
                                                 background(telemetry, "cleaner",
-                                                           lambda: _clean(engine)),
+                                                           functools.partial(_clean, engine)),
                                                 "cleaner")))
     scrub = config.data_maintenance.scrub
     if scrub.enabled:

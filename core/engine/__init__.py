@@ -28,9 +28,11 @@ from pyggy.core.metadata.machine import MetadataStateMachine
 from pyggy.core.metadata.state_log import StateLog
 from pyggy.core.model import UNLIMITED_SIZE
 from pyggy.core.offsets import CONSUMER, CONSUMER_GROUP
+from pyggy.core.storage import compaction
 from pyggy.core.storage.partition_log import PartitionLog
 from pyggy.core.storage.scrub import ScrubReport, scrub_partition
 from pyggy.core.storage.tiered import run_blocking
+from pyggy.core.transactions import AbortedRanges
 
 from .cluster import ClusterView
 from .commands import CommandLog
@@ -138,9 +140,29 @@ class LogEngine:
             share = None
             if o.max_topic_size not in (0, UNLIMITED_SIZE) and t.partitions:
                 share = o.max_topic_size // len(t.partitions)
+            policy = compaction.policy_of(o)
+            if policy is not None and not policy.delete:  # compact only: Kafka keeps all
+                continue
             for p in t.partitions:
                 removed += p.log.enforce_retention(now, o.message_expiry, share)
         return removed
+
+    async def compact(self) -> int:
+        """A compaction pass over every partition of a compacted topic that is due one
+        (core/storage/compaction.py); returns segments rewritten."""
+        rewritten = 0
+        for t in self.metadata.all_topics():
+            policy = compaction.policy_of(t.options)
+            if policy is None:
+                continue
+            for p in t.partitions:
+                plog = p.log
+                key = (t.stream_id, t.id, p.id)
+                stable = self.txns.state.last_stable(key, plog.next_offset)
+                ranges = self.txns.state.aborted.get(key)
+                rewritten += await compaction.compact(
+                    plog, policy, self.clock.now_us(), stable, _aborted_in(ranges))
+        return rewritten
 
     def offload(self) -> int:
         """Tiering: drop local copies of archived sealed segments beyond each topic's
@@ -175,3 +197,11 @@ class LogEngine:
             "size": sum(p.log.size_bytes for p in parts),
             "groups": sum(len(t.groups) for t in topics),
         }
+
+
+def _aborted_in(ranges: AbortedRanges | None) -> compaction.Aborted:
+    """Whether a transactional batch (producer id, base offset) was aborted."""
+    def aborted(producer_id: int, offset: int) -> bool:
+        return ranges is not None and any(
+            pid == producer_id for pid, _ in ranges.overlapping(offset, offset + 1))
+    return aborted

@@ -337,6 +337,8 @@ class DataService:
             else:  # a Kafka batch seen through the Iggy door: transcoded, offsets kept
                 batches = transcode.split_iggy(transcode.kafka_to_iggy(
                     memoryview(ref.data), partition_id=pid, timestamp_us=ref.timestamp))
+                if not batches:  # every record compacted away: its offsets are a gap
+                    last = max(last, ref.base_offset + ref.record_count - 1)
             for data in batches:
                 chunk = iggy_batch.slice_batch(data, start, remaining)
                 if not chunk:
