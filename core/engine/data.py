@@ -278,11 +278,14 @@ class DataService:
                                          self.poll_max_bytes)
             if not refs:
                 break
+            polled = result.count
             covered = self._slice(refs, pid, last + 1, count - result.count, result, aborted)
-            if aborted is None or covered <= last:
-                last = max(last, covered)
-                break  # one read is what a partition without aborted transactions needs
-            last = covered
+            progressed = covered > last
+            last = max(last, covered)
+            # one read is what a partition needs unless what it read was all gaps (aborted
+            # transactions, records compaction removed): then the poll reads on past them
+            if not progressed or (aborted is None and result.count > polled):
+                break
         if auto_commit and last >= start:
             self.consumers.store(offsets, consumer_kind, key, last)
         return result
