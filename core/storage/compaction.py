@@ -288,10 +288,11 @@ async def compact(plog: PartitionLog, policy: Policy, now_us: int, stable: int,
             segment_swap.discard(plog.path, s.start_offset)
         return 0
     swapped = 0
+    failed = False
     for n, new_index in done:
         seg = p.segments[n]
-        if seg not in plog.segments or len(seg.index) != len(snaps[n].entries) or any(
-                f & DAMAGED for f in seg.index.flags):
+        if failed or seg not in plog.segments or len(seg.index) != len(
+                snaps[n].entries) or any(f & DAMAGED for f in seg.index.flags):
             segment_swap.discard(plog.path, seg.start_offset)  # deleted or repaired meanwhile
             continue
         try:
@@ -299,7 +300,8 @@ async def compact(plog: PartitionLog, policy: Policy, now_us: int, stable: int,
         except OSError as e:  # a marked swap is rolled forward when the partition opens
             log.error("compaction of %s: swapping segment %d failed: %s", plog.path,
                       seg.start_offset, e)
-            break
+            failed = True
+            continue
         plog.replace_segment(seg, new_index)
         swapped += 1
     if swapped == len(done):

@@ -287,3 +287,23 @@ def test_a_copy_that_does_not_verify_is_discarded(tmp_path: Path) -> None:
     assert compact(log, hook=flip) == 0
     assert view(log) == before and not list(tmp_path.glob("*.new"))
     log.close()
+
+
+def test_a_failed_swap_of_a_segment_retention_then_deletes_does_not_come_back(
+        tmp_path: Path) -> None:
+    log = open_log(tmp_path, segment_size=2000)
+    fill(log, 200, 5)
+    first_end = log.segments[0].next_offset
+
+    def fail(step: str) -> None:
+        if step == "index-renamed":
+            raise OSError(28, "No space left on device")  # injected: the rename's fsync fails
+
+    assert compact(log, hook=fail) == 0  # logged; the marked swap would finish at open
+    assert list(tmp_path.glob("*.swap"))
+    assert log.delete_oldest(1) == 1  # retention takes that segment meanwhile
+    assert not list(tmp_path.glob("*.swap")) and not list(tmp_path.glob("*.new"))
+    log.close(clean=False)
+    again = open_log(tmp_path, segment_size=2000)
+    assert again.start_offset == first_end  # it did not come back
+    again.close()
