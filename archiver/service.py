@@ -268,6 +268,8 @@ class ArchiverService:
             log_sha, index_sha = await self._call(self._upload_files, log_fd, size, log_key,
                                                   index_fd, index_bytes, index_key)
         except DamagedSegment as e:
+            if p.log is None or not any(s is seg for s in p.log.segments):
+                return  # replaced by its compacted copy while uploading: the next pass
             if log_key not in self.damaged:  # once per segment, not once per pass
                 self.damaged.add(log_key)
                 log.error("archiver: segment %s is not archived: %s (pyggy-scrub reports it; "

@@ -267,6 +267,10 @@ class TieredPartition:
 
     def add(self, entry: Entry) -> None:
         """Record a segment as confirmed in the archive (after a verified upload)."""
+        old = self.entries.get(entry.start)
+        if old is not None:  # a new copy replaced it (compaction): cached bytes are stale
+            self.store.cache.forget(old.log_key)
+            self.store.cache.forget(old.index_key)
         self.entries[entry.start] = entry
         self.store.live_keys.update((entry.log_key, entry.index_key))
         self._save()

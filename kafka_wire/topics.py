@@ -194,8 +194,9 @@ def topic_id(t: Topic) -> bytes:
 # the Iggy door): retention.ms → message_expiry, retention.bytes → max_topic_size (Iggy's
 # limit is topic-wide, Kafka's is per partition), segment.bytes → segment_size (fixed at
 # creation, as in Iggy). Every other one is kept as the option `kafka.<name>` (a string);
-# the Kafka door enforces max.message.bytes and message.timestamp.type, the rest are stored
-# and described but have no effect (a single node has no replicas, pyggy does not compact).
+# the Kafka door enforces max.message.bytes and message.timestamp.type, the compactor reads
+# cleanup.policy and its four settings (docs/compaction.md), the rest are stored and
+# described but have no effect (a single node has no replicas).
 
 # DescribeConfigs config types (v3+) and sources
 BOOLEAN, STRING_TYPE, INT, SHORT, LONG, DOUBLE, LIST = 1, 2, 3, 4, 5, 6, 7
@@ -264,8 +265,8 @@ _THROTTLED_HINT = ("{name} must be the literal '*' or a list of replicas in the 
                    "format: [partitionId]:[brokerId],[partitionId]:[brokerId],...")
 _O = TopicOptions()
 CONFIGS: dict[str, ConfigDef] = {
-    "cleanup.policy": ConfigDef("delete", LIST, "log.cleanup.policy", choices=("delete",),
-                                hint="pyggy does not compact logs, only delete is supported"),
+    "cleanup.policy": ConfigDef("delete", LIST, "log.cleanup.policy",
+                                choices=("compact", "delete")),
     "compression.gzip.level": ConfigDef("-1", INT, "compression.gzip.level", -1, 9),
     "compression.lz4.level": ConfigDef("9", INT, "compression.lz4.level", 1, 17),
     "compression.type": ConfigDef("producer", STRING_TYPE, "compression.type", choices=(
@@ -350,8 +351,8 @@ def validate_config(name: str, value: str | None) -> str | None:
             if d.item and not re.match(d.item, x):
                 raise _invalid(name, f"[{', '.join(items)}]", _THROTTLED_HINT.format(name=name))
         if d.choices and not items:
-            raise _invalid(name, value, "pyggy supports only cleanup.policy=delete (no "
-                           "compaction, and no empty policy)")
+            raise _invalid(name, value, "pyggy needs delete, compact or both (no empty "
+                           "policy)")
         return ",".join(items)
     if d.type == STRING_TYPE:
         if d.choices and text not in d.choices:

@@ -78,10 +78,12 @@ async def _periodic(interval: float, action: Callable[[], object], name: str) ->
 TXN_TICK_S = 0.5  # how often transaction timeouts are checked
 
 
-def _clean(engine: LogEngine) -> None:
+async def _clean(engine: LogEngine) -> None:
+    """Retention, then a compaction pass over compacted topics (docs/compaction.md)."""
     removed = engine.clean()
     if removed:
         log.info("cleaner removed %d expired or oversized segments", removed)
+    await engine.compact()
 
 
 async def _clean_replicated(engine: LogEngine) -> None:

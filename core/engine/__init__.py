@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from pyggy.core import auth
@@ -26,11 +27,13 @@ from pyggy.core.errors import IggyError
 from pyggy.core.lost_found import LostAndFound
 from pyggy.core.metadata.machine import MetadataStateMachine
 from pyggy.core.metadata.state_log import StateLog
-from pyggy.core.model import UNLIMITED_SIZE
+from pyggy.core.model import UNLIMITED_SIZE, Topic
 from pyggy.core.offsets import CONSUMER, CONSUMER_GROUP
+from pyggy.core.storage import compaction
 from pyggy.core.storage.partition_log import PartitionLog
 from pyggy.core.storage.scrub import ScrubReport, scrub_partition
 from pyggy.core.storage.tiered import run_blocking
+from pyggy.core.transactions import AbortedRanges
 
 from .cluster import ClusterView
 from .commands import CommandLog
@@ -133,15 +136,24 @@ class LogEngine:
         """Enforce message expiry and max topic size on sealed segments; return segments gone."""
         now = self.clock.now_us()
         removed = 0
+        for t, share in self._retained():
+            for p in t.partitions:
+                removed += p.log.enforce_retention(now, t.options.message_expiry, share)
+        self._prune_aborted()
+        return removed
+
+    def _retained(self) -> Iterator[tuple[Topic, int | None]]:
+        """The topics retention applies to, each with its partitions' share of the maximum
+        topic size (None: unlimited); compact-only topics keep everything, as Kafka's do."""
         for t in self.metadata.all_topics():
             o = t.options
+            policy = compaction.policy_of(o)
+            if policy is not None and not policy.delete:
+                continue
             share = None
             if o.max_topic_size not in (0, UNLIMITED_SIZE) and t.partitions:
                 share = o.max_topic_size // len(t.partitions)
-            for p in t.partitions:
-                removed += p.log.enforce_retention(now, o.message_expiry, share)
-        self._prune_aborted()
-        return removed
+            yield t, share
 
     def _prune_aborted(self) -> None:
         """After retention: aborted transaction ranges below every log start are dropped."""
@@ -157,11 +169,8 @@ class LogEngine:
         assert cluster is not None
         now = self.clock.now_us()
         removed = 0
-        for t in self.metadata.all_topics():
+        for t, share in self._retained():
             o = t.options
-            share = None
-            if o.max_topic_size not in (0, UNLIMITED_SIZE) and t.partitions:
-                share = o.max_topic_size // len(t.partitions)
             for p in t.partitions:
                 if (not p.log.retention_due(now, o.message_expiry, share)
                         or cluster.partition(t.stream_id, t.id, p.id).leader
@@ -174,6 +183,23 @@ class LogEngine:
                     continue
         self._prune_aborted()
         return removed
+
+    async def compact(self) -> int:
+        """A compaction pass over every partition of a compacted topic that is due one
+        (core/storage/compaction.py); returns segments rewritten."""
+        rewritten = 0
+        for t in self.metadata.all_topics():
+            policy = compaction.policy_of(t.options)
+            if policy is None:
+                continue
+            for p in t.partitions:
+                plog = p.log
+                key = (t.stream_id, t.id, p.id)
+                stable = self.txns.state.last_stable(key, plog.next_offset)
+                ranges = self.txns.state.aborted.get(key)
+                rewritten += await compaction.compact(
+                    plog, policy, self.clock.now_us(), stable, _aborted_in(ranges))
+        return rewritten
 
     def offload(self) -> int:
         """Tiering: drop local copies of archived sealed segments beyond each topic's
@@ -208,3 +234,11 @@ class LogEngine:
             "size": sum(p.log.size_bytes for p in parts),
             "groups": sum(len(t.groups) for t in topics),
         }
+
+
+def _aborted_in(ranges: AbortedRanges | None) -> compaction.Aborted:
+    """Whether a transactional batch (producer id, base offset) was aborted."""
+    def aborted(producer_id: int, offset: int) -> bool:
+        return ranges is not None and any(
+            pid == producer_id for pid, _ in ranges.overlapping(offset, offset + 1))
+    return aborted

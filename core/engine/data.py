@@ -278,11 +278,14 @@ class DataService:
                                          self.poll_max_bytes)
             if not refs:
                 break
+            polled = result.count
             covered = self._slice(refs, pid, last + 1, count - result.count, result, aborted)
-            if aborted is None or covered <= last:
-                last = max(last, covered)
-                break  # one read is what a partition without aborted transactions needs
-            last = covered
+            progressed = covered > last
+            last = max(last, covered)
+            # one read is what a partition needs unless what it read was all gaps (aborted
+            # transactions, records compaction removed): then the poll reads on past them
+            if not progressed or (aborted is None and result.count > polled):
+                break
         if auto_commit and last >= start:
             self.consumers.store(offsets, consumer_kind, key, last)
         return result
@@ -337,6 +340,8 @@ class DataService:
             else:  # a Kafka batch seen through the Iggy door: transcoded, offsets kept
                 batches = transcode.split_iggy(transcode.kafka_to_iggy(
                     memoryview(ref.data), partition_id=pid, timestamp_us=ref.timestamp))
+                if not batches:  # every record compacted away: its offsets are a gap
+                    last = max(last, ref.base_offset + ref.record_count - 1)
             for data in batches:
                 chunk = iggy_batch.slice_batch(data, start, remaining)
                 if not chunk:

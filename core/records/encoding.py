@@ -77,7 +77,8 @@ def _recognise_kafka(view: memoryview, expected_offset: int, verify: bool) -> St
     if base != expected_offset or not kafka_batch.HEADER_SIZE <= length <= len(view):
         return None
     try:
-        info = kafka_batch.validate_batch(view[:length], verify_crc=verify, check_records=False)
+        info = kafka_batch.validate_batch(view[:length], verify_crc=verify, check_records=False,
+                                          compacted=True)
     except kafka_batch.KafkaBatchError:
         return None
     ts = min(max(info.max_timestamp, 0) * 1000, _U64_MAX)

@@ -195,6 +195,7 @@ def validate_batch(
     limit: int = DEFAULT_LIMIT,
     max_size: int | None = None,
     produce: bool = False,
+    compacted: bool = False,
 ) -> KafkaBatchInfo:
     """Check one whole batch; raise :class:`KafkaBatchError` with Kafka's error code.
 
@@ -203,7 +204,8 @@ def validate_batch(
     parsed (ints only) and must tile the batch with offset deltas 0..n−1; compressed ones too
     only with ``decompress`` (at most ``limit`` bytes). ``produce`` adds the rules for a
     client's batch: no control batch, transactional ⇒ producerId ≥ 0, producerId ≥ 0 ⇒
-    baseSequence ≥ 0.
+    baseSequence ≥ 0. ``compacted``: a stored batch the compactor may have thinned
+    (docs/compaction.md): 0 ≤ recordsCount ≤ lastOffsetDelta + 1, offset deltas increasing.
     """
     mv = _view(view)
     size = len(mv)
@@ -222,7 +224,7 @@ def validate_batch(
     codec = attrs & COMPRESSION_MASK
     if codec > codecs.ZSTD:
         raise KafkaBatchError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, f"codec {codec}")
-    if count < 1 or last_delta + 1 != count:
+    if (not 0 <= count <= last_delta + 1) if compacted else (count < 1 or last_delta + 1 != count):
         raise _invalid(f"recordsCount {count}, lastOffsetDelta {last_delta}")
     control = bool(attrs & CONTROL_MASK)
     txn = bool(attrs & TRANSACTIONAL_MASK)
@@ -234,7 +236,11 @@ def validate_batch(
         if pid >= 0 and base_seq < 0:
             raise _invalid("idempotent batch without baseSequence")
     if check_records:
-        if codec == codecs.NONE:
+        if compacted:
+            if codec == codecs.NONE or decompress:
+                for _ in record_spans(records_region(mv, limit), count, last_delta):
+                    pass
+        elif codec == codecs.NONE:
             _walk(mv, RECORDS_OFFSET, size, count)
         elif decompress:
             body = records_region(mv, limit)
@@ -391,14 +397,15 @@ def raw_records(view: Buffer, limit: int = DEFAULT_LIMIT) -> Iterator[RawRecord]
 
     The timestamp is what a Kafka consumer sees: maxTimestamp for LogAppendTime batches.
     Header keys stay bytes. Decompresses when needed; validates structure as it goes.
+    Offset deltas increase; a compacted batch has gaps (docs/compaction.md).
     """
     mv = _view(view)
-    (_, _, _, magic, _, attrs, _, base_ts, max_ts, _, _, _, count) = batch_fields(mv)
+    (_, _, _, magic, _, attrs, last_delta, base_ts, max_ts, _, _, _, count) = batch_fields(mv)
     if magic != MAGIC:
         raise _invalid(f"magic {magic}: only record batch v2 is accepted")
     append_time = bool(attrs & TIMESTAMP_TYPE_MASK)
     body = records_region(mv, limit)
-    pos, end, n = 0, len(body), 0
+    pos, end, n, delta = 0, len(body), 0, -1
     varint = _varint
     try:
         while pos < end:
@@ -409,8 +416,9 @@ def raw_records(view: Buffer, limit: int = DEFAULT_LIMIT) -> Iterator[RawRecord]
             if length < 6 or stop > end:
                 raise _invalid(f"record {n}: length {length}")
             ts_delta, pos = varint(body, pos + 1)
+            previous = delta
             delta, pos = varint(body, pos)
-            if delta != n:
+            if not previous < delta <= last_delta:  # gaps where the compactor removed records
                 raise _invalid(f"record {n}: offsetDelta {delta}")
             klen, pos = varint(body, pos)
             key, pos = _take(body, pos, klen, stop)
@@ -452,6 +460,65 @@ def iter_records(
     for delta, ts, key, value, headers in raw_records(view, limit):
         yield (base + delta, ts, key, value,
                [(k.decode("utf-8", "surrogateescape"), v) for k, v in headers])
+
+
+# --- compaction: record spans and thinned batches (docs/compaction.md) --------------------
+RecordSpan = tuple[int, bytes | None, bool, int, int]
+
+
+def record_spans(body: Buffer, count: int, last_delta: int) -> Iterator[RecordSpan]:
+    """Yield (offsetDelta, key, is_tombstone, start, stop) per record of a batch's (decompressed)
+    records bytes: body[start:stop] is the whole record, length prefix included, so a kept
+    record is copied verbatim. Checks that ``count`` records tile ``body`` with increasing
+    offset deltas ≤ ``last_delta``; raises KafkaBatchError otherwise."""
+    pos, end, n, delta = 0, len(body), 0, -1
+    varint = _varint
+    try:
+        while pos < end:
+            if n == count:
+                raise _invalid(f"more records than recordsCount {count}")
+            start = pos
+            length, pos = varint(body, pos)
+            stop = pos + length
+            if length < 6 or stop > end:
+                raise _invalid(f"record {n}: length {length}")
+            _, pos = varint(body, pos + 1)  # timestampDelta
+            previous = delta
+            delta, pos = varint(body, pos)
+            if not previous < delta <= last_delta:
+                raise _invalid(f"record {n}: offsetDelta {delta}")
+            klen, pos = varint(body, pos)
+            key, pos = _take(body, pos, klen, stop)
+            vlen, pos = varint(body, pos)
+            if vlen < -1 or pos + max(vlen, 0) > stop:
+                raise _invalid(f"record {n}: valueLength {vlen}")
+            yield delta, key, vlen == -1, start, stop
+            pos = stop
+            n += 1
+    except IndexError:
+        raise _invalid(f"record {n} truncated") from None
+    if n != count:
+        raise _invalid(f"{n} records, recordsCount {count}")
+
+
+def thinned_batch(view: Buffer, records: Buffer, count: int) -> bytearray:
+    """A copy of a stored batch holding only ``records`` (``count`` whole records cut from its
+    records bytes), as the compactor writes it: baseOffset, lastOffsetDelta, timestamps and
+    producer fields stay, the records are compressed again with the batch's codec (an empty
+    batch is written uncompressed), batchLength, recordsCount and CRC are new."""
+    mv = _view(view)
+    attrs = _U16.unpack_from(mv, ATTRIBUTES_OFFSET)[0]
+    codec = attrs & COMPRESSION_MASK
+    if not count:
+        codec = codecs.NONE
+        attrs &= ~COMPRESSION_MASK
+    body = codecs.compress(codec, records) if codec != codecs.NONE else records
+    out = bytearray(mv[:HEADER_SIZE]) + body
+    _I32.pack_into(out, LENGTH_OFFSET, len(out) - LOG_OVERHEAD)
+    _U16.pack_into(out, ATTRIBUTES_OFFSET, attrs)
+    _I32.pack_into(out, RECORDS_COUNT_OFFSET, count)
+    _U32.pack_into(out, CRC_OFFSET, crc32c(memoryview(out)[ATTRIBUTES_OFFSET:]))
+    return out
 
 
 # --- build ------------------------------------------------------------------------------

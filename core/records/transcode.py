@@ -334,7 +334,8 @@ def kafka_to_iggy(view: kafka_batch.Buffer, base_offset: int | None = None, *,
                   partition_id: int = 0, timestamp_us: int | None = None,
                   limit: int = DEFAULT_LIMIT) -> bytearray:
     """The Iggy 0.11 batch(es) of a stored Kafka batch: usually one, several when timestamps
-    span more than a u32 µs delta, none (empty) for a control batch.
+    span more than a u32 µs delta or compaction left offset gaps, none (empty) for a control
+    batch or a batch compaction emptied.
 
     ``base_offset`` defaults to the Kafka batch's; ``timestamp_us`` (the Iggy append time)
     to its maxTimestamp in µs.
@@ -350,12 +351,15 @@ def kafka_to_iggy(view: kafka_batch.Buffer, base_offset: int | None = None, *,
     lo = hi = 0
     for delta, ts, key, value, headers in kafka_batch.raw_records(view, limit):
         payload, tlv, origin = record_to_message(key, value, headers, ts)
-        if group and max(hi, origin) - min(lo, origin) > _U32_MAX:
+        # an Iggy batch's offsets are consecutive: a gap left by compaction starts a new one
+        if group and (max(hi, origin) - min(lo, origin) > _U32_MAX
+                      or base + delta != group[-1][0] + 1):
             out += _iggy(group, partition_id, timestamp_us)
             group = []
         lo, hi = (min(lo, origin), max(hi, origin)) if group else (origin, origin)
         group.append((base + delta, payload, tlv, origin))
-    out += _iggy(group, partition_id, timestamp_us)
+    if group:  # a batch compaction emptied has none
+        out += _iggy(group, partition_id, timestamp_us)
     return out
 
 

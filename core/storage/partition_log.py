@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +15,9 @@ from pyggy.core.lost_found import LostAndFound
 from pyggy.core.model import NEVER_EXPIRE, TopicOptions
 from pyggy.core.records import iggy_batch, kafka_batch
 from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
+from pyggy.core.storage import segment_swap
 from pyggy.core.storage.fsync import GroupCommitter
+from pyggy.core.storage.index import SegmentIndex
 from pyggy.core.storage.outage import WriteOutage
 from pyggy.core.storage.reads import BatchRef, offset_for_timestamp_steps, read_steps
 from pyggy.core.storage.recovery import recover_segment
@@ -62,6 +65,9 @@ class PartitionLog:
                                             ErrorCode.CANNOT_SAVE_MESSAGES_TO_SEGMENT)
         # (segment start, position) of damaged batches already logged once.
         self.reported: set[tuple[int, int]] = set()
+        # Segments replaced by a compacted copy; closed at the next pass (a read suspended on
+        # the archive may still hold one: its descriptor keeps reading the old file).
+        self.retired: list[Segment] = []
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -107,6 +113,7 @@ class PartitionLog:
         self._drop_below_floor()
 
     def _open_segments(self) -> None:
+        segment_swap.finish_swaps(self.path)  # a compaction interrupted by a crash
         clean = (self.path / CLEAN_MARKER).exists()
         (self.path / CLEAN_MARKER).unlink(missing_ok=True)
         starts = sorted(int(p.stem) for p in self.path.glob("*.log") if p.stem.isdigit())
@@ -217,6 +224,23 @@ class PartitionLog:
             if self.on_seal is not None:
                 self.on_seal(sealed)
         return seg
+
+    def replace_segment(self, old: Segment, index: SegmentIndex) -> None:
+        """Put the compacted copy of sealed segment `old` (its files already swapped in,
+        core/storage/segment_swap.py) in its place."""
+        seg = Segment(self.path, old.start_offset)
+        seg.index = index
+        seg.size = os.fstat(seg.fd).st_size
+        seg.next_offset = old.next_offset
+        seg.sealed = True
+        seg.max_timestamp = old.max_timestamp
+        self.segments[self.segments.index(old)] = seg
+        self.retired.append(old)
+
+    def close_retired(self) -> None:
+        for seg in self.retired:
+            seg.close()
+        self.retired = []
 
     # -- read ----------------------------------------------------------------------------
     def read(self, offset: int, max_count: int, max_bytes: int = 1 << 62) -> list[BatchRef]:
@@ -386,6 +410,7 @@ class PartitionLog:
         if self.remote is not None:
             self.remote.drop_all()
         self.tiered = []
+        self.close_retired()
         for seg in self.segments:
             seg.delete()
         self.segments = [Segment(self.path, 0)]
@@ -399,6 +424,7 @@ class PartitionLog:
                 seg.sync()
 
     def close(self, clean: bool = True) -> None:
+        self.close_retired()
         for seg in self.segments:
             if clean and seg.fd >= 0:
                 seg.sync()
@@ -410,6 +436,7 @@ class PartitionLog:
         if self.remote is not None:
             self.remote.drop_all()
         self.tiered = []
+        self.close_retired()
         for seg in self.segments:
             seg.close()
         self.segments = []

@@ -121,6 +121,11 @@ class Segment:
         self.fd = self.index_fd = -1
 
     def delete(self) -> None:
+        """Remove the files (and an unfinished compacted copy: core/storage/segment_swap.py,
+        which must not come back as the segment when the partition opens again)."""
         self.close()
         for path in (self.log_path, self.index_path):
             path.unlink(missing_ok=True)
+        for leftover in (f"{self.log_path}.new", f"{self.index_path}.new"):
+            Path(leftover).unlink(missing_ok=True)
+        self.log_path.with_suffix(".swap").unlink(missing_ok=True)

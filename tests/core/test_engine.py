@@ -249,3 +249,30 @@ def test_delete_listeners_hear_every_partition_deletion(engine: LogEngine) -> No
     asyncio.run(engine.metadata.delete_topic("s", "b"))
     asyncio.run(engine.metadata.delete_stream("s"))
     assert heard == [("s", "a", [1, 2]), ("s", "b", [0]), ("s", "a", [0]), ("s", "c", [0, 1])]
+
+
+def test_compacted_topics_are_compacted_and_kept_from_retention(engine) -> None:
+    """`LogEngine.compact` reads the policy from the topic's options (either door sets it);
+    `clean` leaves a compact-only topic's segments to the compactor."""
+    from pyggy.core.options import STRING
+    from pyggy.core.records import kafka_batch
+
+    async def go() -> None:
+        await engine.metadata.create_stream("s")
+        t = await engine.metadata.create_topic("s", "t", 1, [
+            ("message_expiry", STRING, b"1us"), ("kafka.cleanup.policy", STRING, b"compact"),
+            ("kafka.min.cleanable.dirty.ratio", STRING, b"0.01")])
+        t.options.segment_size = 2000  # below Iggy's minimum, set directly for a small test
+        plog = t.partitions[0].log
+        for n in range(100):
+            b = kafka_batch.build_batch([(1_700_000_000_000, b"k%d" % (n % 5), b"v" * 80, [])])
+            await plog.append_kafka(b, 1, 1_700_000_000_000)
+        sealed = len(plog.segments) - 1
+        assert sealed >= 3
+        assert engine.clean() == 0  # expired, but compact only: retention does not apply
+        assert await engine.compact() == sealed
+        assert await engine.compact() == 0  # nothing dirty
+        await engine.metadata.update_topic("s", "t", "t", [
+            ("kafka.cleanup.policy", STRING, b"compact,delete")])
+        assert engine.clean() == sealed  # now retention applies as well
+    run(go())
