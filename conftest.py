@@ -22,8 +22,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent
+# Hypothesis's per-example deadline is a timing assertion: on a shared 2-core CI machine it
+# fails tests whose behaviour is right. Tests assert behaviour; benches report time.
+settings.register_profile("pyggy", deadline=None)
+settings.load_profile("pyggy")
 TIERS = ("unit", "e2e", "slow", "interop")
 SLOW_SECONDS = 20.0
 
