@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyggy.core import auth
 from pyggy.core.clock import Clock, SystemClock
@@ -29,10 +30,12 @@ from pyggy.core.metadata.state_log import StateLog
 from pyggy.core.model import UNLIMITED_SIZE
 from pyggy.core.offsets import CONSUMER, CONSUMER_GROUP
 from pyggy.core.storage.partition_log import PartitionLog
-from pyggy.core.storage.scrub import ScrubReport, scrub_partition
 from pyggy.core.storage.tiered import run_blocking
 
 from .cluster import ClusterView
+
+if TYPE_CHECKING:
+    from pyggy.core.storage.scrub import ScrubReport
 from .commands import CommandLog
 from .consumers import ConsumerService
 from .data import (
@@ -95,7 +98,7 @@ class LogEngine:
         return self.commands.state
 
     # -- lifecycle -------------------------------------------------------------------------
-    def open(self, root_credentials: tuple[str, str] | None = None,
+    def open(self, root_credentials: tuple[str, str] | auth.RootUser | None = None,
              repair_state: bool = False) -> None:
         """Replay the state log, open every partition (recovering tails), ensure a root user.
 
@@ -160,6 +163,8 @@ class LogEngine:
     def scrub(self) -> ScrubReport:
         """Verify every stored batch of every local segment now (reading the archive on this
         thread for repairs): what `pyggy-scrub` runs after `open`."""
+        from pyggy.core.storage.scrub import ScrubReport, scrub_partition
+
         report = ScrubReport()
         for plog in self.partition_logs():
             run_blocking(scrub_partition(plog, report))
