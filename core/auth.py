@@ -133,7 +133,7 @@ class RootUser:
         if not password:
             password = self.generated = random_password()
         self.username = username
-        self._password = password
+        self.password = password
         self._record: PasswordRecord | None = None
         self._thread: threading.Thread | None = None
 
@@ -143,7 +143,7 @@ class RootUser:
         return self
 
     def _hash(self) -> None:
-        self._record = password_record(self._password)
+        self._record = password_record(self.password)
 
     @property
     def hashed(self) -> bool:
@@ -155,7 +155,7 @@ class RootUser:
             self._thread.join()
             self._thread = None
         if self._record is None:  # never started, or the thread failed: hash here
-            self._record = password_record(self._password)
+            self._record = password_record(self.password)
         return self._record
 
 
