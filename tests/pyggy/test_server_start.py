@@ -19,11 +19,14 @@ IMPORT_TRACE = {"PYTHONPROFILEIMPORTTIME": "1"}
 # imported only when configured: [data_maintenance.archiver] (boto3 for S3), [telemetry],
 # [http] (aiohttp, JWT, Prometheus metrics), [cluster], [data_maintenance.scrub], TLS
 # certificate generation; and what no start needs: the crc32c package's version lookup
-# (importlib.metadata), the compression codecs, ctypes (the heap trimmer)
+# (importlib.metadata), the compression codecs, ctypes (the heap trimmer), the Kafka door's
+# request handlers and schema codec (construct), loaded by its first request
 NOT_AT_START = ("boto3", "botocore", "opentelemetry", "aiohttp", "jwt", "prometheus_client",
                 "cryptography", "pyggy.archiver", "pyggy.http_api", "pyggy.metrics",
                 "pyggy.cluster", "pyggy.consensus", "pyggy.scrub", "pyggy.core.storage.scrub",
-                "importlib.metadata", "crc32c", "cramjam", "ctypes")
+                "importlib.metadata", "crc32c", "cramjam", "ctypes", "construct",
+                "pyggy.kafka_wire.dispatch", "pyggy.kafka_wire.handlers",
+                "pyggy.kafka_wire.protocol.codec")
 
 
 def imported(server: PyggyServer) -> set[str]:
@@ -43,6 +46,21 @@ def test_a_default_start_leaves_the_optional_parts_unimported(
     assert {"pyggy.server", "pyggy.native_wire.listener", "pyggy.kafka_wire.listener"} <= modules
     found = {name: sorted(loaded(modules, name)) for name in NOT_AT_START}
     assert {name: mods for name, mods in found.items() if mods} == {}
+
+
+def test_the_first_kafka_request_loads_the_handlers(
+        pyggy_server_factory: Callable[..., PyggyServer]) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    server = pyggy_server_factory(env=IMPORT_TRACE)
+    server.wait_for_log("kafka listening on")
+    assert "pyggy.kafka_wire.dispatch" not in imported(server)
+    brokers = AdminClient({"bootstrap.servers": server.kafka_address}).list_topics(
+        timeout=20).brokers  # ApiVersions, then Metadata: answered by the handlers just loaded
+    assert [b.port for b in brokers.values()] == [server.kafka_port]
+    # the trace line was written before the answer; the fixture's reader may still be behind
+    server.wait_for_log("pyggy.kafka_wire.dispatch", timeout=10)
+    assert {"pyggy.kafka_wire.dispatch", "construct"} <= imported(server)
 
 
 def test_a_configured_archiver_is_imported(
