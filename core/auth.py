@@ -13,6 +13,7 @@ import functools
 import hashlib
 import hmac
 import secrets
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -114,6 +115,48 @@ def hash_token(token: str) -> str:
 
 def random_password() -> str:
     return secrets.token_urlsafe(18)
+
+
+class RootUser:
+    """The root user a first start creates: its name, its password (a random one when none is
+    given, reported once) and its `PasswordRecord`.
+
+    `start()` hashes the password in a background thread (scrypt and PBKDF2 release the GIL),
+    so a first start overlaps the hash with its imports and opening the data directory;
+    `record()` waits for that thread, or hashes inline when it was never started. The user
+    is still stored before any listener opens. A restart finds its users in the state log
+    and never asks for the record, so it never hashes."""
+
+    def __init__(self, credentials: tuple[str, str] | None) -> None:
+        username, password = credentials or ("iggy", "")
+        self.generated: str | None = None
+        if not password:
+            password = self.generated = random_password()
+        self.username = username
+        self.password = password
+        self._record: PasswordRecord | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> RootUser:
+        self._thread = threading.Thread(target=self._hash, name="pyggy-root-hash", daemon=True)
+        self._thread.start()
+        return self
+
+    def _hash(self) -> None:
+        self._record = password_record(self.password)
+
+    @property
+    def hashed(self) -> bool:
+        """True once the record exists (computed by the thread or by `record()`)."""
+        return self._record is not None
+
+    def record(self) -> PasswordRecord:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._record is None:  # never started, or the thread failed: hash here
+            self._record = password_record(self.password)
+        return self._record
 
 
 # -- the worker pool --------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
-import crc32c
+from pyggy.core.crc import crc32c
 from pyggy.core.lost_found import LostAndFound
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class CorruptFile(Exception):
 
 def encode(seq: int, payload: bytes) -> bytes:
     body = _SEQ_LEN.pack(seq, len(payload))
-    return HEAD.pack(MAGIC, seq, len(payload), crc32c.crc32c(body + payload)) + payload
+    return HEAD.pack(MAGIC, seq, len(payload), crc32c(body + payload)) + payload
 
 
 def decode(data: bytes) -> tuple[int, bytes]:
@@ -60,7 +60,7 @@ def decode(data: bytes) -> tuple[int, bytes]:
     if length > MAX_PAYLOAD or HEAD.size + length != len(data):
         raise ValueError(f"length {length} does not match the file ({len(data)} bytes)")
     payload = bytes(data[HEAD.size:])
-    if crc32c.crc32c(_SEQ_LEN.pack(seq, length) + payload) != crc:
+    if crc32c(_SEQ_LEN.pack(seq, length) + payload) != crc:
         raise ValueError("checksum mismatch")
     return seq, payload
 

@@ -1,15 +1,20 @@
 """The Kafka door on the shared transport (`pyggy.transport`): size-prefixed frames in,
-responses out in order."""
+responses out in order.
+
+The request handlers (`dispatch`: the registry, every handler, the schema codec) are imported
+at the first frame, not when the listener starts: a server whose Kafka door is idle never
+loads them (a start is that much shorter and its resident memory smaller)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 import struct
+from collections.abc import Awaitable, Callable
 from typing import cast
 
-from pyggy.kafka_wire.context import Connection, KafkaServer
-from pyggy.kafka_wire.dispatch import CloseConnection, handle_frame
+from pyggy.kafka_wire.context import CloseConnection, Connection, KafkaServer
 from pyggy.kafka_wire.protocol.errors import KafkaDecodeError
 from pyggy.kafka_wire.protocol.headers import frame_length
 from pyggy.transport import Connection as Transport
@@ -22,6 +27,13 @@ _SIZE = struct.Struct(">i")
 def _declared(view: memoryview) -> int:
     """The whole length (prefix included) a frame announces, 0 until its prefix is here."""
     return _SIZE.unpack_from(view, 0)[0] + 4 if len(view) >= 4 else 0
+
+
+@functools.cache
+def _handle_frame() -> Callable[[Connection, memoryview], Awaitable[list | None]]:
+    from pyggy.kafka_wire.dispatch import handle_frame
+
+    return handle_frame
 
 
 class KafkaDoor:
@@ -48,7 +60,7 @@ class KafkaDoor:
 
     async def handle(self, frame: bytearray) -> Reply:
         conn = cast(Connection, self.conn)  # opened() ran before any frame
-        parts = await handle_frame(conn, memoryview(frame)[4:])
+        parts = await _handle_frame()(conn, memoryview(frame)[4:])
         if conn.close_after_reply:  # e.g. failed SASL: the error, then close
             log.info("closing kafka connection from %s after its reply", conn.host)
             return parts, True

@@ -1,5 +1,9 @@
 """Wiring of the archiver from the config: the archiver (disk or S3), the tiered store whose
-factory the engine takes as `remote`, and the background service."""
+factory the engine takes as `remote`, and the background service.
+
+Importing this module is cheap: `pyggy.archiver` (and boto3 for S3) is imported only when
+`setup` finds the archiver enabled, so a server without one never loads it.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,16 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pyggy.archiver.base import Archiver
-from pyggy.archiver.disk import DiskArchiver
-from pyggy.archiver.service import ArchiverService, BackgroundTelemetry, ServiceSettings
-from pyggy.archiver.tiered import TieredPartition, TieredStore
 from pyggy.config import ServerConfig
-from pyggy.core.engine import LogEngine
-from pyggy.core.model import Partition, Topic
+
+if TYPE_CHECKING:
+    from pyggy.archiver.base import Archiver
+    from pyggy.archiver.service import ArchiverService, BackgroundTelemetry
+    from pyggy.archiver.tiered import TieredPartition
+    from pyggy.core.engine import LogEngine
+    from pyggy.core.model import Partition, Topic
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +35,8 @@ def make_archiver(config: ServerConfig) -> Archiver:
         s3 = a.s3
         return S3Archiver(bucket=s3.bucket, endpoint=s3.endpoint, region=s3.region,
                           key_id=s3.key_id, key_secret=s3.key_secret)
+    from pyggy.archiver.disk import DiskArchiver
+
     return DiskArchiver(a.disk.path)
 
 
@@ -36,6 +44,9 @@ class Archiving:
     """The archiver of one server: `remote` goes to the engine, `start` after it opened."""
 
     def __init__(self, config: ServerConfig, archiver: Archiver | None = None) -> None:
+        from pyggy.archiver.service import ServiceSettings
+        from pyggy.archiver.tiered import TieredStore
+
         dm = config.data_maintenance
         self.store = TieredStore(archiver or make_archiver(config),
                                  Path(config.system.path) / STORE_DIR, dm.archiver.cache_size)
@@ -54,6 +65,8 @@ class Archiving:
 
     def start(self, engine: LogEngine,
               telemetry: BackgroundTelemetry | None = None) -> asyncio.Task[None]:
+        from pyggy.archiver.service import ArchiverService
+
         self.service = ArchiverService(engine, self.store, self.settings)
         self.service.telemetry = telemetry  # pyggy.telemetry.Telemetry: a span per pass
         return asyncio.get_running_loop().create_task(self.service.run())

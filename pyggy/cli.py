@@ -153,6 +153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except datadir.DataDirBusy as e:
         log.error("%s", e)
         return 2
+    # a first start hashes the root password in a thread from here on, while the server's
+    # modules are imported and the data directory opened (core/auth.py RootUser)
+    from pyggy.core.auth import RootUser
+
+    root = RootUser(credentials)
+    if datadir.is_new(config.system.path):
+        root.start()
     logging.getLogger().setLevel(log_level(config.system.logging.level))
     log.info(
         "pyggy %s starting: config %s, data in %s",
@@ -166,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pyggy.core.small_file import CorruptFile
 
     try:
-        server.run(config, credentials, repair_state=args.repair_state)
+        server.run(config, root, repair_state=args.repair_state)
     except ConfigError as e:  # found while starting, e.g. an unreadable TLS certificate
         log.error("configuration error: %s", e)
         return 2

@@ -35,5 +35,12 @@ def lock(path: Path | str) -> int:
     return fd
 
 
+def is_new(path: Path | str) -> bool:
+    """True when the directory holds no metadata yet (no state log, `core/metadata/
+    state_log.py`): a first start, which creates the root user."""
+    state = Path(path) / "state"
+    return not any((state / name).exists() for name in ("state.log", "state.log.copy"))
+
+
 def unlock(fd: int) -> None:
     os.close(fd)

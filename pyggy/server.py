@@ -2,6 +2,7 @@
 
 Contract used by `pyggy.cli` and the test fixtures:
 - `run(config, root_credentials)` blocks until SIGTERM/SIGINT, then returns (exit code 0);
+  the credentials are a (name, password) pair, None, or a `RootUser` already hashing them;
   the CLI has already installed the uvloop event loop policy.
 - one INFO log line per listener: "tcp listening on HOST:PORT" (the fixtures wait for it).
 """
@@ -34,7 +35,7 @@ from pyggy.config import (
     split_address,
     tls_files,
 )
-from pyggy.core.auth import ThreadHashPool
+from pyggy.core.auth import RootUser, ThreadHashPool
 from pyggy.core.engine import LogEngine
 from pyggy.core.logins import Audit, GuardSettings, LoginGuard, Logins
 from pyggy.diagnostics import Diagnostics
@@ -313,7 +314,7 @@ def _reap(native: NativeServer, interval: float) -> None:
                  s.address)
 
 
-async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
+async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUser | None,
                 repair_state: bool = False) -> None:
     """Open the engine, bind the enabled listeners and serve until SIGTERM/SIGINT.
     `CorruptFile` when metadata is damaged beyond repair (see pyggy.cli)."""
@@ -446,7 +447,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | None,
         telemetry.shutdown()
 
 
-def run(config: ServerConfig, root_credentials: tuple[str, str] | None,
+def run(config: ServerConfig, root_credentials: tuple[str, str] | RootUser | None,
         repair_state: bool = False) -> None:
     """Run the server until a shutdown signal arrives."""
     asyncio.run(serve(config, root_credentials, repair_state))

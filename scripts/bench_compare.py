@@ -9,9 +9,12 @@ memory storage engine (interop_tests/tansu.py). Each round runs, for every peer 
 order rotates between rounds), one produce phase then one consume phase of pyggy-bench's Kafka
 workload: librdkafka (confluent-kafka) processes, 1 producer then 1 consumer, one partition,
 acks as given, a fresh topic per run. The table gives the median of the rounds for each peer
-and the ratio pyggy / peer (above 1 means pyggy is faster, or for latency and memory, larger).
-Also reported: time from spawning a broker to its Kafka port accepting connections, and its
-resident memory right after start and at its peak (VmHWM) at the end.
+and the ratio pyggy / peer (above 1 means pyggy is faster, or for latency, memory and CPU
+per GB, larger).
+Also reported: time from spawning a broker to its Kafka port accepting connections, its
+resident memory right after start and at its peak (VmHWM) at the end, and the cost figure:
+the broker process's CPU seconds (user + system, /proc/<pid>/stat, pyggy/bench/cost.py) per GB
+produced, per GB consumed, and per GB moved in both phases together (lower is cheaper).
 """
 
 from __future__ import annotations
@@ -102,15 +105,25 @@ def one_run(peer: Peer, args: argparse.Namespace) -> dict[str, float]:
     p = w.Params(mode="pinned-consumer", protocol="kafka", address=peer.bootstrap,
                  message_size=args.message_size, messages_per_batch=args.batch,
                  total_messages=args.messages, acks=args.acks,
-                 prefix=f"cmp-{peer.name}-{time.time_ns() % 10**12}")
+                 prefix=f"cmp-{peer.name}-{time.time_ns() % 10**12}",
+                 # the broker's own process only (not a Docker proxy holding the port)
+                 server_pids=(peer.pid,) if peer.pid is not None else ())
     produced, consumed = runner.produce_then_consume(p, progress=not args.quiet)
     prod, cons = produced["stats"][0], consumed["stats"][0]
     if prod["messages"] != cons["messages"]:
         raise RuntimeError(f"{peer.name}: produced {prod['messages']}, consumed "
                            f"{cons['messages']}")
+    nan = float("nan")
+    cost_in, cost_out = produced.get("cost"), consumed.get("cost")
+    cpu_in = cost_in["server_cpu_s"] if cost_in else nan
+    cpu_out = cost_out["server_cpu_s"] if cost_out else nan
+    gb_in, gb_out = prod["bytes"] / 1e9, cons["bytes"] / 1e9
     return {"produce_mb_s": prod["mb_per_s"], "produce_msgs_s": prod["msgs_per_s"],
             "produce_p99_ms": prod["p99_ms"], "consume_mb_s": cons["mb_per_s"],
-            "consume_msgs_s": cons["msgs_per_s"], "consume_p99_ms": cons["p99_ms"]}
+            "consume_msgs_s": cons["msgs_per_s"], "consume_p99_ms": cons["p99_ms"],
+            "cpu_s_per_gb_in": cpu_in / gb_in if gb_in else nan,
+            "cpu_s_per_gb_out": cpu_out / gb_out if gb_out else nan,
+            "cpu_s_per_gb": (cpu_in + cpu_out) / (gb_in + gb_out) if gb_in + gb_out else nan}
 
 
 METRICS = (
@@ -120,6 +133,9 @@ METRICS = (
     ("consume_mb_s", "consume MB/s", "{:,.1f}"),
     ("consume_msgs_s", "consume msgs/s", "{:,.0f}"),
     ("consume_p99_ms", "consume p99 poll ms", "{:,.1f}"),
+    ("cpu_s_per_gb_in", "server CPU-s per GB in (produce)", "{:,.2f}"),
+    ("cpu_s_per_gb_out", "server CPU-s per GB out (consume)", "{:,.2f}"),
+    ("cpu_s_per_gb", "server CPU-s per GB moved (in + out)", "{:,.2f}"),
     ("startup_s", "start → Kafka port open, s", "{:,.2f}"),
     ("idle_rss_mb", "RSS after start, MB", "{:,.0f}"),
     ("peak_rss_mb", "peak RSS at end, MB", "{:,.0f}"),

@@ -4,20 +4,24 @@ A connection's objects are small; most are freed into the C allocator's heap, wh
 keeps freed blocks that sit below live ones, so the process's RSS would stay at its peak after
 thousands of connections close. Once `threshold` connections have closed, `malloc_trim(0)`
 (glibc; absent elsewhere, then this does nothing) runs once, `delay` seconds later, in a worker
-thread (ctypes releases the GIL), returning the free pages anywhere in the heap.
+thread (ctypes releases the GIL), returning the free pages anywhere in the heap. ctypes is
+imported then, at the first trim, not at start.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
+import functools
 import logging
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
 
+@functools.cache
 def _find_malloc_trim() -> Callable[[int], int] | None:
+    import ctypes
+
     try:
         trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
@@ -27,14 +31,18 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
 
 
 class HeapTrimmer:
-    __slots__ = ("threshold", "delay", "closed", "timer", "trim")
+    __slots__ = ("threshold", "delay", "closed", "timer")
 
     def __init__(self, threshold: int = 256, delay: float = 1.0) -> None:
         self.threshold = threshold
         self.delay = delay
         self.closed = 0  # connections closed since the last trim
         self.timer: asyncio.TimerHandle | None = None
-        self.trim = _find_malloc_trim()
+
+    @property
+    def trim(self) -> Callable[[int], int] | None:
+        """glibc's `malloc_trim`, or None where there is none."""
+        return _find_malloc_trim()
 
     def connection_closed(self) -> None:
         self.closed += 1

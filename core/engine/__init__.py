@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyggy.core import auth
 from pyggy.core.clock import Clock, SystemClock
@@ -31,11 +32,13 @@ from pyggy.core.model import UNLIMITED_SIZE, Topic
 from pyggy.core.offsets import CONSUMER, CONSUMER_GROUP
 from pyggy.core.storage import compaction
 from pyggy.core.storage.partition_log import PartitionLog
-from pyggy.core.storage.scrub import ScrubReport, scrub_partition
 from pyggy.core.storage.tiered import run_blocking
 from pyggy.core.transactions import AbortedRanges
 
 from .cluster import ClusterView
+
+if TYPE_CHECKING:
+    from pyggy.core.storage.scrub import ScrubReport
 from .commands import CommandLog
 from .consumers import ConsumerService
 from .data import (
@@ -98,7 +101,7 @@ class LogEngine:
         return self.commands.state
 
     # -- lifecycle -------------------------------------------------------------------------
-    def open(self, root_credentials: tuple[str, str] | None = None,
+    def open(self, root_credentials: tuple[str, str] | auth.RootUser | None = None,
              repair_state: bool = False) -> None:
         """Replay the state log, open every partition (recovering tails), ensure a root user.
 
@@ -219,6 +222,8 @@ class LogEngine:
     def scrub(self) -> ScrubReport:
         """Verify every stored batch of every local segment now (reading the archive on this
         thread for repairs): what `pyggy-scrub` runs after `open`."""
+        from pyggy.core.storage.scrub import ScrubReport, scrub_partition
+
         report = ScrubReport()
         for plog in self.partition_logs():
             run_blocking(scrub_partition(plog, report))

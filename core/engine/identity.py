@@ -2,7 +2,8 @@
 
 A password is stored as its scrypt hash plus SCRAM credentials derived from it, through the
 state log like every metadata change, computed in the worker pool (`hasher`: never on the
-event loop; only the first start's root user is hashed inline, before any client connects). The
+event loop; only the first start's root user is hashed before the event loop runs, in a thread
+started early, `auth.RootUser`, and stored before any client connects). The
 doors log users in through `core.logins.Logins`, which uses this service's lookups.
 """
 
@@ -42,18 +43,16 @@ class IdentityService:
                 "permissions": permissions_to_dict(permissions),
                 "created_at": self.clock.now_us()}
 
-    def ensure_root(self, credentials: tuple[str, str] | None) -> str | None:
+    def ensure_root(self, credentials: tuple[str, str] | auth.RootUser | None) -> str | None:
         """Create the root user when there is no user at all (a first start); return the
-        password generated for it, if one was."""
+        password generated for it, if one was. A restart returns before any hashing."""
         if self.meta.users:
             return None
-        username, password = credentials or ("iggy", "")
-        generated = None
-        if not password:
-            password = generated = auth.random_password()
-        self.commands.commit(self._user_command(username, auth.password_record(password), 1,
+        root = credentials if isinstance(credentials, auth.RootUser) else \
+            auth.RootUser(credentials)
+        self.commands.commit(self._user_command(root.username, root.record(), 1,
                                                 ROOT_PERMISSIONS))
-        return generated
+        return root.generated
 
     # -- users -----------------------------------------------------------------------------
     @staticmethod

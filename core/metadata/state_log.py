@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import crc32c
+from pyggy.core.crc import crc32c
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.lost_found import LostAndFound
 from pyggy.core.metadata.commands import MetadataCommand
@@ -72,7 +72,7 @@ def entry_at(data: bytes | memoryview, pos: int,
     if length > MAX_ENTRY or end > len(data):
         return f"length {length} runs past the end"
     body = bytes(data[pos + ENTRY_HEAD.size:end])
-    if crc32c.crc32c(body) != crc:
+    if crc32c(body) != crc:
         return "checksum mismatch"
     try:
         entry = json.loads(body)
@@ -93,7 +93,7 @@ def valid_entry_after(data: bytes | memoryview, pos: int, index: int) -> int | N
         if length > MAX_ENTRY or end > len(data):
             continue
         body = bytes(data[q + ENTRY_HEAD.size:end])
-        if crc32c.crc32c(body) != crc:
+        if crc32c(body) != crc:
             continue
         try:
             entry = json.loads(body)
@@ -242,7 +242,7 @@ class StateLog:
         if len(body) > MAX_ENTRY:  # replay would take it for damage: never write it
             raise IggyError(ErrorCode.INVALID_COMMAND,
                             f"state command {command.get('type')} too large ({len(body)} B)")
-        data = ENTRY_HEAD.pack(len(body), crc32c.crc32c(body)) + body
+        data = ENTRY_HEAD.pack(len(body), crc32c(body)) + body
         pos = self.size
         try:
             for fd in self.fds:

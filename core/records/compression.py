@@ -11,11 +11,11 @@ single raw snappy block (librdkafka). lz4 is the LZ4 *frame* format; zstd any fr
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from collections.abc import Callable
-
-import cramjam
+from types import ModuleType
 
 NONE = 0
 GZIP = 1
@@ -31,6 +31,14 @@ _I32 = struct.Struct(">i")
 _XERIAL_BLOCK = 32 * 1024  # snappy-java's default block size
 
 Buffer = bytes | bytearray | memoryview
+
+
+@functools.cache
+def _cramjam() -> ModuleType:
+    """cramjam, imported at the first snappy/lz4/zstd batch (not at start: ~1.5 MB resident)."""
+    import cramjam
+
+    return cramjam
 
 
 class CompressionError(ValueError):
@@ -54,9 +62,9 @@ def decompress(codec: int, data: Buffer, limit: int = DEFAULT_LIMIT) -> Buffer:
             return _unxerial(data, limit)
         return _unsnappy_raw(data, limit)
     if codec == LZ4:
-        return _into(cramjam.lz4.decompress_into, data, limit)
+        return _into(_cramjam().lz4.decompress_into, data, limit)
     if codec == ZSTD:
-        return _into(cramjam.zstd.decompress_into, data, limit)
+        return _into(_cramjam().zstd.decompress_into, data, limit)
     raise CompressionError(f"unknown compression codec {codec}")
 
 
@@ -69,9 +77,9 @@ def compress(codec: int, data: Buffer) -> bytes:
     if codec == SNAPPY:
         return snappy_xerial(data)
     if codec == LZ4:
-        return bytes(cramjam.lz4.compress(bytes(data)))
+        return bytes(_cramjam().lz4.compress(bytes(data)))
     if codec == ZSTD:
-        return bytes(cramjam.zstd.compress(bytes(data)))
+        return bytes(_cramjam().zstd.compress(bytes(data)))
     raise CompressionError(f"unknown compression codec {codec}")
 
 
@@ -80,7 +88,7 @@ def snappy_xerial(data: Buffer) -> bytes:
     out = bytearray(_XERIAL_HEADER.pack(XERIAL_MAGIC, 1, 1))
     mv = memoryview(data)
     for start in range(0, len(mv), _XERIAL_BLOCK):
-        block = bytes(cramjam.snappy.compress_raw(bytes(mv[start : start + _XERIAL_BLOCK])))
+        block = bytes(_cramjam().snappy.compress_raw(bytes(mv[start : start + _XERIAL_BLOCK])))
         out += _I32.pack(len(block))
         out += block
     return bytes(out)
@@ -110,8 +118,8 @@ def _gunzip(data: Buffer, limit: int) -> bytes:
 
 def _raw_len(block: Buffer) -> int:
     try:
-        return int(cramjam.snappy.decompress_raw_len(bytes(block)))
-    except cramjam.DecompressionError as e:
+        return int(_cramjam().snappy.decompress_raw_len(bytes(block)))
+    except _cramjam().DecompressionError as e:
         raise CompressionError(f"snappy: {e}") from None
 
 
@@ -121,8 +129,8 @@ def _unsnappy_raw(data: Buffer, limit: int) -> Buffer:
         raise _too_large(limit)
     out = bytearray(size)
     try:
-        cramjam.snappy.decompress_raw_into(bytes(data), out)
-    except cramjam.DecompressionError as e:
+        _cramjam().snappy.decompress_raw_into(bytes(data), out)
+    except _cramjam().DecompressionError as e:
         raise CompressionError(f"snappy: {e}") from None
     return out
 
@@ -150,9 +158,9 @@ def _unxerial(data: Buffer, limit: int) -> Buffer:
     at = 0
     try:
         for start, end, size in blocks:
-            cramjam.snappy.decompress_raw_into(bytes(mv[start:end]), omv[at : at + size])
+            _cramjam().snappy.decompress_raw_into(bytes(mv[start:end]), omv[at : at + size])
             at += size
-    except cramjam.DecompressionError as e:
+    except _cramjam().DecompressionError as e:
         raise CompressionError(f"snappy: {e}") from None
     return out
 
@@ -165,7 +173,7 @@ def _into(fn: Callable[[bytes, bytearray], int], data: Buffer, limit: int) -> Bu
         out = bytearray(size)
         try:
             n = fn(src, out)
-        except cramjam.DecompressionError as e:
+        except _cramjam().DecompressionError as e:
             if "whole buffer" not in str(e) and "smaller" not in str(e):
                 raise CompressionError(str(e)) from None
             if size >= limit:

@@ -27,7 +27,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from crc32c import crc32c
+from pyggy.core.crc import crc32c
 from pyggy.core.records import compression as codecs
 from pyggy.core.records.compression import DEFAULT_LIMIT, CompressionError
 from pyggy.core.records.kafka_errors import ErrorCode

@@ -21,7 +21,7 @@ import struct
 from array import array
 from bisect import bisect_left, bisect_right
 
-from crc32c import crc32c
+from pyggy.core.crc import crc32c
 
 ENTRY = struct.Struct("<QQQQIIBBIH")
 ENTRY_SIZE = ENTRY.size  # 48

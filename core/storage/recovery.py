@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 
-from crc32c import crc32c
+from pyggy.core.crc import crc32c
 from pyggy.core.lost_found import LostAndFound
 from pyggy.core.records.encoding import StoredBatch, peek_length, recognise
 from pyggy.core.storage.index import DAMAGED, HAS_CRC, Fields, SegmentIndex

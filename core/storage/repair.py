@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from crc32c import crc32c
+from pyggy.core.crc import crc32c
 from pyggy.core.errors import CorruptBatch, RemoteReadError
 from pyggy.core.records.encoding import recognise
 from pyggy.core.storage.index import DAMAGED, HAS_CRC, Fields, SegmentIndex

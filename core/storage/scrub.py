@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from crc32c import crc32c
+from pyggy.core.crc import crc32c
 from pyggy.core.errors import CorruptBatch
 from pyggy.core.records.encoding import recognise
 from pyggy.core.storage.index import ENTRY_SIZE, HAS_CRC, SegmentIndex

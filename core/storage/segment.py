@@ -6,7 +6,7 @@ import errno
 import os
 from pathlib import Path
 
-from crc32c import crc32c
+from pyggy.core.crc import crc32c
 from pyggy.core.storage.index import ENTRY_SIZE, SegmentIndex
 
 

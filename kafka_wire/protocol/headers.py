@@ -13,7 +13,6 @@ from __future__ import annotations
 import struct
 from typing import Any, NamedTuple
 
-from .codec import codec, is_flexible
 from .errors import FrameError, KafkaDecodeError
 from .primitives import Buffer, Input, Output, skip_tags
 
@@ -45,13 +44,21 @@ def frame_length(buf: Buffer, max_size: int, offset: int = 0) -> int:
     return size + 4 if len(buf) - offset >= size + 4 else 0
 
 
+# `.codec` (construct, the schemas) is imported where a header's version or a body needs it,
+# at the first request, not with the frame reader a listener starts with (protocol/__init__.py)
+
+
 def request_header_version(api_key: int, api_version: int) -> int:
+    from .codec import is_flexible
+
     return 2 if is_flexible(api_key, api_version) else 1
 
 
 def response_header_version(api_key: int, api_version: int) -> int:
     if api_key == API_VERSIONS:
         return 0
+    from .codec import is_flexible
+
     return 1 if is_flexible(api_key, api_version) else 0
 
 
@@ -117,6 +124,8 @@ def response_frame(
     api_key: int, api_version: int, correlation_id: int, value: Any
 ) -> list[bytes | memoryview]:
     """A whole response frame as chunks for ``transport.writelines`` (RECORDS not copied)."""
+    from .codec import codec
+
     body = codec(api_key, api_version, "response").encode_parts(value)
     head = encode_response_header(api_key, api_version, correlation_id)
     size = len(head) + body.size()
@@ -127,6 +136,8 @@ def request_frame(
     api_key: int, api_version: int, correlation_id: int, client_id: str | None, value: Any
 ) -> bytes:
     """A whole request frame (size prefix, header v1/v2, body) — for clients and tests."""
+    from .codec import codec
+
     body: Output = codec(api_key, api_version, "request").encode_parts(value)
     head = encode_request_header(api_key, api_version, correlation_id, client_id)
     return b"".join([_SIZE.pack(len(head) + body.size()), head, *body])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from pyggy.core import permissions as perm
 from pyggy.core.engine import CONSUMER_GROUP
 from pyggy.core.errors import ErrorCode, IggyError
@@ -16,6 +14,8 @@ from pyggy.native_wire.context import Context
 
 
 def _uuid() -> int:
+    import uuid  # here: its import (platform, regexes) is not paid at start
+
     return uuid.uuid4().int
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import shutil
 import socket
 import threading
@@ -55,6 +54,8 @@ def stats(engine: LogEngine, node: NodeInfo, clients_count: int) -> rsp.Stats:
     # from the process table)
     start = engine.data.stats.start_time // 1_000_000 * 1_000_000
     run_time = (engine.clock.now_us() - start) // 1_000_000 * 1_000_000
+    import platform  # here: its import (regexes) is not paid at start
+
     uname = platform.uname()
     major, minor, patch = (int(x) for x in node.version.split(".")[:3])
     return rsp.Stats(

@@ -21,7 +21,9 @@ Native load: pyggy's lean blocking client (prebuilt batches, no per-message obje
 process per actor. Kafka load: confluent-kafka (librdkafka), one process per actor; a batch is
 messages-per-batch produce() calls to one partition (librdkafka batches them; linger.ms 5).
 Output: a progress line on stderr, a summary table (msgs/s, MB/s, latency p50/p90/p99/p999/max
-in ms), optionally --json PATH and --png PATH (needs matplotlib: pip install 'pyggy[bench]').
+in ms), the cost figure (server CPU seconds per GB in and out, read from /proc/<pid>/stat of
+every server process: those listening on the address's port, or --server-pid), optionally
+--json PATH and --png PATH (needs matplotlib: pip install 'pyggy[bench]').
 """
 
 from __future__ import annotations
@@ -75,6 +77,9 @@ def _add_common(m: argparse.ArgumentParser) -> None:
     m.add_argument("--png", metavar="PATH", help="write a chart: throughput over time and "
                    "latency percentiles")
     m.add_argument("--quiet", action="store_true", help="no progress line")
+    m.add_argument("--server-pid", type=int, action="append", default=[], metavar="PID",
+                   help="a server process for the cost figure, repeatable (default: every "
+                   "process on this machine listening on the address's port)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +112,15 @@ def format_table(stats: list[dict]) -> str:
             f"{s['p50_ms']:>8.2f}{s['p90_ms']:>8.2f}{s['p99_ms']:>8.2f}{s['p999_ms']:>8.2f}"
             f"{s['max_ms']:>8.2f}")
     return "\n".join(lines)
+
+
+def format_cost(c: dict | None) -> str:
+    """The cost line of a result: server CPU seconds per GB moved (in + out)."""
+    if not c:
+        return "server CPU: not measured (no server process found on this machine)"
+    return (f"server CPU: {c['server_cpu_s']:.2f} s for {c['gb_in']:.3f} GB in + "
+            f"{c['gb_out']:.3f} GB out = {c['cpu_s_per_gb']:.2f} CPU-s/GB "
+            f"(pids {', '.join(map(str, c['server_pids']))})")
 
 
 def write_png(path: str, result: dict, title: str, message_size: int) -> None:
@@ -180,7 +194,7 @@ def params_from_args(args: argparse.Namespace) -> Params:
                   partitions=args.partitions, total_messages=args.total_messages,
                   duration=args.duration, fsync=args.fsync, acks=args.acks,
                   username=args.username, password=args.password,
-                  native_address=args.native_address)
+                  native_address=args.native_address, server_pids=tuple(args.server_pid))
 
 
 def run_cli(argv: list[str] | None = None) -> dict | None:
@@ -200,6 +214,7 @@ def run_cli(argv: list[str] | None = None) -> dict | None:
              f"{', fsync' if p.fsync else ''}")
     print(title)
     print(format_table(result["stats"]))
+    print(format_cost(result.get("cost")))
     if args.json:
         doc = {"date": datetime.now(UTC).isoformat(), "machine": platform.platform(),
                "cpus": os.cpu_count(), "params": p.as_dict(), **result}

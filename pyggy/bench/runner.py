@@ -8,6 +8,7 @@ import sys
 import time
 
 from pyggy.bench import workload as w
+from pyggy.bench.cost import CpuMeter, cost, listening_pids
 
 
 class BenchError(RuntimeError):
@@ -37,8 +38,20 @@ def _stats(role: str, rows: list[tuple], lat_index: int) -> dict:
     return out
 
 
+def server_pids(p: w.Params) -> tuple[int, ...]:
+    """The processes whose CPU time the cost figure counts: `p.server_pids`, else every
+    process on this machine listening on the port of `p.address` (none for a remote one)."""
+    if p.server_pids:
+        return p.server_pids
+    try:
+        return tuple(listening_pids(int(p.address.rsplit(":", 1)[1])))
+    except (OSError, ValueError, IndexError):
+        return ()
+
+
 def _phase(p: w.Params, n_prod: int, n_cons: int, progress: bool, label: str) -> dict:
     ctx = mp.get_context("spawn")
+    meter = CpuMeter(server_pids(p))
     native = p.protocol == "native"
     prod_fn = w.native_producer if native else w.kafka_producer
     cons_fn = w.native_consumer if native else w.kafka_consumer
@@ -59,6 +72,7 @@ def _phase(p: w.Params, n_prod: int, n_cons: int, progress: bool, label: str) ->
                                  + ", ".join(str(x.exitcode) for x in procs))
         if p.duration:
             stop_at.value = time.time() + p.duration
+        meter.start()
         go.set()
         t0 = time.perf_counter()
         series: list[tuple[float, int, int]] = [(0.0, 0, 0)]
@@ -82,6 +96,7 @@ def _phase(p: w.Params, n_prod: int, n_cons: int, progress: bool, label: str) ->
                 dead = [x for x in procs if x.exitcode not in (None, 0)]
                 if dead:
                     raise BenchError(f"a worker failed (exit code {dead[0].exitcode})")
+        meter.stop()
         now = time.perf_counter()
         series.append((now - t0, sum(counters[:n_prod]), sum(counters[n_prod:n_prod + n_cons])))
         if progress:
@@ -102,7 +117,11 @@ def _phase(p: w.Params, n_prod: int, n_cons: int, progress: bool, label: str) ->
         stats.append(_stats("consumers", conss, 6))
         if p.mode == "end-to-end":
             stats.append(_stats("end-to-end", conss, 7))
-    return {"stats": stats, "series": series}
+    out: dict = {"stats": stats, "series": series}
+    if meter.pids:  # server CPU from the go signal to the last worker's report
+        out["cost"] = {**cost(meter.seconds, sum(r[3] for r in prods), sum(r[3] for r in conss)),
+                       "server_pids": list(meter.pids)}
+    return out
 
 
 def _progress(label: str, t: float, produced: int, consumed: int, want: int,

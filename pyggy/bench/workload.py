@@ -62,6 +62,9 @@ class Params:
     prefix: str = ""
     kafka_linger_ms: int = 5
     native_address: str | None = None  # pyggy's native door, for topic options on Kafka runs
+    # the server's processes for the cost figure (pyggy/bench/cost.py); empty: every process
+    # listening on the address's port on this machine (every shard of a sharded server)
+    server_pids: tuple[int, ...] = ()
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:

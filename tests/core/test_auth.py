@@ -81,3 +81,35 @@ def test_users_from_before_scram_keep_plain_only(tmp_path: Path) -> None:
         e.commands.meta.apply({"type": "set_scram", "user_id": old.id, "mechanism": "SCRAM-SHA-1",
                       "salt": "00", "iterations": 4096, "stored_key": "00",
                       "server_key": "00"})
+
+
+def test_a_started_root_user_is_hashed_in_its_thread_and_stored(tmp_path: Path) -> None:
+    root = auth.RootUser(None).start()  # a first start without credentials: a random password
+    assert root.generated and root.username == "iggy"
+    e = LogEngine(tmp_path, state_fsync=False)
+    e.open(root)
+    assert root.hashed and e.generated_root_password == root.generated
+    assert e.identity.authenticate("iggy", root.generated).id == 0
+    assert set(e.identity.user("iggy").scram) == set(auth.SCRAM_HASHES)
+    e.close()
+
+
+def test_a_restart_never_hashes_the_root_password(tmp_path: Path) -> None:
+    e = LogEngine(tmp_path, state_fsync=False)
+    e.open(("admin", "first-secret"))
+    e.close()
+    root = auth.RootUser(("admin", "other-secret"))  # not started: record() would hash
+    e2 = LogEngine(tmp_path, state_fsync=False)
+    e2.open(root)
+    assert not root.hashed and e2.generated_root_password is None
+    assert e2.identity.authenticate("admin", "first-secret").username == "admin"
+    e2.close()
+
+
+def test_a_root_user_never_started_is_hashed_when_needed(tmp_path: Path) -> None:
+    root = auth.RootUser(("admin", "pw-123"))
+    e = LogEngine(tmp_path, state_fsync=False)
+    e.open(root)
+    assert root.hashed and root.generated is None and e.generated_root_password is None
+    assert e.identity.authenticate("admin", "pw-123").username == "admin"
+    e.close()

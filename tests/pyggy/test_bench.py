@@ -21,6 +21,12 @@ def _run(server: PyggyServer, protocol: str, mode: str, tmp_path, *extra: str) -
                       "--message-size", "64", "--producers", "2", "--consumers", "2",
                       "--partitions", "2", "--json", str(out), *extra])
     assert json.loads(out.read_text())["stats"] == result["stats"]
+    # the cost figure: found the server by its listening port, counted its CPU and the bytes
+    c = result["cost"]
+    assert c["server_pids"] == [server.pid] and c["server_cpu_s"] >= 0
+    moved = sum(s["bytes"] for s in result["stats"] if s["role"] != "end-to-end")
+    assert round((c["gb_in"] + c["gb_out"]) * 1e9) == moved
+    assert c["cpu_s_per_gb"] == c["server_cpu_s"] / (c["gb_in"] + c["gb_out"])
     return result
 
 

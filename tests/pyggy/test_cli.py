@@ -70,7 +70,9 @@ def test_main_runs_server_with_uvloop(
     assert isinstance(config, ServerConfig)
     assert config.system.path == str(tmp_path / "data")
     assert config.kafka.address == "127.0.0.1:9999"
-    assert creds == ("iggy", "iggy")
+    assert (creds.username, creds.password) == ("iggy", "iggy")
+    # an empty data directory: the root password is being hashed already (core.auth.RootUser)
+    assert creds.record() and creds.hashed
     assert type(policy).__module__.startswith("uvloop")
 
 
@@ -78,7 +80,8 @@ def test_main_env_root_credentials(captured_run: list, monkeypatch: pytest.Monke
     monkeypatch.setenv("IGGY_ROOT_USERNAME", "admin")
     monkeypatch.setenv("IGGY_ROOT_PASSWORD", "pw")
     assert cli.main([]) == 0
-    assert captured_run[0][1] == ("admin", "pw")
+    root = captured_run[0][1]
+    assert (root.username, root.password, root.generated) == ("admin", "pw", None)
     monkeypatch.delenv("IGGY_ROOT_PASSWORD")
     assert cli.main([]) == 2  # half-configured root user: refuse to start
     assert len(captured_run) == 1

@@ -18,11 +18,11 @@ from pyggy.kafka_wire.protocol import (
     KafkaDecodeError,
     KafkaEncodeError,
     UnsupportedVersionError,
-    codec,
     decode_data,
     decode_request,
     encode_request,
 )
+from pyggy.kafka_wire.protocol.codec import codec
 from strategies import all_cases, message, sample_value
 
 CASES = all_cases()

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pyggy.kafka_wire.protocol import codec as get_codec
 from pyggy.kafka_wire.protocol.codec import Codec
+from pyggy.kafka_wire.protocol.codec import codec as get_codec
 from strategies import all_cases, message, message_strategy
 
 CASES = all_cases()

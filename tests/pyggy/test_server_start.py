@@ -1,0 +1,74 @@
+"""What a start loads (issue 16): with the default config the optional parts of the server stay
+unimported until configured. (The root password's hash at a first start only: tests/core.)
+
+The servers are real processes run with `PYTHONPROFILEIMPORTTIME=1`: the interpreter writes an
+`import time: ... | <module>` line to stderr for each module it imports, which the fixture
+collects with the logs. Timings of the start are benchmarks (BENCHMARKS.md), not asserted here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from pyggy.testing import PyggyServer
+
+_IMPORT = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$")
+IMPORT_TRACE = {"PYTHONPROFILEIMPORTTIME": "1"}
+
+# imported only when configured: [data_maintenance.archiver] (boto3 for S3), [telemetry],
+# [http] (aiohttp, JWT, Prometheus metrics), [cluster], [data_maintenance.scrub], TLS
+# certificate generation; and what no start needs: the crc32c package's version lookup
+# (importlib.metadata), the compression codecs, ctypes (the heap trimmer), the Kafka door's
+# request handlers and schema codec (construct), loaded by its first request
+NOT_AT_START = ("boto3", "botocore", "opentelemetry", "aiohttp", "jwt", "prometheus_client",
+                "cryptography", "pyggy.archiver", "pyggy.http_api", "pyggy.metrics",
+                "pyggy.cluster", "pyggy.consensus", "pyggy.scrub", "pyggy.core.storage.scrub",
+                "importlib.metadata", "crc32c", "cramjam", "ctypes", "construct",
+                "pyggy.kafka_wire.dispatch", "pyggy.kafka_wire.handlers",
+                "pyggy.kafka_wire.protocol.codec")
+
+
+def imported(server: PyggyServer) -> set[str]:
+    return {m.group(1) for line in server.logs if (m := _IMPORT.match(line))}
+
+
+def loaded(modules: set[str], package: str) -> set[str]:
+    return {m for m in modules if m == package or m.startswith(package + ".")}
+
+
+def test_a_default_start_leaves_the_optional_parts_unimported(
+        pyggy_server_factory: Callable[..., PyggyServer]) -> None:
+    server = pyggy_server_factory(env=IMPORT_TRACE)
+    server.wait_for_log("kafka listening on")
+    modules = imported(server)
+    # the trace works: the server and both doors were imported
+    assert {"pyggy.server", "pyggy.native_wire.listener", "pyggy.kafka_wire.listener"} <= modules
+    found = {name: sorted(loaded(modules, name)) for name in NOT_AT_START}
+    assert {name: mods for name, mods in found.items() if mods} == {}
+
+
+def test_the_first_kafka_request_loads_the_handlers(
+        pyggy_server_factory: Callable[..., PyggyServer]) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    server = pyggy_server_factory(env=IMPORT_TRACE)
+    server.wait_for_log("kafka listening on")
+    assert "pyggy.kafka_wire.dispatch" not in imported(server)
+    brokers = AdminClient({"bootstrap.servers": server.kafka_address}).list_topics(
+        timeout=20).brokers  # ApiVersions, then Metadata: answered by the handlers just loaded
+    assert [b.port for b in brokers.values()] == [server.kafka_port]
+    # the trace line was written before the answer; the fixture's reader may still be behind
+    server.wait_for_log("pyggy.kafka_wire.dispatch", timeout=10)
+    assert {"pyggy.kafka_wire.dispatch", "construct"} <= imported(server)
+
+
+def test_a_configured_archiver_is_imported(
+        pyggy_server_factory: Callable[..., PyggyServer], tmp_path) -> None:
+    server = pyggy_server_factory(env={
+        **IMPORT_TRACE, "IGGY_DATA_MAINTENANCE_ARCHIVER_ENABLED": "true",
+        "IGGY_DATA_MAINTENANCE_ARCHIVER_DISK_PATH": str(tmp_path / "archive"),
+        "IGGY_DATA_MAINTENANCE_MESSAGES_ARCHIVER_ENABLED": "true"})
+    modules = imported(server)
+    assert "pyggy.archiver.disk" in modules and "pyggy.archiver.service" in modules
+    assert not loaded(modules, "boto3")  # the disk archiver needs no S3 client
