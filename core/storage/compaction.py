@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from crc32c import crc32c
 from pyggy.core import small_file
+from pyggy.core.crc import crc32c
 from pyggy.core.model import TopicOptions
 from pyggy.core.records import kafka_batch
 from pyggy.core.records.encoding import ENCODING_KAFKA

@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from crc32c import crc32c
+from pyggy.core.crc import crc32c
 from pyggy.core.records.encoding import recognise
 from pyggy.core.storage.index import HAS_CRC, SegmentIndex
 
