@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pyggy.core.engine import LogEngine
 from pyggy.core.logins import Attempt, Logins, LoginState
 from pyggy.core.model import Partition, Topic, User
+from pyggy.kafka_wire.producer_ids import IdBlocks
 from pyggy.kafka_wire.producers import ProducerStates
 from pyggy.kafka_wire.settings import KafkaSettings
 from pyggy.kafka_wire.topics import TopicMap
@@ -75,6 +76,8 @@ class KafkaServer:
     topics: TopicMap = field(init=False)
     txn: TransactionCoordinator = field(init=False)
     producers: ProducerStates = field(default_factory=ProducerStates)
+    # a cluster's replicated producer-id mark (kafka_wire/replicated.py); None on one node
+    id_blocks: IdBlocks | None = None
     waiters: AppendWaiters = field(default_factory=AppendWaiters)
     coordinator: GroupCoordinator | None = None  # set by the server
     telemetry: RequestTelemetry | None = None  # when [telemetry] is on

@@ -20,6 +20,7 @@ from pyggy.core.transactions import (
     StagedOffsets,
     Txn,
 )
+from pyggy.kafka_wire import replicated
 from pyggy.kafka_wire.groups.store import CommittedOffset
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 
@@ -131,13 +132,15 @@ class TransactionCoordinator:
             elif t.state != (COMPLETE_COMMIT if commit else COMPLETE_ABORT):
                 raise TxnError(ErrorCode.INVALID_TXN_STATE)
 
-    def _commit_offsets(self, staged: StagedOffsets) -> None:
-        coordinator = self.server.coordinator
-        if coordinator is None:
+    async def _commit_offsets(self, staged: StagedOffsets) -> None:
+        """The committed transaction's group offsets become visible (replicated first in a
+        cluster; again harmlessly if a new coordinator finishes the transaction)."""
+        if self.server.coordinator is None:
             return
         for group, offsets in staged.items():
-            coordinator.offsets.put(group, {(topic, part): CommittedOffset(off, epoch, meta)
-                                            for topic, part, off, epoch, meta in offsets})
+            await replicated.store_offsets(self.server, group, {
+                (topic, part): CommittedOffset(off, epoch, meta)
+                for topic, part, off, epoch, meta in offsets})
 
     # -- produce ---------------------------------------------------------------------------
     async def before_append(self, topic: Topic, partition_id: int, producer_id: int,
@@ -161,7 +164,11 @@ class TransactionCoordinator:
     # -- timeouts and restarts -------------------------------------------------------------
     async def tick(self) -> int:
         """Abort (and fence) transactions open longer than their timeout; finish those a
-        restart found prepared. Returns how many were ended."""
+        restart found prepared. Returns how many were ended. In a cluster only the metadata
+        primary does it: the coordinator after a failover finishes what the old one left."""
+        cluster = self.engine.cluster
+        if cluster is not None and cluster.metadata_leader() != cluster.replica_id:
+            return 0
         now_ms = self.engine.clock.now_us() // 1000
         ended = 0
         for t in list(self.service.state.txns.values()):

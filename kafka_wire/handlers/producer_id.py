@@ -3,13 +3,16 @@ be allowed to write somewhere (IDEMPOTENT_WRITE, implied by WRITE as in KIP-679)
 transactional id the transaction coordinator answers (epoch bump, fencing the previous
 instance, aborting its open transaction); the principal must be allowed the transactional id
 (TRANSACTIONAL_ID_AUTHORIZATION_FAILED otherwise). PRODUCER_FENCED is INVALID_PRODUCER_EPOCH
-below v4, as in Kafka."""
+below v4, as in Kafka. In a cluster ids come from blocks the metadata group grants
+(kafka_wire/replicated.py): only the metadata primary hands them out."""
 
 from __future__ import annotations
 
 import logging
 
+from pyggy.core.errors import IggyError
 from pyggy.kafka_wire import authorizer as authz
+from pyggy.kafka_wire import replicated
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.transactions import TxnError
@@ -22,11 +25,24 @@ def _answer(error: int, pid: int = -1, epoch: int = -1) -> dict:
             "producer_epoch": epoch}
 
 
+async def _ids(conn: Connection) -> int:
+    """In a cluster, a block of ids from the metadata group when few are left: NONE, or the
+    error to answer (NOT_COORDINATOR on a backup: retriable, the client tries another broker)."""
+    try:
+        await replicated.ensure_producer_ids(conn.server)
+    except (IggyError, OSError) as e:
+        log.warning("producer ids: no block granted here: %s", e)
+        return replicated.error_code(e)
+    return ErrorCode.NONE
+
+
 async def handle(conn: Connection, req: dict, version: int) -> dict:
     tid = req.get("transactional_id")
     if tid:
         if denied := authz.transactional_id(conn, tid):
             return _answer(denied)
+        if error := await _ids(conn):
+            return _answer(error)
         fenced = ErrorCode.PRODUCER_FENCED if version >= 4 else ErrorCode.INVALID_PRODUCER_EPOCH
         try:
             pid, epoch = await conn.server.txn.init(
@@ -41,6 +57,8 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
     denied = authz.cluster(conn)
     if denied:
         return _answer(denied)
+    if error := await _ids(conn):
+        return _answer(error)
     try:
         error, pid, epoch = conn.server.producers.init(
             req.get("producer_id", -1), req.get("producer_epoch", -1))
