@@ -216,7 +216,8 @@ def test_kafka_group_offsets_and_producer_ids_are_replicated_and_survive_a_failo
                 "group_id": "g", "topics": [{"name": "orders",
                                              "partitions": [{"partition_index": 1}]}]}, 0)
             assert deleted["error_code"] == 0 and codes(deleted) == [0]
-            gone = await group_handlers.delete_groups(connect(door, DELETE_GROUPS), {"groups_names": ["x", "y"]}, 2)
+            gone = await group_handlers.delete_groups(connect(door, DELETE_GROUPS),
+                                                      {"groups_names": ["x", "y"]}, 2)
             assert [r["error_code"] for r in gone["results"]] == [
                 0, ErrorCode.GROUP_ID_NOT_FOUND]
             # producer ids: blocks from the metadata group, only on its primary
