@@ -22,6 +22,7 @@ from pyggy.kafka_wire.protocol.errors import ErrorCode
 
 RECENT = 5
 BLOCK_LOW = 16  # a cluster node asks for the next block when fewer ids are left
+OWN_RANGES = 1 << 50  # a cluster replica's own ids: OWN_RANGES + (replica id << 40) onwards
 INT32_MAX = 2**31 - 1
 ID_BLOCK = 1000
 
@@ -44,12 +45,15 @@ class ProducerStates:
     (exclusive) are handed out; a server persists it and passes it back as ``first_id``."""
 
     def __init__(self, first_id: int = 1000,
-                 reserve: Callable[[int], None] | None = None, blocks: bool = False) -> None:
+                 reserve: Callable[[int], None] | None = None, blocks: bool = False,
+                 fallback: Callable[[], int] | None = None) -> None:
         self._next = first_id
         self._reserved = first_id
         self._reserve = reserve
-        # a cluster: ids only from blocks the metadata group granted (`take_block`)
+        # a cluster: ids from blocks the metadata group granted (`take_block`), else (a node
+        # that is not the metadata primary) from `fallback`, this replica's own range
         self.blocks = blocks
+        self.fallback = fallback
         self.epochs: dict[int, int] = {}
         self.partitions: dict[tuple[int, tuple[int, int, int]], PartitionSequence] = {}
         self.restored: set[tuple[int, int, int]] = set()
@@ -59,6 +63,8 @@ class ProducerStates:
         pid = self._next
         if pid >= self._reserved:
             if self.blocks:
+                if self.fallback is not None:
+                    return self.fallback()
                 raise IdsExhausted("no producer id block granted yet")
             if self._reserve is not None:  # OSError: nothing reserved, the id never used
                 self._reserve(pid + ID_BLOCK)

@@ -182,7 +182,7 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
     from pyggy.kafka_wire.groups import FileOffsetStore, GroupCoordinator
     from pyggy.kafka_wire.listener import start_listener as start_kafka
     from pyggy.kafka_wire.producer_ids import IdBlocks, ProducerIdFile
-    from pyggy.kafka_wire.producers import ID_BLOCK, ProducerStates
+    from pyggy.kafka_wire.producers import ID_BLOCK, OWN_RANGES, ProducerStates
     from pyggy.kafka_wire.replicated import register as register_replicated
     from pyggy.kafka_wire.settings import KafkaSettings
 
@@ -199,8 +199,14 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
     first_id = 1000
     if config.cluster.enabled:  # blocks granted by the metadata group (kafka_wire/replicated)
         settings.node_id = config.cluster.replica_id
-        kafka = KafkaServer(engine, settings, producers=ProducerStates(blocks=True),
-                            id_blocks=IdBlocks(ids, first_id, ID_BLOCK), logins=logins)
+        # ... and this replica's own range where it is not the metadata primary: above every
+        # block and every id of the per-replica ranges (`replica_id << 40`) of older versions
+        own = ProducerIdFile(Path(config.system.path) / "kafka" / "producer_ids_own")
+        own_first = OWN_RANGES + (config.cluster.replica_id << 40)
+        fallback = ProducerStates(max(own.load(own_first), own_first), own.store).new_id
+        kafka = KafkaServer(engine, settings, producers=ProducerStates(
+            blocks=True, fallback=fallback), id_blocks=IdBlocks(ids, first_id, ID_BLOCK),
+            logins=logins)
     else:
         kafka = KafkaServer(engine, settings, producers=ProducerStates(
             max(ids.load(first_id), first_id), ids.store), logins=logins)

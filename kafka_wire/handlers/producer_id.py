@@ -4,12 +4,13 @@ transactional id the transaction coordinator answers (epoch bump, fencing the pr
 instance, aborting its open transaction); the principal must be allowed the transactional id
 (TRANSACTIONAL_ID_AUTHORIZATION_FAILED otherwise). PRODUCER_FENCED is INVALID_PRODUCER_EPOCH
 below v4, as in Kafka. In a cluster ids come from blocks the metadata group grants
-(kafka_wire/replicated.py): only the metadata primary hands them out."""
+(kafka_wire/replicated.py) on the metadata primary, from each replica's own range elsewhere."""
 
 from __future__ import annotations
 
 import logging
 
+from pyggy.core.engine.cluster import NotLeader
 from pyggy.core.errors import IggyError
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire import replicated
@@ -25,12 +26,17 @@ def _answer(error: int, pid: int = -1, epoch: int = -1) -> dict:
             "producer_epoch": epoch}
 
 
-async def _ids(conn: Connection) -> int:
+async def _ids(conn: Connection, transactional: bool) -> int:
     """In a cluster, a block of ids from the metadata group when few are left: NONE, or the
-    error to answer (NOT_COORDINATOR on a backup: retriable, the client tries another broker)."""
+    error to answer. A node that is not the metadata primary answers a transactional producer
+    NOT_COORDINATOR (it asks the coordinator FindCoordinator names), an idempotent one from
+    its own range: librdkafka sends that InitProducerId to a broker of its choice and retries
+    it there, so every broker must answer it."""
     try:
         await replicated.ensure_producer_ids(conn.server)
     except (IggyError, OSError) as e:
+        if not transactional and isinstance(e, NotLeader):
+            return ErrorCode.NONE
         log.warning("producer ids: no block granted here: %s", e)
         return replicated.error_code(e)
     return ErrorCode.NONE
@@ -41,7 +47,7 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
     if tid:
         if denied := authz.transactional_id(conn, tid):
             return _answer(denied)
-        if error := await _ids(conn):
+        if error := await _ids(conn, True):
             return _answer(error)
         fenced = ErrorCode.PRODUCER_FENCED if version >= 4 else ErrorCode.INVALID_PRODUCER_EPOCH
         try:
@@ -57,7 +63,7 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
     denied = authz.cluster(conn)
     if denied:
         return _answer(denied)
-    if error := await _ids(conn):
+    if error := await _ids(conn, False):
         return _answer(error)
     try:
         error, pid, epoch = conn.server.producers.init(

@@ -23,7 +23,7 @@ from pyggy.kafka_wire.handlers import groups as group_handlers
 from pyggy.kafka_wire.handlers import offsets as offset_handlers
 from pyggy.kafka_wire.handlers import producer_id
 from pyggy.kafka_wire.producer_ids import IdBlocks, ProducerIdFile
-from pyggy.kafka_wire.producers import ID_BLOCK, ProducerStates
+from pyggy.kafka_wire.producers import ID_BLOCK, OWN_RANGES, ProducerStates
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.replicated import register
 from pyggy.kafka_wire.settings import KafkaSettings
@@ -33,9 +33,12 @@ from test_node_e2e import converged, leader, start_cluster
 def kafka_door(rt: ClusterRuntime, root: Path) -> KafkaServer:
     """The Kafka door's state of one node, as server.py builds it for a cluster."""
     engine = rt.engine
-    kafka = KafkaServer(engine, KafkaSettings(), producers=ProducerStates(blocks=True),
-                        id_blocks=IdBlocks(ProducerIdFile(root / "kafka" / "producer_ids"),
-                                           1000, ID_BLOCK))
+    own = ProducerIdFile(root / "kafka" / "producer_ids_own")
+    own_first = OWN_RANGES + (rt.replica_id << 40)
+    fallback = ProducerStates(max(own.load(own_first), own_first), own.store).new_id
+    kafka = KafkaServer(engine, KafkaSettings(), producers=ProducerStates(
+        blocks=True, fallback=fallback), id_blocks=IdBlocks(
+            ProducerIdFile(root / "kafka" / "producer_ids"), 1000, ID_BLOCK))
 
     def partition_exists(topic: str, partition: int) -> bool:
         t = kafka.topics.resolve(topic)
@@ -225,8 +228,15 @@ def test_kafka_group_offsets_and_producer_ids_are_replicated_and_survive_a_failo
                     "producer_id": -1, "producer_epoch": -1}
             first = await producer_id.handle(connect(door, INIT_PRODUCER_ID), init, 4)
             assert first["error_code"] == 0
+            assert first["producer_id"] == 1000  # the first block
+            # elsewhere: an idempotent producer from the replica's own range (clients send
+            # it to any broker), a transactional one is sent to the coordinator
+            own = await producer_id.handle(connect(doors[backup.replica_id], INIT_PRODUCER_ID),
+                                           init, 4)
+            assert own["error_code"] == 0
+            assert own["producer_id"] == OWN_RANGES + (backup.replica_id << 40)
             no = await producer_id.handle(connect(doors[backup.replica_id], INIT_PRODUCER_ID),
-                                          init, 4)
+                                          {**init, "transactional_id": "tx"}, 4)
             assert no["error_code"] == ErrorCode.NOT_COORDINATOR
             await converged(runtimes, METADATA_GROUP)
             for d in doors:
