@@ -17,6 +17,7 @@ from pyggy.core.engine.cluster import NotLeader
 from pyggy.core.errors import ErrorCode as IggyCode
 from pyggy.core.errors import IggyError
 from pyggy.core.records import kafka_batch
+from pyggy.core.transactions import COMPLETE_COMMIT, PREPARE_COMMIT
 from pyggy.kafka_wire.context import Connection, KafkaServer
 from pyggy.kafka_wire.groups import FileOffsetStore, GroupCoordinator
 from pyggy.kafka_wire.handlers import groups as group_handlers
@@ -27,6 +28,7 @@ from pyggy.kafka_wire.producers import ID_BLOCK, OWN_RANGES, ProducerStates
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.replicated import register
 from pyggy.kafka_wire.settings import KafkaSettings
+from pyggy.kafka_wire.transactions import TxnError
 from test_node_e2e import converged, leader, start_cluster
 
 
@@ -267,6 +269,59 @@ def test_kafka_group_offsets_and_producer_ids_are_replicated_and_survive_a_failo
             for rt in live:
                 coord = doors[rt.replica_id].coordinator
                 assert coord.offsets.get("g", "orders", 1).offset == 30
+        finally:
+            await close(live)
+
+    asyncio.run(main())
+
+
+def test_a_transaction_prepared_by_the_old_coordinator_is_finished_by_the_new_one(
+        tmp_path: Path) -> None:
+    """Transaction state is metadata commands; only the metadata primary runs the transaction
+    timers, so the coordinator after a failover completes what its predecessor prepared and
+    makes the transaction's group offsets visible on every replica. (No partition in it: its
+    markers would need the new coordinator to lead that partition too, docs/cluster.md.)"""
+    async def main() -> None:
+        runtimes = await start_cluster(tmp_path)
+        doors = [kafka_door(rt, tmp_path / f"n{i}") for i, rt in enumerate(runtimes)]
+        live = list(runtimes)
+        try:
+            boss = await leader(runtimes)
+            await boss.engine.metadata.create_stream("kafka")
+            await boss.engine.metadata.create_topic("kafka", "orders", 1)
+            door = doors[boss.replica_id]
+            init = {"transactional_id": "tx", "transaction_timeout_ms": 60000,
+                    "producer_id": -1, "producer_epoch": -1}
+            answer = await producer_id.handle(connect(door, INIT_PRODUCER_ID), init, 4)
+            assert answer["error_code"] == 0
+            pid, epoch = answer["producer_id"], answer["producer_epoch"]
+            backup = next(rt for rt in runtimes if rt is not boss)
+            with pytest.raises(TxnError) as refused:
+                await doors[backup.replica_id].txn.add_offsets("tx", pid, epoch, "tg",
+                                                               ErrorCode.PRODUCER_FENCED)
+            assert refused.value.code == ErrorCode.NOT_COORDINATOR
+            await door.txn.add_offsets("tx", pid, epoch, "tg", ErrorCode.PRODUCER_FENCED)
+            await door.txn.stage_offsets("tx", pid, epoch, "tg", [("orders", 0, 7, -1, "")])
+            # the old coordinator prepares the commit, then dies before completing it
+            await boss.engine.commands.propose({"type": "txn_prepare", "transactional_id": "tx",
+                                                "commit": True})
+            await converged(runtimes, METADATA_GROUP)
+            for rt in runtimes:
+                t = rt.engine.txns.get("tx")
+                assert t is not None and t.state == PREPARE_COMMIT
+            await boss.close()
+            boss.engine.close()
+            live.remove(boss)
+            heir = await heir_of(live)
+            other = next(rt for rt in live if rt is not heir)
+            assert await doors[other.replica_id].txn.tick() == 0  # only the coordinator acts
+            assert await doors[heir.replica_id].txn.tick() == 1
+            await converged(live, METADATA_GROUP)
+            for rt in live:
+                t = rt.engine.txns.get("tx")
+                assert t is not None and t.state == COMPLETE_COMMIT
+                assert doors[rt.replica_id].coordinator.offsets.get("tg", "orders", 0).offset \
+                    == 7
         finally:
             await close(live)
 
