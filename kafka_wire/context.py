@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pyggy.core.engine import LogEngine
 from pyggy.core.logins import Attempt, Logins, LoginState
 from pyggy.core.model import Partition, Topic, User
+from pyggy.kafka_wire import replicated
 from pyggy.kafka_wire.producer_ids import IdBlocks
 from pyggy.kafka_wire.producers import ProducerStates
 from pyggy.kafka_wire.settings import KafkaSettings
@@ -93,6 +94,7 @@ class KafkaServer:
             self.logins = Logins(self.engine)
         self.topics = TopicMap(self.engine, self.settings)
         self.txn = TransactionCoordinator(self)
+        replicated.register(self)  # the handlers find `coordinator` when they run
         self.engine.append_listeners.append(self.waiters.appended)
         self.engine.delete_listeners.append(self.forget_deleted)
 

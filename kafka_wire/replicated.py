@@ -40,7 +40,7 @@ def error_code(e: Exception) -> ErrorCode:
 
 
 def register(server: KafkaServer) -> None:
-    """Handle the Kafka kinds on this node (after its coordinator exists)."""
+    """Handle the Kafka kinds on this node (KafkaServer does it as it is made)."""
     r = server.engine.replicated
 
     def offsets(body: Body) -> None:

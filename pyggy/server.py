@@ -183,7 +183,6 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
     from pyggy.kafka_wire.listener import start_listener as start_kafka
     from pyggy.kafka_wire.producer_ids import IdBlocks, ProducerIdFile
     from pyggy.kafka_wire.producers import ID_BLOCK, OWN_RANGES, ProducerStates
-    from pyggy.kafka_wire.replicated import register as register_replicated
     from pyggy.kafka_wire.settings import KafkaSettings
 
     k = config.kafka
@@ -232,8 +231,8 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
     coordinator = kafka.coordinator = GroupCoordinator(
         engine.clock, offsets, partition_exists=partition_exists,
         initial_rebalance_delay_ms=round(k.group_initial_rebalance_delay * 1000))
-    # group offsets and producer ids a cluster replicates (applied here from now on)
-    register_replicated(kafka)
+    # group offsets and producer ids a cluster's restart replayed before these stores existed
+    engine.replicated.flush()
     tasks.append(asyncio.get_running_loop().create_task(_periodic(
         0.1, lambda: _tick_groups(coordinator, telemetry), "kafka group timers")))
     # transaction timeouts, and transactions a restart found prepared (kafka_wire/transactions)

@@ -6,8 +6,9 @@ the metadata group (`ClusterView.replicate`), which applies it on every replica 
 A handler makes the change to its store and returns the proposer's result; it must give the
 same state on every replica from the same body (the proposer puts timestamps and resolved ids
 in the body) and be safe to run again in order (a restart replays the ops above the last
-checkpoint). The doors register their handlers as they start; ops a restart replays before a
-door has registered wait in `backlog` for it (in order, at most `BACKLOG_MAX`).
+checkpoint). The doors register their handlers as they are made; ops a restart replays before
+a door's stores exist wait in `backlog` until its server calls `flush` (in order, at most
+`BACKLOG_MAX`).
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ class ReplicatedState:
         self.backlog: deque[Body] = deque()
 
     def register(self, kind: str, handler: Handler) -> None:
-        """Handle `kind` from now on; first run what a restart replayed before."""
+        """Handle `kind` from now on (`flush` runs what waited for it)."""
         self.handlers[kind] = handler
-        waiting = [b for b in self.backlog if b["kind"] == kind]
-        if waiting:
-            self.backlog = deque(b for b in self.backlog if b["kind"] != kind)
-            for body in waiting:
-                handler(body)
+
+    def flush(self) -> None:
+        """Run the waiting changes that have a handler now, in order (once a door's stores
+        exist)."""
+        waiting, self.backlog = self.backlog, deque()
+        for body in waiting:
+            self.apply(body)
 
     async def run(self, kind: str, body: Body) -> object:
         """Make the change (replicated first in a cluster) and return the handler's result."""

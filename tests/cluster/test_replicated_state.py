@@ -26,7 +26,6 @@ from pyggy.kafka_wire.handlers import producer_id
 from pyggy.kafka_wire.producer_ids import IdBlocks, ProducerIdFile
 from pyggy.kafka_wire.producers import ID_BLOCK, OWN_RANGES, ProducerStates
 from pyggy.kafka_wire.protocol.errors import ErrorCode
-from pyggy.kafka_wire.replicated import register
 from pyggy.kafka_wire.settings import KafkaSettings
 from pyggy.kafka_wire.transactions import TxnError
 from test_node_e2e import converged, leader, start_cluster
@@ -48,7 +47,7 @@ def kafka_door(rt: ClusterRuntime, root: Path) -> KafkaServer:
 
     kafka.coordinator = GroupCoordinator(engine.clock, FileOffsetStore(root / "kafka" / "offsets"),
                                          partition_exists=partition_exists)
-    register(kafka)
+    engine.replicated.flush()
     return kafka
 
 
