@@ -58,6 +58,8 @@ SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI
     # 1,000 simulator seeds on both cores (issue 12's CI budget): 75-190 s
     "tests/consensus/test_simulator.py::test_a_thousand_seeds_over_one_three_and_five_replicas",
     "tests/consensus/test_simulator.py::test_every_seed_that_ever_failed_passes_now",  # 10 s
+    # three processes, SIGKILL of the metadata primary: 12-16 s each on the shared machine
+    "tests/cluster/test_cluster_consumer_state.py",
 )
 
 
