@@ -55,6 +55,8 @@ E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting 
     "tests/cluster/test_cluster_processes.py",  # three pyggy processes
     "tests/cluster/test_cluster_iggy_sdk.py",  # three pyggy processes, the 0.9 SDK
     "tests/pyggy/test_telemetry.py::test_a_view_change_in_a_cluster_is_a_span",  # a cluster
+    "tests/cluster/test_replicated_state.py",  # nodes on loopback with Kafka coordinators
+    "tests/cluster/test_cluster_consumer_state.py",  # three pyggy processes, SIGKILL
 )
 SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
     "tests/core/faults/",  # fault injection over every file kind: 344 s, I/O bound
@@ -62,6 +64,8 @@ SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI
     # 1,000 simulator seeds on both cores (issue 12's CI budget): 75-190 s
     "tests/consensus/test_simulator.py::test_a_thousand_seeds_over_one_three_and_five_replicas",
     "tests/consensus/test_simulator.py::test_every_seed_that_ever_failed_passes_now",  # 10 s
+    # three processes, SIGKILL of the metadata primary: 12-16 s each on the shared machine
+    "tests/cluster/test_cluster_consumer_state.py",
 )
 
 

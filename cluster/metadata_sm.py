@@ -8,6 +8,12 @@ logged with its op, so a restart knows what it already applied), the partitions'
 is `{"op": N}` or `{"code": C, "error": "..."}` with the Iggy error code, the same on every
 replica; the proposing node takes the Python result of its own apply from `results`.
 
+A `STATE` request body is one consumer-state change (core/engine/replicated.py: Iggy consumer
+offsets, Kafka group offsets, producer-id blocks), applied on every replica by its handler. It
+is not in the state log: it is applied again on every restart that replays its op (handlers
+are idempotent in op order). A disk error applying one is this replica's alone: logged, and
+raised to the caller on the proposer.
+
 Snapshot: the state log is already durable (fsync per command), so a checkpoint records the op
 it reached; restoring one ahead of the local state log (state transfer) is not implemented yet.
 """
@@ -22,10 +28,11 @@ from collections.abc import Sequence
 
 from pyggy.consensus.status import Divergence
 from pyggy.core.engine import LogEngine
-from pyggy.core.errors import IggyError
+from pyggy.core.errors import ErrorCode, IggyError
 
 log = logging.getLogger(__name__)
-COMMAND = 32  # the operation of every metadata request
+COMMAND = 32  # an engine metadata command
+STATE = 33  # a consumer-state change
 RESULTS_MAX = 1024
 _Q = struct.Struct("<Q")
 
@@ -38,9 +45,11 @@ class MetadataMachine:
 
     def stamp(self, operation: int, body: bytes,
               pending: Sequence[tuple[int, bytes]]) -> bytes | None:
-        return body if operation == COMMAND else None
+        return body if operation in (COMMAND, STATE) else None
 
     def apply(self, op: int, operation: int, body: bytes, timestamp: int) -> bytes:
+        if operation == STATE:
+            return self._apply_state(op, body)
         if op <= self.commands.last_op:  # in the state log already: applied before a restart
             return json.dumps({"op": op}).encode()
         cmd = json.loads(body)
@@ -50,10 +59,28 @@ class MetadataMachine:
         except IggyError as e:
             return json.dumps({"op": op, "code": int(e.code), "error": str(e)}).encode()
         self.commands.last_op = op
+        self._result(op, result)
+        return json.dumps({"op": op}).encode()
+
+    def _apply_state(self, op: int, body: bytes) -> bytes:
+        try:
+            result: object = self.engine.replicated.apply(json.loads(body))
+        except IggyError as e:  # decided by replicated state: the same on every replica
+            return json.dumps({"op": op, "code": int(e.code), "error": str(e)}).encode()
+        except OSError as e:  # this replica's disk only
+            log.error("cluster: consumer state op %d could not be stored here: %s", op, e)
+            result = e
+        except Exception as e:  # a malformed body (a bug of its proposer): refused everywhere
+            log.error("cluster: consumer state op %d refused: %r", op, e)
+            return json.dumps({"op": op, "code": int(ErrorCode.INVALID_FORMAT),
+                               "error": f"malformed state change: {e!r}"}).encode()
+        self._result(op, result)
+        return json.dumps({"op": op}).encode()
+
+    def _result(self, op: int, result: object) -> None:
         self.results[op] = result
         while len(self.results) > RESULTS_MAX:
             self.results.popitem(last=False)
-        return json.dumps({"op": op}).encode()
 
     def read(self, query: bytes) -> bytes:
         return b""
@@ -73,4 +100,7 @@ def reply_result(machine: MetadataMachine, reply: bytes) -> object:
     answer = json.loads(reply)
     if "code" in answer:
         raise IggyError(answer["code"], answer.get("error", ""))
-    return machine.results.pop(answer["op"], None)
+    result = machine.results.pop(answer["op"], None)
+    if isinstance(result, OSError):
+        raise result
+    return result

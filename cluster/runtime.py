@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pyggy.consensus.message import Message
 from pyggy.consensus.options import Options
@@ -30,7 +30,7 @@ from pyggy.core.records.encoding import ENCODING_IGGY
 from . import node as node_mod
 from . import partition_sm as psm
 from .bus import Bus, BusSettings
-from .metadata_sm import COMMAND, MetadataMachine, reply_result
+from .metadata_sm import COMMAND, STATE, MetadataMachine, reply_result
 from .node import Node
 from .roster import (
     METADATA_GROUP,
@@ -127,6 +127,7 @@ class ClusterRuntime:
         e.cluster = self
         e.data.cluster = self
         e.metadata.cluster = self
+        e.replicated.cluster = self
         port = await self.bus.start(self.me.ip, self.me.tcp_replica)
         self.node.start()
         log.info("cluster %r: replica %d of %d, replica port %s:%d", self.settings.name,
@@ -179,6 +180,11 @@ class ClusterRuntime:
     async def _propose(self, cmd: MetadataCommand) -> object:
         reply = await self._submit(METADATA_GROUP, COMMAND,
                                    json.dumps(cmd, separators=(",", ":")).encode())
+        return reply_result(self.metadata_machine, reply)
+
+    async def replicate(self, body: dict[str, Any]) -> object:
+        reply = await self._submit(METADATA_GROUP, STATE,
+                                   json.dumps(body, separators=(",", ":")).encode())
         return reply_result(self.metadata_machine, reply)
 
     async def _partition_op(self, stream_id: int, topic_id: int, partition_id: int,

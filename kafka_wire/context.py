@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pyggy.core.engine import LogEngine
 from pyggy.core.logins import Attempt, Logins, LoginState
 from pyggy.core.model import Partition, Topic, User
+from pyggy.kafka_wire import replicated
+from pyggy.kafka_wire.producer_ids import IdBlocks
 from pyggy.kafka_wire.producers import ProducerStates
 from pyggy.kafka_wire.settings import KafkaSettings
 from pyggy.kafka_wire.topics import TopicMap
@@ -75,6 +77,8 @@ class KafkaServer:
     topics: TopicMap = field(init=False)
     txn: TransactionCoordinator = field(init=False)
     producers: ProducerStates = field(default_factory=ProducerStates)
+    # a cluster's replicated producer-id mark (kafka_wire/replicated.py); None on one node
+    id_blocks: IdBlocks | None = None
     waiters: AppendWaiters = field(default_factory=AppendWaiters)
     coordinator: GroupCoordinator | None = None  # set by the server
     telemetry: RequestTelemetry | None = None  # when [telemetry] is on
@@ -90,6 +94,7 @@ class KafkaServer:
             self.logins = Logins(self.engine)
         self.topics = TopicMap(self.engine, self.settings)
         self.txn = TransactionCoordinator(self)
+        replicated.register(self)  # the handlers find `coordinator` when they run
         self.engine.append_listeners.append(self.waiters.appended)
         self.engine.delete_listeners.append(self.forget_deleted)
 

@@ -51,3 +51,24 @@ class ProducerIdFile:
     def store(self, next_free: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.file.write(f"{next_free}".encode())
+
+
+class IdBlocks:
+    """A cluster's producer-id mark, the same on every replica: each block the metadata primary
+    takes is a replicated change (kafka_wire/replicated.py, `kafka_producer_ids`) that every
+    replica applies, so the primary after a failover continues above every id handed out."""
+
+    def __init__(self, file: ProducerIdFile, first_id: int, size: int) -> None:
+        self.file = file
+        self.size = size
+        self.mark = file.load(first_id)
+
+    def apply(self, body: dict[str, object]) -> int:
+        """The first id of the block granted (at least the proposer's `floor`)."""
+        floor = body["floor"]
+        if type(floor) is not int:
+            raise ValueError("floor")
+        start = max(self.mark, floor)
+        self.file.store(start + self.size)  # OSError: nothing changed here
+        self.mark = start + self.size
+        return start

@@ -14,7 +14,6 @@ Kafka rebuilds its producer state from the log.
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,8 +21,15 @@ from dataclasses import dataclass, field
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 
 RECENT = 5
+BLOCK_LOW = 16  # a cluster node asks for the next block when fewer ids are left
+OWN_RANGES = 1 << 50  # a cluster replica's own ids: OWN_RANGES + (replica id << 40) onwards
 INT32_MAX = 2**31 - 1
 ID_BLOCK = 1000
+
+
+class IdsExhausted(OSError):
+    """A cluster node's block of producer ids is used up (retriable: the next request asks
+    the metadata group for a new one)."""
 
 
 @dataclass(slots=True)
@@ -39,22 +45,40 @@ class ProducerStates:
     (exclusive) are handed out; a server persists it and passes it back as ``first_id``."""
 
     def __init__(self, first_id: int = 1000,
-                 reserve: Callable[[int], None] | None = None) -> None:
-        self._ids = itertools.count(first_id)
+                 reserve: Callable[[int], None] | None = None, blocks: bool = False,
+                 fallback: Callable[[], int] | None = None) -> None:
+        self._next = first_id
         self._reserved = first_id
         self._reserve = reserve
+        # a cluster: ids from blocks the metadata group granted (`take_block`), else (a node
+        # that is not the metadata primary) from `fallback`, this replica's own range
+        self.blocks = blocks
+        self.fallback = fallback
         self.epochs: dict[int, int] = {}
         self.partitions: dict[tuple[int, tuple[int, int, int]], PartitionSequence] = {}
         self.restored: set[tuple[int, int, int]] = set()
 
     def new_id(self) -> int:
         """A producer id never handed out before (also across restarts)."""
-        pid = next(self._ids)
+        pid = self._next
         if pid >= self._reserved:
+            if self.blocks:
+                if self.fallback is not None:
+                    return self.fallback()
+                raise IdsExhausted("no producer id block granted yet")
             if self._reserve is not None:  # OSError: nothing reserved, the id never used
                 self._reserve(pid + ID_BLOCK)
             self._reserved = pid + ID_BLOCK
+        self._next = pid + 1
         return pid
+
+    def remaining(self) -> int:
+        """Ids left in the current block."""
+        return self._reserved - self._next
+
+    def take_block(self, start: int, size: int = ID_BLOCK) -> None:
+        """Hand out ids [start, start + size) from now on (a block the cluster granted)."""
+        self._next, self._reserved = start, start + size
 
     def restore(self, key: tuple[int, int, int],
                 batches: Iterable[tuple[int, int, int, int, int]]) -> None:

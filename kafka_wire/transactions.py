@@ -9,9 +9,13 @@ so a transaction is never ended twice at once. Markers are written before EndTxn
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from pyggy.core.errors import ErrorCode as IggyCode
+from pyggy.core.errors import IggyError
 from pyggy.core.transactions import (
     COMPLETE_ABORT,
     COMPLETE_COMMIT,
@@ -20,10 +24,12 @@ from pyggy.core.transactions import (
     StagedOffsets,
     Txn,
 )
+from pyggy.kafka_wire import replicated
 from pyggy.kafka_wire.groups.store import CommittedOffset
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
+    from pyggy.core.engine import LogEngine
     from pyggy.core.model import Topic
     from pyggy.kafka_wire.context import KafkaServer
 
@@ -36,6 +42,23 @@ class TxnError(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
+
+
+@contextlib.contextmanager
+def _routed(engine: LogEngine) -> Iterator[None]:
+    """In a cluster, a change this node cannot make (not the metadata primary, or a view
+    change cut it off) is NOT_COORDINATOR: the client finds the coordinator again and
+    retries there (each step is safe to repeat). A backup says so before any check: its
+    transaction state may lag the coordinator's."""
+    cluster = engine.cluster
+    if cluster is not None and cluster.metadata_leader() != cluster.replica_id:
+        raise TxnError(ErrorCode.NOT_COORDINATOR)
+    try:
+        yield
+    except IggyError as e:
+        if e.code in (IggyCode.TRANSIENT_NOT_ACCEPTED, IggyCode.TRANSIENT_NOT_COMMITTED):
+            raise TxnError(ErrorCode.NOT_COORDINATOR) from None
+        raise
 
 
 class TransactionCoordinator:
@@ -68,30 +91,32 @@ class TransactionCoordinator:
         the epoch bumped (fencing the previous instance); an open transaction is aborted."""
         if not 0 < timeout_ms <= MAX_TIMEOUT_MS:
             raise TxnError(ErrorCode.INVALID_TRANSACTION_TIMEOUT)
-        async with self.lock:
-            t = self.service.get(transactional_id)
-            if t is not None and producer_id >= 0 and (producer_id, epoch) != (
-                    t.producer_id, t.epoch):
-                raise TxnError(fenced)  # KIP-360: only the current instance may bump
-            if t is not None and (t.state == ONGOING or t.prepared):
-                t = await self.service.end(transactional_id, False, bump_epoch=True)
-            producers = self.server.producers
-            if t is None or t.epoch >= MAX_EPOCH:  # INT16 epochs used up: a new id
-                pid, new_epoch = producers.new_id(), 0
-            else:
-                pid, new_epoch = t.producer_id, t.epoch + 1
-            await self.service.init(transactional_id, pid, new_epoch, timeout_ms)
-            producers.epochs[pid] = new_epoch
-            return pid, new_epoch
+        with _routed(self.engine):
+            async with self.lock:
+                t = self.service.get(transactional_id)
+                if t is not None and producer_id >= 0 and (producer_id, epoch) != (
+                        t.producer_id, t.epoch):
+                    raise TxnError(fenced)  # KIP-360: only the current instance may bump
+                if t is not None and (t.state == ONGOING or t.prepared):
+                    t = await self.service.end(transactional_id, False, bump_epoch=True)
+                producers = self.server.producers
+                if t is None or t.epoch >= MAX_EPOCH:  # INT16 epochs used up: a new id
+                    pid, new_epoch = producers.new_id(), 0
+                else:
+                    pid, new_epoch = t.producer_id, t.epoch + 1
+                await self.service.init(transactional_id, pid, new_epoch, timeout_ms)
+                producers.epochs[pid] = new_epoch
+                return pid, new_epoch
 
     # -- AddPartitionsToTxn / AddOffsetsToTxn / TxnOffsetCommit ----------------------------
     async def add_partitions(self, transactional_id: str, producer_id: int, epoch: int,
                              partitions: list[PartKey], fenced: int) -> None:
-        async with self.lock:
-            t = self.current(transactional_id, producer_id, epoch, fenced)
-            if t.state == ONGOING and set(partitions) <= t.partitions:
-                return
-            await self.service.add(transactional_id, partitions=partitions)
+        with _routed(self.engine):
+            async with self.lock:
+                t = self.current(transactional_id, producer_id, epoch, fenced)
+                if t.state == ONGOING and set(partitions) <= t.partitions:
+                    return
+                await self.service.add(transactional_id, partitions=partitions)
 
     def verify(self, transactional_id: str, producer_id: int, epoch: int,
                partitions: list[PartKey]) -> list[PartKey]:
@@ -101,43 +126,48 @@ class TransactionCoordinator:
 
     async def add_offsets(self, transactional_id: str, producer_id: int, epoch: int,
                           group: str, fenced: int) -> None:
-        async with self.lock:
-            t = self.current(transactional_id, producer_id, epoch, fenced)
-            if t.state == ONGOING and group in t.groups:
-                return
-            await self.service.add(transactional_id, groups=[group])
+        with _routed(self.engine):
+            async with self.lock:
+                t = self.current(transactional_id, producer_id, epoch, fenced)
+                if t.state == ONGOING and group in t.groups:
+                    return
+                await self.service.add(transactional_id, groups=[group])
 
     async def stage_offsets(self, transactional_id: str, producer_id: int, epoch: int,
                             group: str, offsets: list[tuple[str, int, int, int, str]]) -> None:
-        async with self.lock:
-            t = self.current(transactional_id, producer_id, epoch,
-                             ErrorCode.INVALID_PRODUCER_EPOCH)
-            if t.state != ONGOING or group not in t.groups:
-                raise TxnError(ErrorCode.INVALID_TXN_STATE)
-            await self.service.stage_offsets(transactional_id, group, offsets)
+        with _routed(self.engine):
+            async with self.lock:
+                t = self.current(transactional_id, producer_id, epoch,
+                                 ErrorCode.INVALID_PRODUCER_EPOCH)
+                if t.state != ONGOING or group not in t.groups:
+                    raise TxnError(ErrorCode.INVALID_TXN_STATE)
+                await self.service.stage_offsets(transactional_id, group, offsets)
 
     # -- EndTxn ----------------------------------------------------------------------------
     async def end(self, transactional_id: str, producer_id: int, epoch: int, commit: bool,
                   fenced: int) -> None:
-        async with self.lock:
-            t = self.service.get(transactional_id)
-            if t is not None and t.prepared and t.producer_id == producer_id \
-                    and t.epoch == epoch:  # a retry after markers failed to be written
-                await self.service.finish(t, self._commit_offsets)
-                return
-            t = self.current(transactional_id, producer_id, epoch, fenced)
-            if t.state == ONGOING:
-                await self.service.end(transactional_id, commit, self._commit_offsets)
-            elif t.state != (COMPLETE_COMMIT if commit else COMPLETE_ABORT):
-                raise TxnError(ErrorCode.INVALID_TXN_STATE)
+        with _routed(self.engine):
+            async with self.lock:
+                t = self.service.get(transactional_id)
+                if t is not None and t.prepared and t.producer_id == producer_id \
+                        and t.epoch == epoch:  # a retry after markers failed to be written
+                    await self.service.finish(t, self._commit_offsets)
+                    return
+                t = self.current(transactional_id, producer_id, epoch, fenced)
+                if t.state == ONGOING:
+                    await self.service.end(transactional_id, commit, self._commit_offsets)
+                elif t.state != (COMPLETE_COMMIT if commit else COMPLETE_ABORT):
+                    raise TxnError(ErrorCode.INVALID_TXN_STATE)
 
-    def _commit_offsets(self, staged: StagedOffsets) -> None:
-        coordinator = self.server.coordinator
-        if coordinator is None:
+    async def _commit_offsets(self, staged: StagedOffsets) -> None:
+        """The committed transaction's group offsets become visible (replicated first in a
+        cluster; again harmlessly if a new coordinator finishes the transaction)."""
+        if self.server.coordinator is None:
             return
         for group, offsets in staged.items():
-            coordinator.offsets.put(group, {(topic, part): CommittedOffset(off, epoch, meta)
-                                            for topic, part, off, epoch, meta in offsets})
+            await replicated.store_offsets(self.server, group, {
+                (topic, part): CommittedOffset(off, epoch, meta)
+                for topic, part, off, epoch, meta in offsets})
 
     # -- produce ---------------------------------------------------------------------------
     async def before_append(self, topic: Topic, partition_id: int, producer_id: int,
@@ -161,7 +191,11 @@ class TransactionCoordinator:
     # -- timeouts and restarts -------------------------------------------------------------
     async def tick(self) -> int:
         """Abort (and fence) transactions open longer than their timeout; finish those a
-        restart found prepared. Returns how many were ended."""
+        restart found prepared. Returns how many were ended. In a cluster only the metadata
+        primary does it: the coordinator after a failover finishes what the old one left."""
+        cluster = self.engine.cluster
+        if cluster is not None and cluster.metadata_leader() != cluster.replica_id:
+            return 0
         now_ms = self.engine.clock.now_us() // 1000
         ended = 0
         for t in list(self.service.state.txns.values()):

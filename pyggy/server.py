@@ -191,8 +191,8 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
     from pyggy.kafka_wire.context import KafkaServer
     from pyggy.kafka_wire.groups import FileOffsetStore, GroupCoordinator
     from pyggy.kafka_wire.listener import start_listener as start_kafka
-    from pyggy.kafka_wire.producer_ids import ProducerIdFile
-    from pyggy.kafka_wire.producers import ProducerStates
+    from pyggy.kafka_wire.producer_ids import IdBlocks, ProducerIdFile
+    from pyggy.kafka_wire.producers import ID_BLOCK, OWN_RANGES, ProducerStates
     from pyggy.kafka_wire.settings import KafkaSettings
 
     k = config.kafka
@@ -206,11 +206,19 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
     # producer ids continue after a restart (kafka_wire/producers.py)
     ids = ProducerIdFile(Path(config.system.path) / "kafka" / "producer_ids")
     first_id = 1000
-    if config.cluster.enabled:  # each replica hands out ids from its own range (never shared)
+    if config.cluster.enabled:  # blocks granted by the metadata group (kafka_wire/replicated)
         settings.node_id = config.cluster.replica_id
-        first_id += config.cluster.replica_id << 40
-    kafka = KafkaServer(engine, settings, producers=ProducerStates(
-        max(ids.load(first_id), first_id), ids.store), logins=logins)
+        # ... and this replica's own range where it is not the metadata primary: above every
+        # block and every id of the per-replica ranges (`replica_id << 40`) of older versions
+        own = ProducerIdFile(Path(config.system.path) / "kafka" / "producer_ids_own")
+        own_first = OWN_RANGES + (config.cluster.replica_id << 40)
+        fallback = ProducerStates(max(own.load(own_first), own_first), own.store).new_id
+        kafka = KafkaServer(engine, settings, producers=ProducerStates(
+            blocks=True, fallback=fallback), id_blocks=IdBlocks(ids, first_id, ID_BLOCK),
+            logins=logins)
+    else:
+        kafka = KafkaServer(engine, settings, producers=ProducerStates(
+            max(ids.load(first_id), first_id), ids.store), logins=logins)
     kafka.telemetry = telemetry
     kafka.metrics = metrics
     if metrics is not None:
@@ -233,6 +241,8 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
     coordinator = kafka.coordinator = GroupCoordinator(
         engine.clock, offsets, partition_exists=partition_exists,
         initial_rebalance_delay_ms=round(k.group_initial_rebalance_delay * 1000))
+    # group offsets and producer ids a cluster's restart replayed before these stores existed
+    engine.replicated.flush()
     tasks.append(asyncio.get_running_loop().create_task(_periodic(
         0.1, lambda: _tick_groups(coordinator, telemetry), "kafka group timers")))
     # transaction timeouts, and transactions a restart found prepared (kafka_wire/transactions)

@@ -57,6 +57,7 @@ from .data import (
 from .identity import IdentityService
 from .metadata import MetadataService
 from .partitions import PartitionFiles, RemoteFactory
+from .replicated import ReplicatedState
 from .transactions import TransactionService
 
 __all__ = ["BALANCED", "CONSUMER", "CONSUMER_GROUP", "FIRST", "LAST", "MESSAGES_KEY", "NEXT",
@@ -85,7 +86,10 @@ class LogEngine:
         self.cluster: ClusterView | None = None  # a cluster node's query service
         # password hashing runs there, off the event loop (the async user methods use it)
         self.identity = IdentityService(self.commands, hasher or auth.ThreadHashPool())
-        self.consumers = ConsumerService(self.commands, self.metadata, self.files)
+        # consumer state a cluster replicates through its metadata group (replicated.py)
+        self.replicated = ReplicatedState()
+        self.consumers = ConsumerService(self.commands, self.metadata, self.files,
+                                         self.replicated)
         self.data = DataService(self.metadata, self.consumers)
         self.txns = TransactionService(self.commands, self.metadata, self.data)
         self.generated_root_password: str | None = None

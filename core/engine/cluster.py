@@ -10,7 +10,7 @@ a view change: Kafka REQUEST_TIMED_OUT, Iggy TransientNotCommitted 57).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from pyggy.core.errors import ErrorCode, IggyError
 
@@ -90,4 +90,9 @@ class ClusterView(Protocol):
                     max_timestamp_ms: int = 0, log_append_time: bool = False
                     ) -> tuple[int, bytes]:
         """(operation, request body) of an append of either encoding."""
+        ...
+
+    async def replicate(self, body: dict[str, Any]) -> object:
+        """Replicate one consumer-state change (core/engine/replicated.py) through the
+        metadata group; the result of its handler here once committed and applied."""
         ...

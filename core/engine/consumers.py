@@ -1,6 +1,11 @@
 """ConsumerService: Iggy consumer offsets (per consumer or consumer group and partition) and
 Iggy consumer groups (created and deleted through the state log; membership, assignment and
-generations in memory, as Iggy keeps them)."""
+generations in memory, as Iggy keeps them).
+
+Offset stores and deletes are `replicated.py` changes (kinds `iggy_offset`,
+`iggy_offset_delete`): at once on one node, through the metadata group in a cluster. The
+proposer resolves the consumer group to its id and checks the offset against the partition;
+the body carries (stream id, topic id, partition id, kind, key, offset)."""
 
 from __future__ import annotations
 
@@ -13,17 +18,21 @@ from pyggy.core.storage.outage import WriteOutage
 from .commands import CommandLog
 from .metadata import MetadataService
 from .partitions import PartitionFiles
+from .replicated import Body, ReplicatedState
 
 
 class ConsumerService:
     def __init__(self, commands: CommandLog, metadata: MetadataService,
-                 files: PartitionFiles) -> None:
+                 files: PartitionFiles, replicated: ReplicatedState | None = None) -> None:
         self.commands = commands
         self.meta = commands.meta
         self.metadata = metadata
         self.files = files
         self.offset_writes = WriteOutage("consumer offsets", commands.clock,
                                          commands.writes.log)
+        self.replicated = replicated or ReplicatedState()
+        self.replicated.register("iggy_offset", self._apply_store)
+        self.replicated.register("iggy_offset_delete", self._apply_delete)
 
     # -- offsets ---------------------------------------------------------------------------
     def key(self, t: Topic, kind: int, consumer: Identifier) -> Identifier:
@@ -47,7 +56,37 @@ class ConsumerService:
         offsets, key, p = self._offsets_for(kind, consumer, stream, topic, partition_id)
         if offset > p.current_offset:  # as Iggy: an offset past the partition's end is refused
             raise IggyError(ErrorCode.INVALID_OFFSET, f"offset {offset} > {p.current_offset}")
-        self.store(offsets, kind, key, offset)
+        t = self.meta.topic(stream, topic)
+        await self.replicate_store(t, p.id, kind, key, offset)
+
+    async def replicate_store(self, t: Topic, partition_id: int, kind: int, key: Identifier,
+                              offset: int) -> None:
+        """Store an offset everywhere (a cluster's metadata group) or here (one node)."""
+        try:
+            await self.replicated.run("iggy_offset", {
+                "stream_id": t.stream_id, "topic_id": t.id, "partition_id": partition_id,
+                "consumer_kind": kind, "key": key, "offset": offset})
+        except OSError as e:
+            raise self.offset_writes.failed(e) from None
+        self.offset_writes.ok()
+
+    def _target(self, body: Body) -> ConsumerOffsets | None:
+        """The offsets of the body's partition; None once it is gone (an op replayed after
+        its topic was deleted)."""
+        t = self.metadata.get_topic(body["stream_id"], body["topic_id"])
+        if t is None or not 0 <= body["partition_id"] < len(t.partitions):
+            return None
+        return self.files.offsets_of(t, body["partition_id"])
+
+    def _apply_store(self, body: Body) -> None:
+        offsets = self._target(body)
+        if offsets is not None:
+            offsets.store(body["consumer_kind"], body["key"], body["offset"])
+
+    def _apply_delete(self, body: Body) -> None:
+        offsets = self._target(body)
+        if offsets is None or not offsets.delete(body["consumer_kind"], body["key"]):
+            raise IggyError(ErrorCode.CONSUMER_OFFSET_NOT_FOUND, "consumer offset not found")
 
     def store(self, offsets: ConsumerOffsets, kind: int, key: Identifier, offset: int) -> None:
         try:
@@ -65,9 +104,13 @@ class ConsumerService:
 
     async def delete_offset(self, kind: int, consumer: Identifier, stream: Identifier,
                             topic: Identifier, partition_id: int | None) -> None:
-        offsets, key, _ = self._offsets_for(kind, consumer, stream, topic, partition_id)
-        if not offsets.delete(kind, key):
+        offsets, key, p = self._offsets_for(kind, consumer, stream, topic, partition_id)
+        if offsets.get(kind, key) is None:
             raise IggyError(ErrorCode.CONSUMER_OFFSET_NOT_FOUND, "consumer offset not found")
+        t = self.meta.topic(stream, topic)
+        await self.replicated.run("iggy_offset_delete", {
+            "stream_id": t.stream_id, "topic_id": t.id, "partition_id": p.id,
+            "consumer_kind": kind, "key": key})
 
     # -- groups ----------------------------------------------------------------------------
     async def create_group(self, stream: Identifier, topic: Identifier, name: str) -> ConsumerGroup:
@@ -93,11 +136,10 @@ class ConsumerService:
 
     async def delete_group(self, stream: Identifier, topic: Identifier, group: Identifier) -> None:
         t = self.meta.topic(stream, topic)
-        g = await self.commands.propose({"type": "delete_group", "stream_id": t.stream_id,
-                                         "topic_id": t.id,
-                                         "group_id": self.meta.group(t.stream_id, t.id, group).id})
-        for p in t.partitions:
-            self.files.offsets_of(t, p.id).delete(CONSUMER_GROUP, g.id)
+        # the group's offsets go where the command is applied (MetadataService.apply)
+        await self.commands.propose({"type": "delete_group", "stream_id": t.stream_id,
+                                     "topic_id": t.id,
+                                     "group_id": self.meta.group(t.stream_id, t.id, group).id})
 
     def join_group(self, stream: Identifier, topic: Identifier, group: Identifier,
                    member_id: int) -> None:

@@ -237,14 +237,22 @@ class DataService:
                          strategy: int, value: int, count: int, consumer_kind: int = CONSUMER,
                          consumer_id: Identifier = 0, auto_commit: bool = False,
                          member_id: int | None = None) -> PollResult:
-        """`poll`, awaiting archived data instead of blocking the event loop."""
-        return await run_async(self._poll(stream, topic, partition_id, strategy, value, count,
-                                          consumer_kind, consumer_id, auto_commit, member_id))
+        """`poll`, awaiting archived data instead of blocking the event loop. In a cluster an
+        auto-commit is replicated (the metadata group) before the result is returned."""
+        commits: list[tuple[Topic, int, int, Identifier, int]] | None = \
+            [] if auto_commit and self.cluster is not None else None
+        result = await run_async(self._poll(stream, topic, partition_id, strategy, value,
+                                            count, consumer_kind, consumer_id, auto_commit,
+                                            member_id, commits))
+        for t, pid, kind, key, offset in commits or ():
+            await self.consumers.replicate_store(t, pid, kind, key, offset)
+        return result
 
     def _poll(self, stream: Identifier, topic: Identifier, partition_id: int | None,
               strategy: int, value: int, count: int, consumer_kind: int,
-              consumer_id: Identifier, auto_commit: bool,
-              member_id: int | None) -> Steps[PollResult]:
+              consumer_id: Identifier, auto_commit: bool, member_id: int | None,
+              commits: list[tuple[Topic, int, int, Identifier, int]] | None = None
+              ) -> Steps[PollResult]:
         t = self.meta.topic(stream, topic)
         key: Identifier = consumer_id
         if consumer_kind == CONSUMER_GROUP:
@@ -287,7 +295,10 @@ class DataService:
             if not progressed or (aborted is None and result.count > polled):
                 break
         if auto_commit and last >= start:
-            self.consumers.store(offsets, consumer_kind, key, last)
+            if commits is not None:  # a cluster: the caller replicates it
+                commits.append((t, pid, consumer_kind, key, last))
+            else:
+                self.consumers.store(offsets, consumer_kind, key, last)
         return result
 
     @staticmethod

@@ -14,6 +14,7 @@ from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.metadata.commands import (
     CreatePartitions,
     CreateTopic,
+    DeleteGroup,
     DeletePartitions,
     DeleteStream,
     DeleteTopic,
@@ -21,7 +22,8 @@ from pyggy.core.metadata.commands import (
     UpdateTopic,
 )
 from pyggy.core.metadata.machine import encode_options, free_id
-from pyggy.core.model import Identifier, Partition, Stream, Topic
+from pyggy.core.model import ConsumerGroup, Identifier, Partition, Stream, Topic
+from pyggy.core.offsets import CONSUMER_GROUP
 from pyggy.core.options import OptionEntries, reject_options
 
 from .cluster import ClusterView
@@ -65,6 +67,8 @@ class MetadataService:
             return self._apply_delete_topic(cmd)
         if cmd["type"] == "delete_partitions":
             return self._apply_delete_partitions(cmd)
+        if cmd["type"] == "delete_group":
+            return self._apply_delete_group(cmd)
         return self.commands.commit(cmd)
 
     def _apply_create_topic(self, cmd: CreateTopic) -> Topic:
@@ -119,6 +123,13 @@ class MetadataService:
         self._deleted(self.stream_name(t.stream_id), t, gone)
         _rebalance_all(t)
         return gone
+
+    def _apply_delete_group(self, cmd: DeleteGroup) -> ConsumerGroup:
+        g = self.commands.commit(cmd, self.meta.delete_group)
+        t = self.meta.topic(cmd["stream_id"], cmd["topic_id"])
+        for p in t.partitions:  # its offsets go with it, on every replica
+            self.files.offsets_of(t, p.id).delete(CONSUMER_GROUP, g.id)
+        return g
 
     def _created(self, topic: Topic, parts: Sequence[Partition]) -> None:
         for listener in self.create_listeners:

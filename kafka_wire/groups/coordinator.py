@@ -93,9 +93,25 @@ class GroupCoordinator(Membership):
                        offsets: Sequence[OffsetCommitEntry]) -> list[ErrorCode]:
         """OffsetCommit; one error per entry, in order. Generation -1 with no member is a
         simple (standalone/admin) commit, accepted while the group is Empty or unknown."""
+        codes, accepted = self.check_commit(group_id, generation_id, member_id,
+                                            group_instance_id, offsets)
+        if accepted:
+            try:
+                self.store_offsets(group_id, accepted)
+            except OSError as e:  # as Kafka answers a KAFKA_STORAGE_ERROR of its offsets log
+                log.error("kafka group %s: offsets could not be stored: %s", group_id, e)
+                return [ErrorCode.NOT_COORDINATOR if c == ErrorCode.NONE else c
+                        for c in codes]
+        return codes
+
+    def check_commit(self, group_id: str, generation_id: int, member_id: str,
+                     group_instance_id: str | None, offsets: Sequence[OffsetCommitEntry]
+                     ) -> tuple[list[ErrorCode], dict[TopicPartition, CommittedOffset]]:
+        """OffsetCommit's checks: (one error per entry, the offsets to store). The caller
+        stores them (`store_offsets`, on every replica of a cluster)."""
         code = self._validate_commit(group_id, generation_id, member_id, group_instance_id)
         if code:
-            return [code] * len(offsets)
+            return [code] * len(offsets), {}
         codes: list[ErrorCode] = []
         accepted: dict[TopicPartition, CommittedOffset] = {}
         for topic, partition, offset, leader_epoch, metadata in offsets:
@@ -107,14 +123,15 @@ class GroupCoordinator(Membership):
             else:
                 accepted[(topic, partition)] = CommittedOffset(offset, leader_epoch, metadata)
                 codes.append(ErrorCode.NONE)
-        if accepted:
-            try:
-                self.offsets.put(group_id, accepted)
-            except OSError as e:  # as Kafka answers a KAFKA_STORAGE_ERROR of its offsets log
-                log.error("kafka group %s: offsets could not be stored: %s", group_id, e)
-                return [ErrorCode.NOT_COORDINATOR if c == ErrorCode.NONE else c
-                        for c in codes]
-        return codes
+        return codes, accepted
+
+    def store_offsets(self, group_id: str,
+                      offsets: dict[TopicPartition, CommittedOffset]) -> None:
+        """Store committed offsets (OSError: nothing changed); a group unknown here (a
+        replica that was not the coordinator) exists from now on, Empty."""
+        self.offsets.put(group_id, offsets)
+        if group_id not in self.groups:
+            self.groups[group_id] = Group(group_id)
 
     def _validate_commit(self, group_id: str, generation_id: int, member_id: str,
                          group_instance_id: str | None) -> ErrorCode:
@@ -166,13 +183,22 @@ class GroupCoordinator(Membership):
                        ) -> tuple[ErrorCode, list[ErrorCode]]:
         """OffsetDelete: (group error, one error per partition). A non-empty "consumer" group
         keeps the offsets of topics it subscribes to (GROUP_SUBSCRIBED_TO_TOPIC)."""
+        code, codes, doomed = self.check_delete_offsets(group_id, partitions)
+        if doomed:
+            self.offsets.delete(group_id, doomed)
+        return code, codes
+
+    def check_delete_offsets(self, group_id: str, partitions: Sequence[TopicPartition],
+                             ) -> tuple[ErrorCode, list[ErrorCode], list[TopicPartition]]:
+        """OffsetDelete's checks: (group error, one error per partition, the partitions whose
+        offsets go)."""
         group = self.groups.get(group_id)
         if group is None:
-            return ErrorCode.GROUP_ID_NOT_FOUND, []
+            return ErrorCode.GROUP_ID_NOT_FOUND, [], []
         subscribed: set[str] | None = set()
         if group.state is not S.EMPTY:
             if group.protocol_type != "consumer":
-                return ErrorCode.NON_EMPTY_GROUP, []
+                return ErrorCode.NON_EMPTY_GROUP, [], []
             subscribed = group.subscribed_topics()  # None: unreadable, assume every topic
         codes, doomed = [], []
         for topic, partition in partitions:
@@ -181,9 +207,7 @@ class GroupCoordinator(Membership):
             else:
                 doomed.append((topic, partition))
                 codes.append(ErrorCode.NONE)
-        if doomed:
-            self.offsets.delete(group_id, doomed)
-        return ErrorCode.NONE, codes
+        return ErrorCode.NONE, codes, doomed
 
     def forget_partitions(self, topic: str, partitions: Iterable[int]) -> int:
         """Drop every group's committed offsets of these partitions (the topic, or some of its
@@ -240,6 +264,12 @@ class GroupCoordinator(Membership):
 
     def delete_groups(self, group_ids: Iterable[str]) -> list[tuple[str, ErrorCode]]:
         """DeleteGroups: Empty groups go with their offsets; others are NON_EMPTY_GROUP."""
+        results = self.check_delete_groups(group_ids)
+        self.forget_groups([g for g, code in results if code == ErrorCode.NONE])
+        return results
+
+    def check_delete_groups(self, group_ids: Iterable[str]) -> list[tuple[str, ErrorCode]]:
+        """DeleteGroups' checks: the groups that may go answer NONE."""
         results = []
         for group_id in group_ids:
             group = self.groups.get(group_id)
@@ -248,7 +278,11 @@ class GroupCoordinator(Membership):
             elif group.state is not S.EMPTY:
                 results.append((group_id, ErrorCode.NON_EMPTY_GROUP))
             else:
-                del self.groups[group_id]
-                self.offsets.delete_group(group_id)
                 results.append((group_id, ErrorCode.NONE))
         return results
+
+    def forget_groups(self, group_ids: Iterable[str]) -> None:
+        """Delete groups with their offsets (members, if a replica has any, go too)."""
+        for group_id in group_ids:
+            self.groups.pop(group_id, None)
+            self.offsets.delete_group(group_id)

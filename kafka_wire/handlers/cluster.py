@@ -24,13 +24,18 @@ def _coordinator(conn: Connection, key: str, key_type: int) -> dict:
 
 
 async def find_coordinator(conn: Connection, req: dict, version: int) -> dict:
-    """Always this broker, for the groups the principal may describe. The first lookup of a
-    group (transactional id) creates `__consumer_offsets` (`__transaction_state`), as Kafka
-    does; if that fails the answer is COORDINATOR_NOT_AVAILABLE (retriable)."""
+    """This broker (a cluster's metadata primary), for the groups the principal may
+    describe. The first lookup of a group (transactional id) creates `__consumer_offsets`
+    (`__transaction_state`), as Kafka does; if that fails the answer is
+    COORDINATOR_NOT_AVAILABLE (retriable)."""
     key_type = req["key_type"] if version >= 1 else GROUP_KEY
     keys = req["coordinator_keys"] if version >= 4 else [req["key"]]
     out = [_coordinator(conn, key, key_type) for key in keys]
-    if any(o["error_code"] == ErrorCode.NONE for o in out):
+    cluster = conn.server.engine.cluster
+    # in a cluster only the metadata primary can create the topic; a broker that is not it
+    # names the primary, which creates it when the client asks there
+    creates = cluster is None or cluster.metadata_leader() == cluster.replica_id
+    if creates and any(o["error_code"] == ErrorCode.NONE for o in out):
         try:
             await conn.server.topics.ensure_internal(
                 OFFSETS_TOPIC if key_type == GROUP_KEY else TRANSACTION_TOPIC)

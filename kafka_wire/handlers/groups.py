@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pyggy.core.errors import IggyError
 from pyggy.kafka_wire import authorizer as authz
+from pyggy.kafka_wire import replicated
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.groups import GroupCoordinator
 from pyggy.kafka_wire.groups.subscription import subscription_topics
@@ -170,14 +172,23 @@ def list_groups(conn: Connection, req: dict, version: int) -> dict:
          "group_type": g.group_type} for g in listed if authz.group_allowed(conn, g.group_id)]}
 
 
-def delete_groups(conn: Connection, req: dict, version: int) -> dict:
+async def delete_groups(conn: Connection, req: dict, version: int) -> dict:
     coord = coordinator(conn)
     names = req["groups_names"]
     denied = {name: code for name in names if (code := authz.group(conn, name))}
     if coord is None:
         results = [(name, denied.get(name, NO_COORDINATOR)) for name in names]
     else:
-        done = iter(coord.delete_groups([n for n in names if n not in denied]))
+        checked = coord.check_delete_groups([n for n in names if n not in denied])
+        doomed = [g for g, code in checked if code == ErrorCode.NONE]
+        if doomed:  # on every replica of a cluster (kafka_wire/replicated.py)
+            try:
+                await replicated.delete_groups(conn.server, doomed)
+            except (IggyError, OSError) as e:
+                failed = replicated.error_code(e)
+                checked = [(g, failed if code == ErrorCode.NONE else code)
+                           for g, code in checked]
+        done = iter(checked)
         results = [(name, denied[name]) if name in denied else next(done) for name in names]
     return {"throttle_time_ms": 0, "results": [
         {"group_id": group_id, "error_code": int(code)} for group_id, code in results]}

@@ -3,18 +3,25 @@
 Offsets live in the group coordinator's offset store (``<data>/kafka/offsets``), keyed by group
 and by the topic name the client used. They are the Kafka "next offset to read" and are not
 shared with Iggy consumer or consumer-group offsets (README, "Kafka consumer groups").
-Each needs the group's right and, per topic, the topic's (kafka_wire/authorizer.py).
+Each needs the group's right and, per topic, the topic's (kafka_wire/authorizer.py). Commits
+and deletes are replicated changes (kafka_wire/replicated.py): in a cluster they are on every
+replica before the answer; a broker that is not the metadata primary answers NOT_COORDINATOR.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
+from pyggy.core.errors import IggyError
 from pyggy.kafka_wire import authorizer as authz
+from pyggy.kafka_wire import replicated
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.groups import FetchedOffset
 from pyggy.kafka_wire.handlers.groups import NO_COORDINATOR, coordinator
 from pyggy.kafka_wire.protocol.errors import ErrorCode
+
+log = logging.getLogger(__name__)
 
 
 def _by_topic(rows: list[tuple[str, dict]]) -> list[dict]:
@@ -36,7 +43,7 @@ def _topic_errors(conn: Connection, names: Iterable[str]) -> dict[str, int]:
     return out
 
 
-def offset_commit(conn: Connection, req: dict, version: int) -> dict:
+async def offset_commit(conn: Connection, req: dict, version: int) -> dict:
     coord = coordinator(conn)
     entries = [(t["name"], p["partition_index"], p["committed_offset"],
                 p["committed_leader_epoch"] if version >= 6 else -1, p["committed_metadata"])
@@ -49,9 +56,18 @@ def offset_commit(conn: Connection, req: dict, version: int) -> dict:
     elif coord is None:
         codes = [NO_COORDINATOR] * len(entries)
     else:
-        done = iter(coord.commit_offsets(
+        checked, accepted = coord.check_commit(
             req["group_id"], req["generation_id_or_member_epoch"], req["member_id"],
-            req["group_instance_id"] if version >= 7 else None, allowed) if allowed else ())
+            req["group_instance_id"] if version >= 7 else None, allowed) if allowed \
+            else ([], {})
+        if accepted:  # stored on every replica of a cluster before the answer
+            try:
+                await replicated.store_offsets(conn.server, req["group_id"], accepted)
+            except (IggyError, OSError) as e:
+                log.error("kafka group %s: offsets not stored: %s", req["group_id"], e)
+                failed = replicated.error_code(e)
+                checked = [failed if c == ErrorCode.NONE else c for c in checked]
+        done = iter(checked)
         codes = [denied[e[0]] if e[0] in denied else next(done) for e in entries]
     return {"throttle_time_ms": 0, "topics": _by_topic([
         (topic, {"partition_index": partition, "error_code": int(code)})
@@ -122,7 +138,7 @@ def offset_fetch(conn: Connection, req: dict, version: int) -> dict:
     return {"throttle_time_ms": 0, "topics": topics, "error_code": int(error)}
 
 
-def offset_delete(conn: Connection, req: dict, version: int) -> dict:
+async def offset_delete(conn: Connection, req: dict, version: int) -> dict:
     coord = coordinator(conn)
     partitions = [(t["name"], p["partition_index"]) for t in req["topics"]
                   for p in t["partitions"]]
@@ -132,7 +148,12 @@ def offset_delete(conn: Connection, req: dict, version: int) -> dict:
         return {"error_code": denied, "throttle_time_ms": 0, "topics": []}
     refused = _topic_errors(conn, (topic for topic, _ in partitions))
     allowed = [tp for tp in partitions if tp[0] not in refused]
-    error, done = coord.delete_offsets(req["group_id"], allowed)
+    error, done, doomed = coord.check_delete_offsets(req["group_id"], allowed)
+    if doomed:
+        try:
+            await replicated.delete_offsets(conn.server, req["group_id"], doomed)
+        except (IggyError, OSError) as e:
+            error = replicated.error_code(e)
     if error:
         return {"error_code": int(error), "throttle_time_ms": 0, "topics": []}
     results = iter(done)

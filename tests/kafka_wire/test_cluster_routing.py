@@ -138,3 +138,19 @@ async def test_the_coordinator_is_the_metadata_primary_and_admin_needs_it(cluste
         {"name": "new", "num_partitions": 1, "replication_factor": -1, "assignments": [],
          "configs": []}], "timeout_ms": 1000, "validate_only": False})
     assert r["topics"][0]["error_code"] == E.NOT_CONTROLLER
+
+
+async def test_a_backup_names_the_coordinator_without_creating_the_internal_topic(
+        cluster) -> None:
+    """Only the metadata primary can create `__transaction_state`; a backup asked first
+    still names the primary (librdkafka keeps asking the broker it chose)."""
+    door, _, engine = cluster
+
+    async def not_here(cmd: dict):
+        raise NotLeader(2)
+
+    engine.commands.propose = not_here  # this node is a backup of the metadata group
+    r = await door.call(FIND_COORDINATOR, 4, {"key_type": 1, "coordinator_keys": ["tx"]})
+    (co,) = r["coordinators"]
+    assert (co["error_code"], co["node_id"], co["port"]) == (E.NONE, 2, 9094)
+    assert engine.metadata.get_topic("kafka", "__transaction_state") is None

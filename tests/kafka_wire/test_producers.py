@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pyggy.kafka_wire.producer_ids import ProducerIdFile
-from pyggy.kafka_wire.producers import ID_BLOCK, ProducerStates
+import pytest
+from pyggy.kafka_wire.producer_ids import IdBlocks, ProducerIdFile
+from pyggy.kafka_wire.producers import ID_BLOCK, OWN_RANGES, IdsExhausted, ProducerStates
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 
 KEY = (1, 2, 0)
@@ -71,3 +72,27 @@ def test_id_file_round_trip_and_corruption(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("kafka/lost+found/*/producer_ids*"))) == 2
     f.path.parent.joinpath("legacy").write_text("4000\n")  # the old format still loads
     assert ProducerIdFile(f.path.parent / "legacy").load(1000) == 4000
+
+
+def test_cluster_blocks_continue_above_every_mark_and_fall_back_to_the_own_range(
+        tmp_path: Path) -> None:
+    """IdBlocks: a block starts at the replicated mark or the proposer's floor, whichever is
+    higher, and moves the mark on disk; ProducerStates in block mode uses a granted block,
+    then its own range; without one it refuses (retriable)."""
+    blocks = IdBlocks(ProducerIdFile(tmp_path / "ids"), 1000, ID_BLOCK)
+    assert blocks.apply({"floor": 1000}) == 1000
+    assert blocks.apply({"floor": 0}) == 1000 + ID_BLOCK  # pipelined: the mark moved on
+    # a proposer that knows a higher mark (an older version's per-replica range)
+    assert blocks.apply({"floor": 5 << 40}) == 5 << 40
+    assert IdBlocks(ProducerIdFile(tmp_path / "ids"), 1000, ID_BLOCK).mark \
+        == (5 << 40) + ID_BLOCK  # durable
+    with pytest.raises(ValueError):
+        blocks.apply({"floor": "1"})
+    own = iter(range(OWN_RANGES, OWN_RANGES + 10))
+    states = ProducerStates(blocks=True, fallback=lambda: next(own))
+    assert states.remaining() == 0
+    assert states.new_id() == OWN_RANGES  # no block yet: this replica's own range
+    states.take_block(2000, 2)
+    assert [states.new_id(), states.new_id(), states.new_id()] == [2000, 2001, OWN_RANGES + 1]
+    with pytest.raises(IdsExhausted):
+        ProducerStates(blocks=True).new_id()
