@@ -16,9 +16,10 @@ segments are recognised by their base offset (below the log's end), and the othe
 `applied_op` marker written after each of them. A checkpoint (`snapshot`) fsyncs the
 segments first when the topic asks for fsync (without it, what the journal forgets after a
 checkpoint is in the page cache: it survives process crashes, not a power loss) and records
-(next offset, start offset, marker): that manifest is the partition's snapshot. State
-transfer of segment data to a replica that lacks it is not implemented yet (`restore` refuses
-a manifest ahead of the local log; docs/cluster.md).
+the manifest of `segment_transfer.py` (offsets, marker, floor, and per segment its entries,
+size and first and last CRC): that is the partition's snapshot. A replica whose log lacks
+what a peer's checkpoint names (`missing`) fetches the segments before the snapshot is
+installed (cluster/segment_transfer.py, docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from pyggy.core.records import iggy_batch, kafka_batch
 from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
 from pyggy.core.storage.partition_log import PartitionLog
 
+from .segment_transfer import Manifest, describe, extra_segments, install, lacks
+
 if TYPE_CHECKING:
     from pyggy.consensus.replica import Replica
 
@@ -46,7 +49,6 @@ APPEND_HEAD = struct.Struct("<BxxxIiQq")
 _Q = struct.Struct("<Q")
 _QQ = struct.Struct("<QQ")
 _REPLY = struct.Struct("<BQ")
-_MANIFEST = struct.Struct("<QQQ")
 MARKER_FILE = "applied_op"
 _BODY_SIZES = {DELETE_RECORDS: 8, PURGE: 0, RETENTION: 16, DELETE_SEGMENTS: 8}
 OK, INVALID_OFFSET = 0, 1
@@ -167,12 +169,25 @@ class PartitionMachine:
     def snapshot(self) -> bytes:
         if self.fsync:  # the journal may forget these ops after the checkpoint: sync them first
             self.log.sync()
-        return _MANIFEST.pack(self.log.next_offset, self.log.start_offset, self.marker)
+        return describe(self.log, self.marker).encode()
+
+    def missing(self, data: bytes) -> bool:
+        m = Manifest.decode(data)
+        return lacks(self.log, m) or extra_segments(self.log, m)
 
     def restore(self, data: bytes) -> None:
-        next_offset, _, marker = _MANIFEST.unpack(data)
-        if self.log.next_offset < next_offset:
+        m = Manifest.decode(data)
+        # the log may be ahead of its own checkpoint (ops after it ran before a restart; a
+        # purge or retention among them removes what the manifest names): only a log behind
+        # it, with no later non-append op executed, lacks data
+        if m.marker >= self.marker and lacks(self.log, m):
             raise Divergence(f"partition {self.log.path}: the checkpoint ends at offset "
-                             f"{next_offset} but the local log at {self.log.next_offset}; "
-                             "segment state transfer is not implemented yet")
-        self.marker = max(self.marker, marker)
+                             f"{m.next_offset} but the local log does not hold it (at "
+                             f"{self.log.next_offset})")
+        self.marker = max(self.marker, m.marker)
+
+    def install(self, m: Manifest, staged: list[int], why: str) -> None:
+        """Install fetched segments (state transfer) and the manifest's marker."""
+        install(self.log, m, staged, why)
+        if m.marker > self.marker:
+            self._store_marker(m.marker)

@@ -118,6 +118,9 @@ class MetadataModel:
     def snapshot(self) -> bytes:
         return json.dumps(self.state, sort_keys=True, separators=(",", ":")).encode()
 
+    def missing(self, data: bytes) -> bool:
+        return False  # the snapshot is the whole state
+
     def restore(self, data: bytes) -> None:
         self.state = json.loads(data)
 
@@ -206,6 +209,9 @@ class PartitionModel:
     def snapshot(self) -> bytes:
         return _U64.pack(self.log_start) + _U64.pack(len(self.records)) + b"".join(
             _U16.pack(len(r)) + r for r in self.records)
+
+    def missing(self, data: bytes) -> bool:
+        return False  # the snapshot is the whole state
 
     def restore(self, data: bytes) -> None:
         self.log_start, count = struct.unpack_from("<QQ", data)
