@@ -188,6 +188,9 @@ class PartitionMachine:
 
     def install(self, m: Manifest, staged: list[int], why: str) -> None:
         """Install fetched segments (state transfer) and the manifest's marker."""
+        before = self.log.next_offset
         install(self.log, m, staged, why)
         if m.marker > self.marker:
             self._store_marker(m.marker)
+        if self.appended is not None and self.log.next_offset > before:
+            self.appended(before, self.log.next_offset - before)  # wake long polls

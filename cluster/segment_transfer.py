@@ -43,6 +43,7 @@ _HEAD = struct.Struct("<QQQQI")  # next offset, start offset, marker, floor, seg
 _SEG = struct.Struct("<QQQII")  # start offset, entries, size, first CRC, last CRC
 _LEGACY = struct.Struct("<QQQ")  # the manifest before state transfer: no segment list
 SEGMENTS_MAX = 1 << 20
+COPY_CHUNK = 8 << 20  # bytes a staged segment's local prefix is copied by
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +199,8 @@ class SegmentFetch:
         if seg is not None and have:
             idx = seg.index
             end = idx.positions[have - 1] + idx.lengths[have - 1]
-            os.pwrite(self.fd, seg.read_at(0, end), 0)
+            for pos in range(0, end, COPY_CHUNK):  # bounded memory, whatever the segment size
+                os.pwrite(self.fd, seg.read_at(pos, min(COPY_CHUNK, end - pos)), pos)
             os.pwrite(self.index_fd, b"".join(idx.entry_bytes(i) for i in range(have)), 0)
             self.entry, self.size = have, end
             self.next_offset = idx.base_offsets[have - 1] + idx.counts[have - 1]
