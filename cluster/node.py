@@ -136,6 +136,7 @@ class Node:
         self.dropped_unknown_group = 0
         self.transfer_refused = 0  # segment chunks that failed verification
         self.transfers_installed = 0  # segment state transfers installed
+        self.transfers_dropped = 0  # segment state transfers given up (then started over)
 
     # -- groups ----------------------------------------------------------------------------
     def group_dir(self, group: int) -> Path:
@@ -285,11 +286,9 @@ class Node:
                  "from replica %d", rt.id, r.fetching_checkpoint, manifest.next_offset, peer)
         try:
             rt.fetch = SegmentFetch(sm.log, rt.id, r.fetching_checkpoint, manifest, peers)
-        except OSError as e:
-            self._fence(rt, e)
-            return
-        except Refused as e:
-            log.warning("cluster group %#x: segment transfer: %s", rt.id, e)
+        except (OSError, Refused) as e:  # staging only: the live log is untouched
+            log.error("cluster group %#x: segment transfer cannot stage: %s", rt.id, e)
+            self.transfers_dropped += 1
             self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
             return
         self._fetch_next(rt)
@@ -324,6 +323,7 @@ class Node:
         if fetch.failed():
             fetch.abandon()
             rt.fetch = None
+            self.transfers_dropped += 1
             self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
             return
         self._fetch_next(rt)
@@ -350,8 +350,12 @@ class Node:
             self.transfer_refused += 1
             self._fetch_failed(rt, f"chunk refused: {e}")
             return
-        except OSError as e:
-            self._fence(rt, e)
+        except OSError as e:  # staging only: give up this attempt, the live log is untouched
+            log.error("cluster group %#x: segment transfer cannot stage: %s", rt.id, e)
+            self.transfers_dropped += 1
+            fetch.abandon()
+            rt.fetch = None
+            self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
             return
         self._fetch_next(rt)
 

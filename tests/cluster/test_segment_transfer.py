@@ -88,9 +88,11 @@ class CorruptingSender(Sender):
         super().send(replica, m)
 
 
-async def lag_and_return(tmp_path: Path, bus: MemoryBus) -> tuple[list[Member], Member]:
+async def lag_and_return(tmp_path: Path, bus: MemoryBus, after_restart=None,
+                         ) -> tuple[list[Member], Member]:
     """Stop a backup, move the others past their journal (64 slots) and checkpoint, delete
-    the oldest segment, restart the backup; return the members once all converged."""
+    the oldest segment, restart the backup; return the members once all converged.
+    `after_restart(lagging, members)` runs, awaited, right after the restart."""
     members = [await Member(tmp_path / f"n{i}", i, bus).start(segment_size=SEGMENT)
                for i in range(3)]
     primary = await primary_of(members, GROUP)
@@ -110,6 +112,8 @@ async def lag_and_return(tmp_path: Path, bus: MemoryBus) -> tuple[list[Member], 
     bus.down.discard(lagging.index)
     back = await Member(lagging.root, lagging.index, bus).start(segment_size=SEGMENT)
     members[lagging.index] = back
+    if after_restart is not None:
+        await after_restart(back, members)
     await quiesce(members, GROUP, timeout=60)
     return members, back
 
@@ -149,6 +153,32 @@ def test_a_corrupted_chunk_is_refused_and_fetched_again(tmp_path: Path) -> None:
         bus = CorruptingBus(count=2)
         members, back = await lag_and_return(tmp_path, bus)
         assert bus.count == 0 and back.node.transfer_refused == 2
+        assert back.node.transfers_installed >= 1
+        files = [segment_files(m) for m in members]
+        assert files[0] == files[1] == files[2]
+        for m in members:
+            await m.stop()
+
+    asyncio.run(main())
+
+
+def test_a_disk_error_while_staging_drops_the_attempt_and_a_later_one_succeeds(
+        tmp_path: Path) -> None:
+    async def blocked(back: Member, members: list[Member]) -> None:
+        # a real error from the file system: the staging directory's name is taken by a file
+        staging = back.log().path / "xfer"
+        staging.write_bytes(b"in the way")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while back.node.transfers_dropped == 0 and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        assert back.node.transfers_dropped >= 1 and back.node.transfers_installed == 0
+        r = back.replica(GROUP)
+        assert r.commit_min < (await primary_of(members, GROUP)).replica(GROUP).commit_min
+        staging.unlink()  # the disk is fine again: the next RangeEvicted starts over
+
+    async def main() -> None:
+        members, back = await lag_and_return(tmp_path, MemoryBus(), blocked)
         assert back.node.transfers_installed >= 1
         files = [segment_files(m) for m in members]
         assert files[0] == files[1] == files[2]
