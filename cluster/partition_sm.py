@@ -79,6 +79,11 @@ class PartitionMachine:
         self.replica: Replica | None = None  # attached by the node: the primary stamps its view
         self.marker_path = log.path / MARKER_FILE
         self.marker = self._load_marker()
+        # the log's end as of the last executed op: the segments may hold more after a restart
+        # (ops executed before the crash replay from the checkpoint), and a replica restarted
+        # into the primary role may find those ops back in its pipeline: it stamps from here
+        # (the simulator's seed 505 found stamping from the segments' end)
+        self.applied_next = 0
 
     def attach(self, replica: Replica) -> None:
         self.replica = replica
@@ -107,7 +112,7 @@ class PartitionMachine:
             return body if len(body) == size else None
         if operation not in (APPEND_IGGY, APPEND_KAFKA) or len(body) <= APPEND_HEAD.size:
             return None
-        base = self.log.next_offset
+        base = self.applied_next
         for op, b in pending:
             if op in (APPEND_IGGY, APPEND_KAFKA):
                 base += APPEND_HEAD.unpack_from(b)[1]
@@ -122,6 +127,8 @@ class PartitionMachine:
         if operation in (APPEND_IGGY, APPEND_KAFKA):
             return self._append(op, operation, body, timestamp // 1000)
         if op <= self.marker:  # executed before a restart
+            if operation == PURGE:
+                self.applied_next = 0
             return _REPLY.pack(OK, self.log.start_offset)
         value = 0
         status = OK
@@ -133,6 +140,7 @@ class PartitionMachine:
                 status = INVALID_OFFSET
         elif operation == PURGE:
             self.log.purge()
+            self.applied_next = 0
         elif operation == RETENTION:
             expiry_us, max_bytes = _QQ.unpack(body)
             value = self.log.enforce_retention(timestamp // 1000, expiry_us, max_bytes or None)
@@ -145,6 +153,7 @@ class PartitionMachine:
         flags, count, epoch, base, max_ts = APPEND_HEAD.unpack_from(body)
         log = self.log
         if op <= self.marker or base < log.next_offset:  # already in the segments
+            self.applied_next = base + count
             return _REPLY.pack(OK, base)
         if base != log.next_offset:
             raise Divergence(f"partition {log.path}: op {op} stamped at offset {base} but the "
@@ -159,6 +168,7 @@ class PartitionMachine:
             max_us = now_us if append_time else min(max(max_ts, 0),
                                                     ((1 << 64) - 1) // 1000) * 1000
             log.append_stamped(batch, base, count, now_us, max_us, ENCODING_KAFKA)
+        self.applied_next = base + count
         if self.appended is not None:
             self.appended(base, count)
         return _REPLY.pack(OK, base)
@@ -185,6 +195,7 @@ class PartitionMachine:
                              f"{m.next_offset} but the local log does not hold it (at "
                              f"{self.log.next_offset})")
         self.marker = max(self.marker, m.marker)
+        self.applied_next = m.next_offset
 
     def install(self, m: Manifest, staged: list[int], why: str) -> None:
         """Install fetched segments (state transfer) and the manifest's marker."""
