@@ -281,6 +281,13 @@ class Node:
             return
         r = rt.replica
         manifest = Manifest.decode(state)
+        if manifest.segments is None:  # written before segment transfer existed
+            log.error("cluster group %#x: checkpoint %d of replica %d lists no segments (an "
+                      "older pyggy wrote it); waiting for a newer checkpoint", rt.id,
+                      r.fetching_checkpoint, peer)
+            self.transfers_dropped += 1
+            self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
+            return
         peers = [peer] + [p for p in r.others if p != peer]
         log.info("cluster group %#x: fetching the segments of checkpoint %d (offsets up to %d) "
                  "from replica %d", rt.id, r.fetching_checkpoint, manifest.next_offset, peer)
