@@ -66,6 +66,9 @@ SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI
     "tests/consensus/test_simulator.py::test_every_seed_that_ever_failed_passes_now",  # 10 s
     # three processes, SIGKILL of the metadata primary: 12-16 s each on the shared machine
     "tests/cluster/test_cluster_consumer_state.py",
+    # three processes, 440 ops, a restart and a segment transfer: 16-39 s on a shared machine
+    "tests/cluster/test_cluster_processes.py::"
+    "test_a_backup_down_past_the_journal_rejoins_by_state_transfer",
 )
 
 

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pyggy.consensus.status import Divergence
 from pyggy.core.engine import LogEngine
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.storage.outage import StorageFailure
 
 log = logging.getLogger(__name__)
 COMMAND = 32  # an engine metadata command
@@ -56,6 +57,8 @@ class MetadataMachine:
         cmd["op"] = op
         try:
             result = self.engine.metadata.apply(cmd)
+        except StorageFailure:
+            raise  # this disk, not the command: the node fences this replica (node.py)
         except IggyError as e:
             return json.dumps({"op": op, "code": int(e.code), "error": str(e)}).encode()
         self.commands.last_op = op
@@ -87,6 +90,9 @@ class MetadataMachine:
 
     def snapshot(self) -> bytes:
         return _Q.pack(self.commands.last_op)
+
+    def missing(self, data: bytes) -> bool:
+        return False  # state transfer of the state log is not implemented: restore refuses
 
     def restore(self, data: bytes) -> None:
         (op,) = _Q.unpack(data)

@@ -37,8 +37,11 @@ from pyggy.consensus.options import Options
 from pyggy.consensus.replica import Replica
 from pyggy.consensus.replica_state import Action, Clock
 from pyggy.consensus.state_machine import REGISTER, StateMachine
-from pyggy.consensus.status import COMMITTED, NORMAL, REPLY, SEND
+from pyggy.consensus.status import COMMITTED, FETCH_STATE, NORMAL, REPLY, SEND
+from pyggy.core.storage.outage import StorageFailure
 
+from .partition_sm import PartitionMachine
+from .segment_transfer import Manifest, Refused, SegmentFetch, chunk_budget, serve
 from .storage import FileStorage
 
 log = logging.getLogger(__name__)
@@ -103,6 +106,11 @@ class GroupRuntime:
     # futures waiting for a free session
     waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
     seen: tuple[int, str] | None = None  # (view, status) last reported to on_view
+    fetch: SegmentFetch | None = None  # state transfer of a partition's segments
+    fetch_deadline: int = 0
+    # why this replica stopped taking part in its group (a disk error while executing a
+    # committed op): it neither acknowledges nor votes until the node restarts
+    fenced: str | None = None
 
 
 class Node:
@@ -126,6 +134,9 @@ class Node:
         self.lateness: deque[float] = deque(maxlen=100_000)  # ms each tick came late
         self._ticker: asyncio.Task[None] | None = None
         self.dropped_unknown_group = 0
+        self.transfer_refused = 0  # segment chunks that failed verification
+        self.transfers_installed = 0  # segment state transfers installed
+        self.transfers_dropped = 0  # segment state transfers given up (then started over)
 
     # -- groups ----------------------------------------------------------------------------
     def group_dir(self, group: int) -> Path:
@@ -153,6 +164,34 @@ class Node:
         self._process(rt, replica.drain())
         return rt
 
+    def _drive(self, rt: GroupRuntime, call: Callable[[], list[Action]]) -> None:
+        """Run one input of a replica and carry out its actions; a disk error while it
+        executes a committed op fences the replica instead of letting it diverge."""
+        if rt.fenced is not None:
+            return
+        try:
+            actions = call()
+        except (OSError, StorageFailure) as e:
+            self._fence(rt, e)
+            return
+        self._process(rt, actions)
+
+    def _fence(self, rt: GroupRuntime, e: BaseException) -> None:
+        rt.fenced = str(e)
+        log.critical("cluster group %#x: a disk error while executing a committed op (%s); "
+                     "this replica stops taking part in the group (no acknowledgements, no "
+                     "votes) rather than diverge from the others. Restart the node once the "
+                     "disk is fixed: it recovers from its journal and peers", rt.id, e)
+        if rt.fetch is not None:
+            rt.fetch.abandon()
+            rt.fetch = None
+        for p in rt.pending.values():
+            if not p.future.done():
+                p.future.set_exception(OutcomeUnknown(f"group {rt.id:#x} is fenced: {e}"))
+        rt.pending.clear()
+        if self.on_view is not None:
+            self.on_view(rt.id, rt.replica.view, None)
+
     def remove_group(self, group: int, delete_files: bool = True) -> None:
         rt = self.groups.pop(group, None)
         if rt is None:
@@ -161,6 +200,8 @@ class Node:
             if not p.future.done():
                 p.future.set_exception(OutcomeUnknown(f"group {group:#x} was deleted"))
         rt.storage.close()
+        if rt.fetch is not None:
+            rt.fetch.abandon()
         if delete_files:
             shutil.rmtree(self.group_dir(group), ignore_errors=True)
 
@@ -170,12 +211,16 @@ class Node:
         if rt is None:  # not created here yet (its metadata op is not applied): VSR resends
             self.dropped_unknown_group += 1
             return
-        self._process(rt, rt.replica.on_message(m))
+        if m.command in (Command.REQUEST_SEGMENT, Command.SEGMENT_CHUNK):
+            if rt.fenced is None:
+                self._on_transfer(rt, m)
+            return
+        self._drive(rt, functools.partial(rt.replica.on_message, m))
 
     def _write_done(self, group: int, token: Hashable) -> None:
         rt = self.groups.get(group)
         if rt is not None:
-            self._process(rt, rt.replica.on_write_done(token))
+            self._drive(rt, functools.partial(rt.replica.on_write_done, token))
 
     def start(self) -> None:
         self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
@@ -204,9 +249,11 @@ class Node:
     def tick(self) -> None:
         self.now += 1
         for rt in list(self.groups.values()):
-            self._process(rt, rt.replica.tick())
+            self._drive(rt, rt.replica.tick)
             if rt.pending:
                 self._watch(rt)
+            if rt.fetch is not None and self.now >= rt.fetch_deadline:
+                self._fetch_failed(rt, "no answer")
 
     # -- actions ---------------------------------------------------------------------------
     def _process(self, rt: GroupRuntime, actions: list[Action]) -> None:
@@ -223,6 +270,101 @@ class Node:
                 self._reply(rt, a[2])
             elif a[0] == COMMITTED and self.on_commit is not None:
                 self.on_commit(rt.id, a[1], a[2])
+            elif a[0] == FETCH_STATE:
+                self._start_fetch(rt, a[1], a[2])
+
+    # -- state transfer of partition segments (segment_transfer.py) -------------------------
+    def _start_fetch(self, rt: GroupRuntime, peer: int, state: bytes) -> None:
+        sm = rt.sm
+        if not isinstance(sm, PartitionMachine) or rt.fetch is not None:
+            self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
+            return
+        r = rt.replica
+        manifest = Manifest.decode(state)
+        if manifest.segments is None:  # written before segment transfer existed
+            log.error("cluster group %#x: checkpoint %d of replica %d lists no segments (an "
+                      "older pyggy wrote it); waiting for a newer checkpoint", rt.id,
+                      r.fetching_checkpoint, peer)
+            self.transfers_dropped += 1
+            self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
+            return
+        peers = [peer] + [p for p in r.others if p != peer]
+        log.info("cluster group %#x: fetching the segments of checkpoint %d (offsets up to %d) "
+                 "from replica %d", rt.id, r.fetching_checkpoint, manifest.next_offset, peer)
+        try:
+            rt.fetch = SegmentFetch(sm.log, rt.id, r.fetching_checkpoint, manifest, peers)
+        except (OSError, Refused) as e:  # staging only: the live log is untouched
+            log.error("cluster group %#x: segment transfer cannot stage: %s", rt.id, e)
+            self.transfers_dropped += 1
+            self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
+            return
+        self._fetch_next(rt)
+
+    def _fetch_next(self, rt: GroupRuntime) -> None:
+        fetch = rt.fetch
+        assert fetch is not None
+        if fetch.done:
+            rt.fetch = None
+            sm = rt.sm
+            assert isinstance(sm, PartitionMachine)
+            why = f"state transfer (checkpoint {fetch.checkpoint_op})"
+
+            def installed() -> list[Action]:
+                sm.install(fetch.manifest, fetch.staged, why)
+                self.transfers_installed += 1
+                log.info("cluster group %#x: installed %d segment(s) of checkpoint %d",
+                         rt.id, len(fetch.staged), fetch.checkpoint_op)
+                return rt.replica.on_state_fetched(True)
+
+            self._drive(rt, installed)
+            return
+        r = rt.replica
+        rt.fetch_deadline = self.now + r.options.repair_interval
+        self.bus.send(fetch.target, fetch.request(self.cluster, r.view, self.replica))
+
+    def _fetch_failed(self, rt: GroupRuntime, why: str) -> None:
+        fetch = rt.fetch
+        assert fetch is not None
+        log.warning("cluster group %#x: segment transfer from replica %d: %s", rt.id,
+                    fetch.target, why)
+        if fetch.failed():
+            fetch.abandon()
+            rt.fetch = None
+            self.transfers_dropped += 1
+            self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
+            return
+        self._fetch_next(rt)
+
+    def _on_transfer(self, rt: GroupRuntime, m: Message) -> None:
+        sm, r = rt.sm, rt.replica
+        if m.command == Command.REQUEST_SEGMENT:
+            if not isinstance(sm, PartitionMachine):
+                return
+            budget = chunk_budget(r.options.snapshot_chunk, r.options.message_size_max)
+            flags, entries, body = serve(sm.log, m, budget)
+            self.bus.send(m.replica, Message(
+                Command.SEGMENT_CHUNK, cluster=self.cluster, view=r.view, replica=self.replica,
+                group=rt.id, checkpoint_op=m.checkpoint_op, segment=m.segment, entry=m.entry,
+                entries=entries, flags=flags, body=body))
+            return
+        fetch = rt.fetch
+        if fetch is None or not fetch.expects(m):
+            return
+        try:
+            fetch.on_chunk(m)
+        except Refused as e:
+            fetch.refused += 1
+            self.transfer_refused += 1
+            self._fetch_failed(rt, f"chunk refused: {e}")
+            return
+        except OSError as e:  # staging only: give up this attempt, the live log is untouched
+            log.error("cluster group %#x: segment transfer cannot stage: %s", rt.id, e)
+            self.transfers_dropped += 1
+            fetch.abandon()
+            rt.fetch = None
+            self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
+            return
+        self._fetch_next(rt)
 
     def _reply(self, rt: GroupRuntime, m: Message) -> None:
         p = rt.pending.get(m.client)
@@ -247,13 +389,13 @@ class Node:
                         "view changed before the reply" if r.view != p.view else "timed out"))
             elif self.now - p.sent_at >= RETRY_TICKS:
                 p.sent_at = self.now
-                self._process(rt, r.on_message(p.message))
+                self._drive(rt, functools.partial(r.on_message, p.message))
 
     # -- the client side ---------------------------------------------------------------------
     def primary(self, group: int) -> int | None:
         """The replica id of the group's primary as this node sees it, None unless normal."""
         rt = self.groups.get(group)
-        if rt is None or rt.replica.status != NORMAL:
+        if rt is None or rt.replica.status != NORMAL or rt.fenced is not None:
             return None
         return rt.replica.primary_index
 
@@ -262,7 +404,7 @@ class Node:
         if rt is None:
             raise NotPrimary(group, None)
         r = rt.replica
-        if r.status != NORMAL:
+        if r.status != NORMAL or rt.fenced is not None:
             raise NotPrimary(group, None)
         if not r.is_primary:
             raise NotPrimary(group, r.primary_index)
@@ -311,7 +453,7 @@ class Node:
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         rt.pending[s.client] = Pending(s, m, rt.replica.view, fut, self.now,
                                        self.now + REQUEST_TIMEOUT_TICKS)
-        self._process(rt, rt.replica.on_message(m))
+        self._drive(rt, functools.partial(rt.replica.on_message, m))
         try:
             return await fut
         except OutcomeUnknown:

@@ -18,9 +18,10 @@ segments are recognised by their base offset (below the log's end), and the othe
 `applied_op` marker written after each of them. A checkpoint (`snapshot`) fsyncs the
 segments first when the topic asks for fsync (without it, what the journal forgets after a
 checkpoint is in the page cache: it survives process crashes, not a power loss) and records
-(next offset, start offset, marker): that manifest is the partition's snapshot. State
-transfer of segment data to a replica that lacks it is not implemented yet (`restore` refuses
-a manifest ahead of the local log; docs/cluster.md).
+the manifest of `segment_transfer.py` (offsets, marker, floor, and per segment its entries,
+size and first and last CRC): that is the partition's snapshot. A replica whose log lacks
+what a peer's checkpoint names (`missing`) fetches the segments before the snapshot is
+installed (cluster/segment_transfer.py, docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from pyggy.consensus.status import Divergence
 from pyggy.core.records import iggy_batch, kafka_batch
 from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
 from pyggy.core.storage.partition_log import PartitionLog
+
+from .segment_transfer import Manifest, describe, extra_segments, install, lacks
 
 if TYPE_CHECKING:
     from pyggy.consensus.replica import Replica
@@ -49,7 +52,6 @@ APPEND_HEAD = struct.Struct("<BxxxIiQq")
 _Q = struct.Struct("<Q")
 _QQ = struct.Struct("<QQ")
 _REPLY = struct.Struct("<BQ")
-_MANIFEST = struct.Struct("<QQQ")
 MARKER_FILE = "applied_op"
 _BODY_SIZES = {DELETE_RECORDS: 8, PURGE: 0, RETENTION: 16, DELETE_SEGMENTS: 8}
 OK, INVALID_OFFSET = 0, 1
@@ -80,6 +82,11 @@ class PartitionMachine:
         self.replica: Replica | None = None  # attached by the node: the primary stamps its view
         self.marker_path = log.path / MARKER_FILE
         self.marker = self._load_marker()
+        # the log's end as of the last executed op: the segments may hold more after a restart
+        # (ops executed before the crash replay from the checkpoint), and a replica restarted
+        # into the primary role may find those ops back in its pipeline: it stamps from here
+        # (the simulator's seed 505 found stamping from the segments' end)
+        self.applied_next = 0
 
     def attach(self, replica: Replica) -> None:
         self.replica = replica
@@ -110,7 +117,7 @@ class PartitionMachine:
             return body if 0 < len(body) <= ARCHIVED_MAX else None
         if operation not in (APPEND_IGGY, APPEND_KAFKA) or len(body) <= APPEND_HEAD.size:
             return None
-        base = self.log.next_offset
+        base = self.applied_next
         for op, b in pending:
             if op in (APPEND_IGGY, APPEND_KAFKA):
                 base += APPEND_HEAD.unpack_from(b)[1]
@@ -125,6 +132,8 @@ class PartitionMachine:
         if operation in (APPEND_IGGY, APPEND_KAFKA):
             return self._append(op, operation, body, timestamp // 1000)
         if op <= self.marker:  # executed before a restart
+            if operation == PURGE:
+                self.applied_next = 0
             return _REPLY.pack(OK, self.log.start_offset)
         value = 0
         status = OK
@@ -136,6 +145,7 @@ class PartitionMachine:
                 status = INVALID_OFFSET
         elif operation == PURGE:
             self.log.purge()
+            self.applied_next = 0
         elif operation == RETENTION:
             expiry_us, max_bytes = _QQ.unpack(body)
             value = self.log.enforce_retention(timestamp // 1000, expiry_us, max_bytes or None)
@@ -151,6 +161,7 @@ class PartitionMachine:
         flags, count, epoch, base, max_ts = APPEND_HEAD.unpack_from(body)
         log = self.log
         if op <= self.marker or base < log.next_offset:  # already in the segments
+            self.applied_next = base + count
             return _REPLY.pack(OK, base)
         if base != log.next_offset:
             raise Divergence(f"partition {log.path}: op {op} stamped at offset {base} but the "
@@ -165,6 +176,7 @@ class PartitionMachine:
             max_us = now_us if append_time else min(max(max_ts, 0),
                                                     ((1 << 64) - 1) // 1000) * 1000
             log.append_stamped(batch, base, count, now_us, max_us, ENCODING_KAFKA)
+        self.applied_next = base + count
         if self.appended is not None:
             self.appended(base, count)
         return _REPLY.pack(OK, base)
@@ -175,12 +187,29 @@ class PartitionMachine:
     def snapshot(self) -> bytes:
         if self.fsync:  # the journal may forget these ops after the checkpoint: sync them first
             self.log.sync()
-        return _MANIFEST.pack(self.log.next_offset, self.log.start_offset, self.marker)
+        return describe(self.log, self.marker).encode()
+
+    def missing(self, data: bytes) -> bool:
+        m = Manifest.decode(data)
+        return lacks(self.log, m) or extra_segments(self.log, m)
 
     def restore(self, data: bytes) -> None:
-        next_offset, _, marker = _MANIFEST.unpack(data)
-        if self.log.next_offset < next_offset:
+        m = Manifest.decode(data)
+        # the log may be ahead of its own checkpoint (ops after it ran before a restart; a
+        # purge or retention among them removes what the manifest names): only a log behind
+        # it, with no later non-append op executed, lacks data
+        if m.marker >= self.marker and lacks(self.log, m):
             raise Divergence(f"partition {self.log.path}: the checkpoint ends at offset "
-                             f"{next_offset} but the local log at {self.log.next_offset}; "
-                             "segment state transfer is not implemented yet")
-        self.marker = max(self.marker, marker)
+                             f"{m.next_offset} but the local log does not hold it (at "
+                             f"{self.log.next_offset})")
+        self.marker = max(self.marker, m.marker)
+        self.applied_next = m.next_offset
+
+    def install(self, m: Manifest, staged: list[int], why: str) -> None:
+        """Install fetched segments (state transfer) and the manifest's marker."""
+        before = self.log.next_offset
+        install(self.log, m, staged, why)
+        if m.marker > self.marker:
+            self._store_marker(m.marker)
+        if self.appended is not None and self.log.next_offset > before:
+            self.appended(before, self.log.next_offset - before)  # wake long polls

@@ -50,6 +50,8 @@ class Command(IntEnum):
     RANGE_EVICTED = 21
     REQUEST_SNAPSHOT = 24
     SNAPSHOT_CHUNK = 25
+    REQUEST_SEGMENT = 26
+    SEGMENT_CHUNK = 27
 
 
 C = Command
@@ -78,6 +80,13 @@ FIELDS: dict[int, tuple[tuple[str, str], ...]] = {
     C.REQUEST_SNAPSHOT: (("group", "Q"), ("offset", "Q"), ("checkpoint_op", "Q")),
     C.SNAPSHOT_CHUNK: (("group", "Q"), ("offset", "Q"), ("checkpoint_op", "Q"),
                        ("total_size", "Q"), ("snapshot_checksum", "16s")),
+    # Partition state transfer (carried by the cluster's driver, not the replica): index entries
+    # [entry, entry + entries) of the segment starting at offset `segment`, as of a checkpoint.
+    C.REQUEST_SEGMENT: (("group", "Q"), ("checkpoint_op", "Q"), ("segment", "Q"),
+                        ("entry", "Q"), ("entries", "Q")),
+    # flags: 0 = the body holds `entries` index entries then their batches; 1 = gone here
+    C.SEGMENT_CHUNK: (("group", "Q"), ("checkpoint_op", "Q"), ("segment", "Q"),
+                      ("entry", "Q"), ("entries", "Q"), ("flags", "B")),
 }
 _STRUCTS: dict[int, tuple[struct.Struct, tuple[str, ...]]] = {}
 for _cmd, _fields in FIELDS.items():
@@ -106,6 +115,7 @@ class Message:
     size = view = release = command = replica = 0
     session = request = op = commit = timestamp = operation = group = log_view = 0
     from_op = to_op = flags = checkpoint_op = offset = total_size = 0
+    segment = entry = entries = 0
     body = b""
     raw: bytes | None = None
     # set by decoding only: the prepare a RepairPrepare carries, and the bytes of a standalone

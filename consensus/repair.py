@@ -10,7 +10,11 @@ failure: a corrupt prepare is fetched again.
 State transfer (`RequestSnapshot` → `SnapshotChunk`*): when a peer answers `RangeEvicted` (the
 ops we need are older than its checkpoint and gone from its journal), we fetch its latest durable
 checkpoint in chunks, one in flight, verify the whole snapshot's checksum, install it, persist it
-as our own checkpoint, and only then take part in quorums again.
+as our own checkpoint, and only then take part in quorums again. A state machine whose snapshot
+names data it does not carry (`missing`: a partition's segments) gets it first: the replica
+returns a FETCH_STATE action (peer, the machine's snapshot), the driver fetches the data and calls
+`on_state_fetched`, and only then is the snapshot installed (until then the replica stays
+`transferring`: no acks, no votes).
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from __future__ import annotations
 import xxhash
 
 from .message import COMMITTED, FROM_PRIMARY, ZERO16, Command, Message, encode
-from .replica_state import ReplicaState
-from .status import NORMAL, RECOVERING, VIEW_CHANGE, Divergence
+from .replica_state import Action, ReplicaState
+from .status import FETCH_STATE, NORMAL, RECOVERING, VIEW_CHANGE, Divergence
 from .storage import snapshot_zone
 
 
@@ -37,6 +41,7 @@ class RepairMixin(ReplicaState):
     def _init_repair_state(self) -> None:
         self._transfer: Transfer | None = None
         self._transfer_installing = False
+        self._transfer_fetching = None
         self._transfer_deadline = 0
         self._deadline_repair = self._now + self.options.repair_interval
         self._blob_cache: tuple[int, bytes] | None = None
@@ -264,7 +269,28 @@ class RepairMixin(ReplicaState):
         self._transfer = None
         if xxhash.xxh3_128_digest(blob) != t.checksum or t.checkpoint_op <= self.commit_min:
             return
+        state = self._sm_state(blob)
+        if self.sm.missing(state):
+            self.stats["transfer_fetches"] += 1
+            self._transfer_fetching = (blob, t.checkpoint_op, t.checksum)
+            self._out.append((FETCH_STATE, t.peer, state))
+            return
         self._install_snapshot(blob, t.checkpoint_op, t.checksum)
+
+    @property
+    def fetching_checkpoint(self) -> int:
+        """The checkpoint op whose state machine data a FETCH_STATE asked for (0: none)."""
+        return self._transfer_fetching[1] if self._transfer_fetching is not None else 0
+
+    def on_state_fetched(self, done: bool) -> list[Action]:
+        """The driver fetched (`done`) or gave up fetching the data a FETCH_STATE named. On
+        failure the transfer starts again at the next RangeEvicted (maybe from a newer
+        checkpoint: a peer's retention may have removed what this one named)."""
+        pending, self._transfer_fetching = self._transfer_fetching, None
+        if pending is not None and done and pending[1] > self.commit_min:
+            self._install_snapshot(*pending)
+        out, self._out = self._out, []
+        return out
 
     def _install_snapshot(self, blob: bytes, cp: int, checksum: bytes) -> None:
         header = self._restore_blob(blob, checksum)

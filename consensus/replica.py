@@ -90,7 +90,7 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
             C.SNAPSHOT_CHUNK: self._on_snapshot_chunk,
         }
         self.stats = {"view_changes": 0, "repaired": 0, "repair_bytes": 0, "transfers": 0,
-                      "transfer_bytes": 0}
+                      "transfer_bytes": 0, "transfer_fetches": 0}
         self.acked_op: dict[int, int] = {}  # primary: the highest op each backup acknowledged
         self._open()
 
@@ -177,6 +177,11 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
         self.sm.restore(blob[pos + size:])
         return header
 
+    def _sm_state(self, blob: bytes) -> bytes:
+        """The state machine's part of a (verified) checkpoint snapshot."""
+        (size,) = _SNAP_HEAD.unpack_from(blob, HEADER_SIZE)
+        return blob[HEADER_SIZE + _SNAP_HEAD.size + size:]
+
     def _truncate_torn_tail(self) -> None:
         """Solo: an op above the commit whose prepare did not survive was never durable (a
         crash tore its write), so it was never acknowledged: cut it and what follows."""
@@ -215,7 +220,8 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
 
     @property
     def transferring(self) -> bool:
-        return self._transfer is not None or self._transfer_installing
+        return (self._transfer is not None or self._transfer_fetching is not None
+                or self._transfer_installing)
 
     def caught_up(self, lag: int) -> set[int]:
         """On a primary in normal status: itself and the backups that acknowledged an op at

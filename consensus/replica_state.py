@@ -36,10 +36,11 @@ class Clock(Protocol):
         ...
 
 
-# What an input returns: (SEND, replica, message), (REPLY, client id, message) and
-# (COMMITTED, op, prepare, applied) — see replica.py.
+# What an input returns: (SEND, replica, message), (REPLY, client id, message),
+# (COMMITTED, op, prepare, applied) and (FETCH_STATE, peer, state machine snapshot) — see
+# replica.py and repair.py.
 Action = (tuple[Literal[0], int, Message] | tuple[Literal[1], bytes, Message]
-          | tuple[Literal[2], int, Message, bool])
+          | tuple[Literal[2], int, Message, bool] | tuple[Literal[3], int, bytes])
 # A durable checkpoint: (op, snapshot area, snapshot size, snapshot checksum, prepare header)
 Checkpoint = tuple[int, int, int, bytes, bytes]
 # One being written: the same and whether its snapshot is durable yet
@@ -112,6 +113,7 @@ class ReplicaState:
     # -- repair and state transfer (repair.py) ----------------------------------------------------
     _transfer: Transfer | None
     _transfer_installing: bool
+    _transfer_fetching: tuple[bytes, int, bytes] | None
     _transfer_deadline: int
     _deadline_repair: int
     _blob_cache: tuple[int, bytes] | None
@@ -133,6 +135,7 @@ class ReplicaState:
         def _set_log(self, op: int, header: Message) -> None: ...
         def _send_reply_from_table(self, client: bytes, entry: Session) -> None: ...
         def _restore_blob(self, blob: bytes, checksum: bytes) -> Message: ...
+        def _sm_state(self, blob: bytes) -> bytes: ...
         def _write_checkpoint(self, op: int, blob: bytes) -> None: ...
 
         # normal.py

@@ -38,6 +38,13 @@ class StateMachine(Protocol):
         """Replace the state with a snapshot's."""
         ...
 
+    def missing(self, data: bytes) -> bool:
+        """State transfer: True when restoring this snapshot needs data it does not carry
+        (a partition's segments). The replica then asks its driver to fetch that data from
+        the peer (a FETCH_STATE action) and installs the snapshot once the driver calls
+        `Replica.on_state_fetched(True)`."""
+        ...
+
 
 class UncommittedReads(Protocol):
     """A state machine that can also answer from prepared, not yet committed ops: only the

@@ -8,6 +8,7 @@ RECOVERING: Final = "recovering"
 SEND: Final = 0
 REPLY: Final = 1
 COMMITTED: Final = 2
+FETCH_STATE: Final = 3
 
 
 class Divergence(AssertionError):

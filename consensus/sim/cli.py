@@ -105,7 +105,9 @@ class Summary:
             f"{t.get('pauses', 0):,}, disk {t.get('disk_faults', 0):,}, network "
             f"{t.get('network_faults', 0):,})",
             f"repairs {t.get('repaired', 0):,} prepares / {t.get('repair_bytes', 0):,} B; state "
-            f"transfers {t.get('transfers', 0):,} / {t.get('transfer_bytes', 0):,} B; primary "
+            f"transfers {t.get('transfers', 0):,} / {t.get('transfer_bytes', 0):,} B (data "
+            f"fetched {t.get('state_fetches', 0):,}, fetches failed "
+            f"{t.get('state_fetch_failures', 0):,}); primary "
             f"crash -> new view: median {median:.0f} ticks over {len(self.crash_to_view):,}",
         ]
 

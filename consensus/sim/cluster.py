@@ -21,7 +21,7 @@ from ..options import Options
 from ..quorums import quorums
 from ..replica import Replica
 from ..replica_state import Action
-from ..status import COMMITTED, NORMAL, REPLY, SEND
+from ..status import COMMITTED, FETCH_STATE, NORMAL, REPLY, SEND
 from ..storage import MemoryStorage
 from ..superblock import ZONE as SUPERBLOCK
 from ..superblock import Superblock
@@ -66,13 +66,18 @@ class SimOptions:
     pause_mean: int
     down_max: int
     mutant: str | None = None
+    # partitions as pyggy's: records outlive crashes, a checkpoint only names them, and a
+    # replica that lacks them fetches them through the driver (FETCH_STATE)
+    external_state: bool = False
+    fetch_failure: float = 0.0  # chance that such a fetch fails (the driver gives up)
 
     def describe(self) -> str:
         r, nf = self.replica, self.network
         return (f"replicas={self.replicas} partitions={self.partitions} clients={self.clients} "
                 f"pipeline={r.pipeline_max} slots={r.journal_slots} checkpoint="
                 f"{r.checkpoint_interval} loss={nf.loss:.2f} replay={nf.replay:.2f} "
-                f"crash={self.crash:.4f} faulty_disk={self.faulty_node}")
+                f"crash={self.crash:.4f} faulty_disk={self.faulty_node} "
+                f"external_state={self.external_state}")
 
 
 def swarm(seed: int, replicas: int, ticks: int, liveness_ticks: int = 5000,
@@ -110,7 +115,10 @@ def swarm(seed: int, replicas: int, ticks: int, liveness_ticks: int = 5000,
         read_rate=r.uniform(0.02, 0.2), replica=opts.validate(), network=net, disk=disk,
         faulty_node=faulty, crash=r.uniform(0.0002, 0.003), restart=r.uniform(0.005, 0.05),
         pause=r.uniform(0, 0.002), pause_mean=r.randrange(10, 150),
-        down_max=r.randrange(1, replicas + 1), mutant=mutant)
+        down_max=r.randrange(1, replicas + 1), mutant=mutant,
+        # drawn from their own stream, so every other knob of a seed stays as it was
+        external_state=(x := _sub(seed, "external")).random() < 0.5,
+        fetch_failure=x.uniform(0, 0.3))
 
 
 class SimClock:
@@ -144,6 +152,7 @@ class Node:
         self.down_since = 0
         self.disks: dict[int, Disk] = {}
         self.replicas: dict[int, Replica] = {}
+        self.stores: dict[int, models.SegmentStore] = {}  # external_state: survive crashes
         self.restarts = 0
 
 
@@ -166,6 +175,10 @@ class Simulation:
                       "decode_errors": 0, "messages": 0}
         self.crash_to_view: list[int] = []
         self.latency: list[int] = []
+        self.fetch_rng = _sub(o.seed, "fetch")
+        # FETCH_STATE in flight: (due tick, node, its restarts, group, peer, manifest)
+        self.fetches: list[tuple[int, int, int, int, int, bytes]] = []
+        self.stats["state_fetches"] = self.stats["state_fetch_failures"] = 0
         self._primary_crashes: dict[int, tuple[int, int]] = {}  # group -> (tick, view)
         self.nodes = [Node(i) for i in range(self.n)]
         probe = Superblock(MemoryStorage(), cluster=CLUSTER, group=0, replica=0,
@@ -204,7 +217,14 @@ class Simulation:
 
     def _start(self, node: Node) -> None:
         for g in self.groups:
-            model = models.MetadataModel() if g == METADATA_GROUP else models.PartitionModel()
+            model: models.MetadataModel | models.PartitionModel
+            if g == METADATA_GROUP:
+                model = models.MetadataModel()
+            elif self.o.external_state:
+                model = models.ExternalPartitionModel(
+                    node.stores.setdefault(g, models.SegmentStore()))
+            else:
+                model = models.PartitionModel()
             rng = _sub(self.o.seed, f"replica:{node.index}:{g}:{node.restarts}")
             r = Replica(cluster=CLUSTER, replica=node.index, replica_count=self.n, group=g,
                         storage=node.disks[g], state_machine=model, options=self.o.replica,
@@ -241,6 +261,7 @@ class Simulation:
                                        + traceback.format_exc(limit=6), now)
 
     def _step(self, now: int, issue: bool) -> None:
+        self._complete_fetches(now)
         for src, dst, data in self.network.deliver(now):
             self.hasher.update(struct.pack("<IHH", now, src, dst))
             self.hasher.update(data)
@@ -311,6 +332,46 @@ class Simulation:
                     self.network.send(now, node.index, c.endpoint, encode(a[2]))
             elif a[0] == COMMITTED:
                 self.checker.on_commit(node.index, g, a[1], a[2], a[3])
+            elif a[0] == FETCH_STATE:
+                due = now + 1 + self.fetch_rng.randrange(40)
+                self.fetches.append((due, node.index, node.restarts, g, a[1], a[2]))
+
+    def _complete_fetches(self, now: int) -> None:
+        """The driver's side of FETCH_STATE: copy the records a manifest names from the peer's
+        store (if it is up and still holds them, and the seed's failure draw allows), then tell
+        the replica; a restarted replica's fetch is forgotten with it."""
+        due = [f for f in self.fetches if f[0] <= now]
+        if not due:
+            return
+        self.fetches = [f for f in self.fetches if f[0] > now]
+        for _, index, restarts, g, peer, manifest in due:
+            node = self.nodes[index]
+            if not node.up or node.restarts != restarts:
+                continue
+            if node.paused_until > now:
+                self.fetches.append((node.paused_until, index, restarts, g, peer, manifest))
+                continue
+            log_start, count, marker, digest = models.parse_manifest(manifest)
+            source = self.nodes[peer].stores.get(g)
+            ok = (self.nodes[peer].up and source is not None and len(source.records) >= count
+                  and models.records_digest(source.records[:count]) == digest
+                  and self.fetch_rng.random() >= self.o.fetch_failure)
+            self.hasher.update(b"fetch%d:%d:%d" % (index, g, ok))
+            r = node.replicas[g]
+            if ok:
+                assert source is not None
+                store = node.stores[g]
+                store.records = source.records[:count]
+                store.log_start, store.marker = log_start, marker
+                self.stats["state_fetches"] += 1
+                cp = r.fetching_checkpoint
+                self._process(node, g, r, r.on_state_fetched(True))
+                if cp and r.commit_min < cp:  # (a store not matching it: restore raises)
+                    self.checker.fail("S4", f"replica {index} group {g}: the state fetched for "
+                                            f"checkpoint {cp} was not installed as it")
+            else:
+                self.stats["state_fetch_failures"] += 1
+                self._process(node, g, r, r.on_state_fetched(False))
 
     # -- faults ----------------------------------------------------------------------------------
 

@@ -10,6 +10,11 @@ primary* (`stamp` writes the base offset from the executed state plus the append
 the pipeline), so every replica stores the same bytes; each replica re-checks the stamp at apply.
 Every state change is an op in the partition's own group: appends, DeleteRecords (log start
 moves), purge, retention. Reads answer from executed state only.
+
+`ExternalPartitionModel` is the same partition shaped like pyggy's on disk: its records live in
+a `SegmentStore` that survives a crash (as segment files do), its snapshot is a manifest (log
+start, count, marker, digest), and a replica lacking what a peer's manifest names gets it
+through the driver (`missing` → FETCH_STATE → the simulator copies the peer's records).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import json
 import struct
 from collections.abc import Sequence
 from typing import TypedDict
+
+import xxhash
 
 from ..status import Divergence
 
@@ -118,6 +125,9 @@ class MetadataModel:
     def snapshot(self) -> bytes:
         return json.dumps(self.state, sort_keys=True, separators=(",", ":")).encode()
 
+    def missing(self, data: bytes) -> bool:
+        return False  # the snapshot is the whole state
+
     def restore(self, data: bytes) -> None:
         self.state = json.loads(data)
 
@@ -207,6 +217,9 @@ class PartitionModel:
         return _U64.pack(self.log_start) + _U64.pack(len(self.records)) + b"".join(
             _U16.pack(len(r)) + r for r in self.records)
 
+    def missing(self, data: bytes) -> bool:
+        return False  # the snapshot is the whole state
+
     def restore(self, data: bytes) -> None:
         self.log_start, count = struct.unpack_from("<QQ", data)
         pos, records = 16, []
@@ -215,3 +228,110 @@ class PartitionModel:
             records.append(data[pos + 2:pos + 2 + n])
             pos += 2 + n
         self.records = records
+
+
+class SegmentStore:
+    """What a partition's segment files hold: applied records, the log start and the op of the
+    last non-append op applied (pyggy's `applied_op` marker). Survives crashes."""
+
+    def __init__(self) -> None:
+        self.records: list[bytes] = []
+        self.log_start = 0
+        self.marker = 0
+        # the reply of each non-append op, for its replay after a restart: answering from
+        # the current state instead (what pyggy's PartitionMachine does) caches a reply in
+        # the client table that differs from the other replicas' (seed 72 found it)
+        self.replies: dict[int, bytes] = {}
+
+
+_MANIFEST = struct.Struct("<QQQQ")  # log start, record count, marker, digest
+
+
+def records_digest(records: Sequence[bytes]) -> int:
+    h = xxhash.xxh3_64()
+    for r in records:
+        h.update(_U16.pack(len(r)))
+        h.update(r)
+    return h.intdigest()
+
+
+def parse_manifest(data: bytes) -> tuple[int, int, int, int]:
+    log_start, count, marker, digest = _MANIFEST.unpack(data)
+    return log_start, count, marker, digest
+
+
+class ExternalPartitionModel(PartitionModel):
+    """A partition whose records outlive the process and whose snapshot only names them.
+
+    After a restart the store may be ahead of the ops being replayed; a checkpoint taken then
+    still describes the state after its own op (`applied_*`), so every replica's checkpoint
+    at an op is the same bytes (the checker's S4)."""
+
+    def __init__(self, store: SegmentStore) -> None:  # no super().__init__: the store holds it
+        self.store = store
+        self.applied_end, self.applied_log_start = len(store.records), store.log_start
+        self.applied_marker = store.marker
+
+    @property
+    def records(self) -> list[bytes]:
+        return self.store.records
+
+    @records.setter
+    def records(self, value: list[bytes]) -> None:
+        self.store.records = value
+
+    @property
+    def log_start(self) -> int:
+        return self.store.log_start
+
+    @log_start.setter
+    def log_start(self, value: int) -> None:
+        self.store.log_start = value
+
+    def stamp(self, operation: int, body: bytes,
+              pending: Sequence[tuple[int, bytes]]) -> bytes | None:
+        """From the executed end, not the store's: a restarted replica may become primary
+        with ops it executed before the crash back in its pipeline (seed 505 found it)."""
+        if operation != APPEND:
+            return super().stamp(operation, body, pending)
+        if len(body) < _APPEND_HEAD.size:
+            return None
+        base = self.applied_end + sum(_APPEND_HEAD.unpack_from(b)[1] for o, b in pending
+                                      if o == APPEND)
+        stamped = bytearray(body)
+        _U64.pack_into(stamped, 0, base)
+        return bytes(stamped)
+
+    def apply(self, op: int, operation: int, body: bytes, timestamp: int) -> bytes:
+        if operation == APPEND:
+            base, records = batch_records(body)
+            if base < len(self.records):  # stored before a restart: the same records
+                if self.records[base:base + len(records)] != records:
+                    raise Divergence(f"op {op} replays other records at {base}")
+                reply = _U64.pack(base)
+            else:
+                reply = super().apply(op, operation, body, timestamp)
+            self.applied_end = base + len(records)
+            return reply
+        if op <= self.store.marker:  # executed before a restart
+            reply = self.store.replies.get(op, _U64.pack(self.log_start))
+        else:
+            reply = super().apply(op, operation, body, timestamp)
+            self.store.marker = op
+            self.store.replies[op] = reply
+        self.applied_marker, self.applied_log_start = op, _U64.unpack(reply)[0]
+        return reply
+
+    def snapshot(self) -> bytes:
+        end = self.applied_end
+        return _MANIFEST.pack(self.applied_log_start, end, self.applied_marker,
+                              records_digest(self.records[:end]))
+
+    def missing(self, data: bytes) -> bool:
+        _, count, _, digest = parse_manifest(data)
+        return count > len(self.records) or records_digest(self.records[:count]) != digest
+
+    def restore(self, data: bytes) -> None:
+        if self.missing(data):
+            raise Divergence("the store does not hold the records the checkpoint names")
+        self.applied_log_start, self.applied_end, self.applied_marker, _ = parse_manifest(data)

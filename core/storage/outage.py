@@ -16,6 +16,12 @@ from pyggy.core.errors import ErrorCode, IggyError
 LOUD_EVERY = 60.0  # seconds between repeated lines during an outage
 
 
+class StorageFailure(IggyError):
+    """The IggyError of a request that failed because this node's disk refused a write (not
+    because of the request): a cluster replica executing a committed op fences itself on it
+    (pyggy.cluster.node) rather than answer differently from its peers."""
+
+
 class WriteOutage:
     """One kind of write (metadata, consumer offsets, ...) and whether it is failing. A disk
     that is nearly full may fail one write and take the next (it fits in a file's last page):
@@ -47,7 +53,7 @@ class WriteOutage:
                            self.what, self.failures, now - self.since, e)
         if not quiet:
             self._last_loud, self.logged = now, True
-        return IggyError(self.code, f"{self.what} could not be stored: {why}")
+        return StorageFailure(self.code, f"{self.what} could not be stored: {why}")
 
     def ok(self) -> None:
         if self.since is None:

@@ -112,6 +112,16 @@ class PartitionLog:
             self._store_floor(self.next_offset)
         self._drop_below_floor()
 
+    def reopen(self, floor: int) -> None:
+        """Open again from the files, with `floor` as the log start offset (after a cluster's
+        state transfer replaced segment files: pyggy.cluster.segment_transfer)."""
+        for seg in self.segments:
+            seg.close()
+        self.segments, self.tiered = [], []
+        if floor != self._load_floor():
+            self._store_floor(floor)
+        self.open()
+
     def _open_segments(self) -> None:
         segment_swap.finish_swaps(self.path)  # a compaction interrupted by a crash
         clean = (self.path / CLEAN_MARKER).exists()

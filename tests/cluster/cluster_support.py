@@ -53,12 +53,14 @@ class Member:
     def __init__(self, root: Path, index: int, bus: MemoryBus, n: int = 3) -> None:
         self.root, self.index, self.bus, self.n = root, index, bus, n
 
-    async def start(self, partitions: int = 1) -> Member:
+    async def start(self, partitions: int = 1, segment_size: int | None = None) -> Member:
         self.engine = LogEngine(self.root)
         self.engine.open(("iggy", "iggy"))
         if self.engine.metadata.get_stream("s") is None:
             await self.engine.metadata.create_stream("s")
-            await self.engine.metadata.create_topic("s", "t", partitions)
+            options = [] if segment_size is None else [
+                ("segment_size", 12, segment_size.to_bytes(8, "little"))]
+            await self.engine.metadata.create_topic("s", "t", partitions, options)
         self.topic = self.engine.metadata.topic("s", "t")
         self.node = Node(cluster=CLUSTER, replica=self.index, replica_count=self.n,
                          root=self.root / "cluster", bus=self.bus.for_replica(self.index),

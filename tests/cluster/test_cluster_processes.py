@@ -274,3 +274,41 @@ def test_the_leader_uploads_each_sealed_segment_once_and_every_replica_records_i
         assert len(objects) == uploads == sealed, (objects, uploads)
     finally:
         c.close()
+
+
+def test_a_backup_down_past_the_journal_rejoins_by_state_transfer(
+        cluster: PyggyCluster) -> None:
+    """vsr.md N2 in spirit: a backup of the partition is SIGKILLed while 400 ops commit
+    without it — past the partition journal (128 slots) and several checkpoints (every 64
+    ops) — then restarted: the peers answer its repair with RangeEvicted, it fetches the
+    segments (cluster/segment_transfer.py), ends byte-identical, and follows new writes.
+    (A backup only frozen, SIGSTOP, for those 400 small ops needs no transfer: its TCP
+    buffers and the peer queue hold every prepare, nothing is dropped.)"""
+    create_topic(cluster, "ledger")
+    leader = leader_of(cluster, "ledger")
+    backup = next(i for i in range(3) if i != leader)
+    p = Producer({"bootstrap.servers": cluster.servers[leader].kafka_address, "acks": "all",
+                  "enable.idempotence": True, "linger.ms": 0, "batch.num.messages": 1,
+                  "message.timeout.ms": 60000})
+    errors: list[str] = []
+
+    def send(values: list[bytes]) -> None:
+        for v in values:  # one record a batch: one op each
+            p.produce("ledger", v, partition=0,
+                      on_delivery=lambda err, _: errors.append(str(err)) if err else None)
+            p.poll(0)
+        assert p.flush(90) == 0 and not errors, errors[:5]
+
+    send([b"before-%03d" % i for i in range(20)])
+    wait_identical(cluster, [0, 1, 2])
+    cluster.servers[backup].kill()
+    send([b"while-away-%04d" % i for i in range(400)])
+    wait_identical(cluster, [leader, 3 - leader - backup])
+    cluster.servers[backup].start(60)
+    line = cluster.servers[backup].wait_for_log("segment(s) of checkpoint", timeout=60)
+    assert "installed 1 segment(s)" in line
+    wait_identical(cluster, [0, 1, 2], timeout=60)
+    send([b"after-%03d" % i for i in range(20)])
+    files = wait_identical(cluster, [0, 1, 2], timeout=60)
+    index = next(v for k, v in files.items() if k.endswith(".index"))
+    assert len(index) == 440 * 48  # every batch, once

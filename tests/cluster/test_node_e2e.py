@@ -6,6 +6,7 @@ stamped by the partition's primary and stored byte-identically everywhere."""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,45 @@ def test_retention_is_an_op_of_the_partition_group_applied_by_every_replica(
                 files.append({f.name: f.read_bytes() for f in log.path.iterdir()
                               if f.suffix in (".log", ".index")})
             assert files[0] and files[0] == files[1] == files[2]
+        finally:
+            for rt in runtimes:
+                await rt.close()
+                rt.engine.close()
+
+    asyncio.run(main())
+
+
+def test_a_disk_error_applying_a_metadata_command_fences_the_metadata_replica(
+        tmp_path: Path) -> None:
+    """A real disk error (the state log's descriptors swapped for read-only ones: EBADF where
+    a failing disk gives EIO) while a backup applies a committed command: it fences its
+    metadata replica (cluster/node.py) instead of answering differently from the others."""
+
+    async def main() -> None:
+        runtimes = await start_cluster(tmp_path)
+        try:
+            boss = await leader(runtimes)
+            await boss.engine.metadata.create_stream("first")
+            await converged(runtimes, METADATA_GROUP)
+            sick = next(rt for rt in runtimes if rt is not boss)
+            state = sick.engine.commands.state
+            writable = state.fds
+            state.fds = [os.open(p, os.O_RDONLY) for p in (state.path, state.mirror)]
+            await boss.engine.metadata.create_stream("second")  # committed by the other two
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            group = sick.node.groups[METADATA_GROUP]
+            while group.fenced is None and loop.time() < deadline:
+                await asyncio.sleep(0.02)
+            assert group.fenced is not None
+            assert sick.node.primary(METADATA_GROUP) is None
+            assert sick.engine.metadata.get_stream("second") is None  # not applied half-way
+            others = [rt for rt in runtimes if rt is not sick]
+            await converged(others, METADATA_GROUP)
+            assert all(rt.engine.metadata.get_stream("second") is not None for rt in others)
+            for fd in state.fds:
+                os.close(fd)
+            state.fds = writable
         finally:
             for rt in runtimes:
                 await rt.close()

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyggy.cluster import partition_sm as psm
 from pyggy.core.engine import LogEngine
+from pyggy.core.records import iggy_batch
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +67,37 @@ def test_an_append_is_stamped_after_the_pipeline_ahead(machine, ahead, count: in
                                                               count), pending)
     flags, got_count, epoch, base, _ = psm.APPEND_HEAD.unpack_from(stamped)
     assert (got_count, base, epoch) == (count, expected, 0)
+
+
+def test_a_restarted_primary_stamps_from_the_executed_end_not_the_segments(
+        tmp_path: Path) -> None:
+    """After a restart the segments may hold ops that replay from the checkpoint; a replica
+    that becomes primary with those ops back in its pipeline must stamp after them once, not
+    after the segments' end plus them again (found by the simulator, seed 505)."""
+    engine = LogEngine(tmp_path / "data", state_fsync=False)
+    engine.open(("iggy", "iggy"))
+    asyncio.run(engine.metadata.create_stream("s"))
+    log = asyncio.run(engine.metadata.create_topic("s", "t", 1)).partitions[0].log
+    first = psm.PartitionMachine(log, False)
+    bodies, checkpoint = [], b""
+    for op in range(1, 6):
+        batch = iggy_batch.build_batch([(op * 10 + k, b"m", b"", 1) for k in range(2)])
+        body = first.stamp(psm.APPEND_IGGY, psm.append_body(psm.APPEND_IGGY, batch, 2), [])
+        assert body is not None
+        first.apply(op, psm.APPEND_IGGY, body, 1_000_000 * op)
+        bodies.append(body)
+        if op == 2:
+            checkpoint = first.snapshot()
+    assert log.next_offset == 10
+    restarted = psm.PartitionMachine(log, False)  # the same files, a new process
+    restarted.restore(checkpoint)
+    pending = [(psm.APPEND_IGGY, b) for b in bodies[2:]]  # ops 3..5: in the pipeline again
+    batch = iggy_batch.build_batch([(99, b"new", b"", 1)])
+    stamped = restarted.stamp(psm.APPEND_IGGY, psm.append_body(psm.APPEND_IGGY, batch, 1),
+                              pending)
+    assert stamped is not None and psm.APPEND_HEAD.unpack_from(stamped)[3] == 10
+    for op, body in enumerate(bodies[2:], start=3):  # replayed: already in the segments
+        restarted.apply(op, psm.APPEND_IGGY, body, 1_000_000 * op)
+    restarted.apply(6, psm.APPEND_IGGY, stamped, 6_000_000)
+    assert log.next_offset == 11
+    engine.close()

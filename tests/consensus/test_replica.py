@@ -112,6 +112,50 @@ def test_a_replica_behind_the_journal_gets_a_state_transfer():
     assert r.sm.snapshot() == h.primary().sm.snapshot()
 
 
+class NeedsData(models.PartitionModel):
+    """A model whose snapshot names data it does not carry (as a pyggy partition's manifest
+    names segments): `missing` until the test has "fetched" it."""
+
+    fetched = False
+
+    def missing(self, data: bytes) -> bool:
+        return not self.fetched
+
+
+def test_data_a_snapshot_lacks_is_fetched_by_the_driver_before_it_is_installed():
+    h = Harness(3, machine=NeedsData)
+    session = h.register(A)
+    b = backups(h)[0]
+    h.crash(b)
+    for n in range(1, SMALL.journal_slots + 8):
+        h.append(A, session, n, [b"r%d" % n])
+    r = h.restart(b)
+    h.until(lambda: bool(h.fetches), steps=4000)
+    (who, peer, state), = h.fetches
+    assert who == b and peer != b
+    named = models.PartitionModel()
+    named.restore(state)  # the machine's part of the peer's checkpoint: a prefix of its log
+    assert len(named.records) > len(r.sm.records)
+    assert h.replicas[peer].sm.records[:len(named.records)] == named.records
+    assert r.transferring and r.fetching_checkpoint > r.commit_min
+    # while the driver fetches, it neither acknowledges nor votes, and executes nothing
+    commit, sent = r.commit_min, len(h.sent)
+    h.append(A, session, SMALL.journal_slots + 8, [b"more"])
+    h.run(30)
+    assert r.commit_min == commit and r.transferring
+    assert not [m for src, _, m in h.sent[sent:] if src == b and m.command in (
+        Command.PREPARE_OK, Command.START_VIEW_CHANGE, Command.DO_VIEW_CHANGE)]
+    # the driver gives up: the snapshot is dropped, and the next RangeEvicted starts over
+    h._take(b, r.on_state_fetched(False))
+    assert not r.transferring and r.commit_min == commit
+    h.until(lambda: len(h.fetches) == 2, steps=4000)
+    r.sm.fetched = True  # the driver got the data this time
+    h._take(b, r.on_state_fetched(True))
+    h.until(lambda: r.status == "normal" and not r.transferring
+            and r.commit_min == h.primary().commit_min, steps=4000)
+    assert r.stats["transfer_fetches"] == 2
+
+
 def test_an_interior_corrupt_prepare_is_repaired_from_a_peer_not_truncated():
     h = Harness(3)
     session = h.register(A)

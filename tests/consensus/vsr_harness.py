@@ -13,7 +13,7 @@ from pyggy.consensus.options import Options
 from pyggy.consensus.replica import Replica
 from pyggy.consensus.sim import models
 from pyggy.consensus.state_machine import REGISTER
-from pyggy.consensus.status import COMMITTED, REPLY, SEND
+from pyggy.consensus.status import COMMITTED, FETCH_STATE, REPLY, SEND
 from pyggy.consensus.storage import MemoryStorage
 
 CLUSTER = bytes(range(16))
@@ -34,8 +34,9 @@ class Clock:
 
 
 class Harness:
-    def __init__(self, n: int, options: Options = SMALL, seed: int = 1) -> None:
-        self.n, self.options, self.seed = n, options, seed
+    def __init__(self, n: int, options: Options = SMALL, seed: int = 1,
+                 machine: type[models.PartitionModel] = models.PartitionModel) -> None:
+        self.n, self.options, self.seed, self.machine = n, options, seed, machine
         self.clock = Clock()
         self.storages = [MemoryStorage() for _ in range(n)]
         for i, s in enumerate(self.storages):
@@ -48,6 +49,7 @@ class Harness:
         self.replies: list[Message] = []
         self.commits: list[list[tuple[int, Message, bool]]] = [[] for _ in range(n)]
         self.sent: list[tuple[int, int, Message]] = []  # (from, to, message)
+        self.fetches: list[tuple[int, int, bytes]] = []  # FETCH_STATE: (replica, peer, state)
         self.hold_writes: set[int] = set()
         self.held: dict[int, list] = {i: [] for i in range(n)}
         self.drop = lambda src, dst, m: False
@@ -57,7 +59,7 @@ class Harness:
     def _boot(self, i: int) -> Replica:
         self.boots[i] += 1
         return Replica(cluster=CLUSTER, replica=i, replica_count=self.n, group=GROUP,
-                       storage=self.storages[i], state_machine=models.PartitionModel(),
+                       storage=self.storages[i], state_machine=self.machine(),
                        options=self.options, prng=random.Random(self.seed * 100 + i * 10
                                                                 + self.boots[i]),
                        clock=self.clock)
@@ -73,6 +75,8 @@ class Harness:
                 self.replies.append(decode(encode(a[2]), 1 << 20))
             elif a[0] == COMMITTED:
                 self.commits[i].append((a[1], a[2], a[3]))
+            elif a[0] == FETCH_STATE:
+                self.fetches.append((i, a[1], a[2]))
 
     # -- driving ---------------------------------------------------------------------------------
 
