@@ -179,11 +179,13 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
                        telemetry: Telemetry | None = None, metrics: Metrics | None = None
                        ) -> tuple[Listener, KafkaServer]:
     from pyggy.kafka_wire.context import KafkaServer
+    from pyggy.kafka_wire.group_configs import GROUP_CONFIGS
     from pyggy.kafka_wire.groups import FileOffsetStore, GroupCoordinator
     from pyggy.kafka_wire.listener import start_listener as start_kafka
     from pyggy.kafka_wire.producer_ids import ProducerIdFile
     from pyggy.kafka_wire.producers import ProducerStates
     from pyggy.kafka_wire.settings import KafkaSettings
+    from pyggy.kafka_wire.topics import INTERNAL_TOPICS, topic_id
 
     k = config.kafka
     host, port = split_address(k.address)
@@ -220,9 +222,23 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
     offsets = FileOffsetStore(Path(config.system.path) / "kafka" / "offsets",
                               fsync=config.system.state.enforce_fsync, log_start=log_start,
                               lost_found=engine.lost_found)
+    def consumer_topics() -> dict[str, tuple[bytes, int]]:
+        """The topics KIP-848 groups subscribe to (names and regexes): internal ones aside."""
+        return {name: (topic_id(t), len(t.partitions)) for name, t in kafka.topics.all()
+                if name not in INTERNAL_TOPICS}
+
+    def consumer_timeouts(group_id: str) -> tuple[int, int]:
+        """A KIP-848 group's session timeout and heartbeat interval: its group configs."""
+        configs = engine.consumers.group_configs(group_id)
+        return (int(configs.get("consumer.session.timeout.ms", GROUP_CONFIGS[
+                    "consumer.session.timeout.ms"].default)),
+                int(configs.get("consumer.heartbeat.interval.ms", GROUP_CONFIGS[
+                    "consumer.heartbeat.interval.ms"].default)))
+
     coordinator = kafka.coordinator = GroupCoordinator(
         engine.clock, offsets, partition_exists=partition_exists,
-        initial_rebalance_delay_ms=round(k.group_initial_rebalance_delay * 1000))
+        initial_rebalance_delay_ms=round(k.group_initial_rebalance_delay * 1000),
+        consumer_topics=consumer_topics, consumer_timeouts=consumer_timeouts)
     tasks.append(asyncio.get_running_loop().create_task(_periodic(
         0.1, lambda: _tick_groups(coordinator, telemetry), "kafka group timers")))
     # transaction timeouts, and transactions a restart found prepared (kafka_wire/transactions)
