@@ -34,8 +34,9 @@ def server(tmp_path: Path) -> Iterator[KafkaServer]:
     asyncio.run(engine.metadata.create_stream("kafka"))
     asyncio.run(engine.metadata.create_topic("kafka", "t", 3))
     kafka = KafkaServer(engine)
-    kafka.coordinator = GroupCoordinator(engine.clock, MemoryOffsetStore(), consumer_topics=lambda: {
-        n: (topic_id(t), len(t.partitions)) for n, t in kafka.topics.all()})
+    kafka.coordinator = GroupCoordinator(
+        engine.clock, MemoryOffsetStore(),
+        consumer_topics=lambda: {n: (topic_id(t), len(t.partitions)) for n, t in kafka.topics.all()})
     yield kafka
     engine.close()
 
