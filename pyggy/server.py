@@ -185,7 +185,7 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
     from pyggy.kafka_wire.producer_ids import ProducerIdFile
     from pyggy.kafka_wire.producers import ProducerStates
     from pyggy.kafka_wire.settings import KafkaSettings
-    from pyggy.kafka_wire.topics import INTERNAL_TOPICS, topic_id
+    from pyggy.kafka_wire.topics import topic_id
 
     k = config.kafka
     host, port = split_address(k.address)
@@ -223,9 +223,9 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
                               fsync=config.system.state.enforce_fsync, log_start=log_start,
                               lost_found=engine.lost_found)
     def consumer_topics() -> dict[str, tuple[bytes, int]]:
-        """The topics KIP-848 groups subscribe to (names and regexes): internal ones aside."""
-        return {name: (topic_id(t), len(t.partitions)) for name, t in kafka.topics.all()
-                if name not in INTERNAL_TOPICS}
+        """The topics KIP-848 groups subscribe to by name or regex (internal ones too: a
+        regex naming `__consumer_offsets` gets it, as on Kafka)."""
+        return {name: (topic_id(t), len(t.partitions)) for name, t in kafka.topics.all()}
 
     def consumer_timeouts(group_id: str) -> tuple[int, int]:
         """A KIP-848 group's session timeout and heartbeat interval: its group configs."""

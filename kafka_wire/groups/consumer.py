@@ -184,8 +184,8 @@ def _owns_any(owned: WirePartitions | None, parts: Partitions) -> bool:
 
 
 class ConsumerGroups:
-    """The KIP-848 groups of one broker. ``topics()`` is the broker's topic view; internal
-    topics are left out of it by the caller. ``timeouts(group_id)`` gives the group's
+    """The KIP-848 groups of one broker. ``topics()`` is the broker's topic view (name → id,
+    partition count). ``timeouts(group_id)`` gives the group's
     (session timeout, heartbeat interval) in ms (its group configs)."""
 
     def __init__(self, clock: Clock, topics: Callable[[], TopicsView], *,
