@@ -36,7 +36,8 @@ def server(tmp_path: Path) -> Iterator[KafkaServer]:
     kafka = KafkaServer(engine)
     kafka.coordinator = GroupCoordinator(
         engine.clock, MemoryOffsetStore(),
-        consumer_topics=lambda: {n: (topic_id(t), len(t.partitions)) for n, t in kafka.topics.all()})
+        consumer_topics=lambda: {n: (topic_id(t), len(t.partitions))
+                                 for n, t in kafka.topics.all()})
     yield kafka
     engine.close()
 
