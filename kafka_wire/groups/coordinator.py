@@ -38,9 +38,10 @@ OffsetCommitEntry = tuple[str, int, int, int, str | None]
 class GroupCoordinator(Membership):
     """Consumer groups of one broker: classic ones (see ``Membership`` for the rebalance
     protocol) and KIP-848 ones (``self.consumer``, `consumer.ConsumerGroups`). A group id is
-    one type at a time (Kafka 4.x with ``group.consumer.migration.policy=disabled``): an Empty
-    group of the other type is converted on the first join, a non-empty one refuses it
-    (ConsumerGroupHeartbeat: GROUP_ID_NOT_FOUND; JoinGroup: INCONSISTENT_GROUP_PROTOCOL).
+    one type at a time: an Empty group of the other type is converted on the first join, a
+    non-empty one refuses it (ConsumerGroupHeartbeat: GROUP_ID_NOT_FOUND; JoinGroup:
+    INCONSISTENT_GROUP_PROTOCOL, where Kafka 4.1 would let a "consumer"-type classic member
+    in: docs/kafka-consumer-groups.md).
     ``consumer_topics()`` is the topic view KIP-848 assignors and regexes see;
     ``consumer_timeouts(group)`` a group's (session timeout, heartbeat interval).
 
