@@ -225,9 +225,10 @@ class ConsumerGroups:
     def _group(self, group_id: str, create: bool) -> ConsumerGroup:
         group = self.groups.get(group_id)
         if group is None:
-            if not create:
-                raise HeartbeatError(ErrorCode.GROUP_ID_NOT_FOUND,
-                                     f"Consumer group {group_id} not found.")
+            if not create:  # Kafka: GROUP_ID_NOT_FOUND. Membership does not outlive a restart
+                # here, so a member still at its old epoch must be told to rejoin instead
+                raise HeartbeatError(ErrorCode.UNKNOWN_MEMBER_ID,
+                                     f"Consumer group {group_id} has no members; rejoin.")
             group = self.groups[group_id] = ConsumerGroup(group_id)
         return group
 

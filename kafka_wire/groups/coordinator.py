@@ -96,10 +96,11 @@ class GroupCoordinator(Membership):
         """ConsumerGroupHeartbeat; an Empty classic group becomes a consumer group on join."""
         classic = self.groups.get(hb.group_id)
         if classic is not None:
-            if hb.member_epoch != 0 or classic.state is not S.EMPTY or classic.pending:
+            if classic.state is not S.EMPTY or classic.pending:
                 return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND,
                                        f"Group {hb.group_id} is not a consumer group.")
-            del self.groups[hb.group_id]
+            if hb.member_epoch == 0:
+                del self.groups[hb.group_id]
         return self.consumer.heartbeat(hb)
 
     def join(self, group_id: str, *args: object, **kwargs: object) -> asyncio.Future[JoinResult]:
