@@ -5,7 +5,9 @@ ConsumerGroupDescribe). The Java client and franz-go are in interop_tests/."""
 
 from __future__ import annotations
 
+import signal
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, ConsumerGroupType, Producer
@@ -105,3 +107,26 @@ def test_regex_subscription_is_resolved_by_the_broker(kafka_server, topic) -> No
                   lambda: {p.topic for p in c.assignment()} == set(names), 30, c)
     finally:
         c.close()
+
+
+def test_a_member_rejoins_after_a_server_crash_and_resumes_at_its_commits(tmp_path: Path) -> None:
+    """Membership is in memory: after kill -9 and restart the member's heartbeat is answered
+    UNKNOWN_MEMBER_ID, it rejoins, and it resumes exactly at its (durable) commits."""
+    server = PyggyServer(tmp_path, env={"IGGY_KAFKA_NUM_PARTITIONS": str(PARTITIONS)}).start()
+    server.wait_for_log("kafka listening on")
+    try:
+        topic = "restart848"
+        _produce(server, topic, 30)
+        c = _consumer(server, f"g-{topic}")
+        c.subscribe([topic])
+        try:
+            assert len(_drain([c], 30)) == 30
+            c.commit(asynchronous=False)
+            server.restart(signal.SIGKILL)
+            server.wait_for_log("kafka listening on")
+            _produce(server, topic, 30, start=30)
+            assert set(_drain([c], 30, timeout=90)) == {str(i).encode() for i in range(30, 60)}
+        finally:
+            c.close()
+    finally:
+        server.close()
