@@ -25,6 +25,7 @@ docs/kafka-consumer-groups.md lists the differences.
 from __future__ import annotations
 
 import re
+import re._parser as sre_parse  # type: ignore[import-not-found]  # to refuse nested repeats
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -154,16 +155,46 @@ class HeartbeatResult:
 
 def compile_regex(pattern: str) -> re.Pattern[str]:
     """Kafka's SubscribedTopicRegex (RE2/J) as a Python pattern; INVALID_REGULAR_EXPRESSION if
-    it does not compile. RE2 has no backreferences or lookaround: refuse them as RE2/J does."""
+    it does not compile. RE2 has no backreferences or lookaround: refuse them as RE2/J does.
+    A repetition inside a repetition (``(a+)+``) is refused too: RE2 matches in linear time,
+    Python's backtracking engine could take exponential time on it (a member could stall the
+    server), so pyggy accepts only what it can match quickly (docs/kafka-consumer-groups.md)."""
+    def invalid(why: str) -> HeartbeatError:
+        return HeartbeatError(ErrorCode.INVALID_REGULAR_EXPRESSION,
+                              f"SubscribedTopicRegex `{pattern}` is not a valid regular "
+                              f"expression: {why}.")
+
     if re.search(r"\(\?[=!<]|\\[1-9]", pattern):
-        raise HeartbeatError(ErrorCode.INVALID_REGULAR_EXPRESSION,
-                             f"SubscribedTopicRegex `{pattern}` is not a valid regular expression.")
+        raise invalid("lookaround and backreferences are not supported (RE2)")
     try:
-        return re.compile(pattern)
+        compiled = re.compile(pattern)
     except re.error as e:
-        raise HeartbeatError(ErrorCode.INVALID_REGULAR_EXPRESSION,
-                             f"SubscribedTopicRegex `{pattern}` is not a valid regular "
-                             f"expression: {e}.") from None
+        raise invalid(str(e)) from None
+    if _nested_repeat(sre_parse.parse(pattern).data, False):
+        raise invalid("a repetition inside a repetition could match in exponential time")
+    return compiled
+
+
+_REPEATS = (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, sre_parse.POSSESSIVE_REPEAT)
+
+
+def _nested_repeat(items: list, inside: bool) -> bool:
+    """Whether a parsed pattern has an unbounded-ish repetition within another repetition."""
+    for op, arg in items:
+        if op in _REPEATS:
+            lo, hi, sub = arg
+            repeats = hi is sre_parse.MAXREPEAT or hi > 1
+            if repeats and inside:
+                return True
+            if _nested_repeat(sub.data if hasattr(sub, "data") else sub, inside or repeats):
+                return True
+        elif op is sre_parse.SUBPATTERN:
+            if _nested_repeat(arg[3].data if hasattr(arg[3], "data") else arg[3], inside):
+                return True
+        elif op is sre_parse.BRANCH:
+            if any(_nested_repeat(b.data if hasattr(b, "data") else b, inside) for b in arg[1]):
+                return True
+    return False
 
 
 def _wire(parts: Partitions) -> WirePartitions:
