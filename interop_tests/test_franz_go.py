@@ -1,7 +1,7 @@
 """franz-go's own integration tests (`github.com/twmb/franz-go/pkg/kgo`, FRANZ_GO_VERSION) against
 the real Kafka broker and against pyggy: every allowlisted test must pass on real Kafka, and every
-test (and subtest) that passes on real Kafka must pass on pyggy, except the KIP-848 subtests that
-skip themselves on a broker without ConsumerGroupHeartbeat (pyggy: classic groups only).
+test (and subtest) that passes on real Kafka must pass on pyggy, the KIP-848 (`/848`) subtests and
+Test848RegexBrokerResolves included (a skip is a failure).
 
 The allowlist and the reasons for each test left out are in interop_tests/FINDINGS.md. The tests
 run with KGO_TEST_RF=1 (one broker) and KGO_TEST_RECORDS=2000 (GroupETL's default is 500000);
@@ -52,23 +52,18 @@ ALLOWLIST = (
     "TestPooling",
     "TestConsumeMaxDecompressBatchBytes",
     "TestConsumeRegex",
-    # groups (classic; the KIP-848 variants skip on pyggy)
+    # groups (classic, and KIP-848 in the /848 subtests)
     "TestIssue434",
     "TestIssue523",
     "TestGroupSimple",
     "TestHookPollStart",
     "TestGroupETL",
-    # transactions (classic groups; the KIP-848 variants skip on pyggy)
+    # transactions (classic groups, and KIP-848 in the /848 subtests)
     "TestTxnEtl",
     "Test848RegexBrokerResolves",
 )
 RECORDS = 2000
 TIMEOUT_S = 420
-
-
-def _skipped_on_pyggy_by_design(name: str) -> bool:
-    """KIP-848 tests skip themselves when the broker lacks ConsumerGroupHeartbeat v1."""
-    return name == "Test848RegexBrokerResolves" or "/848" in name
 
 
 _RESULT = re.compile(r"^\s*--- (PASS|FAIL|SKIP): (\S+)")
@@ -151,8 +146,12 @@ def test_kgo_passes_on_pyggy_as_on_real_kafka(kgo_runs: dict[str, KgoRun]) -> No
         if result != "PASS":
             continue
         got = pyggy.results.get(name, "missing")
-        if got == "PASS" or (got == "SKIP" and _skipped_on_pyggy_by_design(name)):
+        if got == "PASS":
             continue
         differ[name] = got
     assert not differ, f"passed on real Kafka, not on pyggy: {differ}\n{pyggy.tail()}"
+    if not os.environ.get("PYGGY_KGO_TESTS"):  # the KIP-848 variants did run (FINDINGS.md)
+        kip848 = {n: r for n, r in pyggy.results.items()
+                  if "/848" in n or n == "Test848RegexBrokerResolves"}
+        assert len(kip848) >= 6 and set(kip848.values()) == {"PASS"}, kip848
     assert pyggy.returncode == 0 or os.environ.get("PYGGY_KGO_TESTS"), pyggy.tail()

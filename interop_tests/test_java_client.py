@@ -47,6 +47,24 @@ def test_java_client_same_on_both(brokers: dict[str, str], java_target: Path) ->
     assert not diffs, f"pyggy differs from real Kafka (kafka, pyggy): {diffs}"
 
 
+def test_java_client_consumer_protocol_same_on_both(brokers: dict[str, str], java_target: Path,
+                                                    tmp_path: Path) -> None:
+    """The same scenario with the KIP-848 consumer protocol (`group.protocol=consumer`:
+    ConsumerGroupHeartbeat, OffsetCommit/OffsetFetch with member epochs, and the Admin's
+    ConsumerGroupDescribe); the admin and producer ignore the setting."""
+    settings = tmp_path / "consumer-protocol.properties"
+    settings.write_text("group.protocol=consumer\n")
+    results = {}
+    for name, bootstrap in brokers.items():
+        suffix = uuid.uuid4().hex[:8]
+        results[name] = java_client.run(java_target, bootstrap, f"java848-{suffix}",
+                                        f"jg848-{suffix}", properties=settings)
+    assert results["kafka"] == EXPECTED, "real Kafka answered unlike Kafka 4.1"
+    diffs = {k: (results["kafka"].get(k), results["pyggy"].get(k))
+             for k in EXPECTED if results["kafka"].get(k) != results["pyggy"].get(k)}
+    assert not diffs, f"pyggy differs from real Kafka (kafka, pyggy): {diffs}"
+
+
 @pytest.mark.parametrize(("protocol", "certificate"), [("SSL", "self-signed"),
                                                        ("SASL_SSL", "ca-signed")])
 def test_java_client_over_tls(java_target: Path, tmp_path: Path, protocol: str,

@@ -87,6 +87,8 @@ RULES: dict[int, dict[int, int]] = {
     60: {},  # DescribeCluster: any principal, as in Kafka (the bitset tells what it may do)
     65: {TRANSACTIONAL_ID: DESCRIBE},  # DescribeTransactions
     66: {TRANSACTIONAL_ID: DESCRIBE},  # ListTransactions (lists what may be described)
+    68: {GROUP: READ, TOPIC: READ},  # ConsumerGroupHeartbeat (regex matches: readable only)
+    69: {GROUP: DESCRIBE},  # ConsumerGroupDescribe
 }
 REFUSED = {TOPIC: ErrorCode.TOPIC_AUTHORIZATION_FAILED,
            GROUP: ErrorCode.GROUP_AUTHORIZATION_FAILED,

@@ -4,8 +4,9 @@ IncrementalAlterConfigs): the names, defaults and bounds of Kafka 4.1's `GroupCo
 Values are kept per group id in the metadata state log (`engine.consumers.set_group_configs`),
 so they survive restarts and are set for a group before it exists, as in Kafka. The bounds are
 those of Kafka's default broker settings (`group.consumer.min.session.timeout.ms` … ). They
-apply to KIP-848 (consumer, share, streams) groups, which pyggy does not offer yet: classic
-groups ignore them, as in Kafka.
+apply to KIP-848 groups: `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms` to
+consumer groups (kafka_wire/groups/consumer.py; share and streams groups are not offered);
+classic groups ignore them, as in Kafka.
 """
 
 from __future__ import annotations

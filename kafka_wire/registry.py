@@ -20,6 +20,7 @@ from pyggy.kafka_wire.handlers import (
     api_versions,
     cluster,
     configs,
+    consumer_groups,
     fetch,
     groups,
     list_offsets,
@@ -87,6 +88,8 @@ _ROWS: list[tuple[str, Callable]] = [
     ("DescribeProducers", producers.describe_producers),
     ("DescribeTransactions", txn.describe_transactions),
     ("ListTransactions", txn.list_transactions),
+    ("ConsumerGroupHeartbeat", consumer_groups.consumer_group_heartbeat),
+    ("ConsumerGroupDescribe", consumer_groups.consumer_group_describe),
 ]
 
 REGISTRY: dict[int, Api] = {}

@@ -63,8 +63,13 @@ def kafka_lags(engine: LogEngine, kafka: KafkaServer | None,
 def kafka_members(kafka: KafkaServer | None, group_id: str) -> list[dict[str, str]]:
     """A Kafka group's members (client id and host), for the console."""
     coordinator = kafka.coordinator if kafka is not None else None
-    group = coordinator.groups.get(group_id) if coordinator is not None else None
-    if group is None:
+    if coordinator is None:
         return []
+    group = coordinator.groups.get(group_id)  # classic
+    members = group.members.values() if group is not None else ()
+    consumer = coordinator.consumer.groups.get(group_id)  # KIP-848
+    if consumer is not None:
+        return [{"member_id": m.member_id, "client_id": m.client_id, "host": m.client_host}
+                for m in consumer.members.values()]
     return [{"member_id": m.member_id, "client_id": m.client_id, "host": m.client_host}
-            for m in group.members.values()]
+            for m in members]

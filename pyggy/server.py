@@ -189,11 +189,13 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
                        telemetry: Telemetry | None = None, metrics: Metrics | None = None
                        ) -> tuple[Listener, KafkaServer]:
     from pyggy.kafka_wire.context import KafkaServer
+    from pyggy.kafka_wire.group_configs import GROUP_CONFIGS
     from pyggy.kafka_wire.groups import FileOffsetStore, GroupCoordinator
     from pyggy.kafka_wire.listener import start_listener as start_kafka
     from pyggy.kafka_wire.producer_ids import IdBlocks, ProducerIdFile
     from pyggy.kafka_wire.producers import ID_BLOCK, OWN_RANGES, ProducerStates
     from pyggy.kafka_wire.settings import KafkaSettings
+    from pyggy.kafka_wire.topics import topic_id
 
     k = config.kafka
     host, port = split_address(k.address)
@@ -238,9 +240,23 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
     offsets = FileOffsetStore(Path(config.system.path) / "kafka" / "offsets",
                               fsync=config.system.state.enforce_fsync, log_start=log_start,
                               lost_found=engine.lost_found)
+    def consumer_topics() -> dict[str, tuple[bytes, int]]:
+        """The topics KIP-848 groups subscribe to by name or regex (internal ones too: a
+        regex naming `__consumer_offsets` gets it, as on Kafka)."""
+        return {name: (topic_id(t), len(t.partitions)) for name, t in kafka.topics.all()}
+
+    def consumer_timeouts(group_id: str) -> tuple[int, int]:
+        """A KIP-848 group's session timeout and heartbeat interval: its group configs."""
+        configs = engine.consumers.group_configs(group_id)
+        return (int(configs.get("consumer.session.timeout.ms", GROUP_CONFIGS[
+                    "consumer.session.timeout.ms"].default)),
+                int(configs.get("consumer.heartbeat.interval.ms", GROUP_CONFIGS[
+                    "consumer.heartbeat.interval.ms"].default)))
+
     coordinator = kafka.coordinator = GroupCoordinator(
         engine.clock, offsets, partition_exists=partition_exists,
-        initial_rebalance_delay_ms=round(k.group_initial_rebalance_delay * 1000))
+        initial_rebalance_delay_ms=round(k.group_initial_rebalance_delay * 1000),
+        consumer_topics=consumer_topics, consumer_timeouts=consumer_timeouts)
     # group offsets and producer ids a cluster's restart replayed before these stores existed
     engine.replicated.flush()
     tasks.append(asyncio.get_running_loop().create_task(_periodic(

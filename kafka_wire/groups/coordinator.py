@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pyggy.core.clock import Clock
 from pyggy.core.records.kafka_errors import ErrorCode
+from pyggy.kafka_wire.groups.consumer import (
+    ConsumerGroup,
+    ConsumerGroups,
+    Heartbeat,
+    HeartbeatResult,
+)
+from pyggy.kafka_wire.groups.consumer import GroupState as ConsumerState
 from pyggy.kafka_wire.groups.membership import Membership
 from pyggy.kafka_wire.groups.results import (
     Eviction,
     FetchedOffset,
     GroupDescription,
     GroupListing,
+    JoinResult,
     MemberDescription,
 )
 from pyggy.kafka_wire.groups.state import Group, GroupState
@@ -28,7 +36,14 @@ OffsetCommitEntry = tuple[str, int, int, int, str | None]
 
 
 class GroupCoordinator(Membership):
-    """Classic consumer groups of one broker (see ``Membership`` for the rebalance protocol).
+    """Consumer groups of one broker: classic ones (see ``Membership`` for the rebalance
+    protocol) and KIP-848 ones (``self.consumer``, `consumer.ConsumerGroups`). A group id is
+    one type at a time: an Empty group of the other type is converted on the first join, a
+    non-empty one refuses it (ConsumerGroupHeartbeat: GROUP_ID_NOT_FOUND; JoinGroup:
+    INCONSISTENT_GROUP_PROTOCOL, where Kafka 4.1 would let a "consumer"-type classic member
+    in: docs/kafka-consumer-groups.md).
+    ``consumer_topics()`` is the topic view KIP-848 assignors and regexes see;
+    ``consumer_timeouts(group)`` a group's (session timeout, heartbeat interval).
 
     ``offsets`` persists committed offsets; groups that have offsets in it exist (Empty) from
     the start. ``partition_exists(topic, partition)``, when given, makes OffsetCommit answer
@@ -52,6 +67,8 @@ class GroupCoordinator(Membership):
         partition_exists: Callable[[str, int], bool] | None = None,
         new_future: Callable[[], asyncio.Future] | None = None,
         new_uuid: Callable[[], str] | None = None,
+        consumer_topics: Callable[[], Mapping[str, tuple[bytes, int]]] | None = None,
+        consumer_timeouts: Callable[[str], tuple[int, int]] | None = None,
     ) -> None:
         super().__init__(
             clock,
@@ -67,13 +84,53 @@ class GroupCoordinator(Membership):
         self.offset_metadata_max_bytes = offset_metadata_max_bytes
         self.partition_exists = partition_exists
         self.empty_group_retention_ms = empty_group_retention_ms
+        self.consumer = ConsumerGroups(clock, consumer_topics or dict,
+                                       timeouts=consumer_timeouts,
+                                       max_group_size=max_group_size, new_uuid=new_uuid)
         for group_id in offsets.groups():
             self.groups[group_id] = Group(group_id)
+
+    # ---------------------------------------------------------------- KIP-848 and classic
+
+    def consumer_heartbeat(self, hb: Heartbeat) -> HeartbeatResult:
+        """ConsumerGroupHeartbeat; an Empty classic group becomes a consumer group on join."""
+        classic = self.groups.get(hb.group_id)
+        if classic is not None:
+            if classic.state is not S.EMPTY or classic.pending:
+                return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND,
+                                       f"Group {hb.group_id} is not a consumer group.")
+            if hb.member_epoch == 0:
+                del self.groups[hb.group_id]
+        return self.consumer.heartbeat(hb)
+
+    def join(self, group_id: str, *args: object, **kwargs: object) -> asyncio.Future[JoinResult]:
+        """JoinGroup (``Membership.join``); a non-empty consumer group refuses classic members
+        (INCONSISTENT_GROUP_PROTOCOL), an Empty one becomes a classic group."""
+        cg = self.consumer.groups.get(group_id)
+        if cg is not None:
+            if cg.members:
+                future = self._new_future()
+                future.set_result(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL,
+                                             member_id=str(args[0]) if args else ""))
+                return future
+            del self.consumer.groups[group_id]
+        return super().join(group_id, *args, **kwargs)  # type: ignore[arg-type]
 
     def tick(self, now: float | None = None) -> list[Eviction]:
         """``Membership.tick``, then forget idle Empty groups that hold no offsets."""
         evictions = super().tick(now)
+        evictions += [Eviction(g, m, reason) for g, m, reason in self.consumer.tick(now)]
         now_ms = (self.clock.monotonic() if now is None else now) * 1000.0
+        for cg in list(self.consumer.groups.values()):
+            if cg.members:
+                cg.empty_since = None
+            elif cg.empty_since is None:
+                cg.empty_since = now_ms
+            elif now_ms - cg.empty_since >= self.empty_group_retention_ms:
+                if self.offsets.offsets(cg.group_id):
+                    cg.empty_since = now_ms
+                else:
+                    del self.consumer.groups[cg.group_id]
         for group in list(self.groups.values()):
             if group.state is not S.EMPTY or group.pending:
                 group.empty_since = None
@@ -90,11 +147,13 @@ class GroupCoordinator(Membership):
 
     def commit_offsets(self, group_id: str, generation_id: int, member_id: str,
                        group_instance_id: str | None,
-                       offsets: Sequence[OffsetCommitEntry]) -> list[ErrorCode]:
+                       offsets: Sequence[OffsetCommitEntry],
+                       api_version: int = 9) -> list[ErrorCode]:
         """OffsetCommit; one error per entry, in order. Generation -1 with no member is a
-        simple (standalone/admin) commit, accepted while the group is Empty or unknown."""
+        simple (standalone/admin) commit, accepted while the group is Empty or unknown. For a
+        KIP-848 group the generation is the member epoch (OffsetCommit v9+)."""
         codes, accepted = self.check_commit(group_id, generation_id, member_id,
-                                            group_instance_id, offsets)
+                                            group_instance_id, offsets, api_version)
         if accepted:
             try:
                 self.store_offsets(group_id, accepted)
@@ -105,11 +164,16 @@ class GroupCoordinator(Membership):
         return codes
 
     def check_commit(self, group_id: str, generation_id: int, member_id: str,
-                     group_instance_id: str | None, offsets: Sequence[OffsetCommitEntry]
+                     group_instance_id: str | None, offsets: Sequence[OffsetCommitEntry],
+                     api_version: int = 9
                      ) -> tuple[list[ErrorCode], dict[TopicPartition, CommittedOffset]]:
         """OffsetCommit's checks: (one error per entry, the offsets to store). The caller
         stores them (`store_offsets`, on every replica of a cluster)."""
-        code = self._validate_commit(group_id, generation_id, member_id, group_instance_id)
+        cg = self.consumer.groups.get(group_id)
+        if cg is not None:
+            code = self.consumer.validate_commit(cg, member_id, generation_id, api_version)
+        else:
+            code = self._validate_commit(group_id, generation_id, member_id, group_instance_id)
         if code:
             return [code] * len(offsets), {}
         codes: list[ErrorCode] = []
@@ -160,6 +224,14 @@ class GroupCoordinator(Membership):
             member.expires_at = max(member.expires_at, self._now() + member.session_timeout_ms)
         return ErrorCode.NONE
 
+    def validate_fetch(self, group_id: str, member_id: str | None, member_epoch: int,
+                       ) -> ErrorCode:
+        """OffsetFetch v9+ member check; only KIP-848 groups check it (as Kafka)."""
+        cg = self.consumer.groups.get(group_id)
+        if cg is None:
+            return ErrorCode.NONE
+        return self.consumer.validate_fetch(cg, member_id, member_epoch)
+
     def fetch_offsets(self, group_id: str,
                       topics: Sequence[tuple[str, Sequence[int]]] | None,
                       ) -> list[FetchedOffset]:
@@ -192,6 +264,10 @@ class GroupCoordinator(Membership):
                              ) -> tuple[ErrorCode, list[ErrorCode], list[TopicPartition]]:
         """OffsetDelete's checks: (group error, one error per partition, the partitions whose
         offsets go)."""
+        cg = self.consumer.groups.get(group_id)
+        if cg is not None:
+            codes, doomed = self._consumer_offsets_to_delete(cg, partitions)
+            return ErrorCode.NONE, codes, doomed
         group = self.groups.get(group_id)
         if group is None:
             return ErrorCode.GROUP_ID_NOT_FOUND, [], []
@@ -208,6 +284,20 @@ class GroupCoordinator(Membership):
                 doomed.append((topic, partition))
                 codes.append(ErrorCode.NONE)
         return ErrorCode.NONE, codes, doomed
+
+    def _consumer_offsets_to_delete(self, cg: ConsumerGroup, partitions: Sequence[TopicPartition]
+                                    ) -> tuple[list[ErrorCode], list[TopicPartition]]:
+        """A KIP-848 group keeps the offsets of the topics it subscribes to."""
+        subscribed = self.consumer.topic_names(cg)
+        codes: list[ErrorCode] = []
+        doomed: list[TopicPartition] = []
+        for topic, partition in partitions:
+            if topic in subscribed:
+                codes.append(ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC)
+            else:
+                doomed.append((topic, partition))
+                codes.append(ErrorCode.NONE)
+        return codes, doomed
 
     def forget_partitions(self, topic: str, partitions: Iterable[int]) -> int:
         """Drop every group's committed offsets of these partitions (the topic, or some of its
@@ -231,6 +321,10 @@ class GroupCoordinator(Membership):
             for m in group.members.values():
                 for _, metadata in m.protocols:
                     topics.update(subscription_topics(metadata) or ())
+        cg = self.consumer.groups.get(group_id)
+        if cg is not None:
+            for cm in cg.members.values():
+                topics.update(cm.topic_names)
         return topics
 
     # ---------------------------------------------------------------- admin
@@ -256,11 +350,16 @@ class GroupCoordinator(Membership):
         """ListGroups; empty or None filters match all; names compare case-insensitively."""
         states = {s.lower() for s in states_filter or ()}
         types = {t.lower() for t in types_filter or ()}
-        if types and "classic" not in types:
-            return []
-        return [GroupListing(g.group_id, g.protocol_type or "", g.state.value)
-                for g in self.groups.values()
-                if not states or g.state.value.lower() in states]
+        out = []
+        if not types or "classic" in types:
+            out += [GroupListing(g.group_id, g.protocol_type or "", g.state.value)
+                    for g in self.groups.values()
+                    if not states or g.state.value.lower() in states]
+        if not types or "consumer" in types:
+            out += [GroupListing(g.group_id, "consumer", g.state.value, "consumer")
+                    for g in self.consumer.groups.values()
+                    if not states or g.state.value.lower() in states]
+        return out
 
     def delete_groups(self, group_ids: Iterable[str]) -> list[tuple[str, ErrorCode]]:
         """DeleteGroups: Empty groups go with their offsets; others are NON_EMPTY_GROUP."""
@@ -272,6 +371,11 @@ class GroupCoordinator(Membership):
         """DeleteGroups' checks: the groups that may go answer NONE."""
         results = []
         for group_id in group_ids:
+            cg = self.consumer.groups.get(group_id)
+            if cg is not None:
+                results.append((group_id, ErrorCode.NON_EMPTY_GROUP
+                                if cg.state is not ConsumerState.EMPTY else ErrorCode.NONE))
+                continue
             group = self.groups.get(group_id)
             if group is None:
                 results.append((group_id, ErrorCode.GROUP_ID_NOT_FOUND))
@@ -285,4 +389,5 @@ class GroupCoordinator(Membership):
         """Delete groups with their offsets (members, if a replica has any, go too)."""
         for group_id in group_ids:
             self.groups.pop(group_id, None)
+            self.consumer.groups.pop(group_id, None)
             self.offsets.delete_group(group_id)

@@ -68,10 +68,17 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
         for item in requested:
             name = item.get("name")
             if name is None:
-                # by id only (v10+); the response name is nullable from v12 on
-                topics.append({"error_code": ErrorCode.UNKNOWN_TOPIC_ID,
+                # by id only (v10+; KIP-848 consumers look up the topic ids of their
+                # assignment); the response name is nullable from v12 on
+                raw = item.get("topic_id")
+                found = server.topics.by_id(raw.bytes) if raw is not None else None
+                if found is not None and authz.describable(conn, found[1]):
+                    topics.append(entry(*found))
+                    continue
+                topics.append({"error_code": ErrorCode.UNKNOWN_TOPIC_ID if found is None
+                               else ErrorCode.TOPIC_AUTHORIZATION_FAILED,
                                "name": None if version >= 12 else "",
-                               "topic_id": item.get("topic_id", bytes(16)), "partitions": []})
+                               "topic_id": raw or bytes(16), "partitions": []})
                 continue
             t, error = await _named(conn, name, allow)
             topics.append(entry(name, t) if t is not None else _error(error, name))

@@ -58,7 +58,7 @@ async def offset_commit(conn: Connection, req: dict, version: int) -> dict:
     else:
         checked, accepted = coord.check_commit(
             req["group_id"], req["generation_id_or_member_epoch"], req["member_id"],
-            req["group_instance_id"] if version >= 7 else None, allowed) if allowed \
+            req["group_instance_id"] if version >= 7 else None, allowed, version) if allowed \
             else ([], {})
         if accepted:  # stored on every replica of a cluster before the answer
             try:
@@ -81,7 +81,8 @@ def _partition(f: FetchedOffset) -> dict:
 
 
 def _fetch_group(conn: Connection, group_id: str, topics: list | None,
-                 stable: bool = False) -> tuple[int, list[dict]]:
+                 stable: bool = False, member: tuple[str | None, int] = (None, -1),
+                 ) -> tuple[int, list[dict]]:
     """(group error, response topics) for one group; ``topics`` None asks for every
     committed partition. ``stable`` (require_stable, KIP-447): a partition with offsets
     staged by an open transaction answers UNSTABLE_OFFSET_COMMIT (retriable)."""
@@ -92,6 +93,8 @@ def _fetch_group(conn: Connection, group_id: str, topics: list | None,
         return ErrorCode.INVALID_GROUP_ID, []
     if denied := authz.group(conn, group_id):
         return denied, []
+    if error := coord.validate_fetch(group_id, *member):  # v9+: KIP-848 member epoch
+        return error, []
     names = conn.server.topics
     if topics is None:  # every committed topic the principal may describe
         wanted = None
@@ -123,8 +126,9 @@ def offset_fetch(conn: Connection, req: dict, version: int) -> dict:
     if version >= 8:
         groups = []
         for g in req["groups"]:
-            error, topics = _fetch_group(conn, g["group_id"], g["topics"],
-                                         req.get("require_stable", False))
+            error, topics = _fetch_group(
+                conn, g["group_id"], g["topics"], req.get("require_stable", False),
+                (g["member_id"], g["member_epoch"]) if version >= 9 else (None, -1))
             groups.append({"group_id": g["group_id"], "topics": topics,
                            "error_code": int(error)})
         return {"throttle_time_ms": 0, "groups": groups}

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from construct import Construct
 
 from . import primitives as P
-from .constructs import Array, Entry, KafkaConstruct, KafkaStruct, leaf
+from .constructs import Array, Entry, KafkaConstruct, KafkaStruct, NullableStruct, leaf
 from .errors import KafkaDecodeError, KafkaEncodeError, UnsupportedVersionError
 from .primitives import Buffer, Input, Output
 from .schemas import Field, Message, by_api_key, messages
@@ -35,6 +35,8 @@ def _field_construct(f: Field, version: int, flexible: bool) -> KafkaConstruct:
     nullable = f.nullable_at(version)
     if f.type == "struct":
         elem: KafkaConstruct = struct_construct(f.fields, version, flexible)
+        if nullable and not f.array:
+            return NullableStruct(elem)
     else:
         elem = leaf(f.type, flexible, nullable and not f.array)
     return Array(elem, flexible, nullable) if f.array else elem

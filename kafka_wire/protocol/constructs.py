@@ -202,6 +202,46 @@ class Array(KafkaConstruct):
         return f"{fn}(obj, io, this)"
 
 
+class NullableStruct(KafkaConstruct):
+    """A nullable (non-array) struct: INT8 -1 for null, else 1 and the struct (Kafka's
+    generated ``readByte() < 0`` rule; ConsumerGroupHeartbeatResponse ``Assignment``)."""
+
+    def __init__(self, inner: KafkaConstruct) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def read(self, io: Input) -> Any:
+        p = io.take(1)
+        return None if io.buf[p] >= 0x80 else self.inner.read(io)
+
+    def write(self, io: Any, obj: Any) -> None:
+        if obj is None:
+            io.write(b"\xff")
+        else:
+            io.write(b"\x01")
+            self.inner.write(io, obj)
+
+    def _emitparse(self, code: Any) -> str:
+        fn = f"parse_knull_{code.allocateId()}"
+        code.append(f"""
+            def {fn}(io, this):
+                p = io.take(1)
+                return None if io.buf[p] >= 0x80 else {self.inner._compileparse(code)}
+        """)
+        return f"{fn}(io, this)"
+
+    def _emitbuild(self, code: Any) -> str:
+        fn = f"build_knull_{code.allocateId()}"
+        code.append(f"""
+            def {fn}(obj, io, this):
+                if obj is None:
+                    io.write(b'\\xff')
+                else:
+                    io.write(b'\\x01'); {self.inner._compilebuild(code)}
+        """)
+        return f"{fn}(obj, io, this)"
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """A struct member: ``con`` None ⇒ absent in this version (decodes to ``default``)."""

@@ -15,6 +15,7 @@ import logging
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from kafka_door import Door as BaseDoor
@@ -324,6 +325,53 @@ def test_groups_follow_their_topics(server: KafkaServer, caplog) -> None:
     refusals = [r.getMessage() for r in caplog.records]
     assert ("permission refused: user 'bob' from 127.0.0.1 (kafka door): OffsetCommit "
             "group 'shop'") in refusals
+
+
+def _heartbeat(group: str, member: str, *, names: list[str] | None = None,
+               regex: str | None = None) -> dict:
+    return {"group_id": group, "member_id": member, "member_epoch": 0, "instance_id": None,
+            "rack_id": None, "rebalance_timeout_ms": 30_000, "subscribed_topic_names": names,
+            "subscribed_topic_regex": regex, "server_assignor": None, "topic_partitions": []}
+
+
+def test_kip848_groups_follow_their_topics(server: KafkaServer) -> None:
+    """ConsumerGroupHeartbeat/Describe need what classic groups need; a regex only reaches
+    topics the member may read; Metadata by topic id only shows describable topics."""
+    from pyggy.kafka_wire.topics import INTERNAL_TOPICS, topic_id
+
+    server.coordinator.consumer.topics = lambda: {
+        n: (topic_id(t), len(t.partitions)) for n, t in server.topics.all()
+        if n not in INTERNAL_TOPICS}
+    orders = topic_id(server.topics.resolve("orders"))
+
+    async def go() -> None:
+        alice, bob, carol = (Door(server, u) for u in ("alice", "bob", "carol"))
+        hb = 68
+        r = await alice.call(hb, 1, _heartbeat("shop", "a1", names=["orders"]))
+        assert r["error_code"] == NONE
+        assert r["assignment"]["topic_partitions"][0]["topic_id"].bytes == orders
+        r = await alice.call(hb, 1, _heartbeat("shop", "a2", names=["orders", "public"]))
+        assert r["error_code"] == TOPIC_DENIED  # alice may send to public, not poll it
+        assert (await carol.call(hb, 1, _heartbeat("shop", "c1", names=["orders"])))[
+            "error_code"] == GROUP_DENIED
+        # the group consumes orders, which bob may not poll
+        assert (await bob.call(hb, 1, _heartbeat("shop", "b1", names=["secret.x"])))[
+            "error_code"] == GROUP_DENIED
+        r = await alice.call(hb, 1, _heartbeat("rx", "a3", regex=".*"))
+        assert [t["topic_id"].bytes for t in r["assignment"]["topic_partitions"]] == [orders]
+        describe = {"group_ids": ["shop"], "include_authorized_operations": True}
+        r = await alice.call(69, 1, describe)
+        assert (r["groups"][0]["error_code"], r["groups"][0]["authorized_operations"]) == \
+            (NONE, (1 << 3) | (1 << 6) | (1 << 8))
+        assert (await carol.call(69, 1, describe))["groups"][0]["error_code"] == GROUP_DENIED
+        by_id = {"topics": [{"topic_id": UUID(bytes=orders), "name": None}],
+                 "allow_auto_topic_creation": False, "include_topic_authorized_operations": False}
+        r = await alice.call(METADATA, 12, by_id)
+        assert (r["topics"][0]["error_code"], r["topics"][0]["name"]) == (NONE, "orders")
+        r = await carol.call(METADATA, 12, by_id)
+        assert (r["topics"][0]["error_code"], r["topics"][0]["name"]) == (TOPIC_DENIED, None)
+
+    run(go())
 
 
 def test_anonymous_clients_only_where_authentication_is_off(server: KafkaServer) -> None:

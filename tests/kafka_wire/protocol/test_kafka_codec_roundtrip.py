@@ -35,6 +35,9 @@ def _kafka_python_classes() -> dict[str, Any]:
 
 
 KP = _kafka_python_classes()
+# KIP-848 messages kafka-python (3.0) has no classes for
+NOT_IN_KAFKA_PYTHON = frozenset(f"ConsumerGroup{api}{kind}" for api in ("Heartbeat", "Describe")
+                                for kind in ("Request", "Response"))
 
 
 @pytest.mark.parametrize(("name", "key", "version", "kind"), CASES, ids=IDS)
@@ -50,6 +53,9 @@ def test_round_trip(name: str, key: int, version: int, kind: Any, data: st.DataO
     raw = c.encode(value)
     assert c.decode(raw, strict=True) == value
     assert c.decode(memoryview(bytearray(raw))) == value
+    if name in NOT_IN_KAFKA_PYTHON:  # layout checked against Kafka's JSON (crosscheck test)
+        assert name not in KP, f"kafka-python now has {name}: compare with it"
+        return
     theirs = KP[name].decode(raw, version=version)
     theirs._header = None  # kafka-python's decode leaves this slot unset
     again = theirs.encode(version=version)
