@@ -194,7 +194,7 @@ class GroupCoordinator(Membership):
         """Store committed offsets (OSError: nothing changed); a group unknown here (a
         replica that was not the coordinator) exists from now on, Empty."""
         self.offsets.put(group_id, offsets)
-        if group_id not in self.groups:
+        if group_id not in self.groups and group_id not in self.consumer.groups:
             self.groups[group_id] = Group(group_id)
 
     def _validate_commit(self, group_id: str, generation_id: int, member_id: str,
