@@ -264,8 +264,10 @@ _THROTTLED_HINT = ("{name} must be the literal '*' or a list of replicas in the 
                    "format: [partitionId]:[brokerId],[partitionId]:[brokerId],...")
 _O = TopicOptions()
 CONFIGS: dict[str, ConfigDef] = {
-    "cleanup.policy": ConfigDef("delete", LIST, "log.cleanup.policy", choices=("delete",),
-                                hint="pyggy does not compact logs, only delete is supported"),
+    # compact is accepted and stored (Kafka Streams' changelogs, Kafka Connect's internal topics
+    # ask for it) but not yet acted on: the log is kept whole (docs/two-doors.md)
+    "cleanup.policy": ConfigDef("delete", LIST, "log.cleanup.policy",
+                                choices=("compact", "delete")),
     "compression.gzip.level": ConfigDef("-1", INT, "compression.gzip.level", -1, 9),
     "compression.lz4.level": ConfigDef("9", INT, "compression.lz4.level", 1, 17),
     "compression.type": ConfigDef("producer", STRING_TYPE, "compression.type", choices=(
@@ -350,8 +352,8 @@ def validate_config(name: str, value: str | None) -> str | None:
             if d.item and not re.match(d.item, x):
                 raise _invalid(name, f"[{', '.join(items)}]", _THROTTLED_HINT.format(name=name))
         if d.choices and not items:
-            raise _invalid(name, value, "pyggy supports only cleanup.policy=delete (no "
-                           "compaction, and no empty policy)")
+            raise _invalid(name, value, "pyggy needs at least one of compact, delete "
+                           "(no empty policy)")
         return ",".join(items)
     if d.type == STRING_TYPE:
         if d.choices and text not in d.choices:

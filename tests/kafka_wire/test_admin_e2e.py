@@ -154,7 +154,10 @@ def test_kafka_python_create_errors_and_defaults(kadmin: KafkaAdminClient) -> No
     with pytest.raises(kerrors.InvalidConfigurationError, match="Unknown topic config"):
         kadmin.create_topics({"badcfg": {"configs": {"no.such.config": "1"}}})
     with pytest.raises(kerrors.InvalidConfigurationError, match="compact"):
-        kadmin.create_topics({"badcfg": {"configs": {"cleanup.policy": "compact"}}})
+        kadmin.create_topics({"badcfg": {"configs": {"cleanup.policy": "bogus"}}})
+    # accepted and described as given (Kafka Connect checks its internal topics this way)
+    kadmin.create_topics({"compacted": {"configs": {"cleanup.policy": "compact"}}})
+    assert kp_configs(kadmin, "compacted")["cleanup.policy"]["value"] == "compact"
     with pytest.raises(kerrors.InvalidPartitionsError):
         kadmin.create_topics({"zero": {"num_partitions": 0}})
     r = kadmin.create_topics({"checked": {"num_partitions": 4,

@@ -355,7 +355,10 @@ async def test_incremental_alter_configs(door: Door, version: int) -> None:
     assert await alter(("leader.replication.throttled.replicas", 3, "1:0,5:5")) == NONE
     assert dynamic(door, "i")["leader.replication.throttled.replicas"] == "0:0"
     assert await alter(("cleanup.policy", 2, "delete")) == NONE  # already there
-    assert await alter(("cleanup.policy", 2, "compact")) == INVALID_CONFIG
+    assert await alter(("cleanup.policy", 2, "compact")) == NONE  # Streams/Connect need it
+    assert dynamic(door, "i")["cleanup.policy"] == "delete,compact"
+    assert await alter(("cleanup.policy", 3, "compact")) == NONE
+    assert await alter(("cleanup.policy", 2, "bogus")) == INVALID_CONFIG
     assert await alter(("cleanup.policy", 3, "delete")) == INVALID_CONFIG  # would be empty
     assert await alter(("retention.ms", 2, "1")) == INVALID_CONFIG
     assert await alter(("retention.ms", 3, "1")) == INVALID_CONFIG
