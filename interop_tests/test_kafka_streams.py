@@ -75,7 +75,7 @@ class OutputReader:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{what} not seen in {timeout} s; "
                                      f"{self.records} output records")
-            self.poll(0.5)
+            self.poll(0.05)
 
     def close(self) -> None:
         self.consumer.close()
@@ -108,6 +108,12 @@ def run_word_count(bootstrap: str, target: Path, workdir: Path) -> dict[str, lis
                                       for w, counts in expected.items()), 120, "every count")
         reader.poll(1.0)  # anything doubled after the last expected update shows now
         assert app.proc is not None and app.proc.poll() is None, app.tail()
+        dirty = OutputReader(bootstrap, sink, "read_uncommitted")
+        try:  # for the log: output of the transaction the SIGKILL cut short (aborted since)
+            dirty.poll(2.0)
+            print(f"{bootstrap}: {dirty.records - reader.records} aborted output records")
+        finally:
+            dirty.close()
         return dict(reader.updates)
     finally:
         reader.close()

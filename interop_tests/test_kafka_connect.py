@@ -1,0 +1,105 @@
+"""Kafka Connect runs unchanged on pyggy: a distributed-mode worker (connect-runtime 4.1.1, which
+creates its compacted config/offset/status topics and checks their cleanup policy) copies a file
+into a topic with FileStreamSource and back out to a file with FileStreamSink, on each broker.
+The worker is then stopped, lines are appended to the source file and a new worker starts on the
+same topics: the connectors come back from the config topic, the source resumes from its offset
+in the offset topic and the sink from its group's committed offsets, so the topic and the copy
+each hold every line exactly once."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from interop_tests import kafka_apps
+
+FIRST, MORE = 200, 100
+
+
+def _lines(start: int, count: int) -> str:
+    return "".join(f"line {i:05d} of the source file\n" for i in range(start, start + count))
+
+
+def _wait_lines(path: Path, count: int, worker: kafka_apps.ConnectWorker,
+                timeout: float = 120.0) -> list[str]:
+    """Until the sink file has `count` lines (polling a file the worker appends to)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= count:
+            return lines
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path.name} has {len(lines)} of {count} lines after "
+                                 f"{timeout} s:\n{worker.tail()}")
+        time.sleep(0.3)
+
+
+def _end_offset(bootstrap: str, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused"})
+    try:
+        return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=30)[1]
+    finally:
+        consumer.close()
+
+
+def _topic_config(bootstrap: str, topic: str, name: str) -> str:
+    from confluent_kafka.admin import ConfigResource
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    return admin.describe_configs([res])[res].result(30)[name].value
+
+
+def copy_and_resume(bootstrap: str, target: Path, workdir: Path) -> dict[str, object]:
+    name = f"connect-{uuid.uuid4().hex[:8]}"
+    topic = f"{name}-lines"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)  # one partition: in order
+    source, sink = workdir / "source.txt", workdir / "sink.txt"
+    workdir.mkdir(parents=True, exist_ok=True)
+    source.write_text(_lines(0, FIRST))
+    worker = kafka_apps.ConnectWorker(target, bootstrap, name, workdir)
+    try:
+        worker.start().wait_ready()
+        worker.put_connector("file-source", {
+            "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+            "tasks.max": "1", "file": str(source), "topic": topic})
+        worker.put_connector("file-sink", {
+            "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
+            "tasks.max": "1", "file": str(sink), "topics": topic})
+        _wait_lines(sink, FIRST, worker)
+        assert worker.stop() in (0, 143), worker.tail()  # a clean stop: offsets flushed
+        with source.open("a") as f:
+            f.write(_lines(FIRST, MORE))
+        worker.start().wait_ready()  # the connectors come back from the config topic
+        copied = _wait_lines(sink, FIRST + MORE, worker)
+        connectors = sorted(worker.request("GET", "/connectors"))  # type: ignore[arg-type]
+    finally:
+        worker.stop()
+    return {
+        "connectors": connectors,
+        "copy_is_source": copied == source.read_text().splitlines(),
+        "copied_lines": len(copied),
+        "topic_records": _end_offset(bootstrap, topic),
+        "offsets_topic_policy": _topic_config(bootstrap, f"{name}-offsets", "cleanup.policy"),
+    }
+
+
+@pytest.mark.timeout(420)
+def test_connect_file_copy_resumes_same_on_both(brokers: dict[str, str], tmp_path: Path) -> None:
+    target = kafka_apps.build()
+    results = {name: copy_and_resume(bootstrap, target, tmp_path / name)
+               for name, bootstrap in brokers.items()}
+    assert results["kafka"] == {
+        "connectors": ["file-sink", "file-source"],
+        "copy_is_source": True,
+        "copied_lines": FIRST + MORE,
+        "topic_records": FIRST + MORE,  # the restarted source did not copy the file again
+        "offsets_topic_policy": "compact",
+    }
+    assert results["pyggy"] == results["kafka"]
