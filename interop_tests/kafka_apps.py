@@ -22,7 +22,8 @@ PROJECT = Path(__file__).resolve().parent / "kafka_apps"
 WORD_COUNT = "dev.pyggy.interop.WordCountApp"
 CONNECT_DISTRIBUTED = "org.apache.kafka.connect.cli.ConnectDistributed"
 JVM_OPTS = ("-Xms64m", "-Xmx384m", "-XX:ActiveProcessorCount=2", "-XX:TieredStopAtLevel=1",
-            "-XX:+UseSerialGC", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+            "-XX:+UseSerialGC", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "-Dorg.slf4j.simpleLogger.showDateTime=true")
 
 
 def build(version: str = KAFKA_VERSION) -> Path:

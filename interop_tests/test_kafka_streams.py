@@ -92,28 +92,43 @@ def run_word_count(bootstrap: str, target: Path, workdir: Path) -> dict[str, lis
     _produce(bootstrap, source, lines[:half])
     reader = OutputReader(bootstrap, sink)
     app = kafka_apps.word_count(target, bootstrap, app_id, source, sink, workdir)
+    t0 = time.monotonic()
+
+    def log(event: str) -> None:  # the timeline, for the test's output
+        print(f"{bootstrap} {time.monotonic() - t0:6.1f} s: {event}")
+
     try:
         app.start().wait_for("STATE RUNNING", 120)
+        log("running")
         reader.wait_until(lambda: reader.records >= first, 120, "the first half's counts")
+        log("first half counted")
         assert reader.records == first, reader.records  # nothing doubled so far
         _produce(bootstrap, source, lines[half:])
         dirty = OutputReader(bootstrap, sink, "read_uncommitted")
-        try:  # SIGKILL once it sends counts of the second half, likely in an open transaction
+        try:  # SIGKILL once it sends counts of the second half, in a transaction still open
             dirty.wait_until(lambda: dirty.records > first, 60, "second-half output")
         finally:
             dirty.close()
+        reader.poll(0.1)
+        in_txn = reader.records == first  # not committed yet (commits come every 2 s)
         app.kill()
+        log(f"killed (in a transaction: {in_txn})")
         app.start().wait_for("STATE RUNNING", 120)
+        log("running again")
         reader.wait_until(lambda: all(len(reader.updates[w]) >= len(counts)
                                       for w, counts in expected.items()), 120, "every count")
+        log("every count")
         reader.poll(1.0)  # anything doubled after the last expected update shows now
         assert app.proc is not None and app.proc.poll() is None, app.tail()
         dirty = OutputReader(bootstrap, sink, "read_uncommitted")
-        try:  # for the log: output of the transaction the SIGKILL cut short (aborted since)
-            dirty.poll(2.0)
-            print(f"{bootstrap}: {dirty.records - reader.records} aborted output records")
+        try:  # the output of the transaction the SIGKILL cut short is there, but aborted
+            dirty.wait_until(lambda: dirty.records > reader.records, 30, "aborted records")
+        except AssertionError:
+            if in_txn:
+                raise
         finally:
             dirty.close()
+        log(f"{dirty.records - reader.records} aborted output records")
         return dict(reader.updates)
     finally:
         reader.close()
