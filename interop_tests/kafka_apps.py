@@ -156,3 +156,18 @@ class ConnectWorker(JavaApp):
 
     def put_connector(self, name: str, config: Mapping[str, str]) -> None:
         self.request("PUT", f"/connectors/{name}/config", dict(config))
+
+
+def main() -> int:
+    """`python -m interop_tests.kafka_apps`: build every Maven project of the suite (fills the
+    Maven cache; scripts/install-test-deps.sh runs it)."""
+    from interop_tests.kafka_broker.broker import KAFKA_VERSIONS
+
+    started = time.monotonic()
+    builds = [build(), *(java_client.build(version=v) for v in KAFKA_VERSIONS)]
+    print(f"built {', '.join(str(t) for t in builds)} ({time.monotonic() - started:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

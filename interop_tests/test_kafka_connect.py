@@ -91,9 +91,9 @@ def copy_and_resume(bootstrap: str, target: Path, workdir: Path) -> dict[str, ob
 
 
 @pytest.mark.timeout(420)
-def test_connect_file_copy_resumes_same_on_both(brokers: dict[str, str], tmp_path: Path) -> None:
-    target = kafka_apps.build()
-    results = {name: copy_and_resume(bootstrap, target, tmp_path / name)
+def test_connect_file_copy_resumes_same_on_both(brokers: dict[str, str],
+                                                kafka_apps_target: Path, tmp_path: Path) -> None:
+    results = {name: copy_and_resume(bootstrap, kafka_apps_target, tmp_path / name)
                for name, bootstrap in brokers.items()}
     assert results["kafka"] == {
         "connectors": ["file-sink", "file-source"],

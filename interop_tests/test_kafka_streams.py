@@ -4,7 +4,8 @@ cache so every count update is emitted) on the same input against each broker. T
 SIGKILLed while it works through the second half of the input and started again; the
 read_committed output must then hold, for every word, exactly the updates 1, 2, ..., n in order:
 a record processed twice (or lost) after the crash would show as a repeated (or missing) count.
-Both brokers give the same per-word sequences."""
+Both brokers give the same per-word sequences. Along the way Streams purges its repartition
+topic (DeleteRecords) every second."""
 
 from __future__ import annotations
 
@@ -49,9 +50,18 @@ def _produce(bootstrap: str, topic: str, lines: list[str]) -> None:
     assert producer.flush(30) == 0
 
 
+def _low_watermarks(bootstrap: str, topic: str) -> list[int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused"})
+    try:
+        return [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[0]
+                for p in range(PARTITIONS)]
+    finally:
+        consumer.close()
+
+
 class OutputReader:
-    """A consumer (read_committed unless told) of the whole output topic; `updates[word]` lists the counts
-    seen for the word, in offset order (a word lives in one partition)."""
+    """A consumer (read_committed unless told) of the whole output topic; `updates[word]`
+    lists the counts seen for the word, in offset order (a word lives in one partition)."""
 
     def __init__(self, bootstrap: str, topic: str, isolation: str = "read_committed") -> None:
         self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused",
@@ -129,6 +139,9 @@ def run_word_count(bootstrap: str, target: Path, workdir: Path) -> dict[str, lis
         finally:
             dirty.close()
         log(f"{dirty.records - reader.records} aborted output records")
+        purged = _low_watermarks(bootstrap, f"{app_id}-counts-repartition")
+        log(f"repartition topic purged to {purged}")
+        assert any(purged), "Streams never purged its repartition topic (DeleteRecords)"
         return dict(reader.updates)
     finally:
         reader.close()
@@ -136,12 +149,12 @@ def run_word_count(bootstrap: str, target: Path, workdir: Path) -> dict[str, lis
 
 
 @pytest.mark.timeout(420)
-def test_word_count_exactly_once_same_on_both(brokers: dict[str, str], tmp_path: Path) -> None:
-    target = kafka_apps.build()
+def test_word_count_exactly_once_same_on_both(brokers: dict[str, str],
+                                              kafka_apps_target: Path, tmp_path: Path) -> None:
     expected = _expected(_lines())
     results = {}
     for name, bootstrap in brokers.items():
-        updates = run_word_count(bootstrap, target, tmp_path / name)
+        updates = run_word_count(bootstrap, kafka_apps_target, tmp_path / name)
         bad = {w: seq for w, seq in updates.items() if seq != expected.get(w)}
         assert not bad, f"{name}: count updates other than 1..n (duplicates or gaps): {bad}"
         results[name] = updates

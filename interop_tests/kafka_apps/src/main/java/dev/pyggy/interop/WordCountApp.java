@@ -34,6 +34,8 @@ public final class WordCountApp {
         p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
         // transactions stay open up to 2 s, so the test's SIGKILL can land inside one
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 2000);
+        // consumed repartition records are purged (DeleteRecords) after commits every 1 s
+        p.put(StreamsConfig.REPARTITION_PURGE_INTERVAL_MS_CONFIG, 1000);
         // no record cache: every count update is sent, so the output is deterministic per word
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
         // a SIGKILLed member leaves the group after 6 s (the brokers' minimum), not 45 s
