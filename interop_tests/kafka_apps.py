@@ -103,7 +103,9 @@ def word_count(target: Path, bootstrap: str, app_id: str, input_topic: str, outp
 
 class ConnectWorker(JavaApp):
     """A Kafka Connect worker in distributed mode (its config, offset and status topics are
-    named after `name`) with a REST listener on a free loopback port."""
+    named after `name`) with a REST listener on a free loopback port. Exactly-once source
+    support (KIP-618) is on: source tasks write records and offsets in transactions, and the
+    leader fences the producers of a task's earlier generation (Admin.fenceProducers)."""
 
     def __init__(self, target: Path, bootstrap: str, name: str, workdir: Path) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -127,6 +129,7 @@ class ConnectWorker(JavaApp):
             "session.timeout.ms": "6000",
             "heartbeat.interval.ms": "1000",
             "scheduled.rebalance.max.delay.ms": "0",
+            "exactly.once.source.support": "enabled",
         }
         path = workdir / "worker.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))

@@ -1,6 +1,8 @@
 """Kafka Connect runs unchanged on pyggy: a distributed-mode worker (connect-runtime 4.1.1, which
-creates its compacted config/offset/status topics and checks their cleanup policy) copies a file
-into a topic with FileStreamSource and back out to a file with FileStreamSink, on each broker.
+creates its compacted config/offset/status topics and checks their cleanup policy; exactly-once
+source support on, so the source task writes in transactions after fencing its predecessors)
+copies a file into a topic with FileStreamSource and back out to a file with FileStreamSink, on
+each broker.
 The worker is then stopped, lines are appended to the source file and a new worker starts on the
 same topics: the connectors come back from the config topic, the source resumes from its offset
 in the offset topic and the sink from its group's committed offsets, so the topic and the copy
@@ -13,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from interop_tests import kafka_apps
@@ -43,6 +45,24 @@ def _end_offset(bootstrap: str, topic: str) -> int:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused"})
     try:
         return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=30)[1]
+    finally:
+        consumer.close()
+
+
+def _records(bootstrap: str, topic: str) -> int:
+    """The records of the topic, read (read_committed) from offset 0 to the end."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused",
+                         "enable.partition.eof": True, "isolation.level": "read_committed"})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    count, deadline = 0, time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            for msg in consumer.consume(500, timeout=1.0):
+                if msg.error() is not None:
+                    assert msg.error().code() == KafkaError._PARTITION_EOF, msg.error()
+                    return count
+                count += 1
+        raise AssertionError(f"no end of {topic} in 60 s ({count} records)")
     finally:
         consumer.close()
 
@@ -81,11 +101,14 @@ def copy_and_resume(bootstrap: str, target: Path, workdir: Path) -> dict[str, ob
         connectors = sorted(worker.request("GET", "/connectors"))  # type: ignore[arg-type]
     finally:
         worker.stop()
+    records = _records(bootstrap, topic)
     return {
         "connectors": connectors,
         "copy_is_source": copied == source.read_text().splitlines(),
         "copied_lines": len(copied),
-        "topic_records": _end_offset(bootstrap, topic),
+        "topic_records": records,
+        # transaction markers take offsets too: the source task wrote in transactions
+        "transactional": _end_offset(bootstrap, topic) > records,
         "offsets_topic_policy": _topic_config(bootstrap, f"{name}-offsets", "cleanup.policy"),
     }
 
@@ -100,6 +123,7 @@ def test_connect_file_copy_resumes_same_on_both(brokers: dict[str, str],
         "copy_is_source": True,
         "copied_lines": FIRST + MORE,
         "topic_records": FIRST + MORE,  # the restarted source did not copy the file again
+        "transactional": True,
         "offsets_topic_policy": "compact",
     }
     assert results["pyggy"] == results["kafka"]
