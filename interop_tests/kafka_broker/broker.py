@@ -432,9 +432,9 @@ class DockerKafka(RealKafka):
     kind = "docker"
 
     def __init__(self, version: str = KAFKA_VERSION) -> None:
-        image = self.image = f"apache/kafka:{version}"
         from testcontainers.core.container import DockerContainer
 
+        image = self.image = f"apache/kafka:{version}"
         # The host port is chosen first and used inside the container too, so the advertised
         # address 127.0.0.1:<port> is right both for clients on the host and for the broker.
         port = free_port()
