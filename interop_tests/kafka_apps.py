@@ -126,8 +126,11 @@ class ConnectWorker(JavaApp):
             "offset.flush.interval.ms": "500",
             "listeners": self.rest,
             "plugin.discovery": "service_load",  # connect-file ships its ServiceLoader manifests
+            # a SIGKILLed worker (and its sink tasks' consumers) leaves its groups after 6 s
             "session.timeout.ms": "6000",
             "heartbeat.interval.ms": "1000",
+            "consumer.session.timeout.ms": "6000",
+            "consumer.heartbeat.interval.ms": "1000",
             "scheduled.rebalance.max.delay.ms": "0",
             "exactly.once.source.support": "enabled",
         }
