@@ -68,6 +68,17 @@ def java_target() -> Path:
 
 
 @pytest.fixture(scope="session")
+def kafka_apps_target() -> Path:
+    """interop_tests/kafka_apps (Kafka Streams word count, Kafka Connect) built with Maven."""
+    from interop_tests import kafka_apps
+
+    try:
+        return kafka_apps.build()
+    except BrokerUnavailable as e:
+        _unavailable(str(e))
+
+
+@pytest.fixture(scope="session")
 def pyggy_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyggyServer]:
     """A pyggy server for the whole interop session; its Kafka door is `.kafka_address`.
     Auto-created topics get as many partitions as on the real broker."""

