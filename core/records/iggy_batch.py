@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple, NoReturn
 
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.records.accel import WALKS
 from xxhash import xxh3_64, xxh3_64_intdigest
 
 BATCH_HEADER_SIZE = 256
@@ -108,8 +109,27 @@ def validate_batch(
 ) -> BatchInfo:
     """Check layout, limits and (optionally) every checksum; raise :class:`BatchError`.
 
-    Offset deltas must be 0, 1, 2, ... (``allow_sliced``: any contiguous run).
+    Offset deltas must be 0, 1, 2, ... (``allow_sliced``: any contiguous run). Walked in C
+    when the extension is built (core/records/accel.py); a batch it rejects is walked again
+    by :func:`validate_batch_py`, which names the error.
     """
+    if WALKS is not None:
+        done = WALKS.iggy_validate(buf, expected_count, verify_checksums, allow_sliced)
+        if done is not None:
+            count, length, origin, max_ts_delta, first_delta, frame_sums = done
+            return BatchInfo(count, length, origin, origin + max_ts_delta, first_delta,
+                             frame_sums)
+    return validate_batch_py(buf, expected_count, verify_checksums, allow_sliced=allow_sliced)
+
+
+def validate_batch_py(
+    buf: Buffer,
+    expected_count: int | None = None,
+    verify_checksums: bool = True,
+    *,
+    allow_sliced: bool = False,
+) -> BatchInfo:
+    """The pure-Python twin of :func:`validate_batch` (the reference for the C walk)."""
     mv = _view(buf)
     _, _, _, origin, length, stored, count = _header(mv)
     if count == 0 or (expected_count is not None and count != expected_count):
@@ -175,9 +195,19 @@ def _batch_checksum(header: Buffer, frame_sums: Buffer) -> int:
     return hasher.intdigest()
 
 
-def _hash_frames(mv: memoryview, pos: int, end: int, hasher: xxh3_64) -> int:
-    """Feed each frame's checksum field in [pos, end) to ``hasher``; return the frame count."""
-    frames = 0
+def frame_sums(mv: memoryview, start: int, end: int) -> bytes:
+    """Every frame's checksum field in mv[start:end] (which the frames must tile), in order:
+    in C when built, else (and to name the error) :func:`frame_sums_py`."""
+    if WALKS is not None:
+        sums = WALKS.iggy_frame_sums(mv, start, end)
+        if sums is not None:
+            return sums
+    return frame_sums_py(mv, start, end)
+
+
+def frame_sums_py(mv: memoryview, pos: int, end: int) -> bytes:
+    """The pure-Python twin of :func:`frame_sums`."""
+    sums = bytearray()
     lens = _FRAME_LENS.unpack_from
     while pos < end:
         if end - pos < FRAME_HEADER_SIZE:
@@ -186,21 +216,17 @@ def _hash_frames(mv: memoryview, pos: int, end: int, hasher: xxh3_64) -> int:
         nxt = pos + FRAME_HEADER_SIZE + pl_len + uh_len
         if nxt > end:
             raise _fail(ErrorCode.INVALID_MESSAGE_PAYLOAD_LENGTH, "frame overruns batch")
-        hasher.update(mv[pos : pos + 8])
+        sums += mv[pos : pos + 8]
         pos = nxt
-        frames += 1
-    return frames
+    return bytes(sums)
 
 
 def _seal(mv: memoryview, header: memoryview | bytearray, start: int, end: int) -> None:
     """Write the batch checksum into ``header`` over its fields and frames mv[start:end]."""
-    hasher = xxh3_64()
-    hasher.update(header[0:40])
-    hasher.update(header[48:52])
-    frames = _hash_frames(mv, start, end, hasher)
-    if frames != _U32.unpack_from(header, 48)[0]:
+    sums = frame_sums(mv, start, end)
+    if len(sums) != 8 * _U32.unpack_from(header, 48)[0]:
         raise _fail(ErrorCode.INVALID_MESSAGES_COUNT, "message_count does not match frames")
-    _U64.pack_into(header, 40, hasher.intdigest())
+    _U64.pack_into(header, 40, _batch_checksum(header, sums))
 
 
 def stamp_batch(buf: bytearray | memoryview, partition_id: int, base_offset: int,

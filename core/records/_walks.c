@@ -1,0 +1,272 @@
+/* The hot batch walks in C; the pure-Python twins in iggy_batch.py / kafka_batch.py are the
+ * reference (docs/performance.md, "C walks"). Each function only decides accept/reject and
+ * returns what the Python twin would compute; on reject it returns None/False and the caller
+ * re-runs the twin, which raises the exact error. Layouts: see the docstrings of
+ * core/records/iggy_batch.py and core/records/kafka_batch.py. XXH3-64 comes from the system
+ * libxxhash (Debian: libxxhash-dev), the same algorithm as the `xxhash` package. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define BATCH_HEADER_SIZE 256
+#define FRAME_HEADER_SIZE 48
+#define MAX_PAYLOAD_SIZE 64000000u
+#define MAX_USER_HEADERS_SIZE 100000u
+/* walks over batches at least this big run without the GIL */
+#define NOGIL_BYTES 65536
+
+static inline uint32_t le32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint64_t le64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+/* --- Iggy 0.11 batches ------------------------------------------------------------------- */
+
+/* The frame loop of iggy_batch.validate_batch; 0 = reject. sums: 8 * count bytes or NULL. */
+static int iggy_frames(const uint8_t *b, uint64_t length, uint64_t count, uint64_t first_delta,
+                       uint8_t *sums, uint64_t *max_ts_out)
+{
+    uint64_t pos = BATCH_HEADER_SIZE, max_ts = 0;
+    for (uint64_t index = first_delta; index < first_delta + count; index++) {
+        if (pos + FRAME_HEADER_SIZE > length)
+            return 0;
+        const uint8_t *f = b + pos;
+        uint32_t delta = le32(f + 24), ts_delta = le32(f + 28);
+        uint32_t uh_len = le32(f + 32), pl_len = le32(f + 36);
+        uint64_t end = pos + FRAME_HEADER_SIZE + (uint64_t)pl_len + uh_len;
+        if (le64(f + 40) || delta != index || end > length || pl_len == 0
+                || pl_len > MAX_PAYLOAD_SIZE || uh_len > MAX_USER_HEADERS_SIZE)
+            return 0;
+        if (ts_delta > max_ts)
+            max_ts = ts_delta;
+        if (sums != NULL) {
+            if (XXH3_64bits(f + 8, end - pos - 8) != le64(f))
+                return 0;
+            memcpy(sums + 8 * (index - first_delta), f, 8);
+        }
+        pos = end;
+    }
+    *max_ts_out = max_ts;
+    return pos == length;
+}
+
+static const uint8_t ZERO_RESERVED[BATCH_HEADER_SIZE - 52];
+
+/* iggy_validate(buf, expected_count: int | None, verify: bool, allow_sliced: bool)
+ *   -> (count, length, origin, max_ts_delta, first_delta, frame_sums) | None */
+static PyObject *iggy_validate(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    PyObject *expected, *result = NULL;
+    int verify, sliced;
+    if (!PyArg_ParseTuple(args, "y*Opp", &view, &expected, &verify, &sliced))
+        return NULL;
+    const uint8_t *b = view.buf;
+    uint64_t size = (uint64_t)view.len, length, count, first_delta = 0, max_ts = 0;
+    uint8_t *scratch = NULL;
+    if (size < BATCH_HEADER_SIZE || memcmp(b + 52, ZERO_RESERVED, sizeof ZERO_RESERVED)
+            || (length = le64(b + 32)) != size || (count = le32(b + 48)) == 0)
+        goto reject;
+    if (expected != Py_None) {
+        int overflow;
+        long long want = PyLong_AsLongLongAndOverflow(expected, &overflow);
+        if (want == -1 && PyErr_Occurred())
+            goto done;
+        if (overflow || want != (long long)count)
+            goto reject;
+    }
+    /* every frame takes at least 49 bytes: a count beyond that cannot tile (and the frame
+     * sums below are then bounded by the buffer) */
+    if (count > (length - BATCH_HEADER_SIZE) / (FRAME_HEADER_SIZE + 1))
+        goto reject;
+    if (sliced && length >= BATCH_HEADER_SIZE + FRAME_HEADER_SIZE)
+        first_delta = le32(b + BATCH_HEADER_SIZE + 24);
+    if (verify) {
+        /* header[0:40] ‖ header[48:52] ‖ the frames' checksum fields: the batch checksum input */
+        scratch = PyMem_Malloc(44 + 8 * count);
+        if (scratch == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        memcpy(scratch, b, 40);
+        memcpy(scratch + 40, b + 48, 4);
+    }
+    int ok;
+    if (size >= NOGIL_BYTES) {
+        Py_BEGIN_ALLOW_THREADS
+        ok = iggy_frames(b, length, count, first_delta, verify ? scratch + 44 : NULL, &max_ts);
+        if (ok && verify)
+            ok = XXH3_64bits(scratch, 44 + 8 * count) == le64(b + 40);
+        Py_END_ALLOW_THREADS
+    } else {
+        ok = iggy_frames(b, length, count, first_delta, verify ? scratch + 44 : NULL, &max_ts);
+        if (ok && verify)
+            ok = XXH3_64bits(scratch, 44 + 8 * count) == le64(b + 40);
+    }
+    if (!ok)
+        goto reject;
+    result = Py_BuildValue("KKKKKy#", (unsigned long long)count, (unsigned long long)length,
+                           (unsigned long long)le64(b + 24), (unsigned long long)max_ts,
+                           (unsigned long long)first_delta,
+                           verify ? (const char *)scratch + 44 : "",
+                           (Py_ssize_t)(verify ? 8 * count : 0));
+    goto done;
+reject:
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(scratch);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* iggy_frame_sums(buf, start, end) -> the checksum fields of the frames tiling buf[start:end]
+ * (8 bytes each, in order) | None when they do not tile it (iggy_batch._frame_sums_py). */
+static PyObject *iggy_frame_sums(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t start, end;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*nn", &view, &start, &end))
+        return NULL;
+    const uint8_t *b = view.buf;
+    if (start < 0 || end > view.len || start > end) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    /* pass 1: count the frames (each at least 48 bytes), pass 2: copy their checksums */
+    Py_ssize_t frames = 0;
+    for (uint64_t pos = (uint64_t)start; pos < (uint64_t)end; frames++) {
+        if ((uint64_t)end - pos < FRAME_HEADER_SIZE) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        pos += FRAME_HEADER_SIZE + (uint64_t)le32(b + pos + 32) + le32(b + pos + 36);
+        if (pos > (uint64_t)end) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+    }
+    result = PyBytes_FromStringAndSize(NULL, 8 * frames);
+    if (result == NULL)
+        goto done;
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result);
+    for (Py_ssize_t pos = start; pos < end; out += 8) {
+        memcpy(out, b + pos, 8);
+        pos += FRAME_HEADER_SIZE + (Py_ssize_t)le32(b + pos + 32) + le32(b + pos + 36);
+    }
+done:
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* --- Kafka record batch v2 ----------------------------------------------------------------- */
+
+/* A zig-zag varint/varlong at *pos (at most 10 bytes); 0 = reject: cut by end, longer than 10
+ * bytes, or beyond 64 bits (every use of such a value fails the Python walk too: a length or
+ * offset delta out of range, or a skip past the end). */
+static inline int varint(const uint8_t *b, Py_ssize_t end, Py_ssize_t *pos, int64_t *out)
+{
+    Py_ssize_t p = *pos;
+    uint64_t v = 0;
+    for (int shift = 0;; shift += 7) {
+        if (shift > 63 || p >= end)
+            return 0;
+        uint8_t c = b[p++];
+        if (shift == 63 && (c & 0x7F) > 1)
+            return 0;
+        v |= (uint64_t)(c & 0x7F) << shift;
+        if (c < 0x80)
+            break;
+    }
+    *out = (int64_t)((v >> 1) ^ (0 - (v & 1)));
+    *pos = p;
+    return 1;
+}
+
+/* The loop of kafka_batch._walk over b[pos:end] with end = the buffer's length; 0 = reject. */
+static int kafka_records(const uint8_t *b, Py_ssize_t pos, Py_ssize_t end, int64_t count)
+{
+    int64_t n = 0, length, delta, size, headers, hk, hv;
+    while (pos < end) {
+        if (n == count || !varint(b, end, &pos, &length))
+            return 0;
+        if (length < 6 || length > end - pos)
+            return 0;
+        Py_ssize_t stop = pos + (Py_ssize_t)length;
+        pos += 1;  /* attributes */
+        while (pos < end && b[pos] >= 0x80)  /* timestampDelta, skipped unread */
+            pos++;
+        pos += 1;
+        if (pos > end || !varint(b, end, &pos, &delta) || delta != n)
+            return 0;
+        for (int field = 0; field < 2; field++) {  /* key, value */
+            if (!varint(b, end, &pos, &size) || size < -1)
+                return 0;
+            if (size > 0) {
+                if (size >= end - pos)  /* the next read would be past the end */
+                    return 0;
+                pos += (Py_ssize_t)size;
+            }
+        }
+        if (pos >= end)
+            return 0;
+        if (b[pos]) {
+            if (!varint(b, end, &pos, &headers) || headers < 0)
+                return 0;
+            for (int64_t h = 0; h < headers; h++) {
+                if (pos >= stop || !varint(b, end, &pos, &hk) || hk < 0 || hk >= end - pos)
+                    return 0;
+                pos += (Py_ssize_t)hk;
+                if (!varint(b, end, &pos, &hv) || hv < -1)
+                    return 0;
+                if (hv > 0) {
+                    if (hv > end - pos)
+                        return 0;
+                    pos += (Py_ssize_t)hv;
+                }
+            }
+        } else {
+            pos += 1;
+        }
+        if (pos != stop)
+            return 0;
+        n++;
+    }
+    return n == count;
+}
+
+/* kafka_walk(buf, pos, count) -> bool: kafka_batch._walk(buf, pos, len(buf), count) passes */
+static PyObject *kafka_walk(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t pos;
+    long long count;
+    if (!PyArg_ParseTuple(args, "y*nL", &view, &pos, &count))
+        return NULL;
+    int ok = 0;
+    if (pos >= 0) {
+        if (view.len >= NOGIL_BYTES) {
+            Py_BEGIN_ALLOW_THREADS
+            ok = kafka_records(view.buf, pos, view.len, count);
+            Py_END_ALLOW_THREADS
+        } else {
+            ok = kafka_records(view.buf, pos, view.len, count);
+        }
+    }
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(ok);
+}
+
+static PyMethodDef methods[] = {
+    {"iggy_validate", iggy_validate, METH_VARARGS, "iggy_batch.validate_batch's walk"},
+    {"iggy_frame_sums", iggy_frame_sums, METH_VARARGS, "the frames' checksum fields"},
+    {"kafka_walk", kafka_walk, METH_VARARGS, "kafka_batch._walk"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_walks", "The hot batch walks in C (pure-Python twins in "
+    "iggy_batch / kafka_batch).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__walks(void) { return PyModule_Create(&module); }
