@@ -2,7 +2,7 @@
 
 ``pyggy.core.records._walks`` needs a C compiler and the xxHash headers (Debian:
 ``libxxhash-dev``); without them the build is skipped (``optional``) and pyggy runs the
-pure-Python twins (docs/performance.md, "C walks").
+pure-Python twins (README, "C walks").
 """
 
 from setuptools import Extension, setup

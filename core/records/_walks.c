@@ -1,5 +1,5 @@
 /* The hot batch walks in C; the pure-Python twins in iggy_batch.py / kafka_batch.py are the
- * reference (docs/performance.md, "C walks"). Each function only decides accept/reject and
+ * reference (README, "C walks"). Each function only decides accept/reject and
  * returns what the Python twin would compute; on reject it returns None/False and the caller
  * re-runs the twin, which raises the exact error. Layouts: see the docstrings of
  * core/records/iggy_batch.py and core/records/kafka_batch.py. XXH3-64 comes from the system
@@ -159,6 +159,130 @@ done:
     return result;
 }
 
+/* --- classic (0.8) SendMessages bodies -------------------------------------------------------- */
+
+#define CLASSIC_HEADER_SIZE 64
+#define CLASSIC_INDEX_SIZE 16
+
+/* Pass 1 of iggy_batch.classic_frames_to_batch_py: framing, index entries, limits; the
+ * smallest origin timestamp into *origin. 0 = reject. */
+static int classic_check(const uint8_t *b, uint64_t total, uint64_t count, uint64_t *origin)
+{
+    uint64_t frames_at = count * CLASSIC_INDEX_SIZE, pos = frames_at, low = UINT64_MAX;
+    for (uint64_t index = 0; index < count; index++) {
+        if (total - pos < CLASSIC_HEADER_SIZE)
+            return 0;
+        const uint8_t *f = b + pos, *entry = b + index * CLASSIC_INDEX_SIZE;
+        uint32_t uh_len = le32(f + 48), pl_len = le32(f + 52);
+        if (pl_len == 0 || pl_len > MAX_PAYLOAD_SIZE || uh_len > MAX_USER_HEADERS_SIZE)
+            return 0;
+        pos += CLASSIC_HEADER_SIZE + (uint64_t)pl_len + uh_len;
+        if (pos > total || le32(entry) || le64(entry + 8) || le32(entry + 4) != pos - frames_at)
+            return 0;
+        if (le64(f + 40) < low)
+            low = le64(f + 40);
+    }
+    *origin = low;
+    return pos == total;
+}
+
+/* Pass 2: the 0.11 frames at out + 256 (timestamp deltas checked here), then the header. */
+static int classic_write(const uint8_t *b, uint64_t count, uint64_t origin, const uint8_t *ids,
+                         uint8_t *out, uint64_t out_len, uint8_t *sums)
+{
+    uint64_t pos = count * CLASSIC_INDEX_SIZE, opos = BATCH_HEADER_SIZE;
+    for (uint64_t index = 0; index < count; index++) {
+        const uint8_t *f = b + pos;
+        uint64_t ts_delta = le64(f + 40) - origin;
+        if (ts_delta > 0xFFFFFFFFu)
+            return 0;
+        uint32_t uh_len = le32(f + 48), pl_len = le32(f + 52), delta = (uint32_t)index;
+        uint32_t ts32 = (uint32_t)ts_delta;
+        uint64_t size = (uint64_t)pl_len + uh_len;
+        uint8_t *o = out + opos;
+        memcpy(o + 8, f + 8, 16);  /* id */
+        if (ids != NULL && le64(f + 8) == 0 && le64(f + 16) == 0) {
+            /* a UUIDv4 from 16 random bytes (uuid.UUID(bytes=..., version=4)), stored as the
+             * little-endian u128 of its big-endian integer */
+            uint8_t r[16];
+            memcpy(r, ids + 16 * index, 16);
+            r[6] = (uint8_t)((r[6] & 0x0F) | 0x40);
+            r[8] = (uint8_t)((r[8] & 0x3F) | 0x80);
+            for (int i = 0; i < 16; i++)
+                o[8 + i] = r[15 - i];
+        }
+        memcpy(o + 24, &delta, 4);
+        memcpy(o + 28, &ts32, 4);
+        memcpy(o + 32, &uh_len, 4);
+        memcpy(o + 36, &pl_len, 4);
+        memset(o + 40, 0, 8);
+        memcpy(o + FRAME_HEADER_SIZE, f + CLASSIC_HEADER_SIZE, size);
+        uint64_t sum = XXH3_64bits(o + 8, FRAME_HEADER_SIZE - 8 + size);
+        memcpy(o, &sum, 8);
+        memcpy(sums + 44 + 8 * index, &sum, 8);
+        pos += CLASSIC_HEADER_SIZE + size;
+        opos += FRAME_HEADER_SIZE + size;
+    }
+    uint32_t count32 = (uint32_t)count;
+    memset(out, 0, BATCH_HEADER_SIZE);
+    memcpy(out + 24, &origin, 8);
+    memcpy(out + 32, &out_len, 8);
+    memcpy(out + 48, &count32, 4);
+    memcpy(sums, out, 40);
+    memcpy(sums + 40, out + 48, 4);
+    uint64_t batch_sum = XXH3_64bits(sums, 44 + 8 * count);
+    memcpy(out + 40, &batch_sum, 8);
+    return 1;
+}
+
+/* classic_to_batch(body, count, ids: bytes | None) -> bytearray | None: the unstamped 0.11
+ * batch of iggy_batch.classic_frames_to_batch_py; ids: 16 random bytes per message for the
+ * ids that are 0. None: rejected (or ids too short). */
+static PyObject *classic_to_batch(PyObject *self, PyObject *args)
+{
+    Py_buffer view, ids = {0};
+    long long count;
+    PyObject *ids_obj, *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*LO", &view, &count, &ids_obj))
+        return NULL;
+    if (ids_obj != Py_None && PyObject_GetBuffer(ids_obj, &ids, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    const uint8_t *b = view.buf;
+    uint64_t total = (uint64_t)view.len, origin = 0;
+    uint8_t *sums = NULL;
+    if (count <= 0 || (uint64_t)count > total / CLASSIC_INDEX_SIZE
+            || (ids.buf != NULL && (uint64_t)ids.len < 16 * (uint64_t)count)
+            || !classic_check(b, total, (uint64_t)count, &origin))
+        goto reject;
+    uint64_t out_len = BATCH_HEADER_SIZE + total - 32 * (uint64_t)count;
+    result = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)out_len);
+    sums = PyMem_Malloc(44 + 8 * (uint64_t)count);
+    if (result == NULL || sums == NULL) {
+        Py_CLEAR(result);
+        if (sums == NULL)
+            PyErr_NoMemory();
+        goto done;
+    }
+    uint8_t *out = (uint8_t *)PyByteArray_AS_STRING(result);
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = classic_write(b, (uint64_t)count, origin, ids.buf, out, out_len, sums);
+    Py_END_ALLOW_THREADS
+    if (ok)
+        goto done;
+    Py_CLEAR(result);
+reject:
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(sums);
+    if (ids.buf != NULL)
+        PyBuffer_Release(&ids);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 /* --- Kafka record batch v2 ----------------------------------------------------------------- */
 
 /* A zig-zag varint/varlong at *pos (at most 10 bytes); 0 = reject: cut by end, longer than 10
@@ -260,6 +384,7 @@ static PyObject *kafka_walk(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"iggy_validate", iggy_validate, METH_VARARGS, "iggy_batch.validate_batch's walk"},
     {"iggy_frame_sums", iggy_frame_sums, METH_VARARGS, "the frames' checksum fields"},
+    {"classic_to_batch", classic_to_batch, METH_VARARGS, "classic frames to a 0.11 batch"},
     {"kafka_walk", kafka_walk, METH_VARARGS, "kafka_batch._walk"},
     {NULL, NULL, 0, NULL},
 };

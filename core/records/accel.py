@@ -3,7 +3,7 @@
 ``WALKS`` is the compiled module when it was built (``pip install`` with a C compiler and the
 xxHash headers, see setup.py) and ``PYGGY_PURE_PYTHON`` is unset or empty; else None and
 iggy_batch / kafka_batch walk in Python. The C walk only accepts or rejects: on reject the
-Python twin re-walks the batch to raise the exact error (docs/performance.md, "C walks").
+Python twin re-walks the batch to raise the exact error (README, "C walks").
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ class Walks(Protocol):
         ...
 
     def iggy_frame_sums(self, buf: Buffer, start: int, end: int, /) -> bytes | None: ...
+
+    def classic_to_batch(self, buf: Buffer, count: int, ids: bytes | None, /
+                         ) -> bytearray | None: ...
 
     def kafka_walk(self, buf: Buffer, pos: int, count: int, /) -> bool: ...
 

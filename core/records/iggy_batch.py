@@ -434,15 +434,32 @@ def build_batch(
 def classic_frames_to_batch(
     index_and_frames: Buffer,
     messages_count: int,
-    id_factory: Callable[[], int] | None = None,
+    random_ids: Callable[[int], bytes] | None = None,
 ) -> bytearray:
     """Convert a classic SendMessages body (after messages_count) into a 0.11 batch.
 
     Input: messages_count × 16-byte index entries ``[0 u32][cumulative_size u32][0 u64]``,
     then the 64-byte-header frames. The client's checksum/offset/timestamp (all 0) and the
-    reserved field are ignored, as the 0.8 server does; ``id_factory`` (e.g. a UUIDv4
-    source) replaces id 0, as the 0.8 server does at append. The result is unstamped.
+    reserved field are ignored, as the 0.8 server does; with ``random_ids`` (``os.urandom``)
+    an id 0 becomes a UUIDv4 made of 16 of its bytes, as the 0.8 server does at append. The
+    result is unstamped. Converted in C when built; :func:`classic_frames_to_batch_py` names
+    the error of a body it rejects.
     """
+    if WALKS is not None and 0 < messages_count <= len(index_and_frames) // CLASSIC_INDEX_SIZE:
+        ids = random_ids(16 * messages_count) if random_ids is not None else None
+        out = WALKS.classic_to_batch(index_and_frames, messages_count, ids)
+        if out is not None:
+            return out
+        random_ids = None if ids is None else (lambda _: ids)
+    return classic_frames_to_batch_py(index_and_frames, messages_count, random_ids)
+
+
+def classic_frames_to_batch_py(
+    index_and_frames: Buffer,
+    messages_count: int,
+    random_ids: Callable[[int], bytes] | None = None,
+) -> bytearray:
+    """The pure-Python twin of :func:`classic_frames_to_batch`."""
     mv = _view(index_and_frames)
     if messages_count <= 0:
         raise _fail(ErrorCode.INVALID_MESSAGES_COUNT, "no messages")
@@ -471,6 +488,11 @@ def classic_frames_to_batch(
             origin = msg_origin
     if pos != total:
         raise _fail(ErrorCode.INVALID_FORMAT, "trailing bytes after classic messages")
+    ids = None
+    if random_ids is not None:
+        import uuid  # here: its import (platform, regexes) is not paid at start
+
+        ids = random_ids(16 * messages_count)
     # Pass 2: write the batch.
     out = bytearray(BATCH_HEADER_SIZE + total - frames_at - 16 * messages_count)
     omv = memoryview(out)
@@ -479,8 +501,8 @@ def classic_frames_to_batch(
     for index in range(messages_count):
         _, lo, hi, _, _, msg_origin, uh_len, pl_len, _ = unpack(mv, pos)
         _check_ts_delta(msg_origin - origin)
-        if id_factory is not None and not (lo or hi):
-            new_id = id_factory()
+        if ids is not None and not (lo or hi):
+            new_id = uuid.UUID(bytes=ids[16 * index : 16 * index + 16], version=4).int
             lo, hi = new_id & _U64_MASK, new_id >> 64
         size = pl_len + uh_len
         body = opos + FRAME_HEADER_SIZE

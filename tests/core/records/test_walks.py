@@ -225,6 +225,53 @@ def test_the_walks_take_a_multi_megabyte_batch_without_the_gil(cwalks: ModuleTyp
     assert not cwalks.kafka_walk(kafka, kb.RECORDS_OFFSET, 2999)
 
 
+@st.composite
+def classic_inputs(draw: st.DrawFn) -> tuple[bytearray, int]:
+    """(classic SendMessages body, messages_count): 64-byte-header frames as the 0.8 SDK
+    sends them (ids maybe 0, origin timestamps spread), then maybe mutated or miscounted."""
+    msgs = draw(st.lists(message, min_size=1, max_size=5))
+    frames, index = bytearray(), bytearray()
+    for msg_id, payload, headers, ts in msgs:
+        msg_id = draw(st.sampled_from([0, msg_id]))
+        ts = draw(st.sampled_from([ts, ts + 2**32, 0]))
+        frames += struct.pack("<QQQQQQIIQ", 0, msg_id & 2**64 - 1, msg_id >> 64, 0, 0, ts,
+                              len(headers), len(payload), 0) + payload + headers
+        index += struct.pack("<IIQ", 0, len(frames), 0)
+    body = index + frames
+    for _ in range(draw(st.integers(0, 2))):
+        kind = draw(st.sampled_from(["u32", "byte", "cut", "extend"]))
+        if kind == "cut":
+            del body[draw(st.integers(0, len(body))):]
+        elif kind == "extend":
+            body += draw(st.binary(min_size=1, max_size=20))
+        elif len(body) >= 4:
+            at = draw(st.integers(0, len(body) - 4))
+            if kind == "byte":
+                body[at] ^= draw(st.integers(1, 255))
+            else:
+                struct.pack_into("<I", body, at, draw(st.sampled_from(
+                    [0, 1, 64, 100_001, 64_000_001, 2**32 - 1])))
+    count = len(msgs) + draw(st.sampled_from([0, 0, 0, -1, 1, -len(msgs), 2**32 - 1]))
+    return body, count
+
+
+@FAST
+@given(classic_inputs(), st.binary(min_size=16 * 6, max_size=16 * 6), st.booleans())
+def test_classic_conversion_agrees_with_the_python_twin(
+        cwalks: ModuleType, body_count: tuple[bytearray, int], noise: bytes,
+        new_ids: bool) -> None:
+    body, count = body_count
+    ids = (lambda n: noise[:n]) if new_ids else None
+    pure = _outcome(ib.classic_frames_to_batch_py, body, count, ids)
+    if 0 < count <= len(body) // 16:
+        raw = cwalks.classic_to_batch(body, count, noise[:16 * count] if new_ids else None)
+        assert (raw is not None) == (pure[0] == "ok"), pure
+        if raw is not None:
+            assert raw == pure[1]
+            assert ib.validate_batch(raw, expected_count=count).message_count == count
+    assert _outcome(ib.classic_frames_to_batch, memoryview(body), count, ids) == pure
+
+
 # --- Kafka records ------------------------------------------------------------------------
 
 def _raw_varint(value: int) -> bytes:
