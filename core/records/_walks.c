@@ -283,6 +283,83 @@ done:
     return result;
 }
 
+/* classic_poll(batch, first_offset, max_count) -> (frames, count) | None: the classic poll
+ * reply frames of iggy_batch.classic_frames_and_count_py (messages with offset >= first_offset,
+ * at most max_count > 0). None: a header or frame the Python twin rejects, or an offset or
+ * origin timestamp beyond 64 bits. */
+static PyObject *classic_poll(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    unsigned long long first;
+    Py_ssize_t max_count;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*Kn", &view, &first, &max_count))
+        return NULL;
+    const uint8_t *b = view.buf;
+    uint64_t length = (uint64_t)view.len;
+    if (length < BATCH_HEADER_SIZE || memcmp(b + 52, ZERO_RESERVED, sizeof ZERO_RESERVED)
+            || le64(b + 32) != length || max_count <= 0)
+        goto reject;
+    uint64_t base = le64(b + 8), ts = le64(b + 16), origin = le64(b + 24);
+    uint64_t pos = BATCH_HEADER_SIZE, start = 0, count = 0;
+    int started = 0;
+    while (pos < length && count < (uint64_t)max_count) {  /* iggy_batch.select_frames */
+        if (length - pos < FRAME_HEADER_SIZE)
+            goto reject;
+        uint64_t next = pos + FRAME_HEADER_SIZE + (uint64_t)le32(b + pos + 32)
+                        + le32(b + pos + 36);
+        if (next > length)
+            goto reject;
+        uint64_t offset = base + le32(b + pos + 24);
+        /* a wrapped sum is beyond 64 bits: above any first offset */
+        if (started || offset < base || offset >= first) {
+            if (!started)
+                start = pos;
+            started = 1;
+            count++;
+        }
+        pos = next;
+    }
+    if (!started) {
+        result = Py_BuildValue("(y#i)", "", (Py_ssize_t)0, 0);
+        goto done;
+    }
+    uint64_t end = pos;
+    PyObject *frames = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(end - start + 16 * count));
+    if (frames == NULL)
+        goto done;
+    uint8_t *o = (uint8_t *)PyBytes_AS_STRING(frames);
+    for (pos = start; pos < end;) {
+        const uint8_t *f = b + pos;
+        uint64_t offset = base + le32(f + 24), when = origin + le32(f + 28), zero = 0;
+        if (offset < base || when < origin) {  /* beyond 64 bits: the twin's struct.error */
+            Py_DECREF(frames);
+            goto reject;
+        }
+        uint32_t uh_len = le32(f + 32), pl_len = le32(f + 36);
+        uint64_t size = (uint64_t)pl_len + uh_len;
+        memcpy(o + 8, f + 8, 16);  /* id */
+        memcpy(o + 24, &offset, 8);
+        memcpy(o + 32, &ts, 8);
+        memcpy(o + 40, &when, 8);
+        memcpy(o + 48, &uh_len, 4);
+        memcpy(o + 52, &pl_len, 4);
+        memcpy(o + 56, &zero, 8);
+        memcpy(o + CLASSIC_HEADER_SIZE, f + FRAME_HEADER_SIZE, size);
+        uint64_t sum = XXH3_64bits(o + 8, CLASSIC_HEADER_SIZE - 8 + size);
+        memcpy(o, &sum, 8);
+        pos += FRAME_HEADER_SIZE + size;
+        o += CLASSIC_HEADER_SIZE + size;
+    }
+    result = Py_BuildValue("(NK)", frames, (unsigned long long)count);
+    goto done;
+reject:
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&view);
+    return result;
+}
+
 /* --- Kafka record batch v2 ----------------------------------------------------------------- */
 
 /* A zig-zag varint/varlong at *pos (at most 10 bytes); 0 = reject: cut by end, longer than 10
@@ -385,6 +462,7 @@ static PyMethodDef methods[] = {
     {"iggy_validate", iggy_validate, METH_VARARGS, "iggy_batch.validate_batch's walk"},
     {"iggy_frame_sums", iggy_frame_sums, METH_VARARGS, "the frames' checksum fields"},
     {"classic_to_batch", classic_to_batch, METH_VARARGS, "classic frames to a 0.11 batch"},
+    {"classic_poll", classic_poll, METH_VARARGS, "a batch's classic poll-reply frames"},
     {"kafka_walk", kafka_walk, METH_VARARGS, "kafka_batch._walk"},
     {NULL, NULL, 0, NULL},
 };

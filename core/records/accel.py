@@ -26,6 +26,9 @@ class Walks(Protocol):
     def classic_to_batch(self, buf: Buffer, count: int, ids: bytes | None, /
                          ) -> bytearray | None: ...
 
+    def classic_poll(self, buf: Buffer, first_offset: int, max_count: int, /
+                     ) -> tuple[bytes, int] | None: ...
+
     def kafka_walk(self, buf: Buffer, pos: int, count: int, /) -> bool: ...
 
 

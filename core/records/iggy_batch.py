@@ -517,7 +517,20 @@ def classic_frames_to_batch_py(
 
 
 def classic_frames_and_count(buf: Buffer, first_offset: int, max_count: int) -> tuple[bytes, int]:
-    """Like :func:`batch_to_classic_frames`, also returning the number of messages."""
+    """Like :func:`batch_to_classic_frames`, also returning the number of messages (in C when
+    built; :func:`classic_frames_and_count_py` names the error of a batch it rejects)."""
+    if max_count <= 0:
+        return b"", 0
+    if WALKS is not None and 0 <= first_offset <= _U64_MASK:
+        done = WALKS.classic_poll(buf, first_offset, min(max_count, 1 << 62))
+        if done is not None:
+            return done
+    return classic_frames_and_count_py(buf, first_offset, max_count)
+
+
+def classic_frames_and_count_py(buf: Buffer, first_offset: int,
+                                max_count: int) -> tuple[bytes, int]:
+    """The pure-Python twin of :func:`classic_frames_and_count`."""
     if max_count <= 0:
         return b"", 0
     mv = _view(buf)

@@ -272,6 +272,29 @@ def test_classic_conversion_agrees_with_the_python_twin(
     assert _outcome(ib.classic_frames_to_batch, memoryview(body), count, ids) == pure
 
 
+@FAST
+@given(iggy_inputs(), st.sampled_from([0, 1, 2**40, 2**40 + 3, 2**64 - 1]),
+       st.integers(-1, 8))
+def test_classic_poll_frames_agree_with_the_python_twin(
+        cwalks: ModuleType, buf: bytearray, first: int, most: int) -> None:
+    pure = _outcome(ib.classic_frames_and_count_py, buf, first, most)
+    if most > 0:
+        raw = cwalks.classic_poll(buf, first, most)
+        assert (raw is not None) == (pure[0] == "ok"), pure
+        if raw is not None:
+            assert raw == pure[1]
+    assert _outcome(ib.classic_frames_and_count, memoryview(buf), first, most) == pure
+
+
+def test_classic_poll_offsets_beyond_64_bits_fall_back(cwalks: ModuleType) -> None:
+    """base_offset + offset_delta past 2**64: C declines, the twin raises struct.error."""
+    buf = ib.build_batch([(1, b"a", b"", T0), (2, b"b", b"", T0)], base_offset=2**64 - 1)
+    assert cwalks.classic_poll(buf, 0, 2) is None
+    assert _outcome(ib.classic_frames_and_count, buf, 0, 2)[1][0] is struct.error
+    frames, count = ib.classic_frames_and_count(buf, 0, 1)  # the first still fits
+    assert count == 1 and struct.unpack_from("<Q", frames, 24)[0] == 2**64 - 1
+
+
 # --- Kafka records ------------------------------------------------------------------------
 
 def _raw_varint(value: int) -> bytes:
