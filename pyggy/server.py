@@ -38,6 +38,7 @@ from pyggy.config import (
 from pyggy.core.auth import RootUser, ThreadHashPool
 from pyggy.core.engine import LogEngine
 from pyggy.core.logins import Audit, GuardSettings, LoginGuard, Logins
+from pyggy.core.records import accel
 from pyggy.diagnostics import Diagnostics
 from pyggy.native_wire.context import NativeServer, NodeInfo
 from pyggy.native_wire.listener import start_listener
@@ -396,6 +397,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
         cluster.telemetry = telemetry
     native = NativeServer(engine, node, telemetry=telemetry, logins=logins,
                           snapshots=Diagnostics(config), metrics=metrics)
+    log.info("batch walks: %s", "C extension" if accel.WALKS is not None
+             else "pure Python (extension not built, or PYGGY_PURE_PYTHON set)")
     if config.tcp.enabled:
         listener = await start_listener(native, host, port, config.tcp.max_frame_size,
                                         _limits(config.tcp), tls["tcp"])

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Create or refresh the test environments (idempotent; a stamp file skips work when up to date):
-#   .venv         pyggy (editable) + its [test] extras, apache-iggy 0.9.0 among them
+#   .venv         pyggy (editable) + its [test] extras, apache-iggy 0.9.0 among them; the
+#                 editable install builds the C walks (setup.py), for which libxxhash-dev
+#                 (the xxHash headers) is installed first (apt-get)
 #   .venv-iggy08  apache-iggy==0.8.0 alone (classic protocol client; conflicts with 0.9.0)
 #   .venv-313     as .venv, on Python 3.13 (scripts/test.sh runs the unit tier on it); made when
 #                 python3.13 (or PYTHON313) is found, else skipped with a warning
@@ -71,6 +73,34 @@ ensure_venv() {
     printf '%s' "$stamp" >"$dir/.pyggy-stamp"
 }
 
+# apt_ensure CHECK PACKAGE...: install the packages unless CHECK (a command, or an absolute
+# path) is already there
+apt_ensure() {
+    local cmd=$1
+    shift
+    if [[ $cmd == /* ]]; then
+        [[ -e $cmd ]] && return
+    else
+        command -v "$cmd" >/dev/null && return
+    fi
+    local SUDO=()
+    [[ $(id -u) -eq 0 ]] || SUDO=(sudo -n)
+    if [[ $(id -u) -eq 0 ]] || sudo -n true 2>/dev/null; then
+        echo "==> installing $* (apt-get)"
+        export DEBIAN_FRONTEND=noninteractive
+        "${SUDO[@]}" apt-get update -qq
+        "${SUDO[@]}" apt-get install -y -qq "$@" >/dev/null
+    else
+        echo "install-test-deps: $cmd missing and not root: install it with 'apt-get install $*'" >&2
+    fi
+}
+# The C walks (setup.py: core/records/_walks.c) need a C compiler and the xxHash headers; without
+# them pip skips the extension and tests/core/records/test_walks.py fails under CI.
+apt_ensure /usr/include/xxhash.h libxxhash-dev
+if ! command -v "${CC:-cc}" >/dev/null; then
+    echo "install-test-deps: no C compiler: the C walks are not built (tests fail under CI)" >&2
+fi
+
 # Build requirements + dependencies + [test] extras, one per line, from pyproject.toml.
 mapfile -t project_reqs < <("$PY" -c '
 import tomllib
@@ -79,7 +109,8 @@ print("\n".join(p["build-system"]["requires"] + p["project"]["dependencies"]
                 + p["project"]["optional-dependencies"]["test"]))')
 
 py_version=$("$PY" -c 'import sys; print(sys.version.split()[0])')
-project_hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
+# the C extension is built by the editable install: its sources are in the stamp too
+project_hash=$(cat pyproject.toml setup.py core/records/_walks.c | sha256sum | cut -d' ' -f1)
 ensure_venv .venv "py$py_version $project_hash" "${project_reqs[@]}" -- -e '.[test]'
 ensure_venv .venv-iggy08 "py$py_version $IGGY08_REQUIREMENT" \
     "$IGGY08_REQUIREMENT" -- "$IGGY08_REQUIREMENT"
@@ -111,22 +142,6 @@ fi
 # apt keeps its downloads in /var/cache/apt/archives; the package lists are refreshed only when
 # a package is missing. Without root (or sudo) this only warns: those tests then skip, or fail
 # under CI.
-# apt_ensure COMMAND PACKAGE...: install the packages unless COMMAND is already there
-apt_ensure() {
-    local cmd=$1
-    shift
-    command -v "$cmd" >/dev/null && return
-    local SUDO=()
-    [[ $(id -u) -eq 0 ]] || SUDO=(sudo -n)
-    if [[ $(id -u) -eq 0 ]] || sudo -n true 2>/dev/null; then
-        echo "==> installing $* (apt-get)"
-        export DEBIAN_FRONTEND=noninteractive
-        "${SUDO[@]}" apt-get update -qq
-        "${SUDO[@]}" apt-get install -y -qq "$@" >/dev/null
-    else
-        echo "install-test-deps: $cmd missing and not root: install it with 'apt-get install $*'" >&2
-    fi
-}
 apt_ensure kcat kcat
 apt_ensure chromedriver chromium chromium-driver
 

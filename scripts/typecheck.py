@@ -44,7 +44,9 @@ def sources() -> list[BuildSource]:
     found = []
     for package in setuptools["packages"]:
         folder = package_folder(package, setuptools.get("package-dir", {}))
-        for path in sorted(folder.glob("*.py")):
+        # a .pyi alone is the stub of a compiled module (core/records/_walks.pyi)
+        stubs = [p for p in folder.glob("*.pyi") if not p.with_suffix(".py").exists()]
+        for path in sorted([*folder.glob("*.py"), *stubs]):
             module = package if path.stem == "__init__" else f"{package}.{path.stem}"
             found.append(BuildSource(str(path.relative_to(ROOT)), module))
     return found

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple, NoReturn
 
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.records.accel import WALKS
 from xxhash import xxh3_64, xxh3_64_intdigest
 
 BATCH_HEADER_SIZE = 256
@@ -108,8 +109,27 @@ def validate_batch(
 ) -> BatchInfo:
     """Check layout, limits and (optionally) every checksum; raise :class:`BatchError`.
 
-    Offset deltas must be 0, 1, 2, ... (``allow_sliced``: any contiguous run).
+    Offset deltas must be 0, 1, 2, ... (``allow_sliced``: any contiguous run). Walked in C
+    when the extension is built (core/records/accel.py); a batch it rejects is walked again
+    by :func:`validate_batch_py`, which names the error.
     """
+    if WALKS is not None:
+        done = WALKS.iggy_validate(buf, expected_count, verify_checksums, allow_sliced)
+        if done is not None:
+            count, length, origin, max_ts_delta, first_delta, frame_sums = done
+            return BatchInfo(count, length, origin, origin + max_ts_delta, first_delta,
+                             frame_sums)
+    return validate_batch_py(buf, expected_count, verify_checksums, allow_sliced=allow_sliced)
+
+
+def validate_batch_py(
+    buf: Buffer,
+    expected_count: int | None = None,
+    verify_checksums: bool = True,
+    *,
+    allow_sliced: bool = False,
+) -> BatchInfo:
+    """The pure-Python twin of :func:`validate_batch` (the reference for the C walk)."""
     mv = _view(buf)
     _, _, _, origin, length, stored, count = _header(mv)
     if count == 0 or (expected_count is not None and count != expected_count):
@@ -175,9 +195,19 @@ def _batch_checksum(header: Buffer, frame_sums: Buffer) -> int:
     return hasher.intdigest()
 
 
-def _hash_frames(mv: memoryview, pos: int, end: int, hasher: xxh3_64) -> int:
-    """Feed each frame's checksum field in [pos, end) to ``hasher``; return the frame count."""
-    frames = 0
+def frame_sums(mv: memoryview, start: int, end: int) -> bytes:
+    """Every frame's checksum field in mv[start:end] (which the frames must tile), in order:
+    in C when built, else (and to name the error) :func:`frame_sums_py`."""
+    if WALKS is not None:
+        sums = WALKS.iggy_frame_sums(mv, start, end)
+        if sums is not None:
+            return sums
+    return frame_sums_py(mv, start, end)
+
+
+def frame_sums_py(mv: memoryview, pos: int, end: int) -> bytes:
+    """The pure-Python twin of :func:`frame_sums`."""
+    sums = bytearray()
     lens = _FRAME_LENS.unpack_from
     while pos < end:
         if end - pos < FRAME_HEADER_SIZE:
@@ -186,21 +216,17 @@ def _hash_frames(mv: memoryview, pos: int, end: int, hasher: xxh3_64) -> int:
         nxt = pos + FRAME_HEADER_SIZE + pl_len + uh_len
         if nxt > end:
             raise _fail(ErrorCode.INVALID_MESSAGE_PAYLOAD_LENGTH, "frame overruns batch")
-        hasher.update(mv[pos : pos + 8])
+        sums += mv[pos : pos + 8]
         pos = nxt
-        frames += 1
-    return frames
+    return bytes(sums)
 
 
 def _seal(mv: memoryview, header: memoryview | bytearray, start: int, end: int) -> None:
     """Write the batch checksum into ``header`` over its fields and frames mv[start:end]."""
-    hasher = xxh3_64()
-    hasher.update(header[0:40])
-    hasher.update(header[48:52])
-    frames = _hash_frames(mv, start, end, hasher)
-    if frames != _U32.unpack_from(header, 48)[0]:
+    sums = frame_sums(mv, start, end)
+    if len(sums) != 8 * _U32.unpack_from(header, 48)[0]:
         raise _fail(ErrorCode.INVALID_MESSAGES_COUNT, "message_count does not match frames")
-    _U64.pack_into(header, 40, hasher.intdigest())
+    _U64.pack_into(header, 40, _batch_checksum(header, sums))
 
 
 def stamp_batch(buf: bytearray | memoryview, partition_id: int, base_offset: int,
@@ -408,15 +434,32 @@ def build_batch(
 def classic_frames_to_batch(
     index_and_frames: Buffer,
     messages_count: int,
-    id_factory: Callable[[], int] | None = None,
+    random_ids: Callable[[int], bytes] | None = None,
 ) -> bytearray:
     """Convert a classic SendMessages body (after messages_count) into a 0.11 batch.
 
     Input: messages_count × 16-byte index entries ``[0 u32][cumulative_size u32][0 u64]``,
     then the 64-byte-header frames. The client's checksum/offset/timestamp (all 0) and the
-    reserved field are ignored, as the 0.8 server does; ``id_factory`` (e.g. a UUIDv4
-    source) replaces id 0, as the 0.8 server does at append. The result is unstamped.
+    reserved field are ignored, as the 0.8 server does; with ``random_ids`` (``os.urandom``)
+    an id 0 becomes a UUIDv4 made of 16 of its bytes, as the 0.8 server does at append. The
+    result is unstamped. Converted in C when built; :func:`classic_frames_to_batch_py` names
+    the error of a body it rejects.
     """
+    if WALKS is not None and 0 < messages_count <= len(index_and_frames) // CLASSIC_INDEX_SIZE:
+        ids = random_ids(16 * messages_count) if random_ids is not None else None
+        out = WALKS.classic_to_batch(index_and_frames, messages_count, ids)
+        if out is not None:
+            return out
+        random_ids = None if ids is None else (lambda _: ids)
+    return classic_frames_to_batch_py(index_and_frames, messages_count, random_ids)
+
+
+def classic_frames_to_batch_py(
+    index_and_frames: Buffer,
+    messages_count: int,
+    random_ids: Callable[[int], bytes] | None = None,
+) -> bytearray:
+    """The pure-Python twin of :func:`classic_frames_to_batch`."""
     mv = _view(index_and_frames)
     if messages_count <= 0:
         raise _fail(ErrorCode.INVALID_MESSAGES_COUNT, "no messages")
@@ -445,6 +488,11 @@ def classic_frames_to_batch(
             origin = msg_origin
     if pos != total:
         raise _fail(ErrorCode.INVALID_FORMAT, "trailing bytes after classic messages")
+    ids = None
+    if random_ids is not None:
+        import uuid  # here: its import (platform, regexes) is not paid at start
+
+        ids = random_ids(16 * messages_count)
     # Pass 2: write the batch.
     out = bytearray(BATCH_HEADER_SIZE + total - frames_at - 16 * messages_count)
     omv = memoryview(out)
@@ -453,8 +501,8 @@ def classic_frames_to_batch(
     for index in range(messages_count):
         _, lo, hi, _, _, msg_origin, uh_len, pl_len, _ = unpack(mv, pos)
         _check_ts_delta(msg_origin - origin)
-        if id_factory is not None and not (lo or hi):
-            new_id = id_factory()
+        if ids is not None and not (lo or hi):
+            new_id = uuid.UUID(bytes=ids[16 * index : 16 * index + 16], version=4).int
             lo, hi = new_id & _U64_MASK, new_id >> 64
         size = pl_len + uh_len
         body = opos + FRAME_HEADER_SIZE
@@ -469,7 +517,20 @@ def classic_frames_to_batch(
 
 
 def classic_frames_and_count(buf: Buffer, first_offset: int, max_count: int) -> tuple[bytes, int]:
-    """Like :func:`batch_to_classic_frames`, also returning the number of messages."""
+    """Like :func:`batch_to_classic_frames`, also returning the number of messages (in C when
+    built; :func:`classic_frames_and_count_py` names the error of a batch it rejects)."""
+    if max_count <= 0:
+        return b"", 0
+    if WALKS is not None and 0 <= first_offset <= _U64_MASK:
+        done = WALKS.classic_poll(buf, first_offset, min(max_count, 1 << 62))
+        if done is not None:
+            return done
+    return classic_frames_and_count_py(buf, first_offset, max_count)
+
+
+def classic_frames_and_count_py(buf: Buffer, first_offset: int,
+                                max_count: int) -> tuple[bytes, int]:
+    """The pure-Python twin of :func:`classic_frames_and_count`."""
     if max_count <= 0:
         return b"", 0
     mv = _view(buf)

@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 from pyggy.core.crc import crc32c
 from pyggy.core.records import compression as codecs
+from pyggy.core.records.accel import WALKS
 from pyggy.core.records.compression import DEFAULT_LIMIT, CompressionError
 from pyggy.core.records.kafka_errors import ErrorCode
 
@@ -241,16 +242,23 @@ def validate_batch(
                 for _ in record_spans(records_region(mv, limit), count, last_delta):
                     pass
         elif codec == codecs.NONE:
-            _walk(mv, RECORDS_OFFSET, size, count)
+            walk_records(mv, RECORDS_OFFSET, count)
         elif decompress:
-            body = records_region(mv, limit)
-            _walk(body, 0, len(body), count)
+            walk_records(records_region(mv, limit), 0, count)
     return KafkaBatchInfo(count, last_delta, base_ts, max_ts, pid, epoch, base_seq, txn, control,
                           codec, (attrs & TIMESTAMP_TYPE_MASK) >> 3)
 
 
-def _walk(buf: Buffer, pos: int, end: int, count: int) -> None:
-    """Check that ``count`` records tile buf[pos:end] exactly, offset deltas 0..count−1.
+def walk_records(buf: Buffer, pos: int, count: int) -> None:
+    """Check that ``count`` records tile buf[pos:] exactly, offset deltas 0..count−1: in C
+    when built (core/records/accel.py), else (and to name the error) :func:`walk_records_py`.
+    """
+    if WALKS is None or not WALKS.kafka_walk(buf, pos, count):
+        walk_records_py(buf, pos, len(buf), count)
+
+
+def walk_records_py(buf: Buffer, pos: int, end: int, count: int) -> None:
+    """The pure-Python twin of :func:`walk_records`: ``count`` records tile buf[pos:end].
 
     Ints only. One- and two-byte varints (values up to 8191: the common case for lengths and
     offset deltas) are decoded inline, the timestampDelta is skipped unread; a record that does

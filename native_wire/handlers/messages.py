@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pyggy.core import permissions as perm
 from pyggy.core.engine import CONSUMER_GROUP
 from pyggy.core.errors import ErrorCode, IggyError
@@ -11,12 +13,6 @@ from pyggy.native_wire.codec import primitives as p
 from pyggy.native_wire.codec import responses as rsp
 from pyggy.native_wire.codec.reader import Reader, WireError
 from pyggy.native_wire.context import Context
-
-
-def _uuid() -> int:
-    import uuid  # here: its import (platform, regexes) is not paid at start
-
-    return uuid.uuid4().int
 
 
 async def send_messages(ctx: Context, r: Reader) -> bytes:
@@ -31,7 +27,7 @@ async def send_messages(ctx: Context, r: Reader) -> bytes:
     perm.ensure(perm.send_messages(ctx.user, t.stream_id, t.id))
     if ctx.classic:
         batch: bytearray | memoryview = iggy_batch.classic_frames_to_batch(
-            r.rest(), count, id_factory=_uuid)
+            r.rest(), count, random_ids=os.urandom)
     else:
         batch = r.rest()
     confirmation = await ctx.engine.data.append(t.stream_id, t.id, partitioning, batch, count)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import uuid
 from pathlib import Path
 
 import pytest
@@ -324,9 +325,11 @@ def test_real_sdk_0_8_0_classic_send_converts():
     assert [m[3] for m in got] == [0, 0, 0]  # the 0.8.0 Python client sends id 0
     origins = [struct.unpack_from("<Q", rest, 48 + p + 40)[0] for p in (0, 69, 139)]
     assert [m[2] for m in got] == origins
-    ids = iter([11, 12, 2**128 - 1])
-    renamed = ib.classic_frames_to_batch(rest, count, id_factory=lambda: next(ids))
-    assert [m[3] for m in ib.iter_messages(renamed)] == [11, 12, 2**128 - 1]
+    blob = bytes(range(48))  # 16 "random" bytes per message become a UUIDv4
+    renamed = ib.classic_frames_to_batch(rest, count, random_ids=lambda n: blob[:n])
+    assert [m[3] for m in ib.iter_messages(renamed)] == [
+        uuid.UUID(bytes=blob[i : i + 16], version=4).int for i in (0, 16, 32)]
+    assert all(uuid.UUID(int=m[3]).version == 4 for m in ib.iter_messages(renamed))
 
 
 @FAST

@@ -1,0 +1,46 @@
+"""Which twin runs the hot batch walks: the C extension ``_walks`` or pure Python.
+
+``WALKS`` is the compiled module when it was built (``pip install`` with a C compiler and the
+xxHash headers, see setup.py) and ``PYGGY_PURE_PYTHON`` is unset or empty; else None and
+iggy_batch / kafka_batch walk in Python. The C walk only accepts or rejects: on reject the
+Python twin re-walks the batch to raise the exact error (README, "C walks").
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+Buffer = bytes | bytearray | memoryview
+
+
+class Walks(Protocol):
+    """core/records/_walks.c (signatures in _walks.pyi)."""
+
+    def iggy_validate(self, buf: Buffer, expected_count: int | None, verify: bool,
+                      allow_sliced: bool, /) -> tuple[int, int, int, int, int, bytes] | None:
+        ...
+
+    def iggy_frame_sums(self, buf: Buffer, start: int, end: int, /) -> bytes | None: ...
+
+    def classic_to_batch(self, buf: Buffer, count: int, ids: bytes | None, /
+                         ) -> bytearray | None: ...
+
+    def classic_poll(self, buf: Buffer, first_offset: int, max_count: int, /
+                     ) -> tuple[bytes, int] | None: ...
+
+    def kafka_walk(self, buf: Buffer, pos: int, count: int, /) -> bool: ...
+
+
+def _load() -> Walks | None:
+    if os.environ.get("PYGGY_PURE_PYTHON"):
+        return None
+    try:
+        from pyggy.core.records import _walks
+    except ImportError:
+        return None
+    return _walks
+
+
+WALKS = _load()
+IMPLEMENTATION = "c" if WALKS is not None else "python"
