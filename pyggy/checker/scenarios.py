@@ -1,0 +1,340 @@
+"""The real-process scenarios P1–P8 (/work/shared/reference/vsr.md §4.4 in the design notes;
+docs/cluster.md, "Failure scenarios"): three pyggy processes on 127.0.0.1, real clients
+(`workload.Workload`), a fault, then the history checked (`history.check`,
+`linear.check`) and the scenario's own criteria. Each returns an `Outcome`; `quick` keeps a
+run to a few seconds of load (CI), otherwise the load runs for `seconds`.
+
+| scenario | fault | own criteria |
+|---|---|---|
+| `normal` (P1) | none | every node names the same leader; segments byte-identical |
+| `kill_primary` (P2, P3, P8) | SIGKILL the partition's leader at a seeded moment, restart it | acks resume (failover time per door); the node rejoins byte-identical |
+| `quorum_loss` (P4) | SIGKILL one backup, then the other; restart one | nothing acknowledged while one node is up; acks resume after the restart |
+| `whole_cluster` (P5) | SIGKILL all three, restart | every acknowledged record survives (page cache kept: loopback) |
+| `pause_primary` (P6) | SIGSTOP the leader for 2 × heartbeat timeout, SIGCONT | a new view; the old leader follows it; views never go back |
+| `stall_backup` (P7) | SIGSTOP a backup for 60 % of the heartbeat timeout | no view change anywhere |
+
+Every scenario also checks from the logs that each node's views only grow and that all nodes
+name the same primary for a (group, view). SIGSTOP of a whole process stands for an
+event-loop stall (P7): from the peers' side the two cannot be told apart.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyggy.checker.history import History, Report, check
+from pyggy.checker.linear import Result
+from pyggy.checker.linear import check as check_linear
+from pyggy.checker.workload import (
+    IGGY_KEY,
+    Workload,
+    create_iggy_topic,
+    create_kafka_topic,
+    kafka_key,
+    leaders,
+    read_iggy,
+    read_kafka,
+    wait_leader,
+)
+from pyggy.testing import PyggyCluster, PyggyServer
+
+TOPIC = "checked"
+HEARTBEAT = 2.0  # seconds: pyggy.testing.CLUSTER_TIMING
+_VIEW = re.compile(r"cluster: (?:metadata|partition group (0x[0-9a-f]+)) primary is replica "
+                   r"(\d+) \(view (\d+)\)")
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    seed: int
+    report: Report
+    linear: Result
+    figures: dict[str, float] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    history: History | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.report.valid and self.linear.ok and not self.problems
+
+    def __str__(self) -> str:
+        figures = ", ".join(f"{k} {v:.2f} s" for k, v in self.figures.items())
+        lines = [f"{self.scenario} seed {self.seed}: {'ok' if self.ok else 'FAILED'}"
+                 f"{' (' + figures + ')' if figures else ''}",
+                 "  " + str(self.report).replace("\n", "\n  "), f"  metadata: {self.linear}"]
+        lines += [f"  problem: {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+class Scenario:
+    """One cluster, one workload; `finish` reads everything back and checks it."""
+
+    def __init__(self, workdir: Path, name: str, seed: int, clients: tuple[str, ...],
+                 rate: float = 200.0, timing: dict[str, object] | None = None) -> None:
+        self.name, self.seed, self.rng = name, seed, random.Random(seed)
+        self.cluster = PyggyCluster(workdir, timing=timing).start()
+        self.clients = clients
+        self.problems: list[str] = []
+        self.figures: dict[str, float] = {}
+        try:
+            create_kafka_topic(self.cluster, TOPIC)
+            if "iggy" in clients:
+                create_iggy_topic(self.cluster)
+            self.leader = wait_leader(self.cluster, TOPIC)
+        except BaseException:
+            self.close()
+            raise
+        self.load = Workload(self.cluster, TOPIC, seed, rate)
+
+    def start(self) -> Scenario:
+        self.load.start(*self.clients)
+        return self
+
+    def server(self, i: int) -> PyggyServer:
+        return self.cluster.servers[i]
+
+    def expect(self, condition: bool, problem: str) -> None:
+        if not condition:
+            self.problems.append(problem)
+
+    def failover(self, moment: float, label: str) -> None:
+        """Record SIGKILL/SIGSTOP -> first acknowledgement per door, or a problem."""
+        doors = [("kafka", kafka_key(TOPIC))] + ([("iggy", IGGY_KEY)]
+                                                 if "iggy" in self.clients else [])
+        for door, key in doors:
+            seconds = self.load.history.first_ack_after(moment, key)
+            if seconds is None:
+                self.problems.append(f"no {door} acknowledgement after {label}")
+            else:
+                self.figures[f"{label} -> first {door} ack"] = seconds
+
+    def finish(self, identical: bool = True) -> Outcome:
+        try:
+            self.load.stop()
+            self.expect(not self.load.errors or all(
+                "Timed out" in e or "TIMED_OUT" in e or "Local: Message timed out" in e
+                or "KafkaTimeoutError" in e for e in self.load.errors),
+                f"client errors: {self.load.errors[:5]}")
+            for s in self.cluster.servers:
+                if s.running:
+                    s.wait_for_log("tcp listening on", 5)
+            read_kafka(self.cluster, TOPIC, self.load.history)
+            if "iggy" in self.clients:
+                read_iggy(self.cluster, self.load.history)
+            if identical:
+                started = time.monotonic()
+                self.expect(wait_identical(self.cluster, 60.0),
+                            "segments differ between the nodes")
+                self.figures.setdefault("segments identical after", time.monotonic() - started)
+            self.problems += views_problems(self.cluster)
+            report = check(self.load.history, idempotent=True)
+            linear = check_linear(self.load.metadata.ops)
+            return Outcome(self.name, self.seed, report, linear, self.figures, self.problems,
+                           self.load.history)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the nodes and keep their logs next to their data (`node<i>/server.log`)."""
+        self.cluster.close()
+        for s in self.cluster.servers:
+            (s.workdir / "server.log").write_text("\n".join(s.logs) + "\n")
+
+
+def normal(workdir: Path, seed: int, seconds: float = 4.0) -> Outcome:
+    """P1: no fault; all nodes agree on the leader and hold the same bytes."""
+    sc = Scenario(workdir, "normal", seed, ("librdkafka", "kafka-python", "iggy", "consumer",
+                                            "metadata")).start()
+    try:
+        time.sleep(seconds)
+        named = leaders(sc.cluster, TOPIC)
+        sc.expect(len(set(named.values())) == 1, f"nodes name different leaders: {named}")
+    except BaseException:
+        sc.close()
+        raise
+    return sc.finish()
+
+
+def kill_primary(workdir: Path, seed: int, seconds: float = 4.0,
+                 clients: tuple[str, ...] = ("librdkafka", "kafka-python", "iggy", "consumer",
+                                             "metadata")) -> Outcome:
+    """P2 + P3 + P8: SIGKILL the leader at a seeded moment under idempotent producers of both
+    Kafka clients and the Iggy SDK; writes resume on the new leader; the killed node restarts
+    and catches up to the same bytes."""
+    sc = Scenario(workdir, "kill_primary", seed, clients).start()
+    try:
+        time.sleep(sc.rng.uniform(0.5, 2.0))
+        victim = sc.leader
+        killed = time.monotonic()
+        sc.server(victim).kill()
+        new = wait_leader(sc.cluster, TOPIC, timeout=HEARTBEAT + 20, avoid=victim)
+        sc.figures["SIGKILL -> new leader named"] = time.monotonic() - killed
+        sc.expect(new != victim, "the killed node is still named leader")
+        time.sleep(seconds)
+        sc.failover(killed, "SIGKILL")
+        restarted = time.monotonic()
+        sc.server(victim).start(60)
+        sc.figures["restart -> listening"] = time.monotonic() - restarted
+        time.sleep(1.0)
+    except BaseException:
+        sc.close()
+        raise
+    return sc.finish()
+
+
+def quorum_loss(workdir: Path, seed: int, seconds: float = 3.0) -> Outcome:
+    """P4: with both backups down nothing is acknowledged; one back and acks resume."""
+    sc = Scenario(workdir, "quorum_loss", seed, ("librdkafka", "consumer")).start()
+    try:
+        time.sleep(1.0)
+        backups = [i for i in range(3) if i != sc.leader]
+        sc.server(backups[0]).kill()
+        time.sleep(sc.rng.uniform(0.5, 1.5))
+        sc.server(backups[1]).kill()
+        lost = time.monotonic()
+        time.sleep(seconds)
+        late = sc.load.history.first_ack_after(lost + 0.5)  # in flight at the kill: may land
+        sc.expect(late is None, f"acknowledged {late:.2f} s after quorum loss" if late else "")
+        back = time.monotonic()
+        sc.server(backups[0]).start(60)
+        time.sleep(seconds + HEARTBEAT)
+        sc.failover(back, "quorum back")
+        sc.server(backups[1]).start(60)
+    except BaseException:
+        sc.close()
+        raise
+    return sc.finish()
+
+
+def whole_cluster(workdir: Path, seed: int, seconds: float = 2.0) -> Outcome:
+    """P5: SIGKILL every node under load, restart them all; every ack survives."""
+    sc = Scenario(workdir, "whole_cluster", seed, ("librdkafka", "kafka-python",
+                                                   "consumer")).start()
+    try:
+        time.sleep(sc.rng.uniform(1.0, seconds + 1.0))
+        killed = time.monotonic()
+        for s in sc.cluster.servers:
+            s.kill()
+        sc.cluster.start()
+        sc.figures["restart -> every node ready"] = time.monotonic() - killed
+        wait_leader(sc.cluster, TOPIC, timeout=60)
+        time.sleep(seconds)
+        sc.failover(killed, "SIGKILL all")
+    except BaseException:
+        sc.close()
+        raise
+    return sc.finish()
+
+
+def pause_primary(workdir: Path, seed: int, seconds: float = 2.0) -> Outcome:
+    """P6: SIGSTOP the leader for twice the heartbeat timeout: the others elect a new one; after
+    SIGCONT the old leader follows the new view (none of its stale prepares commits: the
+    history would show an inconsistent offset)."""
+    sc = Scenario(workdir, "pause_primary", seed, ("librdkafka", "kafka-python", "iggy",
+                                                   "consumer", "metadata")).start()
+    try:
+        time.sleep(sc.rng.uniform(0.5, 1.5))
+        victim = sc.leader
+        mark = len(sc.server(victim).logs)
+        stopped = time.monotonic()
+        sc.server(victim)._proc.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+        try:
+            time.sleep(2 * HEARTBEAT)
+        finally:
+            sc.server(victim)._proc.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+        resumed = time.monotonic()
+        new = wait_leader(sc.cluster, TOPIC, timeout=30, avoid=victim)
+        sc.figures["SIGCONT -> all nodes agree on the new leader"] = time.monotonic() - resumed
+        sc.expect(new != victim, "the paused node still leads")
+        sc.expect(wait_log_after(sc.server(victim), mark, f"primary is replica {new}", 10),
+                  "the resumed node did not log the new view")
+        time.sleep(seconds)
+        sc.failover(stopped, "SIGSTOP")
+    except BaseException:
+        sc.close()
+        raise
+    return sc.finish()
+
+
+def stall_backup(workdir: Path, seed: int, seconds: float = 2.0) -> Outcome:
+    """P7: a backup frozen for 60 % of the heartbeat timeout (an event-loop stall as its peers
+    see it) under load: nobody starts a view change."""
+    sc = Scenario(workdir, "stall_backup", seed, ("librdkafka", "consumer")).start()
+    try:
+        time.sleep(1.0)
+        backup = next(i for i in range(3) if i != sc.leader)
+        marks = [len(s.logs) for s in sc.cluster.servers]
+        sc.server(backup)._proc.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+        try:
+            time.sleep(0.6 * HEARTBEAT)
+        finally:
+            sc.server(backup)._proc.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+        time.sleep(seconds + HEARTBEAT)  # long enough for a spurious election to show
+        for s, mark in zip(sc.cluster.servers, marks, strict=True):
+            changes = [line for line in s.logs[mark:] if "primary is replica" in line
+                       or "has no primary" in line]
+            sc.expect(not changes, f"view change after a short stall: {changes[:3]}")
+    except BaseException:
+        sc.close()
+        raise
+    return sc.finish()
+
+
+SCENARIOS: dict[str, Callable[..., Outcome]] = {
+    "normal": normal, "kill_primary": kill_primary, "quorum_loss": quorum_loss,
+    "whole_cluster": whole_cluster, "pause_primary": pause_primary,
+    "stall_backup": stall_backup}
+
+
+# --- cluster-wide checks ----------------------------------------------------------------------
+
+def views_problems(cluster: PyggyCluster) -> list[str]:
+    """Each node's views only grow per group, and one (group, view) has one primary."""
+    problems: list[str] = []
+    primary_of: dict[tuple[str, int], int] = {}
+    for i, s in enumerate(cluster.servers):
+        last: dict[str, int] = {}
+        for line in s.logs:
+            m = _VIEW.search(line)
+            if m is None:
+                continue
+            group, primary, view = m.group(1) or "metadata", int(m.group(2)), int(m.group(3))
+            if view < last.get(group, -1):
+                problems.append(f"node {i} {group}: view {view} after {last[group]}")
+            last[group] = view
+            if primary_of.setdefault((group, view), primary) != primary:
+                problems.append(f"{group} view {view}: primaries {primary_of[group, view]} "
+                                f"and {primary}")
+    return problems
+
+
+def segment_files(server: PyggyServer) -> dict[str, bytes]:
+    root = server.data_path / "streams"
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.suffix in (".log", ".index")}
+
+
+def wait_identical(cluster: PyggyCluster, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        files = [segment_files(s) for s in cluster.servers]
+        if files[0] and all(f == files[0] for f in files):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def wait_log_after(server: PyggyServer, mark: int, needle: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(needle in line for line in server.logs[mark:]):
+            return True
+        time.sleep(0.1)
+    return False
