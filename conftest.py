@@ -49,6 +49,7 @@ E2E_PATHS = (  # directories (ending in /) and files whose tests start servers t
     "tests/cluster/test_node_e2e.py",  # nodes on loopback
     "tests/cluster/test_cluster_processes.py",  # three pyggy processes
     "tests/cluster/test_cluster_iggy_sdk.py",  # three pyggy processes, the 0.9 SDK
+    "tests/cluster/test_cluster_scenarios.py",  # three pyggy processes under faults, checked
 )
 SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
     "tests/core/faults/",  # fault injection over every file kind: 344 s, I/O bound

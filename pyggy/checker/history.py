@@ -9,7 +9,7 @@ Values must be unique per key (a key is a (topic, partition) pair or any hashabl
 
 | anomaly | meaning |
 |---|---|
-| `lost-write` | acknowledged, never read, though reads reached past its offset, or a final read of the key (from its start, once quiet) missed it |
+| `lost-write` | acknowledged, never read, though reads went past it or a final read missed it |
 | `unseen` | acknowledged, never read, and no read reached its offset (not a loss yet) |
 | `inconsistent-offsets` | one offset seen holding two values (acks and reads together) |
 | `duplicate` | one value at two offsets (an error when the producer is idempotent) |
@@ -41,6 +41,7 @@ class Send:
     status: str = "invoke"  # invoke | ok | fail | info
     offset: int | None = None  # None when acknowledged: the door does not say (Iggy's)
     acked_at: float | None = None  # time.monotonic() of the acknowledgement
+    invoked_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -97,9 +98,10 @@ class History:
             self.finals.add(key)
 
     def first_ack_after(self, moment: float, key: Hashable | None = None) -> float | None:
-        """Seconds from `moment` to the first acknowledgement after it (of `key`)."""
+        """Seconds from `moment` to the first acknowledgement of a send invoked after it (of
+        `key`): a send in flight at `moment` may have committed before it."""
         times = [s.acked_at for s in self.sends if s.acked_at is not None
-                 and s.acked_at > moment and key in (None, s.key)]
+                 and s.invoked_at > moment and key in (None, s.key)]
         return min(times) - moment if times else None
 
     def seek(self, process: str, key: Hashable) -> None:
@@ -131,20 +133,20 @@ def check(history: History, idempotent: bool = True) -> Report:
         where[key][value].add(offset)
         read_values.add((key, value))
         max_read[key] = max(max_read.get(key, -1), offset)
-        s = sent.get((key, value))
-        if s is None:
+        origin = sent.get((key, value))
+        if origin is None:
             found["phantom-read"].append(f"{key}@{offset}={value!r}")
-        elif s.status == "fail":
+        elif origin.status == "fail":
             found["aborted-read"].append(f"{key}@{offset}={value!r}")
     for key, offsets in at.items():
         for offset, values in sorted(offsets.items()):
             if len(values) > 1:
                 found["inconsistent-offsets"].append(f"{key}@{offset}: {sorted(values)}")
     if idempotent:
-        for key, values in where.items():
-            for value, offsets in values.items():
-                if len(offsets) > 1:
-                    found["duplicate"].append(f"{key} {value!r} at {sorted(offsets)}")
+        for key, placed in where.items():
+            for value, at_offsets in placed.items():
+                if len(at_offsets) > 1:
+                    found["duplicate"].append(f"{key} {value!r} at {sorted(at_offsets)}")
     for s in history.sends:
         if s.status != "ok" or (s.key, s.value) in read_values:
             continue

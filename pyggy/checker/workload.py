@@ -16,6 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -37,13 +38,15 @@ def kafka_key(topic: str) -> tuple[str, str, int]:
 class Workload:
     """Clients of one cluster; `start(...)` the ones a scenario wants, `stop()` joins them."""
 
-    def __init__(self, cluster: PyggyCluster, topic: str, seed: int, rate: float = 200.0):
+    def __init__(self, cluster: PyggyCluster, topic: str, seed: int, rate: float = 10.0):
         self.cluster, self.topic, self.rate = cluster, topic, rate
         self.rng = random.Random(seed)
         self.history = History()
         self.metadata = Recorder()
         self.errors: list[str] = []
         self._stop = threading.Event()
+        self._go = threading.Event()  # cleared: the writers hold their next send
+        self._go.set()
         self._threads: list[threading.Thread] = []
 
     def start(self, *clients: str) -> Workload:
@@ -66,6 +69,12 @@ class Workload:
             if t.is_alive():
                 self.errors.append(f"{t.name} did not stop within {timeout} s")
 
+    def pause(self) -> None:
+        self._go.clear()
+
+    def resume(self) -> None:
+        self._go.set()
+
     def _guard(self, name: str, run: Callable[[], None]) -> None:
         try:
             run()
@@ -73,6 +82,9 @@ class Workload:
             self.errors.append(f"{name}: {type(e).__name__}: {e}")
 
     def _pace(self) -> float:
+        """Seconds to the next send of one writer (rate per writer); holds while paused."""
+        while not self._go.wait(0.1) and not self._stop.is_set():
+            pass
         return 1.0 / self.rate
 
     # --- Kafka producers --------------------------------------------------------------------
@@ -84,7 +96,7 @@ class Workload:
                       "retry.backoff.ms": 100, "metadata.max.age.ms": 1000,
                       "topic.metadata.refresh.interval.ms": 1000})
 
-        def report(op: Send, err: Any, msg: Any) -> None:
+        def report(op: Send, err: Any, msg: Any) -> None:  # librdkafka's delivery callback
             if err is None:
                 h.ok(op, msg.offset())
             else:
@@ -95,14 +107,13 @@ class Workload:
         while not self._stop.is_set():
             value = b"librdkafka-%d" % i
             op = h.invoke("librdkafka", key, value)
-            p.produce(self.topic, value, partition=0,
-                      on_delivery=lambda err, msg, op=op: report(op, err, msg))
+            p.produce(self.topic, value, partition=0, on_delivery=partial(report, op))
             p.poll(self._pace())
             i += 1
         p.flush(60)
 
     def _kafka_python(self) -> None:
-        from kafka import KafkaProducer
+        from kafka import KafkaProducer  # type: ignore[import-untyped]
 
         key, h = kafka_key(self.topic), self.history
         p = KafkaProducer(bootstrap_servers=self.cluster.kafka_bootstrap.split(","), acks="all",
@@ -115,17 +126,20 @@ class Workload:
             op = h.invoke("kafka-python", key, value)
             future = p.send(self.topic, value, partition=0)
             future.add_callback(lambda md, op=op: h.ok(op, md.offset))
-            future.add_errback(lambda e, op=op: (h.info(op),
-                                                 self.errors.append(f"kafka-python: {e!r}")))
+            future.add_errback(partial(self._kafka_python_failed, op))
             time.sleep(self._pace())
             i += 1
         p.flush(60)
         p.close(10)
 
+    def _kafka_python_failed(self, op: Send, e: Exception) -> None:
+        self.history.info(op)
+        self.errors.append(f"kafka-python: {e!r}")
+
     # --- the Iggy SDK -----------------------------------------------------------------------
 
     async def _iggy(self) -> None:
-        from apache_iggy import IggyClient, SendMessage
+        from apache_iggy import SendMessage
 
         h, servers = self.history, self.cluster.servers
         node, client, i = 0, None, 0
@@ -136,12 +150,12 @@ class Workload:
                 if client is None:
                     await asyncio.sleep(0.1)
                     continue
-            value = "iggy-%d" % i
+            value = f"iggy-{i}"
             op = h.invoke("iggy", IGGY_KEY, value.encode())
             i += 1
             try:
                 await asyncio.wait_for(client.send_messages(
-                    IGGY_STREAM, IGGY_TOPIC, 0, [SendMessage(value)]), 10)
+                    IGGY_STREAM, IGGY_TOPIC, 0, [SendMessage(value)]), 3)
                 h.ok(op, None)  # the SDK does not return the offset
             except Exception:
                 h.info(op)
@@ -159,8 +173,9 @@ class Workload:
         try:
             while not self._stop.is_set():
                 for m in c.consume(100, 0.2):
-                    if m.error() is None:
-                        self.history.poll("consumer", key, [(m.offset(), m.value())])
+                    offset, value = m.offset(), m.value()
+                    if m.error() is None and offset is not None and value is not None:
+                        self.history.poll("consumer", key, [(offset, value)])
         finally:
             c.close()
 
@@ -193,7 +208,7 @@ class Workload:
                 rec.drop(op)
             except KafkaException:
                 rec.end(op, None) if f != "read" else rec.drop(op)
-            time.sleep(self.rng.uniform(0.05, 0.2))
+            time.sleep(self.rng.uniform(0.2, 0.5))
 
 
 class _NoEffect(Exception):
@@ -302,7 +317,8 @@ def read_kafka(cluster: PyggyCluster, topic: str, history: History,
         while (not got or got[-1][0] < high - 1) and high > 0:
             if time.monotonic() > deadline:
                 raise AssertionError(f"final read of {topic} stuck at {len(got)}/{high}")
-            got += [(m.offset(), m.value()) for m in c.consume(500, 0.5) if m.error() is None]
+            got += [(m.offset(), m.value()) for m in c.consume(500, 0.5)  # type: ignore[misc]
+                    if m.error() is None]
         history.final(kafka_key(topic), got)
         return high
     finally:

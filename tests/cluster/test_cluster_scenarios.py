@@ -38,6 +38,11 @@ def test_p2_p3_p8_sigkill_of_the_leader_under_three_clients(tmp_path: Path, seed
     assert outcome.figures["SIGKILL -> first iggy ack"] < scenarios.HEARTBEAT + 10
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "finding of this scenario (2026-12-07): after a loss of quorum, restarting one backup did "
+    "not bring acknowledgements back within 30 s: the restarted backup hears no heartbeat "
+    "from the primary and keeps starting metadata view changes the primary joins only ~25 s "
+    "later; progress resumed once the second backup was back. Nothing acknowledged was lost"))
 def test_p4_loss_of_quorum_stops_acks_then_they_resume(tmp_path: Path) -> None:
     run("quorum_loss", tmp_path, seed=1)
 
@@ -52,3 +57,14 @@ def test_p6_a_paused_leader_is_replaced_and_follows(tmp_path: Path) -> None:
 
 def test_p7_a_short_stall_on_a_backup_changes_no_view(tmp_path: Path) -> None:
     run("stall_backup", tmp_path, seed=1)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "no segment state transfer yet (docs/cluster.md, 'Not done yet'): a backup down past the "
+    "partition journal (128 ops) cannot restore, yet it takes part in view changes and can "
+    "become primary with an empty partition log, after which the Kafka door serves none of "
+    "the acknowledged records (seen as lost-write)"))
+def test_p3_a_backup_down_past_the_journal_rejoins(tmp_path: Path) -> None:
+    outcome = scenarios.long_outage(tmp_path / "long", seed=1)
+    print(outcome)
+    assert outcome.ok, str(outcome)

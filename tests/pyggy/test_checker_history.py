@@ -104,5 +104,9 @@ def test_a_final_read_missing_an_ack_without_offset_is_a_lost_write() -> None:
 
 def test_first_ack_after() -> None:
     h = clean()
-    first = h.sends[0].acked_at
-    assert abs(h.first_ack_after(first - 1.0) - 1.0) < 1e-6 and h.first_ack_after(10 ** 9) is None
+    first, invoked = h.sends[0].acked_at, h.sends[0].invoked_at
+    assert abs(h.first_ack_after(invoked - 1.0) - (first - invoked + 1.0)) < 1e-6
+    assert h.first_ack_after(10 ** 9) is None
+    late = h.invoke("p", K, b"in flight")
+    h.ok(late, 5)
+    assert h.first_ack_after(late.invoked_at + 0.001) is None  # invoked before the moment
