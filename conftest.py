@@ -57,6 +57,8 @@ SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI
     # 1,000 simulator seeds on both cores (issue 12's CI budget): 75-190 s
     "tests/consensus/test_simulator.py::test_a_thousand_seeds_over_one_three_and_five_replicas",
     "tests/consensus/test_simulator.py::test_every_seed_that_ever_failed_passes_now",  # 10 s
+    # three pyggy processes per failure scenario, checked histories: 20-100 s each, 6.5 min
+    "tests/cluster/test_cluster_scenarios.py",
 )
 
 

@@ -169,8 +169,11 @@ class Scenario:
 def normal(workdir: Path, seed: int, seconds: float = 4.0) -> Outcome:
     """P1: no fault; all nodes agree on the leader and hold the same bytes."""
     sc = Scenario(workdir, "normal", seed, ("librdkafka", "kafka-python", "iggy", "consumer",
-                                            "metadata")).start()
+                                            "metadata"))
     try:
+        started = time.monotonic()
+        sc.start()
+        sc.failover(started, "start")  # both doors acknowledge
         time.sleep(seconds)
         named = leaders(sc.cluster, TOPIC)
         sc.expect(len(set(named.values())) == 1, f"nodes name different leaders: {named}")
