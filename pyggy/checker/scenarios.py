@@ -51,7 +51,7 @@ from pyggy.checker.workload import (
     read_kafka,
     wait_leader,
 )
-from pyggy.testing import PyggyCluster, PyggyServer
+from pyggy.testing import PyggyCluster, PyggyServer, ServerStartError
 
 TOPIC = "checked"
 HEARTBEAT = 2.0  # seconds: pyggy.testing.CLUSTER_TIMING
@@ -90,7 +90,7 @@ class Scenario:
     def __init__(self, workdir: Path, name: str, seed: int, clients: tuple[str, ...],
                  rate: float = 10.0, timing: dict[str, object] | None = None) -> None:
         self.name, self.seed, self.rng = name, seed, random.Random(seed)
-        self.cluster = PyggyCluster(workdir, timing=timing).start()
+        self.cluster = _start_cluster(workdir, timing)
         self.clients = clients
         self.problems: list[str] = []
         self.figures: dict[str, float] = {}
@@ -164,6 +164,21 @@ class Scenario:
         self.cluster.close()
         for s in self.cluster.servers:
             (s.workdir / "server.log").write_text("\n".join(s.logs) + "\n")
+
+
+def _start_cluster(workdir: Path, timing: dict[str, object] | None) -> PyggyCluster:
+    """A started cluster; on a port another process took meanwhile (the roster's ports are
+    chosen free, then bound a few seconds later), again with new ports in a new directory."""
+    for attempt in range(3):
+        cluster = PyggyCluster(workdir if attempt == 0 else workdir / f"retry{attempt}",
+                               timing=timing)
+        try:
+            return cluster.start()
+        except ServerStartError as e:
+            cluster.close()
+            if attempt == 2 or "address already in use" not in str(e):
+                raise
+    raise AssertionError("unreachable")
 
 
 def normal(workdir: Path, seed: int, seconds: float = 4.0) -> Outcome:
@@ -381,9 +396,16 @@ def _views(lines: list[str]) -> dict[str, int]:
 
 
 def segment_files(server: PyggyServer) -> dict[str, bytes]:
+    """Every segment and index file of a node (a topic deleted meanwhile drops out)."""
     root = server.data_path / "streams"
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.suffix in (".log", ".index")}
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.suffix in (".log", ".index"):
+            try:
+                out[str(p.relative_to(root))] = p.read_bytes()
+            except FileNotFoundError:
+                continue
+    return out
 
 
 def wait_identical(cluster: PyggyCluster, timeout: float) -> str | None:
