@@ -50,6 +50,7 @@ E2E_PATHS = (  # directories (ending in /) and files whose tests start servers t
     "tests/cluster/test_cluster_processes.py",  # three pyggy processes
     "tests/cluster/test_cluster_iggy_sdk.py",  # three pyggy processes, the 0.9 SDK
     "tests/cluster/test_cluster_scenarios.py",  # three pyggy processes under faults, checked
+    "tests/cluster/test_cluster_tutorial.py",  # docs/cluster.md's tutorial, in a netns
 )
 SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
     "tests/core/faults/",  # fault injection over every file kind: 344 s, I/O bound
@@ -59,6 +60,7 @@ SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI
     "tests/consensus/test_simulator.py::test_every_seed_that_ever_failed_passes_now",  # 10 s
     # three pyggy processes per failure scenario, checked histories: 20-100 s each, 6.5 min
     "tests/cluster/test_cluster_scenarios.py",
+    "tests/cluster/test_cluster_tutorial.py",  # three processes, a failover: 40-60 s
 )
 
 
