@@ -155,7 +155,7 @@ class Workload:
             i += 1
             try:
                 await asyncio.wait_for(client.send_messages(
-                    IGGY_STREAM, IGGY_TOPIC, 0, [SendMessage(value)]), 3)
+                    IGGY_STREAM, IGGY_TOPIC, 0, [SendMessage(value)]), 5)
                 h.ok(op, None)  # the SDK does not return the offset
             except Exception:
                 h.info(op)
@@ -235,8 +235,8 @@ async def _iggy_login(address: str) -> Any:
 
     try:
         client = IggyClient(address)
-        await asyncio.wait_for(client.connect(), 3)
-        await asyncio.wait_for(client.login_user("iggy", "iggy"), 3)
+        await asyncio.wait_for(client.connect(), 10)  # a login hashes a password: slow when
+        await asyncio.wait_for(client.login_user("iggy", "iggy"), 10)  # the machine is busy
         return client
     except Exception:
         return None
