@@ -117,7 +117,7 @@ class Scenario:
         if not condition:
             self.problems.append(problem)
 
-    def failover(self, moment: float, label: str, timeout: float = 30.0) -> None:
+    def failover(self, moment: float, label: str, timeout: float = 40.0) -> None:
         """Record `moment` (a fault) -> the first acknowledgement of a send invoked after it,
         per door, waiting up to `timeout` s for it; none is a problem."""
         doors = [("kafka", kafka_key(TOPIC))] + ([("iggy", IGGY_KEY)]
@@ -212,7 +212,7 @@ def kill_primary(workdir: Path, seed: int, seconds: float = 2.0,
         victim = sc.leader
         killed = time.monotonic()
         sc.server(victim).kill()
-        new = wait_leader(sc.cluster, TOPIC, timeout=HEARTBEAT + 20, avoid=victim)
+        new = wait_leader(sc.cluster, TOPIC, timeout=HEARTBEAT + 40, avoid=victim)
         sc.figures["SIGKILL -> new leader named"] = time.monotonic() - killed
         sc.expect(new != victim, "the killed node is still named leader")
         sc.failover(killed, "SIGKILL")
@@ -222,7 +222,7 @@ def kill_primary(workdir: Path, seed: int, seconds: float = 2.0,
         sc.server(victim).start(60)
         listening = time.monotonic()
         sc.figures["restart -> listening"] = listening - restarted
-        differ = wait_identical(sc.cluster, 30.0)
+        differ = wait_identical(sc.cluster, 60.0)  # 3-6 s on a quiet machine (BENCHMARKS.md)
         sc.expect(differ is None, f"the restarted node did not catch up: {differ}")
         sc.figures["listening -> byte-identical"] = time.monotonic() - listening
         sc.load.resume()

@@ -244,10 +244,13 @@ async def _iggy_login(address: str) -> Any:
 
 # --- set-up and final reads ------------------------------------------------------------------
 
-def create_kafka_topic(cluster: PyggyCluster, name: str, timeout: float = 60.0) -> None:
-    admin = AdminClient({"bootstrap.servers": cluster.kafka_bootstrap})
+def create_kafka_topic(cluster: PyggyCluster, name: str, timeout: float = 90.0) -> None:
+    """Create topic `name`, retrying with a new client bootstrapped at each node in turn (seen
+    once on a busy machine: one client asking the same stale controller for 60 s)."""
     deadline = time.monotonic() + timeout
-    while True:
+    for attempt in range(10 ** 6):
+        admin = AdminClient({"bootstrap.servers":
+                             cluster.servers[attempt % len(cluster.servers)].kafka_address})
         try:
             admin.create_topics([NewTopic(name, 1, -1)], request_timeout=15)[name].result(20)
             return
