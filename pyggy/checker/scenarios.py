@@ -282,9 +282,9 @@ def whole_cluster(workdir: Path, seed: int, seconds: float = 2.0) -> Outcome:
                                                    "consumer")).start()
     try:
         time.sleep(sc.rng.uniform(1.0, seconds + 1.0))
-        killed = time.monotonic()
         for s in sc.cluster.servers:
             s.kill()
+        killed = time.monotonic()  # after the last kill: the leader may not be the first
         sc.cluster.start()
         sc.figures["restart -> every node ready"] = time.monotonic() - killed
         wait_leader(sc.cluster, TOPIC, timeout=60)
