@@ -152,6 +152,8 @@ class Scenario:
                 self.expect(differ is None, f"segments differ between the nodes: {differ}")
                 self.figures.setdefault("segments identical after", time.monotonic() - started)
             self.problems += views_problems(self.cluster, self.groups)
+            if any("iggy" in p for p in self.problems):
+                self.problems.append(f"iggy client notes: {self.load.notes[:5]}")
             report = check(self.load.history, idempotent=True)
             linear = check_linear(self.load.metadata.ops)
             return Outcome(self.name, self.seed, report, linear, self.figures, self.problems,
@@ -160,9 +162,13 @@ class Scenario:
             self.close()
 
     def close(self) -> None:
-        """Stop the nodes and keep their logs next to their data (`node<i>/server.log`)."""
-        self.cluster.close()
+        """Stop the nodes and keep their logs next to their data (`node<i>/server.log`); a node
+        that ignores SIGTERM is killed and the others are still stopped."""
         for s in self.cluster.servers:
+            try:
+                s.close()
+            except AssertionError:  # did not exit within 15 s of SIGTERM: it was SIGKILLed
+                pass
             (s.workdir / "server.log").write_text("\n".join(s.logs) + "\n")
 
 
@@ -175,7 +181,8 @@ def _start_cluster(workdir: Path, timing: dict[str, object] | None) -> PyggyClus
         try:
             return cluster.start()
         except ServerStartError as e:
-            cluster.close()
+            for server in cluster.servers:
+                server.kill() if server.running else server.close()
             if attempt == 2 or "address already in use" not in str(e):
                 raise
     raise AssertionError("unreachable")

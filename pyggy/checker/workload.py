@@ -44,6 +44,7 @@ class Workload:
         self.history = History()
         self.metadata = Recorder()
         self.errors: list[str] = []
+        self.notes: list[str] = []  # the Iggy client's failed logins and sends, for diagnosis
         self._stop = threading.Event()
         self._go = threading.Event()  # cleared: the writers hold their next send
         self._go.set()
@@ -148,6 +149,7 @@ class Workload:
                 node = (node + 1) % len(servers)
                 client = await _iggy_login(servers[node].tcp_address)
                 if client is None:
+                    self._note(f"login at {servers[node].tcp_address} failed or timed out")
                     await asyncio.sleep(0.1)
                     continue
             value = f"iggy-{i}"
@@ -157,10 +159,15 @@ class Workload:
                 await asyncio.wait_for(client.send_messages(
                     IGGY_STREAM, IGGY_TOPIC, 0, [SendMessage(value)]), 5)
                 h.ok(op, None)  # the SDK does not return the offset
-            except Exception:
+            except Exception as e:
                 h.info(op)
                 client = None
+                self._note(f"send via {servers[node].tcp_address}: {type(e).__name__}: {e}")
             await asyncio.sleep(self._pace())
+
+    def _note(self, text: str) -> None:
+        if len(self.notes) < 50:
+            self.notes.append(text)
 
     # --- reading --------------------------------------------------------------------------
 
