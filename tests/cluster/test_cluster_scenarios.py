@@ -52,6 +52,10 @@ def test_p5_whole_cluster_killed_and_restarted(tmp_path: Path) -> None:
     run("whole_cluster", tmp_path, seed=1)
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "finding 4 of docs/cluster.md (1 run in 5, 2026-12-07): librdkafka's idempotent producer "
+    "failed with OUT_OF_ORDER_SEQUENCE_NUMBER after the paused leader resumed, and the resumed "
+    "node did not catch up within 60 s; nothing acknowledged was lost"))
 def test_p6_a_paused_leader_is_replaced_and_follows(tmp_path: Path) -> None:
     run("pause_primary", tmp_path, seed=1)
 
