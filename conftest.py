@@ -57,6 +57,8 @@ E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting 
     "tests/pyggy/test_telemetry.py::test_a_view_change_in_a_cluster_is_a_span",  # a cluster
     "tests/cluster/test_replicated_state.py",  # nodes on loopback with Kafka coordinators
     "tests/cluster/test_cluster_consumer_state.py",  # three pyggy processes, SIGKILL
+    "tests/cluster/test_cluster_scenarios.py",  # three pyggy processes under faults, checked
+    "tests/cluster/test_cluster_tutorial.py",  # docs/cluster.md's tutorial, in a netns
 )
 SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
     "tests/core/faults/",  # fault injection over every file kind: 344 s, I/O bound
@@ -69,6 +71,9 @@ SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI
     # three processes, 440 ops, a restart and a segment transfer: 16-39 s on a shared machine
     "tests/cluster/test_cluster_processes.py::"
     "test_a_backup_down_past_the_journal_rejoins_by_state_transfer",
+    # three pyggy processes per failure scenario, checked histories: 20-100 s each, 6.5 min
+    "tests/cluster/test_cluster_scenarios.py",
+    "tests/cluster/test_cluster_tutorial.py",  # three processes, a failover: 40-60 s
 )
 
 

@@ -226,6 +226,12 @@ class PyggyServer:
         self._join_reader()
         return self._proc.returncode
 
+    def send_signal(self, sig: int) -> None:
+        """Send `sig` and return at once (SIGSTOP/SIGCONT freeze and thaw the process)."""
+        if self._proc is None or self._proc.poll() is not None:
+            raise RuntimeError("server is not running")
+        self._proc.send_signal(sig)
+
     def kill(self) -> int:
         """SIGKILL: a crash, no shutdown code runs."""
         return self.stop(signal.SIGKILL)
