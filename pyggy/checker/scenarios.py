@@ -241,8 +241,8 @@ def kill_primary(workdir: Path, seed: int, seconds: float = 2.0,
 
 def long_outage(workdir: Path, seed: int, seconds: float = 2.0) -> Outcome:
     """P3's other half: a backup is down while more ops commit than a partition journal holds
-    (128), then restarts: it needs a state transfer of segments, which pyggy does not have
-    yet (docs/cluster.md, "Not done yet"), so this one is expected to fail today."""
+    (128), then restarts: it catches up by a state transfer of segments (docs/cluster.md,
+    "State transfer") and ends byte-identical."""
     sc = Scenario(workdir, "long_outage", seed, ("librdkafka",), rate=100.0).start()
     try:
         backup = next(i for i in range(3) if i != sc.leader)

@@ -64,11 +64,6 @@ def test_p7_a_short_stall_on_a_backup_changes_no_view(tmp_path: Path) -> None:
     run("stall_backup", tmp_path, seed=1)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "no segment state transfer yet (docs/cluster.md, 'Not done yet'): a backup down past the "
-    "partition journal (128 ops) cannot restore, yet it takes part in view changes and can "
-    "become primary with an empty partition log, after which the Kafka door serves none of "
-    "the acknowledged records (seen as lost-write)"))
 def test_p3_a_backup_down_past_the_journal_rejoins(tmp_path: Path) -> None:
     outcome = scenarios.long_outage(tmp_path / "long", seed=1)
     print(outcome)
