@@ -118,8 +118,11 @@ class ReplicaDoor:
         if self.dialer is not None:
             conn = cast(Connection, self.conn)  # opened() ran before any frame
             finish = self.dialer.on_challenge(frame)
+            transport = cast(asyncio.Transport, conn.transport)
+            if transport.is_closing():  # the acceptor gave up meanwhile: nothing to finish
+                return None, True
             self.peer = self.dialer.peer
-            cast(asyncio.Transport, conn.transport).write(finish)  # open, as in opened()
+            transport.write(finish)  # before _established: FINISH precedes any message
             self.bus._established(self.peer, conn)
             return None, False
         assert self.acceptor is not None
