@@ -155,6 +155,9 @@ class RepairMixin(ReplicaState):
         if h is not None:
             if h.checksum != p.checksum:
                 if normal and m.flags & COMMITTED:
+                    if m.view > self.view:  # our view's log was superseded: ours is stale
+                        self._jump(m.view)
+                        return
                     raise Divergence(f"replica {self.replica}: committed op {op} differs")
                 return
             if self._present(op) is None:
