@@ -5,10 +5,8 @@ FileStreamSource/Sink connectors), all built with Maven from Maven Central (`bui
 
 from __future__ import annotations
 
-import collections
 import json
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +14,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from interop_tests import java_client
-from interop_tests.kafka_broker.broker import KAFKA_VERSION, free_port, stop_process
+from interop_tests.kafka_broker.broker import (
+    KAFKA_VERSION,
+    ProcessOutput,
+    free_port,
+    stop_process,
+)
 
 PROJECT = Path(__file__).resolve().parent / "kafka_apps"
 WORD_COUNT = "dev.pyggy.interop.WordCountApp"
@@ -39,46 +42,22 @@ class JavaApp:
         self.cmd = ["java", *JVM_OPTS, "-cp", f"{target / 'classes'}:{target / 'libs'}/*", main,
                     *args]
         self.log_path = log_path
-        self.lines: collections.deque[str] = collections.deque(maxlen=5000)
-        self._cond = threading.Condition()
-        self._eof = False
+        self.output = ProcessOutput()
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> JavaApp:
-        self._eof = False
-        self.lines.clear()
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, bufsize=1)
-        threading.Thread(target=self._drain, args=(self.proc,), daemon=True).start()
+        self.output.follow(self.proc, self.log_path.open("a"), "java-app-log")
         return self
-
-    def _drain(self, proc: subprocess.Popen[str]) -> None:
-        assert proc.stdout is not None
-        with self.log_path.open("a") as log:
-            for line in proc.stdout:
-                log.write(line)
-                log.flush()
-                with self._cond:
-                    self.lines.append(line.rstrip("\n"))
-                    self._cond.notify_all()
-        with self._cond:
-            self._eof = True
-            self._cond.notify_all()
 
     def wait_for(self, needle: str, timeout: float) -> None:
         """Until a line of output contains `needle`; AssertionError (with the log) otherwise."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not any(needle in line for line in self.lines):
-                remaining = deadline - time.monotonic()
-                if self._eof or remaining <= 0:
-                    raise AssertionError(f"{self.cmd[-5:]} never printed {needle!r}:\n"
-                                         + self.tail())
-                self._cond.wait(min(remaining, 1.0))
+        if not self.output.wait_for(needle, time.monotonic() + timeout):
+            raise AssertionError(f"{self.cmd[-5:]} never printed {needle!r}:\n" + self.tail())
 
     def tail(self, last: int = 80) -> str:
-        with self._cond:
-            return "\n".join("    | " + line for line in list(self.lines)[-last:])
+        return self.output.tail(last)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook, no commit, no LeaveGroup."""

@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 HERE = Path(__file__).resolve().parent
 KAFKA_VERSION = "4.1.1"  # the default; keep in step with <kafka.version> in pom.xml
@@ -292,6 +293,52 @@ def cluster_id() -> str:
             return cid
 
 
+class ProcessOutput:
+    """A child's output, copied line by line to a log file and to a bounded buffer that
+    `wait_for` watches (the JVM broker here, the Java applications of kafka_apps.py)."""
+
+    def __init__(self) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=5000)
+        self._cond = threading.Condition()
+        self._eof = False
+
+    def follow(self, proc: subprocess.Popen[str], log: IO[str], name: str) -> None:
+        """Start copying `proc`'s output (a fresh buffer); `log` is closed at its end."""
+        with self._cond:
+            self._eof = False
+            self.lines.clear()
+        threading.Thread(target=self._drain, args=(proc, log), name=name, daemon=True).start()
+
+    def _drain(self, proc: subprocess.Popen[str], log: IO[str]) -> None:
+        assert proc.stdout is not None
+        with log:
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                with self._cond:
+                    self.lines.append(line.rstrip("\n"))
+                    self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def wait_for(self, needle: str, deadline: float) -> bool:
+        """Until a line contains `needle` (True), or the output ended or `deadline` (a
+        time.monotonic() value) passed first (False)."""
+        with self._cond:
+            while not any(needle in line for line in self.lines):
+                remaining = deadline - time.monotonic()
+                if self._eof or remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 1.0))
+            return True
+
+    def tail(self, last: int) -> str:
+        with self._cond:
+            lines = list(self.lines)[-last:]
+        return "\n".join("    | " + line for line in lines)
+
+
 class RealKafka:
     """Common face of the three kinds of real broker: `.bootstrap`, `.kind`, `.close()`."""
 
@@ -323,9 +370,7 @@ class JvmKafka(RealKafka):
         self.controller_port = free_port(host)
         super().__init__(f"{host}:{self.broker_port}")
         self.log_path = workdir / "broker.log"
-        self.lines: collections.deque[str] = collections.deque(maxlen=5000)
-        self._cond = threading.Condition()
-        self._eof = False
+        self.output = ProcessOutput()
         self._proc: subprocess.Popen[str] | None = None
 
     def _java(self, main: str, *args: str) -> list[str]:
@@ -372,9 +417,7 @@ class JvmKafka(RealKafka):
             text=True,
             bufsize=1,
         )
-        threading.Thread(
-            target=self._drain, args=(self._proc, log), name="kafka-broker-log", daemon=True
-        ).start()
+        self.output.follow(self._proc, log, "kafka-broker-log")
         deadline = time.monotonic() + timeout
         self._wait_for(READY_LINE, deadline)
         while not port_answers(self.host, self.broker_port):
@@ -385,31 +428,9 @@ class JvmKafka(RealKafka):
             time.sleep(0.1)
         return self
 
-    def _drain(self, proc: subprocess.Popen[str], log) -> None:
-        assert proc.stdout is not None
-        with log:
-            for line in proc.stdout:
-                log.write(line)
-                log.flush()
-                with self._cond:
-                    self.lines.append(line.rstrip("\n"))
-                    self._cond.notify_all()
-        with self._cond:
-            self._eof = True
-            self._cond.notify_all()
-
     def _wait_for(self, needle: str, deadline: float) -> None:
-        seen = 0
-        with self._cond:
-            while True:
-                lines = list(self.lines)
-                if any(needle in line for line in lines[seen:]):
-                    return
-                seen = len(lines)
-                remaining = deadline - time.monotonic()
-                if self._eof or remaining <= 0:
-                    break
-                self._cond.wait(min(remaining, 1.0))
+        if self.output.wait_for(needle, deadline):
+            return
         code = self._proc.poll() if self._proc else None
         self.close()
         raise BrokerUnavailable(
@@ -421,9 +442,7 @@ class JvmKafka(RealKafka):
         stop_process(proc, 30)
 
     def format_logs(self, last: int = 200) -> str:
-        with self._cond:
-            lines = list(self.lines)[-last:]
-        return "\n".join("    | " + line for line in lines)
+        return self.output.tail(last)
 
 
 class DockerKafka(RealKafka):
