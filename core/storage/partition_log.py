@@ -353,44 +353,35 @@ class PartitionLog:
     def enforce_retention(self, now_us: int, expiry_us: int, max_bytes: int | None) -> int:
         """Drop sealed segments whose newest batch expired, or while over `max_bytes`
         (archived-only segments first: retention covers the archive too)."""
-        removed = self._drop_below_floor()
-        while self.tiered:
-            r = self.tiered[0]
-            expired = expiry_us != NEVER_EXPIRE and r.last_timestamp + expiry_us <= now_us
-            too_big = max_bytes is not None and self.size_bytes > max_bytes
-            if not (expired or too_big):
-                break
-            self._drop_first_tiered()
-            removed += 1
-        while len(self.segments) > 1:
-            first = self.segments[0]
-            idx = first.index
-            expired = not len(idx) or (
-                expiry_us != NEVER_EXPIRE and idx.timestamps[-1] + expiry_us <= now_us)
-            too_big = max_bytes is not None and self.size_bytes > max_bytes
-            if not (expired or too_big):
-                break
-            self._delete_first()
+        removed = 0
+        while (remove := self._retention_victim(now_us, expiry_us, max_bytes)) is not None:
+            remove()
             removed += 1
         return removed
 
     def retention_due(self, now_us: int, expiry_us: int, max_bytes: int | None) -> bool:
         """Whether `enforce_retention` would remove a segment now (a cluster's cleaner asks
         before it proposes the op to the partition's group)."""
-        if ((self.tiered and self.tiered[0].next_offset <= self.floor)
-                or (len(self.segments) > 1 and self.segments[0].next_offset <= self.floor)):
-            return True
+        return self._retention_victim(now_us, expiry_us, max_bytes) is not None
+
+    def _retention_victim(self, now_us: int, expiry_us: int, max_bytes: int | None
+                          ) -> Callable[[], None] | None:
+        """Retention's next removal, None when nothing is due: what lies wholly below the log
+        start first, then archived-only segments, then the oldest sealed local one."""
+        if self.tiered and self.tiered[0].next_offset <= self.floor:
+            return self._drop_first_tiered
+        if len(self.segments) > 1 and self.segments[0].next_offset <= self.floor:
+            return self._delete_first
         too_big = max_bytes is not None and self.size_bytes > max_bytes
-        if self.tiered:
-            expired = (expiry_us != NEVER_EXPIRE
-                       and self.tiered[0].last_timestamp + expiry_us <= now_us)
-            if expired or too_big:
-                return True
+        if self.tiered and (too_big or (expiry_us != NEVER_EXPIRE and
+                                        self.tiered[0].last_timestamp + expiry_us <= now_us)):
+            return self._drop_first_tiered
         if len(self.segments) > 1:
             idx = self.segments[0].index
-            return too_big or not len(idx) or (
-                expiry_us != NEVER_EXPIRE and idx.timestamps[-1] + expiry_us <= now_us)
-        return False
+            if too_big or not len(idx) or (
+                    expiry_us != NEVER_EXPIRE and idx.timestamps[-1] + expiry_us <= now_us):
+                return self._delete_first
+        return None
 
     def offload(self, max_bytes: int | None, max_segments: int | None) -> int:
         """Tiering: delete the local copies of the oldest sealed segments while more than
