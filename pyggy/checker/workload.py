@@ -314,6 +314,23 @@ def wait_leader(cluster: PyggyCluster, topic: str, timeout: float = 30.0,
     raise AssertionError(f"no agreed leader for {topic}[0] within {timeout} s")
 
 
+_SETTLING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+             KafkaError.UNKNOWN_LEADER_EPOCH, KafkaError.FENCED_LEADER_EPOCH,
+             KafkaError._TIMED_OUT}
+
+
+def _high_watermark(c: Consumer, topic: str, deadline: float) -> int:
+    """topic[0]'s high watermark, retried as a Kafka client retries while the cluster settles
+    (a view change, or a metadata cache naming the previous leader)."""
+    while True:
+        try:
+            return int(c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
+        except KafkaException as e:
+            if e.args[0].code() not in _SETTLING or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def read_kafka(cluster: PyggyCluster, topic: str, history: History,
                timeout: float = 60.0) -> int:
     """Read topic[0] from offset 0 to its high watermark into `history` as a final read."""
@@ -321,7 +338,7 @@ def read_kafka(cluster: PyggyCluster, topic: str, history: History,
                   "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     try:
         deadline = time.monotonic() + timeout
-        _, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=20)
+        high = _high_watermark(c, topic, deadline)
         c.assign([TopicPartition(topic, 0, 0)])
         got: list[tuple[int, bytes]] = []
         while (not got or got[-1][0] < high - 1) and high > 0:
