@@ -167,6 +167,8 @@ class KafkaConfig:
     frame_read_timeout: Duration = 30.0
     connections_max_idle: Duration = 600.0  # Kafka's connections.max.idle.ms (10 min)
     auth_timeout: Duration = 10.0  # only while the Kafka door requires authentication
+    # Kafka's transactional.id.expiration.ms (7 days): idle transactional ids are forgotten
+    transactional_id_expiration: Duration = 604_800.0
     tls: TlsConfig = field(default_factory=TlsConfig)
 
     def advertised(self) -> tuple[str, int]:
@@ -685,6 +687,8 @@ def validate(config: ServerConfig) -> None:
         raise ConfigError('kafka.authentication must be "auto", "sasl" or "none"')
     if config.kafka.connections_max_reauth < 0:
         raise ConfigError("kafka.connections_max_reauth must not be negative")
+    if config.kafka.transactional_id_expiration <= 0:
+        raise ConfigError("kafka.transactional_id_expiration must be positive")
     login = config.login
     for key in ("hash_workers", "max_connection_failures", "max_failures",
                 "max_address_failures"):

@@ -205,7 +205,9 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
                              auto_create_topics=k.auto_create_topics,
                              num_partitions=k.num_partitions, max_frame_size=k.max_frame_size,
                              requires_auth=_kafka_authentication(config),
-                             reauth_ms=round(k.connections_max_reauth * 1000))
+                             reauth_ms=round(k.connections_max_reauth * 1000),
+                             transactional_id_expiration_ms=round(
+                                 k.transactional_id_expiration * 1000))
     # producer ids continue after a restart (kafka_wire/producers.py)
     ids = ProducerIdFile(Path(config.system.path) / "kafka" / "producer_ids")
     first_id = 1000

@@ -222,6 +222,7 @@ class TxnInit(Command):
     producer_id: int
     epoch: int
     timeout_ms: int
+    now_ms: NotRequired[int]
 
 
 class TxnAdd(Command):
@@ -261,6 +262,15 @@ class TxnComplete(Command):
     transactional_id: str
     markers: list[tuple[list[int], int]]
     epoch: NotRequired[int]
+    now_ms: NotRequired[int]
+
+
+class TxnExpire(Command):
+    """Forget transactional ids idle since before `before_ms` (transactional.id.expiration.ms)."""
+
+    type: Literal["txn_expire"]
+    transactional_ids: list[str]
+    before_ms: int
 
 
 MetadataCommand = (
@@ -268,7 +278,7 @@ MetadataCommand = (
     | CreatePartitions | DeletePartitions | CreateGroup | DeleteGroup | CreateUser | UpdateUser
     | DeleteUser | UpdatePermissions | ChangePassword | SetScram | DeleteScram | CreateToken
     | DeleteToken | SetGroupConfigs | SetBrokerConfigs | TxnInit | TxnAdd | TxnOffsets
-    | TxnFirstOffset | TxnPrepare | TxnComplete
+    | TxnFirstOffset | TxnPrepare | TxnComplete | TxnExpire
 )
 
 # every command's `type`, the names the state machine applies
