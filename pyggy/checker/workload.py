@@ -12,12 +12,14 @@ clients tells a definite refusal apart from a timeout.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import random
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import IO, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -139,10 +141,10 @@ class Workload:
         """The Java client's idempotent acks=all producer (IdempotentLoad.java of
         interop_tests/java_client, built by scripts/install-test-deps.sh): values go to its
         stdin, its delivery reports come back on stdout."""
-        from interop_tests import java_client
-
+        # the Maven project and its build live in the test tree, not in the package
+        java_client = importlib.import_module("interop_tests.java_client")
         key, h = kafka_key(self.topic), self.history
-        target = java_client.build()
+        target: Path = java_client.build()
         proc = subprocess.Popen(
             ["java", "-Xmx128m", "-XX:ActiveProcessorCount=2", "-XX:TieredStopAtLevel=1",
              "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
@@ -180,7 +182,9 @@ class Workload:
                 time.sleep(self._pace())
                 i += 1
             proc.stdin.close()
-            if proc.wait(90) != 0 or not (reader.join(10) or done.is_set()):
+            code = proc.wait(90)
+            reader.join(10)
+            if code != 0 or not done.is_set():
                 self.errors.append(f"java: the producer exited {proc.returncode} without DONE")
         finally:
             if proc.poll() is None:
