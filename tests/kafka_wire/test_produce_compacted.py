@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka_door import Door
-from pyggy.core.engine import LogEngine
+from kafka_door import Door, opened_engine
 from pyggy.core.records import kafka_batch
 from pyggy.core.records.kafka_errors import ErrorCode as E
 from pyggy.kafka_wire.context import KafkaServer
@@ -22,10 +21,8 @@ TS = 1_700_000_000_000
 
 @pytest.fixture
 def door(tmp_path: Path) -> Iterator[Door]:
-    engine = LogEngine(tmp_path / "data", state_fsync=False)
-    engine.open(("iggy", "iggy"))
-    yield Door(KafkaServer(engine))
-    engine.close()
+    with opened_engine(tmp_path / "data") as engine:
+        yield Door(KafkaServer(engine))
 
 
 async def create(door: Door, name: str, policy: str) -> None:
