@@ -113,7 +113,7 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
     server.leader_epochs[key] = epoch
     if key not in server.producers.restored and any(i.producer_id >= 0 for i in infos):
         server.producers.restore(key, stored_producer_batches(
-            data.producer_batch_heads(t, index)))
+            data.producer_batch_heads(t, index)), server.now_ms())
     first_base = -1
     for (a, b), info in zip(spans, infos, strict=True):
         error, duplicate = server.producers.check(info.producer_id, info.producer_epoch,
@@ -131,7 +131,7 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
             except IggyError as e:
                 return _partition_result(index, _append_error(e.code), message=str(e))
             server.producers.record(info.producer_id, info.producer_epoch, info.base_sequence,
-                                    info.record_count, key, base)
+                                    info.record_count, key, base, server.now_ms())
         if first_base < 0:
             first_base = base
     append_ms = server.engine.clock.now_us() // 1000 if log_append_time else -1

@@ -297,3 +297,30 @@ async def test_expiry_survives_a_restart(tmp_path: Path, clock: Clock) -> None:
         assert engine.txns.get("gone") is None and engine.txns.get("kept") is not None
     finally:
         engine.close()
+
+
+async def test_producer_id_expiration_ms_takes_effect(door: Door, clock: Clock) -> None:
+    """The dynamic broker config producer.id.expiration.ms (IncrementalAlterConfigs) bounds how
+    long an idle idempotent producer's sequences are kept: a retry within it is answered with
+    its original offset, after it the same batch is a new one (Kafka's behaviour)."""
+    await create(door, "out")
+    r = await door.call(44, 1, {"resources": [{"resource_type": 4, "resource_name": "0",
+                                               "configs": [{"name": "producer.id.expiration.ms",
+                                                            "value": "60000",
+                                                            "config_operation": 0}]}],
+                                "validate_only": False})
+    assert r["responses"][0]["error_code"] == E.NONE
+    init_pid = await door.call(INIT, 4, {"transactional_id": None,
+                                         "transaction_timeout_ms": 60_000,
+                                         "producer_id": -1, "producer_epoch": -1})
+    pid, epoch = init_pid["producer_id"], init_pid["producer_epoch"]
+    assert await produce(door, "out", 0, pid, epoch, 0, b"a", transactional=False) == E.NONE
+    clock.us += 59_000_000
+    door.server.expire_producers()
+    assert await produce(door, "out", 0, pid, epoch, 0, b"a", transactional=False) == E.NONE
+    log = door.server.engine.metadata.topic("kafka", "out").partitions[0].log
+    assert log.next_offset == 1  # the retry was recognised
+    clock.us += 61_000_000
+    assert door.server.expire_producers() == 1
+    assert await produce(door, "out", 0, pid, epoch, 0, b"a", transactional=False) == E.NONE
+    assert log.next_offset == 2  # forgotten: stored as a new batch, as on Kafka
