@@ -1,8 +1,9 @@
 """The failure scenarios P1–P8 (pyggy/checker/scenarios.py, docs/cluster.md "Failure
 scenarios"), one seed each, on three pyggy processes driven by librdkafka, kafka-python, the
-Java client and the apache-iggy SDK; every history is checked (no lost, duplicated or reordered acknowledged write,
-no offset with two values, committed reads only; metadata commands linearizable). The long
-campaign runs more seeds: `python -m pyggy.checker.campaign --seeds 20`."""
+Java client and the apache-iggy SDK; every history is checked (no lost, duplicated or
+reordered acknowledged write, no offset with two values, committed reads only; metadata
+commands linearizable). The long campaign runs more seeds:
+`python -m pyggy.checker.campaign --seeds 20`."""
 
 from __future__ import annotations
 
