@@ -14,7 +14,7 @@ from pyggy.cluster.roster import METADATA_GROUP, Node, partition_group
 from pyggy.cluster.runtime import ClusterRuntime, ClusterSettings
 from pyggy.consensus.options import Options
 from pyggy.core.engine import LogEngine
-from pyggy.core.engine.cluster import NotLeader
+from pyggy.core.engine.cluster import FORWARD, NotLeader
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.records import kafka_batch
 from test_bus import free_ports
@@ -200,6 +200,62 @@ def test_a_disk_error_applying_a_metadata_command_fences_the_metadata_replica(
             for fd in state.fds:
                 os.close(fd)
             state.fds = writable
+        finally:
+            for rt in runtimes:
+                await rt.close()
+                rt.engine.close()
+
+    asyncio.run(main())
+
+
+def test_a_backup_forwards_the_writes_of_a_door_that_asks_to_the_primary(
+        tmp_path: Path) -> None:
+    """With `FORWARD` set (as the Iggy door sets it), a backup's metadata command, append and
+    consumer-state change go to the primary over the bus; each answers once the op executed on
+    the backup itself (its result readable there at once). Without it (the Kafka door), the
+    backup still refuses with NotLeader."""
+
+    async def main() -> None:
+        runtimes = await start_cluster(tmp_path)
+        try:
+            boss = await leader(runtimes)
+            backup = next(rt for rt in runtimes if rt is not boss)
+            with pytest.raises(NotLeader):
+                await backup.engine.metadata.create_stream("refused")
+            token = FORWARD.set(True)
+            try:
+                s = await backup.engine.metadata.create_stream("orders")
+                t = await backup.engine.metadata.create_topic("orders", "eu", 1)
+                assert backup.engine.metadata.topic("orders", "eu").id == t.id
+                with pytest.raises(IggyError) as exists:  # the command's own reply, forwarded
+                    await backup.engine.metadata.create_stream("orders")
+                assert exists.value.code == ErrorCode.STREAM_NAME_ALREADY_EXISTS
+                group = partition_group(s.id, t.id, 0)
+                p_leader = await leader(runtimes, group)
+                p_backup = next(rt for rt in runtimes if rt is not p_leader)
+                topic = p_backup.engine.metadata.topic("orders", "eu")
+                bases = []
+                for i in range(20):  # more sessions than one node keeps: they are reused
+                    batch, info = kafka(i)
+                    bases.append(await p_backup.engine.data.append_kafka(topic, 0, batch, info))
+                    assert topic.partitions[0].log.next_offset == i + 1  # applied here first
+                assert bases == list(range(20))
+                results = await asyncio.gather(*(
+                    p_backup.engine.data.append_kafka(topic, 0, *kafka(100 + i))
+                    for i in range(12)))
+                assert sorted(results) == list(range(20, 32))
+            finally:
+                FORWARD.reset(token)
+            with pytest.raises(NotLeader):
+                await p_backup.engine.data.append_kafka(topic, 0, *kafka(999))
+            await converged(runtimes, group)
+            files = []
+            for rt in runtimes:
+                log = rt.engine.metadata.topic("orders", "eu").partitions[0].log
+                assert log.next_offset == 32
+                files.append({f.name: f.read_bytes() for f in log.path.iterdir()
+                              if f.suffix in (".log", ".index")})
+            assert files[0] and files[0] == files[1] == files[2]
         finally:
             for rt in runtimes:
                 await rt.close()
