@@ -74,6 +74,9 @@ SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI
     # three pyggy processes per failure scenario, checked histories: 20-100 s each, 6.5 min
     "tests/cluster/test_cluster_scenarios.py",
     "tests/cluster/test_cluster_tutorial.py",  # three processes, a failover: 40-60 s
+    # three processes, SIGKILL and restart of the metadata primary, SDK routing: 25 s
+    "tests/cluster/test_cluster_iggy_sdk.py::"
+    "test_a_partition_led_by_a_backup_is_written_and_polled_through_the_leader",
 )
 
 
