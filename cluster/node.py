@@ -411,6 +411,13 @@ class Node:
             return
         p.future.set_result(entry.reply)
 
+    @staticmethod
+    def _evicted(rt: GroupRuntime, m: Message) -> bool:
+        if m.operation == REGISTER:
+            return False
+        entry = rt.replica.client_table.get(m.client)
+        return entry is None or entry.session != m.session
+
     def _deliver_request(self, rt: GroupRuntime, m: Message) -> None:
         r = rt.replica
         if r.is_primary:
@@ -426,6 +433,12 @@ class Node:
                 if not p.future.done():
                     p.future.set_exception(OutcomeUnknown(
                         "view changed before the reply" if r.view != p.view else "timed out"))
+            elif not r.is_primary and self._evicted(rt, p.message):
+                # forwarded: the primary's Eviction goes nowhere, but the replicated client
+                # table shows it here too
+                del rt.pending[client]
+                if not p.future.done():
+                    p.future.set_exception(OutcomeUnknown("session evicted"))
             elif self.now - p.sent_at >= RETRY_TICKS:
                 p.sent_at = self.now
                 self._deliver_request(rt, p.message)
