@@ -38,8 +38,13 @@ def _route(ctx: Context, r: Reader) -> bytes:
     client: int = s.vsr_client
     attachment = client.to_bytes(16, "little") + _TAIL.pack(s.session_id,
                                                             ctx.engine.commands.last_op)
-    return attachment + rsp.encode_cluster_node(node.node_name, node.tcp_host, node.tcp_port,
-                                                0, node.http_port, 0, LEADER, HEALTHY)
+    here = (node.node_name, node.tcp_host, node.tcp_port, node.http_port)
+    cluster = ctx.engine.cluster
+    if cluster is not None:  # as the roster names this node (not a wildcard bind address)
+        me = next(n for n in cluster.nodes() if n.replica_id == cluster.replica_id)
+        here = (me.name, me.host, me.tcp, me.http)
+    name, host, tcp, http = here
+    return attachment + rsp.encode_cluster_node(name, host, tcp, 0, http, 0, LEADER, HEALTHY)
 
 
 def get_poll_routing(ctx: Context, r: Reader) -> bytes:
