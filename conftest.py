@@ -45,6 +45,7 @@ E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting 
     "tests/scenarios/",
     "tests/kafka_wire/test_kafka_bad_input.py",
     "tests/native_wire/test_bad_input.py",
+    "tests/native_wire/test_routing.py",  # one pyggy process, raw routing requests
     "tests/pyggy/test_packaging.py",  # builds and installs the wheel
     "tests/transport/test_connection.py",
     "tests/transport/test_limits_e2e.py",
