@@ -182,12 +182,17 @@ class Node:
             return
         self._process(rt, actions)
 
-    def _fence(self, rt: GroupRuntime, e: BaseException) -> None:
+    def _fence(self, rt: GroupRuntime, e: BaseException | str) -> None:
         rt.fenced = str(e)
-        log.critical("cluster group %#x: a disk error while executing a committed op (%s); "
-                     "this replica stops taking part in the group (no acknowledgements, no "
-                     "votes) rather than diverge from the others. Restart the node once the "
-                     "disk is fixed: it recovers from its journal and peers", rt.id, e)
+        if isinstance(e, str):
+            log.critical("cluster group %#x: %s; this replica stops taking part in the group "
+                         "(no acknowledgements, no votes)", rt.id, e)
+        else:
+            log.critical("cluster group %#x: a disk error while executing a committed op "
+                         "(%s); this replica stops taking part in the group (no "
+                         "acknowledgements, no votes) rather than diverge from the others. "
+                         "Restart the node once the disk is fixed: it recovers from its "
+                         "journal and peers", rt.id, e)
         if rt.fetch is not None:
             rt.fetch.abandon()
             rt.fetch = None
@@ -288,7 +293,15 @@ class Node:
     # -- state transfer of partition segments (segment_transfer.py) -------------------------
     def _start_fetch(self, rt: GroupRuntime, peer: int, state: bytes) -> None:
         sm = rt.sm
-        if not isinstance(sm, PartitionMachine) or rt.fetch is not None:
+        if not isinstance(sm, PartitionMachine):
+            # the metadata group: its state cannot be fetched yet (docs/cluster.md, "Not done
+            # yet"); a replica that took part without it could lead with a stale state
+            self.transfers_dropped += 1
+            self._fence(rt, f"its state is behind every peer's journal (checkpoint "
+                            f"{rt.replica.fetching_checkpoint} of replica {peer}) and state "
+                            "transfer of the metadata group is not implemented yet")
+            return
+        if rt.fetch is not None:
             self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
             return
         r = rt.replica
