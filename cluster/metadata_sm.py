@@ -96,7 +96,7 @@ class MetadataMachine:
         """A checkpoint ahead of the state log names state this replica lacks: the node is
         asked to fetch it (FETCH_STATE; not implemented yet, so it fences the replica) rather
         than `restore` raising out of a bus handler."""
-        (op,) = _Q.unpack(data)
+        op: int = _Q.unpack(data)[0]
         return op > self.commands.last_op
 
     def restore(self, data: bytes) -> None:
