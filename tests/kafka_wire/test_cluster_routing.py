@@ -154,3 +154,20 @@ async def test_a_backup_names_the_coordinator_without_creating_the_internal_topi
     (co,) = r["coordinators"]
     assert (co["error_code"], co["node_id"], co["port"]) == (E.NONE, 2, 9094)
     assert engine.metadata.get_topic("kafka", "__transaction_state") is None
+
+
+async def test_create_topics_accepts_a_replication_factor_up_to_the_roster(cluster) -> None:
+    """Every partition of a cluster is replicated on the whole roster: replication factor 3
+    is what three nodes give (scripts/cluster_bench.py asks for it); 4 cannot be reached."""
+    door, _, engine = cluster
+
+    async def create(name: str, rf: int) -> dict:
+        r = await door.call(CREATE, 7, {"topics": [
+            {"name": name, "num_partitions": 1, "replication_factor": rf, "assignments": [],
+             "configs": []}], "timeout_ms": 1000, "validate_only": True})
+        return r["topics"][0]
+
+    assert (await create("rf3", 3))["error_code"] == E.NONE
+    refused = await create("rf4", 4)
+    assert refused["error_code"] == E.INVALID_REPLICATION_FACTOR
+    assert "only 3 broker(s)" in refused["error_message"]
