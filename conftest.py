@@ -59,6 +59,7 @@ E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting 
     "tests/cluster/test_cluster_consumer_state.py",  # three pyggy processes, SIGKILL
     "tests/cluster/test_cluster_scenarios.py",  # three pyggy processes under faults, checked
     "tests/cluster/test_cluster_tutorial.py",  # docs/cluster.md's tutorial, in a netns
+    "tests/pyggy/test_bench_cluster.py",  # pyggy-bench against three pyggy processes
 )
 SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
     "tests/core/faults/",  # fault injection over every file kind: 344 s, I/O bound
@@ -74,6 +75,7 @@ SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI
     # three pyggy processes per failure scenario, checked histories: 20-100 s each, 6.5 min
     "tests/cluster/test_cluster_scenarios.py",
     "tests/cluster/test_cluster_tutorial.py",  # three processes, a failover: 40-60 s
+    "tests/pyggy/test_bench_cluster.py",  # three processes, three bench runs: 50 s
 )
 
 
