@@ -146,7 +146,8 @@ class NativeRoutes:
             c.login(self.p.username, self.p.password)
         return c
 
-    def call(self, key: object, fn: Callable[[Any], Any]) -> Any:
+    def call(self, key: object, method: str, *args: Any) -> Any:
+        """`NativeClient.<method>(*args)` on the node that takes `key`'s requests."""
         from pyggy.native_client import NativeError
 
         n = len(self.addresses)
@@ -154,7 +155,7 @@ class NativeRoutes:
         for attempt in range(n * ROUTE_TRIES):
             k = (start + attempt) % n
             try:
-                out = fn(self.client(k))
+                out = getattr(self.client(k), method)(*args)
             except NativeError as e:
                 if e.status != NOT_ACCEPTED:
                     raise
@@ -188,16 +189,14 @@ def native_setup(p: Params) -> None:
     routes = NativeRoutes(p, [p.native_address] if p.native_address else None)
     opts = encode_options([("enforce_fsync", 3, b"\x01")] if p.fsync else [])
     for s in range(p.streams):
-        routes.call("metadata", lambda c, s=s: c.create_stream(p.stream_name(s)))
-        routes.call("metadata", lambda c, s=s: c.create_topic(p.stream_name(s), "t",
-                                                              p.partitions, options=opts))
+        routes.call("metadata", "create_stream", p.stream_name(s))
+        routes.call("metadata", "create_topic", p.stream_name(s), "t", p.partitions, opts)
     if p.mode == "consumer-group":
         if len(routes.addresses) > 1:
             raise RuntimeError("consumer-group over the native protocol against a cluster is "
                                "not supported (group members are bound to one node)")
         for s in range(p.streams):
-            routes.call("metadata", lambda c, s=s: c.create_group(p.stream_name(s), "t",
-                                                                  "bench-group"))
+            routes.call("metadata", "create_group", p.stream_name(s), "t", "bench-group")
     routes.close()
     if len(p.node_addresses()) > 1 and not p.native_address:
         _await_topics_everywhere(p)
@@ -254,8 +253,7 @@ def native_producer(p: Params, i: int, counters: Counters, go: Event, ready: Sem
             iggy_batch.reseal_origin(batch, time.time_ns() // 1000)
         part = b % p.partitions
         t0 = time.perf_counter()
-        routes.call((stream, part), lambda c, part=part: c.send(stream, "t", part, batch,
-                                                                p.messages_per_batch))
+        routes.call((stream, part), "send", stream, "t", part, batch, p.messages_per_batch)
         lat.append((time.perf_counter() - t0) * 1e6)
         n += p.messages_per_batch
         nbytes += size
@@ -274,8 +272,7 @@ def native_consumer(p: Params, j: int, slot: int, counters: Counters, go: Event,
     want = {pair: expected[pair] for pair in pairs}
     if group:
         for s in range(p.streams):
-            routes.call("metadata", lambda c, s=s: c.join_group(p.stream_name(s), "t",
-                                                                "bench-group"))
+            routes.call("metadata", "join_group", p.stream_name(s), "t", "bench-group")
     offsets = dict.fromkeys(pairs, 0)
     e2e = p.mode == "end-to-end"
     lat: list[float] = []
@@ -294,17 +291,16 @@ def native_consumer(p: Params, j: int, slot: int, counters: Counters, go: Event,
             s = n // p.messages_per_batch % p.streams if p.streams > 1 else 0
             t0 = time.perf_counter()
             reply: int | memoryview
-            got, reply = routes.call("metadata", lambda c, s=s: c.poll_group(
-                p.stream_name(s), "t", "bench-group", p.messages_per_batch))
+            got, reply = routes.call("metadata", "poll_group", p.stream_name(s), "t",
+                                     "bench-group", p.messages_per_batch)
         else:
             open_pairs = [x for x in pairs if offsets[x] < want[x] or stop_at.value]
             if not open_pairs:
                 break
             pair = open_pairs[n // p.messages_per_batch % len(open_pairs)]
             t0 = time.perf_counter()
-            got, reply = routes.call(pair, lambda c, pair=pair: c.poll(
-                p.stream_name(pair[0]), "t", pair[1], offsets[pair], p.messages_per_batch,
-                view=e2e))
+            got, reply = routes.call(pair, "poll", p.stream_name(pair[0]), "t", pair[1],
+                                     offsets[pair], p.messages_per_batch, e2e)
             offsets[pair] += got
         if got:
             t1 = time.perf_counter()
