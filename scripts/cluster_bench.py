@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"args": vars(args), "runs": runs, "medians": medians, "loadavg": load,
+             "peers": {n: {"bootstrap": x.bootstrap, "pids": x.pids} for n, x in peers.items()},
              "date": datetime.now(UTC).isoformat()}, indent=1))
     return 0
 

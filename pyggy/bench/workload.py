@@ -343,17 +343,23 @@ def kafka_setup(p: Params) -> None:
               for s in range(p.streams)]
     for f in admin.create_topics(topics, operation_timeout=30).values():
         f.result()
-    # wait until the metadata shows every partition with a leader
+    # wait until the metadata shows every partition with a leader (and, when replication was
+    # asked for, that many replicas in sync: acks=all then waits for real copies)
+    rf = p.replication_factor
     deadline = time.time() + 30
     while time.time() < deadline:
         md = admin.list_topics(timeout=10)
         ok = all(p.stream_name(s) in md.topics
                  and len(md.topics[p.stream_name(s)].partitions) == p.partitions
-                 and all(x.leader >= 0 for x in md.topics[p.stream_name(s)].partitions.values())
+                 and all(x.leader >= 0 and (rf <= 1 or len(x.isrs) >= rf)
+                         for x in md.topics[p.stream_name(s)].partitions.values())
                  for s in range(p.streams))
         if ok:
             return
         time.sleep(0.1)
+    if rf > 1:
+        raise RuntimeError(f"topics of {kafka_bootstrap(p)} have no leader or fewer than {rf} "
+                           "replicas in sync after 30 s")
 
 
 def kafka_bootstrap(p: Params) -> str:
