@@ -200,3 +200,18 @@ async def test_group_requests_reach_only_the_metadata_primary(cluster) -> None:
     c.meta_leader = ME  # now this broker coordinates: the join is served
     j = await door.call(11, 9, join)
     assert j["error_code"] == E.MEMBER_ID_REQUIRED
+async def test_create_topics_accepts_a_replication_factor_up_to_the_roster(cluster) -> None:
+    """Every partition of a cluster is replicated on the whole roster: replication factor 3
+    is what three nodes give (scripts/cluster_bench.py asks for it); 4 cannot be reached."""
+    door, _, engine = cluster
+
+    async def create(name: str, rf: int) -> dict:
+        r = await door.call(CREATE, 7, {"topics": [
+            {"name": name, "num_partitions": 1, "replication_factor": rf, "assignments": [],
+             "configs": []}], "timeout_ms": 1000, "validate_only": True})
+        return r["topics"][0]
+
+    assert (await create("rf3", 3))["error_code"] == E.NONE
+    refused = await create("rf4", 4)
+    assert refused["error_code"] == E.INVALID_REPLICATION_FACTOR
+    assert "only 3 broker(s)" in refused["error_message"]
