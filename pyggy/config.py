@@ -59,6 +59,7 @@ class _Section:
 _T = typing.TypeVar("_T")
 
 
+@typing.dataclass_transform()
 def _section(cls: type[_T]) -> type[_T]:
     return dataclass(slots=True, repr=False, eq=False)(cls)
 
