@@ -85,6 +85,9 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
         server.producers.forget_partitions(t.stream_id, t.id, {index})
     server.leader_epochs[key] = epoch
     if key not in server.producers.restored and any(i.producer_id >= 0 for i in infos):
+        if not routing.settled(conn, t, index):  # sequences rebuilt now would be stale: a
+            # retry after NOT_LEADER finds the earlier views' ops executed (docs/cluster.md, N1)
+            return _partition_result(index, ErrorCode.NOT_LEADER_OR_FOLLOWER)
         server.producers.restore(key, stored_producer_batches(
             data.producer_batch_heads(t, index)))
     first_base = -1
