@@ -59,6 +59,8 @@ E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting 
     "tests/cluster/test_cluster_consumer_state.py",  # three pyggy processes, SIGKILL
     "tests/cluster/test_cluster_scenarios.py",  # three pyggy processes under faults, checked
     "tests/cluster/test_cluster_tutorial.py",  # docs/cluster.md's tutorial, in a netns
+    "tests/cluster/test_cluster_netns.py",  # three processes in network namespaces, cut links
+    "tests/pyggy/test_checker_netns.py",  # namespaces, veths, a bridge; TCP across them
 )
 SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
     "tests/core/faults/",  # fault injection over every file kind: 344 s, I/O bound
@@ -74,6 +76,8 @@ SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI
     # three pyggy processes per failure scenario, checked histories: 20-100 s each, 6.5 min
     "tests/cluster/test_cluster_scenarios.py",
     "tests/cluster/test_cluster_tutorial.py",  # three processes, a failover: 40-60 s
+    # N1, N2, N3, N5: three processes in network namespaces, links cut, checked histories
+    "tests/cluster/test_cluster_netns.py",
 )
 
 

@@ -340,6 +340,9 @@ class PyggyCluster:
                       f"replica_id = {i}",
                       f"ports = {{ tcp = {s.tcp_port}, tcp_replica = {replica_ports[i]}, "
                       f"kafka = {s.kafka_port} }}"]
+        if network is not None:  # the test's private network stands for the loopback of the
+            # other tests, where "auto" leaves the Kafka door open (the Iggy door still logs in)
+            lines += ["[kafka]", 'authentication = "none"']
         self.config.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = 60.0) -> PyggyCluster:

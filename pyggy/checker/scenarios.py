@@ -164,7 +164,12 @@ class Scenario:
 
     def close(self) -> None:
         """Stop the nodes and keep their logs next to their data (`node<i>/server.log`); a node
-        that ignores SIGTERM is killed and the others are still stopped."""
+        that ignores SIGTERM is killed and the others are still stopped. Clients still running
+        (a scenario that raised) are stopped first: none may outlive the run (or its network)."""
+        load = getattr(self, "load", None)
+        if load is not None:
+            load.resume()
+            load.stop(70.0)
         for s in self.cluster.servers:
             try:
                 s.close()
