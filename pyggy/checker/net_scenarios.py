@@ -45,7 +45,19 @@ def _scenario(workdir: Path, name: str, seed: int, net: Network, clients: tuple[
               rate: float) -> Scenario:
     sc = Scenario(workdir, name, seed, clients, rate=rate, network=net)
     sc.load.request_timeout_ms = REQUEST_TIMEOUT_MS
-    return sc.start()
+    sc.start()
+    try:  # every writer running before the fault: kafka-python gives up for good when its
+        # first request (InitProducerId) times out, so a fault during its start kills it
+        writers = {c for c in clients if c in ("librdkafka", "kafka-python", "iggy")}
+        deadline = time.monotonic() + 60
+        while writers - {s.process for s in sc.load.history.sends if s.status == "ok"}:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"writers without an ack within 60 s: {writers}")
+            time.sleep(0.1)
+    except BaseException:
+        sc.close()
+        raise
+    return sc
 
 
 def _rejoin(sc: Scenario, node: int | None, mark: int, healed: float) -> None:
@@ -71,8 +83,8 @@ def n1(workdir: Path, seed: int, seconds: float = 2.0) -> Outcome:
             time.sleep(sc.rng.uniform(0.5, 2.0))
             victim = wait_leader(sc.cluster, TOPIC)  # now: it may have moved since the start
             mark = len(sc.server(victim).logs)
-            cut = time.monotonic()
             net.isolate(victim)
+            cut = time.monotonic()  # once the qdiscs are in place (each `tc` takes a while)
             new = wait_leader(sc.cluster, TOPIC, timeout=HEARTBEAT + 40, avoid=victim,
                               skip={victim})
             sc.figures["isolation -> new leader named"] = time.monotonic() - cut
@@ -96,8 +108,8 @@ def n2(workdir: Path, seed: int, seconds: float = 2.0) -> Outcome:
         try:
             backup = sc.rng.choice([i for i in range(3) if i != sc.leader])
             mark = len(sc.server(backup).logs)
-            cut = time.monotonic()
             net.isolate(backup)
+            cut = time.monotonic()
             time.sleep(seconds + 2.0)
             key = kafka_key(TOPIC)
             passed = sum(1 for s in sc.load.history.sends
@@ -125,8 +137,8 @@ def n3(workdir: Path, seed: int, seconds: float = 2.0, direction: str | None = N
             time.sleep(sc.rng.uniform(0.5, 2.0))
             victim = wait_leader(sc.cluster, TOPIC)  # now: it may have moved since the start
             mark = len(sc.server(victim).logs)
-            cut = time.monotonic()
             net.cut(victim, inbound=direction == "in", outbound=direction == "out")
+            cut = time.monotonic()
             new = wait_leader(sc.cluster, TOPIC, timeout=HEARTBEAT + 40, avoid=victim,
                               skip={victim})
             sc.figures[f"cut {direction} -> new leader named"] = time.monotonic() - cut

@@ -323,7 +323,8 @@ def wait_leader(cluster: PyggyCluster, topic: str, timeout: float = 30.0,
 
 _SETTLING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
              KafkaError.UNKNOWN_LEADER_EPOCH, KafkaError.FENCED_LEADER_EPOCH,
-             KafkaError._TIMED_OUT}
+             KafkaError._TIMED_OUT,
+             KafkaError._UNKNOWN_PARTITION}  # a new client without the topic's metadata yet
 
 
 def _high_watermark(c: Consumer, topic: str, deadline: float) -> int:
