@@ -12,8 +12,9 @@ removes what a killed run left (names whose pid is gone).
 
 A fault is a `pfifo limit 0` qdisc (every packet dropped) on one end of a node's veth: on the
 router's port it drops what goes *into* the node, on the node's eth0 what comes *out of* it.
-The kernel here has no netem, tc classifiers or netfilter; a drop on the node's own device is
-seen by its TCP as a lost segment (retransmitted later), as a drop on the wire would be.
+The kernel here has no netem or tc classifiers, the machine no iptables/nft; a drop on the
+node's own device is seen by its TCP as a lost segment (retransmitted later), as a drop on
+the wire would be.
 Needs root and `ip`/`tc` (iproute2): without them `Network()` raises, it never skips.
 """
 
