@@ -50,9 +50,10 @@ def _scenario(workdir: Path, name: str, seed: int, net: Network, clients: tuple[
         # first request (InitProducerId) times out, so a fault during its start kills it
         writers = {c for c in clients if c in ("librdkafka", "kafka-python", "iggy")}
         deadline = time.monotonic() + 60
-        while writers - {s.process for s in sc.load.history.sends if s.status == "ok"}:
+        while missing := writers - {s.process for s in sc.load.history.sends
+                                    if s.status == "ok"}:
             if time.monotonic() > deadline:
-                raise AssertionError(f"writers without an ack within 60 s: {writers}")
+                raise AssertionError(f"writers without an ack within 60 s: {sorted(missing)}")
             time.sleep(0.1)
     except BaseException:
         sc.close()
