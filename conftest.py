@@ -45,6 +45,7 @@ E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting 
     "tests/scenarios/",
     "tests/kafka_wire/test_kafka_bad_input.py",
     "tests/native_wire/test_bad_input.py",
+    "tests/native_wire/test_routing.py",  # one pyggy process, raw routing requests
     "tests/pyggy/test_packaging.py",  # builds and installs the wheel
     "tests/transport/test_connection.py",
     "tests/transport/test_limits_e2e.py",
@@ -61,6 +62,7 @@ E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting 
     "tests/cluster/test_cluster_tutorial.py",  # docs/cluster.md's tutorial, in a netns
     "tests/cluster/test_cluster_netns.py",  # three processes in network namespaces, cut links
     "tests/pyggy/test_checker_netns.py",  # namespaces, veths, a bridge; TCP across them
+    "tests/pyggy/test_bench_cluster.py",  # pyggy-bench against three pyggy processes
 )
 SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
     "tests/core/faults/",  # fault injection over every file kind: 344 s, I/O bound
@@ -78,6 +80,10 @@ SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI
     "tests/cluster/test_cluster_tutorial.py",  # three processes, a failover: 40-60 s
     # N1, N2, N3, N5: three processes in network namespaces, links cut, checked histories
     "tests/cluster/test_cluster_netns.py",
+    # three processes, SIGKILL and restart of the metadata primary, SDK routing: 25 s
+    "tests/cluster/test_cluster_iggy_sdk.py::"
+    "test_a_partition_led_by_a_backup_is_written_and_polled_through_the_leader",
+    "tests/pyggy/test_bench_cluster.py",  # three processes, three bench runs: 50 s
 )
 
 

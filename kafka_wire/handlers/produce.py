@@ -45,6 +45,29 @@ def stored_producer_batches(heads: Iterator[tuple[int, bytes]]
             yield base, fields[9], fields[10], fields[11], fields[6] + 1
 
 
+def _keyless(view: memoryview, spans: list[tuple[int, int]],
+             infos: list[kafka_batch.KafkaBatchInfo]) -> list[int]:
+    """The positions (within their batch) of records without a key, which a compacted topic
+    refuses as Kafka does; the records were checked (and decompressed) just before."""
+    out: list[int] = []
+    for (a, b), info in zip(spans, infos, strict=True):
+        body = kafka_batch.records_region(view[a:b], DEFAULT_LIMIT)
+        out += [delta for delta, key, *_ in kafka_batch.record_spans(
+            body, info.record_count, info.last_offset_delta) if key is None]
+    return out
+
+
+def _keyless_result(index: int, partition: str, keyless: list[int]) -> dict:
+    """INVALID_RECORD with one record error per keyless record (Produce v8+, KIP-467)."""
+    message = f"Compacted topic cannot accept message without key in topic partition {partition}."
+    result = _partition_result(index, ErrorCode.INVALID_RECORD, message=(
+        f"One or more records have been rejected due to {len(keyless)} record errors in "
+        f"total: {message}"))
+    result["record_errors"] = [{"batch_index": i, "batch_index_error_message": message}
+                               for i in keyless]
+    return result
+
+
 def _append_error(code: int) -> int:
     """The Kafka error of a refused append."""
     if code == IggyCode.TRANSIENT_NOT_ACCEPTED:  # the leader changed meanwhile
@@ -81,6 +104,10 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
                  for a, b in spans]
     except kafka_batch.KafkaBatchError as e:
         return _partition_result(index, e.code, message=str(e))
+    if "compact" in topic_config(t, "cleanup.policy"):
+        keyless = _keyless(view, spans, infos)
+        if keyless:
+            return _keyless_result(index, f"{t.name}-{index}", keyless)
     epoch = routing.leader_epoch(conn, t, index)
     if server.leader_epochs.get(key, epoch) != epoch:
         # another broker led this partition since: its sequences are in the (replicated) log
@@ -91,7 +118,7 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
             # retry after NOT_LEADER finds the earlier views' ops executed (docs/cluster.md, N1)
             return _partition_result(index, ErrorCode.NOT_LEADER_OR_FOLLOWER)
         server.producers.restore(key, stored_producer_batches(
-            data.producer_batch_heads(t, index)))
+            data.producer_batch_heads(t, index)), server.now_ms())
     first_base = -1
     for (a, b), info in zip(spans, infos, strict=True):
         error, duplicate = server.producers.check(info.producer_id, info.producer_epoch,
@@ -132,7 +159,7 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
                 if server.producers.pending.get(ours, (0, 0, None))[2] is outcome:
                     del server.producers.pending[ours]
             server.producers.record(info.producer_id, info.producer_epoch, info.base_sequence,
-                                    info.record_count, key, base)
+                                    info.record_count, key, base, server.now_ms())
             outcome.set_result(base)
         if first_base < 0:
             first_base = base

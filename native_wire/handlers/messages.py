@@ -52,7 +52,7 @@ async def poll_messages(ctx: Context, r: Reader) -> bytes | list:
     member = None
     if kind == CONSUMER_GROUP:
         g = ctx.engine.consumers.group(t.stream_id, t.id, consumer)
-        member = ctx.session.client_id if ctx.session.client_id in g.members else None
+        member = ctx.session.member_id if ctx.session.member_id in g.members else None
         if ctx.classic:
             if member is None:
                 raise IggyError(ErrorCode.CONSUMER_GROUP_MEMBER_NOT_FOUND, "not a member")
@@ -86,7 +86,7 @@ def _classic_group_partition(ctx: Context, stream_id: int, topic_id: int,
                              g: ConsumerGroup) -> int | None:
     """0.8 group polls carry no partition: the server picks the member's partitions in turn
     (one step per poll, as the 0.8 server's per-member ``partition_index``)."""
-    owned = g.members[ctx.session.client_id].partitions
+    owned = g.members[ctx.session.member_id].partitions
     if not owned:
         return None
     key = (stream_id, topic_id, g.id)
