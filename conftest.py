@@ -60,6 +60,8 @@ E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting 
     "tests/cluster/test_cluster_consumer_state.py",  # three pyggy processes, SIGKILL
     "tests/cluster/test_cluster_scenarios.py",  # three pyggy processes under faults, checked
     "tests/cluster/test_cluster_tutorial.py",  # docs/cluster.md's tutorial, in a netns
+    "tests/cluster/test_cluster_netns.py",  # three processes in network namespaces, cut links
+    "tests/pyggy/test_checker_netns.py",  # namespaces, veths, a bridge; TCP across them
     "tests/pyggy/test_bench_cluster.py",  # pyggy-bench against three pyggy processes
 )
 SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
@@ -76,6 +78,8 @@ SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI
     # three pyggy processes per failure scenario, checked histories: 20-100 s each, 6.5 min
     "tests/cluster/test_cluster_scenarios.py",
     "tests/cluster/test_cluster_tutorial.py",  # three processes, a failover: 40-60 s
+    # N1, N2, N3, N5: three processes in network namespaces, links cut, checked histories
+    "tests/cluster/test_cluster_netns.py",
     # three processes, SIGKILL and restart of the metadata primary, SDK routing: 25 s
     "tests/cluster/test_cluster_iggy_sdk.py::"
     "test_a_partition_led_by_a_backup_is_written_and_polled_through_the_leader",

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 
@@ -60,6 +61,9 @@ class ProducerStates:
         self.epochs: dict[int, int] = {}
         self.partitions: dict[tuple[int, tuple[int, int, int]], PartitionSequence] = {}
         self.restored: set[tuple[int, int, int]] = set()
+        # (producer id, partition) -> (first, last sequence, future of its base offset) of a
+        # batch being appended now: a retry meanwhile waits for it (kafka_wire/handlers/produce)
+        self.pending: dict[tuple[int, tuple[int, int, int]], tuple[int, int, Any]] = {}
 
     def new_id(self) -> int:
         """A producer id never handed out before (also across restarts)."""

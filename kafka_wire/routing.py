@@ -39,6 +39,13 @@ def leader_error(conn: Connection, t: Topic, index: int, current_epoch: int = NO
     return ErrorCode.NONE
 
 
+def settled(conn: Connection, t: Topic, index: int) -> bool:
+    """False while this new leader still executes ops of earlier views (core/engine/cluster.py,
+    `Leadership.settled`): state rebuilt from its log now would miss them."""
+    cluster = _cluster(conn)
+    return cluster is None or cluster.partition(t.stream_id, t.id, index).settled
+
+
 def leader_epoch(conn: Connection, t: Topic, index: int) -> int:
     cluster = _cluster(conn)
     return 0 if cluster is None else cluster.partition(t.stream_id, t.id, index).epoch

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 READY_LINE = "tcp listening on"
 _handed_out: set[int] = set()
@@ -54,12 +55,16 @@ class PyggyServer:
         env: Mapping[str, str | None] | None = None,
         default_root_credentials: bool = True,
         start_timeout: float = 20.0,
+        host: str = "127.0.0.1",
+        prefix: Sequence[str] = (),
     ) -> None:
         self.workdir = Path(workdir)
         self.data_path = Path(data_path) if data_path else self.workdir / "data"
         self._auto_ports = tcp_port is None and kafka_port is None
         self.tcp_port = tcp_port or free_port()
         self.kafka_port = kafka_port or free_port()
+        self.host = host
+        self.prefix = list(prefix)  # e.g. `ip netns exec <ns>`: run in a network namespace
         self.args = list(args)
         self.extra_env = dict(env or {})
         self.default_root_credentials = default_root_credentials
@@ -75,11 +80,11 @@ class PyggyServer:
 
     @property
     def tcp_address(self) -> str:
-        return f"127.0.0.1:{self.tcp_port}"
+        return f"{self.host}:{self.tcp_port}"
 
     @property
     def kafka_address(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
+        return f"{self.host}:{self.kafka_port}"
 
     # --- process --------------------------------------------------------------------------
 
@@ -96,7 +101,7 @@ class PyggyServer:
         return self._proc is not None and self._proc.poll() is None
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "pyggy"]
+        cmd = [*self.prefix, sys.executable, "-m", "pyggy"]
         if self.default_root_credentials:
             cmd.append("--with-default-root-credentials")
         return cmd + self.args
@@ -287,33 +292,57 @@ CLUSTER_TIMING = {  # fast enough for tests, within Iggy's rules (pyggy.config.v
 }
 
 
+class NodeNetwork(Protocol):
+    """Where node `i` runs: its address and the command prefix entering its network namespace
+    (`pyggy.checker.netns.Network`)."""
+
+    def address(self, i: int) -> str: ...
+
+    def exec_prefix(self, i: int) -> list[str]: ...
+
+
+NETNS_PORTS = {"tcp": 8090, "tcp_replica": 8091, "kafka": 9092}  # each node owns its stack
+
+
 class PyggyCluster:
-    """`n` pyggy processes on loopback forming one cluster: one shared config file (the
-    roster, with free ports), each process started with `--replica-id i`."""
+    """`n` pyggy processes forming one cluster: one shared config file (the roster), each
+    process started with `--replica-id i`. On loopback with free ports by default; with a
+    `network`, node i runs in its own namespace at `network.address(i)` on fixed ports."""
 
     def __init__(self, workdir: Path, n: int = 3, *, name: str = "test-cluster",
                  secret: str | None = "pyggy-test-cluster-shared-secret-0123456789",
                  timing: Mapping[str, object] | None = None,
-                 env: Mapping[str, str | None] | None = None) -> None:
+                 env: Mapping[str, str | None] | None = None,
+                 network: NodeNetwork | None = None) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config = self.workdir / "cluster.toml"
         self.servers: list[PyggyServer] = []
-        replica_ports = [free_port() for _ in range(n)]
         for i in range(n):
-            self.servers.append(PyggyServer(
-                self.workdir / f"node{i}", args=["--config", str(self.config),
-                                                 "--replica-id", str(i)], env=env))
+            args = ["--config", str(self.config), "--replica-id", str(i)]
+            if network is None:
+                server = PyggyServer(self.workdir / f"node{i}", args=args, env=env)
+            else:
+                server = PyggyServer(self.workdir / f"node{i}", args=args, env=env,
+                                     host=network.address(i), prefix=network.exec_prefix(i),
+                                     tcp_port=NETNS_PORTS["tcp"],
+                                     kafka_port=NETNS_PORTS["kafka"])
+            self.servers.append(server)
+        replica_ports = ([free_port() for _ in range(n)] if network is None
+                         else [NETNS_PORTS["tcp_replica"]] * n)
         lines = ["[cluster]", "enabled = true", f'name = "{name}"']
         for key, value in {**CLUSTER_TIMING, **(timing or {})}.items():
             lines.append(f"{key} = {value!r}".replace("'", '"'))
         if secret is not None:
             lines += ["[cluster.auth]", "enabled = true", f'shared_secret = "{secret}"']
         for i, s in enumerate(self.servers):
-            lines += ["[[cluster.nodes]]", f'name = "node{i}"', 'ip = "127.0.0.1"',
+            lines += ["[[cluster.nodes]]", f'name = "node{i}"', f'ip = "{s.host}"',
                       f"replica_id = {i}",
                       f"ports = {{ tcp = {s.tcp_port}, tcp_replica = {replica_ports[i]}, "
                       f"kafka = {s.kafka_port} }}"]
+        if network is not None:  # the test's private network stands for the loopback of the
+            # other tests, where "auto" leaves the Kafka door open (the Iggy door still logs in)
+            lines += ["[kafka]", 'authentication = "none"']
         self.config.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = 60.0) -> PyggyCluster:

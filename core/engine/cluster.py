@@ -50,11 +50,14 @@ class ClusterNode:
 @dataclass(frozen=True, slots=True)
 class Leadership:
     """A group as this node sees it: `leader` None unless the group is in normal status;
-    `epoch` = its view; `in_sync` = replicas caught up to the commit point."""
+    `epoch` = its view; `in_sync` = replicas caught up to the commit point; `settled` False
+    while this node leads but has not yet executed every op of the views before its own (its
+    state, e.g. the producer sequences rebuilt from the log, would be stale)."""
 
     leader: int | None
     epoch: int
     in_sync: tuple[int, ...]
+    settled: bool = True
 
 
 class ClusterView(Protocol):

@@ -2,14 +2,16 @@
 
 Compressed batches are decompressed (bounded) to check their records, then stored as sent.
 Idempotent producers get per-partition sequence checks; a retried duplicate batch is answered
-with its original offset. A partition's sequences are rebuilt from its stored batches before
-its first idempotent batch after a start (producers retry into a restarted server). acks
-outside -1/0/1 is INVALID_REQUIRED_ACKS; an acks=0 request that fails is answered by closing
-the connection, as Kafka does (there is no response to carry it).
+with its original offset, and a retry arriving (on another connection) while its first attempt
+is still being appended waits for that attempt's outcome. A partition's sequences are rebuilt
+from its stored batches before its first idempotent batch after a start (producers retry into a
+restarted server). acks outside -1/0/1 is INVALID_REQUIRED_ACKS; an acks=0 request that fails
+is answered by closing the connection, as Kafka does (there is no response to carry it).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 from pyggy.core.errors import ErrorCode as IggyCode
@@ -112,12 +114,25 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
         server.producers.forget_partitions(t.stream_id, t.id, {index})
     server.leader_epochs[key] = epoch
     if key not in server.producers.restored and any(i.producer_id >= 0 for i in infos):
+        if not routing.settled(conn, t, index):  # sequences rebuilt now would be stale: a
+            # retry after NOT_LEADER finds the earlier views' ops executed (docs/cluster.md, N1)
+            return _partition_result(index, ErrorCode.NOT_LEADER_OR_FOLLOWER)
         server.producers.restore(key, stored_producer_batches(
             data.producer_batch_heads(t, index)), server.now_ms())
     first_base = -1
     for (a, b), info in zip(spans, infos, strict=True):
         error, duplicate = server.producers.check(info.producer_id, info.producer_epoch,
                                                   info.base_sequence, info.record_count, key)
+        ours = (info.producer_id, key)
+        attempt = server.producers.pending.get(ours) if info.producer_id >= 0 else None
+        if not error and duplicate is None and attempt is not None and attempt[:2] == (
+                info.base_sequence, info.base_sequence + info.record_count - 1):
+            try:  # a retry (another connection) of a batch still being appended: its outcome
+                base = await asyncio.shield(attempt[2])
+            except IggyError as e:
+                return _partition_result(index, _append_error(e.code), message=str(e))
+            first_base = base if first_base < 0 else first_base
+            continue
         if not error and info.is_transactional and duplicate is None:
             error = await server.txn.before_append(t, index, info.producer_id,
                                                    info.producer_epoch)
@@ -126,12 +141,26 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
         if duplicate is not None:
             base = duplicate
         else:
+            outcome: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            if info.producer_id >= 0:
+                server.producers.pending[ours] = (
+                    info.base_sequence, info.base_sequence + info.record_count - 1, outcome)
             try:
                 base = await data.append_kafka(t, index, view[a:b], info, log_append_time)
             except IggyError as e:
+                outcome.set_exception(e)
+                outcome.exception()  # retrieved: waiters, if any, answer with it too
                 return _partition_result(index, _append_error(e.code), message=str(e))
+            except BaseException:  # cut off (the connection closed): maybe stored, retry
+                outcome.set_exception(IggyError(IggyCode.TRANSIENT_NOT_COMMITTED, "cut off"))
+                outcome.exception()
+                raise
+            finally:
+                if server.producers.pending.get(ours, (0, 0, None))[2] is outcome:
+                    del server.producers.pending[ours]
             server.producers.record(info.producer_id, info.producer_epoch, info.base_sequence,
                                     info.record_count, key, base, server.now_ms())
+            outcome.set_result(base)
         if first_base < 0:
             first_base = base
     append_ms = server.engine.clock.now_us() // 1000 if log_append_time else -1

@@ -51,7 +51,7 @@ from pyggy.checker.workload import (
     read_kafka,
     wait_leader,
 )
-from pyggy.testing import PyggyCluster, PyggyServer, ServerStartError
+from pyggy.testing import NodeNetwork, PyggyCluster, PyggyServer, ServerStartError
 
 TOPIC = "checked"
 HEARTBEAT = 2.0  # seconds: pyggy.testing.CLUSTER_TIMING
@@ -88,9 +88,10 @@ class Scenario:
     """One cluster, one workload; `finish` reads everything back and checks it."""
 
     def __init__(self, workdir: Path, name: str, seed: int, clients: tuple[str, ...],
-                 rate: float = 10.0, timing: dict[str, object] | None = None) -> None:
+                 rate: float = 10.0, timing: dict[str, object] | None = None,
+                 network: NodeNetwork | None = None) -> None:
         self.name, self.seed, self.rng = name, seed, random.Random(seed)
-        self.cluster = _start_cluster(workdir, timing)
+        self.cluster = _start_cluster(workdir, timing, network)
         self.clients = clients
         self.problems: list[str] = []
         self.figures: dict[str, float] = {}
@@ -164,7 +165,12 @@ class Scenario:
 
     def close(self) -> None:
         """Stop the nodes and keep their logs next to their data (`node<i>/server.log`); a node
-        that ignores SIGTERM is killed and the others are still stopped."""
+        that ignores SIGTERM is killed and the others are still stopped. Clients still running
+        (a scenario that raised) are stopped first: none may outlive the run (or its network)."""
+        load = getattr(self, "load", None)
+        if load is not None:
+            load.resume()
+            load.stop(70.0)
         for s in self.cluster.servers:
             try:
                 s.close()
@@ -173,12 +179,13 @@ class Scenario:
             (s.workdir / "server.log").write_text("\n".join(s.logs) + "\n")
 
 
-def _start_cluster(workdir: Path, timing: dict[str, object] | None) -> PyggyCluster:
+def _start_cluster(workdir: Path, timing: dict[str, object] | None,
+                   network: NodeNetwork | None = None) -> PyggyCluster:
     """A started cluster; on a port another process took meanwhile (the roster's ports are
     chosen free, then bound a few seconds later), again with new ports in a new directory."""
     for attempt in range(3):
         cluster = PyggyCluster(workdir if attempt == 0 else workdir / f"retry{attempt}",
-                               timing=timing)
+                               timing=timing, network=network)
         try:
             return cluster.start()
         except ServerStartError as e:

@@ -17,7 +17,7 @@ import random
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -44,6 +44,9 @@ class Workload:
     def __init__(self, cluster: PyggyCluster, topic: str, seed: int, rate: float = 10.0):
         self.cluster, self.topic, self.rate = cluster, topic, rate
         self.rng = random.Random(seed)
+        # the Kafka producers' request timeout (None: librdkafka's 30 s, kafka-python 10 s): an
+        # idempotent producer waits it out on a request to a node cut off by the network
+        self.request_timeout_ms: int | None = None
         self.history = History()
         self.metadata = Recorder()
         self.errors: list[str] = []
@@ -99,7 +102,9 @@ class Workload:
         p = Producer({"bootstrap.servers": self.cluster.kafka_bootstrap, "acks": "all",
                       "enable.idempotence": True, "linger.ms": 5, "message.timeout.ms": 60000,
                       "retry.backoff.ms": 100, "metadata.max.age.ms": 1000,
-                      "topic.metadata.refresh.interval.ms": 1000})
+                      "topic.metadata.refresh.interval.ms": 1000,
+                      **({"request.timeout.ms": self.request_timeout_ms}
+                         if self.request_timeout_ms else {})})
 
         def report(op: Send, err: Any, msg: Any) -> None:  # librdkafka's delivery callback
             if err is None:
@@ -123,7 +128,8 @@ class Workload:
         key, h = kafka_key(self.topic), self.history
         p = KafkaProducer(bootstrap_servers=self.cluster.kafka_bootstrap.split(","), acks="all",
                           enable_idempotence=True, linger_ms=5, retry_backoff_ms=100,
-                          request_timeout_ms=10000, metadata_max_age_ms=1000,
+                          request_timeout_ms=self.request_timeout_ms or 10000,
+                          metadata_max_age_ms=1000,
                           delivery_timeout_ms=60000)
         i = 0
         while not self._stop.is_set():
@@ -347,11 +353,12 @@ def create_iggy_topic(cluster: PyggyCluster, timeout: float = 60.0) -> None:
     asyncio.run(main())
 
 
-def leaders(cluster: PyggyCluster, topic: str) -> dict[int, int]:
-    """node index -> the leader of topic[0] its Kafka Metadata names (-1: none), live nodes."""
+def leaders(cluster: PyggyCluster, topic: str, skip: Collection[int] = ()) -> dict[int, int]:
+    """node index -> the leader of topic[0] its Kafka Metadata names (-1: none), live nodes
+    but those in `skip` (unreachable ones)."""
     out = {}
     for i, s in enumerate(cluster.servers):
-        if s.running:
+        if s.running and i not in skip:
             md = AdminClient({"bootstrap.servers": s.kafka_address}).list_topics(topic, timeout=5)
             t = md.topics.get(topic)
             ok = t is not None and t.error is None and 0 in t.partitions
@@ -360,12 +367,12 @@ def leaders(cluster: PyggyCluster, topic: str) -> dict[int, int]:
 
 
 def wait_leader(cluster: PyggyCluster, topic: str, timeout: float = 30.0,
-                avoid: int | None = None) -> int:
-    """The leader every live node names for topic[0] (not `avoid`)."""
+                avoid: int | None = None, skip: Collection[int] = ()) -> int:
+    """The leader every live node (but those in `skip`) names for topic[0] (not `avoid`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            named = set(leaders(cluster, topic).values())
+            named = set(leaders(cluster, topic, skip).values())
         except KafkaException:
             named = set()
         if len(named) == 1 and (leader := named.pop()) >= 0 and leader != avoid:
@@ -376,7 +383,8 @@ def wait_leader(cluster: PyggyCluster, topic: str, timeout: float = 30.0,
 
 _SETTLING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
              KafkaError.UNKNOWN_LEADER_EPOCH, KafkaError.FENCED_LEADER_EPOCH,
-             KafkaError._TIMED_OUT}
+             KafkaError._TIMED_OUT,
+             KafkaError._UNKNOWN_PARTITION}  # a new client without the topic's metadata yet
 
 
 def _high_watermark(c: Consumer, topic: str, deadline: float) -> int:

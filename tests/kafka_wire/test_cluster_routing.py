@@ -32,6 +32,7 @@ class ScriptedCluster:
         self.leader: int | None = ME
         self.meta_leader: int | None = 2
         self.view = 7
+        self.settled = True
         self.appended: list[bytes] = []
 
     def nodes(self) -> list[ClusterNode]:
@@ -41,7 +42,8 @@ class ScriptedCluster:
         return self.meta_leader
 
     def partition(self, stream_id: int, topic_id: int, partition_id: int) -> Leadership:
-        return Leadership(self.leader, self.view, (0, 1) if self.leader is not None else (ME,))
+        return Leadership(self.leader, self.view, (0, 1) if self.leader is not None else (ME,),
+                          self.settled)
 
 
 @pytest.fixture
@@ -106,6 +108,23 @@ async def test_a_broker_that_does_not_lead_refuses_produce_and_reads(cluster) ->
     assert (await list_offsets(door))["error_code"] == E.NOT_LEADER_OR_FOLLOWER
     c.leader = None
     assert (await fetch(door))["error_code"] == E.NOT_LEADER_OR_FOLLOWER
+
+
+async def test_a_new_leader_refuses_idempotent_produce_until_it_has_settled(cluster) -> None:
+    """Found by N1 (docs/cluster.md): a new leader that rebuilt a producer's sequences from its
+    log before executing the ops it took over answered OUT_OF_ORDER_SEQUENCE_NUMBER to the
+    producer's next batch; until it has settled it answers NOT_LEADER (retriable, not stored)
+    and rebuilds nothing."""
+    door, c, engine = cluster
+    c.settled = False
+    batch = kafka_batch.build_batch([(1_700_000_000_000, b"k", b"v2", [])], producer_id=4000,
+                                    producer_epoch=0, base_sequence=817)
+    r = await door.call(PRODUCE, 9, {"acks": -1, "timeout_ms": 1000, "topic_data": [
+        {"name": "orders", "partition_data": [{"index": 0, "records": bytes(batch)}]}]})
+    assert r["responses"][0]["partition_responses"][0]["error_code"] == \
+        E.NOT_LEADER_OR_FOLLOWER
+    assert engine.metadata.topic("kafka", "orders").partitions[0].log.next_offset == 1
+    assert not door.server.producers.restored
 
 
 async def test_leader_epochs_are_fenced(cluster) -> None:

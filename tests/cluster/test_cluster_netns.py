@@ -1,0 +1,60 @@
+"""The network-namespace scenarios N1, N2, N3 and N5 (pyggy/checker/net_scenarios.py,
+docs/cluster.md "Network-namespace scenarios"), one seed each: every node in its own network
+namespace, real clients (librdkafka and kafka-python idempotent producers, the apache-iggy SDK,
+a librdkafka consumer) across a bridge, links cut with qdiscs; every history checked. Needs
+root and iproute2: without them they fail (`NetworkUnavailable`), they never skip. More seeds:
+`python -m pyggy.checker.campaign --seeds 10 --scenario n1`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from confluent_kafka import KafkaException
+
+from pyggy.checker import net_scenarios, scenarios
+
+# Open findings (docs/cluster.md, "Network-namespace scenarios"): a run that shows only these
+# is an expected failure; safety (the history, linearizable metadata, one primary per view)
+# is asserted whatever happens.
+LIVENESS = ("acknowledgement within", "did not catch up", "did not log the view",
+            "iggy client notes")  # N-c: slow view changes after a heal
+CLIENT = "kafka-python: OutOfOrderSequenceNumber"  # N-d: after its epoch bump
+
+
+def run(name: str, tmp_path: Path, seed: int, **kwargs) -> scenarios.Outcome:
+    try:
+        outcome = net_scenarios.NET_SCENARIOS[name](tmp_path / name, seed, **kwargs)
+    except (AssertionError, KafkaException) as e:  # a bounded wait ran out before the checks
+        pytest.xfail(f"docs/cluster.md N-c (liveness): {str(e)[:300]}")
+    print(outcome)
+    assert outcome.report.valid and outcome.linear.ok, str(outcome)
+    known = [p for p in outcome.problems if any(k in p for k in LIVENESS)
+             or (p.startswith("client errors") and CLIENT in p and "librdkafka" not in p)]
+    assert not [p for p in outcome.problems if p not in known], str(outcome)
+    if known:
+        pytest.xfail(f"docs/cluster.md N-c/N-d: {known[0][:300]}")
+    return outcome
+
+
+def test_n1_an_isolated_leader_is_replaced_and_rejoins(tmp_path: Path) -> None:
+    outcome = run("n1", tmp_path, seed=1)
+    assert outcome.figures["isolation -> first kafka ack"] < scenarios.HEARTBEAT + 20
+    assert "heal -> byte-identical" in outcome.figures
+
+
+def test_n2_a_backup_isolated_past_the_journal_rejoins_by_transfer(tmp_path: Path) -> None:
+    outcome = run("n2", tmp_path, seed=1)  # its own checks: > 128 ops acked meanwhile, a
+    # segment transfer logged by the isolated node
+    assert "heal -> byte-identical" in outcome.figures
+
+
+def test_n3_a_leader_that_can_send_but_not_receive_is_replaced(tmp_path: Path) -> None:
+    outcome = run("n3", tmp_path, seed=1, direction="in")
+    assert outcome.figures["cut in -> first kafka ack"] < scenarios.HEARTBEAT + 20
+
+
+def test_n5_flapping_partitions_then_progress_and_identical_bytes(tmp_path: Path) -> None:
+    outcome = run("n5", tmp_path, seed=1, seconds=6.0)
+    assert "end of flapping -> first kafka ack" in outcome.figures
+    assert "heal -> byte-identical" in outcome.figures
