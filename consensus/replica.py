@@ -151,6 +151,7 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
         self._last_timestamp = max(h.timestamp for h in self.log.values())
         self._init_view_change_state()
         self._init_repair_state()
+        self._heard_peer = False
         self._commit()
         if self.n == 1:
             self._truncate_torn_tail()
@@ -241,6 +242,8 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
         if m.cluster == self.cluster and m.group == self.group and (
                 m.command in (C.REQUEST,) or (m.replica < self.n and m.replica != self.replica)):
             handler = self._handlers.get(m.command)
+            if m.command != C.REQUEST:
+                self._heard_peer = True
             if handler is not None:
                 handler(m)
         out, self._out = self._out, []
