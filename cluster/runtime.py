@@ -254,7 +254,7 @@ class ClusterRuntime:
             in_sync = {self.replica_id, *linked}
         if leader is not None:
             in_sync.add(leader)
-        return view.Leadership(leader, r.view, tuple(sorted(in_sync)))
+        return view.Leadership(leader, r.view, tuple(sorted(in_sync)), r.settled)
 
     def lateness_ms(self) -> dict[str, float]:
         return self.node.lateness_ms()

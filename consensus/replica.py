@@ -220,6 +220,15 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
         return self.view % self.n == self.replica
 
     @property
+    def settled(self) -> bool:
+        """Primary in normal status with no op of an older view left unexecuted: its state
+        machine then holds everything a previous primary may have acknowledged (a door that
+        checks requests against that state, as Kafka's producer sequences, waits for this)."""
+        return self.status == NORMAL and self.is_primary and all(
+            (h := self.log.get(k)) is not None and h.view == self.view
+            for k in range(self.commit_min + 1, self.op + 1))
+
+    @property
     def transferring(self) -> bool:
         return (self._transfer is not None or self._transfer_fetching is not None
                 or self._transfer_installing)

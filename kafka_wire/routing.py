@@ -39,6 +39,14 @@ def leader_error(conn: Connection, t: Topic, index: int, current_epoch: int = NO
     return ErrorCode.NONE
 
 
+def unsettled(conn: Connection, t: Topic, index: int) -> bool:
+    """This broker leads the partition but has not executed the batches it took over from the
+    previous leader yet: idempotent producers' sequences rebuilt now would miss them, and a
+    retry of one would be stored twice (KIP-98: a duplicate is answered with its offset)."""
+    cluster = _cluster(conn)
+    return cluster is not None and not cluster.partition(t.stream_id, t.id, index).settled
+
+
 def leader_epoch(conn: Connection, t: Topic, index: int) -> int:
     cluster = _cluster(conn)
     return 0 if cluster is None else cluster.partition(t.stream_id, t.id, index).epoch

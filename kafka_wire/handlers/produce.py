@@ -60,6 +60,8 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
         return _partition_result(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     data = server.engine.data
     not_leader = routing.leader_error(conn, t, index)
+    if not not_leader and routing.unsettled(conn, t, index):
+        not_leader = ErrorCode.NOT_LEADER_OR_FOLLOWER  # retriable, and nothing was admitted
     if not_leader:
         return _partition_result(index, not_leader)
     if records is None or len(records) == 0:

@@ -124,6 +124,28 @@ def test_a_backup_restarted_before_its_links_are_up_waits_for_the_view_not_a_new
     assert primary.sm.records == [b"r1", b"r2"]
 
 
+def test_a_new_primary_is_settled_once_the_ops_it_adopted_are_executed():
+    """An op the old primary prepared but did not commit is adopted by the new view; until it
+    is executed the new primary is not `settled` (the Kafka door admits no produce then)."""
+    h = Harness(3)
+    session = h.register(A)
+    h.append(A, session, 1, [b"r1"])
+    old = h.primary()
+    assert old.settled and not any(r.settled for r in h.replicas if r is not old)
+    b, other = backups(h)
+    h.drop = lambda src, dst, m: m.command == Command.PREPARE_OK  # prepared, never committed
+    h.send_request(A, session, 2, models.APPEND, models.append_body([b"r2"]), to=old.replica)
+    h.until(lambda: all(r.op == 3 for r in h.replicas))
+    h.crash(old.replica)
+    h.drop = lambda src, dst, m: m.command == Command.PREPARE_OK and dst != old.replica
+    h.until(lambda: h.has_primary())
+    new = h.primary()
+    assert new.view > old.view and new.op == 3 and new.commit_min == 2 and not new.settled
+    h.drop = lambda src, dst, m: False
+    h.until(lambda: new.commit_min == 3)
+    assert new.settled and new.sm.records == [b"r1", b"r2"]
+
+
 def test_a_replica_behind_the_journal_gets_a_state_transfer():
     h = Harness(3)
     session = h.register(A)

@@ -32,6 +32,7 @@ class ScriptedCluster:
         self.leader: int | None = ME
         self.meta_leader: int | None = 2
         self.view = 7
+        self.settled = True
         self.appended: list[bytes] = []
 
     def nodes(self) -> list[ClusterNode]:
@@ -41,7 +42,8 @@ class ScriptedCluster:
         return self.meta_leader
 
     def partition(self, stream_id: int, topic_id: int, partition_id: int) -> Leadership:
-        return Leadership(self.leader, self.view, (0, 1) if self.leader is not None else (ME,))
+        return Leadership(self.leader, self.view, (0, 1) if self.leader is not None else (ME,),
+                          self.settled)
 
 
 @pytest.fixture
@@ -106,6 +108,28 @@ async def test_a_broker_that_does_not_lead_refuses_produce_and_reads(cluster) ->
     assert (await list_offsets(door))["error_code"] == E.NOT_LEADER_OR_FOLLOWER
     c.leader = None
     assert (await fetch(door))["error_code"] == E.NOT_LEADER_OR_FOLLOWER
+
+
+async def test_a_new_leader_admits_no_produce_before_it_executed_what_it_took_over(
+        cluster) -> None:
+    """Until the batches adopted from the previous leader are executed, an idempotent retry of
+    one of them could not be recognised (its sequence is not in the log yet): refused as not
+    leading, retriable, nothing stored; then accepted."""
+    door, c, engine = cluster
+    c.settled = False
+    batch = kafka_batch.build_batch([(1_700_000_000_000, b"k", b"later", [])])
+    call = {"acks": -1, "timeout_ms": 1000, "topic_data": [
+        {"name": "orders", "partition_data": [{"index": 0, "records": bytes(batch)}]}]}
+    r = await door.call(PRODUCE, 9, call)
+    assert r["responses"][0]["partition_responses"][0]["error_code"] == \
+        E.NOT_LEADER_OR_FOLLOWER
+    log = engine.metadata.topic("kafka", "orders").partitions[0].log
+    assert log.next_offset == 1
+    assert (await fetch(door))["error_code"] == E.NONE  # committed reads are not held
+    c.settled = True
+    r = await door.call(PRODUCE, 9, call)
+    assert r["responses"][0]["partition_responses"][0]["error_code"] == E.NONE
+    assert log.next_offset == 2
 
 
 async def test_leader_epochs_are_fenced(cluster) -> None:
