@@ -158,6 +158,10 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
             self._become_solo_primary()
         else:
             self.status = RECOVERING
+            # The superblock as read may be in the page cache only (a process restart keeps
+            # it; a power loss would not): speak for its view once it is written again.
+            self.view_durable = self.log_view_durable = -1
+            self._persist()
             self._probes = 0
             self._deadline_rsv = self._now + 1 + self.prng.randrange(
                 self.options.request_start_view_interval)
