@@ -119,10 +119,13 @@ class ReplicaDoor:
             conn = cast(Connection, self.conn)  # opened() ran before any frame
             finish = self.dialer.on_challenge(frame)
             transport = cast(asyncio.Transport, conn.transport)
-            if transport.is_closing():  # the acceptor gave up meanwhile: nothing to finish
+            if transport.is_closing() or conn.closed:  # the acceptor gave up meanwhile
+                return None, True
+            try:
+                transport.write(finish)  # before _established: FINISH precedes any message
+            except RuntimeError:  # uvloop: closed under us without is_closing() saying so
                 return None, True
             self.peer = self.dialer.peer
-            transport.write(finish)  # before _established: FINISH precedes any message
             self.bus._established(self.peer, conn)
             return None, False
         assert self.acceptor is not None

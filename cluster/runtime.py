@@ -254,11 +254,7 @@ class ClusterRuntime:
             in_sync = {self.replica_id, *linked}
         if leader is not None:
             in_sync.add(leader)
-        # a new primary commits and executes the ops it took over from earlier views first
-        settled = leader != self.replica_id or all(
-            (m := r.log.get(k)) is not None and m.view == r.view
-            for k in range(r.commit_min + 1, r.op + 1))
-        return view.Leadership(leader, r.view, tuple(sorted(in_sync)), settled)
+        return view.Leadership(leader, r.view, tuple(sorted(in_sync)), r.settled)
 
     def lateness_ms(self) -> dict[str, float]:
         return self.node.lateness_ms()

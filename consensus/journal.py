@@ -124,22 +124,27 @@ class Journal:
         return got[2]
 
     def _read_prepare(self, slot: int) -> tuple[int, Message, Message | None] | None:
-        data = self.storage.read(PREPARES, slot * self.slot_size, self.slot_size)
-        framed = _unframe(data)
+        """Frame and header first, then only the bytes the header declares: a slot is as large
+        as the largest prepare (8 MiB for a partition), so reading whole slots made every
+        recovery scan and repair answer read (and zero-fill) megabytes per op."""
+        base = slot * self.slot_size
+        head = self.storage.read(PREPARES, base, _HEADER_ENTRY)
+        framed = _unframe(head)
         if framed is None:
             return None
         seq, checksum = framed
         try:
-            header = decode_header(data[FRAME:FRAME + HEADER_SIZE])
+            header = decode_header(head[FRAME:])
         except DecodeError:
             return None
         if header.checksum != checksum:
             return None
-        size = int.from_bytes(data[FRAME + _SIZE_AT:FRAME + _SIZE_AT + 4], "little")
+        size = int.from_bytes(head[FRAME + _SIZE_AT:FRAME + _SIZE_AT + 4], "little")
         prepare = None
-        if size <= self.prepare_max:
+        if HEADER_SIZE <= size <= self.prepare_max:
+            body = self.storage.read(PREPARES, base + _HEADER_ENTRY, size - HEADER_SIZE)
             try:
-                prepare = decode(data[FRAME:FRAME + size], self.prepare_max)
+                prepare = decode(head[FRAME:] + body, self.prepare_max)
             except DecodeError:
                 prepare = None
         return seq, header, prepare

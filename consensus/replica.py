@@ -151,12 +151,17 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
         self._last_timestamp = max(h.timestamp for h in self.log.values())
         self._init_view_change_state()
         self._init_repair_state()
+        self._heard_peer = False
         self._commit()
         if self.n == 1:
             self._truncate_torn_tail()
             self._become_solo_primary()
         else:
             self.status = RECOVERING
+            # The superblock as read may be in the page cache only (a process restart keeps
+            # it; a power loss would not): speak for its view once it is written again.
+            self.view_durable = self.log_view_durable = -1
+            self._persist()
             self._probes = 0
             self._deadline_rsv = self._now + 1 + self.prng.randrange(
                 self.options.request_start_view_interval)
@@ -219,6 +224,15 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
         return self.view % self.n == self.replica
 
     @property
+    def settled(self) -> bool:
+        """Primary in normal status with no op of an older view left unexecuted: its state
+        machine then holds everything a previous primary may have acknowledged (a door that
+        checks requests against that state, as Kafka's producer sequences, waits for this)."""
+        return self.status == NORMAL and self.is_primary and all(
+            (h := self.log.get(k)) is not None and h.view == self.view
+            for k in range(self.commit_min + 1, self.op + 1))
+
+    @property
     def transferring(self) -> bool:
         return (self._transfer is not None or self._transfer_fetching is not None
                 or self._transfer_installing)
@@ -241,6 +255,8 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
         if m.cluster == self.cluster and m.group == self.group and (
                 m.command in (C.REQUEST,) or (m.replica < self.n and m.replica != self.replica)):
             handler = self._handlers.get(m.command)
+            if m.command != C.REQUEST:
+                self._heard_peer = True
             if handler is not None:
                 handler(m)
         out, self._out = self._out, []

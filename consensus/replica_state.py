@@ -93,6 +93,7 @@ class ReplicaState:
     acked_op: dict[int, int]
     _last_timestamp: int
     _probes: int
+    _heard_peer: bool  # a message of a peer arrived since the start (probes count from then)
     _deadline_rsv: int
 
     # -- view change (view_change.py) -------------------------------------------------------------

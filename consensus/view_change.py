@@ -78,7 +78,11 @@ class ViewChangeMixin(ReplicaState):
     def _tick_recovering(self, now: int) -> None:
         if now < self._deadline_rsv:
             return
-        self._probes += 1
+        # Probes count once a peer was heard: until then the links may simply not be up yet
+        # (a restarted node dials and is dialled), and a view change started then would pull a
+        # healthy primary into a new view; a replica that hears nobody cannot win one anyway.
+        if self._heard_peer:
+            self._probes += 1
         if self._probes > self.options.view_probe_attempts_max:
             self._start_view_change(self.view + 1)  # nobody leads: the whole cluster restarted
             return

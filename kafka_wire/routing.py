@@ -39,11 +39,12 @@ def leader_error(conn: Connection, t: Topic, index: int, current_epoch: int = NO
     return ErrorCode.NONE
 
 
-def settled(conn: Connection, t: Topic, index: int) -> bool:
-    """False while this new leader still executes ops of earlier views (core/engine/cluster.py,
-    `Leadership.settled`): state rebuilt from its log now would miss them."""
+def unsettled(conn: Connection, t: Topic, index: int) -> bool:
+    """This broker leads the partition but has not executed the batches it took over from the
+    previous leader yet: idempotent producers' sequences rebuilt now would miss them, and a
+    retry of one would be stored twice (KIP-98: a duplicate is answered with its offset)."""
     cluster = _cluster(conn)
-    return cluster is None or cluster.partition(t.stream_id, t.id, index).settled
+    return cluster is not None and not cluster.partition(t.stream_id, t.id, index).settled
 
 
 def leader_epoch(conn: Connection, t: Topic, index: int) -> int:

@@ -50,9 +50,10 @@ class ClusterNode:
 @dataclass(frozen=True, slots=True)
 class Leadership:
     """A group as this node sees it: `leader` None unless the group is in normal status;
-    `epoch` = its view; `in_sync` = replicas caught up to the commit point; `settled` False
-    while this node leads but has not yet executed every op of the views before its own (its
-    state, e.g. the producer sequences rebuilt from the log, would be stale)."""
+    `epoch` = its view; `in_sync` = replicas caught up to the commit point; `settled` (on the
+    leader) = it has executed every op it took over from an older view, so its state (the
+    Kafka producer sequences rebuilt from the log) includes what the previous leader may have
+    acknowledged."""
 
     leader: int | None
     epoch: int

@@ -85,6 +85,8 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
         return _partition_result(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     data = server.engine.data
     not_leader = routing.leader_error(conn, t, index)
+    if not not_leader and routing.unsettled(conn, t, index):
+        not_leader = ErrorCode.NOT_LEADER_OR_FOLLOWER  # retriable, and nothing was admitted
     if not_leader:
         return _partition_result(index, not_leader)
     if records is None or len(records) == 0:
@@ -114,9 +116,6 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
         server.producers.forget_partitions(t.stream_id, t.id, {index})
     server.leader_epochs[key] = epoch
     if key not in server.producers.restored and any(i.producer_id >= 0 for i in infos):
-        if not routing.settled(conn, t, index):  # sequences rebuilt now would be stale: a
-            # retry after NOT_LEADER finds the earlier views' ops executed (docs/cluster.md, N1)
-            return _partition_result(index, ErrorCode.NOT_LEADER_OR_FOLLOWER)
         server.producers.restore(key, stored_producer_batches(
             data.producer_batch_heads(t, index)), server.now_ms())
     first_base = -1

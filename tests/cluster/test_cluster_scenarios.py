@@ -41,26 +41,24 @@ def test_p2_p3_p8_sigkill_of_the_leader_under_four_clients(tmp_path: Path, seed:
     assert outcome.figures["SIGKILL -> first iggy ack"] < scenarios.HEARTBEAT + 10
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "finding of this scenario (2026-12-07, docs/cluster.md): after a loss of quorum, one "
-    "backup restarted brought acknowledgements back only after 28 s, or not within 30 s: it "
-    "hears no heartbeat from the primary and keeps starting metadata view changes; and the "
-    "backup restarted last may be past the partition journal (no state transfer yet). "
-    "Nothing acknowledged was lost"))
 def test_p4_loss_of_quorum_stops_acks_then_they_resume(tmp_path: Path) -> None:
-    run("quorum_loss", tmp_path, seed=1)
+    """Finding 2 of docs/cluster.md (fixed): the restarted backup joins the lone primary's view
+    and acks resume within seconds (1.3-4.2 s over 5 seeds at load 18-44, 2026-12-07; the
+    process start is included, up to 8 s at such load), not after 28 s or never."""
+    outcome = run("quorum_loss", tmp_path, seed=1)
+    assert outcome.figures["restart of a backup -> first kafka ack"] < 20.0
 
 
 def test_p5_whole_cluster_killed_and_restarted(tmp_path: Path) -> None:
     run("whole_cluster", tmp_path, seed=1)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "finding 4 of docs/cluster.md (1 run in 5, 2026-12-07): librdkafka's idempotent producer "
-    "failed with OUT_OF_ORDER_SEQUENCE_NUMBER after the paused leader resumed, and the resumed "
-    "node did not catch up within 60 s; nothing acknowledged was lost"))
 def test_p6_a_paused_leader_is_replaced_and_follows(tmp_path: Path) -> None:
-    run("pause_primary", tmp_path, seed=1)
+    """Finding 4 of docs/cluster.md (fixed): no idempotent producer fails (a fatal
+    OUT_OF_ORDER_SEQUENCE_NUMBER is a client error, hence a problem of the outcome) and the
+    resumed node holds the same bytes again."""
+    outcome = run("pause_primary", tmp_path, seed=1)
+    assert outcome.figures["SIGSTOP -> first kafka ack"] < 2 * scenarios.HEARTBEAT + 10
 
 
 def test_p7_a_short_stall_on_a_backup_changes_no_view(tmp_path: Path) -> None:

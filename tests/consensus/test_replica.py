@@ -98,6 +98,54 @@ def test_a_restarted_backup_asks_for_the_view_and_catches_up():
     assert r.sm.records == [b"r1", b"r2", b"r3"]
 
 
+def test_a_backup_restarted_before_its_links_are_up_waits_for_the_view_not_a_new_one():
+    """Quorum lost (both backups crashed), one backup restarts but hears nobody for longer than
+    its probes last (the links come up after the node starts): it keeps probing instead of
+    starting a view change, so once linked it joins the lone primary's view and commits resume
+    there; a new view would only have pulled the primary after it (finding 2 of
+    docs/cluster.md: acks came back ~28 s after the restart, or never)."""
+    h = Harness(3)
+    session = h.register(A)
+    h.append(A, session, 1, [b"r1"])
+    primary = h.primary()
+    view = primary.view
+    b, other = backups(h)
+    h.crash(b)
+    h.crash(other)
+    h.send_request(A, session, 2, models.APPEND, models.append_body([b"r2"]))  # cannot commit
+    h.run(20)
+    h.drop = lambda src, dst, m: b in (src, dst)  # b's links are not up yet
+    r = h.restart(b)
+    h.run(20 * SMALL.request_start_view_interval * SMALL.view_probe_attempts_max)
+    assert r.status == "recovering" and r.view == view
+    h.drop = lambda src, dst, m: False
+    assert h.append(A, session, 2, [b"r2"]).command == Command.REPLY
+    assert primary.view == view and r.view == view and r.status == "normal"
+    assert primary.sm.records == [b"r1", b"r2"]
+
+
+def test_a_new_primary_is_settled_once_the_ops_it_adopted_are_executed():
+    """An op the old primary prepared but did not commit is adopted by the new view; until it
+    is executed the new primary is not `settled` (the Kafka door admits no produce then)."""
+    h = Harness(3)
+    session = h.register(A)
+    h.append(A, session, 1, [b"r1"])
+    old = h.primary()
+    assert old.settled and not any(r.settled for r in h.replicas if r is not old)
+    b, other = backups(h)
+    h.drop = lambda src, dst, m: m.command == Command.PREPARE_OK  # prepared, never committed
+    h.send_request(A, session, 2, models.APPEND, models.append_body([b"r2"]), to=old.replica)
+    h.until(lambda: all(r.op == 3 for r in h.replicas))
+    h.crash(old.replica)
+    h.drop = lambda src, dst, m: m.command == Command.PREPARE_OK and dst != old.replica
+    h.until(lambda: h.has_primary())
+    new = h.primary()
+    assert new.view > old.view and new.op == 3 and new.commit_min == 2 and not new.settled
+    h.drop = lambda src, dst, m: False
+    h.until(lambda: new.commit_min == 3)
+    assert new.settled and new.sm.records == [b"r1", b"r2"]
+
+
 def test_a_replica_behind_the_journal_gets_a_state_transfer():
     h = Harness(3)
     session = h.register(A)

@@ -125,6 +125,26 @@ async def test_a_new_leader_refuses_idempotent_produce_until_it_has_settled(clus
         E.NOT_LEADER_OR_FOLLOWER
     assert engine.metadata.topic("kafka", "orders").partitions[0].log.next_offset == 1
     assert not door.server.producers.restored
+async def test_a_new_leader_admits_no_produce_before_it_executed_what_it_took_over(
+        cluster) -> None:
+    """Until the batches adopted from the previous leader are executed, an idempotent retry of
+    one of them could not be recognised (its sequence is not in the log yet): refused as not
+    leading, retriable, nothing stored; then accepted."""
+    door, c, engine = cluster
+    c.settled = False
+    batch = kafka_batch.build_batch([(1_700_000_000_000, b"k", b"later", [])])
+    call = {"acks": -1, "timeout_ms": 1000, "topic_data": [
+        {"name": "orders", "partition_data": [{"index": 0, "records": bytes(batch)}]}]}
+    r = await door.call(PRODUCE, 9, call)
+    assert r["responses"][0]["partition_responses"][0]["error_code"] == \
+        E.NOT_LEADER_OR_FOLLOWER
+    log = engine.metadata.topic("kafka", "orders").partitions[0].log
+    assert log.next_offset == 1
+    assert (await fetch(door))["error_code"] == E.NONE  # committed reads are not held
+    c.settled = True
+    r = await door.call(PRODUCE, 9, call)
+    assert r["responses"][0]["partition_responses"][0]["error_code"] == E.NONE
+    assert log.next_offset == 2
 
 
 async def test_leader_epochs_are_fenced(cluster) -> None:
