@@ -439,6 +439,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
         listeners.append(kafka_listener)
         if metrics is not None:
             metrics.listeners["kafka"] = kafka_listener
+    if shards is not None:  # shard 0 says it once every shard listens
+        await shards.listening()
     http_runner = None
     if config.http.enabled:
         http_runner = await _start_http(config, native, logins, tls["http"], metrics, kafka,
@@ -531,7 +533,7 @@ async def _start_shards(config: ServerConfig, shards: ShardRuntime, engine: LogE
     await shards.start()
     child = ShardRuntime.from_env()
     if child is not None:
-        await shards.call(0, {"op": "ready", "shard": shards.index, "seq": shards.seq})
+        await shards.call(0, {"op": "ready", "shard": shards.index})
         log.info("shard %d of %d: ready", shards.index, shards.count)
         return child[1]
     reserved = [reserve_port(*split_address(a)) for a in (config.tcp.address,
@@ -542,7 +544,6 @@ async def _start_shards(config: ServerConfig, shards: ShardRuntime, engine: LogE
     finally:
         for sock in reserved:  # every shard binds the ports with SO_REUSEPORT now
             sock.close()
-    log.info("shards: %d processes serving (docs/sharding.md)", shards.count)
     return ports
 
 

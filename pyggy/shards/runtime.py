@@ -68,6 +68,8 @@ class ShardRuntime:
         self.children: list[asyncio.subprocess.Process] = []
         self.ready: set[int] = set()
         self.all_ready = asyncio.Event()
+        self.serving: set[int] = set()
+        self.all_serving = asyncio.Event()
 
     @classmethod
     def from_env(cls) -> tuple[ShardRuntime, tuple[int, int]] | None:
@@ -124,8 +126,8 @@ class ShardRuntime:
             if c is channel:
                 del self.out[peer]
         if not self.stop.is_set():
-            log.error("shard %d: a channel to another shard closed: stopping the server",
-                      self.index)
+            log.error("shard %d: its channel to another shard closed (that shard process "
+                      "exited?): stopping the server", self.index)
             self.failed = True
             self.stop.set()
 
@@ -246,6 +248,19 @@ class ShardRuntime:
         for index, p in enumerate(self.children, 1):
             asyncio.get_running_loop().create_task(self._watch(index, p))
 
+    async def listening(self) -> None:
+        """This shard's listeners are up: a child tells shard 0; shard 0 waits for all (or
+        a failure) and logs that the server is serving."""
+        if self.index:
+            await self.call(0, {"op": "listening", "shard": self.index})
+            return
+        waits = [asyncio.ensure_future(e.wait()) for e in (self.all_serving, self.stop)]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for w in waits:
+            w.cancel()
+        if self.all_serving.is_set():
+            log.info("shards: %d processes serving (docs/sharding.md)", self.count)
+
     async def _watch(self, index: int, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
         if not self.stop.is_set():
@@ -289,7 +304,14 @@ async def _ready(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply
             await rt.channel(peer)  # the broadcast goes over these, from the first command
         rt.all_ready.set()
     await rt.all_ready.wait()
-    return {"seq": rt.seq}, b""
+    return {}, b""
+
+
+async def _listening(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply:
+    rt.serving.add(int(meta["shard"]))
+    if len(rt.serving) == rt.count - 1:
+        rt.all_serving.set()
+    return {}, b""
 
 
 async def _propose(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply:
@@ -321,6 +343,7 @@ async def _iggy_poll(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> R
 Op = Callable[[ShardRuntime, dict[str, Any], memoryview], Awaitable[Reply]]
 OPS: dict[str, Op] = {
     "ready": _ready,
+    "listening": _listening,
     "propose": _propose,
     "iggy_append": _iggy_append,
     "iggy_poll": _iggy_poll,
