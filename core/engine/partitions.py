@@ -73,7 +73,7 @@ class PartitionFiles:
         """Open (recovering) a partition's log and offsets store; a partition another shard
         owns gets the `ELSEWHERE` stand-in instead."""
         if self.owns is not None and not self.owns(topic.stream_id, topic.id, p.id):
-            p.log = cast(PartitionLog, ELSEWHERE)
+            p.log = ELSEWHERE
             return
         path = self.path(topic.stream_id, topic.id, p.id)
         remote = self.remote(topic, p, path) if self.remote is not None else None
@@ -222,4 +222,5 @@ class ElsewhereLog:
         pass
 
 
-ELSEWHERE = ElsewhereLog()
+# typed as a log: the paths that check `p.log is ELSEWHERE` forward; the others read zeros
+ELSEWHERE = cast(PartitionLog, ElsewhereLog())

@@ -75,8 +75,9 @@ class KafkaForward:
         waits = [asyncio.ensure_future(self.rt.call(peer, {
             "op": "kafka_wait", "keys": owned, "timeout": timeout}))
             for peer, owned in by_owner.items()]
+        futures: list[asyncio.Future[Any]] = [local, *waits]
         try:
-            done, _ = await asyncio.wait([local, *waits], timeout=timeout,
+            done, _ = await asyncio.wait(futures, timeout=timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waits:
