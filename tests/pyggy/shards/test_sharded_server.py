@@ -138,3 +138,49 @@ def test_a_shard_process_dying_stops_the_server(
     os.kill(child, signal.SIGKILL)
     assert server.wait_exit(20) == 1
     server.wait_for_log("stopping the server")
+
+
+def test_a_long_poll_fetch_wakes_on_an_append_on_another_shard(
+        pyggy_server_factory: Callable[..., PyggyServer]) -> None:
+    """A consumer parked in Fetch (fetch.wait.max.ms 20 s) on all partitions gets a record
+    appended to any of them at once, whichever shard owns it and whichever shard the record
+    or the consumer came through."""
+    server = pyggy_server_factory(env=SHARDS)
+    server.wait_for_log("shards: 2 processes serving")
+    admin = AdminClient({"bootstrap.servers": server.kafka_address})  # alive until answered
+    admin.create_topics([NewTopic("live", PARTITIONS, 1)])["live"].result(15)
+    c = Consumer({"bootstrap.servers": server.kafka_address, "group.id": "live",
+                  "enable.auto.commit": False, "fetch.wait.max.ms": 20_000})
+    try:
+        c.assign([TopicPartition("live", p, 0) for p in range(PARTITIONS)])
+        assert c.consume(10, 3.0) == []  # parked now
+        producer = Producer({"bootstrap.servers": server.kafka_address, "linger.ms": 0})
+        for p in range(PARTITIONS):
+            sent = time.monotonic()
+            producer.produce("live", value=f"now-{p}".encode(), partition=p)
+            assert producer.flush(10) == 0
+            got = []
+            while not got and time.monotonic() - sent < 10:
+                got = [m for m in c.consume(10, 0.5) if m.error() is None]
+            assert [(m.partition(), m.value()) for m in got] == [(p, f"now-{p}".encode())]
+            assert time.monotonic() - sent < 5  # woken, not the 20 s long-poll timeout
+    finally:
+        c.close()
+
+
+def test_shard_0_dying_stops_the_other_shards(
+        pyggy_server_factory: Callable[..., PyggyServer]) -> None:
+    server = pyggy_server_factory(env=SHARDS)
+    server.wait_for_log("shards: 2 processes serving")
+    assert server.pid is not None
+    (child,) = _children(server.pid)
+    server.kill()  # SIGKILL: no chance to stop its children
+    deadline = time.monotonic() + 20
+    while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:
+        with open(f"/proc/{child}/stat") as f:
+            if f.read().split(") ")[1].startswith("Z"):  # exited; a zombie of init's
+                break
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{child}") or open(
+        f"/proc/{child}/stat").read().split(") ")[1].startswith("Z")
+    server.wait_for_log("shard1 pyggy.shards.runtime: shard 1: its channel", timeout=5)
