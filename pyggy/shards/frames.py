@@ -44,11 +44,17 @@ class Frame:
 def encode(kind: int, request_id: int, meta: dict[str, Any], payload: Buffer = b""
            ) -> tuple[bytes, Buffer]:
     """(header with meta, payload): written one after the other, the payload uncopied."""
+    return head(kind, request_id, meta, len(payload)), payload
+
+
+def head(kind: int, request_id: int, meta: dict[str, Any], payload_size: int) -> bytes:
+    """The header and meta of a frame whose payload (written after it, in as many pieces as
+    it comes in) is `payload_size` bytes."""
     body = json.dumps(meta, separators=(",", ":")).encode()
-    length = HEAD.size - LENGTH.size + len(body) + len(payload)
+    length = HEAD.size - LENGTH.size + len(body) + payload_size
     if len(body) > MAX_META or length > MAX_FRAME:
         raise FrameError(f"frame of {length} bytes (meta {len(body)}) is too large")
-    return HEAD.pack(length, kind, request_id, len(body)) + body, payload
+    return HEAD.pack(length, kind, request_id, len(body)) + body
 
 
 def frame_length(prefix: bytes) -> int:

@@ -104,8 +104,8 @@ async def _fetch(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply
     out = await fetch._partition(_conn(rt), t, 0, meta["p"], budget, bool(meta["committed"]))
     records = out.pop("records") or b""
     out["budget"] = budget
-    if not isinstance(records, bytes | bytearray | memoryview):  # RecordParts: several chunks
-        records = b"".join(records.parts)
+    if not isinstance(records, bytes | bytearray | memoryview):  # RecordParts: sent in pieces
+        return out, records.parts
     return out, records
 
 

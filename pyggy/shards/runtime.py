@@ -34,7 +34,7 @@ from pyggy.core.metadata.commands import MetadataCommand
 from pyggy.core.model import Identifier, Topic
 
 from . import rule
-from .channel import Channel, Reply
+from .channel import Channel, Reply, connect
 from .child import SHARD_ENV
 from .frames import Buffer
 
@@ -114,11 +114,13 @@ class ShardRuntime:
 
     async def start(self) -> None:
         """Listen on this shard's socket (the directory exists: shard 0 made it)."""
-        self.server = await asyncio.start_unix_server(self._accept, self.path(self.index))
+        self.server = await asyncio.get_running_loop().create_unix_server(
+            self._accept, self.path(self.index))
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-                      ) -> None:
-        self.incoming.add(Channel(reader, writer, self.handle, self._apply, self._lost))
+    def _accept(self) -> Channel:
+        channel = Channel(self.handle, self._apply, self._lost)
+        self.incoming.add(channel)
+        return channel
 
     def _lost(self, channel: Channel) -> None:
         self.incoming.discard(channel)
@@ -146,15 +148,16 @@ class ShardRuntime:
             self.connecting.pop(peer, None)
 
     async def _connect(self, peer: int) -> Channel:
-        reader, writer = await asyncio.open_unix_connection(self.path(peer))
-        c = self.out[peer] = Channel(reader, writer, self.handle, self._apply, self._lost)
+        c = self.out[peer] = await connect(self.path(peer), self.handle, self._apply,
+                                           self._lost)
         return c
 
-    async def call(self, peer: int, meta: dict[str, Any], payload: Buffer = b"") -> Reply:
+    async def call(self, peer: int, meta: dict[str, Any], payload: Buffer = b""
+                   ) -> tuple[dict[str, Any], memoryview]:
         return await (await self.channel(peer)).request(meta, payload)
 
     async def owner_call(self, t: Topic, partition_id: int, meta: dict[str, Any],
-                         payload: Buffer = b"") -> Reply:
+                         payload: Buffer = b"") -> tuple[dict[str, Any], memoryview]:
         meta.update(stream=t.stream_id, topic=t.id, partition=partition_id)
         return await self.call(rule.owner(t.stream_id, t.id, partition_id, self.count),
                                meta, payload)
@@ -284,7 +287,7 @@ class ShardRuntime:
                 p.kill()
                 await p.wait()
         for c in [*self.out.values(), *self.incoming]:
-            await c.close()
+            c.close()
         if self.server is not None:
             self.server.close()
         if self.index == 0:
@@ -324,8 +327,8 @@ async def _iggy_append(rt: ShardRuntime, meta: dict[str, Any], payload: memoryvi
     assert rt.engine is not None
     t = rt.topic(meta)
     count = meta.get("count")
-    _, _, _, base = await rt.engine.data.append(
-        t.stream_id, t.id, (2, int(meta["partition"])), bytearray(payload),  # PARTITION_ID
+    _, _, _, base = await rt.engine.data.append(  # stamped in place: the view is writable
+        t.stream_id, t.id, (2, int(meta["partition"])), payload,  # 2: PARTITION_ID
         None if count is None else int(count))
     return {"base": base}, b""
 
@@ -336,8 +339,7 @@ async def _iggy_poll(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> R
     result = await rt.engine.data.poll_async(
         t.stream_id, t.id, int(meta["partition"]), int(meta["strategy"]), int(meta["value"]),
         int(meta["count"]), int(meta["kind"]), meta["consumer"], bool(meta["auto_commit"]))
-    body = result.chunks[0] if len(result.chunks) == 1 else b"".join(result.chunks)
-    return {"current": result.current_offset, "count": result.count}, body
+    return {"current": result.current_offset, "count": result.count}, result.chunks
 
 
 Op = Callable[[ShardRuntime, dict[str, Any], memoryview], Awaitable[Reply]]
