@@ -240,13 +240,16 @@ class ShardRuntime:
         for index in range(1, self.count):
             env = dict(os.environ)
             env[SHARD_ENV] = f"{index}/{self.count}/{self.socket_dir}/{ports[0]}/{ports[1]}"
+            # a session of its own: a terminal's Ctrl-C reaches shard 0, which stops them
             self.children.append(await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "pyggy.shards.child", *sys.argv[1:], env=env))
+                sys.executable, "-m", "pyggy.shards.child", *sys.argv[1:], env=env,
+                start_new_session=True))
         waits = [asyncio.ensure_future(p.wait()) for p in self.children]
         barrier = asyncio.ensure_future(self.all_ready.wait())
         done, _ = await asyncio.wait([barrier, *waits], return_when=asyncio.FIRST_COMPLETED)
         if barrier not in done:
             barrier.cancel()
+            await self.close()  # the others too
             raise IggyError(ErrorCode.ERROR, "a shard process exited while starting")
         for index, p in enumerate(self.children, 1):
             asyncio.get_running_loop().create_task(self._watch(index, p))
