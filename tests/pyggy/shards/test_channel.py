@@ -10,8 +10,8 @@ import struct
 from typing import Any
 
 import pytest
-
 from pyggy.core.errors import IggyError
+
 from pyggy.shards.channel import Channel, ChannelClosed, Reply
 
 
