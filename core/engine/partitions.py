@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import cast
+from typing import NoReturn, cast
 
 from pyggy.core.clock import Clock
 from pyggy.core.errors import ErrorCode, IggyError
@@ -205,9 +205,20 @@ class PartitionFiles:
 class ElsewhereLog:
     """Stands in for the log of a partition another shard process owns (docs/sharding.md):
     the data paths forward before reaching it; statistics read as empty and maintenance
-    passes skip it."""
+    passes skip it; an operation that is not forwarded yet fails with PartitionNotFound
+    (never a silent success: a flush here would claim a durability it did not give)."""
 
     next_offset = start_offset = size_bytes = messages_count = segments_count = 0
+    segments: tuple[()] = ()
+    tiered: tuple[()] = ()
+
+    @staticmethod
+    def _elsewhere(*args: object, **kwargs: object) -> NoReturn:
+        raise IggyError(ErrorCode.PARTITION_NOT_FOUND, "the partition is served by another "
+                        "shard process, which this request is not forwarded to yet")
+
+    sync = delete_oldest = advance_start = purge = read = read_async = _elsewhere
+    batch_heads = offset_for_timestamp_async = append_iggy = append_kafka = _elsewhere
 
     def enforce_retention(self, *args: object) -> int:
         return 0
