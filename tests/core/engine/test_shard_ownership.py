@@ -9,7 +9,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 from pyggy.core.engine import LogEngine
 from pyggy.core.engine.partitions import ELSEWHERE
 from pyggy.core.errors import ErrorCode, IggyError
