@@ -74,7 +74,14 @@ class ShardForward(Protocol):
     """The Kafka door's requests for partitions another shard process owns, answered by that
     shard with the records as they travel (docs/sharding.md)."""
 
+    # (node id, host, port) of each shard as a broker of its own; empty: this one broker
+    brokers: list[tuple[int, str, int]]
+
     def remote(self, t: Topic, index: int) -> bool: ...
+
+    def owner(self, t: Topic, index: int) -> int:
+        """The shard (= broker node id) that owns the partition."""
+        ...
 
     async def produce(self, t: Topic, index: int, records: bytes | memoryview) -> dict: ...
 

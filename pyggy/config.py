@@ -62,6 +62,10 @@ class ShardingConfig:
     0 = auto (1 on a machine with at most 2 cores, else one per core)."""
 
     shards: int = 1
+    # each shard also listens on a Kafka port of its own and Metadata names it as a broker
+    # leading the partitions it owns, so Kafka clients send each request to the owner and
+    # groups to shard 0; off: one broker, every shard forwards (docs/sharding.md)
+    kafka_broker_per_shard: bool = True
 
 
 @dataclass(slots=True)

@@ -283,6 +283,16 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
     settings.host, settings.port = k.advertised()
     if not k.advertised_port:
         settings.port = bound[1]
+    if shards is not None and shards.kafka_ports:  # this shard as a broker of its own
+        assert kafka.shards is not None
+        shards.listeners.append(await start_kafka(
+            kafka, host, shards.kafka_ports[shards.index],
+            _limits(k, k.connections_max_idle, True), tls))
+        settings.node_id = shards.index
+        kafka.shards.brokers = [(i, settings.host, p)
+                                for i, p in enumerate(shards.kafka_ports)]
+        log.info("kafka shard %d listening on %s:%d as broker %d", shards.index, host,
+                 shards.kafka_ports[shards.index], shards.index)
     log.info("kafka listening on %s:%d (advertised as %s:%d)%s", bound[0], bound[1],
              settings.host, settings.port, " with TLS" if tls is not None else "")
     return listener, kafka
@@ -476,6 +486,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
             "heartbeat")))
     await stop.wait()
     log.info("shutting down")
+    if shards is not None:
+        listeners += shards.listeners
     for listener in listeners:
         listener.close()  # stop accepting, close every connection
     for task in tasks:
@@ -539,6 +551,11 @@ async def _start_shards(config: ServerConfig, shards: ShardRuntime, engine: LogE
     reserved = [reserve_port(*split_address(a)) for a in (config.tcp.address,
                                                            config.kafka.address)]
     ports = (reserved[0].getsockname()[1], reserved[1].getsockname()[1])
+    if config.kafka.enabled and config.system.sharding.kafka_broker_per_shard:
+        host = split_address(config.kafka.address)[0]
+        own = [reserve_port(host, 0) for _ in range(shards.count)]
+        reserved += own
+        shards.kafka_ports = [sock.getsockname()[1] for sock in own]
     try:
         await shards.spawn(ports)
     finally:

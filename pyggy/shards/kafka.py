@@ -37,10 +37,14 @@ _FETCH_FIELDS = ("partition", "fetch_offset", "partition_max_bytes", "current_le
 class KafkaForward:
     def __init__(self, rt: ShardRuntime, server: KafkaServer) -> None:
         self.rt, self.server = rt, server
+        self.brokers: list[tuple[int, str, int]] = []
         rt.kafka = server
 
     def remote(self, t: Topic, index: int) -> bool:
         return 0 <= index < len(t.partitions) and t.partitions[index].log is ELSEWHERE
+
+    def owner(self, t: Topic, index: int) -> int:
+        return rule.owner(t.stream_id, t.id, index, self.rt.count)
 
     async def produce(self, t: Topic, index: int, records: bytes | memoryview) -> dict:
         reply, _ = await self.rt.owner_call(t, index, {"op": "kafka_produce"}, records)

@@ -40,6 +40,7 @@ from .frames import Buffer
 
 if TYPE_CHECKING:
     from pyggy.kafka_wire.context import KafkaServer
+    from pyggy.transport import Listener
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ class ShardRuntime:
         self.children: list[asyncio.subprocess.Process] = []
         self.ready: set[int] = set()
         self.all_ready = asyncio.Event()
+        # each shard's own Kafka port (kafka_broker_per_shard), by shard; empty when off
+        self.kafka_ports: list[int] = []
+        self.listeners: list[Listener] = []  # this shard's own Kafka listener
         self.serving: set[int] = set()
         self.all_serving = asyncio.Event()
 
@@ -78,8 +82,10 @@ class ShardRuntime:
         if not spec:
             return None
         index, count, rest = spec.split("/", 2)
-        directory, tcp, kafka = rest.rsplit("/", 2)
-        return cls(int(index), int(count), Path(directory)), (int(tcp), int(kafka))
+        directory, tcp, kafka, own = rest.rsplit("/", 3)
+        rt = cls(int(index), int(count), Path(directory))
+        rt.kafka_ports = [int(p) for p in own.split(",") if p]
+        return rt, (int(tcp), int(kafka))
 
     def owns(self, stream_id: int, topic_id: int, partition_id: int) -> bool:
         return rule.owner(stream_id, topic_id, partition_id, self.count) == self.index
@@ -239,7 +245,9 @@ class ShardRuntime:
         engine and connected (they start listening then)."""
         for index in range(1, self.count):
             env = dict(os.environ)
-            env[SHARD_ENV] = f"{index}/{self.count}/{self.socket_dir}/{ports[0]}/{ports[1]}"
+            own = ",".join(map(str, self.kafka_ports))
+            env[SHARD_ENV] = (f"{index}/{self.count}/{self.socket_dir}/{ports[0]}/{ports[1]}"
+                              f"/{own}")
             # a session of its own: a terminal's Ctrl-C reaches shard 0, which stops them
             self.children.append(await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "pyggy.shards.child", *sys.argv[1:], env=env,

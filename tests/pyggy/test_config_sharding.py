@@ -13,6 +13,9 @@ from pyggy.config import ConfigError, _validate_sharding, load_config, shard_cou
 def test_one_shard_by_default() -> None:
     c = load_config(None, {})
     assert c.system.sharding.shards == 1
+    assert c.system.sharding.kafka_broker_per_shard is True
+    assert load_config(None, {"IGGY_SYSTEM_SHARDING_KAFKA_BROKER_PER_SHARD": "false"}
+                       ).system.sharding.kafka_broker_per_shard is False
     assert shard_count(c, cores=64) == 1
 
 

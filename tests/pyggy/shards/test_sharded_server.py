@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Callable
 
+import pytest
 from apache_iggy import Consumer as IggyConsumer
 from apache_iggy import IggyClient, PollingStrategy, SendMessage, TcpConfig
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -23,6 +24,8 @@ from pyggy.shards.rule import owner
 from pyggy.testing import PyggyServer
 
 SHARDS = {"IGGY_SYSTEM_SHARDING_SHARDS": "2", "IGGY_HTTP_ENABLED": "false"}
+# Kafka clients see one broker (the shared port) and every shard forwards
+ONE_BROKER = {**SHARDS, "IGGY_SYSTEM_SHARDING_KAFKA_BROKER_PER_SHARD": "false"}
 PARTITIONS = 4
 CONNECTIONS = 4  # per door and step: several, so both shards accept some
 
@@ -68,9 +71,10 @@ async def _iggy_read(server: PyggyServer, stream: str, topic: str) -> dict[int, 
     return got
 
 
+@pytest.mark.parametrize("env", [SHARDS, ONE_BROKER], ids=["broker-per-shard", "one-broker"])
 def test_two_shards_serve_every_partition_through_both_doors(
-        pyggy_server_factory: Callable[..., PyggyServer]) -> None:
-    server = pyggy_server_factory(env=SHARDS)
+        pyggy_server_factory: Callable[..., PyggyServer], env: dict[str, str]) -> None:
+    server = pyggy_server_factory(env=env)
     server.wait_for_log("shards: 2 processes serving")
     assert server.pid is not None
     assert len(_children(server.pid)) == 1  # shard 1
@@ -144,8 +148,8 @@ def test_a_long_poll_fetch_wakes_on_an_append_on_another_shard(
         pyggy_server_factory: Callable[..., PyggyServer]) -> None:
     """A consumer parked in Fetch (fetch.wait.max.ms 20 s) on all partitions gets a record
     appended to any of them at once, whichever shard owns it and whichever shard the record
-    or the consumer came through."""
-    server = pyggy_server_factory(env=SHARDS)
+    or the consumer came through (one broker: the Fetch is parked on one shard for all)."""
+    server = pyggy_server_factory(env=ONE_BROKER)
     server.wait_for_log("shards: 2 processes serving")
     admin = AdminClient({"bootstrap.servers": server.kafka_address})  # alive until answered
     admin.create_topics([NewTopic("live", PARTITIONS, 1)])["live"].result(15)
@@ -184,3 +188,47 @@ def test_shard_0_dying_stops_the_other_shards(
     assert not os.path.exists(f"/proc/{child}") or open(
         f"/proc/{child}/stat").read().split(") ")[1].startswith("Z")
     server.wait_for_log("shard1 pyggy.shards.runtime: shard 1: its channel", timeout=5)
+
+
+def test_kafka_clients_see_a_broker_per_shard_and_one_group_coordinator(
+        pyggy_server_factory: Callable[..., PyggyServer]) -> None:
+    """Metadata names each shard as a broker leading the partitions it owns (requests go to
+    the owner, nothing is forwarded) and shard 0 as every group's coordinator: two members
+    of one group on different connections share the partitions between them."""
+    server = pyggy_server_factory(env=SHARDS)
+    server.wait_for_log("shards: 2 processes serving")
+    admin = AdminClient({"bootstrap.servers": server.kafka_address})
+    admin.create_topics([NewTopic("grouped", PARTITIONS, 1)])["grouped"].result(15)
+    meta = admin.list_topics("grouped", timeout=15)
+    assert sorted(meta.brokers) == [0, 1]
+    assert server.kafka_port not in {b.port for b in meta.brokers.values()}
+    leaders = {p.id: p.leader for p in meta.topics["grouped"].partitions.values()}
+    assert sorted(leaders.values()) == [0, 0, 1, 1]
+    producer = Producer({"bootstrap.servers": server.kafka_address, "linger.ms": 0})
+    for i in range(40):
+        producer.produce("grouped", value=f"g{i}".encode(), partition=i % PARTITIONS)
+    assert producer.flush(20) == 0
+
+    members = [Consumer({"bootstrap.servers": server.kafka_address, "group.id": "pair",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+               for _ in range(2)]
+    try:
+        for c in members:
+            c.subscribe(["grouped"])
+        seen: list[bytes] = []
+        assigned: list[set[int]] = [set(), set()]
+        deadline = time.monotonic() + 60
+        while (len(seen) < 40 or not all(assigned)) and time.monotonic() < deadline:
+            for n, c in enumerate(members):
+                for m in c.consume(100, 0.5):
+                    assert m.error() is None, m.error()
+                    seen.append(m.value())
+                assigned[n] = {tp.partition for tp in c.assignment()}
+        # every record (a rebalance while the second member joins may deliver some twice:
+        # nothing is committed here), and the partitions split between the two members
+        assert set(seen) == {f"g{i}".encode() for i in range(40)}
+        assert all(assigned) and not assigned[0] & assigned[1]
+        assert assigned[0] | assigned[1] == set(range(PARTITIONS))
+    finally:
+        for c in members:
+            c.close()
