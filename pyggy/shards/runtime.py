@@ -301,11 +301,14 @@ class ShardRuntime:
             c.close()
         if self.server is not None:
             self.server.close()
-        if self.index == 0:
+        # each shard removes its socket, the last one the directory; shard 0, whose children
+        # have exited by now, also what a killed one left (and if shard 0 is killed, its
+        # own socket is gone already: removed once every child had connected)
+        for index in range(self.count) if self.index == 0 else (self.index,):
             with contextlib.suppress(OSError):
-                for name in os.listdir(self.socket_dir):
-                    os.unlink(self.socket_dir / name)
-                os.rmdir(self.socket_dir)
+                os.unlink(self.path(index))
+        with contextlib.suppress(OSError):
+            os.rmdir(self.socket_dir)
 
 
 # -- operations one shard asks of another ----------------------------------------------------
@@ -317,6 +320,8 @@ async def _ready(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply
         for peer in rt.ready:
             await rt.channel(peer)  # the broadcast goes over these, from the first command
         rt.all_ready.set()
+        with contextlib.suppress(OSError):  # every child is connected: nobody opens it again
+            os.unlink(rt.path(0))
     await rt.all_ready.wait()
     return {}, b""
 
