@@ -45,6 +45,7 @@ E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting 
     "tests/scenarios/",
     "tests/kafka_wire/test_kafka_bad_input.py",
     "tests/native_wire/test_bad_input.py",
+    "tests/native_wire/test_routing.py",  # one pyggy process, raw routing requests
     "tests/pyggy/test_packaging.py",  # builds and installs the wheel
     "tests/transport/test_connection.py",
     "tests/transport/test_limits_e2e.py",
@@ -59,6 +60,7 @@ E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting 
     "tests/cluster/test_cluster_consumer_state.py",  # three pyggy processes, SIGKILL
     "tests/cluster/test_cluster_scenarios.py",  # three pyggy processes under faults, checked
     "tests/cluster/test_cluster_tutorial.py",  # docs/cluster.md's tutorial, in a netns
+    "tests/pyggy/test_bench_cluster.py",  # pyggy-bench against three pyggy processes
 )
 SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
     "tests/pyggy/shards/test_sharded_server.py",  # 2-shard servers, restarts: 60-70 s shared
@@ -75,6 +77,10 @@ SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI
     # three pyggy processes per failure scenario, checked histories: 20-100 s each, 6.5 min
     "tests/cluster/test_cluster_scenarios.py",
     "tests/cluster/test_cluster_tutorial.py",  # three processes, a failover: 40-60 s
+    # three processes, SIGKILL and restart of the metadata primary, SDK routing: 25 s
+    "tests/cluster/test_cluster_iggy_sdk.py::"
+    "test_a_partition_led_by_a_backup_is_written_and_polled_through_the_leader",
+    "tests/pyggy/test_bench_cluster.py",  # three processes, three bench runs: 50 s
 )
 
 

@@ -15,7 +15,8 @@ are idempotent in op order). A disk error applying one is this replica's alone: 
 raised to the caller on the proposer.
 
 Snapshot: the state log is already durable (fsync per command), so a checkpoint records the op
-it reached; restoring one ahead of the local state log (state transfer) is not implemented yet.
+it reached; one ahead of the local state log is `missing` state, which the node cannot fetch
+yet (state transfer of the metadata group: docs/cluster.md, "Not done yet").
 """
 
 from __future__ import annotations
@@ -92,7 +93,11 @@ class MetadataMachine:
         return _Q.pack(self.commands.last_op)
 
     def missing(self, data: bytes) -> bool:
-        return False  # state transfer of the state log is not implemented: restore refuses
+        """A checkpoint ahead of the state log names state this replica lacks: the node is
+        asked to fetch it (FETCH_STATE; not implemented yet, so it fences the replica) rather
+        than `restore` raising out of a bus handler."""
+        op: int = _Q.unpack(data)[0]
+        return op > self.commands.last_op
 
     def restore(self, data: bytes) -> None:
         (op,) = _Q.unpack(data)

@@ -6,7 +6,12 @@ each keeps its consensus files under `<data>/cluster/<group id, hex>/`. The node
 client of its own groups: it holds a few registered sessions per group (one request in flight
 each), sends a request to the local replica while that replica is the primary in normal status,
 resends it every `RETRY_TICKS` (a full pipeline drops requests silently, as Iggy's does) and
-resolves the caller with the reply. Outcomes a door maps to its codes:
+resolves the caller with the reply. With `forward=True` a backup in normal status sends the
+request to its primary over the bus instead (VSR lets a request reach the primary by any path);
+it answers once the op has committed and executed *here*, with the reply its own client table
+recorded (the same bytes on every replica), so what it acknowledged is readable on this node.
+The primary broadcasts a Commit on the next tick after executing a request it did not send, so
+the forwarder need not wait for the idle commit heartbeat. Outcomes a door maps to its codes:
 
 - `NotPrimary(primary)`: never admitted; `primary` is the replica id to go to (Kafka
   NOT_LEADER_OR_FOLLOWER, Iggy TransientNotAccepted), None while a view change runs (Kafka
@@ -111,6 +116,7 @@ class GroupRuntime:
     # why this replica stopped taking part in its group (a disk error while executing a
     # committed op): it neither acknowledges nor votes until the node restarts
     fenced: str | None = None
+    commit_due: bool = False  # primary: executed a forwarded request; send Commit next tick
 
 
 class Node:
@@ -176,12 +182,17 @@ class Node:
             return
         self._process(rt, actions)
 
-    def _fence(self, rt: GroupRuntime, e: BaseException) -> None:
+    def _fence(self, rt: GroupRuntime, e: BaseException | str) -> None:
         rt.fenced = str(e)
-        log.critical("cluster group %#x: a disk error while executing a committed op (%s); "
-                     "this replica stops taking part in the group (no acknowledgements, no "
-                     "votes) rather than diverge from the others. Restart the node once the "
-                     "disk is fixed: it recovers from its journal and peers", rt.id, e)
+        if isinstance(e, str):
+            log.critical("cluster group %#x: %s; this replica stops taking part in the group "
+                         "(no acknowledgements, no votes)", rt.id, e)
+        else:
+            log.critical("cluster group %#x: a disk error while executing a committed op "
+                         "(%s); this replica stops taking part in the group (no "
+                         "acknowledgements, no votes) rather than diverge from the others. "
+                         "Restart the node once the disk is fixed: it recovers from its "
+                         "journal and peers", rt.id, e)
         if rt.fetch is not None:
             rt.fetch.abandon()
             rt.fetch = None
@@ -249,6 +260,9 @@ class Node:
     def tick(self) -> None:
         self.now += 1
         for rt in list(self.groups.values()):
+            if rt.commit_due:
+                rt.commit_due = False
+                self._drive(rt, rt.replica.send_commit)
             self._drive(rt, rt.replica.tick)
             if rt.pending:
                 self._watch(rt)
@@ -268,15 +282,26 @@ class Node:
                 self.bus.send(a[1], a[2])
             elif a[0] == REPLY:
                 self._reply(rt, a[2])
-            elif a[0] == COMMITTED and self.on_commit is not None:
-                self.on_commit(rt.id, a[1], a[2])
+            elif a[0] == COMMITTED:
+                if rt.pending and not r.is_primary:
+                    self._forwarded_done(rt, a[2])
+                if self.on_commit is not None:
+                    self.on_commit(rt.id, a[1], a[2])
             elif a[0] == FETCH_STATE:
                 self._start_fetch(rt, a[1], a[2])
 
     # -- state transfer of partition segments (segment_transfer.py) -------------------------
     def _start_fetch(self, rt: GroupRuntime, peer: int, state: bytes) -> None:
         sm = rt.sm
-        if not isinstance(sm, PartitionMachine) or rt.fetch is not None:
+        if not isinstance(sm, PartitionMachine):
+            # the metadata group: its state cannot be fetched yet (docs/cluster.md, "Not done
+            # yet"); a replica that took part without it could lead with a stale state
+            self.transfers_dropped += 1
+            self._fence(rt, f"its state is behind every peer's journal (checkpoint "
+                            f"{rt.replica.fetching_checkpoint} of replica {peer}) and state "
+                            "transfer of the metadata group is not implemented yet")
+            return
+        if rt.fetch is not None:
             self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
             return
         r = rt.replica
@@ -368,7 +393,10 @@ class Node:
 
     def _reply(self, rt: GroupRuntime, m: Message) -> None:
         p = rt.pending.get(m.client)
-        if p is None or p.future.done():
+        if p is None:  # another node's client (a forwarded request): push the commit point
+            rt.commit_due = True
+            return
+        if p.future.done():
             return
         if m.command == Command.EVICTION:
             del rt.pending[m.client]
@@ -379,6 +407,37 @@ class Node:
         del rt.pending[m.client]
         p.future.set_result(m.body)
 
+    def _forwarded_done(self, rt: GroupRuntime, prepare: Message) -> None:
+        """A forwarded request of ours executed here: answer with the client table's reply."""
+        p = rt.pending.get(prepare.client)
+        m = None if p is None else p.message
+        if p is None or m is None or prepare.session != m.session or \
+                prepare.request != m.request or prepare.operation != m.operation:
+            return
+        entry = rt.replica.client_table.get(prepare.client)
+        del rt.pending[prepare.client]
+        if p.future.done():
+            return
+        if entry is None or entry.request != m.request or (
+                m.operation != REGISTER and entry.session != m.session):
+            p.future.set_exception(OutcomeUnknown("session evicted"))
+            return
+        p.future.set_result(entry.reply)
+
+    @staticmethod
+    def _evicted(rt: GroupRuntime, m: Message) -> bool:
+        if m.operation == REGISTER:
+            return False
+        entry = rt.replica.client_table.get(m.client)
+        return entry is None or entry.session != m.session
+
+    def _deliver_request(self, rt: GroupRuntime, m: Message) -> None:
+        r = rt.replica
+        if r.is_primary:
+            self._drive(rt, functools.partial(r.on_message, m))
+        elif r.status == NORMAL:
+            self.bus.send(r.primary_index, m)
+
     def _watch(self, rt: GroupRuntime) -> None:
         r = rt.replica
         for client, p in list(rt.pending.items()):
@@ -387,9 +446,15 @@ class Node:
                 if not p.future.done():
                     p.future.set_exception(OutcomeUnknown(
                         "view changed before the reply" if r.view != p.view else "timed out"))
+            elif not r.is_primary and self._evicted(rt, p.message):
+                # forwarded: the primary's Eviction goes nowhere, but the replicated client
+                # table shows it here too
+                del rt.pending[client]
+                if not p.future.done():
+                    p.future.set_exception(OutcomeUnknown("session evicted"))
             elif self.now - p.sent_at >= RETRY_TICKS:
                 p.sent_at = self.now
-                self._drive(rt, functools.partial(r.on_message, p.message))
+                self._deliver_request(rt, p.message)
 
     # -- the client side ---------------------------------------------------------------------
     def primary(self, group: int) -> int | None:
@@ -399,22 +464,24 @@ class Node:
             return None
         return rt.replica.primary_index
 
-    def _admit(self, group: int) -> GroupRuntime:
+    def _admit(self, group: int, forward: bool) -> GroupRuntime:
         rt = self.groups.get(group)
         if rt is None:
             raise NotPrimary(group, None)
         r = rt.replica
-        if r.status != NORMAL or rt.fenced is not None:
+        if r.status != NORMAL or rt.fenced is not None or r.transferring:
             raise NotPrimary(group, None)
-        if not r.is_primary:
+        if not r.is_primary and not forward:
             raise NotPrimary(group, r.primary_index)
         return rt
 
-    async def submit(self, group: int, operation: int, body: bytes) -> bytes:
+    async def submit(self, group: int, operation: int, body: bytes,
+                     forward: bool = False) -> bytes:
         """Replicate one operation through `group` and return the reply body once it has
-        committed and executed here (this node must be the group's primary)."""
-        rt = self._admit(group)
-        session = await self._session(rt)
+        committed and executed here (on the group's primary; with `forward`, on a backup in
+        normal status too: the request goes to the primary)."""
+        rt = self._admit(group, forward)
+        session = await self._session(rt, forward)
         try:
             session.request += 1
             return await self._send(rt, session, operation, body)
@@ -428,7 +495,7 @@ class Node:
                 if not w.done():
                     w.set_result(None)
 
-    async def _session(self, rt: GroupRuntime) -> Session:
+    async def _session(self, rt: GroupRuntime, forward: bool) -> Session:
         while True:
             if rt.free:
                 return rt.free.pop()
@@ -444,16 +511,17 @@ class Node:
             w: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             rt.waiters.append(w)
             await w
-            self._admit(rt.id)
+            self._admit(rt.id, forward)
 
     async def _send(self, rt: GroupRuntime, s: Session, operation: int, body: bytes) -> bytes:
         number = 0 if operation == REGISTER else s.request
-        m = Message(Command.REQUEST, cluster=self.cluster, group=rt.id, client=s.client,
-                    session=s.session, request=number, operation=operation, body=body)
+        m = Message(Command.REQUEST, cluster=self.cluster, replica=self.replica, group=rt.id,
+                    client=s.client, session=s.session, request=number, operation=operation,
+                    body=body)
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         rt.pending[s.client] = Pending(s, m, rt.replica.view, fut, self.now,
                                        self.now + REQUEST_TIMEOUT_TICKS)
-        self._drive(rt, functools.partial(rt.replica.on_message, m))
+        self._deliver_request(rt, m)
         try:
             return await fut
         except OutcomeUnknown:

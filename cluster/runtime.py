@@ -171,7 +171,7 @@ class ClusterRuntime:
     # -- writes ----------------------------------------------------------------------------
     async def _submit(self, group: int, operation: int, body: bytes) -> bytes:
         try:
-            return await self.node.submit(group, operation, body)
+            return await self.node.submit(group, operation, body, view.FORWARD.get())
         except node_mod.NotPrimary as e:
             raise view.NotLeader(e.primary) from None
         except node_mod.OutcomeUnknown as e:

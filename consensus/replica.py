@@ -286,6 +286,14 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
         out, self._out = self._out, []
         return out
 
+    def send_commit(self) -> list[Action]:
+        """The primary broadcasts Commit now rather than at its next idle heartbeat (a backup
+        that forwarded a request waits to execute it)."""
+        if self.status == NORMAL and self.is_primary:
+            self._send_commit()
+        out, self._out = self._out, []
+        return out
+
     def read(self, query: bytes) -> tuple[int, bytes] | None:
         """(commit_min, answer) from executed state; None while recovering or transferring."""
         if self.status == RECOVERING or self.transferring:

@@ -20,6 +20,7 @@ from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.metadata.commands import (
     TxnAdd,
     TxnComplete,
+    TxnExpire,
     TxnFirstOffset,
     TxnInit,
     TxnOffsets,
@@ -31,6 +32,7 @@ EMPTY, ONGOING = "Empty", "Ongoing"
 PREPARE_COMMIT, PREPARE_ABORT = "PrepareCommit", "PrepareAbort"
 COMPLETE_COMMIT, COMPLETE_ABORT = "CompleteCommit", "CompleteAbort"
 STATES = (EMPTY, ONGOING, PREPARE_COMMIT, PREPARE_ABORT, COMPLETE_COMMIT, COMPLETE_ABORT)
+IDLE = (EMPTY, COMPLETE_COMMIT, COMPLETE_ABORT)  # no transaction open: the id may expire
 # staged group offsets: group -> [(topic name, partition, offset, leader epoch, metadata)]
 StagedOffsets = dict[str, list[tuple[str, int, int, int, str]]]
 
@@ -43,6 +45,9 @@ class Txn:
     timeout_ms: int
     state: str = EMPTY
     started_ms: int = -1
+    # when the id was last initialised, added to or completed (-1: unknown, never expires);
+    # Kafka's transactional.id.expiration.ms counts from here
+    updated_ms: int = -1
     partitions: set[PartKey] = field(default_factory=set)
     groups: set[str] = field(default_factory=set)
     offsets: StagedOffsets = field(default_factory=dict)
@@ -126,7 +131,8 @@ class TransactionState:
         old = self.txns.get(c["transactional_id"])
         if old is not None:
             self.by_producer.pop(old.producer_id, None)
-        t = Txn(c["transactional_id"], c["producer_id"], c["epoch"], c["timeout_ms"])
+        t = Txn(c["transactional_id"], c["producer_id"], c["epoch"], c["timeout_ms"],
+                updated_ms=c.get("now_ms", -1))
         self.txns[t.transactional_id] = self.by_producer[t.producer_id] = t
         return t
 
@@ -136,6 +142,7 @@ class TransactionState:
         if t.state != ONGOING:
             t.state, t.started_ms = ONGOING, c["now_ms"]
             t.partitions, t.groups, t.offsets = set(), set(), {}
+        t.updated_ms = c["now_ms"]
         t.partitions.update(_key(k) for k in c.get("partitions", ()))
         t.groups.update(c.get("groups", ()))
         return t
@@ -175,7 +182,29 @@ class TransactionState:
         t.state = COMPLETE_COMMIT if commit else COMPLETE_ABORT
         t.partitions, t.groups, t.offsets = set(), set(), {}
         t.epoch = c.get("epoch", t.epoch)
+        t.updated_ms = c.get("now_ms", t.updated_ms)
         return t
+
+    def expired(self, now_ms: int, after_ms: int) -> list[str]:
+        """Transactional ids idle (no transaction open or being finished) for longer than
+        `after_ms`: what the coordinator proposes to forget (Kafka's
+        transactional.id.expiration.ms)."""
+        return [t.transactional_id for t in self.txns.values()
+                if t.state in IDLE and 0 <= t.updated_ms < now_ms - after_ms]
+
+    def expire(self, c: TxnExpire) -> list[str]:
+        """Forget idle transactional ids (their producer id with them); an id that is busy
+        again by the time the command applies stays. The ids that went."""
+        gone = []
+        for tid in c["transactional_ids"]:
+            t = self.txns.get(tid)
+            if t is None or t.state not in IDLE or t.updated_ms > c["before_ms"]:
+                continue
+            del self.txns[tid]
+            if self.by_producer.get(t.producer_id) is t:
+                del self.by_producer[t.producer_id]
+            gone.append(tid)
+        return gone
 
     def forget(self, stream_id: int, topic_id: int, partitions: set[int] | None) -> None:
         """Partitions (None: all of the topic) were deleted; Iggy reuses their ids."""

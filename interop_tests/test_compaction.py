@@ -15,6 +15,7 @@ import asyncio
 import os
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,30 @@ def test_a_compacted_topic_reads_as_on_kafka(real_kafka: RealKafka,
     assert len(via_iggy) <= UPDATES // 2
     assert live(via_iggy) == want
     assert via_iggy == compacted(pyggy_compacting.kafka_address, topic)  # the same view
+
+
+def _report(into: list, error: object, _message: object) -> None:
+    into.append(error)
+
+
+def test_a_keyless_record_is_refused_as_on_kafka(real_kafka: RealKafka,
+                                                  pyggy_compacting: PyggyServer) -> None:
+    """Both brokers refuse a record without a key on a compacted topic (INVALID_RECORD, not
+    retried by the client) and store the keyed one sent after it."""
+    from confluent_kafka import KafkaError
+
+    topic = unique("keyless")
+    for name, bootstrap in (("kafka", real_kafka.bootstrap),
+                            ("pyggy", pyggy_compacting.kafka_address)):
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic(topic, 1, 1, config=CONFIGS)])[topic].result(30)
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+        reports: list[KafkaError | None] = []
+        producer.produce(topic, value=b"no key", on_delivery=partial(_report, reports))
+        assert producer.flush(30) == 0
+        producer.produce(topic, key=b"k", value=b"v", on_delivery=partial(_report, reports))
+        assert producer.flush(30) == 0
+        assert reports[0] is not None and reports[0].code() == KafkaError.INVALID_RECORD, \
+            f"{name}: {reports[0]}"
+        assert reports[1] is None, f"{name}: {reports[1]}"
+        assert [(k, v) for _, k, v in consume(bootstrap, topic)] == [(b"k", b"v")], name

@@ -3,9 +3,11 @@
 connection limits, the log cleaner. pyggy accepts and keeps them (the metadata state log), and
 DescribeConfigs shows them with source DYNAMIC_BROKER_CONFIG, so tools and tests that set them
 work as on Kafka; they change nothing in pyggy, whose equivalents come from its config file
-(README, Configuration). Dynamic broker configs that pyggy does have, such as `log.*` defaults or
-`message.max.bytes`, are refused as before: set them in pyggy's config. So are secrets
-(passwords, `sasl.jaas.config`): pyggy keeps no secret that way.
+(README, Configuration), except `producer.id.expiration.ms`, which bounds how long idle
+idempotent producers are remembered (`KafkaServer.expire_producers`). Dynamic broker configs
+that pyggy does have, such as `log.*` defaults or `message.max.bytes`, are refused as before:
+set them in pyggy's config. So are secrets (passwords, `sasl.jaas.config`): pyggy keeps no
+secret that way.
 """
 
 from __future__ import annotations

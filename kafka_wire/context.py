@@ -13,7 +13,7 @@ from pyggy.core.logins import Attempt, Logins, LoginState
 from pyggy.core.model import Partition, Topic, User
 from pyggy.kafka_wire import replicated
 from pyggy.kafka_wire.producer_ids import IdBlocks
-from pyggy.kafka_wire.producers import ProducerStates
+from pyggy.kafka_wire.producers import PRODUCER_ID_EXPIRATION_MS, ProducerStates
 from pyggy.kafka_wire.settings import KafkaSettings
 from pyggy.kafka_wire.topics import TopicMap
 from pyggy.kafka_wire.transactions import TransactionCoordinator
@@ -129,6 +129,17 @@ class KafkaServer:
         replicated.register(self)  # the handlers find `coordinator` when they run
         self.engine.append_listeners.append(self.waiters.appended)
         self.engine.delete_listeners.append(self.forget_deleted)
+
+    def now_ms(self) -> int:
+        return self.engine.clock.now_us() // 1000
+
+    def expire_producers(self) -> int:
+        """Forget idle producers' sequences after producer.id.expiration.ms (a dynamic broker
+        config, Kafka's default 1 day), keeping the epochs of live transactional ids."""
+        after_ms = int(self.engine.consumers.broker_configs().get(
+            "producer.id.expiration.ms", PRODUCER_ID_EXPIRATION_MS))
+        return self.producers.expire(self.now_ms(), after_ms,
+                                     lambda pid: self.engine.txns.by_producer(pid) is not None)
 
     def forget_deleted(self, stream: str, topic: Topic,
                        partitions: Sequence[Partition]) -> None:

@@ -25,6 +25,8 @@ BLOCK_LOW = 16  # a cluster node asks for the next block when fewer ids are left
 OWN_RANGES = 1 << 50  # a cluster replica's own ids: OWN_RANGES + (replica id << 40) onwards
 INT32_MAX = 2**31 - 1
 ID_BLOCK = 1000
+PRODUCER_ID_EXPIRATION_MS = 86_400_000  # Kafka's producer.id.expiration.ms default (1 day)
+PRODUCER_ID_EXPIRATION_CHECK_S = 600.0  # producer.id.expiration.check.interval.ms (10 min)
 
 
 class IdsExhausted(OSError):
@@ -38,6 +40,7 @@ class PartitionSequence:
     next_sequence: int
     # (first sequence, last sequence, base offset) of the last few batches, for retries
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT))
+    last_ms: int = 0  # when the producer last appended here (or its state was restored)
 
 
 class ProducerStates:
@@ -81,7 +84,7 @@ class ProducerStates:
         self._next, self._reserved = start, start + size
 
     def restore(self, key: tuple[int, int, int],
-                batches: Iterable[tuple[int, int, int, int, int]]) -> None:
+                batches: Iterable[tuple[int, int, int, int, int]], now_ms: int = 0) -> None:
         """Rebuild partition ``key``'s sequences from its stored batches, oldest first:
         (base offset, producer id, epoch, base sequence, record count) each."""
         self.restored.add(key)
@@ -90,7 +93,23 @@ class ProducerStates:
                 continue
             if epoch > self.epochs.get(pid, -1):
                 self.epochs[pid] = epoch
-            self.record(pid, epoch, base_seq, count, key, base_offset)
+            self.record(pid, epoch, base_seq, count, key, base_offset, now_ms)
+
+    def expire(self, now_ms: int, after_ms: int, keep: Callable[[int], bool]) -> int:
+        """Forget the sequences of producers idle on a partition for longer than `after_ms`
+        (Kafka's producer.id.expiration.ms), and the epoch of a producer left with none
+        unless `keep(producer id)` (a live transactional id: its coordinator fences by
+        epoch). A producer coming back starts on those partitions as a new one (any
+        sequence), as on Kafka. How many partition states went."""
+        stale = [k for k, state in self.partitions.items() if state.last_ms < now_ms - after_ms]
+        for k in stale:
+            del self.partitions[k]
+        if stale:
+            active = {pid for pid, _ in self.partitions}
+            for pid in {pid for pid, _ in stale} - active:
+                if not keep(pid):
+                    self.epochs.pop(pid, None)
+        return len(stale)
 
     def init(self, producer_id: int = -1, producer_epoch: int = -1) -> tuple[int, int, int]:
         """InitProducerId without a transactional id: (error, producer id, epoch).
@@ -139,13 +158,14 @@ class ProducerStates:
                           if k[:2] == (stream_id, topic_id) and k[2] in partitions}
 
     def record(self, pid: int, epoch: int, base_seq: int, count: int,
-               key: tuple[int, int, int], base_offset: int) -> None:
+               key: tuple[int, int, int], base_offset: int, now_ms: int = 0) -> None:
         """After appending: remember the batch for retries and the next sequence."""
         if pid < 0:
             return
         state = self.partitions.get((pid, key))
         if state is None or epoch > state.epoch:
             state = self.partitions[(pid, key)] = PartitionSequence(epoch, 0)
+        state.last_ms = now_ms
         last = base_seq + count - 1
         state.recent.append((base_seq, last, base_offset))
         state.next_sequence = 0 if last == INT32_MAX else last + 1

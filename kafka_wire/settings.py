@@ -25,3 +25,6 @@ class KafkaSettings:
     # KIP-368: a SASL session lasts this long (ms) before the client must re-authenticate on
     # the same connection (`[kafka] connections_max_reauth`); 0 = forever
     reauth_ms: int = 0
+    # Kafka's transactional.id.expiration.ms: an idle transactional id is forgotten after this
+    # (`[kafka] transactional_id_expiration`)
+    transactional_id_expiration_ms: int = 604_800_000

@@ -216,4 +216,18 @@ class TransactionCoordinator:
                 else:
                     continue
                 ended += 1
+        await self._expire()
         return ended
+
+    async def _expire(self) -> None:
+        """Forget transactional ids idle past transactional.id.expiration.ms, as Kafka does
+        (a producer coming back after that starts afresh with a new producer id)."""
+        after_ms = self.server.settings.transactional_id_expiration_ms
+        if not self.service.state.expired(self.engine.clock.now_us() // 1000, after_ms):
+            return
+        async with self.lock:
+            with contextlib.suppress(IggyError):  # a view change: the next tick tries again
+                gone = await self.service.expire(after_ms)
+                if gone:
+                    log.info("%d idle transactional ids expired (%s%s)", len(gone),
+                             ", ".join(map(repr, gone[:3])), ", ..." if len(gone) > 3 else "")

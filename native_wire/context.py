@@ -36,6 +36,14 @@ class Session:
     # classic group polls without a partition: round-robin cursor per (stream, topic, group)
     group_cursors: dict[tuple[int, int, int], int] = field(default_factory=dict)
     logins: LoginState = field(default_factory=LoginState)  # failed logins on this connection
+    # the client id of the coordinator session this data connection is attached to
+    # (ATTACH_CONSUMER_SESSION, handlers/routing.py): its group membership is shared
+    attached: int | None = None
+
+    @property
+    def member_id(self) -> int:
+        """The identity of consumer-group membership checks."""
+        return self.client_id if self.attached is None else self.attached
 
     @property
     def host(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
+from pyggy.core.engine.cluster import FORWARD
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.native_wire.codec import frames
 from pyggy.native_wire.codec import responses as rsp
@@ -35,6 +36,9 @@ async def _run(ctx: Context, code: int, body: memoryview) -> Answer:
     cmd = COMMANDS.get(code)
     if cmd is None or (ctx.classic and not cmd.classic):
         raise IggyError(ErrorCode.INVALID_COMMAND, f"unknown command {code}")
+    # in a cluster, writes reaching a backup go to their group's primary (Iggy clients do
+    # not know partition leaders): docs/cluster.md, "What a client sees"
+    FORWARD.set(True)
     metrics = ctx.server.metrics
     if metrics is None:
         return await _checked(ctx, cmd, body)

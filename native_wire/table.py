@@ -7,7 +7,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyggy.native_wire.codec.codes import NOT_IN_CLASSIC, Code
-from pyggy.native_wire.handlers import groups, messages, offsets, streams, system, topics, users
+from pyggy.native_wire.handlers import (
+    groups,
+    messages,
+    offsets,
+    routing,
+    streams,
+    system,
+    topics,
+    users,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +54,10 @@ _ROWS: list[tuple[Code, str, Callable]] = [
     (Code.POLL_MESSAGES, "message.poll", messages.poll_messages),
     (Code.SEND_MESSAGES, "message.send", messages.send_messages),
     (Code.FLUSH_UNSAVED_BUFFER, "message.flush_unsaved_buffer", messages.flush_unsaved_buffer),
+    (Code.GET_POLL_ROUTING, "message.poll_routing", routing.get_poll_routing),
+    (Code.POLL_MESSAGES_ON_PRIMARY, "message.poll_primary", routing.poll_on_primary),
+    (Code.ATTACH_CONSUMER_SESSION, "consumer_session.attach", routing.attach_consumer_session),
+    (Code.GET_CONSUMER_OFFSET_ROUTING, "consumer_offset.routing", routing.get_offset_routing),
     (Code.GET_CONSUMER_OFFSET, "consumer_offset.get", offsets.get_offset),
     (Code.STORE_CONSUMER_OFFSET, "consumer_offset.store", offsets.store_offset),
     (Code.DELETE_CONSUMER_OFFSET, "consumer_offset.delete", offsets.delete_offset),

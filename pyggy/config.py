@@ -37,27 +37,55 @@ LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error")
 NON_KEY_ENV = frozenset({"IGGY_CONFIG_PATH", "IGGY_ROOT_USERNAME", "IGGY_ROOT_PASSWORD"})
 
 
+class _Section:
+    """A config section's `__repr__` and `__eq__`, the ones @dataclass would generate, read
+    from its fields at call time: generating and compiling them for ~30 sections was a fifth of
+    the server's start-up imports (BENCHMARKS.md, issue 16 item 4)."""
+
+    __slots__ = ()
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq=True
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(" + ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)  # type: ignore[arg-type]
+            if f.repr) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, f.name) == getattr(other, f.name)
+                   for f in dataclasses.fields(self) if f.compare)  # type: ignore[arg-type]
+
+
+_T = typing.TypeVar("_T")
+
+
+@typing.dataclass_transform()
+def _section(cls: type[_T]) -> type[_T]:
+    return dataclass(slots=True, repr=False, eq=False)(cls)
+
+
 class ConfigError(ValueError):
     """An invalid config file, value or override."""
 
 
-@dataclass(slots=True)
-class PartitionConfig:
+@_section
+class PartitionConfig(_Section):
     validate_checksum: bool = True
 
 
-@dataclass(slots=True)
-class StateConfig:
+@_section
+class StateConfig(_Section):
     enforce_fsync: bool = True
 
 
-@dataclass(slots=True)
-class LoggingConfig:
+@_section
+class LoggingConfig(_Section):
     level: str = "info"
 
 
-@dataclass(slots=True)
-class ShardingConfig:
+@_section
+class ShardingConfig(_Section):
     """`[system.sharding]`: shard processes of one server (docs/sharding.md). 1 = one process;
     0 = auto (1 on a machine with at most 2 cores, else one per core)."""
 
@@ -68,8 +96,8 @@ class ShardingConfig:
     kafka_broker_per_shard: bool = True
 
 
-@dataclass(slots=True)
-class SystemConfig:
+@_section
+class SystemConfig(_Section):
     path: str = "local_data"
     partition: PartitionConfig = field(default_factory=PartitionConfig)
     state: StateConfig = field(default_factory=StateConfig)
@@ -92,8 +120,8 @@ def shard_count(config: ServerConfig, cores: int | None = None) -> int:
     return 1 if cores <= 2 else min(cores, MAX_SHARDS)
 
 
-@dataclass(slots=True)
-class TlsFiles:
+@_section
+class TlsFiles(_Section):
     """The keys every TLS section has: on or off, and the server's certificate and key. Empty
     file names mean `<system.path>/certs/pyggy_cert.pem` and `pyggy_key.pem`."""
 
@@ -103,7 +131,7 @@ class TlsFiles:
     key_file: str = ""
 
 
-@dataclass(slots=True)
+@_section
 class TlsConfig(TlsFiles):
     """Iggy's `[tcp.tls]` keys, also used as `[kafka.tls]` and `[http.tls]`."""
 
@@ -113,8 +141,8 @@ class TlsConfig(TlsFiles):
     ca_file: str = ""
 
 
-@dataclass(slots=True)
-class TcpConfig:
+@_section
+class TcpConfig(_Section):
     enabled: bool = True
     address: str = "127.0.0.1:8090"
     max_frame_size: Size = 64 * MiB
@@ -125,8 +153,8 @@ class TcpConfig:
     tls: TlsConfig = field(default_factory=TlsConfig)
 
 
-@dataclass(slots=True)
-class HttpCorsConfig:
+@_section
+class HttpCorsConfig(_Section):
     """Iggy's `[http.cors]`: which browser origins may call the REST API."""
 
     enabled: bool = True
@@ -138,8 +166,8 @@ class HttpCorsConfig:
     allow_private_network: bool = False
 
 
-@dataclass(slots=True)
-class HttpJwtConfig:
+@_section
+class HttpJwtConfig(_Section):
     """Iggy's `[http.jwt]`: HS256 access tokens. Empty secrets = a random one per start (tokens
     then end with the process)."""
 
@@ -154,14 +182,14 @@ class HttpJwtConfig:
     use_base64_secret: bool = False
 
 
-@dataclass(slots=True)
-class HttpMetricsConfig:
+@_section
+class HttpMetricsConfig(_Section):
     enabled: bool = True
     endpoint: str = "/metrics"
 
 
-@dataclass(slots=True)
-class HttpConfig:
+@_section
+class HttpConfig(_Section):
     """Iggy's HTTP REST transport (pyggy/http_api): the REST API, `/metrics`, the console."""
 
     enabled: bool = False
@@ -174,8 +202,8 @@ class HttpConfig:
     tls: TlsConfig = field(default_factory=TlsConfig)
 
 
-@dataclass(slots=True)
-class KafkaConfig:
+@_section
+class KafkaConfig(_Section):
     enabled: bool = True
     address: str = "127.0.0.1:9092"
     advertised_host: str = ""  # "" = host of `address` (machine hostname if wildcard)
@@ -196,6 +224,8 @@ class KafkaConfig:
     frame_read_timeout: Duration = 30.0
     connections_max_idle: Duration = 600.0  # Kafka's connections.max.idle.ms (10 min)
     auth_timeout: Duration = 10.0  # only while the Kafka door requires authentication
+    # Kafka's transactional.id.expiration.ms (7 days): idle transactional ids are forgotten
+    transactional_id_expiration: Duration = 604_800.0
     tls: TlsConfig = field(default_factory=TlsConfig)
 
     def advertised(self) -> tuple[str, int]:
@@ -206,8 +236,8 @@ class KafkaConfig:
         return self.advertised_host or host, self.advertised_port or port
 
 
-@dataclass(slots=True)
-class LoginConfig:
+@_section
+class LoginConfig(_Section):
     """Both doors' logins (core/logins.py): hashing pool, backoff and lockout."""
 
     hash_workers: int = 1  # threads hashing passwords (scrypt, SCRAM), off the event loop
@@ -220,38 +250,38 @@ class LoginConfig:
     max_delay: Duration = 2.0
 
 
-@dataclass(slots=True)
-class HeartbeatConfig:
+@_section
+class HeartbeatConfig(_Section):
     enabled: bool = True
     interval: Duration = 30.0
 
 
-@dataclass(slots=True)
-class ConsumerGroupConfig:
+@_section
+class ConsumerGroupConfig(_Section):
     rebalancing_timeout: Duration = 30.0
 
 
-@dataclass(slots=True)
-class MessagesMaintenanceConfig:
+@_section
+class MessagesMaintenanceConfig(_Section):
     cleaner_enabled: bool = True
     interval: Duration = 60.0
     archiver_enabled: bool = False  # archive sealed segments (needs [data_maintenance.archiver])
 
 
-@dataclass(slots=True)
-class StateMaintenanceConfig:
+@_section
+class StateMaintenanceConfig(_Section):
     archiver_enabled: bool = False  # archive the metadata state log
     overwrite: bool = True  # one object state/state.log, else one per change
     interval: Duration = 60.0
 
 
-@dataclass(slots=True)
-class DiskArchiverConfig:
+@_section
+class DiskArchiverConfig(_Section):
     path: str = "local_data/archive"
 
 
-@dataclass(slots=True)
-class S3ArchiverConfig:
+@_section
+class S3ArchiverConfig(_Section):
     key_id: str = "123"
     key_secret: str = "secret"
     bucket: str = "iggy"
@@ -260,8 +290,8 @@ class S3ArchiverConfig:
     tmp_upload_dir: str = "local_data/s3_tmp"
 
 
-@dataclass(slots=True)
-class ArchiverConfig:
+@_section
+class ArchiverConfig(_Section):
     """Iggy 0.4/0.5's archiver keys (`kind` = "disk" or "s3"), plus pyggy's read cache."""
 
     enabled: bool = False
@@ -271,8 +301,8 @@ class ArchiverConfig:
     s3: S3ArchiverConfig = field(default_factory=S3ArchiverConfig)
 
 
-@dataclass(slots=True)
-class ScrubConfig:
+@_section
+class ScrubConfig(_Section):
     """pyggy's own: re-read and verify every stored batch in the background, at a bounded rate
     (repairs from the archive as reads do; `pyggy-scrub` does the same offline)."""
 
@@ -281,34 +311,34 @@ class ScrubConfig:
     rate: Size = 32 * MiB  # bytes verified per second at most
 
 
-@dataclass(slots=True)
-class DataMaintenanceConfig:
+@_section
+class DataMaintenanceConfig(_Section):
     messages: MessagesMaintenanceConfig = field(default_factory=MessagesMaintenanceConfig)
     archiver: ArchiverConfig = field(default_factory=ArchiverConfig)
     state: StateMaintenanceConfig = field(default_factory=StateMaintenanceConfig)
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
 
 
-@dataclass(slots=True)
-class TokenCleanerConfig:
+@_section
+class TokenCleanerConfig(_Section):
     enabled: bool = True
     interval: Duration = 60.0
 
 
-@dataclass(slots=True)
-class PersonalAccessTokenConfig:
+@_section
+class PersonalAccessTokenConfig(_Section):
     max_tokens_per_user: int = 100
     cleaner: TokenCleanerConfig = field(default_factory=TokenCleanerConfig)
 
 
-@dataclass(slots=True)
-class TelemetryExporterConfig:
+@_section
+class TelemetryExporterConfig(_Section):
     transport: str = "grpc"  # "grpc" or "http"
     endpoint: str = ""
 
 
-@dataclass(slots=True)
-class TelemetryConfig:
+@_section
+class TelemetryConfig(_Section):
     """OpenTelemetry logs and traces over OTLP (pyggy/telemetry.py); needs pyggy[telemetry]."""
 
     enabled: bool = False
@@ -325,8 +355,8 @@ class TelemetryConfig:
     )
 
 
-@dataclass(slots=True)
-class ClusterPorts:
+@_section
+class ClusterPorts(_Section):
     """A roster node's ports (`kafka` is pyggy's; 0 = that door is off on the node)."""
 
     tcp: int = 0
@@ -335,8 +365,8 @@ class ClusterPorts:
     http: int = 0
 
 
-@dataclass(slots=True)
-class ClusterNode:
+@_section
+class ClusterNode(_Section):
     """One `[[cluster.nodes]]` entry (Iggy's roster), identical in every node's config."""
 
     name: str = ""
@@ -345,15 +375,15 @@ class ClusterNode:
     ports: ClusterPorts = field(default_factory=ClusterPorts)
 
 
-@dataclass(slots=True)
-class ClusterAuthConfig:
+@_section
+class ClusterAuthConfig(_Section):
     """Replicas authenticate each other with a pre-shared key (cluster/handshake.py)."""
 
     enabled: bool = False
     shared_secret: str = ""
 
 
-@dataclass(slots=True)
+@_section
 class ClusterTlsConfig(TlsFiles):
     """TLS on the replica port (Iggy's `[cluster.tls]`); `ca_file` verifies peers. Not
     `TlsConfig`: replicas authenticate each other with `[cluster.auth]`, not certificates, so
@@ -362,8 +392,8 @@ class ClusterTlsConfig(TlsFiles):
     ca_file: str = ""
 
 
-@dataclass(slots=True)
-class ClusterConfig:
+@_section
+class ClusterConfig(_Section):
     """Iggy's `[cluster]`: off = one node (nothing of pyggy.cluster is imported). Timing keys
     are rounded down to whole 10 ms ticks (`ticks`)."""
 
@@ -400,8 +430,8 @@ def ticks(seconds: float) -> int:
     return max(1, int(round(seconds * 1000)) // 10)
 
 
-@dataclass(slots=True)
-class ServerConfig:
+@_section
+class ServerConfig(_Section):
     system: SystemConfig = field(default_factory=SystemConfig)
     tcp: TcpConfig = field(default_factory=TcpConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -714,6 +744,8 @@ def validate(config: ServerConfig) -> None:
         raise ConfigError('kafka.authentication must be "auto", "sasl" or "none"')
     if config.kafka.connections_max_reauth < 0:
         raise ConfigError("kafka.connections_max_reauth must not be negative")
+    if config.kafka.transactional_id_expiration <= 0:
+        raise ConfigError("kafka.transactional_id_expiration must be positive")
     login = config.login
     for key in ("hash_workers", "max_connection_failures", "max_failures",
                 "max_address_failures"):

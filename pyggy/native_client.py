@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import struct
 import uuid
+from typing import NamedTuple
 
 from pyggy.native_wire.codec import frames
 from pyggy.native_wire.codec.codes import Code, Operation
@@ -135,3 +136,54 @@ class NativeClient:
                       + encode_identifier(topic) + encode_identifier(group))
             return 0, reply
         return _U32.unpack_from(reply, 12)[0], reply
+
+    def cluster_nodes(self) -> list[ClusterNode]:
+        """GET_CLUSTER_METADATA: every node of the roster (one on a single node)."""
+        return parse_cluster_nodes(bytes(self.call(Code.GET_CLUSTER_METADATA)))
+
+
+_NODE_TAIL = struct.Struct("<HHHHBB")  # tcp, quic, http, websocket ports; role, status
+LEADER = 0  # role of the metadata primary (1: follower)
+
+
+class ClusterNode(NamedTuple):
+    name: str
+    ip: str
+    tcp: int
+    role: int
+
+    @property
+    def address(self) -> str:
+        return f"[{self.ip}]:{self.tcp}" if ":" in self.ip else f"{self.ip}:{self.tcp}"
+
+
+def parse_cluster_nodes(body: bytes) -> list[ClusterNode]:
+    """Decode a GET_CLUSTER_METADATA reply (cluster name, ``u32 count``, per node name, ip,
+    ports, role, status; native_wire/codec/responses.py); ValueError when it is malformed."""
+    pos = 0
+
+    def text() -> str:
+        nonlocal pos
+        (n,) = _U32.unpack_from(body, pos)
+        if pos + 4 + n > len(body):
+            raise ValueError("truncated string")
+        pos += 4 + n
+        return body[pos - n:pos].decode()
+
+    try:
+        text()  # the cluster's name
+        (count,) = _U32.unpack_from(body, pos)
+        pos += 4
+        if count * (8 + _NODE_TAIL.size) > len(body) - pos:
+            raise ValueError(f"{count} nodes cannot fit in {len(body) - pos} bytes")
+        nodes = []
+        for _ in range(count):
+            name, ip = text(), text()
+            tcp, _quic, _http, _ws, role, _status = _NODE_TAIL.unpack_from(body, pos)
+            pos += _NODE_TAIL.size
+            nodes.append(ClusterNode(name, ip, tcp, role))
+    except (struct.error, UnicodeDecodeError) as e:
+        raise ValueError(f"malformed cluster metadata: {e}") from None
+    if pos != len(body):
+        raise ValueError("trailing bytes after the cluster metadata")
+    return nodes

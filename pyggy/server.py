@@ -198,7 +198,12 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
     from pyggy.kafka_wire.groups import FileOffsetStore, GroupCoordinator
     from pyggy.kafka_wire.listener import start_listener as start_kafka
     from pyggy.kafka_wire.producer_ids import IdBlocks, ProducerIdFile
-    from pyggy.kafka_wire.producers import ID_BLOCK, OWN_RANGES, ProducerStates
+    from pyggy.kafka_wire.producers import (
+        ID_BLOCK,
+        OWN_RANGES,
+        PRODUCER_ID_EXPIRATION_CHECK_S,
+        ProducerStates,
+    )
     from pyggy.kafka_wire.settings import KafkaSettings
     from pyggy.kafka_wire.topics import topic_id
 
@@ -210,7 +215,9 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
                              auto_create_topics=k.auto_create_topics,
                              num_partitions=k.num_partitions, max_frame_size=k.max_frame_size,
                              requires_auth=_kafka_authentication(config),
-                             reauth_ms=round(k.connections_max_reauth * 1000))
+                             reauth_ms=round(k.connections_max_reauth * 1000),
+                             transactional_id_expiration_ms=round(
+                                 k.transactional_id_expiration * 1000))
     # producer ids continue after a restart (kafka_wire/producers.py)
     # ... and each shard process hands out ids of its own range, from a file of its own
     shard = f".shard{shards.index}" if shards is not None and shards.index else ""
@@ -272,6 +279,8 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
     # transaction timeouts, and transactions a restart found prepared (kafka_wire/transactions)
     tasks.append(asyncio.get_running_loop().create_task(_periodic(
         TXN_TICK_S, kafka.txn.tick, "kafka transaction timers")))
+    tasks.append(asyncio.get_running_loop().create_task(_periodic(
+        PRODUCER_ID_EXPIRATION_CHECK_S, kafka.expire_producers, "kafka producer expiry")))
 
     if shards is not None:
         from pyggy.shards.kafka import KafkaForward

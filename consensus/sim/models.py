@@ -174,11 +174,15 @@ class PartitionModel:
             return body if operation in (DELETE_RECORDS, PURGE, RETENTION) else None
         if len(body) < _APPEND_HEAD.size:
             return None
-        base = len(self.records) + sum(_APPEND_HEAD.unpack_from(b)[1] for o, b in pending
-                                       if o == APPEND)
+        base = self.executed_end() + sum(_APPEND_HEAD.unpack_from(b)[1] for o, b in pending
+                                         if o == APPEND)
         stamped = bytearray(body)
         _U64.pack_into(stamped, 0, base)
         return bytes(stamped)
+
+    def executed_end(self) -> int:
+        """The end of the log the executed ops made: where `stamp` counts the pipeline from."""
+        return len(self.records)
 
     def apply(self, op: int, operation: int, body: bytes, timestamp: int) -> bytes:
         if operation == APPEND:
@@ -288,19 +292,10 @@ class ExternalPartitionModel(PartitionModel):
     def log_start(self, value: int) -> None:
         self.store.log_start = value
 
-    def stamp(self, operation: int, body: bytes,
-              pending: Sequence[tuple[int, bytes]]) -> bytes | None:
-        """From the executed end, not the store's: a restarted replica may become primary
-        with ops it executed before the crash back in its pipeline (seed 505 found it)."""
-        if operation != APPEND:
-            return super().stamp(operation, body, pending)
-        if len(body) < _APPEND_HEAD.size:
-            return None
-        base = self.applied_end + sum(_APPEND_HEAD.unpack_from(b)[1] for o, b in pending
-                                      if o == APPEND)
-        stamped = bytearray(body)
-        _U64.pack_into(stamped, 0, base)
-        return bytes(stamped)
+    def executed_end(self) -> int:
+        """The executed end, not the store's: a restarted replica may become primary with ops
+        it executed before the crash back in its pipeline (seed 505 found it)."""
+        return self.applied_end
 
     def apply(self, op: int, operation: int, body: bytes, timestamp: int) -> bytes:
         if operation == APPEND:

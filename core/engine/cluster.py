@@ -5,14 +5,21 @@ import that package.
 Errors: `NotLeader` (never admitted here: Kafka NOT_LEADER_OR_FOLLOWER / LEADER_NOT_AVAILABLE
 / NOT_CONTROLLER, Iggy TransientNotAccepted 58) and `OutcomeUnknown` (admitted, reply lost to
 a view change: Kafka REQUEST_TIMED_OUT, Iggy TransientNotCommitted 57).
+
+`FORWARD`: a door that sets it (the Iggy door, for each request it serves) has its replicated
+writes reaching a backup forwarded to the group's primary instead of refused with `NotLeader`
+(its clients do not know partition leaders; Kafka clients do, and re-route themselves).
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pyggy.core.errors import ErrorCode, IggyError
+
+FORWARD: ContextVar[bool] = ContextVar("pyggy_cluster_forward", default=False)
 
 
 class NotLeader(IggyError):

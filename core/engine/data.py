@@ -115,9 +115,12 @@ class DataService:
         return pid
 
     async def append(self, stream: Identifier, topic: Identifier, partitioning: Partitioning,
-                     batch: bytearray | memoryview, messages_count: int | None = None
-                     ) -> tuple[int, int, int, int]:
-        """Validate, stamp and store one Iggy batch; return (stream, topic, partition, base)."""
+                     batch: bytearray | memoryview, messages_count: int | None = None,
+                     verify_checksums: bool = True) -> tuple[int, int, int, int]:
+        """Validate, stamp and store one Iggy batch; return (stream, topic, partition, base).
+
+        ``verify_checksums=False`` only for a batch this server has just built and summed
+        itself (the classic conversion): its layout and limits are still checked."""
         t = self.meta.topic(stream, topic)
         p = self.metadata.partition(t, self.resolve_partition(t, *partitioning))
         if p.log is ELSEWHERE and self.shards is not None:  # its owner validates and stores
@@ -125,7 +128,7 @@ class DataService:
                                                                           messages_count)
         try:
             info = iggy_batch.validate_batch(memoryview(batch), expected_count=messages_count,
-                                             verify_checksums=True)
+                                             verify_checksums=verify_checksums)
         except iggy_batch.BatchError as e:
             raise IggyError(e.code, str(e)) from None
         self._check_topic_full(t)

@@ -68,7 +68,8 @@ class TransactionService:
                    timeout_ms: int) -> Txn:
         return await self.commands.propose({
             "type": "txn_init", "transactional_id": transactional_id,
-            "producer_id": producer_id, "epoch": epoch, "timeout_ms": timeout_ms})
+            "producer_id": producer_id, "epoch": epoch, "timeout_ms": timeout_ms,
+            "now_ms": self._now_ms()})
 
     async def add(self, transactional_id: str, partitions: Iterable[PartKey] = (),
                   groups: Iterable[str] = ()) -> Txn:
@@ -120,10 +121,20 @@ class TransactionService:
                 await result
         done = await self.commands.propose({
             "type": "txn_complete", "transactional_id": t.transactional_id,
-            "markers": markers, "epoch": epoch})
+            "markers": markers, "epoch": epoch, "now_ms": self._now_ms()})
         log.debug("transaction %r: %s on %d partitions", t.transactional_id,
                   COMPLETE_COMMIT if commit else COMPLETE_ABORT, len(markers))
         return done
+
+    async def expire(self, after_ms: int, limit: int = 1000) -> list[str]:
+        """Forget up to `limit` transactional ids idle for longer than `after_ms` (one
+        command; an id busy again when it applies stays). The ids forgotten."""
+        before_ms = self._now_ms() - after_ms
+        ids = self.state.expired(self._now_ms(), after_ms)[:limit]
+        if not ids:
+            return []
+        return await self.commands.propose({
+            "type": "txn_expire", "transactional_ids": ids, "before_ms": before_ms})
 
     async def _marker(self, key: PartKey, commit: bool, producer_id: int,
                       epoch: int) -> int | None:

@@ -5,9 +5,10 @@ state log stores them as JSON, so a tuple below comes back from a replay as a JS
 same items). A key marked NotRequired is absent from logs written before it existed.
 """
 
-from __future__ import annotations
-
-from typing import Literal, NotRequired, TypedDict, get_args, get_type_hints
+# No `from __future__ import annotations` here: TypedDicts with string annotations compile a
+# ForwardRef per key at import, and COMMAND_TYPES would have to evaluate them all again
+# (≈ 10 ms of the server's start, BENCHMARKS.md issue 16 item 4).
+from typing import Literal, NotRequired, TypedDict, get_args
 
 # an option as the log keeps it: (key, kind, value as hex)
 EncodedOption = tuple[str, int, str]
@@ -222,6 +223,7 @@ class TxnInit(Command):
     producer_id: int
     epoch: int
     timeout_ms: int
+    now_ms: NotRequired[int]
 
 
 class TxnAdd(Command):
@@ -261,6 +263,15 @@ class TxnComplete(Command):
     transactional_id: str
     markers: list[tuple[list[int], int]]
     epoch: NotRequired[int]
+    now_ms: NotRequired[int]
+
+
+class TxnExpire(Command):
+    """Forget transactional ids idle since before `before_ms` (transactional.id.expiration.ms)."""
+
+    type: Literal["txn_expire"]
+    transactional_ids: list[str]
+    before_ms: int
 
 
 MetadataCommand = (
@@ -268,9 +279,9 @@ MetadataCommand = (
     | CreatePartitions | DeletePartitions | CreateGroup | DeleteGroup | CreateUser | UpdateUser
     | DeleteUser | UpdatePermissions | ChangePassword | SetScram | DeleteScram | CreateToken
     | DeleteToken | SetGroupConfigs | SetBrokerConfigs | TxnInit | TxnAdd | TxnOffsets
-    | TxnFirstOffset | TxnPrepare | TxnComplete
+    | TxnFirstOffset | TxnPrepare | TxnComplete | TxnExpire
 )
 
 # every command's `type`, the names the state machine applies
 COMMAND_TYPES: frozenset[str] = frozenset(
-    get_args(get_type_hints(command)["type"])[0] for command in get_args(MetadataCommand))
+    get_args(command.__annotations__["type"])[0] for command in get_args(MetadataCommand))

@@ -38,6 +38,7 @@ from pyggy.core.metadata.commands import (
     StreamFlagsDict,
     TxnAdd,
     TxnComplete,
+    TxnExpire,
     TxnFirstOffset,
     TxnInit,
     TxnOffsets,
@@ -285,6 +286,9 @@ class MetadataStateMachine:
 
     def txn_complete(self, c: TxnComplete) -> Txn:
         return self.txns.complete(c)
+
+    def txn_expire(self, c: TxnExpire) -> list[str]:
+        return self.txns.expire(c)
 
     def create_user(self, c: CreateUser) -> User:
         check_name(c["username"], ErrorCode.INVALID_USERNAME)

@@ -24,8 +24,8 @@ Producer batches carry offset deltas 0..n−1 and ``lastOffsetDelta + 1 == recor
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple, TypeVar
 
 from pyggy.core.crc import crc32c
 from pyggy.core.records import compression as codecs
@@ -327,8 +327,10 @@ def walk_records_py(buf: Buffer, pos: int, end: int, count: int) -> None:
         raise _invalid(f"{n} records, recordsCount {count}")
 
 
-def _walk_headers(buf: Buffer, pos: int, stop: int, n: int) -> int:
-    """Skip the headers of record ``n`` starting at its headerCount; return the end."""
+def _walk_headers(buf: Buffer, pos: int, stop: int, n: int,
+                  out: list[tuple[bytes, bytes | None]] | None = None) -> int:
+    """Walk the headers of record ``n`` starting at its headerCount; return the end. With
+    ``out``, append each (key bytes, value) to it; else only skip them."""
     headers, pos = _varint(buf, pos)
     if headers < 0:
         raise _invalid(f"record {n}: headerCount {headers}")
@@ -338,6 +340,12 @@ def _walk_headers(buf: Buffer, pos: int, stop: int, n: int) -> int:
         hk, pos = _varint(buf, pos)
         if hk < 0:
             raise _invalid(f"record {n}: header keyLength {hk}")
+        if out is not None:
+            hkey, pos = _take_bytes(buf, pos, hk, stop)
+            hv, pos = _varint(buf, pos)
+            hval, pos = _take(buf, pos, hv, stop)
+            out.append((hkey, hval))
+            continue
         hv, pos = _varint(buf, pos + hk)
         if hv > 0:
             pos += hv
@@ -412,43 +420,50 @@ def raw_records(view: Buffer, limit: int = DEFAULT_LIMIT) -> Iterator[RawRecord]
     if magic != MAGIC:
         raise _invalid(f"magic {magic}: only record batch v2 is accepted")
     append_time = bool(attrs & TIMESTAMP_TYPE_MASK)
-    body = records_region(mv, limit)
+
+    def fields(body: Buffer, n: int, delta: int, ts_delta: int, start: int, pos: int,
+               stop: int) -> RawRecord:
+        klen, pos = _varint(body, pos)
+        key, pos = _take(body, pos, klen, stop)
+        vlen, pos = _varint(body, pos)
+        value, pos = _take(body, pos, vlen, stop)
+        headers: list[tuple[bytes, bytes | None]] = []
+        pos = _walk_headers(body, pos, stop, n, headers)
+        if pos != stop:
+            raise _invalid(f"record {n}: fields do not fill its length")
+        return delta, max_ts if append_time else base_ts + ts_delta, key, value, headers
+
+    yield from _walk(records_region(mv, limit), count, last_delta, fields)
+
+
+_T = TypeVar("_T")
+
+
+def _walk(body: Buffer, count: int, last_delta: int,
+          fields: Callable[[Buffer, int, int, int, int, int, int], _T]) -> Iterator[_T]:
+    """The slow-path record walker of :func:`raw_records` and :func:`record_spans`: checks
+    that ``count`` records tile ``body`` with increasing offset deltas ≤ ``last_delta`` (gaps
+    where the compactor removed records) and yields ``fields(body, n, offsetDelta,
+    timestampDelta, start, pos, stop)`` per record — body[start:stop] the whole record,
+    length prefix included, pos just after its offsetDelta. Malformed → KafkaBatchError."""
     pos, end, n, delta = 0, len(body), 0, -1
     varint = _varint
     try:
         while pos < end:
             if n == count:
                 raise _invalid(f"more records than recordsCount {count}")
+            start = pos
             length, pos = varint(body, pos)
             stop = pos + length
             if length < 6 or stop > end:
                 raise _invalid(f"record {n}: length {length}")
-            ts_delta, pos = varint(body, pos + 1)
+            ts_delta, pos = varint(body, pos + 1)  # after the attributes byte
             previous = delta
             delta, pos = varint(body, pos)
-            if not previous < delta <= last_delta:  # gaps where the compactor removed records
+            if not previous < delta <= last_delta:
                 raise _invalid(f"record {n}: offsetDelta {delta}")
-            klen, pos = varint(body, pos)
-            key, pos = _take(body, pos, klen, stop)
-            vlen, pos = varint(body, pos)
-            value, pos = _take(body, pos, vlen, stop)
-            hcount, pos = varint(body, pos)
-            if hcount < 0:
-                raise _invalid(f"record {n}: headerCount {hcount}")
-            headers: list[tuple[bytes, bytes | None]] = []
-            for _ in range(hcount):
-                if pos >= stop:
-                    raise _invalid(f"record {n}: headerCount {hcount}")
-                hk, pos = varint(body, pos)
-                if hk < 0:
-                    raise _invalid(f"record {n}: header keyLength {hk}")
-                hkey, pos = _take_bytes(body, pos, hk, stop)
-                hv, pos = varint(body, pos)
-                hval, pos = _take(body, pos, hv, stop)
-                headers.append((hkey, hval))
-            if pos != stop:
-                raise _invalid(f"record {n}: fields do not fill its length")
-            yield delta, max_ts if append_time else base_ts + ts_delta, key, value, headers
+            yield fields(body, n, delta, ts_delta, start, pos, stop)
+            pos = stop
             n += 1
     except IndexError:
         raise _invalid(f"record {n} truncated") from None
@@ -479,34 +494,17 @@ def record_spans(body: Buffer, count: int, last_delta: int) -> Iterator[RecordSp
     records bytes: body[start:stop] is the whole record, length prefix included, so a kept
     record is copied verbatim. Checks that ``count`` records tile ``body`` with increasing
     offset deltas ≤ ``last_delta``; raises KafkaBatchError otherwise."""
-    pos, end, n, delta = 0, len(body), 0, -1
-    varint = _varint
-    try:
-        while pos < end:
-            if n == count:
-                raise _invalid(f"more records than recordsCount {count}")
-            start = pos
-            length, pos = varint(body, pos)
-            stop = pos + length
-            if length < 6 or stop > end:
-                raise _invalid(f"record {n}: length {length}")
-            _, pos = varint(body, pos + 1)  # timestampDelta
-            previous = delta
-            delta, pos = varint(body, pos)
-            if not previous < delta <= last_delta:
-                raise _invalid(f"record {n}: offsetDelta {delta}")
-            klen, pos = varint(body, pos)
-            key, pos = _take(body, pos, klen, stop)
-            vlen, pos = varint(body, pos)
-            if vlen < -1 or pos + max(vlen, 0) > stop:
-                raise _invalid(f"record {n}: valueLength {vlen}")
-            yield delta, key, vlen == -1, start, stop
-            pos = stop
-            n += 1
-    except IndexError:
-        raise _invalid(f"record {n} truncated") from None
-    if n != count:
-        raise _invalid(f"{n} records, recordsCount {count}")
+    yield from _walk(body, count, last_delta, _span)
+
+
+def _span(body: Buffer, n: int, delta: int, ts_delta: int, start: int, pos: int,
+          stop: int) -> RecordSpan:
+    klen, pos = _varint(body, pos)
+    key, pos = _take(body, pos, klen, stop)
+    vlen, pos = _varint(body, pos)
+    if vlen < -1 or pos + max(vlen, 0) > stop:
+        raise _invalid(f"record {n}: valueLength {vlen}")
+    return delta, key, vlen == -1, start, stop
 
 
 def thinned_batch(view: Buffer, records: Buffer, count: int) -> bytearray:

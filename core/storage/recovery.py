@@ -21,12 +21,14 @@ A batch that fails verification is one of two things:
 from __future__ import annotations
 
 import logging
+import mmap
 import os
+from operator import add, eq
 
 from pyggy.core.crc import crc32c
 from pyggy.core.lost_found import LostAndFound
 from pyggy.core.records.encoding import StoredBatch, peek_length, recognise
-from pyggy.core.storage.index import DAMAGED, HAS_CRC, Fields, SegmentIndex
+from pyggy.core.storage.index import DAMAGED, HAS_CRC, Fields, SegmentIndex, mapped
 from pyggy.core.storage.segment import Segment
 
 log = logging.getLogger(__name__)
@@ -42,22 +44,25 @@ def recover_segment(seg: Segment, *, full: bool, next_start: int | None, may_be_
     `full`: verify every batch, not only the last indexed one; `next_start`: the next
     segment's start offset (None for the last segment); `may_be_torn`: the last segment after
     an unclean stop, whose final batch may be a torn write."""
-    raw = seg.index_path.read_bytes()
+    with mapped(seg.index_path) as raw:
+        return _recover(seg, raw, full, next_start, may_be_torn, lost_found)
+
+
+def _recover(seg: Segment, raw: bytes | mmap.mmap, full: bool, next_start: int | None,
+             may_be_torn: bool, lost_found: LostAndFound) -> bool:
     stored = SegmentIndex.load(raw)
     file_size = os.fstat(seg.fd).st_size
-    keep, pos, offset = 0, 0, seg.start_offset
-    while keep < len(stored):
+    loaded = len(stored)
+    keep = loaded if _tiles(stored, seg.start_offset, file_size) else 0
+    pos, offset = 0, seg.start_offset
+    while keep < loaded:  # not all of them: how many do, entry by entry
         b, p, ln, cnt = (stored.base_offsets[keep], stored.positions[keep],
                          stored.lengths[keep], stored.counts[keep])
         if p != pos or b != offset or p + ln > file_size:
             break
         pos, offset, keep = pos + ln, offset + cnt, keep + 1
-    loaded = len(stored)
     verify_from = 0 if full else max(keep - 1, 0)
-    trusted = SegmentIndex()
-    for i in range(verify_from):
-        trusted.add(*stored.entry(i))
-    seg.index = trusted
+    seg.index = stored.head(verify_from)
     pos = (stored.positions[verify_from - 1] + stored.lengths[verify_from - 1]) \
         if verify_from else 0
     offset = (stored.base_offsets[verify_from - 1] + stored.counts[verify_from - 1]) \
@@ -114,6 +119,16 @@ def recover_segment(seg: Segment, *, full: bool, next_start: int | None, may_be_
             seg.index.entry(n) != stored.entry(n) for n in range(verify_from, len(seg.index))):
         seg.rewrite_index()
     return ok
+
+
+def _tiles(idx: SegmentIndex, start_offset: int, file_size: int) -> bool:
+    """Whether every entry starts where the one before ends, in bytes and in offsets, from
+    position 0 and `start_offset`, within the file (compared column-wise, at C speed)."""
+    pos, lengths, base, counts = idx.positions, idx.lengths, idx.base_offsets, idx.counts
+    return bool(len(pos)) and pos[0] == 0 and base[0] == start_offset and \
+        pos[-1] + lengths[-1] <= file_size and \
+        all(map(eq, pos[1:], map(add, pos, lengths))) and \
+        all(map(eq, base[1:], map(add, base, counts)))
 
 
 def _recognise_at(fd: int, pos: int, offset: int,

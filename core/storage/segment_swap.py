@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pyggy.core.crc import crc32c
 from pyggy.core.records.encoding import recognise
+from pyggy.core.small_file import sync_dir
 from pyggy.core.storage.index import HAS_CRC, SegmentIndex
 
 NEW = ".new"
@@ -38,14 +39,6 @@ class SwapError(Exception):
 
 def no_hook(step: str) -> None:
     pass
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _paths(directory: Path, start: int) -> tuple[Path, Path, Path]:
@@ -115,13 +108,13 @@ def commit(directory: Path, start: int, hook: SwapHook = no_hook) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    _fsync_dir(directory)
+    sync_dir(directory)
     hook("marked")
     os.replace(f"{index_path}{NEW}", index_path)
     hook("index-renamed")
     os.replace(f"{log_path}{NEW}", log_path)
     hook("log-renamed")
-    _fsync_dir(directory)
+    sync_dir(directory)
     marker.unlink()
     hook("unmarked")
 
@@ -145,7 +138,7 @@ def finish_swaps(directory: Path) -> list[int]:
         for path in (index_path, log_path):
             if Path(f"{path}{NEW}").exists():
                 os.replace(f"{path}{NEW}", path)
-        _fsync_dir(directory)
+        sync_dir(directory)
         marker.unlink()
         done.append(start)
     for leftover in directory.glob(f"*{NEW}"):

@@ -16,6 +16,7 @@ from pyggy.core.errors import IggyError
 from pyggy.core.model import MAX_PARTITIONS_PER_REQUEST, Topic
 from pyggy.core.options import topic_options
 from pyggy.kafka_wire import authorizer as authz
+from pyggy.kafka_wire import routing
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.topics import (
@@ -103,11 +104,12 @@ async def _create_one(conn: Connection, item: dict, validate_only: bool, version
         raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
                          "Replication factor must be larger than 0, or -1 to use the default "
                          "value.")
-    if rf > 1:
+    brokers = len(routing.brokers(conn))  # a cluster replicates every partition on all
+    if rf > brokers:
         raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
                          f"Unable to replicate the partition {rf} time(s): The target "
-                         f"replication factor of {rf} cannot be reached because only 1 "
-                         f"broker(s) are registered.")
+                         f"replication factor of {rf} cannot be reached because only "
+                         f"{brokers} broker(s) are registered.")
     configs: dict[str, str | None] = {}
     for c in item["configs"] or []:
         if c["value"] is None:

@@ -15,7 +15,7 @@ from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.groups.assignors import Partitions
 from pyggy.kafka_wire.groups.consumer import ConsumerGroup, Heartbeat, HeartbeatResult, Member
-from pyggy.kafka_wire.handlers.groups import NO_COORDINATOR, NOT_REQUESTED, client_host, coordinator
+from pyggy.kafka_wire.handlers.groups import NOT_REQUESTED, client_host, coordinator, not_here
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 
 
@@ -44,7 +44,7 @@ def consumer_group_heartbeat(conn: Connection, req: dict, version: int) -> dict:
     coord = coordinator(conn)
     group_id = req["group_id"]
     if coord is None:
-        return _response(HeartbeatResult(NO_COORDINATOR))
+        return _response(HeartbeatResult(not_here(conn)))
     if denied := authz.group(conn, group_id):
         return _response(HeartbeatResult(denied))
     names = req["subscribed_topic_names"]
@@ -97,7 +97,7 @@ def consumer_group_describe(conn: Connection, req: dict, version: int) -> dict:
         message = None
         g = coord.consumer.groups.get(group_id) if coord is not None else None
         if coord is None:
-            error = NO_COORDINATOR
+            error = not_here(conn)
         elif not group_id:
             error, message = ErrorCode.INVALID_GROUP_ID, "Group ID can't be empty."
         elif denied := authz.group(conn, group_id):

@@ -26,7 +26,23 @@ NOT_REQUESTED = authz.NOT_REQUESTED  # INT32_MIN: authorized operations not aske
 
 
 def coordinator(conn: Connection) -> GroupCoordinator | None:
+    """The group coordinator, if this broker is it. In a cluster only the metadata primary
+    coordinates groups (FindCoordinator names it): a backup's own coordinator would run
+    groups whose commits it cannot make and whose members the primary never sees."""
+    cluster = conn.server.engine.cluster
+    if cluster is not None and cluster.metadata_leader() != cluster.replica_id:
+        return None
     return conn.server.coordinator
+
+
+def not_here(conn: Connection) -> ErrorCode:
+    """The answer where `coordinator` is None: NOT_COORDINATOR when another broker
+    coordinates (the client looks it up again at once), else COORDINATOR_NOT_AVAILABLE
+    (no coordinator yet, or a view change: the client backs off and retries)."""
+    cluster = conn.server.engine.cluster
+    if cluster is not None and cluster.metadata_leader() not in (None, cluster.replica_id):
+        return ErrorCode.NOT_COORDINATOR
+    return NO_COORDINATOR
 
 
 def client_host(conn: Connection) -> str:
@@ -46,7 +62,7 @@ async def join_group(conn: Connection, req: dict, version: int) -> dict:
     denied = authz.group(conn, req["group_id"], _subscribed(req))
     if coord is None or denied:
         result = None
-        error, member_id = denied or NO_COORDINATOR, req["member_id"]
+        error, member_id = denied or not_here(conn), req["member_id"]
     else:
         future = coord.join(
             req["group_id"], req["member_id"],
@@ -82,7 +98,7 @@ async def sync_group(conn: Connection, req: dict, version: int) -> dict:
     coord = coordinator(conn)
     denied = authz.group(conn, req["group_id"])
     if coord is None or denied:
-        return {"throttle_time_ms": 0, "error_code": denied or NO_COORDINATOR,
+        return {"throttle_time_ms": 0, "error_code": denied or not_here(conn),
                 "protocol_type": None, "protocol_name": None, "assignment": b""}
     result = await coord.sync(
         req["group_id"], req["generation_id"], req["member_id"],
@@ -99,7 +115,7 @@ def heartbeat(conn: Connection, req: dict, version: int) -> dict:
     coord = coordinator(conn)
     denied = authz.group(conn, req["group_id"])
     if coord is None or denied:
-        return {"throttle_time_ms": 0, "error_code": denied or NO_COORDINATOR}
+        return {"throttle_time_ms": 0, "error_code": denied or not_here(conn)}
     error = coord.heartbeat(req["group_id"], req["generation_id"], req["member_id"],
                             req["group_instance_id"] if version >= 3 else None)
     return {"throttle_time_ms": 0, "error_code": int(error)}
@@ -114,7 +130,7 @@ def leave_group(conn: Connection, req: dict, version: int) -> dict:
         members = req["members"]
     denied = authz.group(conn, req["group_id"])
     if coord is None or denied:
-        top = denied or NO_COORDINATOR
+        top = denied or not_here(conn)
         codes: Sequence[int] = [top] * len(members)
     else:
         top, codes = coord.leave(req["group_id"], [
@@ -136,7 +152,7 @@ def describe_groups(conn: Connection, req: dict, version: int) -> dict:
     for group_id in req["groups"]:
         denied = authz.group(conn, group_id)
         if coord is None or denied:
-            groups.append({"error_code": denied or NO_COORDINATOR, "group_id": group_id,
+            groups.append({"error_code": denied or not_here(conn), "group_id": group_id,
                            "group_state": "", "protocol_type": "", "protocol_data": "",
                            "members": [], "authorized_operations": NOT_REQUESTED})
             continue
@@ -163,8 +179,10 @@ def describe_groups(conn: Connection, req: dict, version: int) -> dict:
 
 def list_groups(conn: Connection, req: dict, version: int) -> dict:
     coord = coordinator(conn)
-    if coord is None:
-        return {"throttle_time_ms": 0, "error_code": NO_COORDINATOR, "groups": []}
+    if coord is None:  # a cluster's backup coordinates no group: it lists none (as Kafka)
+        error = ErrorCode.NONE if not_here(conn) == ErrorCode.NOT_COORDINATOR \
+            else NO_COORDINATOR
+        return {"throttle_time_ms": 0, "error_code": error, "groups": []}
     listed = coord.list_groups(req["states_filter"] if version >= 4 else None,
                                req["types_filter"] if version >= 5 else None)
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "groups": [
@@ -177,7 +195,7 @@ async def delete_groups(conn: Connection, req: dict, version: int) -> dict:
     names = req["groups_names"]
     denied = {name: code for name in names if (code := authz.group(conn, name))}
     if coord is None:
-        results = [(name, denied.get(name, NO_COORDINATOR)) for name in names]
+        results = [(name, denied.get(name, not_here(conn))) for name in names]
     else:
         checked = coord.check_delete_groups([n for n in names if n not in denied])
         doomed = [g for g, code in checked if code == ErrorCode.NONE]

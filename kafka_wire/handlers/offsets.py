@@ -18,7 +18,7 @@ from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire import replicated
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.groups import FetchedOffset
-from pyggy.kafka_wire.handlers.groups import NO_COORDINATOR, coordinator
+from pyggy.kafka_wire.handlers.groups import coordinator, not_here
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ async def offset_commit(conn: Connection, req: dict, version: int) -> dict:
     if group_denied:
         codes = [group_denied] * len(entries)
     elif coord is None:
-        codes = [NO_COORDINATOR] * len(entries)
+        codes = [not_here(conn)] * len(entries)
     else:
         checked, accepted = coord.check_commit(
             req["group_id"], req["generation_id_or_member_epoch"], req["member_id"],
@@ -88,7 +88,7 @@ def _fetch_group(conn: Connection, group_id: str, topics: list | None,
     staged by an open transaction answers UNSTABLE_OFFSET_COMMIT (retriable)."""
     coord = coordinator(conn)
     if coord is None:
-        return NO_COORDINATOR, []
+        return not_here(conn), []
     if not group_id:
         return ErrorCode.INVALID_GROUP_ID, []
     if denied := authz.group(conn, group_id):
@@ -147,7 +147,7 @@ async def offset_delete(conn: Connection, req: dict, version: int) -> dict:
     partitions = [(t["name"], p["partition_index"]) for t in req["topics"]
                   for p in t["partitions"]]
     if coord is None:
-        return {"error_code": NO_COORDINATOR, "throttle_time_ms": 0, "topics": []}
+        return {"error_code": not_here(conn), "throttle_time_ms": 0, "topics": []}
     if denied := authz.group(conn, req["group_id"]):
         return {"error_code": denied, "throttle_time_ms": 0, "topics": []}
     refused = _topic_errors(conn, (topic for topic, _ in partitions))

@@ -43,6 +43,29 @@ def stored_producer_batches(heads: Iterator[tuple[int, bytes]]
             yield base, fields[9], fields[10], fields[11], fields[6] + 1
 
 
+def _keyless(view: memoryview, spans: list[tuple[int, int]],
+             infos: list[kafka_batch.KafkaBatchInfo]) -> list[int]:
+    """The positions (within their batch) of records without a key, which a compacted topic
+    refuses as Kafka does; the records were checked (and decompressed) just before."""
+    out: list[int] = []
+    for (a, b), info in zip(spans, infos, strict=True):
+        body = kafka_batch.records_region(view[a:b], DEFAULT_LIMIT)
+        out += [delta for delta, key, *_ in kafka_batch.record_spans(
+            body, info.record_count, info.last_offset_delta) if key is None]
+    return out
+
+
+def _keyless_result(index: int, partition: str, keyless: list[int]) -> dict:
+    """INVALID_RECORD with one record error per keyless record (Produce v8+, KIP-467)."""
+    message = f"Compacted topic cannot accept message without key in topic partition {partition}."
+    result = _partition_result(index, ErrorCode.INVALID_RECORD, message=(
+        f"One or more records have been rejected due to {len(keyless)} record errors in "
+        f"total: {message}"))
+    result["record_errors"] = [{"batch_index": i, "batch_index_error_message": message}
+                               for i in keyless]
+    return result
+
+
 def _append_error(code: int) -> int:
     """The Kafka error of a refused append."""
     if code == IggyCode.TRANSIENT_NOT_ACCEPTED:  # the leader changed meanwhile
@@ -79,6 +102,10 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
                  for a, b in spans]
     except kafka_batch.KafkaBatchError as e:
         return _partition_result(index, e.code, message=str(e))
+    if "compact" in topic_config(t, "cleanup.policy"):
+        keyless = _keyless(view, spans, infos)
+        if keyless:
+            return _keyless_result(index, f"{t.name}-{index}", keyless)
     epoch = routing.leader_epoch(conn, t, index)
     if server.leader_epochs.get(key, epoch) != epoch:
         # another broker led this partition since: its sequences are in the (replicated) log
@@ -86,7 +113,7 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
     server.leader_epochs[key] = epoch
     if key not in server.producers.restored and any(i.producer_id >= 0 for i in infos):
         server.producers.restore(key, stored_producer_batches(
-            data.producer_batch_heads(t, index)))
+            data.producer_batch_heads(t, index)), server.now_ms())
     first_base = -1
     for (a, b), info in zip(spans, infos, strict=True):
         error, duplicate = server.producers.check(info.producer_id, info.producer_epoch,
@@ -104,7 +131,7 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
             except IggyError as e:
                 return _partition_result(index, _append_error(e.code), message=str(e))
             server.producers.record(info.producer_id, info.producer_epoch, info.base_sequence,
-                                    info.record_count, key, base)
+                                    info.record_count, key, base, server.now_ms())
         if first_base < 0:
             first_base = base
     append_ms = server.engine.clock.now_us() // 1000 if log_append_time else -1

@@ -34,7 +34,7 @@ def describe_producers(conn: Connection, req: dict, version: int) -> dict:
             key = (t.stream_id, t.id, index)
             if key not in server.producers.restored:  # as a produce would, from the log
                 server.producers.restore(key, stored_producer_batches(
-                    server.engine.data.producer_batch_heads(t, index)))
+                    server.engine.data.producer_batch_heads(t, index)), server.now_ms())
             for (pid, k), state in sorted(server.producers.partitions.items(),
                                           key=lambda item: item[0][0]):
                 if k != key:

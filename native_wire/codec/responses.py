@@ -328,10 +328,15 @@ def encode_cluster_nodes(cluster_name: str,
     """GET_CLUSTER_METADATA: the cluster name, then ``u32 count`` and per node (name, ip,
     ports tcp/quic/http/websocket, role 0 Leader / 1 Follower, status 0 Healthy)."""
     parts = [_long_str(cluster_name), _U32.pack(len(nodes))]
-    for name, ip, tcp, quic, http, websocket, role, status in nodes:
-        parts.append(_long_str(name) + _long_str(ip)
-                     + _NODE_TAIL.pack(tcp, quic, http, websocket, role, status))
+    parts.extend(encode_cluster_node(*n) for n in nodes)
     return b"".join(parts)
+
+
+def encode_cluster_node(name: str, ip: str, tcp: int, quic: int, http: int, websocket: int,
+                        role: int, status: int) -> bytes:
+    """One node as GET_CLUSTER_METADATA lists it (also the tail of a poll route)."""
+    return _long_str(name) + _long_str(ip) + _NODE_TAIL.pack(tcp, quic, http, websocket, role,
+                                                             status)
 
 
 def encode_describe_options(entries: Sequence[tuple[str, int, bytes, str]]) -> bytes:

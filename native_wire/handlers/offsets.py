@@ -33,7 +33,7 @@ def _classic_checks(ctx: Context, kind: int, consumer: Identifier, t: Topic,
     beyond the partition's newest one or on a partition that never held a message (4100)."""
     group = ctx.engine.consumers.group(t.stream_id, t.id, consumer) \
         if kind == CONSUMER_GROUP else None
-    if group is not None and ctx.session.client_id not in group.members:
+    if group is not None and ctx.session.member_id not in group.members:
         raise IggyError(ErrorCode.CONSUMER_GROUP_MEMBER_NOT_FOUND, "not a member")
     if offset is not None:
         part = ctx.engine.metadata.partition(t, partition_id or 0)

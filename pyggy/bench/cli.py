@@ -24,6 +24,11 @@ Output: a progress line on stderr, a summary table (msgs/s, MB/s, latency p50/p9
 in ms), the cost figure (server CPU seconds per GB in and out, read from /proc/<pid>/stat of
 every server process: those listening on the address's port, or --server-pid), optionally
 --json PATH and --png PATH (needs matplotlib: pip install 'pyggy[bench]').
+
+A cluster: --address with every node (comma-separated), or one node and --cluster to find the
+others. Native requests go to each partition's leader (a node answering 58, not the leader,
+passes the request on to the next); Kafka clients get the whole bootstrap list and follow the
+leaders from Metadata; the cost figure sums every node's processes on this machine.
 """
 
 from __future__ import annotations
@@ -51,7 +56,17 @@ MODE_HELP = {
 def _add_common(m: argparse.ArgumentParser) -> None:
     m.add_argument("--protocol", choices=("native", "kafka"), default="native")
     m.add_argument("--address", help="server address (default 127.0.0.1:8090 native, "
-                   "127.0.0.1:9092 kafka)")
+                   "127.0.0.1:9092 kafka); a comma-separated list names every node of a "
+                   "cluster")
+    m.add_argument("--cluster", action="store_true",
+                   help="the server is a cluster: find every node from --address (native: "
+                   "GET_CLUSTER_METADATA, kafka: Metadata); native requests follow each "
+                   "partition's leader, Kafka clients do by themselves; the cost figure sums "
+                   "every node's processes on this machine")
+    m.add_argument("--replication-factor", type=int, default=1,
+                   help="Kafka topics' replication factor (1)")
+    m.add_argument("--min-insync-replicas", type=int, default=0,
+                   help="Kafka topics' min.insync.replicas config (default: the broker's)")
     m.add_argument("--message-size", type=int, default=1000, help="payload bytes (1000)")
     m.add_argument("--messages-per-batch", type=int, default=1000,
                    help="messages per send/poll (1000)")
@@ -199,7 +214,9 @@ def params_from_args(args: argparse.Namespace) -> Params:
                   partitions=args.partitions, total_messages=args.total_messages,
                   duration=args.duration, fsync=args.fsync, acks=args.acks,
                   username=args.username, password=args.password,
-                  native_address=args.native_address, server_pids=tuple(args.server_pid))
+                  native_address=args.native_address, server_pids=tuple(args.server_pid),
+                  cluster=args.cluster, replication_factor=args.replication_factor,
+                  min_insync_replicas=args.min_insync_replicas)
 
 
 def run_cli(argv: list[str] | None = None) -> dict | None:

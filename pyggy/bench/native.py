@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyggy.core.records.iggy_batch import build_batch
@@ -27,24 +28,31 @@ class Result:
 
 
 def native_send_poll(address: str, batches: int, batch_size: int, message_size: int,
-                     stream: str = "bench", topic: str = "t") -> list[Result]:
-    """Send `batches` prebuilt batches, then poll them all back, on one connection."""
+                     stream: str = "bench", topic: str = "t",
+                     phase: Callable[[str], object] | None = None) -> list[Result]:
+    """Send `batches` prebuilt batches, then poll them all back, on one connection.
+    ``phase`` is called with "send", "poll" and "end" as each phase begins and at the end
+    (scripts/iggy_compare.py reads the server's CPU time there)."""
+    mark = phase or (lambda _: None)
     c = NativeClient(address)
     c.login("iggy", "iggy")
     c.create_stream(stream)
     c.create_topic(stream, topic, 1)
     batch = build_batch([(i + 1, b"x" * message_size, b"", 1) for i in range(batch_size)])
     total = batches * batch_size
+    mark("send")
     start = time.perf_counter()
     for _ in range(batches):
         c.send(stream, topic, 0, batch, batch_size)
     sent = Result("native send", total, total * message_size, time.perf_counter() - start)
+    mark("poll")
     start = time.perf_counter()
     offset = 0
     while offset < total:
         n, _ = c.poll(stream, topic, 0, offset, batch_size)
         offset += n
     polled = Result("native poll", total, total * message_size, time.perf_counter() - start)
+    mark("end")
     c.close()
     return [sent, polled]
 

@@ -40,13 +40,17 @@ def _stats(role: str, rows: list[tuple], lat_index: int) -> dict:
 
 def server_pids(p: w.Params) -> tuple[int, ...]:
     """The processes whose CPU time the cost figure counts: `p.server_pids`, else every
-    process on this machine listening on the port of `p.address` (none for a remote one)."""
+    process on this machine listening on the port of any node's address (every node of a
+    cluster on this machine; none for remote ones)."""
     if p.server_pids:
         return p.server_pids
-    try:
-        return tuple(listening_pids(int(p.address.rsplit(":", 1)[1])))
-    except (OSError, ValueError, IndexError):
-        return ()
+    pids: set[int] = set()
+    for address in p.node_addresses():
+        try:
+            pids.update(listening_pids(int(address.rsplit(":", 1)[1])))
+        except (OSError, ValueError, IndexError):
+            continue
+    return tuple(sorted(pids))
 
 
 def _phase(p: w.Params, n_prod: int, n_cons: int, progress: bool, label: str) -> dict:

@@ -65,6 +65,12 @@ class Params:
     # the server's processes for the cost figure (pyggy/bench/cost.py); empty: every process
     # listening on the address's port on this machine (every shard of a sharded server)
     server_pids: tuple[int, ...] = ()
+    # a cluster: every node's address (native TCP or Kafka); empty = `address` alone (or its
+    # comma-separated list). `cluster` asks setup to discover them from `address`.
+    nodes: tuple[str, ...] = ()
+    cluster: bool = False
+    replication_factor: int = 1  # Kafka topics made by kafka_setup
+    min_insync_replicas: int = 0  # its topic config min.insync.replicas (0: the broker's)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -97,6 +103,11 @@ class Params:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def node_addresses(self) -> list[str]:
+        """Every node to route to and count the CPU of: `nodes`, else `address` split at
+        commas (a bootstrap list)."""
+        return list(self.nodes) or [a for a in self.address.split(",") if a]
+
 
 def _wait_go(go: Event, ready: Semaphore) -> None:
     ready.release()
@@ -109,29 +120,117 @@ def _payload(size: int) -> bytes:
 
 # --- native ---------------------------------------------------------------------------------
 
-def native_setup(p: Params) -> None:
+NOT_ACCEPTED = 58  # Iggy TransientNotAccepted: not this partition's (or metadata's) leader
+ROUTE_TRIES = 100  # rounds of the roster before a request gives up (a view change: ~seconds)
+
+
+class NativeRoutes:
+    """Native clients of a cluster's nodes (one connection each, logged in on first use).
+    Each key (a (stream, partition) pair, or "metadata") goes to the node that last accepted
+    it; an answer 58 (not the leader, or no leader during a view change: docs/cluster.md)
+    moves it to the next node of the roster. Against one node it is one client."""
+
+    def __init__(self, p: Params, addresses: list[str] | None = None) -> None:
+        from pyggy.native_client import NativeClient
+
+        self.p = p
+        self.addresses = addresses or p.node_addresses()
+        self._new = NativeClient
+        self.clients: dict[int, Any] = {}
+        self.route: dict[object, int] = {}
+
+    def client(self, k: int) -> Any:
+        c = self.clients.get(k)
+        if c is None:
+            c = self.clients[k] = self._new(self.addresses[k])
+            c.login(self.p.username, self.p.password)
+        return c
+
+    def call(self, key: object, method: str, *args: Any) -> Any:
+        """`NativeClient.<method>(*args)` on the node that takes `key`'s requests."""
+        from pyggy.native_client import NativeError
+
+        n = len(self.addresses)
+        start = self.route.get(key, 0)
+        for attempt in range(n * ROUTE_TRIES):
+            k = (start + attempt) % n
+            try:
+                out = getattr(self.client(k), method)(*args)
+            except NativeError as e:
+                if e.status != NOT_ACCEPTED:
+                    raise
+                if attempt % n == n - 1:  # nobody took it: wait out a view change
+                    time.sleep(0.05)
+                continue
+            self.route[key] = k
+            return out
+        raise RuntimeError(f"no node of {self.addresses} accepted a request for {key!r}")
+
+    def close(self) -> None:
+        for c in self.clients.values():
+            c.close()
+
+
+def discover_native(p: Params) -> None:
+    """`p.cluster`: every node of the roster (GET_CLUSTER_METADATA) becomes `p.nodes`."""
     from pyggy.native_client import NativeClient
+
+    c = NativeClient(p.node_addresses()[0])
+    c.login(p.username, p.password)
+    p.nodes = tuple(n.address for n in c.cluster_nodes())
+    c.close()
+
+
+def native_setup(p: Params) -> None:
     from pyggy.native_wire.codec.primitives import encode_options
 
-    c = NativeClient(p.native_address or p.address)
-    c.login(p.username, p.password)
+    if p.cluster and not p.native_address:
+        discover_native(p)
+    routes = NativeRoutes(p, [p.native_address] if p.native_address else None)
     opts = encode_options([("enforce_fsync", 3, b"\x01")] if p.fsync else [])
     for s in range(p.streams):
-        c.create_stream(p.stream_name(s))
-        c.create_topic(p.stream_name(s), "t", p.partitions, options=opts)
+        routes.call("metadata", "create_stream", p.stream_name(s))
+        routes.call("metadata", "create_topic", p.stream_name(s), "t", p.partitions, opts)
     if p.mode == "consumer-group":
+        if len(routes.addresses) > 1:
+            raise RuntimeError("consumer-group over the native protocol against a cluster is "
+                               "not supported (group members are bound to one node)")
         for s in range(p.streams):
-            c.create_group(p.stream_name(s), "t", "bench-group")
-    c.close()
+            routes.call("metadata", "create_group", p.stream_name(s), "t", "bench-group")
+    routes.close()
+    if len(p.node_addresses()) > 1 and not p.native_address:
+        _await_topics_everywhere(p)
+
+
+def _await_topics_everywhere(p: Params, timeout: float = 30.0) -> None:
+    """A cluster applies a created topic on each node a moment after the leader: poll every
+    partition on every node until none answers 'not found' (58 is fine: led elsewhere)."""
+    from pyggy.native_client import NativeClient, NativeError
+
+    deadline = time.monotonic() + timeout
+    for address in p.node_addresses():
+        c = NativeClient(address)
+        c.login(p.username, p.password)
+        for s, part in p.pairs():
+            while True:
+                try:
+                    c.poll(p.stream_name(s), "t", part, 0, 1)
+                    break
+                except NativeError as e:
+                    if e.status == NOT_ACCEPTED:
+                        break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{address} does not know {p.stream_name(s)} "
+                                           f"partition {part} (status {e.status})") from None
+                    time.sleep(0.05)
+        c.close()
 
 
 def native_producer(p: Params, i: int, counters: Counters, go: Event, ready: Semaphore,
                     results: Results, stop_at: SharedFloat) -> None:
     from pyggy.core.records import iggy_batch
-    from pyggy.native_client import NativeClient
 
-    c = NativeClient(p.address)
-    c.login(p.username, p.password)
+    routes = NativeRoutes(p)
     payload = _payload(p.message_size)
     now_us = time.time_ns() // 1000
     batch = iggy_batch.build_batch([(k + 1, payload, b"", now_us)
@@ -152,30 +251,28 @@ def native_producer(p: Params, i: int, counters: Counters, go: Event, ready: Sem
             break
         if e2e:
             iggy_batch.reseal_origin(batch, time.time_ns() // 1000)
+        part = b % p.partitions
         t0 = time.perf_counter()
-        c.send(stream, "t", b % p.partitions, batch, p.messages_per_batch)
+        routes.call((stream, part), "send", stream, "t", part, batch, p.messages_per_batch)
         lat.append((time.perf_counter() - t0) * 1e6)
         n += p.messages_per_batch
         nbytes += size
         counters[i] = n
         b += 1
     results.put(("producer", i, n, nbytes, start, time.perf_counter(), lat))
-    c.close()
+    routes.close()
 
 
 def native_consumer(p: Params, j: int, slot: int, counters: Counters, go: Event,
                     ready: Semaphore, results: Results, stop_at: SharedFloat) -> None:
-    from pyggy.native_client import NativeClient
-
-    c = NativeClient(p.address)
-    c.login(p.username, p.password)
+    routes = NativeRoutes(p)
     group = p.mode == "consumer-group"
     pairs = p.consumer_pairs(j)
     expected = p.expected()
     want = {pair: expected[pair] for pair in pairs}
     if group:
         for s in range(p.streams):
-            c.join_group(p.stream_name(s), "t", "bench-group")
+            routes.call("metadata", "join_group", p.stream_name(s), "t", "bench-group")
     offsets = dict.fromkeys(pairs, 0)
     e2e = p.mode == "end-to-end"
     lat: list[float] = []
@@ -194,16 +291,16 @@ def native_consumer(p: Params, j: int, slot: int, counters: Counters, go: Event,
             s = n // p.messages_per_batch % p.streams if p.streams > 1 else 0
             t0 = time.perf_counter()
             reply: int | memoryview
-            got, reply = c.poll_group(p.stream_name(s), "t", "bench-group",
-                                      p.messages_per_batch)
+            got, reply = routes.call("metadata", "poll_group", p.stream_name(s), "t",
+                                     "bench-group", p.messages_per_batch)
         else:
             open_pairs = [x for x in pairs if offsets[x] < want[x] or stop_at.value]
             if not open_pairs:
                 break
             pair = open_pairs[n // p.messages_per_batch % len(open_pairs)]
             t0 = time.perf_counter()
-            got, reply = c.poll(p.stream_name(pair[0]), "t", pair[1], offsets[pair],
-                                p.messages_per_batch, view=e2e)
+            got, reply = routes.call(pair, "poll", p.stream_name(pair[0]), "t", pair[1],
+                                     offsets[pair], p.messages_per_batch, e2e)
             offsets[pair] += got
         if got:
             t1 = time.perf_counter()
@@ -223,7 +320,7 @@ def native_consumer(p: Params, j: int, slot: int, counters: Counters, go: Event,
             if idle > 2:
                 time.sleep(0.0005)
     results.put(("consumer", j, n, nbytes, start, time.perf_counter(), lat, e2e_lat))
-    c.close()
+    routes.close()
 
 
 # --- Kafka (librdkafka through confluent-kafka) ----------------------------------------------
@@ -235,23 +332,40 @@ def kafka_setup(p: Params) -> None:
         return
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": p.address})
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap(p)})
+    if p.cluster:  # every broker of the cluster, from Metadata
+        brokers = admin.list_topics(timeout=30).brokers.values()
+        p.nodes = tuple(sorted(f"{b.host}:{b.port}" for b in brokers))
     config = {"flush.messages": "1"} if p.fsync else {}
-    topics = [NewTopic(p.stream_name(s), p.partitions, 1, config=config)
+    if p.min_insync_replicas:
+        config["min.insync.replicas"] = str(p.min_insync_replicas)
+    topics = [NewTopic(p.stream_name(s), p.partitions, p.replication_factor, config=config)
               for s in range(p.streams)]
     for f in admin.create_topics(topics, operation_timeout=30).values():
         f.result()
-    # wait until the metadata shows every partition with a leader
+    # wait until the metadata shows every partition with a leader (and, when replication was
+    # asked for, that many replicas in sync: acks=all then waits for real copies)
+    rf = p.replication_factor
     deadline = time.time() + 30
     while time.time() < deadline:
         md = admin.list_topics(timeout=10)
         ok = all(p.stream_name(s) in md.topics
                  and len(md.topics[p.stream_name(s)].partitions) == p.partitions
-                 and all(x.leader >= 0 for x in md.topics[p.stream_name(s)].partitions.values())
+                 and all(x.leader >= 0 and (rf <= 1 or len(x.isrs) >= rf)
+                         for x in md.topics[p.stream_name(s)].partitions.values())
                  for s in range(p.streams))
         if ok:
             return
         time.sleep(0.1)
+    if rf > 1:
+        raise RuntimeError(f"topics of {kafka_bootstrap(p)} have no leader or fewer than {rf} "
+                           "replicas in sync after 30 s")
+
+
+def kafka_bootstrap(p: Params) -> str:
+    """bootstrap.servers: every known node (a Kafka client then follows each partition's
+    leader from Metadata by itself)."""
+    return ",".join(p.node_addresses())
 
 
 def _kafka_topic(p: Params, s: int) -> str:
@@ -265,7 +379,7 @@ def kafka_producer(p: Params, i: int, counters: Counters, go: Event, ready: Sema
 
     batch_bytes = p.message_size * p.messages_per_batch
     prod = Producer({
-        "bootstrap.servers": p.address, "acks": p.acks, "linger.ms": p.kafka_linger_ms,
+        "bootstrap.servers": kafka_bootstrap(p), "acks": p.acks, "linger.ms": p.kafka_linger_ms,
         "batch.num.messages": p.messages_per_batch,
         "batch.size": max(batch_bytes + 4096, 16384),
         "message.max.bytes": max(batch_bytes + 65536, 1_000_000),
@@ -328,7 +442,7 @@ def kafka_consumer(p: Params, j: int, slot: int, counters: Counters, go: Event,
 
     group = p.mode == "consumer-group"
     cons = Consumer({
-        "bootstrap.servers": p.address, "group.id": f"{p.prefix}-group" if group
+        "bootstrap.servers": kafka_bootstrap(p), "group.id": f"{p.prefix}-group" if group
         else f"{p.prefix}-c{j}", "enable.auto.commit": group, "auto.offset.reset": "earliest",
         "fetch.max.bytes": 52428800, "max.partition.fetch.bytes": 10485760,
         "fetch.wait.max.ms": 100, "queued.min.messages": 200000,

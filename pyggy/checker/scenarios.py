@@ -138,7 +138,8 @@ class Scenario:
             self.load.stop()
             self.expect(not self.load.errors or all(
                 "Timed out" in e or "TIMED_OUT" in e or "Local: Message timed out" in e
-                or "KafkaTimeoutError" in e for e in self.load.errors),
+                or "KafkaTimeoutError" in e or "java: TimeoutException" in e
+                for e in self.load.errors),
                 f"client errors: {self.load.errors[:5]}")
             for s in self.cluster.servers:
                 if s.running:
@@ -206,10 +207,11 @@ def normal(workdir: Path, seed: int, seconds: float = 4.0) -> Outcome:
 
 
 def kill_primary(workdir: Path, seed: int, seconds: float = 2.0,
-                 clients: tuple[str, ...] = ("librdkafka", "kafka-python", "iggy", "consumer",
-                                             "metadata")) -> Outcome:
-    """P2 + P3 + P8: SIGKILL the leader at a seeded moment under idempotent producers of both
-    Kafka clients and the Iggy SDK (5 records/s each); writes resume on the new leader; then
+                 clients: tuple[str, ...] = ("librdkafka", "kafka-python", "java", "iggy",
+                                             "consumer", "metadata")) -> Outcome:
+    """P2 + P3 + P8: SIGKILL the leader at a seeded moment under idempotent producers of three
+    Kafka clients (librdkafka, kafka-python, the Java client) and the Iggy SDK (5 records/s
+    each); writes resume on the new leader; then
     the writers hold, the killed node restarts and catches up to the same bytes through journal
     repair (the outage stays under the partition journal's 128 ops: see `long_outage`), and
     the writers go on for `seconds`."""

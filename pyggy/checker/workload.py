@@ -12,12 +12,15 @@ clients tells a definite refusal apart from a timeout.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import random
+import subprocess
 import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -51,10 +54,11 @@ class Workload:
         self._threads: list[threading.Thread] = []
 
     def start(self, *clients: str) -> Workload:
-        """Clients: librdkafka, kafka-python, iggy, consumer, metadata."""
+        """Clients: librdkafka, kafka-python, java, iggy, consumer, metadata."""
         runners: dict[str, Callable[[], None]] = {
             "librdkafka": self._librdkafka, "kafka-python": self._kafka_python,
-            "iggy": lambda: asyncio.run(self._iggy()), "consumer": self._consumer,
+            "java": self._java, "iggy": lambda: asyncio.run(self._iggy()),
+            "consumer": self._consumer,
             "metadata": self._metadata}
         for name in clients:
             t = threading.Thread(target=self._guard, args=(name, runners[name]),
@@ -132,6 +136,62 @@ class Workload:
             i += 1
         p.flush(60)
         p.close(10)
+
+    def _java(self) -> None:
+        """The Java client's idempotent acks=all producer (IdempotentLoad.java of
+        interop_tests/java_client, built by scripts/install-test-deps.sh): values go to its
+        stdin, its delivery reports come back on stdout."""
+        # the Maven project and its build live in the test tree, not in the package
+        java_client = importlib.import_module("interop_tests.java_client")
+        key, h = kafka_key(self.topic), self.history
+        target: Path = java_client.build()
+        proc = subprocess.Popen(
+            ["java", "-Xmx128m", "-XX:ActiveProcessorCount=2", "-XX:TieredStopAtLevel=1",
+             "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+             "-cp", f"{target / 'classes'}:{target / 'libs'}/*", "dev.pyggy.interop.IdempotentLoad",
+             self.cluster.kafka_bootstrap, self.topic],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            bufsize=1)
+        assert proc.stdin is not None and proc.stdout is not None
+        pending: dict[str, Send] = {}
+        done = threading.Event()
+
+        def reports(stdout: IO[str]) -> None:
+            for line in stdout:
+                kind, _, rest = line.rstrip("\n").partition(" ")
+                value, _, detail = rest.partition(" ")
+                op = pending.pop(value, None)
+                if kind == "DONE":
+                    done.set()
+                elif op is not None and kind == "OK":
+                    h.ok(op, int(detail))
+                elif op is not None:
+                    h.info(op)
+                    self.errors.append(f"java: {detail}")
+
+        reader = threading.Thread(target=reports, args=(proc.stdout,), daemon=True,
+                                  name="checker-java-reports")
+        reader.start()
+        try:
+            i = 0
+            while not self._stop.is_set():
+                value = f"java-{i}"
+                pending[value] = h.invoke("java", key, value.encode())
+                proc.stdin.write(value + "\n")
+                proc.stdin.flush()
+                time.sleep(self._pace())
+                i += 1
+            proc.stdin.close()
+            code = proc.wait(90)
+            reader.join(10)
+            if code != 0 or not done.is_set():
+                self.errors.append(f"java: the producer exited {proc.returncode} without DONE")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for op in pending.values():  # never reported: unknown outcome
+            h.info(op)
 
     def _kafka_python_failed(self, op: Send, e: Exception) -> None:
         self.history.info(op)

@@ -50,8 +50,10 @@ class Sender:
 class Member:
     """One node: its engine (one topic, `partitions` partitions) and its cluster runtime."""
 
-    def __init__(self, root: Path, index: int, bus: MemoryBus, n: int = 3) -> None:
+    def __init__(self, root: Path, index: int, bus: MemoryBus, n: int = 3,
+                 options: Options = FAST) -> None:
         self.root, self.index, self.bus, self.n = root, index, bus, n
+        self.options = options
 
     async def start(self, partitions: int = 1, segment_size: int | None = None) -> Member:
         self.engine = LogEngine(self.root)
@@ -64,7 +66,7 @@ class Member:
         self.topic = self.engine.metadata.topic("s", "t")
         self.node = Node(cluster=CLUSTER, replica=self.index, replica_count=self.n,
                          root=self.root / "cluster", bus=self.bus.for_replica(self.index),
-                         options=lambda g: FAST)
+                         options=lambda g: self.options)
         self.bus.nodes[self.index] = self.node
         for p in self.topic.partitions:
             group = partition_group(self.topic.stream_id, self.topic.id, p.id)

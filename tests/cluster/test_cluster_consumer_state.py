@@ -97,8 +97,8 @@ def test_an_iggy_offset_stored_before_sigkill_of_the_leader_is_read_after(
         tmp_path: Path) -> None:
     """The SDK stores an offset (STORE_CONSUMER_OFFSET, ack Quorum) on the leader; after the
     leader's SIGKILL the new one returns it (GET_CONSUMER_OFFSET) and a Next poll continues
-    after it. (Auto-commit polls of the 0.9.0 SDK against a multi-node roster use the cluster
-    poll routing, codes 103/14/104, which pyggy does not offer yet: docs/cluster.md.)"""
+    after it. (Auto-commit polls through the SDK's cluster poll routing, codes 103/14/104:
+    test_cluster_iggy_sdk.py.)"""
     c = PyggyCluster(tmp_path / "c").start()
     try:
         boss = controller(c)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from apache_iggy import Consumer as IggyConsumer
 from apache_iggy import IggyClient, PollingStrategy, SendMessage
+from pyggy.core.offsets import CONSUMER
+from pyggy.native_wire.codec import primitives as p
 
 from pyggy.testing import PyggyCluster
 
@@ -84,3 +86,81 @@ def test_the_sdk_sees_the_roster_and_is_led_to_the_leader(tmp_path: Path) -> Non
             assert (s.data_path / "streams" / "0" / "topics" / "0").is_dir(), i
     finally:
         c.close()
+
+
+def latest_primary(server, needle: str, avoid: int | None = None,
+                   timeout: float = 60.0) -> int:
+    """The replica the newest log line `needle ... primary is replica N` of `server` names
+    (other than `avoid`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [int(m.group(1)) for line in list(server.logs) if needle in line
+                 and (m := re.search(r"primary is replica (\d+)", line))]
+        if found and found[-1] != avoid:
+            return found[-1]
+        time.sleep(0.1)
+    raise AssertionError(f"no line {needle!r} naming a primary other than {avoid}")
+
+
+def test_a_partition_led_by_a_backup_is_written_and_polled_through_the_leader(
+        tmp_path: Path) -> None:
+    """After the metadata primary was killed and came back, metadata is led by another node
+    while a new topic's partition starts in view 0, led by the restarted node: the SDK (moved to
+    the metadata leader) sends there, and that node forwards the writes to the partition's
+    primary (before: TransientNotAccepted 58). Then the 0.9.0 SDK's cluster poll routing (a
+    three-node roster: GET_POLL_ROUTING, ATTACH_CONSUMER_SESSION, POLL_MESSAGES_ON_PRIMARY):
+    auto-commit polls of a consumer and of a consumer group continue where they stopped."""
+    c = PyggyCluster(tmp_path / "c").start()
+    try:
+        first = latest_primary(c.servers[0], "metadata primary is replica")
+        c.servers[first].kill()
+        survivor = next(i for i in range(3) if i != first)
+        boss = latest_primary(c.servers[survivor], "metadata primary is replica", avoid=first)
+        c.servers[first].start(60)
+        c.servers[first].wait_for_log("metadata primary is replica", 60)
+        backup = next(i for i in range(3) if i not in (boss, first))
+
+        async def main() -> None:
+            client = IggyClient(c.servers[backup].tcp_address)
+            await client.connect()
+            await client.login_user("iggy", "iggy")
+            await client.create_stream("s")
+            await client.create_topic("s", "t", partitions_count=1)
+            lead = latest_primary(c.servers[boss], "partition group 0x0 primary")
+            assert lead != boss, "the partition should be led by a node the SDK does not use"
+            await client.send_messages("s", "t", 0, [SendMessage(f"m{i}") for i in range(20)])
+            got = await client.poll_messages(
+                "s", "t", consumer=IggyConsumer.Single("r"),
+                polling_strategy=PollingStrategy.First(), count=100, auto_commit=False,
+                partition_id=0)
+            assert [m.payload() for m in got] == [b"m%d" % i for i in range(20)]
+
+            async def next_five(consumer: IggyConsumer) -> list[bytes]:
+                got = await client.poll_messages(
+                    "s", "t", consumer=consumer, polling_strategy=PollingStrategy.Next(),
+                    count=5, auto_commit=True, partition_id=0)
+                return [m.payload() for m in got]
+
+            single = IggyConsumer.Single("auto")
+            assert await next_five(single) == [b"m%d" % i for i in range(5)]
+            assert await next_five(single) == [b"m%d" % i for i in range(5, 10)]
+            stored = await client.send_binary_request(GET_CONSUMER_OFFSET, target("auto"))
+            assert struct.unpack("<IQQ", stored)[2] == 9  # (partition, current, stored)
+            await client.create_consumer_group("s", "t", "g")
+            await client.join_consumer_group("s", "t", "g")
+            group = IggyConsumer.Group("g")
+            assert await next_five(group) == [b"m%d" % i for i in range(5)]
+            assert await next_five(group) == [b"m%d" % i for i in range(5, 10)]
+
+        asyncio.run(main())
+    finally:
+        c.close()
+
+
+GET_CONSUMER_OFFSET = 120
+
+
+def target(consumer: str) -> bytes:
+    """Consumer, stream "s", topic "t", partition 0 (iggy-protocol.md, code 120)."""
+    return (p.encode_consumer(CONSUMER, consumer) + p.encode_identifier("s")
+            + p.encode_identifier("t") + p.encode_optional_partition(0))

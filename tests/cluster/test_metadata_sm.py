@@ -6,6 +6,7 @@ would stop the replica)."""
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,10 @@ def test_any_malformed_body_is_refused_without_an_exception(machine: MetadataMac
         assert changed == {(CONSUMER, doc["key"]): doc["offset"]}
     machine.results.clear()
     machine.engine.replicated.backlog.clear()
+
+
+def test_a_checkpoint_ahead_of_the_state_log_is_missing_state(machine: MetadataMachine) -> None:
+    last = machine.commands.last_op
+    assert not machine.missing(machine.snapshot())
+    assert not machine.missing(struct.pack("<Q", last))
+    assert machine.missing(struct.pack("<Q", last + 1))  # fetched (or fenced), not restored

@@ -6,6 +6,7 @@ stamped by the partition's primary and stored byte-identically everywhere."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from pyggy.cluster.roster import METADATA_GROUP, Node, partition_group
 from pyggy.cluster.runtime import ClusterRuntime, ClusterSettings
 from pyggy.consensus.options import Options
 from pyggy.core.engine import LogEngine
-from pyggy.core.engine.cluster import NotLeader
+from pyggy.core.engine.cluster import FORWARD, NotLeader
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.records import kafka_batch
 from test_bus import free_ports
@@ -25,19 +26,24 @@ FAST = Options(heartbeat_timeout=100, commit_interval=10, prepare_retransmit=5,
               repair_chunk_max=8)
 
 
-async def start_cluster(tmp_path: Path, n: int = 3) -> list[ClusterRuntime]:
+async def start_cluster(tmp_path: Path, n: int = 3,
+                        timing: Options = FAST) -> list[ClusterRuntime]:
     ports = free_ports(n)
     nodes = tuple(Node(f"n{i}", "127.0.0.1", i, tcp_replica=p) for i, p in enumerate(ports))
     runtimes = []
     for i in range(n):
-        engine = LogEngine(tmp_path / f"n{i}")
-        engine.open(("iggy", "iggy"))
-        rt = ClusterRuntime(engine, ClusterSettings("test", i, nodes, FAST, key=b"k" * 32,
-                                                    reconnect_period=0.05),
-                            tmp_path / f"n{i}" / "cluster")
+        rt = runtime(tmp_path, nodes, i, timing)
         await rt.start()
         runtimes.append(rt)
     return runtimes
+
+
+def runtime(tmp_path: Path, nodes: tuple[Node, ...], i: int, timing: Options) -> ClusterRuntime:
+    engine = LogEngine(tmp_path / f"n{i}")
+    engine.open(("iggy", "iggy"))
+    return ClusterRuntime(engine, ClusterSettings("test", i, nodes, timing, key=b"k" * 32,
+                                                  reconnect_period=0.05),
+                          tmp_path / f"n{i}" / "cluster")
 
 
 async def leader(runtimes: list[ClusterRuntime], group: int = METADATA_GROUP,
@@ -200,6 +206,114 @@ def test_a_disk_error_applying_a_metadata_command_fences_the_metadata_replica(
             for fd in state.fds:
                 os.close(fd)
             state.fds = writable
+        finally:
+            for rt in runtimes:
+                await rt.close()
+                rt.engine.close()
+
+    asyncio.run(main())
+
+
+def test_a_backup_forwards_the_writes_of_a_door_that_asks_to_the_primary(
+        tmp_path: Path) -> None:
+    """With `FORWARD` set (as the Iggy door sets it), a backup's metadata command, append and
+    consumer-state change go to the primary over the bus; each answers once the op executed on
+    the backup itself (its result readable there at once). Without it (the Kafka door), the
+    backup still refuses with NotLeader."""
+
+    async def main() -> None:
+        runtimes = await start_cluster(tmp_path)
+        try:
+            boss = await leader(runtimes)
+            backup = next(rt for rt in runtimes if rt is not boss)
+            with pytest.raises(NotLeader):
+                await backup.engine.metadata.create_stream("refused")
+            token = FORWARD.set(True)
+            try:
+                s = await backup.engine.metadata.create_stream("orders")
+                t = await backup.engine.metadata.create_topic("orders", "eu", 1)
+                assert backup.engine.metadata.topic("orders", "eu").id == t.id
+                with pytest.raises(IggyError) as exists:  # the command's own reply, forwarded
+                    await backup.engine.metadata.create_stream("orders")
+                assert exists.value.code == ErrorCode.STREAM_NAME_ALREADY_EXISTS
+                group = partition_group(s.id, t.id, 0)
+                p_leader = await leader(runtimes, group)
+                p_backup = next(rt for rt in runtimes if rt is not p_leader)
+                topic = p_backup.engine.metadata.topic("orders", "eu")
+                bases = []
+                for i in range(20):  # more sessions than one node keeps: they are reused
+                    batch, info = kafka(i)
+                    bases.append(await p_backup.engine.data.append_kafka(topic, 0, batch, info))
+                    assert topic.partitions[0].log.next_offset == i + 1  # applied here first
+                assert bases == list(range(20))
+                results = await asyncio.gather(*(
+                    p_backup.engine.data.append_kafka(topic, 0, *kafka(100 + i))
+                    for i in range(12)))
+                assert sorted(results) == list(range(20, 32))
+            finally:
+                FORWARD.reset(token)
+            with pytest.raises(NotLeader):
+                await p_backup.engine.data.append_kafka(topic, 0, *kafka(999))
+            await converged(runtimes, group)
+            files = []
+            for rt in runtimes:
+                log = rt.engine.metadata.topic("orders", "eu").partitions[0].log
+                assert log.next_offset == 32
+                files.append({f.name: f.read_bytes() for f in log.path.iterdir()
+                              if f.suffix in (".log", ".index")})
+            assert files[0] and files[0] == files[1] == files[2]
+        finally:
+            for rt in runtimes:
+                await rt.close()
+                rt.engine.close()
+
+    asyncio.run(main())
+
+
+def test_a_metadata_replica_behind_every_journal_is_fenced_not_broken(tmp_path: Path) -> None:
+    """State transfer of the metadata group is not implemented: a node restarted after the
+    others moved past their metadata journals (128 slots here) fences its metadata replica
+    with a reason (no votes, no acknowledgements) — `restore` no longer raises out of a bus
+    handler, which closed the replica link (and every group's traffic on it) at each retry
+    while the replica stayed in normal status. The others go on, and so do the node's
+    partition groups."""
+
+    async def main() -> None:
+        timing = dataclasses.replace(FAST, journal_slots=128, checkpoint_interval=32,
+                                     pipeline_max=8)
+        runtimes = await start_cluster(tmp_path, timing=timing)
+        try:
+            boss = await leader(runtimes)
+            s = await boss.engine.metadata.create_stream("orders")
+            t = await boss.engine.metadata.create_topic("orders", "eu", 1)
+            await converged(runtimes, METADATA_GROUP)
+            group = partition_group(s.id, t.id, 0)
+            away = next(i for i, rt in enumerate(runtimes) if rt is not boss)
+            nodes = runtimes[away].settings.nodes
+            await runtimes[away].close()
+            runtimes[away].engine.close()
+            for k in range(150):
+                await boss.engine.metadata.create_stream(f"s{k}")
+            runtimes[away] = runtime(tmp_path, nodes, away, timing)
+            back = runtimes[away]
+            await back.start()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            meta = back.node.groups[METADATA_GROUP]
+            while meta.fenced is None and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            assert meta.fenced is not None and "state transfer" in meta.fenced
+            assert back.node.primary(METADATA_GROUP) is None
+            assert back.engine.metadata.get_stream("s0") is None  # nothing half-installed
+            others = [rt for rt in runtimes if rt is not back]
+            await boss.engine.metadata.create_stream("after")  # the other two go on
+            await converged(others, METADATA_GROUP)
+            p_leader = await leader(runtimes, group)  # the node's partition group too
+            topic = p_leader.engine.metadata.topic("orders", "eu")
+            for i in range(3):
+                await p_leader.engine.data.append_kafka(topic, 0, *kafka(i))
+            await converged(runtimes, group)
+            assert back.engine.metadata.topic("orders", "eu").partitions[0].log.next_offset == 3
         finally:
             for rt in runtimes:
                 await rt.close()

@@ -6,10 +6,11 @@ from the committed log, and the crashed node catches up when it comes back."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
-from cluster_support import Member, MemoryBus, primary_of, quiesce, segment_files
+from cluster_support import FAST, Member, MemoryBus, primary_of, quiesce, segment_files
 from pyggy.cluster.node import NotPrimary, OutcomeUnknown
 from pyggy.cluster.partition_sm import (
     APPEND_IGGY,
@@ -143,6 +144,45 @@ def test_a_request_cut_off_by_a_view_change_has_an_unknown_outcome(tmp_path: Pat
         # the isolated primary's prepare never reached a quorum: it is in nobody's log
         values = [bytes(r.data) for r in first.log().read(0, 1 << 30)]
         assert not any(b"kafka-99" in v for v in values)
+        for m in members:
+            await m.stop()
+
+    asyncio.run(main())
+
+
+def test_a_forwarded_request_of_an_evicted_session_ends_at_once(tmp_path: Path) -> None:
+    """A backup forwards appends to the primary (`forward=True`) and answers once it applied
+    them itself; when the primary's registrations evict the backup's session (a client table
+    of 4), the backup's next forwarded request is not prepared and the primary's Eviction goes
+    to no one: the backup sees the eviction in its own (replicated) client table and ends the
+    request as an unknown outcome at once, not at the 30 s timeout; the retry registers anew."""
+
+    async def main() -> None:
+        bus = MemoryBus()
+        small = dataclasses.replace(FAST, clients_max=4)
+        members = [await Member(tmp_path / f"n{i}", i, bus, options=small).start()
+                   for i in range(3)]
+        primary = await primary_of(members, GROUP)
+        backup = next(m for m in members if m is not primary)
+        status, base = parse_reply(await backup.node.submit(GROUP, APPEND_KAFKA, kafka_body(0),
+                                                            forward=True))
+        assert (status, base) == (0, 0)
+        assert backup.log().next_offset == 2  # applied on the backup when it answered
+        with pytest.raises(NotPrimary):
+            await backup.node.submit(GROUP, APPEND_KAFKA, kafka_body(1))
+        await produce(primary, 1, 4)  # four sessions of the primary's: the backup's evicted
+        await quiesce(members, GROUP)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(OutcomeUnknown, match="evicted"):
+            await asyncio.wait_for(backup.node.submit(GROUP, APPEND_KAFKA, kafka_body(9),
+                                                      forward=True), 10)
+        assert loop.time() - started < 5
+        status, _ = parse_reply(await backup.node.submit(GROUP, APPEND_KAFKA, kafka_body(10),
+                                                         forward=True))
+        assert status == 0
+        await quiesce(members, GROUP)
+        assert len({tuple(segment_files(m).items()) for m in members}) == 1
         for m in members:
             await m.stop()
 

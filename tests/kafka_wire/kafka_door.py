@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+from pyggy.core.engine import LogEngine
 from pyggy.kafka_wire.context import Connection, KafkaServer
 from pyggy.kafka_wire.dispatch import handle_frame
 from pyggy.kafka_wire.protocol import decode_response, parse_response_header, request_frame
@@ -30,3 +35,14 @@ class Door:
         """A frame without a request header (a SASL token after SaslHandshake v0)."""
         parts = await handle_frame(self.conn, memoryview(token))
         return b"".join(bytes(p) for p in parts)
+
+
+@contextlib.contextmanager
+def opened_engine(path: Path, **kwargs: Any) -> Iterator[LogEngine]:
+    """A LogEngine on `path` (state fsync off) with the default root user, closed after."""
+    engine = LogEngine(path, state_fsync=False, **kwargs)
+    engine.open(("iggy", "iggy"))
+    try:
+        yield engine
+    finally:
+        engine.close()

@@ -154,3 +154,64 @@ async def test_a_backup_names_the_coordinator_without_creating_the_internal_topi
     (co,) = r["coordinators"]
     assert (co["error_code"], co["node_id"], co["port"]) == (E.NONE, 2, 9094)
     assert engine.metadata.get_topic("kafka", "__transaction_state") is None
+
+
+async def test_group_requests_reach_only_the_metadata_primary(cluster) -> None:
+    """Groups are coordinated by the metadata primary alone: a backup answers every group
+    request NOT_COORDINATOR (the client looks the coordinator up again), lists no group,
+    and says COORDINATOR_NOT_AVAILABLE (back off) while a view change leaves none."""
+    from pyggy.kafka_wire.groups import GroupCoordinator, MemoryOffsetStore
+
+    door, c, engine = cluster
+    door.server.coordinator = GroupCoordinator(engine.clock, MemoryOffsetStore())
+    join = {"group_id": "g", "session_timeout_ms": 10_000, "rebalance_timeout_ms": 10_000,
+            "member_id": "", "group_instance_id": None, "protocol_type": "consumer",
+            "protocols": [{"name": "range", "metadata": b""}], "reason": None}
+    heartbeat = {"group_id": "g", "generation_id": 1, "member_id": "m",
+                 "group_instance_id": None}
+    commit = {"group_id": "g", "generation_id_or_member_epoch": -1, "member_id": "",
+              "group_instance_id": None, "retention_time_ms": -1, "topics": [
+                  {"name": "orders", "partitions": [{"partition_index": 0, "committed_offset": 1,
+                                                     "committed_leader_epoch": -1,
+                                                     "committed_metadata": ""}]}]}
+    fetch_offsets = {"groups": [{"group_id": "g", "member_id": None, "member_epoch": -1,
+                                 "topics": None}], "require_stable": False}
+    cg_heartbeat = {"group_id": "n", "member_id": "", "member_epoch": 0, "instance_id": None,
+                    "rack_id": None, "rebalance_timeout_ms": 10_000,
+                    "subscribed_topic_names": ["orders"], "subscribed_topic_regex": None,
+                    "server_assignor": None, "topic_partitions": []}
+
+    async def answers() -> list[int]:
+        j = await door.call(11, 9, join)
+        h = await door.call(12, 4, heartbeat)
+        o = await door.call(8, 9, commit)
+        f = await door.call(9, 9, fetch_offsets)
+        d = await door.call(15, 5, {"groups": ["g"], "include_authorized_operations": False})
+        cg = await door.call(68, 0, cg_heartbeat)
+        return [j["error_code"], h["error_code"],
+                o["topics"][0]["partitions"][0]["error_code"], f["groups"][0]["error_code"],
+                d["groups"][0]["error_code"], cg["error_code"]]
+
+    assert await answers() == [E.NOT_COORDINATOR] * 6  # the metadata primary is node 2
+    listed = await door.call(16, 4, {"states_filter": []})
+    assert (listed["error_code"], listed["groups"]) == (E.NONE, [])
+    c.meta_leader = None
+    assert await answers() == [E.COORDINATOR_NOT_AVAILABLE] * 6
+    c.meta_leader = ME  # now this broker coordinates: the join is served
+    j = await door.call(11, 9, join)
+    assert j["error_code"] == E.MEMBER_ID_REQUIRED
+async def test_create_topics_accepts_a_replication_factor_up_to_the_roster(cluster) -> None:
+    """Every partition of a cluster is replicated on the whole roster: replication factor 3
+    is what three nodes give (scripts/cluster_bench.py asks for it); 4 cannot be reached."""
+    door, _, engine = cluster
+
+    async def create(name: str, rf: int) -> dict:
+        r = await door.call(CREATE, 7, {"topics": [
+            {"name": name, "num_partitions": 1, "replication_factor": rf, "assignments": [],
+             "configs": []}], "timeout_ms": 1000, "validate_only": True})
+        return r["topics"][0]
+
+    assert (await create("rf3", 3))["error_code"] == E.NONE
+    refused = await create("rf4", 4)
+    assert refused["error_code"] == E.INVALID_REPLICATION_FACTOR
+    assert "only 3 broker(s)" in refused["error_message"]

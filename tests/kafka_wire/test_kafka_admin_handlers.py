@@ -13,6 +13,7 @@ from uuid import UUID
 
 import pytest
 from kafka_door import Door as BaseDoor
+from kafka_door import opened_engine
 from pyggy.core.engine import FIRST, LogEngine
 from pyggy.core.model import NEVER_EXPIRE
 from pyggy.core.records.iggy_batch import build_batch
@@ -55,10 +56,8 @@ class Door(BaseDoor):
 
 @pytest.fixture
 def door(tmp_path: Path) -> Iterator[Door]:
-    engine = LogEngine(tmp_path / "data", state_fsync=False)
-    engine.open(("iggy", "iggy"))
-    yield Door(KafkaServer(engine))
-    engine.close()
+    with opened_engine(tmp_path / "data") as engine:
+        yield Door(KafkaServer(engine))
 
 
 def configs(*pairs: tuple[str, str | None]) -> list[dict]:

@@ -96,3 +96,27 @@ def test_cluster_blocks_continue_above_every_mark_and_fall_back_to_the_own_range
     assert [states.new_id(), states.new_id(), states.new_id()] == [2000, 2001, OWN_RANGES + 1]
     with pytest.raises(IdsExhausted):
         ProducerStates(blocks=True).new_id()
+
+
+def test_idle_producers_expire_per_partition() -> None:
+    """producer.id.expiration.ms: a producer idle on a partition for longer is forgotten
+    there (a retry is no longer recognised: any sequence starts it afresh, as on Kafka); its
+    epoch goes once no partition holds it, unless it is kept (a live transactional id)."""
+    states = ProducerStates()
+    _, idle, e1 = states.init()
+    _, busy, e2 = states.init()
+    _, txn, e3 = states.init()
+    other = (1, 2, 1)
+    states.record(idle, e1, 0, 1, KEY, 0, now_ms=1_000)
+    states.record(busy, e2, 0, 1, KEY, 1, now_ms=1_000)
+    states.record(busy, e2, 0, 1, other, 0, now_ms=5_000)
+    states.record(txn, e3, 0, 1, KEY, 2, now_ms=1_000)
+    assert states.expire(5_500, 10_000, keep=lambda pid: False) == 0
+    assert states.check(idle, e1, 0, 1, KEY) == (ErrorCode.NONE, 0)  # a retry: its offset
+    assert states.expire(11_500, 10_000, keep=lambda pid: pid == txn) == 3
+    assert (busy, other) in states.partitions and (busy, KEY) not in states.partitions
+    assert idle not in states.epochs and txn in states.epochs and busy in states.epochs
+    assert states.check(idle, e1, 0, 1, KEY) == (ErrorCode.NONE, None)  # new again
+    assert states.check(idle, e1, 7, 1, KEY) == (ErrorCode.NONE, None)  # any sequence
+    assert states.expire(20_000, 10_000, keep=lambda pid: False) == 1
+    assert not states.partitions and busy not in states.epochs

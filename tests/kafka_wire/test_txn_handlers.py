@@ -243,3 +243,84 @@ async def test_batched_add_partitions(door: Door, version: int) -> None:
     got = await call(("u", pid2, epoch2, True), ("t", pid, epoch + 1, False))
     assert got == {"u": {("out", 0): E.NONE, ("out", 1): E.NONE},
                    "t": {("out", 0): E.PRODUCER_FENCED, ("out", 1): E.PRODUCER_FENCED}}
+
+
+async def test_an_idle_transactional_id_expires(door: Door, clock: Clock) -> None:
+    """transactional.id.expiration.ms: an id idle past it is forgotten (with its producer
+    id); one with a transaction open is kept however old; a producer coming back later is
+    a new producer (new id, epoch 0), and its old epoch no longer matches anything."""
+    await create(door, "out")
+    door.server.settings.transactional_id_expiration_ms = 10_000
+    _, pid, epoch = await init(door, "idle")
+    _, busy_pid, busy_epoch = await init(door, "busy")
+    await add(door, "busy", busy_pid, busy_epoch, {"out": [0]})
+    _, done_pid, done_epoch = await init(door, "done")
+    await add(door, "done", done_pid, done_epoch, {"out": [1]})
+    assert await end(door, "done", done_pid, done_epoch, True) == E.NONE
+
+    clock.us += 9_000_000
+    await door.server.txn.tick()
+    assert door.server.engine.txns.get("idle") is not None
+
+    _, again_pid, again_epoch = await init(door, "done", pid=done_pid, epoch=done_epoch)
+    clock.us += 2_000_000  # "idle" 11 s idle, "done" re-initialised 2 s ago
+    await door.server.txn.tick()
+    txns = door.server.engine.txns
+    assert txns.get("idle") is None and txns.by_producer(pid) is None
+    assert txns.get("done") is not None and txns.get("busy") is not None
+
+    clock.us += 10_000_000_000  # far past it: the open transaction times out, then expires
+    await door.server.txn.tick()
+    assert txns.get("busy") is not None  # aborted now, idle from this moment
+    assert txns.get("done") is None
+    assert await end(door, "idle", pid, epoch, True) == E.INVALID_PRODUCER_ID_MAPPING
+    code, new_pid, new_epoch = await init(door, "idle")
+    assert code == E.NONE and new_epoch == 0 and new_pid != pid
+
+
+async def test_expiry_survives_a_restart(tmp_path: Path, clock: Clock) -> None:
+    """The expiry is a command of the state log: a restart does not bring the id back."""
+    engine = LogEngine(tmp_path / "data", clock=clock, state_fsync=False)
+    engine.open(("iggy", "iggy"))
+    door = Door(KafkaServer(engine))
+    door.server.settings.transactional_id_expiration_ms = 1_000
+    await init(door, "gone")
+    await init(door, "kept")
+    clock.us += 500_000
+    await init(door, "kept")
+    clock.us += 600_000
+    await door.server.txn.tick()
+    engine.close()
+    engine = LogEngine(tmp_path / "data", clock=clock, state_fsync=False)
+    engine.open(("iggy", "iggy"))
+    try:
+        assert engine.txns.get("gone") is None and engine.txns.get("kept") is not None
+    finally:
+        engine.close()
+
+
+async def test_producer_id_expiration_ms_takes_effect(door: Door, clock: Clock) -> None:
+    """The dynamic broker config producer.id.expiration.ms (IncrementalAlterConfigs) bounds how
+    long an idle idempotent producer's sequences are kept: a retry within it is answered with
+    its original offset, after it the same batch is a new one (Kafka's behaviour)."""
+    await create(door, "out")
+    r = await door.call(44, 1, {"resources": [{"resource_type": 4, "resource_name": "0",
+                                               "configs": [{"name": "producer.id.expiration.ms",
+                                                            "value": "60000",
+                                                            "config_operation": 0}]}],
+                                "validate_only": False})
+    assert r["responses"][0]["error_code"] == E.NONE
+    init_pid = await door.call(INIT, 4, {"transactional_id": None,
+                                         "transaction_timeout_ms": 60_000,
+                                         "producer_id": -1, "producer_epoch": -1})
+    pid, epoch = init_pid["producer_id"], init_pid["producer_epoch"]
+    assert await produce(door, "out", 0, pid, epoch, 0, b"a", transactional=False) == E.NONE
+    clock.us += 59_000_000
+    door.server.expire_producers()
+    assert await produce(door, "out", 0, pid, epoch, 0, b"a", transactional=False) == E.NONE
+    log = door.server.engine.metadata.topic("kafka", "out").partitions[0].log
+    assert log.next_offset == 1  # the retry was recognised
+    clock.us += 61_000_000
+    assert door.server.expire_producers() == 1
+    assert await produce(door, "out", 0, pid, epoch, 0, b"a", transactional=False) == E.NONE
+    assert log.next_offset == 2  # forgotten: stored as a new batch, as on Kafka

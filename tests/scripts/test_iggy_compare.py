@@ -1,0 +1,54 @@
+"""scripts/iggy_compare.py: reading `iggy-bench` output and the medians table (no servers)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "iggy_compare.py"
+
+
+@pytest.fixture(scope="module")
+def cmp() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("iggy_compare", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["iggy_compare"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# the shape of iggy-bench 0.8's summary line (format_original), as a terminal gets it: coloured
+LINE = ("\x1b[32mProducers Results: Total throughput: 812.40 MB/s, 812400 messages/s, average "
+        "throughput per Producer: 812.40 MB/s, p50 latency: 1.21 ms, p90 latency: 1.60 ms, "
+        "p95 latency: 1.80 ms, p99 latency: 2.50 ms, p999 latency: 3.00 ms, p9999 latency: "
+        "3.10 ms, average latency: 1.25 ms, median latency: 1.21 ms, min: 0.90 ms, max: 3.20 "
+        "ms, std dev: 0.20 ms, total time: 0.25 s\x1b[0m")
+
+
+def test_reads_throughput_and_p50(cmp: ModuleType) -> None:
+    text = "INFO Starting to benchmark: tcp\n" + LINE + "\n"
+    assert cmp.parse_bench_output(text) == (812.40, 1.21)
+    consumers = LINE.replace("Producers Results", "Consumers Results")
+    assert cmp.parse_bench_output(consumers) == (812.40, 1.21)
+
+
+def test_no_summary_is_none(cmp: ModuleType) -> None:
+    assert cmp.parse_bench_output("Error: connection refused\n") is None
+    assert cmp.parse_bench_output(LINE.replace("Total throughput", "throughput")) is None
+
+
+def test_table_medians_and_ratio(cmp: ModuleType) -> None:
+    def run(mbs: float) -> dict[str, float]:
+        return {key: mbs for key, _, _ in cmp.CLASSIC}
+
+    table = cmp.classic_table({"pyggy": [run(100), run(300), run(200)],
+                               "iggy": [run(400), run(800), run(500)]})
+    produce = next(line for line in table.splitlines() if "pinned-producer MB/s" in line)
+    assert produce == "| pinned-producer MB/s | 200 (100–300) | 500 (400–800) | 0.40 |"
+    alone = cmp.classic_table({"pyggy": [run(100)]})
+    assert "pyggy / iggy" not in alone and "| 100 (100–100) |" in alone
