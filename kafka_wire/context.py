@@ -70,6 +70,36 @@ class AppendWaiters:
                 fut.set_result(None)
 
 
+class ShardForward(Protocol):
+    """The Kafka door's requests for partitions another shard process owns, answered by that
+    shard with the records as they travel (docs/sharding.md)."""
+
+    # (node id, host, port) of each shard as a broker of its own; empty: this one broker
+    brokers: list[tuple[int, str, int]]
+
+    def remote(self, t: Topic, index: int) -> bool: ...
+
+    def owner(self, t: Topic, index: int) -> int:
+        """The shard (= broker node id) that owns the partition."""
+        ...
+
+    async def produce(self, t: Topic, index: int, records: bytes | memoryview) -> dict: ...
+
+    async def fetch(self, t: Topic, partition: dict, budget: list[int], committed: bool
+                    ) -> dict: ...
+
+    async def lookup(self, t: Topic, index: int, timestamp: int, committed: bool
+                     ) -> tuple[int, int]: ...
+
+    async def end_offset(self, t: Topic, index: int) -> int: ...
+
+    async def wait(self, keys: list[tuple[int, int, int]], local: asyncio.Future[None],
+                   timeout: float) -> None:
+        """Until `local` is done or one of `keys` another shard owns is appended to;
+        TimeoutError after `timeout` seconds."""
+        ...
+
+
 @dataclass(slots=True)
 class KafkaServer:
     engine: LogEngine
@@ -88,6 +118,8 @@ class KafkaServer:
     logins: Logins = None  # type: ignore[assignment]
     # per partition, the leader epoch its producer sequences were last used in (a cluster)
     leader_epochs: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    # a shard process: forwards partitions another shard owns (pyggy/shards/kafka.py)
+    shards: ShardForward | None = None
 
     def __post_init__(self) -> None:
         if self.logins is None:

@@ -53,10 +53,14 @@ def leader_epoch(conn: Connection, t: Topic, index: int) -> int:
 
 
 def brokers(conn: Connection) -> list[tuple[int, str, int]]:
-    """(node id, host, port) of every broker."""
+    """(node id, host, port) of every broker: a sharded server's shards each have a port of
+    their own and are brokers (docs/sharding.md)."""
     s = conn.server.settings
     cluster = _cluster(conn)
     if cluster is None:
+        shards = conn.server.shards
+        if shards is not None and shards.brokers:
+            return list(shards.brokers)
         return [(s.node_id, s.host, s.port)]
     return [(n.replica_id, s.host if n.replica_id == cluster.replica_id else n.host,
              s.port if n.replica_id == cluster.replica_id else n.kafka)
@@ -69,6 +73,9 @@ def controller(conn: Connection) -> tuple[int, str, int]:
     s = conn.server.settings
     cluster = _cluster(conn)
     leader = None if cluster is None else cluster.metadata_leader()
+    shards = conn.server.shards
+    if cluster is None and shards is not None and shards.brokers:
+        leader = 0  # shard 0: the metadata and every group's coordinator
     for node_id, host, port in brokers(conn):
         if node_id == leader:
             return node_id, host, port
@@ -80,9 +87,12 @@ def partitions(conn: Connection, t: Topic) -> list[dict[str, object]]:
     cluster = _cluster(conn)
     if cluster is None:
         me = conn.server.settings.node_id
-        return [{"error_code": 0, "partition_index": p.id, "leader_id": me, "leader_epoch": 0,
-                 "replica_nodes": [me], "isr_nodes": [me], "offline_replicas": []}
-                for p in t.partitions]
+        shards = conn.server.shards
+        leaders = [shards.owner(t, p.id) if shards is not None and shards.brokers else me
+                   for p in t.partitions]
+        return [{"error_code": 0, "partition_index": p.id, "leader_id": lead,
+                 "leader_epoch": 0, "replica_nodes": [lead], "isr_nodes": [lead],
+                 "offline_replicas": []} for p, lead in zip(t.partitions, leaders, strict=True)]
     everyone = [n.replica_id for n in cluster.nodes()]
     out = []
     for p in t.partitions:

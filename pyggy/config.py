@@ -13,6 +13,7 @@ import functools
 import importlib.util
 import ipaddress
 import logging
+import os
 import socket
 import tomllib
 import typing
@@ -84,11 +85,39 @@ class LoggingConfig(_Section):
 
 
 @_section
+class ShardingConfig(_Section):
+    """`[system.sharding]`: shard processes of one server (docs/sharding.md). 1 = one process;
+    0 = auto (1 on a machine with at most 2 cores, else one per core)."""
+
+    shards: int = 1
+    # each shard also listens on a Kafka port of its own and Metadata names it as a broker
+    # leading the partitions it owns, so Kafka clients send each request to the owner and
+    # groups to shard 0; off: one broker, every shard forwards (docs/sharding.md)
+    kafka_broker_per_shard: bool = True
+
+
+@_section
 class SystemConfig(_Section):
     path: str = "local_data"
     partition: PartitionConfig = field(default_factory=PartitionConfig)
     state: StateConfig = field(default_factory=StateConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    sharding: ShardingConfig = field(default_factory=ShardingConfig)
+
+
+MAX_SHARDS = 256
+
+
+def shard_count(config: ServerConfig, cores: int | None = None) -> int:
+    """How many shard processes serve: `[system.sharding] shards`, or with 0 (auto) one per
+    core on a machine with more than 2 cores, else 1 (docs/sharding.md says why)."""
+    n = config.system.sharding.shards
+    if n:
+        return n
+    if config.cluster.enabled:  # sharding is refused with a cluster for now
+        return 1
+    cores = cores if cores is not None else (os.cpu_count() or 1)
+    return 1 if cores <= 2 else min(cores, MAX_SHARDS)
 
 
 @_section
@@ -761,6 +790,22 @@ def validate(config: ServerConfig) -> None:
             raise ConfigError('telemetry transport must be "grpc" or "http"')
     if config.cluster.enabled:
         validate_cluster(config.cluster)
+    _validate_sharding(config)
+
+
+def _validate_sharding(config: ServerConfig) -> None:
+    shards = config.system.sharding.shards
+    if not 0 <= shards <= MAX_SHARDS:
+        raise ConfigError(f"system.sharding.shards must be 0 (auto)..{MAX_SHARDS}")
+    if shards <= 1:
+        return
+    # not yet: docs/sharding.md "Left out"
+    for on, what in ((config.cluster.enabled, "[cluster] enabled (a partition's consensus "
+                      "group will live on its shard; not built yet)"),
+                     (config.data_maintenance.archiver.enabled,
+                      "[data_maintenance.archiver] enabled")):
+        if on:
+            raise ConfigError(f"system.sharding.shards > 1 is not supported with {what}")
 
 
 SECRET_MIN = 32  # bytes of [cluster.auth] shared_secret, as Iggy requires

@@ -32,6 +32,7 @@ from pyggy.config import (
     TlsFiles,
     kafka_requires_auth,
     loopback_only,
+    shard_count,
     split_address,
     tls_files,
 )
@@ -54,6 +55,7 @@ if TYPE_CHECKING:  # imported where used: a server without Kafka never loads the
     from pyggy.kafka_wire.context import KafkaServer
     from pyggy.kafka_wire.groups import GroupCoordinator
     from pyggy.metrics import Metrics
+    from pyggy.shards.runtime import ShardRuntime
     from pyggy.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -133,10 +135,11 @@ def _kafka_authentication(config: ServerConfig) -> bool:
     return required
 
 
-def _limits(section: TcpConfig | KafkaConfig, idle_timeout: float = 0.0) -> Limits:
+def _limits(section: TcpConfig | KafkaConfig, idle_timeout: float = 0.0,
+            reuse_port: bool = False) -> Limits:
     return Limits(max_connections=section.max_connections,
                   frame_read_timeout=section.frame_read_timeout, idle_timeout=idle_timeout,
-                  auth_timeout=section.auth_timeout)
+                  auth_timeout=section.auth_timeout, reuse_port=reuse_port)
 
 
 def _tls_contexts(config: ServerConfig) -> dict[str, ssl.SSLContext | None]:
@@ -187,7 +190,8 @@ def _check_fd_limit(config: ServerConfig) -> None:
 
 async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
                        tasks: list[asyncio.Task[None]], tls: ssl.SSLContext | None,
-                       telemetry: Telemetry | None = None, metrics: Metrics | None = None
+                       telemetry: Telemetry | None = None, metrics: Metrics | None = None,
+                       shards: ShardRuntime | None = None, port: int | None = None
                        ) -> tuple[Listener, KafkaServer]:
     from pyggy.kafka_wire.context import KafkaServer
     from pyggy.kafka_wire.group_configs import GROUP_CONFIGS
@@ -204,7 +208,8 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
     from pyggy.kafka_wire.topics import topic_id
 
     k = config.kafka
-    host, port = split_address(k.address)
+    host, configured_port = split_address(k.address)
+    port = configured_port if port is None else port
     settings = KafkaSettings(default_stream=k.default_stream,
                              stream_separator=k.stream_separator,
                              auto_create_topics=k.auto_create_topics,
@@ -214,8 +219,10 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
                              transactional_id_expiration_ms=round(
                                  k.transactional_id_expiration * 1000))
     # producer ids continue after a restart (kafka_wire/producers.py)
-    ids = ProducerIdFile(Path(config.system.path) / "kafka" / "producer_ids")
-    first_id = 1000
+    # ... and each shard process hands out ids of its own range, from a file of its own
+    shard = f".shard{shards.index}" if shards is not None and shards.index else ""
+    ids = ProducerIdFile(Path(config.system.path) / "kafka" / f"producer_ids{shard}")
+    first_id = (shards.index << 40 if shard and shards is not None else 0) + 1000
     if config.cluster.enabled:  # blocks granted by the metadata group (kafka_wire/replicated)
         settings.node_id = config.cluster.replica_id
         # ... and this replica's own range where it is not the metadata primary: above every
@@ -245,7 +252,7 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
             return None
         return engine.data.watermarks(t, partition)[0]
 
-    offsets = FileOffsetStore(Path(config.system.path) / "kafka" / "offsets",
+    offsets = FileOffsetStore(Path(config.system.path) / "kafka" / f"offsets{shard}",
                               fsync=config.system.state.enforce_fsync, log_start=log_start,
                               lost_found=engine.lost_found)
     def consumer_topics() -> dict[str, tuple[bytes, int]]:
@@ -275,11 +282,26 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
     tasks.append(asyncio.get_running_loop().create_task(_periodic(
         PRODUCER_ID_EXPIRATION_CHECK_S, kafka.expire_producers, "kafka producer expiry")))
 
-    listener = await start_kafka(kafka, host, port, _limits(k, k.connections_max_idle), tls)
+    if shards is not None:
+        from pyggy.shards.kafka import KafkaForward
+
+        kafka.shards = KafkaForward(shards, kafka)
+    listener = await start_kafka(kafka, host, port, _limits(k, k.connections_max_idle,
+                                                            shards is not None), tls)
     bound = _bound(listener)
     settings.host, settings.port = k.advertised()
     if not k.advertised_port:
         settings.port = bound[1]
+    if shards is not None and shards.kafka_ports:  # this shard as a broker of its own
+        assert kafka.shards is not None
+        shards.listeners.append(await start_kafka(
+            kafka, host, shards.kafka_ports[shards.index],
+            _limits(k, k.connections_max_idle, True), tls))
+        settings.node_id = shards.index
+        kafka.shards.brokers = [(i, settings.host, p)
+                                for i, p in enumerate(shards.kafka_ports)]
+        log.info("kafka shard %d listening on %s:%d as broker %d", shards.index, host,
+                 shards.kafka_ports[shards.index], shards.index)
     log.info("kafka listening on %s:%d (advertised as %s:%d)%s", bound[0], bound[1],
              settings.host, settings.port, " with TLS" if tls is not None else "")
     return listener, kafka
@@ -358,6 +380,9 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    shards = _shard_runtime(config)  # None with one shard: pyggy.shards is never imported
+    if shards is not None:
+        shards.stop = stop  # a shard process failing stops the server
     tls = _tls_contexts(config)  # first: a bad certificate stops the start before any data
     _check_fd_limit(config)
     telemetry = setup_telemetry(config.telemetry)  # None (no OpenTelemetry import) when off
@@ -370,6 +395,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
     if archiving is not None:  # names of archive keys, to re-list a lost manifest
         archiving.store.names = lambda sid, tid: (engine.metadata.stream_name(sid),
                                                   engine.metadata.topic(sid, tid).name)
+    if shards is not None:
+        shards.prepare(engine)
     try:
         engine.open(root_credentials, repair_state=repair_state)
     except BaseException:
@@ -399,6 +426,9 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
             raise
     listeners: list[Listener] = []
     host, port = split_address(config.tcp.address)
+    kafka_port: int | None = None
+    if shards is not None:
+        port, kafka_port = await _start_shards(config, shards, engine)
     node = NodeInfo(tcp_host=host, tcp_port=port,
                     max_tokens_per_user=config.personal_access_token.max_tokens_per_user)
     if cluster is not None:
@@ -410,7 +440,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
              else "pure Python (extension not built, or PYGGY_PURE_PYTHON set)")
     if config.tcp.enabled:
         listener = await start_listener(native, host, port, config.tcp.max_frame_size,
-                                        _limits(config.tcp), tls["tcp"])
+                                        _limits(config.tcp, reuse_port=shards is not None),
+                                        tls["tcp"])
         bound = _bound(listener)
         native.node.tcp_port = bound[1]
         listeners.append(listener)
@@ -423,10 +454,12 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
     kafka = None
     if config.kafka.enabled:
         kafka_listener, kafka = await _start_kafka(config, engine, logins, tasks, tls["kafka"],
-                                                   telemetry, metrics)
+                                                   telemetry, metrics, shards, kafka_port)
         listeners.append(kafka_listener)
         if metrics is not None:
             metrics.listeners["kafka"] = kafka_listener
+    if shards is not None:  # shard 0 says it once every shard listens
+        await shards.listening()
     http_runner = None
     if config.http.enabled:
         http_runner = await _start_http(config, native, logins, tls["http"], metrics, kafka,
@@ -450,7 +483,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
 
         tasks.append(loop.create_task(scrubber(engine, scrub.interval, scrub.rate)))
     pat_cleaner = config.personal_access_token.cleaner
-    if pat_cleaner.enabled:
+    if pat_cleaner.enabled and (shards is None or shards.index == 0):
         tasks.append(loop.create_task(_periodic(
             pat_cleaner.interval,
             background(telemetry, "token_cleaner", engine.identity.expire_tokens),
@@ -462,6 +495,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
             "heartbeat")))
     await stop.wait()
     log.info("shutting down")
+    if shards is not None:
+        listeners += shards.listeners
     for listener in listeners:
         listener.close()  # stop accepting, close every connection
     for task in tasks:
@@ -470,6 +505,9 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
             await task
     for listener in listeners:
         await listener.wait_closed()
+    if shards is not None:
+        log.info("shard %d of %d: stopping", shards.index, shards.count)
+        await shards.close()
     if http_runner is not None:
         await http_runner.cleanup()
     if cluster is not None:
@@ -483,6 +521,56 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
     log.info("stopped")
     if telemetry is not None:
         telemetry.shutdown()
+    if shards is not None and shards.failed:
+        raise SystemExit(1)  # docs/sharding.md: a shard process failing stops the server
+
+
+def _shard_runtime(config: ServerConfig) -> ShardRuntime | None:
+    """This process's shard runtime: a child's from its environment; shard 0's when
+    `[system.sharding] shards` > 1; None (one process, nothing imported) otherwise."""
+    import os
+
+    count = shard_count(config)
+    if count <= 1 and not os.environ.get("PYGGY_SHARD"):
+        return None
+    import tempfile
+
+    from pyggy.shards.runtime import ShardRuntime
+
+    child = ShardRuntime.from_env()
+    if child is not None:
+        return child[0]
+    # a short path: a Unix socket name must fit in 108 bytes
+    return ShardRuntime(0, count, Path(tempfile.mkdtemp(prefix="pyggy-shards-")))
+
+
+async def _start_shards(config: ServerConfig, shards: ShardRuntime, engine: LogEngine
+                        ) -> tuple[int, int]:
+    """Connect this shard to the others (shard 0 starts them first, on ports it reserved,
+    and waits until each opened its engine); the (tcp, kafka) ports every shard listens on."""
+    from pyggy.shards.runtime import ShardRuntime, reserve_port
+
+    shards.attach(engine)
+    await shards.start()
+    child = ShardRuntime.from_env()
+    if child is not None:
+        await shards.call(0, {"op": "ready", "shard": shards.index})
+        log.info("shard %d of %d: ready", shards.index, shards.count)
+        return child[1]
+    reserved = [reserve_port(*split_address(a)) for a in (config.tcp.address,
+                                                           config.kafka.address)]
+    ports = (reserved[0].getsockname()[1], reserved[1].getsockname()[1])
+    if config.kafka.enabled and config.system.sharding.kafka_broker_per_shard:
+        host = split_address(config.kafka.address)[0]
+        own = [reserve_port(host, 0) for _ in range(shards.count)]
+        reserved += own
+        shards.kafka_ports = [sock.getsockname()[1] for sock in own]
+    try:
+        await shards.spawn(ports)
+    finally:
+        for sock in reserved:  # every shard binds the ports with SO_REUSEPORT now
+            sock.close()
+    return ports
 
 
 def run(config: ServerConfig, root_credentials: tuple[str, str] | RootUser | None,

@@ -24,6 +24,8 @@ class Limits:
       authenticated this long after it opened is closed.
     - `max_queued_bytes`: reading pauses while this many received bytes wait for the worker.
     - `read_buffer`: the receive buffer all connections of the listener share (framing.py).
+    - `reuse_port`: bind with SO_REUSEPORT, so every shard process listens on the same port
+      and the kernel spreads connections over them (docs/sharding.md).
     """
 
     max_connections: int = 10_000
@@ -32,6 +34,7 @@ class Limits:
     auth_timeout: float = 0.0
     max_queued_bytes: int = MAX_QUEUED_BYTES
     read_buffer: int = SHARED_BUFFER
+    reuse_port: bool = False
 
     @property
     def timed(self) -> bool:

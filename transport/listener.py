@@ -40,7 +40,7 @@ class Listener:
             handshake = self.limits.frame_read_timeout or DEFAULT_HANDSHAKE_TIMEOUT
         self.server = await self.loop.create_server(
             self._accept, host, port, reuse_address=True, ssl=self.tls,
-            ssl_handshake_timeout=handshake)
+            ssl_handshake_timeout=handshake, reuse_port=self.limits.reuse_port or None)
         return self.server
 
     def _accept(self) -> Connection:

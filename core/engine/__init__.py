@@ -56,7 +56,7 @@ from .data import (
 )
 from .identity import IdentityService
 from .metadata import MetadataService
-from .partitions import PartitionFiles, RemoteFactory
+from .partitions import ELSEWHERE, PartitionFiles, RemoteFactory
 from .replicated import ReplicatedState
 from .transactions import TransactionService
 
@@ -125,7 +125,8 @@ class LogEngine:
             for p in t.partitions:
                 self.files.attach(t, p)
         self.files.remove_orphans(meta.streams)
-        self.generated_root_password = self.identity.ensure_root(root_credentials)
+        if self.commands.logged:  # a shard other than 0 finds the root user shard 0 made
+            self.generated_root_password = self.identity.ensure_root(root_credentials)
         log.info("engine opened %s: %d state entries, %d streams in %.0f ms", self.root,
                  replayed, len(meta.streams), (time.monotonic() - started) * 1000)
 
@@ -201,6 +202,8 @@ class LogEngine:
                 continue
             for p in t.partitions:
                 plog = p.log
+                if plog is ELSEWHERE:  # another shard process compacts it
+                    continue
                 key = (t.stream_id, t.id, p.id)
                 stable = self.txns.state.last_stable(key, plog.next_offset)
                 ranges = self.txns.state.aborted.get(key)

@@ -38,6 +38,9 @@ class CommandLog:
         # every command and answers the result of the command's commit
         self.consensus: Callable[[c.MetadataCommand], Awaitable[object]] | None = None
         self.last_op = 0  # the metadata group's op of the newest logged command (a cluster)
+        # False on a shard process other than 0: shard 0 logs every command and broadcasts
+        # it; the others apply it without writing the state log (docs/sharding.md)
+        self.logged = True
 
     # What each command's result is: the return type of the state machine's method of the same
     # name (tests/core/engine/test_commands.py checks that these overloads agree with them).
@@ -80,6 +83,8 @@ class CommandLog:
 
         A full or failing disk fails the command with CANNOT_WRITE_TO_FILE and changes
         nothing; a command the state machine refuses is cut off the log again."""
+        if not self.logged:
+            return (apply or self.meta.apply)(cmd)
         try:
             pos = self.state.append(cmd)
         except OSError as e:

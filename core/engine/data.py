@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypedDict, cast
+from typing import Literal, Protocol, TypedDict, cast
 
 import xxhash
 from pyggy.core import groups
@@ -34,6 +34,7 @@ from pyggy.core.transactions import AbortedRanges
 from .cluster import ClusterView
 from .consumers import ConsumerService
 from .metadata import MetadataService
+from .partitions import ELSEWHERE
 
 # Polling strategies (Iggy wire values)
 OFFSET, TIMESTAMP, FIRST, LAST, NEXT = 1, 2, 3, 4, 5
@@ -48,6 +49,19 @@ Partitioning = tuple[int, int | bytes | None]
 Buffer = bytes | bytearray | memoryview
 # listener(topic, partition id) after every append, through either door
 AppendListener = Callable[[Topic, int], None]
+
+
+class ShardRoute(Protocol):
+    """Forwards the Iggy door's data requests for a partition another shard process owns
+    (pyggy/shards, docs/sharding.md): the batch travels as received, the owner validates,
+    stamps and stores it, or reads and answers the poll (consumer offsets included)."""
+
+    async def append_iggy(self, t: Topic, partition_id: int, batch: Buffer,
+                          messages_count: int | None) -> int: ...
+
+    async def poll(self, t: Topic, partition_id: int, strategy: int, value: int, count: int,
+                   consumer_kind: int, consumer_id: Identifier, auto_commit: bool
+                   ) -> PollResult: ...
 
 
 class SegmentInfo(TypedDict):
@@ -85,6 +99,7 @@ class DataService:
         self.poll_max_bytes = POLL_MAX_BYTES
         self.append_listeners: list[AppendListener] = []
         self.cluster: ClusterView | None = None  # set by a cluster node (core/engine/cluster.py)
+        self.shards: ShardRoute | None = None  # set by a shard process (pyggy/shards)
 
     # -- appends ---------------------------------------------------------------------------
     def resolve_partition(self, t: Topic, kind: int, value: int | bytes | None) -> int:
@@ -108,6 +123,9 @@ class DataService:
         itself (the classic conversion): its layout and limits are still checked."""
         t = self.meta.topic(stream, topic)
         p = self.metadata.partition(t, self.resolve_partition(t, *partitioning))
+        if p.log is ELSEWHERE and self.shards is not None:  # its owner validates and stores
+            return t.stream_id, t.id, p.id, await self.shards.append_iggy(t, p.id, batch,
+                                                                          messages_count)
         try:
             info = iggy_batch.validate_batch(memoryview(batch), expected_count=messages_count,
                                              verify_checksums=verify_checksums)
@@ -242,6 +260,18 @@ class DataService:
                          member_id: int | None = None) -> PollResult:
         """`poll`, awaiting archived data instead of blocking the event loop. In a cluster an
         auto-commit is replicated (the metadata group) before the result is returned."""
+        if self.shards is not None:
+            t = self.meta.topic(stream, topic)
+            if consumer_kind == CONSUMER_GROUP and member_id is not None:
+                g = self.meta.group(t.stream_id, t.id, consumer_id)
+                partition_id = self._group_partition(g, member_id, partition_id)
+                if partition_id is None:
+                    return PollResult(0, 0, 0)
+                member_id = None
+            pid = 0 if partition_id is None else partition_id
+            if self.metadata.partition(t, pid).log is ELSEWHERE:
+                return await self.shards.poll(t, pid, strategy, value, count, consumer_kind,
+                                              consumer_id, auto_commit)
         commits: list[tuple[Topic, int, int, Identifier, int]] | None = \
             [] if auto_commit and self.cluster is not None else None
         result = await run_async(self._poll(stream, topic, partition_id, strategy, value,

@@ -28,7 +28,7 @@ from pyggy.core.options import OptionEntries, reject_options
 
 from .cluster import ClusterView
 from .commands import CommandLog
-from .partitions import PartitionFiles
+from .partitions import ELSEWHERE, PartitionFiles
 
 # listener(stream name, topic, partitions) after partitions are deleted (with their stream or
 # topic, or by delete_partitions), through either door
@@ -127,8 +127,9 @@ class MetadataService:
     def _apply_delete_group(self, cmd: DeleteGroup) -> ConsumerGroup:
         g = self.commands.commit(cmd, self.meta.delete_group)
         t = self.meta.topic(cmd["stream_id"], cmd["topic_id"])
-        for p in t.partitions:  # its offsets go with it, on every replica
-            self.files.offsets_of(t, p.id).delete(CONSUMER_GROUP, g.id)
+        for p in t.partitions:  # its offsets go with it, on every replica (and every
+            if p.log is not ELSEWHERE:  # shard, for the partitions it owns)
+                self.files.offsets_of(t, p.id).delete(CONSUMER_GROUP, g.id)
         return g
 
     def _created(self, topic: Topic, parts: Sequence[Partition]) -> None:

@@ -13,9 +13,10 @@ import shutil
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
+from typing import NoReturn, cast
 
 from pyggy.core.clock import Clock
-from pyggy.core.errors import ErrorCode
+from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.lost_found import LostAndFound
 from pyggy.core.model import MAX_PARTITIONS_PER_REQUEST, Partition, Stream, Topic
 from pyggy.core.offsets import ConsumerOffsets
@@ -50,17 +51,30 @@ class PartitionFiles:
                                           ErrorCode.CANNOT_SAVE_MESSAGES_TO_SEGMENT)
         self.offsets: dict[OffsetsKey, ConsumerOffsets] = {}
         self.seal_listeners: list[SealListener] = []
+        # Shard processes (docs/sharding.md): the partitions this process opens (None: all),
+        # and whether it makes and removes directories (shard 0 only; the others open the
+        # partitions they own once shard 0 made them).
+        self.owns: Callable[[int, int, int], bool] | None = None
+        self.manages_dirs = True
 
     def path(self, stream_id: int, topic_id: int, partition_id: int) -> Path:
         return (self.root / "streams" / str(stream_id) / "topics" / str(topic_id)
                 / "partitions" / str(partition_id))
 
     def offsets_of(self, t: Topic, partition_id: int) -> ConsumerOffsets:
-        return self.offsets[(t.stream_id, t.id, partition_id)]
+        try:
+            return self.offsets[(t.stream_id, t.id, partition_id)]
+        except KeyError:
+            raise IggyError(ErrorCode.PARTITION_NOT_FOUND, f"partition {partition_id} is "
+                            "served by another shard process") from None
 
     # -- opening and creating -------------------------------------------------------------
     def attach(self, topic: Topic, p: Partition) -> None:
-        """Open (recovering) a partition's log and offsets store."""
+        """Open (recovering) a partition's log and offsets store; a partition another shard
+        owns gets the `ELSEWHERE` stand-in instead."""
+        if self.owns is not None and not self.owns(topic.stream_id, topic.id, p.id):
+            p.log = ELSEWHERE
+            return
         path = self.path(topic.stream_id, topic.id, p.id)
         remote = self.remote(topic, p, path) if self.remote is not None else None
         p.log = PartitionLog(path, p.id, topic.options, self.committer, self.clock,
@@ -79,6 +93,8 @@ class PartitionFiles:
         logged, so a full disk fails the command and leaves nothing half made. A directory
         left over from a deleted partition with the same id goes to lost+found first."""
         made: list[Path] = []
+        if not self.manages_dirs:
+            return made
         try:
             for pid in range(first, first + min(max(count, 0), MAX_PARTITIONS_PER_REQUEST)):
                 path = self.path(stream_id, topic_id, pid)
@@ -96,7 +112,7 @@ class PartitionFiles:
         """Remove the directories `new_dirs` made for a failed command, and their parents up
         to `streams/` while empty (rmdir: a directory with anything in it stays)."""
         stop = self.root / "streams"
-        for path in reversed(made):
+        for path in reversed(made if self.manages_dirs else []):
             while path != stop and stop in path.parents:
                 try:
                     path.rmdir()
@@ -121,20 +137,23 @@ class PartitionFiles:
     def detach(self, topic: Topic, parts: Sequence[Partition]) -> None:
         """Delete partitions' files (a user's delete command)."""
         for p in parts:
-            if p.log is not None:
+            if p.log is not None and p.log is not ELSEWHERE:
                 p.log.destroy()
             self.offsets.pop((topic.stream_id, topic.id, p.id), None)
 
     def remove_stream(self, stream_id: int) -> None:
-        shutil.rmtree(self.root / "streams" / str(stream_id), ignore_errors=True)
+        if self.manages_dirs:
+            shutil.rmtree(self.root / "streams" / str(stream_id), ignore_errors=True)
 
     def remove_topic(self, stream_id: int, topic_id: int) -> None:
-        shutil.rmtree(self.path(stream_id, topic_id, 0).parent.parent, ignore_errors=True)
+        if self.manages_dirs:
+            shutil.rmtree(self.path(stream_id, topic_id, 0).parent.parent, ignore_errors=True)
 
     def purge(self, t: Topic) -> None:
         for p in t.partitions:
-            p.log.purge()
-            self.offsets_of(t, p.id).clear()
+            if p.log is not ELSEWHERE:  # its owner purges it (docs/sharding.md: left out)
+                p.log.purge()
+                self.offsets_of(t, p.id).clear()
 
     def set_aside(self, path: Path, why: str) -> None:
         """Move a directory metadata does not account for to lost+found (an empty tree, which
@@ -149,7 +168,7 @@ class PartitionFiles:
     def remove_orphans(self, streams: dict[int, Stream]) -> None:
         """Directories under `streams/` that the state log does not know go to lost+found."""
         streams_dir = self.root / "streams"
-        if not streams_dir.is_dir():
+        if not streams_dir.is_dir() or not self.manages_dirs:
             return
         why = "not in the metadata (state log)"
         for sdir in sorted(streams_dir.iterdir()):
@@ -172,7 +191,7 @@ class PartitionFiles:
         for s in streams.values():
             for t in s.topics.values():
                 for p in t.partitions:
-                    if p.log is not None:
+                    if p.log is not None and p.log is not ELSEWHERE:
                         yield t, p.log
 
     def close(self, streams: dict[int, Stream]) -> None:
@@ -181,3 +200,38 @@ class PartitionFiles:
             plog.close(clean=True)
         self.committer.close()
 
+
+
+class ElsewhereLog:
+    """Stands in for the log of a partition another shard process owns (docs/sharding.md):
+    the data paths forward before reaching it; statistics read as empty and maintenance
+    passes skip it; an operation that is not forwarded yet fails with PartitionNotFound
+    (never a silent success: a flush here would claim a durability it did not give)."""
+
+    next_offset = start_offset = size_bytes = messages_count = segments_count = 0
+    segments: tuple[()] = ()
+    tiered: tuple[()] = ()
+
+    @staticmethod
+    def _elsewhere(*args: object, **kwargs: object) -> NoReturn:
+        raise IggyError(ErrorCode.PARTITION_NOT_FOUND, "the partition is served by another "
+                        "shard process, which this request is not forwarded to yet")
+
+    sync = delete_oldest = advance_start = purge = read = read_async = _elsewhere
+    batch_heads = offset_for_timestamp_async = append_iggy = append_kafka = _elsewhere
+
+    def enforce_retention(self, *args: object) -> int:
+        return 0
+
+    def retention_due(self, *args: object) -> bool:
+        return False
+
+    def offload(self, *args: object) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
+
+
+# typed as a log: the paths that check `p.log is ELSEWHERE` forward; the others read zeros
+ELSEWHERE = cast(PartitionLog, ElsewhereLog())

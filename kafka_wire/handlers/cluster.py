@@ -50,7 +50,7 @@ async def find_coordinator(conn: Connection, req: dict, version: int) -> dict:
     return {"throttle_time_ms": 0, **out[0]}
 
 
-def offset_for_leader_epoch(conn: Connection, req: dict, version: int) -> dict:
+async def offset_for_leader_epoch(conn: Connection, req: dict, version: int) -> dict:
     """Every partition has had one leader epoch, 0, since offset 0."""
     topics = []
     for topic in req["topics"]:
@@ -71,7 +71,10 @@ def offset_for_leader_epoch(conn: Connection, req: dict, version: int) -> dict:
             elif 0 <= p["leader_epoch"] <= (epoch := routing.leader_epoch(conn, t, index)):
                 # committed data is never truncated, so every epoch ends at the log's end
                 entry["leader_epoch"] = epoch
-                entry["end_offset"] = conn.server.engine.data.watermarks(t, index)[1]
+                shards = conn.server.shards
+                entry["end_offset"] = (await shards.end_offset(t, index)
+                                       if shards is not None and shards.remote(t, index)
+                                       else conn.server.engine.data.watermarks(t, index)[1])
             parts.append(entry)
         topics.append({"topic": topic["topic"], "partitions": parts})
     return {"throttle_time_ms": 0, "topics": topics}

@@ -49,6 +49,9 @@ async def _partition(conn: Connection, t: Topic | None, denied: int, p: dict,
     if not_leader:
         out["error_code"] = not_leader
         return out
+    shards = conn.server.shards
+    if shards is not None and shards.remote(t, index):  # its shard process answers
+        return await shards.fetch(t, p, budget, committed)
     engine = conn.server.engine
     start, hw = engine.data.watermarks(t, index)
     offset = p["fetch_offset"]
@@ -118,7 +121,10 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
         fut = server.waiters.wait(keys)
         conn.parked = fut
         try:
-            await asyncio.wait_for(fut, remaining)
+            if server.shards is not None:  # appends on other shards wake it too
+                await server.shards.wait(keys, fut, remaining)
+            else:
+                await asyncio.wait_for(fut, remaining)
         except TimeoutError:
             break
         finally:

@@ -34,6 +34,9 @@ async def _records(conn: Connection, t: Topic, index: int,
 
 async def _lookup(conn: Connection, t: Topic, index: int, timestamp: int,
                   committed: bool) -> tuple[int, int]:
+    shards = conn.server.shards
+    if shards is not None and shards.remote(t, index):  # its shard process answers
+        return await shards.lookup(t, index, timestamp, committed)
     data = conn.server.engine.data
     start, end = data.watermarks(t, index)
     if timestamp == EARLIEST:

@@ -167,6 +167,16 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
                              append_ms)
 
 
+async def _routed(conn: Connection, t: Topic | None, index: int,
+                  records: bytes | memoryview | None) -> dict:
+    """`_produce` here, or on the shard process that owns the partition (docs/sharding.md):
+    one response however many shards the request spans."""
+    shards = conn.server.shards
+    if shards is not None and t is not None and records and shards.remote(t, index):
+        return await shards.produce(t, index, records)
+    return await _produce(conn, t, index, records)
+
+
 async def handle(conn: Connection, req: dict, version: int) -> dict | None:
     acks = req["acks"]
     responses = []
@@ -180,7 +190,7 @@ async def handle(conn: Connection, req: dict, version: int) -> dict | None:
             if not denied and td["name"] in INTERNAL_TOPICS:  # Kafka: "Cannot append to
                 denied = ErrorCode.INVALID_TOPIC_EXCEPTION  # internal topic"
             parts = [_partition_result(pd["index"], denied) if denied
-                     else await _produce(conn, t, pd["index"], pd["records"])
+                     else await _routed(conn, t, pd["index"], pd["records"])
                      for pd in td["partition_data"]]
         responses.append({"name": td["name"], "partition_responses": parts})
     if acks == 0:  # Kafka sends no response at all, and closes the connection on an error

@@ -95,6 +95,11 @@ def _add_common(m: argparse.ArgumentParser) -> None:
     m.add_argument("--server-pid", type=int, action="append", default=[], metavar="PID",
                    help="a server process for the cost figure, repeatable (default: every "
                    "process on this machine listening on the address's port)")
+    m.add_argument("--shards", metavar="N,N,...",
+                   help="a sweep: for each shard count start a pyggy server of that many "
+                   "shard processes ([system.sharding] shards; a temporary data directory, "
+                   "loopback ports), run the mode against it, stop it; prints one line per "
+                   "count (throughput and the cost figure summed over every shard process)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,6 +227,8 @@ def run_cli(argv: list[str] | None = None) -> dict | None:
         return None
     from pyggy.bench.runner import run
 
+    if args.shards:
+        return _sweep(args, [int(n) for n in args.shards.split(",")])
     p = params_from_args(args)
     if p.mode == "end-to-end" and p.message_size < 8 and p.protocol == "kafka":
         raise SystemExit("end-to-end over kafka needs --message-size >= 8")
@@ -241,6 +248,52 @@ def run_cli(argv: list[str] | None = None) -> dict | None:
         write_png(args.png, result, title, p.message_size)
     sys.stdout.flush()
     return result
+
+
+def _sweep(args: argparse.Namespace, counts: list[int]) -> dict:
+    """`--shards`: the same run against a fresh server of each shard count."""
+    import dataclasses
+    import tempfile
+    from pathlib import Path
+
+    from pyggy.bench.runner import run
+    from pyggy.testing import PyggyServer
+
+    rows = []
+    for n in counts:
+        with tempfile.TemporaryDirectory(prefix="pyggy-bench-") as tmp:
+            env = {"IGGY_SYSTEM_SHARDING_SHARDS": str(n), "IGGY_HTTP_ENABLED": "false",
+                   "IGGY_SYSTEM_STATE_ENFORCE_FSYNC": "false"}
+            server = PyggyServer(Path(tmp), env=env, start_timeout=60).start()
+            try:
+                if n > 1:
+                    server.wait_for_log("shards: ", timeout=60)
+                base = params_from_args(args)
+                p = dataclasses.replace(
+                    base, address=server.tcp_address if base.protocol == "native"
+                    else server.kafka_address,
+                    native_address=server.tcp_address if base.protocol == "kafka" else None)
+                result = run(p, progress=not args.quiet)
+            finally:
+                server.close()
+        rows.append({"shards": n, **result})
+        print(f"shards={n}")
+        print(format_table(result["stats"]))
+        print(format_cost(result.get("cost")))
+    print("sweep: shards, MB/s of producers and consumers together, server CPU-s/GB")
+    for row in rows:
+        total = sum(s["mb_per_s"] for s in row["stats"]
+                    if s["role"] in ("producers", "consumers"))
+        cost = row.get("cost") or {}
+        print(f"  {row['shards']:>3}  {total:10.1f}  "
+              f"{cost.get('cpu_s_per_gb', float('nan')):.2f}")
+    doc = {"date": datetime.now(UTC).isoformat(), "machine": platform.platform(),
+           "cpus": os.cpu_count(), "sweep": rows}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=2)
+    sys.stdout.flush()
+    return doc
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,13 +17,15 @@ _IMPORT = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$")
 IMPORT_TRACE = {"PYTHONPROFILEIMPORTTIME": "1"}
 
 # imported only when configured: [data_maintenance.archiver] (boto3 for S3), [telemetry],
-# [http] (aiohttp, JWT, Prometheus metrics), [cluster], [data_maintenance.scrub], TLS
+# [http] (aiohttp, JWT, Prometheus metrics), [cluster], [system.sharding] shards > 1,
+# [data_maintenance.scrub], TLS
 # certificate generation; and what no start needs: the crc32c package's version lookup
 # (importlib.metadata), the compression codecs, ctypes (the heap trimmer), the Kafka door's
 # request handlers and schema codec (construct), loaded by its first request
 NOT_AT_START = ("boto3", "botocore", "opentelemetry", "aiohttp", "jwt", "prometheus_client",
                 "cryptography", "pyggy.archiver", "pyggy.http_api", "pyggy.metrics",
-                "pyggy.cluster", "pyggy.consensus", "pyggy.scrub", "pyggy.core.storage.scrub",
+                "pyggy.cluster", "pyggy.consensus", "pyggy.shards", "pyggy.scrub",
+                "pyggy.core.storage.scrub",
                 "importlib.metadata", "crc32c", "cramjam", "ctypes", "construct",
                 "pyggy.kafka_wire.dispatch", "pyggy.kafka_wire.handlers",
                 "pyggy.kafka_wire.protocol.codec")
