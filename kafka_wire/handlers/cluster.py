@@ -68,6 +68,10 @@ async def offset_for_leader_epoch(conn: Connection, req: dict, version: int) -> 
             elif error := routing.leader_error(conn, t, index,
                                                p.get("current_leader_epoch", -1)):
                 entry["error_code"] = error
+            elif routing.unsettled(conn, t, index):
+                # its log end is not yet the end of the epochs it took over: a consumer that
+                # read further on the old leader would take it for a truncation and go back
+                entry["error_code"] = ErrorCode.NOT_LEADER_OR_FOLLOWER
             elif 0 <= p["leader_epoch"] <= (epoch := routing.leader_epoch(conn, t, index)):
                 # committed data is never truncated, so every epoch ends at the log's end
                 entry["leader_epoch"] = epoch

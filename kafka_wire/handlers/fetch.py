@@ -55,6 +55,11 @@ async def _partition(conn: Connection, t: Topic | None, denied: int, p: dict,
     engine = conn.server.engine
     start, hw = engine.data.watermarks(t, index)
     offset = p["fetch_offset"]
+    if offset > hw and routing.unsettled(conn, t, index):
+        # a new leader still executing what it took over: its end is not yet the committed
+        # end a consumer may have read up to from the old one (retriable; N5, docs/cluster.md)
+        out["error_code"] = ErrorCode.NOT_LEADER_OR_FOLLOWER
+        return out
     if offset < start or offset > hw:  # Kafka leaves the watermarks at -1 with this error
         out["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
         return out

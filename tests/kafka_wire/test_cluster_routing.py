@@ -147,6 +147,36 @@ async def test_a_new_leader_admits_no_produce_before_it_executed_what_it_took_ov
     assert log.next_offset == 2
 
 
+async def test_a_new_leader_does_not_make_a_consumer_go_back(cluster) -> None:
+    """Found by N5 (docs/cluster.md): a new leader still executing what it took over had a
+    shorter log than the committed end a consumer had read on the old leader, so its
+    OffsetForLeaderEpoch answer looked like a truncation and librdkafka went back 25
+    records (and a fetch past its end would be OFFSET_OUT_OF_RANGE: back to the start).
+    Until it has settled both answer NOT_LEADER (retriable); reads below its end go on."""
+    door, c, _ = cluster
+    c.settled = False
+
+    async def fetch_at(offset: int) -> int:
+        r = await door.call(FETCH, 12, {"max_wait_ms": 0, "min_bytes": 1, "topics": [
+            {"topic": "orders", "partitions": [{"partition": 0, "fetch_offset": offset,
+                                                "current_leader_epoch": 7,
+                                                "partition_max_bytes": 1 << 20}]}]})
+        return r["responses"][0]["partitions"][0]["error_code"]
+
+    async def epoch_end() -> int:
+        r = await door.call(EPOCHS, 4, {"replica_id": -1, "topics": [{"topic": "orders",
+                            "partitions": [{"partition": 0, "current_leader_epoch": 7,
+                                            "leader_epoch": 6}]}]})
+        return r["topics"][0]["partitions"][0]["error_code"]
+
+    assert await fetch_at(5) == E.NOT_LEADER_OR_FOLLOWER
+    assert await fetch_at(0) == E.NONE
+    assert await epoch_end() == E.NOT_LEADER_OR_FOLLOWER
+    c.settled = True
+    assert await fetch_at(5) == E.OFFSET_OUT_OF_RANGE
+    assert await epoch_end() == E.NONE
+
+
 async def test_leader_epochs_are_fenced(cluster) -> None:
     door, _, _ = cluster
     assert (await fetch(door, 6))["error_code"] == E.FENCED_LEADER_EPOCH
