@@ -40,6 +40,11 @@ RESULTS_MAX = 1024
 _Q = struct.Struct("<Q")
 
 
+class RestartToInstall(Exception):
+    """A metadata checkpoint is staged: this replica executes nothing until the node restarts
+    and installs it (node.py stops feeding it)."""
+
+
 class MetadataMachine:
     def __init__(self, engine: LogEngine, installed: int = 0) -> None:
         self.engine = engine
@@ -48,12 +53,17 @@ class MetadataMachine:
         # the op a metadata checkpoint installed by state transfer reached: the installed
         # files hold the effect of every op up to it (metadata_transfer.py)
         self.installed = installed
+        # the op of a metadata checkpoint fetched and staged, to be installed by a restart:
+        # the replica may take the consensus checkpoint it covers but executes nothing more
+        self.staged = 0
 
     def stamp(self, operation: int, body: bytes,
               pending: Sequence[tuple[int, bytes]]) -> bytes | None:
         return body if operation in (COMMAND, STATE) else None
 
     def apply(self, op: int, operation: int, body: bytes, timestamp: int) -> bytes:
+        if self.staged:  # the engine's state is older than the staged one: apply nothing
+            raise RestartToInstall(f"metadata checkpoint at op {self.staged} staged")
         if op <= self.installed:  # in the installed checkpoint's files already
             return json.dumps({"op": op}).encode()
         if operation == STATE:
@@ -107,7 +117,7 @@ class MetadataMachine:
 
     def restore(self, data: bytes) -> None:
         (op,) = _Q.unpack(data)
-        if op > self.commands.last_op:
+        if op > self.commands.last_op and not self.staged:  # a staged bundle covers it
             raise Divergence(f"the metadata checkpoint is at op {op} but the state log at "
                              f"{self.commands.last_op}: fetch it first (metadata state transfer)")
 

@@ -46,6 +46,7 @@ from pyggy.consensus.status import COMMITTED, FETCH_STATE, NORMAL, REPLY, SEND
 from pyggy.core.storage.outage import StorageFailure
 
 from . import metadata_transfer as mxfer
+from .metadata_sm import MetadataMachine, RestartToInstall
 from .partition_sm import PartitionMachine
 from .segment_transfer import Manifest, Refused, SegmentFetch, chunk_budget, serve
 from .storage import FileStorage
@@ -188,6 +189,9 @@ class Node:
         except (OSError, StorageFailure) as e:
             self._fence(rt, e)
             return
+        except RestartToInstall:
+            self._restart_to_install(rt)
+            return
         self._process(rt, actions)
 
     def _fence(self, rt: GroupRuntime, e: BaseException | str) -> None:
@@ -285,6 +289,9 @@ class Node:
             mf = rt.mfetch
             if mf is not None and not mf.done and self.now >= rt.fetch_deadline:
                 self._mfetch_failed(rt, "no answer")
+            elif mf is not None and mf.done and rt.fenced is None \
+                    and not rt.replica.transferring:
+                self._restart_to_install(rt)  # its checkpoint is durable
         mb = self.metadata_bundle
         if mb is not None and self.now - mb[0] > BUNDLE_IDLE_TICKS:
             self.metadata_bundle = None
@@ -428,17 +435,34 @@ class Node:
         assert fetch is not None
         r = rt.replica
         if fetch.done:
-            # the replica stays transferring (no votes, no acknowledgements) until the node
-            # restarts and installs the staged checkpoint before its engine opens
-            self.transfers_installed += 1
+            # the checkpoint's consensus state (client table, header) is taken now and made
+            # durable, executing nothing after it (the machine refuses: its engine is older
+            # than the staged files); then the node restarts to install the files
             op = fetch.manifest.op if fetch.manifest is not None else 0
             log.warning("cluster group %#x: metadata checkpoint at op %d fetched, verified and "
                         "staged", rt.id, op)
-            if self.on_metadata_staged is not None:
-                self.on_metadata_staged(op)
+            sm = rt.sm
+            assert isinstance(sm, MetadataMachine)
+            sm.staged = op
+            self._drive(rt, functools.partial(r.on_state_fetched, True))
             return
         rt.fetch_deadline = self.now + r.options.repair_interval
         self.bus.send(fetch.target, fetch.request(self.cluster, r.view, self.replica))
+
+    def _restart_to_install(self, rt: GroupRuntime) -> None:
+        """The staged checkpoint's consensus state is durable: stop feeding the replica and ask
+        for the restart that installs the files (the engine and the doors load them then)."""
+        if rt.fenced is not None:
+            return
+        rt.fenced = "restarting to install a metadata checkpoint"
+        self.transfers_installed += 1
+        for p in rt.pending.values():
+            if not p.future.done():
+                p.future.set_exception(OutcomeUnknown(f"group {rt.id:#x}: {rt.fenced}"))
+        rt.pending.clear()
+        sm = rt.sm
+        assert isinstance(sm, MetadataMachine) and self.on_metadata_staged is not None
+        self.on_metadata_staged(sm.staged)
 
     def _mfetch_failed(self, rt: GroupRuntime, why: str) -> None:
         fetch = rt.mfetch

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import struct
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pyggy.cluster import metadata_transfer as mx
-from pyggy.cluster.metadata_sm import STATE, MetadataMachine
+from pyggy.cluster.metadata_sm import STATE, MetadataMachine, RestartToInstall
+from pyggy.consensus.status import Divergence
 from pyggy.consensus.message import Command, Message
 from pyggy.core.engine import CONSUMER, LogEngine
 from pyggy.kafka_wire.groups.store import CommittedOffset, FileOffsetStore
@@ -241,7 +243,7 @@ def test_an_install_cut_off_after_any_rename_completes_at_the_next_start(
         run_fetch(fetch, bundle)
         calls = [0]
 
-        def counted(real):
+        def counted(real, calls: list[int] = calls, k: int = k):
             def go(a, b):
                 if calls[0] == k:
                     raise Crash
@@ -290,5 +292,13 @@ def test_ops_up_to_the_installed_one_are_skipped(tmp_path: Path) -> None:
         assert machine.apply(10, STATE, store, 0) == b'{"op": 10}'  # not even parsed
         reply = machine.apply(11, STATE, b"not json", 0)
         assert b"malformed" in reply  # above it: executed
+        ahead = struct.pack("<Q", e.commands.last_op + 50)
+        assert machine.missing(ahead)
+        with pytest.raises(Divergence):
+            machine.restore(ahead)
+        machine.staged = 99  # a bundle covering that checkpoint is staged: restore takes it,
+        machine.restore(ahead)
+        with pytest.raises(RestartToInstall):  # and nothing more executes on this engine
+            machine.apply(12, STATE, store, 0)
     finally:
         e.close()
