@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pyggy.cluster import metadata_transfer as mx
 from pyggy.cluster.metadata_sm import STATE, MetadataMachine, RestartToInstall
-from pyggy.consensus.status import Divergence
 from pyggy.consensus.message import Command, Message
+from pyggy.consensus.status import Divergence
 from pyggy.core.engine import CONSUMER, LogEngine
 from pyggy.kafka_wire.groups.store import CommittedOffset, FileOffsetStore
 from pyggy.kafka_wire.producer_ids import ProducerIdFile
