@@ -60,6 +60,7 @@ E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting 
     "tests/cluster/test_cluster_consumer_state.py",  # three pyggy processes, SIGKILL
     "tests/cluster/test_cluster_scenarios.py",  # three pyggy processes under faults, checked
     "tests/cluster/test_cluster_tutorial.py",  # docs/cluster.md's tutorial, in a netns
+    "tests/cluster/test_cluster_metadata_transfer.py",  # three pyggy processes, a restart
 )
 SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
     "tests/core/faults/",  # fault injection over every file kind: 344 s, I/O bound
@@ -75,6 +76,8 @@ SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI
     # three pyggy processes per failure scenario, checked histories: 20-100 s each, 6.5 min
     "tests/cluster/test_cluster_scenarios.py",
     "tests/cluster/test_cluster_tutorial.py",  # three processes, a failover: 40-60 s
+    # three processes, > 1,100 metadata ops while a backup is down, its metadata transfer
+    "tests/cluster/test_cluster_metadata_transfer.py",
     # three processes, SIGKILL and restart of the metadata primary, SDK routing: 25 s
     "tests/cluster/test_cluster_iggy_sdk.py::"
     "test_a_partition_led_by_a_backup_is_written_and_polled_through_the_leader",

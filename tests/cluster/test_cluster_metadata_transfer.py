@@ -1,0 +1,152 @@
+"""Three pyggy processes: a backup SIGKILLed while more metadata ops commit than the metadata
+journal holds (1024): topics created and deleted through Kafka, a user created and Iggy
+consumer offsets stored with the apache-iggy SDK, Kafka group offsets committed with
+librdkafka. Restarted, it fetches the metadata checkpoint (cluster/metadata_transfer.py),
+restarts itself to install it (same pid), serves the topics in Kafka Metadata, and ends
+with the same streams, topics, users and offsets as the others."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from pathlib import Path
+
+from apache_iggy import IggyClient, SendMessage
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from pyggy.core.engine import LogEngine
+from pyggy.core.offsets import CONSUMER
+from pyggy.kafka_wire.groups.store import FileOffsetStore
+from pyggy.native_wire.codec import primitives as p
+from test_cluster_consumer_state import controller
+
+from pyggy.testing import PyggyCluster
+
+STORE_CONSUMER_OFFSET = 121
+QUORUM = 1
+STORES = 1100  # Iggy offset stores while the backup is away: each one metadata op
+CONSUMERS = 40
+
+
+def store_body(consumer: str, offset: int) -> bytes:
+    return (p.encode_consumer(CONSUMER, consumer) + p.encode_identifier("s")
+            + p.encode_identifier("t") + p.encode_optional_partition(0)
+            + struct.pack("<QB", offset, QUORUM))
+
+
+def kafka_topics(address: str) -> set[str]:
+    md = AdminClient({"bootstrap.servers": address}).list_topics(timeout=10)
+    return {name for name in md.topics if name.startswith("churn-")}
+
+
+def wait_kafka_topics(address: str, want: set[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = kafka_topics(address)
+        if got == want:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{address} lists {sorted(got ^ want)} differently")
+        time.sleep(0.5)
+
+
+def snapshot(data: Path) -> dict[str, object]:
+    """What a node holds, read with the real stores from its (stopped) data directory."""
+    e = LogEngine(data)
+    e.open()
+    try:
+        meta = e.metadata.meta
+        streams = sorted(s.name for s in meta.streams.values())
+        topics = sorted((s.name, t.name) for s in meta.streams.values()
+                        for t in s.topics.values())
+        users = sorted(u.username for u in meta.users.values())
+        offsets = {c: e.consumers.get_offset(CONSUMER, c, "s", "t", 0)
+                   for c in [f"c{i}" for i in range(CONSUMERS)] + ["early"]}
+    finally:
+        e.close()
+    kafka = FileOffsetStore(data / "kafka" / "offsets")
+    return {"streams": streams, "topics": topics, "users": users, "offsets": offsets,
+            "kafka": {g: kafka.offsets(g) for g in sorted(kafka.groups())}}
+
+
+def test_a_backup_down_past_the_metadata_journal_rejoins_by_state_transfer(
+        tmp_path: Path) -> None:
+    c = PyggyCluster(tmp_path / "c").start()
+    try:
+        boss = controller(c)
+        backup = next(i for i in range(3) if i != boss)
+
+        async def client() -> IggyClient:
+            cl = IggyClient(c.servers[boss].tcp_address)
+            await cl.connect()
+            await cl.login_user("iggy", "iggy")
+            return cl
+
+        async def before() -> None:
+            cl = await client()
+            await cl.create_stream("s")
+            await cl.create_topic("s", "t", partitions_count=1)
+            await cl.send_messages("s", "t", 0, [SendMessage(f"m{i}") for i in range(30)])
+            await cl.send_binary_request(STORE_CONSUMER_OFFSET, store_body("early", 3))
+
+        asyncio.run(before())
+        c.servers[backup].kill()
+
+        admin = AdminClient({"bootstrap.servers": c.servers[boss].kafka_address})
+        names = [f"churn-{k}" for k in range(40)]
+        for f in admin.create_topics([NewTopic(n, 1, -1) for n in names],
+                                     request_timeout=60).values():
+            f.result(timeout=60)
+        for f in admin.delete_topics(names[:20], request_timeout=60).values():
+            f.result(timeout=60)
+        kafka = Consumer({"bootstrap.servers": c.servers[boss].kafka_address,
+                          "group.id": "ledger", "enable.auto.commit": False})
+        for i in range(10):
+            kafka.commit(offsets=[TopicPartition(names[30], 0, i)], asynchronous=False)
+        kafka.close()
+
+        async def away() -> None:
+            cl = await client()
+            await cl.create_user("alice", "alice-password-1")
+
+            async def stores(worker: int) -> None:
+                w = await client()
+                for i in range(worker, STORES, 4):
+                    await w.send_binary_request(STORE_CONSUMER_OFFSET,
+                                                store_body(f"c{i % CONSUMERS}", i % 30))
+
+            await asyncio.gather(*(stores(k) for k in range(4)))
+
+        asyncio.run(away())
+        started = time.monotonic()
+        c.servers[backup].start(90)
+        pid = c.servers[backup].pid
+        c.servers[backup].wait_for_log("restarting the server: a metadata checkpoint",
+                                       timeout=120)
+        line = c.servers[backup].wait_for_log("installed the metadata checkpoint", timeout=60)
+        assert "fetched by state transfer" in line
+        assert c.servers[backup].running and c.servers[backup].pid == pid  # exec'd in place
+        c.servers[backup].wait_for_log("cluster: metadata primary is replica", timeout=60)
+        wait_kafka_topics(c.servers[backup].kafka_address, set(names[20:]))
+        took = time.monotonic() - started
+
+        async def after() -> None:
+            cl = await client()
+            await cl.create_stream("after")  # applied by the rejoined node too
+
+        asyncio.run(after())
+        admin.create_topics([NewTopic("churn-last", 1, -1)])["churn-last"].result(timeout=60)
+        for s in c.servers:  # everything committed before is applied where this is
+            wait_kafka_topics(s.kafka_address, {*names[20:], "churn-last"})
+        for s in c.servers:
+            assert s.stop() == 0
+        states = [snapshot(s.data_path) for s in c.servers]
+        assert states[backup] == states[boss], "the rejoined node differs from the leader"
+        assert "after" in states[backup]["streams"]
+        assert "alice" in states[backup]["users"]
+        assert states[backup]["offsets"]["c0"] is not None
+        assert any("ledger" == g for g in states[backup]["kafka"])
+        print(f"rejoined by metadata state transfer in {took:.1f} s")
+    finally:
+        c.close()
