@@ -24,9 +24,10 @@ state), never older than the checkpoint the fetcher was sent (`RangeEvicted`):
   rename) and the staging directory goes. A crash at any point leaves `ready.json`, and the
   next start completes the install (each step is skipped once done).
 
-After the install the metadata machine skips every op up to `op` (its effect is in the
-installed files): the replica restores the checkpoint, repairs the ops above it from the
-journals and executes those above `op` only.
+Between staging and the restart the replica takes the consensus checkpoint it was sent (the
+staged files cover it) and executes nothing (node.py). After the install the metadata machine
+skips every op up to `op` (its effect is in the installed files): the replica repairs the ops
+above its checkpoint from the journals and executes those above `op` only.
 """
 
 from __future__ import annotations
