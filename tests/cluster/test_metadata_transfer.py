@@ -302,3 +302,21 @@ def test_ops_up_to_the_installed_one_are_skipped(tmp_path: Path) -> None:
             machine.apply(12, STATE, store, 0)
     finally:
         e.close()
+
+
+@given(st.binary(max_size=2 * CHUNK), st.integers(0, 3))
+def test_any_chunk_body_but_the_right_one_is_refused(body: bytes, flags: int) -> None:
+    files = (("state/state.log", 3 * CHUNK, 0),)
+    right = bytes(range(256)) * 2
+    m = mx.Manifest(50, files, CHUNK, (mx.crc32c(right),) * 3)
+    fetch = mx.MetadataFetch(Path("/nonexistent/cluster"), GROUP, CHECKPOINT, [1])
+    fetch.manifest = m
+    chunk = Message(Command.SEGMENT_CHUNK, replica=1, group=GROUP, checkpoint_op=CHECKPOINT,
+                    segment=50, entry=0, flags=flags & mx.GONE, body=body)
+    if body == right and not flags & mx.GONE:
+        fetch.on_chunk(chunk)
+        assert fetch.next == 1
+    else:
+        with pytest.raises(mx.Refused):
+            fetch.on_chunk(chunk)
+        assert fetch.next == 0 and not fetch.data
