@@ -3,7 +3,7 @@ journal holds (1024): topics created and deleted through Kafka, a user created a
 consumer offsets stored with the apache-iggy SDK, Kafka group offsets committed with
 librdkafka. Restarted, it fetches the metadata checkpoint (cluster/metadata_transfer.py),
 restarts itself to install it (same pid), serves the topics in Kafka Metadata, and ends
-with the same streams, topics, users and offsets as the others."""
+with the same streams, topics, users, offsets and producer-id mark as the leader."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 from apache_iggy import IggyClient, SendMessage
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from pyggy.core.engine import LogEngine
 from pyggy.core.offsets import CONSUMER
 from pyggy.kafka_wire.groups.store import FileOffsetStore
+from pyggy.kafka_wire.producer_ids import ProducerIdFile
 from pyggy.native_wire.codec import primitives as p
 from test_cluster_consumer_state import controller
 
@@ -51,6 +52,18 @@ def wait_kafka_topics(address: str, want: set[str], timeout: float = 60.0) -> No
         time.sleep(0.5)
 
 
+def wait_applied(server, needle: bytes, timeout: float = 60.0) -> None:
+    """Until the node's state log holds `needle` (a command applied there; the Kafka clients
+    would answer from any broker)."""
+    deadline = time.monotonic() + timeout
+    log = server.data_path / "state" / "state.log"
+    while needle not in log.read_bytes():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{needle!r} not applied on {server}:\n"
+                                 + server.format_logs(80))
+        time.sleep(0.2)
+
+
 def snapshot(data: Path) -> dict[str, object]:
     """What a node holds, read with the real stores from its (stopped) data directory."""
     e = LogEngine(data)
@@ -67,7 +80,8 @@ def snapshot(data: Path) -> dict[str, object]:
         e.close()
     kafka = FileOffsetStore(data / "kafka" / "offsets")
     return {"streams": streams, "topics": topics, "users": users, "offsets": offsets,
-            "kafka": {g: kafka.offsets(g) for g in sorted(kafka.groups())}}
+            "kafka": {g: kafka.offsets(g) for g in sorted(kafka.groups())},
+            "producer ids": ProducerIdFile(data / "kafka" / "producer_ids").load(0)}
 
 
 def test_a_backup_down_past_the_metadata_journal_rejoins_by_state_transfer(
@@ -105,6 +119,11 @@ def test_a_backup_down_past_the_metadata_journal_rejoins_by_state_transfer(
         for i in range(10):
             kafka.commit(offsets=[TopicPartition(names[30], 0, i)], asynchronous=False)
         kafka.close()
+        # a transactional producer's id comes from the coordinator (the metadata primary): a
+        # producer-id block granted by the metadata group, the mark moved on every replica
+        producer = Producer({"bootstrap.servers": c.servers[boss].kafka_address,
+                             "transactional.id": "mover"})
+        producer.init_transactions(60)
 
         async def away() -> None:
             cl = await client()
@@ -138,7 +157,7 @@ def test_a_backup_down_past_the_metadata_journal_rejoins_by_state_transfer(
         asyncio.run(after())
         admin.create_topics([NewTopic("churn-last", 1, -1)])["churn-last"].result(timeout=60)
         for s in c.servers:  # everything committed before is applied where this is
-            wait_kafka_topics(s.kafka_address, {*names[20:], "churn-last"})
+            wait_applied(s, b'"churn-last"')
         for s in c.servers:
             assert s.stop() == 0
         states = [snapshot(s.data_path) for s in c.servers]
@@ -147,6 +166,7 @@ def test_a_backup_down_past_the_metadata_journal_rejoins_by_state_transfer(
         assert "alice" in states[backup]["users"]
         assert states[backup]["offsets"]["c0"] is not None
         assert any("ledger" == g for g in states[backup]["kafka"])
+        assert states[backup]["producer ids"] > 0  # the mark of the block granted while away
         print(f"rejoined by metadata state transfer in {took:.1f} s")
     finally:
         c.close()
