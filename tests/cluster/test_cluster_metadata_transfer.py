@@ -8,6 +8,7 @@ with the same streams, topics, users, offsets and producer-id mark as the leader
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from pyggy.core.engine import LogEngine
 from pyggy.core.offsets import CONSUMER
 from pyggy.kafka_wire.groups.store import FileOffsetStore
 from pyggy.kafka_wire.producer_ids import ProducerIdFile
+from pyggy.kafka_wire.protocol import decode_response, parse_response_header, request_frame
 from pyggy.native_wire.codec import primitives as p
 from test_cluster_consumer_state import controller
 
@@ -37,14 +39,36 @@ def store_body(consumer: str, offset: int) -> bytes:
 
 
 def kafka_topics(address: str) -> set[str]:
-    md = AdminClient({"bootstrap.servers": address}).list_topics(timeout=10)
-    return {name for name in md.topics if name.startswith("churn-")}
+    """The churn topics one broker lists in Metadata (v4, all topics), asked on a socket of its
+    own (librdkafka would answer from any broker it knows)."""
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request_frame(3, 4, 1, "mxfer-test", {
+            "topics": None, "allow_auto_topic_creation": False}))
+        size = struct.unpack(">i", read_exactly(sock, 4))[0]
+        frame = read_exactly(sock, size)
+    _, pos = parse_response_header(frame, 3, 4)
+    body = decode_response(3, 4, frame[pos:])
+    return {t["name"] for t in body["topics"] if t["name"].startswith("churn-")}
+
+
+def read_exactly(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        buf += chunk
+    return bytes(buf)
 
 
 def wait_kafka_topics(address: str, want: set[str], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        got = kafka_topics(address)
+        try:
+            got = kafka_topics(address)
+        except OSError:  # listening again only once the restarted server is up
+            got = set()
         if got == want:
             return
         if time.monotonic() > deadline:
