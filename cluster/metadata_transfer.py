@@ -100,7 +100,7 @@ class Manifest:
             op, chunk = d["op"], d["chunk"]
             files = tuple((str(p), s, c) for p, s, c in d["files"])
             chunks = tuple(d["chunks"])
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
             raise ValueError(f"malformed metadata manifest: {e!r}") from None
         ints = [op, chunk, *chunks, *(x for f in files for x in f[1:])]
         if not all(type(x) is int and 0 <= x < 1 << 64 for x in ints):

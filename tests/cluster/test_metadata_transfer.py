@@ -199,6 +199,11 @@ def test_a_manifest_naming_another_file_is_refused(path: str) -> None:
         mx.Manifest.decode(m.encode())
 
 
+def test_a_deeply_nested_manifest_is_refused() -> None:
+    with pytest.raises(ValueError):
+        mx.Manifest.decode(b"[" * 100_000)
+
+
 @given(st.binary(max_size=300))
 def test_manifest_decode_refuses_malformed_bytes(data: bytes) -> None:
     try:
