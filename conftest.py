@@ -63,6 +63,7 @@ E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting 
     "tests/cluster/test_cluster_netns.py",  # three processes in network namespaces, cut links
     "tests/pyggy/test_checker_netns.py",  # namespaces, veths, a bridge; TCP across them
     "tests/pyggy/test_bench_cluster.py",  # pyggy-bench against three pyggy processes
+    "tests/cluster/test_cluster_metadata_transfer.py",  # three pyggy processes, a restart
 )
 SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
     "tests/pyggy/shards/test_sharded_server.py",  # 2-shard servers, restarts: 60-70 s shared
@@ -81,6 +82,8 @@ SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI
     "tests/cluster/test_cluster_tutorial.py",  # three processes, a failover: 40-60 s
     # N1, N2, N3, N5: three processes in network namespaces, links cut, checked histories
     "tests/cluster/test_cluster_netns.py",
+    # three processes, > 1,100 metadata ops while a backup is down, its metadata transfer
+    "tests/cluster/test_cluster_metadata_transfer.py",
     # three processes, SIGKILL and restart of the metadata primary, SDK routing: 25 s
     "tests/cluster/test_cluster_iggy_sdk.py::"
     "test_a_partition_led_by_a_backup_is_written_and_polled_through_the_leader",

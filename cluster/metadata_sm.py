@@ -15,8 +15,9 @@ are idempotent in op order). A disk error applying one is this replica's alone: 
 raised to the caller on the proposer.
 
 Snapshot: the state log is already durable (fsync per command), so a checkpoint records the op
-it reached; one ahead of the local state log is `missing` state, which the node cannot fetch
-yet (state transfer of the metadata group: docs/cluster.md, "Not done yet").
+it reached; one ahead of the local state log is `missing` state, which the node fetches from a
+peer with the consumer-state stores and installs at its next start (metadata_transfer.py);
+ops up to the installed op are then skipped (their effect is in the installed files).
 """
 
 from __future__ import annotations
@@ -39,17 +40,32 @@ RESULTS_MAX = 1024
 _Q = struct.Struct("<Q")
 
 
+class RestartToInstall(Exception):
+    """A metadata checkpoint is staged: this replica executes nothing until the node restarts
+    and installs it (node.py stops feeding it)."""
+
+
 class MetadataMachine:
-    def __init__(self, engine: LogEngine) -> None:
+    def __init__(self, engine: LogEngine, installed: int = 0) -> None:
         self.engine = engine
         self.commands = engine.commands
         self.results: OrderedDict[int, object] = OrderedDict()
+        # the op a metadata checkpoint installed by state transfer reached: the installed
+        # files hold the effect of every op up to it (metadata_transfer.py)
+        self.installed = installed
+        # the op of a metadata checkpoint fetched and staged, to be installed by a restart:
+        # the replica may take the consensus checkpoint it covers but executes nothing more
+        self.staged = 0
 
     def stamp(self, operation: int, body: bytes,
               pending: Sequence[tuple[int, bytes]]) -> bytes | None:
         return body if operation in (COMMAND, STATE) else None
 
     def apply(self, op: int, operation: int, body: bytes, timestamp: int) -> bytes:
+        if self.staged:  # the engine's state is older than the staged one: apply nothing
+            raise RestartToInstall(f"metadata checkpoint at op {self.staged} staged")
+        if op <= self.installed:  # in the installed checkpoint's files already
+            return json.dumps({"op": op}).encode()
         if operation == STATE:
             return self._apply_state(op, body)
         if op <= self.commands.last_op:  # in the state log already: applied before a restart
@@ -94,16 +110,16 @@ class MetadataMachine:
 
     def missing(self, data: bytes) -> bool:
         """A checkpoint ahead of the state log names state this replica lacks: the node is
-        asked to fetch it (FETCH_STATE; not implemented yet, so it fences the replica) rather
-        than `restore` raising out of a bus handler."""
+        asked to fetch it (FETCH_STATE: metadata_transfer.py) rather than `restore` raising
+        out of a bus handler."""
         op: int = _Q.unpack(data)[0]
         return op > self.commands.last_op
 
     def restore(self, data: bytes) -> None:
         (op,) = _Q.unpack(data)
-        if op > self.commands.last_op:
+        if op > self.commands.last_op and not self.staged:  # a staged bundle covers it
             raise Divergence(f"the metadata checkpoint is at op {op} but the state log at "
-                             f"{self.commands.last_op}: state transfer is not implemented yet")
+                             f"{self.commands.last_op}: fetch it first (metadata state transfer)")
 
 
 def reply_result(machine: MetadataMachine, reply: bytes) -> object:

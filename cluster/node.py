@@ -45,6 +45,8 @@ from pyggy.consensus.state_machine import REGISTER, StateMachine
 from pyggy.consensus.status import COMMITTED, FETCH_STATE, NORMAL, REPLY, SEND
 from pyggy.core.storage.outage import StorageFailure
 
+from . import metadata_transfer as mxfer
+from .metadata_sm import MetadataMachine, RestartToInstall
 from .partition_sm import PartitionMachine
 from .segment_transfer import Manifest, Refused, SegmentFetch, chunk_budget, serve
 from .storage import FileStorage
@@ -54,6 +56,7 @@ TICK = 0.01
 RETRY_TICKS = 5  # a pending request is resent every 50 ms
 SESSIONS_MAX = 8  # concurrent requests per group from this node
 REQUEST_TIMEOUT_TICKS = 3000  # 30 s, then the outcome is unknown
+BUNDLE_IDLE_TICKS = 6000  # a served metadata bundle is dropped after 60 s unused
 _U64 = struct.Struct("<Q")
 
 
@@ -112,6 +115,7 @@ class GroupRuntime:
     waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
     seen: tuple[int, str] | None = None  # (view, status) last reported to on_view
     fetch: SegmentFetch | None = None  # state transfer of a partition's segments
+    mfetch: mxfer.MetadataFetch | None = None  # state transfer of the metadata group
     fetch_deadline: int = 0
     # why this replica stopped taking part in its group (a disk error while executing a
     # committed op): it neither acknowledges nor votes until the node restarts
@@ -143,6 +147,11 @@ class Node:
         self.transfer_refused = 0  # segment chunks that failed verification
         self.transfers_installed = 0  # segment state transfers installed
         self.transfers_dropped = 0  # segment state transfers given up (then started over)
+        # the metadata group's state transfer (metadata_transfer.py): the bundle this node
+        # serves (built on a peer's request, dropped when idle), and what to call once a
+        # fetched checkpoint is staged (the runtime restarts the node to install it)
+        self.metadata_bundle: tuple[int, mxfer.Bundle] | None = None  # (last used tick, it)
+        self.on_metadata_staged: Callable[[int], None] | None = None
 
     # -- groups ----------------------------------------------------------------------------
     def group_dir(self, group: int) -> Path:
@@ -180,6 +189,9 @@ class Node:
         except (OSError, StorageFailure) as e:
             self._fence(rt, e)
             return
+        except RestartToInstall:
+            self._restart_to_install(rt)
+            return
         self._process(rt, actions)
 
     def _fence(self, rt: GroupRuntime, e: BaseException | str) -> None:
@@ -196,6 +208,9 @@ class Node:
         if rt.fetch is not None:
             rt.fetch.abandon()
             rt.fetch = None
+        if rt.mfetch is not None:
+            rt.mfetch.abandon()
+            rt.mfetch = None
         for p in rt.pending.values():
             if not p.future.done():
                 p.future.set_exception(OutcomeUnknown(f"group {rt.id:#x} is fenced: {e}"))
@@ -224,7 +239,10 @@ class Node:
             return
         if m.command in (Command.REQUEST_SEGMENT, Command.SEGMENT_CHUNK):
             if rt.fenced is None:
-                self._on_transfer(rt, m)
+                if isinstance(rt.sm, PartitionMachine):
+                    self._on_transfer(rt, m)
+                else:
+                    self._on_metadata_transfer(rt, m)
             return
         self._drive(rt, functools.partial(rt.replica.on_message, m))
 
@@ -268,6 +286,15 @@ class Node:
                 self._watch(rt)
             if rt.fetch is not None and self.now >= rt.fetch_deadline:
                 self._fetch_failed(rt, "no answer")
+            mf = rt.mfetch
+            if mf is not None and not mf.done and self.now >= rt.fetch_deadline:
+                self._mfetch_failed(rt, "no answer")
+            elif mf is not None and mf.done and rt.fenced is None \
+                    and not rt.replica.transferring:
+                self._restart_to_install(rt)  # its checkpoint is durable
+        mb = self.metadata_bundle
+        if mb is not None and self.now - mb[0] > BUNDLE_IDLE_TICKS:
+            self.metadata_bundle = None
 
     # -- actions ---------------------------------------------------------------------------
     def _process(self, rt: GroupRuntime, actions: list[Action]) -> None:
@@ -294,12 +321,7 @@ class Node:
     def _start_fetch(self, rt: GroupRuntime, peer: int, state: bytes) -> None:
         sm = rt.sm
         if not isinstance(sm, PartitionMachine):
-            # the metadata group: its state cannot be fetched yet (docs/cluster.md, "Not done
-            # yet"); a replica that took part without it could lead with a stale state
-            self.transfers_dropped += 1
-            self._fence(rt, f"its state is behind every peer's journal (checkpoint "
-                            f"{rt.replica.fetching_checkpoint} of replica {peer}) and state "
-                            "transfer of the metadata group is not implemented yet")
+            self._start_metadata_fetch(rt, peer)
             return
         if rt.fetch is not None:
             self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
@@ -390,6 +412,115 @@ class Node:
             self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
             return
         self._fetch_next(rt)
+
+    # -- state transfer of the metadata group (metadata_transfer.py) --------------------------
+    def _start_metadata_fetch(self, rt: GroupRuntime, peer: int) -> None:
+        r = rt.replica
+        if self.on_metadata_staged is None:  # nothing here could install it
+            self._fence(rt, f"its state is behind every peer's journal (checkpoint "
+                            f"{r.fetching_checkpoint} of replica {peer}) and this node cannot "
+                            "install a metadata checkpoint")
+            return
+        if rt.mfetch is not None:  # staged already: waiting for the restart that installs it
+            return
+        log.warning("cluster group %#x: the metadata state is behind every peer's journal; "
+                    "fetching the metadata checkpoint (op >= %d) from replica %d", rt.id,
+                    r.fetching_checkpoint, peer)
+        rt.mfetch = mxfer.MetadataFetch(self.root, rt.id, r.fetching_checkpoint,
+                                        [peer] + [p for p in r.others if p != peer])
+        self._mfetch_next(rt)
+
+    def _mfetch_next(self, rt: GroupRuntime) -> None:
+        fetch = rt.mfetch
+        assert fetch is not None
+        r = rt.replica
+        if fetch.done:
+            # the checkpoint's consensus state (client table, header) is taken now and made
+            # durable, executing nothing after it (the machine refuses: its engine is older
+            # than the staged files); then the node restarts to install the files
+            op = fetch.manifest.op if fetch.manifest is not None else 0
+            log.warning("cluster group %#x: metadata checkpoint at op %d fetched, verified and "
+                        "staged", rt.id, op)
+            sm = rt.sm
+            assert isinstance(sm, MetadataMachine)
+            sm.staged = op
+            self._drive(rt, functools.partial(r.on_state_fetched, True))
+            return
+        rt.fetch_deadline = self.now + r.options.repair_interval
+        self.bus.send(fetch.target, fetch.request(self.cluster, r.view, self.replica))
+
+    def _restart_to_install(self, rt: GroupRuntime) -> None:
+        """The staged checkpoint's consensus state is durable: stop feeding the replica and ask
+        for the restart that installs the files (the engine and the doors load them then)."""
+        if rt.fenced is not None:
+            return
+        rt.fenced = "restarting to install a metadata checkpoint"
+        self.transfers_installed += 1
+        for p in rt.pending.values():
+            if not p.future.done():
+                p.future.set_exception(OutcomeUnknown(f"group {rt.id:#x}: {rt.fenced}"))
+        rt.pending.clear()
+        sm = rt.sm
+        assert isinstance(sm, MetadataMachine) and self.on_metadata_staged is not None
+        self.on_metadata_staged(sm.staged)
+
+    def _mfetch_failed(self, rt: GroupRuntime, why: str) -> None:
+        fetch = rt.mfetch
+        assert fetch is not None
+        log.warning("cluster group %#x: metadata state transfer from replica %d: %s", rt.id,
+                    fetch.target, why)
+        if fetch.failed():
+            fetch.abandon()
+            rt.mfetch = None
+            self.transfers_dropped += 1
+            self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
+            return
+        self._mfetch_next(rt)
+
+    def _on_metadata_transfer(self, rt: GroupRuntime, m: Message) -> None:
+        r = rt.replica
+        if m.command == Command.REQUEST_SEGMENT:
+            flags, body = mxfer.GONE, b""
+            if r.status == NORMAL and not r.transferring and r.commit_min >= m.checkpoint_op:
+                if m.segment == 0:
+                    try:
+                        bundle = mxfer.build(self.root.parent, r.commit_min,
+                                             chunk_budget(r.options.snapshot_chunk,
+                                                          r.options.message_size_max))
+                    except (OSError, ValueError) as e:
+                        log.error("cluster group %#x: cannot serve the metadata state: %s",
+                                  rt.id, e)
+                    else:
+                        self.metadata_bundle = (self.now, bundle)
+                        flags, body = mxfer.MANIFEST, bundle.manifest.encode()
+                else:
+                    mb = self.metadata_bundle
+                    flags, body = mxfer.serve(None if mb is None else mb[1], m)
+                    if mb is not None:
+                        self.metadata_bundle = (self.now, mb[1])
+            self.bus.send(m.replica, Message(
+                Command.SEGMENT_CHUNK, cluster=self.cluster, view=r.view, replica=self.replica,
+                group=rt.id, checkpoint_op=m.checkpoint_op, segment=m.segment, entry=m.entry,
+                flags=flags, body=body))
+            return
+        fetch = rt.mfetch
+        if fetch is None or not fetch.expects(m):
+            return
+        try:
+            fetch.on_chunk(m)
+        except mxfer.Refused as e:
+            fetch.refused += 1
+            self.transfer_refused += 1
+            self._mfetch_failed(rt, f"refused: {e}")
+            return
+        except OSError as e:  # staging only: the live files are untouched
+            log.error("cluster group %#x: metadata transfer cannot stage: %s", rt.id, e)
+            self.transfers_dropped += 1
+            fetch.abandon()
+            rt.mfetch = None
+            self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
+            return
+        self._mfetch_next(rt)
 
     def _reply(self, rt: GroupRuntime, m: Message) -> None:
         p = rt.pending.get(m.client)

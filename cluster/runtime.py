@@ -14,7 +14,7 @@ import logging
 import ssl
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +27,7 @@ from pyggy.core.metadata.commands import MetadataCommand
 from pyggy.core.model import Partition, Topic
 from pyggy.core.records.encoding import ENCODING_IGGY
 
+from . import metadata_transfer as mxfer
 from . import node as node_mod
 from . import partition_sm as psm
 from .bus import Bus, BusSettings
@@ -86,8 +87,13 @@ class ClusterRuntime:
         self.node = Node(cluster=self.cluster, replica=me.replica_id,
                          replica_count=len(settings.nodes), root=root, bus=self.bus,
                          options=self._options)
-        self.metadata_machine = MetadataMachine(engine)
+        self.metadata_machine = MetadataMachine(engine, mxfer.installed_op(root))
         self.node.on_view = self._view_changed
+        # a fetched metadata checkpoint is installed by a restart (the server sets this: it
+        # stops cleanly and starts again, installing before the engine opens); None: the
+        # metadata replica is fenced instead
+        self.restart: Callable[[str], None] | None = None
+        self.node.on_metadata_staged = self._metadata_staged
         self._leaderless: dict[int, int] = {}  # group -> when it was first seen without one
         self.telemetry: ViewTelemetry | None = None  # pyggy.telemetry.Telemetry, when on
 
@@ -107,6 +113,15 @@ class ClusterRuntime:
                      primary, view, took)
         if started is not None and primary is not None and self.telemetry is not None:
             self.telemetry.view_changed(self.replica_id, group, view, primary, started)
+
+    def _metadata_staged(self, op: int) -> None:
+        why = (f"a metadata checkpoint at op {op} was fetched from a peer; restarting to "
+               "install it before the engine opens (docs/cluster.md, State transfer)")
+        if self.restart is None:
+            log.error("cluster: %s, but this process cannot restart itself: restart it", why)
+            return
+        log.warning("cluster: %s", why)
+        self.restart(why)
 
     def _options(self, group: int) -> Options:
         return self._metadata_options if group == METADATA_GROUP else self._partition_options

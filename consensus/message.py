@@ -84,7 +84,9 @@ FIELDS: dict[int, tuple[tuple[str, str], ...]] = {
     # [entry, entry + entries) of the segment starting at offset `segment`, as of a checkpoint.
     C.REQUEST_SEGMENT: (("group", "Q"), ("checkpoint_op", "Q"), ("segment", "Q"),
                         ("entry", "Q"), ("entries", "Q")),
-    # flags: 0 = the body holds `entries` index entries then their batches; 1 = gone here
+    # flags: 0 = the body holds `entries` index entries then their batches; 1 = gone here.
+    # The metadata group's bundle uses the same pair (cluster/metadata_transfer.py): segment 0
+    # asks for the manifest (flags 2 in the answer), else segment = its op, entry = the chunk.
     C.SEGMENT_CHUNK: (("group", "Q"), ("checkpoint_op", "Q"), ("segment", "Q"),
                       ("entry", "Q"), ("entries", "Q"), ("flags", "B")),
 }

@@ -172,8 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pyggy.core.errors import IggyError
     from pyggy.core.small_file import CorruptFile
 
+    restart = ""
     try:
-        server.run(config, root, repair_state=args.repair_state)
+        restart = server.run(config, root, repair_state=args.repair_state)
     except ConfigError as e:  # found while starting, e.g. an unreadable TLS certificate
         log.error("configuration error: %s", e)
         return 2
@@ -187,7 +188,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         datadir.unlock(data_lock)
+    if restart:
+        _restart(restart)
     return 0
+
+
+def _restart(why: str) -> None:
+    """Start this server again in this process (same pid, same arguments but `--fresh`):
+    the cluster asks it to install a fetched metadata checkpoint (docs/cluster.md)."""
+    argv = [a for a in sys.orig_argv if a not in ("-f", "--fresh")]
+    log.warning("restarting the server: %s", why)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -373,11 +373,13 @@ def _reap(native: NativeServer, interval: float) -> None:
 
 
 async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUser | None,
-                repair_state: bool = False) -> None:
-    """Open the engine, bind the enabled listeners and serve until SIGTERM/SIGINT.
+                repair_state: bool = False) -> str:
+    """Open the engine, bind the enabled listeners and serve until SIGTERM/SIGINT (returns
+    "") or until the cluster asks for a restart (returns why: pyggy.cli starts again).
     `CorruptFile` when metadata is damaged beyond repair (see pyggy.cli)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    restarting: list[str] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     shards = _shard_runtime(config)  # None with one shard: pyggy.shards is never imported
@@ -387,6 +389,10 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
     _check_fd_limit(config)
     telemetry = setup_telemetry(config.telemetry)  # None (no OpenTelemetry import) when off
     archiving = setup_archiving(config)  # None unless [data_maintenance.archiver] enabled
+    if config.cluster.enabled:  # a metadata checkpoint fetched by state transfer, if staged
+        from pyggy.cluster.metadata_transfer import install_pending
+
+        install_pending(Path(config.system.path))
     engine = LogEngine(Path(config.system.path),
                        validate_checksum=config.system.partition.validate_checksum,
                        state_fsync=config.system.state.enforce_fsync,
@@ -434,6 +440,12 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
     if cluster is not None:
         node.cluster_name, node.node_name = config.cluster.name, config.cluster.node().name
         cluster.telemetry = telemetry
+
+        def restart(why: str) -> None:
+            restarting.append(why)
+            stop.set()
+
+        cluster.restart = restart
     native = NativeServer(engine, node, telemetry=telemetry, logins=logins,
                           snapshots=Diagnostics(config), metrics=metrics)
     log.info("batch walks: %s", "C extension" if accel.WALKS is not None
@@ -523,6 +535,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
         telemetry.shutdown()
     if shards is not None and shards.failed:
         raise SystemExit(1)  # docs/sharding.md: a shard process failing stops the server
+    return restarting[0] if restarting else ""
 
 
 def _shard_runtime(config: ServerConfig) -> ShardRuntime | None:
@@ -574,6 +587,7 @@ async def _start_shards(config: ServerConfig, shards: ShardRuntime, engine: LogE
 
 
 def run(config: ServerConfig, root_credentials: tuple[str, str] | RootUser | None,
-        repair_state: bool = False) -> None:
-    """Run the server until a shutdown signal arrives."""
-    asyncio.run(serve(config, root_credentials, repair_state))
+        repair_state: bool = False) -> str:
+    """Run the server until a shutdown signal arrives ("") or the cluster asks for a
+    restart (why)."""
+    return asyncio.run(serve(config, root_credentials, repair_state))

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from pyggy.cluster.metadata_transfer import install_pending
 from pyggy.cluster.roster import METADATA_GROUP, Node, partition_group
 from pyggy.cluster.runtime import ClusterRuntime, ClusterSettings
 from pyggy.consensus.options import Options
@@ -270,13 +271,15 @@ def test_a_backup_forwards_the_writes_of_a_door_that_asks_to_the_primary(
     asyncio.run(main())
 
 
-def test_a_metadata_replica_behind_every_journal_is_fenced_not_broken(tmp_path: Path) -> None:
-    """State transfer of the metadata group is not implemented: a node restarted after the
-    others moved past their metadata journals (128 slots here) fences its metadata replica
-    with a reason (no votes, no acknowledgements) — `restore` no longer raises out of a bus
-    handler, which closed the replica link (and every group's traffic on it) at each retry
-    while the replica stayed in normal status. The others go on, and so do the node's
-    partition groups."""
+def test_a_metadata_replica_behind_every_journal_catches_up_by_state_transfer(
+        tmp_path: Path) -> None:
+    """A node restarted after the others moved past their metadata journals (128 slots here)
+    and stored consumer offsets fetches the metadata checkpoint (state log and consumer-state
+    stores) instead of joining with a stale state: meanwhile it neither votes nor
+    acknowledges (no primary seen there, nothing half-installed), the others and the node's
+    partition groups go on; once it is staged the runtime asks for a restart, which installs
+    it before the engine opens, and the node ends with the others' streams and offsets and
+    applies what commits next."""
 
     async def main() -> None:
         timing = dataclasses.replace(FAST, journal_slots=128, checkpoint_interval=32,
@@ -288,31 +291,52 @@ def test_a_metadata_replica_behind_every_journal_is_fenced_not_broken(tmp_path: 
             t = await boss.engine.metadata.create_topic("orders", "eu", 1)
             await converged(runtimes, METADATA_GROUP)
             group = partition_group(s.id, t.id, 0)
+            p_leader = await leader(runtimes, group)
+            topic = p_leader.engine.metadata.topic("orders", "eu")
+            for i in range(3):
+                await p_leader.engine.data.append_kafka(topic, 0, *kafka(i))
             away = next(i for i, rt in enumerate(runtimes) if rt is not boss)
             nodes = runtimes[away].settings.nodes
             await runtimes[away].close()
             runtimes[away].engine.close()
             for k in range(150):
                 await boss.engine.metadata.create_stream(f"s{k}")
+            for consumer in range(1, 6):
+                await boss.engine.consumers.store_offset(1, consumer, "orders", "eu", 0,
+                                                         consumer % 3)
+            await boss.engine.metadata.delete_stream("s3")
             runtimes[away] = runtime(tmp_path, nodes, away, timing)
             back = runtimes[away]
+            restarts: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            back.restart = restarts.set_result
             await back.start()
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 30
-            meta = back.node.groups[METADATA_GROUP]
-            while meta.fenced is None and loop.time() < deadline:
-                await asyncio.sleep(0.05)
-            assert meta.fenced is not None and "state transfer" in meta.fenced
+            why = await asyncio.wait_for(restarts, 30)
+            assert "metadata checkpoint" in why
+            # waiting for the restart: no votes, no acknowledgements, no requests admitted
+            assert back.node.groups[METADATA_GROUP].fenced is not None
             assert back.node.primary(METADATA_GROUP) is None
+            with pytest.raises(NotLeader):
+                await back.engine.metadata.create_stream("refused")
             assert back.engine.metadata.get_stream("s0") is None  # nothing half-installed
             others = [rt for rt in runtimes if rt is not back]
             await boss.engine.metadata.create_stream("after")  # the other two go on
             await converged(others, METADATA_GROUP)
-            p_leader = await leader(runtimes, group)  # the node's partition group too
-            topic = p_leader.engine.metadata.topic("orders", "eu")
-            for i in range(3):
-                await p_leader.engine.data.append_kafka(topic, 0, *kafka(i))
-            await converged(runtimes, group)
+            await back.close()  # the restart the runtime asked for
+            back.engine.close()
+            assert install_pending(tmp_path / f"n{away}") is not None
+            runtimes[away] = back = runtime(tmp_path, nodes, away, timing)
+            await back.start()
+            await boss.engine.metadata.create_stream("later")
+            await converged(runtimes, METADATA_GROUP)
+            names = {rt.replica_id: sorted(x.name for x in rt.engine.metadata.meta.streams
+                                           .values()) for rt in runtimes}
+            assert names[away] == names[boss.replica_id]
+            assert "later" in names[away] and "s3" not in names[away]
+            for consumer in range(1, 6):
+                got = back.engine.consumers.get_offset(1, consumer, "orders", "eu", 0)
+                assert got is not None and got[2] == consumer % 3
+            assert back.node.primary(METADATA_GROUP) == boss.replica_id
+            await converged(runtimes, group)  # its partition group went on throughout
             assert back.engine.metadata.topic("orders", "eu").partitions[0].log.next_offset == 3
         finally:
             for rt in runtimes:
