@@ -144,6 +144,8 @@ class ProducerStates:
         state = self.partitions.get((pid, key))
         if state is None or epoch > state.epoch:
             return ErrorCode.NONE, None  # new producer/epoch on this partition: any start
+        if epoch < state.epoch:  # a batch of an epoch the producer has bumped past (KIP-360)
+            return ErrorCode.INVALID_PRODUCER_EPOCH, None
         last = base_seq + count - 1
         for first_seq, last_seq, base_offset in state.recent:
             if first_seq == base_seq and last_seq == last:
@@ -169,6 +171,8 @@ class ProducerStates:
         state = self.partitions.get((pid, key))
         if state is None or epoch > state.epoch:
             state = self.partitions[(pid, key)] = PartitionSequence(epoch, 0)
+        if epoch > self.epochs.get(pid, -1):  # bumped where this node did not see it (a cluster)
+            self.epochs[pid] = epoch
         state.last_ms = now_ms
         last = base_seq + count - 1
         state.recent.append((base_seq, last, base_offset))

@@ -120,3 +120,20 @@ def test_idle_producers_expire_per_partition() -> None:
     assert states.check(idle, e1, 7, 1, KEY) == (ErrorCode.NONE, None)  # any sequence
     assert states.expire(20_000, 10_000, keep=lambda pid: False) == 1
     assert not states.partitions and busy not in states.epochs
+
+
+def test_a_batch_of_an_epoch_bumped_past_is_fenced_not_out_of_order() -> None:
+    """KIP-360: a producer bumps its epoch after a timeout and starts again at sequence 0; a
+    late retry of its old epoch is INVALID_PRODUCER_EPOCH (as on Kafka), not an
+    OUT_OF_ORDER_SEQUENCE_NUMBER against the new epoch's sequences, even on a node that did
+    not hand out the bump (a cluster's partition leader: only the batches tell it)."""
+    states = ProducerStates()
+    pid = 4242
+    for seq in range(3):
+        assert states.check(pid, 0, seq, 1, KEY) == (ErrorCode.NONE, None)
+        states.record(pid, 0, seq, 1, KEY, seq)
+    assert states.check(pid, 1, 0, 1, KEY) == (ErrorCode.NONE, None)  # the bumped epoch
+    states.record(pid, 1, 0, 1, KEY, 3)
+    assert states.epochs[pid] == 1
+    assert states.check(pid, 0, 3, 1, KEY) == (ErrorCode.INVALID_PRODUCER_EPOCH, None)
+    assert states.check(pid, 1, 1, 1, KEY) == (ErrorCode.NONE, None)
