@@ -212,3 +212,22 @@ def test_a_checkpoint_taken_while_replaying_describes_the_log_at_its_op(tmp_path
         run(at_op, ["a"] * op)
         assert describe(ahead.log, 0, 2 * op) == Manifest.decode(at_op.snapshot() or b"")
     assert len(ahead.log.segments) > 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=80), st.lists(st.tuples(st.integers(1, 5000), st.integers(0, 1),
+                                                   st.integers(0, 2**64 - 1)), max_size=8))
+def test_the_marker_file_round_trips_and_any_damage_loads_as_no_marker(
+        tmp_path_factory, junk: bytes, kept: list[tuple[int, int, int]]) -> None:
+    plog = small_log(Path(tmp_path_factory.mktemp("m")))
+    m = psm.PartitionMachine(plog, False)
+    for op, status, value in sorted(kept):
+        m._store_marker(op, psm._REPLY.pack(status, value))
+    m._store_marker(6000)  # the last op: no reply of its own kept
+    again = psm.PartitionMachine(plog, False)
+    assert again.marker == m.marker and again.replies == m.replies
+    good = (plog.path / psm.MARKER_FILE).read_bytes()
+    (plog.path / psm.MARKER_FILE).write_bytes(junk)
+    loaded = psm.PartitionMachine(plog, False)  # never raises
+    if len(junk) != 8 and junk != good:
+        assert loaded.marker == 0 and loaded.replies == {}
