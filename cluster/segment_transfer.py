@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import struct
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from crc32c import crc32c
@@ -83,14 +84,25 @@ class Manifest:
         return cls(next_offset, start, marker, floor, segs)
 
 
-def describe(plog: PartitionLog, marker: int) -> Manifest:
-    """The manifest of the log as it is now."""
+def describe(plog: PartitionLog, marker: int, upto: int | None = None) -> Manifest:
+    """The manifest of the log as it is now or, with `upto`, as it was when its end was
+    `upto`: the batches from `upto` on (appends of later ops that ran before a restart) left
+    out. Valid only while no later op removed anything (the caller checks its marker):
+    segments roll when a batch arrives, so one starting at or past `upto` did not exist then
+    (but the first, which always does)."""
+    end = plog.next_offset if upto is None else min(upto, plog.next_offset)
     segs = []
-    for s in plog.segments:
+    for i, s in enumerate(plog.segments):
+        if i and s.start_offset >= end:
+            break
         idx, n = s.index, len(s.index)
-        segs.append(SegmentInfo(s.start_offset, n, s.size, idx.crcs[0] if n else 0,
+        size = s.size
+        if s.next_offset > end:
+            n = bisect_left(idx.base_offsets, end)
+            size = idx.positions[n - 1] + idx.lengths[n - 1] if n else 0
+        segs.append(SegmentInfo(s.start_offset, n, size, idx.crcs[0] if n else 0,
                                 idx.crcs[n - 1] if n else 0))
-    return Manifest(plog.next_offset, plog.start_offset, marker, plog.floor, tuple(segs))
+    return Manifest(end, min(plog.start_offset, end), marker, plog.floor, tuple(segs))
 
 
 def _holds(seg: Segment, info: SegmentInfo) -> int:
@@ -174,10 +186,10 @@ class SegmentFetch:
         assert manifest.segments is not None
         self.todo: list[SegmentInfo] = []
         self.staged: list[int] = []
-        for info in manifest.segments:
+        for info in manifest.segments:  # staged: every segment not exactly the manifest's
             seg = local.get(info.start)
             have = _holds(seg, info) if seg is not None and info.entries else 0
-            if seg is None or have < info.entries:
+            if seg is None or have < info.entries or len(seg.index) > info.entries:
                 self.todo.append(info)
         self.fd = self.index_fd = -1
         self._open_next()

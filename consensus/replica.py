@@ -441,8 +441,11 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
     def _checkpoint(self, p: Message) -> None:
         if self._cp_pending is not None or self.transferring:
             return
+        state = self.sm.snapshot()
+        if state is None:  # the machine cannot describe this op's state: the next checkpoint
+            return
         table = self.client_table.encode()
-        blob = prepare_header(p) + _SNAP_HEAD.pack(len(table)) + table + self.sm.snapshot()
+        blob = prepare_header(p) + _SNAP_HEAD.pack(len(table)) + table + state
         self._write_checkpoint(p.op, blob)
 
     def _write_checkpoint(self, op: int, blob: bytes) -> None:

@@ -30,8 +30,12 @@ class StateMachine(Protocol):
         """Answer a query from executed (committed) state only."""
         ...
 
-    def snapshot(self) -> bytes:
-        """Deterministic bytes of the executed state (checkpoints and state transfer)."""
+    def snapshot(self) -> bytes | None:
+        """Deterministic bytes of the executed state (checkpoints and state transfer): the
+        same on every replica at one op. None when the machine cannot describe the state at
+        the op it last executed (a partition replaying ops after a restart whose files already
+        hold a later op's removal): the replica skips that checkpoint, as it skips one while
+        the previous is still being written."""
         ...
 
     def restore(self, data: bytes) -> None:

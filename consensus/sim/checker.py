@@ -228,6 +228,9 @@ class Checker:
         """S4/S9 once the group is idle: same state everywhere, nobody ahead of the primary."""
         primary = next(r for r in replicas if r.is_primary)
         for r in replicas:
+            if r.sm.snapshot() is None:
+                self.fail("S4", f"group {group}: replica {r.replica} cannot describe its state "
+                                f"at op {r.commit_min}")
             if r.commit_min > primary.commit_min or r.op > primary.op:
                 self.fail("S9", f"group {group}: replica {r.replica} ahead of primary")
             if r.sm.snapshot() != primary.sm.snapshot() or \

@@ -363,6 +363,8 @@ class Simulation:
                 store = node.stores[g]
                 store.records = source.records[:count]
                 store.log_start, store.marker = log_start, marker
+                # the store is now the checkpoint's (pyggy's install): ops above it run again
+                store.replies = {op: r for op, r in store.replies.items() if op <= marker}
                 self.stats["state_fetches"] += 1
                 cp = r.fetching_checkpoint
                 self._process(node, g, r, r.on_state_fetched(True))

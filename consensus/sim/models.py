@@ -217,7 +217,7 @@ class PartitionModel:
                  for r in batch_records(body)[1]]
         return self._answer(self.records + extra, query)
 
-    def snapshot(self) -> bytes:
+    def snapshot(self) -> bytes | None:
         return _U64.pack(self.log_start) + _U64.pack(len(self.records)) + b"".join(
             _U16.pack(len(r)) + r for r in self.records)
 
@@ -273,8 +273,9 @@ class ExternalPartitionModel(PartitionModel):
 
     def __init__(self, store: SegmentStore) -> None:  # no super().__init__: the store holds it
         self.store = store
-        self.applied_end, self.applied_log_start = len(store.records), store.log_start
-        self.applied_marker = store.marker
+        # the executed state: empty until the checkpoint is restored or ops replay (as pyggy's
+        # `applied_next` starts at 0), whatever the store already holds
+        self.applied_end = self.applied_log_start = self.applied_marker = 0
 
     @property
     def records(self) -> list[bytes]:
@@ -317,14 +318,23 @@ class ExternalPartitionModel(PartitionModel):
         self.applied_marker, self.applied_log_start = op, _U64.unpack(reply)[0]
         return reply
 
-    def snapshot(self) -> bytes:
+    def snapshot(self) -> bytes | None:
+        """None while the store holds a later non-append op than the executed state (replays
+        after a restart): pyggy's segments cannot be described as they were before a removal,
+        so neither is this (the replica skips that checkpoint)."""
+        if self.store.marker > self.applied_marker:
+            return None
         end = self.applied_end
         return _MANIFEST.pack(self.applied_log_start, end, self.applied_marker,
                               records_digest(self.records[:end]))
 
     def missing(self, data: bytes) -> bool:
-        _, count, _, digest = parse_manifest(data)
-        return count > len(self.records) or records_digest(self.records[:count]) != digest
+        """The store lacks the checkpoint's records, or has not executed its last non-append
+        op (the log start it moved): as pyggy's `PartitionMachine.missing` (seeds 5023673 and
+        5029082 installed a manifest over a store that held its records, not its log start)."""
+        _, count, marker, digest = parse_manifest(data)
+        return (marker > self.store.marker or count > len(self.records)
+                or records_digest(self.records[:count]) != digest)
 
     def restore(self, data: bytes) -> None:
         if self.missing(data):

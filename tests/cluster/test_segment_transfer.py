@@ -19,7 +19,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pyggy.cluster.partition_sm import (
     APPEND_IGGY,
+    DELETE_RECORDS,
     DELETE_SEGMENTS,
+    PURGE,
     PartitionMachine,
     append_body,
     parse_reply,
@@ -314,3 +316,79 @@ def test_manifest_decode_refuses_malformed_bytes(data: bytes) -> None:
     except ValueError:
         return
     assert m.encode() == data or len(data) == 24  # the legacy manifest has no segment list
+
+
+def machine_after(path: Path, kinds: list[str]) -> PartitionMachine:
+    """A partition machine whose ops 1..n were `kinds` (`a` an append, `dN` DeleteRecords to
+    offset N, `p` a purge), on a log of small segments."""
+    plog = small_log(path, 0)
+    m = PartitionMachine(plog, False)
+    for op, kind in enumerate(kinds, start=1):
+        if kind == "a":
+            batch = iggy_batch.build_batch([(op, b"m-%d" % op, b"", 1_000)] * 2)
+            body = m.stamp(APPEND_IGGY, append_body(APPEND_IGGY, batch, 2), [])
+            assert body is not None
+            m.apply(op, APPEND_IGGY, body, 1_000_000 * op)
+        elif kind == "p":
+            m.apply(op, PURGE, b"", 1_000_000 * op)
+        else:
+            m.apply(op, DELETE_RECORDS, int(kind[1:]).to_bytes(8, "little"), 1_000_000 * op)
+    return m
+
+
+def transfer(peer: PartitionMachine, behind: PartitionMachine) -> Manifest:
+    """What a replica behind does with the peer's checkpoint: fetch what it needs, install
+    it, restore the snapshot."""
+    data = peer.snapshot()
+    assert data is not None
+    manifest = Manifest.decode(data)
+    assert behind.missing(data)
+    fetch = fetch_all(peer.log, behind.log)
+    behind.install(manifest, fetch.staged, "a test")
+    behind.restore(data)
+    assert not behind.missing(data)
+    return manifest
+
+
+@pytest.mark.parametrize("last", ["d5", "d12"])
+def test_a_log_holding_every_batch_but_not_the_last_delete_records_installs_its_floor(
+        tmp_path: Path, last: str) -> None:
+    """Seeds 5023673 and 5029082: a replica behind the peers' checkpoint held every batch it
+    names but had not executed the DeleteRecords before it, took the snapshot as it was and
+    kept its old log start (and later ops answered from it). Such a log now counts as
+    missing the checkpoint, and the install moves its floor and marker."""
+    kinds = ["a"] * 6 + [last]
+    peer = machine_after(tmp_path / "peer", kinds)
+    behind = machine_after(tmp_path / "behind", kinds[:-1])
+    manifest = Manifest.decode(peer.snapshot() or b"")
+    assert not lacks(behind.log, manifest)  # every batch is here: the old rule fetched nothing
+    transfer(peer, behind)
+    assert behind.log.start_offset == peer.log.start_offset == int(last[1:])
+    assert behind.marker == peer.marker == len(kinds)
+    assert behind.snapshot() == peer.snapshot()
+    assert files_of(behind.log) == files_of(peer.log)
+    # the next DeleteRecords answers the same on both
+    for m in (peer, behind):
+        assert parse_reply(m.apply(8, DELETE_RECORDS, (2).to_bytes(8, "little"), 8_000_000)) \
+            == (0, int(last[1:]))
+
+
+def test_a_checkpoint_after_a_purge_replaces_an_unpurged_log(tmp_path: Path) -> None:
+    """The peers purged and appended again: the same offsets hold other batches. A replica
+    that never executed the purge, holding more batches in segment 0 than the manifest
+    names, gets exactly the checkpoint's log (its own batches go to lost+found)."""
+    peer = machine_after(tmp_path / "peer", ["a"] * 5 + ["p", "a"])
+    behind = machine_after(tmp_path / "behind", ["a"] * 5)
+    transfer(peer, behind)
+    assert files_of(behind.log) == files_of(peer.log)
+    assert behind.log.next_offset == 2 and behind.applied_next == 2
+    assert lost_found_files(behind.log)
+    empty = machine_after(tmp_path / "empty", ["a"] * 3 + ["p"])  # purged, nothing since
+    behind = machine_after(tmp_path / "behind2", ["a"] * 3)
+    transfer(empty, behind)
+    assert behind.log.next_offset == 0 and files_of(behind.log) == files_of(empty.log)
+
+
+def lost_found_files(plog: PartitionLog) -> list[Path]:
+    root = plog.lost_found.root
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []

@@ -57,3 +57,45 @@ def test_metadata_ids_are_assigned_at_apply_and_duplicates_answer_exists():
     assert first[0] == models.OK and again[0] == models.EXISTS and first[1:] == again[1:]
     pid = m.apply(3, models.INIT_PRODUCER_ID, b"", 0)
     assert struct.unpack("<BQ", pid) == (models.OK, 1000)
+
+
+def _external_after(ops: list[tuple[int, bytes]]) -> models.ExternalPartitionModel:
+    p = models.ExternalPartitionModel(models.SegmentStore())
+    for op, (operation, body) in enumerate(ops, start=1):
+        if operation == models.APPEND:
+            body = p.stamp(operation, body, [])
+        p.apply(op, operation, body, 0)
+    return p
+
+
+OPS = [(models.APPEND, models.append_body([b"a", b"b", b"c"])),
+       (models.DELETE_RECORDS, struct.pack("<Q", 2)),
+       (models.APPEND, models.append_body([b"d"])),
+       (models.DELETE_RECORDS, struct.pack("<Q", 3))]
+
+
+def test_a_store_holding_every_record_but_not_the_last_log_start_move_misses_the_manifest():
+    """Seeds 5023673 and 5029082: the store had every record a peer's checkpoint named but had
+    not executed the DeleteRecords before it; installing the manifest over it kept its old log
+    start. As pyggy's partition, such a store now misses the manifest (the driver fetches)."""
+    peer, behind = _external_after(OPS), _external_after(OPS[:3])
+    manifest = peer.snapshot()
+    assert manifest is not None and behind.records == peer.records
+    assert behind.missing(manifest) and not peer.missing(manifest)
+
+
+def test_a_replay_answers_the_first_reply_and_skips_checkpoints_it_cannot_describe():
+    """After a restart the store is ahead: replayed DeleteRecords answer what they answered,
+    and no checkpoint is described while the store holds a later op's log-start move."""
+    first = _external_after(OPS)
+    replies = [first.store.replies[2], first.store.replies[4]]
+    restarted = models.ExternalPartitionModel(first.store)  # the same store, a new process
+    snapshots = []
+    for op, (operation, body) in enumerate(OPS, start=1):
+        if operation == models.APPEND:  # as the journal holds it: stamped
+            body = struct.pack("<Q", 0 if op == 1 else 3) + body[8:]
+        reply = restarted.apply(op, operation, body, 0)
+        if op in (2, 4):
+            assert reply == replies[op // 2 - 1]
+        snapshots.append(restarted.snapshot())
+    assert snapshots[:3] == [None, None, None] and snapshots[3] == first.snapshot()
