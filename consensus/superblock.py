@@ -106,8 +106,8 @@ class Superblock:
         # all four copies durable, and bit rot damages one): the replica never acted on it, and
         # one more fault would take it away after the replica had. The newest sequence on two
         # copies or more wins; a single copy only when nothing better is left.
-        best = max((got for got in intact if counts[got[0]] >= 2) or intact,
-                   key=lambda got: got[0])
+        quorum = [got for got in intact if counts[got[0]] >= 2]
+        best = max(quorum or intact, key=lambda got: got[0])
         self.sequence = max(counts)  # the next update never reuses a stray copy's number
         # The next update writes first the pair holding fewer intact newest copies, so the
         # pair that carries the current state is overwritten only once the other is durable.

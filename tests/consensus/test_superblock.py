@@ -118,3 +118,17 @@ def test_an_update_on_one_copy_only_is_not_taken():
     complete(reopened, storage)
     again = make(storage)
     assert again.open().view == 4 and again.sequence == reopened.sequence > 3
+
+
+def test_with_no_sequence_on_two_copies_the_newest_single_copy_is_taken():
+    """Tears and a flip together may leave no sequence on two copies: the newest one left is
+    the best there is (a long simulator run found open raising here instead)."""
+    storage, sb = formatted(SuperblockState(view=1))
+    sb.write(SuperblockState(view=2))
+    complete(sb, storage)
+    sb.write(SuperblockState(view=3))
+    storage.take_done()  # copies 0 and 1 hold sequence 3
+    corrupt(storage, sb, 1)
+    corrupt(storage, sb, 2)
+    corrupt(storage, sb, 3)
+    assert make(storage).open().view == 3
