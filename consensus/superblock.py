@@ -3,7 +3,8 @@
 Every update writes all four copies with one new sequence number, one pair of copies first and
 the other only once those are durable: a crash tears at most one pair, so the newest completed
 state always survives in the other pair, and one corrupt copy (bit rot) never makes the state
-regress. Open picks the valid copy with the highest sequence, and the next update starts with the
+regress. Open picks the highest sequence held by two intact copies or more (a single copy is an
+update a crash cut short: simulator seed 6005239), and the next update starts with the
 pair holding fewer intact copies of it (after a crash tore one pair, the intact pair is kept
 until the torn one has been rewritten).
 
@@ -95,11 +96,19 @@ class Superblock:
     def open(self) -> SuperblockState:
         found = [self.decode(self.storage.read(ZONE, copy * self.copy_size, self.copy_size))
                  for copy in range(COPIES)]
-        best = max((got for got in found if got is not None), key=lambda got: got[0],
-                   default=None)
-        if best is None:
+        intact = [got for got in found if got is not None]
+        if not intact:
             raise SuperblockError("no intact superblock copy")
-        self.sequence = best[0]
+        counts: dict[int, int] = {}
+        for got in intact:
+            counts[got[0]] = counts.get(got[0], 0) + 1
+        # A sequence on one copy only is an update a crash cut short (every update ends with
+        # all four copies durable, and bit rot damages one): the replica never acted on it, and
+        # one more fault would take it away after the replica had. The newest sequence on two
+        # copies or more wins; a single copy only when nothing better is left.
+        quorum = [got for got in intact if counts[got[0]] >= 2]
+        best = max(quorum or intact, key=lambda got: got[0])
+        self.sequence = max(counts)  # the next update never reuses a stray copy's number
         # The next update writes first the pair holding fewer intact newest copies, so the
         # pair that carries the current state is overwritten only once the other is durable.
         newest = [got is not None and got[0] == best[0] for got in found]

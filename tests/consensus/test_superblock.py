@@ -98,3 +98,37 @@ def test_any_flipped_bit_makes_a_copy_unreadable(position, bit):
 def test_random_bytes_never_decode(data):
     sb = make(MemoryStorage())
     assert sb.decode(data.ljust(sb.copy_size, b"\0")[:sb.copy_size]) is None
+
+
+def test_an_update_on_one_copy_only_is_not_taken():
+    """Simulator seed 6005239: a crash cut an update short with one copy written whole and its
+    twin torn. Taking that lone copy, a replica then ran from its checkpoint, and one bit flip
+    later reopened below it (S1). The state on two copies wins, and the next update uses a
+    sequence above the stray one, so no two states ever share a number."""
+    storage, sb = formatted(SuperblockState(view=1))
+    sb.write(SuperblockState(view=2))
+    complete(sb, storage)  # sequence 2 on all four copies
+    sb.write(SuperblockState(view=3))
+    first = storage.take_done()
+    assert [t[2] for t in first] == [0, 1]
+    corrupt(storage, sb, 1)  # copy 0 landed whole, copy 1 torn; the crash
+    reopened = make(storage)
+    assert reopened.open().view == 2  # not the lone copy of view 3
+    reopened.write(SuperblockState(view=4))
+    complete(reopened, storage)
+    again = make(storage)
+    assert again.open().view == 4 and again.sequence == reopened.sequence > 3
+
+
+def test_with_no_sequence_on_two_copies_the_newest_single_copy_is_taken():
+    """Tears and a flip together may leave no sequence on two copies: the newest one left is
+    the best there is (a long simulator run found open raising here instead)."""
+    storage, sb = formatted(SuperblockState(view=1))
+    sb.write(SuperblockState(view=2))
+    complete(sb, storage)
+    sb.write(SuperblockState(view=3))
+    storage.take_done()  # copies 0 and 1 hold sequence 3
+    corrupt(storage, sb, 1)
+    corrupt(storage, sb, 2)
+    corrupt(storage, sb, 3)
+    assert make(storage).open().view == 3
