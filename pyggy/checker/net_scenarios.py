@@ -76,26 +76,32 @@ def _rejoin(sc: Scenario, node: int | None, mark: int, healed: float) -> None:
     sc.load.resume()
 
 
+def _leader_fault(sc: Scenario, net: Network, seconds: float, label: str,
+                  cut: Callable[[int], None], what: str) -> None:
+    """At a seeded moment `cut(leader)`; a new leader and the first acknowledgements follow;
+    the fault holds `seconds` more, then heals, and the old leader rejoins (`_rejoin`)."""
+    time.sleep(sc.rng.uniform(0.5, 2.0))
+    victim = wait_leader(sc.cluster, TOPIC)  # now: it may have moved since the start
+    mark = len(sc.server(victim).logs)
+    cut(victim)
+    at = time.monotonic()  # once the qdiscs are in place (each `tc` takes a while)
+    new = wait_leader(sc.cluster, TOPIC, timeout=HEARTBEAT + 40, avoid=victim, skip={victim})
+    sc.figures[f"{label} -> new leader named"] = time.monotonic() - at
+    sc.failover(at, label)
+    time.sleep(seconds)
+    sc.expect(new != victim, f"the {what} node is still named leader")
+    healed = time.monotonic()
+    net.heal()
+    _rejoin(sc, victim, mark, healed)
+    time.sleep(1.0)
+
+
 def n1(workdir: Path, seed: int, seconds: float = 2.0) -> Outcome:
     """N1: the leader isolated both ways at a seeded moment, for `seconds` past the failover."""
     with Network(3) as net:
         sc = _scenario(workdir, "n1", seed, net, CLIENTS, rate=5.0)
         try:
-            time.sleep(sc.rng.uniform(0.5, 2.0))
-            victim = wait_leader(sc.cluster, TOPIC)  # now: it may have moved since the start
-            mark = len(sc.server(victim).logs)
-            net.isolate(victim)
-            cut = time.monotonic()  # once the qdiscs are in place (each `tc` takes a while)
-            new = wait_leader(sc.cluster, TOPIC, timeout=HEARTBEAT + 40, avoid=victim,
-                              skip={victim})
-            sc.figures["isolation -> new leader named"] = time.monotonic() - cut
-            sc.failover(cut, "isolation")
-            time.sleep(seconds)
-            sc.expect(new != victim, "the isolated node is still named leader")
-            healed = time.monotonic()
-            net.heal()
-            _rejoin(sc, victim, mark, healed)
-            time.sleep(1.0)
+            _leader_fault(sc, net, seconds, "isolation", net.isolate, "isolated")
         except BaseException:
             sc.close()
             raise
@@ -134,22 +140,10 @@ def n3(workdir: Path, seed: int, seconds: float = 2.0, direction: str | None = N
     with Network(3) as net:
         sc = _scenario(workdir, "n3", seed, net, CLIENTS, rate=5.0)
         try:
-            direction = direction or sc.rng.choice(("in", "out"))
-            time.sleep(sc.rng.uniform(0.5, 2.0))
-            victim = wait_leader(sc.cluster, TOPIC)  # now: it may have moved since the start
-            mark = len(sc.server(victim).logs)
-            net.cut(victim, inbound=direction == "in", outbound=direction == "out")
-            cut = time.monotonic()
-            new = wait_leader(sc.cluster, TOPIC, timeout=HEARTBEAT + 40, avoid=victim,
-                              skip={victim})
-            sc.figures[f"cut {direction} -> new leader named"] = time.monotonic() - cut
-            sc.failover(cut, f"cut {direction}")
-            time.sleep(seconds)
-            sc.expect(new != victim, "the half-cut node is still named leader")
-            healed = time.monotonic()
-            net.heal()
-            _rejoin(sc, victim, mark, healed)
-            time.sleep(1.0)
+            way = direction or sc.rng.choice(("in", "out"))
+            _leader_fault(sc, net, seconds, f"cut {way}",
+                          lambda node: net.cut(node, inbound=way == "in", outbound=way == "out"),
+                          "half-cut")
         except BaseException:
             sc.close()
             raise
