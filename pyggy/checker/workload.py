@@ -403,7 +403,10 @@ def read_kafka(cluster: PyggyCluster, topic: str, history: History,
                timeout: float = 60.0) -> int:
     """Read topic[0] from offset 0 to its high watermark into `history` as a final read."""
     c = Consumer({"bootstrap.servers": cluster.kafka_bootstrap, "group.id": "final",
-                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  # as the workload's consumer: a node still catching up on metadata may not
+                  # list the topic yet (docs/cluster.md, "Not done yet"); ask again soon
+                  "topic.metadata.refresh.interval.ms": 1000})
     try:
         deadline = time.monotonic() + timeout
         high = _high_watermark(c, topic, deadline)
