@@ -43,6 +43,7 @@ from pathlib import Path
 from crc32c import crc32c
 from pyggy.consensus.message import Command, Message
 from pyggy.core.lost_found import LostAndFound
+from pyggy.core.small_file import sync_dir
 
 log = logging.getLogger(__name__)
 STAGING = "metadata-xfer"  # under <data>/cluster/
@@ -155,14 +156,6 @@ class Refused(ValueError):
     """A manifest or chunk that does not verify (kept nowhere)."""
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_durable(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -262,11 +255,11 @@ class MetadataFetch:
             pos += size
             dirs.update(p for p in path.parents if p.is_relative_to(self.dir))
         for d in sorted(dirs, key=lambda p: -len(p.parts)):
-            _fsync_dir(d)
+            sync_dir(d)
         tmp = self.dir / (READY + ".tmp")
         _write_durable(tmp, mf.encode())
         os.replace(tmp, self.dir / READY)
-        _fsync_dir(self.dir)
+        sync_dir(self.dir)
         self.data = bytearray()
         self.done = True
 
@@ -313,11 +306,11 @@ def install_pending(data_root: Path) -> int | None:
         dirs.update(d for d in live.parents if d.is_relative_to(root))
     for d in sorted(dirs, key=lambda p: -len(p.parts)):
         if d.is_dir():
-            _fsync_dir(d)
+            sync_dir(d)
     tmp = cluster / (INSTALLED + ".tmp")
     _write_durable(tmp, str(mf.op).encode())
     os.replace(tmp, cluster / INSTALLED)
-    _fsync_dir(cluster)
+    sync_dir(cluster)
     shutil.rmtree(staging, ignore_errors=True)
     log.warning("cluster: installed the metadata checkpoint at op %d (%d files) fetched by "
                 "state transfer", mf.op, len(mf.files))
