@@ -152,6 +152,8 @@ class Node:
         # fetched checkpoint is staged (the runtime restarts the node to install it)
         self.metadata_bundle: tuple[int, mxfer.Bundle] | None = None  # (last used tick, it)
         self.on_metadata_staged: Callable[[int], None] | None = None
+        # readers waiting until a group is current here (`wait_current`), by group
+        self._current_waiters: dict[int, list[asyncio.Future[None]]] = {}
 
     # -- groups ----------------------------------------------------------------------------
     def group_dir(self, group: int) -> Path:
@@ -295,6 +297,10 @@ class Node:
         mb = self.metadata_bundle
         if mb is not None and self.now - mb[0] > BUNDLE_IDLE_TICKS:
             self.metadata_bundle = None
+        for group in [g for g in self._current_waiters if self.current(g)]:
+            for w in self._current_waiters.pop(group):
+                if not w.done():
+                    w.set_result(None)
 
     # -- actions ---------------------------------------------------------------------------
     def _process(self, rt: GroupRuntime, actions: list[Action]) -> None:
@@ -594,6 +600,34 @@ class Node:
         if rt is None or rt.replica.status != NORMAL or rt.fenced is not None:
             return None
         return rt.replica.primary_index
+
+    def current(self, group: int) -> bool:
+        """This replica has executed every op of `group` it knows to be committed and knows of
+        no reason to be behind: normal status (not recovering, not in a view change), not
+        transferring state, not fenced (nor restarting to install a checkpoint). A backup
+        still learns of commits a heartbeat late; this says what it *knows* it lacks."""
+        rt = self.groups.get(group)
+        if rt is None or rt.fenced is not None:
+            return False
+        r = rt.replica
+        return r.status == NORMAL and not r.transferring and r.commit_min >= r.commit_max
+
+    async def wait_current(self, group: int, timeout: float | None) -> bool:
+        """Wait at most `timeout` s (None: for ever) until `group` is `current` here (checked
+        every tick); whether it is."""
+        if self.current(group):
+            return True
+        w: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._current_waiters.setdefault(group, [])
+        waiters.append(w)
+        try:
+            await asyncio.wait_for(w, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            if w in waiters:
+                waiters.remove(w)
+        return True
 
     def _admit(self, group: int, forward: bool) -> GroupRuntime:
         rt = self.groups.get(group)

@@ -20,6 +20,10 @@ from typing import Any, Protocol
 from pyggy.core.errors import ErrorCode, IggyError
 
 FORWARD: ContextVar[bool] = ContextVar("pyggy_cluster_forward", default=False)
+# seconds a metadata read on a node that knows it is behind waits for it to catch up (a read
+# fence; docs/cluster.md, "A node behind on metadata"): well below every client's request
+# timeout (librdkafka 60 s, the Java client 30 s, kafka-python 30 s)
+READ_FENCE = 2.0
 
 
 class NotLeader(IggyError):
@@ -68,6 +72,15 @@ class ClusterView(Protocol):
 
     def metadata_leader(self) -> int | None: ...
 
+    def metadata_current(self) -> bool:
+        """This node's metadata replica knows of no committed op it has not executed (normal
+        status, not transferring or restarting, executed up to the commit it heard of)."""
+        ...
+
+    async def metadata_fence(self, timeout: float = READ_FENCE) -> bool:
+        """Wait at most `timeout` s until `metadata_current`; whether it is."""
+        ...
+
     def partition(self, stream_id: int, topic_id: int, partition_id: int) -> Leadership: ...
 
     async def append(self, stream_id: int, topic_id: int, partition_id: int, operation: int,
@@ -107,3 +120,12 @@ class ClusterView(Protocol):
         """Replicate one consumer-state change (core/engine/replicated.py) through the
         metadata group; the result of its handler here once committed and applied."""
         ...
+
+
+async def read_fence(cluster: ClusterView | None) -> bool:
+    """Before a metadata read: on a node that knows it is behind, wait (at most `READ_FENCE`
+    s) for the commit it has heard of. Whether the read then sees current state (always on a
+    single node)."""
+    if cluster is None or cluster.metadata_current():
+        return True
+    return await cluster.metadata_fence()

@@ -5,10 +5,19 @@ Only topics the principal may describe are listed; one it names without that rig
 TOPIC_AUTHORIZATION_FAILED whether it exists or not, and auto-creation also needs the right
 to create it where it would go (kafka_wire/authorizer.py). The authorized-operations bitsets
 are filled in when asked for (v8+).
+
+In a cluster a node may know it is behind on metadata (restarted and recovering, in a view
+change, repairing or fetching the metadata group's state: `ClusterView.metadata_current`).
+Before answering for a topic it does not know (or listing all topics) it waits for the
+commit it has heard of, at most `READ_FENCE` s; still behind, it answers a named topic it
+does not know LEADER_NOT_AVAILABLE (retriable: librdkafka caches UNKNOWN_TOPIC_OR_PARTITION as
+a permanent error of the topic, "Unknown partition" to the caller, until its next periodic
+refresh) instead of UNKNOWN_TOPIC_OR_PARTITION (docs/cluster.md, "A node behind on metadata").
 """
 
 from __future__ import annotations
 
+from pyggy.core.engine.cluster import ClusterView
 from pyggy.core.model import Topic
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire import routing
@@ -50,10 +59,24 @@ async def _named(conn: Connection, name: str, allow_create: bool) -> tuple[Topic
             else e.code
 
 
+async def _behind(cluster: ClusterView | None, conn: Connection,
+                  requested: list[dict] | None) -> bool:
+    """Whether this node is still behind on metadata after the read fence, waited for only
+    when the answer depends on what it may not know yet (all topics, or an unknown one)."""
+    if cluster is None or cluster.metadata_current():
+        return False
+    topics = conn.server.topics
+    if requested and all((n := item.get("name")) is not None and topics.resolve(n) is not None
+                         for item in requested):
+        return False
+    return not await cluster.metadata_fence()
+
+
 async def handle(conn: Connection, req: dict, version: int) -> dict:
     server = conn.server
     s = server.settings
     requested = req.get("topics")
+    behind = await _behind(server.engine.cluster, conn, requested)
     with_ops = version >= 8 and req.get("include_topic_authorized_operations", False)
 
     def entry(name: str, t: Topic) -> dict:
@@ -81,6 +104,8 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
                                "topic_id": raw or bytes(16), "partitions": []})
                 continue
             t, error = await _named(conn, name, allow)
+            if behind and error == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                error = ErrorCode.LEADER_NOT_AVAILABLE  # it may exist: not known here yet
             topics.append(entry(name, t) if t is not None else _error(error, name))
     cluster_ops = NO_OPERATIONS
     if 8 <= version <= 10 and req.get("include_cluster_authorized_operations", False):

@@ -6,7 +6,7 @@ CreateTopics route and fence as Kafka clients expect (kafka_wire/routing.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from pyggy.core.records.kafka_errors import ErrorCode as E
 from pyggy.kafka_wire.context import KafkaServer
 from pyggy.kafka_wire.settings import KafkaSettings
 
+METADATA_CALL = {"allow_auto_topic_creation": False, "include_topic_authorized_operations": False}
 PRODUCE, FETCH, LIST_OFFSETS, METADATA, FIND_COORDINATOR, EPOCHS, CREATE = 0, 1, 2, 3, 10, 23, 19
 ME = 1
 pytestmark = pytest.mark.asyncio
@@ -34,6 +35,19 @@ class ScriptedCluster:
         self.view = 7
         self.settled = True
         self.appended: list[bytes] = []
+        self.current = True  # the metadata replica knows of nothing it has not executed
+        self.fences = 0  # read fences waited for
+        self.catch_up: Callable[[], Awaitable[None]] | None = None  # what the wait brings
+
+    def metadata_current(self) -> bool:
+        return self.current
+
+    async def metadata_fence(self, timeout: float = 2.0) -> bool:
+        self.fences += 1
+        if self.catch_up is not None:
+            await self.catch_up()
+            self.current = True
+        return self.current
 
     def nodes(self) -> list[ClusterNode]:
         return [ClusterNode(i, f"n{i}", f"10.0.0.{i}", 8090, 9092 + i, 0) for i in range(3)]
@@ -284,3 +298,45 @@ async def test_create_topics_accepts_a_replication_factor_up_to_the_roster(clust
     refused = await create("rf4", 4)
     assert refused["error_code"] == E.INVALID_REPLICATION_FACTOR
     assert "only 3 broker(s)" in refused["error_message"]
+
+
+def named(*names: str) -> dict:
+    return {"topics": [{"name": n, "topic_id": bytes(16)} for n in names], **METADATA_CALL}
+
+
+async def test_a_node_behind_on_metadata_answers_an_unknown_topic_as_not_ready(cluster) -> None:
+    """CI (P4, docs/cluster.md): librdkafka keeps UNKNOWN_TOPIC_OR_PARTITION as a permanent
+    error of the topic ("Unknown partition") until its next periodic refresh. A node that
+    knows it is behind waits for the read fence, then answers LEADER_NOT_AVAILABLE
+    (retriable); a current node still says the topic is unknown."""
+    door, c, _ = cluster
+    c.current = False
+    r = await door.call(METADATA, 12, named("later", "orders"))
+    assert c.fences == 1
+    assert [(t["name"], t["error_code"]) for t in r["topics"]] == [
+        ("later", E.LEADER_NOT_AVAILABLE), ("orders", E.NONE)]
+    c.current = True
+    r = await door.call(METADATA, 12, named("later"))
+    assert r["topics"][0]["error_code"] == E.UNKNOWN_TOPIC_OR_PARTITION
+    assert c.fences == 1
+
+
+async def test_the_read_fence_answers_from_the_state_it_waited_for(cluster) -> None:
+    """The commit the node heard of creates the topic while the request waits: the answer made
+    after the fence lists it, by name and among all topics; a request naming only topics the
+    node knows does not wait."""
+    door, c, engine = cluster
+
+    async def commit(name: str) -> None:
+        await engine.metadata.create_topic("kafka", name, 1)
+
+    c.current, c.catch_up = False, lambda: commit("later")
+    r = await door.call(METADATA, 12, named("later"))
+    assert (r["topics"][0]["error_code"], len(r["topics"][0]["partitions"])) == (E.NONE, 1)
+    c.current, c.catch_up = False, lambda: commit("later2")
+    r = await door.call(METADATA, 12, {"topics": None, **METADATA_CALL})
+    assert {t["name"] for t in r["topics"]} == {"orders", "later", "later2"}
+    assert c.fences == 2
+    c.current, c.catch_up = False, None
+    r = await door.call(METADATA, 12, named("orders", "later"))
+    assert [t["error_code"] for t in r["topics"]] == [E.NONE, E.NONE] and c.fences == 2
