@@ -167,8 +167,8 @@ class Node:
         self._tasks: set[asyncio.Task[None]] = set()  # metadata transfer work off the loop
         shutil.rmtree(self.root / mxfer.SERVING, ignore_errors=True)  # left by a crash
         self.on_metadata_staged: Callable[[int], None] | None = None
-        # readers waiting until a group is current here (`wait_current`), by group
-        self._current_waiters: dict[int, list[asyncio.Future[None]]] = {}
+        # readers waiting for a condition (`wait_until`), checked every tick
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
 
     # -- groups ----------------------------------------------------------------------------
     def group_dir(self, group: int) -> Path:
@@ -321,10 +321,9 @@ class Node:
         sv = self.metadata_bundle
         if sv is not None and sv.task is None and self.now - sv.used > BUNDLE_IDLE_TICKS:
             self._drop_bundle()
-        for group in [g for g in self._current_waiters if self.current(g)]:
-            for w in self._current_waiters.pop(group):
-                if not w.done():
-                    w.set_result(None)
+        for ready, w in self._waiters:
+            if not w.done() and ready():
+                w.set_result(None)
 
     # -- actions ---------------------------------------------------------------------------
     def _process(self, rt: GroupRuntime, actions: list[Action]) -> None:
@@ -730,20 +729,23 @@ class Node:
         return r.status == NORMAL and not r.transferring and r.commit_min >= r.commit_max
 
     async def wait_current(self, group: int, timeout: float | None) -> bool:
-        """Wait at most `timeout` s (None: for ever) until `group` is `current` here (checked
-        every tick); whether it is."""
-        if self.current(group):
+        """Wait at most `timeout` s (None: for ever) until `group` is `current` here; whether
+        it is."""
+        return await self.wait_until(functools.partial(self.current, group), timeout)
+
+    async def wait_until(self, ready: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait at most `timeout` s (None: for ever) until `ready()` (checked every tick);
+        whether it is."""
+        if ready():
             return True
-        w: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiters = self._current_waiters.setdefault(group, [])
-        waiters.append(w)
+        entry = (ready, asyncio.get_running_loop().create_future())
+        self._waiters.append(entry)
         try:
-            await asyncio.wait_for(w, timeout)
+            await asyncio.wait_for(entry[1], timeout)
         except TimeoutError:
             return False
         finally:
-            if w in waiters:
-                waiters.remove(w)
+            self._waiters.remove(entry)
         return True
 
     def _admit(self, group: int, forward: bool) -> GroupRuntime:

@@ -272,6 +272,13 @@ class ClusterRuntime:
     async def metadata_fence(self, timeout: float = view.READ_FENCE) -> bool:
         return await self.node.wait_current(METADATA_GROUP, timeout)
 
+    async def leaders_fence(self, partitions: Sequence[tuple[int, int, int]],
+                            timeout: float = view.READ_FENCE) -> bool:
+        groups = [partition_group(*key) for key in partitions]
+        primary = self.node.primary
+        return await self.node.wait_until(
+            lambda: all(primary(g) is not None for g in groups), timeout)
+
     def partition(self, stream_id: int, topic_id: int, partition_id: int) -> view.Leadership:
         group = partition_group(stream_id, topic_id, partition_id)
         rt = self.node.groups.get(group)

@@ -13,13 +13,17 @@ writes reaching a backup forwarded to the group's primary instead of refused wit
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from pyggy.core.errors import ErrorCode, IggyError
 
 FORWARD: ContextVar[bool] = ContextVar("pyggy_cluster_forward", default=False)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 # seconds a metadata read on a node that knows it is behind waits for it to catch up (a read
 # fence; docs/cluster.md, "A node behind on metadata"): well below every client's request
 # timeout (librdkafka 60 s, the Java client 30 s, kafka-python 30 s)
@@ -81,6 +85,12 @@ class ClusterView(Protocol):
         """Wait at most `timeout` s until `metadata_current`; whether it is."""
         ...
 
+    async def leaders_fence(self, partitions: Sequence[tuple[int, int, int]],
+                            timeout: float = READ_FENCE) -> bool:
+        """Wait at most `timeout` s until every (stream, topic, partition) named has a leader
+        as this node sees it (its group in normal status here); whether they have."""
+        ...
+
     def partition(self, stream_id: int, topic_id: int, partition_id: int) -> Leadership: ...
 
     async def append(self, stream_id: int, topic_id: int, partition_id: int, operation: int,
@@ -129,3 +139,19 @@ async def read_fence(cluster: ClusterView | None) -> bool:
     if cluster is None or cluster.metadata_current():
         return True
     return await cluster.metadata_fence()
+
+
+def forwarded(handler: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
+    """`handler` with `FORWARD` set while it runs (and reset after: a connection's other
+    requests are not forwarded): the Kafka door's admin requests reaching a backup go to the
+    metadata primary."""
+
+    @functools.wraps(handler)
+    async def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        token = FORWARD.set(True)
+        try:
+            return await handler(*args, **kwargs)
+        finally:
+            FORWARD.reset(token)
+
+    return run

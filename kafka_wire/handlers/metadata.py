@@ -13,6 +13,10 @@ commit it has heard of, at most `READ_FENCE` s; still behind, it answers a named
 does not know LEADER_NOT_AVAILABLE (retriable: librdkafka caches UNKNOWN_TOPIC_OR_PARTITION as
 a permanent error of the topic, "Unknown partition" to the caller, until its next periodic
 refresh) instead of UNKNOWN_TOPIC_OR_PARTITION (docs/cluster.md, "A node behind on metadata").
+Likewise, before listing a partition whose group has no leader here (a node restarted or a
+group just created and still recovering, a view change) it waits, at most `READ_FENCE` s, for
+one: librdkafka 2.x takes a partition with leader -1 in its cache as a permanent error in its
+leader queries (`get_watermark_offsets`, `offsets_for_times`: "Unknown partition").
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire import routing
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
-from pyggy.kafka_wire.topics import INTERNAL_TOPICS, KafkaError, topic_id
+from pyggy.kafka_wire.topics import INTERNAL_TOPICS, KafkaError, TopicMap, topic_id
 
 NO_OPERATIONS = authz.NOT_REQUESTED
 
@@ -72,6 +76,22 @@ async def _behind(cluster: ClusterView | None, conn: Connection,
     return not await cluster.metadata_fence()
 
 
+async def _leaders(cluster: ClusterView | None, topics: list[dict], names: TopicMap) -> None:
+    """Wait (bounded) for a leader of each listed partition that has none here, then list
+    them again as they are."""
+    if cluster is None:
+        return
+    waiting = [(t, e) for e in topics if e["error_code"] == ErrorCode.NONE
+               and any(p["leader_id"] < 0 for p in e["partitions"])
+               and (t := names.resolve(e["name"]) if e.get("name") else None) is not None]
+    if not waiting:
+        return
+    await cluster.leaders_fence([(t.stream_id, t.id, p.id) for t, _ in waiting
+                                 for p in t.partitions])
+    for t, e in waiting:
+        e["partitions"] = routing.partitions_of(cluster, t)
+
+
 async def handle(conn: Connection, req: dict, version: int) -> dict:
     server = conn.server
     s = server.settings
@@ -107,6 +127,7 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
             if behind and error == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
                 error = ErrorCode.LEADER_NOT_AVAILABLE  # it may exist: not known here yet
             topics.append(entry(name, t) if t is not None else _error(error, name))
+    await _leaders(server.engine.cluster, topics, server.topics)
     cluster_ops = NO_OPERATIONS
     if 8 <= version <= 10 and req.get("include_cluster_authorized_operations", False):
         cluster_ops = authz.cluster_operations(conn)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from kafka_door import Door
 from pyggy.core.engine import LogEngine
-from pyggy.core.engine.cluster import ClusterNode, Leadership, NotLeader
+from pyggy.core.engine.cluster import FORWARD, ClusterNode, Leadership, NotLeader
 from pyggy.core.records import kafka_batch
 from pyggy.core.records.kafka_errors import ErrorCode as E
 from pyggy.kafka_wire.context import KafkaServer
@@ -20,6 +20,7 @@ from pyggy.kafka_wire.settings import KafkaSettings
 
 METADATA_CALL = {"allow_auto_topic_creation": False, "include_topic_authorized_operations": False}
 PRODUCE, FETCH, LIST_OFFSETS, METADATA, FIND_COORDINATOR, EPOCHS, CREATE = 0, 1, 2, 3, 10, 23, 19
+DELETE, CREATE_PARTITIONS, INCREMENTAL_ALTER = 20, 37, 44
 ME = 1
 pytestmark = pytest.mark.asyncio
 
@@ -38,9 +39,18 @@ class ScriptedCluster:
         self.current = True  # the metadata replica knows of nothing it has not executed
         self.fences = 0  # read fences waited for
         self.catch_up: Callable[[], Awaitable[None]] | None = None  # what the wait brings
+        self.leader_fences: list[list[tuple[int, int, int]]] = []
+        self.leader_arrives: int | None = None  # the leader a leader fence's wait brings
 
     def metadata_current(self) -> bool:
         return self.current
+
+    async def leaders_fence(self, partitions: list[tuple[int, int, int]],
+                            timeout: float = 2.0) -> bool:
+        self.leader_fences.append(list(partitions))
+        if self.leader is None:
+            self.leader = self.leader_arrives
+        return self.leader is not None
 
     async def metadata_fence(self, timeout: float = 2.0) -> bool:
         self.fences += 1
@@ -340,3 +350,60 @@ async def test_the_read_fence_answers_from_the_state_it_waited_for(cluster) -> N
     c.current, c.catch_up = False, None
     r = await door.call(METADATA, 12, named("orders", "later"))
     assert [t["error_code"] for t in r["topics"]] == [E.NONE, E.NONE] and c.fences == 2
+
+
+async def test_admin_requests_that_change_metadata_are_forwarded(cluster) -> None:
+    """CreateTopics, DeleteTopics, CreatePartitions and (Incremental)AlterConfigs propose with
+    FORWARD set (a backup sends them to the metadata primary: cluster/node.py); a Produce on
+    the same connection afterwards does not."""
+    door, c, engine = cluster
+    seen: list[tuple[str, bool]] = []
+    real = engine.commands.propose
+
+    async def propose(cmd: dict):
+        seen.append((cmd["type"], FORWARD.get()))
+        return await real(cmd)
+
+    engine.commands.propose = propose
+    await door.call(CREATE, 7, {"topics": [
+        {"name": "new", "num_partitions": 1, "replication_factor": -1, "assignments": [],
+         "configs": []}], "timeout_ms": 1000, "validate_only": False})
+    await door.call(CREATE_PARTITIONS, 1, {"topics": [
+        {"name": "new", "count": 2, "assignments": None}], "timeout_ms": 1000,
+        "validate_only": False})
+    await door.call(INCREMENTAL_ALTER, 0, {"resources": [
+        {"resource_type": 2, "resource_name": "new", "configs": [
+            {"name": "retention.ms", "config_operation": 0, "value": "60000"}]}],
+        "validate_only": False})
+    await door.call(DELETE, 4, {"topic_names": ["new"], "timeout_ms": 1000})
+    assert seen and all(forward for _, forward in seen), seen
+    assert engine.metadata.get_topic("kafka", "new") is None
+    seen.clear()
+    batch = kafka_batch.build_batch([(1_700_000_000_000, b"k", b"v", [])])
+    c.leader = 0  # not the leader: refused before any proposal, and nothing forwarded
+    r = await door.call(PRODUCE, 9, {"acks": -1, "timeout_ms": 1000, "topic_data": [
+        {"name": "orders", "partition_data": [{"index": 0, "records": bytes(batch)}]}]})
+    assert r["responses"][0]["partition_responses"][0]["error_code"] == \
+        E.NOT_LEADER_OR_FOLLOWER
+    assert not FORWARD.get() and seen == []
+
+
+async def test_metadata_waits_for_a_partition_leader_before_listing_none(cluster) -> None:
+    """librdkafka 2.x takes a cached partition with leader -1 as a permanent error of its
+    leader queries (get_watermark_offsets: "Unknown partition"): a partition without a leader
+    here (a group recovering after a restart, or created a moment ago) is listed once the
+    wait for the leader fence ends, with the leader it brought, else still -1."""
+    door, c, engine = cluster
+    t = engine.metadata.get_topic("kafka", "orders")
+    c.leader, c.leader_arrives = None, 0
+    r = await door.call(METADATA, 12, named("orders"))
+    (p,) = r["topics"][0]["partitions"]
+    assert (p["error_code"], p["leader_id"]) == (E.NONE, 0)
+    assert c.leader_fences == [[(t.stream_id, t.id, 0)]]
+    c.leader, c.leader_arrives = None, None  # a view change that outlasts the fence
+    r = await door.call(METADATA, 12, named("orders"))
+    (p,) = r["topics"][0]["partitions"]
+    assert (p["error_code"], p["leader_id"]) == (E.LEADER_NOT_AVAILABLE, -1)
+    c.leader = ME  # led: no wait
+    await door.call(METADATA, 12, named("orders"))
+    assert len(c.leader_fences) == 2
