@@ -5,8 +5,13 @@ The metadata group's state is not the state log alone: the `STATE` ops change st
 not in it (Iggy consumer offsets per partition, Kafka committed group offsets, the producer-id
 mark). A replica behind every peer's journal needs all of them at one op: an old producer-id
 mark would let it, as primary, grant a block already handed out. The bundle is those files as
-the serving peer holds them at its executed op `op` (read in one step of its event loop, so one
-state), never older than the checkpoint the fetcher was sent (`RangeEvicted`):
+the serving peer holds them at its executed op `op`, never older than the checkpoint the
+fetcher was sent (`RangeEvicted`). `snapshot` takes it in one step of the serving event loop
+(so at one state) without reading the state log: its two copies are append-only while the
+server runs, so a hard link (under `<data>/cluster/metadata-serve/`) and their size now stand
+for their bytes at `op`; the other files (small, overwritten in place) are read at once, at
+most `SMALL_MAX` bytes. The manifest's checksums (`describe`) and every chunk are then read on a
+thread; until the manifest is ready the peer answers BUILDING and the fetcher asks again:
 
 - **Manifest** (JSON, `Manifest`): `op`, each file's relative path, size and CRC-32C, the chunk
   size and each chunk's CRC-32C. Paths are checked against the few places these stores live
@@ -15,8 +20,11 @@ state), never older than the checkpoint the fetcher was sent (`RangeEvicted`):
   the manifest, else the manifest's op; `entry` = the chunk). Each chunk is checked against the
   manifest before it is kept; a refused chunk, a GONE or a timeout starts over from the next
   peer (a peer's bundle is its own state).
-- **Staging**: every file written under `<data>/cluster/metadata-xfer/files/`, fsynced, then the
-  manifest renamed into place as `ready.json` (fsynced): the staged checkpoint is complete.
+- **Staging**: each verified chunk is written at once into its files under
+  `<data>/cluster/metadata-xfer/files/` (nothing is held in memory); once all arrived, a thread
+  checks each file's CRC-32C (computed as the chunks came), fsyncs the files and directories,
+  then renames the manifest into place as `ready.json` (fsynced): the staged checkpoint is
+  complete.
 - **Install** (`install_pending`, when the node starts, before the engine opens): files of
   these stores the manifest does not name, and the live copy of each file it replaces, go to
   lost+found (never deleted); each staged file replaces the live one with one rename; the

@@ -6,9 +6,13 @@ Errors: `NotLeader` (never admitted here: Kafka NOT_LEADER_OR_FOLLOWER / LEADER_
 / NOT_CONTROLLER, Iggy TransientNotAccepted 58) and `OutcomeUnknown` (admitted, reply lost to
 a view change: Kafka REQUEST_TIMED_OUT, Iggy TransientNotCommitted 57).
 
-`FORWARD`: a door that sets it (the Iggy door, for each request it serves) has its replicated
-writes reaching a backup forwarded to the group's primary instead of refused with `NotLeader`
-(its clients do not know partition leaders; Kafka clients do, and re-route themselves).
+`FORWARD`: a door that sets it (the Iggy door, for each request it serves; the Kafka door for
+its admin requests that change metadata, `forwarded`) has its replicated writes reaching a
+backup forwarded to the group's primary instead of refused with `NotLeader` (Iggy clients do
+not know partition leaders; Kafka clients do, and re-route their data requests themselves).
+
+`read_fence`: a metadata read on a node that knows it is behind waits, bounded, for the commit
+it has heard of (docs/cluster.md, "A node behind on metadata").
 """
 
 from __future__ import annotations
