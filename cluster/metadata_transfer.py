@@ -217,9 +217,15 @@ def snapshot(root: Path, op: int, chunk: int, links: Path | None = None) -> Bund
             if links is not None and _APPEND_ONLY.fullmatch(rel):
                 link = links / rel
                 link.parent.mkdir(parents=True, exist_ok=True)
-                os.link(path, link)
-                sources.append(Source(rel, link.stat().st_size, link=link))
-                continue
+                try:
+                    os.link(path, link)
+                except FileNotFoundError:
+                    raise
+                except OSError as e:  # a file system without hard links: read it now
+                    log.warning("metadata transfer: cannot link %s (%s); reading it", rel, e)
+                else:
+                    sources.append(Source(rel, link.stat().st_size, link=link))
+                    continue
             data = path.read_bytes()
         except FileNotFoundError:
             continue

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import random
@@ -165,6 +166,7 @@ class Node:
         # fetched checkpoint is staged (the runtime restarts the node to install it)
         self.metadata_bundle: Served | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # metadata transfer work off the loop
+        self._served = itertools.count()  # names the hard-link directory of each bundle
         shutil.rmtree(self.root / mxfer.SERVING, ignore_errors=True)  # left by a crash
         self.on_metadata_staged: Callable[[int], None] | None = None
         # readers waiting for a condition (`wait_until`), checked every tick
@@ -574,7 +576,7 @@ class Node:
             bundle = mxfer.snapshot(self.root.parent, r.commit_min,
                                     chunk_budget(r.options.snapshot_chunk,
                                                  r.options.message_size_max),
-                                    self.root / mxfer.SERVING)
+                                    self.root / mxfer.SERVING / f"{next(self._served)}")
         except (OSError, ValueError) as e:
             log.error("cluster group %#x: cannot serve the metadata state: %s", rt.id, e)
             self._answer_metadata(rt, m, mxfer.GONE)
