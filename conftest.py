@@ -64,6 +64,7 @@ E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting 
     "tests/pyggy/test_checker_netns.py",  # namespaces, veths, a bridge; TCP across them
     "tests/pyggy/test_bench_cluster.py",  # pyggy-bench against three pyggy processes
     "tests/cluster/test_cluster_metadata_transfer.py",  # three pyggy processes, a restart
+    "tests/cluster/test_cluster_metadata_fence.py",  # three pyggy processes, restarts
 )
 SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
     "tests/pyggy/shards/test_sharded_server.py",  # 2-shard servers, restarts: 60-70 s shared
@@ -88,6 +89,8 @@ SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI
     "tests/cluster/test_cluster_iggy_sdk.py::"
     "test_a_partition_led_by_a_backup_is_written_and_polled_through_the_leader",
     "tests/pyggy/test_bench_cluster.py",  # three processes, three bench runs: 50 s
+    # three processes, a node restarted alone waits out its read fences, then the others: 41 s
+    "tests/cluster/test_cluster_metadata_fence.py",
 )
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import random
@@ -32,7 +33,7 @@ import shutil
 import struct
 import time
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -121,6 +122,19 @@ class GroupRuntime:
     # committed op): it neither acknowledges nor votes until the node restarts
     fenced: str | None = None
     commit_due: bool = False  # primary: executed a forwarded request; send Commit next tick
+    mstage: asyncio.Task[None] | None = None  # staging a fetched metadata bundle (a thread)
+
+
+@dataclass(slots=True)
+class Served:
+    """The metadata bundle this node serves: its manifest computed, then its chunks read, off
+    the event loop; its hard links removed once dropped and no thread reads it."""
+
+    bundle: mxfer.Bundle
+    used: int  # tick
+    task: asyncio.Task[None] | None = None  # computing the manifest
+    readers: int = 0  # chunk reads in flight
+    dropped: bool = False
 
 
 class Node:
@@ -150,8 +164,13 @@ class Node:
         # the metadata group's state transfer (metadata_transfer.py): the bundle this node
         # serves (built on a peer's request, dropped when idle), and what to call once a
         # fetched checkpoint is staged (the runtime restarts the node to install it)
-        self.metadata_bundle: tuple[int, mxfer.Bundle] | None = None  # (last used tick, it)
+        self.metadata_bundle: Served | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # metadata transfer work off the loop
+        self._served = itertools.count()  # names the hard-link directory of each bundle
+        shutil.rmtree(self.root / mxfer.SERVING, ignore_errors=True)  # left by a crash
         self.on_metadata_staged: Callable[[int], None] | None = None
+        # readers waiting for a condition (`wait_until`), checked every tick
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
 
     # -- groups ----------------------------------------------------------------------------
     def group_dir(self, group: int) -> Path:
@@ -259,6 +278,11 @@ class Node:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._drop_bundle()
         for group in list(self.groups):
             self.remove_group(group, delete_files=False)
 
@@ -287,14 +311,21 @@ class Node:
             if rt.fetch is not None and self.now >= rt.fetch_deadline:
                 self._fetch_failed(rt, "no answer")
             mf = rt.mfetch
-            if mf is not None and not mf.done and self.now >= rt.fetch_deadline:
-                self._mfetch_failed(rt, "no answer")
+            if mf is not None and not mf.complete and self.now >= rt.fetch_deadline:
+                if mf.ask_again:  # the peer was building the manifest
+                    mf.ask_again = False
+                    self._mfetch_next(rt)
+                else:
+                    self._mfetch_failed(rt, "no answer")
             elif mf is not None and mf.done and rt.fenced is None \
                     and not rt.replica.transferring:
                 self._restart_to_install(rt)  # its checkpoint is durable
-        mb = self.metadata_bundle
-        if mb is not None and self.now - mb[0] > BUNDLE_IDLE_TICKS:
-            self.metadata_bundle = None
+        sv = self.metadata_bundle
+        if sv is not None and sv.task is None and self.now - sv.used > BUNDLE_IDLE_TICKS:
+            self._drop_bundle()
+        for ready, w in self._waiters:
+            if not w.done() and ready():
+                w.set_result(None)
 
     # -- actions ---------------------------------------------------------------------------
     def _process(self, rt: GroupRuntime, actions: list[Action]) -> None:
@@ -434,6 +465,10 @@ class Node:
         fetch = rt.mfetch
         assert fetch is not None
         r = rt.replica
+        if fetch.complete and not fetch.done:  # every chunk written: fsync off the loop
+            if rt.mstage is None:
+                rt.mstage = self._spawn(self._mfetch_stage(rt, fetch))
+            return
         if fetch.done:
             # the checkpoint's consensus state (client table, header) is taken now and made
             # durable, executing nothing after it (the machine refuses: its engine is older
@@ -477,37 +512,123 @@ class Node:
             return
         self._mfetch_next(rt)
 
-    def _on_metadata_transfer(self, rt: GroupRuntime, m: Message) -> None:
+    def _spawn(self, work: Coroutine[None, None, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _mfetch_stage(self, rt: GroupRuntime, fetch: mxfer.MetadataFetch) -> None:
+        try:
+            await asyncio.to_thread(fetch.stage)
+        except mxfer.Refused as e:
+            if rt.mfetch is fetch:
+                fetch.refused += 1
+                self.transfer_refused += 1
+                self._mfetch_failed(rt, f"refused: {e}")
+            return
+        except OSError as e:  # staging only: the live files are untouched
+            if rt.mfetch is fetch:
+                log.error("cluster group %#x: metadata transfer cannot stage: %s", rt.id, e)
+                self.transfers_dropped += 1
+                fetch.abandon()
+                rt.mfetch = None
+                self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
+            return
+        finally:
+            rt.mstage = None
+        if rt.mfetch is fetch and self.groups.get(rt.id) is rt:
+            self._mfetch_next(rt)
+
+    # -- serving the metadata state: snapshot on the loop, manifest and chunks off it --------
+    def _answer_metadata(self, rt: GroupRuntime, m: Message, flags: int,
+                         body: bytes = b"") -> None:
+        self.bus.send(m.replica, Message(
+            Command.SEGMENT_CHUNK, cluster=self.cluster, view=rt.replica.view,
+            replica=self.replica, group=rt.id, checkpoint_op=m.checkpoint_op,
+            segment=m.segment, entry=m.entry, flags=flags, body=body))
+
+    def _serve_metadata(self, rt: GroupRuntime, m: Message) -> None:
         r = rt.replica
-        if m.command == Command.REQUEST_SEGMENT:
+        if r.status != NORMAL or r.transferring or r.commit_min < m.checkpoint_op:
+            self._answer_metadata(rt, m, mxfer.GONE)
+            return
+        sv = self.metadata_bundle
+        if m.segment != 0:  # a chunk of the bundle whose manifest the fetcher has
+            mf = None if sv is None else sv.bundle.manifest
+            if sv is None or mf is None or m.segment != mf.op:
+                self._answer_metadata(rt, m, mxfer.GONE)
+                return
+            sv.used = self.now
+            sv.readers += 1
+            self._spawn(self._serve_chunk(rt, sv, m))
+            return
+        if sv is not None and sv.bundle.op >= m.checkpoint_op:
+            sv.used = self.now
+            mf = sv.bundle.manifest
+            if mf is not None:
+                self._answer_metadata(rt, m, mxfer.MANIFEST, mf.encode())
+            else:
+                self._answer_metadata(rt, m, mxfer.BUILDING)
+            return
+        self._drop_bundle()
+        try:  # one step of the loop: one state (metadata_transfer.snapshot)
+            bundle = mxfer.snapshot(self.root.parent, r.commit_min,
+                                    chunk_budget(r.options.snapshot_chunk,
+                                                 r.options.message_size_max),
+                                    self.root / mxfer.SERVING / f"{next(self._served)}")
+        except (OSError, ValueError) as e:
+            log.error("cluster group %#x: cannot serve the metadata state: %s", rt.id, e)
+            self._answer_metadata(rt, m, mxfer.GONE)
+            return
+        sv = self.metadata_bundle = Served(bundle, self.now)
+        sv.task = self._spawn(self._describe(sv))
+        self._answer_metadata(rt, m, mxfer.BUILDING)
+
+    async def _describe(self, sv: Served) -> None:
+        try:
+            await asyncio.to_thread(sv.bundle.describe)
+        except (OSError, ValueError) as e:
+            log.error("cluster: cannot serve the metadata state: %s", e)
+            if self.metadata_bundle is sv:
+                self.metadata_bundle = None
+            sv.dropped = True
+        finally:
+            sv.task = None
+            self._release(sv)
+
+    async def _serve_chunk(self, rt: GroupRuntime, sv: Served, m: Message) -> None:
+        try:
+            flags, body = await asyncio.to_thread(mxfer.serve, sv.bundle, m)
+        except OSError as e:
+            log.error("cluster group %#x: cannot read the metadata state: %s", rt.id, e)
             flags, body = mxfer.GONE, b""
-            if r.status == NORMAL and not r.transferring and r.commit_min >= m.checkpoint_op:
-                if m.segment == 0:
-                    try:
-                        bundle = mxfer.build(self.root.parent, r.commit_min,
-                                             chunk_budget(r.options.snapshot_chunk,
-                                                          r.options.message_size_max))
-                    except (OSError, ValueError) as e:
-                        log.error("cluster group %#x: cannot serve the metadata state: %s",
-                                  rt.id, e)
-                    else:
-                        self.metadata_bundle = (self.now, bundle)
-                        flags, body = mxfer.MANIFEST, bundle.manifest.encode()
-                else:
-                    mb = self.metadata_bundle
-                    flags, body = mxfer.serve(None if mb is None else mb[1], m)
-                    if mb is not None:
-                        self.metadata_bundle = (self.now, mb[1])
-            self.bus.send(m.replica, Message(
-                Command.SEGMENT_CHUNK, cluster=self.cluster, view=r.view, replica=self.replica,
-                group=rt.id, checkpoint_op=m.checkpoint_op, segment=m.segment, entry=m.entry,
-                flags=flags, body=body))
+        finally:
+            sv.readers -= 1
+            self._release(sv)
+        if self.groups.get(rt.id) is rt and rt.fenced is None:
+            self._answer_metadata(rt, m, flags, body)
+
+    def _drop_bundle(self) -> None:
+        sv, self.metadata_bundle = self.metadata_bundle, None
+        if sv is not None:
+            sv.dropped = True
+            self._release(sv)
+
+    @staticmethod
+    def _release(sv: Served) -> None:
+        if sv.dropped and sv.task is None and sv.readers == 0:
+            sv.bundle.close()
+
+    def _on_metadata_transfer(self, rt: GroupRuntime, m: Message) -> None:
+        if m.command == Command.REQUEST_SEGMENT:
+            self._serve_metadata(rt, m)
             return
         fetch = rt.mfetch
         if fetch is None or not fetch.expects(m):
             return
         try:
-            fetch.on_chunk(m)
+            progressed = fetch.on_chunk(m)
         except mxfer.Refused as e:
             fetch.refused += 1
             self.transfer_refused += 1
@@ -519,6 +640,9 @@ class Node:
             fetch.abandon()
             rt.mfetch = None
             self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
+            return
+        if not progressed:  # the peer is building the manifest: ask again at the deadline
+            rt.fetch_deadline = self.now + rt.replica.options.repair_interval
             return
         self._mfetch_next(rt)
 
@@ -594,6 +718,37 @@ class Node:
         if rt is None or rt.replica.status != NORMAL or rt.fenced is not None:
             return None
         return rt.replica.primary_index
+
+    def current(self, group: int) -> bool:
+        """This replica has executed every op of `group` it knows to be committed and knows of
+        no reason to be behind: normal status (not recovering, not in a view change), not
+        transferring state, not fenced (nor restarting to install a checkpoint). A backup
+        still learns of commits a heartbeat late; this says what it *knows* it lacks."""
+        rt = self.groups.get(group)
+        if rt is None or rt.fenced is not None:
+            return False
+        r = rt.replica
+        return r.status == NORMAL and not r.transferring and r.commit_min >= r.commit_max
+
+    async def wait_current(self, group: int, timeout: float | None) -> bool:
+        """Wait at most `timeout` s (None: for ever) until `group` is `current` here; whether
+        it is."""
+        return await self.wait_until(functools.partial(self.current, group), timeout)
+
+    async def wait_until(self, ready: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait at most `timeout` s (None: for ever) until `ready()` (checked every tick);
+        whether it is."""
+        if ready():
+            return True
+        entry = (ready, asyncio.get_running_loop().create_future())
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(entry[1], timeout)
+        except TimeoutError:
+            return False
+        finally:
+            self._waiters.remove(entry)
+        return True
 
     def _admit(self, group: int, forward: bool) -> GroupRuntime:
         rt = self.groups.get(group)

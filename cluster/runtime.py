@@ -9,6 +9,7 @@ and listens on the replica port. The doors see it only as `core.engine.cluster.C
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import ssl
@@ -96,6 +97,7 @@ class ClusterRuntime:
         self.node.on_metadata_staged = self._metadata_staged
         self._leaderless: dict[int, int] = {}  # group -> when it was first seen without one
         self.telemetry: ViewTelemetry | None = None  # pyggy.telemetry.Telemetry, when on
+        self._caught_up: asyncio.Task[None] | None = None
 
     def _view_changed(self, group: int, view: int, primary: int | None) -> None:
         if primary is None:  # a view change began (or goes on): time it from the first sight
@@ -145,11 +147,23 @@ class ClusterRuntime:
         e.replicated.cluster = self
         port = await self.bus.start(self.me.ip, self.me.tcp_replica)
         self.node.start()
+        self._caught_up = asyncio.get_running_loop().create_task(self._log_caught_up())
         log.info("cluster %r: replica %d of %d, replica port %s:%d", self.settings.name,
                  self.replica_id, len(self.settings.nodes), self.me.ip, port)
         return port
 
+    async def _log_caught_up(self) -> None:
+        """Log once how long after the start the metadata replica was first current (until
+        then both doors' metadata reads wait for the read fence)."""
+        started = time.monotonic()
+        await self.node.wait_current(METADATA_GROUP, None)
+        r = self.node.groups[METADATA_GROUP].replica
+        log.info("cluster: metadata current at op %d, %.2f s after the start", r.commit_min,
+                 time.monotonic() - started)
+
     async def close(self) -> None:
+        if self._caught_up is not None:
+            self._caught_up.cancel()
         self._log_lateness()
         await self.bus.close()
         await self.node.close()
@@ -251,6 +265,19 @@ class ClusterRuntime:
 
     def metadata_leader(self) -> int | None:
         return self.node.primary(METADATA_GROUP)
+
+    def metadata_current(self) -> bool:
+        return self.node.current(METADATA_GROUP)
+
+    async def metadata_fence(self, timeout: float = view.READ_FENCE) -> bool:
+        return await self.node.wait_current(METADATA_GROUP, timeout)
+
+    async def leaders_fence(self, partitions: Sequence[tuple[int, int, int]],
+                            timeout: float = view.READ_FENCE) -> bool:
+        groups = [partition_group(*key) for key in partitions]
+        primary = self.node.primary
+        return await self.node.wait_until(
+            lambda: all(primary(g) is not None for g in groups), timeout)
 
     def partition(self, stream_id: int, topic_id: int, partition_id: int) -> view.Leadership:
         group = partition_group(stream_id, topic_id, partition_id)

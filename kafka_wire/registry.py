@@ -6,6 +6,8 @@ checked field by field against Kafka's JSON message definitions). ApiVersions an
 this table, the README's API table is checked against it (tests/test_readme.py) and the tests
 read their ranges from it. Low versions are kept so old clients (librdkafka 2.0 in kcat) detect
 their features; Produce 13+ and Fetch 13+ (topics named by id, KIP-516) are not offered.
+In a cluster the admin requests that change metadata are `forwarded`: at a backup they go to
+the metadata primary over the replica bus (docs/cluster.md, "Forwarding").
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pyggy.core.engine.cluster import forwarded
 from pyggy.kafka_wire.handlers import (
     acls,
     admin,
@@ -62,8 +65,8 @@ _ROWS: list[tuple[str, Callable]] = [
     ("ListGroups", groups.list_groups),
     ("SaslHandshake", sasl.handshake),
     ("ApiVersions", api_versions.handle),
-    ("CreateTopics", admin.create_topics),
-    ("DeleteTopics", admin.delete_topics),
+    ("CreateTopics", forwarded(admin.create_topics)),
+    ("DeleteTopics", forwarded(admin.delete_topics)),
     ("DeleteRecords", admin.delete_records),
     ("InitProducerId", producer_id.handle),
     ("OffsetForLeaderEpoch", cluster.offset_for_leader_epoch),
@@ -75,11 +78,11 @@ _ROWS: list[tuple[str, Callable]] = [
     ("CreateAcls", acls.create_acls),
     ("DeleteAcls", acls.delete_acls),
     ("DescribeConfigs", configs.describe_configs),
-    ("AlterConfigs", configs.alter_configs),
+    ("AlterConfigs", forwarded(configs.alter_configs)),
     ("SaslAuthenticate", sasl.authenticate),
-    ("CreatePartitions", admin.create_partitions),
+    ("CreatePartitions", forwarded(admin.create_partitions)),
     ("DeleteGroups", groups.delete_groups),
-    ("IncrementalAlterConfigs", configs.incremental_alter_configs),
+    ("IncrementalAlterConfigs", forwarded(configs.incremental_alter_configs)),
     ("OffsetDelete", offsets.offset_delete),
     ("DescribeClientQuotas", cluster.describe_client_quotas),
     ("DescribeUserScramCredentials", scram_credentials.describe),

@@ -93,6 +93,11 @@ def partitions(conn: Connection, t: Topic) -> list[dict[str, object]]:
         return [{"error_code": 0, "partition_index": p.id, "leader_id": lead,
                  "leader_epoch": 0, "replica_nodes": [lead], "isr_nodes": [lead],
                  "offline_replicas": []} for p, lead in zip(t.partitions, leaders, strict=True)]
+    return partitions_of(cluster, t)
+
+
+def partitions_of(cluster: ClusterView, t: Topic) -> list[dict[str, object]]:
+    """Metadata's partition entries of topic `t` in a cluster, as this node sees them now."""
     everyone = [n.replica_id for n in cluster.nodes()]
     out = []
     for p in t.partitions:

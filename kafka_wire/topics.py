@@ -57,9 +57,10 @@ class KafkaError(Exception):
 
 def kafka_error(e: IggyError, default: int) -> KafkaError:
     """The Kafka error for an engine error: KAFKA_STORAGE_ERROR when the disk refused a
-    write (ENOSPC, EIO); in a cluster NOT_CONTROLLER when this broker is not the metadata
-    primary (the admin client retries at the controller Metadata names) and REQUEST_TIMED_OUT
-    when a view change left the outcome unknown; else `default`."""
+    write (ENOSPC, EIO); in a cluster NOT_CONTROLLER when the write was not admitted (no
+    metadata primary, or this broker is a backup and the request was not forwarded: the admin
+    client retries at the controller Metadata names) and REQUEST_TIMED_OUT when a view change
+    left the outcome unknown; else `default`."""
     code = _CLUSTER_ERRORS.get(e.code)
     if code is None:
         code = ErrorCode.KAFKA_STORAGE_ERROR if e.code in STORAGE_ERRORS else default

@@ -6,20 +6,32 @@ Errors: `NotLeader` (never admitted here: Kafka NOT_LEADER_OR_FOLLOWER / LEADER_
 / NOT_CONTROLLER, Iggy TransientNotAccepted 58) and `OutcomeUnknown` (admitted, reply lost to
 a view change: Kafka REQUEST_TIMED_OUT, Iggy TransientNotCommitted 57).
 
-`FORWARD`: a door that sets it (the Iggy door, for each request it serves) has its replicated
-writes reaching a backup forwarded to the group's primary instead of refused with `NotLeader`
-(its clients do not know partition leaders; Kafka clients do, and re-route themselves).
+`FORWARD`: a door that sets it (the Iggy door, for each request it serves; the Kafka door for
+its admin requests that change metadata, `forwarded`) has its replicated writes reaching a
+backup forwarded to the group's primary instead of refused with `NotLeader` (Iggy clients do
+not know partition leaders; Kafka clients do, and re-route their data requests themselves).
+
+`read_fence`: a metadata read on a node that knows it is behind waits, bounded, for the commit
+it has heard of (docs/cluster.md, "A node behind on metadata").
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from pyggy.core.errors import ErrorCode, IggyError
 
 FORWARD: ContextVar[bool] = ContextVar("pyggy_cluster_forward", default=False)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+# seconds a metadata read on a node that knows it is behind waits for it to catch up (a read
+# fence; docs/cluster.md, "A node behind on metadata"): well below every client's request
+# timeout (librdkafka 60 s, the Java client 30 s, kafka-python 30 s)
+READ_FENCE = 2.0
 
 
 class NotLeader(IggyError):
@@ -68,6 +80,21 @@ class ClusterView(Protocol):
 
     def metadata_leader(self) -> int | None: ...
 
+    def metadata_current(self) -> bool:
+        """This node's metadata replica knows of no committed op it has not executed (normal
+        status, not transferring or restarting, executed up to the commit it heard of)."""
+        ...
+
+    async def metadata_fence(self, timeout: float = READ_FENCE) -> bool:
+        """Wait at most `timeout` s until `metadata_current`; whether it is."""
+        ...
+
+    async def leaders_fence(self, partitions: Sequence[tuple[int, int, int]],
+                            timeout: float = READ_FENCE) -> bool:
+        """Wait at most `timeout` s until every (stream, topic, partition) named has a leader
+        as this node sees it (its group in normal status here); whether they have."""
+        ...
+
     def partition(self, stream_id: int, topic_id: int, partition_id: int) -> Leadership: ...
 
     async def append(self, stream_id: int, topic_id: int, partition_id: int, operation: int,
@@ -107,3 +134,28 @@ class ClusterView(Protocol):
         """Replicate one consumer-state change (core/engine/replicated.py) through the
         metadata group; the result of its handler here once committed and applied."""
         ...
+
+
+async def read_fence(cluster: ClusterView | None) -> bool:
+    """Before a metadata read: on a node that knows it is behind, wait (at most `READ_FENCE`
+    s) for the commit it has heard of. Whether the read then sees current state (always on a
+    single node)."""
+    if cluster is None or cluster.metadata_current():
+        return True
+    return await cluster.metadata_fence()
+
+
+def forwarded(handler: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
+    """`handler` with `FORWARD` set while it runs (and reset after: a connection's other
+    requests are not forwarded): the Kafka door's admin requests reaching a backup go to the
+    metadata primary."""
+
+    @functools.wraps(handler)
+    async def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        token = FORWARD.set(True)
+        try:
+            return await handler(*args, **kwargs)
+        finally:
+            FORWARD.reset(token)
+
+    return run

@@ -5,16 +5,29 @@ Only topics the principal may describe are listed; one it names without that rig
 TOPIC_AUTHORIZATION_FAILED whether it exists or not, and auto-creation also needs the right
 to create it where it would go (kafka_wire/authorizer.py). The authorized-operations bitsets
 are filled in when asked for (v8+).
+
+In a cluster a node may know it is behind on metadata (restarted and recovering, in a view
+change, repairing or fetching the metadata group's state: `ClusterView.metadata_current`).
+Before answering for a topic it does not know (or listing all topics) it waits for the
+commit it has heard of, at most `READ_FENCE` s; still behind, it answers a named topic it
+does not know LEADER_NOT_AVAILABLE (retriable: librdkafka caches UNKNOWN_TOPIC_OR_PARTITION as
+a permanent error of the topic, "Unknown partition" to the caller, until its next periodic
+refresh) instead of UNKNOWN_TOPIC_OR_PARTITION (docs/cluster.md, "A node behind on metadata").
+Likewise, before listing a partition whose group has no leader here (a node restarted or a
+group just created and still recovering, a view change) it waits, at most `READ_FENCE` s, for
+one: librdkafka 2.x takes a partition with leader -1 in its cache as a permanent error in its
+leader queries (`get_watermark_offsets`, `offsets_for_times`: "Unknown partition").
 """
 
 from __future__ import annotations
 
+from pyggy.core.engine.cluster import ClusterView
 from pyggy.core.model import Topic
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire import routing
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
-from pyggy.kafka_wire.topics import INTERNAL_TOPICS, KafkaError, topic_id
+from pyggy.kafka_wire.topics import INTERNAL_TOPICS, KafkaError, TopicMap, topic_id
 
 NO_OPERATIONS = authz.NOT_REQUESTED
 
@@ -50,10 +63,40 @@ async def _named(conn: Connection, name: str, allow_create: bool) -> tuple[Topic
             else e.code
 
 
+async def _behind(cluster: ClusterView | None, conn: Connection,
+                  requested: list[dict] | None) -> bool:
+    """Whether this node is still behind on metadata after the read fence, waited for only
+    when the answer depends on what it may not know yet (all topics, or an unknown one)."""
+    if cluster is None or cluster.metadata_current():
+        return False
+    topics = conn.server.topics
+    if requested and all((n := item.get("name")) is not None and topics.resolve(n) is not None
+                         for item in requested):
+        return False
+    return not await cluster.metadata_fence()
+
+
+async def _leaders(cluster: ClusterView | None, topics: list[dict], names: TopicMap) -> None:
+    """Wait (bounded) for a leader of each listed partition that has none here, then list
+    them again as they are."""
+    if cluster is None:
+        return
+    waiting = [(t, e) for e in topics if e["error_code"] == ErrorCode.NONE
+               and any(p["leader_id"] < 0 for p in e["partitions"])
+               and (t := names.resolve(e["name"]) if e.get("name") else None) is not None]
+    if not waiting:
+        return
+    await cluster.leaders_fence([(t.stream_id, t.id, p.id) for t, _ in waiting
+                                 for p in t.partitions])
+    for t, e in waiting:
+        e["partitions"] = routing.partitions_of(cluster, t)
+
+
 async def handle(conn: Connection, req: dict, version: int) -> dict:
     server = conn.server
     s = server.settings
     requested = req.get("topics")
+    behind = await _behind(server.engine.cluster, conn, requested)
     with_ops = version >= 8 and req.get("include_topic_authorized_operations", False)
 
     def entry(name: str, t: Topic) -> dict:
@@ -81,7 +124,10 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
                                "topic_id": raw or bytes(16), "partitions": []})
                 continue
             t, error = await _named(conn, name, allow)
+            if behind and error == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                error = ErrorCode.LEADER_NOT_AVAILABLE  # it may exist: not known here yet
             topics.append(entry(name, t) if t is not None else _error(error, name))
+    await _leaders(server.engine.cluster, topics, server.topics)
     cluster_ops = NO_OPERATIONS
     if 8 <= version <= 10 and req.get("include_cluster_authorized_operations", False):
         cluster_ops = authz.cluster_operations(conn)

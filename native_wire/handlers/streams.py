@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pyggy.core import permissions as perm
+from pyggy.core.engine.cluster import read_fence
 from pyggy.core.model import Stream
 from pyggy.native_wire.codec import primitives as p
 from pyggy.native_wire.codec import responses as rsp
@@ -16,9 +17,10 @@ def _details(ctx: Context, stream: Stream) -> bytes:
     return rsp.encode_stream_details(stream)
 
 
-def get_stream(ctx: Context, r: Reader) -> bytes:
+async def get_stream(ctx: Context, r: Reader) -> bytes:
     ident = p.decode_identifier(r)
     r.done()
+    await read_fence(ctx.engine.cluster)  # a cluster node behind on metadata catches up first
     s = ctx.engine.metadata.get_stream(ident)
     if s is None:
         return b""
@@ -26,8 +28,9 @@ def get_stream(ctx: Context, r: Reader) -> bytes:
     return _details(ctx, s)
 
 
-def get_streams(ctx: Context, r: Reader) -> bytes:
+async def get_streams(ctx: Context, r: Reader) -> bytes:
     r.done()
+    await read_fence(ctx.engine.cluster)
     perm.ensure(perm.read_streams(ctx.user))  # as Iggy: per-stream rights do not list all
     streams = ctx.engine.metadata.streams()
     if ctx.classic:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 from pyggy.core import permissions as perm
+from pyggy.core.engine.cluster import read_fence
 from pyggy.core.model import NEVER_EXPIRE, UNLIMITED_SIZE, Topic
 from pyggy.core.options import UINT8, UINT64
 from pyggy.native_wire.codec import primitives as p
@@ -37,9 +38,10 @@ def _classic_options(r: Reader) -> list[tuple[str, int, bytes]]:
     return opts
 
 
-def get_topic(ctx: Context, r: Reader) -> bytes:
+async def get_topic(ctx: Context, r: Reader) -> bytes:
     sid, tid = p.decode_identifier(r), p.decode_identifier(r)
     r.done()
+    await read_fence(ctx.engine.cluster)  # a cluster node behind on metadata catches up first
     t = ctx.engine.metadata.get_topic(sid, tid) if ctx.engine.metadata.get_stream(sid) else None
     if t is None:
         return b""
@@ -47,9 +49,11 @@ def get_topic(ctx: Context, r: Reader) -> bytes:
     return _details(ctx, t)
 
 
-def get_topics(ctx: Context, r: Reader) -> bytes:
-    s = ctx.engine.metadata.stream(p.decode_identifier(r))
+async def get_topics(ctx: Context, r: Reader) -> bytes:
+    ident = p.decode_identifier(r)
     r.done()
+    await read_fence(ctx.engine.cluster)
+    s = ctx.engine.metadata.stream(ident)
     perm.ensure(perm.read_stream(ctx.user, s.id))
     topics = ctx.engine.metadata.topics(s.id)
     return rsp.encode_topics_classic(topics) if ctx.classic else rsp.encode_topics(topics)

@@ -4,7 +4,8 @@ group offsets, producer-id mark) bundled, fetched chunk by chunk into a node wit
 state, verified, staged and installed; the installed directory opens as the peer's state.
 Corrupt, truncated and padded chunks and bad manifests are refused (and fetched again); an
 install cut off after any rename completes at the next start; an unfinished fetch installs
-nothing.
+nothing. The state log is served from hard links as it was at the snapshot, outside the
+small files' memory cap; a peer still building its manifest is asked again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import os
 import shutil
 import struct
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -73,7 +75,9 @@ def run_fetch(fetch: mx.MetadataFetch, bundle: mx.Bundle, mangle=None) -> int:
     Returns how many answers were refused."""
     refused = 0
     for _ in range(10_000):
-        if fetch.done:
+        if fetch.complete:
+            fetch.stage()  # the node runs it on a thread
+            assert fetch.done
             return refused
         m = answer(bundle, fetch.request(b"\0" * 16, 0, 0), fetch.target)
         if mangle is not None:
@@ -314,14 +318,76 @@ def test_any_chunk_body_but_the_right_one_is_refused(body: bytes, flags: int) ->
     files = (("state/state.log", 3 * CHUNK, 0),)
     right = bytes(range(256)) * 2
     m = mx.Manifest(50, files, CHUNK, (mx.crc32c(right),) * 3)
-    fetch = mx.MetadataFetch(Path("/nonexistent/cluster"), GROUP, CHECKPOINT, [1])
-    fetch.manifest = m
+    where = Path(tempfile.mkdtemp())
+    fetch = mx.MetadataFetch(where / "cluster", GROUP, CHECKPOINT, [1])
+    fetch.manifest, fetch.crcs = m, [0]
     chunk = Message(Command.SEGMENT_CHUNK, replica=1, group=GROUP, checkpoint_op=CHECKPOINT,
                     segment=50, entry=0, flags=flags & mx.GONE, body=body)
-    if body == right and not flags & mx.GONE:
-        fetch.on_chunk(chunk)
-        assert fetch.next == 1
-    else:
-        with pytest.raises(mx.Refused):
+    try:
+        if body == right and not flags & mx.GONE:
             fetch.on_chunk(chunk)
-        assert fetch.next == 0 and not fetch.data
+            assert fetch.next == 1
+        else:
+            with pytest.raises(mx.Refused):
+                fetch.on_chunk(chunk)
+            assert fetch.next == 0 and fetch.received == 0
+            assert not (where / "cluster" / mx.STAGING / "files").exists()
+    finally:
+        shutil.rmtree(where)
+
+
+def test_the_state_log_is_served_as_it_was_at_the_snapshot_outside_the_memory_cap(
+        peer_and_node: tuple[Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The snapshot (one step of the serving loop) links the append-only state log and reads
+    the small files; commands appended after it are not in the bundle, and only the small
+    files count against SMALL_MAX (no cap on the state log: 64 MiB before)."""
+    peer, node = peer_and_node
+    log_size = (peer / "state" / "state.log").stat().st_size
+    small = sum(len((peer / rel).read_bytes()) for rel in mx.state_files(peer)
+                if not rel.startswith("state/"))
+    assert small < log_size
+    monkeypatch.setattr(mx, "SMALL_MAX", small)
+    with pytest.raises(ValueError, match="exceed"):  # every file read: over the cap
+        mx.build(peer, 42, CHUNK)
+    links = tmp_path / "serving"
+    bundle = mx.snapshot(peer, 42, CHUNK, links)
+    assert (links / "state" / "state.log").stat().st_ino == \
+        (peer / "state" / "state.log").stat().st_ino
+    want = expected(peer)
+
+    async def later() -> None:  # the serving node goes on after the snapshot
+        e = engine(peer)
+        try:
+            await e.metadata.create_stream("after-the-snapshot")
+        finally:
+            e.close()
+
+    asyncio.run(later())
+    assert (peer / "state" / "state.log").stat().st_size > log_size
+    bundle.describe()
+    fetch = mx.MetadataFetch(node / "cluster", GROUP, CHECKPOINT, [1])
+    run_fetch(fetch, bundle)
+    bundle.close()
+    assert not links.exists()
+    assert mx.install_pending(node) == 42
+    assert {rel: (node / rel).read_bytes() for rel in mx.state_files(node)} == want
+    e = engine(node)
+    try:
+        assert e.metadata.get_stream("after-the-snapshot") is None
+        assert e.metadata.get_stream("s11") is not None
+    finally:
+        e.close()
+
+
+def test_a_peer_building_its_manifest_is_asked_again(tmp_path: Path) -> None:
+    fetch = mx.MetadataFetch(tmp_path / "cluster", GROUP, CHECKPOINT, [1, 2])
+    building = Message(Command.SEGMENT_CHUNK, replica=1, group=GROUP, checkpoint_op=CHECKPOINT,
+                       flags=mx.BUILDING)
+    for _ in range(mx.BUILDING_MAX):
+        assert fetch.expects(building)
+        assert fetch.on_chunk(building) is False and fetch.ask_again
+        assert fetch.request(b"\0" * 16, 0, 0).segment == 0  # the manifest, again
+    with pytest.raises(mx.Refused, match="still building"):
+        fetch.on_chunk(building)
+    assert not fetch.failed() and fetch.target == 2 and fetch.building == 0

@@ -11,9 +11,11 @@ import os
 from pathlib import Path
 
 import pytest
+from pyggy.cluster import metadata_transfer as mxfer
 from pyggy.cluster.metadata_transfer import install_pending
 from pyggy.cluster.roster import METADATA_GROUP, Node, partition_group
 from pyggy.cluster.runtime import ClusterRuntime, ClusterSettings
+from pyggy.consensus.message import Command, Message
 from pyggy.consensus.options import Options
 from pyggy.core.engine import LogEngine
 from pyggy.core.engine.cluster import FORWARD, NotLeader
@@ -342,5 +344,80 @@ def test_a_metadata_replica_behind_every_journal_catches_up_by_state_transfer(
             for rt in runtimes:
                 await rt.close()
                 rt.engine.close()
+
+    asyncio.run(main())
+
+
+def test_the_metadata_state_is_served_from_links_with_its_reads_off_the_loop(
+        tmp_path: Path) -> None:
+    """The serving side of the metadata state transfer on a real node: a manifest request is
+    answered BUILDING while a thread computes the manifest, then the manifest; a chunk is read
+    on a thread and matches it; a request for a newer checkpoint drops the bundle (its hard
+    links go) and snapshots again under a directory of its own; closing removes the rest.
+    The node's answers are observed by wrapping its bus's `send`."""
+
+    async def main() -> None:
+        runtimes = await start_cluster(tmp_path)
+        try:
+            boss = await leader(runtimes)
+            await boss.engine.metadata.create_stream("a")
+            node = boss.node
+            asker = next(rt.replica_id for rt in runtimes if rt is not boss)
+            answers: list[Message] = []
+            send = node.bus.send
+
+            def observe(replica: int, m: Message) -> None:
+                if m.command == Command.SEGMENT_CHUNK:
+                    answers.append(m)
+                else:
+                    send(replica, m)
+
+            node.bus.send = observe  # type: ignore[method-assign]
+
+            def ask(checkpoint: int, segment: int = 0, entry: int = 0) -> None:
+                node.on_message(Message(Command.REQUEST_SEGMENT, cluster=node.cluster,
+                                        replica=asker, group=METADATA_GROUP,
+                                        checkpoint_op=checkpoint, segment=segment,
+                                        entry=entry))
+
+            op = node.groups[METADATA_GROUP].replica.commit_min
+            ask(op)
+            assert answers[-1].flags == mxfer.BUILDING
+            first = node.metadata_bundle
+            assert first is not None and first.task is not None
+            await first.task
+            ask(op)
+            assert answers[-1].flags == mxfer.MANIFEST
+            manifest = mxfer.Manifest.decode(answers[-1].body)
+            assert manifest.op == op and manifest.size > 0
+            links = sorted((node.root / mxfer.SERVING).iterdir())
+            assert len(links) == 1 and (links[0] / "state" / "state.log").exists()
+            await boss.engine.metadata.create_stream("b")
+            newer = node.groups[METADATA_GROUP].replica.commit_min
+            assert newer > op
+            ask(op, manifest.op, 0)  # a chunk read on a thread, and before it ends
+            ask(newer)  # a newer checkpoint: the bundle is dropped and taken again
+            assert answers[-1].flags == mxfer.BUILDING
+            second = node.metadata_bundle
+            assert second is not None and second is not first
+            await asyncio.gather(*node._tasks)
+            chunk = next(m for m in answers if m.segment == manifest.op)
+            assert (chunk.flags, chunk.entry) == (0, 0)  # read before the links went
+            assert mxfer.crc32c(chunk.body) == manifest.chunks[0]
+            assert not links[0].exists()  # gone once nothing read them
+            ask(newer)
+            newest = mxfer.Manifest.decode(answers[-1].body)
+            assert newest.op == newer
+            ask(newer, newer, len(newest.chunks) - 1)  # the new links are intact
+            await asyncio.gather(*node._tasks)
+            assert answers[-1].flags == 0
+            assert mxfer.crc32c(answers[-1].body) == newest.chunks[-1]
+            ask(newer, op, 0)  # a chunk of the dropped bundle
+            assert answers[-1].flags == mxfer.GONE
+        finally:
+            for rt in runtimes:
+                await rt.close()
+                rt.engine.close()
+        assert not any((tmp_path / f"n{boss.replica_id}" / "cluster" / mxfer.SERVING).iterdir())
 
     asyncio.run(main())

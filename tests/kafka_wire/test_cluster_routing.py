@@ -6,19 +6,21 @@ CreateTopics route and fence as Kafka clients expect (kafka_wire/routing.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from kafka_door import Door
 from pyggy.core.engine import LogEngine
-from pyggy.core.engine.cluster import ClusterNode, Leadership, NotLeader
+from pyggy.core.engine.cluster import FORWARD, ClusterNode, Leadership, NotLeader
 from pyggy.core.records import kafka_batch
 from pyggy.core.records.kafka_errors import ErrorCode as E
 from pyggy.kafka_wire.context import KafkaServer
 from pyggy.kafka_wire.settings import KafkaSettings
 
+METADATA_CALL = {"allow_auto_topic_creation": False, "include_topic_authorized_operations": False}
 PRODUCE, FETCH, LIST_OFFSETS, METADATA, FIND_COORDINATOR, EPOCHS, CREATE = 0, 1, 2, 3, 10, 23, 19
+DELETE, CREATE_PARTITIONS, INCREMENTAL_ALTER = 20, 37, 44
 ME = 1
 pytestmark = pytest.mark.asyncio
 
@@ -34,6 +36,28 @@ class ScriptedCluster:
         self.view = 7
         self.settled = True
         self.appended: list[bytes] = []
+        self.current = True  # the metadata replica knows of nothing it has not executed
+        self.fences = 0  # read fences waited for
+        self.catch_up: Callable[[], Awaitable[None]] | None = None  # what the wait brings
+        self.leader_fences: list[list[tuple[int, int, int]]] = []
+        self.leader_arrives: int | None = None  # the leader a leader fence's wait brings
+
+    def metadata_current(self) -> bool:
+        return self.current
+
+    async def leaders_fence(self, partitions: list[tuple[int, int, int]],
+                            timeout: float = 2.0) -> bool:
+        self.leader_fences.append(list(partitions))
+        if self.leader is None:
+            self.leader = self.leader_arrives
+        return self.leader is not None
+
+    async def metadata_fence(self, timeout: float = 2.0) -> bool:
+        self.fences += 1
+        if self.catch_up is not None:
+            await self.catch_up()
+            self.current = True
+        return self.current
 
     def nodes(self) -> list[ClusterNode]:
         return [ClusterNode(i, f"n{i}", f"10.0.0.{i}", 8090, 9092 + i, 0) for i in range(3)]
@@ -284,3 +308,102 @@ async def test_create_topics_accepts_a_replication_factor_up_to_the_roster(clust
     refused = await create("rf4", 4)
     assert refused["error_code"] == E.INVALID_REPLICATION_FACTOR
     assert "only 3 broker(s)" in refused["error_message"]
+
+
+def named(*names: str) -> dict:
+    return {"topics": [{"name": n, "topic_id": bytes(16)} for n in names], **METADATA_CALL}
+
+
+async def test_a_node_behind_on_metadata_answers_an_unknown_topic_as_not_ready(cluster) -> None:
+    """CI (P4, docs/cluster.md): librdkafka keeps UNKNOWN_TOPIC_OR_PARTITION as a permanent
+    error of the topic ("Unknown partition") until its next periodic refresh. A node that
+    knows it is behind waits for the read fence, then answers LEADER_NOT_AVAILABLE
+    (retriable); a current node still says the topic is unknown."""
+    door, c, _ = cluster
+    c.current = False
+    r = await door.call(METADATA, 12, named("later", "orders"))
+    assert c.fences == 1
+    assert [(t["name"], t["error_code"]) for t in r["topics"]] == [
+        ("later", E.LEADER_NOT_AVAILABLE), ("orders", E.NONE)]
+    c.current = True
+    r = await door.call(METADATA, 12, named("later"))
+    assert r["topics"][0]["error_code"] == E.UNKNOWN_TOPIC_OR_PARTITION
+    assert c.fences == 1
+
+
+async def test_the_read_fence_answers_from_the_state_it_waited_for(cluster) -> None:
+    """The commit the node heard of creates the topic while the request waits: the answer made
+    after the fence lists it, by name and among all topics; a request naming only topics the
+    node knows does not wait."""
+    door, c, engine = cluster
+
+    async def commit(name: str) -> None:
+        await engine.metadata.create_topic("kafka", name, 1)
+
+    c.current, c.catch_up = False, lambda: commit("later")
+    r = await door.call(METADATA, 12, named("later"))
+    assert (r["topics"][0]["error_code"], len(r["topics"][0]["partitions"])) == (E.NONE, 1)
+    c.current, c.catch_up = False, lambda: commit("later2")
+    r = await door.call(METADATA, 12, {"topics": None, **METADATA_CALL})
+    assert {t["name"] for t in r["topics"]} == {"orders", "later", "later2"}
+    assert c.fences == 2
+    c.current, c.catch_up = False, None
+    r = await door.call(METADATA, 12, named("orders", "later"))
+    assert [t["error_code"] for t in r["topics"]] == [E.NONE, E.NONE] and c.fences == 2
+
+
+async def test_admin_requests_that_change_metadata_are_forwarded(cluster) -> None:
+    """CreateTopics, DeleteTopics, CreatePartitions and (Incremental)AlterConfigs propose with
+    FORWARD set (a backup sends them to the metadata primary: cluster/node.py); a Produce on
+    the same connection afterwards does not."""
+    door, c, engine = cluster
+    seen: list[tuple[str, bool]] = []
+    real = engine.commands.propose
+
+    async def propose(cmd: dict):
+        seen.append((cmd["type"], FORWARD.get()))
+        return await real(cmd)
+
+    engine.commands.propose = propose
+    await door.call(CREATE, 7, {"topics": [
+        {"name": "new", "num_partitions": 1, "replication_factor": -1, "assignments": [],
+         "configs": []}], "timeout_ms": 1000, "validate_only": False})
+    await door.call(CREATE_PARTITIONS, 1, {"topics": [
+        {"name": "new", "count": 2, "assignments": None}], "timeout_ms": 1000,
+        "validate_only": False})
+    await door.call(INCREMENTAL_ALTER, 0, {"resources": [
+        {"resource_type": 2, "resource_name": "new", "configs": [
+            {"name": "retention.ms", "config_operation": 0, "value": "60000"}]}],
+        "validate_only": False})
+    await door.call(DELETE, 4, {"topic_names": ["new"], "timeout_ms": 1000})
+    assert seen and all(forward for _, forward in seen), seen
+    assert engine.metadata.get_topic("kafka", "new") is None
+    seen.clear()
+    batch = kafka_batch.build_batch([(1_700_000_000_000, b"k", b"v", [])])
+    c.leader = 0  # not the leader: refused before any proposal, and nothing forwarded
+    r = await door.call(PRODUCE, 9, {"acks": -1, "timeout_ms": 1000, "topic_data": [
+        {"name": "orders", "partition_data": [{"index": 0, "records": bytes(batch)}]}]})
+    assert r["responses"][0]["partition_responses"][0]["error_code"] == \
+        E.NOT_LEADER_OR_FOLLOWER
+    assert not FORWARD.get() and seen == []
+
+
+async def test_metadata_waits_for_a_partition_leader_before_listing_none(cluster) -> None:
+    """librdkafka 2.x takes a cached partition with leader -1 as a permanent error of its
+    leader queries (get_watermark_offsets: "Unknown partition"): a partition without a leader
+    here (a group recovering after a restart, or created a moment ago) is listed once the
+    wait for the leader fence ends, with the leader it brought, else still -1."""
+    door, c, engine = cluster
+    t = engine.metadata.get_topic("kafka", "orders")
+    c.leader, c.leader_arrives = None, 0
+    r = await door.call(METADATA, 12, named("orders"))
+    (p,) = r["topics"][0]["partitions"]
+    assert (p["error_code"], p["leader_id"]) == (E.NONE, 0)
+    assert c.leader_fences == [[(t.stream_id, t.id, 0)]]
+    c.leader, c.leader_arrives = None, None  # a view change that outlasts the fence
+    r = await door.call(METADATA, 12, named("orders"))
+    (p,) = r["topics"][0]["partitions"]
+    assert (p["error_code"], p["leader_id"]) == (E.LEADER_NOT_AVAILABLE, -1)
+    c.leader = ME  # led: no wait
+    await door.call(METADATA, 12, named("orders"))
+    assert len(c.leader_fences) == 2
