@@ -10,6 +10,10 @@ Every shard opens only the partitions `rule.owner` gives it and listens on the s
 - a metadata command proposed on shard k > 0 is sent to shard 0, which logs and applies it
   and broadcasts it (APPLY, numbered) to every other shard, which applies it in that order;
   the proposer answers once it applied its own command;
+- Iggy consumer-group membership is shard 0's too: a join or leave on shard k > 0 is done
+  there, and the group's new membership goes to every shard in the same numbered broadcast,
+  so a membership is seen in the same order as the metadata commands that rebalance it;
+- a consumer-offset request for another shard's partition is done by its owner;
 - a shard exiting, or a channel to shard 0 closing, stops the whole server.
 """
 
@@ -28,10 +32,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from pyggy.core.engine import LogEngine, PollResult
+from pyggy.core.engine.consumers import OffsetAnswer
 from pyggy.core.engine.partitions import ELSEWHERE
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.metadata.commands import MetadataCommand
-from pyggy.core.model import Identifier, Topic
+from pyggy.core.model import ConsumerGroup, Identifier, Topic
 
 from . import rule
 from .channel import Channel, Reply, connect
@@ -65,6 +70,7 @@ class ShardRuntime:
         self.seq = 0
         self.results: collections.OrderedDict[int, object] = collections.OrderedDict()
         self.waiting: dict[int, asyncio.Future[object]] = {}
+        self.background: set[asyncio.Task[None]] = set()  # group leaves of ended sessions
         # shard 0: the children, and the barrier their `ready` requests wait at
         self.children: list[asyncio.subprocess.Process] = []
         self.ready: set[int] = set()
@@ -104,19 +110,25 @@ class ShardRuntime:
 
     def attach(self, engine: LogEngine) -> None:
         """After `engine.open`: forward what another shard owns, route metadata via shard 0."""
-        engine.data.shards = self
+        engine.data.shards = engine.consumers.owners = self
         if self.index == 0:
             apply = engine.commands.applier
 
             def apply_and_broadcast(cmd: MetadataCommand) -> object:
                 result = apply(cmd)
-                self.seq += 1
-                for channel in self.out.values():
-                    channel.send_apply({"seq": self.seq, "cmd": cmd})
+                self.broadcast({"cmd": cmd})
                 return result
             engine.commands.applier = apply_and_broadcast
+            engine.consumers.changed = self._members_changed
         else:
             engine.commands.consensus = self._propose
+            engine.consumers.route = self
+
+    def broadcast(self, entry: dict[str, Any]) -> None:
+        """Shard 0: the next numbered entry to every other shard (they apply it in order)."""
+        self.seq += 1
+        for channel in self.out.values():
+            channel.send_apply({"seq": self.seq, **entry})
 
     async def start(self) -> None:
         """Listen on this shard's socket (the directory exists: shard 0 made it)."""
@@ -172,12 +184,20 @@ class ShardRuntime:
     async def _propose(self, cmd: MetadataCommand) -> object:
         """Shard k > 0: shard 0 logs and broadcasts `cmd`; the result of applying it here."""
         reply, _ = await self.call(0, {"op": "propose", "cmd": cmd})
-        seq = int(reply["seq"])
+        return await self._applied(int(reply["seq"]))
+
+    async def _applied(self, seq: int) -> object:
+        """Shard k > 0: once broadcast entry `seq` is applied here, its result (raised if an
+        IggyError)."""
+        if seq <= self.seq and seq not in self.results:
+            return None  # applied, its result dropped or none: a membership entry
         if seq in self.results:
             result = self.results[seq]
         else:
-            fut = self.waiting[seq] = asyncio.get_running_loop().create_future()
-            result = await fut
+            fut = self.waiting.get(seq)  # several may wait for one entry (a no-op change)
+            if fut is None:
+                fut = self.waiting[seq] = asyncio.get_running_loop().create_future()
+            result = await asyncio.shield(fut)
         if isinstance(result, IggyError):
             raise result
         return result
@@ -193,9 +213,14 @@ class ShardRuntime:
             self.stop.set()
             return
         self.seq = seq
-        result: object
+        result: object = None
         try:
-            result = self.engine.commands.applier(cast(MetadataCommand, meta["cmd"]))
+            if "cmd" in meta:
+                result = self.engine.commands.applier(cast(MetadataCommand, meta["cmd"]))
+            else:
+                s, t, g, generation, members = meta["members"]
+                self.engine.consumers.set_members(int(s), int(t), int(g), int(generation),
+                                                  [(int(m), parts) for m, parts in members])
         except IggyError as e:  # shard 0 applied it to the same state: this is a bug
             log.error("shard %d: metadata entry %d failed here: %s", self.index, seq, e)
             result = e
@@ -206,6 +231,33 @@ class ShardRuntime:
             self.results[seq] = result
             while len(self.results) > RECENT:
                 self.results.popitem(last=False)
+
+    # -- Iggy consumer groups and offsets (core/engine/consumers.py GroupRoute) --------------
+    def _members_changed(self, t: Topic, g: ConsumerGroup) -> None:
+        """Shard 0 changed a group's membership: every shard takes it, in order."""
+        self.broadcast({"members": [t.stream_id, t.id, g.id, g.generation,
+                                    [[m.id, m.partitions] for m in g.members.values()]]})
+
+    async def members(self, op: str, t: Topic, group_id: int, member_id: int) -> None:
+        reply, _ = await self.call(0, {"op": "iggy_members", "change": op, "stream": t.stream_id,
+                                       "topic": t.id, "group": group_id, "member": member_id})
+        await self._applied(int(reply["seq"]))
+
+    def gone(self, member_id: int) -> None:
+        async def leave() -> None:
+            with contextlib.suppress(IggyError):  # the server is stopping
+                await self.call(0, {"op": "iggy_members", "change": "gone",
+                                    "member": member_id})
+        task = asyncio.get_running_loop().create_task(leave())
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def offset(self, t: Topic, partition_id: int, op: str, kind: int,
+                     consumer: Identifier, args: dict[str, Any]) -> OffsetAnswer:
+        reply, _ = await self.owner_call(t, partition_id, {
+            "op": "iggy_offset", "do": op, "kind": kind, "consumer": consumer, **args})
+        found = reply.get("found")
+        return None if found is None else (int(found[0]), int(found[1]), int(found[2]))
 
     # -- requests from other shards --------------------------------------------------------
     async def handle(self, meta: dict[str, Any], payload: memoryview) -> Reply:
@@ -358,6 +410,38 @@ async def _iggy_poll(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> R
     return {"current": result.current_offset, "count": result.count}, result.chunks
 
 
+async def _iggy_members(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply:
+    """Shard 0: a group membership change asked by another shard (broadcast on change)."""
+    assert rt.engine is not None and rt.index == 0
+    consumers, member = rt.engine.consumers, int(meta["member"])
+    change = meta["change"]
+    if change == "gone":
+        consumers.member_gone(member)
+    else:
+        stream, topic, group = int(meta["stream"]), int(meta["topic"]), int(meta["group"])
+        if change == "join":
+            consumers.join_group(stream, topic, group, member)
+        else:
+            consumers.leave_group(stream, topic, group, member)
+    return {"seq": rt.seq}, b""
+
+
+async def _iggy_offset(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply:
+    """The owner of a partition: a consumer-offset request another shard received."""
+    assert rt.engine is not None
+    t = rt.topic(meta)
+    consumers, pid = rt.engine.consumers, int(meta["partition"])
+    kind, consumer, op = int(meta["kind"]), meta["consumer"], meta["do"]
+    if op == "get":
+        return {"found": consumers.get_offset(kind, consumer, t.stream_id, t.id, pid)}, b""
+    if op == "store":
+        await consumers.store_offset(kind, consumer, t.stream_id, t.id, pid,
+                                     int(meta["offset"]), bool(meta["require_messages"]))
+    else:
+        await consumers.delete_offset(kind, consumer, t.stream_id, t.id, pid)
+    return {}, b""
+
+
 Op = Callable[[ShardRuntime, dict[str, Any], memoryview], Awaitable[Reply]]
 OPS: dict[str, Op] = {
     "ready": _ready,
@@ -365,6 +449,8 @@ OPS: dict[str, Op] = {
     "propose": _propose,
     "iggy_append": _iggy_append,
     "iggy_poll": _iggy_poll,
+    "iggy_members": _iggy_members,
+    "iggy_offset": _iggy_offset,
 }
 
 
