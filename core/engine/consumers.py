@@ -25,7 +25,7 @@ from pyggy.core.storage.outage import WriteOutage
 
 from .commands import CommandLog
 from .metadata import MetadataService
-from .partitions import ELSEWHERE, PartitionFiles
+from .partitions import PartitionFiles, elsewhere
 from .replicated import Body, ReplicatedState
 
 # what a forwarded offset request answers: GET's (partition, current, stored) or None
@@ -94,7 +94,7 @@ class ConsumerService:
             return None
         t = self.meta.topic(stream, topic)
         p = self.metadata.partition(t, partition_id or 0)
-        return (t, p.id) if p.log is ELSEWHERE else None
+        return (t, p.id) if elsewhere(p.log) else None
 
     async def store_offset(self, kind: int, consumer: Identifier, stream: Identifier,
                            topic: Identifier, partition_id: int | None, offset: int,

@@ -16,19 +16,21 @@ def _details(ctx: Context, stream: Stream) -> bytes:
     return rsp.encode_stream_details(stream)
 
 
-def get_stream(ctx: Context, r: Reader) -> bytes:
+async def get_stream(ctx: Context, r: Reader) -> bytes:
     ident = p.decode_identifier(r)
     r.done()
     s = ctx.engine.metadata.get_stream(ident)
     if s is None:
         return b""
     perm.ensure(perm.read_stream(ctx.user, s.id))
+    await ctx.engine.data.refresh_stats()  # sizes of other shards' partitions (pyggy/shards)
     return _details(ctx, s)
 
 
-def get_streams(ctx: Context, r: Reader) -> bytes:
+async def get_streams(ctx: Context, r: Reader) -> bytes:
     r.done()
     perm.ensure(perm.read_streams(ctx.user))  # as Iggy: per-stream rights do not list all
+    await ctx.engine.data.refresh_stats()
     streams = ctx.engine.metadata.streams()
     if ctx.classic:
         return rsp.encode_streams_classic(streams)

@@ -37,20 +37,22 @@ def _classic_options(r: Reader) -> list[tuple[str, int, bytes]]:
     return opts
 
 
-def get_topic(ctx: Context, r: Reader) -> bytes:
+async def get_topic(ctx: Context, r: Reader) -> bytes:
     sid, tid = p.decode_identifier(r), p.decode_identifier(r)
     r.done()
     t = ctx.engine.metadata.get_topic(sid, tid) if ctx.engine.metadata.get_stream(sid) else None
     if t is None:
         return b""
     perm.ensure(perm.read_topic(ctx.user, t.stream_id, t.id))
+    await ctx.engine.data.refresh_stats(t)  # sizes of other shards' partitions (pyggy/shards)
     return _details(ctx, t)
 
 
-def get_topics(ctx: Context, r: Reader) -> bytes:
+async def get_topics(ctx: Context, r: Reader) -> bytes:
     s = ctx.engine.metadata.stream(p.decode_identifier(r))
     r.done()
     perm.ensure(perm.read_stream(ctx.user, s.id))
+    await ctx.engine.data.refresh_stats()
     topics = ctx.engine.metadata.topics(s.id)
     return rsp.encode_topics_classic(topics) if ctx.classic else rsp.encode_topics(topics)
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from typing import Any, cast
 
-from pyggy.core.engine.partitions import ELSEWHERE
+from pyggy.core.engine.partitions import elsewhere
 from pyggy.core.model import Topic
 from pyggy.kafka_wire.context import Connection, KafkaServer
 from pyggy.kafka_wire.handlers import fetch, list_offsets, produce
@@ -41,7 +41,7 @@ class KafkaForward:
         rt.kafka = server
 
     def remote(self, t: Topic, index: int) -> bool:
-        return 0 <= index < len(t.partitions) and t.partitions[index].log is ELSEWHERE
+        return 0 <= index < len(t.partitions) and elsewhere(t.partitions[index].log)
 
     def owner(self, t: Topic, index: int) -> int:
         return rule.owner(t.stream_id, t.id, index, self.rt.count)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pyggy.core.engine import LogEngine, PollResult
 from pyggy.core.engine.consumers import OffsetAnswer
-from pyggy.core.engine.partitions import ELSEWHERE
+from pyggy.core.engine.partitions import elsewhere
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.metadata.commands import MetadataCommand
 from pyggy.core.model import ConsumerGroup, Identifier, Topic
@@ -110,7 +110,7 @@ class ShardRuntime:
 
     def attach(self, engine: LogEngine) -> None:
         """After `engine.open`: forward what another shard owns, route metadata via shard 0."""
-        engine.data.shards = engine.consumers.owners = self
+        engine.data.shards = engine.consumers.owners = engine.metadata.shards = self
         if self.index == 0:
             apply = engine.commands.applier
 
@@ -259,6 +259,35 @@ class ShardRuntime:
         found = reply.get("found")
         return None if found is None else (int(found[0]), int(found[1]), int(found[2]))
 
+    # -- maintenance and statistics of partitions (core/engine/metadata.py, data.py) ---------
+    async def maintain(self, t: Topic, partition_id: int, op: str, arg: int = 0) -> int:
+        reply, _ = await self.owner_call(t, partition_id, {"op": "iggy_maintain", "do": op,
+                                                           "arg": arg})
+        return int(reply["result"])
+
+    async def refresh_stats(self, t: Topic | None) -> None:
+        """Every other shard's figures of the partitions it owns (of `t`, or all) into their
+        stand-ins here: one request per shard, asked at once."""
+        assert self.engine is not None
+        ask: dict[str, Any] = {"op": "stats"}
+        if t is not None:
+            ask.update(stream=t.stream_id, topic=t.id)
+        replies = await asyncio.gather(*(self.call(peer, dict(ask)) for peer in
+                                         range(self.count) if peer != self.index))
+        read = written = 0
+        for reply, _ in replies:
+            read, written = read + int(reply["read"]), written + int(reply["written"])
+            for s, tid, pid, *figures in reply["parts"]:
+                topic = self.engine.metadata.get_topic(int(s), int(tid))
+                if topic is None or not 0 <= pid < len(topic.partitions):
+                    continue  # deleted meanwhile
+                plog = topic.partitions[pid].log
+                if elsewhere(plog):
+                    (plog.next_offset, plog.start_offset, plog.size_bytes,
+                     plog.messages_count, plog.segments_count) = figures
+        self.engine.data.stats.elsewhere_read = read
+        self.engine.data.stats.elsewhere_written = written
+
     # -- requests from other shards --------------------------------------------------------
     async def handle(self, meta: dict[str, Any], payload: memoryview) -> Reply:
         op = OPS.get(str(meta.get("op")))
@@ -270,7 +299,7 @@ class ShardRuntime:
         assert self.engine is not None
         t = self.engine.metadata.topic(int(meta["stream"]), int(meta["topic"]))
         pid = int(meta["partition"])
-        if not 0 <= pid < len(t.partitions) or t.partitions[pid].log is ELSEWHERE:
+        if not 0 <= pid < len(t.partitions) or elsewhere(t.partitions[pid].log):
             raise IggyError(ErrorCode.PARTITION_NOT_FOUND, f"partition {pid} not on shard "
                             f"{self.index}")
         return t
@@ -442,6 +471,41 @@ async def _iggy_offset(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) ->
     return {}, b""
 
 
+async def _iggy_maintain(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply:
+    """The owner of a partition: purge, delete segments or records, or fsync it."""
+    assert rt.engine is not None
+    t = rt.topic(meta)
+    pid, op, arg, result = int(meta["partition"]), meta["do"], int(meta["arg"]), 0
+    if op == "purge":
+        rt.engine.files.purge_partition(t, pid)
+    elif op == "delete_segments":
+        await rt.engine.metadata.delete_segments(t.stream_id, t.id, pid, arg)
+    elif op == "delete_records":
+        result = await rt.engine.metadata.delete_records(t, pid, arg)
+    elif op == "flush":
+        rt.engine.data.flush(t, pid)
+    else:
+        raise IggyError(ErrorCode.INVALID_COMMAND, f"unknown maintenance {op}")
+    return {"result": result}, b""
+
+
+async def _stats(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply:
+    """This shard's figures of the partitions it owns (of one topic, or all): next offset,
+    start offset, bytes, messages, segments; and the bytes it read and wrote."""
+    assert rt.engine is not None
+    metadata = rt.engine.metadata
+    if "topic" in meta:
+        one = metadata.get_topic(int(meta["stream"]), int(meta["topic"]))
+        topics = [] if one is None else [one]
+    else:
+        topics = metadata.all_topics()
+    parts = [[t.stream_id, t.id, p.id, p.log.next_offset, p.log.start_offset,
+              p.log.size_bytes, p.log.messages_count, p.log.segments_count]
+             for t in topics for p in t.partitions if not elsewhere(p.log)]
+    stats = rt.engine.data.stats
+    return {"parts": parts, "read": stats.read_bytes, "written": stats.written_bytes}, b""
+
+
 Op = Callable[[ShardRuntime, dict[str, Any], memoryview], Awaitable[Reply]]
 OPS: dict[str, Op] = {
     "ready": _ready,
@@ -451,6 +515,8 @@ OPS: dict[str, Op] = {
     "iggy_poll": _iggy_poll,
     "iggy_members": _iggy_members,
     "iggy_offset": _iggy_offset,
+    "iggy_maintain": _iggy_maintain,
+    "stats": _stats,
 }
 
 
