@@ -65,6 +65,12 @@ class ShardRoute(Protocol):
 
     async def refresh_stats(self, t: Topic | None) -> None: ...
 
+    async def append_kafka(self, t: Topic, partition_id: int, batch: Buffer,
+                           log_append_time: bool) -> int:
+        """A Kafka batch made here (a transaction marker), validated and stored by the
+        partition's owner."""
+        ...
+
 
 class SegmentInfo(TypedDict):
     """A segment as `DataService.segments` describes it."""
@@ -151,6 +157,8 @@ class DataService:
                            ) -> int:
         """Store one validated Kafka batch (stamped in place); return its base offset."""
         p = self.metadata.partition(t, partition_id)
+        if elsewhere(p.log) and self.shards is not None:  # a marker of another shard's
+            return await self.shards.append_kafka(t, partition_id, batch, log_append_time)
         self._check_topic_full(t)
         cluster = self.cluster
         if cluster is not None:

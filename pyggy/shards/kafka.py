@@ -38,7 +38,11 @@ class KafkaForward:
     def __init__(self, rt: ShardRuntime, server: KafkaServer) -> None:
         self.rt, self.server = rt, server
         self.brokers: list[tuple[int, str, int]] = []
+        self.first = rt.index == 0
         rt.kafka = server
+
+    async def caught_up(self) -> None:
+        await self.rt.caught_up()
 
     def remote(self, t: Topic, index: int) -> bool:
         return 0 <= index < len(t.partitions) and elsewhere(t.partitions[index].log)

@@ -37,6 +37,7 @@ from pyggy.core.engine.partitions import elsewhere
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.metadata.commands import MetadataCommand
 from pyggy.core.model import ConsumerGroup, Identifier, Topic
+from pyggy.core.records import kafka_batch
 
 from . import rule
 from .channel import Channel, Reply, connect
@@ -258,6 +259,18 @@ class ShardRuntime:
             "op": "iggy_offset", "do": op, "kind": kind, "consumer": consumer, **args})
         found = reply.get("found")
         return None if found is None else (int(found[0]), int(found[1]), int(found[2]))
+
+    async def append_kafka(self, t: Topic, partition_id: int, batch: Buffer,
+                           log_append_time: bool) -> int:
+        reply, _ = await self.owner_call(t, partition_id, {
+            "op": "kafka_append", "log_append_time": log_append_time}, batch)
+        return int(reply["base"])
+
+    async def caught_up(self) -> None:
+        """Shard k > 0: until every broadcast entry shard 0 had sent when asked is applied."""
+        if self.index:
+            reply, _ = await self.call(0, {"op": "seq"})
+            await self._applied(int(reply["seq"]))
 
     # -- maintenance and statistics of partitions (core/engine/metadata.py, data.py) ---------
     async def maintain(self, t: Topic, partition_id: int, op: str, arg: int = 0) -> int:
@@ -506,6 +519,25 @@ async def _stats(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply
     return {"parts": parts, "read": stats.read_bytes, "written": stats.written_bytes}, b""
 
 
+async def _seq(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply:
+    """Shard 0: the number of the last entry it broadcast."""
+    return {"seq": rt.seq}, b""
+
+
+async def _kafka_append(rt: ShardRuntime, meta: dict[str, Any], payload: memoryview) -> Reply:
+    """The owner of a partition: a Kafka batch another shard made (a transaction marker),
+    checked here as any batch is, then stored."""
+    assert rt.engine is not None
+    t = rt.topic(meta)
+    try:
+        info = kafka_batch.validate_batch(payload)
+    except kafka_batch.KafkaBatchError as e:
+        raise IggyError(ErrorCode.INVALID_FORMAT, str(e)) from None
+    base = await rt.engine.data.append_kafka(t, int(meta["partition"]), payload, info,
+                                             bool(meta["log_append_time"]))
+    return {"base": base}, b""
+
+
 Op = Callable[[ShardRuntime, dict[str, Any], memoryview], Awaitable[Reply]]
 OPS: dict[str, Op] = {
     "ready": _ready,
@@ -517,6 +549,8 @@ OPS: dict[str, Op] = {
     "iggy_offset": _iggy_offset,
     "iggy_maintain": _iggy_maintain,
     "stats": _stats,
+    "seq": _seq,
+    "kafka_append": _kafka_append,
 }
 
 
