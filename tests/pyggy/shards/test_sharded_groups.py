@@ -12,13 +12,24 @@ k + 1, k + 1 + N, … (pyggy/server.py), and a group member's id is its client i
 from __future__ import annotations
 
 import asyncio
-import gc
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import pytest
-from apache_iggy import Consumer, IggyClient, PollingStrategy, SendMessage, TcpConfig
+from apache_iggy import (
+    AutoCommit,
+    AutoCommitWhen,
+    Consumer,
+    IggyClient,
+    IggyConsumer,
+    PollingStrategy,
+    SendMessage,
+    TcpConfig,
+)
 
 from pyggy.shards.rule import owner
 from pyggy.testing import PyggyServer
@@ -81,6 +92,49 @@ async def _one_member_per_shard(server: PyggyServer) -> dict[int, IggyClient]:
     raise AssertionError("40 connections all landed on one shard")
 
 
+# a member in a process of its own: joins, says so, and waits to be killed
+_MEMBER = """
+import asyncio, sys
+from apache_iggy import IggyClient, TcpConfig
+
+async def main():
+    client = IggyClient(TcpConfig(server_address=sys.argv[1]))
+    await client.connect()
+    await client.login_user("iggy", "iggy")
+    await client.join_consumer_group("shop", "events", "workers")
+    print("joined", flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+async def _member_that_dies(server: PyggyServer, admin: IggyClient, other_than: int) -> None:
+    """Start member processes until one lands on a shard other than `other_than`, then kill
+    it; the others are killed as they come (each one's removal awaited)."""
+    for _ in range(20):
+        before = set(await _members(admin))
+        proc = subprocess.Popen([sys.executable, "-c", _MEMBER, server.tcp_address],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+            assert line.strip() == "joined", line
+            (new,) = set(await _members(admin)) - before
+        finally:
+            proc.kill()
+            proc.wait(10)
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+        async def removed(before: set[int] = before) -> bool:
+            return set(await _members(admin)) == before
+        await _eventually(removed)
+        if _shard(new) != other_than:
+            return
+    raise AssertionError("20 member processes all landed on one shard")
+
+
 async def _poll(client: IggyClient, partition: int) -> list[bytes]:
     msgs = await client.poll_messages(
         "shop", "events", partition_id=partition, consumer=Consumer.Group("workers"),
@@ -140,11 +194,12 @@ def test_members_on_different_shards_share_one_group_and_its_offsets(
         with pytest.raises(RuntimeError, match="(?i)not owned|partition"):
             await _poll(by_id[a], assignment[b][0])
 
-        # a member disconnecting (its shard tells shard 0) hands its partitions over: the
-        # other continues from the group's offsets on all four, two of them on the other shard
+        # b leaves; a member on the other shard than a's joins and its process dies (the
+        # kernel closes its connection; its shard tells shard 0): a owns all four again
         stays = by_id[a]
-        del by_id, members  # the SDK closes the connection when the client is dropped
-        gc.collect()
+        await by_id[b].leave_consumer_group("shop", "events", "workers")
+        assert list(await _members(admin)) == [a]
+        await _member_that_dies(server, admin, other_than=_shard(a))
 
         async def alone() -> bool:
             return list(await _members(admin)) == [a]
@@ -198,3 +253,51 @@ def test_consumer_offsets_outside_a_poll_go_to_the_partition_owner(
                 await consumer.store_offset(99, 1)
 
     asyncio.run(run())
+
+
+def test_high_level_group_consumers_on_both_shards_read_everything_once(
+        pyggy_server_factory: Callable[..., PyggyServer]) -> None:
+    """The SDK's group consumer (auto-join, polls of its assigned partitions, auto-commit)
+    on connections of both shards: the two split the partitions and read each message once."""
+    server = pyggy_server_factory(env=SHARDS)
+    server.wait_for_log("shards: 2 processes serving")
+
+    async def run() -> None:
+        admin = await _client(server)
+        await admin.create_stream("shop")
+        await admin.create_topic("shop", "events", PARTITIONS)
+        await admin.create_consumer_group("shop", "events", "workers")
+        for p in range(PARTITIONS):
+            await admin.send_messages("shop", "events", p,
+                                      [SendMessage(f"p{p}-{i}") for i in range(5)])
+        members = await _one_member_per_shard(server)  # members, by shard, joined by hand
+        consumers = {shard: await c.consumer_group(
+            "workers", "shop", "events", batch_length=100,
+            polling_strategy=PollingStrategy.Next(), create_consumer_group_if_not_exists=False,
+            auto_commit=AutoCommit.When(AutoCommitWhen.PollingMessages()),
+            poll_interval=timedelta(milliseconds=5)) for shard, c in members.items()}
+        assignment = await _members(admin)
+        assert len(assignment) == 2  # joining again changed nothing
+        got: list[tuple[int, bytes]] = []
+        for member, parts in assignment.items():
+            mine = await _take(consumers[_shard(member)], 5 * len(parts))
+            assert {p for p, _ in mine} == set(parts)
+            got += mine
+        assert sorted(got) == sorted((p, f"p{p}-{i}".encode())
+                                     for p in range(PARTITIONS) for i in range(5))
+
+    asyncio.run(run())
+
+
+async def _take(consumer: IggyConsumer, n: int, timeout: float = 20.0
+                ) -> list[tuple[int, bytes]]:
+    """The next `n` (partition, payload) of a group consumer's `iter_messages()`."""
+    out: list[tuple[int, bytes]] = []
+
+    async def run() -> None:
+        async for m in consumer.iter_messages():
+            out.append((m.partition_id(), m.payload()))
+            if len(out) >= n:
+                return
+    await asyncio.wait_for(run(), timeout)
+    return out
