@@ -68,6 +68,9 @@ E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting 
 )
 SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
     "tests/pyggy/shards/test_sharded_server.py",  # 2-shard servers, restarts: 60-70 s shared
+    "tests/pyggy/shards/test_sharded_groups.py",  # 2-shard servers, 3 tests: 12-25 s shared
+    "tests/pyggy/shards/test_sharded_maintenance.py",  # 2-shard servers: 18 s shared
+    "tests/pyggy/shards/test_sharded_transactions.py",  # 2-shard servers: 36 s shared
     "tests/core/faults/",  # fault injection over every file kind: 344 s, I/O bound
     "tests/kafka_wire/test_kafka_sasl.py::test_clients_authenticate_with_pyggy_users",  # 40 s
     # 1,000 simulator seeds on both cores (issue 12's CI budget): 75-190 s

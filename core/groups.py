@@ -20,10 +20,13 @@ def rebalance(group: ConsumerGroup, partitions_count: int) -> None:
     group.generation += 1
 
 
-def join(group: ConsumerGroup, member_id: int, partitions_count: int) -> None:
-    if member_id not in group.members:
-        group.members[member_id] = GroupMember(member_id)
-        rebalance(group, partitions_count)
+def join(group: ConsumerGroup, member_id: int, partitions_count: int) -> bool:
+    """Add a member (rebalancing); False if it was one already."""
+    if member_id in group.members:
+        return False
+    group.members[member_id] = GroupMember(member_id)
+    rebalance(group, partitions_count)
+    return True
 
 
 def leave(group: ConsumerGroup, member_id: int, partitions_count: int) -> bool:

@@ -99,6 +99,15 @@ class ShardForward(Protocol):
         TimeoutError after `timeout` seconds."""
         ...
 
+    # whether this is shard 0, where transactions' timeouts are kept (and with a broker per
+    # shard, every transaction's coordinator)
+    first: bool
+
+    async def caught_up(self) -> None:
+        """Until this shard applied every metadata command shard 0 had applied when asked
+        (transaction state included): the state a client was answered from is seen here."""
+        ...
+
 
 @dataclass(slots=True)
 class KafkaServer:

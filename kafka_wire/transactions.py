@@ -175,6 +175,11 @@ class TransactionCoordinator:
         """A transactional batch may go to a partition its ongoing transaction added; the
         producer's first one there holds the partition's last stable offset (recorded before
         the batch is appended, so no reader ever sees it as stable)."""
+        shards = self.server.shards
+        if shards is not None and not self._allowed(topic, partition_id, producer_id, epoch):
+            # another shard coordinates transactions: it may have answered AddPartitionsToTxn
+            # before its command reached this one (docs/sharding.md)
+            await shards.caught_up()
         t = self.service.by_producer(producer_id)
         if t is None:
             return ErrorCode.INVALID_PRODUCER_ID_MAPPING
@@ -188,14 +193,22 @@ class TransactionCoordinator:
             await self.service.first_offset(topic, partition_id, producer_id, next_offset)
         return ErrorCode.NONE
 
+    def _allowed(self, topic: Topic, partition_id: int, producer_id: int, epoch: int) -> bool:
+        t = self.service.by_producer(producer_id)
+        return t is not None and t.state == ONGOING and t.epoch == epoch and (
+            topic.stream_id, topic.id, partition_id) in t.partitions
+
     # -- timeouts and restarts -------------------------------------------------------------
     async def tick(self) -> int:
         """Abort (and fence) transactions open longer than their timeout; finish those a
         restart found prepared. Returns how many were ended. In a cluster only the metadata
-        primary does it: the coordinator after a failover finishes what the old one left."""
+        primary does it: the coordinator after a failover finishes what the old one left;
+        in a sharded server only shard 0."""
         cluster = self.engine.cluster
         if cluster is not None and cluster.metadata_leader() != cluster.replica_id:
             return 0
+        if self.server.shards is not None and not self.server.shards.first:
+            return 0  # shard 0 keeps them: transaction state is metadata, on every shard
         now_ms = self.engine.clock.now_us() // 1000
         ended = 0
         for t in list(self.service.state.txns.values()):

@@ -128,6 +128,11 @@ class NativeServer:
         if self.logins is None:
             self.logins = Logins(self.engine)
 
+    def number_sessions(self, first: int, step: int) -> None:
+        """Client ids first, first + step, …: the shard processes of one server hand out
+        disjoint ids (a group member is known by its id on every shard, docs/sharding.md)."""
+        self._ids = itertools.count(first, step)
+
     def open_session(self, address: str) -> Session:
         s = Session(next(self._ids), address)
         self.sessions[s.client_id] = s

@@ -87,9 +87,9 @@ class LoggingConfig(_Section):
 @_section
 class ShardingConfig(_Section):
     """`[system.sharding]`: shard processes of one server (docs/sharding.md). 1 = one process;
-    0 = auto (1 on a machine with at most 2 cores, else one per core)."""
+    0 = auto, the default (1 on a machine with at most 2 cores, else one per core)."""
 
-    shards: int = 1
+    shards: int = 0
     # each shard also listens on a Kafka port of its own and Metadata names it as a broker
     # leading the partitions it owns, so Kafka clients send each request to the owner and
     # groups to shard 0; off: one broker, every shard forwards (docs/sharding.md)
@@ -114,8 +114,8 @@ def shard_count(config: ServerConfig, cores: int | None = None) -> int:
     n = config.system.sharding.shards
     if n:
         return n
-    if config.cluster.enabled:  # sharding is refused with a cluster for now
-        return 1
+    if config.cluster.enabled or config.data_maintenance.archiver.enabled:
+        return 1  # sharding is refused with a cluster or the archiver for now
     cores = cores if cores is not None else (os.cpu_count() or 1)
     return 1 if cores <= 2 else min(cores, MAX_SHARDS)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
-from pyggy.core.engine.partitions import ELSEWHERE
+from pyggy.core.engine.partitions import elsewhere
 from pyggy.core.model import Topic
 from pyggy.core.offsets import CONSUMER_GROUP
 
@@ -34,7 +34,7 @@ def iggy_lags(engine: LogEngine, t: Topic) -> Iterator[Lag]:
     """Iggy consumers and groups with a stored offset (the last consumed one)."""
     stream = engine.metadata.stream_name(t.stream_id)
     for p in t.partitions:
-        if p.log is ELSEWHERE:  # another shard process's (docs/sharding.md: left out)
+        if elsewhere(p.log):  # another shard process's (docs/sharding.md: left out)
             continue
         end = engine.data.watermarks(t, p.id)[1]
         offsets = engine.consumers.files.offsets_of(t, p.id)

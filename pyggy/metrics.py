@@ -96,6 +96,7 @@ class Metrics:
 
     async def handler(self, call: Call) -> web.Response:
         """`GET /metrics` (authenticated, as every Iggy route but ping and login)."""
+        await self.engine.data.refresh_stats()  # other shards' partitions (pyggy/shards)
         return web.Response(body=self.text(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

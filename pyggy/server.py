@@ -448,6 +448,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
         cluster.restart = restart
     native = NativeServer(engine, node, telemetry=telemetry, logins=logins,
                           snapshots=Diagnostics(config), metrics=metrics)
+    if shards is not None:  # client ids k+1, k+1+N, …: group members are known everywhere
+        native.number_sessions(shards.index + 1, shards.count)
     log.info("batch walks: %s", "C extension" if accel.WALKS is not None
              else "pure Python (extension not built, or PYGGY_PURE_PYTHON set)")
     if config.tcp.enabled:

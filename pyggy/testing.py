@@ -114,6 +114,9 @@ class PyggyServer:
             IGGY_SYSTEM_PATH=str(self.data_path),
             IGGY_TCP_ADDRESS=self.tcp_address,
             IGGY_KAFKA_ADDRESS=self.kafka_address,
+            # one process unless a test asks for shards: the default (auto) depends on the
+            # machine's cores (docs/sharding.md)
+            IGGY_SYSTEM_SHARDING_SHARDS="1",
         )
         for key, value in self.extra_env.items():
             if value is None:

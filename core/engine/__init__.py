@@ -56,7 +56,7 @@ from .data import (
 )
 from .identity import IdentityService
 from .metadata import MetadataService
-from .partitions import ELSEWHERE, PartitionFiles, RemoteFactory
+from .partitions import PartitionFiles, RemoteFactory, elsewhere
 from .replicated import ReplicatedState
 from .transactions import TransactionService
 
@@ -202,7 +202,7 @@ class LogEngine:
                 continue
             for p in t.partitions:
                 plog = p.log
-                if plog is ELSEWHERE:  # another shard process compacts it
+                if elsewhere(plog):  # another shard process compacts it
                     continue
                 key = (t.stream_id, t.id, p.id)
                 stable = self.txns.state.last_stable(key, plog.next_offset)

@@ -5,20 +5,52 @@ generations in memory, as Iggy keeps them).
 Offset stores and deletes are `replicated.py` changes (kinds `iggy_offset`,
 `iggy_offset_delete`): at once on one node, through the metadata group in a cluster. The
 proposer resolves the consumer group to its id and checks the offset against the partition;
-the body carries (stream id, topic id, partition id, kind, key, offset)."""
+the body carries (stream id, topic id, partition id, kind, key, offset).
+
+In a server of several shard processes (pyggy/shards, docs/sharding.md) a `GroupRoute` is set
+on shards > 0: group membership changes go to shard 0, which owns them as it owns metadata and
+sends every shard the result; offsets of a partition another shard owns are kept by that one
+(`OffsetRoute`, on every shard)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Protocol
+
 from pyggy.core import groups
 from pyggy.core.errors import ErrorCode, IggyError
-from pyggy.core.model import ConsumerGroup, Identifier, Partition, Topic
+from pyggy.core.model import ConsumerGroup, GroupMember, Identifier, Partition, Topic
 from pyggy.core.offsets import CONSUMER, CONSUMER_GROUP, ConsumerOffsets
 from pyggy.core.storage.outage import WriteOutage
 
 from .commands import CommandLog
 from .metadata import MetadataService
-from .partitions import PartitionFiles
+from .partitions import PartitionFiles, elsewhere
 from .replicated import Body, ReplicatedState
+
+# what a forwarded offset request answers: GET's (partition, current, stored) or None
+OffsetAnswer = tuple[int, int, int] | None
+
+
+class GroupRoute(Protocol):
+    """Where a shard process > 0 sends what it does not own (pyggy/shards/runtime.py)."""
+
+    async def members(self, op: str, t: Topic, group_id: int, member_id: int) -> None:
+        """`op` ("join", "leave") done by shard 0; returns once applied here too."""
+        ...
+
+    def gone(self, member_id: int) -> None:
+        """A session with group memberships ended: shard 0 removes it (in the background)."""
+        ...
+
+
+class OffsetRoute(Protocol):
+    """Where a shard process sends offset requests of partitions another shard owns."""
+
+    async def offset(self, t: Topic, partition_id: int, op: str, kind: int,
+                     consumer: Identifier, args: dict[str, Any]) -> OffsetAnswer:
+        """A consumer-offset `op` ("get", "store", "delete") done by the partition's owner."""
+        ...
 
 
 class ConsumerService:
@@ -33,6 +65,10 @@ class ConsumerService:
         self.replicated = replicated or ReplicatedState()
         self.replicated.register("iggy_offset", self._apply_store)
         self.replicated.register("iggy_offset_delete", self._apply_delete)
+        self.route: GroupRoute | None = None  # shards > 0 of a sharded server
+        self.owners: OffsetRoute | None = None  # every shard of a sharded server
+        # shard 0 of a sharded server: told of every membership change it made, to send it on
+        self.changed: Callable[[Topic, ConsumerGroup], None] | None = None
 
     # -- offsets ---------------------------------------------------------------------------
     def key(self, t: Topic, kind: int, consumer: Identifier) -> Identifier:
@@ -51,10 +87,27 @@ class ConsumerService:
         p = self.metadata.partition(t, partition_id or 0)
         return self.files.offsets_of(t, p.id), key, p
 
+    def _remote(self, stream: Identifier, topic: Identifier,
+                partition_id: int | None) -> tuple[Topic, int] | None:
+        """(topic, partition id) when another shard process owns the partition."""
+        if self.owners is None:
+            return None
+        t = self.meta.topic(stream, topic)
+        p = self.metadata.partition(t, partition_id or 0)
+        return (t, p.id) if elsewhere(p.log) else None
+
     async def store_offset(self, kind: int, consumer: Identifier, stream: Identifier,
-                           topic: Identifier, partition_id: int | None, offset: int) -> None:
+                           topic: Identifier, partition_id: int | None, offset: int,
+                           require_messages: bool = False) -> None:
+        """Store a consumer's offset; `require_messages`: refuse it on a partition that never
+        held a message, as the 0.8 server does."""
+        if self.owners is not None and (there := self._remote(stream, topic, partition_id)):
+            await self.owners.offset(*there, "store", kind, consumer, {
+                "offset": offset, "require_messages": require_messages})
+            return
         offsets, key, p = self._offsets_for(kind, consumer, stream, topic, partition_id)
-        if offset > p.current_offset:  # as Iggy: an offset past the partition's end is refused
+        if offset > p.current_offset or (require_messages and p.log.next_offset == 0):
+            # as Iggy: an offset past the partition's end is refused
             raise IggyError(ErrorCode.INVALID_OFFSET, f"offset {offset} > {p.current_offset}")
         t = self.meta.topic(stream, topic)
         await self.replicate_store(t, p.id, kind, key, offset)
@@ -95,8 +148,15 @@ class ConsumerService:
             raise self.offset_writes.failed(e) from None
         self.offset_writes.ok()
 
+    async def get_offset_async(self, kind: int, consumer: Identifier, stream: Identifier,
+                               topic: Identifier, partition_id: int | None) -> OffsetAnswer:
+        """`get_offset`, asked of the partition's owner when that is another shard."""
+        if self.owners is not None and (there := self._remote(stream, topic, partition_id)):
+            return await self.owners.offset(*there, "get", kind, consumer, {})
+        return self.get_offset(kind, consumer, stream, topic, partition_id)
+
     def get_offset(self, kind: int, consumer: Identifier, stream: Identifier,
-                   topic: Identifier, partition_id: int | None) -> tuple[int, int, int] | None:
+                   topic: Identifier, partition_id: int | None) -> OffsetAnswer:
         """(partition id, current offset, stored offset) or None when nothing is stored."""
         offsets, key, p = self._offsets_for(kind, consumer, stream, topic, partition_id)
         stored = offsets.get(kind, key)
@@ -104,6 +164,9 @@ class ConsumerService:
 
     async def delete_offset(self, kind: int, consumer: Identifier, stream: Identifier,
                             topic: Identifier, partition_id: int | None) -> None:
+        if self.owners is not None and (there := self._remote(stream, topic, partition_id)):
+            await self.owners.offset(*there, "delete", kind, consumer, {})
+            return
         offsets, key, p = self._offsets_for(kind, consumer, stream, topic, partition_id)
         if offsets.get(kind, key) is None:
             raise IggyError(ErrorCode.CONSUMER_OFFSET_NOT_FOUND, "consumer offset not found")
@@ -141,10 +204,32 @@ class ConsumerService:
                                      "topic_id": t.id,
                                      "group_id": self.meta.group(t.stream_id, t.id, group).id})
 
+    async def join(self, stream: Identifier, topic: Identifier, group: Identifier,
+                   member_id: int) -> None:
+        """`join_group`, done by shard 0 in a sharded server."""
+        if self.route is not None:
+            t = self.meta.topic(stream, topic)
+            await self.route.members("join", t, self.meta.group(t.stream_id, t.id, group).id,
+                                     member_id)
+        else:
+            self.join_group(stream, topic, group, member_id)
+
+    async def leave(self, stream: Identifier, topic: Identifier, group: Identifier,
+                    member_id: int) -> None:
+        """`leave_group`, done by shard 0 in a sharded server."""
+        if self.route is not None:
+            t = self.meta.topic(stream, topic)
+            await self.route.members("leave", t, self.meta.group(t.stream_id, t.id, group).id,
+                                     member_id)
+        else:
+            self.leave_group(stream, topic, group, member_id)
+
     def join_group(self, stream: Identifier, topic: Identifier, group: Identifier,
                    member_id: int) -> None:
         t = self.meta.topic(stream, topic)
-        groups.join(self.meta.group(t.stream_id, t.id, group), member_id, len(t.partitions))
+        g = self.meta.group(t.stream_id, t.id, group)
+        if groups.join(g, member_id, len(t.partitions)) and self.changed is not None:
+            self.changed(t, g)
 
     def leave_group(self, stream: Identifier, topic: Identifier, group: Identifier,
                     member_id: int) -> None:
@@ -152,6 +237,8 @@ class ConsumerService:
         g = self.meta.group(t.stream_id, t.id, group)
         if not groups.leave(g, member_id, len(t.partitions)):
             raise IggyError(ErrorCode.CONSUMER_GROUP_MEMBER_NOT_FOUND, "not a member")
+        if self.changed is not None:
+            self.changed(t, g)
 
     def sync_group(self, stream: Identifier, topic: Identifier, group: Identifier,
                    member_id: int) -> tuple[int, list[int]] | None:
@@ -161,8 +248,23 @@ class ConsumerService:
 
     def member_gone(self, member_id: int) -> None:
         """A client session ended: remove it from every group it joined."""
+        if self.route is not None:
+            if member_id in self.members():
+                self.route.gone(member_id)
+            return
         for t, g in self.all_groups():
-            groups.leave(g, member_id, len(t.partitions))
+            if groups.leave(g, member_id, len(t.partitions)) and self.changed is not None:
+                self.changed(t, g)
+
+    def set_members(self, stream_id: int, topic_id: int, group_id: int, generation: int,
+                    members: list[tuple[int, list[int]]]) -> None:
+        """Take a group's membership as shard 0 made it (a shard process > 0); nothing if the
+        group is gone (shard 0 sent it before the command that deleted it)."""
+        t = self.metadata.get_topic(stream_id, topic_id)
+        g = None if t is None else t.groups.get(group_id)
+        if g is not None:
+            g.members = {m: GroupMember(m, list(parts)) for m, parts in members}
+            g.generation = generation
 
     def members(self) -> set[int]:
         """Client ids that are members of some Iggy consumer group."""

@@ -34,7 +34,7 @@ from pyggy.core.transactions import AbortedRanges
 from .cluster import ClusterView
 from .consumers import ConsumerService
 from .metadata import MetadataService
-from .partitions import ELSEWHERE
+from .partitions import elsewhere
 
 # Polling strategies (Iggy wire values)
 OFFSET, TIMESTAMP, FIRST, LAST, NEXT = 1, 2, 3, 4, 5
@@ -63,6 +63,14 @@ class ShardRoute(Protocol):
                    consumer_kind: int, consumer_id: Identifier, auto_commit: bool
                    ) -> PollResult: ...
 
+    async def refresh_stats(self, t: Topic | None) -> None: ...
+
+    async def append_kafka(self, t: Topic, partition_id: int, batch: Buffer,
+                           log_append_time: bool) -> int:
+        """A Kafka batch made here (a transaction marker), validated and stored by the
+        partition's owner."""
+        ...
+
 
 class SegmentInfo(TypedDict):
     """A segment as `DataService.segments` describes it."""
@@ -87,6 +95,9 @@ class DataStats:
     start_time: int
     read_bytes: int = 0
     written_bytes: int = 0
+    # the other shard processes' (read, written) bytes, as last asked (refresh_stats)
+    elsewhere_read: int = 0
+    elsewhere_written: int = 0
 
 
 class DataService:
@@ -123,7 +134,7 @@ class DataService:
         itself (the classic conversion): its layout and limits are still checked."""
         t = self.meta.topic(stream, topic)
         p = self.metadata.partition(t, self.resolve_partition(t, *partitioning))
-        if p.log is ELSEWHERE and self.shards is not None:  # its owner validates and stores
+        if elsewhere(p.log) and self.shards is not None:  # its owner validates and stores
             return t.stream_id, t.id, p.id, await self.shards.append_iggy(t, p.id, batch,
                                                                           messages_count)
         try:
@@ -146,6 +157,8 @@ class DataService:
                            ) -> int:
         """Store one validated Kafka batch (stamped in place); return its base offset."""
         p = self.metadata.partition(t, partition_id)
+        if elsewhere(p.log) and self.shards is not None:  # a marker of another shard's
+            return await self.shards.append_kafka(t, partition_id, batch, log_append_time)
         self._check_topic_full(t)
         cluster = self.cluster
         if cluster is not None:
@@ -183,6 +196,20 @@ class DataService:
     def flush(self, t: Topic, partition_id: int) -> None:
         """fsync a partition's files now (the classic protocol's FLUSH_UNSAVED_BUFFER)."""
         self.metadata.partition(t, partition_id).log.sync()
+
+    async def flush_async(self, t: Topic, partition_id: int) -> None:
+        """`flush`, done by the partition's owner when that is another shard process."""
+        route = self.metadata.shards
+        if route is not None and elsewhere(self.metadata.partition(t, partition_id).log):
+            await route.maintain(t, partition_id, "flush")
+        else:
+            self.flush(t, partition_id)
+
+    async def refresh_stats(self, t: Topic | None = None) -> None:
+        """Before statistics are read in a sharded server: the other shards' figures of
+        their partitions (of topic `t`, or all) into their stand-ins here."""
+        if self.shards is not None:
+            await self.shards.refresh_stats(t)
 
     # -- what the doors ask of a partition -------------------------------------------------
     def watermarks(self, t: Topic, partition_id: int) -> tuple[int, int]:
@@ -269,7 +296,7 @@ class DataService:
                     return PollResult(0, 0, 0)
                 member_id = None
             pid = 0 if partition_id is None else partition_id
-            if self.metadata.partition(t, pid).log is ELSEWHERE:
+            if elsewhere(self.metadata.partition(t, pid).log):
                 return await self.shards.poll(t, pid, strategy, value, count, consumer_kind,
                                               consumer_id, auto_commit)
         commits: list[tuple[Topic, int, int, Identifier, int]] | None = \

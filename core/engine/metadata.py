@@ -8,6 +8,7 @@ it). Lookups raise `IggyError` (not found) or, for `get_*`, answer None.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from pyggy.core import groups
 from pyggy.core.errors import ErrorCode, IggyError
@@ -28,11 +29,19 @@ from pyggy.core.options import OptionEntries, reject_options
 
 from .cluster import ClusterView
 from .commands import CommandLog
-from .partitions import ELSEWHERE, PartitionFiles
+from .partitions import PartitionFiles, elsewhere
 
 # listener(stream name, topic, partitions) after partitions are deleted (with their stream or
 # topic, or by delete_partitions), through either door
 DeleteListener = Callable[[str, Topic, Sequence[Partition]], None]
+
+
+class MaintenanceRoute(Protocol):
+    """Where a shard process sends maintenance of a partition another shard owns
+    (pyggy/shards/runtime.py): "purge", "delete_segments" (`count`), "delete_records"
+    (`offset`; answers the new start offset), "flush" (fsync)."""
+
+    async def maintain(self, t: Topic, partition_id: int, op: str, arg: int = 0) -> int: ...
 
 
 class MetadataService:
@@ -46,6 +55,7 @@ class MetadataService:
         # create_partitions), on every node that applies the command
         self.create_listeners: list[Callable[[Topic, Sequence[Partition]], None]] = []
         self.cluster: ClusterView | None = None  # a cluster node's (core/engine/cluster.py)
+        self.shards: MaintenanceRoute | None = None  # a shard process's (pyggy/shards)
 
     def _deleted(self, stream_name: str, topic: Topic, parts: Sequence[Partition]) -> None:
         for listener in self.delete_listeners:
@@ -128,7 +138,7 @@ class MetadataService:
         g = self.commands.commit(cmd, self.meta.delete_group)
         t = self.meta.topic(cmd["stream_id"], cmd["topic_id"])
         for p in t.partitions:  # its offsets go with it, on every replica (and every
-            if p.log is not ELSEWHERE:  # shard, for the partitions it owns)
+            if not elsewhere(p.log):  # shard, for the partitions it owns)
                 self.files.offsets_of(t, p.id).delete(CONSUMER_GROUP, g.id)
         return g
 
@@ -180,6 +190,10 @@ class MetadataService:
                 self.files.offsets_of(t, p.id).clear()
             return
         self.files.purge(t)
+        if self.shards is not None:  # the other partitions' owners purge theirs
+            for p in t.partitions:
+                if elsewhere(p.log):
+                    await self.shards.maintain(t, p.id, "purge")
 
     # -- topics ----------------------------------------------------------------------------
     async def create_topic(self, stream: Identifier, name: str, partitions_count: int,
@@ -247,12 +261,17 @@ class MetadataService:
         if self.cluster is not None:
             await self.cluster.delete_segments(t.stream_id, t.id, p.id, count)
             return
+        if self.shards is not None and elsewhere(p.log):
+            await self.shards.maintain(t, p.id, "delete_segments", count)
+            return
         p.log.delete_oldest(count)
 
     async def delete_records(self, t: Topic, partition_id: int, offset: int) -> int:
         """Raise a partition's log start offset to `offset` (Kafka DeleteRecords): records
         below it are no longer readable through either door. Returns the new start offset."""
         p = self.partition(t, partition_id)
+        if self.shards is not None and elsewhere(p.log):
+            return await self.shards.maintain(t, p.id, "delete_records", offset)
         if not 0 <= offset <= p.log.next_offset:
             raise IggyError(ErrorCode.INVALID_OFFSET,
                             f"offset {offset} is outside 0..{p.log.next_offset}")

@@ -71,9 +71,9 @@ class PartitionFiles:
     # -- opening and creating -------------------------------------------------------------
     def attach(self, topic: Topic, p: Partition) -> None:
         """Open (recovering) a partition's log and offsets store; a partition another shard
-        owns gets the `ELSEWHERE` stand-in instead."""
+        owns gets an `ElsewhereLog` stand-in instead."""
         if self.owns is not None and not self.owns(topic.stream_id, topic.id, p.id):
-            p.log = ELSEWHERE
+            p.log = cast(PartitionLog, ElsewhereLog())  # typed as a log: see `elsewhere`
             return
         path = self.path(topic.stream_id, topic.id, p.id)
         remote = self.remote(topic, p, path) if self.remote is not None else None
@@ -137,7 +137,7 @@ class PartitionFiles:
     def detach(self, topic: Topic, parts: Sequence[Partition]) -> None:
         """Delete partitions' files (a user's delete command)."""
         for p in parts:
-            if p.log is not None and p.log is not ELSEWHERE:
+            if p.log is not None and not elsewhere(p.log):
                 p.log.destroy()
             self.offsets.pop((topic.stream_id, topic.id, p.id), None)
 
@@ -150,10 +150,14 @@ class PartitionFiles:
             shutil.rmtree(self.path(stream_id, topic_id, 0).parent.parent, ignore_errors=True)
 
     def purge(self, t: Topic) -> None:
+        """Purge the partitions this process owns (the others are their owners' to purge)."""
         for p in t.partitions:
-            if p.log is not ELSEWHERE:  # its owner purges it (docs/sharding.md: left out)
-                p.log.purge()
-                self.offsets_of(t, p.id).clear()
+            if not elsewhere(p.log):
+                self.purge_partition(t, p.id)
+
+    def purge_partition(self, t: Topic, partition_id: int) -> None:
+        t.partitions[partition_id].log.purge()
+        self.offsets_of(t, partition_id).clear()
 
     def set_aside(self, path: Path, why: str) -> None:
         """Move a directory metadata does not account for to lost+found (an empty tree, which
@@ -191,7 +195,7 @@ class PartitionFiles:
         for s in streams.values():
             for t in s.topics.values():
                 for p in t.partitions:
-                    if p.log is not None and p.log is not ELSEWHERE:
+                    if p.log is not None and not elsewhere(p.log):
                         yield t, p.log
 
     def close(self, streams: dict[int, Stream]) -> None:
@@ -204,18 +208,22 @@ class PartitionFiles:
 
 class ElsewhereLog:
     """Stands in for the log of a partition another shard process owns (docs/sharding.md):
-    the data paths forward before reaching it; statistics read as empty and maintenance
-    passes skip it; an operation that is not forwarded yet fails with PartitionNotFound
-    (never a silent success: a flush here would claim a durability it did not give)."""
+    the data and maintenance paths forward before reaching it (`elsewhere`); its statistics
+    are the owner's as last asked for (`DataService.refresh_stats`), zeros before; a pass over
+    local logs skips it; an operation not forwarded fails with PartitionNotFound (never a
+    silent success: a flush here would claim a durability it did not give)."""
 
-    next_offset = start_offset = size_bytes = messages_count = segments_count = 0
+    def __init__(self) -> None:
+        self.next_offset = self.start_offset = self.size_bytes = 0
+        self.messages_count = self.segments_count = 0
+
     segments: tuple[()] = ()
     tiered: tuple[()] = ()
 
     @staticmethod
     def _elsewhere(*args: object, **kwargs: object) -> NoReturn:
         raise IggyError(ErrorCode.PARTITION_NOT_FOUND, "the partition is served by another "
-                        "shard process, which this request is not forwarded to yet")
+                        "shard process, which this request is not forwarded to")
 
     sync = delete_oldest = advance_start = purge = read = read_async = _elsewhere
     batch_heads = offset_for_timestamp_async = append_iggy = append_kafka = _elsewhere
@@ -233,5 +241,6 @@ class ElsewhereLog:
         pass
 
 
-# typed as a log: the paths that check `p.log is ELSEWHERE` forward; the others read zeros
-ELSEWHERE = cast(PartitionLog, ElsewhereLog())
+def elsewhere(plog: PartitionLog | None) -> bool:
+    """Whether a partition's log is another shard process's (an `ElsewhereLog`)."""
+    return isinstance(plog, ElsewhereLog)

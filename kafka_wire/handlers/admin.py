@@ -288,7 +288,9 @@ async def delete_records(conn: Connection, req: dict, version: int) -> dict:
             elif t is None or not 0 <= index < len(t.partitions):
                 out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
-                hw = server.engine.data.watermarks(t, index)[1]
+                shards = server.shards  # another shard's partition: its owner's watermark
+                hw = (await shards.end_offset(t, index) if shards is not None
+                      and shards.remote(t, index) else server.engine.data.watermarks(t, index)[1])
                 if offset == HIGH_WATERMARK:
                     offset = hw
                 if not 0 <= offset <= hw:

@@ -57,15 +57,15 @@ async def delete_group(ctx: Context, r: Reader) -> bytes:
     return b""
 
 
-def join_group(ctx: Context, r: Reader) -> bytes:
+async def join_group(ctx: Context, r: Reader) -> bytes:
     t, ident = _group(ctx, r)
-    ctx.engine.consumers.join_group(t.stream_id, t.id, ident, ctx.session.client_id)
+    await ctx.engine.consumers.join(t.stream_id, t.id, ident, ctx.session.client_id)
     return b""
 
 
-def leave_group(ctx: Context, r: Reader) -> bytes:
+async def leave_group(ctx: Context, r: Reader) -> bytes:
     t, ident = _group(ctx, r)
-    ctx.engine.consumers.leave_group(t.stream_id, t.id, ident, ctx.session.client_id)
+    await ctx.engine.consumers.leave(t.stream_id, t.id, ident, ctx.session.client_id)
     return b""
 
 

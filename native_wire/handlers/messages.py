@@ -98,7 +98,7 @@ def _classic_group_partition(ctx: Context, stream_id: int, topic_id: int,
     return owned[turn % len(owned)]
 
 
-def flush_unsaved_buffer(ctx: Context, r: Reader) -> bytes:
+async def flush_unsaved_buffer(ctx: Context, r: Reader) -> bytes:
     ctx.session.require_user()
     if not ctx.classic:
         raise IggyError(ErrorCode.FEATURE_UNAVAILABLE, "every append is written at once")
@@ -111,5 +111,5 @@ def flush_unsaved_buffer(ctx: Context, r: Reader) -> bytes:
     perm.ensure(perm.send_messages(ctx.user, t.stream_id, t.id))
     ctx.engine.metadata.partition(t, partition_id)  # it must exist
     if fsync:
-        ctx.engine.data.flush(t, partition_id)
+        await ctx.engine.data.flush_async(t, partition_id)
     return b""

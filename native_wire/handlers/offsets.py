@@ -19,26 +19,22 @@ def _target(ctx: Context, r: Reader) -> tuple[int, Identifier, Topic, int | None
     return kind, consumer, t, p.decode_optional_partition(r)
 
 
-def get_offset(ctx: Context, r: Reader) -> bytes:
+async def get_offset(ctx: Context, r: Reader) -> bytes:
     kind, consumer, t, partition_id = _target(ctx, r)
     r.done()
-    found = ctx.engine.consumers.get_offset(kind, consumer, t.stream_id, t.id, partition_id)
+    found = await ctx.engine.consumers.get_offset_async(kind, consumer, t.stream_id, t.id,
+                                                        partition_id)
     return b"" if found is None else rsp.encode_consumer_offset(*found)
 
 
-def _classic_checks(ctx: Context, kind: int, consumer: Identifier, t: Topic,
-                    partition_id: int | None,
-                    offset: int | None = None) -> None:
-    """What the 0.8 server refuses: a group offset written by a non-member (5006), an offset
-    beyond the partition's newest one or on a partition that never held a message (4100)."""
+def _classic_checks(ctx: Context, kind: int, consumer: Identifier, t: Topic) -> None:
+    """What the 0.8 server refuses: a group offset written by a non-member (5006); an offset
+    beyond the partition's newest one or on a partition that never held a message (4100) is
+    refused by `store_offset(require_messages=True)`, on the partition's owner."""
     group = ctx.engine.consumers.group(t.stream_id, t.id, consumer) \
         if kind == CONSUMER_GROUP else None
     if group is not None and ctx.session.member_id not in group.members:
         raise IggyError(ErrorCode.CONSUMER_GROUP_MEMBER_NOT_FOUND, "not a member")
-    if offset is not None:
-        part = ctx.engine.metadata.partition(t, partition_id or 0)
-        if ctx.engine.data.watermarks(t, part.id)[1] == 0 or offset > part.current_offset:
-            raise IggyError(ErrorCode.INVALID_OFFSET, f"invalid offset {offset}")
 
 
 async def store_offset(ctx: Context, r: Reader) -> bytes:
@@ -48,8 +44,9 @@ async def store_offset(ctx: Context, r: Reader) -> bytes:
         r.u8()  # ack level: every store is written before the reply
     r.done()
     if ctx.classic:
-        _classic_checks(ctx, kind, consumer, t, partition_id, offset)
-    await ctx.engine.consumers.store_offset(kind, consumer, t.stream_id, t.id, partition_id, offset)
+        _classic_checks(ctx, kind, consumer, t)
+    await ctx.engine.consumers.store_offset(kind, consumer, t.stream_id, t.id, partition_id,
+                                            offset, require_messages=ctx.classic)
     return b""
 
 
@@ -59,6 +56,6 @@ async def delete_offset(ctx: Context, r: Reader) -> bytes:
         r.u8()
     r.done()
     if ctx.classic:
-        _classic_checks(ctx, kind, consumer, t, partition_id)
+        _classic_checks(ctx, kind, consumer, t)
     await ctx.engine.consumers.delete_offset(kind, consumer, t.stream_id, t.id, partition_id)
     return b""

@@ -25,6 +25,7 @@ async def get_stream(ctx: Context, r: Reader) -> bytes:
     if s is None:
         return b""
     perm.ensure(perm.read_stream(ctx.user, s.id))
+    await ctx.engine.data.refresh_stats()  # sizes of other shards' partitions (pyggy/shards)
     return _details(ctx, s)
 
 
@@ -32,6 +33,7 @@ async def get_streams(ctx: Context, r: Reader) -> bytes:
     r.done()
     await read_fence(ctx.engine.cluster)
     perm.ensure(perm.read_streams(ctx.user))  # as Iggy: per-stream rights do not list all
+    await ctx.engine.data.refresh_stats()
     streams = ctx.engine.metadata.streams()
     if ctx.classic:
         return rsp.encode_streams_classic(streams)

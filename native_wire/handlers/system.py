@@ -36,8 +36,9 @@ def _memory() -> tuple[int, int, int]:
     return rss, total, available
 
 
-def get_stats(ctx: Context, r: Reader) -> bytes:
+async def get_stats(ctx: Context, r: Reader) -> bytes:
     perm.ensure(perm.read_servers(ctx.user))
+    await ctx.engine.data.refresh_stats()  # other shards' partitions and bytes (pyggy/shards)
     return rsp.encode_stats(_stats(ctx))
 
 
@@ -46,8 +47,9 @@ def _stats(ctx: Context) -> rsp.Stats:
 
 
 def stats(engine: LogEngine, node: NodeInfo, clients_count: int) -> rsp.Stats:
-    """GET_STATS values (also the HTTP door's `/stats`)."""
-    c = engine.counts()
+    """GET_STATS values (also the HTTP door's `/stats`); in a sharded server the caller has
+    refreshed the other shards' figures (`DataService.refresh_stats`)."""
+    c, io = engine.counts(), engine.data.stats
     rss, total, available = _memory()
     disk = shutil.disk_usage(engine.root)
     # whole-second precision, as the SDK documents `start_time`/`run_time` (Iggy reads both
@@ -61,8 +63,8 @@ def stats(engine: LogEngine, node: NodeInfo, clients_count: int) -> rsp.Stats:
     return rsp.Stats(
         process_id=os.getpid(), memory_usage=rss, total_memory=total,
         available_memory=available, run_time=run_time,
-        start_time=start, read_bytes=engine.data.stats.read_bytes,
-        written_bytes=engine.data.stats.written_bytes, messages_size_bytes=c["size"],
+        start_time=start, read_bytes=engine.data.stats.read_bytes + io.elsewhere_read,
+        written_bytes=io.written_bytes + io.elsewhere_written, messages_size_bytes=c["size"],
         streams_count=c["streams"], topics_count=c["topics"],
         partitions_count=c["partitions"], segments_count=c["segments"],
         messages_count=c["messages"], clients_count=clients_count,

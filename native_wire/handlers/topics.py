@@ -46,6 +46,7 @@ async def get_topic(ctx: Context, r: Reader) -> bytes:
     if t is None:
         return b""
     perm.ensure(perm.read_topic(ctx.user, t.stream_id, t.id))
+    await ctx.engine.data.refresh_stats(t)  # sizes of other shards' partitions (pyggy/shards)
     return _details(ctx, t)
 
 
@@ -55,6 +56,7 @@ async def get_topics(ctx: Context, r: Reader) -> bytes:
     await read_fence(ctx.engine.cluster)
     s = ctx.engine.metadata.stream(ident)
     perm.ensure(perm.read_stream(ctx.user, s.id))
+    await ctx.engine.data.refresh_stats()
     topics = ctx.engine.metadata.topics(s.id)
     return rsp.encode_topics_classic(topics) if ctx.classic else rsp.encode_topics(topics)
 

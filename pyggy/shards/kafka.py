@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from typing import Any, cast
 
-from pyggy.core.engine.partitions import ELSEWHERE
+from pyggy.core.engine.partitions import elsewhere
 from pyggy.core.model import Topic
 from pyggy.kafka_wire.context import Connection, KafkaServer
 from pyggy.kafka_wire.handlers import fetch, list_offsets, produce
@@ -38,10 +38,14 @@ class KafkaForward:
     def __init__(self, rt: ShardRuntime, server: KafkaServer) -> None:
         self.rt, self.server = rt, server
         self.brokers: list[tuple[int, str, int]] = []
+        self.first = rt.index == 0
         rt.kafka = server
 
+    async def caught_up(self) -> None:
+        await self.rt.caught_up()
+
     def remote(self, t: Topic, index: int) -> bool:
-        return 0 <= index < len(t.partitions) and t.partitions[index].log is ELSEWHERE
+        return 0 <= index < len(t.partitions) and elsewhere(t.partitions[index].log)
 
     def owner(self, t: Topic, index: int) -> int:
         return rule.owner(t.stream_id, t.id, index, self.rt.count)

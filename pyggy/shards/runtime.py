@@ -10,6 +10,10 @@ Every shard opens only the partitions `rule.owner` gives it and listens on the s
 - a metadata command proposed on shard k > 0 is sent to shard 0, which logs and applies it
   and broadcasts it (APPLY, numbered) to every other shard, which applies it in that order;
   the proposer answers once it applied its own command;
+- Iggy consumer-group membership is shard 0's too: a join or leave on shard k > 0 is done
+  there, and the group's new membership goes to every shard in the same numbered broadcast,
+  so a membership is seen in the same order as the metadata commands that rebalance it;
+- a consumer-offset request for another shard's partition is done by its owner;
 - a shard exiting, or a channel to shard 0 closing, stops the whole server.
 """
 
@@ -28,10 +32,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from pyggy.core.engine import LogEngine, PollResult
-from pyggy.core.engine.partitions import ELSEWHERE
+from pyggy.core.engine.consumers import OffsetAnswer
+from pyggy.core.engine.partitions import elsewhere
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.metadata.commands import MetadataCommand
-from pyggy.core.model import Identifier, Topic
+from pyggy.core.model import ConsumerGroup, Identifier, Topic
+from pyggy.core.records import kafka_batch
 
 from . import rule
 from .channel import Channel, Reply, connect
@@ -65,6 +71,7 @@ class ShardRuntime:
         self.seq = 0
         self.results: collections.OrderedDict[int, object] = collections.OrderedDict()
         self.waiting: dict[int, asyncio.Future[object]] = {}
+        self.background: set[asyncio.Task[None]] = set()  # group leaves of ended sessions
         # shard 0: the children, and the barrier their `ready` requests wait at
         self.children: list[asyncio.subprocess.Process] = []
         self.ready: set[int] = set()
@@ -104,19 +111,25 @@ class ShardRuntime:
 
     def attach(self, engine: LogEngine) -> None:
         """After `engine.open`: forward what another shard owns, route metadata via shard 0."""
-        engine.data.shards = self
+        engine.data.shards = engine.consumers.owners = engine.metadata.shards = self
         if self.index == 0:
             apply = engine.commands.applier
 
             def apply_and_broadcast(cmd: MetadataCommand) -> object:
                 result = apply(cmd)
-                self.seq += 1
-                for channel in self.out.values():
-                    channel.send_apply({"seq": self.seq, "cmd": cmd})
+                self.broadcast({"cmd": cmd})
                 return result
             engine.commands.applier = apply_and_broadcast
+            engine.consumers.changed = self._members_changed
         else:
             engine.commands.consensus = self._propose
+            engine.consumers.route = self
+
+    def broadcast(self, entry: dict[str, Any]) -> None:
+        """Shard 0: the next numbered entry to every other shard (they apply it in order)."""
+        self.seq += 1
+        for channel in self.out.values():
+            channel.send_apply({"seq": self.seq, **entry})
 
     async def start(self) -> None:
         """Listen on this shard's socket (the directory exists: shard 0 made it)."""
@@ -172,12 +185,20 @@ class ShardRuntime:
     async def _propose(self, cmd: MetadataCommand) -> object:
         """Shard k > 0: shard 0 logs and broadcasts `cmd`; the result of applying it here."""
         reply, _ = await self.call(0, {"op": "propose", "cmd": cmd})
-        seq = int(reply["seq"])
+        return await self._applied(int(reply["seq"]))
+
+    async def _applied(self, seq: int) -> object:
+        """Shard k > 0: once broadcast entry `seq` is applied here, its result (raised if an
+        IggyError)."""
+        if seq <= self.seq and seq not in self.results:
+            return None  # applied, its result dropped or none: a membership entry
         if seq in self.results:
             result = self.results[seq]
         else:
-            fut = self.waiting[seq] = asyncio.get_running_loop().create_future()
-            result = await fut
+            fut = self.waiting.get(seq)  # several may wait for one entry (a no-op change)
+            if fut is None:
+                fut = self.waiting[seq] = asyncio.get_running_loop().create_future()
+            result = await asyncio.shield(fut)
         if isinstance(result, IggyError):
             raise result
         return result
@@ -193,9 +214,14 @@ class ShardRuntime:
             self.stop.set()
             return
         self.seq = seq
-        result: object
+        result: object = None
         try:
-            result = self.engine.commands.applier(cast(MetadataCommand, meta["cmd"]))
+            if "cmd" in meta:
+                result = self.engine.commands.applier(cast(MetadataCommand, meta["cmd"]))
+            else:
+                s, t, g, generation, members = meta["members"]
+                self.engine.consumers.set_members(int(s), int(t), int(g), int(generation),
+                                                  [(int(m), parts) for m, parts in members])
         except IggyError as e:  # shard 0 applied it to the same state: this is a bug
             log.error("shard %d: metadata entry %d failed here: %s", self.index, seq, e)
             result = e
@@ -206,6 +232,74 @@ class ShardRuntime:
             self.results[seq] = result
             while len(self.results) > RECENT:
                 self.results.popitem(last=False)
+
+    # -- Iggy consumer groups and offsets (core/engine/consumers.py GroupRoute) --------------
+    def _members_changed(self, t: Topic, g: ConsumerGroup) -> None:
+        """Shard 0 changed a group's membership: every shard takes it, in order."""
+        self.broadcast({"members": [t.stream_id, t.id, g.id, g.generation,
+                                    [[m.id, m.partitions] for m in g.members.values()]]})
+
+    async def members(self, op: str, t: Topic, group_id: int, member_id: int) -> None:
+        reply, _ = await self.call(0, {"op": "iggy_members", "change": op, "stream": t.stream_id,
+                                       "topic": t.id, "group": group_id, "member": member_id})
+        await self._applied(int(reply["seq"]))
+
+    def gone(self, member_id: int) -> None:
+        async def leave() -> None:
+            with contextlib.suppress(IggyError):  # the server is stopping
+                await self.call(0, {"op": "iggy_members", "change": "gone",
+                                    "member": member_id})
+        task = asyncio.get_running_loop().create_task(leave())
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def offset(self, t: Topic, partition_id: int, op: str, kind: int,
+                     consumer: Identifier, args: dict[str, Any]) -> OffsetAnswer:
+        reply, _ = await self.owner_call(t, partition_id, {
+            "op": "iggy_offset", "do": op, "kind": kind, "consumer": consumer, **args})
+        found = reply.get("found")
+        return None if found is None else (int(found[0]), int(found[1]), int(found[2]))
+
+    async def append_kafka(self, t: Topic, partition_id: int, batch: Buffer,
+                           log_append_time: bool) -> int:
+        reply, _ = await self.owner_call(t, partition_id, {
+            "op": "kafka_append", "log_append_time": log_append_time}, batch)
+        return int(reply["base"])
+
+    async def caught_up(self) -> None:
+        """Shard k > 0: until every broadcast entry shard 0 had sent when asked is applied."""
+        if self.index:
+            reply, _ = await self.call(0, {"op": "seq"})
+            await self._applied(int(reply["seq"]))
+
+    # -- maintenance and statistics of partitions (core/engine/metadata.py, data.py) ---------
+    async def maintain(self, t: Topic, partition_id: int, op: str, arg: int = 0) -> int:
+        reply, _ = await self.owner_call(t, partition_id, {"op": "iggy_maintain", "do": op,
+                                                           "arg": arg})
+        return int(reply["result"])
+
+    async def refresh_stats(self, t: Topic | None) -> None:
+        """Every other shard's figures of the partitions it owns (of `t`, or all) into their
+        stand-ins here: one request per shard, asked at once."""
+        assert self.engine is not None
+        ask: dict[str, Any] = {"op": "stats"}
+        if t is not None:
+            ask.update(stream=t.stream_id, topic=t.id)
+        replies = await asyncio.gather(*(self.call(peer, dict(ask)) for peer in
+                                         range(self.count) if peer != self.index))
+        read = written = 0
+        for reply, _ in replies:
+            read, written = read + int(reply["read"]), written + int(reply["written"])
+            for s, tid, pid, *figures in reply["parts"]:
+                topic = self.engine.metadata.get_topic(int(s), int(tid))
+                if topic is None or not 0 <= pid < len(topic.partitions):
+                    continue  # deleted meanwhile
+                plog = topic.partitions[pid].log
+                if elsewhere(plog):
+                    (plog.next_offset, plog.start_offset, plog.size_bytes,
+                     plog.messages_count, plog.segments_count) = figures
+        self.engine.data.stats.elsewhere_read = read
+        self.engine.data.stats.elsewhere_written = written
 
     # -- requests from other shards --------------------------------------------------------
     async def handle(self, meta: dict[str, Any], payload: memoryview) -> Reply:
@@ -218,7 +312,7 @@ class ShardRuntime:
         assert self.engine is not None
         t = self.engine.metadata.topic(int(meta["stream"]), int(meta["topic"]))
         pid = int(meta["partition"])
-        if not 0 <= pid < len(t.partitions) or t.partitions[pid].log is ELSEWHERE:
+        if not 0 <= pid < len(t.partitions) or elsewhere(t.partitions[pid].log):
             raise IggyError(ErrorCode.PARTITION_NOT_FOUND, f"partition {pid} not on shard "
                             f"{self.index}")
         return t
@@ -358,6 +452,92 @@ async def _iggy_poll(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> R
     return {"current": result.current_offset, "count": result.count}, result.chunks
 
 
+async def _iggy_members(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply:
+    """Shard 0: a group membership change asked by another shard (broadcast on change)."""
+    assert rt.engine is not None and rt.index == 0
+    consumers, member = rt.engine.consumers, int(meta["member"])
+    change = meta["change"]
+    if change == "gone":
+        consumers.member_gone(member)
+    else:
+        stream, topic, group = int(meta["stream"]), int(meta["topic"]), int(meta["group"])
+        if change == "join":
+            consumers.join_group(stream, topic, group, member)
+        else:
+            consumers.leave_group(stream, topic, group, member)
+    return {"seq": rt.seq}, b""
+
+
+async def _iggy_offset(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply:
+    """The owner of a partition: a consumer-offset request another shard received."""
+    assert rt.engine is not None
+    t = rt.topic(meta)
+    consumers, pid = rt.engine.consumers, int(meta["partition"])
+    kind, consumer, op = int(meta["kind"]), meta["consumer"], meta["do"]
+    if op == "get":
+        return {"found": consumers.get_offset(kind, consumer, t.stream_id, t.id, pid)}, b""
+    if op == "store":
+        await consumers.store_offset(kind, consumer, t.stream_id, t.id, pid,
+                                     int(meta["offset"]), bool(meta["require_messages"]))
+    else:
+        await consumers.delete_offset(kind, consumer, t.stream_id, t.id, pid)
+    return {}, b""
+
+
+async def _iggy_maintain(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply:
+    """The owner of a partition: purge, delete segments or records, or fsync it."""
+    assert rt.engine is not None
+    t = rt.topic(meta)
+    pid, op, arg, result = int(meta["partition"]), meta["do"], int(meta["arg"]), 0
+    if op == "purge":
+        rt.engine.files.purge_partition(t, pid)
+    elif op == "delete_segments":
+        await rt.engine.metadata.delete_segments(t.stream_id, t.id, pid, arg)
+    elif op == "delete_records":
+        result = await rt.engine.metadata.delete_records(t, pid, arg)
+    elif op == "flush":
+        rt.engine.data.flush(t, pid)
+    else:
+        raise IggyError(ErrorCode.INVALID_COMMAND, f"unknown maintenance {op}")
+    return {"result": result}, b""
+
+
+async def _stats(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply:
+    """This shard's figures of the partitions it owns (of one topic, or all): next offset,
+    start offset, bytes, messages, segments; and the bytes it read and wrote."""
+    assert rt.engine is not None
+    metadata = rt.engine.metadata
+    if "topic" in meta:
+        one = metadata.get_topic(int(meta["stream"]), int(meta["topic"]))
+        topics = [] if one is None else [one]
+    else:
+        topics = metadata.all_topics()
+    parts = [[t.stream_id, t.id, p.id, p.log.next_offset, p.log.start_offset,
+              p.log.size_bytes, p.log.messages_count, p.log.segments_count]
+             for t in topics for p in t.partitions if not elsewhere(p.log)]
+    stats = rt.engine.data.stats
+    return {"parts": parts, "read": stats.read_bytes, "written": stats.written_bytes}, b""
+
+
+async def _seq(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply:
+    """Shard 0: the number of the last entry it broadcast."""
+    return {"seq": rt.seq}, b""
+
+
+async def _kafka_append(rt: ShardRuntime, meta: dict[str, Any], payload: memoryview) -> Reply:
+    """The owner of a partition: a Kafka batch another shard made (a transaction marker),
+    checked here as any batch is, then stored."""
+    assert rt.engine is not None
+    t = rt.topic(meta)
+    try:
+        info = kafka_batch.validate_batch(payload)
+    except kafka_batch.KafkaBatchError as e:
+        raise IggyError(ErrorCode.INVALID_FORMAT, str(e)) from None
+    base = await rt.engine.data.append_kafka(t, int(meta["partition"]), payload, info,
+                                             bool(meta["log_append_time"]))
+    return {"base": base}, b""
+
+
 Op = Callable[[ShardRuntime, dict[str, Any], memoryview], Awaitable[Reply]]
 OPS: dict[str, Op] = {
     "ready": _ready,
@@ -365,6 +545,12 @@ OPS: dict[str, Op] = {
     "propose": _propose,
     "iggy_append": _iggy_append,
     "iggy_poll": _iggy_poll,
+    "iggy_members": _iggy_members,
+    "iggy_offset": _iggy_offset,
+    "iggy_maintain": _iggy_maintain,
+    "stats": _stats,
+    "seq": _seq,
+    "kafka_append": _kafka_append,
 }
 
 

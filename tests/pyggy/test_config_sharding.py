@@ -10,13 +10,14 @@ import pytest
 from pyggy.config import ConfigError, _validate_sharding, load_config, shard_count, validate
 
 
-def test_one_shard_by_default() -> None:
+def test_auto_by_default() -> None:
     c = load_config(None, {})
-    assert c.system.sharding.shards == 1
+    assert c.system.sharding.shards == 0
     assert c.system.sharding.kafka_broker_per_shard is True
     assert load_config(None, {"IGGY_SYSTEM_SHARDING_KAFKA_BROKER_PER_SHARD": "false"}
                        ).system.sharding.kafka_broker_per_shard is False
-    assert shard_count(c, cores=64) == 1
+    assert (shard_count(c, cores=2), shard_count(c, cores=64)) == (1, 64)
+    assert load_config(None, {"IGGY_SYSTEM_SHARDING_SHARDS": "1"}).system.sharding.shards == 1
 
 
 def test_toml_and_environment(tmp_path: Path) -> None:
@@ -42,7 +43,7 @@ def test_out_of_range(value: str) -> None:
         validate(load_config(None, {"IGGY_SYSTEM_SHARDING_SHARDS": value}))
 
 
-def test_refused_with_the_archiver_and_auto_stays_one_in_a_cluster(tmp_path: Path) -> None:
+def test_refused_with_the_archiver_and_auto_is_one_with_it_or_a_cluster(tmp_path: Path) -> None:
     env = {"IGGY_SYSTEM_SHARDING_SHARDS": "2",
            "IGGY_DATA_MAINTENANCE_ARCHIVER_ENABLED": "true",
            "IGGY_DATA_MAINTENANCE_ARCHIVER_DISK_PATH": str(tmp_path)}
@@ -50,6 +51,10 @@ def test_refused_with_the_archiver_and_auto_stays_one_in_a_cluster(tmp_path: Pat
         validate(load_config(None, env))
     c = load_config(None, {"IGGY_SYSTEM_SHARDING_SHARDS": "0"})
     c.cluster.enabled = True
+    assert shard_count(c, cores=8) == 1
+    # ... and with the archiver: auto is one shard, not a refusal
+    c = load_config(None, {k: v for k, v in env.items() if "SHARDS" not in k})
+    validate(c)
     assert shard_count(c, cores=8) == 1
 
 

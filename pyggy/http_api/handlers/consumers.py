@@ -24,8 +24,8 @@ async def get_offset(c: Call) -> Answer:
     t = _polled_topic(c)
     q = c.query
     partition_id = q.integer("partition_id", 0, hi=0xFFFF_FFFF)
-    found = c.engine.consumers.get_offset(CONSUMER, consumer_id(q), t.stream_id, t.id,
-                                          partition_id)
+    found = await c.engine.consumers.get_offset_async(CONSUMER, consumer_id(q), t.stream_id,
+                                                      t.id, partition_id)
     if found is None:
         raise IggyError(ErrorCode.CONSUMER_OFFSET_NOT_FOUND, "no stored offset")
     pid, current, stored = found

@@ -50,12 +50,14 @@ def _options(b: Fields) -> list[tuple[str, int, bytes]]:
 # -- streams -----------------------------------------------------------------------------------
 async def get_streams(c: Call) -> Answer:
     perm.ensure(perm.read_streams(c.user))
+    await c.engine.data.refresh_stats()  # sizes of other shards' partitions (pyggy/shards)
     return [views.stream(s) for s in c.engine.metadata.streams()]
 
 
 async def get_stream(c: Call) -> Answer:
     s = c.engine.metadata.stream(c.ident("stream_id"))
     perm.ensure(perm.read_stream(c.user, s.id))
+    await c.engine.data.refresh_stats()
     return views.stream(s, details=True)
 
 
@@ -101,12 +103,14 @@ def managed_topic(c: Call) -> Topic:
 async def get_topics(c: Call) -> Answer:
     s = c.engine.metadata.stream(c.ident("stream_id"))
     perm.ensure(perm.read_stream(c.user, s.id))
+    await c.engine.data.refresh_stats()
     return [views.topic(t) for t in c.engine.metadata.topics(s.id)]
 
 
 async def get_topic(c: Call) -> Answer:
     t = topic_of(c)
     perm.ensure(perm.read_topic(c.user, t.stream_id, t.id))
+    await c.engine.data.refresh_stats(t)
     return views.topic(t, details=True)
 
 

@@ -19,6 +19,7 @@ async def ping(c: Call) -> Answer:
 
 async def stats(c: Call) -> Answer:
     perm.ensure(perm.read_servers(c.user))
+    await c.engine.data.refresh_stats()  # other shards' partitions and bytes (pyggy/shards)
     s = native_stats(c.engine, c.server.native.node, len(c.server.native.sessions))
     out = dataclasses.asdict(s)
     out["cache_metrics"] = {}

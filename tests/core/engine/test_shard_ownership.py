@@ -1,5 +1,5 @@
 """The engine's part of sharding (docs/sharding.md): a process opens only the partitions it
-owns (the others get the ELSEWHERE stand-in), and a shard other than 0 applies metadata
+owns (the others get an ElsewhereLog stand-in), and a shard other than 0 applies metadata
 without writing the state log or touching directories. The processes, forwarding and the
 broadcast: tests/pyggy/shards."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from pyggy.core.engine import LogEngine
-from pyggy.core.engine.partitions import ELSEWHERE
+from pyggy.core.engine.partitions import elsewhere
 from pyggy.core.errors import ErrorCode, IggyError
 
 
@@ -28,7 +28,7 @@ def test_only_owned_partitions_are_opened_and_the_others_are_refused(tmp_path: P
     e.open(("iggy", "iggy"))
     t = asyncio.run(e.metadata.create_topic(
         asyncio.run(e.metadata.create_stream("s")).id, "t", 4))
-    assert [p.log is ELSEWHERE for p in t.partitions] == [False, True, False, True]
+    assert [elsewhere(p.log) for p in t.partitions] == [False, True, False, True]
     # shard 0 makes every partition's directory: the owner opens it
     assert all(e.files.path(t.stream_id, t.id, p).is_dir() for p in range(4))
     assert [plog for _, plog in e.files.logs(e.commands.meta.streams)] == \
@@ -60,8 +60,8 @@ def test_a_follower_shard_applies_without_logging_or_making_directories(tmp_path
     leader_topic = leader.commands.applier(dict(tcmd))
     topic = follower.commands.applier(dict(tcmd))
     assert leader.state.size > size and follower.state.size == size  # follower logs nothing
-    assert [p.log is ELSEWHERE for p in topic.partitions] == [True, False]
-    assert [p.log is ELSEWHERE for p in leader_topic.partitions] == [False, True]
+    assert [elsewhere(p.log) for p in topic.partitions] == [True, False]
+    assert [elsewhere(p.log) for p in leader_topic.partitions] == [False, True]
     # deleting: the follower closes what it owns and leaves the directories to shard 0
     follower.commands.applier({"type": "delete_topic", "stream_id": 0, "topic_id": 0})
     assert leader.files.path(0, 0, 0).is_dir()
