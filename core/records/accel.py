@@ -38,6 +38,10 @@ class Walks(Protocol):
     def kafka_walk(self, buf: Buffer, pos: int, count: int, /) -> bool: ...
 
 
+_NAMES = ("iggy_validate", "iggy_frame_sums", "iggy_stamp", "iggy_select", "classic_to_batch",
+          "classic_poll", "kafka_walk")
+
+
 def _load() -> Walks | None:
     if os.environ.get("PYGGY_PURE_PYTHON"):
         return None
@@ -45,6 +49,8 @@ def _load() -> Walks | None:
         from pyggy.core.records import _walks
     except ImportError:
         return None
+    if not all(hasattr(_walks, name) for name in _NAMES):
+        return None  # built from an older _walks.c than these modules call (rebuild it)
     return _walks
 
 
