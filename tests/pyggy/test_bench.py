@@ -80,8 +80,9 @@ def test_native_send_poll_lockstep_and_pipelined(pyggy_server: PyggyServer,
                                                  in_flight: int) -> None:
     """pyggy's lean client with requests kept on the wire: every batch is stored once, in
     order, and polled back whole (the counts are checked by the client too)."""
-    from pyggy.bench.native import native_send_poll
     from pyggy.core.records import iggy_batch
+
+    from pyggy.bench.native import native_send_poll
     from pyggy.native_client import NativeClient
 
     sent, polled = native_send_poll(pyggy_server.tcp_address, 7, 50, 100,
@@ -107,6 +108,7 @@ def test_a_batch_bigger_than_the_socket_buffers_goes_out_whole(
     client's sendmsg takes each only in parts (its timeout makes the socket non-blocking);
     every byte must still arrive, as the stored offsets show."""
     from pyggy.core.records import iggy_batch
+
     from pyggy.native_client import NativeClient
 
     c = NativeClient(pyggy_server.tcp_address)
