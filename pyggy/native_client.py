@@ -61,6 +61,13 @@ class NativeClient:
     def call(self, code: int, body: bytes | bytearray | memoryview = b"", *,
              operation: int | None = None, parts: list | None = None) -> memoryview:
         """Send one request; return the reply body (a view valid until the next call)."""
+        self.write(code, body, operation=operation, parts=parts)
+        return self.read_reply()
+
+    def write(self, code: int, body: bytes | bytearray | memoryview = b"", *,
+              operation: int | None = None, parts: list | None = None) -> None:
+        """Send one request without waiting for its reply (:meth:`read_reply` reads the replies
+        in request order: the server answers a connection's requests one at a time)."""
         op = operation
         total = body if parts is None else b""
         size = len(body) if parts is None else sum(len(p) for p in parts)
@@ -72,9 +79,25 @@ class NativeClient:
             header = bytearray(frames.build_request(code, total, client=self.client, request=0,
                                                     operation=Operation.REGISTER,
                                                     checksum=True))[:frames.HEADER_SIZE]
-        self.sock.sendmsg([header, *(parts if parts is not None else [body])])
+        self._send_all([header, *(parts if parts is not None else [body])])
         if operation not in (Operation.REGISTER,):
             self.request += 1
+
+    def _send_all(self, buffers: list) -> None:
+        """sendmsg until every byte is out: with a timeout set the socket is non-blocking
+        underneath, and one sendmsg of a big batch may take only part of it."""
+        views = [memoryview(b).cast("B") for b in buffers]
+        while views:
+            sent = self.sock.sendmsg(views)
+            while views and sent >= len(views[0]):
+                sent -= len(views[0])
+                views.pop(0)
+            if views and sent:
+                views[0] = views[0][sent:]
+
+    def read_reply(self) -> memoryview:
+        """The next reply's body (a view valid until the next read); raises NativeError for
+        an error status."""
         head = bytes(self._recv_exact(frames.HEADER_SIZE))
         command, size, status = frames.parse_reply_header(head)
         body_view = self._recv_exact(size - frames.HEADER_SIZE)
@@ -99,19 +122,37 @@ class NativeClient:
     def send(self, stream: str, topic: str, partition: int, batch: bytes | bytearray,
              count: int) -> int:
         """Send one prebuilt batch; return the base offset."""
+        self.write_send(stream, topic, partition, batch, count)
+        return self.read_send_reply()
+
+    def write_send(self, stream: str, topic: str, partition: int, batch: bytes | bytearray,
+                   count: int) -> None:
+        """:meth:`send` without waiting: the reply comes with :meth:`read_send_reply`."""
         meta = (encode_identifier(stream) + encode_identifier(topic)
                 + encode_partitioning(2, partition) + _U32.pack(count))
-        reply = self.call(Code.SEND_MESSAGES, parts=[_U32.pack(len(meta)) + meta, batch])
+        self.write(Code.SEND_MESSAGES, parts=[_U32.pack(len(meta)) + meta, batch])
+
+    def read_send_reply(self) -> int:
+        reply = self.read_reply()
         return struct.unpack_from("<Q", reply, 16)[0] if len(reply) >= 24 else -1
 
     def poll(self, stream: str, topic: str, partition: int, offset: int, count: int,
              view: bool = False) -> tuple[int, int | memoryview]:
         """Poll from an offset; return (message count, reply bytes or, with `view`, the reply
         view, valid until the next call)."""
+        self.write_poll(stream, topic, partition, offset, count)
+        return self.read_poll_reply(view)
+
+    def write_poll(self, stream: str, topic: str, partition: int, offset: int,
+                   count: int) -> None:
+        """:meth:`poll` without waiting: the reply comes with :meth:`read_poll_reply`."""
         body = (encode_consumer(1, 1) + encode_identifier(stream) + encode_identifier(topic)
                 + encode_optional_partition(partition) + encode_polling_strategy(1, offset)
                 + _U32.pack(count) + b"\x00")
-        reply = self.call(Code.POLL_MESSAGES, body)
+        self.write(Code.POLL_MESSAGES, body)
+
+    def read_poll_reply(self, view: bool = False) -> tuple[int, int | memoryview]:
+        reply = self.read_reply()
         return _U32.unpack_from(reply, 12)[0], reply if view else len(reply)
 
     def create_group(self, stream: str, topic: str, name: str) -> None:

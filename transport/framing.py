@@ -9,7 +9,8 @@ connections of its listener (reads are synchronous: each read is cut into frames
 connection reads), so an idle connection holds no receive buffer at all, and a read can carry
 many small frames, each copied out whole. Only bytes of an incomplete frame stay with the
 connection, in a buffer of its own sized for that frame and grown as its bytes actually arrive
-(so a peer that announces a huge frame and sends little costs little); when the frame completes
+(so a peer that announces a huge frame and sends little costs little: at most BIG_GROWTH times
+what came, plus BIG_START, see `_room`); when the frame completes
 in it, that buffer is handed over as the frame, without a copy, and the connection holds nothing
 again.
 """
@@ -58,7 +59,7 @@ class FrameAssembler:
             return memoryview(self.shared)
         if self.end == len(own):  # full: grow with the bytes that actually came
             size = len(own)
-            size = min(self.need, size * BIG_GROWTH) if self.need > size else 2 * size
+            size = _room(self.need, size * BIG_GROWTH) if self.need > size else 2 * size
             # A new buffer rather than a resize: the transport may still hold a view.
             grown = bytearray(size)
             grown[:self.end] = own
@@ -99,7 +100,7 @@ class FrameAssembler:
         self.need = need = self.declared_length(view)
         if buf is self.own and start == 0:
             return  # already in place (get_buffer grows it when full)
-        size = min(need, max(BIG_START, BIG_GROWTH * have)) if need else \
+        size = _room(need, max(BIG_START, BIG_GROWTH * have)) if need else \
             max(HEADER_ROOM, 2 * have)
         own = bytearray(max(size, have))
         own[:have] = view
@@ -108,3 +109,11 @@ class FrameAssembler:
     def release(self) -> None:
         """Drop the connection's own buffer (it closed)."""
         self.own, self.end, self.need = None, 0, 0
+
+
+def _room(need: int, allowed: int) -> int:
+    """A buffer for a frame of `need` bytes when the growth rule allows `allowed`: the whole
+    frame when no more than BIG_START would be left for a next buffer (growing again would copy
+    every byte so far to save that little: a 1.08 MB classic SendMessages frame after a 256 KiB
+    read, BENCHMARKS.md)."""
+    return need if need - allowed <= BIG_START else allowed

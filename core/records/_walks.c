@@ -159,6 +159,94 @@ done:
     return result;
 }
 
+/* iggy_stamp(buf, partition_id, base_offset, base_timestamp, frame_sums) -> bool: write the
+ * three fields into a writable batch and reseal its checksum from frame_sums (the frames'
+ * checksum fields, as iggy_validate returns them), as iggy_batch.stamp_batch does. False,
+ * with nothing written: a header the Python twin rejects, or frame_sums not 8 bytes per
+ * message (the twin then walks the frames). The fields must fit in 64 bits (the caller
+ * checks). */
+static PyObject *iggy_stamp(PyObject *self, PyObject *args)
+{
+    Py_buffer view, sums;
+    unsigned long long pid, base, ts;
+    if (!PyArg_ParseTuple(args, "w*KKKy*", &view, &pid, &base, &ts, &sums))
+        return NULL;
+    uint8_t *b = view.buf;
+    uint64_t size = (uint64_t)view.len;
+    int ok = size >= BATCH_HEADER_SIZE && !memcmp(b + 52, ZERO_RESERVED, sizeof ZERO_RESERVED)
+             && le64(b + 32) == size && (uint64_t)sums.len == 8 * (uint64_t)le32(b + 48);
+    XXH3_state_t *state = ok ? XXH3_createState() : NULL;
+    if (ok && state == NULL) {
+        PyBuffer_Release(&sums);
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    if (ok) {
+        uint64_t fields[3] = {pid, base, ts};
+        memcpy(b, fields, 24);
+        XXH3_64bits_reset(state);
+        XXH3_64bits_update(state, b, 40);
+        XXH3_64bits_update(state, b + 48, 4);
+        XXH3_64bits_update(state, sums.buf, (size_t)sums.len);
+        uint64_t sum = XXH3_64bits_digest(state);
+        memcpy(b + 40, &sum, 8);
+        XXH3_freeState(state);
+    }
+    PyBuffer_Release(&sums);
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(ok);
+}
+
+/* iggy_select(buf, first_offset, max_count) -> (start, end, count) | None: the byte range of
+ * the frames with offset >= first_offset, at most max_count > 0 of them, as
+ * iggy_batch.select_frames; None: a header or frame the Python twin rejects. */
+static PyObject *iggy_select(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    unsigned long long first;
+    Py_ssize_t max_count;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*Kn", &view, &first, &max_count))
+        return NULL;
+    const uint8_t *b = view.buf;
+    uint64_t length = (uint64_t)view.len;
+    if (length < BATCH_HEADER_SIZE || memcmp(b + 52, ZERO_RESERVED, sizeof ZERO_RESERVED)
+            || le64(b + 32) != length || max_count <= 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    uint64_t base = le64(b + 8), pos = BATCH_HEADER_SIZE, start = 0, count = 0;
+    int started = 0;
+    while (pos < length && count < (uint64_t)max_count) {
+        if (length - pos < FRAME_HEADER_SIZE) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        uint64_t next = pos + FRAME_HEADER_SIZE + (uint64_t)le32(b + pos + 32)
+                        + le32(b + pos + 36);
+        if (next > length) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        uint64_t offset = base + le32(b + pos + 24);
+        /* a wrapped sum is beyond 64 bits: above any first offset */
+        if (started || offset < base || offset >= first) {
+            if (!started)
+                start = pos;
+            started = 1;
+            count++;
+        }
+        pos = next;
+    }
+    if (!started)
+        start = pos = length;
+    result = Py_BuildValue("(KKK)", (unsigned long long)start, (unsigned long long)pos,
+                           (unsigned long long)count);
+done:
+    PyBuffer_Release(&view);
+    return result;
+}
+
 /* --- classic (0.8) SendMessages bodies -------------------------------------------------------- */
 
 #define CLASSIC_HEADER_SIZE 64
@@ -461,6 +549,8 @@ static PyObject *kafka_walk(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"iggy_validate", iggy_validate, METH_VARARGS, "iggy_batch.validate_batch's walk"},
     {"iggy_frame_sums", iggy_frame_sums, METH_VARARGS, "the frames' checksum fields"},
+    {"iggy_stamp", iggy_stamp, METH_VARARGS, "iggy_batch.stamp_batch with frame sums"},
+    {"iggy_select", iggy_select, METH_VARARGS, "iggy_batch.select_frames"},
     {"classic_to_batch", classic_to_batch, METH_VARARGS, "classic frames to a 0.11 batch"},
     {"classic_poll", classic_poll, METH_VARARGS, "a batch's classic poll-reply frames"},
     {"kafka_walk", kafka_walk, METH_VARARGS, "kafka_batch._walk"},

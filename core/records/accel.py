@@ -23,6 +23,12 @@ class Walks(Protocol):
 
     def iggy_frame_sums(self, buf: Buffer, start: int, end: int, /) -> bytes | None: ...
 
+    def iggy_stamp(self, buf: bytearray | memoryview, partition_id: int, base_offset: int,
+                   base_timestamp: int, frame_sums: Buffer, /) -> bool: ...
+
+    def iggy_select(self, buf: Buffer, first_offset: int, max_count: int, /
+                    ) -> tuple[int, int, int] | None: ...
+
     def classic_to_batch(self, buf: Buffer, count: int, ids: bytes | None, /
                          ) -> bytearray | None: ...
 
@@ -32,6 +38,10 @@ class Walks(Protocol):
     def kafka_walk(self, buf: Buffer, pos: int, count: int, /) -> bool: ...
 
 
+_NAMES = ("iggy_validate", "iggy_frame_sums", "iggy_stamp", "iggy_select", "classic_to_batch",
+          "classic_poll", "kafka_walk")
+
+
 def _load() -> Walks | None:
     if os.environ.get("PYGGY_PURE_PYTHON"):
         return None
@@ -39,6 +49,8 @@ def _load() -> Walks | None:
         from pyggy.core.records import _walks
     except ImportError:
         return None
+    if not all(hasattr(_walks, name) for name in _NAMES):
+        return None  # built from an older _walks.c than these modules call (rebuild it)
     return _walks
 
 

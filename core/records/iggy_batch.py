@@ -234,8 +234,19 @@ def stamp_batch(buf: bytearray | memoryview, partition_id: int, base_offset: int
     """Write partition_id, base_offset, base_timestamp in place and reseal the batch checksum.
 
     ``buf`` must be writable and already validated (frame checksums are unaffected).
-    ``frame_sums`` (from :func:`validate_batch`) reseals without walking the frames.
+    ``frame_sums`` (from :func:`validate_batch`) reseals without walking the frames (in C when
+    built; without them, or for a header it rejects, :func:`stamp_batch_py` does it).
     """
+    if (WALKS is not None and frame_sums and 0 <= partition_id <= _U64_MASK
+            and 0 <= base_offset <= _U64_MASK and 0 <= base_timestamp <= _U64_MASK
+            and WALKS.iggy_stamp(buf, partition_id, base_offset, base_timestamp, frame_sums)):
+        return
+    stamp_batch_py(buf, partition_id, base_offset, base_timestamp, frame_sums)
+
+
+def stamp_batch_py(buf: bytearray | memoryview, partition_id: int, base_offset: int,
+                   base_timestamp: int, frame_sums: bytes = b"") -> None:
+    """The pure-Python twin of :func:`stamp_batch`."""
     mv = _view(buf)
     _header(mv)
     _STAMP.pack_into(mv, 0, partition_id, base_offset, base_timestamp)
@@ -290,8 +301,18 @@ def timestamp_start_offset(buf: Buffer, timestamp: int) -> int | None:
 def select_frames(buf: Buffer, first_offset: int, max_count: int) -> tuple[int, int, int]:
     """Byte range [start, end) and count of frames with offset ≥ first_offset (≤ max_count).
 
-    Count 0 (and start == end) when nothing matches.
+    Count 0 (and start == end) when nothing matches. Walked in C when built;
+    :func:`select_frames_py` names the error of a batch it rejects.
     """
+    if WALKS is not None and 0 <= first_offset <= _U64_MASK and max_count > 0:
+        done = WALKS.iggy_select(buf, first_offset, min(max_count, 1 << 62))
+        if done is not None:
+            return done
+    return select_frames_py(buf, first_offset, max_count)
+
+
+def select_frames_py(buf: Buffer, first_offset: int, max_count: int) -> tuple[int, int, int]:
+    """The pure-Python twin of :func:`select_frames`."""
     mv = _view(buf)
     _, base, _, _, length, _, _ = _header(mv)
     lens = _FRAME_LENS.unpack_from
@@ -534,7 +555,7 @@ def classic_frames_and_count_py(buf: Buffer, first_offset: int,
     if max_count <= 0:
         return b"", 0
     mv = _view(buf)
-    start, end, count = select_frames(mv, first_offset, max_count)
+    start, end, count = select_frames_py(mv, first_offset, max_count)
     if count == 0:
         return b"", 0
     _, base, ts, origin, _, _, _ = _HEADER.unpack_from(mv, 0)

@@ -8,16 +8,73 @@ the async driver.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, NamedTuple
 
-from pyggy.core.storage.index import DAMAGED, SegmentIndex
+from pyggy.core.storage.index import DAMAGED, HAS_CRC, SegmentIndex
 from pyggy.core.storage.repair import check_archived, sound, verified_steps
 from pyggy.core.storage.tiered import NeedBytes, NeedIndex, RemoteSegment, Steps
 
 if TYPE_CHECKING:
     from pyggy.core.storage.partition_log import PartitionLog
+    from pyggy.core.storage.segment import Segment
 
 PREFETCH_MAX = 8 << 20  # most bytes one read of archived data asks for at once
+_ENTRY_COST = 256  # what PartReads counts per entry besides its bytes
+
+
+class PartReads:
+    """Verified bytes of stored batches that a read took only part of: a consumer polling
+    fewer messages than a batch holds asks for the same batch again, and gets it without a
+    second read and CRC-32C. A hit needs the index entry unchanged (same position, length and
+    CRC, no DAMAGED flag): a truncated, repaired or compacted entry misses. At most
+    `max_bytes` are kept, least recently used first out; entries are dropped once a read takes
+    a batch's rest."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.entries: OrderedDict[tuple[Segment, int], tuple[int, int, int, bytes]] = \
+            OrderedDict()
+        self.lock = threading.Lock()  # reads of the blocking driver may run in threads
+
+    def get(self, seg: Segment, i: int) -> bytes | None:
+        idx = seg.index
+        with self.lock:
+            hit = self.entries.get((seg, i))
+            if hit is None:
+                return None
+            if idx.flags[i] != HAS_CRC or hit[:3] != (idx.positions[i], idx.lengths[i],
+                                                     idx.crcs[i]):
+                self._drop((seg, i))
+                return None
+            self.entries.move_to_end((seg, i))
+            return hit[3]
+
+    def put(self, seg: Segment, i: int, data: bytes) -> None:
+        """Keep `data`, the bytes of entry i of `seg`, just verified against its CRC."""
+        if len(data) > self.max_bytes // 4:
+            return
+        idx = seg.index
+        with self.lock:
+            self._drop((seg, i))
+            self.entries[(seg, i)] = (idx.positions[i], idx.lengths[i], idx.crcs[i], data)
+            self.size += len(data) + _ENTRY_COST
+            while self.size > self.max_bytes:
+                self.size -= len(self.entries.popitem(last=False)[1][3]) + _ENTRY_COST
+
+    def drop(self, seg: Segment, i: int) -> None:
+        with self.lock:
+            self._drop((seg, i))
+
+    def _drop(self, key: tuple[Segment, int]) -> None:
+        gone = self.entries.pop(key, None)
+        if gone is not None:
+            self.size -= len(gone[3]) + _ENTRY_COST
+
+
+PART_READS = PartReads(32 << 20)  # one per process
 
 
 class BatchRef(NamedTuple):
@@ -56,13 +113,24 @@ def read_steps(plog: PartitionLog, offset: int, max_count: int,
             ln = idx.lengths[i]
             if out and ln > budget:
                 return out
-            data = seg.read_at(idx.positions[i], ln)
-            if (plog.validate_checksum or idx.flags[i] & DAMAGED) and not sound(idx, i, data):
-                if out:  # a short read; the next one starts at this batch
-                    return out
-                data = yield from verified_steps(plog, seg, i, data)
-                ln = idx.lengths[i]
             base, cnt = idx.base_offsets[i], idx.counts[i]
+            # the read stops inside this batch: the next one (the same consumer's) starts there
+            partial = base + cnt - max(offset, base) > remaining
+            data = PART_READS.get(seg, i) if plog.validate_checksum else None
+            if data is not None:
+                if not partial:
+                    PART_READS.drop(seg, i)
+            else:
+                data = seg.read_at(idx.positions[i], ln)
+                if (plog.validate_checksum or idx.flags[i] & DAMAGED) and \
+                        not sound(idx, i, data):
+                    if out:  # a short read; the next one starts at this batch
+                        return out
+                    data = yield from verified_steps(plog, seg, i, data)
+                    ln = idx.lengths[i]
+                    base, cnt = idx.base_offsets[i], idx.counts[i]
+                elif partial and plog.validate_checksum:
+                    PART_READS.put(seg, i, data)
             out.append(BatchRef(idx.encodings[i], data, base, cnt, idx.timestamps[i]))
             remaining -= base + cnt - max(offset, base)
             budget -= ln

@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         m.add_argument("--messages-per-batch", type=int, default=1000)
         m.add_argument("--message-size", type=int, default=1000, help="payload bytes")
         m.add_argument("--json", metavar="PATH", help="write the results as JSON")
+        if name == "native-send-poll":
+            m.add_argument("--in-flight", type=int, default=1,
+                           help="requests on the wire before a reply is read (1: lockstep)")
     return p
 
 
@@ -184,8 +187,12 @@ def write_png(path: str, result: dict, title: str, message_size: int) -> None:
 def _legacy(args: argparse.Namespace) -> None:
     from pyggy.bench.native import native_send_poll, sdk_send_poll
 
-    run = native_send_poll if args.mode == "native-send-poll" else sdk_send_poll
-    results = run(args.address, args.batches, args.messages_per_batch, args.message_size)
+    if args.mode == "native-send-poll":
+        results = native_send_poll(args.address, args.batches, args.messages_per_batch,
+                                   args.message_size, in_flight=args.in_flight)
+    else:
+        results = sdk_send_poll(args.address, args.batches, args.messages_per_batch,
+                                args.message_size)
     print(f"{'mode':<14}{'messages':>12}{'msgs/s':>14}{'MB/s':>10}")
     for r in results:
         print(f"{r.mode:<14}{r.messages:>12}{r.msgs_per_s:>14,.0f}{r.mb_per_s:>10.1f}")

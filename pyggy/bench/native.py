@@ -29,10 +29,13 @@ class Result:
 
 def native_send_poll(address: str, batches: int, batch_size: int, message_size: int,
                      stream: str = "bench", topic: str = "t",
-                     phase: Callable[[str], object] | None = None) -> list[Result]:
+                     phase: Callable[[str], object] | None = None,
+                     in_flight: int = 1) -> list[Result]:
     """Send `batches` prebuilt batches, then poll them all back, on one connection.
     ``phase`` is called with "send", "poll" and "end" as each phase begins and at the end
-    (scripts/iggy_compare.py reads the server's CPU time there)."""
+    (scripts/iggy_compare.py reads the server's CPU time there). ``in_flight`` > 1 keeps that
+    many requests on the wire before reading a reply (1: lockstep, as the SDKs do), so the
+    client's work overlaps the server's."""
     mark = phase or (lambda _: None)
     c = NativeClient(address)
     c.login("iggy", "iggy")
@@ -40,17 +43,33 @@ def native_send_poll(address: str, batches: int, batch_size: int, message_size: 
     c.create_topic(stream, topic, 1)
     batch = build_batch([(i + 1, b"x" * message_size, b"", 1) for i in range(batch_size)])
     total = batches * batch_size
+    window = max(1, in_flight)
     mark("send")
     start = time.perf_counter()
-    for _ in range(batches):
-        c.send(stream, topic, 0, batch, batch_size)
+    for i in range(batches):
+        if i >= window:
+            c.read_send_reply()
+        c.write_send(stream, topic, 0, batch, batch_size)
+    for _ in range(min(window, batches)):
+        c.read_send_reply()
     sent = Result("native send", total, total * message_size, time.perf_counter() - start)
     mark("poll")
     start = time.perf_counter()
-    offset = 0
-    while offset < total:
-        n, _ = c.poll(stream, topic, 0, offset, batch_size)
-        offset += n
+    if window == 1:
+        offset = 0
+        while offset < total:
+            n, _ = c.poll(stream, topic, 0, offset, batch_size)
+            offset += n
+    else:  # every batch holds batch_size messages: the offsets are known ahead
+        got = 0
+        for i in range(batches):
+            if i >= window:
+                got += c.read_poll_reply()[0]
+            c.write_poll(stream, topic, 0, i * batch_size, batch_size)
+        for _ in range(min(window, batches)):
+            got += c.read_poll_reply()[0]
+        if got != total:
+            raise RuntimeError(f"polled {got} messages of {total}")
     polled = Result("native poll", total, total * message_size, time.perf_counter() - start)
     mark("end")
     c.close()

@@ -73,3 +73,50 @@ def test_kafka_through_native_topics(pyggy_server: PyggyServer, tmp_path) -> Non
     result = _run(pyggy_server, "kafka", "producer-consumer", tmp_path, "--fsync",
                   "--native-address", pyggy_server.tcp_address)
     _check("producer-consumer", result)
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+def test_native_send_poll_lockstep_and_pipelined(pyggy_server: PyggyServer,
+                                                 in_flight: int) -> None:
+    """pyggy's lean client with requests kept on the wire: every batch is stored once, in
+    order, and polled back whole (the counts are checked by the client too)."""
+    from pyggy.core.records import iggy_batch
+
+    from pyggy.bench.native import native_send_poll
+    from pyggy.native_client import NativeClient
+
+    sent, polled = native_send_poll(pyggy_server.tcp_address, 7, 50, 100,
+                                    stream=f"s{in_flight}", in_flight=in_flight)
+    assert sent.messages == polled.messages == 350
+    c = NativeClient(pyggy_server.tcp_address)
+    c.login("iggy", "iggy")
+    n, reply = c.poll(f"s{in_flight}", "t", 0, 0, 1000, view=True)
+    assert n == 350
+    batches = bytes(reply)[16:]  # the poll prefix: partition, current offset, count
+    firsts = []
+    while batches:
+        _, base, _, _, length, count = iggy_batch.batch_fields(batches)
+        firsts.append(iggy_batch.batch_offsets(batches[:length])[0])
+        batches = batches[length:]
+    assert firsts == list(range(0, 350, 50))
+    c.close()
+
+
+def test_a_batch_bigger_than_the_socket_buffers_goes_out_whole(
+        pyggy_server: PyggyServer) -> None:
+    """Three 6 MB batches in flight: the server stops reading while they queue, so the
+    client's sendmsg takes each only in parts (its timeout makes the socket non-blocking);
+    every byte must still arrive, as the stored offsets show."""
+    from pyggy.core.records import iggy_batch
+
+    from pyggy.native_client import NativeClient
+
+    c = NativeClient(pyggy_server.tcp_address)
+    c.login("iggy", "iggy")
+    c.create_stream("big")
+    c.create_topic("big", "t", 1)
+    batch = iggy_batch.build_batch([(i + 1, bytes([i]) * 1_000_000, b"", 1) for i in range(6)])
+    for _ in range(3):
+        c.write_send("big", "t", 0, batch, 6)
+    assert [c.read_send_reply() for _ in range(3)] == [0, 6, 12]
+    c.close()

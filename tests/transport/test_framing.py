@@ -142,3 +142,26 @@ def test_a_partial_header_is_pending_until_the_frame_completes() -> None:
     assert got == [] and asm.pending
     got, _ = feed(asm, data[2:], forever(1))
     assert got == [data] and not asm.pending
+
+
+def test_a_frame_just_over_the_growth_step_gets_one_buffer() -> None:
+    """A 1.08 MB frame (a classic 1000 × 1 KB SendMessages) after a 256 KiB first read: 4 ×
+    256 KiB would leave 31 KB for a second buffer, and growing would copy the first MiB; the
+    frame gets its whole buffer at once and is handed over without a copy."""
+    asm = FrameAssembler(length, declared)
+    data = frame(b"c" * 1_079_996)
+    pos, got, owns = 0, [], []
+    while pos < len(data):
+        buf = asm.get_buffer()
+        n = min(len(buf), len(data) - pos)
+        buf[:n] = data[pos:pos + n]
+        pos += n
+        got += asm.buffer_updated(n)
+        if asm.own is not None and not any(o is asm.own for o in owns):
+            owns.append(asm.own)
+    assert got == [data]
+    assert [len(o) for o in owns] == [len(data)] and got[0] is owns[0]
+    # further away from the step the rule stays: 4 × what came
+    asm = FrameAssembler(length, declared)
+    feed(asm, frame(b"d" * 2_000_000)[:SHARED_BUFFER], forever(SHARED_BUFFER))
+    assert asm.allocated == 4 * SHARED_BUFFER

@@ -30,3 +30,20 @@ def test_pure_python_is_selected_by_the_environment(value: str, want: str | None
         assert implementation == ("c" if built else "python")
         if os.environ.get("CI"):
             assert implementation == "c", "the C walks are not built (setup.py, libxxhash-dev)"
+
+
+def test_a_build_older_than_the_source_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An extension built from an older _walks.c (an editable install not rebuilt) lacks
+    functions the record modules call: the twins run instead of failing at the first batch.
+    A stand-in module plays that stale build (one cannot be compiled here on demand)."""
+    import types
+
+    import pyggy.core.records
+    from pyggy.core.records import accel
+
+    stale = types.ModuleType("pyggy.core.records._walks")
+    stale.iggy_validate = lambda *args: None  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pyggy.core.records._walks", stale)
+    monkeypatch.setattr(pyggy.core.records, "_walks", stale, raising=False)
+    monkeypatch.delenv("PYGGY_PURE_PYTHON", raising=False)
+    assert accel._load() is None

@@ -195,6 +195,57 @@ def test_iggy_writers_give_the_same_bytes_with_either_twin(
         assert with_c == pure, fn.__name__
 
 
+@FAST
+@given(iggy_inputs(), st.integers(-1, 2**40 + 6), st.integers(-1, 7))
+def test_iggy_select_agrees_with_the_python_twin(
+        cwalks: ModuleType, buf: bytearray, first: int, most: int) -> None:
+    pure = _outcome(ib.select_frames_py, buf, first, most)
+    if 0 <= first and most > 0:
+        raw = cwalks.iggy_select(buf, first, most)
+        assert (raw is not None) == (pure[0] == "ok"), (raw, pure)
+        if raw is not None:
+            assert raw == pure[1]
+    assert _outcome(ib.select_frames, buf, first, most) == pure
+    assert _outcome(ib.select_frames, memoryview(buf), first, most) == pure
+
+
+def test_iggy_select_at_the_ends_of_64_bits(cwalks: ModuleType) -> None:
+    """Offsets whose sum passes 2**64 are above any first offset, as Python's ints say."""
+    buf = ib.build_batch([(i, b"x", b"", T0) for i in range(3)], base_offset=2**64 - 2)
+    for first in (0, 2**64 - 2, 2**64 - 1, 2**64, 2**64 + 5):
+        assert ib.select_frames(buf, first, 9) == ib.select_frames_py(buf, first, 9), first
+
+
+@FAST
+@given(iggy_inputs(), st.sampled_from([0, 1, 2**64 - 1, 2**64]), st.integers(0, 2**63),
+       st.sampled_from(["validated", "none", "short", "zeros"]))
+def test_iggy_stamp_agrees_with_the_python_twin(
+        monkeypatch: pytest.MonkeyPatch, buf: bytearray, pid: int, base: int,
+        sums_kind: str) -> None:
+    """stamp_batch with the frame sums validate_batch gave, none, too few, or made up (the
+    caller's promise: both twins trust sums of the right length); fields beyond 64 bits."""
+    count = struct.unpack_from("<I", buf, 48)[0] if len(buf) >= 52 else 0
+    done = _outcome(ib.validate_batch_py, buf, None, True, allow_sliced=True)
+    sums = {"validated": done[1].frame_sums if done[0] == "ok" else b"", "none": b"",
+            "short": b"\0" * max(0, 8 * count - 8), "zeros": b"\0" * (8 * count)}[sums_kind]
+    with_c, pure = _twin(monkeypatch, ib.stamp_batch, buf, pid, base, T0, sums)
+    assert with_c == pure
+
+
+def test_iggy_stamp_writes_nothing_when_it_refuses(cwalks: ModuleType) -> None:
+    buf = ib.build_batch([(1, b"x", b"", T0)])
+    before = bytes(buf)
+    assert not cwalks.iggy_stamp(buf, 1, 2, 3, b"\0" * 16)  # one message, two sums
+    buf[60] = 1  # a reserved header byte
+    assert not cwalks.iggy_stamp(buf, 1, 2, 3, b"\0" * 8)
+    buf[60] = 0
+    assert bytes(buf) == before
+    assert cwalks.iggy_stamp(buf, 1, 2, 3, ib.validate_batch_py(buf).frame_sums)
+    assert ib.batch_fields(buf)[:3] == (1, 2, 3) and ib.validate_batch_py(buf).message_count == 1
+    with pytest.raises(TypeError):
+        cwalks.iggy_stamp(before, 1, 2, 3, b"\0" * 8)  # read-only
+
+
 def test_a_stamped_batch_validates_in_both_twins(cwalks: ModuleType) -> None:
     buf = ib.build_batch([(i, b"x" * (i + 1), b"", T0 + i) for i in range(100)])
     info = ib.validate_batch(buf)
