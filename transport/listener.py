@@ -12,6 +12,8 @@ from pyggy.transport.connection import Connection
 from pyggy.transport.door import Door
 from pyggy.transport.limits import BurstLog, Limits
 
+from pyggy import prebind
+
 log = logging.getLogger(__name__)
 DEFAULT_HANDSHAKE_TIMEOUT = 60.0  # asyncio's own default, when frame_read_timeout is off
 
@@ -33,11 +35,18 @@ class Listener:
         self.loop: asyncio.AbstractEventLoop | None = None  # set by start
 
     async def start(self, host: str, port: int) -> asyncio.Server:
-        """Bind and accept; returns the asyncio server (its sockets tell the bound port)."""
+        """Bind and accept; returns the asyncio server (its sockets tell the bound port).
+        A socket `pyggy-server` already opened for this door and address is used instead of
+        binding again (pyggy/prebind.py)."""
         self.loop = asyncio.get_running_loop()
         handshake = None
         if self.tls is not None:
             handshake = self.limits.frame_read_timeout or DEFAULT_HANDSHAKE_TIMEOUT
+        sock = None if self.limits.reuse_port else prebind.take(self.name, host, port)
+        if sock is not None:
+            self.server = await self.loop.create_server(
+                self._accept, sock=sock, ssl=self.tls, ssl_handshake_timeout=handshake)
+            return self.server
         self.server = await self.loop.create_server(
             self._accept, host, port, reuse_address=True, ssl=self.tls,
             ssl_handshake_timeout=handshake, reuse_port=self.limits.reuse_port or None)
