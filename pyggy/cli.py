@@ -2,7 +2,8 @@
 
 The start is ordered for time to first connection (BENCHMARKS.md, start-up): the doors'
 sockets listen (pyggy/prebind.py) as soon as the config is read and the data directory locked,
-before the server's modules are imported.
+before the server's modules are imported; the garbage collector is off until the server is
+ready (`pyggy.server.serve` collects once, freezes what the start built and turns it back on).
 
 Exit codes: 0 after a clean shutdown, 1 when the first start cannot store its metadata (full
 disk), 2 for a configuration error, 3 when the server refuses to start on damaged metadata (the
@@ -12,6 +13,7 @@ error names the file and the ways out), 130 on a second Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -156,10 +158,12 @@ def install_uvloop() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    gc.disable()  # for the start: its objects live on (turned on again by server.serve)
     try:
         return _main(argv)
     finally:
         prebind.close_all()  # the sockets of doors that never started
+        gc.enable()
 
 
 def _main(argv: Sequence[str] | None) -> int:
