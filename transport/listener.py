@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 from collections.abc import Callable
@@ -29,10 +30,15 @@ class Listener:
         self.limits = limits or Limits()
         self.tls = tls
         self.connections: set[Connection] = set()
-        self.read_buffer = bytearray(self.limits.read_buffer)  # see framing.py
         self.events = BurstLog(log)
         self.server: asyncio.Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # set by start
+
+    @functools.cached_property
+    def read_buffer(self) -> bytearray:
+        """The receive buffer this listener's connections share (framing.py), made at the
+        first connection: an idle server holds none (256 KiB a door, written when made)."""
+        return bytearray(self.limits.read_buffer)
 
     async def start(self, host: str, port: int) -> asyncio.Server:
         """Bind and accept; returns the asyncio server (its sockets tell the bound port).
