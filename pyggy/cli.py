@@ -31,7 +31,7 @@ from pyggy.config import (
     split_address,
     validate,
 )
-from pyggy.diagnostics import LOG_TAIL
+from pyggy.logtail import LOG_TAIL
 
 log = logging.getLogger("pyggy")
 
