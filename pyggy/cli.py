@@ -2,8 +2,9 @@
 
 The start is ordered for time to first connection (BENCHMARKS.md, start-up): the doors'
 sockets listen (pyggy/prebind.py) as soon as the config is read and the data directory locked,
-before the server's modules are imported; the garbage collector is off until the server is
-ready (`pyggy.server.serve` collects once, freezes what the start built and turns it back on).
+before the server's modules are imported; the garbage collector is off from then until the
+server is ready (`pyggy.server.serve` collects once, freezes what the start built and turns it
+back on), except on a cluster replica, whose start may wait for its peers.
 
 Exit codes: 0 after a clean shutdown, 1 when the first start cannot store its metadata (full
 disk), 2 for a configuration error, 3 when the server refuses to start on damaged metadata (the
@@ -158,12 +159,11 @@ def install_uvloop() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    gc.disable()  # for the start: its objects live on (turned on again by server.serve)
     try:
         return _main(argv)
     finally:
         prebind.close_all()  # the sockets of doors that never started
-        gc.enable()
+        gc.enable()  # if the server did not start (it turns it on once it has)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -190,6 +190,8 @@ def _main(argv: Sequence[str] | None) -> int:
         log.error("%s", e)
         return 2
     early = listen_early(config, env)
+    if not config.cluster.enabled:  # a replica may wait for its peers: it collects as usual
+        gc.disable()  # for the start: its objects live on (server.serve turns it on again)
     # a first start hashes the root password in a thread from here on, while the server's
     # modules are imported and the data directory opened (core/auth.py RootUser)
     from pyggy.core.auth import RootUser

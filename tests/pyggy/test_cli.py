@@ -188,3 +188,27 @@ def test_factory_env_and_bad_start(pyggy_server_factory: Callable[..., PyggyServ
     with pytest.raises(ServerStartError, match="not found"):
         bad.start(timeout=20)
     assert bad.returncode == 2
+
+
+def test_the_start_runs_without_garbage_collection_until_the_server_is_ready(
+    captured_run: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    during = []
+    monkeypatch.setattr(server, "run", lambda config, creds, repair_state=False:
+                        during.append(gc.isenabled()))
+    monkeypatch.setenv("IGGY_SYSTEM_PATH", str(tmp_path / "data"))
+    monkeypatch.setenv("IGGY_TCP_ADDRESS", "127.0.0.1:0")
+    monkeypatch.setenv("IGGY_KAFKA_ADDRESS", "127.0.0.1:0")
+    assert cli.main([]) == 0
+    assert during == [False] and gc.isenabled()  # on again when main returns, whatever happened
+    gc.disable()  # as the CLI leaves it for server.serve, which ends the start with:
+    try:
+        server._started()
+        assert gc.isenabled() and gc.get_freeze_count() > 0  # the start's objects: frozen
+    finally:
+        gc.unfreeze()
+        gc.enable()
+    server._started()  # a collector someone else's program runs: left alone
+    assert gc.get_freeze_count() == 0
