@@ -1,5 +1,11 @@
 """`pyggy-server` command line: load config, set up logging and uvloop, run the server.
 
+The start is ordered for time to first connection (BENCHMARKS.md, start-up): the doors'
+sockets listen (pyggy/prebind.py) as soon as the config is read and the data directory locked,
+before the server's modules are imported; the garbage collector is off from then until the
+server is ready (`pyggy.server.serve` collects once, freezes what the start built and turns it
+back on), except on a cluster replica, whose start may wait for its peers.
+
 Exit codes: 0 after a clean shutdown, 1 when the first start cannot store its metadata (full
 disk), 2 for a configuration error, 3 when the server refuses to start on damaged metadata (the
 error names the file and the ways out), 130 on a second Ctrl-C.
@@ -8,24 +14,25 @@ error names the file and the ways out), 130 on a second Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import gc
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pyggy import datadir
+from pyggy import datadir, prebind
 from pyggy.config import (
     ConfigError,
     ServerConfig,
     config_path,
     load_config,
     set_value,
+    shard_count,
+    split_address,
     validate,
 )
-from pyggy.diagnostics import LOG_TAIL
+from pyggy.logtail import LOG_TAIL
 
 log = logging.getLogger("pyggy")
 
@@ -110,6 +117,8 @@ def wipe_data(path: str) -> None:
     if target in (Path(target.anchor), Path.home().resolve(), Path.cwd().resolve()):
         raise ConfigError(f"--fresh refuses to delete {target}")
     if target.exists():
+        import shutil
+
         log.warning("--fresh: deleting data directory %s", target)
         shutil.rmtree(target)
 
@@ -121,7 +130,26 @@ def _version() -> str:
     return __version__
 
 
+def listen_early(config: ServerConfig, env: Mapping[str, str]) -> list[str]:
+    """Open the native TCP and Kafka doors' listening sockets now (pyggy/prebind.py), for a
+    single-process server; "door host:port" of each opened. A sharded server binds its ports
+    with SO_REUSEPORT in every shard, and a cluster replica opens its doors once it has
+    joined: those bind when their listeners start, as before."""
+    if config.cluster.enabled or shard_count(config) > 1 or env.get("PYGGY_SHARD"):
+        return []
+    opened = []
+    for name, section in (("tcp", config.tcp), ("kafka", config.kafka)):
+        if section.enabled:
+            host, port = split_address(section.address)
+            bound = prebind.listen(name, host, port)
+            if bound is not None:
+                opened.append(f"{name} {host}:{bound}")
+    return opened
+
+
 def install_uvloop() -> None:
+    import asyncio
+
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without it
@@ -131,6 +159,14 @@ def install_uvloop() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        prebind.close_all()  # the sockets of doors that never started
+        gc.enable()  # if the server did not start (it turns it on once it has)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=log_level(args.log_level or "info"), format=LOG_FORMAT, stream=sys.stderr
@@ -153,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except datadir.DataDirBusy as e:
         log.error("%s", e)
         return 2
+    early = listen_early(config, env)
+    if not config.cluster.enabled:  # a replica may wait for its peers: it collects as usual
+        gc.disable()  # for the start: its objects live on (server.serve turns it on again)
     # a first start hashes the root password in a thread from here on, while the server's
     # modules are imported and the data directory opened (core/auth.py RootUser)
     from pyggy.core.auth import RootUser
@@ -166,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _version(), config_path(args.config, env) or "(defaults)",
         Path(config.system.path).resolve(),
     )
+    if early:  # connections wait in the backlog until the doors serve ("... listening on")
+        log.info("ports open (connections wait until their door serves): %s", ", ".join(early))
     install_uvloop()
 
     from pyggy import server

@@ -547,8 +547,9 @@ def iter_settings(obj: Any = None, prefix: tuple[str, ...] = ()) -> Iterator[Set
 @functools.cache
 def env_settings() -> dict[str, Setting]:
     """Map of `IGGY_<SECTION>_<KEY>` name to its setting."""
-    table = {s.env: s for s in iter_settings()}
-    assert len(table) == len(list(iter_settings())), "ambiguous env override names"
+    settings = list(iter_settings())  # once: every start builds this table
+    table = {s.env: s for s in settings}
+    assert len(table) == len(settings), "ambiguous env override names"
     return table
 
 

@@ -7,7 +7,7 @@ A zip archive with one `<section>.txt` per requested section, as Iggy's server b
   processes by pid, name and memory (no command lines: they can hold other programs' secrets);
 - `resource_usage`: the GET_STATS values, load, memory, CPU time and disk space;
 - `server_logs`: the server's recent log lines (pyggy logs to stderr and writes no log files,
-  so it keeps the last `LOG_LINES` in memory, `LOG_TAIL`);
+  so it keeps the last `LOG_LINES` in memory: pyggy/logtail.py);
 - `server_config`: the effective configuration, with secrets (S3 keys, passwords, tokens,
   credentials in URLs) redacted;
 - `test`: the line "test".
@@ -28,7 +28,6 @@ import re
 import shutil
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,11 +35,10 @@ from typing import Any
 from pyggy.config import DURATION, SIZE, ServerConfig, iter_settings
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.units import format_duration, format_size
+from pyggy.logtail import LOG_TAIL, LogTail
 
 log = logging.getLogger(__name__)
 
-LOG_LINES = 2000  # lines kept for `server_logs`, each cut at LOG_LINE_MAX characters
-LOG_LINE_MAX = 4096
 MAX_LISTED = 10_000  # files listed by `filesystem_overview`, processes by `process_list`
 # zip methods by request name (zipfile and resource are imported in the collecting thread:
 # the server's start-up does not pay for them)
@@ -51,24 +49,6 @@ _URL_CREDENTIALS = re.compile(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", re.IGNORECASE)
 REDACTED = "<redacted>"
 
 
-class LogTail(logging.Handler):
-    """The last `LOG_LINES` formatted log lines (at most LOG_LINES × LOG_LINE_MAX characters)."""
-
-    def __init__(self, lines: int = LOG_LINES) -> None:
-        super().__init__()
-        self.lines: deque[str] = deque(maxlen=lines)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.lines.append(self.format(record)[:LOG_LINE_MAX])
-        except Exception:  # a logging handler must not raise
-            self.handleError(record)
-
-    def text(self) -> str:
-        return "".join(line + "\n" for line in list(self.lines))
-
-
-LOG_TAIL = LogTail()  # on the root logger from pyggy.cli's start (every line of the run)
 
 
 def redacted_config(config: ServerConfig) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import inspect
 import logging
 import signal
@@ -507,6 +508,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
         tasks.append(loop.create_task(_periodic(
             interval / 2, background(telemetry, "heartbeat.reap", lambda: _reap(native, interval)),
             "heartbeat")))
+    _started()
     await stop.wait()
     log.info("shutting down")
     if shards is not None:
@@ -538,6 +540,17 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
     if shards is not None and shards.failed:
         raise SystemExit(1)  # docs/sharding.md: a shard process failing stops the server
     return restarting[0] if restarting else ""
+
+
+def _started() -> None:
+    """The start is over. If `pyggy.cli` turned the garbage collector off for it (~60
+    collections, ~8 % of its CPU): collect once, keep what the start built (modules, classes,
+    config, metadata) out of every later collection (`gc.freeze`), turn the collector on."""
+    if gc.isenabled():  # a server run in another program's process: its collector, its call
+        return
+    gc.collect()
+    gc.freeze()
+    gc.enable()
 
 
 def _shard_runtime(config: ServerConfig) -> ShardRuntime | None:

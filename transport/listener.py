@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 from collections.abc import Callable
@@ -11,6 +12,8 @@ from pyggy.transport import heap
 from pyggy.transport.connection import Connection
 from pyggy.transport.door import Door
 from pyggy.transport.limits import BurstLog, Limits
+
+from pyggy import prebind
 
 log = logging.getLogger(__name__)
 DEFAULT_HANDSHAKE_TIMEOUT = 60.0  # asyncio's own default, when frame_read_timeout is off
@@ -27,17 +30,29 @@ class Listener:
         self.limits = limits or Limits()
         self.tls = tls
         self.connections: set[Connection] = set()
-        self.read_buffer = bytearray(self.limits.read_buffer)  # see framing.py
         self.events = BurstLog(log)
         self.server: asyncio.Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # set by start
 
+    @functools.cached_property
+    def read_buffer(self) -> bytearray:
+        """The receive buffer this listener's connections share (framing.py), made at the
+        first connection: an idle server holds none (256 KiB a door, written when made)."""
+        return bytearray(self.limits.read_buffer)
+
     async def start(self, host: str, port: int) -> asyncio.Server:
-        """Bind and accept; returns the asyncio server (its sockets tell the bound port)."""
+        """Bind and accept; returns the asyncio server (its sockets tell the bound port).
+        A socket `pyggy-server` already opened for this door and address is used instead of
+        binding again (pyggy/prebind.py)."""
         self.loop = asyncio.get_running_loop()
         handshake = None
         if self.tls is not None:
             handshake = self.limits.frame_read_timeout or DEFAULT_HANDSHAKE_TIMEOUT
+        sock = None if self.limits.reuse_port else prebind.take(self.name, host, port)
+        if sock is not None:
+            self.server = await self.loop.create_server(
+                self._accept, sock=sock, ssl=self.tls, ssl_handshake_timeout=handshake)
+            return self.server
         self.server = await self.loop.create_server(
             self._accept, host, port, reuse_address=True, ssl=self.tls,
             ssl_handshake_timeout=handshake, reuse_port=self.limits.reuse_port or None)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 import re._parser as sre_parse  # type: ignore[import-not-found]  # to refuse nested repeats
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -34,6 +33,7 @@ from enum import StrEnum
 from pyggy.core.clock import Clock
 from pyggy.core.records.kafka_errors import ErrorCode
 from pyggy.kafka_wire.groups.assignors import ASSIGNORS, DEFAULT_ASSIGNOR, Partitions, TopicId
+from pyggy.kafka_wire.groups.state import random_uuid
 
 LEAVE_EPOCH = -1
 LEAVE_STATIC_EPOCH = -2
@@ -227,7 +227,7 @@ class ConsumerGroups:
         self.topics = topics
         self.timeouts = timeouts or (lambda _g: (45_000, 5_000))
         self.max_group_size = max_group_size
-        self.new_uuid = new_uuid or (lambda: str(uuid.uuid4()))
+        self.new_uuid = new_uuid or random_uuid
         self.groups: dict[str, ConsumerGroup] = {}
         self._regex: dict[str, re.Pattern[str]] = {}
 

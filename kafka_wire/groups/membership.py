@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pyggy.core.clock import Clock
 from pyggy.core.records.kafka_errors import ErrorCode
 from pyggy.kafka_wire.groups.results import Eviction, JoinResult, SyncResult
-from pyggy.kafka_wire.groups.state import Group, GroupState, Member, Protocols, normalize_protocols
+from pyggy.kafka_wire.groups.state import (
+    Group,
+    GroupState,
+    Member,
+    Protocols,
+    normalize_protocols,
+    random_uuid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +79,7 @@ class Membership:
         self.new_member_join_timeout_ms = new_member_join_timeout_ms
         self.max_group_size = max_group_size
         self._new_future = new_future or _running_loop_future
-        self._new_uuid = new_uuid or (lambda: str(uuid.uuid4()))
+        self._new_uuid = new_uuid or random_uuid
         self.groups: dict[str, Group] = {}
         self._evictions: list[Eviction] = []
 

@@ -25,6 +25,15 @@ class GroupState(StrEnum):
     DEAD = "Dead"
 
 
+def random_uuid() -> str:
+    """A new member id's random part (a UUID4, as Kafka's coordinator names members).
+    `uuid` is imported here, at the first join: it imports `platform`, whose regexes would
+    otherwise be compiled at every server start (BENCHMARKS.md, start-up)."""
+    import uuid
+
+    return str(uuid.uuid4())
+
+
 def normalize_protocols(protocols: Sequence[tuple[str, bytes]]) -> Protocols:
     """Copy (name, metadata) pairs out of any receive buffer; keep the first of a repeated name."""
     seen: dict[str, bytes] = {}

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from typing import Any, cast
-from uuid import UUID
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import KafkaDecodeError
+
+if TYPE_CHECKING:
+    from uuid import UUID
 
 Buffer = bytes | bytearray | memoryview
 
@@ -21,7 +23,19 @@ I32 = struct.Struct(">i")
 _UV1 = [bytes((i,)) for i in range(128)]
 _NULL16 = b"\xff\xff"
 _NULL32 = b"\xff\xff\xff\xff"
-ZERO_UUID = UUID(int=0)
+_ZERO_UUID = bytes(16)
+
+
+def __getattr__(name: str) -> Any:
+    """`UUID` and `ZERO_UUID` for the compiled codecs (constructs.py), which are built at the
+    first Kafka request: `uuid` imports `platform`, whose regexes a server start (which
+    imports this module) need not compile (PEP 562; BENCHMARKS.md, start-up)."""
+    if name in ("UUID", "ZERO_UUID"):
+        from uuid import UUID
+
+        globals().update(UUID=UUID, ZERO_UUID=UUID(int=0))
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Input:
@@ -241,6 +255,8 @@ def r_crecords_nn(io: Input) -> memoryview:
 
 
 def r_uuid(io: Input) -> UUID:
+    from uuid import UUID  # imported by the codecs already: a lookup (see __getattr__)
+
     p = io.take(16)
     return UUID(bytes=bytes(io.buf[p : p + 16]))
 
@@ -416,7 +432,9 @@ def w_cnbytes(io: Any, b: Buffer | None) -> None:
 
 
 def w_uuid(io: Any, u: UUID | bytes | None) -> None:
-    raw = ZERO_UUID.bytes if u is None else u.bytes if isinstance(u, UUID) else bytes(u)
+    from uuid import UUID
+
+    raw = _ZERO_UUID if u is None else u.bytes if isinstance(u, UUID) else bytes(u)
     if len(raw) != 16:
         raise ValueError("UUID must be 16 bytes")
     io.write(raw)

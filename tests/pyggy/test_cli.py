@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pyggy import cli, server
+from pyggy import cli, prebind, server
 from pyggy.config import ConfigError, ServerConfig, load_config
-from pyggy.testing import PyggyServer, ServerStartError
+from pyggy.testing import PyggyServer, ServerStartError, free_port
 
 
 @pytest.fixture
@@ -74,6 +74,46 @@ def test_main_runs_server_with_uvloop(
     # an empty data directory: the root password is being hashed already (core.auth.RootUser)
     assert creds.record() and creds.hashed
     assert type(policy).__module__.startswith("uvloop")
+
+
+def test_main_opens_the_doors_before_the_server_runs_and_closes_the_unused(
+    captured_run: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyggy/prebind.py: the ports accept (into the backlog) while the server is started; a
+    socket no listener took is closed when the CLI returns."""
+    ports = free_port(), free_port()
+    accepted = []
+
+    def run(config, creds, repair_state=False) -> None:
+        for port in ports:
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                accepted.append(port)
+
+    monkeypatch.setattr(server, "run", run)
+    monkeypatch.setenv("IGGY_SYSTEM_PATH", str(tmp_path / "data"))
+    assert cli.main(["--tcp-address", f"127.0.0.1:{ports[0]}",
+                     "--kafka-address", f"127.0.0.1:{ports[1]}"]) == 0
+    assert accepted == list(ports)
+    for port in ports:  # the fake server took neither: closed
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_doors_of_a_cluster_replica_or_a_sharded_server_are_not_opened_early(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_config(None, {})
+    config.tcp.address, config.kafka.address = "127.0.0.1:0", "127.0.0.1:0"
+    config.kafka.enabled = False
+    try:
+        assert [d.split()[0] for d in cli.listen_early(config, {})] == ["tcp"]
+    finally:
+        prebind.close_all()
+    config.system.sharding.shards = 2  # every shard binds with SO_REUSEPORT
+    assert cli.listen_early(config, {}) == []
+    config.system.sharding.shards = 1
+    assert cli.listen_early(config, {"PYGGY_SHARD": "1"}) == []  # a shard process
+    config.cluster.enabled = True  # a replica opens its doors once it has joined
+    assert cli.listen_early(config, {}) == []
 
 
 def test_main_env_root_credentials(captured_run: list, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,3 +188,27 @@ def test_factory_env_and_bad_start(pyggy_server_factory: Callable[..., PyggyServ
     with pytest.raises(ServerStartError, match="not found"):
         bad.start(timeout=20)
     assert bad.returncode == 2
+
+
+def test_the_start_runs_without_garbage_collection_until_the_server_is_ready(
+    captured_run: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    during = []
+    monkeypatch.setattr(server, "run", lambda config, creds, repair_state=False:
+                        during.append(gc.isenabled()))
+    monkeypatch.setenv("IGGY_SYSTEM_PATH", str(tmp_path / "data"))
+    monkeypatch.setenv("IGGY_TCP_ADDRESS", "127.0.0.1:0")
+    monkeypatch.setenv("IGGY_KAFKA_ADDRESS", "127.0.0.1:0")
+    assert cli.main([]) == 0
+    assert during == [False] and gc.isenabled()  # on again when main returns, whatever happened
+    gc.disable()  # as the CLI leaves it for server.serve, which ends the start with:
+    try:
+        server._started()
+        assert gc.isenabled() and gc.get_freeze_count() > 0  # the start's objects: frozen
+    finally:
+        gc.unfreeze()
+        gc.enable()
+    server._started()  # a collector someone else's program runs: left alone
+    assert gc.get_freeze_count() == 0

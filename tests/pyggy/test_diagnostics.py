@@ -14,7 +14,8 @@ import pytest
 from pyggy.core.errors import ErrorCode, IggyError
 
 from pyggy.config import iter_settings, load_config
-from pyggy.diagnostics import LOG_LINE_MAX, REDACTED, Diagnostics, LogTail, redacted_config
+from pyggy.diagnostics import REDACTED, Diagnostics, redacted_config
+from pyggy.logtail import LOG_LINE_MAX, LogTail
 
 ALL = ("filesystem_overview", "process_list", "resource_usage", "server_logs", "server_config",
        "test")

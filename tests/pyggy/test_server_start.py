@@ -8,7 +8,11 @@ collects with the logs. Timings of the start are benchmarks (BENCHMARKS.md), not
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import socket
+import struct
 from collections.abc import Callable
 
 from pyggy.testing import PyggyServer
@@ -21,10 +25,11 @@ IMPORT_TRACE = {"PYTHONPROFILEIMPORTTIME": "1"}
 # [data_maintenance.scrub], TLS
 # certificate generation; and what no start needs: the crc32c package's version lookup
 # (importlib.metadata), the compression codecs, ctypes (the heap trimmer), the Kafka door's
-# request handlers and schema codec (construct), loaded by its first request
+# request handlers and schema codec (construct), loaded by its first request; uuid (it imports
+# platform, nine regexes: at the first Kafka codec or group member id)
 NOT_AT_START = ("boto3", "botocore", "opentelemetry", "aiohttp", "jwt", "prometheus_client",
-                "cryptography", "pyggy.archiver", "pyggy.http_api", "pyggy.metrics",
-                "pyggy.cluster", "pyggy.consensus", "pyggy.shards", "pyggy.scrub",
+                "uuid", "platform", "cryptography", "pyggy.archiver", "pyggy.http_api",
+                "pyggy.metrics", "pyggy.cluster", "pyggy.consensus", "pyggy.shards", "pyggy.scrub",
                 "pyggy.core.storage.scrub",
                 "importlib.metadata", "crc32c", "cramjam", "ctypes", "construct",
                 "pyggy.kafka_wire.dispatch", "pyggy.kafka_wire.handlers",
@@ -74,3 +79,49 @@ def test_a_configured_archiver_is_imported(
     modules = imported(server)
     assert "pyggy.archiver.disk" in modules and "pyggy.archiver.service" in modules
     assert not loaded(modules, "boto3")  # the disk archiver needs no S3 client
+
+
+def test_the_doors_listen_before_the_server_is_imported(
+        pyggy_server_factory: Callable[..., PyggyServer]) -> None:
+    """pyggy/prebind.py: the CLI opens both ports as soon as the config is read; the server's
+    modules (and the engine, and the doors) come after (the trace and the log share stderr)."""
+    server = pyggy_server_factory(env=IMPORT_TRACE)
+    server.wait_for_log("kafka listening on")
+    opened = next(i for i, line in enumerate(server.logs) if "ports open" in line)
+    assert f"tcp 127.0.0.1:{server.tcp_port}, kafka 127.0.0.1:{server.kafka_port}" in \
+        server.logs[opened]
+    server_import = next(i for i, line in enumerate(server.logs)
+                         if (m := _IMPORT.match(line)) and m.group(1) == "pyggy.server")
+    assert opened < server_import
+
+
+def test_a_connection_made_while_the_server_starts_is_answered(
+        pyggy_server_factory: Callable[..., PyggyServer]) -> None:
+    """What "accepting" means before the doors serve: the kernel completes the connection
+    while the process does nothing (stopped here with SIGSTOP as soon as the ports are open);
+    the requests wait in the socket and are answered once the server has started."""
+    server = pyggy_server_factory(start=False)
+    server.start(wait=False)
+    assert server.pid is not None
+    server.wait_for_log("ports open")
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        native = socket.create_connection(("127.0.0.1", server.tcp_port), timeout=30)
+        kafka = socket.create_connection(("127.0.0.1", server.kafka_port), timeout=30)
+        native.sendall(struct.pack("<II", 4, 1))  # Ping
+        kafka.sendall(struct.pack(">ihhih", 10, 18, 0, 7, -1))  # ApiVersions v0, id 7
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    with native, kafka:
+        assert struct.unpack("<II", _read(native, 8)) == (0, 0)  # status ok, empty body
+        size, correlation, error = struct.unpack(">iih", _read(kafka, 10))
+        assert (correlation, error) == (7, 0) and size > 6
+
+
+def _read(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, f"closed after {len(data)} of {n} bytes"
+        data += chunk
+    return data

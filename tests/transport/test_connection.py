@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable
@@ -354,3 +355,28 @@ def test_client_auth_needs_a_readable_ca_file(tmp_path) -> None:
                            "required")
     with pytest.raises(tls.TlsError, match="client_auth must be"):
         tls.server_context(tmp_path / "s.pem", tmp_path / "s.key", "", "sometimes")
+
+
+def test_a_listener_serves_on_the_socket_opened_before_it_started() -> None:
+    """pyggy/prebind.py: the socket pyggy-server opened for a door is the one its listener
+    serves on; a connection the kernel accepted before the listener started is answered."""
+    from pyggy import prebind
+
+    port = prebind.listen("toy", "127.0.0.1", 0)
+    assert port is not None
+    early = socket.create_connection(("127.0.0.1", port), timeout=10)  # in the backlog
+    early.sendall(msg(b"hello"))
+
+    async def main() -> None:
+        listener, bound = await serve(Limits())  # configured as 127.0.0.1:0, as prebound
+        assert bound == port
+        try:
+            reply = await asyncio.get_running_loop().run_in_executor(None, early.recv, 64)
+            assert reply == msg(b"hello")
+            assert prebind.take("toy", "127.0.0.1", 0) is None  # the listener took it
+        finally:
+            listener.close()
+            await listener.wait_closed()
+            early.close()
+
+    run(main)
