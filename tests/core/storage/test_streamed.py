@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from storage_support import iggy, kafka, open_log
-
 from pyggy.core.errors import CorruptBatch
 from pyggy.core.records import kafka_batch
 from pyggy.core.records.encoding import ENCODING_KAFKA
 from pyggy.core.storage import streamed
 from pyggy.core.storage.index import DAMAGED
 from pyggy.core.storage.partition_log import PartitionLog
+from storage_support import iggy, kafka, open_log
 
 PER_BATCH = 1000  # records of ~110 B: batches of ~110 KB, ~9 to a 1 MiB chunk
 BATCHES = 60  # ~6.6 MB in three 3 MB segments
