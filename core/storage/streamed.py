@@ -1,6 +1,6 @@
 """Reads written while they are verified: a large read is chosen from the index alone, so a
 door knows its size before any byte is read, and its bytes are read and checked a chunk at
-a time as they are written out (docs/storage.md, "Streamed reads").
+a time as they are written out (README, "Every byte is verified before it is served").
 
 `plan` picks exactly the batches `read_steps` (core/storage/reads.py) would pick, reads and
 verifies the first chunk at once and leaves the rest as a `Deferred` of known length. Every
