@@ -26,31 +26,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pyggy.testing import PyggyServer  # noqa: E402
-from scripts.consume_after_produce import create_topic, produce, start, wait_port  # noqa: E402
+from scripts.consume_after_produce import create_topic, produce, start  # noqa: E402
 
 FETCH, VERSION = 1, 4
 
 
-class OtherPyggy(PyggyServer):
-    """pyggy as another interpreter (another checkout's venv) imports it."""
-
-    def __init__(self, workdir: Path, python: str) -> None:
-        super().__init__(workdir)
-        self.python = python
-
-    def command(self) -> list[str]:
-        return [self.python, *super().command()[1:]]
-
-
 def start_peer(name: str, workdir: Path) -> tuple[str, object]:
-    if "@" not in name:
-        bootstrap, _pid, server = start(name, workdir, None)
-        return bootstrap, server
-    server = OtherPyggy(workdir / f"pyggy-{abs(hash(name))}", name.split("@", 1)[1])
-    server.start()
-    wait_port(server.kafka_port)
-    return server.kafka_address, server
+    bootstrap, _pid, server = start(name, workdir, None)
+    return bootstrap, server
 
 
 def fetch_request(topic: str, corr: int, partition_max: int) -> bytes:
