@@ -37,7 +37,9 @@ from pyggy.kafka_wire.protocol.primitives import RecordParts
 READ_COMMITTED = 1  # isolation_level: read only below the last stable offset (KIP-98)
 
 async def _partition(conn: Connection, t: Topic | None, denied: int, p: dict,
-                     budget: list[int], committed: bool) -> dict:
+                     budget: list[int], committed: bool, stream: bool = True) -> dict:
+    """One partition's answer; with `stream` false its records are read whole (a shard process
+    answering for another one: pyggy/shards/kafka.py)."""
     index = p["partition"]
     out = {"partition_index": index, "error_code": ErrorCode.NONE, "high_watermark": -1,
            "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": [],
@@ -77,8 +79,8 @@ async def _partition(conn: Connection, t: Topic | None, denied: int, p: dict,
                                        pid, first in engine.txns.aborted(t, index, offset, end)]
     limit = min(p["partition_max_bytes"], budget[0])
     try:
-        chunks = await engine.data.read_kafka_streamed(t, index, offset, max(limit, 1),
-                                                       end - offset)
+        read = engine.data.read_kafka_streamed if stream else engine.data.read_kafka_async
+        chunks = await read(t, index, offset, max(limit, 1), end - offset)
     except (RemoteReadError, CorruptBatch):  # archive unreachable, or a damaged stored batch
         out["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
         return out
