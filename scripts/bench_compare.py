@@ -114,7 +114,7 @@ def one_run(peer: Peer, args: argparse.Namespace) -> dict[str, float]:
     p = w.Params(mode="pinned-consumer", protocol="kafka", address=peer.bootstrap,
                  message_size=args.message_size, messages_per_batch=args.batch,
                  total_messages=args.messages, acks=args.acks,
-                 prefix=f"cmp-{peer.name}-{time.time_ns() % 10**12}",
+                 prefix=f"cmp-{peer.name.split('@')[0]}-{time.time_ns() % 10**12}",
                  # the broker's own process only (not a Docker proxy holding the port)
                  server_pids=(peer.pid,) if peer.pid is not None else ())
     produced, consumed = runner.produce_then_consume(p, progress=not args.quiet)
