@@ -44,6 +44,7 @@ E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting 
     "tests/native_wire/classic/",  # the apache-iggy 0.8.0 SDK
     "tests/scenarios/",
     "tests/kafka_wire/test_kafka_bad_input.py",
+    "tests/kafka_wire/test_fetch_streamed.py",  # one pyggy process, raw large fetches
     "tests/native_wire/test_bad_input.py",
     "tests/native_wire/test_routing.py",  # one pyggy process, raw routing requests
     "tests/pyggy/test_packaging.py",  # builds and installs the wheel

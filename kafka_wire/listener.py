@@ -11,14 +11,16 @@ import functools
 import logging
 import ssl
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import cast
 
+from pyggy.core.storage.streamed import Deferred
 from pyggy.kafka_wire.context import CloseConnection, Connection, KafkaServer
 from pyggy.kafka_wire.protocol.errors import KafkaDecodeError
 from pyggy.kafka_wire.protocol.headers import frame_length
 from pyggy.transport import Connection as Transport
-from pyggy.transport import Limits, Listener, Reply
+from pyggy.transport import Limits, Listener, Reply, Stream
+from pyggy.transport.door import Buffer
 
 log = logging.getLogger(__name__)
 _SIZE = struct.Struct(">i")
@@ -34,6 +36,29 @@ def _handle_frame() -> Callable[[Connection, memoryview], Awaitable[list | None]
     from pyggy.kafka_wire.dispatch import handle_frame
 
     return handle_frame
+
+
+def _streamed(parts: list) -> list | Stream:
+    """The reply as is, or a `Stream` when it holds a Deferred (a Fetch's stored batches still
+    to be read and verified: core/storage/streamed.py), whose chunks follow what precedes it."""
+    if not any(type(p) is Deferred for p in parts):
+        return parts
+
+    async def pieces() -> AsyncGenerator[Sequence[Buffer], None]:
+        ready: list[Buffer] = []
+        for part in parts:
+            if type(part) is not Deferred:
+                ready.append(part)
+                continue
+            if ready:
+                yield ready
+                ready = []
+            for chunk in part.chunks():
+                yield (chunk,)
+        if ready:
+            yield ready
+
+    return Stream(pieces())
 
 
 class KafkaDoor:
@@ -61,10 +86,11 @@ class KafkaDoor:
     async def handle(self, frame: bytearray) -> Reply:
         conn = cast(Connection, self.conn)  # opened() ran before any frame
         parts = await _handle_frame()(conn, memoryview(frame)[4:])
+        reply = _streamed(parts) if parts else parts
         if conn.close_after_reply:  # e.g. failed SASL: the error, then close
             log.info("closing kafka connection from %s after its reply", conn.host)
-            return parts, True
-        return parts, False
+            return reply, True
+        return reply, False
 
     def opened(self, transport: Transport) -> None:
         conn = self.conn = Connection(self.server, transport.peer.rpartition(":")[0] or "?")

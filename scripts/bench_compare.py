@@ -1,6 +1,7 @@
 """Run the same Kafka-protocol workloads against pyggy, Apache Kafka and Tansu; print ratios.
 
     .venv/bin/python scripts/bench_compare.py [--rounds 5] [--messages 300000] [--json PATH]
+        [--peers pyggy,kafka,tansu,pyggy@/other/checkout/.venv/bin/python]
 
 Starts the three brokers side by side on loopback (each on its own free port): pyggy's Kafka
 door (`python -m pyggy`, defaults: no fsync), a real Apache Kafka broker from the interop
@@ -14,7 +15,9 @@ per GB, larger).
 Also reported: time from spawning a broker to its Kafka port accepting connections, its
 resident memory right after start and at its peak (VmHWM) at the end, and the cost figure:
 the broker process's CPU seconds (user + system, /proc/<pid>/stat, pyggy/bench/cost.py) per GB
-produced, per GB consumed, and per GB moved in both phases together (lower is cheaper).
+produced, per GB consumed, and per GB moved in both phases together (lower is cheaper). A peer
+`pyggy@PYTHON` is the pyggy that interpreter imports (another checkout's venv): a before/after
+comparison in the same run.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from interop_tests.tansu import Tansu, resolve_binary  # noqa: E402
 from pyggy.bench import runner  # noqa: E402
 from pyggy.bench import workload as w  # noqa: E402
 from pyggy.testing import PyggyServer  # noqa: E402
+from scripts.consume_after_produce import OtherPyggy  # noqa: E402
 
 PEERS = ("pyggy", "kafka", "tansu")
 
@@ -74,12 +78,17 @@ def _until_port(address: str, t0: float, timeout: float = 60.0) -> float:
     return time.perf_counter() - t0
 
 
-def start_pyggy(workdir: Path) -> Peer:
-    server = PyggyServer(workdir / "pyggy")
+def start_pyggy(workdir: Path, python: str | None = None) -> Peer:
+    """pyggy from this venv, or (`python`) as another interpreter imports it."""
+    if python is None:
+        server = PyggyServer(workdir / "pyggy")
+    else:
+        server = OtherPyggy(workdir / f"pyggy-{abs(hash(python))}", python)
     t0 = time.perf_counter()
     server.start(wait=False)
     startup = _until_port(server.kafka_address, t0)
-    return Peer("pyggy", server.kafka_address, server.pid, startup, server.close)
+    return Peer("pyggy" if python is None else f"pyggy@{python}", server.kafka_address,
+                server.pid, startup, server.close)
 
 
 def start_kafka(workdir: Path) -> Peer:
@@ -105,7 +114,7 @@ def one_run(peer: Peer, args: argparse.Namespace) -> dict[str, float]:
     p = w.Params(mode="pinned-consumer", protocol="kafka", address=peer.bootstrap,
                  message_size=args.message_size, messages_per_batch=args.batch,
                  total_messages=args.messages, acks=args.acks,
-                 prefix=f"cmp-{peer.name}-{time.time_ns() % 10**12}",
+                 prefix=f"cmp-{peer.name.split('@')[0]}-{time.time_ns() % 10**12}",
                  # the broker's own process only (not a Docker proxy holding the port)
                  server_pids=(peer.pid,) if peer.pid is not None else ())
     produced, consumed = runner.produce_then_consume(p, progress=not args.quiet)
@@ -170,15 +179,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
     args = ap.parse_args(argv)
     names = [n for n in args.peers.split(",") if n]
-    if "pyggy" not in names or any(n not in PEERS for n in names):
-        ap.error(f"--peers must include pyggy and name only {', '.join(PEERS)}")
+    if "pyggy" not in names or any(n not in PEERS and not n.startswith("pyggy@")
+                                   for n in names):
+        ap.error(f"--peers must include pyggy and name only {', '.join(PEERS)} or pyggy@PYTHON")
 
     runs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     peers: dict[str, Peer] = {}
     with tempfile.TemporaryDirectory(prefix="pyggy-compare-") as tmp:
         try:
             for n in names:
-                peers[n] = STARTERS[n](Path(tmp))
+                peers[n] = start_pyggy(Path(tmp), n.split("@", 1)[1]) if "@" in n else \
+                    STARTERS[n](Path(tmp))
                 time.sleep(2.0)  # let it settle before reading its idle memory
                 peers[n].idle_rss_mb = rss_mb(peers[n].pid)
                 print(f"{n}: {peers[n].bootstrap} up in {peers[n].startup_s:.2f} s, "

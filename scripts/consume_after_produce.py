@@ -1,7 +1,7 @@
 """Consume right after a big produce (issue 16, item 3): pyggy, optionally beside Apache Kafka.
 
     .venv/bin/python scripts/consume_after_produce.py [--records 500000] [--rounds 3]
-        [--gap 60] [--peers pyggy,kafka] [--profile DIR] [--perf DIR] [--json PATH]
+        [--gap 60] [--peers pyggy,kafka,pyggy@PYTHON] [--profile DIR] [--perf DIR] [--json PATH]
 
 Each round, for every peer in turn (the order rotates): a fresh one-partition topic, one
 librdkafka producer writing `--records` records of `--size` bytes (acks=1, linger 5 ms, 1000
@@ -170,7 +170,25 @@ class ProfiledServer(PyggyServer):
         return [cmd[0], "-m", "cProfile", "-o", str(self.out), *cmd[1:]]
 
 
+class OtherPyggy(PyggyServer):
+    """pyggy as another interpreter (another checkout's venv) imports it."""
+
+    def __init__(self, workdir: Path, python: str) -> None:
+        super().__init__(workdir)
+        self.python = python
+
+    def command(self) -> list[str]:
+        return [self.python, *super().command()[1:]]
+
+
 def start(name: str, workdir: Path, profile: Path | None) -> tuple[str, int | None, object]:
+    """Start a peer: `pyggy`, `pyggy@PYTHON` (the pyggy that interpreter imports: another
+    checkout's venv, for a before/after comparison in one run) or `kafka`."""
+    if name.startswith("pyggy@"):
+        other = OtherPyggy(workdir / f"pyggy-{abs(hash(name))}", name.split("@", 1)[1])
+        other.start()
+        wait_port(other.kafka_port)
+        return other.kafka_address, other.pid, other
     if name == "pyggy":
         server = (ProfiledServer(workdir / "pyggy", profile / "pyggy.prof") if profile
                   else PyggyServer(workdir / "pyggy"))
@@ -190,7 +208,7 @@ PHASES = ("produce", "check_now", "check_later", "count_later", "count_bench")
 
 
 def one_round(name: str, bootstrap: str, pid: int | None, args: argparse.Namespace) -> dict:
-    topic = f"cap-{name}-{time.time_ns() % 10**12}"
+    topic = f"cap-{name.split('@')[0]}-{time.time_ns() % 10**12}"
     create_topic(bootstrap, topic)
     out: dict[str, float] = {}
 

@@ -7,9 +7,9 @@ or the log engine, so a replica bus or an HTTP door can use it too.
 """
 
 from pyggy.transport.connection import Connection
-from pyggy.transport.door import Door, Reply
+from pyggy.transport.door import Door, Reply, Stream
 from pyggy.transport.framing import FrameAssembler
 from pyggy.transport.limits import Limits
 from pyggy.transport.listener import Listener
 
-__all__ = ["Connection", "Door", "FrameAssembler", "Limits", "Listener", "Reply"]
+__all__ = ["Connection", "Door", "FrameAssembler", "Limits", "Listener", "Reply", "Stream"]

@@ -2,9 +2,11 @@
 
 One BufferedProtocol per connection reads into the FrameAssembler's buffers; complete frames
 queue for one worker coroutine that hands them to the door one at a time (replies leave in
-request order, as Kafka requires; no task per request). Reading pauses while more than
-`max_queued_bytes` wait and while the peer does not read its replies (write flow control).
-A watchdog timer (one per connection, re-armed lazily) enforces the listener's timeouts.
+request order, as Kafka requires; no task per request). A reply may be a `Stream`, written
+piece by piece while the door produces the rest (at most STREAM_AHEAD bytes buffered). Reading
+pauses while more than `max_queued_bytes` wait and while the peer does not read its replies
+(write flow control). A watchdog timer (one per connection, re-armed lazily) enforces the
+listener's timeouts.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
-from pyggy.transport.door import Door
+from pyggy.transport.door import Door, Stream
 from pyggy.transport.framing import FrameAssembler
 from pyggy.transport.tls import common_name
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from pyggy.transport.listener import Listener
 
 log = logging.getLogger(__name__)
+STREAM_AHEAD = 4 << 20  # a streamed reply: most bytes waiting in the transport (write buffer)
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -190,15 +193,44 @@ class Connection(asyncio.BufferedProtocol):
                 return
             if self.closed:
                 return
-            if parts:
+            if isinstance(parts, Stream):
+                if not await self._stream(parts):
+                    return
+            elif parts:
                 cast(asyncio.Transport, self.transport).writelines(parts)  # not closed
-                if limits.idle_timeout:
-                    self.last_active = self.loop.time()
+            if parts and limits.idle_timeout:
+                self.last_active = self.loop.time()
             if close:
                 self.close()
                 return
             if self.drain is not None:
                 await self.drain
+
+    async def _stream(self, reply: Stream) -> bool:
+        """Write a streamed reply (transport/door.py); False if the connection closed."""
+        pieces = reply.pieces
+        transport = cast(asyncio.Transport, self.transport)  # not closed
+        # the next piece is made while up to STREAM_AHEAD bytes still wait to be sent
+        transport.set_write_buffer_limits(STREAM_AHEAD, STREAM_AHEAD // 2)
+        try:
+            async for piece in pieces:
+                if self.closed:
+                    return False
+                transport.writelines(piece)
+                if self.drain is not None:
+                    await self.drain
+                else:
+                    await asyncio.sleep(0)  # let other connections run between pieces
+        except Exception as e:
+            log.warning("closing %s connection from %s: reply cut short: %s",
+                        self.listener.name, self.peer, e)
+            self.close()
+            return False
+        finally:
+            await pieces.aclose()
+            if not self.closed:
+                transport.set_write_buffer_limits()  # back to the defaults
+        return not self.closed
 
     # -- timeouts --------------------------------------------------------------------------
     def _read_seen(self, completed: bool) -> None:

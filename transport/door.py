@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from pyggy.transport.connection import Connection
 
 Buffer = bytes | bytearray | memoryview
-Reply = tuple[Sequence[Buffer] | None, bool]  # (buffers to write, close once they are written)
+
+
+class Stream:
+    """A reply written piece by piece as `pieces` produces them (a large Kafka Fetch: its
+    head at once, then each chunk of stored batches once verified). The connection writes a
+    piece, waits while the peer does not read, yields to other connections, then asks for the
+    next: at most one piece and the transport's buffer are held. If `pieces` raises, the
+    reply cannot be completed: the connection closes after what was written."""
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, pieces: AsyncGenerator[Sequence[Buffer], None]) -> None:
+        self.pieces = pieces
+
+
+# (buffers to write, or a Stream; close once they are written)
+Reply = tuple[Sequence[Buffer] | Stream | None, bool]
 
 
 class Door(Protocol):

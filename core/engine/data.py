@@ -27,7 +27,9 @@ from pyggy.core.model import (
 from pyggy.core.offsets import CONSUMER, CONSUMER_GROUP
 from pyggy.core.records import iggy_batch, kafka_batch, transcode
 from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
+from pyggy.core.storage import streamed
 from pyggy.core.storage.reads import BatchRef, offset_for_timestamp_steps, read_steps
+from pyggy.core.storage.streamed import Deferred
 from pyggy.core.storage.tiered import Steps, run_async, run_blocking
 from pyggy.core.transactions import AbortedRanges
 
@@ -271,6 +273,25 @@ class DataService:
         the last stable offset, stops there)."""
         plog = self.metadata.partition(t, partition_id).log
         return self._kafka_view(await plog.read_async(offset, max_count, max_bytes))
+
+    async def read_kafka_streamed(self, t: Topic, partition_id: int, offset: int,
+                                  max_bytes: int, max_count: int = 1 << 62
+                                  ) -> list[Buffer | Deferred]:
+        """`read_kafka_async`, except that beyond its first verified chunk a large read of
+        stored Kafka batches ends in a `Deferred` (core/storage/streamed.py): the door writes
+        it while reading and verifying it. Reads that cannot be streamed are made whole."""
+        plog = self.metadata.partition(t, partition_id).log
+        planned = streamed.plan(plog, offset, max_count, max_bytes, ENCODING_KAFKA)
+        if planned is None:
+            return list(await self.read_kafka_async(t, partition_id, offset, max_bytes,
+                                                    max_count))
+        head, rest = planned
+        out: list[Buffer | Deferred] = list(head)
+        self.stats.read_bytes += sum(map(len, head))
+        if rest is not None:
+            self.stats.read_bytes += len(rest)
+            out.append(rest)
+        return out
 
     # -- Iggy polls ------------------------------------------------------------------------
     def poll(self, stream: Identifier, topic: Identifier, partition_id: int | None,

@@ -1,12 +1,14 @@
 """Fetch (1): long poll on max_wait/min_bytes, max_bytes and partition max_bytes.
 
-Every requested partition is answered. A fetch offset inside a batch returns that whole batch
-(the client skips the records before its offset). Kafka batches are served as stored; Iggy
-batches are transcoded. There are no fetch sessions: the response's session id is 0, so
-clients keep sending full fetches. Offsets in archived (tiered) segments are read from the
-archive without blocking the event loop; if the archive cannot be read, or a stored batch fails
-its checksum and no verified copy repairs it, that partition answers KAFKA_STORAGE_ERROR
-(retriable) — corrupt bytes are never sent.
+Every requested partition is answered. A large read of stored Kafka batches is streamed: its
+first chunk is verified here, the rest (a `Deferred` of known length) while the response is
+written (kafka_wire/listener.py, core/storage/streamed.py). A fetch offset inside a batch
+returns that whole batch (the client skips the records before its offset). Kafka batches are
+served as stored; Iggy batches are transcoded. There are no fetch sessions: the response's
+session id is 0, so clients keep sending full fetches. Offsets in archived (tiered) segments
+are read from the archive without blocking the event loop; if the archive cannot be read, or a
+stored batch fails its checksum and no verified copy repairs it, that partition answers
+KAFKA_STORAGE_ERROR (retriable) — corrupt bytes are never sent.
 
 With isolation_level read_committed (1) a partition is read only up to its last stable offset
 (the first offset of its oldest open transaction) and lists the aborted transactions that
@@ -25,6 +27,7 @@ import asyncio
 
 from pyggy.core.errors import CorruptBatch, RemoteReadError
 from pyggy.core.model import Topic
+from pyggy.core.storage.streamed import Deferred
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire import routing
 from pyggy.kafka_wire.context import Connection
@@ -34,7 +37,9 @@ from pyggy.kafka_wire.protocol.primitives import RecordParts
 READ_COMMITTED = 1  # isolation_level: read only below the last stable offset (KIP-98)
 
 async def _partition(conn: Connection, t: Topic | None, denied: int, p: dict,
-                     budget: list[int], committed: bool) -> dict:
+                     budget: list[int], committed: bool, stream: bool = True) -> dict:
+    """One partition's answer; with `stream` false its records are read whole (a shard process
+    answering for another one: pyggy/shards/kafka.py)."""
     index = p["partition"]
     out = {"partition_index": index, "error_code": ErrorCode.NONE, "high_watermark": -1,
            "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": [],
@@ -74,12 +79,14 @@ async def _partition(conn: Connection, t: Topic | None, denied: int, p: dict,
                                        pid, first in engine.txns.aborted(t, index, offset, end)]
     limit = min(p["partition_max_bytes"], budget[0])
     try:
-        chunks = await engine.data.read_kafka_async(t, index, offset, max(limit, 1),
-                                                    end - offset)
+        read = engine.data.read_kafka_streamed if stream else engine.data.read_kafka_async
+        chunks = await read(t, index, offset, max(limit, 1), end - offset)
     except (RemoteReadError, CorruptBatch):  # archive unreachable, or a damaged stored batch
         out["error_code"] = ErrorCode.KAFKA_STORAGE_ERROR
         return out
-    data = chunks[0] if len(chunks) == 1 else RecordParts(chunks)  # written uncopied
+    # written uncopied; a Deferred tail is read and verified while it is written
+    data = chunks[0] if len(chunks) == 1 and type(chunks[0]) is not Deferred else \
+        RecordParts(chunks)
     if budget[1] and len(data) > limit:  # only the first non-empty partition may exceed
         return out
     budget[1] = 1

@@ -92,11 +92,12 @@ class Output(list):
         return sum(map(len, self))
 
     def coalesce(self, big: int = 16384) -> list[bytes | memoryview]:
-        """Join runs of small chunks; chunks of at least ``big`` bytes stay uncopied."""
+        """Join runs of small chunks; chunks of at least ``big`` bytes, and parts that are not
+        buffers (a streamed read's tail: core/storage/streamed.py), stay as they are."""
         out: list[bytes | memoryview] = []
         small: list[Any] = []
         for chunk in self:
-            if len(chunk) >= big:
+            if len(chunk) >= big or not isinstance(chunk, bytes | bytearray | memoryview):
                 if small:
                     out.append(b"".join(small))
                     small = []

@@ -109,7 +109,8 @@ async def _produce(rt: ShardRuntime, meta: dict[str, Any], payload: memoryview) 
 async def _fetch(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply:
     t = rt.topic(meta)
     budget = [int(b) for b in meta["budget"]]
-    out = await fetch._partition(_conn(rt), t, 0, meta["p"], budget, bool(meta["committed"]))
+    out = await fetch._partition(_conn(rt), t, 0, meta["p"], budget, bool(meta["committed"]),
+                                 stream=False)  # the records travel whole over the channel
     records = out.pop("records") or b""
     out["budget"] = budget
     if not isinstance(records, bytes | bytearray | memoryview):  # RecordParts: sent in pieces

@@ -3,7 +3,9 @@ uvloop as the server runs: ordering, limits, timeouts, flow control, errors, mem
 
 The toy door understands a few bodies: `login` authenticates, `bad` is bad input, `boom` is a
 bug (an unexpected exception), `bye` is answered and then closes, `wait` is answered only when
-the test releases `Echo.gate`; anything else is echoed back.
+the test releases `Echo.gate`, `stream` is answered by a `Stream` of 16 pieces of 64 KiB (byte i
+in piece i) and `stream-fail` by one that raises at its third piece; anything else is echoed
+back.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import uvloop
-from pyggy.transport import Connection, Limits, Listener
+from pyggy.transport import Connection, Limits, Listener, Stream
 
 _SIZE = struct.Struct(">I")
 
@@ -55,6 +57,8 @@ class Echo:
             raise RuntimeError("a bug")
         elif body == b"wait":
             await Echo.gate.wait()
+        elif body.startswith(b"stream"):
+            return Stream(_pieces(body == b"stream-fail")), False
         return [bytes(frame)], body == b"bye"
 
     def opened(self, conn: Connection) -> None:
@@ -66,6 +70,17 @@ class Echo:
 
     def is_authenticated(self) -> bool:
         return self.authenticated
+
+
+PIECE, PIECES = 64 * 1024, 16
+
+
+async def _pieces(fail: bool):
+    yield [_SIZE.pack(PIECE * PIECES)]
+    for i in range(PIECES):
+        if fail and i == 2:
+            raise OSError("piece 2 cannot be made")
+        yield [bytes([i]) * PIECE]
 
 
 def msg(body: bytes) -> bytes:
@@ -380,3 +395,31 @@ def test_a_listener_serves_on_the_socket_opened_before_it_started() -> None:
             early.close()
 
     run(main)
+
+
+def test_a_streamed_reply_is_written_whole_and_in_order() -> None:
+    async def main() -> None:
+        listener, port = await serve(Limits())
+        c = await Client.open(port)
+        c.writer.write(msg(b"stream") + msg(b"after"))  # pipelined: the echo waits its turn
+        assert await c.reply() == b"".join(bytes([i]) * PIECE for i in range(PIECES))
+        assert await c.reply() == b"after"
+        c.close()
+        listener.close()
+    run(main)
+
+
+def test_a_stream_that_fails_closes_after_what_it_wrote(caplog) -> None:
+    async def main() -> None:
+        listener, port = await serve(Limits())
+        bystander, c = await Client.open(port), await Client.open(port)
+        c.writer.write(msg(b"stream-fail") + msg(b"never answered"))
+        assert await c.reader.readexactly(4) == _SIZE.pack(PIECE * PIECES)
+        assert await c.reader.readexactly(2 * PIECE) == bytes([0]) * PIECE + bytes([1]) * PIECE
+        assert await c.reader.read() == b""  # closed: nothing after the pieces made
+        assert await bystander.call(b"fine") == b"fine"
+        listener.close()
+    with caplog.at_level(logging.WARNING, logger="pyggy.transport"):
+        run(main)
+    assert any("reply cut short: piece 2 cannot be made" in r.getMessage()
+               for r in caplog.records)
