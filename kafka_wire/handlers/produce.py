@@ -12,6 +12,7 @@ is answered by closing the connection, as Kafka does (there is no response to ca
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 
 from pyggy.core.errors import ErrorCode as IggyCode
@@ -24,6 +25,8 @@ from pyggy.kafka_wire import routing
 from pyggy.kafka_wire.context import CloseConnection, Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.topics import INTERNAL_TOPICS, topic_config
+
+log = logging.getLogger(__name__)
 
 
 def _partition_result(index: int, error: int, base: int = -1, start: int = -1,
@@ -136,7 +139,15 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
             error = await server.txn.before_append(t, index, info.producer_id,
                                                    info.producer_epoch)
         if error:
-            return _partition_result(index, error, start=data.watermarks(t, index)[0])
+            message = None
+            if error in (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                         ErrorCode.INVALID_PRODUCER_EPOCH):
+                message = server.producers.explain(info.producer_id, info.producer_epoch,
+                                                   info.base_sequence, key)
+                log.info("produce to %s-%d refused (leader epoch %d): %s", t.name, index,
+                         epoch, message)
+            return _partition_result(index, error, start=data.watermarks(t, index)[0],
+                                     message=message)
         if duplicate is not None:
             base = duplicate
         else:
