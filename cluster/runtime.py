@@ -220,6 +220,9 @@ class ClusterRuntime:
         return (await self._partition_op(stream_id, topic_id, partition_id, operation,
                                          body))[1]
 
+    async def confirm(self, stream_id: int, topic_id: int, partition_id: int) -> None:
+        await self._partition_op(stream_id, topic_id, partition_id, psm.BARRIER, b"")
+
     async def delete_records(self, stream_id: int, topic_id: int, partition_id: int,
                              offset: int) -> int | None:
         """The new log start offset, None when `offset` is past the end."""
