@@ -134,6 +134,8 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
         if error in _STATE_REFUSALS and server.engine.cluster is not None:
             # only a leader that still leads may refuse from its producer state
             if not await routing.still_leads(conn, t, index):
+                log.info("produce to %s-%d: not refused as %s, this node no longer leads "
+                         "(view %d)", t.name, index, ErrorCode(error).name, epoch)
                 return _partition_result(index, ErrorCode.NOT_LEADER_OR_FOLLOWER)
             error, duplicate = server.producers.check(  # with what committed meanwhile
                 info.producer_id, info.producer_epoch, info.base_sequence, info.record_count,
