@@ -158,8 +158,8 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
             if error in _STATE_REFUSALS:
                 message = server.producers.explain(info.producer_id, info.producer_epoch,
                                                    info.base_sequence, key)
-                log.info("produce to %s-%d refused (leader epoch %d): %s", t.name, index,
-                         epoch, message)
+                log.debug("produce to %s-%d refused (leader epoch %d): %s", t.name, index,
+                          epoch, message)
             return _partition_result(index, error, start=data.watermarks(t, index)[0],
                                      message=message)
         if duplicate is not None:
