@@ -8,7 +8,8 @@ timestamp at `apply`, so every replica writes byte-identical batches, indexes an
 Every change of the log is an op of its group: appends of both doors, DeleteRecords, purge,
 retention and segment deletion (so repair can never resurrect what one of them removed), and
 the archive manifest entry of a segment the leader uploaded (ARCHIVED: one upload per segment,
-and a new leader knows what is archived).
+and a new leader knows what is archived). BARRIER changes nothing: a leader commits one to
+prove it still leads before answering from its own state (`ClusterView.confirm`).
 
 The log holds applied (= committed) batches only, so whatever reads it serves committed data
 by construction; uncommitted prepares live in the consensus journal only.
@@ -53,8 +54,9 @@ log = logging.getLogger(__name__)
 
 APPEND_IGGY, APPEND_KAFKA = 160, 161  # 160 = Iggy's SendMessages operation
 DELETE_RECORDS, PURGE, RETENTION, DELETE_SEGMENTS, ARCHIVED = 164, 165, 166, 167, 168
+BARRIER = 169  # changes nothing: its commit proves the proposer still led (ClusterView.confirm)
 OPERATIONS = frozenset({APPEND_IGGY, APPEND_KAFKA, DELETE_RECORDS, PURGE, RETENTION,
-                        DELETE_SEGMENTS, ARCHIVED})
+                        DELETE_SEGMENTS, ARCHIVED, BARRIER})
 ARCHIVED_MAX = 4096  # an ARCHIVED body: the archive manifest entry the leader uploaded
 LOG_APPEND_TIME = 1
 # flags u8, count u32, epoch i32, base offset u64, max timestamp (ms, Kafka) i64
@@ -71,7 +73,7 @@ _CRC = struct.Struct("<I")
 # replies are kept for the non-append ops of this many ops back from the last one: only ops
 # above the checkpoint replay, and those are in the journal (128 slots for a partition group)
 REPLIES_KEPT_OPS = 1024
-_BODY_SIZES = {DELETE_RECORDS: 8, PURGE: 0, RETENTION: 16, DELETE_SEGMENTS: 8}
+_BODY_SIZES = {DELETE_RECORDS: 8, PURGE: 0, RETENTION: 16, DELETE_SEGMENTS: 8, BARRIER: 0}
 OK, INVALID_OFFSET = 0, 1
 
 
@@ -178,6 +180,8 @@ class PartitionMachine:
     def apply(self, op: int, operation: int, body: bytes, timestamp: int) -> bytes:
         if operation in (APPEND_IGGY, APPEND_KAFKA):
             return self._append(op, operation, body, timestamp // 1000)
+        if operation == BARRIER:  # nothing changes, so nothing to mark or replay differently
+            return _REPLY.pack(OK, 0)
         if op <= self.marker:  # executed before a restart: answer what it answered then
             if operation == PURGE:
                 self.applied_next = 0

@@ -198,9 +198,11 @@ class ClusterRuntime:
             self.node.remove_group(partition_group(t.stream_id, t.id, p.id))
 
     # -- writes ----------------------------------------------------------------------------
-    async def _submit(self, group: int, operation: int, body: bytes) -> bytes:
+    async def _submit(self, group: int, operation: int, body: bytes,
+                      forward: bool | None = None) -> bytes:
         try:
-            return await self.node.submit(group, operation, body, view.FORWARD.get())
+            return await self.node.submit(group, operation, body,
+                                          view.FORWARD.get() if forward is None else forward)
         except node_mod.NotPrimary as e:
             raise view.NotLeader(e.primary) from None
         except node_mod.OutcomeUnknown as e:
@@ -233,6 +235,11 @@ class ClusterRuntime:
                      body: bytes) -> int:
         return (await self._partition_op(stream_id, topic_id, partition_id, operation,
                                          body))[1]
+
+    async def confirm(self, stream_id: int, topic_id: int, partition_id: int) -> None:
+        # never forwarded: a backup's barrier committed by the primary would prove nothing
+        await self._submit(partition_group(stream_id, topic_id, partition_id), psm.BARRIER,
+                           b"", forward=False)
 
     async def delete_records(self, stream_id: int, topic_id: int, partition_id: int,
                              offset: int) -> int | None:

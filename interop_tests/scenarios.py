@@ -844,6 +844,67 @@ def errors_confluent(bootstrap: str) -> dict:
     return result
 
 
+def producer_state_kafka_python(bootstrap: str) -> dict:
+    """An idempotent producer's state as the partition leader checks it (Kafka's
+    ProducerAppendInfo rules), with raw requests so that every answer is the broker's: in-order
+    batches, a retried one (its original offset), a gap, InitProducerId naming the producer's
+    own id and epoch (the request kafka-python sends to bump its epoch, KIP-360), a new epoch
+    not starting at 0 and starting at 0, the old epoch after it, a new producer starting
+    anywhere. Producer ids are kept only as "the same id or not"."""
+    from kafka.protocol.producer.produce import ProduceRequest
+    from kafka.protocol.producer.transaction import InitProducerIdRequest
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    topic = unique("pst")
+    result: dict[str, Any] = {}
+    with KpRaw(bootstrap) as raw:
+        created = raw.admin.create_topics({topic: {"num_partitions": 1,
+                                                   "replication_factor": 1}},
+                                          raise_errors=False)
+        result["create"] = error_name(created["topics"][0]["error_code"])
+
+        def init(pid: int = -1, epoch: int = -1) -> tuple[str, int, int]:
+            for _ in range(100):  # a starting Kafka broker: COORDINATOR_LOAD_IN_PROGRESS
+                r = raw.call(InitProducerIdRequest(transactional_id=None,
+                                                   transaction_timeout_ms=60000,
+                                                   producer_id=pid, producer_epoch=epoch,
+                                                   version=4))
+                if r.error_code not in (14, 15):
+                    break
+                time.sleep(0.2)
+            return error_name(r.error_code), r.producer_id, r.producer_epoch
+
+        def produce(pid: int, epoch: int, seq: int, count: int = 1) -> str:
+            b = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=0,
+                                          producer_id=pid, producer_epoch=epoch,
+                                          base_sequence=seq, batch_size=1 << 20)
+            for i in range(count):
+                b.append(i, timestamp=BASE_TS, key=None, value=b"v%d" % (seq + i), headers=[])
+            Topic = ProduceRequest.TopicProduceData
+            r = raw.call(ProduceRequest(
+                transactional_id=None, acks=-1, timeout_ms=10000, topic_data=[Topic(
+                    name=topic, partition_data=[Topic.PartitionProduceData(
+                        index=0, records=bytes(b.build()))])],
+                version=12))  # fmt: skip  # v13+ names topics by id only
+            p = r.responses[0].partition_responses[0]
+            return error_name(p.error_code) + (f" offset={p.base_offset}"
+                                               if not p.error_code else "")
+
+        error, first, epoch = init()
+        result["init"] = (error, epoch)
+        result["in_order"] = [produce(first, 0, 0, 2), produce(first, 0, 2)]
+        result["retry"] = produce(first, 0, 0, 2)
+        result["gap"] = produce(first, 0, 5)
+        error, bumped, epoch = init(first, 0)
+        result["init_naming_itself"] = (error, bumped == first, epoch)
+        result["new_epoch_not_at_0"] = produce(first, 1, 3)
+        result["new_epoch_at_0"] = [produce(first, 1, 0), produce(first, 1, 1)]
+        result["old_epoch_after_it"] = produce(first, 0, 3)
+        result["new_producer_anywhere"] = [produce(bumped, 0, 7), produce(bumped, 0, 8),
+                                           produce(bumped, 0, 10)]
+    return result
+
+
 SCENARIOS: dict[str, dict[str, Callable[[str], Any]]] = {
     "produce_consume": {
         "kafka-python": produce_consume_kafka_python,

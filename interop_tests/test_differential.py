@@ -99,6 +99,18 @@ KAFKA_ANSWERS: dict[tuple[str, str], dict[str, Any]] = {
         "delete_groups": {"g-kp": "OK"},
         "delete_groups_again": {"g-kp": "GroupIdNotFoundError"},
     },
+    ("producer_state", "kafka-python"): {
+        "init": ("0 NoError", 0),
+        "in_order": ["0 NoError offset=0", "0 NoError offset=2"],
+        "retry": "0 NoError offset=0",
+        "gap": "45 OutOfOrderSequenceNumberError",
+        "init_naming_itself": ("0 NoError", False, 0),
+        "new_epoch_not_at_0": "45 OutOfOrderSequenceNumberError",
+        "new_epoch_at_0": ["0 NoError offset=3", "0 NoError offset=4"],
+        "old_epoch_after_it": "47 InvalidProducerEpochError",
+        "new_producer_anywhere": ["0 NoError offset=5", "0 NoError offset=6",
+                                  "45 OutOfOrderSequenceNumberError"],
+    },
     ("consumer_group", "confluent-kafka"): {
         "assignment": [0, 1, 2],
         "committed": [(p, 7, f"m{p}") for p in range(PARTITIONS)],
@@ -153,7 +165,16 @@ def _differences(kafka: dict, pyggy: dict) -> list[str]:
 @pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_pyggy_answers_as_kafka(scenario: str, client: str, brokers: dict[str, str]) -> None:
-    run = SCENARIOS[scenario][client]
+    _compare(scenario, client, SCENARIOS[scenario][client], brokers)
+
+
+def test_idempotent_producer_state_answers_as_kafka(brokers: dict[str, str]) -> None:
+    """Sequence and epoch checks, and InitProducerId naming the producer's own id and epoch:
+    Kafka hands an idempotent producer a new id then (docs/cluster.md, finding N-d)."""
+    _compare("producer_state", "kafka-python", scenarios.producer_state_kafka_python, brokers)
+
+
+def _compare(scenario: str, client: str, run: Any, brokers: dict[str, str]) -> None:
     kafka = normalise(run(brokers["kafka"]))
     if scenario == "produce_consume":
         _check_round_trip(kafka)

@@ -2,8 +2,9 @@
 
 A batch with producerId ≥ 0 must carry the next expected sequence for its partition. A retried
 batch (one of the last five of that producer on that partition) is answered with its original
-offset and not stored again; a gap is OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch is
-INVALID_PRODUCER_EPOCH.
+offset and not stored again; a gap, or a new epoch not starting at 0, is
+OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch is INVALID_PRODUCER_EPOCH; a producer new on the
+partition may start anywhere (Kafka's ProducerAppendInfo rules).
 
 Across restarts (producers outlive a broker restart and retry into the new one): producer ids
 are handed out in blocks whose end is made durable (``reserve``) before the first id of the block
@@ -115,18 +116,13 @@ class ProducerStates:
                     self.epochs.pop(pid, None)
         return len(stale)
 
-    def init(self, producer_id: int = -1, producer_epoch: int = -1) -> tuple[int, int, int]:
-        """InitProducerId without a transactional id: (error, producer id, epoch).
-        Transactional producers get theirs from the transaction coordinator
-        (kafka_wire/transactions.py)."""
-        if producer_id >= 0 and producer_id in self.epochs:
-            if producer_epoch != self.epochs[producer_id]:
-                return ErrorCode.PRODUCER_FENCED, -1, -1
-            epoch = self.epochs[producer_id] + 1
-            if epoch > 32767:
-                producer_id, epoch = self.new_id(), 0
-            self.epochs[producer_id] = epoch
-            return ErrorCode.NONE, producer_id, epoch
+    def init(self) -> tuple[int, int, int]:
+        """InitProducerId without a transactional id: (error, producer id, epoch), always a
+        new id at epoch 0, also when the request names the producer's current id and epoch
+        (KIP-360's bump after a timeout or a sequence error): Kafka's coordinator answers an
+        idempotent producer so too, so every partition sees it as a new producer (any first
+        sequence) whichever broker answered. Transactional producers get theirs from the
+        transaction coordinator (kafka_wire/transactions.py)."""
         pid = self.new_id()
         self.epochs[pid] = 0
         return ErrorCode.NONE, pid, 0
@@ -142,8 +138,11 @@ class ProducerStates:
         elif epoch < known:
             return ErrorCode.INVALID_PRODUCER_EPOCH, None
         state = self.partitions.get((pid, key))
-        if state is None or epoch > state.epoch:
-            return ErrorCode.NONE, None  # new producer/epoch on this partition: any start
+        if state is None:
+            return ErrorCode.NONE, None  # a producer new on this partition: any start
+        if epoch > state.epoch:  # a new epoch starts at 0 (KIP-360), as Kafka checks it
+            return (ErrorCode.NONE if base_seq == 0
+                    else ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER), None
         if epoch < state.epoch:  # a batch of an epoch the producer has bumped past (KIP-360)
             return ErrorCode.INVALID_PRODUCER_EPOCH, None
         last = base_seq + count - 1
@@ -153,6 +152,21 @@ class ProducerStates:
         if base_seq != state.next_sequence:
             return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, None
         return ErrorCode.NONE, None
+
+    def explain(self, pid: int, epoch: int, base_seq: int, key: tuple[int, int, int]) -> str:
+        """Why `check` refused a batch, as Kafka's error messages say it (clients print them)."""
+        state = self.partitions.get((pid, key))
+        last = -1 if state is None else state.epoch
+        if epoch < max(last, self.epochs.get(pid, -1)):
+            return (f"Epoch of producer {pid} is {epoch}, which is smaller than the last seen "
+                    f"epoch {max(last, self.epochs.get(pid, -1))}")
+        if state is None:
+            return f"producer {pid} has no state here"
+        if epoch > state.epoch:
+            return (f"Invalid sequence number for new epoch of producer {pid}: {epoch} (request "
+                    f"epoch), {base_seq} (seq. number), {state.epoch} (current producer epoch)")
+        return (f"Out of order sequence number for producer {pid}: {base_seq} (incoming seq. "
+                f"number), {state.next_sequence - 1} (current end sequence number)")
 
     def forget_partitions(self, stream_id: int, topic_id: int, partitions: set[int]) -> None:
         """Partitions (or a whole topic) were deleted: drop their sequences (Iggy recycles

@@ -12,6 +12,7 @@ missed a view change) UNKNOWN_LEADER_EPOCH (KIP-320).
 from __future__ import annotations
 
 from pyggy.core.engine.cluster import ClusterView
+from pyggy.core.errors import IggyError
 from pyggy.core.model import Topic
 from pyggy.kafka_wire.context import Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
@@ -45,6 +46,22 @@ def unsettled(conn: Connection, t: Topic, index: int) -> bool:
     retry of one would be stored twice (KIP-98: a duplicate is answered with its offset)."""
     cluster = _cluster(conn)
     return cluster is not None and not cluster.partition(t.stream_id, t.id, index).settled
+
+
+async def still_leads(conn: Connection, t: Topic, index: int) -> bool:
+    """Whether this broker still leads the partition, proved by a commit through its
+    group (always on a single node): a leader cut off from the others keeps its view until it
+    hears of a newer one, and a client whose metadata came from it (kafka-python takes a
+    Metadata answer whatever its leader epoch) sends it batches that the new leader already
+    took, so its producer state cannot answer OUT_OF_ORDER alone (docs/cluster.md, N-d)."""
+    cluster = _cluster(conn)
+    if cluster is None:
+        return True
+    try:
+        await cluster.confirm(t.stream_id, t.id, index)
+    except IggyError:  # NotLeader, or OutcomeUnknown: a view change
+        return False
+    return True
 
 
 def leader_epoch(conn: Connection, t: Topic, index: int) -> int:

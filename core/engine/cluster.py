@@ -103,6 +103,14 @@ class ClusterView(Protocol):
         committed and applied here."""
         ...
 
+    async def confirm(self, stream_id: int, topic_id: int, partition_id: int) -> None:
+        """Commit a no-op through the partition's group: returns once this node, as its
+        primary, committed it, so it still led after the call began and has executed every
+        op before it (`NotLeader` / `OutcomeUnknown` otherwise). A door checks this before a
+        refusal that only the leader's state justifies: a deposed leader that has not heard
+        of the new view yet still believes it leads."""
+        ...
+
     async def delete_records(self, stream_id: int, topic_id: int, partition_id: int,
                              offset: int) -> int | None:
         """The partition's new log start offset, None if `offset` is past its end."""

@@ -5,13 +5,18 @@ Idempotent producers get per-partition sequence checks; a retried duplicate batc
 with its original offset, and a retry arriving (on another connection) while its first attempt
 is still being appended waits for that attempt's outcome. A partition's sequences are rebuilt
 from its stored batches before its first idempotent batch after a start (producers retry into a
-restarted server). acks outside -1/0/1 is INVALID_REQUIRED_ACKS; an acks=0 request that fails
-is answered by closing the connection, as Kafka does (there is no response to carry it).
+restarted server). In a cluster a refusal from the producer state (OUT_OF_ORDER_SEQUENCE_NUMBER,
+INVALID_PRODUCER_EPOCH) is answered only once a barrier through the partition's group proved
+this node still leads; a deposed leader that has not heard of the new view answers
+NOT_LEADER_OR_FOLLOWER instead (docs/cluster.md, N-d). acks outside -1/0/1 is
+INVALID_REQUIRED_ACKS; an acks=0 request that fails is answered by closing the connection, as
+Kafka does (there is no response to carry it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 
 from pyggy.core.errors import ErrorCode as IggyCode
@@ -24,6 +29,10 @@ from pyggy.kafka_wire import routing
 from pyggy.kafka_wire.context import CloseConnection, Connection
 from pyggy.kafka_wire.protocol.errors import ErrorCode
 from pyggy.kafka_wire.topics import INTERNAL_TOPICS, topic_config
+
+log = logging.getLogger(__name__)
+# answers that only the producer state held here justifies
+_STATE_REFUSALS = (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.INVALID_PRODUCER_EPOCH)
 
 
 def _partition_result(index: int, error: int, base: int = -1, start: int = -1,
@@ -122,6 +131,15 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
     for (a, b), info in zip(spans, infos, strict=True):
         error, duplicate = server.producers.check(info.producer_id, info.producer_epoch,
                                                   info.base_sequence, info.record_count, key)
+        if error in _STATE_REFUSALS and server.engine.cluster is not None:
+            # only a leader that still leads may refuse from its producer state
+            if not await routing.still_leads(conn, t, index):
+                log.info("produce to %s-%d: not refused as %s, this node no longer leads "
+                         "(view %d)", t.name, index, ErrorCode(error).name, epoch)
+                return _partition_result(index, ErrorCode.NOT_LEADER_OR_FOLLOWER)
+            error, duplicate = server.producers.check(  # with what committed meanwhile
+                info.producer_id, info.producer_epoch, info.base_sequence, info.record_count,
+                key)
         ours = (info.producer_id, key)
         attempt = server.producers.pending.get(ours) if info.producer_id >= 0 else None
         if not error and duplicate is None and attempt is not None and attempt[:2] == (
@@ -136,7 +154,14 @@ async def _produce(conn: Connection, t: Topic | None, index: int,
             error = await server.txn.before_append(t, index, info.producer_id,
                                                    info.producer_epoch)
         if error:
-            return _partition_result(index, error, start=data.watermarks(t, index)[0])
+            message = None
+            if error in _STATE_REFUSALS:
+                message = server.producers.explain(info.producer_id, info.producer_epoch,
+                                                   info.base_sequence, key)
+                log.debug("produce to %s-%d refused (leader epoch %d): %s", t.name, index,
+                          epoch, message)
+            return _partition_result(index, error, start=data.watermarks(t, index)[0],
+                                     message=message)
         if duplicate is not None:
             base = duplicate
         else:

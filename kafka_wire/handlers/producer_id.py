@@ -3,7 +3,9 @@ be allowed to write somewhere (IDEMPOTENT_WRITE, implied by WRITE as in KIP-679)
 transactional id the transaction coordinator answers (epoch bump, fencing the previous
 instance, aborting its open transaction); the principal must be allowed the transactional id
 (TRANSACTIONAL_ID_AUTHORIZATION_FAILED otherwise). PRODUCER_FENCED is INVALID_PRODUCER_EPOCH
-below v4, as in Kafka. In a cluster ids come from blocks the metadata group grants
+below v4, as in Kafka. Without a transactional id the answer is always a new producer id at
+epoch 0, even for a request naming the producer's id and epoch (KIP-360's bump), as Kafka's
+coordinator answers it. In a cluster ids come from blocks the metadata group grants
 (kafka_wire/replicated.py) on the metadata primary, from each replica's own range elsewhere."""
 
 from __future__ import annotations
@@ -66,8 +68,7 @@ async def handle(conn: Connection, req: dict, version: int) -> dict:
     if error := await _ids(conn, False):
         return _answer(error)
     try:
-        error, pid, epoch = conn.server.producers.init(
-            req.get("producer_id", -1), req.get("producer_epoch", -1))
+        error, pid, epoch = conn.server.producers.init()
     except OSError as e:  # the next block of ids could not be reserved (disk full)
         log.error("producer ids: could not reserve the next block: %s", e)
         error, pid, epoch = ErrorCode.KAFKA_STORAGE_ERROR, -1, -1

@@ -222,7 +222,7 @@ def test_a_backup_forwards_the_writes_of_a_door_that_asks_to_the_primary(
     """With `FORWARD` set (as the Iggy door sets it), a backup's metadata command, append and
     consumer-state change go to the primary over the bus; each answers once the op executed on
     the backup itself (its result readable there at once). Without it (the Kafka door), the
-    backup still refuses with NotLeader."""
+    backup still refuses with NotLeader; a barrier (`confirm`) is never forwarded."""
 
     async def main() -> None:
         runtimes = await start_cluster(tmp_path)
@@ -253,6 +253,10 @@ def test_a_backup_forwards_the_writes_of_a_door_that_asks_to_the_primary(
                     p_backup.engine.data.append_kafka(topic, 0, *kafka(100 + i))
                     for i in range(12)))
                 assert sorted(results) == list(range(20, 32))
+                # a barrier is never forwarded: only the leader itself proves it leads
+                await p_leader.confirm(s.id, t.id, 0)
+                with pytest.raises(NotLeader):
+                    await p_backup.confirm(s.id, t.id, 0)
             finally:
                 FORWARD.reset(token)
             with pytest.raises(NotLeader):

@@ -15,6 +15,7 @@ from pyggy.cluster.node import NotPrimary, OutcomeUnknown
 from pyggy.cluster.partition_sm import (
     APPEND_IGGY,
     APPEND_KAFKA,
+    BARRIER,
     DELETE_RECORDS,
     append_body,
     parse_reply,
@@ -144,6 +145,38 @@ def test_a_request_cut_off_by_a_view_change_has_an_unknown_outcome(tmp_path: Pat
         # the isolated primary's prepare never reached a quorum: it is in nobody's log
         values = [bytes(r.data) for r in first.log().read(0, 1 << 30)]
         assert not any(b"kafka-99" in v for v in values)
+        for m in members:
+            await m.stop()
+
+    asyncio.run(main())
+
+
+def test_a_barrier_commits_on_the_primary_only_and_changes_nothing(tmp_path: Path) -> None:
+    """`ClusterView.confirm`'s op: the primary commits it (nothing changes in any log); a
+    primary cut off from the others, still believing it leads, never commits it: once it
+    hears of the new view its barrier is in doubt, so it cannot pass for the leader (finding
+    N-d of docs/cluster.md: such a node answered OUT_OF_ORDER from its stale state)."""
+
+    async def main() -> None:
+        bus = MemoryBus()
+        members = [await Member(tmp_path / f"n{i}", i, bus).start() for i in range(3)]
+        first = await primary_of(members, GROUP)
+        await produce(first, 0, 2)
+        assert parse_reply(await first.node.submit(GROUP, BARRIER, b"")) == (0, 0)
+        await quiesce(members, GROUP)
+        assert {m.log().next_offset for m in members} == {records(0) + records(1)}
+        bus.down.add(first.index)
+        pending = asyncio.ensure_future(first.node.submit(GROUP, BARRIER, b""))
+        second = await primary_of(members, GROUP, exclude=first.index)
+        await produce(second, 2, 1)  # the new leader takes a batch the old one never sees
+        assert not pending.done()
+        bus.down.discard(first.index)
+        with pytest.raises(OutcomeUnknown):
+            await asyncio.wait_for(pending, 30)
+        assert parse_reply(await second.node.submit(GROUP, BARRIER, b"")) == (0, 0)
+        await quiesce(members, GROUP)
+        files = [segment_files(m) for m in members]
+        assert files[0] == files[1] == files[2]
         for m in members:
             await m.stop()
 

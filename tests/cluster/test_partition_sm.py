@@ -49,7 +49,7 @@ def test_stamp_never_passes_a_malformed_body(machine, operation: int, body: byte
     else:
         assert out is None or out == body
         want = {psm.DELETE_RECORDS: 8, psm.PURGE: 0, psm.RETENTION: 16,
-                psm.DELETE_SEGMENTS: 8}[operation]
+                psm.DELETE_SEGMENTS: 8, psm.BARRIER: 0}[operation]
         assert (out is not None) == (len(body) == want)
 
 
@@ -231,3 +231,15 @@ def test_the_marker_file_round_trips_and_any_damage_loads_as_no_marker(
     loaded = psm.PartitionMachine(plog, False)  # never raises
     if len(junk) != 8 and junk != good:
         assert loaded.marker == 0 and loaded.replies == {}
+
+
+def test_a_barrier_changes_nothing_and_answers_the_same_everywhere(tmp_path: Path) -> None:
+    """BARRIER (`ClusterView.confirm`): the same reply on every replica and at a replay, no
+    marker, the log and its checkpoint as they were."""
+    plog = small_log(tmp_path / "p")
+    m = psm.PartitionMachine(plog, False)
+    run(m, ["a", "a", "d1"])
+    before = (plog.start_offset, plog.next_offset, m.marker, m.snapshot())
+    for op in (4, 4, 5):  # a replay of op 4 too
+        assert psm.parse_reply(m.apply(op, psm.BARRIER, b"", 1_000_000 * op)) == (psm.OK, 0)
+    assert (plog.start_offset, plog.next_offset, m.marker, m.snapshot()) == before

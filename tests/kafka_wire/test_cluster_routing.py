@@ -41,6 +41,8 @@ class ScriptedCluster:
         self.catch_up: Callable[[], Awaitable[None]] | None = None  # what the wait brings
         self.leader_fences: list[list[tuple[int, int, int]]] = []
         self.leader_arrives: int | None = None  # the leader a leader fence's wait brings
+        self.deposed = False  # the others moved to a newer view this node has not heard of
+        self.confirms = 0
 
     def metadata_current(self) -> bool:
         return self.current
@@ -68,6 +70,14 @@ class ScriptedCluster:
     def partition(self, stream_id: int, topic_id: int, partition_id: int) -> Leadership:
         return Leadership(self.leader, self.view, (0, 1) if self.leader is not None else (ME,),
                           self.settled)
+
+    async def confirm(self, stream_id: int, topic_id: int, partition_id: int) -> None:
+        """A barrier through the group (cluster/partition_sm.py BARRIER; its real behaviour:
+        tests/cluster/test_partition_group.py): a deposed node's never commits."""
+        self.confirms += 1
+        if self.deposed:
+            self.leader = 0  # it hears of the new view: its barrier ends NotLeader
+            raise NotLeader(0)
 
 
 @pytest.fixture
@@ -169,6 +179,45 @@ async def test_a_new_leader_admits_no_produce_before_it_executed_what_it_took_ov
     r = await door.call(PRODUCE, 9, call)
     assert r["responses"][0]["partition_responses"][0]["error_code"] == E.NONE
     assert log.next_offset == 2
+
+
+def idempotent(seq: int, epoch: int = 0) -> dict:
+    batch = kafka_batch.build_batch([(1_700_000_000_000, b"k", b"s%d" % seq, [])],
+                                    producer_id=4000, producer_epoch=epoch, base_sequence=seq)
+    return {"acks": -1, "timeout_ms": 1000, "topic_data": [
+        {"name": "orders", "partition_data": [{"index": 0, "records": bytes(batch)}]}]}
+
+
+async def test_a_deposed_leader_does_not_refuse_from_its_stale_producer_state(cluster) -> None:
+    """Finding N-d of docs/cluster.md, kafka-python's requests replayed: the leader (this node)
+    acknowledged sequences 0-1 and was cut off; the others elected a new leader, which took 2
+    (the producer's retry after its request timeout); healed but not yet told of the new view,
+    this node still believes it leads, and kafka-python, which takes any Metadata answer
+    whatever its leader epoch, sends it sequence 3. Its producer state ends at 1: refusing
+    OUT_OF_ORDER_SEQUENCE_NUMBER (not retriable: the producer bumps its epoch and fails the
+    batch) was the bug; it first proves it still leads (a barrier through the group), and,
+    deposed, answers NOT_LEADER_OR_FOLLOWER (retriable) without storing anything. A leader
+    that does still lead refuses a real gap as Kafka does, with Kafka's explanation."""
+    door, c, engine = cluster
+    log = engine.metadata.topic("kafka", "orders").partitions[0].log
+
+    async def produce(seq: int, epoch: int = 0) -> dict:
+        r = await door.call(PRODUCE, 9, idempotent(seq, epoch))
+        return r["responses"][0]["partition_responses"][0]
+
+    assert [(await produce(s))["error_code"] for s in (0, 1)] == [E.NONE, E.NONE]
+    assert c.confirms == 0  # in-order batches cost no barrier
+    c.deposed = True
+    answer = await produce(3)
+    assert answer["error_code"] == E.NOT_LEADER_OR_FOLLOWER and c.confirms == 1
+    assert log.next_offset == 3
+    assert (await produce(2, epoch=1))["error_code"] == E.NOT_LEADER_OR_FOLLOWER
+    c.deposed, c.leader = False, ME  # a node that does lead, and a real gap
+    answer = await produce(3)
+    assert answer["error_code"] == E.OUT_OF_ORDER_SEQUENCE_NUMBER and c.confirms == 2
+    assert "3 (incoming seq. number), 1 (current end sequence number)" in \
+        answer["error_message"]
+    assert (await produce(2))["error_code"] == E.NONE and log.next_offset == 4
 
 
 async def test_a_new_leader_does_not_make_a_consumer_go_back(cluster) -> None:

@@ -137,3 +137,24 @@ def test_a_batch_of_an_epoch_bumped_past_is_fenced_not_out_of_order() -> None:
     assert states.epochs[pid] == 1
     assert states.check(pid, 0, 3, 1, KEY) == (ErrorCode.INVALID_PRODUCER_EPOCH, None)
     assert states.check(pid, 1, 1, 1, KEY) == (ErrorCode.NONE, None)
+
+
+def test_sequence_rules_and_init_are_kafkas() -> None:
+    """As Kafka's partition leader and coordinator answer (interop_tests/test_differential.py
+    compares with a real broker): a new epoch starts at 0; a producer new to the partition may
+    start anywhere; InitProducerId of an idempotent producer is always a new id at epoch 0
+    (pyggy used to bump the epoch of the id it named, on whichever node received it)."""
+    states = ProducerStates()
+    _, pid, epoch = states.init()
+    assert epoch == 0
+    for seq in range(3):
+        assert states.check(pid, 0, seq, 1, KEY) == (ErrorCode.NONE, None)
+        states.record(pid, 0, seq, 1, KEY, seq)
+    assert states.check(pid, 1, 3, 1, KEY) == (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, None)
+    assert "new epoch" in states.explain(pid, 1, 3, KEY)
+    assert states.check(pid, 1, 0, 1, KEY) == (ErrorCode.NONE, None)
+    assert states.check(pid, 0, 5, 1, KEY) == (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, None)
+    assert "5 (incoming seq. number), 2 (current end" in states.explain(pid, 0, 5, KEY)
+    error, again, epoch = states.init()
+    assert (error, epoch) == (ErrorCode.NONE, 0) and again != pid
+    assert states.check(again, 0, 41, 1, KEY) == (ErrorCode.NONE, None)
