@@ -14,7 +14,7 @@ import struct
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import cast
 
-from pyggy.core.storage.streamed import Deferred
+from pyggy.core.engine.data import Deferred
 from pyggy.kafka_wire.context import CloseConnection, Connection, KafkaServer
 from pyggy.kafka_wire.protocol.errors import KafkaDecodeError
 from pyggy.kafka_wire.protocol.headers import frame_length

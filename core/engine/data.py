@@ -29,7 +29,7 @@ from pyggy.core.records import iggy_batch, kafka_batch, transcode
 from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
 from pyggy.core.storage import streamed
 from pyggy.core.storage.reads import BatchRef, offset_for_timestamp_steps, read_steps
-from pyggy.core.storage.streamed import Deferred
+from pyggy.core.storage.streamed import Deferred as Deferred  # the doors stream it (kafka_wire)
 from pyggy.core.storage.tiered import Steps, run_async, run_blocking
 from pyggy.core.transactions import AbortedRanges
 

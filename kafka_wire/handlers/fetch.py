@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import asyncio
 
+from pyggy.core.engine.data import Deferred
 from pyggy.core.errors import CorruptBatch, RemoteReadError
 from pyggy.core.model import Topic
-from pyggy.core.storage.streamed import Deferred
 from pyggy.kafka_wire import authorizer as authz
 from pyggy.kafka_wire import routing
 from pyggy.kafka_wire.context import Connection
