@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
-FRAMES = 12  # innermost frames logged
+FRAMES = 24  # innermost frames logged (an import alone takes a dozen)
 
 
 class LoopWatch:
