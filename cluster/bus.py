@@ -87,7 +87,7 @@ class ReplicaDoor:
     def frame_length(self, view: memoryview) -> int:
         if len(view) < HEADER_SIZE:
             return 0
-        size = _SIZE.unpack_from(view, 48)[0]
+        size: int = _SIZE.unpack_from(view, 48)[0]
         # The dialer writes its queued messages right behind FINISH, so they may arrive in the
         # same read and be framed before FINISH is handled: past the handshake frames the
         # message limit applies, and the worker verifies FINISH before it handles them (a
