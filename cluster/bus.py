@@ -80,15 +80,27 @@ class ReplicaDoor:
                                                                   len(s.nodes))
         self.peer: int | None = None  # set once authenticated
         self.conn: Connection | None = None
+        # handshake frames still to come (acceptor: HELLO, FINISH; dialer: CHALLENGE), each
+        # bounded by FRAME_SIZE; counted as they are framed, before `handle` runs
+        self.handshake_frames = 1 if dial_to is not None else 2
 
     def frame_length(self, view: memoryview) -> int:
         if len(view) < HEADER_SIZE:
             return 0
-        size = _SIZE.unpack_from(view, 48)[0]
-        limit = FRAME_SIZE if self.peer is None else self.bus.settings.message_size_max
+        size: int = _SIZE.unpack_from(view, 48)[0]
+        # The dialer writes its queued messages right behind FINISH, so they may arrive in the
+        # same read and be framed before FINISH is handled: past the handshake frames the
+        # message limit applies, and the worker verifies FINISH before it handles them (a
+        # failed one closes the connection, dropping them).
+        handshake = self.peer is None and self.handshake_frames > 0
+        limit = FRAME_SIZE if handshake else self.bus.settings.message_size_max
         if not HEADER_SIZE <= size <= limit:
             raise BusError(f"frame size {size} out of range")
-        return size if len(view) >= size else 0
+        if len(view) < size:
+            return 0
+        if handshake:
+            self.handshake_frames -= 1
+        return size
 
     def declared_length(self, view: memoryview) -> int:
         return _SIZE.unpack_from(view, 48)[0] if len(view) >= 52 else 0

@@ -47,6 +47,7 @@ from pyggy.consensus.status import COMMITTED, FETCH_STATE, NORMAL, REPLY, SEND
 from pyggy.core.storage.outage import StorageFailure
 
 from . import metadata_transfer as mxfer
+from .loopwatch import LoopWatch
 from .metadata_sm import MetadataMachine, RestartToInstall
 from .partition_sm import PartitionMachine
 from .segment_transfer import Manifest, Refused, SegmentFetch, chunk_budget, serve
@@ -156,6 +157,7 @@ class Node:
         self.groups: dict[int, GroupRuntime] = {}
         self.now = 0  # ticks
         self.lateness: deque[float] = deque(maxlen=100_000)  # ms each tick came late
+        self.watch = LoopWatch()  # logs what the loop runs when it stalls past 1 s
         self._ticker: asyncio.Task[None] | None = None
         self.dropped_unknown_group = 0
         self.transfer_refused = 0  # segment chunks that failed verification
@@ -272,8 +274,10 @@ class Node:
 
     def start(self) -> None:
         self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
+        self.watch.start()
 
     async def close(self) -> None:
+        self.watch.stop()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -295,6 +299,7 @@ class Node:
             await asyncio.sleep(max(0.0, delay))
             late = loop.time() - due
             self.lateness.append(late * 1000)
+            self.watch.beat()
             if late > 1.0:  # the loop stalled: do not replay a burst of ticks at once
                 due = loop.time()
             self.tick()

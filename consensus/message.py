@@ -67,7 +67,7 @@ FIELDS: dict[int, tuple[tuple[str, str], ...]] = {
     C.REPLY: (("client", "16s"), ("session", "Q"), ("request", "Q"), ("op", "Q"),
               ("commit", "Q"), ("operation", "B"), ("_p", "7x"), ("group", "Q")),
     C.COMMIT: (("commit_checksum", "16s"), ("commit", "Q"), ("group", "Q")),
-    C.START_VIEW_CHANGE: (("group", "Q"),),
+    C.START_VIEW_CHANGE: (("group", "Q"), ("flags", "B")),
     C.DO_VIEW_CHANGE: (("op", "Q"), ("commit", "Q"), ("group", "Q"), ("log_view", "I"),
                        ("_p", "4x"), ("present", "16s"), ("nack", "16s")),
     C.START_VIEW: (("op", "Q"), ("commit", "Q"), ("group", "Q"), ("nonce", "16s")),
@@ -100,6 +100,9 @@ _PAD = {cmd: bytes(128 - st.size) for cmd, (st, _) in _STRUCTS.items()}
 # RepairPrepare flags: why the sender vouches for the prepare.
 COMMITTED = 1  # the sender has executed this op: it is committed
 FROM_PRIMARY = 2  # the sender is the primary of the (outer) view: it is in that view's log
+# StartViewChange flags: 0 = the sender is in view change status for the message's view;
+# EXIT = a vote, from normal status, to leave the message's view (its primary went silent).
+EXIT = 1
 # DoViewChange / StartView bodies: at most this many 256-byte headers.
 HEADERS_MAX = 128
 
@@ -224,6 +227,8 @@ def _validate(m: Message, body: bytes | None) -> None:
         raise DecodeError("empty or zero repair range")
     elif cmd == C.PREPARE and m.op == 0 and body is not None:
         raise DecodeError("op 0 is the root, never prepared")
+    elif cmd == C.START_VIEW_CHANGE and m.flags > EXIT:
+        raise DecodeError(f"unknown StartViewChange flags {m.flags}")
 
 
 def header_list(m: Message) -> list[Message]:

@@ -115,9 +115,12 @@ class NormalMixin(ReplicaState):
         self._commit()
 
     def _send_commit(self) -> None:
+        self._broadcast(self._commit_message())
+
+    def _commit_message(self) -> Message:
         h = self.log.get(self.commit_max)
-        self._broadcast(self._msg(C.COMMIT, commit=self.commit_max,
-                                  commit_checksum=h.checksum if h is not None else ZERO16))
+        return self._msg(C.COMMIT, commit=self.commit_max,
+                         commit_checksum=h.checksum if h is not None else ZERO16)
 
     def _retransmit_prepares(self) -> None:
         for op, acks in self.pipeline.items():
@@ -147,6 +150,7 @@ class NormalMixin(ReplicaState):
             self._request_start_view(m.replica)
             return
         if self.status == VIEW_CHANGE:
+            self._view_is_live()
             if self.log_view < self.view and not self._installing:
                 self._request_start_view(m.replica)
             return
@@ -171,6 +175,8 @@ class NormalMixin(ReplicaState):
         if m.view < self.view or m.replica != self.primary_index or self.is_primary:
             return
         if self.status != NORMAL:
+            if self.status == VIEW_CHANGE:
+                self._view_is_live()
             if self.status == RECOVERING or (self.log_view < self.view and not self._installing):
                 self._request_start_view(m.replica)
             return
@@ -182,6 +188,7 @@ class NormalMixin(ReplicaState):
         self._commit()
 
     def _heard_from_primary(self) -> None:
+        self._exit_from.pop(self.replica, None)  # withdraw a vote to leave the view
         self._deadline_heartbeat = self._now + self.options.heartbeat_timeout + \
             self.prng.randrange(self.options.heartbeat_timeout // 2 + 1)
 

@@ -289,7 +289,7 @@ class Replica(normal.NormalMixin, view_change.ViewChangeMixin, repair.RepairMixi
                     self._deadline_prepare = now + self.options.prepare_retransmit
                     self._retransmit_prepares()
             elif now >= self._deadline_heartbeat:
-                self._start_view_change(self.view + 1)
+                self._suspect_primary(now)
         elif self.status == VIEW_CHANGE:
             self._tick_view_change(now)
         else:

@@ -1,17 +1,25 @@
 """The view change of `Replica`: StartViewChange, DoViewChange, StartView, RequestStartView.
 
-A replica that suspects its primary (or sees a newer view) persists the new view, broadcasts
-StartViewChange, and with a view-change quorum of them sends its DoViewChange to the new
-primary. The new primary chooses the log (`log_choice.merge`), fetches the bodies it lacks,
-persists the log as its `log_view` and only then broadcasts StartView; backups install it,
-persist it, and acknowledge what they hold. A replica never re-runs the view change of a view
-whose log it installed.
+A backup whose primary went silent votes to leave its view (StartViewChange with `EXIT`, from
+normal status, for the view it is in) and moves to the next view only once a view-change
+quorum, itself included, voted so: a replica cut off alone never changes its view, so it
+cannot pull a healthy cluster into a view change when it comes back (TigerBeetle's
+start_view_change in normal status). A replica that enters a view change (a quorum voted, or
+it sees a newer view) persists the new view, broadcasts StartViewChange, and with a
+view-change quorum of them sends its DoViewChange to the new primary. The new primary chooses
+the log (`log_choice.merge`), fetches the bodies it lacks, persists the log as its `log_view`
+and only then broadcasts StartView; backups install it, persist it, and acknowledge what they
+hold. A view change that does not finish escalates to the next view only if a view-change
+quorum took part in it (else the replica stays and retries), after a timeout that doubles with
+each view passed since the last normal one (up to 8x), so slow disks or stalled peers get the
+time a round needs instead of restarting it. A replica never re-runs the view change of a
+view whose log it installed.
 """
 
 from __future__ import annotations
 
 from .log_choice import DoViewChange, Plan, merge
-from .message import ZERO16, Command, DecodeError, Message, header_list, prepare_header
+from .message import EXIT, ZERO16, Command, DecodeError, Message, header_list, prepare_header
 from .replica_state import ReplicaState
 from .status import NORMAL, RECOVERING, VIEW_CHANGE, Divergence
 
@@ -30,6 +38,10 @@ class ViewChangeMixin(ReplicaState):
         self._deadline_vc_send = self._deadline_vc_status = 0
         self._deadline_heartbeat = self._deadline_commit = self._deadline_prepare = 0
         self._rsv_sent_at = -(1 << 30)
+        # votes to leave a view: replica -> (its view, tick received); own vote included
+        self._exit_from: dict[int, tuple[int, int]] = {}
+        self._deadline_exit = 0
+        self._normal_view = self.log_view  # the last view this replica was normal in
 
     def _start_view_change(self, view: int) -> None:
         # A view whose log this replica installed has started: never run its view change again
@@ -46,12 +58,67 @@ class ViewChangeMixin(ReplicaState):
         self._want_start_view = False
         self._plan = None
         self.pipeline = {}
-        opt = self.options
-        self._deadline_vc_send = self._now + opt.view_change_retransmit
-        self._deadline_vc_status = self._now + opt.view_change_status_timeout + \
-            self.prng.randrange(opt.view_change_status_timeout // 2 + 1)
+        self._deadline_vc_send = self._now + self.options.view_change_retransmit
+        self._deadline_vc_status = self._now + self._vc_status_timeout()
         self._persist()
         self._vc_send()
+
+    def _vc_status_timeout(self) -> int:
+        """The view change status timeout, doubled for each view passed since the last one
+        this replica was normal in (up to 8x; TigerBeetle and Iggy back off too), plus up to
+        half of it as jitter: a round that needs longer than the base (fsyncs on a loaded
+        disk, a stalled peer) gets that time on a later attempt instead of restarting
+        forever."""
+        base = self.options.view_change_status_timeout
+        timeout = base << min(max(self.view - self._normal_view - 1, 0), 3)
+        return timeout + self.prng.randrange(timeout // 2 + 1)
+
+    def _view_is_live(self) -> None:
+        """In view change, normal traffic of this view's primary: the view has started and its
+        primary is alive, so wait for its StartView rather than escalate (and pull the replicas
+        already normal in it into another view change)."""
+        self._deadline_vc_status = max(self._deadline_vc_status,
+                                       self._now + self.options.view_change_status_timeout)
+
+    # -- leaving a view: votes from normal status ---------------------------------------------
+
+    def _suspect_primary(self, now: int) -> None:
+        """Normal backup, primary silent past the heartbeat timeout: vote to leave this view
+        (again every retransmit interval), and leave once a view-change quorum voted so."""
+        if now < self._deadline_exit:
+            return
+        self._deadline_exit = now + self.options.view_change_retransmit
+        if self.transferring:  # quorum-invisible
+            return
+        self._exit_from[self.replica] = (self.view, now)
+        self._broadcast(self._msg(Command.START_VIEW_CHANGE, flags=EXIT))
+        self._try_exit()
+
+    def _exit_votes(self) -> set[int]:
+        """Replicas that voted, within a heartbeat timeout, to leave the current view."""
+        window = self.options.heartbeat_timeout
+        return {r for r, (v, t) in self._exit_from.items()
+                if v == self.view and self._now - t <= window}
+
+    def _try_exit(self) -> None:
+        votes = self._exit_votes()
+        if self.replica in votes and len(votes) >= self.q.view_change:
+            self._start_view_change(self.view + 1)
+
+    def _on_exit_vote(self, m: Message) -> None:
+        if m.view > self.view:  # the sender is normal in a newer view
+            self._jump(m.view)
+            return
+        if m.view < self.view or self.status == RECOVERING:
+            return
+        self._exit_from[m.replica] = (m.view, self._now)
+        if self.status == NORMAL:
+            if self.is_primary:  # alive: the voter may only have missed heartbeats
+                self._send(m.replica, self._commit_message())
+            else:
+                self._try_exit()
+        elif not self._installing and self.log_view < self.view:
+            self._request_start_view(self.primary_index)  # the view started without us
 
     def _jump(self, view: int) -> None:
         """Traffic of a newer, already normal view: join it and ask its primary for the log."""
@@ -70,7 +137,16 @@ class ViewChangeMixin(ReplicaState):
 
     def _tick_view_change(self, now: int) -> None:
         if now >= self._deadline_vc_status:
-            self._start_view_change(self.view + 1)
+            # Escalate only with a view-change quorum in this view (in its view change, or
+            # voting to leave it): a replica that hears nobody cannot win the next view either,
+            # and climbing alone would pull the others into a view change when it returns.
+            # Nor while installing: the view's log is chosen, only this replica's superblock
+            # write is pending (a slow disk), and the others may already be normal in it.
+            if not self._installing and \
+                    len(self._svc_from | self._exit_votes()) >= self.q.view_change:
+                self._start_view_change(self.view + 1)
+            else:
+                self._deadline_vc_status = now + self._vc_status_timeout()
         elif now >= self._deadline_vc_send:
             self._deadline_vc_send = now + self.options.view_change_retransmit
             self._vc_send()
@@ -140,6 +216,9 @@ class ViewChangeMixin(ReplicaState):
         return self.status == VIEW_CHANGE and not self._installing
 
     def _on_start_view_change(self, m: Message) -> None:
+        if m.flags & EXIT:
+            self._on_exit_vote(m)
+            return
         if m.view == self.view and self.status == NORMAL and self.is_primary:
             self._send_start_view(m.replica, ZERO16)
         if self._enter_view_change_from(m.view):
@@ -355,6 +434,7 @@ class ViewChangeMixin(ReplicaState):
 
     def _enter_normal(self) -> None:
         self.status = NORMAL
+        self._normal_view = self.view
         self.acked_op = {}  # acknowledgements count from this view on
         self._installing = False
         self._enter_normal_timers()

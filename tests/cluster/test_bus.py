@@ -10,7 +10,7 @@ import pytest
 from pyggy.cluster import handshake
 from pyggy.cluster.bus import Bus, BusSettings
 from pyggy.cluster.roster import Node, cluster_id
-from pyggy.consensus.message import Command, Message
+from pyggy.consensus.message import Command, Message, encode
 
 KEY = b"k" * 32
 CLUSTER = cluster_id("test")
@@ -140,6 +140,47 @@ def test_handshake_garbage_and_forged_finish_close_the_connection() -> None:
     asyncio.run(main())
 
 
+def test_messages_in_the_same_read_as_finish_are_delivered() -> None:
+    """A dialer whose queue filled while the link was down (a heal) writes its messages right
+    behind FINISH; arriving in one read, they were framed before FINISH was handled and
+    refused as oversized handshake frames, closing every new link (finding N-c)."""
+    async def main() -> None:
+        nodes = roster(2)
+        high, got = await start(nodes, 1)
+        r, w = await asyncio.open_connection("127.0.0.1", nodes[1].tcp_replica)
+        d = handshake.Dialer(KEY, CLUSTER, 0, 1)
+        w.write(d.hello())
+        finish = d.on_challenge(bytearray(await r.readexactly(256)))
+        queued = [encode(commit(0, k)) for k in range(3)]
+        queued.append(encode(Message(Command.START_VIEW, cluster=CLUSTER, replica=0, group=5,
+                                     body=bytes(256 * 4))))  # 1,280 bytes
+        w.write(finish + b"".join(queued))  # one write: one read on loopback
+        await until(lambda: len(got) == 4)
+        assert [m.commit for m in got[:3]] == [0, 1, 2] and high.linked() == [0]
+        w.close()
+        await high.close()
+
+    asyncio.run(main())
+
+
+def test_a_forged_finish_drops_the_messages_behind_it() -> None:
+    async def main() -> None:
+        nodes = roster(2)
+        high, got = await start(nodes, 1)
+        r, w = await asyncio.open_connection("127.0.0.1", nodes[1].tcp_replica)
+        d = handshake.Dialer(b"y" * 32, CLUSTER, 0, 1)
+        w.write(d.hello())
+        challenge = await r.readexactly(256)
+        _, _, _, _, _, nd, na, _ = handshake.parse(challenge)
+        forged = handshake._frame(handshake.FINISH, 0, 0, 1, CLUSTER, nd, na, bytes(32))
+        w.write(forged + encode(commit(0, 7)))
+        assert await asyncio.wait_for(r.read(), 5) == b""
+        assert high.linked() == [] and got == []
+        await high.close()
+
+    asyncio.run(main())
+
+
 def test_a_full_queue_drops_instead_of_blocking_and_a_restarted_peer_relinks() -> None:
     async def main() -> None:
         nodes = roster(2)
@@ -178,8 +219,9 @@ def test_a_message_claiming_another_sender_closes_the_link() -> None:
 
 
 def test_frame_lengths_are_bounded_before_and_after_the_handshake() -> None:
-    """A peer cannot make the bus buffer more than one handshake frame before it has
-    authenticated, nor more than `message_size_max` after."""
+    """A peer cannot make the bus buffer more than a handshake frame for each handshake step
+    (HELLO, FINISH), nor more than `message_size_max` for a frame after them (the dialer's
+    queued messages follow its FINISH at once)."""
     from types import SimpleNamespace
 
     from pyggy.cluster.bus import BusError, ReplicaDoor
@@ -194,10 +236,16 @@ def test_frame_lengths_are_bounded_before_and_after_the_handshake() -> None:
         return memoryview(raw)
 
     assert door.frame_length(memoryview(bytes(100))) == 0  # not even a header yet
-    assert door.frame_length(frame(256)) == 256
     for size in (0, 255, 257, 1 << 31):
         with pytest.raises(BusError):
             door.frame_length(frame(size))
+    assert door.frame_length(frame(256)) == 256  # HELLO
+    with pytest.raises(BusError):
+        door.frame_length(frame(512))  # where FINISH belongs
+    assert door.frame_length(frame(256)) == 256  # FINISH
+    assert door.frame_length(frame(4096)) == 0  # a message behind it, not all here yet
+    with pytest.raises(BusError):
+        door.frame_length(frame(4097))
     door.peer = 0  # authenticated
     assert door.frame_length(frame(4096)) == 0  # announced, not all here yet
     assert door.declared_length(frame(4096)) == 4096

@@ -119,11 +119,11 @@ def test_the_checker_catches_every_broken_replica(mutant):
 
 
 def test_a_seed_whose_partitions_fetch_their_data_keeps_every_invariant():
-    """Seed 29 (3 replicas) draws partitions shaped like pyggy's (records outlive a crash, a
+    """Seed 140 (3 replicas) draws partitions shaped like pyggy's (records outlive a crash, a
     checkpoint only names them): replicas behind every journal fetch the data through the
     driver (FETCH_STATE), some fetches fail and start over, and every invariant holds —
     the fetched state is installed as the checkpoint, checkpoints at an op are identical."""
-    r = run_seed(29, 3, TICKS)
+    r = run_seed(140, 3, TICKS)
     assert r.ok, r.error
     assert r.stats["state_fetches"] >= 1 and r.stats["state_fetch_failures"] >= 1
 

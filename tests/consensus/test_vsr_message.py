@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyggy.consensus.message import (
+    EXIT,
     FIELDS,
     HEADER_SIZE,
     Command,
@@ -43,6 +44,8 @@ def sample(command: int, body: bytes = b"") -> Message:
         body = encode(prepare())
     if command == Command.PREPARE:
         fields["op"] = 7
+    if command == Command.START_VIEW_CHANGE:
+        fields["flags"] = EXIT
     return Message(command, cluster=CLUSTER, view=4, replica=2, body=body, **fields)
 
 
@@ -86,6 +89,16 @@ def test_size_limit_and_zero_repair_range_are_refused():
     with pytest.raises(DecodeError):
         decode(raw, 512)
     bad = Message(Command.REQUEST_PREPARES, cluster=CLUSTER, from_op=5, to_op=4)
+    with pytest.raises(DecodeError):
+        decode(encode(bad), SIZE_MAX)
+
+
+@pytest.mark.parametrize("flags", [2, 3, 255])
+def test_a_start_view_change_with_unknown_flags_is_refused(flags):
+    for known in (0, EXIT):
+        m = Message(Command.START_VIEW_CHANGE, cluster=CLUSTER, view=3, flags=known)
+        assert decode(encode(m), SIZE_MAX).flags == known
+    bad = Message(Command.START_VIEW_CHANGE, cluster=CLUSTER, view=3, flags=flags)
     with pytest.raises(DecodeError):
         decode(encode(bad), SIZE_MAX)
 
