@@ -58,7 +58,7 @@ async def test_a_batch_rotting_on_disk_is_never_delivered(pyggy_server: PyggySer
         f.write(bytes([good[pos] ^ 0x04]))
     with pytest.raises(Exception):  # noqa: B017 - the SDK reports the closed connection
         await asyncio.wait_for(poll(root, "s", "t", count=TOTAL), 30)
-    pyggy_server.wait_for_log("marked damaged")
+    pyggy_server.wait_for_log("while being streamed; marked damaged")
     again = await connect(pyggy_server, reconnect=False)
     got = await asyncio.wait_for(poll(again, "s", "t", count=TOTAL), 30)
     assert offsets(got) == list(range(bad * PER_BATCH))  # up to the batch, not past it
