@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pyggy.core.records.iggy_batch import build_batch  # noqa: E402
+
 from pyggy.native_client import NativeClient  # noqa: E402
 from pyggy.testing import PyggyServer  # noqa: E402
 from scripts.consume_after_produce import OtherPyggy, proc_stat  # noqa: E402

@@ -70,7 +70,7 @@ async def poll_messages(ctx: Context, r: Reader) -> bytes | list:
     if count == 0:
         raise IggyError(ErrorCode.INVALID_MESSAGES_COUNT, "count must be > 0")
     # async: a poll of archived (tiered) segments awaits their bytes instead of blocking
-    # 0.11 replies serve stored batches verbatim: a large one is streamed (a Deferred last)
+    # 0.11 replies serve stored batches verbatim: a large poll holds a Deferred (streamed)
     result = await ctx.engine.data.poll_async(t.stream_id, t.id, partition_id, strategy, value,
                                               count, kind, consumer, auto_commit, member,
                                               streamed=not ctx.classic)
