@@ -11,7 +11,7 @@ import functools
 import logging
 import ssl
 import struct
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import cast
 
 from pyggy.core.engine.data import Deferred
@@ -20,7 +20,7 @@ from pyggy.kafka_wire.protocol.errors import KafkaDecodeError
 from pyggy.kafka_wire.protocol.headers import frame_length
 from pyggy.transport import Connection as Transport
 from pyggy.transport import Limits, Listener, Reply, Stream
-from pyggy.transport.door import Buffer
+from pyggy.transport.door import Buffer, streamed
 
 log = logging.getLogger(__name__)
 _SIZE = struct.Struct(">i")
@@ -38,27 +38,10 @@ def _handle_frame() -> Callable[[Connection, memoryview], Awaitable[list | None]
     return handle_frame
 
 
-def _streamed(parts: list) -> list | Stream:
-    """The reply as is, or a `Stream` when it holds a Deferred (a Fetch's stored batches still
-    to be read and verified: core/storage/streamed.py), whose chunks follow what precedes it."""
-    if not any(type(p) is Deferred for p in parts):
-        return parts
-
-    async def pieces() -> AsyncGenerator[Sequence[Buffer], None]:
-        ready: list[Buffer] = []
-        for part in parts:
-            if type(part) is not Deferred:
-                ready.append(part)
-                continue
-            if ready:
-                yield ready
-                ready = []
-            for chunk in part.chunks():
-                yield (chunk,)
-        if ready:
-            yield ready
-
-    return Stream(pieces())
+def _streamed(parts: list) -> Sequence[Buffer] | Stream:
+    """The reply, a `Stream` when it holds a Deferred (a Fetch's stored batches still to be
+    read and verified: core/storage/streamed.py)."""
+    return streamed(parts, Deferred)
 
 
 class KafkaDoor:

@@ -10,6 +10,7 @@ import logging
 import time
 
 from pyggy.core.engine.cluster import FORWARD
+from pyggy.core.engine.data import Deferred
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.native_wire.codec import frames
 from pyggy.native_wire.codec import responses as rsp
@@ -24,9 +25,9 @@ from pyggy.native_wire.codec.codes import (
 from pyggy.native_wire.codec.reader import Reader, WireError
 from pyggy.native_wire.context import Answer, Context, NativeServer, Session
 from pyggy.native_wire.table import COMMANDS, Command
+from pyggy.transport.door import Reply, streamed
 
 log = logging.getLogger(__name__)
-Reply = tuple[list, bool]  # (buffers to write, close the connection afterwards)
 
 
 _REFUSALS = frozenset({ErrorCode.UNAUTHENTICATED, ErrorCode.UNAUTHORIZED})
@@ -103,9 +104,10 @@ async def handle_vsr(server: NativeServer, session: Session, frame: bytearray) -
         payload = await _run(Context(server, session), header.command_code, body)
     except (IggyError, WireError) as e:
         return [frames.build_reply(header, e.code, b"", session.session_id)], False
-    if isinstance(payload, list):
+    if isinstance(payload, list):  # a poll's stored batches may be a Deferred: streamed
         size = sum(len(p) for p in payload)
-        return [frames.build_reply_header(header, 0, size, session.session_id), *payload], False
+        return streamed([frames.build_reply_header(header, 0, size, session.session_id),
+                         *payload], Deferred), False
     if frames.is_result_framed(op):
         payload = frames.result_ok(payload)
     return [frames.build_reply(header, 0, payload, session.session_id)], False

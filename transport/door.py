@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import AsyncGenerator, Awaitable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
     from pyggy.transport.connection import Connection
@@ -22,6 +22,37 @@ class Stream:
 
     def __init__(self, pieces: AsyncGenerator[Sequence[Buffer], None]) -> None:
         self.pieces = pieces
+
+
+class Lazy(Protocol):
+    """Bytes of a known length produced only while they are written (`chunks`)."""
+
+    def __len__(self) -> int: ...
+
+    def chunks(self) -> Iterator[Buffer]: ...
+
+
+def streamed(parts: Sequence[Any], lazy: type) -> Sequence[Buffer] | Stream:
+    """`parts` as they are, or a `Stream` when some are of type `lazy` (a `Lazy`: a door's
+    stored batches still to be read and verified), whose chunks follow what precedes them."""
+    if not any(type(p) is lazy for p in parts):
+        return parts
+
+    async def pieces() -> AsyncGenerator[Sequence[Buffer], None]:
+        ready: list[Buffer] = []
+        for part in parts:
+            if type(part) is not lazy:
+                ready.append(part)
+                continue
+            if ready:
+                yield ready
+                ready = []
+            for chunk in cast(Lazy, part).chunks():
+                yield (chunk,)
+        if ready:
+            yield ready
+
+    return Stream(pieces())
 
 
 # (buffers to write, or a Stream; close once they are written)

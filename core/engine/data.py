@@ -28,6 +28,7 @@ from pyggy.core.offsets import CONSUMER, CONSUMER_GROUP
 from pyggy.core.records import iggy_batch, kafka_batch, transcode
 from pyggy.core.records.encoding import ENCODING_IGGY, ENCODING_KAFKA
 from pyggy.core.storage import streamed
+from pyggy.core.storage.partition_log import PartitionLog
 from pyggy.core.storage.reads import BatchRef, offset_for_timestamp_steps, read_steps
 from pyggy.core.storage.streamed import Deferred as Deferred  # the doors stream it (kafka_wire)
 from pyggy.core.storage.tiered import Steps, run_async, run_blocking
@@ -90,6 +91,8 @@ class PollResult:
     current_offset: int
     count: int
     chunks: list[Buffer] = field(default_factory=list)  # Iggy batch records, in order
+    # a streamed poll's batches instead (`poll_async`'s `streamed`): a Deferred among them
+    streamed: list[Buffer | Deferred] | None = None
 
 
 @dataclass(slots=True)
@@ -305,9 +308,13 @@ class DataService:
     async def poll_async(self, stream: Identifier, topic: Identifier, partition_id: int | None,
                          strategy: int, value: int, count: int, consumer_kind: int = CONSUMER,
                          consumer_id: Identifier = 0, auto_commit: bool = False,
-                         member_id: int | None = None) -> PollResult:
+                         member_id: int | None = None, streamed: bool = False) -> PollResult:
         """`poll`, awaiting archived data instead of blocking the event loop. In a cluster an
-        auto-commit is replicated (the metadata group) before the result is returned."""
+        auto-commit is replicated (the metadata group) before the result is returned. With
+        `streamed`, a poll of whole stored Iggy batches without auto-commit may end in a
+        `Deferred` (core/storage/streamed.py): the door writes it while reading and verifying
+        it. (An auto-commit stores the offset before the bytes leave: a batch found bad
+        mid-stream would then be skipped by the consumer, so those polls are read whole.)"""
         if self.shards is not None:
             t = self.meta.topic(stream, topic)
             if consumer_kind == CONSUMER_GROUP and member_id is not None:
@@ -324,7 +331,7 @@ class DataService:
             [] if auto_commit and self.cluster is not None else None
         result = await run_async(self._poll(stream, topic, partition_id, strategy, value,
                                             count, consumer_kind, consumer_id, auto_commit,
-                                            member_id, commits))
+                                            member_id, commits, streamed and not auto_commit))
         for t, pid, kind, key, offset in commits or ():
             await self.consumers.replicate_store(t, pid, kind, key, offset)
         return result
@@ -332,8 +339,8 @@ class DataService:
     def _poll(self, stream: Identifier, topic: Identifier, partition_id: int | None,
               strategy: int, value: int, count: int, consumer_kind: int,
               consumer_id: Identifier, auto_commit: bool, member_id: int | None,
-              commits: list[tuple[Topic, int, int, Identifier, int]] | None = None
-              ) -> Steps[PollResult]:
+              commits: list[tuple[Topic, int, int, Identifier, int]] | None = None,
+              streamed_ok: bool = False) -> Steps[PollResult]:
         t = self.meta.topic(stream, topic)
         key: Identifier = consumer_id
         if consumer_kind == CONSUMER_GROUP:
@@ -361,7 +368,9 @@ class DataService:
         start = max(start, plog.start_offset)
         aborted = self.meta.txns.aborted.get(part)
         last = start - 1
-        while result.count < count and last + 1 < end:
+        if streamed_ok and aborted is None:
+            last = yield from self._poll_streamed(plog, pid, start, count, end, result)
+        while result.count < count and last + 1 < end and result.streamed is None:
             refs = yield from read_steps(plog, last + 1, min(count - result.count,
                                                              end - last - 1),
                                          self.poll_max_bytes)
@@ -381,6 +390,33 @@ class DataService:
             else:
                 self.consumers.store(offsets, consumer_kind, key, last)
         return result
+
+    def _poll_streamed(self, plog: PartitionLog, pid: int, start: int, count: int, end: int,
+                       result: PollResult) -> Steps[int]:
+        """The one read of a poll (no aborted transactions in the partition) as
+        `streamed.plan_polled` plans it, the rest of that read the ordinary way; the last
+        offset polled (start - 1 when nothing could be planned: the caller reads whole)."""
+        most = min(count, end - start)
+        planned = streamed.plan_polled(plog, start, most, self.poll_max_bytes, ENCODING_IGGY)
+        if planned is None:
+            return start - 1
+        parts: list[Buffer | Deferred] = list(planned.head)
+        if planned.rest is not None:
+            parts.append(planned.rest)
+        result.streamed = parts
+        result.count = planned.messages
+        self.stats.read_bytes += planned.nbytes
+        last = planned.next_offset - 1
+        if planned.short or result.count >= most:
+            return last
+        # what a whole read takes after these batches: one cut by the count, a batch not to
+        # stream (another encoding, damaged), up to the same byte budget
+        refs = yield from read_steps(plog, last + 1, min(count - result.count, end - last - 1),
+                                     self.poll_max_bytes - planned.nbytes, begun=True)
+        last = max(last, self._slice(refs, pid, last + 1, count - result.count, result))
+        parts.extend(result.chunks)
+        result.chunks = []
+        return last
 
     @staticmethod
     def _group_partition(g: ConsumerGroup, member_id: int,

@@ -87,12 +87,13 @@ class BatchRef(NamedTuple):
     timestamp: int
 
 
-def read_steps(plog: PartitionLog, offset: int, max_count: int,
-               max_bytes: int) -> Steps[list[BatchRef]]:
+def read_steps(plog: PartitionLog, offset: int, max_count: int, max_bytes: int,
+               begun: bool = False) -> Steps[list[BatchRef]]:
     """Batches from the one holding `offset`, until `max_count` records or `max_bytes` (at
     least one batch when any exists at or after `offset`). A batch that fails verification
     and cannot be repaired ends the read there (a short read) or, when it is the first,
-    raises CorruptBatch."""
+    raises CorruptBatch. With `begun` the read goes on one that already took batches before
+    `offset` (core/engine/data.py, a streamed poll): its first batch is taken as a later one."""
     out: list[BatchRef] = []
     offset = max(offset, plog.start_offset)
     remaining, budget = max_count, max_bytes
@@ -111,7 +112,7 @@ def read_steps(plog: PartitionLog, offset: int, max_count: int,
         i = idx.find_offset(offset)
         while i < len(idx) and remaining > 0:
             ln = idx.lengths[i]
-            if out and ln > budget:
+            if (out or begun) and ln > budget:
                 return out
             base, cnt = idx.base_offsets[i], idx.counts[i]
             # the read stops inside this batch: the next one (the same consumer's) starts there
@@ -124,7 +125,7 @@ def read_steps(plog: PartitionLog, offset: int, max_count: int,
                 data = seg.read_at(idx.positions[i], ln)
                 if (plog.validate_checksum or idx.flags[i] & DAMAGED) and \
                         not sound(idx, i, data):
-                    if out:  # a short read; the next one starts at this batch
+                    if out or begun:  # a short read; the next one starts at this batch
                         return out
                     data = yield from verified_steps(plog, seg, i, data)
                     ln = idx.lengths[i]

@@ -16,6 +16,11 @@ DAMAGED, one encoding (served verbatim, so sizes are stored sizes). `plan` answe
 the first batch is not such (the caller reads the ordinary way, which repairs or refuses),
 and ends the plan before the first later one that is not (a short read, as `read_steps`
 makes before a batch that fails).
+
+`plan_polled` does the same for an Iggy poll (0.11, served verbatim): the poll's count is known
+from the index only when it takes whole batches, so its plan starts at a batch's first offset
+and ends before the first batch that would be cut by the count (the poll reads that one, and
+anything after the plan, the ordinary way: core/engine/data.py).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class Run(NamedTuple):
     positions: array[int]
     lengths: array[int]
     crcs: array[int]
+    counts: array[int]
 
 
 class Deferred:
@@ -90,14 +96,53 @@ def plan(plog: PartitionLog, offset: int, max_count: int, max_bytes: int,
     r = runs[0]
     rest = runs[1:]
     if b < len(r.lengths):
-        rest.insert(0, Run(r.segment, r.bases[b:], r.positions[b:], r.lengths[b:], r.crcs[b:]))
+        rest.insert(0, Run(r.segment, r.bases[b:], r.positions[b:], r.lengths[b:], r.crcs[b:],
+                           r.counts[b:]))
     return [data], (Deferred(plog, rest) if rest else None)
 
 
+class Polled(NamedTuple):
+    """A planned poll of whole batches: the head and rest as `plan` gives them, the messages
+    they hold, the offset after them, their bytes, and whether the plan ended at a batch that
+    failed (a short read: the poll ends there too)."""
+
+    head: list[bytes]
+    rest: Deferred | None
+    messages: int
+    next_offset: int
+    nbytes: int
+    short: bool
+
+
+def plan_polled(plog: PartitionLog, offset: int, max_count: int, max_bytes: int,
+                encoding: int) -> Polled | None:
+    """`plan` for a read of whole batches from `offset` (see the module); None when the batch
+    at `offset` does not start there or holds more than `max_count` records."""
+    runs = _choose(plog, offset, max_count, max_bytes, encoding, whole=True)
+    if not runs:
+        return None
+    data, b, bad = _read(runs[0], 0, CHUNK, plog.validate_checksum)
+    if bad == 0:
+        return None
+    r = runs[0]
+    if bad is not None:
+        head = data[:sum(r.lengths[:bad])]
+        return Polled([head], None, sum(r.counts[:bad]), r.bases[bad], len(head), True)
+    rest = runs[1:]
+    if b < len(r.lengths):
+        rest.insert(0, Run(r.segment, r.bases[b:], r.positions[b:], r.lengths[b:], r.crcs[b:],
+                           r.counts[b:]))
+    last = runs[-1]
+    return Polled([data], Deferred(plog, rest) if rest else None,
+                  sum(sum(x.counts) for x in runs), last.bases[-1] + last.counts[-1],
+                  len(data) + sum(sum(x.lengths) for x in rest), False)
+
+
 def _choose(plog: PartitionLog, offset: int, max_count: int, max_bytes: int,
-            encoding: int) -> list[Run]:
+            encoding: int, whole: bool = False) -> list[Run]:
     """The runs of batches `read_steps` would return, from the index alone, ended early at a
-    batch a stream cannot serve (empty when that is the first)."""
+    batch a stream cannot serve (empty when that is the first); with `whole`, only batches
+    taken whole (from one starting at `offset`, none cut by `max_count`)."""
     offset = max(offset, plog.start_offset)
     if plog.tiered and offset < plog.segments[0].start_offset:
         return []
@@ -111,18 +156,20 @@ def _choose(plog: PartitionLog, offset: int, max_count: int, max_bytes: int,
         end = idx.positions[i] if i < len(idx) else 0
         while i < len(idx) and remaining > 0:
             ln = idx.lengths[i]
-            if (taken and ln > budget) or idx.flags[i] != HAS_CRC or \
-                    idx.encodings[i] != encoding or idx.positions[i] != end:
-                break
             base = idx.base_offsets[i]
-            remaining -= base + idx.counts[i] - max(offset, base)
+            span = base + idx.counts[i] - max(offset, base)
+            if (taken and ln > budget) or idx.flags[i] != HAS_CRC or \
+                    idx.encodings[i] != encoding or idx.positions[i] != end or \
+                    (whole and (span > remaining or base < offset)):
+                break
+            remaining -= span
             budget -= ln
             end += ln
             taken = True
             i += 1
         if i > first:
             runs.append(Run(seg, idx.base_offsets[first:i], idx.positions[first:i],
-                            idx.lengths[first:i], idx.crcs[first:i]))
+                            idx.lengths[first:i], idx.crcs[first:i], idx.counts[first:i]))
         if i < len(idx) and remaining > 0 and budget > 0:
             break  # stopped inside the segment: at the budget, or at a batch not to stream
         if remaining <= 0 or budget <= 0:

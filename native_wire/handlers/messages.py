@@ -70,19 +70,22 @@ async def poll_messages(ctx: Context, r: Reader) -> bytes | list:
     if count == 0:
         raise IggyError(ErrorCode.INVALID_MESSAGES_COUNT, "count must be > 0")
     # async: a poll of archived (tiered) segments awaits their bytes instead of blocking
+    # 0.11 replies serve stored batches verbatim: a large poll holds a Deferred (streamed)
     result = await ctx.engine.data.poll_async(t.stream_id, t.id, partition_id, strategy, value,
-                                         count, kind, consumer, auto_commit, member)
+                                              count, kind, consumer, auto_commit, member,
+                                              streamed=not ctx.classic)
+    chunks = result.streamed if result.streamed is not None else result.chunks
     if ctx.span is not None:
         ctx.span.on_poll(ctx.engine.metadata.stream(t.stream_id).name, t.name,
                          result.partition_id, result.current_offset, result.count,
-                         sum(len(c) for c in result.chunks))
+                         sum(len(c) for c in chunks))
     if ctx.classic:
         parts = [iggy_batch.classic_frames_and_count(c, 0, result.count) for c in result.chunks]
         n = sum(k for _, k in parts)
         return [rsp.encode_poll_prefix(result.partition_id, result.current_offset, n),
                 *(frames for frames, _ in parts)]
     return [rsp.encode_poll_prefix(result.partition_id, result.current_offset, result.count),
-            *result.chunks]
+            *chunks]
 
 
 def _classic_group_partition(ctx: Context, stream_id: int, topic_id: int,

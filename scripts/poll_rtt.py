@@ -1,0 +1,122 @@
+"""Large Iggy 0.11 polls, timed from the wire: time to the reply's first byte and to its last,
+throughput and the server's CPU per GB polled.
+
+    .venv/bin/python scripts/poll_rtt.py [--mb 30] [--poll-mb 10] [--rounds 20]
+        [--peers pyggy,pyggy@/other/checkout/.venv/bin/python] [--json PATH]
+
+For every peer: a fresh one-partition topic, `--mb` MB of 1000-byte messages sent by pyggy's
+native client (1000 a batch), then `--rounds` polls of `--poll-mb` × 1000 messages from offset
+0 (whole stored batches) on one connection, alternating between the peers round by round.
+`pyggy@PYTHON` runs the pyggy that interpreter imports (another checkout's venv: a
+before/after comparison in one run). The first byte is seen with MSG_PEEK, the last when the
+client has read the whole reply; the server's user + system CPU is read from /proc around each
+peer's polls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pyggy.core.records.iggy_batch import build_batch  # noqa: E402
+
+from pyggy.native_client import NativeClient  # noqa: E402
+from pyggy.testing import PyggyServer  # noqa: E402
+from scripts.consume_after_produce import OtherPyggy, proc_stat  # noqa: E402
+
+PER_BATCH, SIZE = 1000, 1000
+
+
+def start_peer(name: str, workdir: Path) -> PyggyServer:
+    server = OtherPyggy(workdir / f"pyggy-{abs(hash(name))}", name.split("@", 1)[1]) \
+        if name.startswith("pyggy@") else PyggyServer(workdir / "pyggy")
+    server.start()
+    server.wait_for_log("listening")
+    return server
+
+
+def fill(c: NativeClient, mb: int) -> None:
+    c.login("iggy", "iggy")
+    c.create_stream("rtt")
+    c.create_topic("rtt", "t", 1)
+    batch = build_batch([(i + 1, b"x" * SIZE, b"", 1) for i in range(PER_BATCH)])
+    for _ in range(mb):
+        c.send("rtt", "t", 0, batch, PER_BATCH)
+
+
+def timed_poll(c: NativeClient, count: int) -> tuple[float, float, int]:
+    """(ms to the first byte, ms to the last, messages) of one poll from offset 0."""
+    t0 = time.perf_counter()
+    c.write_poll("rtt", "t", 0, 0, count)
+    c.sock.recv(1, socket.MSG_PEEK)
+    first = time.perf_counter()
+    n, _ = c.read_poll_reply(view=True)
+    last = time.perf_counter()
+    return (first - t0) * 1000, (last - t0) * 1000, int(n)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mb", type=int, default=30)
+    ap.add_argument("--poll-mb", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--peers", default="pyggy")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    peers = args.peers.split(",")
+    count = args.poll_mb * PER_BATCH
+    results: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="poll-rtt-") as tmp:
+        clients: dict[str, tuple[NativeClient, PyggyServer]] = {}
+        try:
+            for name in peers:
+                server = start_peer(name, Path(tmp))
+                c = NativeClient(server.tcp_address)
+                clients[name] = (c, server)
+                fill(c, args.mb)
+                results[name] = {"first_ms": [], "last_ms": [], "messages": [], "cpu_s": []}
+            for r in range(args.rounds):
+                order = peers[r % len(peers):] + peers[:r % len(peers)]
+                for name in order:
+                    c, server = clients[name]
+                    assert server.pid is not None
+                    u0, s0, _ = proc_stat(server.pid)
+                    first, last, n = timed_poll(c, count)
+                    u1, s1, _ = proc_stat(server.pid)
+                    if n != count:
+                        raise RuntimeError(f"{name} polled {n} messages of {count}")
+                    out = results[name]
+                    out["first_ms"].append(first)
+                    out["last_ms"].append(last)
+                    out["messages"].append(n)
+                    out["cpu_s"].append(u1 + s1 - u0 - s0)
+        finally:
+            for c, server in clients.values():
+                c.close()
+                server.stop()
+    for name, r in results.items():
+        f, la = r["first_ms"], r["last_ms"]
+        gb = sum(r["messages"]) * (SIZE + 64) / 1e9  # stored bytes: payload + frame header
+        q = statistics.quantiles
+        print(f"{name}: first byte min {min(f):.1f} q1 {q(f)[0]:.1f} median "
+              f"{statistics.median(f):.1f} q3 {q(f)[2]:.1f} max {max(f):.1f} ms; last byte "
+              f"min {min(la):.1f} q1 {q(la)[0]:.1f} median {statistics.median(la):.1f} "
+              f"q3 {q(la)[2]:.1f} max {max(la):.1f} ms; {gb / (sum(la) / 1000):.2f} GB/s "
+              f"over the polls; server {sum(r['cpu_s']) / gb:.2f} CPU-s/GB")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
