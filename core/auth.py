@@ -84,7 +84,9 @@ class VerifiedPasswords:
         self._until: OrderedDict[bytes, float] = OrderedDict()
 
     def _tag(self, password: str, stored: str) -> bytes:
-        return hmac.digest(self._key, stored.encode() + b"\0" + password.encode(), "sha256")
+        hashed = stored.encode()  # length-prefixed: no two (hash, password) pairs share input
+        return hmac.digest(self._key, len(hashed).to_bytes(4, "little") + hashed
+                           + password.encode(), "sha256")
 
     def known(self, password: str, stored: str | None) -> bool:
         """True if `password` matched `stored` less than `ttl` seconds ago."""

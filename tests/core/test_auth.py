@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pyggy.core import auth
 from pyggy.core.engine import LogEngine
 from pyggy.core.errors import ErrorCode, IggyError
@@ -140,3 +142,14 @@ def test_verified_passwords_size_zero_remembers_nothing() -> None:
     v = auth.VerifiedPasswords(size=0)
     v.add("pw", "h")
     assert not v.known("pw", "h")
+
+
+@given(st.text(max_size=40), st.text(max_size=40), st.text(max_size=40))
+def test_a_remembered_password_matches_only_itself_under_its_hash(
+        password: str, other: str, stored: str) -> None:
+    v = auth.VerifiedPasswords()
+    v.add(password, stored)
+    assert v.known(password, stored)
+    assert v.known(other, stored) == (other == password)
+    assert v.known(password, stored + "x") is False
+    assert not v.known(password[1:], stored + password[:1]) or not password  # no shifting

@@ -335,3 +335,15 @@ def test_the_cache_off_means_scrypt_every_time(engine: LogEngine) -> None:
     for _ in range(3):
         run(logins.password("alice", "alice-pw", attempt()))
     assert pool.jobs == 3
+
+
+def test_a_locked_out_name_is_refused_even_with_a_remembered_password(
+        engine: LogEngine) -> None:
+    logins = Logins(engine, LoginGuard(GuardSettings(max_failures=3, failure_delay=0.0)))
+    run(logins.password("alice", "alice-pw", attempt("10.1.1.1")))  # remembered from here on
+    for _ in range(3):
+        with pytest.raises(IggyError):
+            run(logins.password("alice", "wrong", attempt("10.1.1.1")))
+    with pytest.raises(IggyError) as e:
+        run(logins.password("alice", "alice-pw", attempt("10.1.1.1")))
+    assert e.value.code == ErrorCode.INVALID_CREDENTIALS
