@@ -66,6 +66,7 @@ E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting 
     "tests/pyggy/test_bench_cluster.py",  # pyggy-bench against three pyggy processes
     "tests/cluster/test_cluster_metadata_transfer.py",  # three pyggy processes, a restart
     "tests/cluster/test_cluster_metadata_fence.py",  # three pyggy processes, restarts
+    "tests/scripts/test_iggy_compare.py::test_pyggy_config_reaches_the_server",  # pyggy twice
 )
 SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
     "tests/pyggy/shards/test_sharded_server.py",  # 2-shard servers, restarts: 60-70 s shared

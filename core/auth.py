@@ -14,6 +14,8 @@ import hashlib
 import hmac
 import secrets
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -62,6 +64,55 @@ def check_password(password: str, stored: str | None) -> bool:
         verify_password(password, dummy_hash())
         return False
     return verify_password(password, stored)
+
+
+class VerifiedPasswords:
+    """Passwords this process verified with scrypt lately, so that a client logging in again
+    with the same password skips the scrypt (README.md, "Logins never stall the server").
+
+    An entry is HMAC-SHA256, under a key drawn at random per process, of the stored hash and
+    the password: it never leaves memory, is never written, and is tied to the stored hash, so
+    a changed password (a new hash with a new salt) finds nothing. Only a password that matched
+    is added; a wrong one always pays the full scrypt. An entry lives `ttl` seconds from its
+    scrypt check (a hit does not extend it); at most `size` entries, the oldest dropped first.
+    `size=0` turns the cache off."""
+
+    def __init__(self, size: int = 1024, ttl: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.size, self.ttl, self._clock = size, ttl, clock
+        self._key = secrets.token_bytes(32)
+        self._until: OrderedDict[bytes, float] = OrderedDict()
+
+    def _tag(self, password: str, stored: str) -> bytes:
+        hashed = stored.encode()  # length-prefixed: no two (hash, password) pairs share input
+        return hmac.digest(self._key, len(hashed).to_bytes(4, "little") + hashed
+                           + password.encode(), "sha256")
+
+    def known(self, password: str, stored: str | None) -> bool:
+        """True if `password` matched `stored` less than `ttl` seconds ago."""
+        if stored is None or not self.size:
+            return False
+        tag = self._tag(password, stored)
+        until = self._until.get(tag)
+        if until is None:
+            return False
+        if self._clock() >= until:
+            del self._until[tag]
+            return False
+        return True
+
+    def add(self, password: str, stored: str) -> None:
+        """Remember that `password` matched `stored` (call only after scrypt said so)."""
+        if not self.size:
+            return
+        tag = self._tag(password, stored)
+        self._until.pop(tag, None)
+        self._until[tag] = self._clock() + self.ttl
+        while len(self._until) > self.size:
+            self._until.popitem(last=False)
+
+    def clear(self) -> None:
+        self._until.clear()
 
 
 # -- SCRAM ------------------------------------------------------------------------------------

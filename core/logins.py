@@ -245,10 +245,12 @@ class Logins:
     """Password, token and SCRAM logins against the engine's users, for both doors."""
 
     def __init__(self, engine: LogEngine, guard: LoginGuard | None = None,
-                 audit: Audit | None = None) -> None:
+                 audit: Audit | None = None,
+                 verified: auth.VerifiedPasswords | None = None) -> None:
         self.engine = engine
         self.guard = guard or LoginGuard()
         self.audit = audit or Audit()
+        self.verified = verified if verified is not None else auth.VerifiedPasswords()
         self._fake_key = secrets.token_bytes(32)  # salts of unknown users' fake credentials
 
     def _find(self, username: str) -> User | None:
@@ -288,13 +290,22 @@ class Logins:
             raise IggyError(ErrorCode.USER_INACTIVE, "user inactive")
         return u
 
+    async def _matches(self, password: str, u: User | None) -> bool:
+        """Does `password` match `u`'s stored hash: from `verified` when this process checked
+        it lately, else scrypt in the worker pool (an unknown user against the dummy hash)."""
+        stored = u.password_hash if u is not None else None
+        if self.verified.known(password, stored):
+            return True
+        matched = await self.engine.identity.hasher.run(auth.check_password, password, stored)
+        if matched and stored is not None:
+            self.verified.add(password, stored)
+        return matched
+
     async def password(self, username: str, password: str, att: Attempt) -> User:
         """A user name and password (the Iggy door's LOGIN_USER)."""
         async def check() -> User:
             u = self._find(username)
-            stored = u.password_hash if u is not None else None
-            matched = await self.engine.identity.hasher.run(auth.check_password, password, stored)
-            return self._active(u, matched)
+            return self._active(u, await self._matches(password, u))
 
         return await self._checked(att, username, "password", check)
 
@@ -320,9 +331,7 @@ class Logins:
                             raise IggyError(ErrorCode.PAT_EXPIRED, "token expired")
                         expiry[0] = pat.expiry_at
                         return self._active(u, True)
-            stored = u.password_hash if u is not None else None
-            matched = await self.engine.identity.hasher.run(auth.check_password, secret, stored)
-            return self._active(u, matched)
+            return self._active(u, await self._matches(secret, u))
 
         user = await self._checked(att, username, "PLAIN", check)
         return user, expiry[0]

@@ -248,6 +248,8 @@ class LoginConfig(_Section):
     failure_window: Duration = 60.0  # how long a failed login counts against its address
     failure_delay: Duration = 0.1  # first delay; doubles with each further failure
     max_delay: Duration = 2.0
+    verified_cache_size: int = 1024  # passwords verified lately (HMAC tags); 0 = scrypt always
+    verified_cache_ttl: Duration = 300.0  # how long a verified password skips scrypt
 
 
 @_section
@@ -756,6 +758,8 @@ def validate(config: ServerConfig) -> None:
         raise ConfigError("login.free_failures must not be negative")
     if login.failure_window <= 0 or login.failure_delay < 0 or login.max_delay < 0:
         raise ConfigError("login.failure_window must be positive and the delays not negative")
+    if login.verified_cache_size < 0 or login.verified_cache_ttl < 0:
+        raise ConfigError("login.verified_cache_size and verified_cache_ttl must not be negative")
     for key, seconds in (
         ("heartbeat.interval", config.heartbeat.interval),
         ("data_maintenance.messages.interval", config.data_maintenance.messages.interval),

@@ -37,7 +37,7 @@ from pyggy.config import (
     split_address,
     tls_files,
 )
-from pyggy.core.auth import RootUser, ThreadHashPool
+from pyggy.core.auth import RootUser, ThreadHashPool, VerifiedPasswords
 from pyggy.core.engine import LogEngine
 from pyggy.core.logins import Audit, GuardSettings, LoginGuard, Logins
 from pyggy.core.records import accel
@@ -116,7 +116,8 @@ def _logins(config: ServerConfig, engine: LogEngine) -> Logins:
         max_connection_failures=c.max_connection_failures,
         free_failures=c.free_failures, max_failures=c.max_failures,
         max_address_failures=c.max_address_failures, failure_window=c.failure_window,
-        failure_delay=c.failure_delay, max_delay=c.max_delay)), Audit())
+        failure_delay=c.failure_delay, max_delay=c.max_delay)), Audit(),
+        VerifiedPasswords(c.verified_cache_size, c.verified_cache_ttl))
 
 
 def _kafka_authentication(config: ServerConfig) -> bool:

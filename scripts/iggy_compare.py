@@ -1,6 +1,7 @@
 """pyggy's native door against Apache Iggy 0.8.0, driven by Iggy's own `iggy-bench`.
 
-    .venv/bin/python scripts/iggy_compare.py [--rounds 5] [--batches 200] [--json PATH]
+    .venv/bin/python scripts/iggy_compare.py [--rounds 5] [--batches 200] [--pyggy-config TOML]
+        [--json PATH]
 
 Each round starts, for each server in turn (the order alternates between rounds), a fresh
 server on loopback with an empty data directory, runs `iggy-bench pinned-producer` and then
@@ -104,9 +105,10 @@ def start_iggy(binary: Path, workdir: Path) -> Server:
     return Server("iggy", f"127.0.0.1:{port}", proc.pid, stop)
 
 
-def start_pyggy(workdir: Path) -> Server:
-    """pyggy with its defaults (native door on, Kafka door on, no fsync), root iggy/iggy."""
-    server = PyggyServer(workdir / "pyggy")
+def start_pyggy(workdir: Path, config: Path | None = None) -> Server:
+    """pyggy with its defaults (native door on, Kafka door on, no fsync), root iggy/iggy;
+    `config`: a TOML file whose settings replace the defaults."""
+    server = PyggyServer(workdir / "pyggy", args=["--config", str(config)] if config else ())
     server.start()
     return Server("pyggy", server.tcp_address, server.pid or 0, server.close)
 
@@ -147,7 +149,7 @@ def classic_round(server: Server, bench: Path, args: argparse.Namespace) -> dict
 def vsr_round(args: argparse.Namespace) -> dict[str, float]:
     gb = args.batches * args.messages_per_batch * args.message_size / 1e9
     with tempfile.TemporaryDirectory(prefix="pyggy-iggycmp-") as tmp:
-        server = start_pyggy(Path(tmp))
+        server = start_pyggy(Path(tmp), args.pyggy_config)
         cpu: dict[str, float] = {}
         try:
             sent, polled = native_send_poll(
@@ -198,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         help="holds iggy-server and iggy-bench of server-0.8.0")
     ap.add_argument("--skip-vsr", action="store_true", help="no protocol 0.11 part")
     ap.add_argument("--run-timeout", type=float, default=300.0, help="seconds per bench run")
+    ap.add_argument("--pyggy-config", type=Path, metavar="PATH",
+                    help="TOML config for pyggy (e.g. to compare a setting off and on)")
     ap.add_argument("--json", metavar="PATH", help="write every run and the tables as JSON")
     args = ap.parse_args(argv)
 
@@ -215,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             for n in names[r % len(names):] + names[:r % len(names)]:
                 with tempfile.TemporaryDirectory(prefix="pyggy-iggycmp-") as tmp:
                     server = start_iggy(server_bin, Path(tmp)) if n == "iggy" \
-                        else start_pyggy(Path(tmp))
+                        else start_pyggy(Path(tmp), args.pyggy_config)
                     try:
                         classic[n].append(classic_round(server, bench, args))
                     finally:

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pyggy.core import auth
 from pyggy.core.engine import LogEngine
 from pyggy.core.errors import ErrorCode, IggyError
@@ -113,3 +115,41 @@ def test_a_root_user_never_started_is_hashed_when_needed(tmp_path: Path) -> None
     assert root.hashed and root.generated is None and e.generated_root_password is None
     assert e.identity.authenticate("admin", "pw-123").username == "admin"
     e.close()
+
+
+def test_verified_passwords_expire_are_bounded_and_tied_to_the_hash() -> None:
+    now = [0.0]
+    v = auth.VerifiedPasswords(size=2, ttl=10.0, clock=lambda: now[0])
+    v.add("pw", "scrypt$a$b")
+    assert v.known("pw", "scrypt$a$b")
+    assert not v.known("pw", "scrypt$a$c")  # another stored hash (a changed password)
+    assert not v.known("pW", "scrypt$a$b") and not v.known("pw", None)
+    now[0] = 9.9
+    assert v.known("pw", "scrypt$a$b")  # a hit does not extend the entry...
+    now[0] = 10.0
+    assert not v.known("pw", "scrypt$a$b")  # ...which ends ttl after its scrypt check
+    v.add("one", "h")
+    v.add("two", "h")
+    v.add("three", "h")  # the oldest goes
+    assert not v.known("one", "h") and v.known("two", "h") and v.known("three", "h")
+    a, b = auth.VerifiedPasswords(), auth.VerifiedPasswords()
+    a.add("pw", "h")
+    b.add("pw", "h")
+    assert a._until.keys() != b._until.keys()  # a random key per process: different tags
+
+
+def test_verified_passwords_size_zero_remembers_nothing() -> None:
+    v = auth.VerifiedPasswords(size=0)
+    v.add("pw", "h")
+    assert not v.known("pw", "h")
+
+
+@given(st.text(max_size=40), st.text(max_size=40), st.text(max_size=40))
+def test_a_remembered_password_matches_only_itself_under_its_hash(
+        password: str, other: str, stored: str) -> None:
+    v = auth.VerifiedPasswords()
+    v.add(password, stored)
+    assert v.known(password, stored)
+    assert v.known(other, stored) == (other == password)
+    assert v.known(password, stored + "x") is False
+    assert not v.known(password[1:], stored + password[:1]) or not password  # no shifting

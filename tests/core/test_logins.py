@@ -278,3 +278,72 @@ def test_scram_credentials_of_unknown_users_look_real(engine: LogEngine) -> None
     assert nobody is None and fake.salt == again.salt  # stable: probing twice tells nothing
     assert (len(fake.salt), fake.iterations) == (len(real.salt), real.iterations)
     assert logins.scram_credential("nobody", "SCRAM-SHA-512")[1].salt != fake.salt
+
+
+# -- the verified-password cache (core/auth.py VerifiedPasswords) ---------------------------
+def test_a_repeated_right_password_skips_scrypt_a_wrong_one_never(engine: LogEngine) -> None:
+    pool = CountingPool()
+    engine.identity.hasher = pool
+    logins = Logins(engine, fast_guard())
+    for _ in range(3):
+        assert run(logins.password("alice", "alice-pw", attempt())).username == "alice"
+    assert pool.jobs == 1  # iggy-bench's three logins: one scrypt
+    for wrong in ("alice-pW", "alice-pw ", ""):
+        with pytest.raises(IggyError) as e:
+            run(logins.password("alice", wrong, attempt()))
+        assert e.value.code == ErrorCode.INVALID_CREDENTIALS
+    assert pool.jobs == 4  # every wrong guess paid its scrypt
+    with pytest.raises(IggyError):  # another user's name with alice's password: no match
+        run(logins.password("iggy", "alice-pw", attempt()))
+    assert pool.jobs == 5
+    assert run(logins.plain("alice", "alice-pw", attempt()))[0].username == "alice"
+    assert pool.jobs == 5  # PLAIN shares the cache
+
+
+def test_a_changed_password_finds_no_cached_match(engine: LogEngine) -> None:
+    pool = CountingPool()
+    engine.identity.hasher = pool
+    logins = Logins(engine, fast_guard())
+    run(logins.password("alice", "alice-pw", attempt()))
+    run(engine.identity.change_password("alice", "alice-pw", "new-pw", check_current=False))
+    jobs = pool.jobs
+    with pytest.raises(IggyError) as e:
+        run(logins.password("alice", "alice-pw", attempt()))
+    assert e.value.code == ErrorCode.INVALID_CREDENTIALS and pool.jobs == jobs + 1
+    assert run(logins.password("alice", "new-pw", attempt())).username == "alice"
+    assert run(logins.password("alice", "new-pw", attempt())).username == "alice"
+    assert pool.jobs == jobs + 2
+
+
+def test_a_cached_password_of_a_disabled_or_deleted_user_is_refused(engine: LogEngine) -> None:
+    logins = Logins(engine, fast_guard())
+    run(logins.password("alice", "alice-pw", attempt()))
+    run(engine.identity.update_user("alice", None, 2))
+    with pytest.raises(IggyError) as e:
+        run(logins.password("alice", "alice-pw", attempt()))
+    assert e.value.code == ErrorCode.USER_INACTIVE
+    run(engine.identity.delete_user("alice"))
+    with pytest.raises(IggyError) as e:
+        run(logins.password("alice", "alice-pw", attempt()))
+    assert e.value.code == ErrorCode.INVALID_CREDENTIALS
+
+
+def test_the_cache_off_means_scrypt_every_time(engine: LogEngine) -> None:
+    pool = CountingPool()
+    engine.identity.hasher = pool
+    logins = Logins(engine, fast_guard(), verified=auth.VerifiedPasswords(size=0))
+    for _ in range(3):
+        run(logins.password("alice", "alice-pw", attempt()))
+    assert pool.jobs == 3
+
+
+def test_a_locked_out_name_is_refused_even_with_a_remembered_password(
+        engine: LogEngine) -> None:
+    logins = Logins(engine, LoginGuard(GuardSettings(max_failures=3, failure_delay=0.0)))
+    run(logins.password("alice", "alice-pw", attempt("10.1.1.1")))  # remembered from here on
+    for _ in range(3):
+        with pytest.raises(IggyError):
+            run(logins.password("alice", "wrong", attempt("10.1.1.1")))
+    with pytest.raises(IggyError) as e:
+        run(logins.password("alice", "alice-pw", attempt("10.1.1.1")))
+    assert e.value.code == ErrorCode.INVALID_CREDENTIALS

@@ -1,4 +1,5 @@
-"""scripts/iggy_compare.py: reading `iggy-bench` output and the medians table (no servers)."""
+"""scripts/iggy_compare.py: reading `iggy-bench` output and the medians table (no servers), and
+--pyggy-config reaching a real server."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from pyggy.testing import ServerStartError
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "iggy_compare.py"
 
@@ -52,3 +55,18 @@ def test_table_medians_and_ratio(cmp: ModuleType) -> None:
     assert produce == "| pinned-producer MB/s | 200 (100–300) | 500 (400–800) | 0.40 |"
     alone = cmp.classic_table({"pyggy": [run(100)]})
     assert "pyggy / iggy" not in alone and "| 100 (100–100) |" in alone
+
+
+def test_pyggy_config_reaches_the_server(cmp: ModuleType, tmp_path: Path) -> None:
+    """--pyggy-config: the server reads the file (a bad setting in it stops the start)."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[login]\nverified_cache_size = -1\n")
+    with pytest.raises(ServerStartError, match="verified_cache_size"):
+        cmp.start_pyggy(tmp_path / "a", bad)
+    good = tmp_path / "good.toml"
+    good.write_text("[login]\nverified_cache_size = 0\n")
+    server = cmp.start_pyggy(tmp_path / "b", good)
+    try:
+        assert server.address.startswith("127.0.0.1:")
+    finally:
+        server.stop()

@@ -144,6 +144,22 @@ async def test_user_management_errors(root: IggyClient) -> None:
         (0, "iggy"), (1, "alice"), (2, "bob")]
 
 
+async def test_a_password_verified_earlier_still_guards_the_login(
+        root: IggyClient, pyggy_server: PyggyServer) -> None:
+    """The server remembers passwords it verified (README, "Logins never stall the server"):
+    a wrong one is still refused after the right one, and a changed one is not remembered."""
+    await root.create_user("fay", "fay-pw")
+    for _ in range(2):  # the second login is answered from the verified-password cache
+        await connect(pyggy_server, "fay", "fay-pw")
+    for wrong in ("fay-pW", "fay-pw "):
+        with pytest.raises(RuntimeError, match=INVALID_CREDENTIALS):
+            await (await connect_anonymous(pyggy_server)).login_user("fay", wrong)
+    await root.change_password("fay", "fay-pw", "fay-pw-2")
+    with pytest.raises(RuntimeError, match=INVALID_CREDENTIALS):
+        await (await connect_anonymous(pyggy_server)).login_user("fay", "fay-pw")
+    await connect(pyggy_server, "fay", "fay-pw-2")
+
+
 async def test_an_inactive_user_cannot_log_in_until_activated(
         root: IggyClient, pyggy_server: PyggyServer) -> None:
     await root.create_user("dora", "dora-pw", UserStatus.Inactive)
