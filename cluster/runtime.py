@@ -33,7 +33,7 @@ from . import node as node_mod
 from . import partition_sm as psm
 from .bus import Bus, BusSettings
 from .metadata_sm import COMMAND, STATE, MetadataMachine, reply_result
-from .node import Node
+from .node import TICK, Node
 from .roster import (
     METADATA_GROUP,
     PARTITION_PREPARE_MAX,
@@ -82,7 +82,11 @@ class ClusterRuntime:
             cluster=self.cluster, me=me.replica_id, nodes=settings.nodes, key=settings.key,
             queue_capacity=settings.queue_capacity, reconnect_period=settings.reconnect_period,
             message_size_max=max(settings.message_size_max, PARTITION_PREPARE_MAX + 4096),
-            server_tls=settings.server_tls, client_tls=settings.client_tls),
+            server_tls=settings.server_tls, client_tls=settings.client_tls,
+            # the keepalive: a PING each commit broadcast interval; a link silent for half the
+            # heartbeat timeout is redialled, well before the backups suspect the primary
+            ping_interval=settings.timing.commit_interval * TICK,
+            silence_timeout=settings.timing.heartbeat_timeout * TICK / 2),
             self._deliver)
         self._metadata_options, self._partition_options = group_options(settings.timing)
         self.node = Node(cluster=self.cluster, replica=me.replica_id,
