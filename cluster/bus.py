@@ -286,6 +286,12 @@ class Bus:
             if not self.closing:
                 log.info("replica bus: lost replica %d", replica)
 
+    def heard(self, within: float) -> list[int]:
+        """Replica ids whose link brought something in the last `within` s."""
+        since = asyncio.get_running_loop().time() - within
+        return sorted(p.id for p in self.peers.values()
+                      if p.conn is not None and p.conn.last_active >= since)
+
     def linked(self) -> list[int]:
         """Replica ids with an authenticated connection now."""
         return sorted(p.id for p in self.peers.values() if p.conn is not None)

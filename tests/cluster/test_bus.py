@@ -261,6 +261,7 @@ def test_a_silent_link_is_closed_and_redialled_and_pings_keep_an_idle_one() -> N
         assert (low.peers[1].connects, high.peers[0].connects) == (1, 1)
         assert (low.peers[1].silences, high.peers[0].silences) == (0, 0)
         assert got_low == got_high == []
+        assert low.heard(1.0) == [1] and high.heard(1.0) == [0]  # what a lease counts
         link.cut()
         cut_at = loop.time()
         await until(lambda: low.linked() == [] and high.linked() == [])
