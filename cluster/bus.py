@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import ssl
 import struct
 from collections import deque
@@ -66,7 +67,7 @@ class Peer:
     """The link to one other replica: its connection (once authenticated) and its queue."""
 
     __slots__ = ("id", "conn", "queue", "flusher", "dropped", "sent", "connects", "heard_at",
-                 "silent", "silences", "wake")
+                 "silent", "silences", "wake", "heard_before")
 
     def __init__(self, replica: int) -> None:
         self.id = replica
@@ -78,6 +79,10 @@ class Peer:
         self.silent = 0  # keepalive ticks in a row with nothing read
         self.silences = 0  # links closed for silence
         self.wake = asyncio.Event()  # the link was lost: the dial loop redials at once
+        self.heard_before = -math.inf  # the last read on its earlier links (`Bus.heard`)
+
+    def retire(self, conn: Connection) -> None:
+        self.heard_before = max(self.heard_before, conn.last_active)
 
 
 class ReplicaDoor:
@@ -259,6 +264,7 @@ class Bus:
         log.warning("replica bus: nothing from replica %d for %g s: closing the link to redial",
                     peer.id, self.settings.silence_timeout)
         peer.silences += 1
+        peer.retire(conn)
         peer.conn = None
         conn.abort()  # a dead link's unsent bytes would hold a graceful close for minutes
         peer.wake.set()
@@ -271,6 +277,7 @@ class Bus:
             return
         old, peer.conn = peer.conn, conn
         if old is not None and old is not conn:
+            peer.retire(old)
             old.close()  # the peer restarted: its newest connection wins
         peer.connects += 1
         peer.heard_at, peer.silent = conn.last_active, 0
@@ -281,16 +288,19 @@ class Bus:
     def _lost(self, replica: int, conn: Connection | None) -> None:
         peer = self.peers.get(replica)
         if peer is not None and peer.conn is conn:
+            if conn is not None:
+                peer.retire(conn)
             peer.conn = None
             peer.wake.set()
             if not self.closing:
                 log.info("replica bus: lost replica %d", replica)
 
     def heard(self, within: float) -> list[int]:
-        """Replica ids whose link brought something in the last `within` s."""
+        """Replica ids from which something arrived in the last `within` s (on any link:
+        one being redialled still counts what its predecessor read)."""
         since = asyncio.get_running_loop().time() - within
-        return sorted(p.id for p in self.peers.values()
-                      if p.conn is not None and p.conn.last_active >= since)
+        return sorted(p.id for p in self.peers.values() if max(
+            p.heard_before, -math.inf if p.conn is None else p.conn.last_active) >= since)
 
     def linked(self) -> list[int]:
         """Replica ids with an authenticated connection now."""
