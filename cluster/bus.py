@@ -186,6 +186,8 @@ class Bus:
                         frame_read_timeout=settings.handshake_timeout,
                         auth_timeout=settings.handshake_timeout,
                         max_queued_bytes=2 * settings.message_size_max)
+        if not limits.timed:  # reads note their time only with a timeout on (the keepalive's)
+            raise ValueError("the replica bus needs a handshake_timeout")
         self.listener = Listener("replica", lambda: ReplicaDoor(self), limits,
                                  settings.server_tls)
         self.outbound = Listener("replica-out", lambda: ReplicaDoor(self), limits)
