@@ -6,6 +6,13 @@ The lower replica id dials the higher one (as Iggy's bus does) and redials every
 connection running the handshake (handshake.py) and then delivering consensus messages. A
 connection that sends anything malformed is closed.
 
+A link is kept alive: every `ping_interval` the bus sends a PING on each link (header only,
+never delivered to a replica), and closes a link on which no byte has arrived for
+`silence_timeout` (counted in ping intervals, so a stall of this node's own loop counts once),
+so the dial loop redials it at once. Without it a connection that survived a network cut
+would stay silent after the heal until TCP's backed-off retransmission timer fired (seconds;
+docs/cluster.md, N-c).
+
 Sending never blocks the caller: a message goes straight to the socket while it drains, else
 into the peer's queue of at most `queue_capacity` messages; beyond that (or while the peer is
 unreachable) it is dropped — Viewstamped Replication retransmits what matters.
@@ -16,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import ssl
 import struct
 from collections import deque
@@ -49,6 +57,8 @@ class BusSettings:
     reconnect_period: float = 1.0
     message_size_max: int = 64 * 1024 * 1024
     handshake_timeout: float = 10.0
+    ping_interval: float = 0.5  # [cluster] commit_broadcast_interval (cluster/runtime.py)
+    silence_timeout: float = 2.5  # heartbeat_timeout / 2: a link silent this long is closed
     server_tls: ssl.SSLContext | None = None
     client_tls: ssl.SSLContext | None = None
 
@@ -56,7 +66,8 @@ class BusSettings:
 class Peer:
     """The link to one other replica: its connection (once authenticated) and its queue."""
 
-    __slots__ = ("id", "conn", "queue", "flusher", "dropped", "sent", "connects")
+    __slots__ = ("id", "conn", "queue", "flusher", "dropped", "sent", "connects", "heard_at",
+                 "silent", "silences", "wake", "heard_before")
 
     def __init__(self, replica: int) -> None:
         self.id = replica
@@ -64,6 +75,14 @@ class Peer:
         self.queue: deque[bytes] = deque()
         self.flusher: asyncio.Task[None] | None = None
         self.dropped = self.sent = self.connects = 0
+        self.heard_at = 0.0  # the link's last read time when the keepalive last looked
+        self.silent = 0  # keepalive ticks in a row with nothing read
+        self.silences = 0  # links closed for silence
+        self.wake = asyncio.Event()  # the link was lost: the dial loop redials at once
+        self.heard_before = -math.inf  # the last read on its earlier links (`Bus.heard`)
+
+    def retire(self, conn: Connection) -> None:
+        self.heard_before = max(self.heard_before, conn.last_active)
 
 
 class ReplicaDoor:
@@ -125,7 +144,8 @@ class ReplicaDoor:
                     m.cluster != self.bus.settings.cluster:
                 raise BusError(f"{Command(m.command).name} from replica {m.replica} on the "
                                f"connection of replica {self.peer}")
-            self.bus.deliver(m)
+            if m.command != Command.PING:
+                self.bus.deliver(m)
             return None, False
         if self.dialer is not None:
             conn = cast(Connection, self.conn)  # opened() ran before any frame
@@ -166,6 +186,8 @@ class Bus:
                         frame_read_timeout=settings.handshake_timeout,
                         auth_timeout=settings.handshake_timeout,
                         max_queued_bytes=2 * settings.message_size_max)
+        if not limits.timed:  # reads note their time only with a timeout on (the keepalive's)
+            raise ValueError("the replica bus needs a handshake_timeout")
         self.listener = Listener("replica", lambda: ReplicaDoor(self), limits,
                                  settings.server_tls)
         self.outbound = Listener("replica-out", lambda: ReplicaDoor(self), limits)
@@ -173,6 +195,7 @@ class Bus:
         self.refusals = 0
         self.closing = False
         self.connected = asyncio.Event()  # set whenever a peer link comes up (tests wait on it)
+        self.ping = encode(Message(Command.PING, cluster=settings.cluster, replica=settings.me))
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, host: str, port: int) -> int:
@@ -182,6 +205,7 @@ class Bus:
         for n in self.settings.nodes:
             if n.replica_id > self.settings.me:
                 self.tasks.append(asyncio.get_running_loop().create_task(self._dial_loop(n)))
+        self.tasks.append(asyncio.get_running_loop().create_task(self._keepalive()))
         bound: int = server.sockets[0].getsockname()[1]  # (host, port, ...) of the socket
         return bound
 
@@ -210,9 +234,42 @@ class Bus:
                         node.ip, node.tcp_replica, ssl=self.settings.client_tls,
                         server_hostname=node.ip if self.settings.client_tls else None),
                         self.settings.reconnect_period)
-                except (TimeoutError, OSError, ssl.SSLError):
+                except TimeoutError:  # no answer (a cut link): that took a period already
+                    continue
+                except (OSError, ssl.SSLError):
                     pass
-            await asyncio.sleep(self.settings.reconnect_period)
+            peer.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(peer.wake.wait(), self.settings.reconnect_period)
+
+    async def _keepalive(self) -> None:
+        """Ping every link each `ping_interval`; close one silent for `silence_timeout`."""
+        s = self.settings
+        limit = round(s.silence_timeout / s.ping_interval) + 1  # ticks: silent for limit - 1
+        while not self.closing:
+            await asyncio.sleep(s.ping_interval)
+            for peer in self.peers.values():
+                conn = peer.conn
+                if conn is None or conn.closed:
+                    continue
+                if conn.last_active != peer.heard_at:  # a read since the last tick
+                    peer.heard_at, peer.silent = conn.last_active, 0
+                else:
+                    peer.silent += 1
+                    if peer.silent >= limit:
+                        self._silenced(peer, conn)
+                        continue
+                if conn.drain is None and not peer.queue:  # else it is not reading anyway
+                    cast(asyncio.Transport, conn.transport).write(self.ping)
+
+    def _silenced(self, peer: Peer, conn: Connection) -> None:
+        log.warning("replica bus: nothing from replica %d for %g s: closing the link to redial",
+                    peer.id, self.settings.silence_timeout)
+        peer.silences += 1
+        peer.retire(conn)
+        peer.conn = None
+        conn.abort()  # a dead link's unsent bytes would hold a graceful close for minutes
+        peer.wake.set()
 
     # -- links -----------------------------------------------------------------------------
     def _established(self, replica: int, conn: Connection) -> None:
@@ -222,8 +279,10 @@ class Bus:
             return
         old, peer.conn = peer.conn, conn
         if old is not None and old is not conn:
+            peer.retire(old)
             old.close()  # the peer restarted: its newest connection wins
         peer.connects += 1
+        peer.heard_at, peer.silent = conn.last_active, 0
         log.info("replica bus: connected to replica %d (%s)", replica, conn.peer)
         self.connected.set()
         self._flush(peer)
@@ -231,9 +290,19 @@ class Bus:
     def _lost(self, replica: int, conn: Connection | None) -> None:
         peer = self.peers.get(replica)
         if peer is not None and peer.conn is conn:
+            if conn is not None:
+                peer.retire(conn)
             peer.conn = None
+            peer.wake.set()
             if not self.closing:
                 log.info("replica bus: lost replica %d", replica)
+
+    def heard(self, within: float) -> list[int]:
+        """Replica ids from which something arrived in the last `within` s (on any link:
+        one being redialled still counts what its predecessor read)."""
+        since = asyncio.get_running_loop().time() - within
+        return sorted(p.id for p in self.peers.values() if max(
+            p.heard_before, -math.inf if p.conn is None else p.conn.last_active) >= since)
 
     def linked(self) -> list[int]:
         """Replica ids with an authenticated connection now."""

@@ -33,7 +33,7 @@ from . import node as node_mod
 from . import partition_sm as psm
 from .bus import Bus, BusSettings
 from .metadata_sm import COMMAND, STATE, MetadataMachine, reply_result
-from .node import Node
+from .node import TICK, Node
 from .roster import (
     METADATA_GROUP,
     PARTITION_PREPARE_MAX,
@@ -82,7 +82,11 @@ class ClusterRuntime:
             cluster=self.cluster, me=me.replica_id, nodes=settings.nodes, key=settings.key,
             queue_capacity=settings.queue_capacity, reconnect_period=settings.reconnect_period,
             message_size_max=max(settings.message_size_max, PARTITION_PREPARE_MAX + 4096),
-            server_tls=settings.server_tls, client_tls=settings.client_tls),
+            server_tls=settings.server_tls, client_tls=settings.client_tls,
+            # the keepalive: a PING each commit broadcast interval; a link silent for half the
+            # heartbeat timeout is redialled, well before the backups suspect the primary
+            ping_interval=settings.timing.commit_interval * TICK,
+            silence_timeout=settings.timing.heartbeat_timeout * TICK / 2),
             self._deliver)
         self._metadata_options, self._partition_options = group_options(settings.timing)
         self.node = Node(cluster=self.cluster, replica=me.replica_id,
@@ -282,9 +286,17 @@ class ClusterRuntime:
     async def leaders_fence(self, partitions: Sequence[tuple[int, int, int]],
                             timeout: float = view.READ_FENCE) -> bool:
         groups = [partition_group(*key) for key in partitions]
-        primary = self.node.primary
+        primary, me = self.node.primary, self.replica_id
         return await self.node.wait_until(
-            lambda: all(primary(g) is not None for g in groups), timeout)
+            lambda: all((p := primary(g)) is not None and (p != me or self.leased())
+                        for g in groups), timeout)
+
+    def leased(self) -> bool:
+        """A quorum, this node included, heard within the heartbeat timeout (through the bus
+        keepalive every link hears something each commit broadcast interval): a primary
+        without it is probably cut off, and the doors stop naming it (Leadership.leased)."""
+        heard = len(self.bus.heard(self.settings.timing.heartbeat_timeout * TICK)) + 1
+        return heard > len(self.settings.nodes) // 2
 
     def partition(self, stream_id: int, topic_id: int, partition_id: int) -> view.Leadership:
         group = partition_group(stream_id, topic_id, partition_id)
@@ -303,7 +315,8 @@ class ClusterRuntime:
             in_sync = {self.replica_id, *linked}
         if leader is not None:
             in_sync.add(leader)
-        return view.Leadership(leader, r.view, tuple(sorted(in_sync)), r.settled)
+        return view.Leadership(leader, r.view, tuple(sorted(in_sync)), r.settled,
+                               leader != self.replica_id or self.leased())
 
     def lateness_ms(self) -> dict[str, float]:
         return self.node.lateness_ms()

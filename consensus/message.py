@@ -35,6 +35,7 @@ _RESERVED = bytes(66)
 
 
 class Command(IntEnum):
+    PING = 1  # the replica bus's keepalive (cluster/bus.py); never reaches a replica
     REQUEST = 5
     PREPARE = 6
     PREPARE_OK = 7
@@ -57,6 +58,7 @@ class Command(IntEnum):
 C = Command
 # Per-command fields: (name, struct code) in order from offset 128; "16s" = 128-bit value.
 FIELDS: dict[int, tuple[tuple[str, str], ...]] = {
+    C.PING: (),
     C.REQUEST: (("client", "16s"), ("session", "Q"), ("request", "Q"), ("operation", "B"),
                 ("_p", "7x"), ("group", "Q")),
     C.PREPARE: (("client", "16s"), ("parent", "16s"), ("session", "Q"), ("op", "Q"),

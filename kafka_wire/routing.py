@@ -1,7 +1,8 @@
 """The Kafka door in a cluster (`engine.cluster` set; on a single node every answer here is
 "this broker"): brokers = the roster's Kafka ports, a partition's leader = its group's primary
-while the group is in normal status, `leader_epoch` = the group's view, the controller and the
-group coordinator = the metadata primary.
+while the group is in normal status (this node: while it holds its lease, `Leadership.leased`),
+`leader_epoch` = the group's view, the controller and the group coordinator = the metadata
+primary.
 
 A request for a partition this broker does not lead is answered NOT_LEADER_OR_FOLLOWER (the
 client refreshes its metadata and goes to the leader); a request carrying a
@@ -11,7 +12,7 @@ missed a view change) UNKNOWN_LEADER_EPOCH (KIP-320).
 
 from __future__ import annotations
 
-from pyggy.core.engine.cluster import ClusterView
+from pyggy.core.engine.cluster import ClusterView, Leadership
 from pyggy.core.errors import IggyError
 from pyggy.core.model import Topic
 from pyggy.kafka_wire.context import Connection
@@ -24,18 +25,25 @@ def _cluster(conn: Connection) -> ClusterView | None:
     return conn.server.engine.cluster
 
 
+def _named(cluster: ClusterView, lead: Leadership) -> int | None:
+    """The leader this broker names: none while it leads without its lease (it heard from no
+    quorum within the heartbeat timeout: probably cut off, and deposed without knowing it)."""
+    return None if lead.leader == cluster.replica_id and not lead.leased else lead.leader
+
+
 def leader_error(conn: Connection, t: Topic, index: int, current_epoch: int = NO_EPOCH) -> int:
     """NONE when this broker leads the partition (always on a single node)."""
     cluster = _cluster(conn)
     if cluster is None:
         return ErrorCode.NONE
     lead = cluster.partition(t.stream_id, t.id, index)
-    if lead.leader is not None and current_epoch != NO_EPOCH:
+    leader = _named(cluster, lead)
+    if leader is not None and current_epoch != NO_EPOCH:
         if current_epoch < lead.epoch:
             return ErrorCode.FENCED_LEADER_EPOCH
         if current_epoch > lead.epoch:
             return ErrorCode.UNKNOWN_LEADER_EPOCH
-    if lead.leader != cluster.replica_id:
+    if leader != cluster.replica_id:
         return ErrorCode.NOT_LEADER_OR_FOLLOWER
     return ErrorCode.NONE
 
@@ -119,9 +127,10 @@ def partitions_of(cluster: ClusterView, t: Topic) -> list[dict[str, object]]:
     out = []
     for p in t.partitions:
         lead = cluster.partition(t.stream_id, t.id, p.id)
-        out.append({"error_code": ErrorCode.NONE if lead.leader is not None
+        leader = _named(cluster, lead)
+        out.append({"error_code": ErrorCode.NONE if leader is not None
                     else ErrorCode.LEADER_NOT_AVAILABLE, "partition_index": p.id,
-                    "leader_id": -1 if lead.leader is None else lead.leader,
+                    "leader_id": -1 if leader is None else leader,
                     "leader_epoch": lead.epoch, "replica_nodes": everyone,
                     "isr_nodes": list(lead.in_sync),
                     "offline_replicas": [r for r in everyone if r not in lead.in_sync]})

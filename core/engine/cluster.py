@@ -65,12 +65,16 @@ class Leadership:
     `epoch` = its view; `in_sync` = replicas caught up to the commit point; `settled` (on the
     leader) = it has executed every op it took over from an older view, so its state (the
     Kafka producer sequences rebuilt from the log) includes what the previous leader may have
-    acknowledged."""
+    acknowledged. `leased` (on the leader) = it heard from a quorum, itself included, within
+    the heartbeat timeout: one that has not is probably cut off and deposed without knowing
+    it, and the doors stop naming it leader (a check-quorum lease, docs/cluster.md; only what
+    the doors advertise, consensus never looks at it)."""
 
     leader: int | None
     epoch: int
     in_sync: tuple[int, ...]
     settled: bool = True
+    leased: bool = True
 
 
 class ClusterView(Protocol):

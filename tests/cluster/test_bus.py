@@ -1,5 +1,5 @@
 """The replica bus on loopback: handshake refusals, one link per pair, delivery, bounded
-queues, reconnection."""
+queues, reconnection, the keepalive."""
 
 from __future__ import annotations
 
@@ -35,11 +35,12 @@ def commit(sender: int, commit: int = 1) -> Message:
     return Message(Command.COMMIT, cluster=CLUSTER, replica=sender, group=5, commit=commit)
 
 
-async def start(nodes, me: int, key: bytes = KEY, cluster: bytes = CLUSTER, **kw):
+async def start(nodes, me: int, key: bytes = KEY, cluster: bytes = CLUSTER,
+                port: int | None = None, **kw):
     got: list[Message] = []
-    bus = Bus(BusSettings(cluster=cluster, me=me, nodes=nodes, key=key, reconnect_period=0.05,
-                          **kw), got.append)
-    await bus.start("127.0.0.1", nodes[me].tcp_replica)
+    kw.setdefault("reconnect_period", 0.05)
+    bus = Bus(BusSettings(cluster=cluster, me=me, nodes=nodes, key=key, **kw), got.append)
+    await bus.start("127.0.0.1", nodes[me].tcp_replica if port is None else port)
     return bus, got
 
 
@@ -203,14 +204,99 @@ def test_a_full_queue_drops_instead_of_blocking_and_a_restarted_peer_relinks() -
     asyncio.run(main())
 
 
+class Cut:
+    """A TCP relay in front of a replica port that cuts the link as a network would: from
+    `cut()` on, the connections it carries stay open but carry nothing either way, ever (as
+    ones whose retransmissions back off past the heal), and new ones are refused; `heal()`
+    accepts again."""
+
+    def __init__(self, port: int, target: int) -> None:
+        self.port, self.target = port, target
+        self.generation = 0  # bumped by each cut: connections of an older one are dead
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def heal(self) -> None:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    def cut(self) -> None:
+        self.generation += 1
+        assert self.server is not None
+        self.server.close()  # listening socket only (3.11): the carried connections stay
+
+    async def _relay(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        ur, uw = await asyncio.open_connection("127.0.0.1", self.target)
+        self.writers += [w, uw]
+        gen = self.generation
+        await asyncio.gather(self._pump(r, uw, gen), self._pump(ur, w, gen),
+                             return_exceptions=True)
+
+    async def _pump(self, r: asyncio.StreamReader, w: asyncio.StreamWriter, gen: int) -> None:
+        while data := await r.read(65536):
+            if gen == self.generation:
+                w.write(data)
+        if gen == self.generation:  # a close while cut never reaches the other end
+            w.close()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for w in self.writers:
+            w.transport.abort()
+
+
+def test_a_silent_link_is_closed_and_redialled_and_pings_keep_an_idle_one() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        nodes = roster(2)
+        link = Cut(nodes[1].tcp_replica, free_ports(1)[0])  # replica 0 dials 1 through it
+        await link.heal()
+        kw = {"ping_interval": 0.2, "silence_timeout": 1.0, "reconnect_period": 0.2}
+        low, got_low = await start(nodes, 0, **kw)
+        high, got_high = await start(nodes, 1, port=link.target, **kw)
+        await until(lambda: low.linked() == [1] and high.linked() == [0])
+        # idle for three silence timeouts: no consensus traffic, the pings keep the link
+        # (and never reach a replica)
+        await asyncio.sleep(3.0)
+        assert (low.peers[1].connects, high.peers[0].connects) == (1, 1)
+        assert (low.peers[1].silences, high.peers[0].silences) == (0, 0)
+        assert got_low == got_high == []
+        assert low.heard(1.0) == [1] and high.heard(1.0) == [0]  # what a lease counts
+        link.cut()
+        cut_at = loop.time()
+        await until(lambda: low.linked() == [] and high.linked() == [])
+        # both ends gave up after about the silence timeout (the last ping up to one interval
+        # before the cut; the ticks late on a loaded machine)
+        assert 0.7 <= loop.time() - cut_at < 2.5
+        assert (low.peers[1].silences, high.peers[0].silences) == (1, 1)
+        await asyncio.sleep(0.5)  # still cut: the redials are refused
+        assert low.linked() == [] and high.linked() == []
+        await link.heal()
+        healed_at = loop.time()
+        await until(lambda: low.linked() == [1] and high.linked() == [0])
+        assert loop.time() - healed_at < 1.5  # the next redial, not a TCP retransmission
+        low.send(1, commit(0, 7))
+        high.send(0, commit(1, 8))
+        await until(lambda: [m.commit for m in got_high] == [7] and
+                    [m.commit for m in got_low] == [8])
+        assert len(high.listener.connections) == 1  # still one connection for the pair
+        await low.close()
+        await high.close()
+        link.close()
+
+    asyncio.run(main())
+
+
 def test_a_message_claiming_another_sender_closes_the_link() -> None:
     async def main() -> None:
         nodes = roster(3)
         b0, _ = await start(nodes, 0)
         b2, got2 = await start(nodes, 2)
-        await until(lambda: b0.linked() == [2])
+        await until(lambda: b0.linked() == [2] and b2.linked() == [0])
+        link = b2.peers[0].conn
+        assert link is not None
         b0.send(2, commit(1))  # replica 0's link carrying a message signed "replica 1"
-        await until(lambda: b2.linked() == [])
+        await until(lambda: link.closed)  # (and replica 0 redials at once)
         assert got2 == []
         await b0.close()
         await b2.close()

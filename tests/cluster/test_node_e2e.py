@@ -425,3 +425,42 @@ def test_the_metadata_state_is_served_from_links_with_its_reads_off_the_loop(
         assert not any((tmp_path / f"n{boss.replica_id}" / "cluster" / mxfer.SERVING).iterdir())
 
     asyncio.run(main())
+
+
+def test_a_leader_cut_off_from_a_quorum_loses_its_lease_and_the_doors_stop_naming_it(
+        tmp_path: Path) -> None:
+    """The check-quorum lease (docs/cluster.md, Leadership.leased): a partition's primary
+    whose two peers are gone still is the primary of its view (no view change can happen
+    without them), but within the heartbeat timeout (1 s here) it no longer holds its lease,
+    so the Kafka door stops naming it; a backup names no lease of its own."""
+    async def main() -> None:
+        runtimes = await start_cluster(tmp_path)
+        stopped: list[ClusterRuntime] = []
+        try:
+            boss = await leader(runtimes)
+            s = await boss.engine.metadata.create_stream("orders")
+            t = await boss.engine.metadata.create_topic("orders", "eu", 1)
+            await converged(runtimes, METADATA_GROUP)
+            p_leader = await leader(runtimes, partition_group(s.id, t.id, 0))
+            lead = p_leader.partition(s.id, t.id, 0)
+            assert lead.leader == p_leader.replica_id and lead.leased and p_leader.leased()
+            for rt in runtimes:
+                if rt is not p_leader:
+                    await rt.close()
+                    stopped.append(rt)
+            loop = asyncio.get_running_loop()
+            cut_at = loop.time()
+            while p_leader.leased():
+                assert loop.time() < cut_at + 5.0, "the lease outlived the peers"
+                await asyncio.sleep(0.02)
+            assert loop.time() - cut_at >= 0.5  # not before the heartbeat timeout (1 s)
+            lead = p_leader.partition(s.id, t.id, 0)
+            assert lead.leader == p_leader.replica_id and not lead.leased
+            assert not await p_leader.leaders_fence([(s.id, t.id, 0)], timeout=0.2)
+        finally:
+            for rt in runtimes:
+                if rt not in stopped:
+                    await rt.close()
+                rt.engine.close()
+
+    asyncio.run(main())

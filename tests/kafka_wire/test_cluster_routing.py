@@ -35,6 +35,7 @@ class ScriptedCluster:
         self.meta_leader: int | None = 2
         self.view = 7
         self.settled = True
+        self.leased = True  # this node heard from a quorum within the heartbeat timeout
         self.appended: list[bytes] = []
         self.current = True  # the metadata replica knows of nothing it has not executed
         self.fences = 0  # read fences waited for
@@ -69,7 +70,7 @@ class ScriptedCluster:
 
     def partition(self, stream_id: int, topic_id: int, partition_id: int) -> Leadership:
         return Leadership(self.leader, self.view, (0, 1) if self.leader is not None else (ME,),
-                          self.settled)
+                          self.settled, self.leased)
 
     async def confirm(self, stream_id: int, topic_id: int, partition_id: int) -> None:
         """A barrier through the group (cluster/partition_sm.py BARRIER; its real behaviour:
@@ -456,3 +457,36 @@ async def test_metadata_waits_for_a_partition_leader_before_listing_none(cluster
     c.leader = ME  # led: no wait
     await door.call(METADATA, 12, named("orders"))
     assert len(c.leader_fences) == 2
+
+
+async def test_a_leader_without_its_lease_is_not_named_and_refuses_produce(cluster) -> None:
+    """A leader that heard from no quorum within the heartbeat timeout (cut off: once healed
+    it may still believe it leads for seconds, and kafka-python takes its Metadata whatever
+    the leader epoch, N-d) lists its partition LEADER_NOT_AVAILABLE with leader -1 (after the
+    leader fence, which waits for the lease too) and refuses produce and reads
+    NOT_LEADER_OR_FOLLOWER, storing nothing; with the lease back it is named again."""
+    door, c, engine = cluster
+    t = engine.metadata.get_topic("kafka", "orders")
+    log = t.partitions[0].log
+    c.leased = False
+    r = await door.call(METADATA, 12, named("orders"))
+    (p,) = r["topics"][0]["partitions"]
+    assert (p["error_code"], p["leader_id"], p["leader_epoch"]) == \
+        (E.LEADER_NOT_AVAILABLE, -1, 7)
+    assert c.leader_fences == [[(t.stream_id, t.id, 0)]]
+    batch = kafka_batch.build_batch([(1_700_000_000_000, b"k", b"cut off", [])])
+    r = await door.call(PRODUCE, 9, {"acks": -1, "timeout_ms": 1000, "topic_data": [
+        {"name": "orders", "partition_data": [{"index": 0, "records": bytes(batch)}]}]})
+    assert r["responses"][0]["partition_responses"][0]["error_code"] == \
+        E.NOT_LEADER_OR_FOLLOWER
+    assert log.next_offset == 1 and c.confirms == 0
+    assert (await fetch(door, epoch=7))["error_code"] == E.NOT_LEADER_OR_FOLLOWER
+    assert (await list_offsets(door))["error_code"] == E.NOT_LEADER_OR_FOLLOWER
+    c.leased = True
+    r = await door.call(METADATA, 12, named("orders"))
+    (p,) = r["topics"][0]["partitions"]
+    assert (p["error_code"], p["leader_id"]) == (E.NONE, ME)
+    r = await door.call(PRODUCE, 9, {"acks": -1, "timeout_ms": 1000, "topic_data": [
+        {"name": "orders", "partition_data": [{"index": 0, "records": bytes(batch)}]}]})
+    assert r["responses"][0]["partition_responses"][0]["error_code"] == E.NONE
+    assert log.next_offset == 2
