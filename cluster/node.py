@@ -510,12 +510,22 @@ class Node:
         log.warning("cluster group %#x: metadata state transfer from replica %d: %s", rt.id,
                     fetch.target, why)
         if fetch.failed():
-            fetch.abandon()
-            rt.mfetch = None
-            self.transfers_dropped += 1
-            self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
+            self._mfetch_drop(rt, fetch)
             return
         self._mfetch_next(rt)
+
+    def _mfetch_refused(self, rt: GroupRuntime, fetch: mxfer.MetadataFetch,
+                        e: mxfer.Refused) -> None:
+        fetch.refused += 1
+        self.transfer_refused += 1
+        self._mfetch_failed(rt, f"refused: {e}")
+
+    def _mfetch_drop(self, rt: GroupRuntime, fetch: mxfer.MetadataFetch) -> None:
+        """Give this transfer up: the replica hears that no state was fetched."""
+        fetch.abandon()
+        rt.mfetch = None
+        self.transfers_dropped += 1
+        self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
 
     def _spawn(self, work: Coroutine[None, None, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(work)
@@ -528,17 +538,12 @@ class Node:
             await asyncio.to_thread(fetch.stage)
         except mxfer.Refused as e:
             if rt.mfetch is fetch:
-                fetch.refused += 1
-                self.transfer_refused += 1
-                self._mfetch_failed(rt, f"refused: {e}")
+                self._mfetch_refused(rt, fetch, e)
             return
         except OSError as e:  # staging only: the live files are untouched
             if rt.mfetch is fetch:
                 log.error("cluster group %#x: metadata transfer cannot stage: %s", rt.id, e)
-                self.transfers_dropped += 1
-                fetch.abandon()
-                rt.mfetch = None
-                self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
+                self._mfetch_drop(rt, fetch)
             return
         finally:
             rt.mstage = None
@@ -635,16 +640,11 @@ class Node:
         try:
             progressed = fetch.on_chunk(m)
         except mxfer.Refused as e:
-            fetch.refused += 1
-            self.transfer_refused += 1
-            self._mfetch_failed(rt, f"refused: {e}")
+            self._mfetch_refused(rt, fetch, e)
             return
         except OSError as e:  # staging only: the live files are untouched
             log.error("cluster group %#x: metadata transfer cannot stage: %s", rt.id, e)
-            self.transfers_dropped += 1
-            fetch.abandon()
-            rt.mfetch = None
-            self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
+            self._mfetch_drop(rt, fetch)
             return
         if not progressed:  # the peer is building the manifest: ask again at the deadline
             rt.fetch_deadline = self.now + rt.replica.options.repair_interval
