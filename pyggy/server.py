@@ -466,8 +466,10 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
                           snapshots=Diagnostics(config), metrics=metrics)
     if shards is not None:  # client ids k+1, k+1+N, …: group members are known everywhere
         native.number_sessions(shards.index + 1, shards.count)
-    log.info("batch walks: %s", "C extension" if accel.WALKS is not None
-             else "pure Python (extension not built, or PYGGY_PURE_PYTHON set)")
+    if accel.WALKS is not None:
+        log.info("batch walks: C extension")
+    else:  # several times the CPU per GB on every produce and poll path (BENCHMARKS.md)
+        log.warning("batch walks: pure Python, several times slower: %s", accel.WHY)
     if config.tcp.enabled:
         listener = await start_listener(native, host, port, config.tcp.max_frame_size,
                                         _limits(config.tcp, reuse_port=shards is not None),

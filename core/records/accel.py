@@ -42,17 +42,17 @@ _NAMES = ("iggy_validate", "iggy_frame_sums", "iggy_stamp", "iggy_select", "clas
           "classic_poll", "kafka_walk")
 
 
-def _load() -> Walks | None:
+def _load() -> tuple[Walks | None, str]:
     if os.environ.get("PYGGY_PURE_PYTHON"):
-        return None
+        return None, "PYGGY_PURE_PYTHON is set"
     try:
         from pyggy.core.records import _walks
     except ImportError:
-        return None
+        return None, "the C extension is not built"
     if not all(hasattr(_walks, name) for name in _NAMES):
-        return None  # built from an older _walks.c than these modules call (rebuild it)
-    return _walks
+        return None, "the C extension is older than core/records/_walks.c (reinstall to rebuild)"
+    return _walks, "C extension"
 
 
-WALKS = _load()
+WALKS, WHY = _load()
 IMPLEMENTATION = "c" if WALKS is not None else "python"
