@@ -411,12 +411,16 @@ class Node:
         log.warning("cluster group %#x: segment transfer from replica %d: %s", rt.id,
                     fetch.target, why)
         if fetch.failed():
-            fetch.abandon()
-            rt.fetch = None
-            self.transfers_dropped += 1
-            self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
+            self._fetch_drop(rt, fetch)
             return
         self._fetch_next(rt)
+
+    def _fetch_drop(self, rt: GroupRuntime, fetch: SegmentFetch) -> None:
+        """Give this segment transfer up: the replica hears that no state was fetched."""
+        fetch.abandon()
+        rt.fetch = None
+        self.transfers_dropped += 1
+        self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
 
     def _on_transfer(self, rt: GroupRuntime, m: Message) -> None:
         sm, r = rt.sm, rt.replica
@@ -442,10 +446,7 @@ class Node:
             return
         except OSError as e:  # staging only: give up this attempt, the live log is untouched
             log.error("cluster group %#x: segment transfer cannot stage: %s", rt.id, e)
-            self.transfers_dropped += 1
-            fetch.abandon()
-            rt.fetch = None
-            self._drive(rt, functools.partial(rt.replica.on_state_fetched, False))
+            self._fetch_drop(rt, fetch)
             return
         self._fetch_next(rt)
 
