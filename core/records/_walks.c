@@ -253,10 +253,12 @@ done:
 #define CLASSIC_INDEX_SIZE 16
 
 /* Pass 1 of iggy_batch.classic_frames_to_batch_py: framing, index entries, limits; the
- * smallest origin timestamp into *origin. 0 = reject. */
-static int classic_check(const uint8_t *b, uint64_t total, uint64_t count, uint64_t *origin)
+ * smallest origin timestamp into *origin, the number of messages whose id is 0 into *zero_ids.
+ * 0 = reject. */
+static int classic_check(const uint8_t *b, uint64_t total, uint64_t count, uint64_t *origin,
+                         uint64_t *zero_ids)
 {
-    uint64_t frames_at = count * CLASSIC_INDEX_SIZE, pos = frames_at, low = UINT64_MAX;
+    uint64_t frames_at = count * CLASSIC_INDEX_SIZE, pos = frames_at, low = UINT64_MAX, zeros = 0;
     for (uint64_t index = 0; index < count; index++) {
         if (total - pos < CLASSIC_HEADER_SIZE)
             return 0;
@@ -269,17 +271,25 @@ static int classic_check(const uint8_t *b, uint64_t total, uint64_t count, uint6
             return 0;
         if (le64(f + 40) < low)
             low = le64(f + 40);
+        zeros += (le64(f + 8) | le64(f + 16)) == 0;
     }
     *origin = low;
+    *zero_ids = zeros;
     return pos == total;
 }
 
-/* Pass 2: the 0.11 frames at out + 256 (timestamp deltas checked here), then the header. */
-static int classic_write(const uint8_t *b, uint64_t count, uint64_t origin, const uint8_t *ids,
-                         uint8_t *out, uint64_t out_len, uint8_t *sums)
+/* Pass 2: the 0.11 frames at out + 256 (timestamp deltas checked here), then the header.
+ * ids: 16 random bytes for each message whose id is 0, in order (ids_left of them), or NULL.
+ * Every length is bounded again against the input and output: pass 1's answers are not
+ * trusted across the GIL release. */
+static int classic_write(const uint8_t *b, uint64_t total, uint64_t count, uint64_t origin,
+                         const uint8_t *ids, uint64_t ids_left, uint8_t *out, uint64_t out_len,
+                         uint8_t *sums)
 {
     uint64_t pos = count * CLASSIC_INDEX_SIZE, opos = BATCH_HEADER_SIZE;
     for (uint64_t index = 0; index < count; index++) {
+        if (total - pos < CLASSIC_HEADER_SIZE || out_len - opos < FRAME_HEADER_SIZE)
+            return 0;
         const uint8_t *f = b + pos;
         uint64_t ts_delta = le64(f + 40) - origin;
         if (ts_delta > 0xFFFFFFFFu)
@@ -287,13 +297,18 @@ static int classic_write(const uint8_t *b, uint64_t count, uint64_t origin, cons
         uint32_t uh_len = le32(f + 48), pl_len = le32(f + 52), delta = (uint32_t)index;
         uint32_t ts32 = (uint32_t)ts_delta;
         uint64_t size = (uint64_t)pl_len + uh_len;
+        if (total - pos - CLASSIC_HEADER_SIZE < size || out_len - opos - FRAME_HEADER_SIZE < size)
+            return 0;
         uint8_t *o = out + opos;
         memcpy(o + 8, f + 8, 16);  /* id */
         if (ids != NULL && le64(f + 8) == 0 && le64(f + 16) == 0) {
             /* a UUIDv4 from 16 random bytes (uuid.UUID(bytes=..., version=4)), stored as the
              * little-endian u128 of its big-endian integer */
             uint8_t r[16];
-            memcpy(r, ids + 16 * index, 16);
+            if (ids_left-- == 0)
+                return 0;
+            memcpy(r, ids, 16);
+            ids += 16;
             r[6] = (uint8_t)((r[6] & 0x0F) | 0x40);
             r[8] = (uint8_t)((r[8] & 0x3F) | 0x80);
             for (int i = 0; i < 16; i++)
@@ -311,6 +326,8 @@ static int classic_write(const uint8_t *b, uint64_t count, uint64_t origin, cons
         pos += CLASSIC_HEADER_SIZE + size;
         opos += FRAME_HEADER_SIZE + size;
     }
+    if (pos != total || opos != out_len)
+        return 0;
     uint32_t count32 = (uint32_t)count;
     memset(out, 0, BATCH_HEADER_SIZE);
     memcpy(out + 24, &origin, 8);
@@ -323,29 +340,32 @@ static int classic_write(const uint8_t *b, uint64_t count, uint64_t origin, cons
     return 1;
 }
 
-/* classic_to_batch(body, count, ids: bytes | None) -> bytearray | None: the unstamped 0.11
- * batch of iggy_batch.classic_frames_to_batch_py; ids: 16 random bytes per message for the
- * ids that are 0. None: rejected (or ids too short). */
-static PyObject *classic_to_batch(PyObject *self, PyObject *args)
+/* classic_convert(body, count, random_ids: Callable[[int], bytes] | None) -> bytearray | None:
+ * the unstamped 0.11 batch of iggy_batch.classic_frames_to_batch_py. random_ids is called once,
+ * with 16 * (messages whose id is 0), and only if there are any. None: rejected (or
+ * random_ids returned too few bytes); an exception random_ids raises is raised. */
+static PyObject *classic_convert(PyObject *self, PyObject *args)
 {
     Py_buffer view, ids = {0};
     long long count;
-    PyObject *ids_obj, *result = NULL;
-    if (!PyArg_ParseTuple(args, "y*LO", &view, &count, &ids_obj))
+    PyObject *random_ids, *ids_obj = NULL, *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*LO", &view, &count, &random_ids))
         return NULL;
-    if (ids_obj != Py_None && PyObject_GetBuffer(ids_obj, &ids, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
     const uint8_t *b = view.buf;
-    uint64_t total = (uint64_t)view.len, origin = 0;
+    uint64_t total = (uint64_t)view.len, origin = 0, zeros = 0;
     uint8_t *sums = NULL;
     if (count <= 0 || (uint64_t)count > total / CLASSIC_INDEX_SIZE
-            || (ids.buf != NULL && (uint64_t)ids.len < 16 * (uint64_t)count)
-            || !classic_check(b, total, (uint64_t)count, &origin))
+            || !classic_check(b, total, (uint64_t)count, &origin, &zeros))
         goto reject;
+    if (random_ids != Py_None && zeros > 0) {
+        ids_obj = PyObject_CallFunction(random_ids, "K", (unsigned long long)(16 * zeros));
+        if (ids_obj == NULL || PyObject_GetBuffer(ids_obj, &ids, PyBUF_SIMPLE) < 0)
+            goto done;
+        if ((uint64_t)ids.len < 16 * zeros)
+            goto reject;
+    }
     uint64_t out_len = BATCH_HEADER_SIZE + total - 32 * (uint64_t)count;
-    result = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)out_len);
+    result = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)out_len);  /* not zeroed */
     sums = PyMem_Malloc(44 + 8 * (uint64_t)count);
     if (result == NULL || sums == NULL) {
         Py_CLEAR(result);
@@ -356,7 +376,7 @@ static PyObject *classic_to_batch(PyObject *self, PyObject *args)
     uint8_t *out = (uint8_t *)PyByteArray_AS_STRING(result);
     int ok;
     Py_BEGIN_ALLOW_THREADS
-    ok = classic_write(b, (uint64_t)count, origin, ids.buf, out, out_len, sums);
+    ok = classic_write(b, total, (uint64_t)count, origin, ids.buf, zeros, out, out_len, sums);
     Py_END_ALLOW_THREADS
     if (ok)
         goto done;
@@ -367,6 +387,7 @@ done:
     PyMem_Free(sums);
     if (ids.buf != NULL)
         PyBuffer_Release(&ids);
+    Py_XDECREF(ids_obj);
     PyBuffer_Release(&view);
     return result;
 }
@@ -546,14 +567,32 @@ static PyObject *kafka_walk(PyObject *self, PyObject *args)
     return PyBool_FromLong(ok);
 }
 
+/* --- buffers ------------------------------------------------------------------------------ */
+
+/* uninitialised_bytearray(n) -> bytearray: n bytes left as the allocator gave them, for a
+ * buffer the caller overwrites before reading (bytearray(n) zeroes them first: a memset of
+ * every received megabyte, transport/framing.py). */
+static PyObject *uninitialised_bytearray(PyObject *self, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative size");
+        return NULL;
+    }
+    return PyByteArray_FromStringAndSize(NULL, n);
+}
+
 static PyMethodDef methods[] = {
     {"iggy_validate", iggy_validate, METH_VARARGS, "iggy_batch.validate_batch's walk"},
     {"iggy_frame_sums", iggy_frame_sums, METH_VARARGS, "the frames' checksum fields"},
     {"iggy_stamp", iggy_stamp, METH_VARARGS, "iggy_batch.stamp_batch with frame sums"},
     {"iggy_select", iggy_select, METH_VARARGS, "iggy_batch.select_frames"},
-    {"classic_to_batch", classic_to_batch, METH_VARARGS, "classic frames to a 0.11 batch"},
+    {"classic_convert", classic_convert, METH_VARARGS, "classic frames to a 0.11 batch"},
     {"classic_poll", classic_poll, METH_VARARGS, "a batch's classic poll-reply frames"},
     {"kafka_walk", kafka_walk, METH_VARARGS, "kafka_batch._walk"},
+    {"uninitialised_bytearray", uninitialised_bytearray, METH_O, "bytearray(n), not zeroed"},
     {NULL, NULL, 0, NULL},
 };
 

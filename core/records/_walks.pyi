@@ -1,4 +1,6 @@
 # The optional C extension core/records/_walks.c (see core/records/accel.py).
+from collections.abc import Callable
+
 from pyggy.core.records.accel import Buffer
 
 def iggy_validate(
@@ -12,8 +14,11 @@ def iggy_stamp(
 def iggy_select(
     buf: Buffer, first_offset: int, max_count: int, /,
 ) -> tuple[int, int, int] | None: ...
-def classic_to_batch(buf: Buffer, count: int, ids: bytes | None, /) -> bytearray | None: ...
+def classic_convert(
+    buf: Buffer, count: int, random_ids: Callable[[int], bytes] | None, /,
+) -> bytearray | None: ...
 def classic_poll(
     buf: Buffer, first_offset: int, max_count: int, /,
 ) -> tuple[bytes, int] | None: ...
 def kafka_walk(buf: Buffer, pos: int, count: int, /) -> bool: ...
+def uninitialised_bytearray(n: int, /) -> bytearray: ...

@@ -9,6 +9,7 @@ Python twin re-walks the batch to raise the exact error (README, "C walks").
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Protocol
 
 Buffer = bytes | bytearray | memoryview
@@ -29,17 +30,19 @@ class Walks(Protocol):
     def iggy_select(self, buf: Buffer, first_offset: int, max_count: int, /
                     ) -> tuple[int, int, int] | None: ...
 
-    def classic_to_batch(self, buf: Buffer, count: int, ids: bytes | None, /
-                         ) -> bytearray | None: ...
+    def classic_convert(self, buf: Buffer, count: int,
+                        random_ids: Callable[[int], bytes] | None, /) -> bytearray | None: ...
 
     def classic_poll(self, buf: Buffer, first_offset: int, max_count: int, /
                      ) -> tuple[bytes, int] | None: ...
 
     def kafka_walk(self, buf: Buffer, pos: int, count: int, /) -> bool: ...
 
+    def uninitialised_bytearray(self, n: int, /) -> bytearray: ...
 
-_NAMES = ("iggy_validate", "iggy_frame_sums", "iggy_stamp", "iggy_select", "classic_to_batch",
-          "classic_poll", "kafka_walk")
+
+_NAMES = ("iggy_validate", "iggy_frame_sums", "iggy_stamp", "iggy_select", "classic_convert",
+          "classic_poll", "kafka_walk", "uninitialised_bytearray")
 
 
 def _load() -> tuple[Walks | None, str]:
@@ -56,3 +59,8 @@ def _load() -> tuple[Walks | None, str]:
 
 WALKS, WHY = _load()
 IMPLEMENTATION = "c" if WALKS is not None else "python"
+
+# bytearray(n) with its bytes not zeroed first (in C), for a buffer the caller overwrites whole
+# before anything reads it (transport/framing.py); the pure-Python fallback zeroes them.
+new_buffer: Callable[[int], bytearray] = (
+    WALKS.uninitialised_bytearray if WALKS is not None else bytearray)

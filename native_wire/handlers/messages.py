@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from pyggy.core import permissions as perm
 from pyggy.core.engine import CONSUMER_GROUP
 from pyggy.core.errors import ErrorCode, IggyError
@@ -29,7 +27,7 @@ async def send_messages(ctx: Context, r: Reader) -> bytes:
         # the conversion computes every checksum of the batch it builds: verifying them again
         # would hash the whole batch a second time (BENCHMARKS.md, "iggy-bench")
         batch: bytearray | memoryview = iggy_batch.classic_frames_to_batch(
-            r.rest(), count, random_ids=os.urandom)
+            r.rest(), count, random_ids=iggy_batch.random_bytes)
     else:
         batch = r.rest()
     confirmation = await ctx.engine.data.append(t.stream_id, t.id, partitioning, batch, count,

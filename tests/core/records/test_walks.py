@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
+import uuid
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -307,24 +308,103 @@ def classic_inputs(draw: st.DrawFn) -> tuple[bytearray, int]:
     return body, count
 
 
+class _Noise:
+    """A random_ids that hands out slices of fixed bytes and records what was asked."""
+
+    def __init__(self, noise: bytes) -> None:
+        self.noise, self.asked = noise, []
+
+    def __call__(self, n: int) -> bytes:
+        self.asked.append(n)
+        return self.noise[:n]
+
+
+def _zero_ids(body: bytes, count: int) -> int:
+    """Messages of a well-formed classic body whose id is 0."""
+    pos, zeros = 16 * count, 0
+    for _ in range(count):
+        _, lo, hi, _, _, _, uh, pl, _ = struct.unpack_from("<QQQQQQIIQ", body, pos)
+        zeros += not (lo or hi)
+        pos += 64 + uh + pl
+    return zeros
+
+
 @FAST
 @given(classic_inputs(), st.binary(min_size=16 * 6, max_size=16 * 6), st.booleans())
 def test_classic_conversion_agrees_with_the_python_twin(
         cwalks: ModuleType, body_count: tuple[bytearray, int], noise: bytes,
         new_ids: bool) -> None:
     body, count = body_count
-    ids = (lambda n: noise[:n]) if new_ids else None
-    pure = _outcome(ib.classic_frames_to_batch_py, body, count, ids)
+    pure_ids = _Noise(noise) if new_ids else None
+    pure = _outcome(ib.classic_frames_to_batch_py, body, count, pure_ids)
     if 0 < count <= len(body) // 16:
-        raw = cwalks.classic_to_batch(body, count, noise[:16 * count] if new_ids else None)
+        c_ids = _Noise(noise) if new_ids else None
+        raw = cwalks.classic_convert(body, count, c_ids)
         assert (raw is not None) == (pure[0] == "ok"), pure
         if raw is not None:
             assert raw == pure[1]
             assert ib.validate_batch(raw, expected_count=count).message_count == count
-    assert _outcome(ib.classic_frames_to_batch, memoryview(body), count, ids) == pure
+            if c_ids is not None and pure_ids is not None:  # once, 16 bytes per id 0, or never
+                zeros = _zero_ids(body, count)
+                assert c_ids.asked == pure_ids.asked == ([16 * zeros] if zeros else [])
+    assert _outcome(ib.classic_frames_to_batch, memoryview(body), count,
+                    _Noise(noise) if new_ids else None) == pure
     if pure[0] == "ok":  # every checksum right: what lets a classic send skip re-verifying
         assert ib.validate_batch(pure[1], expected_count=count,
                                  verify_checksums=True).message_count == count
+
+
+def _classic(ids: list[int]) -> bytes:
+    frames, index = bytearray(), bytearray()
+    for i, msg_id in enumerate(ids):
+        frames += struct.pack("<QQQQQQIIQ", 0, msg_id, 0, 0, 0, T0 + i, 0, 3, 0) + b"abc"
+        index += struct.pack("<IIQ", 0, len(frames), 0)
+    return bytes(index + frames)
+
+
+def test_classic_conversion_random_ids_only_for_ids_0(cwalks: ModuleType) -> None:
+    """random_ids is asked once for the ids 0 only, its bytes used in order; a client's own
+    ids are kept; too few bytes: C declines and the twin raises; an exception propagates."""
+    body = _classic([7, 0, 9, 0])
+    ids = _Noise(bytes(range(32)))
+    batch = cwalks.classic_convert(body, 4, ids)
+    assert ids.asked == [32]
+    got = [m[3] for m in ib.iter_messages(batch)]
+    assert got[0] == 7 and got[2] == 9
+    assert got[1] == uuid.UUID(bytes=bytes(range(16)), version=4).int
+    assert got[3] == uuid.UUID(bytes=bytes(range(16, 32)), version=4).int
+    none = _Noise(b"")
+    assert cwalks.classic_convert(_classic([1, 2]), 2, none) is not None and none.asked == []
+    assert cwalks.classic_convert(body, 4, lambda n: b"x" * (n - 1)) is None
+    with pytest.raises(ValueError):
+        ib.classic_frames_to_batch(body, 4, random_ids=lambda n: b"x" * (n - 1))
+
+    def broken(n: int) -> bytes:
+        raise RuntimeError("no entropy")
+
+    with pytest.raises(RuntimeError):
+        cwalks.classic_convert(body, 4, broken)
+
+
+def test_random_bytes_make_distinct_uuid4_ids() -> None:
+    body = _classic([0] * 1000)
+    a = [m[3] for m in ib.iter_messages(ib.classic_frames_to_batch(body, 1000, ib.random_bytes))]
+    b = [m[3] for m in ib.iter_messages(ib.classic_frames_to_batch(body, 1000, ib.random_bytes))]
+    assert all(uuid.UUID(int=x).version == 4 for x in a + b)
+    assert len(set(a + b)) == 2000
+    assert len(ib.random_bytes(16_000)) == 16_000
+
+
+@FAST
+@given(st.integers(0, 1 << 21))
+def test_new_buffer_has_the_size_asked(cwalks: ModuleType, n: int) -> None:
+    buf = cwalks.uninitialised_bytearray(n)
+    assert type(buf) is bytearray and len(buf) == n
+    buf[:] = b"\1" * n  # writable, resizable as any bytearray
+    buf += b"x"
+    assert len(buf) == n + 1
+    with pytest.raises(ValueError):
+        cwalks.uninitialised_bytearray(-1)
 
 
 @FAST
