@@ -12,12 +12,15 @@ connection, in a buffer of its own sized for that frame and grown as its bytes a
 (so a peer that announces a huge frame and sends little costs little: at most BIG_GROWTH times
 what came, plus BIG_START, see `_room`); when the frame completes
 in it, that buffer is handed over as the frame, without a copy, and the connection holds nothing
-again.
+again. A frame's own buffer is not zeroed when it is made (accel.new_buffer): only the bytes
+that arrived in it are ever read, cut or handed over.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+from pyggy.core.records.accel import new_buffer
 
 SHARED_BUFFER = 256 * 1024  # one per listener: the most one read takes in
 BIG_START = 64 * 1024  # a partial frame's own buffer: at least this (capped at the frame) ...
@@ -61,7 +64,7 @@ class FrameAssembler:
             size = len(own)
             size = _room(self.need, size * BIG_GROWTH) if self.need > size else 2 * size
             # A new buffer rather than a resize: the transport may still hold a view.
-            grown = bytearray(size)
+            grown = new_buffer(size)
             grown[:self.end] = own
             self.own = own = grown
         return memoryview(own)[self.end:]
@@ -102,7 +105,7 @@ class FrameAssembler:
             return  # already in place (get_buffer grows it when full)
         size = _room(need, max(BIG_START, BIG_GROWTH * have)) if need else \
             max(HEADER_ROOM, 2 * have)
-        own = bytearray(max(size, have))
+        own = new_buffer(max(size, have))
         own[:have] = view
         self.own, self.end = own, have
 
