@@ -4,10 +4,61 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from pyggy.core.crc import crc32c
 from pyggy.core.storage.index import ENTRY_SIZE, SegmentIndex
+
+PREALLOCATE_FROM = 256 * 1024  # a batch at least this big gets its blocks before its write
+
+_fallocate: Callable[[int, int, int, int], int] | None = None
+_FALLOC_FL_KEEP_SIZE = 1  # linux/falloc.h
+
+
+def preallocate(fd: int, offset: int, length: int) -> None:
+    """Allocate the blocks of ``[offset, offset + length)`` before a write fills them, without
+    changing the file's size (Linux ``fallocate(2)`` with FALLOC_FL_KEEP_SIZE; Python has no
+    binding, so libc through ctypes, loaded at the first big batch).
+
+    On ext4 a write into unallocated space takes the delayed-allocation path page by page
+    (block reservation, extent-status lookups); one call for the whole batch first is cheaper
+    (BENCHMARKS.md, "The classic send per batch"). Only an optimisation: any error (no libc, a
+    file system without fallocate, a full disk: the write then fails on its own) is ignored,
+    and an unsupported call is not tried again. The size is unchanged, so recovery,
+    truncation and retention see the same files; a failed write's ``_cut_back`` truncates
+    whatever was allocated past the end."""
+    global _fallocate
+    if _fallocate is None:
+        _fallocate = _load_fallocate()
+    if _fallocate(fd, _FALLOC_FL_KEEP_SIZE, offset, length) != 0 and \
+            _fallocate is not _unsupported and _errno() in (errno.EOPNOTSUPP, errno.ENOSYS):
+        _fallocate = _unsupported
+
+
+def _unsupported(fd: int, mode: int, offset: int, length: int) -> int:
+    return 0
+
+
+def _errno() -> int:
+    import ctypes
+
+    return ctypes.get_errno()
+
+
+def _load_fallocate() -> Callable[[int, int, int, int], int]:
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        fallocate = libc.fallocate
+    except (OSError, AttributeError):
+        return _unsupported
+    fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+    fallocate.restype = ctypes.c_int
+    return cast(Callable[[int, int, int, int], int], fallocate)
 
 
 class Segment:
@@ -42,6 +93,8 @@ class Segment:
         for part in parts:
             crc = crc32c(part, crc)
         n = len(self.index)
+        if length >= PREALLOCATE_FROM:
+            preallocate(self.fd, self.size, length)
         try:
             written = os.pwritev(self.fd, parts, self.size) if len(parts) > 1 else os.pwrite(
                 self.fd, parts[0], self.size)
