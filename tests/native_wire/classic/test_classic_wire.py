@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import uuid
 
 import pytest
 import xxhash
@@ -150,6 +151,23 @@ def test_partitioning_and_frames(raw: ClassicClient) -> None:
             assert m["offset"] == i and m["reserved"] == 0 and m["timestamp"] > 0
             # checksum = xxh3_64 of the 64-byte-header frame after the checksum field
             assert m["checksum"] == xxhash.xxh3_64_intdigest(m["frame"][8:])
+
+
+def test_ids_0_become_uuid4_and_given_ids_stay(raw: ClassicClient) -> None:
+    """One batch mixing a client's ids and ids 0 (as the 0.8 server: a UUIDv4 for each 0);
+    the server fetches random bytes only for the ids 0 (core/records/iggy_batch.py)."""
+    raw.login()
+    raw.create_stream("ids")
+    raw.create_topic("ids", "t", 1)
+    given = [(5, b"a", b""), (0, b"b", b""), (2**127 + 3, b"c", b""), (0, b"d", b"")]
+    raw.send("ids", "t", (PARTITION_ID, 0), given)
+    raw.send("ids", "t", (PARTITION_ID, 0), [(0, b"e", b"")])
+    ids = [m["id"] for m in raw.poll((CONSUMER, 1), "ids", "t", 0, FIRST)["messages"]]
+    assert ids[0] == 5 and ids[2] == 2**127 + 3
+    made = [ids[1], ids[3], ids[4]]
+    assert all(uuid.UUID(int=i).version == 4 and uuid.UUID(int=i).variant == uuid.RFC_4122
+               for i in made)
+    assert len(set(made)) == 3
 
 
 def test_flush_unsaved_buffer(raw: ClassicClient) -> None:
