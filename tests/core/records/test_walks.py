@@ -341,6 +341,28 @@ def test_classic_poll_frames_agree_with_the_python_twin(
     assert _outcome(ib.classic_frames_and_count, memoryview(buf), first, most) == pure
 
 
+@FAST
+@given(st.lists(st.sampled_from([1, 16, 17, 128, 129, 200, 241, 1000, 1024, 1025, 4096, 70_000]),
+                min_size=1, max_size=6), st.integers(0, 2**32), st.integers(1, 8))
+def test_classic_poll_hashes_long_messages_as_the_twin(
+        cwalks: ModuleType, sizes: list[int], seed: int, most: int) -> None:
+    """Frames on every XXH3 length path (≤ 16, ≤ 128, ≤ 240 bytes, then the vectorised long
+    loop the C walk may run on AVX2/AVX-512): the same checksums as the `xxhash` package."""
+    rnd = seed.to_bytes(8, "little") * 10_000
+    msgs = [(i + 1, rnd[i:i + n], rnd[:i % 3], T0 + i) for i, n in enumerate(sizes)]
+    buf = ib.build_batch(msgs, base_offset=2**40, base_timestamp=T0)
+    raw = cwalks.classic_poll(buf, 0, most)
+    assert raw is not None and raw == ib.classic_frames_and_count_py(buf, 0, most)
+    frames, count = raw
+    pos = 0
+    for _ in range(count):  # the checksum covers the frame after its checksum field
+        end = pos + 64 + sum(struct.unpack_from("<II", frames, pos + 48))
+        assert struct.unpack_from("<Q", frames, pos)[0] == \
+            xxhash.xxh3_64_intdigest(frames[pos + 8:end])
+        pos = end
+    assert pos == len(frames)
+
+
 def test_classic_poll_offsets_beyond_64_bits_fall_back(cwalks: ModuleType) -> None:
     """base_offset + offset_delta past 2**64: C declines, the twin raises struct.error."""
     buf = ib.build_batch([(1, b"a", b"", T0), (2, b"b", b"", T0)], base_offset=2**64 - 1)
