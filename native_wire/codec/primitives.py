@@ -26,6 +26,8 @@ _U32 = struct.Struct("<I")
 _ID_NUMERIC = struct.Struct("<BBI")
 _OPT_PARTITION = struct.Struct("<BI")
 _STRATEGY = struct.Struct("<BQ")
+# a PollMessages body whose three identifiers are numeric: one unpack (decode_poll_request)
+_POLL_NUMERIC = struct.Struct("<B BBI BBI BBI BI BQ I B")
 _TLV_HEAD = struct.Struct("<BI")
 _BOOLS10 = struct.Struct("<10B")
 _STREAM_PERMS = struct.Struct("<I6B")
@@ -155,6 +157,31 @@ def decode_polling_strategy(r: Reader) -> tuple[int, int]:
     if not 1 <= kind <= 5:
         raise WireError(ErrorCode.INVALID_FORMAT, f"unknown polling strategy {kind}")
     return kind, r.u64()
+
+
+PollRequest = tuple[int, int | str, int | str, int | str, int | None, int, int, int, bool]
+
+
+def decode_poll_request(r: Reader) -> PollRequest:
+    """A whole PollMessages body: (consumer kind, consumer, stream, topic, partition or None,
+    strategy kind, strategy value, count, auto_commit). The common body (numeric identifiers,
+    38 bytes) is one struct unpack; any other goes field by field, which names its error."""
+    if r.end - r.pos == _POLL_NUMERIC.size:
+        (kind, ck, cl, consumer, sk, sl, stream, tk, tl, topic, flag, partition, strategy,
+         value, count, auto_commit) = _POLL_NUMERIC.unpack_from(r.buf, r.pos)
+        if (kind == CONSUMER or kind == CONSUMER_GROUP) and ck == sk == tk == 1 \
+                and cl == sl == tl == 4 and 1 <= strategy <= 5:
+            r.pos = r.end
+            return (kind, consumer, stream, topic, partition if flag == 1 else None, strategy,
+                    value, count, auto_commit == 1)
+    kind, ident = decode_consumer(r)
+    sid, tid = decode_identifier(r), decode_identifier(r)
+    partition_id = decode_optional_partition(r)
+    strategy, value = decode_polling_strategy(r)
+    count = r.u32()
+    auto_commit = r.u8() == 1
+    r.done()
+    return kind, ident, sid, tid, partition_id, strategy, value, count, auto_commit
 
 
 def encode_polling_strategy(kind: int, value: int = 0) -> bytes:

@@ -43,13 +43,8 @@ async def send_messages(ctx: Context, r: Reader) -> bytes:
 
 
 async def poll_messages(ctx: Context, r: Reader) -> bytes | list:
-    kind, consumer = p.decode_consumer(r)
-    sid, tid = p.decode_identifier(r), p.decode_identifier(r)
-    partition_id = p.decode_optional_partition(r)
-    strategy, value = p.decode_polling_strategy(r)
-    count = r.u32()
-    auto_commit = r.u8() == 1
-    r.done()
+    kind, consumer, sid, tid, partition_id, strategy, value, count, auto_commit = \
+        p.decode_poll_request(r)
     t = ctx.engine.metadata.topic(sid, tid)
     perm.ensure(perm.poll_messages(ctx.user, t.stream_id, t.id))
     member = None
