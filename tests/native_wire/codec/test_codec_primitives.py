@@ -199,9 +199,28 @@ def test_poll_request_decodes_as_field_by_field(
         _poll_outcome(_poll_fields, bytes(body))
 
 
-def test_poll_request_numeric_body_is_one_unpack() -> None:
+@pytest.mark.parametrize("body", [
+    b"",
+    b"\x01",
+    b"\x01\x02\x00" + _poll_body(1, (1, 2, 3), 0, 0, 1, 0, 1, 0)[7:],  # empty string id
+    b"\x01\x02\x01\xff" + bytes.fromhex("01040000000001040000000000") + bytes(19),  # bad UTF-8
+    b"\x01\x03\x04" + bytes(4 + 6 + 6 + 19),  # unknown identifier kind
+    b"\x01\x01\x03" + bytes(3 + 6 + 6 + 19),  # numeric identifier of 3 bytes
+    _poll_body(1, (1, 2, 3), 0, 0, 1, 0, 1, 0)[:-1],
+    _poll_body(1, (1, 2, 3), 0, 0, 1, 0, 1, 0) + b"\x00",
+    _poll_body(1, (1, 2, 3), 0, 0, 0, 0, 1, 0),
+    _poll_body(3, (1, 2, 3), 0, 0, 1, 0, 1, 0),
+])
+def test_poll_request_edges_decode_as_field_by_field(body: bytes) -> None:
+    assert _poll_outcome(_poll_fields, body)[0] == "error"
+    assert _poll_outcome(p.decode_poll_request, body) == _poll_outcome(_poll_fields, body)
+
+
+def test_poll_request_golden() -> None:
     body = _poll_body(2, (7, 1, 2), 1, 3, 1, 40, 1000, 1)
     assert len(body) == 38
+    assert decode_all(p.decode_poll_request, _poll_body(1, (7, "s", "tö"), 1, 3, 1, 40, 9, 0)) \
+        == (1, 7, "s", "tö", 3, 1, 40, 9, False)
     assert decode_all(p.decode_poll_request, body) == (2, 7, 1, 2, 3, 1, 40, 1000, True)
     assert decode_all(p.decode_poll_request, _poll_body(1, (7, 1, 2), 0, 3, 5, 0, 1, 0)) == \
         (1, 7, 1, 2, None, 5, 0, 1, False)
