@@ -363,6 +363,28 @@ def test_classic_poll_hashes_long_messages_as_the_twin(
     assert pos == len(frames)
 
 
+@FAST
+@given(st.lists(st.tuples(st.integers(1, 5), st.integers(1, 300)), min_size=1, max_size=4),
+       st.booleans())
+def test_classic_frames_of_batches_converts_each_whole_batch(
+        cwalks: ModuleType, shapes: list[tuple[int, int]], python: bool) -> None:
+    """A streamed read's chunk (whole batches end to end): the frames of every message of
+    each batch in order, with either twin; a cut chunk is refused."""
+    if python:
+        ib.WALKS = None  # the fixture's monkeypatch restores it
+    batches, base = [], 0
+    for n, size in shapes:
+        batches.append(bytes(ib.build_batch([(base + i + 1, bytes([i]) * size, b"u", T0 + i)
+                                             for i in range(n)], base_offset=base,
+                                            base_timestamp=T0)))
+        base += n
+    chunk = b"".join(batches)
+    want = [ib.classic_frames_and_count_py(b, 0, 1 << 62) for b in batches]
+    assert ib.classic_frames_of_batches(chunk) == (b"".join(f for f, _ in want), base)
+    with pytest.raises(ib.BatchError):
+        ib.classic_frames_of_batches(chunk + batches[0][:300])
+
+
 def test_classic_poll_offsets_beyond_64_bits_fall_back(cwalks: ModuleType) -> None:
     """base_offset + offset_delta past 2**64: C declines, the twin raises struct.error."""
     buf = ib.build_batch([(1, b"a", b"", T0), (2, b"b", b"", T0)], base_offset=2**64 - 1)
