@@ -81,8 +81,9 @@ async def poll_messages(ctx: Context, r: Reader) -> bytes | list:
         n = 0
         for c in chunks:
             if isinstance(c, Deferred):
-                parts.append(ClassicDeferred(c))
-                n += parts[-1].messages
+                rest = ClassicDeferred(c)
+                parts.append(rest)
+                n += rest.messages
             else:
                 frames, k = iggy_batch.classic_frames_of_batches(c)
                 parts.append(frames)
