@@ -83,6 +83,8 @@ def manage_topic(user: User, stream_id: int, topic_id: int) -> bool:
 
 
 def poll_messages(user: User, stream_id: int, topic_id: int) -> bool:
+    if user.is_root:  # every poll asks: the common answer without the lookups
+        return True
     g, s, t = _parts(user, stream_id, topic_id)
     return (read_topic(user, stream_id, topic_id) or g.poll_messages or s.poll_messages
             or t.poll_messages)

@@ -24,6 +24,7 @@ from pyggy.native_wire.codec.codes import (
 )
 from pyggy.native_wire.codec.reader import Reader, WireError
 from pyggy.native_wire.context import Answer, Context, NativeServer, Session
+from pyggy.native_wire.handlers.messages import ClassicDeferred
 from pyggy.native_wire.table import COMMANDS, Command
 from pyggy.transport.door import Reply, streamed
 
@@ -219,9 +220,10 @@ async def handle_classic(server: NativeServer, session: Session, frame: bytearra
             return [frames.build_classic_response(0, b"")], False
         # a connection that failed to log in too often is closed after the error
         return [frames.build_classic_response(e.code)], session.logins.exhausted
-    if isinstance(payload, list):
+    if isinstance(payload, list):  # a poll's classic frames may be a ClassicDeferred: streamed
         size = sum(len(p) for p in payload)
-        return [frames.build_classic_response_header(0, size), *payload], False
+        return streamed([frames.build_classic_response_header(0, size), *payload],
+                        ClassicDeferred), False
     return [frames.build_classic_response(0, payload)], False
 
 

@@ -2,7 +2,7 @@
 throughput and the server's CPU per GB polled.
 
     .venv/bin/python scripts/poll_rtt.py [--mb 30] [--poll-mb 10] [--rounds 20]
-        [--peers pyggy,pyggy@/other/checkout/.venv/bin/python] [--json PATH]
+        [--peers pyggy,pyggy@/other/checkout/.venv/bin/python] [--classic] [--json PATH]
 
 For every peer: a fresh one-partition topic, `--mb` MB of 1000-byte messages sent by pyggy's
 native client (1000 a batch), then `--rounds` polls of `--poll-mb` × 1000 messages from offset
@@ -10,7 +10,8 @@ native client (1000 a batch), then `--rounds` polls of `--poll-mb` × 1000 messa
 `pyggy@PYTHON` runs the pyggy that interpreter imports (another checkout's venv: a
 before/after comparison in one run). The first byte is seen with MSG_PEEK, the last when the
 client has read the whole reply; the server's user + system CPU is read from /proc around each
-peer's polls.
+peer's polls. With `--classic` the polls go over the classic (0.8) protocol on a connection of
+their own (the reply's 64-byte-header frames as apache-iggy 0.8.0 reads them).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import json
 import socket
 import statistics
+import struct
 import sys
 import tempfile
 import time
@@ -64,6 +66,54 @@ def timed_poll(c: NativeClient, count: int) -> tuple[float, float, int]:
     return (first - t0) * 1000, (last - t0) * 1000, int(n)
 
 
+class ClassicPoller:
+    """A classic (0.8) connection that logs in and polls the fill's partition (the framing of
+    native_wire/codec/frames.py: `[length u32][code u32]` requests, `[status][length]` replies)."""
+
+    def __init__(self, address: str) -> None:
+        host, port = address.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.request(38, b"\x04iggy\x04iggy")  # LoginUser
+        self.read_reply()
+
+    def request(self, code: int, body: bytes) -> None:
+        self.sock.sendall(struct.pack("<II", 4 + len(body), code) + body)
+
+    def read_reply(self) -> bytes:
+        status, length = struct.unpack("<II", self._read(8))
+        if status:
+            raise RuntimeError(f"classic request refused: {status}")
+        return self._read(length)
+
+    def _read(self, n: int) -> bytes:
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            k = self.sock.recv_into(view[got:])
+            if not k:
+                raise ConnectionError("closed")
+            got += k
+        return bytes(buf)
+
+    def write_poll(self, count: int) -> None:  # consumer 1, stream "rtt", topic "t", offset 0
+        self.request(100, b"\x01\x01\x04" + struct.pack("<I", 1) + b"\x02\x03rtt\x02\x01t"
+                     + struct.pack("<BIBQIB", 1, 0, 1, 0, count, 0))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def timed_classic_poll(c: ClassicPoller, count: int) -> tuple[float, float, int]:
+    t0 = time.perf_counter()
+    c.write_poll(count)
+    c.sock.recv(1, socket.MSG_PEEK)
+    first = time.perf_counter()
+    body = c.read_reply()
+    last = time.perf_counter()
+    return (first - t0) * 1000, (last - t0) * 1000, struct.unpack_from("<I", body, 12)[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--poll-mb", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--peers", default="pyggy")
+    ap.add_argument("--classic", action="store_true", help="poll over the classic protocol")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     peers = args.peers.split(",")
@@ -78,12 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="poll-rtt-") as tmp:
         clients: dict[str, tuple[NativeClient, PyggyServer]] = {}
+        classic: dict[str, ClassicPoller] = {}
         try:
             for name in peers:
                 server = start_peer(name, Path(tmp))
                 c = NativeClient(server.tcp_address)
                 clients[name] = (c, server)
                 fill(c, args.mb)
+                if args.classic:
+                    classic[name] = ClassicPoller(server.tcp_address)
                 results[name] = {"first_ms": [], "last_ms": [], "messages": [], "cpu_s": []}
             for r in range(args.rounds):
                 order = peers[r % len(peers):] + peers[:r % len(peers)]
@@ -91,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                     c, server = clients[name]
                     assert server.pid is not None
                     u0, s0, _ = proc_stat(server.pid)
-                    first, last, n = timed_poll(c, count)
+                    first, last, n = (timed_classic_poll(classic[name], count) if args.classic
+                                      else timed_poll(c, count))
                     u1, s1, _ = proc_stat(server.pid)
                     if n != count:
                         raise RuntimeError(f"{name} polled {n} messages of {count}")
@@ -101,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                     out["messages"].append(n)
                     out["cpu_s"].append(u1 + s1 - u0 - s0)
         finally:
+            for poller in classic.values():
+                poller.close()
             for c, server in clients.values():
                 c.close()
                 server.stop()

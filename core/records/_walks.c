@@ -17,6 +17,14 @@
 /* walks over batches at least this big run without the GIL */
 #define NOGIL_BYTES 65536
 
+/* XXH3-64 at the widest vector unit of the CPU: Debian's libxxhash (built with DISPATCH=1)
+ * exports XXH3_64bits_dispatch (xxh_x86dispatch.h), which picks AVX2/AVX-512 at run time,
+ * while its XXH3_64bits is the SSE2 build (2-3x slower per byte here: BENCHMARKS.md, "The
+ * classic consume path"). Same hash, same values. A weak reference: a libxxhash without the
+ * dispatcher leaves it NULL and the plain XXH3_64bits runs. */
+extern XXH64_hash_t XXH3_64bits_dispatch(const void *input, size_t len) __attribute__((weak));
+static XXH64_hash_t (*xxh3_fast)(const void *, size_t) = XXH3_64bits;
+
 static inline uint32_t le32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static inline uint64_t le64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
@@ -455,7 +463,7 @@ static PyObject *classic_poll(PyObject *self, PyObject *args)
         memcpy(o + 52, &pl_len, 4);
         memcpy(o + 56, &zero, 8);
         memcpy(o + CLASSIC_HEADER_SIZE, f + FRAME_HEADER_SIZE, size);
-        uint64_t sum = XXH3_64bits(o + 8, CLASSIC_HEADER_SIZE - 8 + size);
+        uint64_t sum = xxh3_fast(o + 8, CLASSIC_HEADER_SIZE - 8 + size);
         memcpy(o, &sum, 8);
         pos += FRAME_HEADER_SIZE + size;
         o += CLASSIC_HEADER_SIZE + size;
@@ -601,4 +609,9 @@ static struct PyModuleDef module = {
     "iggy_batch / kafka_batch).", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__walks(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__walks(void)
+{
+    if (XXH3_64bits_dispatch != NULL)
+        xxh3_fast = XXH3_64bits_dispatch;
+    return PyModule_Create(&module);
+}

@@ -609,3 +609,24 @@ def batch_to_classic_frames(buf: Buffer, first_offset: int, max_count: int) -> b
     computes it (the 0.8 client does not verify it); timestamp = base_timestamp.
     """
     return classic_frames_and_count(buf, first_offset, max_count)[0]
+
+
+def classic_frames_of_batches(buf: Buffer) -> tuple[bytes, int]:
+    """Classic poll-reply frames of every message of the whole batches laid end to end in
+    ``buf`` (a streamed read's chunk: core/storage/streamed.py), and their number; one
+    :func:`classic_frames_and_count` per batch (in C when built)."""
+    mv = _view(buf)
+    if len(mv) >= BATCH_HEADER_SIZE and _U64.unpack_from(mv, 32)[0] == len(mv):
+        return classic_frames_and_count(mv, 0, 1 << 62)  # one batch: no join
+    parts, count, pos = [], 0, 0
+    while pos < len(mv):
+        if len(mv) - pos < BATCH_HEADER_SIZE:
+            raise _fail(ErrorCode.INVALID_FORMAT, "batch shorter than header")
+        length = _U64.unpack_from(mv, pos + 32)[0]
+        if length < BATCH_HEADER_SIZE or length > len(mv) - pos:
+            raise _fail(ErrorCode.INVALID_FORMAT, f"batch length {length} overruns the read")
+        frames, n = classic_frames_and_count(mv[pos:pos + length], 0, 1 << 62)
+        parts.append(frames)
+        count += n
+        pos += length
+    return b"".join(parts), count

@@ -17,7 +17,8 @@ the first batch is not such (the caller reads the ordinary way, which repairs or
 and ends the plan before the first later one that is not (a short read, as `read_steps`
 makes before a batch that fails).
 
-`plan_polled` does the same for an Iggy poll (0.11, served verbatim): the poll's count is known
+`plan_polled` does the same for an Iggy poll (served verbatim over 0.11, converted chunk by
+chunk over the classic protocol: native_wire/handlers/messages.py): the poll's count is known
 from the index only when it takes whole batches, so its plan starts at a batch's first offset
 and ends before the first batch that would be cut by the count (the poll reads that one, and
 anything after the plan, the ordinary way: core/engine/data.py).

@@ -26,6 +26,9 @@ _U32 = struct.Struct("<I")
 _ID_NUMERIC = struct.Struct("<BBI")
 _OPT_PARTITION = struct.Struct("<BI")
 _STRATEGY = struct.Struct("<BQ")
+# what follows a PollMessages body's identifiers: partition flag + id, strategy kind + value,
+# count, auto_commit (decode_poll_request)
+_POLL_TAIL = struct.Struct("<BIBQIB")
 _TLV_HEAD = struct.Struct("<BI")
 _BOOLS10 = struct.Struct("<10B")
 _STREAM_PERMS = struct.Struct("<I6B")
@@ -155,6 +158,49 @@ def decode_polling_strategy(r: Reader) -> tuple[int, int]:
     if not 1 <= kind <= 5:
         raise WireError(ErrorCode.INVALID_FORMAT, f"unknown polling strategy {kind}")
     return kind, r.u64()
+
+
+PollRequest = tuple[int, int | str, int | str, int | str, int | None, int, int, int, bool]
+
+
+def decode_poll_request(r: Reader) -> PollRequest:
+    """A whole PollMessages body: (consumer kind, consumer, stream, topic, partition or None,
+    strategy kind, strategy value, count, auto_commit). A well-formed body is read in one
+    pass of indexing and two unpacks (every poll pays for this); any other goes field by
+    field from the start, which names its error."""
+    buf, pos, end = r.buf, r.pos, r.end
+    consumer_kind = buf[pos] if end > pos else 0
+    if consumer_kind == CONSUMER or consumer_kind == CONSUMER_GROUP:
+        ids: list[int | str] = []
+        pos += 1
+        while len(ids) < 3 and end - pos >= 2:
+            kind, length = buf[pos], buf[pos + 1]
+            if kind == 1 and length == 4 and end - pos >= 6:
+                ids.append(_U32.unpack_from(buf, pos + 2)[0])
+            elif kind == 2 and length and end - pos - 2 >= length:
+                try:
+                    ids.append(str(buf[pos + 2 : pos + 2 + length], "utf-8"))
+                except UnicodeDecodeError:
+                    break
+            else:
+                break
+            pos += 2 + length
+        if len(ids) == 3 and end - pos == _POLL_TAIL.size:
+            flag, partition, strategy, value, count, auto_commit = \
+                _POLL_TAIL.unpack_from(buf, pos)
+            if 1 <= strategy <= 5:
+                r.pos = end
+                return (consumer_kind, ids[0], ids[1], ids[2],
+                        partition if flag == 1 else None, strategy, value, count,
+                        auto_commit == 1)
+    kind, ident = decode_consumer(r)
+    sid, tid = decode_identifier(r), decode_identifier(r)
+    partition_id = decode_optional_partition(r)
+    strategy, value = decode_polling_strategy(r)
+    count = r.u32()
+    auto_commit = r.u8() == 1
+    r.done()
+    return kind, ident, sid, tid, partition_id, strategy, value, count, auto_commit
 
 
 def encode_polling_strategy(kind: int, value: int = 0) -> bytes:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from pyggy.core import permissions as perm
 from pyggy.core.engine import CONSUMER_GROUP
+from pyggy.core.engine.data import Deferred
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.model import ConsumerGroup
 from pyggy.core.records import iggy_batch
@@ -41,13 +44,8 @@ async def send_messages(ctx: Context, r: Reader) -> bytes:
 
 
 async def poll_messages(ctx: Context, r: Reader) -> bytes | list:
-    kind, consumer = p.decode_consumer(r)
-    sid, tid = p.decode_identifier(r), p.decode_identifier(r)
-    partition_id = p.decode_optional_partition(r)
-    strategy, value = p.decode_polling_strategy(r)
-    count = r.u32()
-    auto_commit = r.u8() == 1
-    r.done()
+    kind, consumer, sid, tid, partition_id, strategy, value, count, auto_commit = \
+        p.decode_poll_request(r)
     t = ctx.engine.metadata.topic(sid, tid)
     perm.ensure(perm.poll_messages(ctx.user, t.stream_id, t.id))
     member = None
@@ -68,22 +66,62 @@ async def poll_messages(ctx: Context, r: Reader) -> bytes | list:
     if count == 0:
         raise IggyError(ErrorCode.INVALID_MESSAGES_COUNT, "count must be > 0")
     # async: a poll of archived (tiered) segments awaits their bytes instead of blocking
-    # 0.11 replies serve stored batches verbatim: a large poll holds a Deferred (streamed)
+    # a large poll of whole stored batches holds a Deferred: streamed, verified chunk by chunk
     result = await ctx.engine.data.poll_async(t.stream_id, t.id, partition_id, strategy, value,
                                               count, kind, consumer, auto_commit, member,
-                                              streamed=not ctx.classic)
+                                              streamed=True)
     chunks = result.streamed if result.streamed is not None else result.chunks
     if ctx.span is not None:
         ctx.span.on_poll(ctx.engine.metadata.stream(t.stream_id).name, t.name,
                          result.partition_id, result.current_offset, result.count,
                          sum(len(c) for c in chunks))
-    if ctx.classic:
-        parts = [iggy_batch.classic_frames_and_count(c, 0, result.count) for c in result.chunks]
-        n = sum(k for _, k in parts)
-        return [rsp.encode_poll_prefix(result.partition_id, result.current_offset, n),
-                *(frames for frames, _ in parts)]
+    if ctx.classic:  # whole batches (a chunk of a streamed read may hold several) or cut ones
+        parts: list[bytes | ClassicDeferred] = []
+        n = 0
+        for c in chunks:
+            if isinstance(c, Deferred):
+                rest = ClassicDeferred(c)
+                parts.append(rest)
+                n += rest.messages
+            else:
+                frames, k = iggy_batch.classic_frames_of_batches(c)
+                parts.append(frames)
+                n += k
+        return [rsp.encode_poll_prefix(result.partition_id, result.current_offset, n), *parts]
     return [rsp.encode_poll_prefix(result.partition_id, result.current_offset, result.count),
             *chunks]
+
+
+class ClassicDeferred:
+    """A streamed poll's rest (core/storage/streamed.py `Deferred`) as classic (0.8) frames:
+    converted chunk by chunk as each is read and verified. Its length is known from the index:
+    each batch loses its 256-byte header, each message's header grows from 48 to 64 bytes."""
+
+    __slots__ = ("deferred", "messages", "nbytes")
+
+    def __init__(self, deferred: Deferred) -> None:
+        self.deferred = deferred
+        self.messages = sum(sum(r.counts) for r in deferred.runs)
+        batches = sum(len(r.counts) for r in deferred.runs)
+        self.nbytes = (len(deferred) - iggy_batch.BATCH_HEADER_SIZE * batches
+                       + (iggy_batch.CLASSIC_HEADER_SIZE - iggy_batch.FRAME_HEADER_SIZE)
+                       * self.messages)
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+    def chunks(self) -> Iterator[bytes]:
+        """Each verified chunk's frames; a chunk whose messages disagree with the index (it
+        cannot, once its CRCs matched) ends the stream (the connection closes)."""
+        left = self.nbytes
+        for chunk in self.deferred.chunks():
+            frames, _ = iggy_batch.classic_frames_of_batches(chunk)
+            left -= len(frames)
+            if left < 0:
+                raise ValueError("classic frames longer than the index promised")
+            yield frames
+        if left:
+            raise ValueError("classic frames shorter than the index promised")
 
 
 def _classic_group_partition(ctx: Context, stream_id: int, topic_id: int,

@@ -421,6 +421,50 @@ def test_classic_poll_frames_agree_with_the_python_twin(
     assert _outcome(ib.classic_frames_and_count, memoryview(buf), first, most) == pure
 
 
+@FAST
+@given(st.lists(st.sampled_from([1, 16, 17, 128, 129, 200, 241, 1000, 1024, 1025, 4096, 70_000]),
+                min_size=1, max_size=6), st.integers(0, 2**32), st.integers(1, 8))
+def test_classic_poll_hashes_long_messages_as_the_twin(
+        cwalks: ModuleType, sizes: list[int], seed: int, most: int) -> None:
+    """Frames on every XXH3 length path (≤ 16, ≤ 128, ≤ 240 bytes, then the vectorised long
+    loop the C walk may run on AVX2/AVX-512): the same checksums as the `xxhash` package."""
+    rnd = seed.to_bytes(8, "little") * 10_000
+    msgs = [(i + 1, rnd[i:i + n], rnd[:i % 3], T0 + i) for i, n in enumerate(sizes)]
+    buf = ib.build_batch(msgs, base_offset=2**40, base_timestamp=T0)
+    raw = cwalks.classic_poll(buf, 0, most)
+    assert raw is not None and raw == ib.classic_frames_and_count_py(buf, 0, most)
+    frames, count = raw
+    pos = 0
+    for _ in range(count):  # the checksum covers the frame after its checksum field
+        end = pos + 64 + sum(struct.unpack_from("<II", frames, pos + 48))
+        assert struct.unpack_from("<Q", frames, pos)[0] == \
+            xxhash.xxh3_64_intdigest(frames[pos + 8:end])
+        pos = end
+    assert pos == len(frames)
+
+
+@FAST
+@given(st.lists(st.tuples(st.integers(1, 5), st.integers(1, 300)), min_size=1, max_size=4),
+       st.booleans())
+def test_classic_frames_of_batches_converts_each_whole_batch(
+        cwalks: ModuleType, shapes: list[tuple[int, int]], python: bool) -> None:
+    """A streamed read's chunk (whole batches end to end): the frames of every message of
+    each batch in order, with either twin; a cut chunk is refused."""
+    if python:
+        ib.WALKS = None  # the fixture's monkeypatch restores it
+    batches, base = [], 0
+    for n, size in shapes:
+        batches.append(bytes(ib.build_batch([(base + i + 1, bytes([i]) * size, b"u", T0 + i)
+                                             for i in range(n)], base_offset=base,
+                                            base_timestamp=T0)))
+        base += n
+    chunk = b"".join(batches)
+    want = [ib.classic_frames_and_count_py(b, 0, 1 << 62) for b in batches]
+    assert ib.classic_frames_of_batches(chunk) == (b"".join(f for f, _ in want), base)
+    with pytest.raises(ib.BatchError):
+        ib.classic_frames_of_batches(chunk + batches[0][:300])
+
+
 def test_classic_poll_offsets_beyond_64_bits_fall_back(cwalks: ModuleType) -> None:
     """base_offset + offset_delta past 2**64: C declines, the twin raises struct.error."""
     buf = ib.build_batch([(1, b"a", b"", T0), (2, b"b", b"", T0)], base_offset=2**64 - 1)

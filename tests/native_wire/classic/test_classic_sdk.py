@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import hashlib
 import json
 import os
 import subprocess
@@ -266,3 +267,21 @@ def test_mixed_with_09_sdk(pyggy_server: PyggyServer, iggy08_python: Path) -> No
     assert topic.compression_algorithm == "gzip"
     assert topic.max_topic_size.bytes == 5 << 30
     assert topic.message_expiry.duration == datetime.timedelta(minutes=90)
+
+
+def test_large_poll_streamed(pyggy_server: PyggyServer, iggy08_python: Path) -> None:
+    """A poll of ~6 MB of whole batches (the server streams it, converting chunk by chunk):
+    every message back in order and intact through the unmodified 0.8.0 SDK."""
+    per_batch, batches = 200, 30
+
+    def payload(i: int) -> bytes:
+        return b"m%07d" % i + bytes([i % 251]) * 1000
+
+    out = run_scenario(iggy08_python, "sdk08_large_poll.py", pyggy_server, str(per_batch),
+                       str(batches))
+    for step, start, count in (("all", 0, per_batch * batches),
+                               ("from_batch_7", 7 * per_batch, 10 * per_batch + 13)):
+        got = ok(out, step)
+        assert got["offsets"] == list(range(start, start + count))
+        assert got["payloads_sha256"] == hashlib.sha256(
+            b"".join(payload(i) for i in range(start, start + count))).hexdigest()

@@ -21,6 +21,7 @@ from classic_wire import (
     FIRST,
     MESSAGES_KEY,
     NEXT,
+    OFFSET,
     PARTITION_ID,
     ClassicClient,
     ClassicError,
@@ -265,3 +266,57 @@ def test_user_headers_cross_protocol(raw: ClassicClient, pyggy_server: PyggyServ
     assert sorted(parse_tlv(m["user_headers"])) == sorted(
         [(STRING, b"k", STRING, b"v"), (STRING, b"n", UINT8, b"\x05")])
     assert raw.poll((CONSUMER, 1), "h", "t", 0, FIRST)["messages"][0]["user_headers"] == headers
+
+
+# -- large polls: whole stored batches streamed, converted chunk by chunk (core/storage/streamed.py)
+PER_BATCH, BATCHES = 200, 30  # ~1 KB messages: ~210 KB batches, ~6 MB: several chunks
+
+
+def _big(i: int) -> bytes:
+    return b"m%07d" % i + bytes([i % 251]) * 1000
+
+
+def _fill_big(raw: ClassicClient) -> None:
+    raw.login()
+    raw.create_stream("s")
+    raw.create_topic("s", "t", 1)
+    for k in range(BATCHES):
+        raw.send("s", "t", (PARTITION_ID, 0),
+                 [(k * PER_BATCH + i + 1, _big(k * PER_BATCH + i), b"h" * (i % 3))
+                  for i in range(PER_BATCH)])
+
+
+def test_a_large_classic_poll_returns_every_message_intact(raw: ClassicClient) -> None:
+    _fill_big(raw)
+    total = PER_BATCH * BATCHES
+    got = raw.poll((CONSUMER, 1), "s", "t", 0, FIRST, count=total)
+    msgs = got["messages"]
+    assert got["count"] == total and [m["offset"] for m in msgs] == list(range(total))
+    assert [m["payload"] for m in msgs] == [_big(i) for i in range(total)]
+    assert [m["id"] for m in msgs] == [i + 1 for i in range(total)]
+    assert [m["user_headers"] for m in msgs] == [b"h" * (i % PER_BATCH % 3) for i in range(total)]
+    assert all(m["checksum"] == xxhash.xxh3_64_intdigest(m["frame"][8:]) for m in msgs)
+    # from a batch's first offset, whole batches, then one cut by the count (read whole)
+    start = 7 * PER_BATCH
+    got = raw.poll((CONSUMER, 1), "s", "t", 0, OFFSET, start, count=10 * PER_BATCH + 13)
+    assert [m["offset"] for m in got["messages"]] == list(range(start, start + 10 * PER_BATCH + 13))
+    assert [m["payload"] for m in got["messages"]] == [_big(i) for i in range(start, start + 2013)]
+
+
+def test_a_batch_rotting_on_disk_is_never_delivered_classic(
+        raw: ClassicClient, pyggy_server: PyggyServer) -> None:
+    _fill_big(raw)
+    [path] = [p for p in pyggy_server.data_path.rglob("partitions/0/*.log")
+              if p.stat().st_size > 1 << 20]
+    good = path.read_bytes()
+    size = len(good) // BATCHES  # batches are of one size: the 21st is chunks into the reply
+    pos = 20 * size + size // 2
+    with open(path, "r+b") as f:  # a bit rots under the running server
+        f.seek(pos)
+        f.write(bytes([good[pos] ^ 0x04]))
+    with pytest.raises(ConnectionError):  # the head went out: the connection is closed
+        raw.poll((CONSUMER, 1), "s", "t", 0, FIRST, count=PER_BATCH * BATCHES)
+    with ClassicClient(pyggy_server.tcp_address) as again:  # the next poll stops before it
+        again.login()
+        got = again.poll((CONSUMER, 1), "s", "t", 0, FIRST, count=PER_BATCH * BATCHES)
+        assert [m["offset"] for m in got["messages"]] == list(range(20 * PER_BATCH))

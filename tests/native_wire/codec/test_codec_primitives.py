@@ -151,6 +151,82 @@ def test_polling_strategy_round_trip(kind: int, value: int) -> None:
     assert_every_prefix_fails(p.decode_polling_strategy, raw)
 
 
+def _poll_fields(r: Reader) -> tuple[Any, ...]:
+    """The PollMessages body field by field (the reference for decode_poll_request)."""
+    kind, consumer = p.decode_consumer(r)
+    sid, tid = p.decode_identifier(r), p.decode_identifier(r)
+    partition_id = p.decode_optional_partition(r)
+    strategy, value = p.decode_polling_strategy(r)
+    count = r.u32()
+    auto_commit = r.u8() == 1
+    r.done()
+    return kind, consumer, sid, tid, partition_id, strategy, value, count, auto_commit
+
+
+def _poll_outcome(fn: Callable[[Reader], Any], body: bytes) -> tuple[str, Any]:
+    r = Reader(body)
+    try:
+        value = fn(r)
+    except WireError as e:
+        return "error", (e.code, str(e))
+    return "ok", (value, r.pos)
+
+
+def _poll_body(kind: int, ids: tuple[int | str, int | str, int | str], flag: int,
+               partition: int, strategy: int, value: int, count: int, auto: int) -> bytes:
+    return (bytes((kind,)) + b"".join(p.encode_identifier(i) for i in ids)
+            + struct.pack("<BIBQIB", flag, partition, strategy, value, count, auto))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([0, 1, 2, 3, 255]), st.tuples(identifiers, identifiers, identifiers),
+       st.integers(0, 2), st.integers(0, 2**32 - 1), st.integers(0, 6),
+       st.integers(0, 2**64 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2),
+       st.lists(st.tuples(st.integers(0, 40), st.integers(0, 255)), max_size=3),
+       st.integers(-2, 2))
+def test_poll_request_decodes_as_field_by_field(
+        kind: int, ids: tuple[int | str, int | str, int | str], flag: int, partition: int,
+        strategy: int, value: int, count: int, auto: int, flips: list[tuple[int, int]],
+        resize: int) -> None:
+    """The one-unpack path agrees with the field-by-field decode on every body (values and
+    errors), numeric or string identifiers, with bytes flipped and the body cut or grown."""
+    body = bytearray(_poll_body(kind, ids, flag, partition, strategy, value, count, auto))
+    for at, byte in flips:
+        if at < len(body):
+            body[at] = byte
+    body = body[:len(body) + resize] if resize < 0 else body + bytes(resize)
+    assert _poll_outcome(p.decode_poll_request, bytes(body)) == \
+        _poll_outcome(_poll_fields, bytes(body))
+
+
+@pytest.mark.parametrize("body", [
+    b"",
+    b"\x01",
+    b"\x01\x02\x00" + _poll_body(1, (1, 2, 3), 0, 0, 1, 0, 1, 0)[7:],  # empty string id
+    b"\x01\x02\x01\xff" + bytes.fromhex("01040000000001040000000000") + bytes(19),  # bad UTF-8
+    b"\x01\x03\x04" + bytes(4 + 6 + 6 + 19),  # unknown identifier kind
+    b"\x01\x01\x03" + bytes(3 + 6 + 6 + 19),  # numeric identifier of 3 bytes
+    _poll_body(1, (1, 2, 3), 0, 0, 1, 0, 1, 0)[:-1],
+    _poll_body(1, (1, 2, 3), 0, 0, 1, 0, 1, 0) + b"\x00",
+    _poll_body(1, (1, 2, 3), 0, 0, 0, 0, 1, 0),
+    _poll_body(3, (1, 2, 3), 0, 0, 1, 0, 1, 0),
+])
+def test_poll_request_edges_decode_as_field_by_field(body: bytes) -> None:
+    assert _poll_outcome(_poll_fields, body)[0] == "error"
+    assert _poll_outcome(p.decode_poll_request, body) == _poll_outcome(_poll_fields, body)
+
+
+def test_poll_request_golden() -> None:
+    body = _poll_body(2, (7, 1, 2), 1, 3, 1, 40, 1000, 1)
+    assert len(body) == 38
+    assert decode_all(p.decode_poll_request, _poll_body(1, (7, "s", "tö"), 1, 3, 1, 40, 9, 0)) \
+        == (1, 7, "s", "tö", 3, 1, 40, 9, False)
+    assert decode_all(p.decode_poll_request, body) == (2, 7, 1, 2, 3, 1, 40, 1000, True)
+    assert decode_all(p.decode_poll_request, _poll_body(1, (7, 1, 2), 0, 3, 5, 0, 1, 0)) == \
+        (1, 7, 1, 2, None, 5, 0, 1, False)
+    assert_every_prefix_fails(p.decode_poll_request, body)
+
+
 @pytest.mark.parametrize("kind", [0, 6, 255])
 def test_polling_strategy_bad_kind(kind: int) -> None:
     with pytest.raises(WireError):
