@@ -15,6 +15,7 @@ TLS connections are never moved (their TLS state lives in this process's memory)
 
 from __future__ import annotations
 
+import array
 import asyncio
 import json
 import logging
@@ -114,7 +115,9 @@ class Handoff:
         message = encode(door.export(), unread)
         fd = os.dup(sock.fileno())
         try:
-            socket.send_fds(self.outbox, [message], [fd], 0, self.paths[peer])
+            # sendmsg, not socket.send_fds: that one ignores its address argument
+            self.outbox.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                             array.array("i", [fd]))], 0, self.paths[peer])
         except OSError as e:  # the peer's socket is full or gone: keep forwarding
             self.failed += 1
             door.run = 0  # another MOVE_AFTER requests before the next attempt
