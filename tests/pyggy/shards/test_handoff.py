@@ -11,6 +11,8 @@ served now. A moved client keeps its id, so its parity still names the shard it 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import struct
 import time
 from collections.abc import Awaitable, Callable
@@ -37,7 +39,7 @@ from pyggy.testing import PyggyServer
 
 SHARDS = {"IGGY_SYSTEM_SHARDING_SHARDS": "2", "IGGY_HTTP_ENABLED": "false"}
 PARTITIONS = 4
-GET_ME, GET_CLIENT = 20, 21
+GET_ME, GET_CLIENT, GET_CLIENTS = 20, 21, 22
 MOVE = handoff.MOVE_AFTER
 
 
@@ -333,3 +335,55 @@ def test_partly_received_request_moves_along_and_a_failed_handoff_keeps_forwardi
     server.wait_for_log("could not hand a connection")
     for c in (admin, lean, stays, *probes.values()):
         c.close()
+
+
+async def _clients(probe: IggyClient) -> set[int]:
+    """The client ids of the probe's shard (GET_CLIENTS: id u32, user u32, transport u8,
+    address u32-prefixed, groups u32 each)."""
+    body, ids, at = await probe.send_binary_request(GET_CLIENTS, b""), set(), 0
+    while at < len(body):
+        client_id, _, _ = struct.unpack_from("<IIB", body, at)
+        (n,) = struct.unpack_from("<I", body, at + 9)
+        ids.add(client_id)
+        at += 13 + n + 4
+    return ids
+
+
+def test_classic_sdk08_connection_moves(pyggy_server_factory: Callable[..., PyggyServer],
+                                        iggy08_python: Path) -> None:
+    """The official 0.8.0 SDK (classic framing) is moved as a 0.11 connection is."""
+    server = pyggy_server_factory(env=SHARDS)
+    server.wait_for_log("shards: 2 processes serving")
+    script = Path(__file__).resolve().parent / "scenarios" / "sdk08_handoff.py"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+
+    async def run() -> None:
+        admin = await _client(server)
+        owners = await _topic(admin)
+        probes = {s: (await _on_shard(server, s))[0] for s in (0, 1)}
+        before = set().union(*[await _clients(p) for p in probes.values()])
+        proc = await asyncio.create_subprocess_exec(
+            str(iggy08_python), str(script), server.tcp_address, str(MOVE + 4),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            assert json.loads(line) == {"ready": True}
+            (me,) = set().union(*[await _clients(p) for p in probes.values()]) - before
+            theirs = next(p for p, s in owners.items() if s != _shard(me))
+            proc.stdin.write(f"{theirs}\n".encode())
+            await proc.stdin.drain()
+            out = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))
+            assert out["sdk_version"] == "0.8.0"
+            assert out["payloads"] == [f"c{i}-{j}" for i in range(MOVE + 4) for j in range(3)]
+            assert out["offsets"] == list(range(3 * (MOVE + 4)))
+            assert await _served_by(probes, me) == [owners[theirs]]
+            proc.stdin.write(b"exit\n")
+            await proc.stdin.drain()
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+    asyncio.run(run())
