@@ -112,6 +112,7 @@ class NativeDoor:
         s = cast(Session, self.session)
         return {"client": s.client_id, "address": s.address, "protocol": self.protocol,
                 "classic": s.classic, "user": None if s.user is None else s.user.id,
+                "user_created": None if s.user is None else s.user.created_at,
                 "session": s.session_id, "vsr_client": s.vsr_client, "attached": s.attached,
                 "cursors": [[*k, v] for k, v in s.group_cursors.items()],
                 "failures": s.logins.failures, "limit": s.logins.limit}
@@ -128,14 +129,16 @@ async def adopt(listener: Listener, server: NativeServer, max_frame: int,
                 sock: socket.socket, state: dict[str, Any], pending: bytes) -> Connection:
     """Serve a connection another shard process handed over (pyggy/shards/handoff.py): its
     socket, its session as `NativeDoor.export` wrote it, and bytes it had read but not yet
-    answered (fed to the new connection first). The user is looked up again here, so a
-    user deleted meanwhile is logged out."""
+    answered (fed to the new connection first). The user is looked up again here, by id and
+    creation time: a user deleted meanwhile (or whose id a new user got) is logged out."""
     s = Session(int(state["client"]), str(state["address"]), classic=bool(state["classic"]))
     if state["user"] is not None:
         try:
-            s.user = server.engine.identity.user(int(state["user"]))
+            user = server.engine.identity.user(int(state["user"]))
         except IggyError:
-            s.user = None
+            user = None
+        s.user = user if user is not None and user.created_at == state["user_created"] \
+            else None
     s.session_id, s.vsr_client = int(state["session"]), int(state["vsr_client"])
     s.attached = None if state["attached"] is None else int(state["attached"])
     s.group_cursors = {(int(a), int(b), int(c)): int(v) for a, b, c, v in state["cursors"]}
