@@ -136,7 +136,8 @@ class Handoff:
     def _receive(self) -> None:
         while True:
             try:
-                message, fds, flags, _ = socket.recv_fds(self.inbox, MAX_MESSAGE, 1)
+                message, fds, flags, _ = socket.recv_fds(self.inbox, MAX_MESSAGE, 1,
+                                                         socket.MSG_CMSG_CLOEXEC)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
