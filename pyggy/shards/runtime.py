@@ -14,6 +14,8 @@ Every shard opens only the partitions `rule.owner` gives it and listens on the s
   there, and the group's new membership goes to every shard in the same numbered broadcast,
   so a membership is seen in the same order as the metadata commands that rebalance it;
 - a consumer-offset request for another shard's partition is done by its owner;
+- a native connection whose data requests keep going to one other shard is handed to that
+  shard, socket and session (handoff.py);
 - a shard exiting, or a channel to shard 0 closing, stops the whole server.
 """
 
