@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
 
 # what a handler answers: a body, or buffers written out as they are
 Answer = bytes | list[Any]
+
+# With shard processes (pyggy/shards/handoff.py): [command code, shard the request's data was
+# forwarded to (-1: none)] of the request being answered; the dispatcher fills in the code,
+# the shard runtime the shard. A list, so that a copied context still writes into it.
+ROUTE: ContextVar[list[int] | None] = ContextVar("route", default=None)
 
 
 @dataclass(slots=True)
@@ -84,6 +90,16 @@ class SnapshotSource(Protocol):
         ...
 
 
+class Handoff(Protocol):
+    """Moves a native connection to the shard process owning the partitions it uses
+    (pyggy/shards/handoff.py, docs/sharding.md)."""
+
+    def observe(self, door: Any, code: int, peer: int) -> None:
+        """`door`'s connection answered command `code`, whose data went to shard `peer`
+        (-1: this one, or nowhere)."""
+        ...
+
+
 class RequestSpan(Protocol):
     """The span of one request (pyggy/telemetry.py `RequestSpan`): what handlers add to it."""
 
@@ -122,6 +138,7 @@ class NativeServer:
     logins: Logins = None  # type: ignore[assignment]
     snapshots: SnapshotSource | None = None  # diagnostics for GET_SNAPSHOT_FILE (server.py)
     metrics: RequestMetrics | None = None  # pyggy.metrics.Metrics when /metrics is served
+    handoff: Handoff | None = None  # with shard processes (pyggy/shards/handoff.py)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -137,6 +154,15 @@ class NativeServer:
         s = Session(next(self._ids), address)
         self.sessions[s.client_id] = s
         return s
+
+    def adopt_session(self, s: Session) -> None:
+        """A session another shard process handed over with its connection (its id kept)."""
+        self.sessions[s.client_id] = s
+
+    def release_session(self, s: Session) -> None:
+        """Forget a session handed to another shard process: its group memberships stay."""
+        self.sessions.pop(s.client_id, None)
+        self.transports.pop(s.client_id, None)
 
     def close_session(self, s: Session) -> None:
         self.sessions.pop(s.client_id, None)

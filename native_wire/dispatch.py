@@ -23,7 +23,7 @@ from pyggy.native_wire.codec.codes import (
     is_protocol_compatible,
 )
 from pyggy.native_wire.codec.reader import Reader, WireError
-from pyggy.native_wire.context import Answer, Context, NativeServer, Session
+from pyggy.native_wire.context import ROUTE, Answer, Context, NativeServer, Session
 from pyggy.native_wire.handlers.messages import ClassicDeferred
 from pyggy.native_wire.table import COMMANDS, Command
 from pyggy.transport.door import Reply, streamed
@@ -38,6 +38,9 @@ async def _run(ctx: Context, code: int, body: memoryview) -> Answer:
     cmd = COMMANDS.get(code)
     if cmd is None or (ctx.classic and not cmd.classic):
         raise IggyError(ErrorCode.INVALID_COMMAND, f"unknown command {code}")
+    route = ROUTE.get()
+    if route is not None:  # with shard processes: which command (pyggy/shards/handoff.py)
+        route[0] = code
     # in a cluster, writes reaching a backup go to their group's primary (Iggy clients do
     # not know partition leaders): docs/cluster.md, "What a client sees"
     FORWARD.set(True)

@@ -94,6 +94,9 @@ class ShardingConfig(_Section):
     # leading the partitions it owns, so Kafka clients send each request to the owner and
     # groups to shard 0; off: one broker, every shard forwards (docs/sharding.md)
     kafka_broker_per_shard: bool = True
+    # an Iggy (native TCP, not TLS) connection whose data requests keep going to one other
+    # shard is handed to that shard, socket and session (docs/sharding.md); off: forwarded
+    native_handoff: bool = True
 
 
 @_section

@@ -477,6 +477,9 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
         bound = _bound(listener)
         native.node.tcp_port = bound[1]
         listeners.append(listener)
+        if shards is not None and config.system.sharding.native_handoff and tls["tcp"] is None:
+            # docs/sharding.md: connections move to the shard owning their partitions
+            shards.start_handoff(native, listener, config.tcp.max_frame_size)
         if metrics is not None:
             metrics.native = native
             metrics.listeners["iggy"] = listener

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import math
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from pyggy.transport.door import Door, Stream
@@ -31,7 +32,8 @@ STREAM_AHEAD = 4 << 20  # a streamed reply: most bytes waiting in the transport 
 class Connection(asyncio.BufferedProtocol):
     __slots__ = ("listener", "door", "loop", "assembler", "frames", "queued", "waiter", "drain",
                  "closed", "counted", "timed", "reading_paused", "transport", "peer", "worker",
-                 "last_active", "partial_since", "auth_deadline", "watchdog", "watchdog_at")
+                 "last_active", "partial_since", "auth_deadline", "watchdog", "watchdog_at",
+                 "after_reply", "adopted")
 
     def __init__(self, listener: Listener, door: Door) -> None:
         self.listener = listener
@@ -55,6 +57,10 @@ class Connection(asyncio.BufferedProtocol):
         self.auth_deadline = 0.0
         self.watchdog: asyncio.TimerHandle | None = None
         self.watchdog_at = math.inf
+        # called once after the next reply is written, if the connection is still open (a
+        # door that moves the connection to another process, pyggy/shards/handoff.py)
+        self.after_reply: Callable[[], None] | None = None
+        self.adopted = False  # taken over from another process: admitted past the limit
 
     # -- what doors and the server may ask ---------------------------------------------------
     @property
@@ -79,6 +85,26 @@ class Connection(asyncio.BufferedProtocol):
         if self.transport is not None:
             self.transport.close()
 
+    def idle(self) -> bool:
+        """No whole request unanswered, nothing unsent: a request boundary at which the
+        socket may change hands (`detach`, with `unread`)."""
+        return (not self.closed and self.transport is not None and not self.frames
+                and self.queued == 0 and self.transport.get_write_buffer_size() == 0)
+
+    def unread(self) -> bytes:
+        """The received part of an incomplete next request ('' if none)."""
+        a = self.assembler
+        return bytes(memoryview(a.own)[:a.end]) if a.own is not None else b""
+
+    def detach(self) -> None:
+        """Stop serving this connection without ending it: another process holds a duplicate
+        of its socket (pyggy/shards/handoff.py), so closing ours sends no FIN. The door's
+        `closed` is still called; a door that handed its session on has let go of it."""
+        self.closed = True
+        self._wake()
+        if self.transport is not None:
+            self.transport.abort()
+
     def abort(self) -> None:
         """Close at once, dropping what is still unsent (a dead link never drains)."""
         self.closed = True
@@ -90,7 +116,9 @@ class Connection(asyncio.BufferedProtocol):
         self.transport = cast(asyncio.Transport, transport)  # a stream server's transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        if not self.listener.admit(self):
+        if self.adopted:  # it was counted by the process it came from: not refused now
+            self.listener.connections.add(self)
+        elif not self.listener.admit(self):
             self.closed = True
             transport.close()
             return
@@ -209,6 +237,11 @@ class Connection(asyncio.BufferedProtocol):
             if close:
                 self.close()
                 return
+            if self.after_reply is not None:
+                then, self.after_reply = self.after_reply, None
+                then()
+                if self.closed:
+                    return
             if self.drain is not None:
                 await self.drain
 

@@ -100,6 +100,9 @@ def _add_common(m: argparse.ArgumentParser) -> None:
                    "shard processes ([system.sharding] shards; a temporary data directory, "
                    "loopback ports), run the mode against it, stop it; prints one line per "
                    "count (throughput and the cost figure summed over every shard process)")
+    m.add_argument("--server-env", action="append", default=[], metavar="IGGY_X=VALUE",
+                   help="with --shards: a setting of the servers the sweep starts, repeatable "
+                   "(e.g. IGGY_SYSTEM_SHARDING_NATIVE_HANDOFF=false)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,7 +273,8 @@ def _sweep(args: argparse.Namespace, counts: list[int]) -> dict:
     for n in counts:
         with tempfile.TemporaryDirectory(prefix="pyggy-bench-") as tmp:
             env = {"IGGY_SYSTEM_SHARDING_SHARDS": str(n), "IGGY_HTTP_ENABLED": "false",
-                   "IGGY_SYSTEM_STATE_ENFORCE_FSYNC": "false"}
+                   "IGGY_SYSTEM_STATE_ENFORCE_FSYNC": "false",
+                   **dict(kv.split("=", 1) for kv in args.server_env)}
             server = PyggyServer(Path(tmp), env=env, start_timeout=60).start()
             try:
                 if n > 1:

@@ -14,6 +14,8 @@ Every shard opens only the partitions `rule.owner` gives it and listens on the s
   there, and the group's new membership goes to every shard in the same numbered broadcast,
   so a membership is seen in the same order as the metadata commands that rebalance it;
 - a consumer-offset request for another shard's partition is done by its owner;
+- a native connection whose data requests keep going to one other shard is handed to that
+  shard, socket and session (handoff.py);
 - a shard exiting, or a channel to shard 0 closing, stops the whole server.
 """
 
@@ -38,6 +40,7 @@ from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.metadata.commands import MetadataCommand
 from pyggy.core.model import ConsumerGroup, Identifier, Topic
 from pyggy.core.records import kafka_batch
+from pyggy.native_wire.context import ROUTE
 
 from . import rule
 from .channel import Channel, Reply, connect
@@ -46,7 +49,10 @@ from .frames import Buffer
 
 if TYPE_CHECKING:
     from pyggy.kafka_wire.context import KafkaServer
+    from pyggy.native_wire.context import NativeServer
     from pyggy.transport import Listener
+
+    from .handoff import Handoff
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +87,7 @@ class ShardRuntime:
         self.listeners: list[Listener] = []  # this shard's own Kafka listener
         self.serving: set[int] = set()
         self.all_serving = asyncio.Event()
+        self.handoff: Handoff | None = None  # native connections moving to their owner
 
     @classmethod
     def from_env(cls) -> tuple[ShardRuntime, tuple[int, int]] | None:
@@ -99,6 +106,17 @@ class ShardRuntime:
 
     def path(self, index: int) -> str:
         return str(self.socket_dir / f"shard-{index}.sock")
+
+    def handoff_path(self, index: int) -> str:
+        return str(self.socket_dir / f"shard-{index}.handoff")
+
+    def start_handoff(self, native: NativeServer, listener: Listener, max_frame: int) -> None:
+        """Native connections of `listener` move to the shard owning their partitions
+        (handoff.py); this shard adopts those the others send."""
+        from .handoff import Handoff
+        self.handoff = Handoff(self.index, [self.handoff_path(i) for i in range(self.count)],
+                               native, listener, max_frame)
+        native.handoff = self.handoff
 
     # -- wiring ----------------------------------------------------------------------------
     def prepare(self, engine: LogEngine) -> None:
@@ -178,8 +196,11 @@ class ShardRuntime:
     async def owner_call(self, t: Topic, partition_id: int, meta: dict[str, Any],
                          payload: Buffer = b"") -> tuple[dict[str, Any], memoryview]:
         meta.update(stream=t.stream_id, topic=t.id, partition=partition_id)
-        return await self.call(rule.owner(t.stream_id, t.id, partition_id, self.count),
-                               meta, payload)
+        peer = rule.owner(t.stream_id, t.id, partition_id, self.count)
+        route = ROUTE.get()
+        if route is not None:  # a native request: where its data went (handoff.py)
+            route[1] = peer
+        return await self.call(peer, meta, payload)
 
     # -- metadata --------------------------------------------------------------------------
     async def _propose(self, cmd: MetadataCommand) -> object:
@@ -391,6 +412,8 @@ class ShardRuntime:
                 log.error("shard process %d did not stop: killing it", p.pid)
                 p.kill()
                 await p.wait()
+        if self.handoff is not None:
+            self.handoff.close()
         for c in [*self.out.values(), *self.incoming]:
             c.close()
         if self.server is not None:
@@ -399,8 +422,9 @@ class ShardRuntime:
         # have exited by now, also what a killed one left (and if shard 0 is killed, its
         # own socket is gone already: removed once every child had connected)
         for index in range(self.count) if self.index == 0 else (self.index,):
-            with contextlib.suppress(OSError):
-                os.unlink(self.path(index))
+            for path in (self.path(index), self.handoff_path(index)):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
         with contextlib.suppress(OSError):
             os.rmdir(self.socket_dir)
 

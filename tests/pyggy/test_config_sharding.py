@@ -16,6 +16,9 @@ def test_auto_by_default() -> None:
     assert c.system.sharding.kafka_broker_per_shard is True
     assert load_config(None, {"IGGY_SYSTEM_SHARDING_KAFKA_BROKER_PER_SHARD": "false"}
                        ).system.sharding.kafka_broker_per_shard is False
+    assert c.system.sharding.native_handoff is True
+    assert load_config(None, {"IGGY_SYSTEM_SHARDING_NATIVE_HANDOFF": "false"}
+                       ).system.sharding.native_handoff is False
     assert (shard_count(c, cores=2), shard_count(c, cores=64)) == (1, 64)
     assert load_config(None, {"IGGY_SYSTEM_SHARDING_SHARDS": "1"}).system.sharding.shards == 1
 

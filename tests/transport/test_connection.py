@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import struct
 import time
@@ -423,3 +424,50 @@ def test_a_stream_that_fails_closes_after_what_it_wrote(caplog) -> None:
         run(main)
     assert any("reply cut short: piece 2 cannot be made" in r.getMessage()
                for r in caplog.records)
+
+
+@pytest.mark.parametrize("loop_factory", [uvloop.new_event_loop, asyncio.new_event_loop],
+                         ids=["uvloop", "asyncio"])
+def test_a_detached_connection_lives_on_in_another_listener(loop_factory) -> None:
+    """What a shard handoff does (pyggy/shards/handoff.py), within one process: after a
+    reply, at a request boundary, the socket is duplicated and the connection detached (no
+    FIN: the client keeps its connection); a second listener adopts the duplicate with the
+    bytes of the half-received next request, and serves the client from then on."""
+    async def main() -> None:
+        first, port = await serve(Limits())
+        second = Listener("toy2", Echo, Limits(max_connections=0))  # adopted: not refused
+        second.loop = asyncio.get_running_loop()
+        c = await Client.open(port)
+        assert await c.call(b"one") == b"one"
+        (conn,) = first.connections
+        moved: list[tuple[int, bytes]] = []
+
+        def move() -> None:
+            assert conn.idle()
+            transport = conn.transport
+            assert transport is not None
+            moved.append((os.dup(transport.get_extra_info("socket").fileno()), conn.unread()))
+            conn.detach()
+
+        conn.after_reply = move
+        c.writer.write(msg(b"two") + msg(b"three")[:5])  # one segment: read at once
+        assert await c.reply() == b"two"
+        await settle(lambda: not first.connections)
+        (fd, unread), = moved
+        assert unread == msg(b"three")[:5]
+        adopted = Connection(second, Echo())
+        adopted.adopted = True
+        await asyncio.get_running_loop().connect_accepted_socket(
+            lambda: adopted, socket.socket(fileno=fd))
+        view = adopted.get_buffer(len(unread))
+        view[:len(unread)] = unread
+        adopted.buffer_updated(len(unread))
+        c.writer.write(msg(b"three")[5:])
+        assert await c.reply() == b"three"
+        assert await c.call(b"four") == b"four"
+        assert second.connections == {adopted} and not first.connections
+        c.close()
+        first.close()
+        second.close()
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(asyncio.wait_for(main(), 60))
