@@ -20,7 +20,7 @@
 /* XXH3-64 at the widest vector unit of the CPU: Debian's libxxhash (built with DISPATCH=1)
  * exports XXH3_64bits_dispatch (xxh_x86dispatch.h), which picks AVX2/AVX-512 at run time,
  * while its XXH3_64bits is the SSE2 build (2-3x slower per byte here: BENCHMARKS.md, "The
- * classic consume path"). Same hash, same values. A weak reference: a libxxhash without the
+ * classic consume path"). Same hash, same values; every walk of a sizeable buffer uses it. A weak reference: a libxxhash without the
  * dispatcher leaves it NULL and the plain XXH3_64bits runs. */
 extern XXH64_hash_t XXH3_64bits_dispatch(const void *input, size_t len) __attribute__((weak));
 static XXH64_hash_t (*xxh3_fast)(const void *, size_t) = XXH3_64bits;
@@ -48,7 +48,7 @@ static int iggy_frames(const uint8_t *b, uint64_t length, uint64_t count, uint64
         if (ts_delta > max_ts)
             max_ts = ts_delta;
         if (sums != NULL) {
-            if (XXH3_64bits(f + 8, end - pos - 8) != le64(f))
+            if (xxh3_fast(f + 8, end - pos - 8) != le64(f))
                 return 0;
             memcpy(sums + 8 * (index - first_delta), f, 8);
         }
@@ -104,12 +104,12 @@ static PyObject *iggy_validate(PyObject *self, PyObject *args)
         Py_BEGIN_ALLOW_THREADS
         ok = iggy_frames(b, length, count, first_delta, verify ? scratch + 44 : NULL, &max_ts);
         if (ok && verify)
-            ok = XXH3_64bits(scratch, 44 + 8 * count) == le64(b + 40);
+            ok = xxh3_fast(scratch, 44 + 8 * count) == le64(b + 40);
         Py_END_ALLOW_THREADS
     } else {
         ok = iggy_frames(b, length, count, first_delta, verify ? scratch + 44 : NULL, &max_ts);
         if (ok && verify)
-            ok = XXH3_64bits(scratch, 44 + 8 * count) == le64(b + 40);
+            ok = xxh3_fast(scratch, 44 + 8 * count) == le64(b + 40);
     }
     if (!ok)
         goto reject;
@@ -328,7 +328,7 @@ static int classic_write(const uint8_t *b, uint64_t total, uint64_t count, uint6
         memcpy(o + 36, &pl_len, 4);
         memset(o + 40, 0, 8);
         memcpy(o + FRAME_HEADER_SIZE, f + CLASSIC_HEADER_SIZE, size);
-        uint64_t sum = XXH3_64bits(o + 8, FRAME_HEADER_SIZE - 8 + size);
+        uint64_t sum = xxh3_fast(o + 8, FRAME_HEADER_SIZE - 8 + size);
         memcpy(o, &sum, 8);
         memcpy(sums + 44 + 8 * index, &sum, 8);
         pos += CLASSIC_HEADER_SIZE + size;
@@ -343,7 +343,7 @@ static int classic_write(const uint8_t *b, uint64_t total, uint64_t count, uint6
     memcpy(out + 48, &count32, 4);
     memcpy(sums, out, 40);
     memcpy(sums + 40, out + 48, 4);
-    uint64_t batch_sum = XXH3_64bits(sums, 44 + 8 * count);
+    uint64_t batch_sum = xxh3_fast(sums, 44 + 8 * count);
     memcpy(out + 40, &batch_sum, 8);
     return 1;
 }
