@@ -20,8 +20,9 @@
 /* XXH3-64 at the widest vector unit of the CPU: Debian's libxxhash (built with DISPATCH=1)
  * exports XXH3_64bits_dispatch (xxh_x86dispatch.h), which picks AVX2/AVX-512 at run time,
  * while its XXH3_64bits is the SSE2 build (2-3x slower per byte here: BENCHMARKS.md, "The
- * classic consume path"). Same hash, same values; every walk of a sizeable buffer uses it. A weak reference: a libxxhash without the
- * dispatcher leaves it NULL and the plain XXH3_64bits runs. */
+ * classic consume path"). Same hash, same values; every walk of a sizeable buffer uses it.
+ * A weak reference: a libxxhash without the dispatcher leaves it NULL and the plain
+ * XXH3_64bits runs. */
 extern XXH64_hash_t XXH3_64bits_dispatch(const void *input, size_t len) __attribute__((weak));
 static XXH64_hash_t (*xxh3_fast)(const void *, size_t) = XXH3_64bits;
 
