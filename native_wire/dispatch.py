@@ -80,7 +80,12 @@ async def _checked(ctx: Context, cmd: Command, body: memoryview) -> bytes | list
 async def _call(ctx: Context, cmd: Command, body: memoryview) -> Answer:
     """`_run`'s body after the lookup, for the telemetry hook to wrap."""
     if not cmd.pre_auth:
-        ctx.session.require_user()
+        user = ctx.session.require_user()
+        if ctx.engine.identity.meta.users.get(user.id) is not user or user.status != 1:
+            # deleted or deactivated (through another shard, node or connection): its
+            # sessions end, as the Kafka door closes such a user's connections
+            ctx.session.user = None
+            raise IggyError(ErrorCode.UNAUTHENTICATED, "unauthenticated")
     r = Reader(body)
     if cmd.is_async:
         return await cmd.handler(ctx, r)

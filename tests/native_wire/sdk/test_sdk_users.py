@@ -175,6 +175,20 @@ async def test_an_inactive_user_cannot_log_in_until_activated(
     assert (await client.get_user("dora")).status == UserStatus.Active
 
 
+async def test_a_deactivated_user_loses_its_open_sessions(
+        root: IggyClient, pyggy_server: PyggyServer) -> None:
+    """As the Kafka door closes a deactivated user's connections, the Iggy door ends its
+    sessions: being logged in does not outlast the account."""
+    await root.create_user("ivy", "ivy-pw", permissions=Permissions(
+        GlobalPermissions(read_streams=True)))
+    ivy = await connect_anonymous(pyggy_server, reconnect=False)
+    await ivy.login_user("ivy", "ivy-pw")
+    await ivy.get_streams()
+    await root.update_user("ivy", status=UserStatus.Inactive)
+    with pytest.raises(RuntimeError, match=f"^({DISCONNECTED}|{UNAUTHENTICATED})$"):
+        await ivy.get_streams()
+
+
 async def test_a_deleted_user_loses_its_open_sessions(
         root: IggyClient, pyggy_server: PyggyServer) -> None:
     await root.create_stream("s")

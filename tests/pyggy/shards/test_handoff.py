@@ -223,6 +223,35 @@ def test_logout_and_permissions_are_enforced_after_the_move(
     asyncio.run(run())
 
 
+def test_a_user_deleted_through_one_shard_is_logged_out_on_the_other(
+        pyggy_server_factory: Callable[..., PyggyServer]) -> None:
+    """DELETE_USER ends the user's sessions on every shard, not only on the one that
+    answered it (each shard applies the deletion from the metadata order)."""
+    server = pyggy_server_factory(env=SHARDS)
+    server.wait_for_log("shards: 2 processes serving")
+
+    async def run() -> None:
+        admin, _ = await _on_shard(server, 0)
+        await admin.create_user("leaver", "secret-pass", permissions=Permissions(
+            GlobalPermissions(read_servers=True)))
+        leaver, _ = await _on_shard(server, 1, "leaver", "secret-pass")
+        await leaver.get_stats()  # logged in and allowed
+        await admin.delete_user("leaver")
+
+        async def logged_out() -> bool:
+            try:
+                await leaver.get_stats()
+            except RuntimeError:
+                return True
+            return False
+
+        await _eventually(logged_out)
+        with pytest.raises(RuntimeError):  # stays out: GET_ME needs a user too
+            await _me(leaver)
+
+    asyncio.run(run())
+
+
 def test_lean_client_moves_and_polls_and_handoff_can_be_turned_off(
         pyggy_server_factory: Callable[..., PyggyServer]) -> None:
     """pyggy's lean 0.11 client, pipelining nothing: it sends to the other shard's partition,
