@@ -15,7 +15,6 @@ import ipaddress
 import logging
 import os
 import socket
-import tomllib
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -937,6 +936,8 @@ def load_config(argv_config_path: str | None, env: Mapping[str, str]) -> ServerC
     config = ServerConfig()
     path = config_path(argv_config_path, env)
     if path is not None:
+        import tomllib  # only with a config file: its parser compiles regexes at import
+
         try:
             with open(path, "rb") as fh:
                 data = tomllib.load(fh)
