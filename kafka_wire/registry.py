@@ -17,7 +17,7 @@ import inspect
 from collections.abc import Callable
 
 from pyggy.core.engine.cluster import forwarded
-from pyggy.kafka_wire.protocol.schemas import messages
+from pyggy.kafka_wire.protocol.schemas import heads
 
 _HANDLERS = "pyggy.kafka_wire.handlers."
 
@@ -115,10 +115,10 @@ def register(name: str, handler: Callable | str, forward: bool = False) -> None:
     """Add (or replace) the API `name`; its key and versions are those of `<name>Request`;
     `handler` a function or "module.function" under kafka_wire/handlers, imported when first
     called."""
-    schema = messages()[f"{name}Request"]
-    assert schema.api_key is not None, name
-    lo, hi = schema.versions
-    REGISTRY[schema.api_key] = Api(schema.api_key, name, lo, hi, handler, forward)
+    head = heads()[f"{name}Request"]
+    assert head.api_key is not None, name
+    lo, hi = head.versions
+    REGISTRY[head.api_key] = Api(head.api_key, name, lo, hi, handler, forward)
 
 
 for _row in _ROWS:
