@@ -111,6 +111,8 @@ class ShardForward(Protocol):
 
 @dataclass(slots=True)
 class KafkaServer:
+    """State shared by every Kafka connection."""
+
     engine: LogEngine
     settings: KafkaSettings = field(default_factory=KafkaSettings)
     topics: TopicMap = field(init=False)

@@ -61,6 +61,8 @@ _T = typing.TypeVar("_T")
 
 @typing.dataclass_transform()
 def _section(cls: type[_T]) -> type[_T]:
+    # a docstring, so that @dataclass does not compute the class's signature for one
+    cls.__doc__ = cls.__doc__ or f"`{cls.__name__}`: a config section."
     return dataclass(slots=True, repr=False, eq=False)(cls)
 
 
