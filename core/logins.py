@@ -39,6 +39,8 @@ Sleep = Callable[[float], Awaitable[None]]
 
 @dataclass(slots=True)
 class GuardSettings:
+    """The login guard's limits and delays (`[login]`)."""
+
     max_connection_failures: int = 3
     free_failures: int = 5  # per address and user name, answered without delay
     max_failures: int = 20  # per address and user name, then refused unchecked
@@ -55,6 +57,8 @@ class LockedOut(Exception):
 
 @dataclass(slots=True)
 class _Failures:
+    """Recent failed logins of one key."""
+
     failures: deque[float] = field(default_factory=deque)  # monotonic times, oldest first
     pending: int = 0  # attempts admitted and not finished (they count as failures)
     next_slot: float = 0.0  # when the next delayed attempt may start
@@ -163,6 +167,8 @@ class LoginState:
 
 @dataclass(slots=True)
 class Attempt:
+    """One login attempt: from which address, through which door, in which login state."""
+
     host: str  # the client's address, without port
     door: str  # "iggy" or "kafka"
     state: LoginState

@@ -44,6 +44,8 @@ class TopicOptions:
 
 @dataclass(slots=True)
 class GlobalPermissions:
+    """A user's server-wide permissions (Iggy's global permissions)."""
+
     manage_servers: bool = False
     read_servers: bool = False
     manage_users: bool = False
@@ -58,6 +60,8 @@ class GlobalPermissions:
 
 @dataclass(slots=True)
 class TopicPermissions:
+    """A user's permissions on one topic."""
+
     manage_topic: bool = False
     read_topic: bool = False
     poll_messages: bool = False
@@ -66,6 +70,8 @@ class TopicPermissions:
 
 @dataclass(slots=True)
 class StreamPermissions:
+    """A user's permissions on one stream and, by id, its topics."""
+
     manage_stream: bool = False
     read_stream: bool = False
     manage_topics: bool = False
@@ -77,6 +83,8 @@ class StreamPermissions:
 
 @dataclass(slots=True)
 class Permissions:
+    """A user's global and per-stream permissions."""
+
     global_: GlobalPermissions = field(default_factory=GlobalPermissions)
     streams: dict[int, StreamPermissions] = field(default_factory=dict)
 
@@ -93,6 +101,8 @@ class ScramCredential:
 
 @dataclass(slots=True)
 class PersonalAccessToken:
+    """A user's named token, stored as a hash."""
+
     name: str
     token_hash: str
     expiry_at: int  # µs since epoch; 0 = never
@@ -100,6 +110,8 @@ class PersonalAccessToken:
 
 @dataclass(slots=True)
 class User:
+    """A user: the password's hash, permissions, tokens and SCRAM credentials."""
+
     id: int
     username: str
     password_hash: str
@@ -126,6 +138,8 @@ class GroupMember:
 
 @dataclass(slots=True)
 class ConsumerGroup:
+    """An Iggy consumer group of a topic."""
+
     id: int
     name: str
     members: dict[int, GroupMember] = field(default_factory=dict)
@@ -134,6 +148,8 @@ class ConsumerGroup:
 
 @dataclass(slots=True)
 class Partition:
+    """A topic's partition and its log."""
+
     id: int
     created_at: int
     # None only from the state machine making the partition until the engine attaches its files
@@ -160,6 +176,8 @@ class Partition:
 
 @dataclass(slots=True)
 class Topic:
+    """A topic: its options, partitions and consumer groups."""
+
     id: int
     stream_id: int
     name: str
@@ -181,6 +199,8 @@ class Topic:
 
 @dataclass(slots=True)
 class Stream:
+    """A stream and its topics."""
+
     id: int
     name: str
     created_at: int

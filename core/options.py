@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from pyggy.core.errors import ErrorCode, IggyError
 from pyggy.core.model import NEVER_EXPIRE, UNLIMITED_SIZE, TopicOptions
-from pyggy.core.storage import compaction
+from pyggy.core.storage import compaction_policy
 from pyggy.core.units import parse_duration, parse_size
 
 # TLV value kinds
@@ -131,7 +131,8 @@ def _apply(opts: TopicOptions, key: str, kind: int, raw: bytes) -> None:
             opts.local_retention_segments = _int(key, kind, raw)
     elif key.startswith("kafka.") and kind == STRING and len(key) > 6:
         text = _text(key, raw)  # a Kafka topic config kept for the Kafka door (`kafka.<name>`)
-        if key[6:] in compaction.KEYS and not compaction.check_value(key[6:], text.strip()):
+        if key[6:] in compaction_policy.KEYS and not compaction_policy.check_value(
+                key[6:], text.strip()):
             raise _bad(key)  # the compactor's settings are checked for both doors
     elif key in ("durability", "consumer_offset_durability"):
         mode = _text(key, raw) if kind == STRING else ""

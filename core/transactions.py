@@ -39,6 +39,8 @@ StagedOffsets = dict[str, list[tuple[str, int, int, int, str]]]
 
 @dataclass(slots=True)
 class Txn:
+    """A Kafka transaction's state, by transactional id."""
+
     transactional_id: str
     producer_id: int
     epoch: int

@@ -111,6 +111,8 @@ class ShardForward(Protocol):
 
 @dataclass(slots=True)
 class KafkaServer:
+    """State shared by every Kafka connection."""
+
     engine: LogEngine
     settings: KafkaSettings = field(default_factory=KafkaSettings)
     topics: TopicMap = field(init=False)
@@ -119,7 +121,10 @@ class KafkaServer:
     # a cluster's replicated producer-id mark (kafka_wire/replicated.py); None on one node
     id_blocks: IdBlocks | None = None
     waiters: AppendWaiters = field(default_factory=AppendWaiters)
-    coordinator: GroupCoordinator | None = None  # set by the server
+    # the group coordinator: set, or built by `coordinator_factory` at its first use (a
+    # server builds it at the first group request: pyggy/server.py)
+    built_coordinator: GroupCoordinator | None = None
+    coordinator_factory: Callable[[], GroupCoordinator] | None = None
     telemetry: RequestTelemetry | None = None  # when [telemetry] is on
     metrics: RequestMetrics | None = None  # pyggy.metrics.Metrics when /metrics is served
     # shared with the Iggy door (server.py); None makes one in __post_init__, so every reader
@@ -138,6 +143,18 @@ class KafkaServer:
         replicated.register(self)  # the handlers find `coordinator` when they run
         self.engine.append_listeners.append(self.waiters.appended)
         self.engine.delete_listeners.append(self.forget_deleted)
+
+    @property
+    def coordinator(self) -> GroupCoordinator | None:
+        """The group coordinator (None if there is none: some tests' servers)."""
+        if self.built_coordinator is None and self.coordinator_factory is not None:
+            self.built_coordinator = self.coordinator_factory()
+        return self.built_coordinator
+
+    @coordinator.setter
+    def coordinator(self, value: GroupCoordinator | None) -> None:
+        self.built_coordinator = value
+        self.coordinator_factory = None
 
     def now_ms(self) -> int:
         return self.engine.clock.now_us() // 1000

@@ -38,6 +38,8 @@ class IdsExhausted(OSError):
 
 @dataclass(slots=True)
 class PartitionSequence:
+    """An idempotent producer's epoch and next sequence on one partition."""
+
     epoch: int
     next_sequence: int
     # (first sequence, last sequence, base offset) of the last few batches, for retries

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(slots=True)
 class KafkaSettings:
+    """The Kafka door's settings (`[kafka]`)."""
+
     host: str = "127.0.0.1"  # advertised in Metadata / FindCoordinator
     port: int = 9092
     node_id: int = 0

@@ -251,6 +251,8 @@ NOT_ALTERABLE = {"segment.bytes"}  # Iggy's segment_size cannot change after cre
 
 @dataclass(frozen=True, slots=True)
 class ConfigDef:
+    """A Kafka topic config: its default, type, broker synonym and allowed values."""
+
     default: str
     type: int
     synonym: str | None = None  # the broker config that supplies the default

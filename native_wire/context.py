@@ -192,6 +192,8 @@ class NativeServer:
 
 @dataclass(slots=True)
 class Context:
+    """What a native handler sees: the server and its session."""
+
     server: NativeServer
     session: Session
     span: RequestSpan | None = None  # while telemetry is on

@@ -21,6 +21,8 @@ from pyggy.native_wire.handlers import (
 
 @dataclass(frozen=True, slots=True)
 class Command:
+    """One native command's row: code, name, handler."""
+
     code: int
     name: str
     handler: Callable

@@ -3,7 +3,7 @@
 The start is ordered for time to first connection (BENCHMARKS.md, start-up): the doors'
 sockets listen (pyggy/prebind.py) as soon as the config is read and the data directory locked,
 before the server's modules are imported; the garbage collector is off from then until the
-server is ready (`pyggy.server.serve` collects once, freezes what the start built and turns it
+server is ready (`pyggy.server.serve` freezes what the start built and turns it
 back on), except on a cluster replica, whose start may wait for its peers.
 
 Exit codes: 0 after a clean shutdown, 1 when the first start cannot store its metadata (full

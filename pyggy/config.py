@@ -15,7 +15,6 @@ import ipaddress
 import logging
 import os
 import socket
-import tomllib
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -62,6 +61,8 @@ _T = typing.TypeVar("_T")
 
 @typing.dataclass_transform()
 def _section(cls: type[_T]) -> type[_T]:
+    # a docstring, so that @dataclass does not compute the class's signature for one
+    cls.__doc__ = cls.__doc__ or f"`{cls.__name__}`: a config section."
     return dataclass(slots=True, repr=False, eq=False)(cls)
 
 
@@ -940,6 +941,8 @@ def load_config(argv_config_path: str | None, env: Mapping[str, str]) -> ServerC
     config = ServerConfig()
     path = config_path(argv_config_path, env)
     if path is not None:
+        import tomllib  # only with a config file: its parser compiles regexes at import
+
         try:
             with open(path, "rb") as fh:
                 data = tomllib.load(fh)

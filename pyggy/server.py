@@ -191,14 +191,18 @@ def _check_fd_limit(config: ServerConfig) -> None:
 
 
 def _import_doors(config: ServerConfig) -> None:
-    """Import the Kafka and HTTP doors' modules, which load lazily (the Kafka handlers at the
-    first Kafka frame), before the cluster's replicas start ticking: on a loaded machine each
-    of those imports stalled the loop for 1.1-1.8 s (cluster/loopwatch.py logged them), close
-    to the 2 s heartbeat timeout the tests use."""
+    """Import the Kafka and HTTP doors' modules, which load lazily (the Kafka codec at the
+    first Kafka frame, each handler at its API's first request), before the cluster's
+    replicas start ticking: on a loaded machine each of those imports stalled the loop for
+    1.1-1.8 s (cluster/loopwatch.py logged them), close to the 2 s heartbeat timeout the
+    tests use."""
     if config.kafka.enabled:
-        import pyggy.kafka_wire.dispatch  # the registry, every handler, the schema codec
-        import pyggy.kafka_wire.groups
+        import pyggy.kafka_wire.dispatch  # the registry, the schema codec
+        import pyggy.kafka_wire.groups.coordinator
         import pyggy.kafka_wire.listener  # noqa: F401
+        from pyggy.kafka_wire.registry import load_handlers
+
+        load_handlers()  # every handler's module
     if config.http.enabled:
         import pyggy.http_api.app  # noqa: F401
 
@@ -210,7 +214,7 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
                        ) -> tuple[Listener, KafkaServer]:
     from pyggy.kafka_wire.context import KafkaServer
     from pyggy.kafka_wire.group_configs import GROUP_CONFIGS
-    from pyggy.kafka_wire.groups import FileOffsetStore, GroupCoordinator
+    from pyggy.kafka_wire.groups.store import FileOffsetStore
     from pyggy.kafka_wire.listener import start_listener as start_kafka
     from pyggy.kafka_wire.producer_ids import IdBlocks, ProducerIdFile
     from pyggy.kafka_wire.producers import (
@@ -283,14 +287,26 @@ async def _start_kafka(config: ServerConfig, engine: LogEngine, logins: Logins,
                 int(configs.get("consumer.heartbeat.interval.ms", GROUP_CONFIGS[
                     "consumer.heartbeat.interval.ms"].default)))
 
-    coordinator = kafka.coordinator = GroupCoordinator(
-        engine.clock, offsets, partition_exists=partition_exists,
-        initial_rebalance_delay_ms=round(k.group_initial_rebalance_delay * 1000),
-        consumer_topics=consumer_topics, consumer_timeouts=consumer_timeouts)
+    def coordinator() -> GroupCoordinator:
+        """The group coordinator, built (and its module imported) at the first group
+        request: a client's first requests (ApiVersions, Metadata) do not wait for it."""
+        from pyggy.kafka_wire.groups.coordinator import GroupCoordinator
+
+        return GroupCoordinator(
+            engine.clock, offsets, partition_exists=partition_exists,
+            initial_rebalance_delay_ms=round(k.group_initial_rebalance_delay * 1000),
+            consumer_topics=consumer_topics, consumer_timeouts=consumer_timeouts)
+
+    kafka.coordinator_factory = coordinator
     # group offsets and producer ids a cluster's restart replayed before these stores existed
     engine.replicated.flush()
+
+    def tick_groups() -> None:  # no groups before the coordinator is built
+        if kafka.built_coordinator is not None:
+            _tick_groups(kafka.built_coordinator, telemetry)
+
     tasks.append(asyncio.get_running_loop().create_task(_periodic(
-        0.1, lambda: _tick_groups(coordinator, telemetry), "kafka group timers")))
+        0.1, tick_groups, "kafka group timers")))
     # transaction timeouts, and transactions a restart found prepared (kafka_wire/transactions)
     tasks.append(asyncio.get_running_loop().create_task(_periodic(
         TXN_TICK_S, kafka.txn.tick, "kafka transaction timers")))
@@ -564,11 +580,12 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
 
 def _started() -> None:
     """The start is over. If `pyggy.cli` turned the garbage collector off for it (~60
-    collections, ~8 % of its CPU): collect once, keep what the start built (modules, classes,
-    config, metadata) out of every later collection (`gc.freeze`), turn the collector on."""
+    collections, ~8 % of its CPU): keep what the start built (modules, classes, config,
+    metadata) out of every later collection (`gc.freeze`), turn the collector on. No
+    collection first: it took 10-19 ms before the doors' first answers to free ~950 objects
+    (~280 KB, mostly the classes `dataclass(slots=True)` replaces), which stay instead."""
     if gc.isenabled():  # a server run in another program's process: its collector, its call
         return
-    gc.collect()
     gc.freeze()
     gc.enable()
 

@@ -105,7 +105,24 @@ def idle_rss(workdir: Path, settle: float) -> float:
         server.close()
 
 
+def _no_bytecode_warning() -> str | None:
+    """Why this run would measure compiling pyggy, not starting it: its modules have no
+    cached bytecode and none will be written (PYTHONDONTWRITEBYTECODE=1, as on an editable
+    checkout where it was always set: 2-3x the CPU of a start, BENCHMARKS.md)."""
+    import importlib.util
+
+    import pyggy.testing
+
+    cached = importlib.util.cache_from_source(pyggy.testing.__file__)
+    if sys.flags.dont_write_bytecode and not Path(cached).exists():
+        return (f"warning: no bytecode cache for pyggy ({cached}) and PYTHONDONTWRITEBYTECODE "
+                "is set: every start compiles pyggy's modules")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    if (warning := _no_bytecode_warning()) is not None:
+        print(warning, file=sys.stderr)
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=21, help="starts of each kind (21)")

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pyggy.transport.door import Door, Stream
 from pyggy.transport.framing import FrameAssembler
-from pyggy.transport.tls import common_name
 
 if TYPE_CHECKING:
     from pyggy.transport.listener import Listener
@@ -77,7 +76,11 @@ class Connection(asyncio.BufferedProtocol):
 
     def certificate_name(self) -> str | None:
         """The common name of the peer's verified certificate (mutual TLS), else None."""
-        return common_name(self.peer_certificate(False)) if self.tls else None
+        if not self.tls:
+            return None
+        from pyggy.transport.tls import common_name  # with its datetime: for TLS only
+
+        return common_name(self.peer_certificate(False))
 
     def close(self) -> None:
         """Close after the replies already written (idempotent)."""

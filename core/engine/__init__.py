@@ -30,7 +30,7 @@ from pyggy.core.metadata.machine import MetadataStateMachine
 from pyggy.core.metadata.state_log import StateLog
 from pyggy.core.model import UNLIMITED_SIZE, Topic
 from pyggy.core.offsets import CONSUMER, CONSUMER_GROUP
-from pyggy.core.storage import compaction
+from pyggy.core.storage import compaction_policy
 from pyggy.core.storage.partition_log import PartitionLog
 from pyggy.core.storage.tiered import run_blocking
 from pyggy.core.transactions import AbortedRanges
@@ -155,7 +155,7 @@ class LogEngine:
         topic size (None: unlimited); compact-only topics keep everything, as Kafka's do."""
         for t in self.metadata.all_topics():
             o = t.options
-            policy = compaction.policy_of(o)
+            policy = compaction_policy.policy_of(o)
             if policy is not None and not policy.delete:
                 continue
             share = None
@@ -195,9 +195,11 @@ class LogEngine:
     async def compact(self) -> int:
         """A compaction pass over every partition of a compacted topic that is due one
         (core/storage/compaction.py); returns segments rewritten."""
+        from pyggy.core.storage import compaction  # loaded at the first pass, not at start
+
         rewritten = 0
         for t in self.metadata.all_topics():
-            policy = compaction.policy_of(t.options)
+            policy = compaction_policy.policy_of(t.options)
             if policy is None:
                 continue
             for p in t.partitions:
@@ -248,7 +250,7 @@ class LogEngine:
         }
 
 
-def _aborted_in(ranges: AbortedRanges | None) -> compaction.Aborted:
+def _aborted_in(ranges: AbortedRanges | None) -> compaction_policy.Aborted:
     """Whether a transactional batch (producer id, base offset) was aborted."""
     def aborted(producer_id: int, offset: int) -> bool:
         return ranges is not None and any(

@@ -51,6 +51,8 @@ class OutcomeUnknown(IggyError):
 
 @dataclass(frozen=True, slots=True)
 class ClusterNode:
+    """One node of the cluster as the engine reports it."""
+
     replica_id: int
     name: str
     host: str

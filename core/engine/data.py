@@ -87,6 +87,8 @@ class SegmentInfo(TypedDict):
 
 @dataclass(slots=True)
 class PollResult:
+    """The messages a poll of one partition returned."""
+
     partition_id: int
     current_offset: int
     count: int
@@ -97,6 +99,8 @@ class PollResult:
 
 @dataclass(slots=True)
 class DataStats:
+    """Bytes read and written since the start (here and, as last asked, in other shards)."""
+
     start_time: int
     read_bytes: int = 0
     written_bytes: int = 0

@@ -106,6 +106,8 @@ def valid_entry_after(data: bytes | memoryview, pos: int, index: int) -> int | N
 
 @dataclass(slots=True)
 class Damage:
+    """Where a state log is damaged."""
+
     offset: int
     index: int
     reasons: str

@@ -21,7 +21,7 @@ from . import primitives as P
 from .constructs import Array, Entry, KafkaConstruct, KafkaStruct, NullableStruct, leaf
 from .errors import KafkaDecodeError, KafkaEncodeError, UnsupportedVersionError
 from .primitives import Buffer, Input, Output
-from .schemas import Field, Message, by_api_key, messages
+from .schemas import Field, Message, api_messages, api_names, heads, message
 
 # Array elements one request may hold in all: far above what clients send (a Fetch or
 # OffsetCommit naming 10,000 partitions is ~10,000) and small enough that decoding it and
@@ -121,7 +121,7 @@ class Codec:
 @cache
 def codec(api_key: int, version: int, kind: Kind) -> Codec:
     """The cached codec for a request or response; `UnsupportedVersionError` if none."""
-    pair = by_api_key().get(api_key)
+    pair = api_messages(api_key)
     if pair is None:
         raise UnsupportedVersionError(f"unsupported api key {api_key}")
     message = pair[0] if kind == "request" else pair[1]
@@ -134,13 +134,13 @@ def codec(api_key: int, version: int, kind: Kind) -> Codec:
 @cache
 def data_codec(name: str, version: int) -> Codec:
     """The cached codec for a non-API struct such as ``ConsumerProtocolSubscription``."""
-    message = messages().get(name)
-    if message is None or message.api_key is not None:
+    schema = message(name)
+    if schema is None or schema.api_key is not None:
         raise UnsupportedVersionError(f"unknown data struct {name!r}")
-    lo, hi = message.versions
+    lo, hi = schema.versions
     if not lo <= version <= hi:
         raise UnsupportedVersionError(f"{name}: version {version} not in {lo}..{hi}")
-    return Codec(message, version)
+    return Codec(schema, version)
 
 
 def decode_request(api_key: int, version: int, body: Buffer, *, strict: bool = False,
@@ -169,7 +169,8 @@ def encode_response_parts(api_key: int, version: int, value: Any) -> list[bytes 
 
 def supported_versions() -> dict[int, tuple[int, int]]:
     """``api_key → (min, max)`` of every API this codec has schemas for."""
-    return {k: req.versions for k, (req, _) in sorted(by_api_key().items())}
+    h = heads()
+    return {k: h[req].versions for k, (req, _) in sorted(api_names().items())}
 
 
 def is_flexible(api_key: int, version: int) -> bool:
@@ -184,7 +185,8 @@ def is_flexible(api_key: int, version: int) -> bool:
 
 @cache
 def _first_flexible() -> dict[int, int | None]:
-    return {k: req.flexible for k, (req, _) in by_api_key().items()}
+    h = heads()
+    return {k: h[req].flexible for k, (req, _) in api_names().items()}
 
 
 def decode_data(name: str, version: int, data: Buffer, *, strict: bool = False) -> dict:
@@ -208,9 +210,9 @@ def decode_versioned(name: str, data: Buffer) -> tuple[int, dict]:
     version = P.I16.unpack_from(data, 0)[0]
     if version < 0:
         raise KafkaDecodeError(f"{name}: negative version {version}")
-    message = messages().get(name)
-    if message is None:
+    schema = message(name)
+    if schema is None:
         raise UnsupportedVersionError(f"unknown data struct {name!r}")
-    use = min(max(version, message.versions[0]), message.versions[1])
+    use = min(max(version, schema.versions[0]), schema.versions[1])
     value, _ = data_codec(name, use).decode_prefix(memoryview(data)[2:])
     return version, value

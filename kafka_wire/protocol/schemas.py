@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 ANY = 0x7FFF  # upper bound of an open "N+" version range
@@ -277,6 +277,68 @@ def parse_line(line: str) -> Message:
         versions=(int(lo), int(hi if hi is not None else lo)),
         flexible=None if flex == "none" else int(flex[:-1]), fields=fields,
     )  # fmt: skip
+
+
+class Head(NamedTuple):
+    """What a schema line's head says: the API key (None for a data struct), the supported
+    versions and the first flexible version."""
+
+    api_key: int | None
+    versions: tuple[int, int]
+    flexible: int | None
+
+
+@cache
+def _lines() -> dict[str, tuple[Head, str]]:
+    """Each message's head and line by name: the heads only are parsed here, the fields of a
+    message when it is first needed (`message`): an ApiVersions answer parses two lines."""
+    out = {}
+    for line in _SCHEMAS.strip().splitlines():
+        m = _HEAD.match(line)
+        if m is None:
+            raise ValueError(f"schema syntax: bad header in {line[:60]!r}")
+        name, key, lo, hi, flex = m.groups()
+        out[name] = (Head(None if key is None else int(key),
+                          (int(lo), int(hi if hi is not None else lo)),
+                          None if flex == "none" else int(flex[:-1])), line)
+    return out
+
+
+def heads() -> dict[str, Head]:
+    """Every message's `Head` by name (no fields parsed)."""
+    return {name: head for name, (head, _) in _lines().items()}
+
+
+@cache
+def message(name: str) -> Message | None:
+    """One schema by name, parsed at its first use; None if there is none."""
+    entry = _lines().get(name)
+    return None if entry is None else parse_line(entry[1])
+
+
+@cache
+def api_names() -> dict[int, tuple[str, str]]:
+    """``api_key → (request name, response name)``, from the heads."""
+    out: dict[int, list[str]] = {}
+    for name, (head, _) in _lines().items():
+        if head.api_key is not None:
+            out.setdefault(head.api_key, []).append(name)
+    return {key: (next(n for n in names if n.endswith("Request")),
+                  next(n for n in names if n.endswith("Response")))
+            for key, names in out.items()}
+
+
+@cache
+def api_messages(api_key: int) -> tuple[Message, Message] | None:
+    """``(request schema, response schema)`` of one API, parsed at its first use."""
+    names = api_names().get(api_key)
+    if names is None:
+        return None
+    req, resp = message(names[0]), message(names[1])
+    assert req is not None and resp is not None
+    if req.versions != resp.versions or req.flexible != resp.flexible:
+        raise ValueError(f"request/response mismatch for api key {api_key}")
+    return req, resp
 
 
 @cache

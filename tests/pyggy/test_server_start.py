@@ -15,6 +15,8 @@ import socket
 import struct
 from collections.abc import Callable
 
+from pyggy.kafka_wire.registry import REGISTRY
+
 from pyggy.testing import PyggyServer
 
 _IMPORT = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$")
@@ -33,7 +35,17 @@ NOT_AT_START = ("boto3", "botocore", "opentelemetry", "aiohttp", "jwt", "prometh
                 "pyggy.core.storage.scrub",
                 "importlib.metadata", "crc32c", "cramjam", "ctypes", "construct",
                 "pyggy.kafka_wire.dispatch", "pyggy.kafka_wire.handlers",
-                "pyggy.kafka_wire.protocol.codec")
+                "pyggy.kafka_wire.protocol.codec",
+                # and (BENCHMARKS.md, "first answer"): the TOML parser without a config file,
+                # the Kafka group coordinator (at the first group request), the compactor (at
+                # the first cleaner pass), the TLS helpers (at the first TLS connection)
+                "tomllib", "pyggy.kafka_wire.groups.coordinator",
+                "pyggy.kafka_wire.groups.consumer", "pyggy.core.storage.compaction",
+                "pyggy.transport.tls", "datetime")
+# what a Kafka client's first request, ApiVersions, loads besides the codec: its own handler
+# (and SASL's, which the dispatcher consults for every request), no other
+FIRST_KAFKA_ANSWER = {"pyggy.kafka_wire.handlers", "pyggy.kafka_wire.handlers.api_versions",
+                      "pyggy.kafka_wire.handlers.sasl"}
 
 
 def imported(server: PyggyServer) -> set[str]:
@@ -68,6 +80,24 @@ def test_the_first_kafka_request_loads_the_handlers(
     # the trace line was written before the answer; the fixture's reader may still be behind
     server.wait_for_log("pyggy.kafka_wire.dispatch", timeout=10)
     assert {"pyggy.kafka_wire.dispatch", "construct"} <= imported(server)
+
+
+def test_an_api_versions_request_loads_only_its_own_handler(
+        pyggy_server_factory: Callable[..., PyggyServer]) -> None:
+    server = pyggy_server_factory(env=IMPORT_TRACE)
+    server.wait_for_log("kafka listening on")
+    with socket.create_connection(("127.0.0.1", server.kafka_port), timeout=30) as kafka:
+        kafka.sendall(struct.pack(">ihhih", 10, 18, 0, 7, -1))  # ApiVersions v0, id 7
+        size, correlation, error = struct.unpack(">iih", _read(kafka, 10))
+        assert (correlation, error) == (7, 0)
+        count = struct.unpack(">i", _read(kafka, 4))[0]  # the offered APIs: key, min, max
+        offered = [struct.unpack(">hhh", _read(kafka, 6)) for _ in range(count)]
+    assert offered == [(k, a.min_version, a.max_version) for k, a in sorted(REGISTRY.items())]
+    server.wait_for_log("pyggy.kafka_wire.handlers.api_versions", timeout=10)
+    modules = imported(server)
+    assert "pyggy.kafka_wire.dispatch" in modules
+    assert loaded(modules, "pyggy.kafka_wire.handlers") == FIRST_KAFKA_ANSWER
+    assert not loaded(modules, "pyggy.kafka_wire.groups.coordinator")
 
 
 def test_a_configured_archiver_is_imported(
