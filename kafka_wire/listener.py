@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import cast
 
 from pyggy.core.engine.data import Deferred
+from pyggy.core.records import accel
 from pyggy.kafka_wire.context import CloseConnection, Connection, KafkaServer
 from pyggy.kafka_wire.protocol.errors import KafkaDecodeError
 from pyggy.kafka_wire.protocol.headers import frame_length
@@ -95,6 +96,6 @@ async def start_listener(server: KafkaServer, host: str, port: int,
                          limits: Limits | None = None,
                          tls: ssl.SSLContext | None = None) -> Listener:
     """Bind the Kafka door; the listener's `server` has the bound sockets."""
-    listener = Listener("kafka", lambda: KafkaDoor(server), limits, tls)
+    listener = Listener("kafka", lambda: KafkaDoor(server), limits, tls, accel.new_buffer)
     await listener.start(host, port)
     return listener

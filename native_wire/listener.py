@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any, Literal, cast
 
 from pyggy.core.errors import IggyError
+from pyggy.core.records import accel
 from pyggy.native_wire.codec.frames import SIZE_FIELD_OFFSET, detect_protocol, frame_length
 from pyggy.native_wire.codec.reader import WireError
 from pyggy.native_wire.context import ROUTE, NativeServer, Session
@@ -159,6 +160,7 @@ async def start_listener(server: NativeServer, host: str, port: int, max_frame: 
                          limits: Limits | None = None,
                          tls: ssl.SSLContext | None = None) -> Listener:
     """Bind the native door; the listener's `server` has the bound sockets."""
-    listener = Listener("tcp", lambda: NativeDoor(server, max_frame), limits, tls)
+    listener = Listener("tcp", lambda: NativeDoor(server, max_frame), limits, tls,
+                        accel.new_buffer)
     await listener.start(host, port)
     return listener

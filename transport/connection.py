@@ -39,7 +39,7 @@ class Connection(asyncio.BufferedProtocol):
         self.door = door
         self.loop = cast(asyncio.AbstractEventLoop, listener.loop)  # made once it started
         self.assembler = FrameAssembler(door.frame_length, door.declared_length,
-                                        listener.read_buffer)
+                                        listener.read_buffer, listener.allocate)
         self.frames: deque[bytearray] | None = None  # made with the worker, at the first frame
         self.queued = 0
         self.waiter: asyncio.Future[None] | None = None  # the idle worker waits on it

@@ -12,15 +12,14 @@ connection, in a buffer of its own sized for that frame and grown as its bytes a
 (so a peer that announces a huge frame and sends little costs little: at most BIG_GROWTH times
 what came, plus BIG_START, see `_room`); when the frame completes
 in it, that buffer is handed over as the frame, without a copy, and the connection holds nothing
-again. A frame's own buffer is not zeroed when it is made (accel.new_buffer): only the bytes
-that arrived in it are ever read, cut or handed over.
+again. A frame's own buffer comes from `allocate`, which need not zero it (the doors pass
+core/records/accel.py `new_buffer`, uninitialised in C): only the bytes that arrived in it are
+ever read, cut or handed over.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-
-from pyggy.core.records.accel import new_buffer
 
 SHARED_BUFFER = 256 * 1024  # one per listener: the most one read takes in
 BIG_START = 64 * 1024  # a partial frame's own buffer: at least this (capped at the frame) ...
@@ -32,15 +31,18 @@ class FrameAssembler:
     """`frame_length(view)`: the length of the complete frame at the start of `view`, 0 while it
     is incomplete (raising for a frame it refuses); `declared_length(view)`: the length the
     frame at the start of `view` announces, 0 while that is not readable yet. `shared`: the
-    read buffer this connection uses while it holds no partial frame."""
+    read buffer this connection uses while it holds no partial frame; `allocate(n)`: a buffer
+    of n bytes for an incomplete frame (its contents are never read before they are written)."""
 
-    __slots__ = ("frame_length", "declared_length", "shared", "own", "end", "need")
+    __slots__ = ("frame_length", "declared_length", "shared", "allocate", "own", "end", "need")
 
     def __init__(self, frame_length: Callable[[memoryview], int],
                  declared_length: Callable[[memoryview], int],
-                 shared: bytearray | None = None) -> None:
+                 shared: bytearray | None = None,
+                 allocate: Callable[[int], bytearray] = bytearray) -> None:
         self.frame_length = frame_length
         self.declared_length = declared_length
+        self.allocate = allocate
         self.shared = shared if shared is not None else bytearray(SHARED_BUFFER)
         self.own: bytearray | None = None  # holds the incomplete frame, from index 0
         self.end = 0  # bytes in the buffer being read into (own, or shared: then 0)
@@ -64,7 +66,7 @@ class FrameAssembler:
             size = len(own)
             size = _room(self.need, size * BIG_GROWTH) if self.need > size else 2 * size
             # A new buffer rather than a resize: the transport may still hold a view.
-            grown = new_buffer(size)
+            grown = self.allocate(size)
             grown[:self.end] = own
             self.own = own = grown
         return memoryview(own)[self.end:]
@@ -105,7 +107,7 @@ class FrameAssembler:
             return  # already in place (get_buffer grows it when full)
         size = _room(need, max(BIG_START, BIG_GROWTH * have)) if need else \
             max(HEADER_ROOM, 2 * have)
-        own = new_buffer(max(size, have))
+        own = self.allocate(max(size, have))
         own[:have] = view
         self.own, self.end = own, have
 

@@ -21,11 +21,14 @@ DEFAULT_HANDSHAKE_TIMEOUT = 60.0  # asyncio's own default, when frame_read_timeo
 
 class Listener:
     """`name` labels log lines ("tcp", "kafka"); `make_door` makes one Door per connection;
-    `tls` (an SSLContext) turns TLS on for every connection of this listener."""
+    `tls` (an SSLContext) turns TLS on for every connection of this listener; `allocate(n)`
+    makes the receive buffer of an incomplete frame (framing.py; it need not zero it)."""
 
     def __init__(self, name: str, make_door: Callable[[], Door], limits: Limits | None = None,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None,
+                 allocate: Callable[[int], bytearray] = bytearray) -> None:
         self.name = name
+        self.allocate = allocate
         self.make_door = make_door
         self.limits = limits or Limits()
         self.tls = tls
