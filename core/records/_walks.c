@@ -31,9 +31,10 @@ static inline uint64_t le64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); re
 
 /* --- Iggy 0.11 batches ------------------------------------------------------------------- */
 
-/* The frame loop of iggy_batch.validate_batch; 0 = reject. sums: 8 * count bytes or NULL. */
+/* The frame loop of iggy_batch.validate_batch; 0 = reject. sums: 8 * count bytes, each
+ * frame's checksum field, hashed and compared first when `verify`. */
 static int iggy_frames(const uint8_t *b, uint64_t length, uint64_t count, uint64_t first_delta,
-                       uint8_t *sums, uint64_t *max_ts_out)
+                       uint8_t *sums, int verify, uint64_t *max_ts_out)
 {
     uint64_t pos = BATCH_HEADER_SIZE, max_ts = 0;
     for (uint64_t index = first_delta; index < first_delta + count; index++) {
@@ -48,11 +49,9 @@ static int iggy_frames(const uint8_t *b, uint64_t length, uint64_t count, uint64
             return 0;
         if (ts_delta > max_ts)
             max_ts = ts_delta;
-        if (sums != NULL) {
-            if (xxh3_fast(f + 8, end - pos - 8) != le64(f))
-                return 0;
-            memcpy(sums + 8 * (index - first_delta), f, 8);
-        }
+        if (verify && xxh3_fast(f + 8, end - pos - 8) != le64(f))
+            return 0;
+        memcpy(sums + 8 * (index - first_delta), f, 8);
         pos = end;
     }
     *max_ts_out = max_ts;
@@ -90,25 +89,24 @@ static PyObject *iggy_validate(PyObject *self, PyObject *args)
         goto reject;
     if (sliced && length >= BATCH_HEADER_SIZE + FRAME_HEADER_SIZE)
         first_delta = le32(b + BATCH_HEADER_SIZE + 24);
-    if (verify) {
-        /* header[0:40] ‖ header[48:52] ‖ the frames' checksum fields: the batch checksum input */
-        scratch = PyMem_Malloc(44 + 8 * count);
-        if (scratch == NULL) {
-            PyErr_NoMemory();
-            goto done;
-        }
-        memcpy(scratch, b, 40);
-        memcpy(scratch + 40, b + 48, 4);
+    /* header[0:40] ‖ header[48:52] ‖ the frames' checksum fields: the batch checksum input;
+     * the fields are returned unverified too, so stamping reseals without a second walk */
+    scratch = PyMem_Malloc(44 + 8 * count);
+    if (scratch == NULL) {
+        PyErr_NoMemory();
+        goto done;
     }
+    memcpy(scratch, b, 40);
+    memcpy(scratch + 40, b + 48, 4);
     int ok;
     if (size >= NOGIL_BYTES) {
         Py_BEGIN_ALLOW_THREADS
-        ok = iggy_frames(b, length, count, first_delta, verify ? scratch + 44 : NULL, &max_ts);
+        ok = iggy_frames(b, length, count, first_delta, scratch + 44, verify, &max_ts);
         if (ok && verify)
             ok = xxh3_fast(scratch, 44 + 8 * count) == le64(b + 40);
         Py_END_ALLOW_THREADS
     } else {
-        ok = iggy_frames(b, length, count, first_delta, verify ? scratch + 44 : NULL, &max_ts);
+        ok = iggy_frames(b, length, count, first_delta, scratch + 44, verify, &max_ts);
         if (ok && verify)
             ok = xxh3_fast(scratch, 44 + 8 * count) == le64(b + 40);
     }
@@ -117,8 +115,7 @@ static PyObject *iggy_validate(PyObject *self, PyObject *args)
     result = Py_BuildValue("KKKKKy#", (unsigned long long)count, (unsigned long long)length,
                            (unsigned long long)le64(b + 24), (unsigned long long)max_ts,
                            (unsigned long long)first_delta,
-                           verify ? (const char *)scratch + 44 : "",
-                           (Py_ssize_t)(verify ? 8 * count : 0));
+                           (const char *)scratch + 44, (Py_ssize_t)(8 * count));
     goto done;
 reject:
     result = Py_NewRef(Py_None);

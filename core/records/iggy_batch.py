@@ -72,7 +72,7 @@ class BatchInfo(NamedTuple):
     origin_timestamp: int
     max_origin_timestamp: int
     first_offset_delta: int = 0
-    # every frame's checksum field in order (when checksums were verified): stamping reseals
+    # every frame's checksum field in order (verified or not, as asked): stamping reseals
     # the batch from these without walking the frames again
     frame_sums: bytes = b""
 
@@ -159,18 +159,15 @@ def validate_batch_py(
             _frame_error(index - first_delta, delta, uh_len, pl_len, reserved, end > length)
         if ts_delta > max_ts_delta:
             max_ts_delta = ts_delta
-        if verify_checksums:
-            if digest(mv[pos + 8 : end]) != checksum:
-                raise _fail(ErrorCode.INVALID_MESSAGE_CHECKSUM,
-                            f"frame {index - first_delta} checksum")
-            keep(checksum)
+        if verify_checksums and digest(mv[pos + 8 : end]) != checksum:
+            raise _fail(ErrorCode.INVALID_MESSAGE_CHECKSUM,
+                        f"frame {index - first_delta} checksum")
+        keep(checksum)
         pos = end
     if pos != length:
         raise _fail(ErrorCode.INVALID_MESSAGES_COUNT, f"more frames than count {count}")
-    if not verify_checksums:
-        return BatchInfo(count, length, origin, origin + max_ts_delta, first_delta)
     frame_sums = struct.pack(f"<{count}Q", *sums)
-    if _batch_checksum(mv, frame_sums) != stored:
+    if verify_checksums and _batch_checksum(mv, frame_sums) != stored:
         raise _fail(ErrorCode.INVALID_BATCH_CHECKSUM, "batch checksum mismatch")
     return BatchInfo(count, length, origin, origin + max_ts_delta, first_delta, frame_sums)
 

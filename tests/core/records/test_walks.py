@@ -575,3 +575,22 @@ def test_kafka_walk_edge_cases(cwalks: ModuleType, body: bytes) -> None:
     assert pure[0] == "error"
     assert cwalks.kafka_walk(body, 0, 1) is False
     assert _outcome(kb.walk_records, body, 0, 1) == pure
+
+
+def test_the_classic_send_stamps_in_c_from_unverified_sums(
+        cwalks: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch the classic conversion built is validated without hashing again; its checksum
+    fields still come back, so the stamp reseals in C instead of the Python twin's walk."""
+    frames = ib.classic_frames_of_batches(ib.build_batch(
+        [(i + 1, b"p" * (i + 1), b"", T0 + i) for i in range(50)]))[0]
+    index, pos = b"", 0
+    for _ in range(50):
+        uh, pl = struct.unpack_from("<II", frames, pos + 48)
+        pos += 64 + uh + pl
+        index += struct.pack("<IIQ", 0, pos, 0)
+    batch = ib.classic_frames_to_batch(index + frames, 50)
+    info = ib.validate_batch(batch, expected_count=50, verify_checksums=False)
+    assert info.frame_sums == ib.validate_batch(batch).frame_sums
+    monkeypatch.setattr(ib, "stamp_batch_py", lambda *a: pytest.fail("stamped in Python"))
+    ib.stamp_batch(batch, 1, 1000, T0, info.frame_sums)
+    assert ib.validate_batch_py(batch).message_count == 50  # its checksums hold
