@@ -24,6 +24,8 @@ from pyggy.native_wire.dispatch import handle_classic, handle_vsr
 from pyggy.transport import Connection, Limits, Listener, Reply
 
 _U32 = struct.Struct("<I")
+# a name for cast(): a subscripted Callable in the call would be built again every request
+_Dispatch = Callable[[bytearray], Awaitable[Reply]]
 
 
 class NativeDoor:
@@ -40,7 +42,7 @@ class NativeDoor:
         self.max_frame = max_frame
         self.protocol = protocol
         self.session = adopted  # a session another shard process handed over, else opened()'s
-        self.dispatch: Callable[[bytearray], Awaitable[Reply]] | None = None
+        self.dispatch: _Dispatch | None = None
         if adopted is not None and protocol is not None:
             handler = handle_vsr if protocol == "vsr" else handle_classic
             self.dispatch = partial(handler, server, adopted)
@@ -71,14 +73,14 @@ class NativeDoor:
         cast(Session, self.session).last_seen = time.monotonic()
         if self.server.handoff is not None:
             return self._handle_routed(frame)
-        return cast(Callable[[bytearray], Awaitable[Reply]], self.dispatch)(frame)
+        return cast(_Dispatch, self.dispatch)(frame)
 
     async def _handle_routed(self, frame: bytearray) -> Reply:
         """With shard processes: answer, then tell the handoff where the data went."""
         route = self.route
         route[0], route[1] = 0, -1
         ROUTE.set(route)
-        reply = await cast(Callable[[bytearray], Awaitable[Reply]], self.dispatch)(frame)
+        reply = await cast(_Dispatch, self.dispatch)(frame)
         if self.session is not None and self.server.handoff is not None:
             self.server.handoff.observe(self, route[0], route[1])
         return reply
