@@ -35,16 +35,7 @@ BODY = (bytes([1]) + p.encode_identifier(1) + p.encode_identifier("bench-stream-
 
 
 def decode(r: Reader) -> tuple[Any, ...]:
-    if hasattr(p, "decode_poll_request"):
-        return p.decode_poll_request(r)
-    kind, consumer = p.decode_consumer(r)  # an older build: field by field
-    sid, tid = p.decode_identifier(r), p.decode_identifier(r)
-    partition_id = p.decode_optional_partition(r)
-    strategy, value = p.decode_polling_strategy(r)
-    count = r.u32()
-    auto_commit = r.u8() == 1
-    r.done()
-    return kind, consumer, sid, tid, partition_id, strategy, value, count, auto_commit
+    return p.decode_poll_request(r)  # a build before 0450300 has no one-pass decode to time
 
 
 def main() -> None:

@@ -193,6 +193,12 @@ def decode_poll_request(r: Reader) -> PollRequest:
                 return (consumer_kind, ids[0], ids[1], ids[2],
                         partition if flag == 1 else None, strategy, value, count,
                         auto_commit == 1)
+    return decode_poll_fields(r)
+
+
+def decode_poll_fields(r: Reader) -> PollRequest:
+    """A PollMessages body field by field, as :func:`decode_poll_request` reads any body its
+    one pass does not take (and the reference its tests compare that pass with)."""
     kind, ident = decode_consumer(r)
     sid, tid = decode_identifier(r), decode_identifier(r)
     partition_id = decode_optional_partition(r)

@@ -151,18 +151,6 @@ def test_polling_strategy_round_trip(kind: int, value: int) -> None:
     assert_every_prefix_fails(p.decode_polling_strategy, raw)
 
 
-def _poll_fields(r: Reader) -> tuple[Any, ...]:
-    """The PollMessages body field by field (the reference for decode_poll_request)."""
-    kind, consumer = p.decode_consumer(r)
-    sid, tid = p.decode_identifier(r), p.decode_identifier(r)
-    partition_id = p.decode_optional_partition(r)
-    strategy, value = p.decode_polling_strategy(r)
-    count = r.u32()
-    auto_commit = r.u8() == 1
-    r.done()
-    return kind, consumer, sid, tid, partition_id, strategy, value, count, auto_commit
-
-
 def _poll_outcome(fn: Callable[[Reader], Any], body: bytes) -> tuple[str, Any]:
     r = Reader(body)
     try:
@@ -196,7 +184,7 @@ def test_poll_request_decodes_as_field_by_field(
             body[at] = byte
     body = body[:len(body) + resize] if resize < 0 else body + bytes(resize)
     assert _poll_outcome(p.decode_poll_request, bytes(body)) == \
-        _poll_outcome(_poll_fields, bytes(body))
+        _poll_outcome(p.decode_poll_fields, bytes(body))
 
 
 @pytest.mark.parametrize("body", [
@@ -212,8 +200,8 @@ def test_poll_request_decodes_as_field_by_field(
     _poll_body(3, (1, 2, 3), 0, 0, 1, 0, 1, 0),
 ])
 def test_poll_request_edges_decode_as_field_by_field(body: bytes) -> None:
-    assert _poll_outcome(_poll_fields, body)[0] == "error"
-    assert _poll_outcome(p.decode_poll_request, body) == _poll_outcome(_poll_fields, body)
+    assert _poll_outcome(p.decode_poll_fields, body)[0] == "error"
+    assert _poll_outcome(p.decode_poll_request, body) == _poll_outcome(p.decode_poll_fields, body)
 
 
 def test_poll_request_golden() -> None:
