@@ -124,15 +124,21 @@ async def _topic(admin: IggyClient) -> dict[int, int]:
     return owners
 
 
+async def _shop(server: PyggyServer) -> tuple[IggyClient, dict[int, int],
+                                              dict[int, IggyClient]]:
+    """An admin client, the `shop`/`events` topic's owner shards and a probe on each shard."""
+    admin = await _client(server)
+    owners = await _topic(admin)
+    return admin, owners, {s: (await _on_shard(server, s))[0] for s in (0, 1)}
+
+
 def test_sdk_producer_and_group_member_move_to_the_owner(
         pyggy_server_factory: Callable[..., PyggyServer]) -> None:
     server = pyggy_server_factory(env=SHARDS)
     server.wait_for_log("shards: 2 processes serving")
 
     async def run() -> None:
-        admin = await _client(server)
-        owners = await _topic(admin)
-        probes = {s: (await _on_shard(server, s))[0] for s in (0, 1)}
+        admin, owners, probes = await _shop(server)
         await admin.create_consumer_group("shop", "events", "workers")
 
         # a producer on shard 0 sending to a partition of shard 1's
@@ -191,9 +197,7 @@ def test_logout_and_permissions_are_enforced_after_the_move(
     server.wait_for_log("shards: 2 processes serving")
 
     async def run() -> None:
-        admin = await _client(server)
-        owners = await _topic(admin)
-        probes = {s: (await _on_shard(server, s))[0] for s in (0, 1)}
+        admin, owners, probes = await _shop(server)
         await admin.create_user("writer", "secret-pass", permissions=Permissions(
             GlobalPermissions(send_messages=True)))
         theirs = next(p for p, s in owners.items() if s == 0)
@@ -387,9 +391,7 @@ def test_classic_sdk08_connection_moves(pyggy_server_factory: Callable[..., Pygg
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
 
     async def run() -> None:
-        admin = await _client(server)
-        owners = await _topic(admin)
-        probes = {s: (await _on_shard(server, s))[0] for s in (0, 1)}
+        admin, owners, probes = await _shop(server)
         before = set().union(*[await _clients(p) for p in probes.values()])
         proc = await asyncio.create_subprocess_exec(
             str(iggy08_python), str(script), server.tcp_address, str(MOVE + 4),
