@@ -165,8 +165,7 @@ class NativeServer:
         self.transports.pop(s.client_id, None)
 
     def close_session(self, s: Session) -> None:
-        self.sessions.pop(s.client_id, None)
-        self.transports.pop(s.client_id, None)
+        self.release_session(s)
         self.engine.consumers.member_gone(s.client_id)
 
     def reap_stale(self, now: float, interval: float) -> list[Session]:

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Literal, cast
 
-from pyggy.core.errors import IggyError
 from pyggy.core.records import accel
 from pyggy.native_wire.codec.frames import SIZE_FIELD_OFFSET, detect_protocol, frame_length
 from pyggy.native_wire.codec.reader import WireError
@@ -136,10 +135,7 @@ async def adopt(listener: Listener, server: NativeServer, max_frame: int,
     creation time: a user deleted meanwhile (or whose id a new user got) is logged out."""
     s = Session(int(state["client"]), str(state["address"]), classic=bool(state["classic"]))
     if state["user"] is not None:
-        try:
-            user = server.engine.identity.user(int(state["user"]))
-        except IggyError:
-            user = None
+        user = server.engine.identity.get_user(int(state["user"]))
         s.user = user if user is not None and user.created_at == state["user_created"] \
             else None
     s.session_id, s.vsr_client = int(state["session"]), int(state["vsr_client"])

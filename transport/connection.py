@@ -103,10 +103,8 @@ class Connection(asyncio.BufferedProtocol):
         """Stop serving this connection without ending it: another process holds a duplicate
         of its socket (pyggy/shards/handoff.py), so closing ours sends no FIN. The door's
         `closed` is still called; a door that handed its session on has let go of it."""
-        self.closed = True
+        self.abort()
         self._wake()
-        if self.transport is not None:
-            self.transport.abort()
 
     def abort(self) -> None:
         """Close at once, dropping what is still unsent (a dead link never drains)."""
