@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from uuid import UUID
 
 ANY = 0x7FFF  # upper bound of an open "N+" version range
@@ -341,25 +341,12 @@ def api_messages(api_key: int) -> tuple[Message, Message] | None:
     return req, resp
 
 
-@cache
 def messages() -> dict[str, Message]:
-    """Every schema by name (``ProduceRequest``, ``ConsumerProtocolAssignment``, ...)."""
-    parsed = (parse_line(x) for x in _SCHEMAS.strip().splitlines())
-    return {m.name: m for m in parsed}
+    """Every schema by name (``ProduceRequest``, ``ConsumerProtocolAssignment``, ...), each
+    parsed as `message` parses it (the whole table: for tests and cross-checks)."""
+    return {name: cast(Message, message(name)) for name in _lines()}
 
 
-@cache
 def by_api_key() -> dict[int, tuple[Message, Message]]:
-    """``api_key → (request schema, response schema)``."""
-    out: dict[int, list[Message]] = {}
-    for m in messages().values():
-        if m.api_key is not None:
-            out.setdefault(m.api_key, []).append(m)
-    pairs = {}
-    for key, ms in out.items():
-        req = next(m for m in ms if m.name.endswith("Request"))
-        resp = next(m for m in ms if m.name.endswith("Response"))
-        if req.versions != resp.versions or req.flexible != resp.flexible:
-            raise ValueError(f"request/response mismatch for api key {key}")
-        pairs[key] = (req, resp)
-    return pairs
+    """``api_key → (request schema, response schema)`` of every API, as `api_messages`."""
+    return {key: cast(tuple[Message, Message], api_messages(key)) for key in api_names()}
