@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # attached by pyggy/server.py
     from pyggy.http_api.context import Call
     from pyggy.kafka_wire.context import KafkaServer
     from pyggy.native_wire.context import NativeServer
+    from pyggy.shards.runtime import ShardRuntime
     from pyggy.transport import Listener
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -48,6 +49,7 @@ class Metrics:
         self.kafka: KafkaServer | None = None
         self.native: NativeServer | None = None
         self.archiver: ArchiverService | None = None
+        self.shards: ShardRuntime | None = None  # with shard processes (docs/sharding.md)
         self.listeners: dict[str, Listener] = {}  # by door (their open connections)
         r = self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=r)
@@ -137,6 +139,8 @@ class EngineCollector:
             lag.add_metric(["kafka", x.group, x.stream, x.topic, str(x.partition)], x.lag)
         yield from (start, end, size, segments, lag)
         yield from self._counts()
+        if self.m.shards is not None:
+            yield from _shard_families(self.m.shards)
 
     def _counts(self) -> Iterator[Metric]:
         c = self.m.engine.counts()
@@ -157,3 +161,36 @@ class EngineCollector:
             yield GaugeMetricFamily("pyggy_archiver_pending_deletes",
                                     "Archive objects queued for deletion",
                                     value=len(archiver.store.pending_deletes))
+
+
+def _shard_families(shards: ShardRuntime) -> Iterator[Metric]:
+    """Every shard's forwarding and handoff counters (pyggy/shards/counters.py), labelled by
+    shard: this one's as they are, the others' as the scrape's statistics request got them."""
+    fwd_out = CounterMetricFamily("pyggy_shard_forwarded_out",
+                                  "Requests sent to the shard owning their partition",
+                                  labels=["shard", "door"])
+    fwd_in = CounterMetricFamily("pyggy_shard_forwarded_in",
+                                 "Requests for this shard's partitions from other shards",
+                                 labels=["shard", "door"])
+    out = CounterMetricFamily("pyggy_shard_handoffs_out",
+                              "Iggy connections handed to another shard", labels=["shard"])
+    into = CounterMetricFamily("pyggy_shard_handoffs_in",
+                               "Iggy connections received from another shard",
+                               labels=["shard"])
+    failed = CounterMetricFamily("pyggy_shard_handoffs_failed",
+                                 "Handoffs not done, by reason", labels=["shard", "reason"])
+    adopted = CounterMetricFamily("pyggy_shard_connections_adopted",
+                                  "Received connections served by this shard",
+                                  labels=["shard"])
+    for index, c in shards.all_counters():
+        shard = str(index)
+        for door, n in c["forwarded_out"].items():
+            fwd_out.add_metric([shard, door], n)
+        for door, n in c["forwarded_in"].items():
+            fwd_in.add_metric([shard, door], n)
+        out.add_metric([shard], c["handoffs_out"])
+        into.add_metric([shard], c["handoffs_in"])
+        for reason, n in c["handoffs_failed"].items():
+            failed.add_metric([shard, reason], n)
+        adopted.add_metric([shard], c["adopted"])
+    yield from (fwd_out, fwd_in, out, into, failed, adopted)

@@ -482,6 +482,8 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
                           snapshots=Diagnostics(config), metrics=metrics)
     if shards is not None:  # client ids k+1, k+1+N, …: group members are known everywhere
         native.number_sessions(shards.index + 1, shards.count)
+        if metrics is not None:  # /metrics shows every shard's forwarding and handoffs
+            metrics.shards = shards
     if accel.WALKS is not None:
         log.info("batch walks: C extension")
     else:  # several times the CPU per GB on every produce and poll path (BENCHMARKS.md)

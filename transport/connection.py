@@ -16,6 +16,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
 
 from pyggy.transport.door import Door, Stream
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 STREAM_AHEAD = 4 << 20  # a streamed reply: most bytes waiting in the transport (write buffer)
+# the name of the listener whose connection's worker is running (set once per connection, in
+# its worker's own context): which door a request forwarded to another shard came in on
+# (pyggy/shards/counters.py); "" outside a connection's worker
+DOOR: ContextVar[str] = ContextVar("pyggy_transport_door", default="")
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -201,6 +206,7 @@ class Connection(asyncio.BufferedProtocol):
 
     async def _serve(self, frames: deque[bytearray]) -> None:
         door, limits = self.door, self.listener.limits
+        DOOR.set(self.listener.name)
         while not self.closed:
             if not frames:
                 frame = parts = None  # an idle connection keeps no request or reply alive

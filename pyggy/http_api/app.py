@@ -21,6 +21,7 @@ from pyggy.http_api.errors import error_response
 from pyggy.http_api.handlers import Answer, Created
 from pyggy.http_api.openapi import document
 from pyggy.http_api.table import ROUTES, Route
+from pyggy.transport.connection import DOOR
 
 log = logging.getLogger(__name__)
 CONSOLE = Path(__file__).parent / "console"
@@ -82,6 +83,7 @@ def _bind(server: HttpServer,
 
     async def handle(request: web.Request) -> web.StreamResponse:
         start = time.perf_counter()
+        DOOR.set("http")  # aiohttp's task of this connection: forwarded requests' door
         call = Call(server, request)
         error = ""
         async def run() -> Answer:

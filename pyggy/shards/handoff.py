@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -32,6 +33,8 @@ from pyggy.native_wire.listener import NativeDoor, adopt
 if TYPE_CHECKING:
     from pyggy.transport import Listener
 
+    from .counters import ShardCounters
+
 log = logging.getLogger(__name__)
 
 MOVE_AFTER = 16  # data requests in a row forwarded to one shard before the connection moves
@@ -39,6 +42,9 @@ MAX_UNREAD = 64 * 1024  # most bytes of a partly received request carried along
 MAX_STATE = 16 * 1024  # a session's state, JSON
 MAX_MESSAGE = 4 + MAX_STATE + MAX_UNREAD
 _LENGTH = struct.Struct(">I")
+# a send error's errno -> the reason label of `ShardCounters.handoffs_failed` (else send_error)
+_SEND_FAILURES = {errno.EAGAIN: "peer_full", errno.ENOBUFS: "peer_full",
+                  errno.ENOENT: "peer_gone", errno.ECONNREFUSED: "peer_gone"}
 DATA = frozenset({Code.SEND_MESSAGES, Code.POLL_MESSAGES, Code.POLL_MESSAGES_ON_PRIMARY,
                   Code.GET_CONSUMER_OFFSET, Code.STORE_CONSUMER_OFFSET,
                   Code.DELETE_CONSUMER_OFFSET})
@@ -75,10 +81,10 @@ class Handoff:
     `paths[k]` is shard k's datagram socket (in the shards' 0700 socket directory)."""
 
     def __init__(self, index: int, paths: list[str], server: NativeServer, listener: Listener,
-                 max_frame: int) -> None:
+                 max_frame: int, counters: ShardCounters) -> None:
         self.index, self.paths = index, paths
         self.server, self.listener, self.max_frame = server, listener, max_frame
-        self.moved_out = self.moved_in = self.failed = 0
+        self.counters = counters  # handoffs out, in, failed (by reason), adopted
         self.tasks: set[asyncio.Task[None]] = set()
         self.inbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.inbox.setblocking(False)
@@ -119,14 +125,14 @@ class Handoff:
             self.outbox.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
                                              array.array("i", [fd]))], 0, self.paths[peer])
         except OSError as e:  # the peer's socket is full or gone: keep forwarding
-            self.failed += 1
+            self.counters.handoffs_failed[_SEND_FAILURES.get(e.errno or 0, "send_error")] += 1
             door.run = 0  # another MOVE_AFTER requests before the next attempt
             log.warning("shard %d: could not hand a connection from %s to shard %d: %s",
                         self.index, conn.peer, peer, e)
             return
         finally:
             os.close(fd)  # the message holds its own reference to the socket now
-        self.moved_out += 1
+        self.counters.handoffs_out += 1
         log.debug("shard %d: connection from %s (client %d) handed to shard %d", self.index,
                   conn.peer, door.session.client_id, peer)
         door.release()
@@ -143,7 +149,9 @@ class Handoff:
             except OSError as e:
                 log.error("shard %d: handoff socket: %s", self.index, e)
                 return
+            self.counters.handoffs_in += 1
             if not fds:
+                self.counters.handoffs_failed["malformed"] += 1
                 log.error("shard %d: a handoff message without a socket", self.index)
                 continue
             try:
@@ -152,6 +160,7 @@ class Handoff:
                 state, unread = decode(message)
                 sock = socket.socket(fileno=fds[0])
             except (HandoffError, OSError) as e:
+                self.counters.handoffs_failed["malformed"] += 1
                 log.error("shard %d: refusing a handed-over connection: %s", self.index, e)
                 for fd in fds:
                     os.close(fd)
@@ -166,10 +175,11 @@ class Handoff:
         try:
             await adopt(self.listener, self.server, self.max_frame, sock, state, unread)
         except Exception:  # a bug here: the client sees its connection close
+            self.counters.handoffs_failed["adopt_error"] += 1
             log.exception("shard %d: could not adopt a handed-over connection", self.index)
             sock.close()
             return
-        self.moved_in += 1
+        self.counters.adopted += 1
 
     def close(self) -> None:
         self.loop.remove_reader(self.inbox.fileno())

@@ -41,10 +41,12 @@ from pyggy.core.metadata.commands import MetadataCommand
 from pyggy.core.model import ConsumerGroup, Identifier, Topic
 from pyggy.core.records import kafka_batch
 from pyggy.native_wire.context import ROUTE
+from pyggy.transport.connection import DOOR
 
 from . import rule
 from .channel import Channel, Reply, connect
 from .child import SHARD_ENV
+from .counters import ShardCounters, door_of
 from .frames import Buffer
 
 if TYPE_CHECKING:
@@ -88,6 +90,9 @@ class ShardRuntime:
         self.serving: set[int] = set()
         self.all_serving = asyncio.Event()
         self.handoff: Handoff | None = None  # native connections moving to their owner
+        self.counters = ShardCounters()  # what crosses shards, counted here (counters.py)
+        # every other shard's counters, by shard, as the last statistics request got them
+        self.peer_counters: dict[int, dict[str, Any]] = {}
 
     @classmethod
     def from_env(cls) -> tuple[ShardRuntime, tuple[int, int]] | None:
@@ -115,7 +120,7 @@ class ShardRuntime:
         (handoff.py); this shard adopts those the others send."""
         from .handoff import Handoff
         self.handoff = Handoff(self.index, [self.handoff_path(i) for i in range(self.count)],
-                               native, listener, max_frame)
+                               native, listener, max_frame, self.counters)
         native.handoff = self.handoff
 
     # -- wiring ----------------------------------------------------------------------------
@@ -195,7 +200,9 @@ class ShardRuntime:
 
     async def owner_call(self, t: Topic, partition_id: int, meta: dict[str, Any],
                          payload: Buffer = b"") -> tuple[dict[str, Any], memoryview]:
-        meta.update(stream=t.stream_id, topic=t.id, partition=partition_id)
+        door = door_of(DOOR.get())
+        meta.update(stream=t.stream_id, topic=t.id, partition=partition_id, door=door)
+        self.counters.forwarded_out[door] += 1
         peer = rule.owner(t.stream_id, t.id, partition_id, self.count)
         route = ROUTE.get()
         if route is not None:  # a native request: where its data went (handoff.py)
@@ -306,11 +313,13 @@ class ShardRuntime:
         ask: dict[str, Any] = {"op": "stats"}
         if t is not None:
             ask.update(stream=t.stream_id, topic=t.id)
-        replies = await asyncio.gather(*(self.call(peer, dict(ask)) for peer in
-                                         range(self.count) if peer != self.index))
+        peers = [peer for peer in range(self.count) if peer != self.index]
+        replies = await asyncio.gather(*(self.call(peer, dict(ask)) for peer in peers))
         read = written = 0
-        for reply, _ in replies:
+        for peer, (reply, _) in zip(peers, replies, strict=True):
             read, written = read + int(reply["read"]), written + int(reply["written"])
+            if t is None:  # the whole server's: its counters too
+                self.peer_counters[peer] = reply["counters"]
             for s, tid, pid, *figures in reply["parts"]:
                 topic = self.engine.metadata.get_topic(int(s), int(tid))
                 if topic is None or not 0 <= pid < len(topic.partitions):
@@ -319,14 +328,25 @@ class ShardRuntime:
                 if elsewhere(plog):
                     (plog.next_offset, plog.start_offset, plog.size_bytes,
                      plog.messages_count, plog.segments_count) = figures
-        self.engine.data.stats.elsewhere_read = read
-        self.engine.data.stats.elsewhere_written = written
+        stats = self.engine.data.stats
+        stats.elsewhere_read, stats.elsewhere_written = read, written
+
+    def all_counters(self) -> list[tuple[int, dict[str, Any]]]:
+        """(shard, counters) of every shard: this one's now, the others' as last asked
+        (`refresh_stats`), in shard order."""
+        rows = {**self.peer_counters, self.index: self.counters.snapshot()}
+        return sorted(rows.items())
 
     # -- requests from other shards --------------------------------------------------------
     async def handle(self, meta: dict[str, Any], payload: memoryview) -> Reply:
         op = OPS.get(str(meta.get("op")))
         if op is None:
             raise IggyError(ErrorCode.INVALID_COMMAND, f"unknown shard op {meta.get('op')}")
+        door = meta.get("door")  # a request for a partition of this shard's (owner_call)
+        if door is not None:
+            forwarded_in = self.counters.forwarded_in
+            if door in forwarded_in:
+                forwarded_in[door] += 1
         return await op(self, meta, payload)
 
     def topic(self, meta: dict[str, Any]) -> Topic:
@@ -540,7 +560,11 @@ async def _stats(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply
               p.log.size_bytes, p.log.messages_count, p.log.segments_count]
              for t in topics for p in t.partitions if not elsewhere(p.log)]
     stats = rt.engine.data.stats
-    return {"parts": parts, "read": stats.read_bytes, "written": stats.written_bytes}, b""
+    reply: dict[str, Any] = {"parts": parts, "read": stats.read_bytes,
+                             "written": stats.written_bytes}
+    if "topic" not in meta:  # the whole server's statistics: this shard's counters too
+        reply["counters"] = rt.counters.snapshot()
+    return reply, b""
 
 
 async def _seq(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply:
