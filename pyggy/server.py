@@ -482,6 +482,7 @@ async def serve(config: ServerConfig, root_credentials: tuple[str, str] | RootUs
                           snapshots=Diagnostics(config), metrics=metrics)
     if shards is not None:  # client ids k+1, k+1+N, …: group members are known everywhere
         native.number_sessions(shards.index + 1, shards.count)
+        shards.native = native  # its clients count toward the whole server's `stats`
         if metrics is not None:  # /metrics shows every shard's forwarding and handoffs
             metrics.shards = shards
     if accel.WALKS is not None:

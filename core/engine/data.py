@@ -107,6 +107,10 @@ class DataStats:
     # the other shard processes' (read, written) bytes, as last asked (refresh_stats)
     elsewhere_read: int = 0
     elsewhere_written: int = 0
+    # ... and their clients, resident memory and threads, as the last whole-server ask got
+    elsewhere_clients: int = 0
+    elsewhere_memory: int = 0
+    elsewhere_threads: int = 0
 
 
 class DataService:

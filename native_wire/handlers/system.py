@@ -23,11 +23,18 @@ def ping(ctx: Context, r: Reader) -> bytes:
     return b""
 
 
-def _memory() -> tuple[int, int, int]:
-    rss = total = available = 0
+def process_memory() -> int:
+    """This process's resident memory in bytes (0 where /proc is not there)."""
     try:
         with open("/proc/self/statm") as f:
-            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def _memory() -> tuple[int, int, int]:
+    rss, total, available = process_memory(), 0, 0
+    try:
         with open("/proc/meminfo") as f:
             info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
         total, available = info.get("MemTotal", 0), info.get("MemAvailable", 0)
@@ -48,7 +55,9 @@ def _stats(ctx: Context) -> rsp.Stats:
 
 def stats(engine: LogEngine, node: NodeInfo, clients_count: int) -> rsp.Stats:
     """GET_STATS values (also the HTTP door's `/stats`); in a sharded server the caller has
-    refreshed the other shards' figures (`DataService.refresh_stats`)."""
+    refreshed the other shards' figures (`DataService.refresh_stats`), and the totals are the
+    whole server's: every shard's clients, and the memory and threads of every shard process
+    (docs/sharding.md, "What an operator sees")."""
     c, io = engine.counts(), engine.data.stats
     rss, total, available = _memory()
     disk = shutil.disk_usage(engine.root)
@@ -61,18 +70,19 @@ def stats(engine: LogEngine, node: NodeInfo, clients_count: int) -> rsp.Stats:
     uname = platform.uname()
     major, minor, patch = (int(x) for x in node.version.split(".")[:3])
     return rsp.Stats(
-        process_id=os.getpid(), memory_usage=rss, total_memory=total,
+        process_id=os.getpid(), memory_usage=rss + io.elsewhere_memory, total_memory=total,
         available_memory=available, run_time=run_time,
         start_time=start, read_bytes=engine.data.stats.read_bytes + io.elsewhere_read,
         written_bytes=io.written_bytes + io.elsewhere_written, messages_size_bytes=c["size"],
         streams_count=c["streams"], topics_count=c["topics"],
         partitions_count=c["partitions"], segments_count=c["segments"],
-        messages_count=c["messages"], clients_count=clients_count,
+        messages_count=c["messages"], clients_count=clients_count + io.elsewhere_clients,
         consumer_groups_count=c["groups"], hostname=socket.gethostname(),
         os_name=uname.system, os_version=uname.version, kernel_version=uname.release,
         iggy_server_version=node.version,
         iggy_server_semver=rsp.semver_number(major, minor, patch),
-        threads_count=threading.active_count(), free_disk_space=disk.free,
+        threads_count=threading.active_count() + io.elsewhere_threads,
+        free_disk_space=disk.free,
         total_disk_space=disk.total,
     )
 

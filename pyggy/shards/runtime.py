@@ -29,6 +29,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -41,6 +42,7 @@ from pyggy.core.metadata.commands import MetadataCommand
 from pyggy.core.model import ConsumerGroup, Identifier, Topic
 from pyggy.core.records import kafka_batch
 from pyggy.native_wire.context import ROUTE
+from pyggy.native_wire.handlers.system import process_memory
 from pyggy.transport.connection import DOOR
 
 from . import rule
@@ -90,6 +92,7 @@ class ShardRuntime:
         self.serving: set[int] = set()
         self.all_serving = asyncio.Event()
         self.handoff: Handoff | None = None  # native connections moving to their owner
+        self.native: NativeServer | None = None  # its sessions: `stats`' clients count
         self.counters = ShardCounters()  # what crosses shards, counted here (counters.py)
         # every other shard's counters, by shard, as the last statistics request got them
         self.peer_counters: dict[int, dict[str, Any]] = {}
@@ -315,10 +318,13 @@ class ShardRuntime:
             ask.update(stream=t.stream_id, topic=t.id)
         peers = [peer for peer in range(self.count) if peer != self.index]
         replies = await asyncio.gather(*(self.call(peer, dict(ask)) for peer in peers))
-        read = written = 0
+        read = written = clients = memory = threads = 0
         for peer, (reply, _) in zip(peers, replies, strict=True):
             read, written = read + int(reply["read"]), written + int(reply["written"])
-            if t is None:  # the whole server's: its counters too
+            if t is None:  # the whole server's: its processes and their counters too
+                clients += int(reply["clients"])
+                memory += int(reply["memory"])
+                threads += int(reply["threads"])
                 self.peer_counters[peer] = reply["counters"]
             for s, tid, pid, *figures in reply["parts"]:
                 topic = self.engine.metadata.get_topic(int(s), int(tid))
@@ -330,6 +336,9 @@ class ShardRuntime:
                      plog.messages_count, plog.segments_count) = figures
         stats = self.engine.data.stats
         stats.elsewhere_read, stats.elsewhere_written = read, written
+        if t is None:
+            stats.elsewhere_clients, stats.elsewhere_memory = clients, memory
+            stats.elsewhere_threads = threads
 
     def all_counters(self) -> list[tuple[int, dict[str, Any]]]:
         """(shard, counters) of every shard: this one's now, the others' as last asked
@@ -562,8 +571,10 @@ async def _stats(rt: ShardRuntime, meta: dict[str, Any], _: memoryview) -> Reply
     stats = rt.engine.data.stats
     reply: dict[str, Any] = {"parts": parts, "read": stats.read_bytes,
                              "written": stats.written_bytes}
-    if "topic" not in meta:  # the whole server's statistics: this shard's counters too
-        reply["counters"] = rt.counters.snapshot()
+    if "topic" not in meta:  # the whole server's statistics: this process's part too
+        reply.update(clients=0 if rt.native is None else len(rt.native.sessions),
+                     memory=process_memory(), threads=threading.active_count(),
+                     counters=rt.counters.snapshot())
     return reply, b""
 
 
