@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import struct
 import urllib.request
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from pyggy.shards import handoff
 from pyggy.shards.rule import owner
 from pyggy.testing import PyggyServer, free_port
 
+REPO = Path(__file__).resolve().parents[3]
 PARTITIONS = 4
 GET_ME = 20
 MOVE = handoff.MOVE_AFTER
@@ -61,6 +63,13 @@ def _value(samples: dict, name: str, **labels: str) -> float:
     key = (name, tuple(sorted(labels.items())))
     assert key in samples, f"{name}{labels} not in /metrics"
     return samples[key]
+
+
+def _dashboard_shard_names() -> set[str]:
+    """The `pyggy_shard_*` metrics the Grafana dashboard (deploy/grafana) queries."""
+    dashboard = json.loads((REPO / "deploy/grafana/dashboards/pyggy.json").read_text())
+    return {m for p in dashboard["panels"] for t in p["targets"]
+            for m in re.findall(r"\b(pyggy_shard_[a-z_]+)", t["expr"])}
 
 
 def _on(server: PyggyServer, shard: int) -> tuple[NativeClient, int]:
@@ -123,6 +132,9 @@ def test_metrics_show_a_handoff_and_forwarded_requests_per_shard(
     assert _value(m, "pyggy_shard_forwarded_in_total", shard="1", door="http") == 1
     assert _value(m, "pyggy_shard_forwarded_out_total", shard="1", door="iggy") == 0
     assert _value(m, "pyggy_shard_forwarded_in_total", shard="0", door="iggy") == 0
+    used = _dashboard_shard_names()  # the Grafana panel's queries name real metrics
+    assert len(used) >= 4
+    assert used <= {name for name, _ in m}, used - {name for name, _ in m}
     lean.close()
     admin.close()
 
