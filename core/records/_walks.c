@@ -398,8 +398,10 @@ done:
     return result;
 }
 
-/* frames converted before they are hashed (classic_poll) */
+/* frames converted before they are hashed (classic_poll): at most this many, and no more
+ * once this many bytes are written (the group stays in the first-level cache) */
 #define CLASSIC_GROUP 16
+#define CLASSIC_GROUP_BYTES 24576
 
 /* classic_poll(batch, first_offset, max_count) -> (frames, count) | None: the classic poll
  * reply frames of iggy_batch.classic_frames_and_count_py (messages with offset >= first_offset,
@@ -450,11 +452,12 @@ static PyObject *classic_poll(PyObject *self, PyObject *args)
     /* A group of frames is written, then hashed: a hash that reads a frame just copied loads
      * across the copy's still-buffered stores at another alignment (the header is 64 bytes,
      * the hash starts at 8) and waits for each; a group later they are in the cache. About
-     * half the time per message here (BENCHMARKS.md, "Classic consume, third pass"). */
+     * half the time per 1000-byte message here (BENCHMARKS.md, "Classic consume, third pass"). */
     uint8_t *group[CLASSIC_GROUP];
     for (pos = start; pos < end;) {
         int k = 0;
-        for (; k < CLASSIC_GROUP && pos < end; k++) {
+        const uint8_t *g0 = o;
+        for (; k < CLASSIC_GROUP && pos < end && o - g0 < CLASSIC_GROUP_BYTES; k++) {
             const uint8_t *f = b + pos;
             uint64_t offset = base + le32(f + 24), when = origin + le32(f + 28), zero = 0;
             if (offset < base || when < origin) {  /* beyond 64 bits: the twin's struct.error */
