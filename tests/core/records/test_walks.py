@@ -451,8 +451,9 @@ def test_classic_poll_agrees_with_the_twin_across_hash_groups(
         cwalks: ModuleType, sizes: list[int], seed: int, first: int, most: int,
         flip: int) -> None:
     """The C walk copies frames a group at a time before hashing them (`CLASSIC_GROUP`
-    frames or `CLASSIC_GROUP_BYTES`): batches of up to 70 messages of any size, polled from any offset with any count, give the
-    twin's frames byte for byte; a mutated batch is refused by both or converted alike."""
+    frames or `CLASSIC_GROUP_BYTES`): batches of up to 70 messages of any size, polled from
+    any offset with any count, give the twin's frames byte for byte; a mutated batch is
+    refused by both or converted alike."""
     rnd = seed.to_bytes(8, "little") * 3200
     msgs = [(i + 1, rnd[i % 7:i % 7 + n], rnd[:i % 4], T0 + i) for i, n in enumerate(sizes)]
     buf = ib.build_batch(msgs, base_offset=1000, base_timestamp=T0)
