@@ -444,6 +444,42 @@ def test_classic_poll_hashes_long_messages_as_the_twin(
 
 
 @FAST
+@given(st.lists(st.one_of(st.integers(1, 1100), st.sampled_from([3000, 9000, 25000])),
+                min_size=1, max_size=70), st.integers(0, 2**32),
+       st.integers(0, 75), st.integers(1, 80), st.integers(0, 3))
+def test_classic_poll_agrees_with_the_twin_across_hash_groups(
+        cwalks: ModuleType, sizes: list[int], seed: int, first: int, most: int,
+        flip: int) -> None:
+    """The C walk copies frames a group at a time before hashing them (`CLASSIC_GROUP`
+    frames or `CLASSIC_GROUP_BYTES`): batches of up to 70 messages of any size, polled from
+    any offset with any count, give the twin's frames byte for byte; a mutated batch is
+    refused by both or converted alike."""
+    rnd = seed.to_bytes(8, "little") * 3200
+    msgs = [(i + 1, rnd[i % 7:i % 7 + n], rnd[:i % 4], T0 + i) for i, n in enumerate(sizes)]
+    buf = ib.build_batch(msgs, base_offset=1000, base_timestamp=T0)
+    if flip:  # a byte of a later frame's header or payload changed (its sums go stale)
+        at = ib.BATCH_HEADER_SIZE + (seed % max(1, len(buf) - ib.BATCH_HEADER_SIZE))
+        buf[at] ^= 1 << flip
+    pure = _outcome(ib.classic_frames_and_count_py, buf, 1000 + first, most)
+    raw = cwalks.classic_poll(buf, 1000 + first, most)
+    assert (raw is not None) == (pure[0] == "ok"), pure
+    if raw is not None:
+        assert raw == pure[1]
+
+
+def test_classic_poll_declines_an_offset_beyond_64_bits_in_a_later_group(
+        cwalks: ModuleType) -> None:
+    """An offset past 2**64 after the first group of frames was written: C declines (frees
+    what it wrote), the twin raises struct.error."""
+    buf = ib.build_batch([(i + 1, b"m" * 300, b"", T0) for i in range(40)],
+                         base_offset=2**64 - 30)
+    assert cwalks.classic_poll(buf, 0, 40) is None
+    assert _outcome(ib.classic_frames_and_count, buf, 0, 40)[1][0] is struct.error
+    frames, count = ib.classic_frames_and_count(buf, 0, 30)  # the first 30 still fit
+    assert count == 30 and (frames, count) == ib.classic_frames_and_count_py(buf, 0, 30)
+
+
+@FAST
 @given(st.lists(st.tuples(st.integers(1, 5), st.integers(1, 300)), min_size=1, max_size=4),
        st.booleans())
 def test_classic_frames_of_batches_converts_each_whole_batch(
