@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+from pyggy.core.lean import lean
 from pyggy.core.units import parse_duration, parse_size
 
 log = logging.getLogger(__name__)
@@ -37,33 +38,20 @@ NON_KEY_ENV = frozenset({"IGGY_CONFIG_PATH", "IGGY_ROOT_USERNAME", "IGGY_ROOT_PA
 
 
 class _Section:
-    """A config section's `__repr__` and `__eq__`, the ones @dataclass would generate, read
-    from its fields at call time: generating and compiling them for ~30 sections was a fifth of
-    the server's start-up imports (BENCHMARKS.md, issue 16 item 4)."""
+    """A config section: a `lean` data class (pyggy/core/lean.py), whose `__init__`,
+    `__repr__` and `__eq__` read its fields when called instead of being generated and
+    compiled for each of the ~35 sections at import (BENCHMARKS.md, issue 16 item 4)."""
 
     __slots__ = ()
-    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq=True
-
-    def __repr__(self) -> str:
-        return f"{type(self).__qualname__}(" + ", ".join(
-            f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)  # type: ignore[arg-type]
-            if f.repr) + ")"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return all(getattr(self, f.name) == getattr(other, f.name)
-                   for f in dataclasses.fields(self) if f.compare)  # type: ignore[arg-type]
 
 
 _T = typing.TypeVar("_T")
 
 
-@typing.dataclass_transform()
+@typing.dataclass_transform(field_specifiers=(field,))
 def _section(cls: type[_T]) -> type[_T]:
-    # a docstring, so that @dataclass does not compute the class's signature for one
     cls.__doc__ = cls.__doc__ or f"`{cls.__name__}`: a config section."
-    return dataclass(slots=True, repr=False, eq=False)(cls)
+    return lean(cls)
 
 
 class ConfigError(ValueError):

@@ -1,0 +1,105 @@
+"""`pyggy.core.lean`: a lean class behaves as the `@dataclass(slots=True)` it replaces.
+
+Each case builds the same class both ways and compares what a caller sees: the instances made
+from the same arguments, their repr and equality, and the `TypeError` of a wrong call.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import pickle
+import types
+from dataclasses import dataclass, field
+
+import pytest
+from pyggy.core.lean import lean
+from pyggy.core.model import GlobalPermissions, Topic, TopicOptions
+
+from pyggy.config import ServerConfig
+
+
+def _pair(**fields_: object) -> tuple[type, type]:
+    def body(ns: dict[str, object]) -> None:
+        ns["__annotations__"] = {name: "object" for name in fields_}
+        ns.update({name: value for name, value in fields_.items() if value is not None})
+
+    a = types.new_class("Point", (), exec_body=body)
+    b = types.new_class("Point", (), exec_body=body)
+    return dataclass(slots=True)(a), lean(b)
+
+
+CALLS = [((), {}), ((1,), {}), ((1, 2), {}), ((1, 2, 3), {}), ((1, 2, 3, 4), {}),
+         ((), {"y": 1}), ((), {"nope": 1}), ((1, 2, 3, 4, 5), {"nope": 1}),
+         ((), {"x": 1}), ((1,), {"y": 5}), ((1,), {"x": 2}), ((), {"x": 1, "z": [9]}),
+         ((), {"x": 1, "nope": 0}), ((1, 2), {"y": 3})]
+
+
+@pytest.mark.parametrize(("args", "kwargs"), CALLS)
+def test_init_accepts_and_refuses_what_the_generated_one_does(args: tuple, kwargs: dict) -> None:
+    reference, made = _pair(x=None, y=7, z=field(default_factory=list))
+    try:
+        want: object = reference(*args, **kwargs)
+    except TypeError as e:
+        with pytest.raises(TypeError) as got:
+            made(*args, **kwargs)
+        assert str(got.value) == str(e).replace("__create_fn__.<locals>.", "")
+        return
+    have = made(*args, **kwargs)
+    assert repr(have) == repr(want)
+    assert dataclasses.astuple(have) == dataclasses.astuple(want)
+
+
+def test_each_instance_gets_its_own_default_factory_value() -> None:
+    _, made = _pair(x=None, z=field(default_factory=list))
+    a, b = made(1), made(1)
+    a.z.append(1)
+    assert b.z == []
+
+
+def test_equality_is_by_fields_and_class_and_the_instances_are_unhashable() -> None:
+    reference, made = _pair(x=None, y=2)
+    assert made(1) == made(1, 2)
+    assert made(1) != made(1, 3)
+    assert made(1) != reference(1)  # another class, even with the same fields
+    nan = float("nan")
+    assert made(nan) == made(nan)  # the same object compares equal in a tuple, as generated
+    with pytest.raises(TypeError):
+        hash(made(1))
+
+
+def test_a_field_left_out_of_repr_compare_or_init() -> None:
+    reference, made = _pair(x=None, y=field(default=0, repr=False, compare=False),
+                            z=field(default_factory=dict, init=False))
+    assert repr(made(1, 2)) == repr(reference(1, 2)) == "Point(x=1, z={})"
+    assert made(1, 2) == made(1, 3)
+    assert made(1).z == {}
+    with pytest.raises(TypeError):
+        made(1, 2, {})
+
+
+def test_the_dataclasses_interface_and_copies_see_a_dataclass() -> None:
+    options = TopicOptions(segment_size=5)
+    assert dataclasses.is_dataclass(options)
+    assert not hasattr(options, "__dict__")  # slots, as before
+    assert dataclasses.replace(options, enforce_fsync=True).segment_size == 5
+    assert dataclasses.asdict(GlobalPermissions(read_streams=True))["read_streams"] is True
+    topic = Topic(1, 2, "t", 3, options)
+    assert pickle.loads(pickle.dumps(topic)) == topic == copy.deepcopy(topic)
+    config = ServerConfig()
+    assert copy.deepcopy(config) == config and repr(config).startswith("ServerConfig(")
+
+
+def test_what_a_lean_class_cannot_be_is_refused_when_it_is_defined() -> None:
+    with pytest.raises(TypeError, match="__post_init__"):
+        @lean
+        class Checked:
+            x: int
+
+            def __post_init__(self) -> None:
+                pass
+
+    with pytest.raises(TypeError, match="keyword-only"):
+        @lean
+        class KeywordOnly:
+            x: int = field(kw_only=True)
