@@ -10,39 +10,68 @@ fields (`dataclasses.fields`) when called. They behave as the generated ones do:
 positional and keyword arguments, defaults and default factories, the same `TypeError`s, the
 same repr text, equality of the fields as a tuple and only with the same class, unhashable.
 
+`lean_frozen` is the same for `@dataclass(frozen=True, slots=True)`, whose `__hash__`,
+`__setattr__` and `__delattr__` are generated too: they are shared functions here, and pickling
+and copying restore the fields as a frozen dataclass does.
+
 The price is a slower `__init__` (a loop over the fields instead of straight-line code): for
-classes built once per start or per metadata change, not on a per-message path. Frozen classes
-and classes with `__post_init__` (so no `InitVar`) or keyword-only fields are not supported
-(refused when the class is defined); use `@dataclass` for those. Only the public
-`dataclasses` interface is used.
+classes built once per start or per metadata change, not on a per-message path. Classes with
+`__post_init__` (so no `InitVar`) or keyword-only fields are not supported (refused when the
+class is defined); use `@dataclass` for those. Only the public `dataclasses` interface is
+used.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable
 from typing import Any
 
 _T = typing.TypeVar("_T")
 _MISSING = dataclasses.MISSING
 _Params = tuple[tuple[str, Any, Any], ...]
+_Plan = tuple[_Params, dict[str, int], _Params, Callable[[Any, str, Any], None]]
 # per class: its __init__ parameters (name, default, default factory), their positions by
-# name, and the fields set without one (init=False); built at the class's first instance
-_PLANS: dict[type, tuple[_Params, dict[str, int], _Params]] = {}
+# name, the fields set without one (init=False), how a field is set; built at the first instance
+_PLANS: dict[type, _Plan] = {}
+_FROZEN = "__lean_frozen__"  # a class attribute: True on a frozen lean class
+
 
 @typing.dataclass_transform(field_specifiers=(dataclasses.field,))
 def lean(cls: type[_T]) -> type[_T]:
     """`@dataclass(slots=True)` with the shared `__init__`, `__repr__` and `__eq__` (the
     module's docstring says what differs: nothing a caller sees but the speed of `__init__`)."""
+    return _make(cls, frozen=False)
+
+
+@typing.dataclass_transform(field_specifiers=(dataclasses.field,), frozen_default=True)
+def lean_frozen(cls: type[_T]) -> type[_T]:
+    """`@dataclass(frozen=True, slots=True)` with shared methods: `lean`'s, a `__hash__` of
+    the compared fields, and a `__setattr__` and `__delattr__` raising `FrozenInstanceError`."""
+    return _make(cls, frozen=True)
+
+
+def _make(cls: type[_T], frozen: bool) -> type[_T]:
     if "__post_init__" in cls.__dict__:
         raise TypeError(f"{cls.__qualname__}: a lean class has no __post_init__")
     # a docstring, so that @dataclass does not compute the class's signature for one
     cls.__doc__ = cls.__doc__ or f"`{cls.__name__}`."
-    for name, method in (("__init__", _init), ("__repr__", _repr), ("__eq__", _eq)):
-        if name not in cls.__dict__:
-            setattr(cls, name, method)
-    if "__eq__" not in cls.__dict__ or cls.__dict__["__eq__"] is _eq:
-        cls.__hash__ = None  # type: ignore[assignment]  # mutable: as @dataclass with eq=True
+    methods: dict[str, object] = {"__init__": _init, "__repr__": _repr, "__eq__": _eq}
+    if frozen:
+        methods.update(__setattr__=_frozen_setattr, __delattr__=_frozen_delattr,
+                       __getstate__=_getstate, __setstate__=_setstate)
+    for name, method in methods.items():
+        if name in cls.__dict__:
+            if frozen and name in ("__setattr__", "__delattr__"):
+                raise TypeError(f"{cls.__qualname__}: a frozen class defines {name}")
+            continue
+        setattr(cls, name, method)
+    if cls.__dict__["__eq__"] is _eq and "__hash__" not in cls.__dict__:
+        # as @dataclass with eq=True: mutable instances are unhashable, frozen ones hash
+        # the fields they compare
+        cls.__hash__ = _hash if frozen else None  # type: ignore[assignment]
+    setattr(cls, _FROZEN, frozen)
     made = dataclasses.dataclass(slots=True, init=False, repr=False, eq=False)(cls)
     for f in dataclasses.fields(made):  # type: ignore[arg-type]
         if f.kw_only:
@@ -51,18 +80,19 @@ def lean(cls: type[_T]) -> type[_T]:
     return made
 
 
-def _plan(cls: type) -> tuple[_Params, dict[str, int], _Params]:
+def _plan(cls: type) -> _Plan:
     fields = dataclasses.fields(cls)
     params = tuple((f.name, f.default, f.default_factory) for f in fields if f.init)
     plan = (params, {name: i for i, (name, _, _) in enumerate(params)},
-            tuple((f.name, f.default, f.default_factory) for f in fields if not f.init))
+            tuple((f.name, f.default, f.default_factory) for f in fields if not f.init),
+            object.__setattr__ if getattr(cls, _FROZEN) else setattr)
     _PLANS[cls] = plan
     return plan
 
 
 def _init(self: Any, *args: Any, **kwargs: Any) -> None:
     cls = type(self)
-    params, positions, others = _PLANS.get(cls) or _plan(cls)
+    params, positions, others, put = _PLANS.get(cls) or _plan(cls)
     if len(args) > len(params) or kwargs:
         _check_call(cls, params, positions, args, kwargs)
     missing = []
@@ -78,7 +108,7 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
         else:
             missing.append(name)
             continue
-        setattr(self, name, value)
+        put(self, name, value)
     if missing:
         names = [repr(name) for name in missing]
         listed = names[0] if len(names) == 1 else (
@@ -88,9 +118,9 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
                         f"positional argument{'s' if len(names) > 1 else ''}: {listed}")
     for name, default, factory in others:
         if factory is not _MISSING:
-            setattr(self, name, factory())
+            put(self, name, factory())
         elif default is not _MISSING:
-            setattr(self, name, default)
+            put(self, name, default)
 
 
 def _check_call(cls: type, params: _Params, positions: dict[str, int], args: tuple[Any, ...],
@@ -124,3 +154,26 @@ def _eq(self: Any, other: Any) -> Any:  # a bool, or NotImplemented
     names = [f.name for f in dataclasses.fields(self) if f.compare]
     return (tuple(getattr(self, n) for n in names)
             == tuple(getattr(other, n) for n in names))
+
+
+def _hash(self: Any) -> int:
+    return hash(tuple(getattr(self, f.name) for f in dataclasses.fields(self)
+                      if (f.compare if f.hash is None else f.hash)))
+
+
+def _frozen_setattr(self: Any, name: str, value: Any) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _frozen_delattr(self: Any, name: str) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def _getstate(self: Any) -> list[Any]:
+    """A frozen instance's state for pickle and copy: its fields' values, in order."""
+    return [getattr(self, f.name) for f in dataclasses.fields(self)]
+
+
+def _setstate(self: Any, state: list[Any]) -> None:
+    for f, value in zip(dataclasses.fields(self), state, strict=True):
+        object.__setattr__(self, f.name, value)

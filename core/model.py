@@ -5,10 +5,10 @@ Ids are 0-based and recycled after delete, as in Iggy 0.9. Timestamps are µs si
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, cast
 
-from pyggy.core.lean import lean
+from pyggy.core.lean import lean, lean_frozen
 
 if TYPE_CHECKING:
     from pyggy.core.storage.partition_log import PartitionLog
@@ -91,7 +91,7 @@ class Permissions:
     streams: dict[int, StreamPermissions] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@lean_frozen
 class ScramCredential:
     """A SCRAM credential (RFC 5802 §3): what the server keeps instead of the password."""
 

@@ -17,11 +17,11 @@ import os
 import socket
 import typing
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pyggy.core.lean import lean
+from pyggy.core.lean import lean, lean_frozen
 from pyggy.core.units import parse_duration, parse_size
 
 log = logging.getLogger(__name__)
@@ -483,7 +483,7 @@ def kafka_requires_auth(kafka: KafkaConfig) -> bool:
 # --- schema walking ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@lean_frozen
 class Setting:
     """One leaf key: its TOML path, env var, type hint and default."""
 

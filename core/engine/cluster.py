@@ -20,10 +20,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.lean import lean_frozen
 
 FORWARD: ContextVar[bool] = ContextVar("pyggy_cluster_forward", default=False)
 _P = ParamSpec("_P")
@@ -49,7 +49,7 @@ class OutcomeUnknown(IggyError):
         super().__init__(ErrorCode.TRANSIENT_NOT_COMMITTED, what)
 
 
-@dataclass(frozen=True, slots=True)
+@lean_frozen
 class ClusterNode:
     """One node of the cluster as the engine reports it."""
 
@@ -61,7 +61,7 @@ class ClusterNode:
     http: int
 
 
-@dataclass(frozen=True, slots=True)
+@lean_frozen
 class Leadership:
     """A group as this node sees it: `leader` None unless the group is in normal status;
     `epoch` = its view; `in_sync` = replicas caught up to the commit point; `settled` (on the

@@ -13,8 +13,8 @@ import types
 from dataclasses import dataclass, field
 
 import pytest
-from pyggy.core.lean import lean
-from pyggy.core.model import GlobalPermissions, Topic, TopicOptions
+from pyggy.core.lean import lean, lean_frozen
+from pyggy.core.model import GlobalPermissions, ScramCredential, Topic, TopicOptions
 
 from pyggy.config import ServerConfig
 
@@ -103,3 +103,32 @@ def test_what_a_lean_class_cannot_be_is_refused_when_it_is_defined() -> None:
         @lean
         class KeywordOnly:
             x: int = field(kw_only=True)
+
+
+def test_a_frozen_class_hashes_its_compared_fields_and_refuses_changes() -> None:
+    @dataclass(frozen=True, slots=True)
+    class Reference:
+        x: int
+        y: str = "a"
+        z: int = field(default=0, compare=False)
+
+    @lean_frozen
+    class Made:
+        x: int
+        y: str = "a"
+        z: int = field(default=0, compare=False)
+
+    assert hash(Made(1, "b", 5)) == hash(Made(1, "b", 6)) == hash(Reference(1, "b", 7))
+    assert Made(1) == Made(1, z=3) and Made(1) != Made(2)
+    assert {Made(1): "one"}[Made(1, "a", 9)] == "one"
+    assert repr(Made(1)) == repr(Reference(1)).replace("Reference", "Made")
+    made = Made(1)
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'x'"):
+        made.x = 2  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot delete field 'y'"):
+        del made.y  # type: ignore[misc]
+    assert dataclasses.replace(made, y="c") == Made(1, "c")
+    credential = ScramCredential(b"salt", 4096, b"stored", b"server")
+    for copied in (pickle.loads(pickle.dumps(credential)), copy.copy(credential),
+                   copy.deepcopy(credential)):
+        assert copied == credential and hash(copied) == hash(credential)
