@@ -15,9 +15,10 @@ same repr text, equality of the fields as a tuple and only with the same class, 
 and copying restore the fields as a frozen dataclass does.
 
 The price is a slower `__init__` (a loop over the fields instead of straight-line code): for
-classes built once per start or per metadata change, not on a per-message path. Classes with
-`__post_init__` (so no `InitVar`) or keyword-only fields are not supported (refused when the
-class is defined); use `@dataclass` for those. Only the public `dataclasses` interface is
+classes built once per start or per metadata change, not on a per-message path. `__post_init__` is
+called as the generated `__init__` calls it, but with no `InitVar` arguments (an `InitVar`
+field is refused as an unexpected argument); keyword-only fields are refused when the class is
+defined. Use `@dataclass` for those. Only the public `dataclasses` interface is
 used.
 """
 
@@ -31,9 +32,11 @@ from typing import Any
 _T = typing.TypeVar("_T")
 _MISSING = dataclasses.MISSING
 _Params = tuple[tuple[str, Any, Any], ...]
-_Plan = tuple[_Params, dict[str, int], _Params, Callable[[Any, str, Any], None]]
+_Plan = tuple[_Params, dict[str, int], _Params, Callable[[Any, str, Any], None],
+              Callable[[Any], None] | None]
 # per class: its __init__ parameters (name, default, default factory), their positions by
-# name, the fields set without one (init=False), how a field is set; built at the first instance
+# name, the fields set without one (init=False), how a field is set, its __post_init__;
+# built at the class's first instance
 _PLANS: dict[type, _Plan] = {}
 _FROZEN = "__lean_frozen__"  # a class attribute: True on a frozen lean class
 
@@ -53,8 +56,6 @@ def lean_frozen(cls: type[_T]) -> type[_T]:
 
 
 def _make(cls: type[_T], frozen: bool) -> type[_T]:
-    if "__post_init__" in cls.__dict__:
-        raise TypeError(f"{cls.__qualname__}: a lean class has no __post_init__")
     # a docstring, so that @dataclass does not compute the class's signature for one
     cls.__doc__ = cls.__doc__ or f"`{cls.__name__}`."
     methods: dict[str, object] = {"__init__": _init, "__repr__": _repr, "__eq__": _eq}
@@ -85,14 +86,15 @@ def _plan(cls: type) -> _Plan:
     params = tuple((f.name, f.default, f.default_factory) for f in fields if f.init)
     plan = (params, {name: i for i, (name, _, _) in enumerate(params)},
             tuple((f.name, f.default, f.default_factory) for f in fields if not f.init),
-            object.__setattr__ if getattr(cls, _FROZEN) else setattr)
+            object.__setattr__ if getattr(cls, _FROZEN) else setattr,
+            getattr(cls, "__post_init__", None))
     _PLANS[cls] = plan
     return plan
 
 
 def _init(self: Any, *args: Any, **kwargs: Any) -> None:
     cls = type(self)
-    params, positions, others, put = _PLANS.get(cls) or _plan(cls)
+    params, positions, others, put, post_init = _PLANS.get(cls) or _plan(cls)
     if len(args) > len(params) or kwargs:
         _check_call(cls, params, positions, args, kwargs)
     missing = []
@@ -121,6 +123,8 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
             put(self, name, factory())
         elif default is not _MISSING:
             put(self, name, default)
+    if post_init is not None:
+        post_init(self)
 
 
 def _check_call(cls: type, params: _Params, positions: dict[str, int], args: tuple[Any, ...],

@@ -90,15 +90,7 @@ def test_the_dataclasses_interface_and_copies_see_a_dataclass() -> None:
     assert copy.deepcopy(config) == config and repr(config).startswith("ServerConfig(")
 
 
-def test_what_a_lean_class_cannot_be_is_refused_when_it_is_defined() -> None:
-    with pytest.raises(TypeError, match="__post_init__"):
-        @lean
-        class Checked:
-            x: int
-
-            def __post_init__(self) -> None:
-                pass
-
+def test_a_keyword_only_field_is_refused_when_the_class_is_defined() -> None:
     with pytest.raises(TypeError, match="keyword-only"):
         @lean
         class KeywordOnly:
@@ -132,3 +124,19 @@ def test_a_frozen_class_hashes_its_compared_fields_and_refuses_changes() -> None
     for copied in (pickle.loads(pickle.dumps(credential)), copy.copy(credential),
                    copy.deepcopy(credential)):
         assert copied == credential and hash(copied) == hash(credential)
+
+
+def test_post_init_runs_after_the_fields_are_set() -> None:
+    @lean
+    class Checked:
+        x: int
+        doubled: int = field(init=False)
+        seen: list[int] = field(default_factory=list, init=False)
+
+        def __post_init__(self) -> None:
+            self.doubled = 2 * self.x
+            self.seen.append(self.x)
+
+    made = Checked(4)
+    assert (made.doubled, made.seen) == (8, [4])
+    assert repr(made).endswith(".<locals>.Checked(x=4, doubled=8, seen=[4])")
