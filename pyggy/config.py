@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import os
 import socket
+import sys
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import field
@@ -510,13 +511,26 @@ class Setting:
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
+_EVALUATED: dict[tuple[str, str], Any] = {}  # (module, annotation text) -> its value
 
 
 def _hints(cls: type) -> dict[str, Any]:
-    """The resolved annotations of a config section, cached (the schema never changes)."""
+    """The resolved annotations of a config section, cached (the schema never changes): what
+    `typing.get_type_hints(cls, include_extras=True)` gives, with each distinct annotation text
+    evaluated once (the ~200 settings share ~30; get_type_hints compiled each of them, ~10 % of
+    reading the config at a start)."""
     hints = _HINTS.get(cls)
     if hints is None:
-        hints = _HINTS[cls] = typing.get_type_hints(cls, include_extras=True)
+        hints = {}
+        for base in reversed(cls.__mro__):
+            for name, annotation in base.__dict__.get("__annotations__", {}).items():
+                if isinstance(annotation, str):
+                    key = (base.__module__, annotation)
+                    if key not in _EVALUATED:
+                        _EVALUATED[key] = eval(annotation, vars(sys.modules[base.__module__]))
+                    annotation = _EVALUATED[key]
+                hints[name] = annotation
+        _HINTS[cls] = hints
     return hints
 
 
