@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
-from pyggy.core.lean import lean
 from pyggy.transport.framing import SHARED_BUFFER
 
 MAX_QUEUED_BYTES = 64 * 1024 * 1024
 
 
-@lean
+@dataclass(slots=True)
 class Limits:
     """Per-listener bounds. A timeout of 0 is off.
 
