@@ -140,3 +140,19 @@ def test_post_init_runs_after_the_fields_are_set() -> None:
     made = Checked(4)
     assert (made.doubled, made.seen) == (8, [4])
     assert repr(made).endswith(".<locals>.Checked(x=4, doubled=8, seen=[4])")
+
+
+def test_the_start_paths_data_classes_generate_no_methods() -> None:
+    """What the start-up pass made lean stays lean: a class turned back into a plain
+    `@dataclass` compiles its methods at every start again (BENCHMARKS.md, start-up)."""
+    from pyggy.core.model import Partition, Stream, User
+    from pyggy.kafka_wire.context import KafkaServer
+    from pyggy.native_wire.context import NativeServer
+    from pyggy.native_wire.table import Command
+
+    from pyggy.config import KafkaConfig, Setting, SystemConfig
+
+    for cls in (ServerConfig, SystemConfig, KafkaConfig, Setting, Stream, Topic, Partition,
+                User, TopicOptions, ScramCredential, NativeServer, KafkaServer, Command):
+        for name in ("__init__", "__repr__", "__eq__"):
+            assert getattr(cls, name).__module__ == "pyggy.core.lean", (cls, name)
