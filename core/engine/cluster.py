@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from pyggy.core.errors import ErrorCode, IggyError
@@ -61,7 +62,7 @@ class ClusterNode:
     http: int
 
 
-@lean_frozen
+@dataclass(frozen=True, slots=True)  # built per partition per request in a cluster: kept
 class Leadership:
     """A group as this node sees it: `leader` None unless the group is in normal status;
     `epoch` = its view; `in_sync` = replicas caught up to the commit point; `settled` (on the
