@@ -23,11 +23,12 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from pyggy.core import auth
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.lean import lean
 from pyggy.core.model import ScramCredential, User
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ log = logging.getLogger("pyggy.audit")
 Sleep = Callable[[float], Awaitable[None]]
 
 
-@dataclass(slots=True)
+@lean
 class GuardSettings:
     """The login guard's limits and delays (`[login]`)."""
 
@@ -55,7 +56,7 @@ class LockedOut(Exception):
     """Too many recent failed logins from this address: refused without a check."""
 
 
-@dataclass(slots=True)
+@lean
 class _Failures:
     """Recent failed logins of one key."""
 
@@ -152,7 +153,7 @@ class LoginGuard:
         await self.sleep(min(s.failure_delay * 2 ** (state.failures - 1), s.max_delay))
 
 
-@dataclass(slots=True)
+@lean
 class LoginState:
     """What a connection remembers about its failed logins."""
 
@@ -165,7 +166,7 @@ class LoginState:
         return self.failures >= self.limit
 
 
-@dataclass(slots=True)
+@lean
 class Attempt:
     """One login attempt: from which address, through which door, in which login state."""
 
@@ -174,7 +175,7 @@ class Attempt:
     state: LoginState
 
 
-@dataclass(slots=True)
+@lean
 class _Burst:
     """One kind of security event within its window: when it was first logged, how many
     repeats were not, and the line to report them with."""

@@ -5,8 +5,10 @@ Ids are 0-based and recycled after delete, as in Iggy 0.9. Timestamps are µs si
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, cast
+
+from pyggy.core.lean import lean, lean_frozen
 
 if TYPE_CHECKING:
     from pyggy.core.storage.partition_log import PartitionLog
@@ -20,7 +22,7 @@ Identifier = int | str
 """A numeric id or an exact name, as in Iggy's wire Identifier."""
 
 
-@dataclass(slots=True)
+@lean
 class TopicOptions:
     """Per-topic settings (Iggy 0.9 option catalog). Sizes in bytes, durations in µs."""
 
@@ -42,7 +44,7 @@ class TopicOptions:
     explicit: list[tuple[str, int, bytes]] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@lean
 class GlobalPermissions:
     """A user's server-wide permissions (Iggy's global permissions)."""
 
@@ -58,7 +60,7 @@ class GlobalPermissions:
     send_messages: bool = False
 
 
-@dataclass(slots=True)
+@lean
 class TopicPermissions:
     """A user's permissions on one topic."""
 
@@ -68,7 +70,7 @@ class TopicPermissions:
     send_messages: bool = False
 
 
-@dataclass(slots=True)
+@lean
 class StreamPermissions:
     """A user's permissions on one stream and, by id, its topics."""
 
@@ -81,7 +83,7 @@ class StreamPermissions:
     topics: dict[int, TopicPermissions] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@lean
 class Permissions:
     """A user's global and per-stream permissions."""
 
@@ -89,7 +91,7 @@ class Permissions:
     streams: dict[int, StreamPermissions] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@lean_frozen
 class ScramCredential:
     """A SCRAM credential (RFC 5802 §3): what the server keeps instead of the password."""
 
@@ -99,7 +101,7 @@ class ScramCredential:
     server_key: bytes  # HMAC(SaltedPassword, "Server Key")
 
 
-@dataclass(slots=True)
+@lean
 class PersonalAccessToken:
     """A user's named token, stored as a hash."""
 
@@ -108,7 +110,7 @@ class PersonalAccessToken:
     expiry_at: int  # µs since epoch; 0 = never
 
 
-@dataclass(slots=True)
+@lean
 class User:
     """A user: the password's hash, permissions, tokens and SCRAM credentials."""
 
@@ -128,7 +130,7 @@ class User:
         return self.id == 0
 
 
-@dataclass(slots=True)
+@lean
 class GroupMember:
     """A live member of an Iggy consumer group (runtime only, tied to a client session)."""
 
@@ -136,7 +138,7 @@ class GroupMember:
     partitions: list[int] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@lean
 class ConsumerGroup:
     """An Iggy consumer group of a topic."""
 
@@ -146,7 +148,7 @@ class ConsumerGroup:
     generation: int = 0
 
 
-@dataclass(slots=True)
+@lean
 class Partition:
     """A topic's partition and its log."""
 
@@ -174,7 +176,7 @@ class Partition:
         return self.log.messages_count
 
 
-@dataclass(slots=True)
+@lean
 class Topic:
     """A topic: its options, partitions and consumer groups."""
 
@@ -197,7 +199,7 @@ class Topic:
         return sum(p.messages_count for p in self.partitions)
 
 
-@dataclass(slots=True)
+@lean
 class Stream:
     """A stream and its topics."""
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pyggy.core.engine import LogEngine
+from pyggy.core.lean import lean
 from pyggy.core.logins import Attempt, Logins, LoginState
 from pyggy.core.model import Partition, Topic, User
 from pyggy.kafka_wire import replicated
@@ -109,7 +110,7 @@ class ShardForward(Protocol):
         ...
 
 
-@dataclass(slots=True)
+@lean
 class KafkaServer:
     """State shared by every Kafka connection."""
 

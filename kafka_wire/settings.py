@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pyggy.core.lean import lean
 
 
-@dataclass(slots=True)
+@lean
 class KafkaSettings:
     """The Kafka door's settings (`[kafka]`)."""
 

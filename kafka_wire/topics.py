@@ -17,12 +17,12 @@ import hashlib
 import re
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import overload
 
 from pyggy.core.engine import LogEngine
 from pyggy.core.errors import STORAGE_ERRORS, IggyError
 from pyggy.core.errors import ErrorCode as IggyCode
+from pyggy.core.lean import lean_frozen
 from pyggy.core.model import (
     MAX_PARTITIONS_PER_REQUEST,
     NEVER_EXPIRE,
@@ -249,7 +249,7 @@ MAPPED = {  # Kafka config → (Iggy option, its kind, to option, from option)
 NOT_ALTERABLE = {"segment.bytes"}  # Iggy's segment_size cannot change after creation
 
 
-@dataclass(frozen=True, slots=True)
+@lean_frozen
 class ConfigDef:
     """A Kafka topic config: its default, type, broker synonym and allowed values."""
 

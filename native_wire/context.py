@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pyggy.core.engine import LogEngine
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.lean import lean
 from pyggy.core.logins import Attempt, Logins, LoginState, host_of
 from pyggy.core.model import User
 from pyggy.transport.door import RequestMetrics
@@ -65,7 +66,7 @@ class Session:
         return self.user
 
 
-@dataclass(slots=True)
+@lean
 class NodeInfo:
     """This node, as GET_CLUSTER_METADATA, GET_STATS and the login reply describe it."""
 
@@ -124,7 +125,7 @@ class CommandTelemetry(Protocol):
         ...
 
 
-@dataclass(slots=True)
+@lean
 class NativeServer:
     """State shared by all native connections: the engine, the node, the live sessions."""
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from pyggy.core.lean import lean_frozen
 from pyggy.native_wire.codec.codes import NOT_IN_CLASSIC, Code
 from pyggy.native_wire.handlers import (
     groups,
@@ -19,7 +19,7 @@ from pyggy.native_wire.handlers import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@lean_frozen
 class Command:
     """One native command's row: code, name, handler."""
 

@@ -15,12 +15,14 @@ import ipaddress
 import logging
 import os
 import socket
+import sys
 import typing
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any
 
+from pyggy.core.lean import lean, lean_frozen
 from pyggy.core.units import parse_duration, parse_size
 
 log = logging.getLogger(__name__)
@@ -37,33 +39,20 @@ NON_KEY_ENV = frozenset({"IGGY_CONFIG_PATH", "IGGY_ROOT_USERNAME", "IGGY_ROOT_PA
 
 
 class _Section:
-    """A config section's `__repr__` and `__eq__`, the ones @dataclass would generate, read
-    from its fields at call time: generating and compiling them for ~30 sections was a fifth of
-    the server's start-up imports (BENCHMARKS.md, issue 16 item 4)."""
+    """A config section: a `lean` data class (pyggy/core/lean.py), whose `__init__`,
+    `__repr__` and `__eq__` read its fields when called instead of being generated and
+    compiled for each of the ~35 sections at import (BENCHMARKS.md, issue 16 item 4)."""
 
     __slots__ = ()
-    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq=True
-
-    def __repr__(self) -> str:
-        return f"{type(self).__qualname__}(" + ", ".join(
-            f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)  # type: ignore[arg-type]
-            if f.repr) + ")"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return all(getattr(self, f.name) == getattr(other, f.name)
-                   for f in dataclasses.fields(self) if f.compare)  # type: ignore[arg-type]
 
 
 _T = typing.TypeVar("_T")
 
 
-@typing.dataclass_transform()
+@typing.dataclass_transform(field_specifiers=(field,))
 def _section(cls: type[_T]) -> type[_T]:
-    # a docstring, so that @dataclass does not compute the class's signature for one
     cls.__doc__ = cls.__doc__ or f"`{cls.__name__}`: a config section."
-    return dataclass(slots=True, repr=False, eq=False)(cls)
+    return lean(cls)
 
 
 class ConfigError(ValueError):
@@ -495,7 +484,7 @@ def kafka_requires_auth(kafka: KafkaConfig) -> bool:
 # --- schema walking ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@lean_frozen
 class Setting:
     """One leaf key: its TOML path, env var, type hint and default."""
 
@@ -522,13 +511,26 @@ class Setting:
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
+_EVALUATED: dict[tuple[str, str], Any] = {}  # (module, annotation text) -> its value
 
 
 def _hints(cls: type) -> dict[str, Any]:
-    """The resolved annotations of a config section, cached (the schema never changes)."""
+    """The resolved annotations of a config section, cached (the schema never changes): what
+    `typing.get_type_hints(cls, include_extras=True)` gives, with each distinct annotation text
+    evaluated once (the ~200 settings share ~30; get_type_hints compiled each of them, ~10 % of
+    reading the config at a start)."""
     hints = _HINTS.get(cls)
     if hints is None:
-        hints = _HINTS[cls] = typing.get_type_hints(cls, include_extras=True)
+        hints = {}
+        for base in reversed(cls.__mro__):
+            for name, annotation in base.__dict__.get("__annotations__", {}).items():
+                if isinstance(annotation, str):
+                    key = (base.__module__, annotation)
+                    if key not in _EVALUATED:
+                        _EVALUATED[key] = eval(annotation, vars(sys.modules[base.__module__]))
+                    annotation = _EVALUATED[key]
+                hints[name] = annotation
+        _HINTS[cls] = hints
     return hints
 
 

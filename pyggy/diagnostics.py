@@ -22,6 +22,7 @@ as Python's zipfile cannot write them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -82,9 +83,15 @@ class Diagnostics:
 
     def __init__(self, config: ServerConfig, tail: LogTail = LOG_TAIL) -> None:
         self.data = Path(config.system.path)
-        self.config_text = redacted_config(config)
+        self.config = config  # not changed once the server runs
         self.tail = tail
         self.busy = False
+
+    @functools.cached_property
+    def config_text(self) -> str:
+        """The redacted config, rendered at the first snapshot that asks for it (it was
+        rendered at every start, before the doors' first answers)."""
+        return redacted_config(self.config)
 
     async def snapshot(self, sections: Sequence[str], compression: str,
                        stats: Mapping[str, Any]) -> bytes:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.lean import lean_frozen
 
 FORWARD: ContextVar[bool] = ContextVar("pyggy_cluster_forward", default=False)
 _P = ParamSpec("_P")
@@ -49,7 +50,7 @@ class OutcomeUnknown(IggyError):
         super().__init__(ErrorCode.TRANSIENT_NOT_COMMITTED, what)
 
 
-@dataclass(frozen=True, slots=True)
+@lean_frozen
 class ClusterNode:
     """One node of the cluster as the engine reports it."""
 
@@ -61,7 +62,7 @@ class ClusterNode:
     http: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)  # built per partition per request in a cluster: kept
 class Leadership:
     """A group as this node sees it: `leader` None unless the group is in normal status;
     `epoch` = its view; `in_sync` = replicas caught up to the commit point; `settled` (on the

@@ -16,6 +16,7 @@ from typing import Literal, Protocol, TypedDict, cast
 import xxhash
 from pyggy.core import groups
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.lean import lean
 from pyggy.core.model import (
     NEVER_EXPIRE,
     UNLIMITED_SIZE,
@@ -97,7 +98,7 @@ class PollResult:
     streamed: list[Buffer | Deferred] | None = None
 
 
-@dataclass(slots=True)
+@lean
 class DataStats:
     """Bytes read and written since the start (here and, as last asked, in other shards)."""
 

@@ -8,7 +8,7 @@ the command or from the state). It never touches files: the engine does the data
 from __future__ import annotations
 
 from collections.abc import Container, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Protocol, TypeVar, cast
 
 from pyggy.core.auth import SCRAM_HASHES, scram_from_dict
@@ -213,8 +213,8 @@ class MetadataStateMachine:
                             reset=c.get("reset", ()))
         t.name = c["name"]
         # Mutate in place: partition logs hold a reference to the options object.
-        for field in TopicOptions.__slots__:
-            setattr(t.options, field, getattr(new, field))
+        for f in fields(TopicOptions):
+            setattr(t.options, f.name, getattr(new, f.name))
         return t
 
     def delete_topic(self, c: DeleteTopic) -> Topic:

@@ -30,11 +30,12 @@ import logging
 import os
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from pyggy.core.crc import crc32c
 from pyggy.core.errors import ErrorCode, IggyError
+from pyggy.core.lean import lean
 from pyggy.core.lost_found import LostAndFound
 from pyggy.core.metadata.commands import MetadataCommand
 from pyggy.core.small_file import CorruptFile
@@ -104,7 +105,7 @@ def valid_entry_after(data: bytes | memoryview, pos: int, index: int) -> int | N
     return None
 
 
-@dataclass(slots=True)
+@lean
 class Damage:
     """Where a state log is damaged."""
 
@@ -113,7 +114,7 @@ class Damage:
     reasons: str
 
 
-@dataclass(slots=True)
+@lean
 class Merged:
     """What the copies of a state log prove: the commands and their verified bytes."""
 

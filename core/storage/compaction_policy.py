@@ -5,8 +5,8 @@ core/storage/compaction.py, imported when a pass runs."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from pyggy.core.lean import lean_frozen
 from pyggy.core.model import TopicOptions
 
 KEYS = ("cleanup.policy", "delete.retention.ms", "min.cleanable.dirty.ratio",
@@ -19,7 +19,7 @@ _US_MAX = 2**63 - 1
 Aborted = Callable[[int, int], bool]
 
 
-@dataclass(frozen=True, slots=True)
+@lean_frozen
 class Policy:
     """A compacted topic's settings (Kafka topic configs, durations in µs)."""
 

@@ -20,10 +20,10 @@ pool and never block the event loop). Nothing is retried or re-run: each need is
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator
-from dataclasses import dataclass
 from typing import Protocol, TypeVar, Union
 
 from pyggy.core.errors import RemoteReadError
+from pyggy.core.lean import lean_frozen
 from pyggy.core.storage.index import SegmentIndex
 
 __all__ = ["Need", "NeedBytes", "NeedIndex", "RemoteReadError", "RemoteSegment",
@@ -32,7 +32,7 @@ __all__ = ["Need", "NeedBytes", "NeedIndex", "RemoteReadError", "RemoteSegment",
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@lean_frozen
 class RemoteSegment:
     """What is known of an archived segment without fetching it (kept in a local manifest)."""
 
@@ -88,7 +88,7 @@ class RemoteSegments(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@lean_frozen
 class NeedIndex:
     """A read needs an archived segment's index (answered with the SegmentIndex)."""
 
@@ -96,7 +96,7 @@ class NeedIndex:
     start_offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@lean_frozen
 class NeedBytes:
     """A read needs a byte range of an archived segment's log (answered with the bytes)."""
 

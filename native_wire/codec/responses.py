@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from pyggy.core.lean import lean
 from pyggy.core.model import (
     ConsumerGroup,
     Partition,
@@ -258,7 +259,7 @@ def encode_send_confirmations(confirmations: Sequence[tuple[int, int, int, int]]
 # ---------------------------------------------------------------- system
 
 
-@dataclass(slots=True)
+@lean
 class Stats:
     """Values of a GET_STATS reply (commands page). ``cache_metrics``: (stream, topic, partition,
     hits, misses, hit_ratio)."""

@@ -352,3 +352,18 @@ def test_every_setting_round_trips_through_env() -> None:
         else:
             env[s.env] = str(s.default).lower() if s.kind == "bool" else str(s.default)
     assert load_config(None, env) == ServerConfig()
+
+
+def test_the_cached_hints_of_every_section_are_what_get_type_hints_gives() -> None:
+    """`config._hints` evaluates each annotation text once instead of calling
+    `typing.get_type_hints` per section (start-up): the same values for every class."""
+    import dataclasses
+    import typing
+
+    from pyggy import config
+
+    classes = [c for c in vars(config).values()
+               if isinstance(c, type) and dataclasses.is_dataclass(c)]
+    assert len(classes) > 30
+    for cls in classes:
+        assert config._hints(cls) == typing.get_type_hints(cls, include_extras=True), cls

@@ -121,3 +121,10 @@ def test_the_log_tail_is_bounded() -> None:
     tail.emit(logging.LogRecord("x", logging.INFO, __file__, 1, "y" * 100_000, None, None))
     lines = tail.text().splitlines()
     assert lines[:2] == ["line 8", "line 9"] and len(lines[2]) == LOG_LINE_MAX
+
+
+def test_the_config_text_is_rendered_at_the_first_snapshot_not_at_start(tmp_path: Path) -> None:
+    source = Diagnostics(config_for(tmp_path, **SECRETS))
+    assert "config_text" not in vars(source)  # a start renders nothing
+    files = unzip(asyncio.run(source.snapshot(["server_config"], "stored", {})))
+    assert files["server_config.txt"] == redacted_config(config_for(tmp_path, **SECRETS))
