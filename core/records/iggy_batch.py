@@ -466,7 +466,7 @@ def classic_frames_to_batch(
     """
     if WALKS is not None and 0 < messages_count <= len(index_and_frames) // CLASSIC_INDEX_SIZE:
         out = WALKS.classic_convert(index_and_frames, messages_count, random_ids)
-        if out is not None:
+        if isinstance(out, bytearray):
             return out
     return classic_frames_to_batch_py(index_and_frames, messages_count, random_ids)
 
@@ -489,7 +489,7 @@ def classic_frames_to_batch_in_place(
     if WALKS is not None and not body.readonly and \
             IN_PLACE_FROM <= messages_count <= len(body) // CLASSIC_INDEX_SIZE:
         length = WALKS.classic_convert(body, messages_count, random_ids, True)
-        if length is not None:
+        if isinstance(length, int):
             return body[:length]
     return classic_frames_to_batch(body, messages_count, random_ids)
 
