@@ -210,6 +210,7 @@ class Connection(asyncio.BufferedProtocol):
         while not self.closed:
             if not frames:
                 frame = parts = None  # an idle connection keeps no request or reply alive
+                self.assembler.drop_spare()  # nor a receive buffer made for bytes to come
                 self.waiter = self.loop.create_future()
                 await self.waiter
                 continue

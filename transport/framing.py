@@ -15,6 +15,15 @@ in it, that buffer is handed over as the frame, without a copy, and the connecti
 again. A frame's own buffer comes from `allocate`, which need not zero it (the doors pass
 core/records/accel.py `new_buffer`, uninitialised in C): only the bytes that arrived in it are
 ever read, cut or handed over.
+
+A connection whose last frame came whole in its own buffer and was bigger than the shared
+buffer (a producer's 1 MB batches) reads its next bytes straight into a new buffer of that
+frame's size (`hint`) instead of the shared one: when the next frame has the same size it
+arrives in place and is handed over without the copy of its first read. That buffer is made
+only when bytes are to be read (`get_buffer`), given up when the read leaves nothing
+incomplete, kept for an incomplete frame only under the growth rule above (or when the frame
+fills it exactly and a sixteenth of it came), and dropped by `drop_spare` when the connection
+waits with nothing received (a read that found the socket empty).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ SHARED_BUFFER = 256 * 1024  # one per listener: the most one read takes in
 BIG_START = 64 * 1024  # a partial frame's own buffer: at least this (capped at the frame) ...
 BIG_GROWTH = 4  # ... and at most this many times the bytes that came so far
 HEADER_ROOM = 1024  # own buffer for a frame whose length is not readable yet
+EXACT_SHARE = 16  # a frame that fills a hinted buffer exactly: kept once 1/16 of it came
 
 
 class FrameAssembler:
@@ -34,7 +44,8 @@ class FrameAssembler:
     read buffer this connection uses while it holds no partial frame; `allocate(n)`: a buffer
     of n bytes for an incomplete frame (its contents are never read before they are written)."""
 
-    __slots__ = ("frame_length", "declared_length", "shared", "allocate", "own", "end", "need")
+    __slots__ = ("frame_length", "declared_length", "shared", "allocate", "own", "end", "need",
+                 "hint")
 
     def __init__(self, frame_length: Callable[[memoryview], int],
                  declared_length: Callable[[memoryview], int],
@@ -47,11 +58,12 @@ class FrameAssembler:
         self.own: bytearray | None = None  # holds the incomplete frame, from index 0
         self.end = 0  # bytes in the buffer being read into (own, or shared: then 0)
         self.need = 0  # the incomplete frame's declared length, 0 = not readable yet
+        self.hint = 0  # the size of the last big frame handed over in its own buffer, 0 = none
 
     @property
     def pending(self) -> bool:
         """Part of a frame has arrived and its remainder has not."""
-        return self.own is not None
+        return self.end > 0
 
     @property
     def allocated(self) -> int:
@@ -61,7 +73,9 @@ class FrameAssembler:
     def get_buffer(self) -> memoryview:
         own = self.own
         if own is None:
-            return memoryview(self.shared)
+            if not self.hint:
+                return memoryview(self.shared)
+            self.own = own = self.allocate(self.hint)  # end = 0: nothing in it yet
         if self.end == len(own):  # full: grow with the bytes that actually came
             size = len(own)
             size = _room(self.need, size * BIG_GROWTH) if self.need > size else 2 * size
@@ -89,8 +103,10 @@ class FrameAssembler:
                 break
             if buf is own and length == len(own):  # exactly its own buffer: no copy
                 frames.append(own)
+                self.hint = length if length > len(self.shared) else 0
             else:
                 frames.append(bytearray(view[:length]))
+                self.hint = 0
             start += length
         if start == end:
             self.own, self.end, self.need = None, 0, 0
@@ -103,17 +119,25 @@ class FrameAssembler:
         have = end - start
         view = memoryview(buf)[start:end]
         self.need = need = self.declared_length(view)
-        if buf is self.own and start == 0:
+        size = max(_room(need, max(BIG_START, BIG_GROWTH * have)) if need else
+                   max(HEADER_ROOM, 2 * have), have)
+        own = self.own
+        if buf is own and start == 0 and (
+                len(own) <= size and (need == 0 or need >= len(own))
+                or need == len(own) and have * EXACT_SHARE >= need):
             return  # already in place (get_buffer grows it when full)
-        size = _room(need, max(BIG_START, BIG_GROWTH * have)) if need else \
-            max(HEADER_ROOM, 2 * have)
-        own = self.allocate(max(size, have))
+        own = self.allocate(size)
         own[:have] = view
         self.own, self.end = own, have
 
+    def drop_spare(self) -> None:
+        """Give up a buffer made for bytes that did not come (the connection waits)."""
+        if self.end == 0:
+            self.own = None
+
     def release(self) -> None:
         """Drop the connection's own buffer (it closed)."""
-        self.own, self.end, self.need = None, 0, 0
+        self.own, self.end, self.need, self.hint = None, 0, 0, 0
 
 
 def _room(need: int, allowed: int) -> int:

@@ -265,6 +265,7 @@ static int classic_check(const uint8_t *b, uint64_t total, uint64_t count, uint6
                          uint64_t *zero_ids)
 {
     uint64_t frames_at = count * CLASSIC_INDEX_SIZE, pos = frames_at, low = UINT64_MAX, zeros = 0;
+    uint64_t high = 0;
     for (uint64_t index = 0; index < count; index++) {
         if (total - pos < CLASSIC_HEADER_SIZE)
             return 0;
@@ -277,17 +278,25 @@ static int classic_check(const uint8_t *b, uint64_t total, uint64_t count, uint6
             return 0;
         if (le64(f + 40) < low)
             low = le64(f + 40);
+        if (le64(f + 40) > high)
+            high = le64(f + 40);
         zeros += (le64(f + 8) | le64(f + 16)) == 0;
     }
     *origin = low;
     *zero_ids = zeros;
-    return pos == total;
+    /* every timestamp delta fits 32 bits: pass 2 then rejects nothing pass 1 accepted (an
+     * in-place conversion cannot go back once it has written) */
+    return pos == total && high - low <= 0xFFFFFFFFu;
 }
 
 /* Pass 2: the 0.11 frames at out + 256 (timestamp deltas checked here), then the header.
  * ids: 16 random bytes for each message whose id is 0, in order (ids_left of them), or NULL.
  * Every length is bounded again against the input and output: pass 1's answers are not
- * trusted across the GIL release. */
+ * trusted across the GIL release. `out` may be `b` itself (in place, count >= 16): the
+ * batch is then no longer than what it has read so far (each frame shrinks by 16 bytes and
+ * the 16 * count bytes of index entries make room for the 256-byte header), so a frame is
+ * written only over bytes already read: its header fields are read before it is written and
+ * its payload moves with memmove. */
 static int classic_write(const uint8_t *b, uint64_t total, uint64_t count, uint64_t origin,
                          const uint8_t *ids, uint64_t ids_left, uint8_t *out, uint64_t out_len,
                          uint8_t *sums)
@@ -303,11 +312,12 @@ static int classic_write(const uint8_t *b, uint64_t total, uint64_t count, uint6
         uint32_t uh_len = le32(f + 48), pl_len = le32(f + 52), delta = (uint32_t)index;
         uint32_t ts32 = (uint32_t)ts_delta;
         uint64_t size = (uint64_t)pl_len + uh_len;
-        if (total - pos - CLASSIC_HEADER_SIZE < size || out_len - opos - FRAME_HEADER_SIZE < size)
+        if (total - pos - CLASSIC_HEADER_SIZE < size || out_len - opos - FRAME_HEADER_SIZE < size
+                || (out == b && opos + FRAME_HEADER_SIZE > pos + CLASSIC_HEADER_SIZE))
             return 0;
-        uint8_t *o = out + opos;
-        memcpy(o + 8, f + 8, 16);  /* id */
-        if (ids != NULL && le64(f + 8) == 0 && le64(f + 16) == 0) {
+        uint8_t *o = out + opos, id[16];
+        memcpy(id, f + 8, 16);
+        if (ids != NULL && le64(id) == 0 && le64(id + 8) == 0) {
             /* a UUIDv4 from 16 random bytes (uuid.UUID(bytes=..., version=4)), stored as the
              * little-endian u128 of its big-endian integer */
             uint8_t r[16];
@@ -318,14 +328,15 @@ static int classic_write(const uint8_t *b, uint64_t total, uint64_t count, uint6
             r[6] = (uint8_t)((r[6] & 0x0F) | 0x40);
             r[8] = (uint8_t)((r[8] & 0x3F) | 0x80);
             for (int i = 0; i < 16; i++)
-                o[8 + i] = r[15 - i];
+                id[i] = r[15 - i];
         }
+        memcpy(o + 8, id, 16);
         memcpy(o + 24, &delta, 4);
         memcpy(o + 28, &ts32, 4);
         memcpy(o + 32, &uh_len, 4);
         memcpy(o + 36, &pl_len, 4);
         memset(o + 40, 0, 8);
-        memcpy(o + FRAME_HEADER_SIZE, f + CLASSIC_HEADER_SIZE, size);
+        memmove(o + FRAME_HEADER_SIZE, f + CLASSIC_HEADER_SIZE, size);
         uint64_t sum = xxh3_fast(o + 8, FRAME_HEADER_SIZE - 8 + size);
         memcpy(o, &sum, 8);
         memcpy(sums + 44 + 8 * index, &sum, 8);
@@ -346,20 +357,30 @@ static int classic_write(const uint8_t *b, uint64_t total, uint64_t count, uint6
     return 1;
 }
 
-/* classic_convert(body, count, random_ids: Callable[[int], bytes] | None) -> bytearray | None:
+/* classic_convert(body, count, random_ids: Callable[[int], bytes] | None, in_place=False)
+ *   -> bytearray | int | None:
  * the unstamped 0.11 batch of iggy_batch.classic_frames_to_batch_py. random_ids is called once,
  * with 16 * (messages whose id is 0), and only if there are any. None: rejected (or
- * random_ids returned too few bytes); an exception random_ids raises is raised. */
+ * random_ids returned too few bytes), with the body untouched; an exception random_ids raises
+ * is raised. in_place (a writable body, count >= 16): the batch is written over the body's
+ * start and its length returned (no second buffer: iggy_batch.classic_frames_to_batch_in_place). */
 static PyObject *classic_convert(PyObject *self, PyObject *args)
 {
-    Py_buffer view, ids = {0};
+    Py_buffer view = {0}, ids = {0};
     long long count;
-    PyObject *random_ids, *ids_obj = NULL, *result = NULL;
-    if (!PyArg_ParseTuple(args, "y*LO", &view, &count, &random_ids))
+    int in_place = 0;
+    PyObject *body, *random_ids, *ids_obj = NULL, *result = NULL;
+    if (!PyArg_ParseTuple(args, "OLO|p", &body, &count, &random_ids, &in_place))
+        return NULL;
+    if (PyObject_GetBuffer(body, &view, in_place ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0)
         return NULL;
     const uint8_t *b = view.buf;
     uint64_t total = (uint64_t)view.len, origin = 0, zeros = 0;
     uint8_t *sums = NULL;
+    if (in_place && count < BATCH_HEADER_SIZE / CLASSIC_INDEX_SIZE) {
+        PyErr_SetString(PyExc_ValueError, "an in-place conversion needs at least 16 messages");
+        goto done;
+    }
     if (count <= 0 || (uint64_t)count > total / CLASSIC_INDEX_SIZE
             || !classic_check(b, total, (uint64_t)count, &origin, &zeros))
         goto reject;
@@ -371,22 +392,35 @@ static PyObject *classic_convert(PyObject *self, PyObject *args)
             goto reject;
     }
     uint64_t out_len = BATCH_HEADER_SIZE + total - 32 * (uint64_t)count;
-    result = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)out_len);  /* not zeroed */
+    uint8_t *out;
+    if (in_place) {
+        out = (uint8_t *)view.buf;
+    } else {
+        result = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)out_len);  /* not zeroed */
+        if (result == NULL)
+            goto done;
+        out = (uint8_t *)PyByteArray_AS_STRING(result);
+    }
     sums = PyMem_Malloc(44 + 8 * (uint64_t)count);
-    if (result == NULL || sums == NULL) {
+    if (sums == NULL) {
         Py_CLEAR(result);
-        if (sums == NULL)
-            PyErr_NoMemory();
+        PyErr_NoMemory();
         goto done;
     }
-    uint8_t *out = (uint8_t *)PyByteArray_AS_STRING(result);
     int ok;
     Py_BEGIN_ALLOW_THREADS
     ok = classic_write(b, total, (uint64_t)count, origin, ids.buf, zeros, out, out_len, sums);
     Py_END_ALLOW_THREADS
-    if (ok)
+    if (ok) {
+        if (in_place)
+            result = PyLong_FromUnsignedLongLong(out_len);
         goto done;
+    }
     Py_CLEAR(result);
+    if (in_place) {  /* unreachable unless the body changed under us: it is half written */
+        PyErr_SetString(PyExc_RuntimeError, "classic body changed during its conversion");
+        goto done;
+    }
 reject:
     result = Py_NewRef(Py_None);
 done:

@@ -466,9 +466,43 @@ def classic_frames_to_batch(
     """
     if WALKS is not None and 0 < messages_count <= len(index_and_frames) // CLASSIC_INDEX_SIZE:
         out = WALKS.classic_convert(index_and_frames, messages_count, random_ids)
-        if out is not None:
+        if isinstance(out, bytearray):
             return out
     return classic_frames_to_batch_py(index_and_frames, messages_count, random_ids)
+
+
+IN_PLACE_FROM = BATCH_HEADER_SIZE // CLASSIC_INDEX_SIZE  # 16 index entries make room for it
+
+
+def classic_frames_to_batch_in_place(
+    body: memoryview,
+    messages_count: int,
+    random_ids: Callable[[int], bytes] | None = None,
+) -> bytearray | memoryview:
+    """:func:`classic_frames_to_batch`, writing the batch over ``body`` itself when it can:
+    the batch is ``32 × messages_count - 256`` bytes shorter than the body, so with at least
+    IN_PLACE_FROM messages every frame lands on bytes already read (`_walks.c`
+    `classic_write`). Returns ``body[:batch length]`` then (the body is overwritten), else a
+    new bytearray (fewer messages, a read-only body, no C build). A body the conversion
+    rejects is left as it was, and the error named as by :func:`classic_frames_to_batch`.
+    """
+    if WALKS is not None and not body.readonly and \
+            IN_PLACE_FROM <= messages_count <= len(body) // CLASSIC_INDEX_SIZE:
+        length = WALKS.classic_convert(body, messages_count, random_ids, True)
+        if isinstance(length, int):
+            return body[:length]
+    return classic_frames_to_batch(body, messages_count, random_ids)
+
+
+def classic_frames_to_batch_in_place_py(
+    body: memoryview,
+    messages_count: int,
+    random_ids: Callable[[int], bytes] | None = None,
+) -> memoryview:
+    """The pure-Python twin of the in-place conversion (at least IN_PLACE_FROM messages)."""
+    out = classic_frames_to_batch_py(body, messages_count, random_ids)
+    body[:len(out)] = out
+    return body[:len(out)]
 
 
 _RAND_BYTES: Callable[[int], bytes] | None = None

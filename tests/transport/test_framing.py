@@ -192,3 +192,52 @@ def test_a_frame_just_over_the_growth_step_gets_one_buffer() -> None:
     asm = FrameAssembler(length, declared)
     feed(asm, frame(b"d" * 2_000_000)[:SHARED_BUFFER], forever(SHARED_BUFFER))
     assert asm.allocated == 4 * SHARED_BUFFER
+
+
+def test_after_a_big_frame_the_next_one_is_read_in_place() -> None:
+    """A producer's second 1.08 MB frame: read straight into a buffer of the first one's size
+    (no copy of a first read out of the shared buffer) and handed over as it is; the hinted
+    buffer is given up when the bytes do not come or a read leaves nothing incomplete."""
+    asm = FrameAssembler(length, declared)
+    data = frame(bytes(range(256)) * 4218)
+    (first,), _ = feed(asm, data, forever(SHARED_BUFFER))
+    assert first == data and asm.hint == len(data)
+    views = []
+    pos, got = 0, []
+    while pos < len(data):
+        views.append(asm.get_buffer())
+        n = min(len(views[-1]), 100_000, len(data) - pos)
+        views[-1][:n] = data[pos:pos + n]
+        pos += n
+        got += asm.buffer_updated(n)
+    assert got == [data] and all(v.obj is got[0] for v in views)
+    assert not asm.pending and asm.allocated == 0
+    asm.get_buffer()  # a read that finds the socket empty
+    assert asm.allocated == len(data) and not asm.pending
+    asm.drop_spare()  # the connection waits for its next request
+    assert asm.allocated == 0
+    got, _ = feed(asm, frame(b"s" * 10), forever(1 << 20))  # a small frame ends the hint
+    assert got == [frame(b"s" * 10)] and asm.hint == 0 and asm.allocated == 0
+    assert asm.get_buffer().obj is asm.shared
+
+
+def test_a_hinted_buffer_is_kept_for_a_frame_only_under_the_memory_rule() -> None:
+    """The hinted buffer holds an incomplete frame only if that frame fills it exactly and a
+    sixteenth of it came, or the growth rule allows its size; otherwise what came is moved to
+    a buffer sized by the rule, as without the hint."""
+    asm = FrameAssembler(length, declared)
+    big = frame(b"b" * 1_000_000)
+    feed(asm, big, forever(SHARED_BUFFER))
+    got, _ = feed(asm, big[:len(big) // 16 - 1], forever(1 << 20))
+    assert not got and asm.pending and asm.allocated <= 4 * len(big) // 16 + BIG_START
+    got, _ = feed(asm, big[len(big) // 16 - 1:], forever(1 << 20))
+    assert got == [big] and asm.hint == len(big)
+    smaller = frame(b"m" * 600_000)  # another size: moved to its own buffer
+    got, _ = feed(asm, smaller[:200_000], forever(1 << 20))
+    assert not got and asm.allocated == len(smaller)
+    got, _ = feed(asm, smaller[200_000:], forever(1 << 20))
+    assert got == [smaller] and asm.hint == len(smaller) and asm.allocated == 0
+    got, _ = feed(asm, big[:3], forever(1 << 20))  # length not readable: a small buffer
+    assert not got and asm.allocated <= 1024
+    got, _ = feed(asm, big[3:], forever(1 << 20))
+    assert got == [big]

@@ -279,10 +279,10 @@ def test_the_walks_take_a_multi_megabyte_batch_without_the_gil(cwalks: ModuleTyp
 
 
 @st.composite
-def classic_inputs(draw: st.DrawFn) -> tuple[bytearray, int]:
+def classic_inputs(draw: st.DrawFn, fewest: int = 1, most: int = 5) -> tuple[bytearray, int]:
     """(classic SendMessages body, messages_count): 64-byte-header frames as the 0.8 SDK
     sends them (ids maybe 0, origin timestamps spread), then maybe mutated or miscounted."""
-    msgs = draw(st.lists(message, min_size=1, max_size=5))
+    msgs = draw(st.lists(message, min_size=fewest, max_size=most))
     frames, index = bytearray(), bytearray()
     for msg_id, payload, headers, ts in msgs:
         msg_id = draw(st.sampled_from([0, msg_id]))
@@ -352,6 +352,60 @@ def test_classic_conversion_agrees_with_the_python_twin(
     if pure[0] == "ok":  # every checksum right: what lets a classic send skip re-verifying
         assert ib.validate_batch(pure[1], expected_count=count,
                                  verify_checksums=True).message_count == count
+
+
+@FAST
+@given(classic_inputs(ib.IN_PLACE_FROM, ib.IN_PLACE_FROM + 8),
+       st.binary(min_size=16 * 24, max_size=16 * 24), st.integers(0, 7))
+def test_the_in_place_conversion_agrees_with_the_python_twin(
+        cwalks: ModuleType, body_count: tuple[bytearray, int], noise: bytes,
+        lead: int) -> None:
+    """Written over the body itself (at least 16 messages), at any start inside a bigger
+    buffer: the same batch as the twin's and as a new buffer's, the bytes after it left as
+    they were read; a rejected body is left untouched and the twin names its error."""
+    body, count = body_count
+    pure = _outcome(ib.classic_frames_to_batch_py, bytes(body), count, _Noise(noise))
+    frame = bytearray(b"\xaa" * lead) + body
+    view = memoryview(frame)[lead:]
+    got = _outcome(ib.classic_frames_to_batch_in_place, view, count, _Noise(noise))
+    assert got[0] == pure[0]
+    if pure[0] == "error":
+        assert got == pure
+        assert frame[lead:] == body and frame[:lead] == b"\xaa" * lead
+        return
+    batch = got[1]
+    if count >= ib.IN_PLACE_FROM and count <= len(body) // 16:  # written in place
+        assert isinstance(batch, memoryview) and batch.obj is frame
+        assert frame[lead + len(batch):] == body[len(batch):]
+    assert bytes(batch) == bytes(pure[1])
+    assert frame[:lead] == b"\xaa" * lead
+    twin = bytearray(body)
+    if count >= ib.IN_PLACE_FROM:
+        assert bytes(ib.classic_frames_to_batch_in_place_py(memoryview(twin), count,
+                                                            _Noise(noise))) == bytes(pure[1])
+        raw = bytearray(body)
+        length = cwalks.classic_convert(raw, count, _Noise(noise), True)
+        assert length == len(pure[1]) and raw[:length] == pure[1]
+
+
+def test_the_in_place_conversion_takes_only_what_it_can(cwalks: ModuleType) -> None:
+    """Fewer than 16 messages or a read-only body: a new buffer; C refuses in place below 16."""
+    small = _classic([0] * (ib.IN_PLACE_FROM - 1))
+    got = ib.classic_frames_to_batch_in_place(memoryview(bytearray(small)),
+                                              ib.IN_PLACE_FROM - 1)
+    assert isinstance(got, bytearray)
+    assert got == ib.classic_frames_to_batch(small, ib.IN_PLACE_FROM - 1)
+    with pytest.raises(ValueError):
+        cwalks.classic_convert(bytearray(small), ib.IN_PLACE_FROM - 1, None, True)
+    big = _classic([5] * ib.IN_PLACE_FROM)
+    assert isinstance(ib.classic_frames_to_batch_in_place(memoryview(big), ib.IN_PLACE_FROM),
+                      bytearray)
+    with pytest.raises(BufferError):
+        cwalks.classic_convert(big, ib.IN_PLACE_FROM, None, True)
+    many = _classic([0] * 3000)  # over 64 KiB: converted without the GIL, in place
+    buf = bytearray(many)
+    batch = ib.classic_frames_to_batch_in_place(memoryview(buf), 3000, bytes)
+    assert bytes(batch) == ib.classic_frames_to_batch_py(many, 3000, bytes)
 
 
 def _classic(ids: list[int]) -> bytes:
