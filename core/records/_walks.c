@@ -258,6 +258,11 @@ done:
 #define CLASSIC_HEADER_SIZE 64
 #define CLASSIC_INDEX_SIZE 16
 
+/* frames converted before they are hashed (classic_write, classic_poll): at most this many,
+ * and no more once this many bytes are written (the group stays in the first-level cache) */
+#define CLASSIC_GROUP 16
+#define CLASSIC_GROUP_BYTES 24576
+
 /* Pass 1 of iggy_batch.classic_frames_to_batch_py: framing, index entries, limits; the
  * smallest origin timestamp into *origin, the number of messages whose id is 0 into *zero_ids.
  * 0 = reject. */
@@ -297,12 +302,34 @@ static int classic_check(const uint8_t *b, uint64_t total, uint64_t count, uint6
  * the 16 * count bytes of index entries make room for the 256-byte header), so a frame is
  * written only over bytes already read: its header fields are read before it is written and
  * its payload moves with memmove. */
+/* The checksums of k written frames (frame j ends where frame j + 1 starts, group[k] is the
+ * end): each frame's field and, from index first on, the batch checksum's input. */
+static void classic_write_sums(uint8_t **group, int k, uint8_t *sums, uint64_t first)
+{
+    for (int j = 0; j < k; j++) {
+        uint64_t sum = xxh3_fast(group[j] + 8, (size_t)(group[j + 1] - group[j] - 8));
+        memcpy(group[j], &sum, 8);
+        memcpy(sums + 44 + 8 * (first + (uint64_t)j), &sum, 8);
+    }
+}
+
 static int classic_write(const uint8_t *b, uint64_t total, uint64_t count, uint64_t origin,
                          const uint8_t *ids, uint64_t ids_left, uint8_t *out, uint64_t out_len,
                          uint8_t *sums)
 {
     uint64_t pos = count * CLASSIC_INDEX_SIZE, opos = BATCH_HEADER_SIZE;
+    /* frames written, not yet hashed (a group, as in classic_poll: a hash reading a frame just
+     * written waits for the writes' stores; a group later they are in the cache) */
+    uint8_t *group[CLASSIC_GROUP + 1];
+    uint64_t first = 0;
+    int k = 0;
     for (uint64_t index = 0; index < count; index++) {
+        if (k == CLASSIC_GROUP || (k && out + opos - group[0] >= CLASSIC_GROUP_BYTES)) {
+            group[k] = out + opos;
+            classic_write_sums(group, k, sums, first);
+            first = index;
+            k = 0;
+        }
         if (total - pos < CLASSIC_HEADER_SIZE || out_len - opos < FRAME_HEADER_SIZE)
             return 0;
         const uint8_t *f = b + pos;
@@ -337,12 +364,12 @@ static int classic_write(const uint8_t *b, uint64_t total, uint64_t count, uint6
         memcpy(o + 36, &pl_len, 4);
         memset(o + 40, 0, 8);
         memmove(o + FRAME_HEADER_SIZE, f + CLASSIC_HEADER_SIZE, size);
-        uint64_t sum = xxh3_fast(o + 8, FRAME_HEADER_SIZE - 8 + size);
-        memcpy(o, &sum, 8);
-        memcpy(sums + 44 + 8 * index, &sum, 8);
+        group[k++] = o;
         pos += CLASSIC_HEADER_SIZE + size;
         opos += FRAME_HEADER_SIZE + size;
     }
+    group[k] = out + opos;
+    classic_write_sums(group, k, sums, first);
     if (pos != total || opos != out_len)
         return 0;
     uint32_t count32 = (uint32_t)count;
@@ -431,11 +458,6 @@ done:
     PyBuffer_Release(&view);
     return result;
 }
-
-/* frames converted before they are hashed (classic_poll): at most this many, and no more
- * once this many bytes are written (the group stays in the first-level cache) */
-#define CLASSIC_GROUP 16
-#define CLASSIC_GROUP_BYTES 24576
 
 /* classic_poll(batch, first_offset, max_count) -> (frames, count) | None: the classic poll
  * reply frames of iggy_batch.classic_frames_and_count_py (messages with offset >= first_offset,

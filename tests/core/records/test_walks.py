@@ -416,6 +416,32 @@ def _classic(ids: list[int]) -> bytes:
     return bytes(index + frames)
 
 
+@FAST
+@given(st.lists(st.one_of(st.integers(1, 1100), st.sampled_from([3000, 9000, 25000])),
+                min_size=1, max_size=70), st.integers(0, 2**32), st.booleans())
+def test_classic_conversion_agrees_with_the_twin_across_hash_groups(
+        cwalks: ModuleType, sizes: list[int], seed: int, in_place: bool) -> None:
+    """The C conversion writes frames a group at a time before hashing them (`CLASSIC_GROUP`
+    frames or `CLASSIC_GROUP_BYTES`), in a new buffer or over the body: bodies of up to 70
+    messages of any size (ids 0 among them) give the twin's batch byte for byte."""
+    rnd = seed.to_bytes(8, "little") * 3200
+    frames, index = bytearray(), bytearray()
+    for i, n in enumerate(sizes):
+        frames += struct.pack("<QQQQQQIIQ", 0, (seed + i) % 3, 0, 0, 0, T0 + i, i % 4, n, 0)
+        frames += rnd[:i % 4] + rnd[i % 7:i % 7 + n]
+        index += struct.pack("<IIQ", 0, len(frames), 0)
+    body, count = bytes(index + frames), len(sizes)
+    noise = rnd[: 16 * count]
+    pure = ib.classic_frames_to_batch_py(body, count, _Noise(noise))
+    if in_place and count >= ib.IN_PLACE_FROM:
+        raw = bytearray(body)
+        length = cwalks.classic_convert(raw, count, _Noise(noise), True)
+        assert length == len(pure) and raw[:length] == pure
+    else:
+        assert cwalks.classic_convert(body, count, _Noise(noise)) == pure
+    assert ib.validate_batch(pure, expected_count=count, verify_checksums=True)
+
+
 def test_classic_conversion_random_ids_only_for_ids_0(cwalks: ModuleType) -> None:
     """random_ids is asked once for the ids 0 only, its bytes used in order; a client's own
     ids are kept; too few bytes: C declines and the twin raises; an exception propagates."""
