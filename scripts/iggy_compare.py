@@ -1,7 +1,7 @@
 """pyggy's native door against Apache Iggy 0.8.0, driven by Iggy's own `iggy-bench`.
 
     .venv/bin/python scripts/iggy_compare.py [--rounds 5] [--batches 200] [--pyggy-config TOML]
-        [--json PATH]
+        [--actors N] [--pyggy-shards 1,2] [--json PATH]
 
 Each round starts, for each server in turn (the order alternates between rounds), a fresh
 server on loopback with an empty data directory, runs `iggy-bench pinned-producer` and then
@@ -16,6 +16,12 @@ The peer is not built here: `iggy-server` and `iggy-bench` of the tag `server-0.
 from ``--iggy-dir`` (default ``$PYGGY_IGGY08_DIR`` or ``~/.cache/pyggy/iggy08``), built as
 `../shared/reference/iggy-peer.md` says. Without `iggy-server` only pyggy is measured; without
 `iggy-bench` only the 0.11 part runs (both said in the output).
+
+Shard scaling (issue 16's 2-shard target) with the same load generator: ``--actors 4`` gives
+each run 4 producers / 4 consumers on 4 streams (one partition each, every connection pinned to
+its stream), ``--pyggy-shards 1,2`` runs pyggy once per shard count in each round
+(``[system.sharding] shards``), and the table adds the ratio of the last count to the first.
+The CPU figure sums every process listening on the port (every shard).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pyggy.bench.cost import cpu_seconds  # noqa: E402
+from pyggy.bench.cost import CpuMeter, cpu_seconds, listening_pids  # noqa: E402
 from pyggy.bench.native import native_send_poll  # noqa: E402
 from pyggy.testing import PyggyServer, free_port  # noqa: E402
 
@@ -105,10 +111,12 @@ def start_iggy(binary: Path, workdir: Path) -> Server:
     return Server("iggy", f"127.0.0.1:{port}", proc.pid, stop)
 
 
-def start_pyggy(workdir: Path, config: Path | None = None) -> Server:
+def start_pyggy(workdir: Path, config: Path | None = None, shards: int | None = None) -> Server:
     """pyggy with its defaults (native door on, Kafka door on, no fsync), root iggy/iggy;
-    `config`: a TOML file whose settings replace the defaults."""
-    server = PyggyServer(workdir / "pyggy", args=["--config", str(config)] if config else ())
+    `config`: a TOML file whose settings replace the defaults; `shards`: the shard count."""
+    env = {} if shards is None else {"IGGY_SYSTEM_SHARDING_SHARDS": str(shards)}
+    server = PyggyServer(workdir / "pyggy", args=["--config", str(config)] if config else (),
+                         env=env)
     server.start()
     return Server("pyggy", server.tcp_address, server.pid or 0, server.close)
 
@@ -116,10 +124,11 @@ def start_pyggy(workdir: Path, config: Path | None = None) -> Server:
 def iggy_bench(bench: Path, kind: str, address: str, args: argparse.Namespace) -> tuple[
         float, float]:
     """(total MB/s, p50 batch latency ms) of one `iggy-bench` run."""
-    actors = ["--producers", "1"] if kind == "pinned-producer" else ["--consumers", "1"]
+    n = str(args.actors)
+    actors = ["--producers", n] if kind == "pinned-producer" else ["--consumers", n]
     cmd = [str(bench), "--message-size", str(args.message_size), "--messages-per-batch",
            str(args.messages_per_batch), "--message-batches", str(args.batches), kind,
-           "--streams", "1", *actors, "tcp", "--server-address", address]
+           "--streams", n, *actors, "tcp", "--server-address", address]
     out = subprocess.run(cmd, capture_output=True, timeout=args.run_timeout)
     text = (out.stdout + out.stderr).decode(errors="replace")
     result = parse_bench_output(text)
@@ -136,13 +145,16 @@ def parse_bench_output(text: str) -> tuple[float, float] | None:
 
 
 def classic_round(server: Server, bench: Path, args: argparse.Namespace) -> dict[str, float]:
-    gb = args.batches * args.messages_per_batch * args.message_size / 1e9
+    """One pinned-producer and one pinned-consumer run (each actor moves ``--batches``)."""
+    gb = args.actors * args.batches * args.messages_per_batch * args.message_size / 1e9
+    # every shard process listening on the port (one process for Iggy and a one-shard pyggy)
+    pids = listening_pids(int(server.address.rsplit(":", 1)[1])) or [server.pid]
     run: dict[str, float] = {}
     for kind, key in (("pinned-producer", "produce"), ("pinned-consumer", "consume")):
-        cpu0 = cpu_seconds(server.pid)
+        meter = CpuMeter(pids).start()
         mbs, p50 = iggy_bench(bench, kind, server.address, args)
         run[f"{key}_mb_s"], run[f"{key}_p50_ms"] = mbs, p50
-        run[f"{key}_cpu_s_gb"] = (cpu_seconds(server.pid) - cpu0) / gb
+        run[f"{key}_cpu_s_gb"] = meter.stop() / gb
     return run
 
 
@@ -171,19 +183,23 @@ CLASSIC = [("produce_mb_s", "pinned-producer MB/s", "{:.0f}"),
 
 
 def classic_table(runs: dict[str, list[dict[str, float]]]) -> str:
-    names = [n for n in ("pyggy", "iggy") if runs.get(n)]
+    """Medians (min–max) per server, each pyggy's ratio to Iggy, and with several pyggy runs
+    (shard counts) the last one's ratio to the first."""
+    names = [n for n in runs if runs[n]]
+    mine = [n for n in names if n != "iggy"]
     med = {n: {k: statistics.median(r[k] for r in runs[n]) for k, _, _ in CLASSIC}
            for n in names}
     rng = {n: {k: (min(r[k] for r in runs[n]), max(r[k] for r in runs[n]))
                for k, _, _ in CLASSIC} for n in names}
-    head = ["median (min–max)"] + names + (["pyggy / iggy"] if "iggy" in med else [])
+    ratios = [(m, "iggy") for m in mine if "iggy" in med]
+    if len(mine) > 1:
+        ratios.append((mine[-1], mine[0]))
+    head = ["median (min–max)"] + names + [f"{a} / {b}" for a, b in ratios]
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for key, label, fmt in CLASSIC:
         row = [label] + [f"{fmt.format(med[n][key])} ({fmt.format(rng[n][key][0])}–"
                          f"{fmt.format(rng[n][key][1])})" for n in names]
-        if "iggy" in med:
-            row.append(f"{med['pyggy'][key] / med['iggy'][key]:.2f}" if med["iggy"][key]
-                       else "–")
+        row += [f"{med[a][key] / med[b][key]:.2f}" if med[b][key] else "–" for a, b in ratios]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -202,11 +218,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run-timeout", type=float, default=300.0, help="seconds per bench run")
     ap.add_argument("--pyggy-config", type=Path, metavar="PATH",
                     help="TOML config for pyggy (e.g. to compare a setting off and on)")
+    ap.add_argument("--actors", type=int, default=1,
+                    help="producers / consumers, one stream each (1)")
+    ap.add_argument("--pyggy-shards", metavar="LIST",
+                    help="shard counts to run pyggy with, e.g. 1,2 (default: its own)")
     ap.add_argument("--json", metavar="PATH", help="write every run and the tables as JSON")
     args = ap.parse_args(argv)
+    shard_counts: list[int | None] = [int(x) for x in args.pyggy_shards.split(",")] \
+        if args.pyggy_shards else [None]
+    mine = {("pyggy" if n is None else f"pyggy {n} shard{'s' if n > 1 else ''}"): n
+            for n in shard_counts}
 
     bench, server_bin = args.iggy_dir / "iggy-bench", args.iggy_dir / "iggy-server"
-    names = ["pyggy"] + (["iggy"] if server_bin.exists() else [])
+    names = [*mine] + (["iggy"] if server_bin.exists() else [])
     notes = []
     if not bench.exists():
         notes.append(f"no {bench}: the iggy-bench (classic) part was not run")
@@ -219,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             for n in names[r % len(names):] + names[:r % len(names)]:
                 with tempfile.TemporaryDirectory(prefix="pyggy-iggycmp-") as tmp:
                     server = start_iggy(server_bin, Path(tmp)) if n == "iggy" \
-                        else start_pyggy(Path(tmp), args.pyggy_config)
+                        else start_pyggy(Path(tmp), args.pyggy_config, mine[n])
                     try:
                         classic[n].append(classic_round(server, bench, args))
                     finally:
@@ -229,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
             vsr.append(vsr_round(args))
             print(f"round {r + 1}/{args.rounds} pyggy 0.11: {vsr[-1]}", file=sys.stderr)
 
-    print(f"\n{args.rounds} rounds, {args.batches} × {args.messages_per_batch} × "
-          f"{args.message_size} B, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
+    print(f"\n{args.rounds} rounds, {args.actors} × {args.batches} × "
+          f"{args.messages_per_batch} × {args.message_size} B, "
+          f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n")
     for note in notes:
         print(note)

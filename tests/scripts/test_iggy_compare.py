@@ -57,6 +57,20 @@ def test_table_medians_and_ratio(cmp: ModuleType) -> None:
     assert "pyggy / iggy" not in alone and "| 100 (100–100) |" in alone
 
 
+def test_table_of_a_shard_sweep(cmp: ModuleType) -> None:
+    """--pyggy-shards: each count is a column, each against Iggy, and the last against the
+    first (the scaling figure)."""
+    def run(mbs: float) -> dict[str, float]:
+        return {key: mbs for key, _, _ in cmp.CLASSIC}
+
+    table = cmp.classic_table({"pyggy 1 shard": [run(100)], "pyggy 2 shards": [run(130)],
+                               "iggy": [run(200)]})
+    head, _, produce = table.splitlines()[:3]
+    assert head.endswith("| pyggy 1 shard / iggy | pyggy 2 shards / iggy "
+                         "| pyggy 2 shards / pyggy 1 shard |")
+    assert produce.endswith("| 0.50 | 0.65 | 1.30 |")
+
+
 def test_pyggy_config_reaches_the_server(cmp: ModuleType, tmp_path: Path) -> None:
     """--pyggy-config: the server reads the file (a bad setting in it stops the start)."""
     bad = tmp_path / "bad.toml"
