@@ -141,7 +141,7 @@ class MetadataStateMachine:
             # does): names are unique among siblings, so an entity under that id that still
             # has that name is the answer; a rename, delete or re-create fails the check
             key = (id(items), ident)
-            found = items.get(self._named.get(key, -1))  # type: ignore[arg-type]
+            found = items.get(self._named.get(key, -1))
             if found is None or found.name != ident:
                 found = next((e for e in items.values() if e.name == ident), None)
                 if found is not None:
