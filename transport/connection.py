@@ -239,7 +239,7 @@ class Connection(asyncio.BufferedProtocol):
                 if not await self._stream(parts):
                     return
             elif parts:
-                cast(asyncio.Transport, self.transport).writelines(parts)  # not closed
+                self.transport.writelines(parts)  # type: ignore[union-attr]  # open; no cast()
             if parts and limits.idle_timeout:
                 self.last_active = self.loop.time()
             if close:

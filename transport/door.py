@@ -35,7 +35,7 @@ class Lazy(Protocol):
 def streamed(parts: Sequence[Any], lazy: type) -> Sequence[Buffer] | Stream:
     """`parts` as they are, or a `Stream` when some are of type `lazy` (a `Lazy`: a door's
     stored batches still to be read and verified), whose chunks follow what precedes them."""
-    if not any(type(p) is lazy for p in parts):
+    if lazy not in map(type, parts):  # no generator frame per reply (a type is its own ==)
         return parts
 
     async def pieces() -> AsyncGenerator[Sequence[Buffer], None]:

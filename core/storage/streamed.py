@@ -134,9 +134,13 @@ def plan_polled(plog: PartitionLog, offset: int, max_count: int, max_bytes: int,
         rest.insert(0, Run(r.segment, r.bases[b:], r.positions[b:], r.lengths[b:], r.crcs[b:],
                            r.counts[b:]))
     last = runs[-1]
-    return Polled([data], Deferred(plog, rest) if rest else None,
-                  sum(sum(x.counts) for x in runs), last.bases[-1] + last.counts[-1],
-                  len(data) + sum(sum(x.lengths) for x in rest), False)
+    messages = nbytes = 0  # loops, not generators: every poll plans
+    for x in runs:
+        messages += sum(x.counts)
+    for x in rest:
+        nbytes += sum(x.lengths)
+    return Polled([data], Deferred(plog, rest) if rest else None, messages,
+                  last.bases[-1] + last.counts[-1], len(data) + nbytes, False)
 
 
 def _choose(plog: PartitionLog, offset: int, max_count: int, max_bytes: int,
@@ -150,17 +154,21 @@ def _choose(plog: PartitionLog, offset: int, max_count: int, max_bytes: int,
     runs: list[Run] = []
     remaining, budget, taken = max_count, max_bytes, False
     for seg in plog.segments:
-        if seg.next_offset <= offset or not len(seg.index):
-            continue
         idx = seg.index
+        bases = idx.base_offsets
+        n = len(bases)  # the index's columns as locals: every poll plans (a hot loop)
+        if seg.next_offset <= offset or not n:
+            continue
+        positions, lengths, counts = idx.positions, idx.lengths, idx.counts
+        flags, encodings = idx.flags, idx.encodings
         i = first = idx.find_offset(offset)
-        end = idx.positions[i] if i < len(idx) else 0
-        while i < len(idx) and remaining > 0:
-            ln = idx.lengths[i]
-            base = idx.base_offsets[i]
-            span = base + idx.counts[i] - max(offset, base)
-            if (taken and ln > budget) or idx.flags[i] != HAS_CRC or \
-                    idx.encodings[i] != encoding or idx.positions[i] != end or \
+        end = positions[i] if i < n else 0
+        while i < n and remaining > 0:
+            ln = lengths[i]
+            base = bases[i]
+            span = base + counts[i] - (offset if offset > base else base)
+            if (taken and ln > budget) or flags[i] != HAS_CRC or \
+                    encodings[i] != encoding or positions[i] != end or \
                     (whole and (span > remaining or base < offset)):
                 break
             remaining -= span
@@ -169,9 +177,9 @@ def _choose(plog: PartitionLog, offset: int, max_count: int, max_bytes: int,
             taken = True
             i += 1
         if i > first:
-            runs.append(Run(seg, idx.base_offsets[first:i], idx.positions[first:i],
-                            idx.lengths[first:i], idx.crcs[first:i], idx.counts[first:i]))
-        if i < len(idx) and remaining > 0 and budget > 0:
+            runs.append(Run(seg, bases[first:i], positions[first:i], lengths[first:i],
+                            idx.crcs[first:i], counts[first:i]))
+        if i < n and remaining > 0 and budget > 0:
             break  # stopped inside the segment: at the budget, or at a batch not to stream
         if remaining <= 0 or budget <= 0:
             break
@@ -190,6 +198,8 @@ def _read(run: Run, a: int, size: int, validate: bool) -> tuple[bytes, int, int 
     if len(data) != span:  # the file was cut since the plan
         return data, b, a
     if validate:
+        if b == a + 1:  # one batch (a 1 MB poll's): no view to cut
+            return data, b, (None if crc32c(data) == crcs[a] else a)
         view, at = memoryview(data), 0
         for j in range(a, b):
             ln = lengths[j]

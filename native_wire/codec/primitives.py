@@ -29,6 +29,7 @@ _STRATEGY = struct.Struct("<BQ")
 # what follows a PollMessages body's identifiers: partition flag + id, strategy kind + value,
 # count, auto_commit (decode_poll_request)
 _POLL_TAIL = struct.Struct("<BIBQIB")
+_POLL_TAIL_SIZE = _POLL_TAIL.size
 _TLV_HEAD = struct.Struct("<BI")
 _BOOLS10 = struct.Struct("<10B")
 _STREAM_PERMS = struct.Struct("<I6B")
@@ -163,37 +164,64 @@ def decode_polling_strategy(r: Reader) -> tuple[int, int]:
 PollRequest = tuple[int, int | str, int | str, int | str, int | None, int, int, int, bool]
 
 
+# the consumer and the three identifiers of a body, by their bytes: a consumer polls with the
+# same ones every time (`decode_poll_request`); a pure function of the bytes, so never stale
+_POLL_HEADS: dict[bytes, tuple[int, int | str, int | str, int | str]] = {}
+_POLL_HEADS_MAX = 256  # heads remembered at most (≤ 772 B each; then it starts over)
+
+
 def decode_poll_request(r: Reader) -> PollRequest:
     """A whole PollMessages body: (consumer kind, consumer, stream, topic, partition or None,
     strategy kind, strategy value, count, auto_commit). A well-formed body is read in one
-    pass of indexing and two unpacks (every poll pays for this); any other goes field by
-    field from the start, which names its error."""
+    pass of indexing and two unpacks, its head (consumer and identifiers) looked up by its
+    bytes when seen before (every poll pays for this); any other goes field by field from
+    the start, which names its error."""
     buf, pos, end = r.buf, r.pos, r.end
-    consumer_kind = buf[pos] if end > pos else 0
-    if consumer_kind == CONSUMER or consumer_kind == CONSUMER_GROUP:
-        ids: list[int | str] = []
-        pos += 1
-        while len(ids) < 3 and end - pos >= 2:
-            kind, length = buf[pos], buf[pos + 1]
-            if kind == 1 and length == 4 and end - pos >= 6:
-                ids.append(_U32.unpack_from(buf, pos + 2)[0])
-            elif kind == 2 and length and end - pos - 2 >= length:
-                try:
-                    ids.append(str(buf[pos + 2 : pos + 2 + length], "utf-8"))
-                except UnicodeDecodeError:
-                    break
-            else:
-                break
-            pos += 2 + length
-        if len(ids) == 3 and end - pos == _POLL_TAIL.size:
+    tail = end - _POLL_TAIL_SIZE
+    if tail > pos:
+        key = bytes(buf[pos:tail])
+        head = _POLL_HEADS.get(key)
+        if head is None:
+            head = _poll_head(buf, pos, tail)
+            if head is not None:
+                if len(_POLL_HEADS) >= _POLL_HEADS_MAX:
+                    _POLL_HEADS.clear()
+                _POLL_HEADS[key] = head
+        if head is not None:
             flag, partition, strategy, value, count, auto_commit = \
-                _POLL_TAIL.unpack_from(buf, pos)
+                _POLL_TAIL.unpack_from(buf, tail)
             if 1 <= strategy <= 5:
                 r.pos = end
-                return (consumer_kind, ids[0], ids[1], ids[2],
+                return (head[0], head[1], head[2], head[3],
                         partition if flag == 1 else None, strategy, value, count,
                         auto_commit == 1)
     return decode_poll_fields(r)
+
+
+def _poll_head(buf: memoryview, pos: int, end: int
+               ) -> tuple[int, int | str, int | str, int | str] | None:
+    """A consumer kind and three well-formed identifiers filling buf[pos:end] exactly, else
+    None (the caller decodes field by field)."""
+    consumer_kind = buf[pos]
+    if consumer_kind != CONSUMER and consumer_kind != CONSUMER_GROUP:
+        return None
+    ids: list[int | str] = []
+    pos += 1
+    while len(ids) < 3 and end - pos >= 2:
+        kind, length = buf[pos], buf[pos + 1]
+        if kind == 1 and length == 4 and end - pos >= 6:
+            ids.append(_U32.unpack_from(buf, pos + 2)[0])
+        elif kind == 2 and length and end - pos - 2 >= length:
+            try:
+                ids.append(str(buf[pos + 2 : pos + 2 + length], "utf-8"))
+            except UnicodeDecodeError:
+                return None
+        else:
+            return None
+        pos += 2 + length
+    if len(ids) != 3 or pos != end:
+        return None
+    return consumer_kind, ids[0], ids[1], ids[2]
 
 
 def decode_poll_fields(r: Reader) -> PollRequest:

@@ -48,8 +48,10 @@ async def send_messages(ctx: Context, r: Reader) -> bytes:
 async def poll_messages(ctx: Context, r: Reader) -> bytes | list:
     kind, consumer, sid, tid, partition_id, strategy, value, count, auto_commit = \
         p.decode_poll_request(r)
-    t = ctx.engine.metadata.topic(sid, tid)
-    perm.ensure(perm.poll_messages(ctx.user, t.stream_id, t.id))
+    session, engine = ctx.session, ctx.server.engine  # every poll: no property calls
+    classic = session.classic
+    t = engine.metadata.topic(sid, tid)
+    perm.ensure(perm.poll_messages(session.require_user(), t.stream_id, t.id))
     member = None
     if kind == CONSUMER_GROUP:
         g = ctx.engine.consumers.group(t.stream_id, t.id, consumer)
@@ -69,15 +71,15 @@ async def poll_messages(ctx: Context, r: Reader) -> bytes | list:
         raise IggyError(ErrorCode.INVALID_MESSAGES_COUNT, "count must be > 0")
     # async: a poll of archived (tiered) segments awaits their bytes instead of blocking
     # a large poll of whole stored batches holds a Deferred: streamed, verified chunk by chunk
-    result = await ctx.engine.data.poll_async(t.stream_id, t.id, partition_id, strategy, value,
-                                              count, kind, consumer, auto_commit, member,
-                                              streamed=True)
+    result = await engine.data.poll_async(t.stream_id, t.id, partition_id, strategy, value,
+                                          count, kind, consumer, auto_commit, member,
+                                          streamed=True)
     chunks = result.streamed if result.streamed is not None else result.chunks
     if ctx.span is not None:
-        ctx.span.on_poll(ctx.engine.metadata.stream(t.stream_id).name, t.name,
+        ctx.span.on_poll(engine.metadata.stream(t.stream_id).name, t.name,
                          result.partition_id, result.current_offset, result.count,
                          sum(len(c) for c in chunks))
-    if ctx.classic:  # whole batches (a chunk of a streamed read may hold several) or cut ones
+    if classic:  # whole batches (a chunk of a streamed read may hold several) or cut ones
         parts: list[bytes | ClassicDeferred] = []
         n = 0
         for c in chunks:

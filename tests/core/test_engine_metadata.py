@@ -197,3 +197,36 @@ def test_no_inode_for_the_segment_files_undoes_the_topic(small_tmpfs) -> None:
     assert [t.name for t in again.metadata.topics("s")] == ["t", "t3"]
     assert again.metadata.topic("s", "t3").partitions[0].log.next_offset == 2
     again.close()
+
+
+def test_lookups_by_name_follow_renames_deletes_and_re_creates(tmp_path: Path) -> None:
+    """`_find` remembers the id a name was found under (core/metadata/machine.py): a rename,
+    a delete or a re-create under another id must never answer with what it remembered."""
+    e = opened(tmp_path / "data")
+    md = e.metadata
+    asyncio.run(md.create_stream("s"))
+    asyncio.run(md.create_topic("s", "a", 1))
+    asyncio.run(md.create_topic("s", "b", 1))
+    first = md.topic("s", "a")
+    assert md.topic("s", "a") is first  # remembered, and still right
+    asyncio.run(md.update_topic("s", "a", "renamed"))
+    with pytest.raises(IggyError) as err:
+        md.topic("s", "a")
+    assert err.value.code == ErrorCode.TOPIC_NAME_NOT_FOUND
+    assert md.topic("s", "renamed") is first
+    asyncio.run(md.update_topic("s", "b", "a"))  # the name now belongs to another topic
+    assert md.topic("s", "a").id == md.topic(0, 1).id != first.id
+    asyncio.run(md.delete_topic("s", "a"))
+    asyncio.run(md.delete_topic("s", "renamed"))
+    asyncio.run(md.create_topic("s", "x", 1))  # takes id 0, where "a" was first found
+    asyncio.run(md.create_topic("s", "a", 1))
+    assert md.topic("s", "a").id == 1 and md.topic("s", "a").name == "a"
+    with pytest.raises(IggyError) as err:
+        md.stream("t")
+    assert err.value.code == ErrorCode.STREAM_NAME_NOT_FOUND
+    asyncio.run(md.update_stream("s", "s2"))
+    with pytest.raises(IggyError) as err:
+        md.topic("s", "a")
+    assert err.value.code == ErrorCode.STREAM_NAME_NOT_FOUND
+    assert md.topic("s2", "a").name == "a"
+    e.close()

@@ -215,6 +215,20 @@ def test_poll_request_golden() -> None:
     assert_every_prefix_fails(p.decode_poll_request, body)
 
 
+def test_poll_request_heads_seen_before_decode_the_same() -> None:
+    """A head (consumer and identifiers) is looked up by its bytes the second time: the tail
+    is still read from each body, and a known head before a bad tail still fails."""
+    first = _poll_body(1, (9, "seen", "before"), 1, 2, 1, 10, 5, 0)
+    again = _poll_body(1, (9, "seen", "before"), 0, 0, 4, 7, 3, 1)
+    assert decode_all(p.decode_poll_request, first) == (1, 9, "seen", "before", 2, 1, 10, 5,
+                                                        False)
+    assert decode_all(p.decode_poll_request, again) == (1, 9, "seen", "before", None, 4, 7, 3,
+                                                        True)
+    bad = _poll_body(1, (9, "seen", "before"), 0, 0, 6, 7, 3, 1)  # strategy 6
+    assert _poll_outcome(p.decode_poll_request, bad) == _poll_outcome(p.decode_poll_fields, bad)
+    assert _poll_outcome(p.decode_poll_request, bad)[0] == "error"
+
+
 @pytest.mark.parametrize("kind", [0, 6, 255])
 def test_polling_strategy_bad_kind(kind: int) -> None:
     with pytest.raises(WireError):
