@@ -25,22 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pyggy.core.records.iggy_batch import build_batch  # noqa: E402
 
 from pyggy.native_client import NativeClient  # noqa: E402
 from pyggy.testing import PyggyServer  # noqa: E402
 from scripts.consume_after_produce import proc_stat  # noqa: E402
-from scripts.poll_rtt import ClassicPoller, start_peer  # noqa: E402
-
-
-def fill(c: NativeClient, batches: int, per_batch: int, size: int) -> None:
-    """Stream "rtt", topic "t", one partition: `batches` batches of `per_batch` × `size` B."""
-    c.login("iggy", "iggy")
-    c.create_stream("rtt")
-    c.create_topic("rtt", "t", 1)
-    batch = build_batch([(i + 1, b"x" * size, b"", 1) for i in range(per_batch)])
-    for _ in range(batches):
-        c.send("rtt", "t", 0, batch, per_batch)
+from scripts.poll_rtt import ClassicPoller, fill, start_peer  # noqa: E402
 
 
 def poll(c: ClassicPoller, offset: int, count: int) -> int:

@@ -46,13 +46,15 @@ def start_peer(name: str, workdir: Path) -> PyggyServer:
     return server
 
 
-def fill(c: NativeClient, mb: int) -> None:
+def fill(c: NativeClient, batches: int, per_batch: int = PER_BATCH, size: int = SIZE) -> None:
+    """Stream "rtt", topic "t", one partition: `batches` batches of `per_batch` × `size` B
+    (by default 1 MB each)."""
     c.login("iggy", "iggy")
     c.create_stream("rtt")
     c.create_topic("rtt", "t", 1)
-    batch = build_batch([(i + 1, b"x" * SIZE, b"", 1) for i in range(PER_BATCH)])
-    for _ in range(mb):
-        c.send("rtt", "t", 0, batch, PER_BATCH)
+    batch = build_batch([(i + 1, b"x" * size, b"", 1) for i in range(per_batch)])
+    for _ in range(batches):
+        c.send("rtt", "t", 0, batch, per_batch)
 
 
 def timed_poll(c: NativeClient, count: int) -> tuple[float, float, int]:
