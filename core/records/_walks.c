@@ -203,52 +203,57 @@ static PyObject *iggy_stamp(PyObject *self, PyObject *args)
     return PyBool_FromLong(ok);
 }
 
-/* iggy_select(buf, first_offset, max_count) -> (start, end, count) | None: the byte range of
- * the frames with offset >= first_offset, at most max_count > 0 of them, as
- * iggy_batch.select_frames; None: a header or frame the Python twin rejects. */
+/* iggy_batch.select_frames: the byte range [*start, *end) of a batch's frames with offset >=
+ * first, at most max_count > 0 of them, and their number (none: *start = *end = length and
+ * *count = 0). 0: a header or frame the Python twin rejects. */
+static int select_frames(const uint8_t *b, uint64_t length, uint64_t first,
+                         Py_ssize_t max_count, uint64_t *start, uint64_t *end, uint64_t *count)
+{
+    if (length < BATCH_HEADER_SIZE || memcmp(b + 52, ZERO_RESERVED, sizeof ZERO_RESERVED)
+            || le64(b + 32) != length || max_count <= 0)
+        return 0;
+    uint64_t base = le64(b + 8), pos = BATCH_HEADER_SIZE, n = 0;
+    int started = 0;
+    *start = 0;
+    while (pos < length && n < (uint64_t)max_count) {
+        if (length - pos < FRAME_HEADER_SIZE)
+            return 0;
+        uint64_t next = pos + FRAME_HEADER_SIZE + (uint64_t)le32(b + pos + 32)
+                        + le32(b + pos + 36);
+        if (next > length)
+            return 0;
+        uint64_t offset = base + le32(b + pos + 24);
+        /* a wrapped sum is beyond 64 bits: above any first offset */
+        if (started || offset < base || offset >= first) {
+            if (!started)
+                *start = pos;
+            started = 1;
+            n++;
+        }
+        pos = next;
+    }
+    if (!started)
+        *start = pos = length;
+    *end = pos;
+    *count = n;
+    return 1;
+}
+
+/* iggy_select(buf, first_offset, max_count) -> (start, end, count) | None: select_frames. */
 static PyObject *iggy_select(PyObject *self, PyObject *args)
 {
     Py_buffer view;
     unsigned long long first;
     Py_ssize_t max_count;
-    PyObject *result = NULL;
+    uint64_t start, end, count;
+    PyObject *result;
     if (!PyArg_ParseTuple(args, "y*Kn", &view, &first, &max_count))
         return NULL;
-    const uint8_t *b = view.buf;
-    uint64_t length = (uint64_t)view.len;
-    if (length < BATCH_HEADER_SIZE || memcmp(b + 52, ZERO_RESERVED, sizeof ZERO_RESERVED)
-            || le64(b + 32) != length || max_count <= 0) {
+    if (select_frames(view.buf, (uint64_t)view.len, first, max_count, &start, &end, &count))
+        result = Py_BuildValue("(KKK)", (unsigned long long)start, (unsigned long long)end,
+                               (unsigned long long)count);
+    else
         result = Py_NewRef(Py_None);
-        goto done;
-    }
-    uint64_t base = le64(b + 8), pos = BATCH_HEADER_SIZE, start = 0, count = 0;
-    int started = 0;
-    while (pos < length && count < (uint64_t)max_count) {
-        if (length - pos < FRAME_HEADER_SIZE) {
-            result = Py_NewRef(Py_None);
-            goto done;
-        }
-        uint64_t next = pos + FRAME_HEADER_SIZE + (uint64_t)le32(b + pos + 32)
-                        + le32(b + pos + 36);
-        if (next > length) {
-            result = Py_NewRef(Py_None);
-            goto done;
-        }
-        uint64_t offset = base + le32(b + pos + 24);
-        /* a wrapped sum is beyond 64 bits: above any first offset */
-        if (started || offset < base || offset >= first) {
-            if (!started)
-                start = pos;
-            started = 1;
-            count++;
-        }
-        pos = next;
-    }
-    if (!started)
-        start = pos = length;
-    result = Py_BuildValue("(KKK)", (unsigned long long)start, (unsigned long long)pos,
-                           (unsigned long long)count);
-done:
     PyBuffer_Release(&view);
     return result;
 }
@@ -302,14 +307,16 @@ static int classic_check(const uint8_t *b, uint64_t total, uint64_t count, uint6
  * the 16 * count bytes of index entries make room for the 256-byte header), so a frame is
  * written only over bytes already read: its header fields are read before it is written and
  * its payload moves with memmove. */
-/* The checksums of k written frames (frame j ends where frame j + 1 starts, group[k] is the
- * end): each frame's field and, from index first on, the batch checksum's input. */
-static void classic_write_sums(uint8_t **group, int k, uint8_t *sums, uint64_t first)
+/* The checksums of k frames just written, a group (frame j ends where frame j + 1 starts,
+ * group[k] is the last one's end): each into its frame's first 8 bytes and, with sums, into
+ * the batch checksum's input from index first on (classic_write). */
+static void hash_group(uint8_t **group, int k, uint8_t *sums, uint64_t first)
 {
     for (int j = 0; j < k; j++) {
         uint64_t sum = xxh3_fast(group[j] + 8, (size_t)(group[j + 1] - group[j] - 8));
         memcpy(group[j], &sum, 8);
-        memcpy(sums + 44 + 8 * (first + (uint64_t)j), &sum, 8);
+        if (sums != NULL)
+            memcpy(sums + 44 + 8 * (first + (uint64_t)j), &sum, 8);
     }
 }
 
@@ -326,7 +333,7 @@ static int classic_write(const uint8_t *b, uint64_t total, uint64_t count, uint6
     for (uint64_t index = 0; index < count; index++) {
         if (k == CLASSIC_GROUP || (k && out + opos - group[0] >= CLASSIC_GROUP_BYTES)) {
             group[k] = out + opos;
-            classic_write_sums(group, k, sums, first);
+            hash_group(group, k, sums, first);
             first = index;
             k = 0;
         }
@@ -369,7 +376,7 @@ static int classic_write(const uint8_t *b, uint64_t total, uint64_t count, uint6
         opos += FRAME_HEADER_SIZE + size;
     }
     group[k] = out + opos;
-    classic_write_sums(group, k, sums, first);
+    hash_group(group, k, sums, first);
     if (pos != total || opos != out_len)
         return 0;
     uint32_t count32 = (uint32_t)count;
@@ -472,35 +479,14 @@ static PyObject *classic_poll(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "y*Kn", &view, &first, &max_count))
         return NULL;
     const uint8_t *b = view.buf;
-    uint64_t length = (uint64_t)view.len;
-    if (length < BATCH_HEADER_SIZE || memcmp(b + 52, ZERO_RESERVED, sizeof ZERO_RESERVED)
-            || le64(b + 32) != length || max_count <= 0)
+    uint64_t start, end, count, pos;
+    if (!select_frames(b, (uint64_t)view.len, first, max_count, &start, &end, &count))
         goto reject;
-    uint64_t base = le64(b + 8), ts = le64(b + 16), origin = le64(b + 24);
-    uint64_t pos = BATCH_HEADER_SIZE, start = 0, count = 0;
-    int started = 0;
-    while (pos < length && count < (uint64_t)max_count) {  /* iggy_batch.select_frames */
-        if (length - pos < FRAME_HEADER_SIZE)
-            goto reject;
-        uint64_t next = pos + FRAME_HEADER_SIZE + (uint64_t)le32(b + pos + 32)
-                        + le32(b + pos + 36);
-        if (next > length)
-            goto reject;
-        uint64_t offset = base + le32(b + pos + 24);
-        /* a wrapped sum is beyond 64 bits: above any first offset */
-        if (started || offset < base || offset >= first) {
-            if (!started)
-                start = pos;
-            started = 1;
-            count++;
-        }
-        pos = next;
-    }
-    if (!started) {
+    if (count == 0) {
         result = Py_BuildValue("(y#i)", "", (Py_ssize_t)0, 0);
         goto done;
     }
-    uint64_t end = pos;
+    uint64_t base = le64(b + 8), ts = le64(b + 16), origin = le64(b + 24);
     PyObject *frames = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(end - start + 16 * count));
     if (frames == NULL)
         goto done;
@@ -509,7 +495,7 @@ static PyObject *classic_poll(PyObject *self, PyObject *args)
      * across the copy's still-buffered stores at another alignment (the header is 64 bytes,
      * the hash starts at 8) and waits for each; a group later they are in the cache. About
      * half the time per 1000-byte message here (BENCHMARKS.md, "Classic consume, third pass"). */
-    uint8_t *group[CLASSIC_GROUP];
+    uint8_t *group[CLASSIC_GROUP + 1];
     for (pos = start; pos < end;) {
         int k = 0;
         const uint8_t *g0 = o;
@@ -534,11 +520,8 @@ static PyObject *classic_poll(PyObject *self, PyObject *args)
             pos += FRAME_HEADER_SIZE + size;
             o += CLASSIC_HEADER_SIZE + size;
         }
-        for (int j = 0; j < k; j++) {  /* frame j ends where frame j + 1 (or the group) starts */
-            uint8_t *g = group[j], *g_end = j + 1 < k ? group[j + 1] : o;
-            uint64_t sum = xxh3_fast(g + 8, (size_t)(g_end - g - 8));
-            memcpy(g, &sum, 8);
-        }
+        group[k] = o;
+        hash_group(group, k, NULL, 0);
     }
     result = Py_BuildValue("(NK)", frames, (unsigned long long)count);
     goto done;
