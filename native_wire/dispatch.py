@@ -45,20 +45,9 @@ async def _run(ctx: Context, code: int, body: memoryview) -> Answer:
     # in a cluster, writes reaching a backup go to their group's primary (Iggy clients do
     # not know partition leaders): docs/cluster.md, "What a client sees"
     FORWARD.set(True)
-    server = ctx.server
-    metrics = server.metrics
-    if metrics is None and server.telemetry is None:
-        # the common case, `_checked` and `_call` inline: two coroutines fewer per request
-        # (BENCHMARKS.md, "Classic poll, the Python around it")
-        try:
-            if not cmd.pre_auth:
-                _authorize(ctx)
-            if cmd.is_async:
-                return await cmd.handler(ctx, Reader(body))
-            return cmd.handler(ctx, Reader(body))
-        except IggyError as e:
-            _refused(ctx, cmd, e)
-            raise
+    metrics = ctx.server.metrics
+    if metrics is None:
+        return await _checked(ctx, cmd, body)
     start = time.perf_counter()
     error = ""
     reply: bytes | list = b""
@@ -70,10 +59,9 @@ async def _run(ctx: Context, code: int, body: memoryview) -> Answer:
             else "error"
         raise
     finally:  # pyggy/metrics.py: per-command count, latency, bytes
-        if metrics is not None:
-            sent = sum(len(p) for p in reply) if isinstance(reply, list) else len(reply)
-            metrics.request("iggy", cmd.name, time.perf_counter() - start, error,
-                            len(body), sent)
+        sent = sum(len(p) for p in reply) if isinstance(reply, list) else len(reply)
+        metrics.request("iggy", cmd.name, time.perf_counter() - start, error,
+                        len(body), sent)
 
 
 async def _checked(ctx: Context, cmd: Command, body: memoryview) -> bytes | list:
@@ -83,32 +71,23 @@ async def _checked(ctx: Context, cmd: Command, body: memoryview) -> bytes | list
             return await telemetry.native_command(ctx, cmd, body, _call)
         return await _call(ctx, cmd, body)
     except IggyError as e:
-        _refused(ctx, cmd, e)
+        if e.code in _REFUSALS:  # logged once per burst (core/logins.py Audit)
+            user = ctx.session.user
+            ctx.server.logins.audit.refused(user.username if user else None, ctx.session.host,
+                                            "iggy", cmd.name)
         raise
-
-
-def _refused(ctx: Context, cmd: Command, e: IggyError) -> None:
-    if e.code in _REFUSALS:  # logged once per burst (core/logins.py Audit)
-        user = ctx.session.user
-        ctx.server.logins.audit.refused(user.username if user else None, ctx.session.host,
-                                        "iggy", cmd.name)
-
-
-def _authorize(ctx: Context) -> None:
-    """A logged-in user still there and active, checked on every request."""
-    session = ctx.session
-    user = session.require_user()
-    if ctx.server.engine.identity.meta.users.get(user.id) is not user or user.status != 1:
-        # deleted or deactivated (through another shard, node or connection): its
-        # sessions end, as the Kafka door closes such a user's connections
-        session.user = None
-        raise IggyError(ErrorCode.UNAUTHENTICATED, "unauthenticated")
 
 
 async def _call(ctx: Context, cmd: Command, body: memoryview) -> Answer:
     """`_run`'s body after the lookup, for the telemetry hook to wrap."""
     if not cmd.pre_auth:
-        _authorize(ctx)
+        session = ctx.session
+        user = session.require_user()
+        if ctx.server.engine.identity.meta.users.get(user.id) is not user or user.status != 1:
+            # deleted or deactivated (through another shard, node or connection): its
+            # sessions end, as the Kafka door closes such a user's connections
+            session.user = None
+            raise IggyError(ErrorCode.UNAUTHENTICATED, "unauthenticated")
     r = Reader(body)
     if cmd.is_async:
         return await cmd.handler(ctx, r)

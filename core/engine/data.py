@@ -32,7 +32,7 @@ from pyggy.core.storage import streamed
 from pyggy.core.storage.partition_log import PartitionLog
 from pyggy.core.storage.reads import BatchRef, offset_for_timestamp_steps, read_steps
 from pyggy.core.storage.streamed import Deferred as Deferred  # the doors stream it (kafka_wire)
-from pyggy.core.storage.tiered import Steps, resume_async, run_blocking
+from pyggy.core.storage.tiered import Steps, run_async, run_blocking
 from pyggy.core.transactions import AbortedRanges
 
 from .cluster import ClusterView
@@ -338,15 +338,9 @@ class DataService:
                                               consumer_id, auto_commit)
         commits: list[tuple[Topic, int, int, Identifier, int]] | None = \
             [] if auto_commit and self.cluster is not None else None
-        steps = self._poll(stream, topic, partition_id, strategy, value, count, consumer_kind,
-                           consumer_id, auto_commit, member_id, commits,
-                           streamed and not auto_commit)
-        try:  # a local read asks for nothing: done in its first step, no coroutine for it
-            need = next(steps)
-        except StopIteration as done:
-            result: PollResult = done.value
-        else:
-            result = await resume_async(steps, need)
+        result = await run_async(self._poll(stream, topic, partition_id, strategy, value,
+                                            count, consumer_kind, consumer_id, auto_commit,
+                                            member_id, commits, streamed and not auto_commit))
         for t, pid, kind, key, offset in commits or ():
             await self.consumers.replicate_store(t, pid, kind, key, offset)
         return result

@@ -152,18 +152,6 @@ async def run_async(steps: Steps[T],
     point where the read may pause, await `pause()` when given (a paced walk)."""
     try:
         need = next(steps)
-    except StopIteration as done:
-        result: T = done.value  # what the generator returned (a Steps[T] returns a T)
-        return result
-    return await resume_async(steps, need, pause)
-
-
-async def resume_async(steps: Steps[T], need: Need | None,
-                       pause: Callable[[], Awaitable[None]] | None = None) -> T:
-    """`run_async` of a read that has already asked for `need` (its first `next`): a caller
-    that runs the first step itself (a local read asks for nothing, so it is done then)
-    awaits only reads that need the archive."""
-    try:
         while True:
             if need is None:
                 if pause is not None:
