@@ -54,9 +54,9 @@ async def poll_messages(ctx: Context, r: Reader) -> bytes | list:
     perm.ensure(perm.poll_messages(session.require_user(), t.stream_id, t.id))
     member = None
     if kind == CONSUMER_GROUP:
-        g = ctx.engine.consumers.group(t.stream_id, t.id, consumer)
-        member = ctx.session.member_id if ctx.session.member_id in g.members else None
-        if ctx.classic:
+        g = engine.consumers.group(t.stream_id, t.id, consumer)
+        member = session.member_id if session.member_id in g.members else None
+        if classic:
             if member is None:
                 raise IggyError(ErrorCode.CONSUMER_GROUP_MEMBER_NOT_FOUND, "not a member")
             if partition_id is None:
