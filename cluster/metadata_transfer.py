@@ -49,8 +49,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from crc32c import crc32c
 from pyggy.consensus.message import Command, Message
+from pyggy.core.crc import crc32c
 from pyggy.core.lost_found import LostAndFound
 from pyggy.core.small_file import sync_dir
 

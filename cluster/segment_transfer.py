@@ -30,8 +30,8 @@ import struct
 from bisect import bisect_left
 from dataclasses import dataclass
 
-from crc32c import crc32c
 from pyggy.consensus.message import HEADER_SIZE, Command, Message
+from pyggy.core.crc import crc32c
 from pyggy.core.records.encoding import recognise
 from pyggy.core.storage.index import DAMAGED, ENTRY, ENTRY_SIZE, HAS_CRC, entry_ok
 from pyggy.core.storage.partition_log import PartitionLog

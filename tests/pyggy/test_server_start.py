@@ -24,11 +24,11 @@ IMPORT_TRACE = {"PYTHONPROFILEIMPORTTIME": "1"}
 
 # imported only when configured: [data_maintenance.archiver] (boto3 for S3), [telemetry],
 # [http] (aiohttp, JWT, Prometheus metrics), [cluster], [system.sharding] shards > 1,
-# [data_maintenance.scrub], TLS
-# certificate generation; and what no start needs: the crc32c package's version lookup
-# (importlib.metadata), the compression codecs, ctypes (the heap trimmer), the Kafka door's
-# request handlers and schema codec (construct), loaded by its first request; uuid (it imports
-# platform, nine regexes: at the first Kafka codec or group member id)
+# [data_maintenance.scrub], TLS certificate generation; and what no start needs: the crc32c
+# package (the tests' reference CRC-32C; pyggy's is fastcrc's), importlib.metadata, the
+# compression codecs, ctypes (the heap trimmer), the Kafka door's request handlers and schema
+# codec (construct), loaded by its first request; uuid (it imports platform, nine regexes: at
+# the first Kafka codec or group member id)
 NOT_AT_START = ("boto3", "botocore", "opentelemetry", "aiohttp", "jwt", "prometheus_client",
                 "uuid", "platform", "cryptography", "pyggy.archiver", "pyggy.http_api",
                 "pyggy.metrics", "pyggy.cluster", "pyggy.consensus", "pyggy.shards", "pyggy.scrub",
