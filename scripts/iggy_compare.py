@@ -1,7 +1,7 @@
 """pyggy's native door against Apache Iggy 0.8.0, driven by Iggy's own `iggy-bench`.
 
     .venv/bin/python scripts/iggy_compare.py [--rounds 5] [--batches 200] [--pyggy-config TOML]
-        [--actors N] [--pyggy-shards 1,2] [--json PATH]
+        [--actors N] [--pyggy-shards 1,2] [--iggy-shards 1,2] [--pin-pyggy] [--json PATH]
 
 Each round starts, for each server in turn (the order alternates between rounds), a fresh
 server on loopback with an empty data directory, runs `iggy-bench pinned-producer` and then
@@ -21,7 +21,11 @@ Shard scaling (issue 16's 2-shard target) with the same load generator: ``--acto
 each run 4 producers / 4 consumers on 4 streams (one partition each, every connection pinned to
 its stream), ``--pyggy-shards 1,2`` runs pyggy once per shard count in each round
 (``[system.sharding] shards``), and the table adds the ratio of the last count to the first.
-The CPU figure sums every process listening on the port (every shard).
+``--iggy-shards 1,2`` does the same for Iggy (``IGGY_SYSTEM_SHARDING_CPU_ALLOCATION``: that many
+shards, each pinned to its core, as Iggy always pins them), so the scaling of the two servers
+compares in one window; ``--pin-pyggy`` pins each pyggy shard process (all its threads) to a
+core of its own after the start, as Iggy does. The CPU figure sums every process listening on
+the port (every shard).
 """
 
 from __future__ import annotations
@@ -79,14 +83,17 @@ def _wait_port(address: str, proc: subprocess.Popen[bytes] | None, timeout: floa
     raise RuntimeError(f"{address} did not accept connections in {timeout} s")
 
 
-def start_iggy(binary: Path, workdir: Path) -> Server:
-    """Iggy 0.8.0 with its defaults (one shard per core), only the TCP listener, root iggy/iggy."""
+def start_iggy(binary: Path, workdir: Path, shards: int | None = None) -> Server:
+    """Iggy 0.8.0 with its defaults (one shard per core, each pinned to its core), only the TCP
+    listener, root iggy/iggy; `shards`: that many shards (still pinned, to cores 0..n-1)."""
     port = free_port()
     env = dict(os.environ, IGGY_TCP_ADDRESS=f"127.0.0.1:{port}", IGGY_HTTP_ENABLED="false",
                IGGY_QUIC_ENABLED="false", IGGY_WEBSOCKET_ENABLED="false",
                IGGY_CLUSTER_ENABLED="false", IGGY_TELEMETRY_ENABLED="false",
                IGGY_SYSTEM_PATH=str(workdir / "iggy-data"), IGGY_ROOT_USERNAME="iggy",
                IGGY_ROOT_PASSWORD="iggy")
+    if shards is not None:
+        env["IGGY_SYSTEM_SHARDING_CPU_ALLOCATION"] = str(shards)
     config = binary.parent / "config.toml"
     if config.exists():
         env["IGGY_CONFIG_PATH"] = str(config)
@@ -119,6 +126,15 @@ def start_pyggy(workdir: Path, config: Path | None = None, shards: int | None = 
                          env=env)
     server.start()
     return Server("pyggy", server.tcp_address, server.pid or 0, server.close)
+
+
+def _pin(server: Server) -> None:
+    """Every thread of each process listening on the server's port to one core, in turn."""
+    cpus = sorted(os.sched_getaffinity(0))
+    pids = sorted(listening_pids(int(server.address.rsplit(":", 1)[1])) or [server.pid])
+    for i, pid in enumerate(pids):
+        subprocess.run(["taskset", "-a", "-cp", str(cpus[i % len(cpus)]), str(pid)],
+                       check=True, capture_output=True)
 
 
 def iggy_bench(bench: Path, kind: str, address: str, args: argparse.Namespace) -> tuple[
@@ -182,18 +198,32 @@ CLASSIC = [("produce_mb_s", "pinned-producer MB/s", "{:.0f}"),
            ("consume_cpu_s_gb", "server CPU-s per GB out", "{:.2f}")]
 
 
+def _counts(arg: str | None) -> list[int | None]:
+    return [int(x) for x in arg.split(",")] if arg else [None]
+
+
+def _name(server: str, shards: int | None) -> str:
+    return server if shards is None else f"{server} {shards} shard{'s' if shards > 1 else ''}"
+
+
 def classic_table(runs: dict[str, list[dict[str, float]]]) -> str:
-    """Medians (min–max) per server, each pyggy's ratio to Iggy, and with several pyggy runs
-    (shard counts) the last one's ratio to the first."""
+    """Medians (min–max) per server, each pyggy's ratio to Iggy (to the Iggy of the same shard
+    count when several were run), and for each server run with several shard counts the last
+    count's ratio to the first."""
     names = [n for n in runs if runs[n]]
-    mine = [n for n in names if n != "iggy"]
+    mine = [n for n in names if n.startswith("pyggy")]
+    theirs = [n for n in names if n.startswith("iggy")]
     med = {n: {k: statistics.median(r[k] for r in runs[n]) for k, _, _ in CLASSIC}
            for n in names}
     rng = {n: {k: (min(r[k] for r in runs[n]), max(r[k] for r in runs[n]))
                for k, _, _ in CLASSIC} for n in names}
-    ratios = [(m, "iggy") for m in mine if "iggy" in med]
-    if len(mine) > 1:
-        ratios.append((mine[-1], mine[0]))
+    ratios = []
+    for m in mine:
+        same = [t for t in theirs if t.removeprefix("iggy") == m.removeprefix("pyggy")]
+        ratios += [(m, t) for t in (same or theirs[:1])]
+    for group in (mine, theirs):
+        if len(group) > 1:
+            ratios.append((group[-1], group[0]))
     head = ["median (min–max)"] + names + [f"{a} / {b}" for a, b in ratios]
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for key, label, fmt in CLASSIC:
@@ -222,19 +252,21 @@ def main(argv: list[str] | None = None) -> int:
                     help="producers / consumers, one stream each (1)")
     ap.add_argument("--pyggy-shards", metavar="LIST",
                     help="shard counts to run pyggy with, e.g. 1,2 (default: its own)")
+    ap.add_argument("--iggy-shards", metavar="LIST",
+                    help="Iggy shard counts to run, e.g. 1,2 (default: Iggy's, one per core)")
+    ap.add_argument("--pin-pyggy", action="store_true",
+                    help="pin each pyggy shard process to a core of its own (taskset -a)")
     ap.add_argument("--json", metavar="PATH", help="write every run and the tables as JSON")
     args = ap.parse_args(argv)
-    shard_counts: list[int | None] = [int(x) for x in args.pyggy_shards.split(",")] \
-        if args.pyggy_shards else [None]
-    mine = {("pyggy" if n is None else f"pyggy {n} shard{'s' if n > 1 else ''}"): n
-            for n in shard_counts}
+    mine = {_name("pyggy", n): n for n in _counts(args.pyggy_shards)}
+    theirs = {_name("iggy", n): n for n in _counts(args.iggy_shards)}
 
     bench, server_bin = args.iggy_dir / "iggy-bench", args.iggy_dir / "iggy-server"
-    names = [*mine] + (["iggy"] if server_bin.exists() else [])
+    names = [*mine] + ([*theirs] if server_bin.exists() else [])
     notes = []
     if not bench.exists():
         notes.append(f"no {bench}: the iggy-bench (classic) part was not run")
-    elif "iggy" not in names:
+    elif not server_bin.exists():
         notes.append(f"no {server_bin}: Apache Iggy was not measured")
     classic: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     vsr: list[dict[str, float]] = []
@@ -242,8 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         if bench.exists():
             for n in names[r % len(names):] + names[:r % len(names)]:
                 with tempfile.TemporaryDirectory(prefix="pyggy-iggycmp-") as tmp:
-                    server = start_iggy(server_bin, Path(tmp)) if n == "iggy" \
+                    server = start_iggy(server_bin, Path(tmp), theirs[n]) if n in theirs \
                         else start_pyggy(Path(tmp), args.pyggy_config, mine[n])
+                    if args.pin_pyggy and n in mine:
+                        _pin(server)
                     try:
                         classic[n].append(classic_round(server, bench, args))
                     finally:

@@ -71,6 +71,20 @@ def test_table_of_a_shard_sweep(cmp: ModuleType) -> None:
     assert produce.endswith("| 0.50 | 0.65 | 1.30 |")
 
 
+def test_table_of_both_shard_sweeps(cmp: ModuleType) -> None:
+    """--pyggy-shards and --iggy-shards: each pyggy count against the Iggy of the same count,
+    and each server's last count against its first."""
+    def run(mbs: float) -> dict[str, float]:
+        return {key: mbs for key, _, _ in cmp.CLASSIC}
+
+    table = cmp.classic_table({"pyggy 1 shard": [run(100)], "pyggy 2 shards": [run(130)],
+                               "iggy 1 shard": [run(200)], "iggy 2 shards": [run(260)]})
+    head, _, produce = table.splitlines()[:3]
+    assert head.endswith("| pyggy 1 shard / iggy 1 shard | pyggy 2 shards / iggy 2 shards "
+                         "| pyggy 2 shards / pyggy 1 shard | iggy 2 shards / iggy 1 shard |")
+    assert produce.endswith("| 0.50 | 0.50 | 1.30 | 1.30 |")
+
+
 def test_pyggy_config_reaches_the_server(cmp: ModuleType, tmp_path: Path) -> None:
     """--pyggy-config: the server reads the file (a bad setting in it stops the start)."""
     bad = tmp_path / "bad.toml"
