@@ -20,15 +20,16 @@ class DataDirBusy(RuntimeError):
 
 def lock(path: Path | str) -> int:
     """Take the lock (creating the directory); return its descriptor (keep it open)."""
-    root = Path(path)
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    os.makedirs(path, exist_ok=True)
+    fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
         os.close(fd)
-        raise DataDirBusy(f"data directory {root.resolve()} is in use by another pyggy "
+        from pathlib import Path
+
+        raise DataDirBusy(f"data directory {Path(path).resolve()} is in use by another pyggy "
                           f"process (pid {holder})") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -38,8 +39,9 @@ def lock(path: Path | str) -> int:
 def is_new(path: Path | str) -> bool:
     """True when the directory holds no metadata yet (no state log, `core/metadata/
     state_log.py`): a first start, which creates the root user."""
-    state = Path(path) / "state"
-    return not any((state / name).exists() for name in ("state.log", "state.log.copy"))
+    state = os.path.join(path, "state")
+    return not any(os.path.exists(os.path.join(state, name))
+                   for name in ("state.log", "state.log.copy"))
 
 
 def unlock(fd: int) -> None:
