@@ -3,13 +3,19 @@
 Two servers (or a server and `pyggy-scrub`) writing the same segments would corrupt them; the
 second one is refused with the holder's pid. The lock is `flock`, released by the kernel when
 the process ends however it ends, so a `kill -9` leaves nothing stale behind.
+
+`pyggy-server` takes it before it binds its ports (pyggy/prebind.py), so this module imports
+only `fcntl` and what the interpreter has loaded already (`os`): not `pathlib`.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 LOCK_FILE = ".lock"
 
