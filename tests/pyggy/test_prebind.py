@@ -5,7 +5,10 @@ read of the settings that name them (what pyggy-server does with it: tests/pyggy
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -282,3 +285,21 @@ def test_a_literal_address_is_what_ipaddress_accepts(host: str) -> None:
     except ValueError:
         expected = None
     assert prebind._family(host) == expected
+
+
+def test_the_early_bind_imports_no_schema_logging_or_argparse(tmp_path: Path) -> None:
+    """What runs before the ports listen (BENCHMARKS.md, "Issue 16, seventh session"): the
+    CLI module and open_early import none of what reading the whole config needs."""
+    code = ("import os, sys\n"
+            "before = set(sys.modules)\n"  # the interpreter's (and an editable install's finder)
+            "from pyggy import cli, prebind\n"
+            "early = prebind.open_early([], os.environ)\n"
+            "assert early is not None and sorted(prebind._open) == ['kafka', 'tcp']\n"
+            "print(*sorted(m for m in set(sys.modules) - before if not m.startswith('pyggy')))\n"
+            "print(*sorted(m for m in sys.modules if m.startswith('pyggy')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**_env(tmp_path / "data"), "PATH": os.environ.get("PATH", "")},
+                         timeout=60, check=True).stdout.splitlines()
+    # (__future__, for the annotations, may be loaded already)
+    assert out[0] in ("_socket fcntl gc", "__future__ _socket fcntl gc")
+    assert out[1] == "pyggy pyggy.cli pyggy.datadir pyggy.prebind"
