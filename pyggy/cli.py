@@ -5,7 +5,7 @@ sockets listen (pyggy/prebind.py `open_early`) as soon as the few settings that 
 read and the data directory locked, before this module imports argparse, logging and the
 config schema; then the whole config is read and checked (its errors reported as before, the
 early sockets closed), and the server's modules imported. The garbage collector is off from
-the early bind until the server is ready (`pyggy.server.serve` freezes what the start built
+then until the server is ready (`pyggy.server.serve` freezes what the start built
 and turns it back on), except on a cluster replica, whose start may wait for its peers.
 
 Exit codes: 0 after a clean shutdown, 1 when the first start cannot store its metadata (full
@@ -183,8 +183,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the ports first (pyggy/prebind.py): before argparse, logging and the config schema
         # are imported, from the few settings that name them
         early = prebind.open_early(sys.argv[1:] if argv is None else argv, os.environ)
-        if early is not None:  # one process, not a cluster replica: see below
-            gc.disable()
         return _main(argv, early)
     finally:
         prebind.close_all()  # the sockets of doors that never started
@@ -232,9 +230,7 @@ def _main(argv: Sequence[str] | None, early: prebind.Early | None = None) -> int
         log.error("%s", e)
         return 2
     opened = listen_early(config, env)
-    if config.cluster.enabled:  # a replica may wait for its peers: it collects as usual
-        gc.enable()
-    else:
+    if not config.cluster.enabled:  # a replica may wait for its peers: it collects as usual
         gc.disable()  # for the start: its objects live on (server.serve turns it on again)
     # a first start hashes the root password in a thread from here on, while the server's
     # modules are imported and the data directory opened (core/auth.py RootUser)
