@@ -1,10 +1,12 @@
 """`pyggy-server` command line: load config, set up logging and uvloop, run the server.
 
 The start is ordered for time to first connection (BENCHMARKS.md, start-up): the doors'
-sockets listen (pyggy/prebind.py) as soon as the config is read and the data directory locked,
-before the server's modules are imported; the garbage collector is off from then until the
-server is ready (`pyggy.server.serve` freezes what the start built and turns it
-back on), except on a cluster replica, whose start may wait for its peers.
+sockets listen (pyggy/prebind.py `open_early`) as soon as the few settings that name them are
+read and the data directory locked, before this module imports argparse, logging and the
+config schema; then the whole config is read and checked (its errors reported as before, the
+early sockets closed), and the server's modules imported. The garbage collector is off from
+then until the server is ready (`pyggy.server.serve` freezes what the start built
+and turns it back on), except on a cluster replica, whose start may wait for its peers.
 
 Exit codes: 0 after a clean shutdown, 1 when the first start cannot store its metadata (full
 disk), 2 for a configuration error, 3 when the server refuses to start on damaged metadata (the
@@ -13,35 +15,29 @@ error names the file and the ways out), 130 on a second Ctrl-C.
 
 from __future__ import annotations
 
-import argparse
 import gc
-import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from pyggy import datadir, prebind
-from pyggy.config import (
-    ConfigError,
-    ServerConfig,
-    config_path,
-    load_config,
-    set_value,
-    shard_count,
-    split_address,
-    validate,
-)
-from pyggy.logtail import LOG_TAIL
 
-log = logging.getLogger("pyggy")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the annotations only: argparse, logging and the config schema are
+    # imported once the ports listen (`main`, pyggy/prebind.py)
+    import argparse
+    import logging
+    from collections.abc import Mapping, Sequence
+
+    from pyggy.config import ServerConfig
 
 DEFAULT_ROOT_CREDENTIALS = ("iggy", "iggy")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-_LEVELS = {"trace": logging.DEBUG, "warn": logging.WARNING}
+_LEVELS = {"trace": 10, "warn": 30}  # logging.DEBUG, logging.WARNING
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     p = argparse.ArgumentParser(
         prog="pyggy-server",
         description="pyggy: an Iggy-style message streaming server (Iggy and Kafka protocols).",
@@ -89,12 +85,16 @@ def root_credentials(
     if username and password:
         return username, password
     if username or password:
+        from pyggy.config import ConfigError
+
         raise ConfigError("set both IGGY_ROOT_USERNAME and IGGY_ROOT_PASSWORD, or neither")
     return None
 
 
 def apply_flags(config: ServerConfig, args: argparse.Namespace) -> None:
     """CLI flags override file and environment."""
+    from pyggy.config import set_value
+
     for flag, path in (
         (args.tcp_address, ("tcp", "address")),
         (args.kafka_address, ("kafka", "address")),
@@ -107,19 +107,25 @@ def apply_flags(config: ServerConfig, args: argparse.Namespace) -> None:
 
 
 def log_level(name: str) -> int:
+    import logging
+
     name = name.lower()
     return _LEVELS.get(name) or logging.getLevelNamesMapping()[name.upper()]
 
 
 def wipe_data(path: str) -> None:
     """`--fresh`: delete the data directory (refusing obviously wrong targets)."""
+    from pathlib import Path
+
+    from pyggy.config import ConfigError
+
     target = Path(path).resolve()
     if target in (Path(target.anchor), Path.home().resolve(), Path.cwd().resolve()):
         raise ConfigError(f"--fresh refuses to delete {target}")
     if target.exists():
         import shutil
 
-        log.warning("--fresh: deleting data directory %s", target)
+        _log().warning("--fresh: deleting data directory %s", target)
         shutil.rmtree(target)
 
 
@@ -134,16 +140,23 @@ def listen_early(config: ServerConfig, env: Mapping[str, str]) -> list[str]:
     """Open the native TCP and Kafka doors' listening sockets now (pyggy/prebind.py), for a
     single-process server; "door host:port" of each opened. A sharded server binds its ports
     with SO_REUSEPORT in every shard, and a cluster replica opens its doors once it has
-    joined: those bind when their listeners start, as before."""
+    joined: those bind when their listeners start, as before. What `prebind.open_early`
+    opened from its reading of the same settings is kept where this configuration agrees
+    and closed where it does not."""
+    from pyggy.config import shard_count, split_address
+
     if config.cluster.enabled or shard_count(config) > 1 or env.get("PYGGY_SHARD"):
+        prebind.close_all()
         return []
     opened = []
     for name, section in (("tcp", config.tcp), ("kafka", config.kafka)):
-        if section.enabled:
-            host, port = split_address(section.address)
-            bound = prebind.listen(name, host, port)
-            if bound is not None:
-                opened.append(f"{name} {host}:{bound}")
+        if not section.enabled:
+            prebind.close(name)
+            continue
+        host, port = split_address(section.address)
+        bound = prebind.listen(name, host, port)
+        if bound is not None:
+            opened.append(f"{name} {host}:{bound}")
     return opened
 
 
@@ -153,20 +166,39 @@ def install_uvloop() -> None:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without it
-        log.warning("uvloop not available; using the default asyncio event loop")
+        _log().warning("uvloop not available; using the default asyncio event loop")
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def _log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("pyggy")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    early = None
     try:
-        return _main(argv)
+        # the ports first (pyggy/prebind.py): before argparse, logging and the config schema
+        # are imported, from the few settings that name them
+        early = prebind.open_early(sys.argv[1:] if argv is None else argv, os.environ)
+        return _main(argv, early)
     finally:
         prebind.close_all()  # the sockets of doors that never started
+        if early is not None:
+            early.release()  # the lock, if the start did not take it
         gc.enable()  # if the server did not start (it turns it on once it has)
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def _main(argv: Sequence[str] | None, early: prebind.Early | None = None) -> int:
+    import logging
+    from pathlib import Path
+
+    from pyggy.config import ConfigError, config_path, load_config, validate
+    from pyggy.logtail import LOG_TAIL
+
+    log = _log()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=log_level(args.log_level or "info"), format=LOG_FORMAT, stream=sys.stderr
@@ -175,21 +207,29 @@ def _main(argv: Sequence[str] | None) -> int:
     logging.getLogger().addHandler(LOG_TAIL)
     env = os.environ
     try:
-        config = load_config(args.config, env)
+        document = None
+        if early is not None and early.config_path == config_path(args.config, env):
+            document = early.document  # the file, read once
+        config = load_config(args.config, env, document=document)
         apply_flags(config, args)
         validate(config)
         credentials = root_credentials(args.with_default_root_credentials, env)
-        datadir.unlock(datadir.lock(config.system.path))  # refuse before deleting anything
-        if args.fresh:
-            wipe_data(config.system.path)
-        data_lock = datadir.lock(config.system.path)  # held until the process ends
+        # the lock open_early took (never with --fresh: it reads no -f), else as before
+        data_lock = None if early is None else early.take_lock(config.system.path)
+        if data_lock is None:
+            if early is not None:
+                early.release()
+            datadir.unlock(datadir.lock(config.system.path))  # refuse before deleting anything
+            if args.fresh:
+                wipe_data(config.system.path)
+            data_lock = datadir.lock(config.system.path)  # held until the process ends
     except ConfigError as e:
         log.error("configuration error: %s", e)
         return 2
     except datadir.DataDirBusy as e:
         log.error("%s", e)
         return 2
-    early = listen_early(config, env)
+    opened = listen_early(config, env)
     if not config.cluster.enabled:  # a replica may wait for its peers: it collects as usual
         gc.disable()  # for the start: its objects live on (server.serve turns it on again)
     # a first start hashes the root password in a thread from here on, while the server's
@@ -205,8 +245,8 @@ def _main(argv: Sequence[str] | None) -> int:
         _version(), config_path(args.config, env) or "(defaults)",
         Path(config.system.path).resolve(),
     )
-    if early:  # connections wait in the backlog until the doors serve ("... listening on")
-        log.info("ports open (connections wait until their door serves): %s", ", ".join(early))
+    if opened:  # connections wait in the backlog until the doors serve ("... listening on")
+        log.info("ports open (connections wait until their door serves): %s", ", ".join(opened))
     install_uvloop()
 
     from pyggy import server
@@ -237,8 +277,10 @@ def _main(argv: Sequence[str] | None) -> int:
 def _restart(why: str) -> None:
     """Start this server again in this process (same pid, same arguments but `--fresh`):
     the cluster asks it to install a fetched metadata checkpoint (docs/cluster.md)."""
+    import logging
+
     argv = [a for a in sys.orig_argv if a not in ("-f", "--fresh")]
-    log.warning("restarting the server: %s", why)
+    _log().warning("restarting the server: %s", why)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

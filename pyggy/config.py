@@ -938,20 +938,26 @@ def config_path(argv_config_path: str | None, env: Mapping[str, str]) -> str | N
     return argv_config_path or env.get("IGGY_CONFIG_PATH") or None
 
 
-def load_config(argv_config_path: str | None, env: Mapping[str, str]) -> ServerConfig:
-    """Build the config from defaults, the TOML file (if any) and `IGGY_*` overrides."""
+def load_config(argv_config_path: str | None, env: Mapping[str, str], *,
+                document: Mapping[str, Any] | None = None) -> ServerConfig:
+    """Build the config from defaults, the TOML file (if any) and `IGGY_*` overrides.
+    `document`: that file as already parsed (`pyggy-server` reads it once, before it binds:
+    pyggy/prebind.py)."""
     config = ServerConfig()
     path = config_path(argv_config_path, env)
     if path is not None:
-        import tomllib  # only with a config file: its parser compiles regexes at import
+        if document is not None:
+            data = document
+        else:
+            import tomllib  # only with a config file: its parser compiles regexes at import
 
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise ConfigError(f"cannot read config file {path}: {e}") from None
+            try:
+                with open(path, "rb") as fh:
+                    data = tomllib.load(fh)
+            except FileNotFoundError:
+                raise ConfigError(f"config file not found: {path}") from None
+            except (OSError, tomllib.TOMLDecodeError) as e:
+                raise ConfigError(f"cannot read config file {path}: {e}") from None
         _refuse_unknown_security(list(_unknown_security_keys(data)))
         _apply_table(config, data)
     _apply_env(config, env)

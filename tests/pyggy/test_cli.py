@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pyggy import cli, prebind, server
+from pyggy import cli, datadir, prebind, server
 from pyggy.config import ConfigError, ServerConfig, load_config
 from pyggy.testing import PyggyServer, ServerStartError, free_port
 
@@ -97,6 +97,137 @@ def test_main_opens_the_doors_before_the_server_runs_and_closes_the_unused(
     for port in ports:  # the fake server took neither: closed
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def _connects(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return False
+    return True
+
+
+def test_the_ports_listen_before_the_config_is_read_in_full(
+    captured_run: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyggy/prebind.py open_early: bound and the data directory locked before the config
+    schema runs; the start keeps those sockets (port 0: the port chosen early) and that lock."""
+    from pyggy import config as config_module
+
+    data = tmp_path / "data"
+    data.mkdir()  # a restart: the early start locks it
+    seen = {}
+    load = config_module.load_config
+
+    def load_config(*args, **kwargs):
+        seen["early"] = {door: sock.getsockname()[1] for door, (_, _, sock)
+                         in prebind._open.items()}
+        with pytest.raises(datadir.DataDirBusy):
+            datadir.lock(data)
+        return load(*args, **kwargs)
+
+    def run(config, creds, repair_state=False) -> None:
+        seen["taken"] = {door: prebind.take(door, "127.0.0.1", 0) for door in ("tcp", "kafka")}
+        with pytest.raises(datadir.DataDirBusy):  # still held: the early lock, kept
+            datadir.lock(data)
+
+    monkeypatch.setattr(config_module, "load_config", load_config)
+    monkeypatch.setattr(server, "run", run)
+    monkeypatch.setenv("IGGY_SYSTEM_PATH", str(data))
+    monkeypatch.setenv("IGGY_SYSTEM_SHARDING_SHARDS", "1")
+    monkeypatch.setenv("IGGY_TCP_ADDRESS", "127.0.0.1:0")
+    assert cli.main(["--kafka-address=127.0.0.1:0"]) == 0
+    assert seen["early"].keys() == {"tcp", "kafka"}
+    taken = seen["taken"]
+    try:
+        assert {door: sock.getsockname()[1] for door, sock in taken.items()} == seen["early"]
+    finally:
+        for sock in taken.values():
+            sock.close()
+    datadir.unlock(datadir.lock(data))  # released when main returned
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"IGGY_SYSTEM_LOGGING_LEVEL": "loud"}, "system.logging.level must be one of"),
+    ({"IGGY_TCP_TLS_ENABLED": "true", "IGGY_TCP_TLS_SELF_SIGNED": "false"},
+     "tcp.tls: set cert_file and key_file"),
+    ({"IGGY_TCP_AUTH_TIMOUT": "1"}, "unknown security setting IGGY_TCP_AUTH_TIMOUT"),
+    ({"IGGY_ROOT_USERNAME": "admin"}, "set both IGGY_ROOT_USERNAME"),
+])
+def test_a_bad_config_after_the_early_bind_is_reported_as_before_and_closes_the_ports(
+    captured_run: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture, env: dict[str, str], message: str
+) -> None:
+    from pyggy import config as config_module
+
+    data = tmp_path / "data"
+    data.mkdir()
+    ports = free_port(), free_port()
+    listening = []
+    load = config_module.load_config
+
+    def checked(*args, **kwargs):
+        listening.append([_connects(port) for port in ports])
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(config_module, "load_config", checked)
+    monkeypatch.setenv("IGGY_SYSTEM_PATH", str(data))
+    monkeypatch.setenv("IGGY_SYSTEM_SHARDING_SHARDS", "1")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with caplog.at_level(logging.ERROR):
+        assert cli.main(["--tcp-address", f"127.0.0.1:{ports[0]}",
+                         "--kafka-address", f"127.0.0.1:{ports[1]}"]) == 2
+    assert listening and listening[0] == [True, True]  # bound before the config was checked
+    assert captured_run == []
+    assert f"configuration error: {message}" in caplog.text
+    assert [_connects(port) for port in ports] == [False, False]
+    datadir.unlock(datadir.lock(data))  # the early lock given back
+
+
+def test_a_start_failing_after_the_early_bind_closes_the_ports_and_exits_non_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyggy.core.errors import ErrorCode, IggyError
+
+    def run(config, creds, repair_state=False) -> None:
+        assert all(_connects(port) for port in ports)
+        raise IggyError(ErrorCode.ERROR, "disk full")
+
+    ports = free_port(), free_port()
+    monkeypatch.setattr(server, "run", run)
+    monkeypatch.setenv("IGGY_SYSTEM_PATH", str(tmp_path / "data"))  # a first start
+    monkeypatch.setenv("IGGY_SYSTEM_SHARDING_SHARDS", "1")
+    monkeypatch.setenv("IGGY_TCP_ADDRESS", f"127.0.0.1:{ports[0]}")
+    monkeypatch.setenv("IGGY_KAFKA_ADDRESS", f"127.0.0.1:{ports[1]}")
+    assert cli.main(["--with-default-root-credentials"]) == 1
+    assert [_connects(port) for port in ports] == [False, False]
+    datadir.unlock(datadir.lock(tmp_path / "data"))
+
+
+def test_a_door_the_full_config_places_elsewhere_is_moved(
+    captured_run: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were the early read ever to disagree with the full one, the full one's doors listen:
+    the early sockets are closed (here the disagreement is made by hand)."""
+    ports = free_port(), free_port()
+    real = prebind.open_early
+
+    def early(argv, env):
+        found = real(argv, env)
+        prebind.listen("tcp", "127.0.0.1", ports[1])  # as if read otherwise
+        prebind.listen("kafka", "127.0.0.1", 0)
+        return found
+
+    monkeypatch.setattr(prebind, "open_early", early)
+    seen = []
+    monkeypatch.setattr(server, "run", lambda config, creds, repair_state=False: seen.append(
+        (_connects(ports[0]), _connects(ports[1]), sorted(prebind._open))))
+    monkeypatch.setenv("IGGY_SYSTEM_PATH", str(tmp_path / "data"))
+    monkeypatch.setenv("IGGY_KAFKA_ENABLED", "false")
+    monkeypatch.setenv("IGGY_SYSTEM_SHARDING_SHARDS", "1")
+    assert cli.main(["--tcp-address", f"127.0.0.1:{ports[0]}"]) == 0
+    assert seen == [(True, False, ["tcp"])]
 
 
 def test_doors_of_a_cluster_replica_or_a_sharded_server_are_not_opened_early(
@@ -188,6 +319,17 @@ def test_factory_env_and_bad_start(pyggy_server_factory: Callable[..., PyggyServ
     with pytest.raises(ServerStartError, match="not found"):
         bad.start(timeout=20)
     assert bad.returncode == 2
+
+
+def test_a_bad_config_read_after_the_ports_opened_exits_2(
+        pyggy_server_factory: Callable[..., PyggyServer]) -> None:
+    """The process's early bind (pyggy/prebind.py) reads the addresses; the rest of the
+    config is read after and its error is reported as before, exit code 2, ports closed."""
+    bad = pyggy_server_factory(start=False, env={"IGGY_SYSTEM_LOGGING_LEVEL": "loud"})
+    with pytest.raises(ServerStartError, match="configuration error: system.logging.level"):
+        bad.start(timeout=20)
+    assert bad.returncode == 2
+    assert not _connects(int(bad.tcp_address.rsplit(":", 1)[1]))
 
 
 def test_the_start_runs_without_garbage_collection_until_the_server_is_ready(
