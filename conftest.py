@@ -67,6 +67,7 @@ E2E_PATHS = (  # directories (ending in /), files and tests (node ids) starting 
     "tests/cluster/test_cluster_metadata_transfer.py",  # three pyggy processes, a restart
     "tests/cluster/test_cluster_metadata_fence.py",  # three pyggy processes, restarts
     "tests/scripts/test_iggy_compare.py::test_pyggy_config_reaches_the_server",  # pyggy twice
+    "tests/scripts/test_iggy_compare.py::test_a_sharded_pyggy_is_measured_on_every_shard",
 )
 SLOW = (  # node-id prefixes (a file, or a file::test); seconds measured in a CI run
     "tests/pyggy/shards/test_sharded_server.py",  # 2-shard servers, restarts: 60-70 s shared

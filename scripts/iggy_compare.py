@@ -23,9 +23,11 @@ its stream), ``--pyggy-shards 1,2`` runs pyggy once per shard count in each roun
 (``[system.sharding] shards``), and the table adds the ratio of the last count to the first.
 ``--iggy-shards 1,2`` does the same for Iggy (``IGGY_SYSTEM_SHARDING_CPU_ALLOCATION``: that many
 shards, each pinned to its core, as Iggy always pins them), so the scaling of the two servers
-compares in one window; ``--pin-pyggy`` pins each pyggy shard process (all its threads) to a
-core of its own after the start, as Iggy does. The CPU figure sums every process listening on
-the port (every shard).
+compares in one window. ``--warmup-batches 10`` first runs both modes untimed on each fresh
+server, so what each process does once (its first logins, a password hash per process; its
+first imports; the streams) stays out of the CPU per GB. ``--pin-pyggy`` pins each pyggy shard
+process (all its threads) to a core of its own after the start, as Iggy does. The CPU figure
+sums every process listening on the port (every shard), once every shard listens.
 """
 
 from __future__ import annotations
@@ -125,6 +127,13 @@ def start_pyggy(workdir: Path, config: Path | None = None, shards: int | None = 
     server = PyggyServer(workdir / "pyggy", args=["--config", str(config)] if config else (),
                          env=env)
     server.start()
+    if shards is not None and shards > 1:  # "tcp listening on" is shard 0's: wait for them all,
+        # or the CPU figure misses the shards still starting (their sockets not listening yet)
+        try:
+            server.wait_for_log(f"shards: {shards} processes serving", timeout=60)
+        except BaseException:
+            server.close()
+            raise
     return Server("pyggy", server.tcp_address, server.pid or 0, server.close)
 
 
@@ -165,6 +174,10 @@ def classic_round(server: Server, bench: Path, args: argparse.Namespace) -> dict
     gb = args.actors * args.batches * args.messages_per_batch * args.message_size / 1e9
     # every shard process listening on the port (one process for Iggy and a one-shard pyggy)
     pids = listening_pids(int(server.address.rsplit(":", 1)[1])) or [server.pid]
+    if args.warmup_batches:  # untimed: each process's first logins, imports and streams
+        warm = argparse.Namespace(**{**vars(args), "batches": args.warmup_batches})
+        for kind in ("pinned-producer", "pinned-consumer"):
+            iggy_bench(bench, kind, server.address, warm)
     run: dict[str, float] = {}
     for kind, key in (("pinned-producer", "produce"), ("pinned-consumer", "consume")):
         meter = CpuMeter(pids).start()
@@ -252,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="producers / consumers, one stream each (1)")
     ap.add_argument("--pyggy-shards", metavar="LIST",
                     help="shard counts to run pyggy with, e.g. 1,2 (default: its own)")
+    ap.add_argument("--warmup-batches", type=int, default=0, metavar="N",
+                    help="an untimed pinned-producer and pinned-consumer run of N batches per "
+                         "actor on each fresh server first (0: none)")
     ap.add_argument("--iggy-shards", metavar="LIST",
                     help="Iggy shard counts to run, e.g. 1,2 (default: Iggy's, one per core)")
     ap.add_argument("--pin-pyggy", action="store_true",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 from pathlib import Path
@@ -98,3 +99,49 @@ def test_pyggy_config_reaches_the_server(cmp: ModuleType, tmp_path: Path) -> Non
         assert server.address.startswith("127.0.0.1:")
     finally:
         server.stop()
+
+
+def test_a_sharded_pyggy_is_measured_on_every_shard(cmp: ModuleType, tmp_path: Path) -> None:
+    """start_pyggy returns once every shard listens, so the CPU figure counts them all."""
+    server = cmp.start_pyggy(tmp_path, shards=2)
+    try:
+        port = int(server.address.rsplit(":", 1)[1])
+        assert len(cmp.listening_pids(port)) == 2
+    finally:
+        server.stop()
+
+
+def test_a_warm_up_runs_untimed_before_the_measured_runs(
+        cmp: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--warmup-batches: both modes first with the warm-up's batches, outside the CPU meter;
+    the measured runs keep --batches."""
+    calls: list[tuple[str, int, float]] = []
+    clock = iter(range(100))
+
+    class Meter:
+        def __init__(self, pids: list[int]) -> None:
+            self.pids = pids
+
+        def start(self) -> Meter:
+            self.began = next(clock)
+            return self
+
+        def stop(self) -> float:
+            return float(next(clock) - self.began)
+
+    def bench(_bench: Path, kind: str, _address: str, args: argparse.Namespace) -> tuple[
+            float, float]:
+        calls.append((kind, args.batches, next(clock)))
+        return 100.0, 1.0
+
+    monkeypatch.setattr(cmp, "iggy_bench", bench)
+    monkeypatch.setattr(cmp, "CpuMeter", Meter)
+    monkeypatch.setattr(cmp, "listening_pids", lambda port: [1])
+    args = argparse.Namespace(actors=1, batches=250, messages_per_batch=1000, message_size=1000,
+                              warmup_batches=10)
+    server = cmp.Server("pyggy", "127.0.0.1:1", 1, lambda: None)
+    run = cmp.classic_round(server, Path("iggy-bench"), args)
+    assert [(k, b) for k, b, _ in calls] == [("pinned-producer", 10), ("pinned-consumer", 10),
+                                             ("pinned-producer", 250), ("pinned-consumer", 250)]
+    # each measured run's meter spans only its own run (start, run, stop: 2 ticks)
+    assert run["produce_cpu_s_gb"] == run["consume_cpu_s_gb"] == 2 / 0.25
