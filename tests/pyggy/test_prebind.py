@@ -13,6 +13,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from pyggy import datadir, prebind
 from pyggy.config import env_settings, load_config
@@ -303,3 +305,31 @@ def test_the_early_bind_imports_no_schema_logging_or_argparse(tmp_path: Path) ->
     # (__future__, for the annotations, may be loaded already)
     assert out[0] in ("_socket fcntl gc", "__future__ _socket fcntl gc")
     assert out[1] == "pyggy pyggy.cli pyggy.datadir pyggy.prebind"
+
+
+_TOKENS = st.sampled_from(["--config", "--tcp-address", "--kafka-address", "--data-path",
+                           "--replica-id", "--log-level", "--with-default-root-credentials",
+                           "--repair-state", "-f", "--fresh", "--help", "--tcp", "-", "--",
+                           "127.0.0.1:9", "d", "=", "--data-path=x", "--tcp-address=[::1]:0"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_TOKENS, _TOKENS, _TOKENS, st.text(max_size=12)), max_size=8))
+@example(["--data-path", "a", "--data-path=b", "--tcp-address", "127.0.0.1:9"])
+def test_random_command_lines_are_read_as_argparse_reads_them_or_left_to_it(
+        argv: list[str]) -> None:
+    """Random and truncated command lines: the early read either leaves the line to argparse
+    (`_Unsure`, nothing else raised) or reads the settings it names as argparse does."""
+    from pyggy.cli import build_parser
+
+    try:
+        early = prebind._options(argv)
+    except prebind._Unsure:
+        return
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit:  # a value argparse refuses (--replica-id x): the full read reports it
+        return
+    for option, attr in (("--config", "config"), ("--tcp-address", "tcp_address"),
+                         ("--kafka-address", "kafka_address"), ("--data-path", "data_path")):
+        assert early.get(option) == getattr(args, attr)
