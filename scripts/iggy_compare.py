@@ -137,11 +137,16 @@ def start_pyggy(workdir: Path, config: Path | None = None, shards: int | None = 
     return Server("pyggy", server.tcp_address, server.pid or 0, server.close)
 
 
+def _pids(server: Server) -> list[int]:
+    """Every shard process listening on the server's port (one process for Iggy and a
+    one-shard pyggy)."""
+    return listening_pids(int(server.address.rsplit(":", 1)[1])) or [server.pid]
+
+
 def _pin(server: Server) -> None:
     """Every thread of each process listening on the server's port to one core, in turn."""
     cpus = sorted(os.sched_getaffinity(0))
-    pids = sorted(listening_pids(int(server.address.rsplit(":", 1)[1])) or [server.pid])
-    for i, pid in enumerate(pids):
+    for i, pid in enumerate(_pids(server)):
         subprocess.run(["taskset", "-a", "-cp", str(cpus[i % len(cpus)]), str(pid)],
                        check=True, capture_output=True)
 
@@ -172,8 +177,7 @@ def parse_bench_output(text: str) -> tuple[float, float] | None:
 def classic_round(server: Server, bench: Path, args: argparse.Namespace) -> dict[str, float]:
     """One pinned-producer and one pinned-consumer run (each actor moves ``--batches``)."""
     gb = args.actors * args.batches * args.messages_per_batch * args.message_size / 1e9
-    # every shard process listening on the port (one process for Iggy and a one-shard pyggy)
-    pids = listening_pids(int(server.address.rsplit(":", 1)[1])) or [server.pid]
+    pids = _pids(server)
     if args.warmup_batches:  # untimed: each process's first logins, imports and streams
         warm = argparse.Namespace(**{**vars(args), "batches": args.warmup_batches})
         for kind in ("pinned-producer", "pinned-consumer"):
